@@ -1,0 +1,634 @@
+#include "fr_cli.h"
+
+#include <cblas.h>
+#include <errno.h>
+#include <inttypes.h>
+#include <jansson.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "fr_ckpt.h"
+#include "fr_config.h"
+#include "fr_event.h"
+#include "fr_gen.h"
+#include "fr_kafka.h"
+#include "fr_metrics.h"
+#include "fr_pipeline.h"
+#include "fr_reader.h"
+
+static const char USAGE[] =
+    "usage: freshet COMMAND [options]\n"
+    "\n"
+    "  gen --out FILE [--truth FILE] [--impressions N] [--seed S] [--days D] [--users N] [--ads N]\n"
+    "      [--duplicates RATE] [--reorder-ms MS]   write a synthetic event stream (EVENTS.md JSON Lines)\n"
+    "  load FILE [-c CONFIG] [--brokers H:P]        produce a JSON Lines file into the Kafka topics\n"
+    "  replay FILE [-c CONFIG] [--state DIR] [--no-publish]\n"
+    "                                               learn from a file, no broker (resumes where it stopped)\n"
+    "  run -c CONFIG [--state DIR] [--brokers H:P] [--redis H:P] [--no-publish] [--exit-when-idle SECONDS]\n"
+    "                                               the daemon: consume Kafka, learn, checkpoint, publish\n"
+    "  inspect DIR                                  summarise a checkpoint and print its digest\n"
+    "  pull [-c CONFIG] [--redis H:P] [--events FILE] [--limit N] [--state DIR]\n"
+    "                                               read the active model back from Redis and score with it\n"
+    "  truth TRUTH.tsv [-c CONFIG]                  AUC and log loss of the generator's true probabilities\n"
+    "\n"
+    "freshetd -c CONFIG is `freshet run -c CONFIG`. SIGINT/SIGTERM: finish the message, checkpoint, exit 0.\n";
+
+typedef struct {
+    const char *config;
+    const char *state;
+    const char *brokers;
+    const char *redis;
+    const char *out;
+    const char *truth;
+    const char *events;
+    const char *positional;
+    int no_publish;
+    double exit_when_idle;
+    long long impressions;
+    long long seed;
+    double days;
+    double duplicates;
+    double reorder_ms;
+    long long limit;
+    long long users, ads;
+    int have_impressions, have_seed, have_days;
+} cli_args;
+
+static int parse_number(const char *flag, const char *text, double *out)
+{
+    char *end;
+    errno = 0;
+    double v = strtod(text, &end);
+    if (errno || end == text || *end) {
+        fprintf(stderr, "freshet: %s expects a number, got \"%s\"\n", flag, text);
+        return -1;
+    }
+    *out = v;
+    return 0;
+}
+
+static int parse_args(int argc, char **argv, cli_args *a)
+{
+    memset(a, 0, sizeof *a);
+    a->limit = 10;
+    for (int i = 0; i < argc; i++) {
+        const char *f = argv[i];
+        const char *v = i + 1 < argc ? argv[i + 1] : NULL;
+        double num;
+#define FR_NEEDS_VALUE                                                        \
+    if (!v) {                                                                 \
+        fprintf(stderr, "freshet: %s needs a value\n%s", f, USAGE);           \
+        return -1;                                                            \
+    }                                                                         \
+    i++;
+        if (!strcmp(f, "-c") || !strcmp(f, "--config")) { FR_NEEDS_VALUE a->config = v; }
+        else if (!strcmp(f, "--state")) { FR_NEEDS_VALUE a->state = v; }
+        else if (!strcmp(f, "--brokers")) { FR_NEEDS_VALUE a->brokers = v; }
+        else if (!strcmp(f, "--redis")) { FR_NEEDS_VALUE a->redis = v; }
+        else if (!strcmp(f, "--out")) { FR_NEEDS_VALUE a->out = v; }
+        else if (!strcmp(f, "--truth")) { FR_NEEDS_VALUE a->truth = v; }
+        else if (!strcmp(f, "--events")) { FR_NEEDS_VALUE a->events = v; }
+        else if (!strcmp(f, "--no-publish")) { a->no_publish = 1; }
+        else if (!strcmp(f, "--exit-when-idle")) { FR_NEEDS_VALUE if (parse_number(f, v, &a->exit_when_idle)) return -1; }
+        else if (!strcmp(f, "--impressions")) { FR_NEEDS_VALUE if (parse_number(f, v, &num)) return -1; a->impressions = (long long)num; a->have_impressions = 1; }
+        else if (!strcmp(f, "--seed")) { FR_NEEDS_VALUE if (parse_number(f, v, &num)) return -1; a->seed = (long long)num; a->have_seed = 1; }
+        else if (!strcmp(f, "--days")) { FR_NEEDS_VALUE if (parse_number(f, v, &a->days)) return -1; a->have_days = 1; }
+        else if (!strcmp(f, "--duplicates")) { FR_NEEDS_VALUE if (parse_number(f, v, &a->duplicates)) return -1; }
+        else if (!strcmp(f, "--reorder-ms")) { FR_NEEDS_VALUE if (parse_number(f, v, &a->reorder_ms)) return -1; }
+        else if (!strcmp(f, "--users")) { FR_NEEDS_VALUE if (parse_number(f, v, &num)) return -1; a->users = (long long)num; }
+        else if (!strcmp(f, "--ads")) { FR_NEEDS_VALUE if (parse_number(f, v, &num)) return -1; a->ads = (long long)num; }
+        else if (!strcmp(f, "--limit")) { FR_NEEDS_VALUE if (parse_number(f, v, &num)) return -1; a->limit = (long long)num; }
+        else if (f[0] == '-' && f[1]) {
+            fprintf(stderr, "freshet: unknown option %s\n%s", f, USAGE);
+            return -1;
+        } else if (!a->positional) {
+            a->positional = f;
+        } else {
+            fprintf(stderr, "freshet: unexpected argument %s\n%s", f, USAGE);
+            return -1;
+        }
+#undef FR_NEEDS_VALUE
+    }
+    return 0;
+}
+
+static int split_host_port(const char *text, char *host, size_t hostcap, int *port)
+{
+    const char *colon = strrchr(text, ':');
+    if (!colon || colon == text || (size_t)(colon - text) >= hostcap) return -1;
+    char *end;
+    long p = strtol(colon + 1, &end, 10);
+    if (*end || p <= 0 || p > 65535) return -1;
+    memcpy(host, text, (size_t)(colon - text));
+    host[colon - text] = '\0';
+    *port = (int)p;
+    return 0;
+}
+
+/* Config file first, then command-line overrides. */
+static int load_config(const cli_args *a, fr_config *c)
+{
+    char err[512];
+    fr_config_defaults(c);
+    if (a->config && fr_config_load(c, a->config, err, sizeof err) != 0) {
+        fprintf(stderr, "freshet: %s\n", err);
+        return -1;
+    }
+    if (a->state) snprintf(c->checkpoint_dir, sizeof c->checkpoint_dir, "%s", a->state);
+    if (a->brokers) snprintf(c->brokers, sizeof c->brokers, "%s", a->brokers);
+    if (a->redis && split_host_port(a->redis, c->redis_host, sizeof c->redis_host, &c->redis_port) != 0) {
+        fprintf(stderr, "freshet: --redis expects HOST:PORT, got \"%s\"\n", a->redis);
+        return -1;
+    }
+    if (a->no_publish) c->redis_host[0] = '\0';
+    return 0;
+}
+
+static void block_stop_signals(sigset_t *set)
+{
+    /* Blocked, not handled: the loops poll sigpending() between messages, so a stop always
+     * lands on a message boundary and needs no global flag. Threads started later inherit the mask. */
+    sigemptyset(set);
+    sigaddset(set, SIGINT);
+    sigaddset(set, SIGTERM);
+    sigprocmask(SIG_BLOCK, set, NULL);
+}
+
+static int stop_requested(const sigset_t *set)
+{
+    sigset_t pending;
+    sigpending(&pending);
+    return (sigismember(set, SIGINT) == 1 && sigismember(&pending, SIGINT) == 1) ||
+           (sigismember(set, SIGTERM) == 1 && sigismember(&pending, SIGTERM) == 1);
+}
+
+static double now_seconds(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + ts.tv_nsec * 1e-9;
+}
+
+/* ---- gen ---------------------------------------------------------------------------------- */
+
+static int cmd_gen(const cli_args *a)
+{
+    if (!a->out) {
+        fprintf(stderr, "freshet gen: --out FILE is required\n");
+        return 2;
+    }
+    fr_gen_opts o;
+    fr_gen_defaults(&o);
+    if (a->have_impressions) o.impressions = a->impressions;
+    if (a->have_seed) o.seed = (uint64_t)a->seed;
+    if (a->have_days) o.days = a->days;
+    if (a->users > 0) o.n_users = (int)a->users;
+    if (a->ads > 0) o.n_ads = (int)a->ads;
+    o.duplicate_rate = a->duplicates;
+    o.reorder_ms = a->reorder_ms;
+    FILE *ev = fopen(a->out, "w");
+    FILE *tr = a->truth ? fopen(a->truth, "w") : NULL;
+    if (!ev || (a->truth && !tr)) {
+        fprintf(stderr, "freshet gen: cannot write %s: %s\n", !ev ? a->out : a->truth, strerror(errno));
+        if (ev) fclose(ev);
+        if (tr) fclose(tr);
+        return 1;
+    }
+    char err[512];
+    double t0 = now_seconds();
+    int rc = fr_gen_run(&o, ev, tr, err, sizeof err);
+    if (fclose(ev) != 0 && rc == 0) snprintf(err, sizeof err, "writing %s: %s", a->out, strerror(errno)), rc = -1;
+    if (tr && fclose(tr) != 0 && rc == 0) snprintf(err, sizeof err, "writing %s: %s", a->truth, strerror(errno)), rc = -1;
+    if (rc != 0) {
+        fprintf(stderr, "freshet gen: %s\n", err);
+        return 1;
+    }
+    fprintf(stderr, "freshet gen: %lld impressions in %.1f s -> %s\n", (long long)o.impressions, now_seconds() - t0,
+            a->out);
+    return 0;
+}
+
+/* ---- load --------------------------------------------------------------------------------- */
+
+static int cmd_load(const cli_args *a)
+{
+    fr_config c;
+    if (load_config(a, &c) != 0) return 2;
+    if (!a->positional) {
+        fprintf(stderr, "freshet load: which file?\n");
+        return 2;
+    }
+    FILE *in = strcmp(a->positional, "-") == 0 ? stdin : fopen(a->positional, "r");
+    if (!in) {
+        fprintf(stderr, "freshet load: cannot read %s: %s\n", a->positional, strerror(errno));
+        return 1;
+    }
+    fr_kafka_load_stats st;
+    char err[512];
+    double t0 = now_seconds();
+    int rc = fr_kafka_load(&c, in, &st, err, sizeof err);
+    if (in != stdin) fclose(in);
+    double dt = now_seconds() - t0;
+    fprintf(stderr,
+            "freshet load: %" PRIu64 " lines, %" PRIu64 " acknowledged, %" PRIu64 " unparsable (sent unkeyed), %.1f s, %.0f msg/s\n",
+            st.lines, st.produced, st.unparsable, dt, dt > 0 ? (double)st.produced / dt : 0);
+    if (rc != 0) {
+        fprintf(stderr, "freshet load: %s\n", err);
+        return 1;
+    }
+    return 0;
+}
+
+/* ---- replay ------------------------------------------------------------------------------- */
+
+static const char *base_name(const char *path)
+{
+    const char *slash = strrchr(path, '/');
+    return slash ? slash + 1 : path;
+}
+
+static int cmd_replay(const cli_args *a)
+{
+    fr_config c;
+    if (load_config(a, &c) != 0) return 2;
+    if (!a->positional) {
+        fprintf(stderr, "freshet replay: which file?\n");
+        return 2;
+    }
+    sigset_t stop;
+    block_stop_signals(&stop);
+    FILE *in = fopen(a->positional, "r");
+    if (!in) {
+        fprintf(stderr, "freshet replay: cannot read %s: %s\n", a->positional, strerror(errno));
+        return 1;
+    }
+    char err[512];
+    fr_pipeline *p = fr_pipeline_open(&c, err, sizeof err);
+    if (!p) {
+        fprintf(stderr, "freshet replay: %s\n", err);
+        fclose(in);
+        return 1;
+    }
+    /* The source is named after the file so that one state directory can backfill several logs. */
+    char source[FR_SOURCE_NAME_MAX];
+    snprintf(source, sizeof source, "file:%s", base_name(a->positional));
+    int64_t offset = -1;
+    fr_pipeline_register_source(p, source, &offset);
+    if (offset > 0) {
+        if (fseeko(in, offset, SEEK_SET) != 0) {
+            fprintf(stderr, "freshet replay: cannot seek %s to the checkpointed offset %" PRId64 "\n", a->positional, offset);
+            fr_pipeline_close(p);
+            fclose(in);
+            return 1;
+        }
+        fprintf(stderr, "freshet replay: resuming %s at byte %" PRId64 "\n", a->positional, offset);
+    }
+    char *line = NULL;
+    size_t cap = 0;
+    ssize_t n;
+    int rc = 0, stopped = 0;
+    uint64_t lines = 0;
+    double last_status = now_seconds();
+    while ((n = getline(&line, &cap, in)) > 0) {
+        int64_t next = (int64_t)ftello(in);
+        size_t len = (size_t)n;
+        if (line[len - 1] == '\n') len--;
+        if (len == 0) continue;
+        if (fr_pipeline_message(p, source, next, line, len, err, sizeof err) != 0) {
+            fprintf(stderr, "freshet replay: stopping: %s\n", err);
+            rc = 1;
+            break;
+        }
+        if ((++lines & 4095) == 0) {
+            if (stop_requested(&stop)) {
+                fprintf(stderr, "freshet replay: stop requested: checkpointing and exiting\n");
+                stopped = 1;
+                break;
+            }
+            double now = now_seconds();
+            if (c.status_every_seconds > 0 && now - last_status >= c.status_every_seconds) {
+                fr_pipeline_status_line(p, stderr, NULL);
+                last_status = now;
+            }
+        }
+    }
+    free(line);
+    fclose(in);
+    if (rc == 0) {
+        if (!stopped) {
+            fr_pipeline_source_idle(p, source, 1);
+            fr_pipeline_tick(p);
+        }
+        if (fr_pipeline_checkpoint(p, err, sizeof err) != 0) {
+            fprintf(stderr, "freshet replay: %s\n", err);
+            rc = 1;
+        } else {
+            fr_pipeline_report(p, stdout);
+        }
+    }
+    fr_pipeline_close(p);
+    return rc;
+}
+
+/* ---- run ---------------------------------------------------------------------------------- */
+
+static int cmd_run(const cli_args *a)
+{
+    fr_config c;
+    if (load_config(a, &c) != 0) return 2;
+    sigset_t stop;
+    block_stop_signals(&stop);
+    char err[512];
+    fr_pipeline *p = fr_pipeline_open(&c, err, sizeof err);
+    if (!p) {
+        fprintf(stderr, "freshet run: %s\n", err);
+        return 1;
+    }
+    fprintf(stderr, "freshet run: brokers=%s topics=%s,%s,%s state=%s publish=%s%s%d\n", c.brokers, c.topic[0],
+            c.topic[1], c.topic[2], c.checkpoint_dir, c.redis_host[0] ? c.redis_host : "off", c.redis_host[0] ? ":" : "",
+            c.redis_host[0] ? c.redis_port : 0);
+    fr_kafka_run_opts o = {.exit_when_idle_seconds = a->exit_when_idle, .stop_signals = &stop, .status_out = stderr};
+    int rc = fr_kafka_run(p, &c, &o, err, sizeof err);
+    if (rc != 0) fprintf(stderr, "freshet run: stopping: %s\n", err);
+    else fr_pipeline_report(p, stdout);
+    fr_pipeline_close(p);
+    return rc == 0 ? 0 : 1;
+}
+
+/* ---- inspect ------------------------------------------------------------------------------ */
+
+static int print_offset(const char *source, int64_t next_offset, void *ctx)
+{
+    (void)ctx;
+    printf("offset %s next=%" PRId64 "\n", source, next_offset);
+    return 0;
+}
+
+/* Table names in table order: categorical slots (slot 0 = scenario), then multi-valued slots. */
+static void table_names(const char *manifest, int n_cat, int n_multi, char names[][FR_NAME_MAX])
+{
+    for (int t = 0; t < n_cat + n_multi; t++) snprintf(names[t], FR_NAME_MAX, "table%d", t);
+    if (n_cat > 0) snprintf(names[0], FR_NAME_MAX, "scenario");
+    json_t *root = manifest ? json_loads(manifest, 0, NULL) : NULL;
+    size_t i;
+    json_t *f;
+    json_array_foreach(json_object_get(root, "fields"), i, f)
+    {
+        const char *kind = json_string_value(json_object_get(f, "kind"));
+        const char *name = json_string_value(json_object_get(f, "name"));
+        int slot = (int)json_integer_value(json_object_get(f, "slot"));
+        if (!kind || !name) continue;
+        int t = !strcmp(kind, "categorical") ? slot : !strcmp(kind, "multi") ? n_cat + slot : -1;
+        if (t >= 0 && t < n_cat + n_multi) snprintf(names[t], FR_NAME_MAX, "%s", name);
+    }
+    json_decref(root);
+}
+
+static int cmd_inspect(const cli_args *a)
+{
+    if (!a->positional) {
+        fprintf(stderr, "freshet inspect: which checkpoint directory?\n");
+        return 2;
+    }
+    char err[512];
+    fr_ckpt *ck = fr_ckpt_open_readonly(a->positional, err, sizeof err);
+    if (!ck) {
+        fprintf(stderr, "freshet inspect: %s\n", err);
+        return 1;
+    }
+    if (!fr_ckpt_exists(ck)) {
+        fprintf(stderr, "freshet inspect: %s holds no checkpoint\n", a->positional);
+        fr_ckpt_close(ck);
+        return 1;
+    }
+    fr_model *m = fr_ckpt_load_model(ck, err, sizeof err);
+    if (!m) {
+        fprintf(stderr, "freshet inspect: %s\n", err);
+        fr_ckpt_close(ck);
+        return 1;
+    }
+    const fr_model_config *mc = fr_model_get_config(m);
+    char manifest[65536];
+    long ml = fr_ckpt_get_blob(ck, "manifest", manifest, sizeof manifest - 1);
+    if (ml >= 0 && ml < (long)sizeof manifest) manifest[ml] = '\0';
+    char names[FR_MAX_CAT + FR_MAX_MULTI][FR_NAME_MAX];
+    table_names(ml >= 0 && ml < (long)sizeof manifest ? manifest : NULL, mc->n_cat, mc->n_multi, names);
+    printf("checkpoint %s\n", a->positional);
+    printf("model version=%" PRIu64 " emb_dim=%d experts=%d expert_dim=%d tower_dim=%d\n", fr_model_version(m),
+           mc->emb_dim, mc->n_experts, mc->expert_dim, mc->tower_dim);
+    size_t total_rows = 0;
+    for (uint32_t t = 0; t < fr_model_table_count(m); t++) {
+        size_t rows = fr_model_row_count(m, t);
+        total_rows += rows;
+        printf("rows %-12s %zu\n", names[t], rows);
+    }
+    printf("rows total %zu\n", total_rows);
+    printf("dense floats=%zu tensors=%d\n", fr_model_dense_count(m), fr_model_dense_tensor_count(m));
+    fr_ckpt_foreach_offset(ck, print_offset, NULL);
+    fr_pipeline_counters pc;
+    if (fr_ckpt_get_blob(ck, "counters", &pc, sizeof pc) == (long)sizeof pc) {
+        uint64_t rejected = 0;
+        for (int r = 0; r < FR_REJECT_NREASONS; r++) rejected += pc.rejected[r];
+        printf("consumed=%" PRIu64 " rejected=%" PRIu64 " samples_trained=%" PRIu64 " samples_buffered=%" PRIu64 "\n",
+               pc.consumed, rejected, pc.samples_trained, pc.samples_buffered);
+    }
+    fr_join_config jc = {0};
+    fr_join *j = fr_join_create(&jc);
+    size_t cap = j ? fr_join_export_meta(j, NULL, 0) : 0;
+    char *meta = cap ? malloc(cap) : NULL;
+    long len = meta ? fr_ckpt_get_join_meta(ck, meta, cap) : -1;
+    if (len >= 0 && fr_join_import_meta(j, meta, (size_t)len) == 0) {
+        const fr_join_counters *jcnt = fr_join_get_counters(j);
+        printf("watermark=%" PRId64 " pending impressions=%" PRIu64 " clicks=%" PRIu64 " conversions=%" PRIu64 "\n",
+               fr_join_watermark(j), jcnt->pending[FR_EV_IMPRESSION], jcnt->pending[FR_EV_CLICK],
+               jcnt->pending[FR_EV_CONVERSION]);
+        printf("samples emitted click_window=%" PRIu64 " attribution=%" PRIu64 "\n",
+               jcnt->emitted[FR_SAMPLE_CLICK_WINDOW], jcnt->emitted[FR_SAMPLE_ATTRIBUTION]);
+    }
+    free(meta);
+    fr_join_free(j);
+    char digest[33];
+    if (fr_ckpt_digest(ck, digest) == 0) printf("digest %s\n", digest);
+    fr_model_free(m);
+    fr_ckpt_close(ck);
+    return 0;
+}
+
+/* ---- pull --------------------------------------------------------------------------------- */
+
+static int cmd_pull(const cli_args *a)
+{
+    fr_config c;
+    if (load_config(a, &c) != 0) return 2;
+    if (!c.redis_host[0]) {
+        fprintf(stderr, "freshet pull: no Redis configured (redis.host is empty)\n");
+        return 2;
+    }
+    char err[512];
+    fr_reader *r = fr_reader_open(c.redis_host, c.redis_port, c.redis_prefix, err, sizeof err);
+    if (!r || fr_reader_load_active(r, err, sizeof err) != 0) {
+        fprintf(stderr, "freshet pull: %s\n", err);
+        fr_reader_close(r);
+        return 1;
+    }
+    printf("redis %s:%d prefix %s: active version %" PRIu64 "\n", c.redis_host, c.redis_port, c.redis_prefix,
+           fr_reader_version(r));
+    long total = 0;
+    for (uint32_t t = 0; t < (uint32_t)(c.model.n_cat + c.model.n_multi); t++) {
+        long rows = fr_reader_row_count(r, t);
+        if (rows > 0) total += rows;
+    }
+    printf("rows in redis: %ld\n", total);
+    int rc = 0;
+    if (a->events) {
+        FILE *in = fopen(a->events, "r");
+        if (!in) {
+            fprintf(stderr, "freshet pull: cannot read %s: %s\n", a->events, strerror(errno));
+            fr_reader_close(r);
+            return 1;
+        }
+        fr_model *local = NULL;
+        fr_ckpt *ck = NULL;
+        if (a->state) {
+            ck = fr_ckpt_open_readonly(a->state, err, sizeof err);
+            local = ck ? fr_ckpt_load_model(ck, err, sizeof err) : NULL;
+            if (!local) fprintf(stderr, "freshet pull: no local model to compare with: %s\n", err);
+        }
+        char *line = NULL;
+        size_t cap = 0;
+        ssize_t n;
+        long long scored = 0;
+        double max_diff = 0;
+        while (scored < a->limit && (n = getline(&line, &cap, in)) > 0) {
+            fr_event ev;
+            char why[256];
+            if (fr_event_decode(&c, line, (size_t)n - (line[n - 1] == '\n'), &ev, why, sizeof why) != FR_REJECT_NONE ||
+                ev.type != FR_EV_IMPRESSION)
+                continue;
+            float out[FR_NTASKS];
+            if (fr_reader_score(r, &ev.features, ev.scenario, out, err, sizeof err) != 0) {
+                fprintf(stderr, "freshet pull: %s\n", err);
+                rc = 1;
+                break;
+            }
+            printf("score %s scenario=%s pctr=%.6f pcvr=%.6f pctcvr=%.6f", ev.id, c.scenarios[ev.scenario], out[0], out[1],
+                   out[2]);
+            if (local) {
+                float ref[FR_NTASKS];
+                fr_model_predict(local, &ev.features, ev.scenario, ref);
+                for (int t = 0; t < FR_NTASKS; t++) {
+                    double d = out[t] > ref[t] ? out[t] - ref[t] : ref[t] - out[t];
+                    if (d > max_diff) max_diff = d;
+                }
+                printf(" trainer_pctr=%.6f", ref[0]);
+            }
+            putchar('\n');
+            scored++;
+        }
+        if (local) printf("max |redis - trainer| over %lld impressions: %.3g\n", scored, max_diff);
+        free(line);
+        fclose(in);
+        fr_model_free(local);
+        fr_ckpt_close(ck);
+    }
+    fr_reader_close(r);
+    return rc;
+}
+
+/* ---- truth -------------------------------------------------------------------------------- */
+
+static int cmd_truth(const cli_args *a)
+{
+    fr_config c;
+    if (load_config(a, &c) != 0) return 2;
+    if (!a->positional) {
+        fprintf(stderr, "freshet truth: which truth file?\n");
+        return 2;
+    }
+    FILE *in = fopen(a->positional, "r");
+    if (!in) {
+        fprintf(stderr, "freshet truth: cannot read %s: %s\n", a->positional, strerror(errno));
+        return 1;
+    }
+    size_t nm = (size_t)FR_NTASKS * (size_t)(c.n_scenarios + 1);
+    fr_metric *m = calloc(nm, sizeof *m);
+    if (!m) {
+        fclose(in);
+        return 1;
+    }
+    char *line = NULL;
+    size_t cap = 0;
+    ssize_t n;
+    long long rows = 0;
+    while ((n = getline(&line, &cap, in)) > 0) {
+        char id[300], scen[FR_NAME_MAX];
+        long long ts, click_ts, conv_ts;
+        double p_ctr, p_cvr, p_cvr7;
+        int clicked, converted;
+        if (sscanf(line, "%299s %lld %63s %lf %lf %d %d %lf %lld %lld", id, &ts, scen, &p_ctr, &p_cvr, &clicked,
+                   &converted, &p_cvr7, &click_ts, &conv_ts) != 10)
+            continue; /* the header */
+        int s = fr_config_scenario_index(&c, scen, strlen(scen));
+        if (s < 0) continue;
+        for (int pass = 0; pass < 2; pass++) {
+            int k = pass == 0 ? s : c.n_scenarios;
+            fr_metric_add(&m[FR_TASK_CTR * (c.n_scenarios + 1) + k], p_ctr, clicked, 1);
+            fr_metric_add(&m[FR_TASK_CTCVR * (c.n_scenarios + 1) + k], p_ctr * p_cvr7, converted, 1);
+            if (clicked) fr_metric_add(&m[FR_TASK_CVR * (c.n_scenarios + 1) + k], p_cvr7, converted, 1);
+        }
+        rows++;
+    }
+    free(line);
+    fclose(in);
+    static const char *const tasks[FR_NTASKS] = {"ctr", "cvr", "ctcvr"};
+    printf("truth (Bayes) over %lld impressions of %s:\n", rows, a->positional);
+    printf("  %-6s %-12s %10s %8s %8s\n", "task", "scenario", "samples", "auc", "logloss");
+    for (int t = 0; t < FR_NTASKS; t++)
+        for (int s = -1; s < c.n_scenarios; s++) {
+            const fr_metric *x = &m[t * (c.n_scenarios + 1) + (s < 0 ? c.n_scenarios : s)];
+            if (!x->count) continue;
+            printf("  %-6s %-12s %10" PRIu64 " %8.4f %8.4f\n", tasks[t], s < 0 ? "all" : c.scenarios[s], x->count,
+                   fr_metric_auc(x), fr_metric_logloss(x));
+        }
+    free(m);
+    return 0;
+}
+
+/* ---- entry points ------------------------------------------------------------------------- */
+
+int fr_cli_main(int argc, char **argv)
+{
+    if (argc < 2 || !strcmp(argv[1], "-h") || !strcmp(argv[1], "--help") || !strcmp(argv[1], "help")) {
+        fputs(USAGE, argc < 2 ? stderr : stdout);
+        return argc < 2 ? 2 : 0;
+    }
+    /* One BLAS thread: the learner is deterministic bit for bit only with a fixed reduction order. */
+    openblas_set_num_threads(1);
+    cli_args a;
+    if (parse_args(argc - 2, argv + 2, &a) != 0) return 2;
+    const char *cmd = argv[1];
+    if (!strcmp(cmd, "gen")) return cmd_gen(&a);
+    if (!strcmp(cmd, "load")) return cmd_load(&a);
+    if (!strcmp(cmd, "replay")) return cmd_replay(&a);
+    if (!strcmp(cmd, "run")) return cmd_run(&a);
+    if (!strcmp(cmd, "inspect")) return cmd_inspect(&a);
+    if (!strcmp(cmd, "pull")) return cmd_pull(&a);
+    if (!strcmp(cmd, "truth")) return cmd_truth(&a);
+    fprintf(stderr, "freshet: unknown command \"%s\"\n%s", cmd, USAGE);
+    return 2;
+}
+
+int fr_cli_daemon_main(int argc, char **argv)
+{
+    openblas_set_num_threads(1);
+    cli_args a;
+    if (parse_args(argc - 1, argv + 1, &a) != 0) return 2;
+    if (!a.config) {
+        fprintf(stderr, "usage: freshetd -c CONFIG [--state DIR] [--brokers H:P] [--redis H:P] [--no-publish]\n");
+        return 2;
+    }
+    return cmd_run(&a);
+}

@@ -1,0 +1,649 @@
+/* fr_config: defaults and the strict JSON loader (schema: conf/README.md).
+ *
+ * Strict on purpose: a typo in a key ("lerning_rate") would otherwise silently leave a default
+ * in force for the life of a model, so every unknown key, wrong type and out-of-range value is
+ * refused with the full key path. The loader works on a copy and writes the caller's struct
+ * only on success, so a failed reload never leaves a half-applied config behind. */
+#include "fr_config.h"
+
+#include <errno.h>
+#include <jansson.h>
+#include <math.h>
+#include <stdarg.h>
+#include <stdbool.h>
+#include <stdio.h>
+#include <string.h>
+
+#include "fr_hash.h"
+
+enum { PATH_MAX_LEN = 160 };
+
+typedef struct {
+    char *err;
+    size_t errlen;
+} errbuf;
+
+#if defined(__GNUC__)
+__attribute__((format(printf, 2, 3)))
+#endif
+static int fail(errbuf *e, const char *fmt, ...)
+{
+    if (e->err && e->errlen) {
+        int n = snprintf(e->err, e->errlen, "config: ");
+        if (n >= 0 && (size_t)n < e->errlen) {
+            va_list ap;
+            va_start(ap, fmt);
+            vsnprintf(e->err + n, e->errlen - (size_t)n, fmt, ap);
+            va_end(ap);
+        }
+    }
+    return -1;
+}
+
+static const char *type_desc(const json_t *v)
+{
+    switch (json_typeof(v)) {
+    case JSON_OBJECT: return "an object";
+    case JSON_ARRAY: return "an array";
+    case JSON_STRING: return "a string";
+    case JSON_INTEGER: return "an integer";
+    case JSON_REAL: return "a real number";
+    case JSON_TRUE:
+    case JSON_FALSE: return "a boolean";
+    case JSON_NULL: return "null";
+    }
+    return "an unknown JSON value";
+}
+
+/* dst (PATH_MAX_LEN bytes) = base.key, or key when base is empty; a cut path still names the key
+ * well enough for a message. */
+static void join_path(char *dst, const char *base, const char *key)
+{
+    size_t o = 0;
+    for (const char *p = base; *p && o + 1 < PATH_MAX_LEN; p++)
+        dst[o++] = *p;
+    if (base[0] && o + 1 < PATH_MAX_LEN)
+        dst[o++] = '.';
+    for (const char *p = key; *p && o + 1 < PATH_MAX_LEN; p++)
+        dst[o++] = *p;
+    dst[o] = '\0';
+}
+
+/* Refuses any key of obj not in allowed (NULL-terminated). */
+static int check_keys(errbuf *e, const json_t *obj, const char *path, const char *const *allowed)
+{
+    const char *key;
+    json_t *v;
+    json_object_foreach((json_t *)obj, key, v) {
+        bool ok = false;
+        for (const char *const *a = allowed; *a; a++)
+            if (strcmp(*a, key) == 0) {
+                ok = true;
+                break;
+            }
+        if (!ok) {
+            char p[PATH_MAX_LEN];
+            join_path(p, path, key);
+            return fail(e, "unknown key \"%s\"", p);
+        }
+    }
+    return 0;
+}
+
+static int want_object(errbuf *e, const json_t *v, const char *path)
+{
+    if (!json_is_object(v))
+        return fail(e, "\"%s\" is %s, expected an object", path, type_desc(v));
+    return 0;
+}
+
+static int get_string(errbuf *e, const json_t *v, const char *path, char *dst, size_t cap, bool allow_empty)
+{
+    if (!json_is_string(v))
+        return fail(e, "\"%s\" is %s, expected a string", path, type_desc(v));
+    size_t n = json_string_length(v);
+    if (n == 0 && !allow_empty)
+        return fail(e, "\"%s\" is empty", path);
+    if (n >= cap)
+        return fail(e, "\"%s\" is %zu bytes long, the limit is %zu", path, n, cap - 1);
+    memcpy(dst, json_string_value(v), n + 1);
+    return 0;
+}
+
+static int get_int64(errbuf *e, const json_t *v, const char *path, int64_t min, int64_t max, int64_t *out)
+{
+    if (!json_is_integer(v))
+        return fail(e, "\"%s\" is %s, expected an integer", path, type_desc(v));
+    json_int_t x = json_integer_value(v);
+    if (x < min || x > max)
+        return fail(e, "\"%s\" is %lld, must be in %lld..%lld", path, (long long)x, (long long)min,
+                    (long long)max);
+    *out = (int64_t)x;
+    return 0;
+}
+
+static int get_int(errbuf *e, const json_t *v, const char *path, int min, int max, int *out)
+{
+    int64_t x = 0;
+    if (get_int64(e, v, path, min, max, &x))
+        return -1;
+    *out = (int)x;
+    return 0;
+}
+
+/* A number (integer or real) in [min, max], or (min, max] when min_exclusive. */
+static int get_number(errbuf *e, const json_t *v, const char *path, double min, bool min_exclusive, double max,
+                      double *out)
+{
+    if (!json_is_number(v))
+        return fail(e, "\"%s\" is %s, expected a number", path, type_desc(v));
+    double x = json_number_value(v);
+    if (!isfinite(x) || (min_exclusive ? x <= min : x < min) || x > max)
+        return fail(e, "\"%s\" is %g, must be %s %g and <= %g", path, x, min_exclusive ? ">" : ">=", min, max);
+    *out = x;
+    return 0;
+}
+
+static int get_bool(errbuf *e, const json_t *v, const char *path, int *out)
+{
+    if (!json_is_boolean(v))
+        return fail(e, "\"%s\" is %s, expected true or false", path, type_desc(v));
+    *out = json_is_true(v);
+    return 0;
+}
+
+int fr_config_parse_duration(const char *s, int64_t *ms)
+{
+    static const struct {
+        const char *unit;
+        int64_t ms;
+    } units[] = {{"ms", 1}, {"s", 1000}, {"m", 60000}, {"h", 3600000}, {"d", 86400000}};
+    if (!s || !*s)
+        return -1;
+    int64_t total = 0;
+    const char *p = s;
+    while (*p) {
+        if (*p < '0' || *p > '9')
+            return -1;
+        int64_t n = 0;
+        while (*p >= '0' && *p <= '9') {
+            if (n > (INT64_MAX - 9) / 10)
+                return -1;
+            n = n * 10 + (*p++ - '0');
+        }
+        /* longest unit first, so "5ms" is not read as 5 minutes followed by garbage */
+        int64_t mult = 0;
+        size_t ulen = 0;
+        for (size_t i = 0; i < sizeof units / sizeof units[0]; i++) {
+            size_t l = strlen(units[i].unit);
+            if (strncmp(p, units[i].unit, l) == 0 && l > ulen) {
+                mult = units[i].ms;
+                ulen = l;
+            }
+        }
+        if (!mult)
+            return -1;
+        p += ulen;
+        if (n > INT64_MAX / mult || total > INT64_MAX - n * mult)
+            return -1;
+        total += n * mult;
+    }
+    *ms = total;
+    return 0;
+}
+
+/* A duration: a string like "30m" / "1h30m", or an integer number of milliseconds. */
+static int get_duration(errbuf *e, const json_t *v, const char *path, bool allow_zero, int64_t *out)
+{
+    int64_t ms;
+    if (json_is_integer(v)) {
+        if (json_integer_value(v) < 0)
+            return fail(e, "\"%s\" is %lld, a duration cannot be negative", path, (long long)json_integer_value(v));
+        ms = (int64_t)json_integer_value(v);
+    } else if (json_is_string(v)) {
+        if (fr_config_parse_duration(json_string_value(v), &ms) != 0)
+            return fail(e,
+                        "\"%s\" is \"%s\", not a duration; write e.g. \"500ms\", \"90s\", \"30m\", \"2h\", \"7d\" "
+                        "or an integer number of milliseconds",
+                        path, json_string_value(v));
+    } else {
+        return fail(e, "\"%s\" is %s, expected a duration string like \"30m\" or integer milliseconds", path,
+                    type_desc(v));
+    }
+    if (ms == 0 && !allow_zero)
+        return fail(e, "\"%s\" must be longer than zero", path);
+    *out = ms;
+    return 0;
+}
+
+/* Kafka's own rule for topic names, checked here so a typo fails at start, not at subscribe. */
+static int check_topic(errbuf *e, const char *name, const char *path)
+{
+    for (const char *p = name; *p; p++)
+        if (!((*p >= 'a' && *p <= 'z') || (*p >= 'A' && *p <= 'Z') || (*p >= '0' && *p <= '9') || *p == '.' ||
+              *p == '_' || *p == '-'))
+            return fail(e, "\"%s\" is \"%s\"; Kafka topic names use only letters, digits, '.', '_' and '-'", path,
+                        name);
+    return 0;
+}
+
+/* Slots and counts follow from the field list; the scenario always holds categorical slot 0. */
+static void assign_slots(fr_config *c)
+{
+    int ncat = 1, nnum = 0, nmulti = 0;
+    for (int i = 0; i < c->n_fields; i++) {
+        fr_field *f = &c->fields[i];
+        f->hash = fr_hash_field(f->name);
+        switch (f->kind) {
+        case FR_FIELD_CATEGORICAL: f->slot = ncat++; break;
+        case FR_FIELD_NUMERIC: f->slot = nnum++; break;
+        case FR_FIELD_MULTI: f->slot = nmulti++; break;
+        }
+    }
+    c->n_cat = ncat;
+    c->n_num = nnum;
+    c->n_multi = nmulti;
+    c->model.n_cat = ncat;
+    c->model.n_num = nnum;
+    c->model.n_multi = nmulti;
+    c->model.n_scenarios = c->n_scenarios;
+}
+
+static void add_field(fr_config *c, const char *name, fr_field_kind kind, fr_num_transform tr, int max_len)
+{
+    fr_field *f = &c->fields[c->n_fields++];
+    memset(f, 0, sizeof *f);
+    snprintf(f->name, sizeof f->name, "%s", name);
+    f->kind = kind;
+    f->transform = tr;
+    f->max_len = max_len;
+}
+
+void fr_config_defaults(fr_config *c)
+{
+    memset(c, 0, sizeof *c);
+    snprintf(c->brokers, sizeof c->brokers, "127.0.0.1:19092");
+    snprintf(c->group_id, sizeof c->group_id, "freshet");
+    snprintf(c->topic[0], sizeof c->topic[0], "impressions");
+    snprintf(c->topic[1], sizeof c->topic[1], "clicks");
+    snprintf(c->topic[2], sizeof c->topic[2], "conversions");
+    c->max_message_bytes = 65536;
+
+    static const char *const scenarios[] = {"video", "browser", "music", "third_party"};
+    for (size_t i = 0; i < sizeof scenarios / sizeof scenarios[0]; i++)
+        snprintf(c->scenarios[c->n_scenarios++], FR_NAME_MAX, "%s", scenarios[i]);
+    c->allow_new_scenarios = 0;
+
+    /* the fields of the EVENTS.md example impression; hour is a number used as a category */
+    static const char *const cats[] = {"user_id", "user_age", "device", "ad_id", "advertiser", "category", "hour"};
+    for (size_t i = 0; i < sizeof cats / sizeof cats[0]; i++)
+        add_field(c, cats[i], FR_FIELD_CATEGORICAL, FR_NUM_IDENTITY, 0);
+    add_field(c, "price", FR_FIELD_NUMERIC, FR_NUM_LOG1P, 0);
+    add_field(c, "recent_ads", FR_FIELD_MULTI, FR_NUM_IDENTITY, 8);
+
+    c->click_window_ms = INT64_C(30) * 60 * 1000;
+    c->attribution_window_ms = INT64_C(7) * 24 * 3600 * 1000;
+    c->allowed_lateness_ms = 0;
+
+    fr_model_config_defaults(&c->model);
+
+    snprintf(c->checkpoint_dir, sizeof c->checkpoint_dir, "freshet-state");
+    c->checkpoint_every_seconds = 10;
+    c->checkpoint_every_samples = 200000;
+
+    snprintf(c->redis_host, sizeof c->redis_host, "127.0.0.1");
+    c->redis_port = 16379;
+    snprintf(c->redis_prefix, sizeof c->redis_prefix, "freshet");
+    c->redis_keep_versions = 5;
+
+    c->status_every_seconds = 5;
+    assign_slots(c);
+}
+
+int fr_config_scenario_index(const fr_config *c, const char *name, size_t len)
+{
+    if (len >= FR_NAME_MAX)
+        return -1;
+    for (int i = 0; i < c->n_scenarios; i++)
+        if (strlen(c->scenarios[i]) == len && memcmp(c->scenarios[i], name, len) == 0)
+            return i;
+    return -1;
+}
+
+/* ---- sections ------------------------------------------------------------------------------ */
+
+static int load_kafka(errbuf *e, fr_config *c, const json_t *o)
+{
+    static const char *const keys[] = {"brokers", "group_id", "topics", "max_message_bytes", NULL};
+    if (want_object(e, o, "kafka") || check_keys(e, o, "kafka", keys))
+        return -1;
+    const json_t *v;
+    if ((v = json_object_get(o, "brokers")) &&
+        get_string(e, v, "kafka.brokers", c->brokers, sizeof c->brokers, false))
+        return -1;
+    if ((v = json_object_get(o, "group_id")) &&
+        get_string(e, v, "kafka.group_id", c->group_id, sizeof c->group_id, false))
+        return -1;
+    if ((v = json_object_get(o, "max_message_bytes")) &&
+        get_int(e, v, "kafka.max_message_bytes", 1, 64 * 1024 * 1024, &c->max_message_bytes))
+        return -1;
+    if ((v = json_object_get(o, "topics"))) {
+        static const char *const tkeys[] = {"impressions", "clicks", "conversions", NULL};
+        if (want_object(e, v, "kafka.topics") || check_keys(e, v, "kafka.topics", tkeys))
+            return -1;
+        for (int t = 0; t < 3; t++) {
+            const json_t *tv = json_object_get(v, tkeys[t]);
+            if (!tv)
+                continue;
+            char p[PATH_MAX_LEN];
+            join_path(p, "kafka.topics", tkeys[t]);
+            if (get_string(e, tv, p, c->topic[t], sizeof c->topic[t], false) || check_topic(e, c->topic[t], p))
+                return -1;
+        }
+    }
+    return 0;
+}
+
+static int load_scenarios(errbuf *e, fr_config *c, const json_t *a)
+{
+    if (!json_is_array(a))
+        return fail(e, "\"scenarios\" is %s, expected an array of names", type_desc(a));
+    size_t n = json_array_size(a);
+    if (n == 0)
+        return fail(e, "\"scenarios\" is empty; list at least one scenario name");
+    if (n > FR_MAX_SCENARIOS)
+        return fail(e, "\"scenarios\" lists %zu names, the limit is %d", n, FR_MAX_SCENARIOS);
+    c->n_scenarios = 0;
+    for (size_t i = 0; i < n; i++) {
+        char p[PATH_MAX_LEN];
+        snprintf(p, sizeof p, "scenarios[%zu]", i);
+        char *dst = c->scenarios[c->n_scenarios];
+        if (get_string(e, json_array_get(a, i), p, dst, FR_NAME_MAX, false))
+            return -1;
+        if (fr_config_scenario_index(c, dst, strlen(dst)) >= 0)
+            return fail(e, "\"%s\": scenario \"%s\" is listed twice", p, dst);
+        c->n_scenarios++;
+    }
+    return 0;
+}
+
+static int load_field(errbuf *e, fr_field *f, const json_t *o, const char *path)
+{
+    static const char *const keys[] = {"name", "kind", "transform", "max_len", NULL};
+    if (want_object(e, o, path) || check_keys(e, o, path, keys))
+        return -1;
+    char p[PATH_MAX_LEN];
+    memset(f, 0, sizeof *f);
+
+    const json_t *v = json_object_get(o, "name");
+    join_path(p, path, "name");
+    if (!v)
+        return fail(e, "\"%s\" is missing", p);
+    if (get_string(e, v, p, f->name, sizeof f->name, false))
+        return -1;
+    /* the scenario is hashed with the field hash of "scenario" into slot 0; a declared field of
+     * that name would share its keys */
+    if (strcmp(f->name, "scenario") == 0)
+        return fail(e, "\"%s\": \"scenario\" is reserved (the scenario is always categorical slot 0)", p);
+
+    v = json_object_get(o, "kind");
+    join_path(p, path, "kind");
+    if (!v)
+        return fail(e, "\"%s\" is missing (field \"%s\"); use categorical, numeric or multi", p, f->name);
+    if (!json_is_string(v))
+        return fail(e, "\"%s\" is %s, expected \"categorical\", \"numeric\" or \"multi\"", p, type_desc(v));
+    if (strcmp(json_string_value(v), "categorical") == 0)
+        f->kind = FR_FIELD_CATEGORICAL;
+    else if (strcmp(json_string_value(v), "numeric") == 0)
+        f->kind = FR_FIELD_NUMERIC;
+    else if (strcmp(json_string_value(v), "multi") == 0)
+        f->kind = FR_FIELD_MULTI;
+    else
+        return fail(e, "\"%s\" is \"%s\"; use categorical, numeric or multi", p, json_string_value(v));
+
+    v = json_object_get(o, "transform");
+    join_path(p, path, "transform");
+    if (v) {
+        if (f->kind != FR_FIELD_NUMERIC)
+            return fail(e, "\"%s\": only numeric fields take a transform (field \"%s\" is %s)", p, f->name,
+                        json_string_value(json_object_get(o, "kind")));
+        if (!json_is_string(v))
+            return fail(e, "\"%s\" is %s, expected \"identity\" or \"log1p\"", p, type_desc(v));
+        if (strcmp(json_string_value(v), "identity") == 0)
+            f->transform = FR_NUM_IDENTITY;
+        else if (strcmp(json_string_value(v), "log1p") == 0)
+            f->transform = FR_NUM_LOG1P;
+        else
+            return fail(e, "\"%s\" is \"%s\"; use identity or log1p", p, json_string_value(v));
+    }
+
+    v = json_object_get(o, "max_len");
+    join_path(p, path, "max_len");
+    if (v) {
+        if (f->kind != FR_FIELD_MULTI)
+            return fail(e, "\"%s\": only multi fields take max_len (field \"%s\" is %s)", p, f->name,
+                        json_string_value(json_object_get(o, "kind")));
+        if (get_int(e, v, p, 1, FR_MAX_MULTI_LEN, &f->max_len))
+            return -1;
+    } else if (f->kind == FR_FIELD_MULTI) {
+        f->max_len = FR_MAX_MULTI_LEN;
+    }
+    return 0;
+}
+
+static int load_fields(errbuf *e, fr_config *c, const json_t *a)
+{
+    if (!json_is_array(a))
+        return fail(e, "\"fields\" is %s, expected an array of field objects", type_desc(a));
+    int ncat = 0, nnum = 0, nmulti = 0;
+    c->n_fields = 0;
+    for (size_t i = 0; i < json_array_size(a); i++) {
+        char p[PATH_MAX_LEN];
+        snprintf(p, sizeof p, "fields[%zu]", i);
+        fr_field f;
+        if (load_field(e, &f, json_array_get(a, i), p))
+            return -1;
+        for (int j = 0; j < c->n_fields; j++)
+            if (strcmp(c->fields[j].name, f.name) == 0)
+                return fail(e, "\"%s.name\": field \"%s\" is declared twice (also fields[%d])", p, f.name, j);
+        /* categorical slot 0 is the scenario, so declared categoricals get FR_MAX_CAT - 1 */
+        if (f.kind == FR_FIELD_CATEGORICAL && ++ncat > FR_MAX_CAT - 1)
+            return fail(e, "\"%s\": too many categorical fields, the limit is %d (plus the scenario)", p,
+                        FR_MAX_CAT - 1);
+        if (f.kind == FR_FIELD_NUMERIC && ++nnum > FR_MAX_NUM)
+            return fail(e, "\"%s\": too many numeric fields, the limit is %d", p, FR_MAX_NUM);
+        if (f.kind == FR_FIELD_MULTI && ++nmulti > FR_MAX_MULTI)
+            return fail(e, "\"%s\": too many multi fields, the limit is %d", p, FR_MAX_MULTI);
+        c->fields[c->n_fields++] = f;
+    }
+    return 0;
+}
+
+static int load_join(errbuf *e, fr_config *c, const json_t *o)
+{
+    static const char *const keys[] = {"click_window", "attribution_window", "allowed_lateness", NULL};
+    if (want_object(e, o, "join") || check_keys(e, o, "join", keys))
+        return -1;
+    const json_t *v;
+    if ((v = json_object_get(o, "click_window")) &&
+        get_duration(e, v, "join.click_window", false, &c->click_window_ms))
+        return -1;
+    if ((v = json_object_get(o, "attribution_window")) &&
+        get_duration(e, v, "join.attribution_window", false, &c->attribution_window_ms))
+        return -1;
+    if ((v = json_object_get(o, "allowed_lateness")) &&
+        get_duration(e, v, "join.allowed_lateness", true, &c->allowed_lateness_ms))
+        return -1;
+    /* keeps ts + window sums far from int64 overflow whatever the event ts (<= FR_TS_MAX) */
+    static const int64_t max_ms = INT64_C(100) * 365 * 86400000;
+    if (c->click_window_ms > max_ms || c->attribution_window_ms > max_ms || c->allowed_lateness_ms > max_ms)
+        return fail(e, "\"join\": windows and lateness are limited to 100 years");
+    return 0;
+}
+
+static int load_model(errbuf *e, fr_model_config *m, const json_t *o)
+{
+    static const char *const keys[] = {"emb_dim", "n_experts",    "expert_dim", "tower_dim", "batch_size",
+                                       "lr_emb",  "lr_dense",     "adagrad_init", "init_scale", "seed", NULL};
+    if (want_object(e, o, "model") || check_keys(e, o, "model", keys))
+        return -1;
+    struct {
+        const char *key;
+        int *dst;
+        int max;
+    } ints[] = {{"emb_dim", &m->emb_dim, 1024},
+                {"n_experts", &m->n_experts, 256},
+                {"expert_dim", &m->expert_dim, 8192},
+                {"tower_dim", &m->tower_dim, 8192},
+                {"batch_size", &m->batch_size, 1 << 20}};
+    for (size_t i = 0; i < sizeof ints / sizeof ints[0]; i++) {
+        const json_t *v = json_object_get(o, ints[i].key);
+        char p[PATH_MAX_LEN];
+        join_path(p, "model", ints[i].key);
+        if (v && get_int(e, v, p, 1, ints[i].max, ints[i].dst))
+            return -1;
+    }
+    struct {
+        const char *key;
+        float *dst;
+        bool exclusive; /* 0 refused: a zero rate never learns, a zero accumulator divides by zero */
+    } reals[] = {{"lr_emb", &m->lr_emb, true},
+                 {"lr_dense", &m->lr_dense, true},
+                 {"adagrad_init", &m->adagrad_init, true},
+                 {"init_scale", &m->init_scale, false}};
+    for (size_t i = 0; i < sizeof reals / sizeof reals[0]; i++) {
+        const json_t *v = json_object_get(o, reals[i].key);
+        char p[PATH_MAX_LEN];
+        join_path(p, "model", reals[i].key);
+        double x = 0;
+        if (v) {
+            if (get_number(e, v, p, 0, reals[i].exclusive, 1e6, &x))
+                return -1;
+            *reals[i].dst = (float)x;
+        }
+    }
+    const json_t *v = json_object_get(o, "seed");
+    int64_t seed = 0;
+    if (v) {
+        if (get_int64(e, v, "model.seed", 0, INT64_MAX, &seed))
+            return -1;
+        m->seed = (uint64_t)seed;
+    }
+    return 0;
+}
+
+static int load_checkpoint(errbuf *e, fr_config *c, const json_t *o)
+{
+    static const char *const keys[] = {"dir", "every_seconds", "every_samples", NULL};
+    if (want_object(e, o, "checkpoint") || check_keys(e, o, "checkpoint", keys))
+        return -1;
+    const json_t *v;
+    if ((v = json_object_get(o, "dir")) &&
+        get_string(e, v, "checkpoint.dir", c->checkpoint_dir, sizeof c->checkpoint_dir, false))
+        return -1;
+    if ((v = json_object_get(o, "every_seconds")) &&
+        get_number(e, v, "checkpoint.every_seconds", 0, false, 1e9, &c->checkpoint_every_seconds))
+        return -1;
+    if ((v = json_object_get(o, "every_samples")) &&
+        get_int64(e, v, "checkpoint.every_samples", 0, INT64_MAX, &c->checkpoint_every_samples))
+        return -1;
+    return 0;
+}
+
+static int load_redis(errbuf *e, fr_config *c, const json_t *o)
+{
+    static const char *const keys[] = {"host", "port", "prefix", "keep_versions", NULL};
+    if (want_object(e, o, "redis") || check_keys(e, o, "redis", keys))
+        return -1;
+    const json_t *v;
+    /* empty host is allowed: it turns publishing off */
+    if ((v = json_object_get(o, "host")) && get_string(e, v, "redis.host", c->redis_host, sizeof c->redis_host, true))
+        return -1;
+    if ((v = json_object_get(o, "port")) && get_int(e, v, "redis.port", 1, 65535, &c->redis_port))
+        return -1;
+    if ((v = json_object_get(o, "prefix")) &&
+        get_string(e, v, "redis.prefix", c->redis_prefix, sizeof c->redis_prefix, false))
+        return -1;
+    if ((v = json_object_get(o, "keep_versions")) &&
+        get_int(e, v, "redis.keep_versions", 1, 1000000, &c->redis_keep_versions))
+        return -1;
+    return 0;
+}
+
+static int load_root(errbuf *e, fr_config *c, const json_t *root)
+{
+    static const char *const keys[] = {"kafka", "scenarios", "allow_new_scenarios", "fields", "join", "model",
+                                       "checkpoint", "redis", "status_every_seconds", NULL};
+    if (!json_is_object(root))
+        return fail(e, "the top level is %s, expected an object", type_desc(root));
+    if (check_keys(e, root, "", keys))
+        return -1;
+    const json_t *v;
+    if ((v = json_object_get(root, "kafka")) && load_kafka(e, c, v))
+        return -1;
+    if ((v = json_object_get(root, "scenarios")) && load_scenarios(e, c, v))
+        return -1;
+    if ((v = json_object_get(root, "allow_new_scenarios")) &&
+        get_bool(e, v, "allow_new_scenarios", &c->allow_new_scenarios))
+        return -1;
+    if ((v = json_object_get(root, "fields")) && load_fields(e, c, v))
+        return -1;
+    if ((v = json_object_get(root, "join")) && load_join(e, c, v))
+        return -1;
+    if ((v = json_object_get(root, "model")) && load_model(e, &c->model, v))
+        return -1;
+    if ((v = json_object_get(root, "checkpoint")) && load_checkpoint(e, c, v))
+        return -1;
+    if ((v = json_object_get(root, "redis")) && load_redis(e, c, v))
+        return -1;
+    if ((v = json_object_get(root, "status_every_seconds")) &&
+        get_number(e, v, "status_every_seconds", 0, true, 1e9, &c->status_every_seconds))
+        return -1;
+
+    /* A listed "other" already is the catch-all: appending a second one would give two indexes
+     * to one name. */
+    if (c->allow_new_scenarios && fr_config_scenario_index(c, FR_OTHER_SCENARIO, strlen(FR_OTHER_SCENARIO)) < 0) {
+        if (c->n_scenarios >= FR_MAX_SCENARIOS)
+            return fail(e, "\"allow_new_scenarios\" adds the scenario \"" FR_OTHER_SCENARIO
+                           "\", but \"scenarios\" already lists the maximum of %d; remove one",
+                        FR_MAX_SCENARIOS);
+        snprintf(c->scenarios[c->n_scenarios++], FR_NAME_MAX, "%s", FR_OTHER_SCENARIO);
+    }
+    assign_slots(c);
+    return 0;
+}
+
+/* path: the file's name for messages, or NULL for a string */
+static int load_json(fr_config *c, json_t *root, const json_error_t *jerr, const char *path, errbuf *e)
+{
+    if (!root) {
+        if (jerr->line > 0)
+            return fail(e, "%s%sJSON syntax error at line %d column %d: %s", path ? path : "", path ? ": " : "",
+                        jerr->line, jerr->column, jerr->text);
+        return fail(e, "%s", jerr->text);
+    }
+    fr_config tmp;
+    fr_config_defaults(&tmp);
+    int rc = load_root(e, &tmp, root);
+    json_decref(root);
+    if (rc == 0)
+        *c = tmp;
+    return rc;
+}
+
+int fr_config_load(fr_config *c, const char *path, char *err, size_t errlen)
+{
+    errbuf e = {err, errlen};
+    json_error_t jerr;
+    /* a duplicated key would leave it to the parser which value wins */
+    json_t *root = json_load_file(path, JSON_REJECT_DUPLICATES, &jerr);
+    return load_json(c, root, &jerr, path, &e);
+}
+
+int fr_config_load_string(fr_config *c, const char *json, char *err, size_t errlen)
+{
+    errbuf e = {err, errlen};
+    json_error_t jerr;
+    json_t *root = json_loads(json, JSON_REJECT_DUPLICATES, &jerr);
+    return load_json(c, root, &jerr, NULL, &e);
+}

@@ -1,0 +1,965 @@
+/* fr_join: the event-time joiner (see fr_join.h for the contract).
+ *
+ * Shape. One entry per impression id holds everything known about that impression. What the
+ * entry is waiting for is a set of timers, one per timer kind, kept in a single binary heap
+ * ordered by (deadline, id bytes, kind): that total order is what makes emission independent of
+ * arrival order, hash layout and restarts. Timers are never stored: policy_deadline() derives
+ * each one from the entry's state, and sync_timers() reconciles the heap with it after every
+ * change, so a restored entry gets exactly the timers the original had. A new policy is a new
+ * case in policy_deadline()/fire() (and possibly an emit in the event handlers), not a rewrite.
+ *
+ * Semantics decisions where EVENTS.md leaves room (the "wait" policy):
+ *  - An impression is accepted until its click window has closed under the watermark
+ *    (imp.ts + click_window < watermark: LATE), because its CTR label can still be right.
+ *  - A click or conversion whose impression is unknown must itself be on time (ts >= watermark,
+ *    else LATE: without the impression nothing proves it could still match). It is then held
+ *    until its impression's window closes at the latest: any impression it could match has
+ *    ts <= its ts and is accepted while ts + click_window >= watermark. Expiring earlier (at its
+ *    own ts) would drop the clicks of impressions that are still accepted, and train a false
+ *    negative CTR label. So the orphan timer is (latest held ts) + click_window.
+ *  - Dedup key is (type, id) while the entry lives: the first click decides, even when it fell
+ *    outside the window; one conversion per impression (the first), later ones are DUPLICATE
+ *    whatever their ts, because the labels are per impression, not per conversion.
+ *  - A click or conversion on a live entry is judged by its ts against the windows, not against
+ *    the watermark: while the sample it feeds has not been emitted it can still be counted.
+ *  - The attribution sample is due at max(click.ts + attribution_window, imp.ts + click_window):
+ *    in the wait policy it follows its CTR sample, and emission stays sorted by sample ts.
+ *  - Without tombstones for finished impressions, a click/conversion that arrives on time for an
+ *    impression already deleted (e.g. a click after the window) cannot be told from one that
+ *    precedes its impression; it is held and expires as ORPHAN. Counted, never silent. */
+#include "fr_join.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+enum { ENTRY_FORMAT_VERSION = 1, META_FORMAT_VERSION = 1 };
+
+/* Timer kinds. The order is the tie-break for equal (deadline, id). */
+typedef enum { TIMER_ORPHAN = 0, TIMER_CLICK_WINDOW, TIMER_ATTRIBUTION, TIMER_NKINDS } timer_kind;
+
+/* Entry flags (persisted: the values are part of the entry format). */
+enum {
+    F_IMP = 1u << 0,          /* impression accepted: imp_ts, scenario, sample_rate, f are valid */
+    F_CLICK_SEEN = 1u << 1,   /* a click was accepted into this entry (dedup) */
+    F_CLICKED = 1u << 2,      /* counted click: click_ts */
+    F_CLICK_HELD = 1u << 3,   /* click waiting for its impression: click_ts */
+    F_CONV_SEEN = 1u << 4,    /* a conversion was accepted into this entry (dedup) */
+    F_CONVERTED = 1u << 5,    /* counted conversion: conv_ts, conv_value */
+    F_CONV_HELD = 1u << 6,    /* conversion waiting for its click or impression: conv_ts, conv_value */
+    F_CTR_EMITTED = 1u << 7,  /* the CLICK_WINDOW sample is out */
+    F_PRIOR = 1u << 8,        /* prior holds the caller's predictions (fr_join_set_prior) */
+    F_KNOWN = (1u << 9) - 1
+};
+
+#define NO_POS UINT32_MAX
+
+typedef struct fr_join_entry fr_join_entry;
+struct fr_join_entry {
+    uint64_t hash;
+    int64_t imp_ts, click_ts, conv_ts;
+    double conv_value;
+    float sample_rate;
+    int32_t scenario;
+    uint32_t heap_pos[TIMER_NKINDS]; /* NO_POS = timer not armed */
+    /* Intrusive dirty list: marking dirty never allocates, so advance() cannot fail. */
+    fr_join_entry *dirty_prev, *dirty_next;
+    uint16_t flags;
+    uint8_t dirty;
+    uint8_t persisted; /* the last exported dirty set holds this id: deleting it needs a tombstone */
+    uint8_t tomb;      /* deleted, kept only until clear_dirty exports the deletion */
+    uint16_t id_len;
+    float prior[FR_NTASKS];
+    fr_features f;
+    char id[];         /* id_len bytes + NUL */
+};
+
+typedef struct {
+    uint64_t hash;
+    fr_join_entry *e; /* NULL = empty slot */
+} map_slot;
+
+typedef struct {
+    int64_t deadline;
+    fr_join_entry *e;
+    uint32_t kind;
+} timer;
+
+struct fr_join {
+    fr_join_config cfg;
+    int64_t watermark;
+    fr_join_counters n;
+
+    map_slot *slots;  /* open addressing, linear probing; holds live entries and tombstones */
+    size_t cap;       /* power of two */
+    size_t used;      /* entries + tombstones */
+    size_t live;
+
+    timer *heap;
+    size_t heap_len, heap_cap;
+
+    fr_join_entry *dirty_head, *dirty_tail;
+    fr_join_entry *emitting; /* the entry whose sample is in the emit callback, for fr_join_set_prior */
+};
+
+/* ---- small helpers ---- */
+
+static int64_t sat_add(int64_t a, int64_t b)
+{
+    /* b is a window (>= 0): deadlines near INT64_MAX saturate instead of wrapping into the past. */
+    return a > INT64_MAX - b ? INT64_MAX : a + b;
+}
+
+static int64_t max64(int64_t a, int64_t b) { return a > b ? a : b; }
+
+static uint64_t hash_id(const char *id, size_t len)
+{
+    /* FNV-1a plus a murmur finaliser: the low bits index the table, so they must be mixed. The
+     * join must link without libxxhash (it is tested standalone). */
+    uint64_t h = 0xcbf29ce484222325ull;
+    for (size_t i = 0; i < len; i++) h = (h ^ (unsigned char)id[i]) * 0x100000001b3ull;
+    h ^= h >> 33;
+    h *= 0xff51afd7ed558ccdull;
+    h ^= h >> 33;
+    h *= 0xc4ceb9fe1a85ec53ull;
+    h ^= h >> 33;
+    return h;
+}
+
+static int id_cmp(const fr_join_entry *a, const fr_join_entry *b)
+{
+    size_t n = a->id_len < b->id_len ? a->id_len : b->id_len;
+    int c = memcmp(a->id, b->id, n);
+    if (c) return c;
+    return (a->id_len > b->id_len) - (a->id_len < b->id_len);
+}
+
+/* ---- counters: every move keeps events == joined + pending + dropped ---- */
+
+static void count_pending(fr_join *j, fr_event_type t) { j->n.pending[t]++; }
+static void count_drop(fr_join *j, fr_event_type t, fr_drop_reason r) { j->n.dropped[t][r]++; }
+static void pending_to_drop(fr_join *j, fr_event_type t, fr_drop_reason r)
+{
+    j->n.pending[t]--;
+    j->n.dropped[t][r]++;
+}
+static void pending_to_joined(fr_join *j, fr_event_type t)
+{
+    j->n.pending[t]--;
+    j->n.joined[t]++;
+}
+
+/* ---- map ---- */
+
+static size_t map_find_slot(const fr_join *j, const char *id, size_t len, uint64_t h)
+{
+    size_t mask = j->cap - 1;
+    for (size_t i = h & mask;; i = (i + 1) & mask) {
+        const fr_join_entry *e = j->slots[i].e;
+        if (!e) return i;
+        if (j->slots[i].hash == h && e->id_len == len && memcmp(e->id, id, len) == 0) return i;
+    }
+}
+
+static int map_grow(fr_join *j)
+{
+    size_t ncap = j->cap * 2;
+    map_slot *ns = calloc(ncap, sizeof *ns);
+    if (!ns) return -1;
+    for (size_t i = 0; i < j->cap; i++) {
+        if (!j->slots[i].e) continue;
+        size_t k = j->slots[i].hash & (ncap - 1);
+        while (ns[k].e) k = (k + 1) & (ncap - 1);
+        ns[k] = j->slots[i];
+    }
+    free(j->slots);
+    j->slots = ns;
+    j->cap = ncap;
+    return 0;
+}
+
+static void map_remove(fr_join *j, const fr_join_entry *e)
+{
+    size_t mask = j->cap - 1;
+    size_t i = map_find_slot(j, e->id, e->id_len, e->hash);
+    /* Backward-shift deletion keeps probe chains intact without map-level tombstones. */
+    for (size_t k = (i + 1) & mask; j->slots[k].e; k = (k + 1) & mask) {
+        size_t home = j->slots[k].hash & mask;
+        if (((k - home) & mask) >= ((k - i) & mask)) {
+            j->slots[i] = j->slots[k];
+            i = k;
+        }
+    }
+    j->slots[i].e = NULL;
+    j->slots[i].hash = 0;
+    j->used--;
+}
+
+/* ---- timer heap ---- */
+
+static int timer_less(const timer *a, const timer *b)
+{
+    if (a->deadline != b->deadline) return a->deadline < b->deadline;
+    if (a->e != b->e) return id_cmp(a->e, b->e) < 0;
+    return a->kind < b->kind;
+}
+
+static void heap_set(fr_join *j, size_t pos, timer t)
+{
+    j->heap[pos] = t;
+    t.e->heap_pos[t.kind] = (uint32_t)pos;
+}
+
+static void sift_up(fr_join *j, size_t pos)
+{
+    timer t = j->heap[pos];
+    while (pos > 0) {
+        size_t parent = (pos - 1) / 2;
+        if (!timer_less(&t, &j->heap[parent])) break;
+        heap_set(j, pos, j->heap[parent]);
+        pos = parent;
+    }
+    heap_set(j, pos, t);
+}
+
+static void sift_down(fr_join *j, size_t pos)
+{
+    timer t = j->heap[pos];
+    for (;;) {
+        size_t c = 2 * pos + 1;
+        if (c >= j->heap_len) break;
+        if (c + 1 < j->heap_len && timer_less(&j->heap[c + 1], &j->heap[c])) c++;
+        if (!timer_less(&j->heap[c], &t)) break;
+        heap_set(j, pos, j->heap[c]);
+        pos = c;
+    }
+    heap_set(j, pos, t);
+}
+
+static void heap_remove(fr_join *j, size_t pos)
+{
+    fr_join_entry *e = j->heap[pos].e;
+    e->heap_pos[j->heap[pos].kind] = NO_POS;
+    j->heap_len--;
+    if (pos == j->heap_len) return;
+    j->heap[pos] = j->heap[j->heap_len];
+    j->heap[pos].e->heap_pos[j->heap[pos].kind] = (uint32_t)pos;
+    sift_down(j, pos);
+    sift_up(j, pos);
+}
+
+/* Capacity for every timer any live entry may hold is reserved when the entry is created, so
+ * arming never allocates (and advance() never fails). */
+static int heap_reserve(fr_join *j, size_t need)
+{
+    if (need <= j->heap_cap) return 0;
+    size_t ncap = j->heap_cap ? j->heap_cap : 64;
+    while (ncap < need) ncap *= 2;
+    timer *nh = realloc(j->heap, ncap * sizeof *nh);
+    if (!nh) return -1;
+    j->heap = nh;
+    j->heap_cap = ncap;
+    return 0;
+}
+
+/* ---- policy: which timers an entry needs ---- */
+
+/* The most timers one entry holds at once under the policy (wait: exactly one). */
+static size_t policy_max_timers(fr_join_policy p)
+{
+    (void)p;
+    return 1;
+}
+
+/* 1 with *deadline when the entry's state needs the timer of this kind. */
+static int policy_deadline(const fr_join *j, const fr_join_entry *e, timer_kind k, int64_t *deadline)
+{
+    const uint16_t fl = e->flags;
+    switch (k) {
+    case TIMER_ORPHAN:
+        if (fl & F_IMP) return 0;
+        if (!(fl & (F_CLICK_HELD | F_CONV_HELD))) return 0;
+        {
+            int64_t held = INT64_MIN;
+            if (fl & F_CLICK_HELD) held = max64(held, e->click_ts);
+            if (fl & F_CONV_HELD) held = max64(held, e->conv_ts);
+            *deadline = sat_add(held, j->cfg.click_window_ms);
+        }
+        return 1;
+    case TIMER_CLICK_WINDOW:
+        if (!(fl & F_IMP) || (fl & F_CTR_EMITTED)) return 0;
+        *deadline = sat_add(e->imp_ts, j->cfg.click_window_ms);
+        return 1;
+    case TIMER_ATTRIBUTION:
+        if ((fl & (F_IMP | F_CTR_EMITTED | F_CLICKED)) != (F_IMP | F_CTR_EMITTED | F_CLICKED)) return 0;
+        *deadline = max64(sat_add(e->click_ts, j->cfg.attribution_window_ms),
+                          sat_add(e->imp_ts, j->cfg.click_window_ms));
+        return 1;
+    case TIMER_NKINDS:
+        break;
+    }
+    return 0;
+}
+
+static void sync_timers(fr_join *j, fr_join_entry *e)
+{
+    /* Disarm first so the pushes below always fit in the reserved capacity. */
+    int64_t want[TIMER_NKINDS];
+    int need[TIMER_NKINDS];
+    for (int k = 0; k < TIMER_NKINDS; k++) {
+        need[k] = !e->tomb && policy_deadline(j, e, (timer_kind)k, &want[k]);
+        uint32_t pos = e->heap_pos[k];
+        if (pos != NO_POS && (!need[k] || j->heap[pos].deadline != want[k])) heap_remove(j, pos);
+    }
+    for (int k = 0; k < TIMER_NKINDS; k++) {
+        if (!need[k] || e->heap_pos[k] != NO_POS) continue;
+        size_t pos = j->heap_len++;
+        heap_set(j, pos, (timer){.deadline = want[k], .e = e, .kind = (uint32_t)k});
+        sift_up(j, pos);
+    }
+}
+
+/* ---- dirty set ---- */
+
+static void mark_dirty(fr_join *j, fr_join_entry *e)
+{
+    if (e->dirty) return;
+    e->dirty = 1;
+    e->dirty_next = NULL;
+    e->dirty_prev = j->dirty_tail;
+    if (j->dirty_tail)
+        j->dirty_tail->dirty_next = e;
+    else
+        j->dirty_head = e;
+    j->dirty_tail = e;
+}
+
+static void unlink_dirty(fr_join *j, fr_join_entry *e)
+{
+    if (!e->dirty) return;
+    if (e->dirty_prev)
+        e->dirty_prev->dirty_next = e->dirty_next;
+    else
+        j->dirty_head = e->dirty_next;
+    if (e->dirty_next)
+        e->dirty_next->dirty_prev = e->dirty_prev;
+    else
+        j->dirty_tail = e->dirty_prev;
+    e->dirty = 0;
+    e->dirty_prev = e->dirty_next = NULL;
+}
+
+/* ---- entries ---- */
+
+static void entry_reset_state(fr_join_entry *e)
+{
+    e->imp_ts = e->click_ts = e->conv_ts = 0;
+    e->conv_value = 0;
+    e->sample_rate = 0;
+    e->scenario = 0;
+    e->flags = 0;
+    e->tomb = 0;
+    memset(&e->f, 0, sizeof e->f);
+    for (int k = 0; k < TIMER_NKINDS; k++) e->heap_pos[k] = NO_POS;
+}
+
+/* Returns the entry to fill: the tombstone rec when there is one (the new state overwrites the
+ * stored deletion), else a new one. All allocation happens here, before any state changes. */
+static fr_join_entry *entry_create(fr_join *j, fr_join_entry *rec, const char *id, size_t len, uint64_t h)
+{
+    if (heap_reserve(j, (j->live + 1) * policy_max_timers(j->cfg.policy)) != 0) return NULL;
+    if (rec) {
+        entry_reset_state(rec);
+        j->live++;
+        return rec;
+    }
+    if ((j->used + 1) * 10 > j->cap * 7 && map_grow(j) != 0) return NULL;
+    fr_join_entry *e = malloc(sizeof *e + len + 1);
+    if (!e) return NULL;
+    e->hash = h;
+    e->id_len = (uint16_t)len;
+    memcpy(e->id, id, len);
+    e->id[len] = '\0';
+    e->dirty = 0;
+    e->persisted = 0;
+    e->dirty_prev = e->dirty_next = NULL;
+    entry_reset_state(e);
+    size_t slot = map_find_slot(j, id, len, h);
+    j->slots[slot].hash = h;
+    j->slots[slot].e = e;
+    j->used++;
+    j->live++;
+    return e;
+}
+
+static void entry_delete(fr_join *j, fr_join_entry *e)
+{
+    for (int k = 0; k < TIMER_NKINDS; k++)
+        if (e->heap_pos[k] != NO_POS) heap_remove(j, e->heap_pos[k]);
+    j->live--;
+    if (e->persisted) {
+        /* The checkpoint holds this id: keep a tombstone until the deletion is exported. */
+        entry_reset_state(e);
+        e->tomb = 1;
+        mark_dirty(j, e);
+        return;
+    }
+    /* Never exported: the store has nothing to delete, so the entry vanishes from the dirty set. */
+    unlink_dirty(j, e);
+    map_remove(j, e);
+    free(e);
+}
+
+/* ---- samples ---- */
+
+static fr_sample make_sample(const fr_join_entry *e, fr_sample_kind kind, int64_t ts)
+{
+    fr_sample s;
+    /* Zero the padding too: samples are compared and stored byte for byte. */
+    memset(&s, 0, sizeof s);
+    memcpy(&s.f, &e->f, sizeof s.f);
+    s.scenario = e->scenario;
+    s.kind = (int32_t)kind;
+    s.ts = ts;
+    if (e->flags & F_PRIOR) {
+        s.has_prior = 1;
+        memcpy(s.prior, e->prior, sizeof s.prior);
+    }
+    return s;
+}
+
+static void emit_sample(fr_join *j, fr_join_entry *e, const fr_sample *s, fr_join_emit_fn emit, void *ctx)
+{
+    j->n.emitted[s->kind]++;
+    j->emitting = e;
+    if (emit) emit(s, ctx);
+    j->emitting = NULL;
+}
+
+void fr_join_set_prior(fr_join *j, const float prior[FR_NTASKS])
+{
+    fr_join_entry *e = j->emitting;
+    if (!e) return;
+    memcpy(e->prior, prior, sizeof e->prior);
+    e->flags |= F_PRIOR;
+    mark_dirty(j, e);
+}
+
+/* ---- timers firing ---- */
+
+static void fire(fr_join *j, fr_join_entry *e, timer_kind k, int64_t deadline, fr_join_emit_fn emit, void *ctx)
+{
+    const float w = 1.0f / e->sample_rate;
+    switch (k) {
+    case TIMER_ORPHAN:
+        if (e->flags & F_CLICK_HELD) pending_to_drop(j, FR_EV_CLICK, FR_DROP_ORPHAN);
+        if (e->flags & F_CONV_HELD) pending_to_drop(j, FR_EV_CONVERSION, FR_DROP_ORPHAN);
+        entry_delete(j, e);
+        return;
+    case TIMER_CLICK_WINDOW: {
+        const int clicked = (e->flags & F_CLICKED) != 0;
+        fr_sample s = make_sample(e, FR_SAMPLE_CLICK_WINDOW, deadline);
+        s.has_label[FR_TASK_CTR] = 1;
+        s.label[FR_TASK_CTR] = clicked ? 1.0f : 0.0f;
+        s.weight[FR_TASK_CTR] = w;
+        if (!clicked) {
+            /* No click can count any more, so the impression's CTCVR label is final too. */
+            s.has_label[FR_TASK_CTCVR] = 1;
+            s.weight[FR_TASK_CTCVR] = w;
+        }
+        pending_to_joined(j, FR_EV_IMPRESSION);
+        if (clicked) pending_to_joined(j, FR_EV_CLICK);
+        emit_sample(j, e, &s, emit, ctx);
+        if (!clicked) {
+            if (e->flags & F_CONV_HELD) pending_to_drop(j, FR_EV_CONVERSION, FR_DROP_NOT_CLICKED);
+            entry_delete(j, e);
+            return;
+        }
+        e->flags |= F_CTR_EMITTED;
+        mark_dirty(j, e);
+        sync_timers(j, e);
+        return;
+    }
+    case TIMER_ATTRIBUTION: {
+        const int converted = (e->flags & F_CONVERTED) != 0;
+        fr_sample s = make_sample(e, FR_SAMPLE_ATTRIBUTION, deadline);
+        s.has_label[FR_TASK_CVR] = s.has_label[FR_TASK_CTCVR] = 1;
+        s.label[FR_TASK_CVR] = s.label[FR_TASK_CTCVR] = converted ? 1.0f : 0.0f;
+        s.weight[FR_TASK_CVR] = s.weight[FR_TASK_CTCVR] = w;
+        if (converted) pending_to_joined(j, FR_EV_CONVERSION);
+        emit_sample(j, e, &s, emit, ctx);
+        entry_delete(j, e);
+        return;
+    }
+    case TIMER_NKINDS:
+        break;
+    }
+}
+
+/* ---- events ---- */
+
+/* A counted click decides a held conversion: it counts only inside [click, click + window]. */
+static void resolve_held_conversion(fr_join *j, fr_join_entry *e)
+{
+    if (!(e->flags & F_CONV_HELD) || !(e->flags & F_CLICKED)) return;
+    e->flags &= (uint16_t)~F_CONV_HELD;
+    if (e->conv_ts >= e->click_ts && e->conv_ts <= sat_add(e->click_ts, j->cfg.attribution_window_ms))
+        e->flags |= F_CONVERTED; /* stays pending until the attribution sample */
+    else
+        pending_to_drop(j, FR_EV_CONVERSION, FR_DROP_OUTSIDE_WINDOW);
+}
+
+static void on_impression(fr_join *j, fr_join_entry *e, const fr_event *ev)
+{
+    if (e->flags & F_IMP) {
+        count_drop(j, FR_EV_IMPRESSION, FR_DROP_DUPLICATE);
+        return;
+    }
+    if (sat_add(ev->ts, j->cfg.click_window_ms) < j->watermark) {
+        /* Only reachable with held events; they stay until their own orphan timer. */
+        count_drop(j, FR_EV_IMPRESSION, FR_DROP_LATE);
+        return;
+    }
+    e->flags |= F_IMP;
+    e->imp_ts = ev->ts;
+    e->scenario = ev->scenario;
+    e->sample_rate = ev->sample_rate;
+    /* Field by field into the zeroed struct: the caller's padding bytes must not reach samples. */
+    memcpy(e->f.cat, ev->features.cat, sizeof e->f.cat);
+    memcpy(e->f.num, ev->features.num, sizeof e->f.num);
+    memcpy(e->f.multi, ev->features.multi, sizeof e->f.multi);
+    memcpy(e->f.multi_len, ev->features.multi_len, sizeof e->f.multi_len);
+    count_pending(j, FR_EV_IMPRESSION);
+    if (e->flags & F_CLICK_HELD) {
+        e->flags &= (uint16_t)~F_CLICK_HELD;
+        if (e->click_ts >= e->imp_ts && e->click_ts <= sat_add(e->imp_ts, j->cfg.click_window_ms))
+            e->flags |= F_CLICKED;
+        else
+            pending_to_drop(j, FR_EV_CLICK, FR_DROP_OUTSIDE_WINDOW);
+    }
+    /* A held conversion without a counted click waits for the click window (NOT_CLICKED). */
+    resolve_held_conversion(j, e);
+    mark_dirty(j, e);
+    sync_timers(j, e);
+}
+
+static void on_click(fr_join *j, fr_join_entry *e, const fr_event *ev)
+{
+    if (e->flags & F_CLICK_SEEN) {
+        count_drop(j, FR_EV_CLICK, FR_DROP_DUPLICATE);
+        return;
+    }
+    if (e->flags & F_IMP) {
+        const int64_t close = sat_add(e->imp_ts, j->cfg.click_window_ms);
+        if ((e->flags & F_CTR_EMITTED) || close < j->watermark) {
+            count_drop(j, FR_EV_CLICK, FR_DROP_LATE);
+            return;
+        }
+        e->flags |= F_CLICK_SEEN;
+        if (ev->ts < e->imp_ts || ev->ts > close) {
+            count_drop(j, FR_EV_CLICK, FR_DROP_OUTSIDE_WINDOW);
+        } else {
+            e->flags |= F_CLICKED;
+            e->click_ts = ev->ts;
+            count_pending(j, FR_EV_CLICK);
+            resolve_held_conversion(j, e);
+        }
+    } else {
+        if (ev->ts < j->watermark) {
+            count_drop(j, FR_EV_CLICK, FR_DROP_LATE);
+            return;
+        }
+        e->flags |= F_CLICK_SEEN | F_CLICK_HELD;
+        e->click_ts = ev->ts;
+        count_pending(j, FR_EV_CLICK);
+    }
+    mark_dirty(j, e);
+    sync_timers(j, e);
+}
+
+static void on_conversion(fr_join *j, fr_join_entry *e, const fr_event *ev)
+{
+    /* One conversion per impression: the labels are per impression, so a second distinct
+     * conversion adds nothing and is counted as a duplicate. */
+    if (e->flags & F_CONV_SEEN) {
+        count_drop(j, FR_EV_CONVERSION, FR_DROP_DUPLICATE);
+        return;
+    }
+    if (e->flags & F_CLICKED) {
+        /* The entry lives until its attribution sample, so the window alone decides (a finished
+         * impression has no entry: LATE in fr_join_add). */
+        const int64_t close = sat_add(e->click_ts, j->cfg.attribution_window_ms);
+        e->flags |= F_CONV_SEEN;
+        if (ev->ts < e->click_ts || ev->ts > close) {
+            count_drop(j, FR_EV_CONVERSION, FR_DROP_OUTSIDE_WINDOW);
+        } else {
+            e->flags |= F_CONVERTED;
+            e->conv_ts = ev->ts;
+            e->conv_value = ev->value;
+            count_pending(j, FR_EV_CONVERSION);
+        }
+    } else if ((e->flags & F_IMP) && (e->flags & F_CTR_EMITTED)) {
+        /* The click window closed without a click (policies that keep such entries). */
+        e->flags |= F_CONV_SEEN;
+        count_drop(j, FR_EV_CONVERSION, FR_DROP_NOT_CLICKED);
+    } else {
+        if (!(e->flags & F_IMP) && ev->ts < j->watermark) {
+            count_drop(j, FR_EV_CONVERSION, FR_DROP_LATE);
+            return;
+        }
+        /* Held until a click counts (or the window closes, or the impression never comes). */
+        e->flags |= F_CONV_SEEN | F_CONV_HELD;
+        e->conv_ts = ev->ts;
+        e->conv_value = ev->value;
+        count_pending(j, FR_EV_CONVERSION);
+    }
+    mark_dirty(j, e);
+    sync_timers(j, e);
+}
+
+/* ---- public API ---- */
+
+fr_join *fr_join_create(const fr_join_config *c)
+{
+    if (!c || c->click_window_ms < 0 || c->attribution_window_ms < 0) return NULL;
+    if ((unsigned)c->policy >= FR_JOIN_NPOLICIES) return NULL;
+    fr_join *j = calloc(1, sizeof *j);
+    if (!j) return NULL;
+    j->cfg = *c;
+    j->watermark = INT64_MIN;
+    j->cap = 64;
+    j->slots = calloc(j->cap, sizeof *j->slots);
+    if (!j->slots) {
+        free(j);
+        return NULL;
+    }
+    return j;
+}
+
+void fr_join_free(fr_join *j)
+{
+    if (!j) return;
+    for (size_t i = 0; i < j->cap; i++) free(j->slots[i].e);
+    free(j->slots);
+    free(j->heap);
+    free(j);
+}
+
+int fr_join_add(fr_join *j, const fr_event *ev, fr_join_emit_fn emit, void *ctx)
+{
+    /* Nothing in the wait policy emits on arrival; later policies will. */
+    (void)emit;
+    (void)ctx;
+    if ((unsigned)ev->type >= FR_EV_NTYPES || ev->id_len == 0 || ev->id_len > FR_ID_MAX) return -1;
+    const uint64_t h = hash_id(ev->id, ev->id_len);
+    fr_join_entry *rec = j->slots[map_find_slot(j, ev->id, ev->id_len, h)].e;
+    fr_join_entry *e = rec && !rec->tomb ? rec : NULL;
+    if (!e) {
+        /* A new entry is only worth creating for an event that can still be used. */
+        const int late = ev->type == FR_EV_IMPRESSION ? sat_add(ev->ts, j->cfg.click_window_ms) < j->watermark
+                                                      : ev->ts < j->watermark;
+        if (late) {
+            j->n.events[ev->type]++;
+            count_drop(j, ev->type, FR_DROP_LATE);
+            return 0;
+        }
+        e = entry_create(j, rec, ev->id, ev->id_len, h);
+        if (!e) return -1;
+    }
+    j->n.events[ev->type]++;
+    switch (ev->type) {
+    case FR_EV_IMPRESSION: on_impression(j, e, ev); break;
+    case FR_EV_CLICK: on_click(j, e, ev); break;
+    case FR_EV_CONVERSION: on_conversion(j, e, ev); break;
+    case FR_EV_NTYPES: break;
+    }
+    return 0;
+}
+
+void fr_join_advance(fr_join *j, int64_t watermark, fr_join_emit_fn emit, void *ctx)
+{
+    if (watermark <= j->watermark) return;
+    j->watermark = watermark;
+    while (j->heap_len > 0 && j->heap[0].deadline < watermark) {
+        timer t = j->heap[0];
+        heap_remove(j, 0);
+        fire(j, t.e, (timer_kind)t.kind, t.deadline, emit, ctx);
+    }
+}
+
+int64_t fr_join_watermark(const fr_join *j) { return j->watermark; }
+
+const fr_join_counters *fr_join_get_counters(const fr_join *j) { return &j->n; }
+
+const char *fr_join_drop_name(fr_drop_reason r)
+{
+    switch (r) {
+    case FR_DROP_DUPLICATE: return "duplicate";
+    case FR_DROP_LATE: return "late";
+    case FR_DROP_ORPHAN: return "orphan";
+    case FR_DROP_OUTSIDE_WINDOW: return "outside_window";
+    case FR_DROP_NOT_CLICKED: return "not_clicked";
+    case FR_DROP_NREASONS: break;
+    }
+    return "unknown";
+}
+
+size_t fr_join_entry_count(const fr_join *j) { return j->live; }
+
+/* ---- persistence ----
+ * Entry format v1, little-endian, fixed 345 bytes:
+ *   u8 version, u16 flags, i64 imp_ts, i32 scenario, f32 sample_rate, i64 click_ts,
+ *   i64 conv_ts, f64 conv_value, u64 cat[16], f32 num[8], u64 multi[2][8], u8 multi_len[2], f32 prior[3]
+ * Timers are not stored: they follow from the state (policy_deadline). */
+
+enum {
+    ENTRY_BYTES = 1 + 2 + 8 + 4 + 4 + 8 + 8 + 8 + 8 * FR_MAX_CAT + 4 * FR_MAX_NUM +
+                  8 * FR_MAX_MULTI * FR_MAX_MULTI_LEN + FR_MAX_MULTI + 4 * FR_NTASKS
+};
+
+static uint8_t *put_u64(uint8_t *p, uint64_t v)
+{
+    for (int i = 0; i < 8; i++) p[i] = (uint8_t)(v >> (8 * i));
+    return p + 8;
+}
+static uint8_t *put_u32(uint8_t *p, uint32_t v)
+{
+    for (int i = 0; i < 4; i++) p[i] = (uint8_t)(v >> (8 * i));
+    return p + 4;
+}
+static uint8_t *put_u16(uint8_t *p, uint16_t v)
+{
+    p[0] = (uint8_t)v;
+    p[1] = (uint8_t)(v >> 8);
+    return p + 2;
+}
+static uint8_t *put_f32(uint8_t *p, float f)
+{
+    uint32_t v;
+    memcpy(&v, &f, sizeof v);
+    return put_u32(p, v);
+}
+static uint8_t *put_f64(uint8_t *p, double d)
+{
+    uint64_t v;
+    memcpy(&v, &d, sizeof v);
+    return put_u64(p, v);
+}
+static const uint8_t *get_u64(const uint8_t *p, uint64_t *v)
+{
+    *v = 0;
+    for (int i = 0; i < 8; i++) *v |= (uint64_t)p[i] << (8 * i);
+    return p + 8;
+}
+static const uint8_t *get_i64(const uint8_t *p, int64_t *v)
+{
+    uint64_t u;
+    p = get_u64(p, &u);
+    *v = (int64_t)u;
+    return p;
+}
+static const uint8_t *get_u32(const uint8_t *p, uint32_t *v)
+{
+    *v = 0;
+    for (int i = 0; i < 4; i++) *v |= (uint32_t)p[i] << (8 * i);
+    return p + 4;
+}
+static const uint8_t *get_f32(const uint8_t *p, float *f)
+{
+    uint32_t v;
+    p = get_u32(p, &v);
+    memcpy(f, &v, sizeof v);
+    return p;
+}
+static const uint8_t *get_f64(const uint8_t *p, double *d)
+{
+    uint64_t v;
+    p = get_u64(p, &v);
+    memcpy(d, &v, sizeof v);
+    return p;
+}
+
+static void entry_serialise(const fr_join_entry *e, uint8_t out[ENTRY_BYTES])
+{
+    uint8_t *p = out;
+    *p++ = ENTRY_FORMAT_VERSION;
+    p = put_u16(p, e->flags);
+    p = put_u64(p, (uint64_t)e->imp_ts);
+    p = put_u32(p, (uint32_t)e->scenario);
+    p = put_f32(p, e->sample_rate);
+    p = put_u64(p, (uint64_t)e->click_ts);
+    p = put_u64(p, (uint64_t)e->conv_ts);
+    p = put_f64(p, e->conv_value);
+    for (int i = 0; i < FR_MAX_CAT; i++) p = put_u64(p, e->f.cat[i]);
+    for (int i = 0; i < FR_MAX_NUM; i++) p = put_f32(p, e->f.num[i]);
+    for (int m = 0; m < FR_MAX_MULTI; m++)
+        for (int i = 0; i < FR_MAX_MULTI_LEN; i++) p = put_u64(p, e->f.multi[m][i]);
+    for (int m = 0; m < FR_MAX_MULTI; m++) *p++ = e->f.multi_len[m];
+    for (int t = 0; t < FR_NTASKS; t++) p = put_f32(p, e->prior[t]);
+}
+
+int fr_join_foreach_dirty(const fr_join *j, fr_join_entry_fn fn, void *ctx)
+{
+    uint8_t buf[ENTRY_BYTES];
+    for (const fr_join_entry *e = j->dirty_head; e; e = e->dirty_next) {
+        int rc;
+        if (e->tomb) {
+            rc = fn(e->id, e->id_len, NULL, 0, ctx);
+        } else {
+            entry_serialise(e, buf);
+            rc = fn(e->id, e->id_len, buf, sizeof buf, ctx);
+        }
+        if (rc != 0) return rc;
+    }
+    return 0;
+}
+
+void fr_join_clear_dirty(fr_join *j)
+{
+    fr_join_entry *e = j->dirty_head;
+    while (e) {
+        fr_join_entry *next = e->dirty_next;
+        e->dirty = 0;
+        e->dirty_prev = e->dirty_next = NULL;
+        if (e->tomb) {
+            map_remove(j, e);
+            free(e);
+        } else {
+            e->persisted = 1;
+        }
+        e = next;
+    }
+    j->dirty_head = j->dirty_tail = NULL;
+}
+
+/* The flag combinations the event handlers can produce; anything else is a corrupt blob. */
+static int flags_valid(uint16_t fl)
+{
+    if (fl & ~F_KNOWN) return 0;
+    if (!(fl & (F_IMP | F_CLICK_HELD | F_CONV_HELD))) return 0;
+    if ((fl & F_CLICKED) && !(fl & F_IMP)) return 0;
+    if ((fl & F_CLICK_HELD) && (fl & F_IMP)) return 0;
+    if ((fl & (F_CLICKED | F_CLICK_HELD)) && !(fl & F_CLICK_SEEN)) return 0;
+    if ((fl & F_CONVERTED) && !(fl & F_CLICKED)) return 0;
+    if ((fl & F_CONV_HELD) && (fl & (F_CONVERTED | F_CLICKED))) return 0;
+    if ((fl & (F_CONVERTED | F_CONV_HELD)) && !(fl & F_CONV_SEEN)) return 0;
+    if ((fl & F_CTR_EMITTED) && !(fl & F_IMP)) return 0;
+    if ((fl & F_PRIOR) && !(fl & F_IMP)) return 0;
+    return 1;
+}
+
+int fr_join_load_entry(fr_join *j, const char *id, size_t id_len, const void *bytes, size_t len)
+{
+    if (!id || id_len == 0 || id_len > FR_ID_MAX || !bytes || len != ENTRY_BYTES) return -1;
+    const uint8_t *p = bytes;
+    if (*p++ != ENTRY_FORMAT_VERSION) return -1;
+    uint16_t flags = (uint16_t)(p[0] | (p[1] << 8));
+    p += 2;
+    if (!flags_valid(flags)) return -1;
+    const uint64_t h = hash_id(id, id_len);
+    if (j->slots[map_find_slot(j, id, id_len, h)].e) return -1;
+
+    fr_join_entry tmp;
+    memset(&tmp, 0, sizeof tmp);
+    uint32_t u;
+    tmp.flags = flags;
+    p = get_i64(p, &tmp.imp_ts);
+    p = get_u32(p, &u);
+    tmp.scenario = (int32_t)u;
+    p = get_f32(p, &tmp.sample_rate);
+    p = get_i64(p, &tmp.click_ts);
+    p = get_i64(p, &tmp.conv_ts);
+    p = get_f64(p, &tmp.conv_value);
+    for (int i = 0; i < FR_MAX_CAT; i++) p = get_u64(p, &tmp.f.cat[i]);
+    for (int i = 0; i < FR_MAX_NUM; i++) p = get_f32(p, &tmp.f.num[i]);
+    for (int m = 0; m < FR_MAX_MULTI; m++)
+        for (int i = 0; i < FR_MAX_MULTI_LEN; i++) p = get_u64(p, &tmp.f.multi[m][i]);
+    for (int m = 0; m < FR_MAX_MULTI; m++) tmp.f.multi_len[m] = *p++;
+    for (int t = 0; t < FR_NTASKS; t++) p = get_f32(p, &tmp.prior[t]);
+    for (int m = 0; m < FR_MAX_MULTI; m++)
+        if (tmp.f.multi_len[m] > FR_MAX_MULTI_LEN) return -1;
+    /* A weight of 1/0 or 1/NaN would poison the model silently. */
+    if ((flags & F_IMP) && !(tmp.sample_rate > 0 && tmp.sample_rate <= 1)) return -1;
+    /* An entry that needs no timer would never be finished: it cannot come from this policy. */
+    int any = 0;
+    for (int k = 0; k < TIMER_NKINDS; k++) {
+        int64_t d;
+        any |= policy_deadline(j, &tmp, (timer_kind)k, &d);
+    }
+    if (!any) return -1;
+
+    fr_join_entry *e = entry_create(j, NULL, id, id_len, h);
+    if (!e) return -1;
+    e->flags = tmp.flags;
+    e->imp_ts = tmp.imp_ts;
+    e->scenario = tmp.scenario;
+    e->sample_rate = tmp.sample_rate;
+    e->click_ts = tmp.click_ts;
+    e->conv_ts = tmp.conv_ts;
+    e->conv_value = tmp.conv_value;
+    memcpy(&e->f, &tmp.f, sizeof e->f);
+    memcpy(e->prior, tmp.prior, sizeof e->prior);
+    e->persisted = 1;
+    sync_timers(j, e);
+    return 0;
+}
+
+/* Meta format v1, little-endian:
+ *   u8 version, u8 policy, u8 ntypes, u8 nreasons, u8 nkinds, i64 watermark,
+ *   i64 click_window_ms, i64 attribution_window_ms,
+ *   u64 events[ntypes], joined[ntypes], pending[ntypes], dropped[ntypes][nreasons], emitted[nkinds]
+ * The counts let a later build with more reasons or kinds read an older blob. */
+enum { META_HEADER = 5 + 3 * 8 };
+
+static size_t meta_size(size_t ntypes, size_t nreasons, size_t nkinds)
+{
+    return META_HEADER + 8 * (3 * ntypes + ntypes * nreasons + nkinds);
+}
+
+size_t fr_join_export_meta(const fr_join *j, void *buf, size_t cap)
+{
+    const size_t need = meta_size(FR_EV_NTYPES, FR_DROP_NREASONS, FR_SAMPLE_NKINDS);
+    if (!buf || cap < need) return need;
+    uint8_t *p = buf;
+    *p++ = META_FORMAT_VERSION;
+    *p++ = (uint8_t)j->cfg.policy;
+    *p++ = FR_EV_NTYPES;
+    *p++ = FR_DROP_NREASONS;
+    *p++ = FR_SAMPLE_NKINDS;
+    p = put_u64(p, (uint64_t)j->watermark);
+    p = put_u64(p, (uint64_t)j->cfg.click_window_ms);
+    p = put_u64(p, (uint64_t)j->cfg.attribution_window_ms);
+    for (int t = 0; t < FR_EV_NTYPES; t++) p = put_u64(p, j->n.events[t]);
+    for (int t = 0; t < FR_EV_NTYPES; t++) p = put_u64(p, j->n.joined[t]);
+    for (int t = 0; t < FR_EV_NTYPES; t++) p = put_u64(p, j->n.pending[t]);
+    for (int t = 0; t < FR_EV_NTYPES; t++)
+        for (int r = 0; r < FR_DROP_NREASONS; r++) p = put_u64(p, j->n.dropped[t][r]);
+    for (int k = 0; k < FR_SAMPLE_NKINDS; k++) p = put_u64(p, j->n.emitted[k]);
+    return need;
+}
+
+int fr_join_import_meta(fr_join *j, const void *buf, size_t len)
+{
+    if (!buf || len < META_HEADER) return -1;
+    const uint8_t *p = buf;
+    /* Policy and windows are recorded but not enforced: `freshet inspect` reads the counters with a
+     * default join, and refusing a changed window is the pipeline's call, not the blob's. */
+    if (p[0] != META_FORMAT_VERSION || p[1] >= FR_JOIN_NPOLICIES) return -1;
+    const size_t ntypes = p[2], nreasons = p[3], nkinds = p[4];
+    if (ntypes != FR_EV_NTYPES || nreasons > FR_DROP_NREASONS || nkinds > FR_SAMPLE_NKINDS) return -1;
+    if (len != meta_size(ntypes, nreasons, nkinds)) return -1;
+    p += 5;
+    int64_t wm;
+    p = get_i64(p, &wm);
+    p += 16; /* the windows */
+    fr_join_counters n;
+    memset(&n, 0, sizeof n);
+    for (size_t t = 0; t < ntypes; t++) p = get_u64(p, &n.events[t]);
+    for (size_t t = 0; t < ntypes; t++) p = get_u64(p, &n.joined[t]);
+    for (size_t t = 0; t < ntypes; t++) p = get_u64(p, &n.pending[t]);
+    for (size_t t = 0; t < ntypes; t++)
+        for (size_t r = 0; r < nreasons; r++) p = get_u64(p, &n.dropped[t][r]);
+    for (size_t k = 0; k < nkinds; k++) p = get_u64(p, &n.emitted[k]);
+    j->n = n;
+    j->watermark = wm;
+    return 0;
+}

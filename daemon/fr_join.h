@@ -1,0 +1,98 @@
+/* fr_join: the event-time joiner. Impressions, clicks and conversions keyed by impression id
+ * become labelled samples when their windows close under the watermark.
+ *
+ * Policy of the walking skeleton ("wait"): when the click window of an impression closes,
+ * emit a FR_SAMPLE_CLICK_WINDOW sample (CTR label; if not clicked also CTCVR = 0); when the
+ * attribution window of a clicked impression closes (click ts + attribution window), emit a
+ * FR_SAMPLE_ATTRIBUTION sample (CVR and CTCVR labels). Weights are 1/sample_rate.
+ *
+ * A click or conversion that arrives before its impression is held until the latest moment an
+ * impression it could match would still be accepted (its ts + click window); then it is dropped
+ * as an orphan. Emission order is (deadline, id bytes), whatever the arrival order.
+ *
+ * Accounting: every accepted event is in exactly one bucket at any time:
+ *   events[t] == joined[t] + pending[t] + sum over reasons of dropped[t][reason]
+ * An event is "joined" when it first contributes to an emitted sample.
+ *
+ * State is an in-memory map; changes since the last fr_join_clear_dirty are exported to the
+ * checkpoint (fr_join_foreach_dirty) and reloaded with fr_join_load_entry. The join never
+ * reads the wall clock, so replaying a log reproduces it exactly.
+ * Ownership: fr_join_create allocates; fr_join_free releases. Not thread-safe. */
+#ifndef FR_JOIN_H
+#define FR_JOIN_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "fr_event.h"
+#include "fr_sample.h"
+
+/* Which samples the join emits and when. Only "wait" exists yet; the delayed-feedback policies
+ * (fake negatives at click time, delayed-positive duplicates, real-negative windows) will be added
+ * here. 0 is the default so a zero-initialised config keeps working. */
+typedef enum { FR_JOIN_POLICY_WAIT = 0, FR_JOIN_NPOLICIES } fr_join_policy;
+
+typedef struct {
+    int64_t click_window_ms;          /* >= 0 */
+    int64_t attribution_window_ms;    /* >= 0 */
+    fr_join_policy policy;
+} fr_join_config;
+
+typedef enum {
+    FR_DROP_DUPLICATE = 0,        /* same type and id seen before */
+    FR_DROP_LATE,                 /* its window had already closed under the watermark */
+    FR_DROP_ORPHAN,               /* click/conversion whose impression never came before expiry */
+    FR_DROP_OUTSIDE_WINDOW,       /* click after the click window / conversion after the attribution window */
+    FR_DROP_NOT_CLICKED,          /* conversion on an impression without a counted click */
+    FR_DROP_NREASONS
+} fr_drop_reason;
+
+typedef struct {
+    uint64_t events[FR_EV_NTYPES];
+    uint64_t joined[FR_EV_NTYPES];
+    uint64_t pending[FR_EV_NTYPES];
+    uint64_t dropped[FR_EV_NTYPES][FR_DROP_NREASONS];
+    uint64_t emitted[FR_SAMPLE_NKINDS];
+} fr_join_counters;
+
+typedef struct fr_join fr_join;
+/* Called for each emitted sample, in a deterministic order (deadline, then id). */
+typedef void (*fr_join_emit_fn)(const fr_sample *s, void *ctx);
+
+/* NULL when out of memory or when the config is invalid (negative window, unknown policy). */
+fr_join *fr_join_create(const fr_join_config *c);
+void fr_join_free(fr_join *j);
+
+/* Feeds one decoded event. May emit at once (never in the skeleton policy; later policies do).
+ * Returns 0; -1 (nothing changed, nothing counted) when out of memory or when ev breaks the
+ * decoder's contract (type, id_len). emit may be NULL; it must not call back into j. */
+int fr_join_add(fr_join *j, const fr_event *ev, fr_join_emit_fn emit, void *ctx);
+/* Moves the watermark forward (never back) and fires every timer with deadline < watermark.
+ * Never allocates, so it cannot fail. The initial watermark is INT64_MIN. */
+void fr_join_advance(fr_join *j, int64_t watermark, fr_join_emit_fn emit, void *ctx);
+int64_t fr_join_watermark(const fr_join *j);
+/* Only inside the emit callback: attaches the caller's predictions to the impression whose sample
+ * is being emitted; its later samples carry them in fr_sample.prior. Persisted with the entry. */
+void fr_join_set_prior(fr_join *j, const float prior[FR_NTASKS]);
+
+const fr_join_counters *fr_join_get_counters(const fr_join *j);
+const char *fr_join_drop_name(fr_drop_reason r);
+
+/* Persistence. fn gets each entry changed since the last clear: bytes/len is its serialised
+ * state, or len 0 when the entry was deleted. Counters and the watermark are exported by
+ * fr_join_export_meta as one blob. Both formats are private to fr_join. */
+typedef int (*fr_join_entry_fn)(const char *id, size_t id_len, const void *bytes, size_t len, void *ctx);
+int fr_join_foreach_dirty(const fr_join *j, fr_join_entry_fn fn, void *ctx);
+void fr_join_clear_dirty(fr_join *j);
+/* Restore into a fresh join: load every stored entry and the meta (in either order). Loaded
+ * entries count as already checkpointed (not dirty); their timers follow from their state and
+ * this join's windows. Both return 0, or -1 for a malformed or unknown-version blob or an id
+ * already present. The meta records the windows and policy but does not enforce them. */
+int fr_join_load_entry(fr_join *j, const char *id, size_t id_len, const void *bytes, size_t len);
+/* Writes the blob only when cap is large enough; returns the size needed either way. */
+size_t fr_join_export_meta(const fr_join *j, void *buf, size_t cap);
+int fr_join_import_meta(fr_join *j, const void *buf, size_t len);
+/* Live entries (pending impressions, clicks, conversions), not counting tombstones. */
+size_t fr_join_entry_count(const fr_join *j);
+
+#endif

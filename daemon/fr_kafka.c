@@ -1,0 +1,327 @@
+#include "fr_kafka.h"
+
+#include <inttypes.h>
+#include <jansson.h>
+#include <librdkafka/rdkafka.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+static double now_seconds(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + ts.tv_nsec * 1e-9;
+}
+
+static int set_conf(rd_kafka_conf_t *conf, const char *key, const char *value, char *err, size_t errlen)
+{
+    char kerr[256];
+    if (rd_kafka_conf_set(conf, key, value, kerr, sizeof kerr) != RD_KAFKA_CONF_OK) {
+        snprintf(err, errlen, "kafka: %s=%s: %s", key, value, kerr);
+        return -1;
+    }
+    return 0;
+}
+
+static void source_name(char *out, size_t cap, const char *topic, int32_t partition)
+{
+    snprintf(out, cap, "kafka:%s:%" PRId32, topic, partition);
+}
+
+/* ---- consumer ---------------------------------------------------------------------------- */
+
+typedef struct {
+    fr_pipeline *p;
+    rd_kafka_topic_partition_list_t *assigned;  /* owned; NULL when nothing is assigned */
+    int *at_eof;                                 /* per entry of assigned */
+    char err[512];
+    int failed;
+} consumer_ctx;
+
+static void forget_assignment(consumer_ctx *cx)
+{
+    if (cx->assigned) rd_kafka_topic_partition_list_destroy(cx->assigned);
+    free(cx->at_eof);
+    cx->assigned = NULL;
+    cx->at_eof = NULL;
+}
+
+static void on_rebalance(rd_kafka_t *rk, rd_kafka_resp_err_t why, rd_kafka_topic_partition_list_t *parts, void *opaque)
+{
+    consumer_ctx *cx = opaque;
+    if (why == RD_KAFKA_RESP_ERR__ASSIGN_PARTITIONS) {
+        for (int i = 0; i < parts->cnt; i++) {
+            char name[FR_SOURCE_NAME_MAX];
+            int64_t next = -1;
+            source_name(name, sizeof name, parts->elems[i].topic, parts->elems[i].partition);
+            if (fr_pipeline_register_source(cx->p, name, &next) != 0) {
+                snprintf(cx->err, sizeof cx->err, "too many partitions assigned (limit %d)", FR_MAX_SOURCES);
+                cx->failed = 1;
+            }
+            parts->elems[i].offset = next >= 0 ? next : RD_KAFKA_OFFSET_BEGINNING;
+        }
+        forget_assignment(cx);
+        cx->assigned = rd_kafka_topic_partition_list_copy(parts);
+        cx->at_eof = calloc((size_t)parts->cnt, sizeof *cx->at_eof);
+        rd_kafka_assign(rk, parts);
+    } else {
+        /* Checkpoint before giving partitions away so their next owner starts where we stopped. */
+        if (!cx->failed && fr_pipeline_checkpoint(cx->p, cx->err, sizeof cx->err) != 0) cx->failed = 1;
+        for (int i = 0; i < parts->cnt; i++) {
+            char name[FR_SOURCE_NAME_MAX];
+            source_name(name, sizeof name, parts->elems[i].topic, parts->elems[i].partition);
+            fr_pipeline_source_idle(cx->p, name, 1);
+        }
+        forget_assignment(cx);
+        rd_kafka_assign(rk, NULL);
+    }
+}
+
+static int find_assigned(const consumer_ctx *cx, const char *topic, int32_t partition)
+{
+    if (!cx->assigned) return -1;
+    for (int i = 0; i < cx->assigned->cnt; i++)
+        if (cx->assigned->elems[i].partition == partition && strcmp(cx->assigned->elems[i].topic, topic) == 0)
+            return i;
+    return -1;
+}
+
+static int64_t total_lag(rd_kafka_t *rk, const consumer_ctx *cx)
+{
+    if (!cx->assigned) return 0;
+    rd_kafka_topic_partition_list_t *pos = rd_kafka_topic_partition_list_copy(cx->assigned);
+    rd_kafka_position(rk, pos);
+    int64_t lag = 0;
+    for (int i = 0; i < pos->cnt; i++) {
+        int64_t lo = 0, hi = 0;
+        if (rd_kafka_get_watermark_offsets(rk, pos->elems[i].topic, pos->elems[i].partition, &lo, &hi) ==
+                RD_KAFKA_RESP_ERR_NO_ERROR &&
+            pos->elems[i].offset >= 0 && hi > pos->elems[i].offset)
+            lag += hi - pos->elems[i].offset;
+    }
+    rd_kafka_topic_partition_list_destroy(pos);
+    return lag;
+}
+
+/* Informational only: restarts use the checkpoint, but operators watch consumer-group lag. */
+static void commit_informational(rd_kafka_t *rk) { rd_kafka_commit(rk, NULL, 1); }
+
+int fr_kafka_run(fr_pipeline *p, const fr_config *c, const fr_kafka_run_opts *o, char *err, size_t errlen)
+{
+    consumer_ctx cx = {.p = p};
+    rd_kafka_conf_t *conf = rd_kafka_conf_new();
+    char maxbytes[32];
+    /* Fetch more than the contract's limit so oversized events reach the decoder and are counted there. */
+    snprintf(maxbytes, sizeof maxbytes, "%d", c->max_message_bytes * 4 + 1024);
+    if (set_conf(conf, "bootstrap.servers", c->brokers, err, errlen) || set_conf(conf, "group.id", c->group_id, err, errlen) ||
+        set_conf(conf, "enable.auto.commit", "false", err, errlen) ||
+        set_conf(conf, "enable.auto.offset.store", "true", err, errlen) ||
+        set_conf(conf, "auto.offset.reset", "earliest", err, errlen) ||
+        set_conf(conf, "enable.partition.eof", "true", err, errlen) ||
+        /* A killed daemon's partitions move to its restarted self after this long: keep it short. */
+        set_conf(conf, "session.timeout.ms", "6000", err, errlen) ||
+        set_conf(conf, "heartbeat.interval.ms", "1500", err, errlen) ||
+        set_conf(conf, "fetch.message.max.bytes", maxbytes, err, errlen)) {
+        rd_kafka_conf_destroy(conf);
+        return -1;
+    }
+    rd_kafka_conf_set_rebalance_cb(conf, on_rebalance);
+    rd_kafka_conf_set_opaque(conf, &cx);
+    char kerr[512];
+    rd_kafka_t *rk = rd_kafka_new(RD_KAFKA_CONSUMER, conf, kerr, sizeof kerr);
+    if (!rk) {
+        rd_kafka_conf_destroy(conf);
+        snprintf(err, errlen, "kafka: cannot create consumer: %s", kerr);
+        return -1;
+    }
+    rd_kafka_poll_set_consumer(rk);
+
+    rd_kafka_topic_partition_list_t *topics = rd_kafka_topic_partition_list_new(3);
+    for (int t = 0; t < 3; t++) {
+        int seen = 0;
+        for (int u = 0; u < t; u++) seen |= strcmp(c->topic[u], c->topic[t]) == 0;
+        if (!seen) rd_kafka_topic_partition_list_add(topics, c->topic[t], RD_KAFKA_PARTITION_UA);
+    }
+    rd_kafka_resp_err_t e = rd_kafka_subscribe(rk, topics);
+    rd_kafka_topic_partition_list_destroy(topics);
+    int rc = 0;
+    if (e) {
+        snprintf(err, errlen, "kafka: subscribe failed: %s", rd_kafka_err2str(e));
+        rc = -1;
+        goto out;
+    }
+
+    double last_message = now_seconds(), last_status = now_seconds();
+    for (;;) {
+        if (o->stop_signals) {
+            sigset_t pending;
+            sigpending(&pending);
+            int stop = 0;
+            for (int s = 1; s < 32; s++) stop |= sigismember(o->stop_signals, s) == 1 && sigismember(&pending, s) == 1;
+            if (stop) {
+                fprintf(stderr, "freshet: stop requested: checkpointing and exiting\n");
+                break;
+            }
+        }
+        if (cx.failed) {
+            snprintf(err, errlen, "%s", cx.err);
+            rc = -1;
+            goto out;
+        }
+        rd_kafka_message_t *m = rd_kafka_consumer_poll(rk, 100);
+        double now = now_seconds();
+        if (m) {
+            if (m->err == RD_KAFKA_RESP_ERR__PARTITION_EOF) {
+                char name[FR_SOURCE_NAME_MAX];
+                source_name(name, sizeof name, rd_kafka_topic_name(m->rkt), m->partition);
+                fr_pipeline_source_idle(p, name, 1);
+                fr_pipeline_tick(p);
+                int i = find_assigned(&cx, rd_kafka_topic_name(m->rkt), m->partition);
+                if (i >= 0) cx.at_eof[i] = 1;
+            } else if (m->err) {
+                fprintf(stderr, "freshet: kafka: %s\n", rd_kafka_message_errstr(m));
+            } else {
+                char name[FR_SOURCE_NAME_MAX];
+                source_name(name, sizeof name, rd_kafka_topic_name(m->rkt), m->partition);
+                int i = find_assigned(&cx, rd_kafka_topic_name(m->rkt), m->partition);
+                if (i >= 0) cx.at_eof[i] = 0;
+                last_message = now;
+                if (fr_pipeline_message(p, name, m->offset + 1, m->payload, m->len, err, errlen) != 0) {
+                    rd_kafka_message_destroy(m);
+                    rc = -1;
+                    goto out;
+                }
+            }
+            rd_kafka_message_destroy(m);
+        }
+        if (fr_pipeline_maybe_checkpoint(p, err, errlen) != 0) {
+            rc = -1;
+            goto out;
+        }
+        if (o->status_out && c->status_every_seconds > 0 && now - last_status >= c->status_every_seconds) {
+            char extra[64];
+            snprintf(extra, sizeof extra, "lag=%" PRId64, total_lag(rk, &cx));
+            fr_pipeline_status_line(p, o->status_out, extra);
+            last_status = now;
+        }
+        if (o->exit_when_idle_seconds > 0 && cx.assigned && cx.assigned->cnt > 0 &&
+            now - last_message >= o->exit_when_idle_seconds) {
+            int all_eof = 1;
+            for (int i = 0; i < cx.assigned->cnt; i++) all_eof &= cx.at_eof[i];
+            if (all_eof) {
+                fprintf(stderr, "freshet: every partition at its end for %.0f s: checkpointing and exiting\n",
+                        o->exit_when_idle_seconds);
+                break;
+            }
+        }
+    }
+    if (fr_pipeline_checkpoint(p, err, errlen) != 0) {
+        rc = -1;
+        goto out;
+    }
+    commit_informational(rk);
+out:
+    rd_kafka_consumer_close(rk);
+    forget_assignment(&cx);
+    rd_kafka_destroy(rk);
+    return rc;
+}
+
+/* ---- loader ------------------------------------------------------------------------------ */
+
+static void on_delivery(rd_kafka_t *rk, const rd_kafka_message_t *m, void *opaque)
+{
+    (void)rk;
+    fr_kafka_load_stats *st = opaque;
+    if (m->err) {
+        if (st->failed < 5) fprintf(stderr, "freshet load: delivery failed: %s\n", rd_kafka_err2str(m->err));
+        st->failed++;
+    } else {
+        st->produced++;
+    }
+}
+
+/* Reads type and id without judging the rest: validation is the daemon's job, and a line the
+ * loader cannot classify still goes to Kafka so the daemon counts its rejection. */
+static int classify(const char *line, size_t len, int *type, char *id, size_t idcap)
+{
+    json_error_t jerr;
+    json_t *o = json_loadb(line, len, 0, &jerr);
+    if (!o) return -1;
+    const char *t = json_string_value(json_object_get(o, "type"));
+    const char *i = json_string_value(json_object_get(o, "id"));
+    int ok = t && i && strlen(i) < idcap;
+    if (ok) {
+        *type = strcmp(t, "click") == 0 ? 1 : strcmp(t, "conversion") == 0 ? 2 : 0;
+        snprintf(id, idcap, "%s", i);
+    }
+    json_decref(o);
+    return ok ? 0 : -1;
+}
+
+int fr_kafka_load(const fr_config *c, FILE *in, fr_kafka_load_stats *st, char *err, size_t errlen)
+{
+    memset(st, 0, sizeof *st);
+    rd_kafka_conf_t *conf = rd_kafka_conf_new();
+    /* murmur2 is what Java producers use, so topics stay co-partitioned with other writers. */
+    if (set_conf(conf, "bootstrap.servers", c->brokers, err, errlen) ||
+        set_conf(conf, "partitioner", "murmur2_random", err, errlen) || set_conf(conf, "linger.ms", "20", err, errlen) ||
+        set_conf(conf, "enable.idempotence", "true", err, errlen) ||
+        set_conf(conf, "queue.buffering.max.messages", "500000", err, errlen) ||
+        set_conf(conf, "message.max.bytes", "4000000", err, errlen)) {
+        rd_kafka_conf_destroy(conf);
+        return -1;
+    }
+    rd_kafka_conf_set_dr_msg_cb(conf, on_delivery);
+    rd_kafka_conf_set_opaque(conf, st);
+    char kerr[512];
+    rd_kafka_t *rk = rd_kafka_new(RD_KAFKA_PRODUCER, conf, kerr, sizeof kerr);
+    if (!rk) {
+        rd_kafka_conf_destroy(conf);
+        snprintf(err, errlen, "kafka: cannot create producer: %s", kerr);
+        return -1;
+    }
+    char *line = NULL;
+    size_t cap = 0;
+    ssize_t n;
+    int rc = 0;
+    while ((n = getline(&line, &cap, in)) > 0) {
+        if (line[n - 1] == '\n') n--;
+        if (n == 0) continue;
+        st->lines++;
+        int type = 0;
+        char id[FR_ID_MAX + 2] = "";
+        int keyed = classify(line, (size_t)n, &type, id, sizeof id) == 0;
+        if (!keyed) st->unparsable++;
+        for (;;) {
+            rd_kafka_resp_err_t e = rd_kafka_producev(
+                rk, RD_KAFKA_V_TOPIC(c->topic[type]), RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY),
+                RD_KAFKA_V_KEY(keyed ? id : NULL, keyed ? strlen(id) : 0), RD_KAFKA_V_VALUE(line, (size_t)n),
+                RD_KAFKA_V_END);
+            if (e == RD_KAFKA_RESP_ERR__QUEUE_FULL) {
+                rd_kafka_poll(rk, 50);
+                continue;
+            }
+            if (e) {
+                snprintf(err, errlen, "kafka: produce to %s failed: %s", c->topic[type], rd_kafka_err2str(e));
+                rc = -1;
+            }
+            break;
+        }
+        if (rc) break;
+        rd_kafka_poll(rk, 0);
+    }
+    free(line);
+    rd_kafka_resp_err_t fe = rd_kafka_flush(rk, 120000);
+    if (rc == 0 && fe) {
+        snprintf(err, errlen, "kafka: flush timed out with %d messages unacknowledged", rd_kafka_outq_len(rk));
+        rc = -1;
+    }
+    if (rc == 0 && st->failed) {
+        snprintf(err, errlen, "kafka: %" PRIu64 " messages were not delivered", st->failed);
+        rc = -1;
+    }
+    rd_kafka_destroy(rk);
+    return rc;
+}

@@ -1,0 +1,531 @@
+#include "fr_pipeline.h"
+
+#include <inttypes.h>
+#include <jansson.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "fr_ckpt.h"
+#include "fr_publish.h"
+
+typedef struct {
+    char name[FR_SOURCE_NAME_MAX];
+    int64_t next_offset;  /* -1: never read */
+    int64_t max_ts;       /* INT64_MIN: delivered nothing yet */
+    int registered;       /* only registered sources hold the watermark */
+    int idle;
+} source;
+
+/* What the checkpoint stores per source besides its offset. */
+typedef struct {
+    char name[FR_SOURCE_NAME_MAX];
+    int64_t max_ts;
+} stored_source;
+
+struct fr_pipeline {
+    fr_config cfg;
+    fr_model *model;
+    fr_join *join;
+    fr_ckpt *ckpt;
+    fr_publisher *pub;
+    char *manifest;
+
+    source sources[FR_MAX_SOURCES];
+    int n_sources;
+
+    fr_sample *batch;      /* emitted samples waiting for a full mini-batch */
+    int batch_n;
+    int batch_cap;
+    float (*preds)[FR_NTASKS];
+
+    fr_metric *metrics;    /* [task][scenario], scenario n_scenarios = all */
+    fr_pipeline_counters counters;
+
+    double last_ckpt_wall;
+    uint64_t samples_at_last_ckpt;
+    uint64_t consumed_at_last_ckpt;
+    double last_status_wall;
+    uint64_t last_status_consumed;
+    uint64_t last_status_samples;
+    int publish_failing;
+};
+
+static double wall_seconds(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + ts.tv_nsec * 1e-9;
+}
+
+static fr_metric *metric_at(const fr_pipeline *p, int task, int scenario)
+{
+    int s = scenario < 0 ? p->cfg.n_scenarios : scenario;
+    return &p->metrics[task * (p->cfg.n_scenarios + 1) + s];
+}
+
+static size_t metric_count(const fr_pipeline *p) { return (size_t)FR_NTASKS * (size_t)(p->cfg.n_scenarios + 1); }
+
+static source *find_source(fr_pipeline *p, const char *name)
+{
+    for (int i = 0; i < p->n_sources; i++)
+        if (strcmp(p->sources[i].name, name) == 0) return &p->sources[i];
+    return NULL;
+}
+
+static source *add_source(fr_pipeline *p, const char *name)
+{
+    source *s = find_source(p, name);
+    if (s) return s;
+    if (p->n_sources == FR_MAX_SOURCES || strlen(name) >= FR_SOURCE_NAME_MAX) return NULL;
+    s = &p->sources[p->n_sources++];
+    memset(s, 0, sizeof *s);
+    snprintf(s->name, sizeof s->name, "%s", name);
+    s->next_offset = -1;
+    s->max_ts = INT64_MIN;
+    return s;
+}
+
+/* ---- learning ------------------------------------------------------------------------------ */
+
+static void train_batch(fr_pipeline *p)
+{
+    if (p->batch_n == 0) return;
+    fr_model_train(p->model, p->batch, p->batch_n, p->preds);
+    for (int i = 0; i < p->batch_n; i++) {
+        const fr_sample *s = &p->batch[i];
+        for (int t = 0; t < FR_NTASKS; t++) {
+            if (!s->has_label[t]) continue;
+            /* Metrics weigh by the importance weight, so upstream sampling does not skew them. */
+            double w = s->weight[t] > 0 ? s->weight[t] : 1.0;
+            /* A label that arrives after other labels of the same impression trained the model is
+             * judged by the prediction made before them (see fr_sample.prior). */
+            double pred = s->has_prior && t == FR_TASK_CTCVR ? s->prior[t] : p->preds[i][t];
+            fr_metric_add(metric_at(p, t, s->scenario), pred, s->label[t], w);
+            fr_metric_add(metric_at(p, t, -1), pred, s->label[t], w);
+        }
+    }
+    p->counters.samples_trained += (uint64_t)p->batch_n;
+    p->batch_n = 0;
+    p->counters.samples_buffered = 0;
+}
+
+static void on_sample(const fr_sample *s, void *ctx)
+{
+    fr_pipeline *p = ctx;
+    if (s->kind == FR_SAMPLE_CLICK_WINDOW && s->label[FR_TASK_CTR] > 0) {
+        /* The model has not yet trained on anything of this impression; its later CTCVR label
+         * must be scored with what it predicts now. Parameters change only at batch boundaries,
+         * so this is the prediction the batch itself would record. */
+        float now[FR_NTASKS];
+        fr_model_predict(p->model, &s->f, s->scenario, now);
+        fr_join_set_prior(p->join, now);
+    }
+    p->batch[p->batch_n++] = *s;
+    p->counters.samples_buffered = (uint64_t)p->batch_n;
+    /* Batches are cut by sample count only, never by time, so parameters depend on the input alone. */
+    if (p->batch_n == p->batch_cap) train_batch(p);
+}
+
+static int64_t compute_watermark(const fr_pipeline *p)
+{
+    int64_t lo = INT64_MAX, hi = INT64_MIN;
+    int holding = 0;
+    for (int i = 0; i < p->n_sources; i++) {
+        const source *s = &p->sources[i];
+        if (!s->registered) continue;
+        if (s->max_ts > hi) hi = s->max_ts;
+        if (s->idle) continue;
+        holding = 1;
+        if (s->max_ts < lo) lo = s->max_ts;
+    }
+    int64_t wm = holding ? lo : hi;
+    if (wm == INT64_MIN) return INT64_MIN;
+    return wm - p->cfg.allowed_lateness_ms;
+}
+
+void fr_pipeline_tick(fr_pipeline *p)
+{
+    int64_t wm = compute_watermark(p);
+    if (wm != INT64_MIN && wm > fr_join_watermark(p->join)) fr_join_advance(p->join, wm, on_sample, p);
+}
+
+/* ---- opening and restoring ---------------------------------------------------------------- */
+
+static int model_shape_matches(const fr_model_config *a, const fr_model_config *b, char *err, size_t errlen)
+{
+#define FR_SAME(field)                                                                                     \
+    if (a->field != b->field) {                                                                            \
+        snprintf(err, errlen,                                                                              \
+                 "checkpoint was written with model." #field "=%d but the configuration says %d; use a new " \
+                 "checkpoint.dir or restore the old configuration",                                       \
+                 (int)a->field, (int)b->field);                                                            \
+        return 0;                                                                                          \
+    }
+    FR_SAME(n_cat) FR_SAME(n_num) FR_SAME(n_multi) FR_SAME(n_scenarios) FR_SAME(emb_dim) FR_SAME(n_experts)
+    FR_SAME(expert_dim) FR_SAME(tower_dim)
+#undef FR_SAME
+    return 1;
+}
+
+static int load_join_entry(const char *key, size_t key_len, const void *val, size_t val_len, void *ctx)
+{
+    return fr_join_load_entry(ctx, key, key_len, val, val_len);
+}
+
+static int load_offset(const char *name, int64_t next_offset, void *ctx)
+{
+    source *s = add_source(ctx, name);
+    if (!s) return -1;
+    s->next_offset = next_offset;
+    return 0;
+}
+
+static int restore(fr_pipeline *p, char *err, size_t errlen)
+{
+    fr_model *m = fr_ckpt_load_model(p->ckpt, err, errlen);
+    if (!m) return -1;
+    if (!model_shape_matches(fr_model_get_config(m), &p->cfg.model, err, errlen)) {
+        fr_model_free(m);
+        return -1;
+    }
+    fr_model_free(p->model);
+    p->model = m;
+
+    if (fr_ckpt_foreach_join_entry(p->ckpt, load_join_entry, p->join) != 0) {
+        snprintf(err, errlen, "checkpoint: a join entry could not be restored (corrupt or from another version)");
+        return -1;
+    }
+    size_t meta_cap = fr_join_export_meta(p->join, NULL, 0);
+    char *meta = malloc(meta_cap);
+    long meta_len = meta ? fr_ckpt_get_join_meta(p->ckpt, meta, meta_cap) : -1;
+    int bad_meta = meta_len < 0 || (size_t)meta_len > meta_cap || fr_join_import_meta(p->join, meta, (size_t)meta_len);
+    free(meta);
+    if (bad_meta) {
+        snprintf(err, errlen, "checkpoint: join counters missing or unreadable");
+        return -1;
+    }
+    if (fr_ckpt_foreach_offset(p->ckpt, load_offset, p) != 0) {
+        snprintf(err, errlen, "checkpoint: too many sources (limit %d)", FR_MAX_SOURCES);
+        return -1;
+    }
+
+    stored_source stored[FR_MAX_SOURCES];
+    long n = fr_ckpt_get_blob(p->ckpt, "sources", stored, sizeof stored);
+    for (long i = 0; n > 0 && i < n / (long)sizeof(stored_source); i++) {
+        stored[i].name[FR_SOURCE_NAME_MAX - 1] = '\0';
+        source *s = add_source(p, stored[i].name);
+        if (s) s->max_ts = stored[i].max_ts;
+    }
+    if (fr_ckpt_get_blob(p->ckpt, "counters", &p->counters, sizeof p->counters) != (long)sizeof p->counters) {
+        snprintf(err, errlen, "checkpoint: daemon counters missing or from another version");
+        return -1;
+    }
+    size_t mbytes = metric_count(p) * sizeof(fr_metric);
+    if (fr_ckpt_get_blob(p->ckpt, "metrics", p->metrics, mbytes) != (long)mbytes) {
+        snprintf(err, errlen, "checkpoint: metrics missing or written with another scenario list");
+        return -1;
+    }
+    long sbytes = fr_ckpt_get_blob(p->ckpt, "batch", p->batch, (size_t)p->batch_cap * sizeof(fr_sample));
+    if (sbytes < 0 || sbytes % (long)sizeof(fr_sample) != 0 || sbytes / (long)sizeof(fr_sample) >= p->batch_cap) {
+        snprintf(err, errlen, "checkpoint: pending mini-batch missing or written with another batch size");
+        return -1;
+    }
+    p->batch_n = (int)(sbytes / (long)sizeof(fr_sample));
+    return 0;
+}
+
+fr_pipeline *fr_pipeline_open(const fr_config *c, char *err, size_t errlen)
+{
+    fr_pipeline *p = calloc(1, sizeof *p);
+    if (!p) {
+        snprintf(err, errlen, "out of memory");
+        return NULL;
+    }
+    p->cfg = *c;
+    p->batch_cap = c->model.batch_size;
+    p->batch = calloc((size_t)p->batch_cap, sizeof *p->batch);
+    p->preds = calloc((size_t)p->batch_cap, sizeof *p->preds);
+    p->metrics = calloc(metric_count(p), sizeof *p->metrics);
+    fr_join_config jc = {.click_window_ms = c->click_window_ms, .attribution_window_ms = c->attribution_window_ms};
+    p->join = fr_join_create(&jc);
+    p->manifest = fr_pipeline_manifest_json(c);
+    if (!p->batch || !p->preds || !p->metrics || !p->join || !p->manifest) {
+        snprintf(err, errlen, "out of memory");
+        goto fail;
+    }
+    p->model = fr_model_create(&c->model, err, errlen);
+    if (!p->model) goto fail;
+    p->ckpt = fr_ckpt_open(c->checkpoint_dir, err, errlen);
+    if (!p->ckpt) goto fail;
+    if (fr_ckpt_exists(p->ckpt) && restore(p, err, errlen) != 0) goto fail;
+    if (c->redis_host[0]) {
+        char perr[256];
+        p->pub = fr_publish_open(c->redis_host, c->redis_port, c->redis_prefix, c->redis_keep_versions, perr,
+                                 sizeof perr);
+        if (!p->pub) fprintf(stderr, "freshet: publishing disabled for now: %s\n", perr);
+    }
+    p->last_ckpt_wall = p->last_status_wall = wall_seconds();
+    p->samples_at_last_ckpt = p->counters.samples_trained;
+    p->consumed_at_last_ckpt = p->counters.consumed;
+    p->last_status_consumed = p->counters.consumed;
+    p->last_status_samples = p->counters.samples_trained;
+    return p;
+fail:
+    fr_pipeline_close(p);
+    return NULL;
+}
+
+void fr_pipeline_close(fr_pipeline *p)
+{
+    if (!p) return;
+    fr_publish_close(p->pub);
+    fr_ckpt_close(p->ckpt);
+    fr_model_free(p->model);
+    fr_join_free(p->join);
+    free(p->manifest);
+    free(p->metrics);
+    free(p->preds);
+    free(p->batch);
+    free(p);
+}
+
+/* ---- input -------------------------------------------------------------------------------- */
+
+int fr_pipeline_register_source(fr_pipeline *p, const char *name, int64_t *next_offset)
+{
+    source *s = add_source(p, name);
+    if (!s) return -1;
+    s->registered = 1;
+    s->idle = 0;
+    if (next_offset) *next_offset = s->next_offset;
+    return 0;
+}
+
+void fr_pipeline_source_idle(fr_pipeline *p, const char *name, int idle)
+{
+    source *s = find_source(p, name);
+    if (s) s->idle = idle;
+}
+
+/* Logs the first rejections of each reason and then every power of two, so a flood of bad
+ * input is visible without drowning the log. */
+static int should_log_rejection(uint64_t count) { return count <= 10 || (count & (count - 1)) == 0; }
+
+int fr_pipeline_message(fr_pipeline *p, const char *source_name, int64_t next_offset, const char *buf, size_t len,
+                        char *err, size_t errlen)
+{
+    source *s = find_source(p, source_name);
+    if (!s || !s->registered) {
+        if (fr_pipeline_register_source(p, source_name, NULL) != 0) {
+            snprintf(err, errlen, "too many input sources (limit %d)", FR_MAX_SOURCES);
+            return -1;
+        }
+        s = find_source(p, source_name);
+    }
+    s->next_offset = next_offset;
+    s->idle = 0;
+    p->counters.consumed++;
+
+    fr_event ev;
+    char why[320];
+    fr_reject_reason r = fr_event_decode(&p->cfg, buf, len, &ev, why, sizeof why);
+    if (r != FR_REJECT_NONE) {
+        uint64_t n = ++p->counters.rejected[r];
+        if (should_log_rejection(n))
+            fprintf(stderr, "freshet: rejected %s (%s, %" PRIu64 " so far) at %s offset %" PRId64 ": %s\n",
+                    fr_event_reject_name(r), fr_event_reject_name(r), n, source_name, next_offset - 1, why);
+        return fr_pipeline_maybe_checkpoint(p, err, errlen);
+    }
+    if (ev.ts > s->max_ts) s->max_ts = ev.ts;
+    if (fr_join_add(p->join, &ev, on_sample, p) != 0) {
+        snprintf(err, errlen, "joiner: out of memory holding event %s; stopping before it is lost", ev.id);
+        return -1;
+    }
+    fr_pipeline_tick(p);
+    return fr_pipeline_maybe_checkpoint(p, err, errlen);
+}
+
+/* ---- checkpoint and publish --------------------------------------------------------------- */
+
+static int put_join_entry(const char *id, size_t id_len, const void *bytes, size_t len, void *ctx)
+{
+    return fr_ckpt_put_join_entry(ctx, id, id_len, bytes, len);
+}
+
+static void publish(fr_pipeline *p)
+{
+    if (!p->cfg.redis_host[0]) return;
+    char err[512];
+    if (!p->pub) {
+        p->pub = fr_publish_open(p->cfg.redis_host, p->cfg.redis_port, p->cfg.redis_prefix,
+                                 p->cfg.redis_keep_versions, err, sizeof err);
+        if (!p->pub) {
+            if (!p->publish_failing) fprintf(stderr, "freshet: publish failed, will retry: %s\n", err);
+            p->publish_failing = 1;
+            return;
+        }
+    }
+    fr_publish_info info = {.manifest_json = p->manifest};
+    uint64_t version = 0;
+    if (fr_publish_push(p->pub, p->model, &info, &version, err, sizeof err) != 0) {
+        if (!p->publish_failing) fprintf(stderr, "freshet: publish failed, will retry: %s\n", err);
+        p->publish_failing = 1;
+        return;
+    }
+    if (p->publish_failing) fprintf(stderr, "freshet: publishing again (version %" PRIu64 ")\n", version);
+    p->publish_failing = 0;
+}
+
+int fr_pipeline_checkpoint(fr_pipeline *p, char *err, size_t errlen)
+{
+    fr_ckpt_batch *b = fr_ckpt_begin(p->ckpt);
+    if (!b) {
+        snprintf(err, errlen, "checkpoint: out of memory");
+        return -1;
+    }
+    int rc = fr_ckpt_put_model(b, p->model);
+    if (rc == 0) rc = fr_join_foreach_dirty(p->join, put_join_entry, b);
+    size_t meta_len = fr_join_export_meta(p->join, NULL, 0);
+    char *meta = malloc(meta_len ? meta_len : 1);
+    if (!meta) rc = -1;
+    if (rc == 0) {
+        fr_join_export_meta(p->join, meta, meta_len);
+        rc = fr_ckpt_put_join_meta(b, meta, meta_len);
+    }
+    free(meta);
+    stored_source stored[FR_MAX_SOURCES];
+    memset(stored, 0, sizeof stored);
+    for (int i = 0; rc == 0 && i < p->n_sources; i++) {
+        if (p->sources[i].next_offset >= 0) rc = fr_ckpt_put_offset(b, p->sources[i].name, p->sources[i].next_offset);
+        snprintf(stored[i].name, sizeof stored[i].name, "%s", p->sources[i].name);
+        stored[i].max_ts = p->sources[i].max_ts;
+    }
+    if (rc == 0) rc = fr_ckpt_put_blob(b, "sources", stored, (size_t)p->n_sources * sizeof *stored);
+    if (rc == 0) rc = fr_ckpt_put_blob(b, "manifest", p->manifest, strlen(p->manifest));
+    if (rc == 0) rc = fr_ckpt_put_blob(b, "counters", &p->counters, sizeof p->counters);
+    if (rc == 0) rc = fr_ckpt_put_blob(b, "metrics", p->metrics, metric_count(p) * sizeof(fr_metric));
+    if (rc == 0) rc = fr_ckpt_put_blob(b, "batch", p->batch, (size_t)p->batch_n * sizeof(fr_sample));
+    if (rc != 0) {
+        fr_ckpt_abort(b);
+        snprintf(err, errlen, "checkpoint: could not assemble the write batch; nothing was written");
+        return -1;
+    }
+    if (fr_ckpt_commit(b, err, errlen) != 0) return -1;
+    fr_model_clear_dirty(p->model, FR_DIRTY_CHECKPOINT);
+    fr_join_clear_dirty(p->join);
+    p->last_ckpt_wall = wall_seconds();
+    p->samples_at_last_ckpt = p->counters.samples_trained;
+    p->consumed_at_last_ckpt = p->counters.consumed;
+    publish(p);
+    return 0;
+}
+
+int fr_pipeline_maybe_checkpoint(fr_pipeline *p, char *err, size_t errlen)
+{
+    int due_samples = p->cfg.checkpoint_every_samples > 0 &&
+                      p->counters.samples_trained - p->samples_at_last_ckpt >= (uint64_t)p->cfg.checkpoint_every_samples;
+    int due_time = p->counters.consumed != p->consumed_at_last_ckpt && p->cfg.checkpoint_every_seconds > 0 &&
+                   wall_seconds() - p->last_ckpt_wall >= p->cfg.checkpoint_every_seconds;
+    if (!due_samples && !due_time) return 0;
+    return fr_pipeline_checkpoint(p, err, errlen);
+}
+
+/* ---- reporting ---------------------------------------------------------------------------- */
+
+const fr_pipeline_counters *fr_pipeline_get_counters(const fr_pipeline *p) { return &p->counters; }
+const fr_join_counters *fr_pipeline_join_counters(const fr_pipeline *p) { return fr_join_get_counters(p->join); }
+int64_t fr_pipeline_watermark(const fr_pipeline *p) { return fr_join_watermark(p->join); }
+const fr_metric *fr_pipeline_metric(const fr_pipeline *p, fr_task task, int scenario) { return metric_at(p, task, scenario); }
+const fr_model *fr_pipeline_model(const fr_pipeline *p) { return p->model; }
+const fr_config *fr_pipeline_config(const fr_pipeline *p) { return &p->cfg; }
+
+uint64_t fr_pipeline_pending(const fr_pipeline *p)
+{
+    const fr_join_counters *j = fr_join_get_counters(p->join);
+    uint64_t n = 0;
+    for (int t = 0; t < FR_EV_NTYPES; t++) n += j->pending[t];
+    return n;
+}
+
+static const char *task_name(int t)
+{
+    static const char *const names[FR_NTASKS] = {"ctr", "cvr", "ctcvr"};
+    return names[t];
+}
+
+void fr_pipeline_status_line(fr_pipeline *p, FILE *out, const char *extra)
+{
+    double now = wall_seconds(), dt = now - p->last_status_wall;
+    if (dt <= 0) dt = 1e-9;
+    double ev_rate = (double)(p->counters.consumed - p->last_status_consumed) / dt;
+    double sm_rate = (double)(p->counters.samples_trained - p->last_status_samples) / dt;
+    p->last_status_wall = now;
+    p->last_status_consumed = p->counters.consumed;
+    p->last_status_samples = p->counters.samples_trained;
+    uint64_t rejected = 0;
+    for (int r = 0; r < FR_REJECT_NREASONS; r++) rejected += p->counters.rejected[r];
+    fprintf(out, "status: consumed=%" PRIu64 " rejected=%" PRIu64 " pending=%" PRIu64 " samples=%" PRIu64
+                 " events/s=%.0f samples/s=%.0f watermark=%" PRId64,
+            p->counters.consumed, rejected, fr_pipeline_pending(p), p->counters.samples_trained, ev_rate, sm_rate,
+            fr_join_watermark(p->join));
+    for (int t = 0; t < FR_NTASKS; t++) fprintf(out, " auc_%s=%.4f", task_name(t), fr_metric_auc(metric_at(p, t, -1)));
+    if (extra && extra[0]) fprintf(out, " %s", extra);
+    fputc('\n', out);
+    fflush(out);
+}
+
+void fr_pipeline_report(const fr_pipeline *p, FILE *out)
+{
+    const fr_join_counters *j = fr_join_get_counters(p->join);
+    uint64_t rejected = 0;
+    for (int r = 0; r < FR_REJECT_NREASONS; r++) rejected += p->counters.rejected[r];
+    fprintf(out, "accounting: consumed=%" PRIu64 " rejected=%" PRIu64 " accepted=%" PRIu64 "\n", p->counters.consumed,
+            rejected, p->counters.consumed - rejected);
+    for (int r = 1; r < FR_REJECT_NREASONS; r++)
+        if (p->counters.rejected[r])
+            fprintf(out, "  rejected.%s=%" PRIu64 "\n", fr_event_reject_name((fr_reject_reason)r), p->counters.rejected[r]);
+    for (int t = 0; t < FR_EV_NTYPES; t++) {
+        fprintf(out, "  %-10s events=%" PRIu64 " joined=%" PRIu64 " pending=%" PRIu64, fr_event_type_name((fr_event_type)t),
+                j->events[t], j->joined[t], j->pending[t]);
+        for (int r = 0; r < FR_DROP_NREASONS; r++)
+            if (j->dropped[t][r]) fprintf(out, " dropped.%s=%" PRIu64, fr_join_drop_name((fr_drop_reason)r), j->dropped[t][r]);
+        fputc('\n', out);
+    }
+    fprintf(out, "samples: trained=%" PRIu64 " buffered=%" PRIu64 " click_window=%" PRIu64 " attribution=%" PRIu64 "\n",
+            p->counters.samples_trained, p->counters.samples_buffered, j->emitted[FR_SAMPLE_CLICK_WINDOW],
+            j->emitted[FR_SAMPLE_ATTRIBUTION]);
+    fprintf(out, "progressive validation (each sample scored before it trains):\n");
+    fprintf(out, "  %-6s %-12s %10s %8s %8s %8s\n", "task", "scenario", "samples", "auc", "logloss", "calib");
+    for (int t = 0; t < FR_NTASKS; t++) {
+        for (int s = -1; s < p->cfg.n_scenarios; s++) {
+            const fr_metric *m = metric_at(p, t, s);
+            if (m->count == 0) continue;
+            fprintf(out, "  %-6s %-12s %10" PRIu64 " %8.4f %8.4f %8.3f\n", task_name(t), s < 0 ? "all" : p->cfg.scenarios[s],
+                    m->count, fr_metric_auc(m), fr_metric_logloss(m), fr_metric_calibration(m));
+        }
+    }
+}
+
+char *fr_pipeline_manifest_json(const fr_config *c)
+{
+    static const char *const kinds[] = {"categorical", "numeric", "multi"};
+    static const char *const transforms[] = {"identity", "log1p"};
+    json_t *root = json_object(), *fields = json_array(), *scen = json_array();
+    for (int i = 0; i < c->n_scenarios; i++) json_array_append_new(scen, json_string(c->scenarios[i]));
+    for (int i = 0; i < c->n_fields; i++) {
+        const fr_field *f = &c->fields[i];
+        json_t *o = json_pack("{s:s, s:s, s:i}", "name", f->name, "kind", kinds[f->kind], "slot", f->slot);
+        if (f->kind == FR_FIELD_NUMERIC) json_object_set_new(o, "transform", json_string(transforms[f->transform]));
+        if (f->kind == FR_FIELD_MULTI) json_object_set_new(o, "max_len", json_integer(f->max_len));
+        json_array_append_new(fields, o);
+    }
+    json_object_set_new(root, "scenarios", scen);
+    json_object_set_new(root, "scenario_field", json_string("scenario"));
+    json_object_set_new(root, "fields", fields);
+    json_object_set_new(root, "hash", json_string("xxh3_64(value bytes, seed = xxh3_64(field name, seed 0x46524553484554)); 0 maps to 1"));
+    json_object_set_new(root, "missing_categorical", json_string("see conf/README.md"));
+    char *text = json_dumps(root, JSON_COMPACT | JSON_SORT_KEYS);
+    json_decref(root);
+    return text;
+}

@@ -1,0 +1,81 @@
+/* fr_pipeline: one learner's whole path, independent of where events come from.
+ *
+ * decode -> join -> learn (progressive validation first) -> checkpoint -> publish.
+ * Both `freshet replay FILE` and the Kafka daemon feed it messages tagged with a source name
+ * (a partition, or the replay file) and the offset after the message. The pipeline owns the
+ * model, the join, the checkpoint store and the publisher.
+ *
+ * Exactly-once: a checkpoint captures, between two messages, everything that depends on the
+ * input so far: model rows and dense state, join state, samples waiting for their mini-batch,
+ * metrics, counters, per-source watermarks and the next offset of every source. A restart
+ * loads it and the caller resumes every source at its stored offset, so a crash repeats
+ * exactly the input after the checkpoint and the result is bit-identical to an unbroken run.
+ *
+ * Watermark: each source's is the largest event time it delivered; the global one is the
+ * minimum over sources that are not idle (a source holds the watermark back from the moment
+ * it is registered until it delivers or reports idle), minus the allowed lateness.
+ *
+ * Ownership: fr_pipeline_open allocates; fr_pipeline_close frees (it does not checkpoint: call
+ * fr_pipeline_checkpoint first to keep the work). Not thread-safe. */
+#ifndef FR_PIPELINE_H
+#define FR_PIPELINE_H
+
+#include <stdint.h>
+#include <stdio.h>
+
+#include "fr_config.h"
+#include "fr_event.h"
+#include "fr_join.h"
+#include "fr_metrics.h"
+
+enum { FR_SOURCE_NAME_MAX = 160, FR_MAX_SOURCES = 256 };
+
+typedef struct {
+    uint64_t consumed;                        /* messages handed to the pipeline */
+    uint64_t rejected[FR_REJECT_NREASONS];    /* by reason; consumed = accepted + rejected */
+    uint64_t samples_trained;
+    uint64_t samples_buffered;                /* emitted, waiting for a full mini-batch */
+} fr_pipeline_counters;
+
+typedef struct fr_pipeline fr_pipeline;
+
+/* Opens the checkpoint in c->checkpoint_dir and restores from it when present; connects the
+ * publisher when c->redis_host is set (publish failures are reported, not fatal). */
+fr_pipeline *fr_pipeline_open(const fr_config *c, char *err, size_t errlen);
+void fr_pipeline_close(fr_pipeline *p);
+
+/* Declares a source; returns its stored next offset in *next_offset (-1 when unknown). */
+int fr_pipeline_register_source(fr_pipeline *p, const char *name, int64_t *next_offset);
+/* Idle sources (at the end of their data) do not hold the watermark back. */
+void fr_pipeline_source_idle(fr_pipeline *p, const char *name, int idle);
+/* One message; next_offset is where the source resumes after it. Returns -1 only on a fatal
+ * error (a failed checkpoint): the caller must stop consuming. */
+int fr_pipeline_message(fr_pipeline *p, const char *source, int64_t next_offset, const char *buf, size_t len,
+                        char *err, size_t errlen);
+/* Re-evaluates the watermark (after idleness changes). */
+void fr_pipeline_tick(fr_pipeline *p);
+/* Checkpoints when c->checkpoint_every_samples or _seconds is due; publishes after it. */
+int fr_pipeline_maybe_checkpoint(fr_pipeline *p, char *err, size_t errlen);
+/* Checkpoints now (and publishes when configured). */
+int fr_pipeline_checkpoint(fr_pipeline *p, char *err, size_t errlen);
+
+const fr_pipeline_counters *fr_pipeline_get_counters(const fr_pipeline *p);
+const fr_join_counters *fr_pipeline_join_counters(const fr_pipeline *p);
+int64_t fr_pipeline_watermark(const fr_pipeline *p);
+/* Progressive metric of a task for a scenario, or over all scenarios with scenario = -1. */
+const fr_metric *fr_pipeline_metric(const fr_pipeline *p, fr_task task, int scenario);
+/* Total events still held by the join. */
+uint64_t fr_pipeline_pending(const fr_pipeline *p);
+const fr_model *fr_pipeline_model(const fr_pipeline *p);
+const fr_config *fr_pipeline_config(const fr_pipeline *p);
+
+/* One status line: events/s and samples/s since the previous call, watermark, AUC per task. */
+void fr_pipeline_status_line(fr_pipeline *p, FILE *out, const char *extra);
+/* The accounting and the progressive metrics per task and scenario, human-readable. */
+void fr_pipeline_report(const fr_pipeline *p, FILE *out);
+
+/* The manifest that describes the input contract to serving (fields, scenarios), as JSON text.
+ * Caller frees with free(). */
+char *fr_pipeline_manifest_json(const fr_config *c);
+
+#endif

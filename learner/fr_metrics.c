@@ -1,0 +1,67 @@
+#include "fr_metrics.h"
+
+#include <math.h>
+#include <string.h>
+
+void fr_metric_reset(fr_metric *m) { memset(m, 0, sizeof *m); }
+
+/* Bins are uniform in logit space over [-FR_METRIC_LOGIT_RANGE, +FR_METRIC_LOGIT_RANGE]: ad
+ * probabilities live between 1e-5 and 0.1, where bins uniform in probability would lump whole
+ * conversion models into a handful of bins and understate their AUC. The map is monotonic, so
+ * ranking (AUC) is exact up to ties within a bin. */
+static int bin_of(double p)
+{
+    if (!(p > 0)) return 0; /* also catches NaN */
+    if (p >= 1) return FR_METRIC_BINS - 1;
+    double logit = log(p) - log1p(-p);
+    double x = (logit + FR_METRIC_LOGIT_RANGE) / (2 * FR_METRIC_LOGIT_RANGE) * FR_METRIC_BINS;
+    if (x < 0) return 0;
+    if (x >= FR_METRIC_BINS) return FR_METRIC_BINS - 1;
+    return (int)x;
+}
+
+void fr_metric_add(fr_metric *m, double pred, double label, double weight)
+{
+    const double eps = 1e-7;
+    double p = pred < eps ? eps : (pred > 1 - eps ? 1 - eps : pred);
+    int b = bin_of(pred);
+    m->pos[b] += weight * label;
+    m->neg[b] += weight * (1 - label);
+    m->weight += weight;
+    m->loss += -weight * (label * log(p) + (1 - label) * log(1 - p));
+    m->label_sum += weight * label;
+    m->pred_sum += weight * pred;
+    m->count++;
+}
+
+void fr_metric_merge(fr_metric *into, const fr_metric *from)
+{
+    for (int b = 0; b < FR_METRIC_BINS; b++) {
+        into->pos[b] += from->pos[b];
+        into->neg[b] += from->neg[b];
+    }
+    into->weight += from->weight;
+    into->loss += from->loss;
+    into->label_sum += from->label_sum;
+    into->pred_sum += from->pred_sum;
+    into->count += from->count;
+}
+
+double fr_metric_auc(const fr_metric *m)
+{
+    /* Walk bins from low to high prediction: each positive beats every negative in lower bins
+     * and ties (counts half) with negatives in its own bin. */
+    double neg_below = 0, area = 0, pos_total = 0, neg_total = 0;
+    for (int b = 0; b < FR_METRIC_BINS; b++) {
+        area += m->pos[b] * (neg_below + 0.5 * m->neg[b]);
+        neg_below += m->neg[b];
+        pos_total += m->pos[b];
+        neg_total += m->neg[b];
+    }
+    if (pos_total <= 0 || neg_total <= 0) return 0.5;
+    return area / (pos_total * neg_total);
+}
+
+double fr_metric_logloss(const fr_metric *m) { return m->weight > 0 ? m->loss / m->weight : 0; }
+
+double fr_metric_calibration(const fr_metric *m) { return m->label_sum > 0 ? m->pred_sum / m->label_sum : 0; }

@@ -1,0 +1,34 @@
+/* fr_metrics: streaming evaluation of probabilistic predictions (AUC, log loss, calibration).
+ *
+ * A fr_metric is a plain value (no heap): a histogram of predictions split by label, in bins
+ * uniform in logit over [-16, 16] (width 1/128 in logit), so AUC is exact up to ties within a bin
+ * in O(1) memory per stream, and two metrics can be merged. Progressive validation records each prediction before the update it feeds. */
+#ifndef FR_METRICS_H
+#define FR_METRICS_H
+
+#include <stdint.h>
+
+enum { FR_METRIC_BINS = 4096, FR_METRIC_LOGIT_RANGE = 16 };
+
+typedef struct {
+    double pos[FR_METRIC_BINS];  /* weighted count of positives whose prediction falls in the bin */
+    double neg[FR_METRIC_BINS];
+    double weight;               /* total weight */
+    double loss;                 /* weighted sum of log loss */
+    double label_sum;            /* weighted sum of labels */
+    double pred_sum;             /* weighted sum of predictions */
+    uint64_t count;              /* unweighted number of predictions */
+} fr_metric;
+
+void fr_metric_reset(fr_metric *m);
+/* label is 0 or 1 (values in between are counted as positives by weight*label). */
+void fr_metric_add(fr_metric *m, double pred, double label, double weight);
+void fr_metric_merge(fr_metric *into, const fr_metric *from);
+/* 0.5 when there is no positive or no negative yet. */
+double fr_metric_auc(const fr_metric *m);
+/* Mean weighted log loss; 0 when empty. */
+double fr_metric_logloss(const fr_metric *m);
+/* Mean prediction over mean label (1 = calibrated); 0 when there is no positive. */
+double fr_metric_calibration(const fr_metric *m);
+
+#endif

@@ -1,0 +1,153 @@
+/* fr_model: the multi-task, multi-scenario model and its online optimizers. Pure math, no I/O.
+ *
+ * Architecture (the walking skeleton): hashed embeddings per categorical field (rows created on
+ * first training sight, initialised deterministically from (seed, field, key)), multi-valued
+ * fields mean-pooled, numeric fields fed as they come; the concatenation x feeds an MMoE layer
+ * (E shared ReLU experts, one softmax gate per task over them), then a CTR tower and a CVR tower
+ * (one ReLU hidden layer, sigmoid output). Loss per sample, ESMM style:
+ *   w_ctr   * BCE(pCTR, y_click)
+ * + w_ctcvr * BCE(pCTR * pCVR, y_click_and_conversion)
+ * + w_cvr   * BCE(pCVR, y_conversion)          (only where a sample sets it)
+ * Embeddings: Adagrad per coordinate. Dense: Adagrad. Dense math on mini-batches via OpenBLAS.
+ *
+ * Loss scaling: a mini-batch's gradient is the SUM of its samples' gradients, not the mean, so
+ * a rare key's row gets its full per-sample gradient whatever the batch size; Adagrad's
+ * normalisation keeps the dense steps bounded (about lr_dense per coordinate at first).
+ * Initialisation: embedding weights uniform in [-init_scale, init_scale] from
+ * fr_hash_uniform(seed ^ table mix ^ key, i) -- a function of (seed, table, key) only, never of
+ * arrival order; dense weights uniform in [-1/sqrt(fan_in), 1/sqrt(fan_in)] from
+ * fr_hash_uniform(seed ^ fr_hash_field(tensor name), i); biases 0 except the output biases,
+ * which start at the logits of typical base rates (CTR 0.05, CVR 0.1) so the first batches do
+ * not spend their steps learning the prior.
+ *
+ * Ownership: fr_model_create allocates everything; fr_model_free releases it. A model is not
+ * thread-safe, not even fr_model_predict (it uses model-owned scratch); callers serialise access.
+ * Determinism: the same calls in the same order give bit-identical parameters when OpenBLAS runs
+ * one thread on the same machine and library build: sgemm's summation order may change with the
+ * thread count and the CPU kernel, so the daemon calls openblas_set_num_threads(1) (or sets
+ * OPENBLAS_NUM_THREADS=1) whenever determinism is required. Batching is part of the order:
+ * train(512 samples) equals train(256) + train(256), but not train(100) + train(412). */
+#ifndef FR_MODEL_H
+#define FR_MODEL_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "fr_sample.h"
+
+typedef struct {
+    int n_cat;              /* categorical fields used (<= FR_MAX_CAT), each its own table */
+    int n_num;
+    int n_multi;
+    int n_scenarios;
+    int emb_dim;            /* default 8 */
+    int n_experts;          /* default 4 */
+    int expert_dim;         /* default 32 */
+    int tower_dim;          /* default 16 */
+    int batch_size;         /* default 256: the trainer updates once per batch */
+    float lr_emb;           /* default 0.05 */
+    float lr_dense;         /* default 0.01 */
+    float adagrad_init;     /* initial accumulator, default 0.1 */
+    float init_scale;       /* embedding init uniform in [-s, s], default 0.01 */
+    uint64_t seed;          /* initialisation seed, default 1 */
+} fr_model_config;
+
+typedef struct fr_model fr_model;
+
+void fr_model_config_defaults(fr_model_config *c);
+/* Returns NULL with a message in err when the config is inconsistent. */
+fr_model *fr_model_create(const fr_model_config *c, char *err, size_t errlen);
+void fr_model_free(fr_model *m);
+const fr_model_config *fr_model_get_config(const fr_model *m);
+
+/* Progressive validation and training on n samples (any n; split into batch_size chunks):
+ * preds[i][t] receives the prediction for sample i made before any update from samples[i..],
+ * then the model trains on them. Creates embedding rows for unseen keys (the chunk's forward
+ * already uses their initial weights, whereas fr_model_predict reads unseen keys as zeros).
+ * For known keys preds equal fr_model_predict made before the chunk up to the last float bit
+ * (sgemm over one row and over a batch may round differently; measured <= 3e-7 relative).
+ * preds may be NULL. Each chunk is one mini-batch: version + 1, one Adagrad step per touched row
+ * (in order of first touch) and per dense coordinate. A task's loss term is on for a sample iff
+ * has_label[t] and weight[t] != 0. Key 0 (and non-finite numerics, read as 0) never train. */
+void fr_model_train(fr_model *m, const fr_sample *samples, int n, float (*preds)[FR_NTASKS]);
+
+/* Scoring without side effects: unseen keys read as zero vectors. out = {pCTR, pCVR, pCTCVR}. */
+void fr_model_predict(const fr_model *m, const fr_features *f, int32_t scenario, float out[FR_NTASKS]);
+
+/* --- Serialisation interface for store/ (checkpoint and publish). ---------------------------- */
+
+/* Which consumer a dirty mark is for: checkpoint and publish each clear their own. */
+enum { FR_DIRTY_CHECKPOINT = 1, FR_DIRTY_PUBLISH = 2 };
+
+/* A view of one embedding row; the pointers are valid until the next call that mutates m. */
+typedef struct {
+    uint32_t table;         /* categorical fields 0..n_cat-1, then multi-valued fields n_cat.. */
+    uint64_t key;
+    uint64_t version;       /* model version (fr_model_version) of the last update of this row */
+    int dim;
+    const float *weights;   /* dim floats */
+    const float *accum;     /* dim floats of optimizer state (Adagrad accumulators) */
+} fr_row_view;
+
+typedef int (*fr_row_fn)(const fr_row_view *row, void *ctx);
+
+/* Calls fn for each row whose dirty mark `which` is set (which = 0: every row), in no particular
+ * order; stops early and returns fn's value when fn returns non-zero. With both bits, a row
+ * dirty for either is visited once. Cost: proportional to the dirty rows, not to all rows. */
+int fr_model_foreach_row(const fr_model *m, int which, fr_row_fn fn, void *ctx);
+/* Clears the marks `which` (0: both); cost proportional to the rows that carried them. */
+void fr_model_clear_dirty(fr_model *m, int which);
+size_t fr_model_row_count(const fr_model *m, uint32_t table);
+uint32_t fr_model_table_count(const fr_model *m);
+/* Inserts or overwrites a row (checkpoint load; serving reader). accum may be NULL: a new row
+ * then gets adagrad_init, an existing row keeps its accumulators. Does not mark the row dirty
+ * (what was loaded is already stored). Returns 0, or -1 (bad table, key 0, out of memory). */
+int fr_model_put_row(fr_model *m, uint32_t table, uint64_t key, uint64_t version, const float *weights,
+                     const float *accum);
+/* Looks one row up without creating it. Returns 0 and fills *out, or -1 when absent. */
+int fr_model_get_row(const fr_model *m, uint32_t table, uint64_t key, fr_row_view *out);
+/* Bytes held for embedding rows over all tables (arena, hash index, dirty lists). */
+size_t fr_model_row_memory(const fr_model *m);
+/* Keys that training could not give a row because memory ran out (they read as zeros). */
+uint64_t fr_model_alloc_failures(const fr_model *m);
+
+/* Dense parameters: a flat float vector of fr_model_dense_count floats, laid out as the tensors
+ * fr_model_dense_tensor describes, in order. Optimizer state has the same layout. A weight
+ * matrix is row-major with rows = outputs and cols = inputs (y = W x + b). Order, E experts:
+ *   expert.0.w .. expert.{E-1}.w [expert_dim x in], gate.ctr.w, gate.cvr.w [E x in],
+ *   expert.0.b .. expert.{E-1}.b [1 x expert_dim], gate.ctr.b, gate.cvr.b [1 x E],
+ *   then for t in ctr, cvr: tower.t.hidden.w [tower_dim x expert_dim], tower.t.hidden.b,
+ *   tower.t.out.w [1 x tower_dim], tower.t.out.b [1 x 1];
+ * in = n_cat*emb_dim + n_multi*emb_dim + n_num (the input order). The first-layer matrices are
+ * adjacent so one sgemm computes every expert and gate. */
+size_t fr_model_dense_count(const fr_model *m);
+typedef struct {
+    const char *name;       /* "expert.0.w", "gate.ctr.b", "tower.cvr.out.w", ... */
+    int rows, cols;         /* a vector has rows = 1 */
+    size_t offset;          /* in floats, into the flat vector */
+} fr_tensor_info;
+int fr_model_dense_tensor_count(const fr_model *m);
+fr_tensor_info fr_model_dense_tensor(const fr_model *m, int i);
+const float *fr_model_dense_params(const fr_model *m);
+const float *fr_model_dense_accum(const fr_model *m);
+/* Copies count floats in; accum may be NULL. Returns -1 if count differs. */
+int fr_model_set_dense(fr_model *m, const float *params, const float *accum, size_t count);
+
+/* Monotonic update counter: +1 per trained mini-batch. Stored with the checkpoint. */
+uint64_t fr_model_version(const fr_model *m);
+void fr_model_set_version(fr_model *m, uint64_t version);
+
+/* --- For tests and gradient checks only: not used by the daemon. ---------------------------- */
+
+/* Total weighted loss (a sum over samples, as trained) of n samples under the current parameters,
+ * by a separate double-precision forward pass that reads rows without creating them (unseen =
+ * zeros). Probabilities are clipped to [1e-7, 1 - 1e-7]. NAN when memory runs out. */
+double fr_model_loss(const fr_model *m, const fr_sample *s, int n);
+/* Analytic gradient of the same loss, at the same point (unseen rows = zeros, none created), by
+ * the training code path. n <= batch_size. dense_grad receives fr_model_dense_count floats (may
+ * be NULL); fn (may be NULL) is called once per distinct (table, key) the samples touch, in order
+ * of first touch, with emb_dim floats of gradient. Changes no parameter. Returns 0, or -1. */
+typedef void (*fr_row_grad_fn)(uint32_t table, uint64_t key, const float *grad, void *ctx);
+int fr_model_gradients(fr_model *m, const fr_sample *s, int n, float *dense_grad, fr_row_grad_fn fn, void *ctx);
+
+#endif

@@ -1,0 +1,106 @@
+/* fr_ckpt: checkpoints in RocksDB. One checkpoint is one atomic write batch holding the changed
+ * embedding rows with their optimizer state, the dense parameters and their optimizer state,
+ * the join state changes, the input offsets of every partition and the watermark, and the
+ * daemon's counters. Loading restores all of it; a crash therefore repeats exactly the input
+ * after the last checkpoint.
+ *
+ * Key layout (column family "default"; integers in keys big-endian so keys sort by number;
+ * full description, value formats and invariants in docs/checkpoint-format.md):
+ *   "#"                         -> marker: "FRC1", format version u32 LE (in every batch)
+ *   "C" name                    -> an application blob (daemon counters, per-source watermarks)
+ *   "D"                         -> dense params then dense accumulators (float32 LE)
+ *   "E" table:u32 key:u64       -> row: version:u64 LE, weights[dim], accum[dim] (float32 LE)
+ *   "J" id bytes                -> join entry (fr_join's private format)
+ *   "K"                         -> join meta (counters, watermark)
+ *   "M"                         -> meta JSON: format version, model config, model version, counts
+ *   "O" source name             -> offset: next offset to read, int64 LE
+ * The content is a pure function of the learner's state (no wall-clock time, no commit counter),
+ * so two runs that reach the same state have the same fr_ckpt_digest.
+ *
+ * Errors: functions taking err write an actionable message. The fr_ckpt_put_* functions cannot
+ * report a message; a failing put returns -1 and the batch remembers the first failure, which
+ * fr_ckpt_commit then reports (and writes nothing).
+ *
+ * Ownership: fr_ckpt_open allocates the handle; fr_ckpt_close releases it. fr_ckpt_begin
+ * allocates a batch; fr_ckpt_commit or fr_ckpt_abort releases it (exactly one of them). A handle
+ * is not thread-safe; one batch at a time per handle. */
+#ifndef FR_CKPT_H
+#define FR_CKPT_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "fr_model.h"
+
+/* Version of the layout above; stored in the marker and the meta. Bumped on incompatible change. */
+enum { FR_CKPT_FORMAT_VERSION = 1 };
+
+typedef struct fr_ckpt fr_ckpt;
+
+/* Opens (creating if missing) the checkpoint directory. NULL with a message on error, e.g. the
+ * directory is locked by another daemon or holds a checkpoint of a newer format. */
+fr_ckpt *fr_ckpt_open(const char *dir, char *err, size_t errlen);
+/* Opens an existing checkpoint for reading only (no lock: works while a daemon owns the directory,
+ * and sees its state as of the open). Commits to such a handle fail. For `freshet inspect`. */
+fr_ckpt *fr_ckpt_open_readonly(const char *dir, char *err, size_t errlen);
+void fr_ckpt_close(fr_ckpt *c);
+/* 1 if the store holds a committed checkpoint. */
+int fr_ckpt_exists(fr_ckpt *c);
+
+/* A checkpoint under construction; nothing is visible until fr_ckpt_commit. NULL on OOM. */
+typedef struct fr_ckpt_batch fr_ckpt_batch;
+fr_ckpt_batch *fr_ckpt_begin(fr_ckpt *c);
+/* Adds the rows dirty for FR_DIRTY_CHECKPOINT, all dense parameters with their accumulators, and
+ * the meta. It does NOT clear the dirty marks: the caller calls
+ * fr_model_clear_dirty(m, FR_DIRTY_CHECKPOINT) after fr_ckpt_commit succeeded (and only then), so
+ * a failed commit leaves the rows to be written by the next checkpoint. */
+int fr_ckpt_put_model(fr_ckpt_batch *b, const fr_model *m);
+/* Removes an embedding row (evicted from the model) from the checkpoint. */
+int fr_ckpt_delete_row(fr_ckpt_batch *b, uint32_t table, uint64_t key);
+/* len 0 deletes the entry. */
+int fr_ckpt_put_join_entry(fr_ckpt_batch *b, const char *id, size_t id_len, const void *bytes, size_t len);
+int fr_ckpt_put_join_meta(fr_ckpt_batch *b, const void *bytes, size_t len);
+int fr_ckpt_put_offset(fr_ckpt_batch *b, const char *source, int64_t next_offset);
+/* Stores bytes under name (len 0 stores an empty blob: fr_ckpt_get_blob then returns 0, not -1). */
+int fr_ckpt_put_blob(fr_ckpt_batch *b, const char *name, const void *bytes, size_t len);
+
+/* What a batch holds so far (for metrics and tests). */
+typedef struct {
+    size_t entries;      /* puts and deletes in the batch, the marker included */
+    size_t rows;         /* embedding rows written */
+    size_t row_deletes;  /* embedding rows deleted */
+    size_t join_puts;    /* join entries written */
+    size_t join_deletes; /* join entries deleted */
+    size_t bytes;        /* serialized size of the batch */
+} fr_ckpt_batch_stats;
+void fr_ckpt_batch_get_stats(const fr_ckpt_batch *b, fr_ckpt_batch_stats *s);
+
+/* Writes the batch atomically and durably (synced WAL). Frees b either way. On failure (a put
+ * failed, or RocksDB refused the write: disk full, I/O error, read-only handle) returns -1 with
+ * "checkpoint not written; the daemon must stop consuming" and the cause; the previous checkpoint
+ * is intact. After a RocksDB write error the handle stays unusable: close and reopen it. */
+int fr_ckpt_commit(fr_ckpt_batch *b, char *err, size_t errlen);
+void fr_ckpt_abort(fr_ckpt_batch *b);
+
+/* Loading. fr_ckpt_load_model creates the model from the stored config and fills it: dense
+ * params and accumulators, every row, the model version; then clears both dirty marks (the
+ * publisher pushes every row on its first push anyway). The caller frees the model with
+ * fr_model_free. NULL with a message when absent, inconsistent or corrupt. */
+fr_model *fr_ckpt_load_model(fr_ckpt *c, char *err, size_t errlen);
+typedef int (*fr_ckpt_kv_fn)(const char *key, size_t key_len, const void *val, size_t val_len, void *ctx);
+/* fn gets the id (without the "J" prefix) and the entry. Stops on, and returns, fn's non-zero
+ * value; -1 on a read error. Same for the other foreach functions. */
+int fr_ckpt_foreach_join_entry(fr_ckpt *c, fr_ckpt_kv_fn fn, void *ctx);
+/* Returns the blob length (copying at most cap bytes), or -1 when absent. */
+long fr_ckpt_get_join_meta(fr_ckpt *c, void *buf, size_t cap);
+long fr_ckpt_get_blob(fr_ckpt *c, const char *name, void *buf, size_t cap);
+int fr_ckpt_foreach_offset(fr_ckpt *c, int (*fn)(const char *source, int64_t next_offset, void *ctx), void *ctx);
+
+/* Every key and value in key order (for `freshet inspect` and its digest). */
+int fr_ckpt_foreach(fr_ckpt *c, fr_ckpt_kv_fn fn, void *ctx);
+/* Digest of the logical content: XXH3-128 over every key and value in key order, each preceded by
+ * its length as u64 LE; hex receives 32 lowercase hex digits (canonical big-endian XXH128) and a
+ * NUL. Returns 0, or -1 on a read error. */
+int fr_ckpt_digest(fr_ckpt *c, char hex[33]);
+
+#endif

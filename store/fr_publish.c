@@ -1,0 +1,501 @@
+/* fr_publish: see fr_publish.h and docs/redis-layout.md. */
+#include "fr_publish.h"
+
+#include <inttypes.h>
+#include <jansson.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <xxhash.h>
+
+#include "fr_redis_layout.h"
+#include "fr_store_util.h"
+
+enum {
+    FIELDS_PER_HSET = 64, /* rows per HSET command (one shard hash) */
+    ROW_WINDOW = 32,      /* HSET commands in flight before their replies are read */
+};
+
+struct fr_publisher {
+    char *host;
+    int port;
+    char prefix[FR_REDIS_PREFIX_MAX + 1];
+    int keep;
+    redisContext *c; /* NULL while disconnected */
+    int need_full;
+    fr_publish_stats last;
+};
+
+static double now_seconds(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + (double)ts.tv_nsec * 1e-9;
+}
+
+static void disconnect(fr_publisher *p)
+{
+    if (p->c) redisFree(p->c);
+    p->c = NULL;
+    p->need_full = 1;
+}
+
+fr_publisher *fr_publish_open(const char *host, int port, const char *prefix, int keep_versions, char *err,
+                              size_t errlen)
+{
+    if (!host || !host[0]) {
+        snprintf(err, errlen, "publish: no redis host configured");
+        return NULL;
+    }
+    if (fr_redis_check_prefix(prefix, err, errlen) != 0) return NULL;
+    if (keep_versions < 1) {
+        snprintf(err, errlen, "publish: keep_versions is %d, must be at least 1", keep_versions);
+        return NULL;
+    }
+    fr_publisher *p = calloc(1, sizeof *p);
+    if (!p || !(p->host = strdup(host))) {
+        free(p);
+        snprintf(err, errlen, "publish: out of memory");
+        return NULL;
+    }
+    p->port = port;
+    snprintf(p->prefix, sizeof p->prefix, "%s", prefix);
+    p->keep = keep_versions;
+    p->need_full = 1;
+    char cerr[256];
+    p->c = fr_redis_connect(host, port, cerr, sizeof cerr);
+    if (!p->c) {
+        snprintf(err, errlen, "publish: %s", cerr);
+        fr_publish_close(p);
+        return NULL;
+    }
+    return p;
+}
+
+void fr_publish_close(fr_publisher *p)
+{
+    if (!p) return;
+    if (p->c) redisFree(p->c);
+    free(p->host);
+    free(p);
+}
+
+void fr_publish_last_stats(const fr_publisher *p, fr_publish_stats *s) { *s = p->last; }
+
+/* ---- rows --------------------------------------------------------------------------------- */
+
+typedef struct {
+    unsigned char *buf; /* FIELDS_PER_HSET x (8-byte field, row value), allocated on first use */
+    int n;
+} bucket;
+
+typedef struct {
+    fr_publisher *p;
+    fr_pipe pipe;
+    int dim;
+    uint32_t ntab;
+    size_t row_len;  /* encoded row value */
+    bucket *buckets; /* ntab x FR_REDIS_ROW_SHARDS */
+    const char **argv;
+    size_t *lens;
+    size_t rows;
+    char err[256];
+} rows_ctx;
+
+static int flush_bucket(rows_ctx *r, uint32_t table, uint32_t shard)
+{
+    bucket *b = &r->buckets[(size_t)table * FR_REDIS_ROW_SHARDS + shard];
+    if (b->n == 0) return 0;
+    char key[FR_REDIS_KEY_MAX];
+    fr_redis_key_rows(key, r->p->prefix, table, shard);
+    r->argv[0] = "HSET";
+    r->lens[0] = 4;
+    r->argv[1] = key;
+    r->lens[1] = strlen(key);
+    size_t stride = 8 + r->row_len;
+    for (int i = 0; i < b->n; i++) {
+        const unsigned char *e = b->buf + (size_t)i * stride;
+        r->argv[2 + 2 * i] = (const char *)e;
+        r->lens[2 + 2 * i] = 8;
+        r->argv[3 + 2 * i] = (const char *)e + 8;
+        r->lens[3 + 2 * i] = r->row_len;
+    }
+    int argc = 2 + 2 * b->n;
+    b->n = 0; /* hiredis copies the arguments into its output buffer */
+    return fr_pipe_append(&r->pipe, argc, r->argv, r->lens);
+}
+
+static int push_row_cb(const fr_row_view *row, void *ctx)
+{
+    rows_ctx *r = ctx;
+    if (row->dim != r->dim || row->table >= r->ntab) {
+        snprintf(r->err, sizeof r->err, "row of table %" PRIu32 " with dim %d (expected < %" PRIu32 " tables, dim %d)",
+                 row->table, row->dim, r->ntab, r->dim);
+        return -1;
+    }
+    uint32_t shard = fr_redis_shard(row->key);
+    bucket *b = &r->buckets[(size_t)row->table * FR_REDIS_ROW_SHARDS + shard];
+    size_t stride = 8 + r->row_len;
+    if (!b->buf && !(b->buf = malloc(FIELDS_PER_HSET * stride))) {
+        snprintf(r->err, sizeof r->err, "out of memory");
+        return -1;
+    }
+    unsigned char *e = b->buf + (size_t)b->n * stride;
+    fr_redis_row_field(e, row->key);
+    fr_redis_row_encode(e + 8, row->dim, row->version, row->weights);
+    b->n++;
+    r->rows++;
+    if (b->n == FIELDS_PER_HSET && flush_bucket(r, row->table, shard) != 0) return -1;
+    return 0;
+}
+
+/* Writes the rows (all, or those marked for publish). 0, or -1 with a message. */
+static int push_rows(fr_publisher *p, fr_model *m, int full, size_t *rows, char *err, size_t errlen)
+{
+    rows_ctx r;
+    memset(&r, 0, sizeof r);
+    r.p = p;
+    r.dim = fr_model_get_config(m)->emb_dim;
+    r.ntab = fr_model_table_count(m);
+    r.row_len = FR_REDIS_ROW_HEADER + 4 * (size_t)r.dim;
+    fr_pipe_init(&r.pipe, p->c, ROW_WINDOW);
+    r.buckets = calloc((size_t)r.ntab * FR_REDIS_ROW_SHARDS + 1, sizeof *r.buckets);
+    r.argv = malloc((2 + 2 * FIELDS_PER_HSET) * sizeof *r.argv);
+    r.lens = malloc((2 + 2 * FIELDS_PER_HSET) * sizeof *r.lens);
+    int rc = -1;
+    if (!r.buckets || !r.argv || !r.lens) {
+        snprintf(err, errlen, "out of memory");
+        goto done;
+    }
+    int frc = fr_model_foreach_row(m, full ? 0 : FR_DIRTY_PUBLISH, push_row_cb, &r);
+    for (uint32_t t = 0; frc == 0 && t < r.ntab; t++)
+        for (uint32_t s = 0; frc == 0 && s < FR_REDIS_ROW_SHARDS; s++) frc = flush_bucket(&r, t, s);
+    fr_pipe_drain(&r.pipe);
+    if (r.pipe.failed) {
+        snprintf(err, errlen, "%s", r.pipe.err);
+        if (r.pipe.broken) disconnect(p);
+        goto done;
+    }
+    if (frc != 0) {
+        snprintf(err, errlen, "%s", r.err[0] ? r.err : "reading the model's rows failed");
+        goto done;
+    }
+    *rows = r.rows;
+    rc = 0;
+done:
+    if (r.buckets)
+        for (size_t i = 0; i < (size_t)r.ntab * FR_REDIS_ROW_SHARDS; i++) free(r.buckets[i].buf);
+    free(r.buckets);
+    free(r.argv);
+    free(r.lens);
+    return rc;
+}
+
+/* ---- dense blob and manifest ---------------------------------------------------------------- */
+
+/* The dense blob (malloc'ed, *len bytes): "FRD1", count u32 LE, version u64 LE, float32 LE params. */
+static unsigned char *dense_blob(const fr_model *m, uint64_t version, size_t *len)
+{
+    size_t n = fr_model_dense_count(m);
+    *len = FR_REDIS_DENSE_HEADER + 4 * n;
+    unsigned char *b = malloc(*len);
+    if (!b) return NULL;
+    memcpy(b, "FRD1", 4);
+    fr_put_u32le(b + 4, (uint32_t)n);
+    fr_put_u64le(b + 8, version);
+    fr_f32le_encode(b + FR_REDIS_DENSE_HEADER, fr_model_dense_params(m), n);
+    return b;
+}
+
+/* The manifest JSON text (malloc'ed), or NULL with a message. */
+static char *manifest_text(const fr_publisher *p, const fr_model *m, uint64_t version, const unsigned char *blob,
+                           size_t blob_len, json_t *daemon, char *err, size_t errlen)
+{
+    const fr_model_config *cfg = fr_model_get_config(m);
+    json_t *o = json_object(), *tables = json_array(), *tensors = json_array(), *dense = json_object();
+    json_t *config = fr_config_to_json(cfg);
+    char *out = NULL;
+    int bad = !o || !tables || !tensors || !dense || !config;
+    char key[FR_REDIS_KEY_MAX], pattern[FR_REDIS_KEY_MAX + 8];
+    uint32_t ntab = fr_model_table_count(m);
+    for (uint32_t t = 0; !bad && t < ntab; t++) {
+        int cat = (int)t < cfg->n_cat;
+        snprintf(pattern, sizeof pattern, "%s:emb:{t%" PRIu32 "s<shard>}", p->prefix, t);
+        json_t *e = json_pack("{s:I, s:s, s:i, s:i, s:I, s:s}", "id", (json_int_t)t, "kind",
+                              cat ? "categorical" : "multi", "slot", cat ? (int)t : (int)t - cfg->n_cat, "dim",
+                              cfg->emb_dim, "rows", (json_int_t)fr_model_row_count(m, t), "hash_key", pattern);
+        bad |= !e || json_array_append_new(tables, e);
+    }
+    int nt = fr_model_dense_tensor_count(m);
+    for (int i = 0; !bad && i < nt; i++) {
+        fr_tensor_info ti = fr_model_dense_tensor(m, i);
+        json_t *e = json_pack("{s:s, s:i, s:i, s:I}", "name", ti.name ? ti.name : "", "rows", ti.rows, "cols",
+                              ti.cols, "offset", (json_int_t)ti.offset);
+        bad |= !e || json_array_append_new(tensors, e);
+    }
+    if (!bad) {
+        char hash[17];
+        snprintf(hash, sizeof hash, "%016" PRIx64, (uint64_t)XXH3_64bits(blob, blob_len));
+        fr_redis_key_dense(key, p->prefix, version);
+        bad |= json_object_set_new(dense, "key", json_string(key));
+        bad |= json_object_set_new(dense, "count", json_integer((json_int_t)fr_model_dense_count(m)));
+        bad |= json_object_set_new(dense, "bytes", json_integer((json_int_t)blob_len));
+        bad |= json_object_set_new(dense, "xxh3_64", json_string(hash));
+        bad |= json_object_set(dense, "tensors", tensors);
+        bad |= json_object_set_new(o, "format", json_string("freshet-redis"));
+        bad |= json_object_set_new(o, "format_version", json_integer(FR_REDIS_FORMAT_VERSION));
+        bad |= json_object_set_new(o, "prefix", json_string(p->prefix));
+        bad |= json_object_set_new(o, "version", fr_json_u64(version));
+        bad |= json_object_set(o, "model_config", config);
+        bad |= json_object_set_new(o, "emb_dim", json_integer(cfg->emb_dim));
+        bad |= json_object_set_new(o, "row_shards", json_integer(FR_REDIS_ROW_SHARDS));
+        bad |= json_object_set_new(o, "row_shard_fn", json_string(FR_REDIS_SHARD_FN));
+        bad |= json_object_set_new(o, "row_format", json_integer(FR_REDIS_ROW_F32LE));
+        bad |= json_object_set(o, "tables", tables);
+        bad |= json_object_set(o, "dense", dense);
+        bad |= json_object_set(o, "daemon", daemon ? daemon : json_null());
+    }
+    if (!bad) out = json_dumps(o, JSON_COMPACT | JSON_SORT_KEYS);
+    if (!out) snprintf(err, errlen, "out of memory building the manifest");
+    json_decref(o);
+    json_decref(tables);
+    json_decref(tensors);
+    json_decref(dense);
+    json_decref(config);
+    return out;
+}
+
+/* ---- retiring old versions ------------------------------------------------------------------ */
+
+static int cmp_u64_desc(const void *a, const void *b)
+{
+    uint64_t x = *(const uint64_t *)a, y = *(const uint64_t *)b;
+    return x < y ? 1 : x > y ? -1 : 0;
+}
+
+/* Deletes the manifest and dense blob of every retained version beyond the keep_versions
+ * highest ones <= version, and of any version > version (left by a run that was restored from an
+ * earlier checkpoint). 0 with *retired, or -1 with a message. */
+static int retire_versions(fr_publisher *p, uint64_t version, size_t *retired, char *err, size_t errlen)
+{
+    char vkey[FR_REDIS_KEY_MAX];
+    fr_redis_key_versions(vkey, p->prefix);
+    const char *argv[4] = {"ZRANGE", vkey, "0", "-1"};
+    size_t lens[4] = {6, strlen(vkey), 1, 2};
+    int broken;
+    redisReply *r = fr_redis_command(p->c, 4, argv, lens, &broken, err, errlen);
+    if (!r) {
+        if (broken) disconnect(p);
+        return -1;
+    }
+    size_t n = r->type == REDIS_REPLY_ARRAY ? r->elements : 0;
+    uint64_t *vs = malloc((n ? n : 1) * sizeof *vs);
+    if (!vs) {
+        freeReplyObject(r);
+        snprintf(err, errlen, "out of memory");
+        return -1;
+    }
+    size_t m = 0;
+    for (size_t i = 0; i < n; i++) {
+        redisReply *e = r->element[i];
+        uint64_t v;
+        if (e->type == REDIS_REPLY_STRING && fr_parse_u64(e->str, e->len, &v) == 0) vs[m++] = v;
+    }
+    freeReplyObject(r);
+    qsort(vs, m, sizeof *vs, cmp_u64_desc);
+    fr_pipe pipe;
+    fr_pipe_init(&pipe, p->c, 64);
+    size_t kept = 0, gone = 0;
+    for (size_t i = 0; i < m; i++) {
+        if (vs[i] <= version && kept < (size_t)p->keep) {
+            kept++;
+            continue;
+        }
+        char mk[FR_REDIS_KEY_MAX], dk[FR_REDIS_KEY_MAX], member[24];
+        fr_redis_key_manifest(mk, p->prefix, vs[i]);
+        fr_redis_key_dense(dk, p->prefix, vs[i]);
+        snprintf(member, sizeof member, "%" PRIu64, vs[i]);
+        const char *del[3] = {"DEL", mk, dk};
+        size_t dl[3] = {3, strlen(mk), strlen(dk)};
+        const char *zrem[3] = {"ZREM", vkey, member};
+        size_t zl[3] = {4, strlen(vkey), strlen(member)};
+        fr_pipe_append(&pipe, 3, del, dl);
+        fr_pipe_append(&pipe, 3, zrem, zl);
+        gone++;
+    }
+    free(vs);
+    fr_pipe_drain(&pipe);
+    if (pipe.failed) {
+        snprintf(err, errlen, "%s", pipe.err);
+        if (pipe.broken) disconnect(p);
+        return -1;
+    }
+    *retired = gone;
+    return 0;
+}
+
+/* ---- push ----------------------------------------------------------------------------------- */
+
+/* Makes sure there is a live connection; sets need_full when Redis holds no active version. */
+static int ensure_connection(fr_publisher *p, char *err, size_t errlen)
+{
+    char akey[FR_REDIS_KEY_MAX];
+    fr_redis_key_active(akey, p->prefix);
+    const char *argv[2] = {"EXISTS", akey};
+    size_t lens[2] = {6, strlen(akey)};
+    for (int attempt = 0; attempt < 2; attempt++) {
+        if (!p->c) {
+            p->c = fr_redis_connect(p->host, p->port, err, errlen);
+            p->need_full = 1;
+            if (!p->c) return -1;
+        }
+        int broken;
+        redisReply *r = fr_redis_command(p->c, 2, argv, lens, &broken, err, errlen);
+        if (r) {
+            if (r->type == REDIS_REPLY_INTEGER && r->integer == 0) p->need_full = 1;
+            freeReplyObject(r);
+            return 0;
+        }
+        if (!broken) return -1;
+        disconnect(p); /* a stale connection (Redis restarted): reconnect once */
+    }
+    return -1;
+}
+
+static int push(fr_publisher *p, fr_model *m, const fr_publish_info *info, uint64_t *version, char *err,
+                size_t errlen)
+{
+    if (!p || !m) {
+        snprintf(err, errlen, "publish: no publisher or no model");
+        return -1;
+    }
+    double t0 = now_seconds();
+    uint64_t v = fr_model_version(m);
+    char why[384];
+    const char *stage = "connecting";
+    json_t *daemon = NULL;
+    unsigned char *blob = NULL;
+    char *manifest = NULL;
+    int rc = -1;
+    size_t rows = 0, blob_len = 0, retired = 0;
+    int full = 0;
+
+    if (info && info->manifest_json) {
+        json_error_t jerr;
+        daemon = json_loads(info->manifest_json, 0, &jerr);
+        if (!daemon) {
+            snprintf(err, errlen, "publish: the daemon's manifest_json is not valid JSON (line %d: %s); nothing pushed",
+                     jerr.line, jerr.text);
+            return -1;
+        }
+    }
+    if (ensure_connection(p, why, sizeof why) != 0) goto fail;
+    full = p->need_full;
+
+    stage = "writing rows";
+    if (push_rows(p, m, full, &rows, why, sizeof why) != 0) goto fail;
+
+    stage = "writing the dense blob and manifest";
+    blob = dense_blob(m, v, &blob_len);
+    manifest = blob ? manifest_text(p, m, v, blob, blob_len, daemon, why, sizeof why) : NULL;
+    if (!blob || !manifest) {
+        if (!blob) snprintf(why, sizeof why, "out of memory for the dense blob");
+        goto fail;
+    }
+    char dkey[FR_REDIS_KEY_MAX], mkey[FR_REDIS_KEY_MAX], vkey[FR_REDIS_KEY_MAX], akey[FR_REDIS_KEY_MAX],
+        ckey[FR_REDIS_KEY_MAX], vs[24];
+    fr_redis_key_dense(dkey, p->prefix, v);
+    fr_redis_key_manifest(mkey, p->prefix, v);
+    fr_redis_key_versions(vkey, p->prefix);
+    fr_redis_key_active(akey, p->prefix);
+    fr_redis_key_changes(ckey, p->prefix);
+    snprintf(vs, sizeof vs, "%" PRIu64, v);
+    {
+        fr_pipe pipe;
+        fr_pipe_init(&pipe, p->c, 8);
+        const char *a1[3] = {"SET", dkey, (const char *)blob};
+        size_t l1[3] = {3, strlen(dkey), blob_len};
+        const char *a2[3] = {"SET", mkey, manifest};
+        size_t l2[3] = {3, strlen(mkey), strlen(manifest)};
+        const char *a3[4] = {"ZADD", vkey, vs, vs};
+        size_t l3[4] = {4, strlen(vkey), strlen(vs), strlen(vs)};
+        fr_pipe_append(&pipe, 3, a1, l1);
+        fr_pipe_append(&pipe, 3, a2, l2);
+        fr_pipe_append(&pipe, 4, a3, l3);
+        fr_pipe_drain(&pipe);
+        if (pipe.failed) {
+            snprintf(why, sizeof why, "%s", pipe.err);
+            if (pipe.broken) disconnect(p);
+            goto fail;
+        }
+    }
+
+    stage = "flipping the active version";
+    {
+        const char *a[3] = {"SET", akey, vs};
+        size_t l[3] = {3, strlen(akey), strlen(vs)};
+        int broken;
+        redisReply *r = fr_redis_command(p->c, 3, a, l, &broken, why, sizeof why);
+        if (!r) {
+            if (broken) disconnect(p);
+            goto fail;
+        }
+        freeReplyObject(r);
+    }
+
+    stage = "retiring old versions";
+    if (retire_versions(p, v, &retired, why, sizeof why) != 0) goto fail;
+
+    stage = "announcing on the change stream";
+    {
+        char rows_s[24], bytes_s[24], retired_s[24], maxlen[16];
+        snprintf(rows_s, sizeof rows_s, "%zu", rows);
+        snprintf(bytes_s, sizeof bytes_s, "%zu", blob_len);
+        snprintf(retired_s, sizeof retired_s, "%zu", retired);
+        snprintf(maxlen, sizeof maxlen, "%d", FR_REDIS_STREAM_MAXLEN);
+        const char *a[16] = {"XADD", ckey,  "MAXLEN",      "~",     maxlen, "*",       "version", vs,
+                             "rows", rows_s, "dense_bytes", bytes_s, "full", full ? "1" : "0", "retired", retired_s};
+        size_t l[16];
+        for (int i = 0; i < 16; i++) l[i] = strlen(a[i]);
+        int broken;
+        redisReply *r = fr_redis_command(p->c, 16, a, l, &broken, why, sizeof why);
+        if (!r) {
+            if (broken) disconnect(p);
+            goto fail;
+        }
+        freeReplyObject(r);
+    }
+
+    fr_model_clear_dirty(m, FR_DIRTY_PUBLISH);
+    p->need_full = 0;
+    p->last = (fr_publish_stats){.version = v,
+                                 .rows = rows,
+                                 .dense_bytes = blob_len,
+                                 .full = full,
+                                 .retired_versions = retired,
+                                 .seconds = now_seconds() - t0};
+    if (version) *version = v;
+    rc = 0;
+    goto done;
+fail:
+    snprintf(err, errlen,
+             "publish of version %" PRIu64 " to redis %s:%d failed while %s: %s; the rows stay marked and the next "
+             "push retries%s",
+             v, p->host, p->port, stage, why, p->c ? "" : " (after reconnecting, with every row)");
+done:
+    json_decref(daemon);
+    free(blob);
+    free(manifest);
+    return rc;
+}
+
+int fr_publish_push(fr_publisher *p, fr_model *m, const fr_publish_info *info, uint64_t *version, char *err,
+                    size_t errlen)
+{
+    fr_sigpipe_guard g;
+    fr_sigpipe_block(&g);
+    int rc = push(p, m, info, version, err, errlen);
+    fr_sigpipe_restore(&g);
+    return rc;
+}

@@ -1,0 +1,54 @@
+/* fr_publish: pushes the model to Redis for serving, in the layout of docs/redis-layout.md.
+ *
+ * A push writes the rows marked FR_DIRTY_PUBLISH (weights only, never optimizer state), then
+ * the dense parameters as one blob under a new version, then flips the active-version key, then
+ * announces the version on a change stream; it clears the publish marks only after all of it
+ * succeeded, so a failed push is retried whole by the next one. Every write is a full value,
+ * so a push is idempotent. Dense blobs of the last keep_versions versions stay readable.
+ *
+ * Version: V = fr_model_version(m) at push time. Pushing the same V again rewrites the same values.
+ * Full pushes: the first push of a handle, the first push after a reconnect, and a push that finds
+ * no active-version key (Redis lost its data) write every row, not only the marked ones: the
+ * publisher cannot know what Redis holds then (a restarted daemon restores its model from the
+ * checkpoint with no marks; a Redis without persistence restarts empty).
+ * Connection failures return -1 with a message and keep the marks; the next push reconnects.
+ *
+ * Ownership: fr_publish_open allocates the handle (and its connection); fr_publish_close frees.
+ * Not thread-safe; the model must not change during fr_publish_push. */
+#ifndef FR_PUBLISH_H
+#define FR_PUBLISH_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "fr_model.h"
+
+typedef struct fr_publisher fr_publisher;
+
+/* Describes the model to serving: written into the manifest of each version. */
+typedef struct {
+    const char *manifest_json;   /* the daemon's description of fields and scenarios, as JSON text (may be NULL) */
+} fr_publish_info;
+
+/* prefix: 1..64 characters of [A-Za-z0-9_.:-]; keep_versions >= 1 (2 or more recommended so a
+ * reader that read the active version just before a flip can still load it). Fails when Redis is
+ * unreachable (the caller may retry open later). */
+fr_publisher *fr_publish_open(const char *host, int port, const char *prefix, int keep_versions, char *err,
+                              size_t errlen);
+void fr_publish_close(fr_publisher *p);
+/* Pushes and returns 0 with the new version in *version, or -1 with a message. */
+int fr_publish_push(fr_publisher *p, fr_model *m, const fr_publish_info *info, uint64_t *version, char *err,
+                    size_t errlen);
+
+/* What the last successful push did (all zero before the first). */
+typedef struct {
+    uint64_t version;
+    size_t rows;             /* rows written */
+    size_t dense_bytes;      /* size of the dense blob */
+    int full;                /* 1 when every row was written */
+    size_t retired_versions; /* old versions deleted */
+    double seconds;          /* wall time of the push */
+} fr_publish_stats;
+void fr_publish_last_stats(const fr_publisher *p, fr_publish_stats *s);
+
+#endif

@@ -1,0 +1,469 @@
+/* fr_reader: see fr_reader.h and docs/redis-layout.md ("What a reader must do"). */
+#include "fr_reader.h"
+
+#include <inttypes.h>
+#include <jansson.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <xxhash.h>
+
+#include "fr_redis_layout.h"
+#include "fr_store_util.h"
+
+enum {
+    MAX_KEYS = FR_MAX_CAT + FR_MAX_MULTI * FR_MAX_MULTI_LEN, /* rows one impression can touch */
+    LOAD_ATTEMPTS = 3,
+};
+
+struct fr_reader {
+    char *host;
+    int port;
+    char prefix[FR_REDIS_PREFIX_MAX + 1];
+    redisContext *c; /* NULL while disconnected */
+    /* the loaded version */
+    int loaded;
+    uint64_t version;
+    char *manifest;
+    fr_model_config cfg;
+    float *dense;
+    size_t dense_count;
+    fr_model *m;     /* dense of `version` plus the rows fetched since the last reset */
+    float *scratch;  /* MAX_KEYS x emb_dim */
+};
+
+fr_reader *fr_reader_open(const char *host, int port, const char *prefix, char *err, size_t errlen)
+{
+    if (!host || !host[0]) {
+        snprintf(err, errlen, "reader: no redis host");
+        return NULL;
+    }
+    if (fr_redis_check_prefix(prefix, err, errlen) != 0) return NULL;
+    fr_reader *r = calloc(1, sizeof *r);
+    if (!r || !(r->host = strdup(host))) {
+        free(r);
+        snprintf(err, errlen, "reader: out of memory");
+        return NULL;
+    }
+    r->port = port;
+    snprintf(r->prefix, sizeof r->prefix, "%s", prefix);
+    char cerr[256];
+    r->c = fr_redis_connect(host, port, cerr, sizeof cerr);
+    if (!r->c) {
+        snprintf(err, errlen, "reader: %s", cerr);
+        fr_reader_close(r);
+        return NULL;
+    }
+    return r;
+}
+
+void fr_reader_close(fr_reader *r)
+{
+    if (!r) return;
+    if (r->c) redisFree(r->c);
+    fr_model_free(r->m);
+    free(r->dense);
+    free(r->manifest);
+    free(r->scratch);
+    free(r->host);
+    free(r);
+}
+
+uint64_t fr_reader_version(const fr_reader *r) { return r->loaded ? r->version : 0; }
+const char *fr_reader_manifest(const fr_reader *r) { return r->loaded ? r->manifest : NULL; }
+
+static void drop_connection(fr_reader *r)
+{
+    if (r->c) redisFree(r->c);
+    r->c = NULL;
+}
+
+static int ensure_connection(fr_reader *r, char *err, size_t errlen)
+{
+    if (r->c) return 0;
+    char cerr[256];
+    r->c = fr_redis_connect(r->host, r->port, cerr, sizeof cerr);
+    if (!r->c) {
+        snprintf(err, errlen, "reader: %s", cerr);
+        return -1;
+    }
+    return 0;
+}
+
+/* Sends n commands and reads their n replies into out (caller frees each). On a connection
+ * failure drops the connection and returns -1 with a message. */
+static int roundtrip(fr_reader *r, int n, const char **argvs[], const size_t *lenss[], const int *argcs,
+                     redisReply **out, char *err, size_t errlen)
+{
+    for (int i = 0; i < n; i++) out[i] = NULL;
+    for (int i = 0; i < n; i++) {
+        if (redisAppendCommandArgv(r->c, argcs[i], argvs[i], lenss[i]) != REDIS_OK) {
+            snprintf(err, errlen, "reader: cannot queue a redis command: %s", r->c->errstr);
+            drop_connection(r);
+            return -1;
+        }
+    }
+    for (int i = 0; i < n; i++) {
+        void *rv = NULL;
+        if (redisGetReply(r->c, &rv) != REDIS_OK) {
+            snprintf(err, errlen, "reader: redis %s:%d connection failed: %s (reconnects on the next call)", r->host,
+                     r->port, r->c->errstr);
+            for (int j = 0; j < i; j++) freeReplyObject(out[j]);
+            for (int j = 0; j < n; j++) out[j] = NULL;
+            drop_connection(r);
+            return -1;
+        }
+        out[i] = rv;
+    }
+    return 0;
+}
+
+/* Creates a model with the loaded dense parameters and no rows. */
+static fr_model *fresh_model(const fr_model_config *cfg, const float *dense, size_t count, uint64_t version,
+                             char *err, size_t errlen)
+{
+    char merr[256];
+    fr_model *m = fr_model_create(cfg, merr, sizeof merr);
+    if (!m) {
+        snprintf(err, errlen, "reader: the manifest's model config is refused: %s", merr);
+        return NULL;
+    }
+    if (fr_model_set_dense(m, dense, NULL, count) != 0) {
+        snprintf(err, errlen, "reader: dense blob holds %zu floats, the model built from the manifest needs %zu",
+                 count, fr_model_dense_count(m));
+        fr_model_free(m);
+        return NULL;
+    }
+    fr_model_set_version(m, version);
+    return m;
+}
+
+/* Parses and checks a manifest of version v against its dense blob; fills cfg and dense. */
+static int check_version(const char *mtext, size_t mlen, const redisReply *blob, uint64_t v, fr_model_config *cfg,
+                         float **dense, size_t *count, char *err, size_t errlen)
+{
+    json_error_t jerr;
+    json_t *o = json_loadb(mtext, mlen, 0, &jerr);
+    int rc = -1;
+    if (!o) {
+        snprintf(err, errlen, "reader: manifest of version %" PRIu64 " is not JSON: %s", v, jerr.text);
+        return -1;
+    }
+    uint64_t mv;
+    json_t *fv = json_object_get(o, "format_version");
+    json_t *shards = json_object_get(o, "row_shards"), *rowf = json_object_get(o, "row_format");
+    json_t *sfn = json_object_get(o, "row_shard_fn");
+    json_t *d = json_object_get(o, "dense");
+    json_t *dc = json_object_get(d, "count"), *db = json_object_get(d, "bytes"), *dh = json_object_get(d, "xxh3_64");
+    char cerr[200];
+    if (!json_is_integer(fv) || json_integer_value(fv) != FR_REDIS_FORMAT_VERSION) {
+        snprintf(err, errlen, "reader: manifest format_version is not %d: this reader is too old or the key is foreign",
+                 FR_REDIS_FORMAT_VERSION);
+    } else if (fr_json_get_u64(o, "version", &mv) != 0 || mv != v) {
+        snprintf(err, errlen, "reader: manifest under version %" PRIu64 " names another version", v);
+    } else if (!json_is_integer(shards) || json_integer_value(shards) != FR_REDIS_ROW_SHARDS ||
+               !json_is_integer(rowf) || json_integer_value(rowf) != FR_REDIS_ROW_F32LE || !json_is_string(sfn) ||
+               strcmp(json_string_value(sfn), FR_REDIS_SHARD_FN) != 0) {
+        snprintf(err, errlen, "reader: manifest row_shards/row_shard_fn/row_format differ from this reader's %d/%s/%d",
+                 FR_REDIS_ROW_SHARDS, FR_REDIS_SHARD_FN, FR_REDIS_ROW_F32LE);
+    } else if (fr_config_from_json(json_object_get(o, "model_config"), cfg, cerr, sizeof cerr) != 0) {
+        snprintf(err, errlen, "reader: manifest %s", cerr);
+    } else if (!json_is_integer(dc) || !json_is_integer(db) || !json_is_string(dh)) {
+        snprintf(err, errlen, "reader: manifest lacks dense.count, dense.bytes or dense.xxh3_64");
+    } else {
+        size_t n = (size_t)json_integer_value(dc);
+        const unsigned char *b = (const unsigned char *)blob->str;
+        char hash[17];
+        snprintf(hash, sizeof hash, "%016" PRIx64, (uint64_t)XXH3_64bits(blob->str, blob->len));
+        if (blob->len != (size_t)json_integer_value(db) || blob->len != FR_REDIS_DENSE_HEADER + 4 * n) {
+            snprintf(err, errlen,
+                     "reader: dense blob of version %" PRIu64 " has %zu bytes, the manifest says %" JSON_INTEGER_FORMAT,
+                     v, blob->len, json_integer_value(db));
+        } else if (memcmp(b, "FRD1", 4) != 0 || fr_get_u32le(b + 4) != n || fr_get_u64le(b + 8) != v) {
+            snprintf(err, errlen, "reader: dense blob header (magic, count, version) does not match the manifest");
+        } else if (strcmp(hash, json_string_value(dh)) != 0) {
+            snprintf(err, errlen, "reader: dense blob of version %" PRIu64 " fails its checksum", v);
+        } else if (!(*dense = malloc((n ? n : 1) * sizeof(float)))) {
+            snprintf(err, errlen, "reader: out of memory");
+        } else {
+            fr_f32le_decode(*dense, b + FR_REDIS_DENSE_HEADER, n);
+            *count = n;
+            rc = 0;
+        }
+    }
+    json_decref(o);
+    return rc;
+}
+
+static int load_active(fr_reader *r, char *err, size_t errlen)
+{
+    if (ensure_connection(r, err, errlen) != 0) return -1;
+    char akey[FR_REDIS_KEY_MAX], mkey[FR_REDIS_KEY_MAX], dkey[FR_REDIS_KEY_MAX];
+    fr_redis_key_active(akey, r->prefix);
+    for (int attempt = 0; attempt < LOAD_ATTEMPTS; attempt++) {
+        const char *ga[2] = {"GET", akey};
+        size_t gl[2] = {3, strlen(akey)};
+        const char **argvs[1] = {ga};
+        const size_t *lenss[1] = {gl};
+        int argcs[1] = {2};
+        redisReply *rep[2];
+        if (roundtrip(r, 1, argvs, lenss, argcs, rep, err, errlen) != 0) return -1;
+        uint64_t v;
+        int ok = rep[0]->type == REDIS_REPLY_STRING && fr_parse_u64(rep[0]->str, rep[0]->len, &v) == 0;
+        int nil = rep[0]->type == REDIS_REPLY_NIL;
+        freeReplyObject(rep[0]);
+        if (!ok) {
+            if (nil)
+                snprintf(err, errlen, "reader: nothing published under prefix \"%s\" (no %s key)", r->prefix, akey);
+            else
+                snprintf(err, errlen, "reader: %s does not hold a decimal version number", akey);
+            return -1;
+        }
+        fr_redis_key_manifest(mkey, r->prefix, v);
+        fr_redis_key_dense(dkey, r->prefix, v);
+        const char *ma[2] = {"GET", mkey}, *da[2] = {"GET", dkey};
+        size_t ml[2] = {3, strlen(mkey)}, dl[2] = {3, strlen(dkey)};
+        const char **argvs2[2] = {ma, da};
+        const size_t *lenss2[2] = {ml, dl};
+        int argcs2[2] = {2, 2};
+        if (roundtrip(r, 2, argvs2, lenss2, argcs2, rep, err, errlen) != 0) return -1;
+        if (rep[0]->type != REDIS_REPLY_STRING || rep[1]->type != REDIS_REPLY_STRING) {
+            /* retired between the two reads (keep_versions pushes happened meanwhile): re-read active */
+            snprintf(err, errlen,
+                     "reader: version %" PRIu64 " is incomplete (manifest or dense blob missing) after %d attempts",
+                     v, attempt + 1);
+            freeReplyObject(rep[0]);
+            freeReplyObject(rep[1]);
+            continue;
+        }
+        fr_model_config cfg;
+        float *dense = NULL;
+        size_t count = 0;
+        int rc = check_version(rep[0]->str, rep[0]->len, rep[1], v, &cfg, &dense, &count, err, errlen);
+        char *mtext = rc == 0 ? strdup(rep[0]->str) : NULL;
+        freeReplyObject(rep[0]);
+        freeReplyObject(rep[1]);
+        if (rc != 0) return -1;
+        fr_model *m = NULL;
+        float *scratch = malloc((size_t)MAX_KEYS * (size_t)cfg.emb_dim * sizeof(float));
+        if (!mtext || !scratch)
+            snprintf(err, errlen, "reader: out of memory");
+        else
+            m = fresh_model(&cfg, dense, count, v, err, errlen);
+        if (!m) {
+            free(scratch);
+            free(dense);
+            free(mtext);
+            return -1;
+        }
+        /* swap in: nothing of the previous version (dense or rows) survives */
+        fr_model_free(r->m);
+        free(r->dense);
+        free(r->manifest);
+        free(r->scratch);
+        r->m = m;
+        r->dense = dense;
+        r->dense_count = count;
+        r->manifest = mtext;
+        r->scratch = scratch;
+        r->cfg = cfg;
+        r->version = v;
+        r->loaded = 1;
+        return 0;
+    }
+    return -1;
+}
+
+static long row_count(fr_reader *r, uint32_t table)
+{
+    char err[512];
+    if (ensure_connection(r, err, sizeof err) != 0) return -1;
+    char keys[FR_REDIS_ROW_SHARDS][FR_REDIS_KEY_MAX];
+    const char *argv[FR_REDIS_ROW_SHARDS][2];
+    size_t lens[FR_REDIS_ROW_SHARDS][2];
+    const char **argvs[FR_REDIS_ROW_SHARDS];
+    const size_t *lenss[FR_REDIS_ROW_SHARDS];
+    int argcs[FR_REDIS_ROW_SHARDS];
+    redisReply *rep[FR_REDIS_ROW_SHARDS];
+    for (int s = 0; s < FR_REDIS_ROW_SHARDS; s++) {
+        fr_redis_key_rows(keys[s], r->prefix, table, (uint32_t)s);
+        argv[s][0] = "HLEN";
+        argv[s][1] = keys[s];
+        lens[s][0] = 4;
+        lens[s][1] = strlen(keys[s]);
+        argvs[s] = argv[s];
+        lenss[s] = lens[s];
+        argcs[s] = 2;
+    }
+    if (roundtrip(r, FR_REDIS_ROW_SHARDS, argvs, lenss, argcs, rep, err, sizeof err) != 0) return -1;
+    long total = 0;
+    for (int s = 0; s < FR_REDIS_ROW_SHARDS; s++) {
+        if (rep[s]->type == REDIS_REPLY_INTEGER && total >= 0)
+            total += (long)rep[s]->integer;
+        else
+            total = -1; /* an error reply (e.g. the key holds another type) */
+        freeReplyObject(rep[s]);
+    }
+    return total;
+}
+
+/* Rows the model may hold before it is rebuilt with no rows (bounds a long-running reader's memory;
+ * every row is fetched again for each impression anyway). */
+enum { MAX_CACHED_ROWS = 1 << 20 };
+
+typedef struct {
+    uint32_t table;
+    uint32_t shard;
+    int n;
+    int idx[MAX_KEYS]; /* into the key list */
+} group;
+
+static int score(fr_reader *r, const fr_features *f, int32_t scenario, float out[FR_NTASKS], char *err,
+                 size_t errlen)
+{
+    if (!r->loaded) {
+        snprintf(err, errlen, "reader: no version loaded; call fr_reader_load_active first");
+        return -1;
+    }
+    const fr_model_config *cfg = &r->cfg;
+    if (scenario < 0 || scenario >= cfg->n_scenarios) {
+        snprintf(err, errlen, "reader: scenario %d out of range (the model has %d)", scenario, cfg->n_scenarios);
+        return -1;
+    }
+    if (ensure_connection(r, err, errlen) != 0) return -1;
+
+    /* the rows this impression reads, grouped by shard hash */
+    uint32_t tabs[MAX_KEYS];
+    uint64_t keys[MAX_KEYS];
+    int nk = 0;
+    for (int t = 0; t < cfg->n_cat && t < FR_MAX_CAT; t++) {
+        if (f->cat[t] == 0) continue;
+        tabs[nk] = (uint32_t)t;
+        keys[nk++] = f->cat[t];
+    }
+    for (int j = 0; j < cfg->n_multi && j < FR_MAX_MULTI; j++) {
+        int len = f->multi_len[j] < FR_MAX_MULTI_LEN ? f->multi_len[j] : FR_MAX_MULTI_LEN;
+        for (int k = 0; k < len; k++) {
+            if (f->multi[j][k] == 0) continue;
+            tabs[nk] = (uint32_t)(cfg->n_cat + j);
+            keys[nk++] = f->multi[j][k];
+        }
+    }
+    group groups[MAX_KEYS];
+    int ng = 0;
+    for (int i = 0; i < nk; i++) {
+        uint32_t s = fr_redis_shard(keys[i]);
+        int g = 0;
+        while (g < ng && !(groups[g].table == tabs[i] && groups[g].shard == s)) g++;
+        if (g == ng) groups[ng++] = (group){.table = tabs[i], .shard = s, .n = 0};
+        groups[g].idx[groups[g].n++] = i;
+    }
+
+    /* one HMGET per shard hash, pipelined */
+    char hkeys[MAX_KEYS][FR_REDIS_KEY_MAX];
+    unsigned char fields[MAX_KEYS][8];
+    const char *argv[MAX_KEYS][2 + MAX_KEYS];
+    size_t lens[MAX_KEYS][2 + MAX_KEYS];
+    const char **argvs[MAX_KEYS];
+    const size_t *lenss[MAX_KEYS];
+    int argcs[MAX_KEYS];
+    redisReply *rep[MAX_KEYS];
+    for (int g = 0; g < ng; g++) {
+        fr_redis_key_rows(hkeys[g], r->prefix, groups[g].table, groups[g].shard);
+        argv[g][0] = "HMGET";
+        lens[g][0] = 5;
+        argv[g][1] = hkeys[g];
+        lens[g][1] = strlen(hkeys[g]);
+        for (int i = 0; i < groups[g].n; i++) {
+            int k = groups[g].idx[i];
+            fr_redis_row_field(fields[k], keys[k]);
+            argv[g][2 + i] = (const char *)fields[k];
+            lens[g][2 + i] = 8;
+        }
+        argvs[g] = argv[g];
+        lenss[g] = lens[g];
+        argcs[g] = 2 + groups[g].n;
+    }
+    if (ng && roundtrip(r, ng, argvs, lenss, argcs, rep, err, errlen) != 0) return -1;
+
+    int dim = cfg->emb_dim;
+    int present[MAX_KEYS] = {0};
+    uint64_t versions[MAX_KEYS];
+    int reset = 0, rc = 0;
+    for (int g = 0; g < ng && rc == 0; g++) {
+        redisReply *a = rep[g];
+        if (a->type != REDIS_REPLY_ARRAY || a->elements != (size_t)groups[g].n) {
+            snprintf(err, errlen, "reader: HMGET on %s failed: %s", hkeys[g],
+                     a->type == REDIS_REPLY_ERROR ? a->str : "unexpected reply");
+            rc = -1;
+            break;
+        }
+        for (int i = 0; i < groups[g].n; i++) {
+            int k = groups[g].idx[i];
+            redisReply *e = a->element[i];
+            if (e->type == REDIS_REPLY_STRING) {
+                char derr[160];
+                if (fr_redis_row_decode(e->str, e->len, dim, &versions[k], r->scratch + (size_t)k * (size_t)dim, derr,
+                                        sizeof derr) != 0) {
+                    snprintf(err, errlen, "reader: row %" PRIu64 " in %s: %s", keys[k], hkeys[g], derr);
+                    rc = -1;
+                    break;
+                }
+                present[k] = 1;
+            } else {
+                /* absent: reads as zeros -- unless an earlier fetch left it in the model */
+                fr_row_view old;
+                if (fr_model_get_row(r->m, tabs[k], keys[k], &old) == 0) reset = 1;
+            }
+        }
+    }
+    for (int g = 0; g < ng; g++) freeReplyObject(rep[g]);
+    if (rc != 0) return -1;
+
+    size_t held = 0;
+    for (uint32_t t = 0; t < fr_model_table_count(r->m); t++) held += fr_model_row_count(r->m, t);
+    if (reset || held + (size_t)nk > MAX_CACHED_ROWS) {
+        fr_model *m = fresh_model(cfg, r->dense, r->dense_count, r->version, err, errlen);
+        if (!m) return -1;
+        fr_model_free(r->m);
+        r->m = m;
+    }
+    for (int k = 0; k < nk; k++) {
+        if (!present[k]) continue;
+        if (fr_model_put_row(r->m, tabs[k], keys[k], versions[k], r->scratch + (size_t)k * (size_t)dim, NULL) != 0) {
+            snprintf(err, errlen, "reader: the model refused row %" PRIu64 " of table %" PRIu32 " (out of memory?)",
+                     keys[k], tabs[k]);
+            return -1;
+        }
+    }
+    fr_model_predict(r->m, f, scenario, out);
+    return 0;
+}
+
+int fr_reader_load_active(fr_reader *r, char *err, size_t errlen)
+{
+    fr_sigpipe_guard g;
+    fr_sigpipe_block(&g);
+    int rc = load_active(r, err, errlen);
+    fr_sigpipe_restore(&g);
+    return rc;
+}
+
+long fr_reader_row_count(fr_reader *r, uint32_t table)
+{
+    fr_sigpipe_guard g;
+    fr_sigpipe_block(&g);
+    long rc = row_count(r, table);
+    fr_sigpipe_restore(&g);
+    return rc;
+}
+
+int fr_reader_score(fr_reader *r, const fr_features *f, int32_t scenario, float out[FR_NTASKS], char *err,
+                    size_t errlen)
+{
+    fr_sigpipe_guard g;
+    fr_sigpipe_block(&g);
+    int rc = score(r, f, scenario, out, err, errlen);
+    fr_sigpipe_restore(&g);
+    return rc;
+}

@@ -1,0 +1,46 @@
+/* fr_reader: the serving side. Reads the active version from Redis (manifest, dense blob),
+ * fetches embedding rows on demand, and scores with the trainer's own forward pass
+ * (fr_model_predict), so serving and training agree exactly. The layout and the rules it follows
+ * are in docs/redis-layout.md ("What a reader must do").
+ *
+ * Consistency: the dense parameters always come from one complete, checksummed blob of the loaded
+ * version. Rows are fetched from Redis for every impression (one pipelined HMGET per shard hash
+ * the impression touches) and may carry a version newer than the loaded dense version: the
+ * publisher writes rows before the dense blob, so such rows belong to a push in progress or to a
+ * version not loaded yet; using them is the same bounded skew every reader sees during a push,
+ * never dense weights without their rows. A row absent from Redis reads as zeros, as
+ * fr_model_predict reads unseen keys (a row fetched earlier and deleted since is forgotten).
+ * fr_reader_load_active recreates the model, so nothing of an older version survives a load; when
+ * a load fails the previously loaded version stays in use.
+ *
+ * Errors return -1 with a message; a lost connection is re-established by the next call.
+ * Ownership: fr_reader_open allocates (connection and model); fr_reader_close frees.
+ * Not thread-safe: one reader per serving thread. */
+#ifndef FR_READER_H
+#define FR_READER_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "fr_model.h"
+#include "fr_sample.h"
+
+typedef struct fr_reader fr_reader;
+
+/* NULL with a message when the prefix is invalid or Redis is unreachable. */
+fr_reader *fr_reader_open(const char *host, int port, const char *prefix, char *err, size_t errlen);
+void fr_reader_close(fr_reader *r);
+/* Loads the active version: manifest and dense blob, and forgets cached rows of older versions.
+ * Returns 0, or -1 when nothing is published or the version is incomplete. */
+int fr_reader_load_active(fr_reader *r, char *err, size_t errlen);
+/* The loaded version (0 before the first successful load). */
+uint64_t fr_reader_version(const fr_reader *r);
+/* The manifest JSON text of the loaded version (owned by r; NULL before the first load). */
+const char *fr_reader_manifest(const fr_reader *r);
+/* Number of rows stored in Redis for a table (HLEN over its partitions), or -1 on error. */
+long fr_reader_row_count(fr_reader *r, uint32_t table);
+/* Scores one impression; fetches its rows from Redis. out = {pCTR, pCVR, pCTCVR}. */
+int fr_reader_score(fr_reader *r, const fr_features *f, int32_t scenario, float out[FR_NTASKS], char *err,
+                    size_t errlen);
+
+#endif

@@ -1,0 +1,99 @@
+/* fr_redis_layout: the Redis layout of docs/redis-layout.md in code -- key names, the row and
+ * dense-blob byte formats, and a small blocking hiredis pipeline -- shared by fr_publish (writer)
+ * and fr_reader (serving). Internal to store/.
+ *
+ * Keys, for a prefix P (letters, digits, and _ - . : only) and shard count S = 64:
+ *   P:active                   string, decimal version V of the active model
+ *   P:versions                 sorted set, member = decimal V, score = V: the retained versions
+ *   P:{vV}:manifest            string, manifest JSON of version V
+ *   P:{vV}:dense               string, dense blob of version V
+ *   P:emb:{tTsS}               hash per (table T, shard S = fr_redis_shard(key)): field = key, value = row
+ *   P:changes                  stream, one entry per successful push */
+#ifndef FR_REDIS_LAYOUT_H
+#define FR_REDIS_LAYOUT_H
+
+#include <hiredis/hiredis.h>
+#include <signal.h>
+#include <stddef.h>
+#include <stdint.h>
+
+enum {
+    FR_REDIS_FORMAT_VERSION = 1,
+    FR_REDIS_ROW_SHARDS = 64,     /* hashes per table; part of the format (recorded in the manifest) */
+    FR_REDIS_SHARD_SHIFT = 58,    /* 64 - log2(FR_REDIS_ROW_SHARDS) */
+    FR_REDIS_ROW_MAGIC = 0x45,    /* 'E' */
+    FR_REDIS_ROW_F32LE = 1,       /* row value format: float32 little-endian weights */
+    FR_REDIS_ROW_HEADER = 12,     /* magic u8, format u8, dim u16 LE, version u64 LE */
+    FR_REDIS_DENSE_HEADER = 16,   /* "FRD1", count u32 LE, version u64 LE */
+    FR_REDIS_PREFIX_MAX = 64,
+    FR_REDIS_KEY_MAX = 160,
+    FR_REDIS_STREAM_MAXLEN = 10000,
+};
+/* The shard function's name in the manifest ("row_shard_fn"). */
+#define FR_REDIS_SHARD_FN "mul_0x9E3779B97F4A7C15_shr58"
+
+/* Checks a prefix: 1..64 characters from [A-Za-z0-9_.:-] (no braces: they would change the
+ * Redis Cluster hash tags). -1 with a message when not. */
+int fr_redis_check_prefix(const char *prefix, char *err, size_t errlen);
+
+/* Key names, written NUL-terminated into buf (FR_REDIS_KEY_MAX bytes). */
+void fr_redis_key_active(char *buf, const char *prefix);
+void fr_redis_key_versions(char *buf, const char *prefix);
+void fr_redis_key_changes(char *buf, const char *prefix);
+void fr_redis_key_manifest(char *buf, const char *prefix, uint64_t version);
+void fr_redis_key_dense(char *buf, const char *prefix, uint64_t version);
+void fr_redis_key_rows(char *buf, const char *prefix, uint32_t table, uint32_t shard);
+/* Shard of a key: the top 6 bits of key * 0x9E3779B97F4A7C15 (mod 2^64), i.e. Fibonacci hashing,
+ * so structured keys spread as well as hashed ones. Part of the format. */
+static inline uint32_t fr_redis_shard(uint64_t key)
+{
+    return (uint32_t)((key * 0x9E3779B97F4A7C15ULL) >> FR_REDIS_SHARD_SHIFT);
+}
+
+/* Row codec. encode writes FR_REDIS_ROW_HEADER + 4*dim bytes; field writes the 8-byte LE key. */
+void fr_redis_row_field(unsigned char out[8], uint64_t key);
+void fr_redis_row_encode(unsigned char *out, int dim, uint64_t version, const float *weights);
+/* Decodes a row value of len bytes into weights[dim]; -1 with a message when malformed. */
+int fr_redis_row_decode(const void *val, size_t len, int dim, uint64_t *version, float *weights, char *err,
+                        size_t errlen);
+
+/* Connects with a 2 s connect timeout and a 10 s command timeout. NULL with a message. The
+ * context is freed with redisFree. */
+redisContext *fr_redis_connect(const char *host, int port, char *err, size_t errlen);
+
+/* A blocking pipeline over one connection: commands are appended, and replies are read back
+ * (in order) whenever `window` commands are outstanding, and by fr_pipe_drain. An error reply
+ * fails the pipe with a message (the remaining replies are still read, so the connection stays
+ * in step); after a connection error the context must be freed (fr_pipe.broken). */
+typedef struct {
+    redisContext *c;
+    int window;
+    int pending;
+    int failed;          /* a command failed: first message in err */
+    int broken;          /* the connection failed: free the context, reconnect next time */
+    char err[256];
+    long long replies;   /* replies read */
+} fr_pipe;
+void fr_pipe_init(fr_pipe *p, redisContext *c, int window);
+/* Appends one command (argv may hold binary data). Returns 0, or -1 once the pipe has failed. */
+int fr_pipe_append(fr_pipe *p, int argc, const char **argv, const size_t *lens);
+/* Reads every outstanding reply. Returns 0, or -1 when the pipe has failed. */
+int fr_pipe_drain(fr_pipe *p);
+
+/* One blocking command; returns the reply (freeReplyObject) or NULL with a message (then
+ * *broken says whether the connection failed). A Redis error reply is returned as NULL too. */
+redisReply *fr_redis_command(redisContext *c, int argc, const char **argv, const size_t *lens, int *broken,
+                             char *err, size_t errlen);
+
+/* hiredis writes with write(2): a write to a Redis that went away raises SIGPIPE, whose default
+ * action kills the process. Every public call that talks to Redis runs between these two, which
+ * block SIGPIPE for the calling thread only and discard a SIGPIPE raised meanwhile (the write
+ * then fails with EPIPE and the call reports it). No process-wide state is changed. */
+typedef struct {
+    sigset_t old;
+    int was_pending;
+} fr_sigpipe_guard;
+void fr_sigpipe_block(fr_sigpipe_guard *g);
+void fr_sigpipe_restore(fr_sigpipe_guard *g);
+
+#endif

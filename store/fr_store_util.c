@@ -1,0 +1,131 @@
+#include "fr_store_util.h"
+
+#include <errno.h>
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+
+/* The checkpoint meta and the Redis manifest must carry every field of fr_model_config, or a
+ * restored / served model would silently differ from the trained one. When this fires, add the
+ * new field to INT_FIELDS / FLOAT_FIELDS below (and to docs/checkpoint-format.md and
+ * docs/redis-layout.md), then update the expected size here. */
+_Static_assert(sizeof(fr_model_config) == 9 * sizeof(int) + 4 * sizeof(float) + 4 + sizeof(uint64_t) ||
+                   sizeof(fr_model_config) == 9 * sizeof(int) + 4 * sizeof(float) + sizeof(uint64_t),
+               "fr_model_config changed: update store/fr_store_util.c (config <-> JSON) and the store docs");
+
+typedef struct {
+    const char *name;
+    size_t offset;
+} field_desc;
+
+static const field_desc INT_FIELDS[] = {
+    {"n_cat", offsetof(fr_model_config, n_cat)},
+    {"n_num", offsetof(fr_model_config, n_num)},
+    {"n_multi", offsetof(fr_model_config, n_multi)},
+    {"n_scenarios", offsetof(fr_model_config, n_scenarios)},
+    {"emb_dim", offsetof(fr_model_config, emb_dim)},
+    {"n_experts", offsetof(fr_model_config, n_experts)},
+    {"expert_dim", offsetof(fr_model_config, expert_dim)},
+    {"tower_dim", offsetof(fr_model_config, tower_dim)},
+    {"batch_size", offsetof(fr_model_config, batch_size)},
+};
+static const field_desc FLOAT_FIELDS[] = {
+    {"lr_emb", offsetof(fr_model_config, lr_emb)},
+    {"lr_dense", offsetof(fr_model_config, lr_dense)},
+    {"adagrad_init", offsetof(fr_model_config, adagrad_init)},
+    {"init_scale", offsetof(fr_model_config, init_scale)},
+};
+
+void fr_f32le_encode(unsigned char *dst, const float *src, size_t n)
+{
+    for (size_t i = 0; i < n; i++) fr_put_f32le(dst + 4 * i, src[i]);
+}
+
+void fr_f32le_decode(float *dst, const unsigned char *src, size_t n)
+{
+    for (size_t i = 0; i < n; i++) dst[i] = fr_get_f32le(src + 4 * i);
+}
+
+json_t *fr_json_u64(uint64_t v)
+{
+    char buf[24];
+    snprintf(buf, sizeof buf, "%" PRIu64, v);
+    return json_string(buf);
+}
+
+int fr_parse_u64(const char *s, size_t len, uint64_t *v)
+{
+    if (len == 0 || len > 20) return -1;
+    uint64_t x = 0;
+    for (size_t i = 0; i < len; i++) {
+        if (s[i] < '0' || s[i] > '9') return -1;
+        uint64_t d = (uint64_t)(s[i] - '0');
+        if (x > (UINT64_MAX - d) / 10) return -1;
+        x = x * 10 + d;
+    }
+    *v = x;
+    return 0;
+}
+
+int fr_json_get_u64(const json_t *o, const char *key, uint64_t *v)
+{
+    const json_t *j = json_object_get(o, key);
+    if (!json_is_string(j)) return -1;
+    return fr_parse_u64(json_string_value(j), json_string_length(j), v);
+}
+
+json_t *fr_config_to_json(const fr_model_config *c)
+{
+    json_t *o = json_object();
+    if (!o) return NULL;
+    int bad = 0;
+    for (size_t i = 0; i < sizeof INT_FIELDS / sizeof INT_FIELDS[0]; i++) {
+        int v;
+        memcpy(&v, (const char *)c + INT_FIELDS[i].offset, sizeof v);
+        bad |= json_object_set_new(o, INT_FIELDS[i].name, json_integer(v));
+    }
+    for (size_t i = 0; i < sizeof FLOAT_FIELDS / sizeof FLOAT_FIELDS[0]; i++) {
+        float v;
+        memcpy(&v, (const char *)c + FLOAT_FIELDS[i].offset, sizeof v);
+        /* float -> double is exact and jansson prints 17 significant digits: the text round-trips. */
+        bad |= json_object_set_new(o, FLOAT_FIELDS[i].name, json_real((double)v));
+    }
+    bad |= json_object_set_new(o, "seed", fr_json_u64(c->seed));
+    if (bad) {
+        json_decref(o);
+        return NULL;
+    }
+    return o;
+}
+
+int fr_config_from_json(const json_t *o, fr_model_config *c, char *err, size_t errlen)
+{
+    if (!json_is_object(o)) {
+        snprintf(err, errlen, "model config is not a JSON object");
+        return -1;
+    }
+    memset(c, 0, sizeof *c);
+    for (size_t i = 0; i < sizeof INT_FIELDS / sizeof INT_FIELDS[0]; i++) {
+        const json_t *j = json_object_get(o, INT_FIELDS[i].name);
+        if (!json_is_integer(j) || json_integer_value(j) < INT32_MIN || json_integer_value(j) > INT32_MAX) {
+            snprintf(err, errlen, "model config: \"%s\" missing or not an integer", INT_FIELDS[i].name);
+            return -1;
+        }
+        int v = (int)json_integer_value(j);
+        memcpy((char *)c + INT_FIELDS[i].offset, &v, sizeof v);
+    }
+    for (size_t i = 0; i < sizeof FLOAT_FIELDS / sizeof FLOAT_FIELDS[0]; i++) {
+        const json_t *j = json_object_get(o, FLOAT_FIELDS[i].name);
+        if (!json_is_number(j)) {
+            snprintf(err, errlen, "model config: \"%s\" missing or not a number", FLOAT_FIELDS[i].name);
+            return -1;
+        }
+        float v = (float)json_number_value(j);
+        memcpy((char *)c + FLOAT_FIELDS[i].offset, &v, sizeof v);
+    }
+    if (fr_json_get_u64(o, "seed", &c->seed) != 0) {
+        snprintf(err, errlen, "model config: \"seed\" missing or not a decimal string");
+        return -1;
+    }
+    return 0;
+}

@@ -1,0 +1,60 @@
+# shellcheck shell=bash
+# Shared by the integration tests: a scratch directory, per-test topics and configs, and
+# readers of `freshet inspect` / report output. Sourced, not run.
+set -euo pipefail
+: "${FRESHET_BIN:?run through ctest, which sets FRESHET_BIN}"
+: "${FRESHET_SOURCE_DIR:?run through ctest, which sets FRESHET_SOURCE_DIR}"
+# shellcheck source=tests/integration/stack.sh
+source "$FRESHET_SOURCE_DIR/tests/integration/stack.sh"
+
+fr_work="$(mktemp -d "${TMPDIR:-/tmp}/freshet-it.XXXXXX")"
+fr_cleanup_hooks=()
+fr_cleanup() {
+  local h
+  for h in "${fr_cleanup_hooks[@]}"; do eval "$h" || true; done
+  rm -rf "$fr_work"
+}
+trap fr_cleanup EXIT
+
+fr_fail() { echo "FAIL: $*" >&2; exit 1; }
+fr_pass() { echo "ok: $*"; }
+
+# fr_topics PREFIX: creates PREFIX-impressions, PREFIX-clicks, PREFIX-conversions (4 partitions each).
+fr_topics() {
+  FRESHET_TOPICS="$1-impressions,$1-clicks,$1-conversions" bash "$FRESHET_SOURCE_DIR/deploy/kafka.sh" create-topics >/dev/null
+}
+
+# fr_config FILE TOPIC_PREFIX STATE_DIR [REDIS_PREFIX]: a config for one daemon of a test.
+fr_config() {
+  local redis_host="" redis_prefix="${4:-}"
+  [[ -n "$redis_prefix" ]] && redis_host=127.0.0.1
+  cat >"$1" <<JSON
+{
+  "kafka": {"brokers": "$FRESHET_KAFKA", "group_id": "$2-group-$RANDOM$RANDOM",
+            "topics": {"impressions": "$2-impressions", "clicks": "$2-clicks", "conversions": "$2-conversions"}},
+  "checkpoint": {"dir": "$3", "every_seconds": 1, "every_samples": 3000},
+  "redis": {"host": "$redis_host", "port": $FRESHET_REDIS_PORT, "prefix": "${redis_prefix:-unused}", "keep_versions": 3},
+  "status_every_seconds": 2
+}
+JSON
+}
+
+# fr_field KEY FILE: the value of "KEY=value" in a report or inspect output (first match).
+fr_field() { grep -o "$1=[-0-9.]*" "$2" | head -n 1 | cut -d= -f2; }
+
+# fr_metric TASK SCENARIO COLUMN FILE: a column (3 = auc, 4 = logloss) of the metrics table row.
+fr_metric() { awk -v t="$1" -v s="$2" -v c="$3" '$1 == t && $2 == s { print $(c + 1); exit }' "$4"; }
+
+# fr_accounting_ok REPORT: for every event type, events == joined + pending + all dropped.
+fr_accounting_ok() {
+  awk '$2 ~ /^events=/ {
+         n = 0; split($0, kv, " ");
+         for (i in kv) { split(kv[i], p, "="); v[p[1]] = p[2] }
+         d = 0; for (k in v) if (k ~ /^dropped\./) d += v[k];
+         if (v["events"] != v["joined"] + v["pending"] + d) { print "unbalanced: " $0; bad = 1 }
+         delete v }
+       END { exit bad }' "$1"
+}
+
+# fr_float_ge A B: A >= B for decimals.
+fr_float_ge() { awk -v a="$1" -v b="$2" 'BEGIN { exit !(a >= b) }'; }

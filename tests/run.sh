@@ -1,0 +1,28 @@
+#!/usr/bin/env bash
+# The whole test suite, from a fresh machine: installs what is missing, builds with
+# AddressSanitizer + UndefinedBehaviorSanitizer, starts a local Kafka broker and Redis,
+# runs the cmocka unit tests and the integration tests against the real stack, stops the stack.
+# .ci/run calls exactly this.
+set -euo pipefail
+root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+build="${FRESHET_TEST_BUILD_DIR:-$root/build-asan}"
+
+bash "$root/deploy/install-deps.sh"
+cmake -S "$root" -B "$build" -DFRESHET_SANITIZE=ON -DCMAKE_BUILD_TYPE=RelWithDebInfo >/dev/null
+cmake --build "$build" -j"$(nproc)"
+
+export ASAN_OPTIONS="${ASAN_OPTIONS:-detect_leaks=1:abort_on_error=1:strict_string_checks=1}"
+export UBSAN_OPTIONS="${UBSAN_OPTIONS:-print_stacktrace=1:halt_on_error=1}"
+export LSAN_OPTIONS="${LSAN_OPTIONS:-suppressions=$root/tests/lsan.supp:print_suppressions=0}"
+export OPENBLAS_NUM_THREADS=1
+
+stack_started=0
+cleanup() { if [[ $stack_started == 1 ]]; then FRESHET_SKIP_INSTALL=1 bash "$root/deploy/stack.sh" down || true; fi; }
+trap cleanup EXIT
+FRESHET_SKIP_INSTALL=1 bash "$root/deploy/stack.sh" up
+stack_started=1
+
+cd "$build"
+# Unit tests in parallel; integration tests one at a time (they share the broker and two cores).
+ctest -L unit -j"$(nproc)" --output-on-failure
+ctest -L integration --output-on-failure

@@ -1,0 +1,607 @@
+/* Checkpoint tests: round trip, incremental batches, join deletions, digest, write failure. */
+#include <dirent.h>
+#include <setjmp.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/resource.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <cmocka.h>
+
+#include "fr_ckpt.h"
+#include "fr_model.h"
+
+/* ---- helpers ------------------------------------------------------------------------------ */
+
+static uint64_t next_rand(uint64_t *s)
+{
+    uint64_t z = (*s += 0x9E3779B97F4A7C15ULL);
+    z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ULL;
+    z = (z ^ (z >> 27)) * 0x94D049BB133111EBULL;
+    return z ^ (z >> 31);
+}
+
+static float uniform01(uint64_t *s) { return (float)(next_rand(s) >> 40) / 16777216.0f; }
+
+static void small_config(fr_model_config *c)
+{
+    fr_model_config_defaults(c);
+    c->n_cat = 3;
+    c->n_num = 2;
+    c->n_multi = 1;
+    c->n_scenarios = 2;
+    c->emb_dim = 4;
+    c->n_experts = 2;
+    c->expert_dim = 8;
+    c->tower_dim = 4;
+    c->batch_size = 16;
+}
+
+static void make_features(uint64_t *s, const fr_model_config *c, uint64_t vocab, fr_features *f)
+{
+    memset(f, 0, sizeof *f);
+    for (int t = 0; t < c->n_cat; t++) f->cat[t] = 1 + (uint64_t)t * 1000003u + next_rand(s) % vocab;
+    for (int i = 0; i < c->n_num; i++) f->num[i] = uniform01(s);
+    for (int j = 0; j < c->n_multi; j++) {
+        f->multi_len[j] = (uint8_t)(next_rand(s) % 4);
+        for (int k = 0; k < f->multi_len[j]; k++) f->multi[j][k] = 7 + next_rand(s) % vocab;
+    }
+}
+
+static void make_samples(uint64_t seed, const fr_model_config *c, uint64_t vocab, fr_sample *out, int n)
+{
+    uint64_t s = seed;
+    for (int i = 0; i < n; i++) {
+        fr_sample *x = &out[i];
+        memset(x, 0, sizeof *x);
+        make_features(&s, c, vocab, &x->f);
+        x->scenario = (int32_t)(next_rand(&s) % (uint64_t)c->n_scenarios);
+        x->kind = FR_SAMPLE_CLICK_WINDOW;
+        x->ts = i;
+        float p = (x->f.cat[0] % 3 == 0) ? 0.6f : 0.1f;
+        x->label[FR_TASK_CTR] = uniform01(&s) < p ? 1.0f : 0.0f;
+        x->label[FR_TASK_CVR] = x->label[FR_TASK_CTR] > 0 && uniform01(&s) < 0.3f ? 1.0f : 0.0f;
+        x->label[FR_TASK_CTCVR] = x->label[FR_TASK_CTR] * x->label[FR_TASK_CVR];
+        for (int t = 0; t < FR_NTASKS; t++) {
+            x->weight[t] = 1.0f;
+            x->has_label[t] = 1;
+        }
+    }
+}
+
+static fr_model *trained_model(int n_samples, uint64_t seed)
+{
+    fr_model_config c;
+    small_config(&c);
+    char err[256];
+    fr_model *m = fr_model_create(&c, err, sizeof err);
+    assert_non_null(m);
+    fr_sample *s = calloc((size_t)n_samples, sizeof *s);
+    float(*p)[FR_NTASKS] = calloc((size_t)n_samples, sizeof *p);
+    assert_non_null(s);
+    assert_non_null(p);
+    make_samples(seed, &c, 50, s, n_samples);
+    fr_model_train(m, s, n_samples, p);
+    free(s);
+    free(p);
+    return m;
+}
+
+static void train_more(fr_model *m, int n, uint64_t seed, uint64_t vocab)
+{
+    fr_sample *s = calloc((size_t)n, sizeof *s);
+    assert_non_null(s);
+    make_samples(seed, fr_model_get_config(m), vocab, s, n);
+    fr_model_train(m, s, n, NULL);
+    free(s);
+}
+
+static char *make_dir(void)
+{
+    char *d = strdup("/tmp/fr_test_ckpt_XXXXXX");
+    assert_non_null(d);
+    assert_non_null(mkdtemp(d));
+    return d;
+}
+
+/* RocksDB directories are flat: unlink every file, then the directory. */
+static void remove_dir(char *d)
+{
+    DIR *dir = opendir(d);
+    if (dir) {
+        struct dirent *e;
+        while ((e = readdir(dir)) != NULL) {
+            if (!strcmp(e->d_name, ".") || !strcmp(e->d_name, "..")) continue;
+            char path[1024];
+            snprintf(path, sizeof path, "%s/%s", d, e->d_name);
+            unlink(path);
+        }
+        closedir(dir);
+    }
+    rmdir(d);
+    free(d);
+}
+
+typedef struct {
+    uint32_t table;
+    uint64_t key, version;
+    float w[16], a[16];
+} row_copy;
+
+typedef struct {
+    row_copy *rows;
+    size_t n, cap;
+} row_list;
+
+static int collect_row(const fr_row_view *r, void *ctx)
+{
+    row_list *l = ctx;
+    if (l->n == l->cap) {
+        l->cap = l->cap ? 2 * l->cap : 256;
+        l->rows = realloc(l->rows, l->cap * sizeof *l->rows);
+        assert_non_null(l->rows);
+    }
+    row_copy *c = &l->rows[l->n++];
+    memset(c, 0, sizeof *c);
+    c->table = r->table;
+    c->key = r->key;
+    c->version = r->version;
+    assert_true(r->dim <= 16);
+    memcpy(c->w, r->weights, sizeof(float) * (size_t)r->dim);
+    memcpy(c->a, r->accum, sizeof(float) * (size_t)r->dim);
+    return 0;
+}
+
+static int cmp_row(const void *a, const void *b)
+{
+    const row_copy *x = a, *y = b;
+    if (x->table != y->table) return x->table < y->table ? -1 : 1;
+    if (x->key != y->key) return x->key < y->key ? -1 : 1;
+    return 0;
+}
+
+static row_list rows_of(const fr_model *m, int which)
+{
+    row_list l = {0};
+    fr_model_foreach_row(m, which, collect_row, &l);
+    if (l.n) qsort(l.rows, l.n, sizeof *l.rows, cmp_row);
+    return l;
+}
+
+static size_t count_rows(const fr_model *m, int which)
+{
+    row_list l = rows_of(m, which);
+    free(l.rows);
+    return l.n;
+}
+
+/* Asserts that two models hold the same parameters and predict the same, bit for bit. */
+static void assert_same_model(const fr_model *a, const fr_model *b)
+{
+    assert_int_equal(fr_model_version(a), fr_model_version(b));
+    const fr_model_config *ca = fr_model_get_config(a), *cb = fr_model_get_config(b);
+    assert_int_equal(ca->n_cat, cb->n_cat);
+    assert_int_equal(ca->n_num, cb->n_num);
+    assert_int_equal(ca->n_multi, cb->n_multi);
+    assert_int_equal(ca->n_scenarios, cb->n_scenarios);
+    assert_int_equal(ca->emb_dim, cb->emb_dim);
+    assert_int_equal(ca->n_experts, cb->n_experts);
+    assert_int_equal(ca->expert_dim, cb->expert_dim);
+    assert_int_equal(ca->tower_dim, cb->tower_dim);
+    assert_int_equal(ca->batch_size, cb->batch_size);
+    assert_memory_equal(&ca->lr_emb, &cb->lr_emb, sizeof(float));
+    assert_memory_equal(&ca->lr_dense, &cb->lr_dense, sizeof(float));
+    assert_memory_equal(&ca->adagrad_init, &cb->adagrad_init, sizeof(float));
+    assert_memory_equal(&ca->init_scale, &cb->init_scale, sizeof(float));
+    assert_int_equal(ca->seed, cb->seed);
+    size_t n = fr_model_dense_count(a);
+    assert_int_equal(n, fr_model_dense_count(b));
+    assert_memory_equal(fr_model_dense_params(a), fr_model_dense_params(b), n * sizeof(float));
+    assert_memory_equal(fr_model_dense_accum(a), fr_model_dense_accum(b), n * sizeof(float));
+    row_list ra = rows_of(a, 0), rb = rows_of(b, 0);
+    assert_int_equal(ra.n, rb.n);
+    for (size_t i = 0; i < ra.n; i++) assert_memory_equal(&ra.rows[i], &rb.rows[i], sizeof(row_copy));
+    free(ra.rows);
+    free(rb.rows);
+    uint64_t s = 99;
+    for (int i = 0; i < 100; i++) {
+        fr_features f;
+        make_features(&s, fr_model_get_config(a), 60, &f);
+        float pa[FR_NTASKS], pb[FR_NTASKS];
+        fr_model_predict(a, &f, i % 2, pa);
+        fr_model_predict(b, &f, i % 2, pb);
+        assert_memory_equal(pa, pb, sizeof pa);
+    }
+}
+
+static void write_checkpoint(fr_ckpt *c, fr_model *m, int64_t off_a, const char *counters)
+{
+    char err[512];
+    fr_ckpt_batch *b = fr_ckpt_begin(c);
+    assert_non_null(b);
+    assert_int_equal(fr_ckpt_put_model(b, m), 0);
+    assert_int_equal(fr_ckpt_put_join_entry(b, "imp-1", 5, "AAAA", 4), 0);
+    assert_int_equal(fr_ckpt_put_join_entry(b, "imp-2", 5, "BBBBBB", 6), 0);
+    assert_int_equal(fr_ckpt_put_join_entry(b, "imp-3", 5, "C", 1), 0);
+    assert_int_equal(fr_ckpt_put_join_meta(b, "meta!", 5), 0);
+    assert_int_equal(fr_ckpt_put_offset(b, "impressions/0", off_a), 0);
+    assert_int_equal(fr_ckpt_put_offset(b, "clicks/3", -1001), 0);
+    assert_int_equal(fr_ckpt_put_blob(b, "counters", counters, strlen(counters)), 0);
+    assert_int_equal(fr_ckpt_put_blob(b, "batch", NULL, 0), 0);
+    int rc = fr_ckpt_commit(b, err, sizeof err);
+    if (rc != 0) fail_msg("commit failed: %s", err);
+    fr_model_clear_dirty(m, FR_DIRTY_CHECKPOINT);
+}
+
+typedef struct {
+    char names[8][32];
+    int64_t offs[8];
+    int n;
+} offsets_seen;
+
+static int collect_offset(const char *source, int64_t next, void *ctx)
+{
+    offsets_seen *o = ctx;
+    assert_true(o->n < 8);
+    snprintf(o->names[o->n], sizeof o->names[0], "%s", source);
+    o->offs[o->n++] = next;
+    return 0;
+}
+
+typedef struct {
+    char ids[8][16];
+    char vals[8][16];
+    int n;
+} joins_seen;
+
+static int collect_join(const char *k, size_t kl, const void *v, size_t vl, void *ctx)
+{
+    joins_seen *j = ctx;
+    assert_true(j->n < 8 && kl < 16 && vl < 16);
+    memcpy(j->ids[j->n], k, kl);
+    j->ids[j->n][kl] = '\0';
+    memcpy(j->vals[j->n], v, vl);
+    j->vals[j->n][vl] = '\0';
+    j->n++;
+    return 0;
+}
+
+/* ---- tests -------------------------------------------------------------------------------- */
+
+static void test_empty_directory(void **state)
+{
+    (void)state;
+    char *d = make_dir();
+    char err[512];
+    fr_ckpt *c = fr_ckpt_open(d, err, sizeof err);
+    assert_non_null(c);
+    assert_int_equal(fr_ckpt_exists(c), 0);
+    assert_null(fr_ckpt_load_model(c, err, sizeof err));
+    assert_non_null(strstr(err, "no model"));
+    assert_int_equal(fr_ckpt_get_blob(c, "counters", NULL, 0), -1);
+    /* a second daemon on the same directory is refused with a reason */
+    fr_ckpt *c2 = fr_ckpt_open(d, err, sizeof err);
+    assert_null(c2);
+    assert_non_null(strstr(err, "another freshet daemon"));
+    fr_ckpt_close(c);
+    remove_dir(d);
+}
+
+static void test_round_trip(void **state)
+{
+    (void)state;
+    char *d = make_dir();
+    char err[512];
+    fr_model *m = trained_model(400, 1);
+    assert_true(fr_model_version(m) > 0);
+    fr_ckpt *c = fr_ckpt_open(d, err, sizeof err);
+    assert_non_null(c);
+    write_checkpoint(c, m, 12345, "counters-v1");
+    assert_int_equal(fr_ckpt_exists(c), 1);
+    fr_ckpt_close(c);
+
+    c = fr_ckpt_open(d, err, sizeof err);
+    assert_non_null(c);
+    assert_int_equal(fr_ckpt_exists(c), 1);
+    fr_model *l = fr_ckpt_load_model(c, err, sizeof err);
+    if (!l) fail_msg("load: %s", err);
+    assert_same_model(m, l);
+    assert_int_equal(count_rows(l, FR_DIRTY_CHECKPOINT), 0);
+    assert_int_equal(count_rows(l, FR_DIRTY_PUBLISH), 0);
+
+    offsets_seen o = {0};
+    assert_int_equal(fr_ckpt_foreach_offset(c, collect_offset, &o), 0);
+    assert_int_equal(o.n, 2);
+    assert_string_equal(o.names[0], "clicks/3"); /* key order */
+    assert_int_equal(o.offs[0], -1001);
+    assert_string_equal(o.names[1], "impressions/0");
+    assert_int_equal(o.offs[1], 12345);
+
+    char buf[64];
+    assert_int_equal(fr_ckpt_get_blob(c, "counters", buf, sizeof buf), 11);
+    assert_memory_equal(buf, "counters-v1", 11);
+    assert_int_equal(fr_ckpt_get_blob(c, "counters", buf, 3), 11); /* length even when truncated */
+    assert_int_equal(fr_ckpt_get_blob(c, "batch", buf, sizeof buf), 0);
+    assert_int_equal(fr_ckpt_get_blob(c, "nope", buf, sizeof buf), -1);
+    assert_int_equal(fr_ckpt_get_join_meta(c, buf, sizeof buf), 5);
+    assert_memory_equal(buf, "meta!", 5);
+
+    joins_seen j = {0};
+    assert_int_equal(fr_ckpt_foreach_join_entry(c, collect_join, &j), 0);
+    assert_int_equal(j.n, 3);
+    assert_string_equal(j.ids[1], "imp-2");
+    assert_string_equal(j.vals[1], "BBBBBB");
+
+    /* the loaded model trains on exactly like the original */
+    train_more(m, 64, 7, 50);
+    train_more(l, 64, 7, 50);
+    assert_same_model(m, l);
+
+    fr_model_free(l);
+    fr_model_free(m);
+    fr_ckpt_close(c);
+    remove_dir(d);
+}
+
+static void test_incremental(void **state)
+{
+    (void)state;
+    char *d = make_dir();
+    char err[512];
+    fr_model *m = trained_model(400, 2);
+    size_t total = count_rows(m, 0);
+    fr_ckpt *c = fr_ckpt_open(d, err, sizeof err);
+    assert_non_null(c);
+
+    fr_ckpt_batch *b = fr_ckpt_begin(c);
+    assert_int_equal(fr_ckpt_put_model(b, m), 0);
+    fr_ckpt_batch_stats st;
+    fr_ckpt_batch_get_stats(b, &st);
+    assert_int_equal(st.rows, total); /* the first checkpoint holds every row */
+    assert_int_equal(fr_ckpt_commit(b, err, sizeof err), 0);
+    fr_model_clear_dirty(m, FR_DIRTY_CHECKPOINT);
+
+    /* a few samples over a larger vocabulary: some new rows, some updated ones */
+    train_more(m, 16, 3, 400);
+    size_t dirty = count_rows(m, FR_DIRTY_CHECKPOINT);
+    assert_true(dirty > 0 && dirty < count_rows(m, 0));
+    b = fr_ckpt_begin(c);
+    assert_int_equal(fr_ckpt_put_model(b, m), 0);
+    fr_ckpt_batch_get_stats(b, &st);
+    assert_int_equal(st.rows, dirty);
+    assert_int_equal(st.entries, dirty + 3); /* rows + marker + dense + meta */
+    assert_true(st.bytes > dirty * 8);
+    assert_int_equal(fr_ckpt_commit(b, err, sizeof err), 0);
+    fr_model_clear_dirty(m, FR_DIRTY_CHECKPOINT);
+
+    fr_model *l = fr_ckpt_load_model(c, err, sizeof err);
+    if (!l) fail_msg("load: %s", err);
+    assert_same_model(m, l);
+    fr_model_free(l);
+
+    /* a put failure is reported by commit, and nothing is written */
+    char before[33], after[33];
+    assert_int_equal(fr_ckpt_digest(c, before), 0);
+    b = fr_ckpt_begin(c);
+    assert_int_equal(fr_ckpt_put_blob(b, "x", "1", 1), 0);
+    assert_int_equal(fr_ckpt_put_offset(b, "", 5), -1);
+    assert_int_equal(fr_ckpt_put_blob(b, "y", "1", 1), -1);
+    assert_int_equal(fr_ckpt_commit(b, err, sizeof err), -1);
+    assert_non_null(strstr(err, "checkpoint not written"));
+    assert_non_null(strstr(err, "empty name"));
+    assert_int_equal(fr_ckpt_digest(c, after), 0);
+    assert_string_equal(before, after);
+
+    fr_model_free(m);
+    fr_ckpt_close(c);
+    remove_dir(d);
+}
+
+static void test_join_deletes(void **state)
+{
+    (void)state;
+    char *d = make_dir();
+    char err[512];
+    fr_model *m = trained_model(64, 3);
+    fr_ckpt *c = fr_ckpt_open(d, err, sizeof err);
+    assert_non_null(c);
+    write_checkpoint(c, m, 1, "c");
+
+    fr_ckpt_batch *b = fr_ckpt_begin(c);
+    assert_int_equal(fr_ckpt_put_join_entry(b, "imp-2", 5, NULL, 0), 0);
+    assert_int_equal(fr_ckpt_put_join_entry(b, "imp-9", 5, "NEW", 3), 0);
+    fr_ckpt_batch_stats st;
+    fr_ckpt_batch_get_stats(b, &st);
+    assert_int_equal(st.join_deletes, 1);
+    assert_int_equal(st.join_puts, 1);
+    assert_int_equal(fr_ckpt_commit(b, err, sizeof err), 0);
+
+    joins_seen j = {0};
+    assert_int_equal(fr_ckpt_foreach_join_entry(c, collect_join, &j), 0);
+    assert_int_equal(j.n, 3);
+    assert_string_equal(j.ids[0], "imp-1");
+    assert_string_equal(j.ids[1], "imp-3");
+    assert_string_equal(j.ids[2], "imp-9");
+    assert_string_equal(j.vals[2], "NEW");
+    fr_model_free(m);
+    fr_ckpt_close(c);
+    remove_dir(d);
+}
+
+typedef struct {
+    size_t n;
+    char last[64];
+    size_t last_len;
+    int ordered;
+} order_ctx;
+
+static int check_order(const char *k, size_t kl, const void *v, size_t vl, void *ctx)
+{
+    (void)v;
+    (void)vl;
+    order_ctx *o = ctx;
+    if (o->n) {
+        size_t n = kl < o->last_len ? kl : o->last_len;
+        int c = memcmp(o->last, k, n);
+        if (c > 0 || (c == 0 && o->last_len >= kl)) o->ordered = 0;
+    }
+    o->last_len = kl < sizeof o->last ? kl : sizeof o->last;
+    memcpy(o->last, k, o->last_len);
+    o->n++;
+    return 0;
+}
+
+static void test_digest(void **state)
+{
+    (void)state;
+    char *d = make_dir();
+    char err[512];
+    fr_model *m = trained_model(200, 4);
+    fr_ckpt *c = fr_ckpt_open(d, err, sizeof err);
+    assert_non_null(c);
+    write_checkpoint(c, m, 77, "counters-A");
+    char d1[33], d2[33], d3[33], d4[33];
+    assert_int_equal(fr_ckpt_digest(c, d1), 0);
+    assert_int_equal(strlen(d1), 32);
+
+    order_ctx o = {.ordered = 1};
+    assert_int_equal(fr_ckpt_foreach(c, check_order, &o), 0);
+    assert_true(o.ordered);
+    /* marker, meta, dense, 3 join entries, join meta, 2 offsets, 2 blobs, every row */
+    assert_int_equal(o.n, 11 + count_rows(m, 0));
+    fr_ckpt_close(c);
+
+    /* stable across reopen, and through a read-only handle */
+    c = fr_ckpt_open_readonly(d, err, sizeof err);
+    assert_non_null(c);
+    assert_int_equal(fr_ckpt_digest(c, d2), 0);
+    assert_string_equal(d1, d2);
+    /* a read-only handle refuses to commit, with RocksDB's reason */
+    fr_ckpt_batch *b = fr_ckpt_begin(c);
+    assert_int_equal(fr_ckpt_put_blob(b, "counters", "x", 1), 0);
+    assert_int_equal(fr_ckpt_commit(b, err, sizeof err), -1);
+    assert_non_null(strstr(err, "checkpoint not written; the daemon must stop consuming"));
+    fr_ckpt_close(c);
+
+    c = fr_ckpt_open(d, err, sizeof err);
+    assert_non_null(c);
+    b = fr_ckpt_begin(c);
+    assert_int_equal(fr_ckpt_put_blob(b, "counters", "counters-B", 10), 0);
+    assert_int_equal(fr_ckpt_commit(b, err, sizeof err), 0);
+    assert_int_equal(fr_ckpt_digest(c, d3), 0);
+    assert_string_not_equal(d1, d3);
+    /* the digest is of the content, not of the history */
+    b = fr_ckpt_begin(c);
+    assert_int_equal(fr_ckpt_put_blob(b, "counters", "counters-A", 10), 0);
+    assert_int_equal(fr_ckpt_commit(b, err, sizeof err), 0);
+    assert_int_equal(fr_ckpt_digest(c, d4), 0);
+    assert_string_equal(d1, d4);
+
+    fr_model_free(m);
+    fr_ckpt_close(c);
+    remove_dir(d);
+}
+
+static off_t largest_file(const char *d)
+{
+    off_t max = 0;
+    DIR *dir = opendir(d);
+    assert_non_null(dir);
+    struct dirent *e;
+    while ((e = readdir(dir)) != NULL) {
+        char path[1024];
+        snprintf(path, sizeof path, "%s/%s", d, e->d_name);
+        struct stat st;
+        if (stat(path, &st) == 0 && S_ISREG(st.st_mode) && st.st_size > max) max = st.st_size;
+    }
+    closedir(dir);
+    return max;
+}
+
+/* A real I/O failure: RLIMIT_FSIZE makes the WAL append fail with EFBIG, as a full disk would
+ * (permission tricks do not work for root). */
+static void test_write_failure(void **state)
+{
+    (void)state;
+    char *d = make_dir();
+    char err[512];
+    fr_model *m = trained_model(200, 5);
+    fr_ckpt *c = fr_ckpt_open(d, err, sizeof err);
+    assert_non_null(c);
+    write_checkpoint(c, m, 10, "counters-1");
+    char before[33];
+    assert_int_equal(fr_ckpt_digest(c, before), 0);
+
+    train_more(m, 32, 9, 50);
+    size_t dirty = count_rows(m, FR_DIRTY_CHECKPOINT);
+    assert_true(dirty > 0);
+
+    struct rlimit old, lim;
+    assert_int_equal(getrlimit(RLIMIT_FSIZE, &old), 0);
+    void (*old_handler)(int) = signal(SIGXFSZ, SIG_IGN);
+    lim = old;
+    lim.rlim_cur = (rlim_t)largest_file(d) + 4096;
+    assert_int_equal(setrlimit(RLIMIT_FSIZE, &lim), 0);
+
+    size_t big_len = 1 << 20;
+    char *big = calloc(1, big_len);
+    assert_non_null(big);
+    fr_ckpt_batch *b = fr_ckpt_begin(c);
+    assert_int_equal(fr_ckpt_put_model(b, m), 0);
+    assert_int_equal(fr_ckpt_put_blob(b, "counters", big, big_len), 0);
+    int rc = fr_ckpt_commit(b, err, sizeof err);
+
+    assert_int_equal(setrlimit(RLIMIT_FSIZE, &old), 0);
+    signal(SIGXFSZ, old_handler);
+    free(big);
+    assert_int_equal(rc, -1);
+    assert_non_null(strstr(err, "RocksDB write failed"));
+    assert_non_null(strstr(err, "checkpoint not written; the daemon must stop consuming"));
+    print_message("  expected failure: %s\n", err);
+    /* the caller keeps the dirty marks since the commit failed */
+    assert_int_equal(count_rows(m, FR_DIRTY_CHECKPOINT), dirty);
+    fr_ckpt_close(c);
+
+    /* the previous checkpoint is intact */
+    c = fr_ckpt_open(d, err, sizeof err);
+    if (!c) fail_msg("reopen: %s", err);
+    char after[33];
+    assert_int_equal(fr_ckpt_digest(c, after), 0);
+    assert_string_equal(before, after);
+    fr_model *l = fr_ckpt_load_model(c, err, sizeof err);
+    if (!l) fail_msg("load: %s", err);
+    char buf[32];
+    assert_int_equal(fr_ckpt_get_blob(c, "counters", buf, sizeof buf), 10);
+    assert_memory_equal(buf, "counters-1", 10);
+
+    /* and the retry on the reopened handle writes it */
+    b = fr_ckpt_begin(c);
+    assert_int_equal(fr_ckpt_put_model(b, m), 0);
+    assert_int_equal(fr_ckpt_commit(b, err, sizeof err), 0);
+    fr_model_clear_dirty(m, FR_DIRTY_CHECKPOINT);
+    fr_model *l2 = fr_ckpt_load_model(c, err, sizeof err);
+    assert_non_null(l2);
+    assert_same_model(m, l2);
+
+    fr_model_free(l2);
+    fr_model_free(l);
+    fr_model_free(m);
+    fr_ckpt_close(c);
+    remove_dir(d);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_empty_directory), cmocka_unit_test(test_round_trip),
+        cmocka_unit_test(test_incremental),     cmocka_unit_test(test_join_deletes),
+        cmocka_unit_test(test_digest),          cmocka_unit_test(test_write_failure),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}

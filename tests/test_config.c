@@ -1,0 +1,356 @@
+/* Tests of the config loader: defaults, the example file, durations, and refusals that name the
+ * offending key. */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include <cmocka.h>
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "fr_config.h"
+#include "fr_hash.h"
+
+#ifndef FR_TEST_SOURCE_DIR
+#error "FR_TEST_SOURCE_DIR must name the source tree (CMake sets it)"
+#endif
+
+static void assert_default_fields(const fr_config *c)
+{
+    static const char *const names[] = {"user_id",  "user_age", "device", "ad_id",     "advertiser",
+                                        "category", "hour",     "price",  "recent_ads"};
+    assert_int_equal(c->n_fields, 9);
+    for (int i = 0; i < 9; i++) {
+        assert_string_equal(c->fields[i].name, names[i]);
+        assert_true(c->fields[i].hash == fr_hash_field(names[i]));
+    }
+    for (int i = 0; i < 7; i++) {
+        assert_int_equal(c->fields[i].kind, FR_FIELD_CATEGORICAL);
+        assert_int_equal(c->fields[i].slot, i + 1); /* slot 0 is the scenario */
+    }
+    assert_int_equal(c->fields[7].kind, FR_FIELD_NUMERIC);
+    assert_int_equal(c->fields[7].transform, FR_NUM_LOG1P);
+    assert_int_equal(c->fields[7].slot, 0);
+    assert_int_equal(c->fields[8].kind, FR_FIELD_MULTI);
+    assert_int_equal(c->fields[8].max_len, 8);
+    assert_int_equal(c->fields[8].slot, 0);
+    assert_int_equal(c->n_cat, 8);
+    assert_int_equal(c->n_num, 1);
+    assert_int_equal(c->n_multi, 1);
+}
+
+static void assert_defaults(const fr_config *c)
+{
+    assert_string_equal(c->brokers, "127.0.0.1:19092");
+    assert_string_equal(c->group_id, "freshet");
+    assert_string_equal(c->topic[0], "impressions");
+    assert_string_equal(c->topic[1], "clicks");
+    assert_string_equal(c->topic[2], "conversions");
+    assert_int_equal(c->max_message_bytes, 65536);
+    assert_int_equal(c->n_scenarios, 4);
+    assert_string_equal(c->scenarios[0], "video");
+    assert_string_equal(c->scenarios[1], "browser");
+    assert_string_equal(c->scenarios[2], "music");
+    assert_string_equal(c->scenarios[3], "third_party");
+    assert_int_equal(c->allow_new_scenarios, 0);
+    assert_default_fields(c);
+    assert_int_equal(c->click_window_ms, 30 * 60 * 1000);
+    assert_int_equal(c->attribution_window_ms, 7LL * 24 * 3600 * 1000);
+    assert_int_equal(c->allowed_lateness_ms, 0);
+
+    fr_model_config m;
+    fr_model_config_defaults(&m);
+    assert_int_equal(c->model.emb_dim, m.emb_dim);
+    assert_int_equal(c->model.n_experts, m.n_experts);
+    assert_int_equal(c->model.expert_dim, m.expert_dim);
+    assert_int_equal(c->model.tower_dim, m.tower_dim);
+    assert_int_equal(c->model.batch_size, m.batch_size);
+    assert_true(c->model.lr_emb == m.lr_emb);
+    assert_true(c->model.lr_dense == m.lr_dense);
+    assert_true(c->model.adagrad_init == m.adagrad_init);
+    assert_true(c->model.init_scale == m.init_scale);
+    assert_true(c->model.seed == m.seed);
+    assert_int_equal(c->model.n_cat, 8);
+    assert_int_equal(c->model.n_num, 1);
+    assert_int_equal(c->model.n_multi, 1);
+    assert_int_equal(c->model.n_scenarios, 4);
+
+    assert_string_equal(c->checkpoint_dir, "freshet-state");
+    assert_true(c->checkpoint_every_seconds == 10.0);
+    assert_int_equal(c->checkpoint_every_samples, 200000);
+    assert_string_equal(c->redis_host, "127.0.0.1");
+    assert_int_equal(c->redis_port, 16379);
+    assert_string_equal(c->redis_prefix, "freshet");
+    assert_int_equal(c->redis_keep_versions, 5);
+    assert_true(c->status_every_seconds == 5.0);
+}
+
+static void test_defaults(void **state)
+{
+    (void)state;
+    fr_config c;
+    fr_config_defaults(&c);
+    assert_defaults(&c);
+    assert_int_equal(fr_config_scenario_index(&c, "music", 5), 2);
+    assert_int_equal(fr_config_scenario_index(&c, "musical", 5), 2); /* len bounds the name */
+    assert_int_equal(fr_config_scenario_index(&c, "musi", 4), -1);
+    assert_int_equal(fr_config_scenario_index(&c, "other", 5), -1);
+}
+
+static void test_example_file(void **state)
+{
+    (void)state;
+    fr_config c;
+    char err[256] = "";
+    int rc = fr_config_load(&c, FR_TEST_SOURCE_DIR "/conf/freshet.example.json", err, sizeof err);
+    if (rc != 0)
+        print_error("%s\n", err);
+    assert_int_equal(rc, 0);
+    /* the example spells out every default, so loading it changes nothing */
+    assert_defaults(&c);
+
+    assert_int_equal(fr_config_load(&c, FR_TEST_SOURCE_DIR "/conf/no-such-file.json", err, sizeof err), -1);
+    assert_non_null(strstr(err, "no-such-file.json"));
+}
+
+static void test_empty_object_is_defaults(void **state)
+{
+    (void)state;
+    fr_config c;
+    char err[256];
+    memset(&c, 0x5a, sizeof c);
+    assert_int_equal(fr_config_load_string(&c, "{}", err, sizeof err), 0);
+    assert_defaults(&c);
+}
+
+static void test_durations(void **state)
+{
+    (void)state;
+    static const struct {
+        const char *s;
+        int64_t ms;
+    } good[] = {{"500ms", 500},     {"90s", 90000},        {"30m", 1800000}, {"2h", 7200000},
+                {"7d", 604800000},  {"1h30m", 5400000},    {"0s", 0},        {"0ms", 0},
+                {"1d2h3m4s5ms", 93784005}};
+    for (size_t i = 0; i < sizeof good / sizeof good[0]; i++) {
+        int64_t ms = -1;
+        assert_int_equal(fr_config_parse_duration(good[i].s, &ms), 0);
+        assert_int_equal(ms, good[i].ms);
+    }
+    static const char *const bad[] = {"",   "5",    "m",      "5x",  "-5s", "5 s", "1.5h", " 5s",
+                                      "5s ", "5S",  "5mss",   "h5",  "99999999999999999999d", "106751991167301d"};
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+        int64_t ms = 0;
+        if (fr_config_parse_duration(bad[i], &ms) != -1)
+            fail_msg("\"%s\" parsed as %lld", bad[i], (long long)ms);
+    }
+
+    fr_config c;
+    char err[256];
+    assert_int_equal(fr_config_load_string(&c,
+                                           "{\"join\":{\"click_window\":\"90s\",\"attribution_window\":\"2h\","
+                                           "\"allowed_lateness\":1500}}",
+                                           err, sizeof err),
+                     0);
+    assert_int_equal(c.click_window_ms, 90000);
+    assert_int_equal(c.attribution_window_ms, 7200000);
+    assert_int_equal(c.allowed_lateness_ms, 1500);
+}
+
+static void test_overrides(void **state)
+{
+    (void)state;
+    fr_config c;
+    char err[256] = "";
+    const char *json = "{\"kafka\":{\"brokers\":\"k1:9092,k2:9092\",\"topics\":{\"impressions\":\"events\","
+                       "\"clicks\":\"events\",\"conversions\":\"events\"}},"
+                       "\"scenarios\":[\"feed\",\"search\"],\"allow_new_scenarios\":true,"
+                       "\"fields\":[{\"name\":\"u\",\"kind\":\"categorical\"},{\"name\":\"n\",\"kind\":\"numeric\"},"
+                       "{\"name\":\"h\",\"kind\":\"multi\"},{\"name\":\"v\",\"kind\":\"categorical\"},"
+                       "{\"name\":\"h2\",\"kind\":\"multi\",\"max_len\":3}],"
+                       "\"model\":{\"emb_dim\":16,\"lr_emb\":0.1,\"seed\":42},"
+                       "\"redis\":{\"host\":\"\"},\"status_every_seconds\":0.5}";
+    int rc = fr_config_load_string(&c, json, err, sizeof err);
+    if (rc)
+        print_error("%s\n", err);
+    assert_int_equal(rc, 0);
+    assert_string_equal(c.brokers, "k1:9092,k2:9092");
+    assert_string_equal(c.topic[1], "events");
+    assert_string_equal(c.group_id, "freshet");
+    assert_int_equal(c.n_scenarios, 3);
+    assert_string_equal(c.scenarios[2], "other");
+    assert_int_equal(c.model.n_scenarios, 3);
+    assert_int_equal(c.n_fields, 5);
+    assert_int_equal(c.fields[0].slot, 1);
+    assert_int_equal(c.fields[3].slot, 2);
+    assert_int_equal(c.fields[1].slot, 0);
+    assert_int_equal(c.fields[1].transform, FR_NUM_IDENTITY);
+    assert_int_equal(c.fields[2].slot, 0);
+    assert_int_equal(c.fields[2].max_len, FR_MAX_MULTI_LEN);
+    assert_int_equal(c.fields[4].slot, 1);
+    assert_int_equal(c.fields[4].max_len, 3);
+    assert_int_equal(c.n_cat, 3);
+    assert_int_equal(c.model.n_cat, 3);
+    assert_int_equal(c.model.n_num, 1);
+    assert_int_equal(c.model.n_multi, 2);
+    assert_int_equal(c.model.emb_dim, 16);
+    assert_true(c.model.lr_emb == 0.1f);
+    assert_true(c.model.seed == 42);
+    assert_string_equal(c.redis_host, "");
+    assert_true(c.status_every_seconds == 0.5);
+
+    /* a listed "other" is the catch-all itself, not a duplicate */
+    assert_int_equal(fr_config_load_string(&c, "{\"scenarios\":[\"other\",\"a\"],\"allow_new_scenarios\":true}", err,
+                                           sizeof err),
+                     0);
+    assert_int_equal(c.n_scenarios, 2);
+    assert_int_equal(fr_config_scenario_index(&c, "other", 5), 0);
+}
+
+typedef struct {
+    const char *json;
+    const char *want; /* substring of the message */
+} refusal;
+
+static void test_refusals(void **state)
+{
+    (void)state;
+    static const refusal cases[] = {
+        {"{\"model\":{\"lerning_rate\":0.1}}", "config: unknown key \"model.lerning_rate\""},
+        {"{\"kafka\":{\"topics\":{\"impression\":\"x\"}}}", "unknown key \"kafka.topics.impression\""},
+        {"{\"fields\":[{\"name\":\"a\",\"kind\":\"numeric\",\"transfrom\":\"log1p\"}]}",
+         "unknown key \"fields[0].transfrom\""},
+        {"{\"redis_host\":\"x\"}", "unknown key \"redis_host\""},
+        {"{\"model\":{\"n_cat\":3}}", "unknown key \"model.n_cat\""},
+        {"{\"kafka\":{\"max_message_bytes\":\"64k\"}}", "\"kafka.max_message_bytes\" is a string, expected an integer"},
+        {"{\"kafka\":{\"max_message_bytes\":0}}", "\"kafka.max_message_bytes\" is 0"},
+        {"{\"kafka\":[]}", "\"kafka\" is an array, expected an object"},
+        {"{\"kafka\":{\"brokers\":\"\"}}", "\"kafka.brokers\" is empty"},
+        {"{\"kafka\":{\"topics\":{\"clicks\":\"my clicks\"}}}", "\"kafka.topics.clicks\""},
+        {"{\"model\":{\"emb_dim\":0}}", "\"model.emb_dim\" is 0"},
+        {"{\"model\":{\"emb_dim\":8.5}}", "\"model.emb_dim\" is a real number, expected an integer"},
+        {"{\"model\":{\"lr_emb\":\"fast\"}}", "\"model.lr_emb\" is a string, expected a number"},
+        {"{\"model\":{\"lr_dense\":0}}", "\"model.lr_dense\" is 0"},
+        {"{\"model\":{\"seed\":-1}}", "\"model.seed\""},
+        {"{\"redis\":{\"port\":70000}}", "\"redis.port\" is 70000"},
+        {"{\"redis\":{\"keep_versions\":0}}", "\"redis.keep_versions\""},
+        {"{\"checkpoint\":{\"every_seconds\":-1}}", "\"checkpoint.every_seconds\""},
+        {"{\"checkpoint\":{\"every_samples\":-5}}", "\"checkpoint.every_samples\""},
+        {"{\"checkpoint\":{\"dir\":7}}", "\"checkpoint.dir\" is an integer, expected a string"},
+        {"{\"status_every_seconds\":\"5s\"}", "\"status_every_seconds\" is a string, expected a number"},
+        {"{\"allow_new_scenarios\":1}", "\"allow_new_scenarios\" is an integer, expected true or false"},
+        {"{\"scenarios\":\"video\"}", "\"scenarios\" is a string, expected an array"},
+        {"{\"scenarios\":[]}", "\"scenarios\" is empty"},
+        {"{\"scenarios\":[\"a\",\"b\",\"a\"]}", "\"scenarios[2]\": scenario \"a\" is listed twice"},
+        {"{\"scenarios\":[\"a\",\"\"]}", "\"scenarios[1]\" is empty"},
+        {"{\"scenarios\":[\"a\",\"b\",\"c\",\"d\",\"e\",\"f\",\"g\",\"h\",\"i\",\"j\",\"k\",\"l\",\"m\",\"n\",\"o\","
+         "\"p\",\"q\"]}",
+         "\"scenarios\" lists 17 names, the limit is 16"},
+        {"{\"scenarios\":[\"a\",\"b\",\"c\",\"d\",\"e\",\"f\",\"g\",\"h\",\"i\",\"j\",\"k\",\"l\",\"m\",\"n\",\"o\","
+         "\"p\"],\"allow_new_scenarios\":true}",
+         "\"allow_new_scenarios\" adds the scenario \"other\""},
+        {"{\"fields\":{}}", "\"fields\" is an object, expected an array"},
+        {"{\"fields\":[\"user_id\"]}", "\"fields[0]\" is a string, expected an object"},
+        {"{\"fields\":[{\"kind\":\"categorical\"}]}", "\"fields[0].name\" is missing"},
+        {"{\"fields\":[{\"name\":\"a\"}]}", "\"fields[0].kind\" is missing"},
+        {"{\"fields\":[{\"name\":\"a\",\"kind\":\"text\"}]}", "\"fields[0].kind\" is \"text\""},
+        {"{\"fields\":[{\"name\":\"a\",\"kind\":\"numeric\",\"transform\":\"log\"}]}",
+         "\"fields[0].transform\" is \"log\""},
+        {"{\"fields\":[{\"name\":\"a\",\"kind\":\"categorical\",\"transform\":\"log1p\"}]}",
+         "\"fields[0].transform\": only numeric fields take a transform"},
+        {"{\"fields\":[{\"name\":\"a\",\"kind\":\"numeric\",\"max_len\":3}]}",
+         "\"fields[0].max_len\": only multi fields take max_len"},
+        {"{\"fields\":[{\"name\":\"a\",\"kind\":\"multi\",\"max_len\":9}]}", "\"fields[0].max_len\" is 9, must be in 1..8"},
+        {"{\"fields\":[{\"name\":\"a\",\"kind\":\"multi\",\"max_len\":0}]}", "\"fields[0].max_len\" is 0"},
+        {"{\"fields\":[{\"name\":\"a\",\"kind\":\"categorical\"},{\"name\":\"a\",\"kind\":\"numeric\"}]}",
+         "\"fields[1].name\": field \"a\" is declared twice"},
+        {"{\"fields\":[{\"name\":\"scenario\",\"kind\":\"categorical\"}]}", "\"fields[0].name\": \"scenario\" is reserved"},
+        {"{\"fields\":[{\"name\":\"a\",\"kind\":\"multi\"},{\"name\":\"b\",\"kind\":\"multi\"},"
+         "{\"name\":\"c\",\"kind\":\"multi\"}]}",
+         "\"fields[2]\": too many multi fields, the limit is 2"},
+        {"{\"join\":{\"click_window\":\"30 minutes\"}}", "\"join.click_window\" is \"30 minutes\", not a duration"},
+        {"{\"join\":{\"click_window\":\"0s\"}}", "\"join.click_window\" must be longer than zero"},
+        {"{\"join\":{\"attribution_window\":-5}}", "\"join.attribution_window\" is -5"},
+        {"{\"join\":{\"allowed_lateness\":1.5}}", "\"join.allowed_lateness\" is a real number"},
+        {"{\"join\":{\"click_window\":\"36600d\"}}", "limited to 100 years"},
+        {"[]", "the top level is an array, expected an object"},
+        {"{\"model\":{\"emb_dim\":8,}}", "JSON syntax error at line 1 column 23"},
+        {"{\n  \"model\": {\n    \"emb_dim\": 8\n  }\n  \"redis\": {}\n}", "line 5 column"},
+        {"{\"model\":{},\"model\":{}}", "duplicate object key"},
+        {"", "config: "},
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        fr_config c;
+        fr_config_defaults(&c);
+        c.redis_port = 4242; /* marks the struct: a refused load must not touch it */
+        char err[512] = "";
+        int rc = fr_config_load_string(&c, cases[i].json, err, sizeof err);
+        if (rc != -1 || !strstr(err, cases[i].want) || strncmp(err, "config: ", 8) != 0)
+            fail_msg("case %zu %s: rc %d, message \"%s\", want \"%s\"", i, cases[i].json, rc, err, cases[i].want);
+        assert_int_equal(c.redis_port, 4242);
+    }
+}
+
+static void test_too_many_fields(void **state)
+{
+    (void)state;
+    char json[4096];
+    size_t n = (size_t)snprintf(json, sizeof json, "{\"fields\":[");
+    for (int i = 0; i < FR_MAX_CAT; i++) /* one more than the FR_MAX_CAT - 1 left beside the scenario */
+        n += (size_t)snprintf(json + n, sizeof json - n, "%s{\"name\":\"c%d\",\"kind\":\"categorical\"}", i ? "," : "",
+                              i);
+    snprintf(json + n, sizeof json - n, "]}");
+    fr_config c;
+    char err[256];
+    assert_int_equal(fr_config_load_string(&c, json, err, sizeof err), -1);
+    assert_non_null(strstr(err, "\"fields[15]\": too many categorical fields, the limit is 15"));
+
+    /* exactly the limit loads and fills every categorical slot */
+    char *last = strrchr(json, '{');
+    strcpy(last - 1, "]}");
+    assert_int_equal(fr_config_load_string(&c, json, err, sizeof err), 0);
+    assert_int_equal(c.n_cat, FR_MAX_CAT);
+
+    n = (size_t)snprintf(json, sizeof json, "{\"fields\":[");
+    for (int i = 0; i <= FR_MAX_NUM; i++)
+        n += (size_t)snprintf(json + n, sizeof json - n, "%s{\"name\":\"n%d\",\"kind\":\"numeric\"}", i ? "," : "", i);
+    snprintf(json + n, sizeof json - n, "]}");
+    assert_int_equal(fr_config_load_string(&c, json, err, sizeof err), -1);
+    assert_non_null(strstr(err, "\"fields[8]\": too many numeric fields, the limit is 8"));
+}
+
+static void test_long_strings(void **state)
+{
+    (void)state;
+    char name[FR_NAME_MAX + 1];
+    memset(name, 'a', FR_NAME_MAX);
+    name[FR_NAME_MAX] = '\0';
+    char json[256];
+    snprintf(json, sizeof json, "{\"kafka\":{\"group_id\":\"%s\"}}", name);
+    fr_config c;
+    char err[256];
+    assert_int_equal(fr_config_load_string(&c, json, err, sizeof err), -1);
+    assert_non_null(strstr(err, "\"kafka.group_id\" is 64 bytes long, the limit is 63"));
+    name[FR_NAME_MAX - 1] = '\0';
+    snprintf(json, sizeof json, "{\"kafka\":{\"group_id\":\"%s\"}}", name);
+    assert_int_equal(fr_config_load_string(&c, json, err, sizeof err), 0);
+    assert_string_equal(c.group_id, name);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_defaults),
+        cmocka_unit_test(test_example_file),
+        cmocka_unit_test(test_empty_object_is_defaults),
+        cmocka_unit_test(test_durations),
+        cmocka_unit_test(test_overrides),
+        cmocka_unit_test(test_refusals),
+        cmocka_unit_test(test_too_many_fields),
+        cmocka_unit_test(test_long_strings),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}

@@ -1,0 +1,996 @@
+/* Tests of the synthetic generator: determinism, the EVENTS.md format, ordering, agreement
+ * between the events and the truth file, the rates the world is meant to have, duplicates,
+ * arrival jitter, and that the behaviour term really moves the click probability. */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include <cmocka.h>
+
+#include <ctype.h>
+#include <inttypes.h>
+#include <jansson.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "fr_gen.h"
+
+static const int64_t CLICK_WINDOW_MS = 30 * 60000;
+static const int64_t ATTR_WINDOW_MS = 7 * 86400000LL;
+static const char *const SCEN[4] = {"video", "browser", "music", "third_party"};
+static const double SCEN_SHARE[4] = {0.50, 0.30, 0.17, 0.03};
+
+/* ------------------------------------------------------------------ running the generator */
+
+typedef struct {
+    char *ev, *tr;
+    size_t ev_len, tr_len;
+} output;
+
+static void out_free(output *o)
+{
+    free(o->ev);
+    free(o->tr);
+    memset(o, 0, sizeof *o);
+}
+
+static int gen(const fr_gen_opts *o, output *out, char *err, size_t errlen)
+{
+    memset(out, 0, sizeof *out);
+    FILE *ev = open_memstream(&out->ev, &out->ev_len), *tr = open_memstream(&out->tr, &out->tr_len);
+    assert_non_null(ev);
+    assert_non_null(tr);
+    int rc = fr_gen_run(o, ev, tr, err, errlen);
+    fclose(ev);
+    fclose(tr);
+    return rc;
+}
+
+static void gen_ok(const fr_gen_opts *o, output *out)
+{
+    char err[256] = "";
+    int rc = gen(o, out, err, sizeof err);
+    if (rc != 0)
+        fail_msg("fr_gen_run: %s", err);
+}
+
+/* A small run: 60k impressions over 3 days in a world a tenth of the default size, so the
+ * sanitizer build stays fast; the shared fixture uses the default world. */
+static void small_opts(fr_gen_opts *o)
+{
+    fr_gen_defaults(o);
+    o->impressions = 60000;
+    o->days = 3.0;
+    o->n_users = 20000;
+    o->n_ads = 4000;
+}
+
+/* ------------------------------------------------------------------ parsing */
+
+enum { T_IMP = 0, T_CLICK = 1, T_CONV = 2 };
+
+typedef struct {
+    int type;
+    uint64_t id;
+    int64_t ts;
+    int scen, hour, nrecent, has_sr;
+    char user[16], ad[16], device[16], category[24];
+    char recent[8][16];
+    double value, price;
+} pev;
+
+typedef struct {
+    uint64_t id;
+    int64_t ts, click_ts, conv_ts;
+    int scen, clicked, converted;
+    double p_ctr, p_cvr, p_cvr_7d;
+} trow;
+
+static uint64_t parse_id(const char *s)
+{
+    assert_int_equal(strlen(s), 18);
+    assert_true(s[0] == 'i' && s[1] == '-');
+    char *end;
+    uint64_t v = strtoull(s + 2, &end, 16);
+    assert_true(*end == '\0');
+    return v;
+}
+
+static int scen_index(const char *s)
+{
+    for (int i = 0; i < 4; i++)
+        if (strcmp(s, SCEN[i]) == 0)
+            return i;
+    fail_msg("unknown scenario %s", s);
+    return -1;
+}
+
+static void copy_str(char *dst, size_t cap, json_t *v)
+{
+    assert_true(json_is_string(v));
+    const char *s = json_string_value(v);
+    assert_true(strlen(s) < cap);
+    strcpy(dst, s);
+}
+
+/* The number after `"key":` in the raw line has exactly two decimals. */
+static void assert_two_decimals(const char *line, size_t len, const char *key)
+{
+    char pat[32];
+    snprintf(pat, sizeof pat, "\"%s\":", key);
+    /* A bounded copy: strndup on a line inside the big buffer would, under ASan's
+     * strict_string_checks, scan to the end of the whole buffer for every line. */
+    char *copy = malloc(len + 1);
+    assert_non_null(copy);
+    memcpy(copy, line, len);
+    copy[len] = '\0';
+    const char *p = strstr(copy, pat);
+    assert_non_null(p);
+    p += strlen(pat);
+    int digits = 0;
+    while (isdigit((unsigned char)*p))
+        p++, digits++;
+    assert_true(digits >= 1);
+    assert_true(p[0] == '.' && isdigit((unsigned char)p[1]) && isdigit((unsigned char)p[2]));
+    assert_true(p[3] == ',' || p[3] == '}');
+    free(copy);
+}
+
+/* Parses every line with jansson and checks the EVENTS.md shape. Returns the count. */
+static size_t parse_events(const output *o, pev **out)
+{
+    size_t cap = 1024, n = 0;
+    pev *v = malloc(cap * sizeof *v);
+    assert_non_null(v);
+    const char *p = o->ev, *end = o->ev + o->ev_len;
+    while (p < end) {
+        const char *nl = memchr(p, '\n', (size_t)(end - p));
+        assert_non_null(nl); /* every line is terminated */
+        size_t len = (size_t)(nl - p);
+        json_error_t jerr;
+        json_t *j = json_loadb(p, len, JSON_REJECT_DUPLICATES, &jerr);
+        if (!j)
+            fail_msg("line %zu: %s", n + 1, jerr.text);
+        assert_true(json_is_object(j));
+        if (n == cap) {
+            cap *= 2;
+            v = realloc(v, cap * sizeof *v);
+            assert_non_null(v);
+        }
+        pev *e = &v[n++];
+        memset(e, 0, sizeof *e);
+        const char *type = json_string_value(json_object_get(j, "type"));
+        assert_non_null(type);
+        json_t *id = json_object_get(j, "id"), *ts = json_object_get(j, "ts");
+        assert_true(json_is_string(id));
+        e->id = parse_id(json_string_value(id));
+        assert_true(json_is_integer(ts));
+        e->ts = json_integer_value(ts);
+        if (strcmp(type, "impression") == 0) {
+            e->type = T_IMP;
+            assert_int_equal(json_object_size(j), json_object_get(j, "sample_rate") ? 6 : 5);
+            json_t *sc = json_object_get(j, "scenario"), *sr = json_object_get(j, "sample_rate"),
+                   *f = json_object_get(j, "features");
+            assert_true(json_is_string(sc));
+            e->scen = scen_index(json_string_value(sc));
+            if (sr) {
+                assert_true(json_is_real(sr));
+                assert_true(json_real_value(sr) == 1.0);
+                e->has_sr = 1;
+            }
+            assert_true(json_is_object(f));
+            assert_int_equal(json_object_size(f), 9);
+            copy_str(e->user, sizeof e->user, json_object_get(f, "user_id"));
+            copy_str(e->ad, sizeof e->ad, json_object_get(f, "ad_id"));
+            copy_str(e->device, sizeof e->device, json_object_get(f, "device"));
+            copy_str(e->category, sizeof e->category, json_object_get(f, "category"));
+            assert_true(e->user[0] == 'u' && e->ad[0] == 'a');
+            char tmp[16];
+            copy_str(tmp, sizeof tmp, json_object_get(f, "advertiser"));
+            assert_true(strncmp(tmp, "adv", 3) == 0);
+            copy_str(tmp, sizeof tmp, json_object_get(f, "user_age"));
+            assert_true(strchr(tmp, '-') || strcmp(tmp, "65+") == 0);
+            assert_true(!strcmp(e->device, "android") || !strcmp(e->device, "ios") || !strcmp(e->device, "pc"));
+            json_t *hour = json_object_get(f, "hour"), *price = json_object_get(f, "price"),
+                   *rec = json_object_get(f, "recent_ads");
+            assert_true(json_is_integer(hour));
+            e->hour = (int)json_integer_value(hour);
+            assert_int_equal(e->hour, (int)((e->ts / 3600000) % 24));
+            assert_true(json_is_real(price));
+            e->price = json_real_value(price);
+            assert_true(e->price >= 0.5 && e->price <= 100.0);
+            assert_two_decimals(p, len, "price");
+            assert_true(json_is_array(rec));
+            assert_true(json_array_size(rec) <= 8);
+            e->nrecent = (int)json_array_size(rec);
+            for (int k = 0; k < e->nrecent; k++) {
+                copy_str(e->recent[k], sizeof e->recent[k], json_array_get(rec, (size_t)k));
+                assert_true(e->recent[k][0] == 'a');
+            }
+        } else if (strcmp(type, "click") == 0) {
+            e->type = T_CLICK;
+            assert_int_equal(json_object_size(j), 3);
+        } else if (strcmp(type, "conversion") == 0) {
+            e->type = T_CONV;
+            assert_int_equal(json_object_size(j), 4);
+            json_t *val = json_object_get(j, "value");
+            assert_true(json_is_real(val));
+            e->value = json_real_value(val);
+            assert_true(e->value > 0.0);
+            assert_two_decimals(p, len, "value");
+        } else {
+            fail_msg("unknown type %s", type);
+        }
+        json_decref(j);
+        p = nl + 1;
+    }
+    *out = v;
+    return n;
+}
+
+static const char TRUTH_HEADER[] = "id\tts\tscenario\tp_ctr\tp_cvr\tclicked\tconverted\tp_cvr_7d\tclick_ts\tconv_ts\n";
+
+static size_t parse_truth(const output *o, trow **out)
+{
+    const char *hdr = TRUTH_HEADER;
+    assert_true(o->tr_len >= strlen(hdr));
+    assert_memory_equal(o->tr, hdr, strlen(hdr));
+    size_t cap = 1024, n = 0;
+    trow *v = malloc(cap * sizeof *v);
+    assert_non_null(v);
+    /* Lines are found with memchr, not strtok: ASan's strict_string_checks (tests/run.sh) makes
+     * every strtok call scan the whole rest of the buffer. */
+    const char *p = o->tr + strlen(hdr), *end = o->tr + o->tr_len;
+    while (p < end) {
+        const char *nl = memchr(p, '\n', (size_t)(end - p));
+        assert_non_null(nl);
+        char line[256];
+        assert_true((size_t)(nl - p) < sizeof line);
+        memcpy(line, p, (size_t)(nl - p));
+        line[nl - p] = '\0';
+        p = nl + 1;
+        if (n == cap) {
+            cap *= 2;
+            v = realloc(v, cap * sizeof *v);
+            assert_non_null(v);
+        }
+        trow *t = &v[n++];
+        char id[32], scen[32];
+        int got = sscanf(line, "%31s\t%" SCNd64 "\t%31s\t%lf\t%lf\t%d\t%d\t%lf\t%" SCNd64 "\t%" SCNd64, id,
+                         &t->ts, scen, &t->p_ctr, &t->p_cvr, &t->clicked, &t->converted, &t->p_cvr_7d, &t->click_ts,
+                         &t->conv_ts);
+        assert_int_equal(got, 10);
+        t->id = parse_id(id);
+        t->scen = scen_index(scen);
+        assert_true(t->p_ctr > 0.0 && t->p_ctr < 1.0 && t->p_cvr > 0.0 && t->p_cvr < 1.0);
+        assert_true(t->p_cvr_7d <= t->p_cvr);
+        assert_true(t->clicked == 0 || t->clicked == 1);
+        assert_true(t->converted == 0 || t->converted == 1);
+    }
+    *out = v;
+    return n;
+}
+
+/* Open addressing from impression id to its index. */
+typedef struct {
+    uint64_t *key;
+    size_t *val;
+    size_t mask;
+} idmap;
+
+static void idmap_init(idmap *m, size_t n)
+{
+    size_t cap = 16;
+    while (cap < 2 * n)
+        cap *= 2;
+    m->key = calloc(cap, sizeof *m->key);
+    m->val = calloc(cap, sizeof *m->val);
+    assert_true(m->key && m->val);
+    m->mask = cap - 1;
+}
+
+static void idmap_free(idmap *m)
+{
+    free(m->key);
+    free(m->val);
+}
+
+/* Returns 0 if inserted, 1 if the id was already there. Ids are never 0 in practice; 0 marks empty. */
+static int idmap_put(idmap *m, uint64_t k, size_t v)
+{
+    assert_true(k != 0);
+    for (size_t i = (k * 0x9E3779B97F4A7C15ull) & m->mask;; i = (i + 1) & m->mask) {
+        if (m->key[i] == k)
+            return 1;
+        if (m->key[i] == 0) {
+            m->key[i] = k;
+            m->val[i] = v;
+            return 0;
+        }
+    }
+}
+
+static int idmap_get(const idmap *m, uint64_t k, size_t *v)
+{
+    for (size_t i = (k * 0x9E3779B97F4A7C15ull) & m->mask;; i = (i + 1) & m->mask) {
+        if (m->key[i] == k) {
+            *v = m->val[i];
+            return 1;
+        }
+        if (m->key[i] == 0)
+            return 0;
+    }
+}
+
+static double delay_cdf(const fr_gen_opts *o, double t_ms)
+{
+    double s = o->delay_short_share;
+    return s * (1.0 - exp(-t_ms / (o->delay_short_mean_s * 1000.0))) +
+           (1.0 - s) * (1.0 - exp(-t_ms / (o->delay_long_mean_s * 1000.0)));
+}
+
+/* |observed - expected| within k standard errors of a sum of Bernoullis with probabilities p_i. */
+static void assert_within_se(const char *what, double observed, double expected, double variance, double k)
+{
+    double se = sqrt(variance);
+    if (fabs(observed - expected) > k * se)
+        fail_msg("%s: observed %.2f expected %.2f (se %.2f)", what, observed, expected, se);
+}
+
+/* ------------------------------------------------------------------ the shared fixture */
+
+typedef struct {
+    fr_gen_opts opts;
+    output out;
+    pev *ev;
+    size_t n_ev;
+    trow *tr;
+    size_t n_tr;
+} fixture;
+
+static int setup(void **state)
+{
+    fixture *f = calloc(1, sizeof *f);
+    if (!f)
+        return -1;
+    small_opts(&f->opts);
+    f->opts.n_users = 200000;
+    f->opts.n_ads = 20000;
+    char err[256];
+    if (gen(&f->opts, &f->out, err, sizeof err) != 0)
+        return -1;
+    f->n_ev = parse_events(&f->out, &f->ev);
+    f->n_tr = parse_truth(&f->out, &f->tr);
+    *state = f;
+    return 0;
+}
+
+static int teardown(void **state)
+{
+    fixture *f = *state;
+    out_free(&f->out);
+    free(f->ev);
+    free(f->tr);
+    free(f);
+    return 0;
+}
+
+/* ------------------------------------------------------------------ tests */
+
+static void test_defaults(void **state)
+{
+    (void)state;
+    fr_gen_opts o;
+    fr_gen_defaults(&o);
+    assert_int_equal(o.seed, 42);
+    assert_int_equal(o.impressions, 1000000);
+    assert_int_equal(o.start_ts_ms, 1764547200000LL);
+    assert_true(o.days == 14.0);
+    assert_int_equal(o.n_users, 200000);
+    assert_int_equal(o.n_ads, 20000);
+    assert_true(o.delay_short_share == 0.35 && o.delay_short_mean_s == 900.0 && o.delay_long_mean_s == 172800.0);
+    assert_true(o.duplicate_rate == 0.0 && o.reorder_ms == 0.0);
+}
+
+static void test_rejects_bad_options(void **state)
+{
+    (void)state;
+    fr_gen_opts bad[10];
+    for (int i = 0; i < 10; i++) {
+        small_opts(&bad[i]);
+        bad[i].impressions = 10;
+    }
+    bad[0].days = 0.0;
+    bad[1].days = NAN;
+    bad[2].n_users = 0;
+    bad[3].n_ads = -5;
+    bad[4].impressions = -1;
+    bad[5].delay_short_share = 1.5;
+    bad[6].delay_long_mean_s = 0.0;
+    bad[7].duplicate_rate = 1.0;
+    bad[8].reorder_ms = -1.0;
+    bad[9].start_ts_ms = -1;
+    for (int i = 0; i < 10; i++) {
+        output out;
+        char err[256] = "";
+        assert_int_equal(gen(&bad[i], &out, err, sizeof err), -1);
+        assert_true(strlen(err) > 0);
+        assert_int_equal(out.ev_len, 0);
+        out_free(&out);
+    }
+    char err[64] = "";
+    assert_int_equal(fr_gen_run(&bad[0], NULL, NULL, err, sizeof err), -1);
+    assert_int_equal(fr_gen_run(&bad[0], stdout, NULL, NULL, 0), -1); /* no err buffer: still refuses */
+}
+
+static void test_empty_run_and_null_truth(void **state)
+{
+    (void)state;
+    fr_gen_opts o;
+    small_opts(&o);
+    o.impressions = 0;
+    output out;
+    gen_ok(&o, &out);
+    assert_int_equal(out.ev_len, 0);
+    assert_int_equal(out.tr_len, strlen(TRUTH_HEADER));
+    assert_memory_equal(out.tr, TRUTH_HEADER, out.tr_len);
+    out_free(&out);
+
+    o.impressions = 2000;
+    output with;
+    gen_ok(&o, &with);
+    char *buf = NULL;
+    size_t len = 0;
+    FILE *ev = open_memstream(&buf, &len);
+    char err[256];
+    assert_int_equal(fr_gen_run(&o, ev, NULL, err, sizeof err), 0);
+    fclose(ev);
+    assert_int_equal(len, with.ev_len); /* the truth stream does not influence the events */
+    assert_memory_equal(buf, with.ev, len);
+    free(buf);
+    out_free(&with);
+}
+
+static void test_write_error_reported(void **state)
+{
+    (void)state;
+    FILE *ro = fopen("/dev/null", "r");
+    assert_non_null(ro);
+    fr_gen_opts o;
+    small_opts(&o);
+    o.impressions = 1000;
+    char err[256] = "";
+    assert_int_equal(fr_gen_run(&o, ro, NULL, err, sizeof err), -1);
+    assert_non_null(strstr(err, "write"));
+    fclose(ro);
+}
+
+static void test_same_seed_same_bytes(void **state)
+{
+    (void)state;
+    fr_gen_opts o;
+    small_opts(&o);
+    o.impressions = 20000;
+    o.duplicate_rate = 0.05;
+    o.reorder_ms = 30000;
+    output a, b;
+    gen_ok(&o, &a);
+    gen_ok(&o, &b);
+    assert_true(a.ev_len > 0);
+    assert_int_equal(a.ev_len, b.ev_len);
+    assert_memory_equal(a.ev, b.ev, a.ev_len);
+    assert_int_equal(a.tr_len, b.tr_len);
+    assert_memory_equal(a.tr, b.tr, a.tr_len);
+    out_free(&a);
+    out_free(&b);
+}
+
+static void test_other_seed_other_bytes(void **state)
+{
+    (void)state;
+    fr_gen_opts o;
+    small_opts(&o);
+    o.impressions = 5000;
+    output a, b;
+    gen_ok(&o, &a);
+    o.seed = 43;
+    gen_ok(&o, &b);
+    assert_true(a.ev_len != b.ev_len || memcmp(a.ev, b.ev, a.ev_len) != 0);
+    assert_true(a.tr_len != b.tr_len || memcmp(a.tr, b.tr, a.tr_len) != 0);
+    /* Not one impression id in common. */
+    size_t n = 0;
+    trow *ta, *tb;
+    size_t na = parse_truth(&a, &ta), nb = parse_truth(&b, &tb);
+    idmap m;
+    idmap_init(&m, na);
+    for (size_t i = 0; i < na; i++)
+        assert_int_equal(idmap_put(&m, ta[i].id, i), 0);
+    for (size_t i = 0; i < nb; i++)
+        n += idmap_get(&m, tb[i].id, &(size_t){0});
+    assert_int_equal(n, 0);
+    idmap_free(&m);
+    free(ta);
+    free(tb);
+    out_free(&a);
+    out_free(&b);
+}
+
+/* Every line is an EVENTS.md object (checked while parsing), ids are unique, the optional
+ * sample_rate appears on about half of the impressions, timestamps span the requested days. */
+static void test_events_format(void **state)
+{
+    fixture *f = *state;
+    size_t imps = 0, with_sr = 0, with_recent = 0;
+    int64_t lo = f->opts.start_ts_ms, hi = lo + (int64_t)(f->opts.days * 86400000.0);
+    idmap m;
+    idmap_init(&m, f->n_ev);
+    for (size_t i = 0; i < f->n_ev; i++) {
+        const pev *e = &f->ev[i];
+        if (e->type != T_IMP)
+            continue;
+        imps++;
+        with_sr += (size_t)e->has_sr;
+        with_recent += e->nrecent > 0;
+        assert_true(e->ts >= lo && e->ts < hi);
+        assert_int_equal(idmap_put(&m, e->id, i), 0);
+    }
+    idmap_free(&m);
+    assert_int_equal(imps, (size_t)f->opts.impressions);
+    assert_int_equal(f->n_tr, imps);
+    assert_true(fabs((double)with_sr / (double)imps - 0.5) < 0.02);
+    assert_true(with_recent > imps / 10); /* the behaviour lists do fill up */
+}
+
+/* With no jitter, ts never decreases and clicks/conversions follow their own impression, at most
+ * one each, conversion after click. */
+static void test_order_and_references(void **state)
+{
+    fixture *f = *state;
+    idmap m;
+    idmap_init(&m, f->n_ev);
+    int64_t *click_ts = calloc(f->n_ev, sizeof *click_ts);
+    int64_t *conv_ts = calloc(f->n_ev, sizeof *conv_ts);
+    assert_true(click_ts && conv_ts);
+    for (size_t i = 0; i < f->n_ev; i++) {
+        const pev *e = &f->ev[i];
+        if (i > 0)
+            assert_true(e->ts >= f->ev[i - 1].ts);
+        size_t k;
+        if (e->type == T_IMP) {
+            assert_int_equal(idmap_put(&m, e->id, i), 0);
+            continue;
+        }
+        if (!idmap_get(&m, e->id, &k))
+            fail_msg("event %zu refers to no earlier impression", i);
+        assert_true(e->ts > f->ev[k].ts);
+        if (e->type == T_CLICK) {
+            assert_int_equal(click_ts[k], 0);
+            click_ts[k] = e->ts;
+        } else {
+            assert_int_equal(conv_ts[k], 0);
+            assert_true(click_ts[k] > 0 && e->ts > click_ts[k]);
+            conv_ts[k] = e->ts;
+        }
+    }
+    free(click_ts);
+    free(conv_ts);
+    idmap_free(&m);
+}
+
+/* The truth file says exactly what the events say: same impressions in the same order, clicked
+ * = a click within 30 min, converted = clicked and a conversion within 7 days of the click. */
+static void test_truth_matches_events(void **state)
+{
+    fixture *f = *state;
+    idmap m;
+    idmap_init(&m, f->n_tr);
+    for (size_t i = 0; i < f->n_tr; i++)
+        assert_int_equal(idmap_put(&m, f->tr[i].id, i), 0);
+    int64_t *click = malloc(f->n_tr * sizeof *click), *conv = malloc(f->n_tr * sizeof *conv);
+    assert_true(click && conv);
+    for (size_t i = 0; i < f->n_tr; i++)
+        click[i] = conv[i] = -1;
+    size_t ti = 0, late_clicks = 0, clicks = 0;
+    for (size_t i = 0; i < f->n_ev; i++) {
+        const pev *e = &f->ev[i];
+        size_t k;
+        if (e->type == T_IMP) {
+            assert_int_equal(e->id, f->tr[ti].id); /* truth is in the impressions' event-time order */
+            assert_int_equal(e->ts, f->tr[ti].ts);
+            assert_int_equal(e->scen, f->tr[ti].scen);
+            ti++;
+            continue;
+        }
+        assert_true(idmap_get(&m, e->id, &k));
+        if (e->type == T_CLICK)
+            click[k] = e->ts;
+        else
+            conv[k] = e->ts;
+    }
+    assert_int_equal(ti, f->n_tr);
+    double g7 = delay_cdf(&f->opts, (double)ATTR_WINDOW_MS);
+    for (size_t i = 0; i < f->n_tr; i++) {
+        const trow *t = &f->tr[i];
+        assert_int_equal(t->click_ts, click[i]);
+        assert_int_equal(t->conv_ts, conv[i]);
+        int in_window = click[i] >= 0 && click[i] - t->ts <= CLICK_WINDOW_MS;
+        assert_int_equal(t->clicked, in_window);
+        int conv7 = in_window && conv[i] >= 0 && conv[i] - click[i] <= ATTR_WINDOW_MS;
+        assert_int_equal(t->converted, conv7);
+        assert_true(fabs(t->p_cvr_7d - t->p_cvr * g7) < 2e-6);
+        clicks += click[i] >= 0;
+        late_clicks += click[i] >= 0 && !in_window;
+        /* Nothing sits on a window boundary, so consumers cannot disagree on < versus <=. */
+        assert_true(click[i] < 0 || click[i] - t->ts != CLICK_WINDOW_MS);
+        assert_true(conv[i] < 0 || conv[i] - click[i] != ATTR_WINDOW_MS);
+    }
+    /* ~0.5% of clicks come after the click window. */
+    assert_true(late_clicks > 0);
+    assert_true((double)late_clicks / (double)clicks < 0.02);
+    free(click);
+    free(conv);
+    idmap_free(&m);
+}
+
+static void test_rates(void **state)
+{
+    fixture *f = *state;
+    double n = (double)f->n_tr, clicks = 0, sum_p = 0, var_p = 0, conv = 0, sum_c = 0, var_c = 0;
+    double scen_n[4] = {0}, scen_p[4] = {0};
+    for (size_t i = 0; i < f->n_tr; i++) {
+        const trow *t = &f->tr[i];
+        scen_n[t->scen]++;
+        scen_p[t->scen] += t->p_ctr;
+        clicks += t->clicked;
+        sum_p += t->p_ctr;
+        var_p += t->p_ctr * (1 - t->p_ctr);
+        if (t->clicked) {
+            conv += t->converted;
+            sum_c += t->p_cvr_7d;
+            var_c += t->p_cvr_7d * (1 - t->p_cvr_7d);
+        }
+    }
+    for (int s = 0; s < 4; s++) {
+        double share = scen_n[s] / n, se = sqrt(SCEN_SHARE[s] * (1 - SCEN_SHARE[s]) / n);
+        if (fabs(share - SCEN_SHARE[s]) > 5 * se)
+            fail_msg("scenario %s share %.4f, want %.2f", SCEN[s], share, SCEN_SHARE[s]);
+    }
+    /* Base CTRs differ by scenario: music > video > browser > third_party (on the exact p_ctr). */
+    double m[4];
+    for (int s = 0; s < 4; s++)
+        m[s] = scen_p[s] / scen_n[s];
+    assert_true(m[2] > m[0] && m[0] > m[1] && m[1] > m[3]);
+    double ctr = clicks / n, cvr = conv / clicks;
+    if (ctr < 0.01 || ctr > 0.05)
+        fail_msg("CTR %.4f outside [1%%, 5%%]", ctr);
+    if (cvr < 0.03 || cvr > 0.15)
+        fail_msg("CVR %.4f outside [3%%, 15%%]", cvr);
+    assert_within_se("clicks vs sum p_ctr", clicks, sum_p, var_p, 4.0);
+    assert_within_se("conversions within 7 d vs sum p_cvr_7d over clicks", conv, sum_c, var_c, 4.0);
+}
+
+/* Conversion delays follow the mixture CDF; conversions beyond 7 days are written but not
+ * counted. A long second component makes the late ones plentiful. */
+static void test_conversion_delays(void **state)
+{
+    (void)state;
+    fr_gen_opts o;
+    small_opts(&o);
+    o.impressions = 250000;
+    o.days = 20.0;
+    o.delay_long_mean_s = 10.0 * 86400.0;
+    /* Only the truth is needed here; the events go nowhere to keep the test fast. */
+    output out = {0};
+    FILE *sink = fopen("/dev/null", "w"), *tr = open_memstream(&out.tr, &out.tr_len);
+    assert_true(sink && tr);
+    char err[256] = "";
+    int rc = fr_gen_run(&o, sink, tr, err, sizeof err);
+    fclose(sink);
+    fclose(tr);
+    if (rc != 0)
+        fail_msg("fr_gen_run: %s", err);
+    trow *t;
+    size_t n = parse_truth(&out, &t);
+    const double horizon[3] = {(double)CLICK_WINDOW_MS, 86400000.0, (double)ATTR_WINDOW_MS};
+    double within[3] = {0}, total = 0, ever = 0, sum_ever = 0, var_ever = 0;
+    for (size_t i = 0; i < n; i++) {
+        if (!t[i].clicked)
+            continue;
+        sum_ever += t[i].p_cvr;
+        var_ever += t[i].p_cvr * (1 - t[i].p_cvr);
+        if (t[i].conv_ts < 0)
+            continue;
+        ever++;
+        total++;
+        double d = (double)(t[i].conv_ts - t[i].click_ts);
+        for (int h = 0; h < 3; h++)
+            within[h] += d <= horizon[h];
+        assert_int_equal(t[i].converted, d <= (double)ATTR_WINDOW_MS);
+    }
+    assert_true(total > 400);
+    assert_within_se("conversions ever vs sum p_cvr", ever, sum_ever, var_ever, 4.0);
+    for (int h = 0; h < 3; h++) {
+        double g = delay_cdf(&o, horizon[h]);
+        assert_within_se("conversions within horizon", within[h], g * total, g * (1 - g) * total, 4.0);
+    }
+    assert_true(within[2] < total); /* some conversions come after the attribution window */
+    free(t);
+    out_free(&out);
+}
+
+/* Dropping a line equal to its predecessor recovers the run without duplicates, byte for byte,
+ * and the duplicates come at the requested rate. */
+static void test_duplicates(void **state)
+{
+    (void)state;
+    fr_gen_opts o;
+    small_opts(&o);
+    o.impressions = 20000;
+    output plain, dup;
+    gen_ok(&o, &plain);
+    o.duplicate_rate = 0.2;
+    gen_ok(&o, &dup);
+    assert_int_equal(dup.tr_len, plain.tr_len);
+    assert_memory_equal(dup.tr, plain.tr, plain.tr_len);
+    char *dedup = malloc(dup.ev_len + 1);
+    assert_non_null(dedup);
+    size_t len = 0, lines = 0, dups = 0;
+    const char *p = dup.ev, *end = dup.ev + dup.ev_len, *prev = NULL;
+    size_t prev_len = 0;
+    while (p < end) {
+        const char *nl = memchr(p, '\n', (size_t)(end - p));
+        assert_non_null(nl);
+        size_t l = (size_t)(nl - p) + 1;
+        if (prev && l == prev_len && memcmp(p, prev, l) == 0) {
+            dups++;
+            prev = NULL; /* an event is written at most twice */
+        } else {
+            memcpy(dedup + len, p, l);
+            len += l;
+            lines++;
+            prev = p;
+            prev_len = l;
+        }
+        p = nl + 1;
+    }
+    assert_int_equal(len, plain.ev_len);
+    assert_memory_equal(dedup, plain.ev, len);
+    double rate = (double)dups / (double)lines, se = sqrt(0.2 * 0.8 / (double)lines);
+    if (fabs(rate - 0.2) > 4 * se)
+        fail_msg("duplicate rate %.4f, want 0.2", rate);
+    free(dedup);
+    out_free(&plain);
+    out_free(&dup);
+}
+
+static int cmp_line(const void *a, const void *b)
+{
+    const char *x = *(const char *const *)a, *y = *(const char *const *)b;
+    return strcmp(x, y);
+}
+
+/* Splits a buffer into NUL-terminated lines (in place on a copy); returns the copy. */
+static char *split_lines(const output *o, char ***lines, size_t *n)
+{
+    char *copy = malloc(o->ev_len + 1);
+    assert_non_null(copy);
+    memcpy(copy, o->ev, o->ev_len);
+    copy[o->ev_len] = '\0';
+    size_t cap = 1024;
+    *lines = malloc(cap * sizeof **lines);
+    assert_non_null(*lines);
+    *n = 0;
+    char *p = copy, *end = copy + o->ev_len;
+    while (p < end) {
+        char *nl = memchr(p, '\n', (size_t)(end - p));
+        assert_non_null(nl);
+        *nl = '\0';
+        if (*n == cap) {
+            cap *= 2;
+            *lines = realloc(*lines, cap * sizeof **lines);
+            assert_non_null(*lines);
+        }
+        (*lines)[(*n)++] = p;
+        p = nl + 1;
+    }
+    return copy;
+}
+
+/* Jitter changes the order and nothing else; no event arrives more than reorder_ms late
+ * relative to the newest ts seen before it. */
+static void test_reorder(void **state)
+{
+    (void)state;
+    fr_gen_opts o;
+    small_opts(&o);
+    o.impressions = 20000;
+    output plain, jit;
+    gen_ok(&o, &plain);
+    o.reorder_ms = 60000;
+    gen_ok(&o, &jit);
+    assert_int_equal(jit.tr_len, plain.tr_len);
+    assert_memory_equal(jit.tr, plain.tr, plain.tr_len);
+    assert_int_equal(jit.ev_len, plain.ev_len);
+    assert_true(memcmp(jit.ev, plain.ev, plain.ev_len) != 0);
+
+    pev *ev;
+    size_t n = parse_events(&jit, &ev), inversions = 0;
+    int64_t max_ts = 0;
+    for (size_t i = 0; i < n; i++) {
+        if (ev[i].ts < max_ts) {
+            inversions++;
+            assert_true(max_ts - ev[i].ts < 60000);
+        }
+        if (ev[i].ts > max_ts)
+            max_ts = ev[i].ts;
+    }
+    assert_true(inversions > n / 10);
+    free(ev);
+
+    char **la, **lb;
+    size_t na, nb;
+    char *ca = split_lines(&plain, &la, &na), *cb = split_lines(&jit, &lb, &nb);
+    assert_int_equal(na, nb);
+    qsort(la, na, sizeof *la, cmp_line);
+    qsort(lb, nb, sizeof *lb, cmp_line);
+    for (size_t i = 0; i < na; i++)
+        assert_string_equal(la[i], lb[i]);
+    free(la);
+    free(lb);
+    free(ca);
+    free(cb);
+    out_free(&plain);
+    out_free(&jit);
+}
+
+static double logit(double p) { return log(p / (1 - p)); }
+
+/* Category of each ad, learnt from the impressions (every recent ad was once a shown ad). */
+typedef struct {
+    int n;
+    int *cat; /* -1 unknown */
+    char names[32][24];
+    int n_names;
+} catmap;
+
+static int cat_id(catmap *c, const char *name)
+{
+    for (int i = 0; i < c->n_names; i++)
+        if (strcmp(c->names[i], name) == 0)
+            return i;
+    assert_true(c->n_names < 32);
+    strcpy(c->names[c->n_names], name);
+    return c->n_names++;
+}
+
+/* Bit j set: the j-th recent ad has the target's category. Asserts the category is known. */
+static unsigned match_mask(const catmap *c, const pev *e, int cat)
+{
+    unsigned mask = 0;
+    for (int j = 0; j < e->nrecent; j++) {
+        int a = atoi(e->recent[j] + 1);
+        assert_true(a >= 0 && a < c->n && c->cat[a] >= 0);
+        if (c->cat[a] == cat)
+            mask |= 1u << j;
+    }
+    return mask;
+}
+
+/* The behaviour term exists: (1) on average p_ctr is higher when a recent click shares the target
+ * ad's category; (2) controlled: for the same user, ad, scenario, hour and device, the logit moves
+ * up exactly when the match pattern gains a match, and does not move when the pattern is equal. */
+static void test_behaviour_term(void **state)
+{
+    (void)state;
+    fr_gen_opts o;
+    small_opts(&o);
+    o.impressions = 40000;
+    o.n_users = 100;
+    o.n_ads = 50;
+    output out;
+    gen_ok(&o, &out);
+    pev *ev;
+    trow *tr;
+    size_t n = parse_events(&out, &ev), nt = parse_truth(&out, &tr);
+    catmap c = {.n = o.n_ads};
+    c.cat = malloc((size_t)o.n_ads * sizeof *c.cat);
+    for (int i = 0; i < o.n_ads; i++)
+        c.cat[i] = -1;
+
+    /* Last seen (mask, logit) per (user, ad, scenario, hour, device). */
+    enum { DEVS = 3 };
+    size_t keys = (size_t)o.n_users * (size_t)o.n_ads * 4 * 24 * DEVS;
+    unsigned *mask_of = malloc(keys * sizeof *mask_of);
+    double *logit_of = malloc(keys * sizeof *logit_of);
+    unsigned char *seen = calloc(keys, 1);
+    assert_true(mask_of && logit_of && seen);
+    double sum[2] = {0}, cnt[2] = {0};
+    size_t ti = 0, up = 0, same = 0;
+    for (size_t i = 0; i < n; i++) {
+        const pev *e = &ev[i];
+        if (e->type != T_IMP)
+            continue;
+        const trow *t = &tr[ti++];
+        int ad = atoi(e->ad + 1), user = atoi(e->user + 1), cat = cat_id(&c, e->category);
+        c.cat[ad] = cat;
+        unsigned mask = match_mask(&c, e, cat);
+        if (e->nrecent > 0) {
+            sum[mask != 0] += t->p_ctr;
+            cnt[mask != 0]++;
+        }
+        int dev = !strcmp(e->device, "android") ? 0 : !strcmp(e->device, "ios") ? 1 : 2;
+        size_t key = ((((size_t)user * (size_t)o.n_ads + (size_t)ad) * 4 + (size_t)e->scen) * 24 + (size_t)e->hour) *
+                         DEVS + (size_t)dev;
+        double z = logit(t->p_ctr);
+        if (seen[key] && t->p_ctr > 0.002) {
+            double dz = z - logit_of[key];
+            if (mask == mask_of[key]) {
+                assert_true(fabs(dz) < 0.005);
+                same++;
+            } else if (mask_of[key] == 0) {
+                assert_true(dz > 0.01);
+                up++;
+            } else if (mask == 0) {
+                assert_true(dz < -0.01);
+                up++;
+            }
+        }
+        seen[key] = 1;
+        mask_of[key] = mask;
+        logit_of[key] = z;
+    }
+    assert_int_equal(ti, nt);
+    assert_true(cnt[0] > 1000 && cnt[1] > 1000);
+    double with = sum[1] / cnt[1], without = sum[0] / cnt[0];
+    if (!(with > without * 1.1))
+        fail_msg("mean p_ctr with a category match %.4f, without %.4f", with, without);
+    if (up < 100 || same < 100)
+        fail_msg("too few controlled pairs: %zu changed, %zu equal", up, same);
+    free(mask_of);
+    free(logit_of);
+    free(seen);
+    free(c.cat);
+    free(ev);
+    free(tr);
+    out_free(&out);
+}
+
+/* Traffic follows the diurnal curve: the evening peak carries several times the night trough. */
+static void test_diurnal_traffic(void **state)
+{
+    fixture *f = *state;
+    double per_hour[24] = {0};
+    for (size_t i = 0; i < f->n_tr; i++)
+        per_hour[(f->tr[i].ts / 3600000) % 24]++;
+    assert_true(per_hour[21] > 3.0 * per_hour[4]);
+    assert_true(per_hour[12] > per_hour[6]);
+}
+
+int main(void)
+{
+    const struct CMUnitTest standalone[] = {
+        cmocka_unit_test(test_defaults),
+        cmocka_unit_test(test_rejects_bad_options),
+        cmocka_unit_test(test_empty_run_and_null_truth),
+        cmocka_unit_test(test_write_error_reported),
+        cmocka_unit_test(test_same_seed_same_bytes),
+        cmocka_unit_test(test_other_seed_other_bytes),
+        cmocka_unit_test(test_conversion_delays),
+        cmocka_unit_test(test_duplicates),
+        cmocka_unit_test(test_reorder),
+        cmocka_unit_test(test_behaviour_term),
+    };
+    const struct CMUnitTest on_fixture[] = {
+        cmocka_unit_test(test_events_format),
+        cmocka_unit_test(test_order_and_references),
+        cmocka_unit_test(test_truth_matches_events),
+        cmocka_unit_test(test_rates),
+        cmocka_unit_test(test_diurnal_traffic),
+    };
+    int failed = cmocka_run_group_tests_name("gen", standalone, NULL, NULL);
+    failed += cmocka_run_group_tests_name("gen_fixture", on_fixture, setup, teardown);
+    return failed != 0;
+}

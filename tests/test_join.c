@@ -1,0 +1,1243 @@
+/* Tests of fr_join: hand-written event logs with the exact samples and counters they must give,
+ * the accounting invariant after every step, and restarts from a checkpoint that must not change
+ * a single emitted byte. Windows are short (click 10 ms, attribution 100 ms) so the edges are
+ * readable; events are built directly, no JSON. */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <cmocka.h>
+
+#include "fr_join.h"
+
+enum { CW = 10, AW = 100 };
+
+/* ---- harness ---- */
+
+typedef struct {
+    fr_sample *s;
+    size_t n, cap;
+} sink;
+
+static void collect(const fr_sample *s, void *ctx)
+{
+    sink *k = ctx;
+    if (k->n == k->cap) {
+        k->cap = k->cap ? 2 * k->cap : 64;
+        k->s = realloc(k->s, k->cap * sizeof *k->s);
+        assert_non_null(k->s);
+    }
+    k->s[k->n++] = *s;
+}
+
+static fr_join *new_join(void)
+{
+    fr_join_config c = {.click_window_ms = CW, .attribution_window_ms = AW, .policy = FR_JOIN_POLICY_WAIT};
+    fr_join *j = fr_join_create(&c);
+    assert_non_null(j);
+    return j;
+}
+
+static void check_invariant(const fr_join *j)
+{
+    const fr_join_counters *n = fr_join_get_counters(j);
+    for (int t = 0; t < FR_EV_NTYPES; t++) {
+        uint64_t dropped = 0;
+        for (int r = 0; r < FR_DROP_NREASONS; r++) dropped += n->dropped[t][r];
+        assert_int_equal(n->events[t], n->joined[t] + n->pending[t] + dropped);
+    }
+}
+
+/* A stable per-id tag in the features, so a sample says which impression it came from. */
+static uint64_t tag_of(const char *id)
+{
+    uint64_t h = 0xcbf29ce484222325ull;
+    for (const char *p = id; *p; p++) h = (h ^ (unsigned char)*p) * 0x100000001b3ull;
+    return h | 1;
+}
+
+static fr_features features_of(const char *id, int32_t scenario)
+{
+    fr_features f;
+    memset(&f, 0, sizeof f);
+    f.cat[0] = 1000u + (uint64_t)scenario;
+    f.cat[1] = tag_of(id);
+    f.num[0] = 3.5f;
+    f.multi[0][0] = 77;
+    f.multi[0][1] = 78;
+    f.multi_len[0] = 2;
+    return f;
+}
+
+static fr_event make_event(fr_event_type type, const char *id, int64_t ts)
+{
+    fr_event ev;
+    /* Garbage in every unused byte: the join must not let it reach samples or blobs. */
+    memset(&ev, 0xa5, sizeof ev);
+    ev.type = type;
+    ev.id_len = (uint32_t)strlen(id);
+    memcpy(ev.id, id, ev.id_len + 1);
+    ev.ts = ts;
+    ev.scenario = 0;
+    ev.sample_rate = 1.0f;
+    ev.value = 0;
+    fr_features f = features_of(id, 0);
+    memcpy(ev.features.cat, f.cat, sizeof f.cat);
+    memcpy(ev.features.num, f.num, sizeof f.num);
+    memcpy(ev.features.multi, f.multi, sizeof f.multi);
+    memcpy(ev.features.multi_len, f.multi_len, sizeof f.multi_len);
+    return ev;
+}
+
+static fr_event imp_ev(const char *id, int64_t ts, int32_t scenario, float rate)
+{
+    fr_event ev = make_event(FR_EV_IMPRESSION, id, ts);
+    ev.scenario = scenario;
+    ev.sample_rate = rate;
+    ev.features.cat[0] = 1000u + (uint64_t)scenario;
+    return ev;
+}
+
+typedef struct {
+    fr_join *j;
+    sink out;
+} harness;
+
+static void h_init(harness *h)
+{
+    memset(h, 0, sizeof *h);
+    h->j = new_join();
+}
+
+static void h_free(harness *h)
+{
+    fr_join_free(h->j);
+    free(h->out.s);
+}
+
+static void add(harness *h, fr_event ev)
+{
+    assert_int_equal(fr_join_add(h->j, &ev, collect, &h->out), 0);
+    check_invariant(h->j);
+}
+static void imp(harness *h, const char *id, int64_t ts) { add(h, imp_ev(id, ts, 0, 1.0f)); }
+static void click(harness *h, const char *id, int64_t ts) { add(h, make_event(FR_EV_CLICK, id, ts)); }
+static void conv(harness *h, const char *id, int64_t ts) { add(h, make_event(FR_EV_CONVERSION, id, ts)); }
+static void adv(harness *h, int64_t wm)
+{
+    fr_join_advance(h->j, wm, collect, &h->out);
+    check_invariant(h->j);
+}
+
+/* ---- expectations ---- */
+
+typedef struct {
+    int events, joined, pending, dup, late, orphan, outside, not_clicked;
+} counts;
+
+static void expect_counts(const fr_join *j, fr_event_type t, counts c)
+{
+    const fr_join_counters *n = fr_join_get_counters(j);
+    assert_int_equal(n->events[t], c.events);
+    assert_int_equal(n->joined[t], c.joined);
+    assert_int_equal(n->pending[t], c.pending);
+    assert_int_equal(n->dropped[t][FR_DROP_DUPLICATE], c.dup);
+    assert_int_equal(n->dropped[t][FR_DROP_LATE], c.late);
+    assert_int_equal(n->dropped[t][FR_DROP_ORPHAN], c.orphan);
+    assert_int_equal(n->dropped[t][FR_DROP_OUTSIDE_WINDOW], c.outside);
+    assert_int_equal(n->dropped[t][FR_DROP_NOT_CLICKED], c.not_clicked);
+}
+
+static void expect_emitted(const fr_join *j, int click_window, int attribution)
+{
+    const fr_join_counters *n = fr_join_get_counters(j);
+    assert_int_equal(n->emitted[FR_SAMPLE_CLICK_WINDOW], click_window);
+    assert_int_equal(n->emitted[FR_SAMPLE_ATTRIBUTION], attribution);
+}
+
+static void expect_common(const fr_sample *s, const char *id, int32_t scenario, int kind, int64_t ts)
+{
+    assert_int_equal(s->kind, kind);
+    assert_int_equal(s->ts, ts);
+    assert_int_equal(s->scenario, scenario);
+    fr_features f = features_of(id, scenario);
+    assert_memory_equal(&s->f, &f, sizeof f);
+}
+
+static void expect_f(float got, float want) { assert_true(got == want); }
+
+/* CLICK_WINDOW sample: CTR label; CTCVR = 0 too when not clicked; never CVR. */
+static void expect_ctr_w(const fr_sample *s, const char *id, int64_t ts, int clicked, float w, int32_t scenario)
+{
+    expect_common(s, id, scenario, FR_SAMPLE_CLICK_WINDOW, ts);
+    assert_int_equal(s->has_label[FR_TASK_CTR], 1);
+    expect_f(s->label[FR_TASK_CTR], clicked ? 1.0f : 0.0f);
+    expect_f(s->weight[FR_TASK_CTR], w);
+    assert_int_equal(s->has_label[FR_TASK_CVR], 0);
+    expect_f(s->label[FR_TASK_CVR], 0.0f);
+    expect_f(s->weight[FR_TASK_CVR], 0.0f);
+    assert_int_equal(s->has_label[FR_TASK_CTCVR], clicked ? 0 : 1);
+    expect_f(s->label[FR_TASK_CTCVR], 0.0f);
+    expect_f(s->weight[FR_TASK_CTCVR], clicked ? 0.0f : w);
+}
+static void expect_ctr(const fr_sample *s, const char *id, int64_t ts, int clicked)
+{
+    expect_ctr_w(s, id, ts, clicked, 1.0f, 0);
+}
+
+/* ATTRIBUTION sample: CVR and CTCVR labels, no CTR. */
+static void expect_attr_w(const fr_sample *s, const char *id, int64_t ts, int converted, float w, int32_t scenario)
+{
+    expect_common(s, id, scenario, FR_SAMPLE_ATTRIBUTION, ts);
+    assert_int_equal(s->has_label[FR_TASK_CTR], 0);
+    expect_f(s->label[FR_TASK_CTR], 0.0f);
+    expect_f(s->weight[FR_TASK_CTR], 0.0f);
+    for (int t = FR_TASK_CVR; t <= FR_TASK_CTCVR; t++) {
+        assert_int_equal(s->has_label[t], 1);
+        expect_f(s->label[t], converted ? 1.0f : 0.0f);
+        expect_f(s->weight[t], w);
+    }
+}
+static void expect_attr(const fr_sample *s, const char *id, int64_t ts, int converted)
+{
+    expect_attr_w(s, id, ts, converted, 1.0f, 0);
+}
+
+/* ---- hand-written logs ---- */
+
+static void test_click_at_window_edge(void **state)
+{
+    (void)state;
+    harness h;
+    h_init(&h);
+    imp(&h, "a", 1000);
+    click(&h, "a", 1010); /* == imp.ts + window: counts */
+    imp(&h, "b", 1000);
+    click(&h, "b", 1011); /* one ms after: does not */
+    expect_counts(h.j, FR_EV_CLICK, (counts){.events = 2, .pending = 1, .outside = 1});
+    adv(&h, 1010); /* the deadline 1010 is not < 1010 */
+    assert_int_equal(h.out.n, 0);
+    adv(&h, 1011);
+    assert_int_equal(h.out.n, 2);
+    expect_ctr(&h.out.s[0], "a", 1010, 1);
+    expect_ctr(&h.out.s[1], "b", 1010, 0);
+    expect_counts(h.j, FR_EV_IMPRESSION, (counts){.events = 2, .joined = 2});
+    expect_counts(h.j, FR_EV_CLICK, (counts){.events = 2, .joined = 1, .outside = 1});
+    assert_int_equal(fr_join_entry_count(h.j), 1);
+    adv(&h, 1110); /* attribution closes at click 1010 + 100 */
+    assert_int_equal(h.out.n, 2);
+    adv(&h, 1111);
+    assert_int_equal(h.out.n, 3);
+    expect_attr(&h.out.s[2], "a", 1110, 0);
+    expect_counts(h.j, FR_EV_CONVERSION, (counts){0});
+    expect_emitted(h.j, 2, 1);
+    assert_int_equal(fr_join_entry_count(h.j), 0);
+    h_free(&h);
+}
+
+static void test_click_before_impression_ts(void **state)
+{
+    (void)state;
+    harness h;
+    h_init(&h);
+    imp(&h, "a", 1000);
+    click(&h, "a", 999);  /* impression already known */
+    click(&h, "b", 999);  /* held, then judged when the impression comes */
+    imp(&h, "b", 1000);
+    expect_counts(h.j, FR_EV_CLICK, (counts){.events = 2, .outside = 2});
+    click(&h, "a", 1005); /* the first click decided: a second one is a duplicate */
+    expect_counts(h.j, FR_EV_CLICK, (counts){.events = 3, .dup = 1, .outside = 2});
+    adv(&h, 1011);
+    assert_int_equal(h.out.n, 2);
+    expect_ctr(&h.out.s[0], "a", 1010, 0);
+    expect_ctr(&h.out.s[1], "b", 1010, 0);
+    assert_int_equal(fr_join_entry_count(h.j), 0);
+    h_free(&h);
+}
+
+static void test_conversion_at_attribution_edge(void **state)
+{
+    (void)state;
+    harness h;
+    h_init(&h);
+    imp(&h, "a", 1000);
+    click(&h, "a", 1005);
+    conv(&h, "a", 1105); /* == click + window: counts */
+    imp(&h, "b", 1000);
+    click(&h, "b", 1005);
+    conv(&h, "b", 1106); /* +1 ms: does not */
+    imp(&h, "c", 1000);
+    click(&h, "c", 1005);
+    conv(&h, "c", 1004); /* before the click */
+    expect_counts(h.j, FR_EV_CONVERSION, (counts){.events = 3, .pending = 1, .outside = 2});
+    adv(&h, 1011);
+    assert_int_equal(h.out.n, 3);
+    expect_ctr(&h.out.s[0], "a", 1010, 1);
+    expect_ctr(&h.out.s[1], "b", 1010, 1);
+    expect_ctr(&h.out.s[2], "c", 1010, 1);
+    adv(&h, 1105);
+    assert_int_equal(h.out.n, 3);
+    adv(&h, 1106);
+    assert_int_equal(h.out.n, 6);
+    expect_attr(&h.out.s[3], "a", 1105, 1);
+    expect_attr(&h.out.s[4], "b", 1105, 0);
+    expect_attr(&h.out.s[5], "c", 1105, 0);
+    expect_counts(h.j, FR_EV_CONVERSION, (counts){.events = 3, .joined = 1, .outside = 2});
+    expect_emitted(h.j, 3, 3);
+    h_free(&h);
+}
+
+static void test_duplicates(void **state)
+{
+    (void)state;
+    harness h;
+    h_init(&h);
+    imp(&h, "a", 1000);
+    imp(&h, "a", 1000);
+    imp(&h, "a", 1003); /* same id, other ts: still the same impression */
+    click(&h, "a", 1002);
+    click(&h, "a", 1002);
+    conv(&h, "a", 1050);
+    conv(&h, "a", 1050);
+    conv(&h, "a", 1060); /* a second distinct conversion: one per impression */
+    expect_counts(h.j, FR_EV_IMPRESSION, (counts){.events = 3, .pending = 1, .dup = 2});
+    expect_counts(h.j, FR_EV_CLICK, (counts){.events = 2, .pending = 1, .dup = 1});
+    expect_counts(h.j, FR_EV_CONVERSION, (counts){.events = 3, .pending = 1, .dup = 2});
+    adv(&h, 2000);
+    assert_int_equal(h.out.n, 2);
+    expect_ctr(&h.out.s[0], "a", 1010, 1);
+    expect_attr(&h.out.s[1], "a", 1102, 1);
+    expect_counts(h.j, FR_EV_IMPRESSION, (counts){.events = 3, .joined = 1, .dup = 2});
+    expect_counts(h.j, FR_EV_CLICK, (counts){.events = 2, .joined = 1, .dup = 1});
+    expect_counts(h.j, FR_EV_CONVERSION, (counts){.events = 3, .joined = 1, .dup = 2});
+    h_free(&h);
+}
+
+static void test_early_click_then_impression(void **state)
+{
+    (void)state;
+    harness h;
+    h_init(&h);
+    adv(&h, 900);
+    click(&h, "a", 1005);
+    expect_counts(h.j, FR_EV_CLICK, (counts){.events = 1, .pending = 1});
+    /* The watermark passes the click's ts; an impression with ts in [996, 1005] is still
+     * accepted, so the click must still be waiting for it. */
+    adv(&h, 1006);
+    expect_counts(h.j, FR_EV_CLICK, (counts){.events = 1, .pending = 1});
+    imp(&h, "a", 1000);
+    expect_counts(h.j, FR_EV_IMPRESSION, (counts){.events = 1, .pending = 1});
+    expect_counts(h.j, FR_EV_CLICK, (counts){.events = 1, .pending = 1});
+    adv(&h, 1011);
+    assert_int_equal(h.out.n, 1);
+    expect_ctr(&h.out.s[0], "a", 1010, 1);
+    expect_counts(h.j, FR_EV_CLICK, (counts){.events = 1, .joined = 1});
+    h_free(&h);
+}
+
+static void test_early_conversion_then_click_then_impression(void **state)
+{
+    (void)state;
+    harness h;
+    h_init(&h);
+    conv(&h, "a", 1050);
+    click(&h, "a", 1005);
+    imp(&h, "a", 1000);
+    expect_counts(h.j, FR_EV_CONVERSION, (counts){.events = 1, .pending = 1});
+    /* b: the impression first, the conversion held until the click counts. */
+    imp(&h, "b", 1000);
+    conv(&h, "b", 1050);
+    click(&h, "b", 1003);
+    adv(&h, 1011);
+    assert_int_equal(h.out.n, 2);
+    expect_ctr(&h.out.s[0], "a", 1010, 1);
+    expect_ctr(&h.out.s[1], "b", 1010, 1);
+    adv(&h, 1106);
+    assert_int_equal(h.out.n, 4);
+    expect_attr(&h.out.s[2], "b", 1103, 1);
+    expect_attr(&h.out.s[3], "a", 1105, 1);
+    expect_counts(h.j, FR_EV_CONVERSION, (counts){.events = 2, .joined = 2});
+    expect_counts(h.j, FR_EV_CLICK, (counts){.events = 2, .joined = 2});
+    h_free(&h);
+}
+
+static void test_orphan_expiry(void **state)
+{
+    (void)state;
+    harness h;
+    h_init(&h);
+    adv(&h, 900);
+    click(&h, "a", 1005);
+    conv(&h, "b", 1020);
+    click(&h, "c", 1040);
+    conv(&h, "c", 1060);
+    assert_int_equal(fr_join_entry_count(h.j), 3);
+    adv(&h, 1015); /* a's last possible impression (ts 1005) closes at 1015 */
+    assert_int_equal(fr_join_entry_count(h.j), 3);
+    adv(&h, 1016);
+    assert_int_equal(fr_join_entry_count(h.j), 2);
+    expect_counts(h.j, FR_EV_CLICK, (counts){.events = 2, .pending = 1, .orphan = 1});
+    adv(&h, 1031);
+    expect_counts(h.j, FR_EV_CONVERSION, (counts){.events = 2, .pending = 1, .orphan = 1});
+    adv(&h, 1070); /* c waits for its latest held event: 1060 + 10 */
+    assert_int_equal(fr_join_entry_count(h.j), 1);
+    adv(&h, 1071);
+    assert_int_equal(fr_join_entry_count(h.j), 0);
+    assert_int_equal(h.out.n, 0);
+    expect_counts(h.j, FR_EV_CLICK, (counts){.events = 2, .orphan = 2});
+    expect_counts(h.j, FR_EV_CONVERSION, (counts){.events = 2, .orphan = 2});
+    /* Too late to be matched now. */
+    imp(&h, "a", 1000);
+    click(&h, "a", 1005);
+    expect_counts(h.j, FR_EV_IMPRESSION, (counts){.events = 1, .late = 1});
+    expect_counts(h.j, FR_EV_CLICK, (counts){.events = 3, .late = 1, .orphan = 2});
+    assert_int_equal(fr_join_entry_count(h.j), 0);
+    h_free(&h);
+}
+
+static void test_late_impression(void **state)
+{
+    (void)state;
+    harness h;
+    h_init(&h);
+    adv(&h, 2000);
+    imp(&h, "a", 1989); /* its window closed at 1999 < 2000 */
+    imp(&h, "b", 1990); /* closes at 2000, not < 2000: still accepted */
+    expect_counts(h.j, FR_EV_IMPRESSION, (counts){.events = 2, .pending = 1, .late = 1});
+    assert_int_equal(fr_join_entry_count(h.j), 1);
+    /* A late impression does not release the click held for it; it expires as an orphan. */
+    click(&h, "c", 2005);
+    adv(&h, 2010);
+    assert_int_equal(h.out.n, 1);
+    expect_ctr(&h.out.s[0], "b", 2000, 0);
+    imp(&h, "c", 1995);
+    expect_counts(h.j, FR_EV_IMPRESSION, (counts){.events = 3, .joined = 1, .late = 2});
+    expect_counts(h.j, FR_EV_CLICK, (counts){.events = 1, .pending = 1});
+    adv(&h, 2015);
+    assert_int_equal(fr_join_entry_count(h.j), 1);
+    adv(&h, 2016);
+    expect_counts(h.j, FR_EV_CLICK, (counts){.events = 1, .orphan = 1});
+    assert_int_equal(fr_join_entry_count(h.j), 0);
+    assert_int_equal(h.out.n, 1);
+    h_free(&h);
+}
+
+static void test_late_click(void **state)
+{
+    (void)state;
+    harness h;
+    h_init(&h);
+    imp(&h, "a", 1000);
+    imp(&h, "b", 1000);
+    click(&h, "b", 1001);
+    adv(&h, 1011);
+    assert_int_equal(h.out.n, 2);
+    expect_ctr(&h.out.s[0], "a", 1010, 0);
+    expect_ctr(&h.out.s[1], "b", 1010, 1);
+    click(&h, "a", 1005); /* the CTR sample of a is out (and a is gone) */
+    click(&h, "b", 1002); /* b still lives for its attribution: a duplicate */
+    expect_counts(h.j, FR_EV_CLICK, (counts){.events = 3, .joined = 1, .dup = 1, .late = 1});
+    /* A click behind the watermark still counts while its impression's window is open. */
+    imp(&h, "c", 1005);
+    click(&h, "c", 1008);
+    expect_counts(h.j, FR_EV_CLICK, (counts){.events = 4, .joined = 1, .pending = 1, .dup = 1, .late = 1});
+    adv(&h, 1016);
+    assert_int_equal(h.out.n, 3);
+    expect_ctr(&h.out.s[2], "c", 1015, 1);
+    h_free(&h);
+}
+
+static void test_conversion_without_click(void **state)
+{
+    (void)state;
+    harness h;
+    h_init(&h);
+    imp(&h, "a", 1000);
+    conv(&h, "a", 1005); /* held: a click may still come */
+    expect_counts(h.j, FR_EV_CONVERSION, (counts){.events = 1, .pending = 1});
+    adv(&h, 1011);
+    assert_int_equal(h.out.n, 1);
+    expect_ctr(&h.out.s[0], "a", 1010, 0);
+    expect_counts(h.j, FR_EV_CONVERSION, (counts){.events = 1, .not_clicked = 1});
+    /* After the entry is gone: a conversion behind the watermark is late; one ahead of it could
+     * precede its impression, so it waits and expires as an orphan (no tombstones). */
+    conv(&h, "a", 1007);
+    conv(&h, "a", 1020);
+    adv(&h, 1031);
+    expect_counts(h.j, FR_EV_CONVERSION, (counts){.events = 3, .late = 1, .orphan = 1, .not_clicked = 1});
+    assert_int_equal(h.out.n, 1);
+    h_free(&h);
+}
+
+static void test_unclicked_impression_emits_ctcvr_zero(void **state)
+{
+    (void)state;
+    harness h;
+    h_init(&h);
+    add(&h, imp_ev("a", 1000, 2, 1.0f));
+    adv(&h, 1011);
+    assert_int_equal(h.out.n, 1);
+    const fr_sample *s = &h.out.s[0];
+    expect_ctr_w(s, "a", 1010, 0, 1.0f, 2);
+    /* Byte for byte, padding included: the expected sample built from scratch. */
+    fr_sample want;
+    memset(&want, 0, sizeof want);
+    want.f = features_of("a", 2);
+    want.scenario = 2;
+    want.kind = FR_SAMPLE_CLICK_WINDOW;
+    want.ts = 1010;
+    want.has_label[FR_TASK_CTR] = want.has_label[FR_TASK_CTCVR] = 1;
+    want.weight[FR_TASK_CTR] = want.weight[FR_TASK_CTCVR] = 1.0f;
+    assert_memory_equal(s, &want, sizeof want);
+    assert_int_equal(fr_join_entry_count(h.j), 0);
+    h_free(&h);
+}
+
+static void test_sample_rate_weight(void **state)
+{
+    (void)state;
+    harness h;
+    h_init(&h);
+    add(&h, imp_ev("a", 1000, 1, 0.25f));
+    click(&h, "a", 1001);
+    conv(&h, "a", 1050);
+    add(&h, imp_ev("b", 1000, 3, 0.25f));
+    adv(&h, 2000);
+    assert_int_equal(h.out.n, 3);
+    expect_ctr_w(&h.out.s[0], "a", 1010, 1, 4.0f, 1);
+    expect_ctr_w(&h.out.s[1], "b", 1010, 0, 4.0f, 3);
+    expect_attr_w(&h.out.s[2], "a", 1101, 1, 4.0f, 1);
+    h_free(&h);
+}
+
+static void test_watermark_never_moves_back(void **state)
+{
+    (void)state;
+    harness h;
+    h_init(&h);
+    assert_int_equal(fr_join_watermark(h.j), INT64_MIN);
+    adv(&h, 1000);
+    adv(&h, 500);
+    assert_int_equal(fr_join_watermark(h.j), 1000);
+    imp(&h, "a", 989); /* late against 1000, even after the attempt to go back to 500 */
+    imp(&h, "b", 995);
+    adv(&h, 1004);
+    adv(&h, 900);
+    assert_int_equal(h.out.n, 0);
+    adv(&h, 1006);
+    assert_int_equal(h.out.n, 1);
+    expect_ctr(&h.out.s[0], "b", 1005, 0);
+    adv(&h, 1006);
+    assert_int_equal(h.out.n, 1);
+    expect_counts(h.j, FR_EV_IMPRESSION, (counts){.events = 2, .joined = 1, .late = 1});
+    h_free(&h);
+}
+
+static void test_equal_deadlines_ordered_by_id(void **state)
+{
+    (void)state;
+    harness h;
+    h_init(&h);
+    const char *arrival[] = {"b", "ab", "c", "a", "b0"};
+    for (int i = 0; i < 5; i++) imp(&h, arrival[i], 1000);
+    imp(&h, "z", 999); /* an earlier deadline comes first whatever its id */
+    for (int i = 0; i < 5; i++) click(&h, arrival[i], 1000);
+    adv(&h, 2000);
+    const char *want[] = {"a", "ab", "b", "b0", "c"};
+    assert_int_equal(h.out.n, 11);
+    expect_ctr(&h.out.s[0], "z", 1009, 0);
+    for (int i = 0; i < 5; i++) expect_ctr(&h.out.s[1 + i], want[i], 1010, 1);
+    for (int i = 0; i < 5; i++) expect_attr(&h.out.s[6 + i], want[i], 1100, 0);
+    h_free(&h);
+}
+
+static void test_attribution_follows_its_ctr_sample(void **state)
+{
+    (void)state;
+    /* Attribution window shorter than the click window: the attribution sample still comes
+     * after the CTR sample it depends on, and emission stays sorted by ts. */
+    fr_join_config c = {.click_window_ms = 100, .attribution_window_ms = 10};
+    fr_join *j = fr_join_create(&c);
+    assert_non_null(j);
+    sink out = {0};
+    fr_event e = make_event(FR_EV_IMPRESSION, "a", 1000);
+    assert_int_equal(fr_join_add(j, &e, collect, &out), 0);
+    e = make_event(FR_EV_CLICK, "a", 1001);
+    assert_int_equal(fr_join_add(j, &e, collect, &out), 0);
+    e = make_event(FR_EV_CONVERSION, "a", 1011);
+    assert_int_equal(fr_join_add(j, &e, collect, &out), 0);
+    fr_join_advance(j, 5000, collect, &out);
+    assert_int_equal(out.n, 2);
+    assert_int_equal(out.s[0].kind, FR_SAMPLE_CLICK_WINDOW);
+    assert_int_equal(out.s[0].ts, 1100);
+    assert_int_equal(out.s[1].kind, FR_SAMPLE_ATTRIBUTION);
+    assert_int_equal(out.s[1].ts, 1100);
+    expect_f(out.s[1].label[FR_TASK_CVR], 1.0f);
+    check_invariant(j);
+    fr_join_free(j);
+    free(out.s);
+}
+
+static void test_extreme_timestamps(void **state)
+{
+    (void)state;
+    harness h;
+    h_init(&h);
+    /* Deadlines saturate instead of wrapping into the past. */
+    imp(&h, "a", INT64_MAX - 3);
+    click(&h, "a", INT64_MAX - 1);
+    adv(&h, INT64_MAX);
+    assert_int_equal(h.out.n, 0);
+    assert_int_equal(fr_join_entry_count(h.j), 1);
+    h_free(&h);
+}
+
+static void test_bad_input_and_config(void **state)
+{
+    (void)state;
+    fr_join_config bad = {.click_window_ms = -1, .attribution_window_ms = 10};
+    assert_null(fr_join_create(&bad));
+    bad = (fr_join_config){.click_window_ms = 1, .attribution_window_ms = 10, .policy = FR_JOIN_NPOLICIES};
+    assert_null(fr_join_create(&bad));
+    harness h;
+    h_init(&h);
+    fr_event e = make_event(FR_EV_IMPRESSION, "a", 1);
+    e.id_len = 0;
+    assert_int_equal(fr_join_add(h.j, &e, collect, &h.out), -1);
+    e.id_len = FR_ID_MAX + 1;
+    assert_int_equal(fr_join_add(h.j, &e, collect, &h.out), -1);
+    e = make_event(FR_EV_IMPRESSION, "a", 1);
+    e.type = FR_EV_NTYPES;
+    assert_int_equal(fr_join_add(h.j, &e, collect, &h.out), -1);
+    expect_counts(h.j, FR_EV_IMPRESSION, (counts){0});
+    /* An id of the maximum length works. */
+    char id[FR_ID_MAX + 1];
+    memset(id, 'x', FR_ID_MAX);
+    id[FR_ID_MAX] = '\0';
+    imp(&h, id, 5);
+    assert_int_equal(fr_join_entry_count(h.j), 1);
+    assert_string_equal(fr_join_drop_name(FR_DROP_OUTSIDE_WINDOW), "outside_window");
+    assert_string_equal(fr_join_drop_name(FR_DROP_NOT_CLICKED), "not_clicked");
+    assert_string_equal(fr_join_drop_name(FR_DROP_NREASONS), "unknown");
+    h_free(&h);
+}
+
+/* ---- checkpoint store (what fr_ckpt does with the dirty sets) ---- */
+
+typedef struct {
+    char id[FR_ID_MAX + 1];
+    size_t id_len;
+    uint8_t *bytes;
+    size_t len;
+} kv;
+
+typedef struct {
+    kv *v;
+    size_t n, cap;
+    uint8_t meta[1024];
+    size_t meta_len;
+} store;
+
+static long store_find(const store *st, const char *id, size_t id_len)
+{
+    for (size_t i = 0; i < st->n; i++)
+        if (st->v[i].id_len == id_len && memcmp(st->v[i].id, id, id_len) == 0) return (long)i;
+    return -1;
+}
+
+static int store_apply(const char *id, size_t id_len, const void *bytes, size_t len, void *ctx)
+{
+    store *st = ctx;
+    long i = store_find(st, id, id_len);
+    if (len == 0) {
+        /* Exactness: a tombstone only for an id the store holds. */
+        assert_true(i >= 0);
+        free(st->v[i].bytes);
+        st->v[i] = st->v[--st->n];
+        return 0;
+    }
+    if (i < 0) {
+        if (st->n == st->cap) {
+            st->cap = st->cap ? 2 * st->cap : 16;
+            st->v = realloc(st->v, st->cap * sizeof *st->v);
+            assert_non_null(st->v);
+        }
+        i = (long)st->n++;
+        memcpy(st->v[i].id, id, id_len);
+        st->v[i].id_len = id_len;
+    } else {
+        free(st->v[i].bytes);
+    }
+    st->v[i].bytes = malloc(len);
+    assert_non_null(st->v[i].bytes);
+    memcpy(st->v[i].bytes, bytes, len);
+    st->v[i].len = len;
+    return 0;
+}
+
+static void store_free(store *st)
+{
+    for (size_t i = 0; i < st->n; i++) free(st->v[i].bytes);
+    free(st->v);
+    memset(st, 0, sizeof *st);
+}
+
+static void store_copy(store *dst, const store *src)
+{
+    memset(dst, 0, sizeof *dst);
+    for (size_t i = 0; i < src->n; i++) store_apply(src->v[i].id, src->v[i].id_len, src->v[i].bytes, src->v[i].len, dst);
+    memcpy(dst->meta, src->meta, src->meta_len);
+    dst->meta_len = src->meta_len;
+}
+
+static void expect_stores_equal(const store *a, const store *b)
+{
+    assert_int_equal(a->n, b->n);
+    for (size_t i = 0; i < a->n; i++) {
+        long k = store_find(b, a->v[i].id, a->v[i].id_len);
+        assert_true(k >= 0);
+        assert_int_equal(a->v[i].len, b->v[k].len);
+        assert_memory_equal(a->v[i].bytes, b->v[k].bytes, a->v[i].len);
+    }
+    assert_int_equal(a->meta_len, b->meta_len);
+    assert_memory_equal(a->meta, b->meta, a->meta_len);
+}
+
+static void checkpoint(fr_join *j, store *st)
+{
+    assert_int_equal(fr_join_foreach_dirty(j, store_apply, st), 0);
+    fr_join_clear_dirty(j);
+    st->meta_len = fr_join_export_meta(j, st->meta, sizeof st->meta);
+    assert_true(st->meta_len <= sizeof st->meta);
+    /* The store holds exactly the live entries. */
+    assert_int_equal(st->n, fr_join_entry_count(j));
+}
+
+static fr_join *restore(const store *st)
+{
+    fr_join *j = new_join();
+    assert_int_equal(fr_join_import_meta(j, st->meta, st->meta_len), 0);
+    for (size_t i = 0; i < st->n; i++)
+        assert_int_equal(fr_join_load_entry(j, st->v[i].id, st->v[i].id_len, st->v[i].bytes, st->v[i].len), 0);
+    assert_int_equal(fr_join_entry_count(j), st->n);
+    /* Restored state is the checkpoint: nothing is dirty. */
+    store none = {0};
+    assert_int_equal(fr_join_foreach_dirty(j, store_apply, &none), 0);
+    assert_int_equal(none.n, 0);
+    return j;
+}
+
+/* ---- restart equivalence ---- */
+
+typedef struct {
+    int advance; /* 0: add ev; 1: advance to wm */
+    fr_event ev;
+    int64_t wm;
+} step;
+
+typedef struct {
+    step *s;
+    size_t n, cap;
+} script;
+
+static void push(script *sc, step st)
+{
+    if (sc->n == sc->cap) {
+        sc->cap = sc->cap ? 2 * sc->cap : 64;
+        sc->s = realloc(sc->s, sc->cap * sizeof *sc->s);
+        assert_non_null(sc->s);
+    }
+    sc->s[sc->n++] = st;
+}
+static void s_ev(script *sc, fr_event ev) { push(sc, (step){.ev = ev}); }
+static void s_adv(script *sc, int64_t wm) { push(sc, (step){.advance = 1, .wm = wm}); }
+
+static void run_step(fr_join *j, const step *st, sink *out)
+{
+    if (st->advance)
+        fr_join_advance(j, st->wm, collect, out);
+    else
+        assert_int_equal(fr_join_add(j, &st->ev, collect, out), 0);
+    check_invariant(j);
+}
+
+/* Runs the script straight through, then for each cut point: checkpoint every `every` steps and at
+ * the cut, restore into a fresh join, feed the rest to both, and compare every emitted byte, the
+ * counters, and the stores both keep writing. */
+static void check_restarts(const script *sc, size_t cut_stride)
+{
+    sink ref = {0};
+    fr_join *r = new_join();
+    for (size_t i = 0; i < sc->n; i++) run_step(r, &sc->s[i], &ref);
+    const fr_join_counters ref_n = *fr_join_get_counters(r);
+    fr_join_free(r);
+
+    const size_t cadence[] = {1, 3, 7};
+    for (size_t ci = 0; ci < 3; ci++) {
+        for (size_t cut = 0; cut <= sc->n; cut += cut_stride) {
+            sink oa = {0}, ob = {0};
+            store sa = {0}, sb = {0};
+            fr_join *a = new_join();
+            for (size_t i = 0; i < cut; i++) {
+                run_step(a, &sc->s[i], &oa);
+                if ((i + 1) % cadence[ci] == 0) checkpoint(a, &sa);
+            }
+            checkpoint(a, &sa);
+            store_copy(&sb, &sa);
+            fr_join *b = restore(&sb);
+            const size_t before = oa.n;
+            for (size_t i = cut; i < sc->n; i++) {
+                run_step(a, &sc->s[i], &oa);
+                run_step(b, &sc->s[i], &ob);
+                assert_int_equal(oa.n - before, ob.n);
+                assert_memory_equal(fr_join_get_counters(a), fr_join_get_counters(b), sizeof(fr_join_counters));
+                assert_int_equal(fr_join_watermark(a), fr_join_watermark(b));
+                assert_int_equal(fr_join_entry_count(a), fr_join_entry_count(b));
+                if ((i + 1) % cadence[ci] == 0) {
+                    checkpoint(a, &sa);
+                    checkpoint(b, &sb);
+                    expect_stores_equal(&sa, &sb);
+                }
+            }
+            checkpoint(a, &sa);
+            checkpoint(b, &sb);
+            expect_stores_equal(&sa, &sb);
+            if (ob.n) assert_memory_equal(oa.s + before, ob.s, ob.n * sizeof(fr_sample));
+            /* Checkpointing never changes what the join does. */
+            assert_int_equal(oa.n, ref.n);
+            if (ref.n) assert_memory_equal(oa.s, ref.s, ref.n * sizeof(fr_sample));
+            assert_memory_equal(fr_join_get_counters(a), &ref_n, sizeof ref_n);
+            fr_join_free(a);
+            fr_join_free(b);
+            free(oa.s);
+            free(ob.s);
+            store_free(&sa);
+            store_free(&sb);
+        }
+    }
+    free(ref.s);
+}
+
+static void test_restore_mid_stream(void **state)
+{
+    (void)state;
+    script sc = {0};
+    s_adv(&sc, 900);
+    s_ev(&sc, make_event(FR_EV_CONVERSION, "e", 1050)); /* early conversion, click, impression */
+    s_ev(&sc, make_event(FR_EV_CLICK, "e", 1005));
+    s_ev(&sc, imp_ev("a", 1000, 1, 0.5f));
+    s_ev(&sc, imp_ev("b", 1000, 2, 1.0f));
+    s_ev(&sc, make_event(FR_EV_CLICK, "a", 1004));
+    s_ev(&sc, make_event(FR_EV_CLICK, "a", 1004)); /* duplicate */
+    s_ev(&sc, make_event(FR_EV_CLICK, "o", 1008)); /* orphan to be */
+    s_ev(&sc, imp_ev("e", 1000, 0, 1.0f));
+    s_ev(&sc, make_event(FR_EV_CONVERSION, "b", 1006)); /* held, then not clicked */
+    s_ev(&sc, imp_ev("c", 1002, 3, 0.25f));
+    s_ev(&sc, make_event(FR_EV_CLICK, "c", 1013)); /* outside window */
+    s_adv(&sc, 1005);
+    s_ev(&sc, make_event(FR_EV_CONVERSION, "a", 1060));
+    s_ev(&sc, imp_ev("d", 998, 0, 1.0f)); /* behind the watermark, window still open */
+    s_ev(&sc, make_event(FR_EV_CLICK, "d", 1001));
+    s_adv(&sc, 1011);
+    s_ev(&sc, make_event(FR_EV_CLICK, "b", 1003)); /* late: b's CTR sample is out */
+    s_ev(&sc, imp_ev("f", 1010, 0, 1.0f));
+    s_adv(&sc, 1013);
+    s_ev(&sc, make_event(FR_EV_CLICK, "f", 1020));
+    s_adv(&sc, 1017);
+    s_ev(&sc, imp_ev("o", 1000, 0, 1.0f)); /* late, o's click still held */
+    s_adv(&sc, 1030);
+    s_ev(&sc, make_event(FR_EV_CONVERSION, "a", 1070)); /* duplicate conversion */
+    s_ev(&sc, make_event(FR_EV_CONVERSION, "d", 1101)); /* edge: click 1001 + 100 */
+    s_ev(&sc, make_event(FR_EV_CONVERSION, "b", 1040)); /* b gone: held as orphan */
+    s_ev(&sc, imp_ev("g", 1100, 0, 1.0f));
+    s_ev(&sc, make_event(FR_EV_CLICK, "g", 1100));
+    s_adv(&sc, 1060);
+    s_adv(&sc, 1105);
+    s_ev(&sc, make_event(FR_EV_CONVERSION, "g", 1150));
+    s_adv(&sc, 1111);
+    s_ev(&sc, make_event(FR_EV_CONVERSION, "g", 1151));
+    s_adv(&sc, 1300);
+    s_ev(&sc, imp_ev("a", 1500, 0, 1.0f)); /* the id again after its entry is gone */
+    s_ev(&sc, make_event(FR_EV_CLICK, "a", 1501));
+    s_adv(&sc, 1700);
+    check_restarts(&sc, 1);
+
+    /* And the exact outcome of the script. */
+    harness h;
+    h_init(&h);
+    for (size_t i = 0; i < sc.n; i++) run_step(h.j, &sc.s[i], &h.out);
+    assert_int_equal(h.out.n, 14);
+    expect_ctr_w(&h.out.s[0], "d", 1008, 1, 1.0f, 0);
+    expect_ctr_w(&h.out.s[1], "a", 1010, 1, 2.0f, 1);
+    expect_ctr_w(&h.out.s[2], "b", 1010, 0, 1.0f, 2);
+    expect_ctr_w(&h.out.s[3], "e", 1010, 1, 1.0f, 0);
+    expect_ctr_w(&h.out.s[4], "c", 1012, 0, 4.0f, 3);
+    expect_ctr_w(&h.out.s[5], "f", 1020, 1, 1.0f, 0);
+    expect_attr_w(&h.out.s[6], "d", 1101, 1, 1.0f, 0);
+    expect_attr_w(&h.out.s[7], "a", 1104, 1, 2.0f, 1);
+    expect_attr_w(&h.out.s[8], "e", 1105, 1, 1.0f, 0);
+    expect_ctr_w(&h.out.s[9], "g", 1110, 1, 1.0f, 0);
+    expect_attr_w(&h.out.s[10], "f", 1120, 0, 1.0f, 0);
+    expect_attr_w(&h.out.s[11], "g", 1200, 1, 1.0f, 0);
+    expect_ctr_w(&h.out.s[12], "a", 1510, 1, 1.0f, 0);
+    expect_attr_w(&h.out.s[13], "a", 1601, 0, 1.0f, 0);
+    expect_counts(h.j, FR_EV_IMPRESSION, (counts){.events = 9, .joined = 8, .late = 1});
+    expect_counts(h.j, FR_EV_CLICK, (counts){.events = 10, .joined = 6, .dup = 1, .late = 1, .orphan = 1, .outside = 1});
+    expect_counts(h.j, FR_EV_CONVERSION, (counts){.events = 8, .joined = 4, .dup = 2, .orphan = 1, .not_clicked = 1});
+    assert_int_equal(fr_join_entry_count(h.j), 0);
+    h_free(&h);
+    free(sc.s);
+}
+
+static uint64_t rng_next(uint64_t *s)
+{
+    uint64_t x = *s;
+    x ^= x << 13;
+    x ^= x >> 7;
+    x ^= x << 17;
+    return *s = x;
+}
+static int64_t rng_range(uint64_t *s, int64_t lo, int64_t hi) { return lo + (int64_t)(rng_next(s) % (uint64_t)(hi - lo + 1)); }
+
+typedef struct {
+    fr_event ev;
+    int64_t arrival;
+} timed;
+
+static int by_arrival(const void *a, const void *b)
+{
+    const timed *x = a, *y = b;
+    return (x->arrival > y->arrival) - (x->arrival < y->arrival);
+}
+
+/* Random logs with every kind of disorder: duplicates, early clicks and conversions, events on
+ * both sides of every window, ids reused, impressions late beyond the click window. */
+static void random_script(script *sc, uint64_t seed, int n_ids)
+{
+    uint64_t rs = seed;
+    timed *t = calloc((size_t)n_ids * 6, sizeof *t);
+    assert_non_null(t);
+    size_t n = 0;
+    for (int i = 0; i < n_ids; i++) {
+        char id[32];
+        snprintf(id, sizeof id, "r%d", (int)rng_range(&rs, 0, n_ids * 3 / 4));
+        int64_t its = rng_range(&rs, 1000, 3000);
+        float rate = rng_range(&rs, 0, 3) == 0 ? 0.5f : 1.0f;
+        t[n++] = (timed){imp_ev(id, its, (int32_t)rng_range(&rs, 0, 3), rate), its + rng_range(&rs, -5, 40)};
+        if (rng_range(&rs, 0, 9) == 0) t[n++] = (timed){imp_ev(id, its, 0, 1.0f), its + rng_range(&rs, 0, 60)};
+        if (rng_range(&rs, 0, 1) == 0) {
+            int64_t cts = its + rng_range(&rs, -2, CW + 2);
+            t[n++] = (timed){make_event(FR_EV_CLICK, id, cts), cts + rng_range(&rs, -20, 20)};
+            if (rng_range(&rs, 0, 9) == 0) t[n++] = (timed){make_event(FR_EV_CLICK, id, cts), cts + rng_range(&rs, 0, 30)};
+            if (rng_range(&rs, 0, 1) == 0) {
+                int64_t vts = cts + rng_range(&rs, -3, AW + 3);
+                t[n++] = (timed){make_event(FR_EV_CONVERSION, id, vts), vts + rng_range(&rs, -30, 10)};
+                if (rng_range(&rs, 0, 4) == 0)
+                    t[n++] = (timed){make_event(FR_EV_CONVERSION, id, vts + 1), vts + rng_range(&rs, 0, 30)};
+            }
+        } else if (rng_range(&rs, 0, 4) == 0) {
+            int64_t vts = its + rng_range(&rs, 0, 50);
+            t[n++] = (timed){make_event(FR_EV_CONVERSION, id, vts), vts};
+        }
+    }
+    qsort(t, n, sizeof *t, by_arrival);
+    int64_t max_ts = INT64_MIN;
+    for (size_t i = 0; i < n; i++) {
+        s_ev(sc, t[i].ev);
+        if (t[i].ev.ts > max_ts) max_ts = t[i].ev.ts;
+        if (rng_range(&rs, 0, 4) == 0) s_adv(sc, max_ts - rng_range(&rs, 0, 15));
+    }
+    s_adv(sc, INT64_MAX);
+    free(t);
+}
+
+static void test_restore_random_logs(void **state)
+{
+    (void)state;
+    for (uint64_t seed = 1; seed <= 3; seed++) {
+        script sc = {0};
+        random_script(&sc, seed * 0x9e3779b97f4a7c15ull, 150);
+        check_restarts(&sc, 17);
+        /* Every event ends joined or dropped once the watermark passes everything. */
+        fr_join *j = new_join();
+        sink out = {0};
+        for (size_t i = 0; i < sc.n; i++) run_step(j, &sc.s[i], &out);
+        free(out.s);
+        const fr_join_counters *n = fr_join_get_counters(j);
+        for (int t = 0; t < FR_EV_NTYPES; t++) assert_int_equal(n->pending[t], 0);
+        assert_true(n->emitted[FR_SAMPLE_CLICK_WINDOW] > 0 && n->emitted[FR_SAMPLE_ATTRIBUTION] > 0);
+        assert_true(n->dropped[FR_EV_CLICK][FR_DROP_OUTSIDE_WINDOW] > 0 && n->dropped[FR_EV_CLICK][FR_DROP_LATE] > 0);
+        assert_int_equal(fr_join_entry_count(j), 0);
+        fr_join_free(j);
+        free(sc.s);
+    }
+}
+
+/* ---- dirty sets ---- */
+
+typedef struct {
+    char ids[16][16];
+    size_t lens[16];
+    int n;
+} dirty_list;
+
+static int list_dirty(const char *id, size_t id_len, const void *bytes, size_t len, void *ctx)
+{
+    (void)bytes;
+    dirty_list *d = ctx;
+    assert_true(d->n < 16 && id_len < 15);
+    memcpy(d->ids[d->n], id, id_len);
+    d->ids[d->n][id_len] = '\0';
+    d->lens[d->n] = len;
+    d->n++;
+    return 0;
+}
+
+static dirty_list dirty_of(const fr_join *j)
+{
+    dirty_list d;
+    memset(&d, 0, sizeof d);
+    assert_int_equal(fr_join_foreach_dirty(j, list_dirty, &d), 0);
+    return d;
+}
+
+static int stop_at_first(const char *id, size_t id_len, const void *bytes, size_t len, void *ctx)
+{
+    (void)id, (void)id_len, (void)bytes, (void)len;
+    ++*(int *)ctx;
+    return 7;
+}
+
+static void test_dirty_set_is_exact(void **state)
+{
+    (void)state;
+    harness h;
+    h_init(&h);
+    imp(&h, "a", 1000);
+    imp(&h, "b", 1000);
+    dirty_list d = dirty_of(h.j);
+    assert_int_equal(d.n, 2);
+    assert_string_equal(d.ids[0], "a");
+    assert_string_equal(d.ids[1], "b");
+    assert_true(d.lens[0] > 0 && d.lens[1] > 0);
+    int calls = 0;
+    assert_int_equal(fr_join_foreach_dirty(h.j, stop_at_first, &calls), 7);
+    assert_int_equal(calls, 1);
+    fr_join_clear_dirty(h.j);
+    assert_int_equal(dirty_of(h.j).n, 0);
+
+    /* Drops that change nothing, and advances that fire nothing, dirty nothing. */
+    imp(&h, "a", 1000);
+    click(&h, "a", 2000);
+    adv(&h, 1005);
+    assert_int_equal(dirty_of(h.j).n, 1); /* the out-of-window click marks a as clicked-once */
+    fr_join_clear_dirty(h.j);
+    imp(&h, "a", 1000);
+    click(&h, "a", 1001);
+    adv(&h, 1006);
+    assert_int_equal(dirty_of(h.j).n, 0);
+
+    /* An entry born and finished between two checkpoints leaves no trace. */
+    imp(&h, "x", 998);
+    adv(&h, 1009);
+    assert_int_equal(h.out.n, 1);
+    assert_int_equal(dirty_of(h.j).n, 0);
+
+    /* A checkpointed entry that finishes leaves a tombstone; the id reused right after
+     * replaces it with the new state. */
+    click(&h, "b", 1003);
+    fr_join_clear_dirty(h.j);
+    adv(&h, 1011); /* a: CTR 0, deleted; b: CTR 1, waits for attribution */
+    d = dirty_of(h.j);
+    assert_int_equal(d.n, 2);
+    assert_string_equal(d.ids[0], "a");
+    assert_int_equal(d.lens[0], 0);
+    assert_string_equal(d.ids[1], "b");
+    assert_true(d.lens[1] > 0);
+    conv(&h, "a", 1050); /* a is gone: held as a possible orphan, in place of the tombstone */
+    d = dirty_of(h.j);
+    assert_int_equal(d.n, 2);
+    assert_string_equal(d.ids[0], "a");
+    assert_true(d.lens[0] > 0);
+    fr_join_clear_dirty(h.j);
+    adv(&h, 1061);
+    d = dirty_of(h.j);
+    assert_int_equal(d.n, 1);
+    assert_string_equal(d.ids[0], "a");
+    assert_int_equal(d.lens[0], 0);
+    fr_join_clear_dirty(h.j);
+    assert_int_equal(fr_join_entry_count(h.j), 1);
+    h_free(&h);
+}
+
+/* ---- blobs ---- */
+
+typedef struct {
+    uint8_t bytes[1024];
+    size_t len;
+} one_blob;
+
+static int grab(const char *id, size_t id_len, const void *bytes, size_t len, void *ctx)
+{
+    (void)id, (void)id_len;
+    one_blob *b = ctx;
+    assert_true(len <= sizeof b->bytes);
+    memcpy(b->bytes, bytes, len);
+    b->len = len;
+    return 0;
+}
+
+static void test_blobs_are_validated(void **state)
+{
+    (void)state;
+    harness h;
+    h_init(&h);
+    imp(&h, "a", 1000);
+    one_blob b = {0};
+    assert_int_equal(fr_join_foreach_dirty(h.j, grab, &b), 0);
+    assert_int_equal(b.len, 345);
+    assert_int_equal(b.bytes[0], 1); /* format version */
+
+    fr_join *r = new_join();
+    assert_int_equal(fr_join_load_entry(r, "a", 1, b.bytes, b.len - 1), -1);
+    assert_int_equal(fr_join_load_entry(r, "a", 0, b.bytes, b.len), -1);
+    assert_int_equal(fr_join_load_entry(r, "a", 1, NULL, 0), -1);
+    b.bytes[0] = 2;
+    assert_int_equal(fr_join_load_entry(r, "a", 1, b.bytes, b.len), -1);
+    b.bytes[0] = 1;
+    uint8_t fl = b.bytes[1];
+    b.bytes[1] = 0; /* no state at all */
+    assert_int_equal(fr_join_load_entry(r, "a", 1, b.bytes, b.len), -1);
+    b.bytes[1] = 0x80 | 0x01; /* CTR emitted without a click: nothing would ever finish it */
+    assert_int_equal(fr_join_load_entry(r, "a", 1, b.bytes, b.len), -1);
+    b.bytes[1] = fl;
+    b.bytes[2] = 0x02; /* unknown flag bit */
+    assert_int_equal(fr_join_load_entry(r, "a", 1, b.bytes, b.len), -1);
+    b.bytes[2] = 0;
+    uint8_t rate[4];
+    memcpy(rate, b.bytes + 15, 4);
+    memset(b.bytes + 15, 0, 4); /* sample_rate 0 */
+    assert_int_equal(fr_join_load_entry(r, "a", 1, b.bytes, b.len), -1);
+    memcpy(b.bytes + 15, rate, 4);
+    assert_int_equal(fr_join_entry_count(r), 0);
+    assert_int_equal(fr_join_load_entry(r, "a", 1, b.bytes, b.len), 0);
+    assert_int_equal(fr_join_load_entry(r, "a", 1, b.bytes, b.len), -1); /* already there */
+    assert_int_equal(fr_join_entry_count(r), 1);
+
+    /* Meta: size query, round trip, refusal of unknown versions and shapes. */
+    uint8_t meta[1024];
+    size_t need = fr_join_export_meta(h.j, NULL, 0);
+    assert_int_equal(fr_join_export_meta(h.j, meta, need - 1), need);
+    assert_int_equal(fr_join_export_meta(h.j, meta, sizeof meta), need);
+    assert_int_equal(fr_join_import_meta(r, meta, need - 1), -1);
+    assert_int_equal(fr_join_import_meta(r, meta, need), 0);
+    assert_memory_equal(fr_join_get_counters(r), fr_join_get_counters(h.j), sizeof(fr_join_counters));
+    assert_int_equal(fr_join_watermark(r), INT64_MIN);
+    /* A join with other windows still reads the counters (what `freshet inspect` does). */
+    fr_join_config other = {0};
+    fr_join *o = fr_join_create(&other);
+    assert_int_equal(fr_join_import_meta(o, meta, need), 0);
+    assert_memory_equal(fr_join_get_counters(o), fr_join_get_counters(h.j), sizeof(fr_join_counters));
+    meta[0] = 9;
+    assert_int_equal(fr_join_import_meta(r, meta, need), -1);
+    meta[0] = 1;
+    meta[3] = FR_DROP_NREASONS + 1; /* more reasons than this build knows */
+    assert_int_equal(fr_join_import_meta(r, meta, need), -1);
+    fr_join_free(o);
+    fr_join_free(r);
+    h_free(&h);
+}
+
+
+/* The predictions a caller attaches while a clicked impression's CTR sample is emitted reach its
+ * attribution sample, also across a checkpoint and restore. */
+typedef struct {
+    fr_join *j;
+    sink out;
+} prior_ctx;
+
+static void attach_prior(const fr_sample *s, void *ctx)
+{
+    prior_ctx *c = ctx;
+    collect(s, &c->out);
+    if (s->kind == FR_SAMPLE_CLICK_WINDOW) {
+        const float p[FR_NTASKS] = {0.25f, 0.5f, 0.125f};
+        fr_join_set_prior(c->j, p);
+    }
+}
+
+static int copy_entry(const char *id, size_t id_len, const void *bytes, size_t len, void *ctx)
+{
+    if (len == 0) return 0;
+    return fr_join_load_entry(ctx, id, id_len, bytes, len);
+}
+
+static void test_prior_reaches_the_attribution_sample(void **state)
+{
+    (void)state;
+    prior_ctx c = {.j = new_join()};
+    fr_event ev = imp_ev("p", 1000, 0, 1.0f);
+    assert_int_equal(fr_join_add(c.j, &ev, attach_prior, &c), 0);
+    ev = make_event(FR_EV_CLICK, "p", 1005);
+    assert_int_equal(fr_join_add(c.j, &ev, attach_prior, &c), 0);
+    fr_join_advance(c.j, 1000 + CW + 1, attach_prior, &c);
+    assert_int_equal(c.out.n, 1);
+    assert_int_equal(c.out.s[0].has_prior, 0); /* the first sample is what the prior is taken from */
+
+    /* Restore into a fresh join from the dirty entries and the meta, as a restart would. */
+    fr_join *r = new_join();
+    assert_int_equal(fr_join_foreach_dirty(c.j, copy_entry, r), 0);
+    size_t need = fr_join_export_meta(c.j, NULL, 0);
+    unsigned char *meta = malloc(need);
+    assert_non_null(meta);
+    fr_join_export_meta(c.j, meta, need);
+    assert_int_equal(fr_join_import_meta(r, meta, need), 0);
+    free(meta);
+
+    sink restored = {0};
+    fr_join_advance(r, 1005 + AW + 1, collect, &restored);
+    fr_join_advance(c.j, 1005 + AW + 1, collect, &c.out);
+    assert_int_equal(restored.n, 1);
+    assert_int_equal(c.out.n, 2);
+    assert_int_equal(restored.s[0].kind, FR_SAMPLE_ATTRIBUTION);
+    assert_int_equal(restored.s[0].has_prior, 1);
+    assert_true(restored.s[0].prior[FR_TASK_CTCVR] == 0.125f);
+    assert_memory_equal(&restored.s[0], &c.out.s[1], sizeof(fr_sample));
+    free(restored.s);
+    free(c.out.s);
+    fr_join_free(r);
+    fr_join_free(c.j);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_click_at_window_edge),
+        cmocka_unit_test(test_prior_reaches_the_attribution_sample),
+        cmocka_unit_test(test_click_before_impression_ts),
+        cmocka_unit_test(test_conversion_at_attribution_edge),
+        cmocka_unit_test(test_duplicates),
+        cmocka_unit_test(test_early_click_then_impression),
+        cmocka_unit_test(test_early_conversion_then_click_then_impression),
+        cmocka_unit_test(test_orphan_expiry),
+        cmocka_unit_test(test_late_impression),
+        cmocka_unit_test(test_late_click),
+        cmocka_unit_test(test_conversion_without_click),
+        cmocka_unit_test(test_unclicked_impression_emits_ctcvr_zero),
+        cmocka_unit_test(test_sample_rate_weight),
+        cmocka_unit_test(test_watermark_never_moves_back),
+        cmocka_unit_test(test_equal_deadlines_ordered_by_id),
+        cmocka_unit_test(test_attribution_follows_its_ctr_sample),
+        cmocka_unit_test(test_extreme_timestamps),
+        cmocka_unit_test(test_bad_input_and_config),
+        cmocka_unit_test(test_restore_mid_stream),
+        cmocka_unit_test(test_restore_random_logs),
+        cmocka_unit_test(test_dirty_set_is_exact),
+        cmocka_unit_test(test_blobs_are_validated),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}

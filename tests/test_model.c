@@ -1,0 +1,928 @@
+/* Tests of the learner: analytic gradients against central differences for every dense tensor
+ * and for embedding rows (each loss term alone and together), the Adagrad step, progressive
+ * validation, determinism, learning on a synthetic problem, serialisation and validation. */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include <cmocka.h>
+
+#include <cblas.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "fr_hash.h"
+#include "fr_metrics.h"
+#include "fr_model.h"
+#include "fr_optim.h"
+
+/* ---- helpers ---------------------------------------------------------------------------------- */
+
+typedef struct {
+    uint64_t s;
+} rng;
+
+static uint64_t rng_next(rng *r)
+{
+    uint64_t z = (r->s += 0x9E3779B97F4A7C15ULL);
+    z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ULL;
+    z = (z ^ (z >> 27)) * 0x94D049BB133111EBULL;
+    return z ^ (z >> 31);
+}
+static double rng_unif(rng *r) { return (double)(rng_next(r) >> 11) * (1.0 / 9007199254740992.0); }
+static int rng_int(rng *r, int n) { return (int)(rng_next(r) % (uint64_t)n); }
+
+static int setup(void **state)
+{
+    (void)state;
+    /* sgemm's summation order may depend on the thread count: one thread for determinism */
+    openblas_set_num_threads(1);
+    return 0;
+}
+
+/* Small enough for exhaustive-ish gradient checks, with every kind of input present. */
+static fr_model_config small_config(void)
+{
+    fr_model_config c;
+    fr_model_config_defaults(&c);
+    c.n_cat = 3;
+    c.n_num = 2;
+    c.n_multi = 2;
+    c.emb_dim = 4;
+    c.n_experts = 3;
+    c.expert_dim = 5;
+    c.tower_dim = 4;
+    c.batch_size = 8;
+    c.seed = 7;
+    return c;
+}
+
+static fr_model *create_ok(const fr_model_config *c)
+{
+    char err[256] = "";
+    fr_model *m = fr_model_create(c, err, sizeof err);
+    if (!m) fail_msg("fr_model_create: %s", err);
+    return m;
+}
+
+static uint64_t key_of(int field, int value)
+{
+    int v[2] = {field, value};
+    return fr_hash_value(fr_hash_field("test"), v, sizeof v);
+}
+
+/* A sample over a small vocabulary (v_per_field values per field) with every term on. */
+static fr_sample random_sample(rng *r, const fr_model_config *c, int vocab)
+{
+    fr_sample s;
+    memset(&s, 0, sizeof s);
+    for (int f = 0; f < c->n_cat; f++) s.f.cat[f] = key_of(f, rng_int(r, f == 0 ? 4 : vocab));
+    for (int i = 0; i < c->n_num; i++) s.f.num[i] = (float)(rng_unif(r) * 2 - 1);
+    for (int j = 0; j < c->n_multi; j++) {
+        s.f.multi_len[j] = (uint8_t)rng_int(r, FR_MAX_MULTI_LEN + 1);
+        for (int k = 0; k < s.f.multi_len[j]; k++) s.f.multi[j][k] = key_of(100 + j, rng_int(r, vocab));
+    }
+    for (int t = 0; t < FR_NTASKS; t++) {
+        s.has_label[t] = 1;
+        s.weight[t] = 1;
+    }
+    s.label[FR_TASK_CTR] = rng_unif(r) < 0.3;
+    s.label[FR_TASK_CVR] = rng_unif(r) < 0.3;
+    s.label[FR_TASK_CTCVR] = s.label[FR_TASK_CTR] && s.label[FR_TASK_CVR];
+    s.scenario = (int32_t)(s.f.cat[0] % 4);
+    return s;
+}
+
+/* Gives every row the samples read a sizeable random value, so the embeddings matter. */
+static void put_rows(fr_model *m, const fr_model_config *c, const fr_sample *s, int n, rng *r)
+{
+    float w[64], acc[64];
+    for (int i = 0; i < n; i++) {
+        for (int f = 0; f < c->n_cat + c->n_multi; f++) {
+            int len = f < c->n_cat ? 1 : s[i].f.multi_len[f - c->n_cat];
+            for (int k = 0; k < len; k++) {
+                uint64_t key = f < c->n_cat ? s[i].f.cat[f] : s[i].f.multi[f - c->n_cat][k];
+                fr_row_view v;
+                if (key == 0 || fr_model_get_row(m, (uint32_t)f, key, &v) == 0) continue;
+                for (int d = 0; d < c->emb_dim; d++) {
+                    w[d] = (float)(rng_unif(r) - 0.5);
+                    acc[d] = 0.1f;
+                }
+                assert_int_equal(fr_model_put_row(m, (uint32_t)f, key, 0, w, acc), 0);
+            }
+        }
+    }
+}
+
+/* Non-zero biases, so a test cannot pass because some bias gradient happens to vanish at 0. */
+static void jitter_biases(fr_model *m, rng *r)
+{
+    size_t P = fr_model_dense_count(m);
+    float *p = malloc(P * sizeof *p);
+    memcpy(p, fr_model_dense_params(m), P * sizeof *p);
+    for (int i = 0; i < fr_model_dense_tensor_count(m); i++) {
+        fr_tensor_info t = fr_model_dense_tensor(m, i);
+        if (t.name[strlen(t.name) - 1] != 'b') continue;
+        for (int j = 0; j < t.rows * t.cols; j++) p[t.offset + j] += (float)(rng_unif(r) * 0.4 - 0.2);
+    }
+    assert_int_equal(fr_model_set_dense(m, p, NULL, P), 0);
+    free(p);
+}
+
+/* ---- gradient checks -------------------------------------------------------------------------- */
+
+typedef struct {
+    int n, dim;
+    uint32_t table[256];
+    uint64_t key[256];
+    float grad[256][64];
+} row_grads;
+
+static void collect(uint32_t table, uint64_t key, const float *grad, void *ctx)
+{
+    row_grads *g = ctx;
+    assert_true(g->n < 256);
+    g->table[g->n] = table;
+    g->key[g->n] = key;
+    memcpy(g->grad[g->n], grad, (size_t)g->dim * sizeof *grad);
+    g->n++;
+}
+
+/* The reference loss is computed in double, so a small step is safe. */
+static const double EPS = 1e-4;
+
+static int close_enough(double analytic, double numeric)
+{
+    double tol = 1e-2 * fmax(fabs(analytic), fabs(numeric)) + 1e-5;
+    return fabs(analytic - numeric) <= tol;
+}
+
+/* Central difference from the losses at theta - eps, theta, theta + eps (as float values actually
+ * stored, so their rounding does not bias the quotient). Returns 1 when the one-sided slopes
+ * disagree: a ReLU kink lies inside the step and the central difference means nothing there. */
+static int difference(double lm, double l0, double lp, float lo, float orig, float hi, double *num)
+{
+    double back = (l0 - lm) / ((double)orig - (double)lo), fwd = (lp - l0) / ((double)hi - (double)orig);
+    *num = (lp - lm) / ((double)hi - (double)lo);
+    return fabs(fwd - back) > 1e-3 * fmax(fabs(fwd), fabs(back)) + 1e-6;
+}
+
+static int numeric_dense(fr_model *m, float *p, size_t P, size_t j, const fr_sample *s, int n, double *num)
+{
+    float orig = p[j];
+    float hi = (float)(orig + EPS), lo = (float)(orig - EPS);
+    double l0 = fr_model_loss(m, s, n);
+    p[j] = hi;
+    fr_model_set_dense(m, p, NULL, P);
+    double lp = fr_model_loss(m, s, n);
+    p[j] = lo;
+    fr_model_set_dense(m, p, NULL, P);
+    double lm = fr_model_loss(m, s, n);
+    p[j] = orig;
+    fr_model_set_dense(m, p, NULL, P);
+    return difference(lm, l0, lp, lo, orig, hi, num);
+}
+
+static int numeric_row(fr_model *m, uint32_t table, uint64_t key, int d, const fr_sample *s, int n, double *num)
+{
+    fr_row_view v;
+    assert_int_equal(fr_model_get_row(m, table, key, &v), 0);
+    float w[64], acc[64];
+    memcpy(w, v.weights, (size_t)v.dim * sizeof *w);
+    memcpy(acc, v.accum, (size_t)v.dim * sizeof *acc);
+    float orig = w[d], hi = (float)(orig + EPS), lo = (float)(orig - EPS);
+    double l0 = fr_model_loss(m, s, n);
+    w[d] = hi;
+    fr_model_put_row(m, table, key, v.version, w, acc);
+    double lp = fr_model_loss(m, s, n);
+    w[d] = lo;
+    fr_model_put_row(m, table, key, v.version, w, acc);
+    double lm = fr_model_loss(m, s, n);
+    w[d] = orig;
+    fr_model_put_row(m, table, key, v.version, w, acc);
+    return difference(lm, l0, lp, lo, orig, hi, num);
+}
+
+/* Which loss terms are on; weights differ from 1 and from each other so a mis-weighted term shows. */
+enum { T_CTR = 1, T_CVR = 2, T_CTCVR = 4 };
+
+static void check_gradients(int terms, uint64_t seed)
+{
+    fr_model_config c = small_config();
+    fr_model *m = create_ok(&c);
+    rng r = {seed};
+    enum { N = 6 };
+    fr_sample s[N];
+    for (int i = 0; i < N; i++) {
+        s[i] = random_sample(&r, &c, 3); /* a vocabulary of 3: keys repeat within the batch */
+        s[i].weight[FR_TASK_CTR] = (terms & T_CTR) ? 1.7f + 0.1f * (float)i : 0;
+        s[i].weight[FR_TASK_CVR] = (terms & T_CVR) ? 0.6f : 0;
+        s[i].weight[FR_TASK_CTCVR] = (terms & T_CTCVR) ? 2.3f : 0;
+    }
+    s[1].f.multi_len[0] = 0;                 /* an empty multi-valued field reads as zeros */
+    s[2].f.multi_len[1] = 3;                 /* the same key twice in one pooled field */
+    s[2].f.multi[1][0] = key_of(101, 1);
+    s[2].f.multi[1][1] = s[2].f.multi[1][0];
+    s[2].f.multi[1][2] = 0;                  /* key 0 inside multi_len: no value, not pooled */
+    s[3].has_label[FR_TASK_CTR] = 0;         /* has_label = 0 turns a term off whatever its weight */
+    put_rows(m, &c, s, N, &r);
+    jitter_biases(m, &r);
+
+    size_t P = fr_model_dense_count(m);
+    float *g = calloc(P, sizeof *g), *p = malloc(P * sizeof *p);
+    memcpy(p, fr_model_dense_params(m), P * sizeof *p);
+    row_grads *rg = calloc(1, sizeof *rg);
+    rg->dim = c.emb_dim;
+    assert_int_equal(fr_model_gradients(m, s, N, g, collect, rg), 0);
+
+    int checked = 0, kinks = 0, nonzero_tensors = 0;
+    for (int i = 0; i < fr_model_dense_tensor_count(m); i++) {
+        fr_tensor_info t = fr_model_dense_tensor(m, i);
+        size_t cnt = (size_t)t.rows * (size_t)t.cols;
+        size_t picks[10];
+        int np = 0;
+        if (cnt <= 10) {
+            for (size_t j = 0; j < cnt; j++) picks[np++] = j;
+        } else {
+            for (int k = 0; k < 10; k++) picks[np++] = (k * 7919 + (size_t)i * 31) % cnt;
+        }
+        double biggest = 0;
+        for (int k = 0; k < np; k++) {
+            size_t j = t.offset + picks[k];
+            double num;
+            if (numeric_dense(m, p, P, j, s, N, &num)) {
+                kinks++;
+                continue;
+            }
+            if (!close_enough(g[j], num))
+                fail_msg("terms %d: %s[%zu]: analytic %.8g numeric %.8g", terms, t.name, picks[k], (double)g[j], num);
+            biggest = fmax(biggest, fabs(num));
+            checked++;
+        }
+        if (biggest > 1e-4) nonzero_tensors++;
+        /* a tower no term reaches must get exactly zero gradient */
+        int cvr_tower = strstr(t.name, "tower.cvr") != NULL, ctr_tower = strstr(t.name, "tower.ctr") != NULL;
+        if ((cvr_tower && !(terms & (T_CVR | T_CTCVR))) || (ctr_tower && !(terms & (T_CTR | T_CTCVR))))
+            for (size_t j = 0; j < cnt; j++) assert_true(g[t.offset + j] == 0.0f);
+    }
+    /* the check is not vacuous: with all terms, every tensor has a sizeable gradient somewhere */
+    if (terms == (T_CTR | T_CVR | T_CTCVR)) assert_int_equal(nonzero_tensors, fr_model_dense_tensor_count(m));
+    assert_true(checked > 50);
+
+    int saw_cat = 0, saw_multi = 0;
+    for (int i = 0; i < rg->n; i++) {
+        for (int d = 0; d < c.emb_dim; d++) {
+            double num;
+            if (numeric_row(m, rg->table[i], rg->key[i], d, s, N, &num)) {
+                kinks++;
+                continue;
+            }
+            checked++;
+            if (!close_enough(rg->grad[i][d], num))
+                fail_msg("terms %d: row table %u key %llx dim %d: analytic %.8g numeric %.8g", terms, rg->table[i],
+                         (unsigned long long)rg->key[i], d, (double)rg->grad[i][d], num);
+            if (fabs(num) > 1e-4) *(rg->table[i] < (uint32_t)c.n_cat ? &saw_cat : &saw_multi) += 1;
+        }
+    }
+    assert_true(saw_cat > 0);
+    assert_true(saw_multi > 0);
+    /* skipping kinks must stay rare, or the check would not check */
+    if (kinks * 20 > checked) fail_msg("terms %d: %d kinks in %d checks", terms, kinks, checked);
+    /* the gradient call changed nothing */
+    assert_memory_equal(p, fr_model_dense_params(m), P * sizeof *p);
+    assert_int_equal(fr_model_version(m), 0);
+    free(rg);
+    free(g);
+    free(p);
+    fr_model_free(m);
+}
+
+static void test_grad_ctr_only(void **state)
+{
+    (void)state;
+    check_gradients(T_CTR, 11);
+}
+static void test_grad_ctcvr_only(void **state)
+{
+    (void)state;
+    check_gradients(T_CTCVR, 12);
+}
+static void test_grad_cvr_only(void **state)
+{
+    (void)state;
+    check_gradients(T_CVR, 13);
+}
+static void test_grad_all_terms(void **state)
+{
+    (void)state;
+    check_gradients(T_CTR | T_CVR | T_CTCVR, 14);
+    check_gradients(T_CTR | T_CVR | T_CTCVR, 15);
+}
+
+/* Saturated logits: the CTCVR gradient stays finite and bounded by the weight. */
+static void test_ctcvr_gradient_saturated(void **state)
+{
+    (void)state;
+    fr_model_config c = small_config();
+    fr_model *m = create_ok(&c);
+    rng r = {3};
+    size_t P = fr_model_dense_count(m);
+    float *p = malloc(P * sizeof *p), *g = malloc(P * sizeof *g);
+    memcpy(p, fr_model_dense_params(m), P * sizeof *p);
+    for (int i = 0; i < fr_model_dense_tensor_count(m); i++) {
+        fr_tensor_info t = fr_model_dense_tensor(m, i);
+        if (strstr(t.name, ".out.b")) p[t.offset] = 40; /* pCTR, pCVR == 1 in float */
+    }
+    fr_model_set_dense(m, p, NULL, P);
+    fr_sample s = random_sample(&r, &c, 3);
+    s.weight[FR_TASK_CTR] = s.weight[FR_TASK_CVR] = 0;
+    s.weight[FR_TASK_CTCVR] = 2;
+    s.label[FR_TASK_CTCVR] = 0;
+    assert_int_equal(fr_model_gradients(m, &s, 1, g, NULL, NULL), 0);
+    for (int i = 0; i < fr_model_dense_tensor_count(m); i++) {
+        fr_tensor_info t = fr_model_dense_tensor(m, i);
+        if (strstr(t.name, ".out.b")) assert_true(isfinite(g[t.offset]) && fabsf(g[t.offset]) <= 2.0f);
+    }
+    for (size_t j = 0; j < P; j++) assert_true(isfinite(g[j]));
+    double l = fr_model_loss(m, &s, 1);
+    assert_true(isfinite(l) && l > 0);
+    free(p);
+    free(g);
+    fr_model_free(m);
+}
+
+/* ---- optimizer -------------------------------------------------------------------------------- */
+
+static void test_adagrad_hand(void **state)
+{
+    (void)state;
+    /* values chosen so every intermediate is exact in float:
+     * acc 0.75 + 0.5^2 = 1, w 1 - 0.25 * 0.5 / 1 = 0.875;  acc 1.75 + 1.5^2 = 4, w 0.5 + 0.25 * 1.5 / 2 = 0.6875 */
+    float w[2] = {1.0f, 0.5f}, acc[2] = {0.75f, 1.75f}, g[2] = {0.5f, -1.5f};
+    fr_adagrad_step(w, acc, g, 2, 0.25f);
+    assert_true(acc[0] == 1.0f && acc[1] == 4.0f);
+    assert_true(w[0] == 0.875f && w[1] == 0.6875f);
+}
+
+static void find_grad(uint32_t table, uint64_t key, const float *grad, void *ctx)
+{
+    row_grads *g = ctx;
+    collect(table, key, grad, g);
+}
+
+/* Training applies exactly one Adagrad step per touched row with the batch-summed gradient
+ * (the same key in two samples of one batch is one step, not two), and one per dense coordinate. */
+static void test_train_step_exact(void **state)
+{
+    (void)state;
+    fr_model_config c = small_config();
+    c.adagrad_init = 0.75f;
+    fr_model *m = create_ok(&c);
+    rng r = {5};
+    fr_sample s[2];
+    s[0] = random_sample(&r, &c, 50);
+    s[1] = random_sample(&r, &c, 50);
+    s[1].f.cat[1] = s[0].f.cat[1]; /* shared row */
+    s[0].f.multi_len[0] = s[1].f.multi_len[0] = 0;
+    s[0].f.multi_len[1] = s[1].f.multi_len[1] = 0;
+    float w0[4] = {0.25f, -0.5f, 0.125f, 1.0f};
+    for (int i = 0; i < 2; i++)
+        for (int f = 0; f < c.n_cat; f++) fr_model_put_row(m, (uint32_t)f, s[i].f.cat[f], 0, w0, NULL);
+    size_t P = fr_model_dense_count(m);
+    float *p0 = malloc(P * sizeof *p0), *a0 = malloc(P * sizeof *a0), *g = malloc(P * sizeof *g);
+    memcpy(p0, fr_model_dense_params(m), P * sizeof *p0);
+    memcpy(a0, fr_model_dense_accum(m), P * sizeof *a0);
+    row_grads *rg = calloc(1, sizeof *rg);
+    rg->dim = c.emb_dim;
+    assert_int_equal(fr_model_gradients(m, s, 2, g, find_grad, rg), 0);
+    assert_int_equal(rg->n, 2 * c.n_cat - 1); /* the shared key appears once */
+
+    fr_model_train(m, s, 2, NULL);
+    assert_int_equal(fr_model_version(m), 1);
+    for (int i = 0; i < rg->n; i++) {
+        fr_row_view v;
+        assert_int_equal(fr_model_get_row(m, rg->table[i], rg->key[i], &v), 0);
+        assert_int_equal(v.version, 1);
+        for (int d = 0; d < c.emb_dim; d++) {
+            float gd = rg->grad[i][d];
+            float acc = 0.75f + gd * gd;
+            float w = w0[d] - c.lr_emb * gd / sqrtf(acc);
+            assert_true(v.accum[d] == acc);
+            assert_true(v.weights[d] == w);
+        }
+    }
+    const float *p1 = fr_model_dense_params(m), *a1 = fr_model_dense_accum(m);
+    for (size_t j = 0; j < P; j++) {
+        float acc = a0[j] + g[j] * g[j];
+        assert_true(a1[j] == acc);
+        assert_true(p1[j] == p0[j] - c.lr_dense * g[j] / sqrtf(acc));
+    }
+    free(rg);
+    free(p0);
+    free(a0);
+    free(g);
+    fr_model_free(m);
+}
+
+/* ---- progressive validation ------------------------------------------------------------------- */
+
+static void test_progressive_equals_predict(void **state)
+{
+    (void)state;
+    fr_model_config c = small_config();
+    fr_model *a = create_ok(&c), *b = create_ok(&c);
+    rng r = {21};
+    enum { W = 64, N = 20 }; /* N spans three chunks of batch_size 8, the last one partial */
+    fr_sample warm[W], s[N];
+    for (int i = 0; i < W; i++) warm[i] = random_sample(&r, &c, 5);
+    for (int i = 0; i < N; i++) s[i] = random_sample(&r, &c, 5);
+    /* warm both up on the whole vocabulary so every key of s already has a row */
+    fr_sample all[W + N];
+    memcpy(all, warm, sizeof warm);
+    memcpy(all + W, s, sizeof s);
+    for (int i = 0; i < W + N; i++) all[i].weight[0] = all[i].weight[1] = all[i].weight[2] = 0;
+    fr_model_train(a, all, W + N, NULL);
+    fr_model_train(b, all, W + N, NULL);
+    fr_model_train(a, warm, W, NULL);
+    fr_model_train(b, warm, W, NULL);
+    size_t rows_before = fr_model_row_count(a, 1);
+
+    float pa[N][FR_NTASKS], pb[N][FR_NTASKS];
+    fr_model_train(a, s, N, pa);
+    for (int start = 0; start < N; start += c.batch_size) {
+        int k = N - start < c.batch_size ? N - start : c.batch_size;
+        for (int i = start; i < start + k; i++) fr_model_predict(b, &s[i].f, s[i].scenario, pb[i]);
+        fr_model_train(b, s + start, k, NULL);
+    }
+    for (int i = 0; i < N; i++) {
+        for (int t = 0; t < FR_NTASKS; t++) {
+            if (fabsf(pa[i][t] - pb[i][t]) > 1e-6f * fabsf(pb[i][t]))
+                fail_msg("sample %d task %d: progressive %.9g predict %.9g", i, t, (double)pa[i][t], (double)pb[i][t]);
+        }
+        assert_true(pa[i][FR_TASK_CTCVR] <= pa[i][FR_TASK_CTR]);
+    }
+    assert_int_equal(fr_model_row_count(a, 1), rows_before);
+    /* and the updates of the later chunks used the same parameters */
+    assert_memory_equal(fr_model_dense_params(a), fr_model_dense_params(b), fr_model_dense_count(a) * sizeof(float));
+    fr_model_free(a);
+    fr_model_free(b);
+}
+
+/* The batched forward (sgemm, many rows) agrees with the double-precision reference. */
+static void test_forward_matches_reference(void **state)
+{
+    (void)state;
+    fr_model_config c = small_config();
+    fr_model *m = create_ok(&c);
+    rng r = {8};
+    enum { N = 16 };
+    fr_sample s[N];
+    for (int i = 0; i < N; i++) s[i] = random_sample(&r, &c, 4);
+    fr_model_train(m, s, N, NULL);
+    for (int i = 0; i < N; i++) {
+        float out[FR_NTASKS];
+        fr_model_predict(m, &s[i].f, s[i].scenario, out);
+        fr_sample one = s[i];
+        one.weight[FR_TASK_CVR] = one.weight[FR_TASK_CTCVR] = 0;
+        one.label[FR_TASK_CTR] = 1;
+        double ref = exp(-fr_model_loss(m, &one, 1)); /* = pCTR */
+        assert_true(fabs(ref - out[FR_TASK_CTR]) <= 1e-5 * ref);
+        one.weight[FR_TASK_CTR] = 0;
+        one.weight[FR_TASK_CVR] = 1;
+        one.label[FR_TASK_CVR] = 1;
+        ref = exp(-fr_model_loss(m, &one, 1));
+        assert_true(fabs(ref - out[FR_TASK_CVR]) <= 1e-5 * ref);
+    }
+    fr_model_free(m);
+}
+
+/* ---- determinism ------------------------------------------------------------------------------ */
+
+typedef struct {
+    const fr_model *other;
+    int rows;
+} cmp_ctx;
+
+static int compare_row(const fr_row_view *v, void *ctx)
+{
+    cmp_ctx *c = ctx;
+    fr_row_view o;
+    assert_int_equal(fr_model_get_row(c->other, v->table, v->key, &o), 0);
+    assert_int_equal(o.version, v->version);
+    assert_memory_equal(o.weights, v->weights, (size_t)v->dim * sizeof(float));
+    assert_memory_equal(o.accum, v->accum, (size_t)v->dim * sizeof(float));
+    c->rows++;
+    return 0;
+}
+
+static void assert_models_equal(const fr_model *a, const fr_model *b)
+{
+    assert_int_equal(fr_model_version(a), fr_model_version(b));
+    size_t P = fr_model_dense_count(a);
+    assert_memory_equal(fr_model_dense_params(a), fr_model_dense_params(b), P * sizeof(float));
+    assert_memory_equal(fr_model_dense_accum(a), fr_model_dense_accum(b), P * sizeof(float));
+    size_t total = 0;
+    for (uint32_t t = 0; t < fr_model_table_count(a); t++) {
+        assert_int_equal(fr_model_row_count(a, t), fr_model_row_count(b, t));
+        total += fr_model_row_count(a, t);
+    }
+    cmp_ctx ctx = {b, 0};
+    fr_model_foreach_row(a, 0, compare_row, &ctx);
+    assert_int_equal((size_t)ctx.rows, total);
+}
+
+static fr_sample *synthetic(const fr_model_config *c, int n, uint64_t seed)
+{
+    rng r = {seed};
+    fr_sample *s = calloc((size_t)n, sizeof *s);
+    for (int i = 0; i < n; i++) s[i] = random_sample(&r, c, 200);
+    return s;
+}
+
+static void test_determinism(void **state)
+{
+    (void)state;
+    fr_model_config c;
+    fr_model_config_defaults(&c);
+    c.batch_size = 64;
+    fr_model *a = create_ok(&c), *b = create_ok(&c);
+    fr_sample *s = synthetic(&c, 2000, 99);
+    /* the same sequence of calls, including uneven ones */
+    int cuts[] = {0, 100, 164, 1000, 1001, 2000};
+    for (int k = 0; k + 1 < 6; k++) {
+        fr_model_train(a, s + cuts[k], cuts[k + 1] - cuts[k], NULL);
+        fr_model_train(b, s + cuts[k], cuts[k + 1] - cuts[k], NULL);
+    }
+    assert_true(fr_model_version(a) > 30);
+    assert_models_equal(a, b);
+    free(s);
+    fr_model_free(a);
+    fr_model_free(b);
+}
+
+/* A row's initial value depends on (seed, table, key) only: zero-weight samples create rows
+ * without moving them, in opposite orders, and the values follow the documented formula. */
+static void test_init_order_independent(void **state)
+{
+    (void)state;
+    fr_model_config c = small_config();
+    fr_model *a = create_ok(&c), *b = create_ok(&c);
+    enum { N = 40 };
+    fr_sample *s = synthetic(&c, N, 5), rev[N];
+    for (int i = 0; i < N; i++) {
+        s[i].weight[0] = s[i].weight[1] = s[i].weight[2] = 0;
+        rev[N - 1 - i] = s[i];
+    }
+    fr_model_train(a, s, N, NULL);
+    fr_model_train(b, rev, N, NULL);
+    for (int i = 0; i < N; i++) {
+        for (int f = 0; f < c.n_cat; f++) {
+            fr_row_view va, vb;
+            assert_int_equal(fr_model_get_row(a, (uint32_t)f, s[i].f.cat[f], &va), 0);
+            assert_int_equal(fr_model_get_row(b, (uint32_t)f, s[i].f.cat[f], &vb), 0);
+            assert_memory_equal(va.weights, vb.weights, (size_t)c.emb_dim * sizeof(float));
+            uint64_t seed = c.seed ^ ((uint64_t)(f + 1) * 0x9E3779B97F4A7C15ULL) ^ s[i].f.cat[f];
+            for (int d = 0; d < c.emb_dim; d++) {
+                assert_true(va.weights[d] == fr_hash_uniform(seed, (uint64_t)d) * c.init_scale);
+                assert_true(va.accum[d] == c.adagrad_init);
+            }
+        }
+    }
+    free(s);
+    fr_model_free(a);
+    fr_model_free(b);
+}
+
+/* ---- learning --------------------------------------------------------------------------------- */
+
+/* CTR depends on categorical field 2 only (one value in four has a high rate); conversion on
+ * field 3. Everything else is noise. */
+static fr_sample learn_sample(rng *r)
+{
+    fr_sample s;
+    memset(&s, 0, sizeof s);
+    int v = rng_int(r, 40), u = rng_int(r, 10);
+    for (int f = 0; f < 8; f++) s.f.cat[f] = key_of(f, rng_int(r, f == 0 ? 4 : 300));
+    s.f.cat[2] = key_of(2, v);
+    s.f.cat[3] = key_of(3, u);
+    s.f.num[0] = (float)rng_unif(r);
+    s.f.multi_len[0] = (uint8_t)rng_int(r, 4);
+    for (int k = 0; k < s.f.multi_len[0]; k++) s.f.multi[0][k] = key_of(50, rng_int(r, 300));
+    double pc = v % 4 == 0 ? 0.4 : 0.02, pv = u < 3 ? 0.5 : 0.05;
+    int click = rng_unif(r) < pc, conv = click && rng_unif(r) < pv;
+    s.label[FR_TASK_CTR] = (float)click;
+    s.label[FR_TASK_CTCVR] = (float)conv;
+    s.has_label[FR_TASK_CTR] = s.has_label[FR_TASK_CTCVR] = 1;
+    s.weight[FR_TASK_CTR] = s.weight[FR_TASK_CTCVR] = 1;
+    return s;
+}
+
+static double entropy(double p) { return -(p * log(p) + (1 - p) * log(1 - p)); }
+
+static void test_learning(void **state)
+{
+    (void)state;
+    fr_model_config c;
+    fr_model_config_defaults(&c);
+    fr_model *m = create_ok(&c);
+    rng r = {2024};
+    enum { N = 40000, E = 5000 };
+    fr_sample *s = malloc(N * sizeof *s);
+    for (int i = 0; i < N; i++) s[i] = learn_sample(&r);
+    fr_model_train(m, s, N, NULL);
+    fr_metric *ctr = malloc(sizeof *ctr), *ctcvr = malloc(sizeof *ctcvr);
+    fr_metric_reset(ctr);
+    fr_metric_reset(ctcvr);
+    for (int i = 0; i < E; i++) {
+        fr_sample t = learn_sample(&r);
+        float out[FR_NTASKS];
+        fr_model_predict(m, &t.f, 0, out);
+        fr_metric_add(ctr, out[FR_TASK_CTR], t.label[FR_TASK_CTR], 1);
+        fr_metric_add(ctcvr, out[FR_TASK_CTCVR], t.label[FR_TASK_CTCVR], 1);
+    }
+    double base_ctr = entropy(ctr->label_sum / ctr->weight), base_ctcvr = entropy(ctcvr->label_sum / ctcvr->weight);
+    double ll_ctr = fr_metric_logloss(ctr), ll_ctcvr = fr_metric_logloss(ctcvr);
+    print_message("learning: CTR logloss %.4f (base %.4f, AUC %.3f), CTCVR logloss %.4f (base %.4f, AUC %.3f)\n",
+                  ll_ctr, base_ctr, fr_metric_auc(ctr), ll_ctcvr, base_ctcvr, fr_metric_auc(ctcvr));
+    /* the Bayes logloss is about 0.72 of the base entropy for CTR */
+    assert_true(ll_ctr < 0.85 * base_ctr);
+    assert_true(fr_metric_auc(ctr) > 0.75);
+    assert_true(ll_ctcvr < 0.95 * base_ctcvr);
+    free(ctr);
+    free(ctcvr);
+    free(s);
+    fr_model_free(m);
+}
+
+/* ---- rows, serialisation, dirty marks --------------------------------------------------------- */
+
+static void test_predict_creates_no_rows(void **state)
+{
+    (void)state;
+    fr_model_config c = small_config();
+    fr_model *m = create_ok(&c);
+    rng r = {4};
+    fr_sample s = random_sample(&r, &c, 1000);
+    float out[FR_NTASKS], zero[FR_NTASKS];
+    fr_model_predict(m, &s.f, 0, out);
+    for (uint32_t t = 0; t < fr_model_table_count(m); t++) assert_int_equal(fr_model_row_count(m, t), 0);
+    /* unseen keys read as zeros: the same as an all-empty feature set with the same numerics */
+    fr_features empty;
+    memset(&empty, 0, sizeof empty);
+    memcpy(empty.num, s.f.num, sizeof empty.num);
+    fr_model_predict(m, &empty, 0, zero);
+    assert_memory_equal(out, zero, sizeof out);
+    assert_true(isfinite(fr_model_loss(m, &s, 1)));
+    for (uint32_t t = 0; t < fr_model_table_count(m); t++) assert_int_equal(fr_model_row_count(m, t), 0);
+    fr_model_free(m);
+}
+
+typedef struct {
+    fr_model *to;
+    int n;
+} copy_ctx;
+
+static int copy_row(const fr_row_view *v, void *ctx)
+{
+    copy_ctx *c = ctx;
+    assert_int_equal(fr_model_put_row(c->to, v->table, v->key, v->version, v->weights, v->accum), 0);
+    c->n++;
+    return 0;
+}
+
+static int count_row(const fr_row_view *v, void *ctx)
+{
+    (void)v;
+    (*(int *)ctx)++;
+    return 0;
+}
+
+static int count_rows(const fr_model *m, int which)
+{
+    int n = 0;
+    fr_model_foreach_row(m, which, count_row, &n);
+    return n;
+}
+
+static void test_roundtrip(void **state)
+{
+    (void)state;
+    fr_model_config c = small_config();
+    fr_model *a = create_ok(&c), *b = create_ok(&c);
+    fr_sample *s = synthetic(&c, 300, 17);
+    fr_model_train(a, s, 300, NULL);
+    copy_ctx ctx = {b, 0};
+    fr_model_foreach_row(a, 0, copy_row, &ctx);
+    assert_int_equal(fr_model_set_dense(b, fr_model_dense_params(a), fr_model_dense_accum(a), fr_model_dense_count(a)), 0);
+    assert_int_equal(fr_model_set_dense(b, fr_model_dense_params(a), NULL, fr_model_dense_count(a) + 1), -1);
+    fr_model_set_version(b, fr_model_version(a));
+    assert_models_equal(a, b);
+    assert_int_equal(count_rows(b, FR_DIRTY_CHECKPOINT | FR_DIRTY_PUBLISH), 0); /* loading is not a change */
+    for (int i = 0; i < 300; i++) {
+        float pa[FR_NTASKS], pb[FR_NTASKS];
+        fr_model_predict(a, &s[i].f, s[i].scenario, pa);
+        fr_model_predict(b, &s[i].f, s[i].scenario, pb);
+        assert_memory_equal(pa, pb, sizeof pa);
+    }
+    /* and both train on identically from there */
+    fr_sample *more = synthetic(&c, 50, 18);
+    fr_model_train(a, more, 50, NULL);
+    fr_model_train(b, more, 50, NULL);
+    assert_models_equal(a, b);
+    assert_int_equal(fr_model_put_row(b, 99, 1, 0, fr_model_dense_params(a), NULL), -1);
+    assert_int_equal(fr_model_put_row(b, 0, 0, 0, fr_model_dense_params(a), NULL), -1);
+    free(s);
+    free(more);
+    fr_model_free(a);
+    fr_model_free(b);
+}
+
+typedef struct {
+    uint64_t version;
+    int bad;
+} version_ctx;
+
+static int check_version(const fr_row_view *v, void *ctx)
+{
+    version_ctx *c = ctx;
+    if (v->version != c->version) c->bad++;
+    return 0;
+}
+
+static int stop_at_first(const fr_row_view *v, void *ctx)
+{
+    (void)v;
+    (void)ctx;
+    return 42;
+}
+
+static void test_dirty_marks(void **state)
+{
+    (void)state;
+    fr_model_config c = small_config();
+    fr_model *m = create_ok(&c);
+    fr_sample *s = synthetic(&c, 40, 23);
+    fr_model_train(m, s, 40, NULL);
+    int all = count_rows(m, 0);
+    assert_true(all > 20);
+    assert_int_equal(count_rows(m, FR_DIRTY_CHECKPOINT), all);
+    assert_int_equal(count_rows(m, FR_DIRTY_PUBLISH), all);
+    assert_int_equal(count_rows(m, FR_DIRTY_CHECKPOINT | FR_DIRTY_PUBLISH), all);
+    fr_model_clear_dirty(m, FR_DIRTY_CHECKPOINT);
+    assert_int_equal(count_rows(m, FR_DIRTY_CHECKPOINT), 0);
+    assert_int_equal(count_rows(m, FR_DIRTY_PUBLISH), all);
+    assert_int_equal(count_rows(m, FR_DIRTY_CHECKPOINT | FR_DIRTY_PUBLISH), all);
+    assert_int_equal(fr_model_foreach_row(m, FR_DIRTY_PUBLISH, stop_at_first, NULL), 42);
+
+    /* one more batch of 2 samples: exactly its rows become dirty, with the new version */
+    fr_model_train(m, s, 2, NULL);
+    int touched = count_rows(m, FR_DIRTY_CHECKPOINT);
+    assert_true(touched >= c.n_cat && touched <= 2 * (c.n_cat + c.n_multi * FR_MAX_MULTI_LEN));
+    version_ctx vc = {fr_model_version(m), 0};
+    fr_model_foreach_row(m, FR_DIRTY_CHECKPOINT, check_version, &vc);
+    assert_int_equal(vc.bad, 0);
+    assert_int_equal(count_rows(m, FR_DIRTY_CHECKPOINT | FR_DIRTY_PUBLISH), all); /* each row once */
+    fr_model_clear_dirty(m, 0);
+    assert_int_equal(count_rows(m, FR_DIRTY_CHECKPOINT | FR_DIRTY_PUBLISH), 0);
+    assert_int_equal(count_rows(m, 0), all);
+    free(s);
+    fr_model_free(m);
+}
+
+/* The table grows through many resizes, with small sequential keys (worst case for a weak hash). */
+static void test_many_rows(void **state)
+{
+    (void)state;
+    fr_model_config c = small_config();
+    fr_model *m = create_ok(&c);
+    enum { N = 200000 };
+    float w[4];
+    for (uint64_t k = 1; k <= N; k++) {
+        for (int d = 0; d < 4; d++) w[d] = (float)(k * 4 + (uint64_t)d);
+        assert_int_equal(fr_model_put_row(m, 1, k, k, w, NULL), 0);
+    }
+    assert_int_equal(fr_model_row_count(m, 1), N);
+    assert_int_equal(fr_model_row_count(m, 0), 0);
+    for (uint64_t k = 1; k <= N; k++) {
+        fr_row_view v;
+        assert_int_equal(fr_model_get_row(m, 1, k, &v), 0);
+        assert_true(v.key == k && v.version == k && v.weights[3] == (float)(k * 4 + 3) && v.accum[0] == c.adagrad_init);
+    }
+    fr_row_view v;
+    assert_int_equal(fr_model_get_row(m, 1, N + 1, &v), -1);
+    assert_int_equal(fr_model_get_row(m, 0, 1, &v), -1);
+    size_t bytes = fr_model_row_memory(m);
+    print_message("rows: %zu bytes per row of emb_dim 4\n", bytes / N);
+    assert_true(bytes / N < 100);
+    fr_model_free(m);
+}
+
+/* ---- dense layout and config ------------------------------------------------------------------ */
+
+static void test_dense_layout(void **state)
+{
+    (void)state;
+    fr_model_config c = small_config();
+    fr_model *m = create_ok(&c);
+    const char *names[] = {"expert.0.w", "expert.1.w", "expert.2.w", "gate.ctr.w", "gate.cvr.w",
+                           "expert.0.b", "expert.1.b", "expert.2.b", "gate.ctr.b", "gate.cvr.b",
+                           "tower.ctr.hidden.w", "tower.ctr.hidden.b", "tower.ctr.out.w", "tower.ctr.out.b",
+                           "tower.cvr.hidden.w", "tower.cvr.hidden.b", "tower.cvr.out.w", "tower.cvr.out.b"};
+    int in = (c.n_cat + c.n_multi) * c.emb_dim + c.n_num;
+    assert_int_equal(fr_model_dense_tensor_count(m), 18);
+    size_t off = 0;
+    for (int i = 0; i < 18; i++) {
+        fr_tensor_info t = fr_model_dense_tensor(m, i);
+        assert_string_equal(t.name, names[i]);
+        assert_int_equal(t.offset, off);
+        off += (size_t)t.rows * (size_t)t.cols;
+    }
+    assert_int_equal(off, fr_model_dense_count(m));
+    fr_tensor_info t = fr_model_dense_tensor(m, 0);
+    assert_true(t.rows == c.expert_dim && t.cols == in);
+    t = fr_model_dense_tensor(m, 10);
+    assert_true(t.rows == c.tower_dim && t.cols == c.expert_dim);
+    /* initial output biases are the logits of the documented base rates */
+    const float *p = fr_model_dense_params(m);
+    assert_true(fabs(1 / (1 + exp(-p[fr_model_dense_tensor(m, 13).offset])) - 0.05) < 1e-6);
+    assert_true(fabs(1 / (1 + exp(-p[fr_model_dense_tensor(m, 17).offset])) - 0.1) < 1e-6);
+    assert_true(p[fr_model_dense_tensor(m, 5).offset] == 0.0f);
+    /* weights bounded by 1/sqrt(fan_in) and not all equal */
+    t = fr_model_dense_tensor(m, 0);
+    float bound = 1.0f / sqrtf((float)in);
+    int distinct = 0;
+    for (int j = 0; j < t.rows * t.cols; j++) {
+        assert_true(fabsf(p[j]) <= bound);
+        distinct += p[j] != p[0];
+    }
+    assert_true(distinct > 0);
+    fr_model_free(m);
+}
+
+static void expect_refused(fr_model_config c, const char *key)
+{
+    char err[256] = "";
+    fr_model *m = fr_model_create(&c, err, sizeof err);
+    if (m) {
+        fr_model_free(m);
+        fail_msg("config accepted, expected a refusal naming %s", key);
+    }
+    if (!strstr(err, key)) fail_msg("message '%s' does not name %s", err, key);
+}
+
+static void test_config_validation(void **state)
+{
+    (void)state;
+    fr_model_config d;
+    fr_model_config_defaults(&d);
+    fr_model_config c;
+    c = d, c.n_cat = 0, expect_refused(c, "model.n_cat");
+    c = d, c.n_cat = FR_MAX_CAT + 1, expect_refused(c, "model.n_cat");
+    c = d, c.n_num = -1, expect_refused(c, "model.n_num");
+    c = d, c.n_num = FR_MAX_NUM + 1, expect_refused(c, "model.n_num");
+    c = d, c.n_multi = FR_MAX_MULTI + 1, expect_refused(c, "model.n_multi");
+    c = d, c.n_scenarios = 0, expect_refused(c, "model.n_scenarios");
+    c = d, c.emb_dim = 0, expect_refused(c, "model.emb_dim");
+    c = d, c.n_experts = 0, expect_refused(c, "model.n_experts");
+    c = d, c.expert_dim = -3, expect_refused(c, "model.expert_dim");
+    c = d, c.tower_dim = 0, expect_refused(c, "model.tower_dim");
+    c = d, c.batch_size = 0, expect_refused(c, "model.batch_size");
+    c = d, c.lr_emb = 0, expect_refused(c, "model.lr_emb");
+    c = d, c.lr_dense = NAN, expect_refused(c, "model.lr_dense");
+    c = d, c.adagrad_init = 0, expect_refused(c, "model.adagrad_init");
+    c = d, c.init_scale = -1, expect_refused(c, "model.init_scale");
+    char err[256];
+    fr_model *m = fr_model_create(&d, err, sizeof err);
+    assert_non_null(m);
+    assert_int_equal(fr_model_table_count(m), (uint32_t)(d.n_cat + d.n_multi));
+    assert_int_equal(fr_model_get_config(m)->emb_dim, 8);
+    fr_model_free(m);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_grad_ctr_only),
+        cmocka_unit_test(test_grad_ctcvr_only),
+        cmocka_unit_test(test_grad_cvr_only),
+        cmocka_unit_test(test_grad_all_terms),
+        cmocka_unit_test(test_ctcvr_gradient_saturated),
+        cmocka_unit_test(test_adagrad_hand),
+        cmocka_unit_test(test_train_step_exact),
+        cmocka_unit_test(test_progressive_equals_predict),
+        cmocka_unit_test(test_forward_matches_reference),
+        cmocka_unit_test(test_determinism),
+        cmocka_unit_test(test_init_order_independent),
+        cmocka_unit_test(test_learning),
+        cmocka_unit_test(test_predict_creates_no_rows),
+        cmocka_unit_test(test_roundtrip),
+        cmocka_unit_test(test_dirty_marks),
+        cmocka_unit_test(test_many_rows),
+        cmocka_unit_test(test_dense_layout),
+        cmocka_unit_test(test_config_validation),
+    };
+    return cmocka_run_group_tests(tests, setup, NULL);
+}

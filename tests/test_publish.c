@@ -1,0 +1,519 @@
+/* Publish and serving-reader tests against a private redis-server on a loopback port.
+ * Skipped (with a message) when redis-server is not installed. */
+#include <arpa/inet.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <math.h>
+#include <netinet/in.h>
+#include <setjmp.h>
+#include <signal.h>
+#include <spawn.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <cmocka.h>
+#include <hiredis/hiredis.h>
+
+#include "fr_model.h"
+#include "fr_publish.h"
+#include "fr_reader.h"
+
+extern char **environ;
+
+/* ---- a private redis-server ----------------------------------------------------------------- */
+
+typedef struct {
+    int available; /* redis-server found on PATH */
+    pid_t pid;     /* 0 when stopped */
+    int port;
+} redis_srv;
+
+static int on_path(const char *name)
+{
+    const char *path = getenv("PATH");
+    if (!path) return 0;
+    char *dup = strdup(path);
+    int found = 0;
+    for (char *save = NULL, *dir = strtok_r(dup, ":", &save); dir && !found; dir = strtok_r(NULL, ":", &save)) {
+        char full[1024];
+        snprintf(full, sizeof full, "%s/%s", dir, name);
+        found = access(full, X_OK) == 0;
+    }
+    free(dup);
+    return found;
+}
+
+static int free_port(void)
+{
+    int fd = socket(AF_INET, SOCK_STREAM, 0);
+    assert_true(fd >= 0);
+    struct sockaddr_in a = {.sin_family = AF_INET, .sin_port = 0, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+    assert_int_equal(bind(fd, (struct sockaddr *)&a, sizeof a), 0);
+    socklen_t len = sizeof a;
+    assert_int_equal(getsockname(fd, (struct sockaddr *)&a, &len), 0);
+    close(fd);
+    return ntohs(a.sin_port);
+}
+
+static int redis_ping(int port)
+{
+    struct timeval tv = {0, 200000};
+    redisContext *c = redisConnectWithTimeout("127.0.0.1", port, tv);
+    int ok = 0;
+    if (c && !c->err) {
+        redisReply *r = redisCommand(c, "PING");
+        ok = r && r->type == REDIS_REPLY_STATUS;
+        if (r) freeReplyObject(r);
+    }
+    if (c) redisFree(c);
+    return ok;
+}
+
+static void redis_start(redis_srv *s)
+{
+    char port[16];
+    snprintf(port, sizeof port, "%d", s->port);
+    char *argv[] = {"redis-server", "--port", port, "--bind", "127.0.0.1", "--save", "", "--appendonly", "no",
+                    "--daemonize", "no", "--loglevel", "warning", NULL};
+    posix_spawn_file_actions_t fa;
+    posix_spawn_file_actions_init(&fa);
+    posix_spawn_file_actions_addopen(&fa, STDOUT_FILENO, "/dev/null", O_WRONLY, 0);
+    int rc = posix_spawnp(&s->pid, "redis-server", &fa, NULL, argv, environ);
+    posix_spawn_file_actions_destroy(&fa);
+    if (rc != 0) fail_msg("cannot start redis-server: %s", strerror(rc));
+    for (int i = 0; i < 100; i++) {
+        if (redis_ping(s->port)) return;
+        struct timespec ts = {0, 50 * 1000 * 1000};
+        nanosleep(&ts, NULL);
+    }
+    fail_msg("redis-server on port %d did not answer PING within 5 s", s->port);
+}
+
+static void redis_stop(redis_srv *s)
+{
+    if (s->pid <= 0) return;
+    kill(s->pid, SIGTERM);
+    int st;
+    while (waitpid(s->pid, &st, 0) < 0 && errno == EINTR) {
+    }
+    s->pid = 0;
+}
+
+static int group_setup(void **state)
+{
+    redis_srv *s = calloc(1, sizeof *s);
+    if (!s) return -1;
+    *state = s;
+    s->available = on_path("redis-server");
+    if (!s->available) {
+        fprintf(stderr, "test_publish: redis-server is not installed; every test is skipped "
+                        "(install the redis-server package to run them)\n");
+        return 0;
+    }
+    s->port = free_port();
+    redis_start(s);
+    return 0;
+}
+
+static int group_teardown(void **state)
+{
+    redis_srv *s = *state;
+    redis_stop(s);
+    free(s);
+    return 0;
+}
+
+static redis_srv *need_redis(void **state)
+{
+    redis_srv *s = *state;
+    if (!s->available) skip();
+    if (!s->pid) redis_start(s);
+    return s;
+}
+
+/* One command on a throw-away connection: the integer reply (or -1). */
+static long long redis_int(int port, const char *fmt, const char *arg)
+{
+    redisContext *c = redisConnect("127.0.0.1", port);
+    assert_non_null(c);
+    assert_int_equal(c->err, 0);
+    redisReply *r = redisCommand(c, fmt, arg);
+    assert_non_null(r);
+    long long v = r->type == REDIS_REPLY_INTEGER ? r->integer : -1;
+    freeReplyObject(r);
+    redisFree(c);
+    return v;
+}
+
+/* ---- model helpers (as in test_ckpt.c) ---------------------------------------------------------- */
+
+static uint64_t next_rand(uint64_t *s)
+{
+    uint64_t z = (*s += 0x9E3779B97F4A7C15ULL);
+    z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ULL;
+    z = (z ^ (z >> 27)) * 0x94D049BB133111EBULL;
+    return z ^ (z >> 31);
+}
+
+static float uniform01(uint64_t *s) { return (float)(next_rand(s) >> 40) / 16777216.0f; }
+
+static void small_config(fr_model_config *c)
+{
+    fr_model_config_defaults(c);
+    c->n_cat = 3;
+    c->n_num = 2;
+    c->n_multi = 1;
+    c->n_scenarios = 2;
+    c->emb_dim = 4;
+    c->n_experts = 2;
+    c->expert_dim = 8;
+    c->tower_dim = 4;
+    c->batch_size = 16;
+}
+
+static void make_features(uint64_t *s, const fr_model_config *c, uint64_t vocab, fr_features *f)
+{
+    memset(f, 0, sizeof *f);
+    for (int t = 0; t < c->n_cat; t++) f->cat[t] = 1 + (uint64_t)t * 1000003u + next_rand(s) % vocab;
+    for (int i = 0; i < c->n_num; i++) f->num[i] = uniform01(s);
+    for (int j = 0; j < c->n_multi; j++) {
+        f->multi_len[j] = (uint8_t)(next_rand(s) % 4);
+        for (int k = 0; k < f->multi_len[j]; k++) f->multi[j][k] = 7 + next_rand(s) % vocab;
+    }
+}
+
+static void train(fr_model *m, int n, uint64_t seed, uint64_t vocab)
+{
+    const fr_model_config *c = fr_model_get_config(m);
+    fr_sample *x = calloc((size_t)n, sizeof *x);
+    assert_non_null(x);
+    uint64_t s = seed;
+    for (int i = 0; i < n; i++) {
+        make_features(&s, c, vocab, &x[i].f);
+        x[i].scenario = (int32_t)(next_rand(&s) % (uint64_t)c->n_scenarios);
+        float p = (x[i].f.cat[0] % 3 == 0) ? 0.6f : 0.1f;
+        x[i].label[FR_TASK_CTR] = uniform01(&s) < p ? 1.0f : 0.0f;
+        x[i].label[FR_TASK_CVR] = x[i].label[FR_TASK_CTR] > 0 && uniform01(&s) < 0.3f ? 1.0f : 0.0f;
+        x[i].label[FR_TASK_CTCVR] = x[i].label[FR_TASK_CTR] * x[i].label[FR_TASK_CVR];
+        for (int t = 0; t < FR_NTASKS; t++) {
+            x[i].weight[t] = 1.0f;
+            x[i].has_label[t] = 1;
+        }
+    }
+    fr_model_train(m, x, n, NULL);
+    free(x);
+}
+
+static fr_model *new_model(void)
+{
+    fr_model_config c;
+    small_config(&c);
+    char err[256];
+    fr_model *m = fr_model_create(&c, err, sizeof err);
+    if (!m) fail_msg("model: %s", err);
+    return m;
+}
+
+static int count_cb(const fr_row_view *r, void *ctx)
+{
+    (void)r;
+    (*(size_t *)ctx)++;
+    return 0;
+}
+
+static size_t count_rows(const fr_model *m, int which)
+{
+    size_t n = 0;
+    fr_model_foreach_row(m, which, count_cb, &n);
+    return n;
+}
+
+static const char DAEMON_MANIFEST[] = "{\"fields\":[\"scenario\",\"ad\",\"user\"],\"scenarios\":[\"feed\",\"search\"]}";
+
+static uint64_t push_ok(fr_publisher *p, fr_model *m)
+{
+    fr_publish_info info = {.manifest_json = DAEMON_MANIFEST};
+    uint64_t v = 0;
+    char err[512];
+    if (fr_publish_push(p, m, &info, &v, err, sizeof err) != 0) fail_msg("push: %s", err);
+    assert_int_equal(v, fr_model_version(m));
+    assert_int_equal(count_rows(m, FR_DIRTY_PUBLISH), 0);
+    return v;
+}
+
+/* The reader scores 100 impressions as the trainer predicts them (seen and unseen keys). */
+static void assert_reader_agrees(fr_reader *r, const fr_model *m, uint64_t seed)
+{
+    uint64_t s = seed;
+    char err[512];
+    for (int i = 0; i < 100; i++) {
+        fr_features f;
+        make_features(&s, fr_model_get_config(m), 70, &f);
+        int sc = i % 2;
+        float want[FR_NTASKS], got[FR_NTASKS];
+        fr_model_predict(m, &f, sc, want);
+        if (fr_reader_score(r, &f, sc, got, err, sizeof err) != 0) fail_msg("score: %s", err);
+        for (int t = 0; t < FR_NTASKS; t++)
+            if (fabsf(want[t] - got[t]) > 1e-6f)
+                fail_msg("impression %d task %d: reader %.9g, trainer %.9g", i, t, got[t], want[t]);
+    }
+}
+
+static void assert_row_counts(fr_reader *r, const fr_model *m)
+{
+    for (uint32_t t = 0; t < fr_model_table_count(m); t++)
+        assert_int_equal(fr_reader_row_count(r, t), (long)fr_model_row_count(m, t));
+}
+
+/* ---- tests ---------------------------------------------------------------------------------- */
+
+static void test_push_and_serve(void **state)
+{
+    redis_srv *s = need_redis(state);
+    char err[512];
+    fr_model *m = new_model();
+    train(m, 400, 1, 50);
+    fr_publisher *p = fr_publish_open("127.0.0.1", s->port, "t1", 2, err, sizeof err);
+    if (!p) fail_msg("open: %s", err);
+
+    uint64_t v1 = push_ok(p, m);
+    fr_publish_stats st;
+    fr_publish_last_stats(p, &st);
+    assert_int_equal(st.full, 1);
+    assert_int_equal(st.rows, count_rows(m, 0));
+    assert_int_equal(st.version, v1);
+
+    fr_reader *r = fr_reader_open("127.0.0.1", s->port, "t1", err, sizeof err);
+    if (!r) fail_msg("reader open: %s", err);
+    if (fr_reader_load_active(r, err, sizeof err) != 0) fail_msg("load: %s", err);
+    assert_int_equal(fr_reader_version(r), v1);
+    assert_non_null(strstr(fr_reader_manifest(r), "\"scenarios\":[\"feed\",\"search\"]"));
+    assert_non_null(strstr(fr_reader_manifest(r), "\"row_shards\":64"));
+    assert_row_counts(r, m);
+    assert_reader_agrees(r, m, 11);
+
+    /* more training: an incremental push flips the version */
+    train(m, 48, 2, 200);
+    size_t dirty = count_rows(m, FR_DIRTY_PUBLISH);
+    assert_true(dirty > 0 && dirty < count_rows(m, 0));
+    uint64_t v2 = push_ok(p, m);
+    assert_true(v2 > v1);
+    fr_publish_last_stats(p, &st);
+    assert_int_equal(st.full, 0);
+    assert_int_equal(st.rows, dirty);
+    assert_int_equal(fr_reader_version(r), v1); /* until it reloads */
+    if (fr_reader_load_active(r, err, sizeof err) != 0) fail_msg("reload: %s", err);
+    assert_int_equal(fr_reader_version(r), v2);
+    assert_row_counts(r, m);
+    assert_reader_agrees(r, m, 12);
+
+    /* a third version retires the first (keep_versions = 2) */
+    train(m, 32, 3, 50);
+    uint64_t v3 = push_ok(p, m);
+    fr_publish_last_stats(p, &st);
+    assert_int_equal(st.retired_versions, 1);
+    char key[128];
+    snprintf(key, sizeof key, "t1:{v%llu}:dense", (unsigned long long)v1);
+    assert_int_equal(redis_int(s->port, "EXISTS %s", key), 0);
+    snprintf(key, sizeof key, "t1:{v%llu}:manifest", (unsigned long long)v1);
+    assert_int_equal(redis_int(s->port, "EXISTS %s", key), 0);
+    snprintf(key, sizeof key, "t1:{v%llu}:dense", (unsigned long long)v2);
+    assert_int_equal(redis_int(s->port, "EXISTS %s", key), 1);
+    assert_int_equal(redis_int(s->port, "ZCARD %s", "t1:versions"), 2);
+    if (fr_reader_load_active(r, err, sizeof err) != 0) fail_msg("reload: %s", err);
+    assert_int_equal(fr_reader_version(r), v3);
+    assert_reader_agrees(r, m, 13);
+
+    /* pushing the same version again is harmless */
+    assert_int_equal(push_ok(p, m), v3);
+    fr_publish_last_stats(p, &st);
+    assert_int_equal(st.rows, 0);
+    if (fr_reader_load_active(r, err, sizeof err) != 0) fail_msg("reload: %s", err);
+    assert_reader_agrees(r, m, 13);
+
+    /* one stream entry per successful push */
+    assert_int_equal(redis_int(s->port, "XLEN %s", "t1:changes"), 4);
+
+    fr_reader_close(r);
+    fr_publish_close(p);
+    fr_model_free(m);
+}
+
+static void test_redis_down(void **state)
+{
+    redis_srv *s = need_redis(state);
+    char err[512];
+    fr_model *m = new_model();
+    train(m, 200, 4, 50);
+    fr_publisher *p = fr_publish_open("127.0.0.1", s->port, "t2", 3, err, sizeof err);
+    if (!p) fail_msg("open: %s", err);
+    push_ok(p, m);
+    fr_reader *r = fr_reader_open("127.0.0.1", s->port, "t2", err, sizeof err);
+    assert_non_null(r);
+    assert_int_equal(fr_reader_load_active(r, err, sizeof err), 0);
+
+    train(m, 64, 5, 300);
+    size_t dirty = count_rows(m, FR_DIRTY_PUBLISH);
+    assert_true(dirty > 0);
+    redis_stop(s);
+
+    fr_publish_info info = {.manifest_json = DAEMON_MANIFEST};
+    uint64_t v = 0;
+    assert_int_equal(fr_publish_push(p, m, &info, &v, err, sizeof err), -1);
+    print_message("  expected failure: %s\n", err);
+    assert_non_null(strstr(err, "next push retries"));
+    assert_int_equal(count_rows(m, FR_DIRTY_PUBLISH), dirty); /* the marks are kept */
+    /* the reader keeps its loaded version and says why it cannot fetch */
+    float out[FR_NTASKS];
+    fr_features f;
+    uint64_t seed = 3;
+    make_features(&seed, fr_model_get_config(m), 50, &f);
+    assert_int_equal(fr_reader_score(r, &f, 0, out, err, sizeof err), -1);
+    assert_non_null(strstr(err, "redis"));
+
+    /* Redis comes back empty (no persistence): the next push writes every row */
+    redis_start(s);
+    uint64_t v2 = push_ok(p, m);
+    fr_publish_stats st;
+    fr_publish_last_stats(p, &st);
+    assert_int_equal(st.full, 1);
+    assert_int_equal(st.rows, count_rows(m, 0));
+    assert_int_equal(v2, fr_model_version(m));
+    /* the reader reconnects by itself */
+    if (fr_reader_load_active(r, err, sizeof err) != 0) fail_msg("reload after restart: %s", err);
+    assert_int_equal(fr_reader_version(r), v2);
+    assert_row_counts(r, m);
+    assert_reader_agrees(r, m, 21);
+    assert_int_equal(redis_int(s->port, "XLEN %s", "t2:changes"), 1);
+
+    fr_reader_close(r);
+    fr_publish_close(p);
+    fr_model_free(m);
+}
+
+static void test_reader_errors(void **state)
+{
+    redis_srv *s = need_redis(state);
+    char err[512];
+    fr_reader *r = fr_reader_open("127.0.0.1", s->port, "t3", err, sizeof err);
+    assert_non_null(r);
+    assert_int_equal(fr_reader_load_active(r, err, sizeof err), -1);
+    assert_non_null(strstr(err, "nothing published"));
+    fr_features f;
+    memset(&f, 0, sizeof f);
+    float out[FR_NTASKS];
+    assert_int_equal(fr_reader_score(r, &f, 0, out, err, sizeof err), -1);
+    assert_non_null(strstr(err, "no version loaded"));
+
+    assert_null(fr_publish_open("127.0.0.1", s->port, "bad{prefix}", 2, err, sizeof err));
+    assert_non_null(strstr(err, "not allowed"));
+    assert_null(fr_publish_open("127.0.0.1", s->port, "t3", 0, err, sizeof err));
+
+    fr_model *m = new_model();
+    train(m, 100, 6, 50);
+    fr_publisher *p = fr_publish_open("127.0.0.1", s->port, "t3", 2, err, sizeof err);
+    assert_non_null(p);
+    fr_publish_info bad = {.manifest_json = "{not json"};
+    uint64_t v;
+    assert_int_equal(fr_publish_push(p, m, &bad, &v, err, sizeof err), -1);
+    assert_non_null(strstr(err, "not valid JSON"));
+    uint64_t v1 = push_ok(p, m);
+    assert_int_equal(fr_reader_load_active(r, err, sizeof err), 0);
+
+    /* a damaged dense blob is refused; the reader keeps serving what it had */
+    train(m, 32, 7, 50);
+    uint64_t v2 = push_ok(p, m);
+    char key[128];
+    snprintf(key, sizeof key, "t3:{v%llu}:dense", (unsigned long long)v2);
+    redisContext *c = redisConnect("127.0.0.1", s->port);
+    assert_non_null(c);
+    redisReply *rep = redisCommand(c, "SETRANGE %s 20 %b", key, "\x01\x02\x03\x04", (size_t)4);
+    assert_non_null(rep);
+    freeReplyObject(rep);
+    assert_int_equal(fr_reader_load_active(r, err, sizeof err), -1);
+    assert_non_null(strstr(err, "checksum"));
+    assert_int_equal(fr_reader_version(r), v1);
+    make_features(&(uint64_t){5}, fr_model_get_config(m), 50, &f);
+    assert_int_equal(fr_reader_score(r, &f, 1, out, err, sizeof err), 0);
+
+    /* a restored (older) model pushes a lower version: the abandoned later versions are retired */
+    fr_model_set_version(m, v1 - 1 > 0 ? v1 - 1 : 0);
+    uint64_t v0 = push_ok(p, m);
+    rep = redisCommand(c, "ZRANGE t3:versions 0 -1");
+    assert_non_null(rep);
+    assert_int_equal(rep->type, REDIS_REPLY_ARRAY);
+    assert_int_equal(rep->elements, 1);
+    assert_int_equal(strtoull(rep->element[0]->str, NULL, 10), v0);
+    freeReplyObject(rep);
+    rep = redisCommand(c, "GET t3:active");
+    assert_int_equal(strtoull(rep->str, NULL, 10), v0);
+    freeReplyObject(rep);
+    redisFree(c);
+
+    fr_publish_close(p);
+    fr_reader_close(r);
+    fr_model_free(m);
+}
+
+/* A row that disappears from Redis (evicted) must not be served from the reader's memory. */
+static void test_deleted_row_reads_zero(void **state)
+{
+    redis_srv *s = need_redis(state);
+    char err[512];
+    fr_model *m = new_model();
+    train(m, 200, 8, 20);
+    fr_publisher *p = fr_publish_open("127.0.0.1", s->port, "t4", 2, err, sizeof err);
+    assert_non_null(p);
+    push_ok(p, m);
+    fr_reader *r = fr_reader_open("127.0.0.1", s->port, "t4", err, sizeof err);
+    assert_non_null(r);
+    assert_int_equal(fr_reader_load_active(r, err, sizeof err), 0);
+    fr_features f;
+    uint64_t seed = 9;
+    make_features(&seed, fr_model_get_config(m), 20, &f);
+    float a[FR_NTASKS], b[FR_NTASKS], want[FR_NTASKS];
+    assert_int_equal(fr_reader_score(r, &f, 0, a, err, sizeof err), 0);
+
+    /* delete the row of cat[1] from its shard hash */
+    char key[128];
+    /* shard = top 6 bits of key * 0x9E3779B97F4A7C15 (docs/redis-layout.md) */
+    snprintf(key, sizeof key, "t4:emb:{t1s%llu}", (unsigned long long)((f.cat[1] * 0x9E3779B97F4A7C15ULL) >> 58));
+    unsigned char field[8];
+    for (int i = 0; i < 8; i++) field[i] = (unsigned char)(f.cat[1] >> (8 * i));
+    redisContext *c = redisConnect("127.0.0.1", s->port);
+    redisReply *rep = redisCommand(c, "HDEL %s %b", key, field, sizeof field);
+    assert_int_equal(rep->integer, 1);
+    freeReplyObject(rep);
+    redisFree(c);
+
+    assert_int_equal(fr_reader_score(r, &f, 0, b, err, sizeof err), 0);
+    fr_features g = f;
+    g.cat[1] = 0xdeadbeefULL; /* an unseen key reads as zeros in the trainer */
+    fr_model_predict(m, &g, 0, want);
+    for (int t = 0; t < FR_NTASKS; t++) assert_true(fabsf(b[t] - want[t]) <= 1e-6f);
+    assert_true(memcmp(a, b, sizeof a) != 0);
+
+    fr_reader_close(r);
+    fr_publish_close(p);
+    fr_model_free(m);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_push_and_serve),
+        cmocka_unit_test(test_redis_down),
+        cmocka_unit_test(test_reader_errors),
+        cmocka_unit_test(test_deleted_row_reads_zero),
+    };
+    return cmocka_run_group_tests(tests, group_setup, group_teardown);
+}
