@@ -4,12 +4,20 @@
  * so runs that differ in length, delays, duplicates or jitter share one world and stay comparable.
  * The event stream is a pure function of the options: the same options give the same bytes on any
  * IEEE-754 machine, because every transcendental function on the output path is computed in
- * fr_gen.c from +, -, *, / (no libm rounding differences) and timestamps are integer ms.
+ * fr_gen.c from +, -, *, / (no libm rounding differences), timestamps and money are integers, and
+ * the %.6f truth columns rely only on printf's exact decimal rounding (glibc, musl). Build without
+ * floating-point contraction (the ISO -std=c17 default in GCC; fr_gen.c turns it off for clang).
  *
  * Label semantics follow the EVENTS.md defaults: a click counts if it comes within 30 minutes of its
  * impression, a conversion if it comes within 7 days of its click. The generator also writes events
  * that fall outside those windows (about 0.5% of clicks are late, conversions beyond 7 days are
- * kept), so a consumer must drop them; no event lies exactly on a window boundary.
+ * kept, and a late click may still be followed by a conversion), so a consumer must drop them;
+ * no event lies exactly on a window boundary.
+ *
+ * Impression features: user_id "u<n>" (n = popularity rank), user_age, device, ad_id "a<n>",
+ * advertiser "adv<n>", category (20 named verticals), hour (UTC hour of ts), price (2 decimals),
+ * recent_ads (the user's last up to 8 distinct clicked ads, most recent first). sample_rate is
+ * always 1.0 and written on about half of the impressions to exercise the optional field.
  *
  * Truth TSV (header line, then one line per impression in event-time order), columns:
  *   id, ts, scenario       as in the impression event

@@ -104,6 +104,21 @@ static int64_t total_lag(rd_kafka_t *rk, const consumer_ctx *cx)
     return lag;
 }
 
+/* Partitions of the subscribed topics in the cluster, or -1 if metadata is unavailable. */
+static int count_topic_partitions(rd_kafka_t *rk, const fr_config *c)
+{
+    const struct rd_kafka_metadata *md = NULL;
+    if (rd_kafka_metadata(rk, 1, NULL, &md, 5000) != RD_KAFKA_RESP_ERR_NO_ERROR) return -1;
+    int total = 0;
+    for (int i = 0; i < md->topic_cnt; i++) {
+        int ours = 0;
+        for (int t = 0; t < 3; t++) ours |= strcmp(md->topics[i].topic, c->topic[t]) == 0;
+        if (ours) total += md->topics[i].partition_cnt;
+    }
+    rd_kafka_metadata_destroy(md);
+    return total;
+}
+
 /* Informational only: restarts use the checkpoint, but operators watch consumer-group lag. */
 static void commit_informational(rd_kafka_t *rk) { rd_kafka_commit(rk, NULL, 1); }
 
@@ -153,6 +168,7 @@ int fr_kafka_run(fr_pipeline *p, const fr_config *c, const fr_kafka_run_opts *o,
     }
 
     double last_message = now_seconds(), last_status = now_seconds();
+    int topic_partitions = -1;
     for (;;) {
         if (o->stop_signals) {
             sigset_t pending;
@@ -209,7 +225,10 @@ int fr_kafka_run(fr_pipeline *p, const fr_config *c, const fr_kafka_run_opts *o,
             now - last_message >= o->exit_when_idle_seconds) {
             int all_eof = 1;
             for (int i = 0; i < cx.assigned->cnt; i++) all_eof &= cx.at_eof[i];
-            if (all_eof) {
+            /* Idle means the whole input is consumed: while a dead predecessor still holds some
+             * partitions in the group (until its session times out), ours being done is not enough. */
+            if (all_eof && topic_partitions < 0) topic_partitions = count_topic_partitions(rk, c);
+            if (all_eof && cx.assigned->cnt >= topic_partitions) {
                 fprintf(stderr, "freshet: every partition at its end for %.0f s: checkpointing and exiting\n",
                         o->exit_when_idle_seconds);
                 break;

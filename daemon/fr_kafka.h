@@ -16,7 +16,8 @@
 #include "fr_pipeline.h"
 
 typedef struct {
-    double exit_when_idle_seconds;  /* > 0: stop once every assigned partition was at its end this long */
+    double exit_when_idle_seconds;  /* > 0: stop once this daemon owns every partition of its topics
+                                     * and all were at their end this long (backfill, tests, demo) */
     const sigset_t *stop_signals;   /* blocked signals that ask for a clean stop (checked, not handled) */
     FILE *status_out;               /* status lines; NULL = none */
 } fr_kafka_run_opts;

@@ -12,7 +12,7 @@ fr_cleanup_hooks=()
 fr_cleanup() {
   local h
   for h in "${fr_cleanup_hooks[@]}"; do eval "$h" || true; done
-  rm -rf "$fr_work"
+  [[ -n "${FRESHET_KEEP_WORK:-}" ]] && echo "kept $fr_work" || rm -rf "$fr_work"
 }
 trap fr_cleanup EXIT
 
