@@ -34,6 +34,22 @@ for round in 1 2 3; do
   echo "round $round: killed with ${done_so_far:-0} of $total events checkpointed"
   if [[ -n "$done_so_far" && "$done_so_far" -gt 0 && "$done_so_far" -lt "$total" ]]; then mid_stream=$((mid_stream + 1)); fi
 done
+# SIGTERM: the daemon finishes the message in hand, checkpoints and exits 0.
+before=$(checkpointed)
+"$FRESHET_BIN" run -c "$fr_work/b.json" >>"$fr_work/b.out" 2>"$fr_work/term.log" &
+pid=$!
+for _ in $(seq 1 300); do
+  now=$(checkpointed)
+  [[ -n "$now" && "$now" != "${before:-}" ]] && break
+  sleep 0.1
+done
+kill -TERM "$pid"
+rc=0
+wait "$pid" || rc=$?
+[[ $rc == 0 ]] || { cat "$fr_work/term.log"; fr_fail "SIGTERM: exit code $rc, expected 0"; }
+grep -q 'stop requested' "$fr_work/term.log" || fr_fail "SIGTERM: the daemon did not say it was stopping"
+fr_pass "SIGTERM: clean stop with exit 0 at $(checkpointed) of $total events"
+
 "$FRESHET_BIN" run -c "$fr_work/b.json" --exit-when-idle 4 >"$fr_work/report-b.txt" 2>>"$fr_work/b.log" ||
   { cat "$fr_work/b.log"; fr_fail "restarted run failed"; }
 [[ $mid_stream -ge 2 ]] || fr_fail "only $mid_stream kills landed mid-stream; make the stream longer"
