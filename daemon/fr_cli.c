@@ -17,7 +17,9 @@
 #include "fr_kafka.h"
 #include "fr_metrics.h"
 #include "fr_pipeline.h"
+#include "fr_publish.h"
 #include "fr_reader.h"
+#include "freshet_serving.h"
 
 static const char USAGE[] =
     "usage: freshet COMMAND [options]\n"
@@ -32,6 +34,11 @@ static const char USAGE[] =
     "  inspect DIR                                  summarise a checkpoint and print its digest\n"
     "  pull [-c CONFIG] [--redis H:P] [--events FILE] [--limit N] [--state DIR]\n"
     "                                               read the active model back from Redis and score with it\n"
+    "  score [-c CONFIG] [--redis H:P] [--events FILE] [--limit N] [--follow SECONDS]\n"
+    "                                               score EVENTS.md impressions (default: stdin) with the active\n"
+    "                                               version; --follow: keep following pushes and rollbacks\n"
+    "  rollback [-c CONFIG] [--redis H:P] [--to VERSION]\n"
+    "                                               make an earlier retained version active (default: the previous)\n"
     "  truth TRUTH.tsv [-c CONFIG]                  AUC and log loss of the generator's true probabilities\n"
     "\n"
     "freshetd -c CONFIG is `freshet run -c CONFIG`. SIGINT/SIGTERM: finish the message, checkpoint, exit 0.\n";
@@ -54,6 +61,8 @@ typedef struct {
     double reorder_ms;
     long long limit;
     long long users, ads;
+    unsigned long long to;  /* rollback --to; 0 = the previous version */
+    double follow;          /* score --follow seconds */
     int have_impressions, have_seed, have_days;
 } cli_args;
 
@@ -100,6 +109,17 @@ static int parse_args(int argc, char **argv, cli_args *a)
         else if (!strcmp(f, "--reorder-ms")) { FR_NEEDS_VALUE if (parse_number(f, v, &a->reorder_ms)) return -1; }
         else if (!strcmp(f, "--users")) { FR_NEEDS_VALUE if (parse_number(f, v, &num)) return -1; a->users = (long long)num; }
         else if (!strcmp(f, "--ads")) { FR_NEEDS_VALUE if (parse_number(f, v, &num)) return -1; a->ads = (long long)num; }
+        else if (!strcmp(f, "--to")) {
+            FR_NEEDS_VALUE
+            char *end;
+            errno = 0;
+            a->to = strtoull(v, &end, 10);
+            if (errno || end == v || *end || a->to == 0) {
+                fprintf(stderr, "freshet: --to expects a version number (> 0), got \"%s\"\n", v);
+                return -1;
+            }
+        }
+        else if (!strcmp(f, "--follow")) { FR_NEEDS_VALUE if (parse_number(f, v, &a->follow)) return -1; }
         else if (!strcmp(f, "--limit")) { FR_NEEDS_VALUE if (parse_number(f, v, &num)) return -1; a->limit = (long long)num; }
         else if (f[0] == '-' && f[1]) {
             fprintf(stderr, "freshet: unknown option %s\n%s", f, USAGE);
@@ -538,6 +558,189 @@ static int cmd_pull(const cli_args *a)
     return rc;
 }
 
+/* ---- score and rollback ------------------------------------------------------------------- */
+
+/* The decoder configuration of a published model: its field list and scenarios, from the manifest's
+ * "daemon" member (what fr_pipeline_manifest_json wrote), checked against the model's sizes. The
+ * JSON decoding lives here, in daemon/, next to the one implementation of the event contract and
+ * key format (fr_event.c, fr_config.c); store/ stays independent of them. */
+static int decode_config_from_manifest(const char *manifest, fr_config *c, char *err, size_t errlen)
+{
+    json_error_t jerr;
+    json_t *root = json_loads(manifest, 0, &jerr);
+    json_t *d = json_object_get(root, "daemon");
+    json_t *fields = json_object_get(d, "fields"), *scen = json_object_get(d, "scenarios");
+    json_t *mc = json_object_get(root, "model_config");
+    int rc = -1;
+    if (!json_is_array(fields) || !json_is_array(scen) || !json_is_object(mc)) {
+        snprintf(err, errlen, "the manifest has no daemon.fields / daemon.scenarios: cannot decode JSON for it");
+        goto out;
+    }
+    json_t *conf = json_object(), *cf = json_array();
+    size_t i;
+    json_t *f;
+    int other = 0;
+    json_array_foreach(scen, i, f) other |= json_is_string(f) && !strcmp(json_string_value(f), FR_OTHER_SCENARIO);
+    json_array_foreach(fields, i, f)
+    {
+        json_t *o = json_pack("{s:O, s:O}", "name", json_object_get(f, "name"), "kind", json_object_get(f, "kind"));
+        if (json_object_get(f, "transform")) json_object_set(o, "transform", json_object_get(f, "transform"));
+        if (json_object_get(f, "max_len")) json_object_set(o, "max_len", json_object_get(f, "max_len"));
+        json_array_append_new(cf, o);
+    }
+    json_object_set_new(conf, "fields", cf);
+    json_object_set(conf, "scenarios", scen);
+    json_object_set_new(conf, "allow_new_scenarios", json_boolean(other));
+    char *text = json_dumps(conf, JSON_COMPACT);
+    json_decref(conf);
+    fr_config_defaults(c);
+    char cerr[384];
+    if (!text || fr_config_load_string(c, text, cerr, sizeof cerr) != 0) {
+        snprintf(err, errlen, "the manifest's field list is not a valid configuration: %s", text ? cerr : "out of memory");
+        free(text);
+        goto out;
+    }
+    free(text);
+    json_array_foreach(fields, i, f)
+    {
+        if ((int)i >= c->n_fields || json_integer_value(json_object_get(f, "slot")) != c->fields[i].slot) {
+            snprintf(err, errlen, "the manifest's field %zu lands in another slot here than in the trainer", i);
+            goto out;
+        }
+    }
+    if (json_integer_value(json_object_get(mc, "n_cat")) != c->n_cat ||
+        json_integer_value(json_object_get(mc, "n_num")) != c->n_num ||
+        json_integer_value(json_object_get(mc, "n_multi")) != c->n_multi ||
+        json_integer_value(json_object_get(mc, "n_scenarios")) != c->n_scenarios) {
+        snprintf(err, errlen, "the manifest's field list does not match its model_config sizes");
+        goto out;
+    }
+    rc = 0;
+out:
+    json_decref(root);
+    return rc;
+}
+
+static int cmd_score(const cli_args *a)
+{
+    fr_config c;
+    if (load_config(a, &c) != 0) return 2;
+    if (!c.redis_host[0]) {
+        fprintf(stderr, "freshet score: no Redis configured (redis.host is empty)\n");
+        return 2;
+    }
+    char err[512];
+    freshet_serving *s = freshet_serving_open(c.redis_host, c.redis_port, c.redis_prefix, err, sizeof err);
+    if (!s || freshet_serving_load(s, err, sizeof err) != 0) {
+        fprintf(stderr, "freshet score: %s\n", err);
+        freshet_serving_close(s);
+        return 1;
+    }
+    fr_config dc;
+    uint64_t dc_version = 0;
+    if (decode_config_from_manifest(freshet_serving_manifest(s), &dc, err, sizeof err) != 0) {
+        fprintf(stderr, "freshet score: %s\n", err);
+        freshet_serving_close(s);
+        return 1;
+    }
+    dc_version = freshet_serving_version(s);
+    printf("version %" PRIu64 "\n", dc_version);
+    const char *path = a->events ? a->events : "-";
+    FILE *in = strcmp(path, "-") == 0 ? stdin : fopen(path, "r");
+    if (!in) {
+        fprintf(stderr, "freshet score: cannot read %s: %s\n", path, strerror(errno));
+        freshet_serving_close(s);
+        return 1;
+    }
+    /* The impressions, decoded once per field list (a new version may bring another one). */
+    char *line = NULL;
+    size_t cap = 0;
+    ssize_t n;
+    char **lines = NULL;
+    size_t nlines = 0, lcap = 0;
+    while ((long long)nlines < a->limit && (n = getline(&line, &cap, in)) > 0) {
+        if (nlines == lcap) {
+            lcap = lcap ? 2 * lcap : 64;
+            char **nl = realloc(lines, lcap * sizeof *nl);
+            if (!nl) break;
+            lines = nl;
+        }
+        line[n - (line[n - 1] == '\n')] = '\0';
+        lines[nlines++] = strdup(line);
+    }
+    free(line);
+    if (in != stdin) fclose(in);
+    int rc = 0;
+    uint64_t errors = 0, reloads = 0, rounds = 0;
+    double until = now_seconds() + a->follow;
+    for (;;) {
+        for (size_t i = 0; i < nlines; i++) {
+            fr_event ev;
+            char why[256] = "not an impression";
+            if (!lines[i] || fr_event_decode(&dc, lines[i], strlen(lines[i]), &ev, why, sizeof why) != FR_REJECT_NONE ||
+                ev.type != FR_EV_IMPRESSION) {
+                if (rounds == 0 && lines[i] && strstr(lines[i], "\"impression\""))
+                    fprintf(stderr, "freshet score: line %zu not scored: %s\n", i + 1, why);
+                continue;
+            }
+            freshet_scores sc;
+            if (freshet_serving_score(s, &ev.features, ev.scenario, &sc, err, sizeof err) != 0) {
+                if (errors++ < 5) fprintf(stderr, "freshet score: %s\n", err);
+                if (a->follow <= 0) rc = 1;
+                break;
+            }
+            if (a->follow <= 0)
+                printf("score %s scenario=%s pctr=%.9g pcvr=%.9g pctcvr=%.9g\n", ev.id, dc.scenarios[ev.scenario],
+                       sc.pctr, sc.pcvr, sc.pctcvr);
+        }
+        rounds++;
+        if (a->follow <= 0 || rc != 0 || now_seconds() >= until) break;
+        int f = freshet_serving_follow(s, 200, err, sizeof err);
+        if (f < 0) {
+            if (errors++ < 5) fprintf(stderr, "freshet score: %s\n", err);
+            struct timespec ts = {0, 200 * 1000 * 1000};
+            nanosleep(&ts, NULL);
+        } else if (f > 0) {
+            reloads++;
+            printf("version %" PRIu64 "\n", freshet_serving_version(s));
+            fflush(stdout);
+            if (decode_config_from_manifest(freshet_serving_manifest(s), &dc, err, sizeof err) != 0) {
+                fprintf(stderr, "freshet score: version %" PRIu64 ": %s\n", freshet_serving_version(s), err);
+                rc = 1;
+                break;
+            }
+        }
+    }
+    if (a->follow > 0)
+        printf("followed %.0f s: %" PRIu64 " rounds, %" PRIu64 " versions loaded, %" PRIu64 " errors, final version %" PRIu64
+               "\n",
+               a->follow, rounds, reloads, errors, freshet_serving_version(s));
+    for (size_t i = 0; i < nlines; i++) free(lines[i]);
+    free(lines);
+    freshet_serving_close(s);
+    return rc;
+}
+
+static int cmd_rollback(const cli_args *a)
+{
+    fr_config c;
+    if (load_config(a, &c) != 0) return 2;
+    if (!c.redis_host[0]) {
+        fprintf(stderr, "freshet rollback: no Redis configured (redis.host is empty)\n");
+        return 2;
+    }
+    char err[512];
+    uint64_t from = 0, now = 0;
+    if (fr_publish_rollback(c.redis_host, c.redis_port, c.redis_prefix, (uint64_t)a->to, &from, &now, err,
+                            sizeof err) != 0) {
+        fprintf(stderr, "freshet rollback: %s\n", err);
+        return 1;
+    }
+    printf("rolled back %s:%d prefix %s: active version %" PRIu64 " -> %" PRIu64 "\n", c.redis_host, c.redis_port,
+           c.redis_prefix, from, now);
+    return 0;
+}
+
 /* ---- truth -------------------------------------------------------------------------------- */
 
 static int cmd_truth(const cli_args *a)
@@ -617,6 +820,8 @@ int fr_cli_main(int argc, char **argv)
     if (!strcmp(cmd, "inspect")) return cmd_inspect(&a);
     if (!strcmp(cmd, "pull")) return cmd_pull(&a);
     if (!strcmp(cmd, "truth")) return cmd_truth(&a);
+    if (!strcmp(cmd, "score")) return cmd_score(&a);
+    if (!strcmp(cmd, "rollback")) return cmd_rollback(&a);
     fprintf(stderr, "freshet: unknown command \"%s\"\n%s", cmd, USAGE);
     return 2;
 }

@@ -7,7 +7,7 @@
 #include <time.h>
 
 #include "fr_ckpt.h"
-#include "fr_publish.h"
+#include "fr_pubq.h"
 
 typedef struct {
     char name[FR_SOURCE_NAME_MAX];
@@ -28,7 +28,7 @@ struct fr_pipeline {
     fr_model *model;
     fr_join *join;
     fr_ckpt *ckpt;
-    fr_publisher *pub;
+    fr_pubq *pub;          /* the publisher thread (NULL: not publishing) */
     char *manifest;
 
     source sources[FR_MAX_SOURCES];
@@ -48,7 +48,6 @@ struct fr_pipeline {
     double last_status_wall;
     uint64_t last_status_consumed;
     uint64_t last_status_samples;
-    int publish_failing;
 };
 
 static double wall_seconds(void)
@@ -260,10 +259,10 @@ fr_pipeline *fr_pipeline_open(const fr_config *c, char *err, size_t errlen)
     if (!p->ckpt) goto fail;
     if (fr_ckpt_exists(p->ckpt) && restore(p, err, errlen) != 0) goto fail;
     if (c->redis_host[0]) {
-        char perr[256];
-        p->pub = fr_publish_open(c->redis_host, c->redis_port, c->redis_prefix, c->redis_keep_versions, perr,
-                                 sizeof perr);
-        if (!p->pub) fprintf(stderr, "freshet: publishing disabled for now: %s\n", perr);
+        /* connects lazily on its own thread: a Redis that is down never stops the daemon */
+        p->pub = fr_pubq_open(c->redis_host, c->redis_port, c->redis_prefix, c->redis_keep_versions,
+                              fr_model_get_config(p->model), p->manifest, stderr, err, errlen);
+        if (!p->pub) goto fail;
     }
     p->last_ckpt_wall = p->last_status_wall = wall_seconds();
     p->samples_at_last_ckpt = p->counters.samples_trained;
@@ -279,7 +278,7 @@ fail:
 void fr_pipeline_close(fr_pipeline *p)
 {
     if (!p) return;
-    fr_publish_close(p->pub);
+    fr_pubq_close(p->pub, 5.0); /* a last push of what is pending, if Redis answers */
     fr_ckpt_close(p->ckpt);
     fr_model_free(p->model);
     fr_join_free(p->join);
@@ -353,28 +352,13 @@ static int put_join_entry(const char *id, size_t id_len, const void *bytes, size
     return fr_ckpt_put_join_entry(ctx, id, id_len, bytes, len);
 }
 
+/* Hands the publisher thread a copy of the rows changed since the last hand-over and of the dense
+ * parameters (store/fr_pubq.h); Redis I/O never happens on this thread. */
 static void publish(fr_pipeline *p)
 {
-    if (!p->cfg.redis_host[0]) return;
+    if (!p->pub) return;
     char err[512];
-    if (!p->pub) {
-        p->pub = fr_publish_open(p->cfg.redis_host, p->cfg.redis_port, p->cfg.redis_prefix,
-                                 p->cfg.redis_keep_versions, err, sizeof err);
-        if (!p->pub) {
-            if (!p->publish_failing) fprintf(stderr, "freshet: publish failed, will retry: %s\n", err);
-            p->publish_failing = 1;
-            return;
-        }
-    }
-    fr_publish_info info = {.manifest_json = p->manifest};
-    uint64_t version = 0;
-    if (fr_publish_push(p->pub, p->model, &info, &version, err, sizeof err) != 0) {
-        if (!p->publish_failing) fprintf(stderr, "freshet: publish failed, will retry: %s\n", err);
-        p->publish_failing = 1;
-        return;
-    }
-    if (p->publish_failing) fprintf(stderr, "freshet: publishing again (version %" PRIu64 ")\n", version);
-    p->publish_failing = 0;
+    if (fr_pubq_submit(p->pub, p->model, err, sizeof err) != 0) fprintf(stderr, "freshet: %s\n", err);
 }
 
 int fr_pipeline_checkpoint(fr_pipeline *p, char *err, size_t errlen)

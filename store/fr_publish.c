@@ -24,6 +24,7 @@ struct fr_publisher {
     int keep;
     redisContext *c; /* NULL while disconnected */
     int need_full;
+    int fail_before_flip; /* test hook: fr_publish_test_fail_before_flip */
     fr_publish_stats last;
 };
 
@@ -150,14 +151,14 @@ static int push_row_cb(const fr_row_view *row, void *ctx)
     return 0;
 }
 
-/* Writes the rows (all, or those marked for publish). 0, or -1 with a message. */
-static int push_rows(fr_publisher *p, fr_model *m, int full, size_t *rows, char *err, size_t errlen)
+/* Writes the rows (all, or the changed ones). 0, or -1 with a message. */
+static int push_rows(fr_publisher *p, const fr_publish_source *src, int full, size_t *rows, char *err, size_t errlen)
 {
     rows_ctx r;
     memset(&r, 0, sizeof r);
     r.p = p;
-    r.dim = fr_model_get_config(m)->emb_dim;
-    r.ntab = fr_model_table_count(m);
+    r.dim = fr_model_get_config(src->shape)->emb_dim;
+    r.ntab = fr_model_table_count(src->shape);
     r.row_len = FR_REDIS_ROW_HEADER + 4 * (size_t)r.dim;
     fr_pipe_init(&r.pipe, p->c, ROW_WINDOW);
     r.buckets = calloc((size_t)r.ntab * FR_REDIS_ROW_SHARDS + 1, sizeof *r.buckets);
@@ -168,7 +169,7 @@ static int push_rows(fr_publisher *p, fr_model *m, int full, size_t *rows, char 
         snprintf(err, errlen, "out of memory");
         goto done;
     }
-    int frc = fr_model_foreach_row(m, full ? 0 : FR_DIRTY_PUBLISH, push_row_cb, &r);
+    int frc = src->foreach_row(src->ctx, full, push_row_cb, &r);
     for (uint32_t t = 0; frc == 0 && t < r.ntab; t++)
         for (uint32_t s = 0; frc == 0 && s < FR_REDIS_ROW_SHARDS; s++) frc = flush_bucket(&r, t, s);
     fr_pipe_drain(&r.pipe);
@@ -195,23 +196,24 @@ done:
 /* ---- dense blob and manifest ---------------------------------------------------------------- */
 
 /* The dense blob (malloc'ed, *len bytes): "FRD1", count u32 LE, version u64 LE, float32 LE params. */
-static unsigned char *dense_blob(const fr_model *m, uint64_t version, size_t *len)
+static unsigned char *dense_blob(const fr_publish_source *src, uint64_t version, size_t *len)
 {
-    size_t n = fr_model_dense_count(m);
+    size_t n = fr_model_dense_count(src->shape);
     *len = FR_REDIS_DENSE_HEADER + 4 * n;
     unsigned char *b = malloc(*len);
     if (!b) return NULL;
     memcpy(b, "FRD1", 4);
     fr_put_u32le(b + 4, (uint32_t)n);
     fr_put_u64le(b + 8, version);
-    fr_f32le_encode(b + FR_REDIS_DENSE_HEADER, fr_model_dense_params(m), n);
+    fr_f32le_encode(b + FR_REDIS_DENSE_HEADER, src->dense, n);
     return b;
 }
 
 /* The manifest JSON text (malloc'ed), or NULL with a message. */
-static char *manifest_text(const fr_publisher *p, const fr_model *m, uint64_t version, const unsigned char *blob,
-                           size_t blob_len, json_t *daemon, char *err, size_t errlen)
+static char *manifest_text(const fr_publisher *p, const fr_publish_source *src, uint64_t version,
+                           const unsigned char *blob, size_t blob_len, json_t *daemon, char *err, size_t errlen)
 {
+    const fr_model *m = src->shape;
     const fr_model_config *cfg = fr_model_get_config(m);
     json_t *o = json_object(), *tables = json_array(), *tensors = json_array(), *dense = json_object();
     json_t *config = fr_config_to_json(cfg);
@@ -224,7 +226,7 @@ static char *manifest_text(const fr_publisher *p, const fr_model *m, uint64_t ve
         snprintf(pattern, sizeof pattern, "%s:emb:{t%" PRIu32 "s<shard>}", p->prefix, t);
         json_t *e = json_pack("{s:I, s:s, s:i, s:i, s:I, s:s}", "id", (json_int_t)t, "kind",
                               cat ? "categorical" : "multi", "slot", cat ? (int)t : (int)t - cfg->n_cat, "dim",
-                              cfg->emb_dim, "rows", (json_int_t)fr_model_row_count(m, t), "hash_key", pattern);
+                              cfg->emb_dim, "rows", (json_int_t)src->row_counts[t], "hash_key", pattern);
         bad |= !e || json_array_append_new(tables, e);
     }
     int nt = fr_model_dense_tensor_count(m);
@@ -363,15 +365,15 @@ static int ensure_connection(fr_publisher *p, char *err, size_t errlen)
     return -1;
 }
 
-static int push(fr_publisher *p, fr_model *m, const fr_publish_info *info, uint64_t *version, char *err,
-                size_t errlen)
+static int push(fr_publisher *p, const fr_publish_source *src, const fr_publish_info *info, uint64_t *version,
+                char *err, size_t errlen)
 {
-    if (!p || !m) {
+    if (!p || !src || !src->shape) {
         snprintf(err, errlen, "publish: no publisher or no model");
         return -1;
     }
     double t0 = now_seconds();
-    uint64_t v = fr_model_version(m);
+    uint64_t v = src->version;
     char why[384];
     const char *stage = "connecting";
     json_t *daemon = NULL;
@@ -392,13 +394,20 @@ static int push(fr_publisher *p, fr_model *m, const fr_publish_info *info, uint6
     }
     if (ensure_connection(p, why, sizeof why) != 0) goto fail;
     full = p->need_full;
+    if (full && !src->complete) {
+        /* Redis may hold none of our rows: flipping with only the changed ones would serve zeros */
+        snprintf(err, errlen, "publish of version %" PRIu64 ": redis %s:%d needs every row (first push, reconnect or "
+                 "lost data) but the snapshot holds only the changed ones; nothing written", v, p->host, p->port);
+        rc = FR_PUBLISH_NEED_FULL;
+        goto done;
+    }
 
     stage = "writing rows";
-    if (push_rows(p, m, full, &rows, why, sizeof why) != 0) goto fail;
+    if (push_rows(p, src, full, &rows, why, sizeof why) != 0) goto fail;
 
     stage = "writing the dense blob and manifest";
-    blob = dense_blob(m, v, &blob_len);
-    manifest = blob ? manifest_text(p, m, v, blob, blob_len, daemon, why, sizeof why) : NULL;
+    blob = dense_blob(src, v, &blob_len);
+    manifest = blob ? manifest_text(p, src, v, blob, blob_len, daemon, why, sizeof why) : NULL;
     if (!blob || !manifest) {
         if (!blob) snprintf(why, sizeof why, "out of memory for the dense blob");
         goto fail;
@@ -432,6 +441,10 @@ static int push(fr_publisher *p, fr_model *m, const fr_publish_info *info, uint6
     }
 
     stage = "flipping the active version";
+    if (p->fail_before_flip) {
+        snprintf(why, sizeof why, "test fault: stopped after the rows and the dense blob, before the flip");
+        goto fail;
+    }
     {
         const char *a[3] = {"SET", akey, vs};
         size_t l[3] = {3, strlen(akey), strlen(vs)};
@@ -467,7 +480,6 @@ static int push(fr_publisher *p, fr_model *m, const fr_publish_info *info, uint6
         freeReplyObject(r);
     }
 
-    fr_model_clear_dirty(m, FR_DIRTY_PUBLISH);
     p->need_full = 0;
     p->last = (fr_publish_stats){.version = v,
                                  .rows = rows,
@@ -490,12 +502,171 @@ done:
     return rc;
 }
 
+static int model_foreach(void *ctx, int all, fr_row_fn fn, void *fn_ctx)
+{
+    return fr_model_foreach_row(ctx, all ? 0 : FR_DIRTY_PUBLISH, fn, fn_ctx);
+}
+
 int fr_publish_push(fr_publisher *p, fr_model *m, const fr_publish_info *info, uint64_t *version, char *err,
                     size_t errlen)
 {
+    if (!p || !m) {
+        snprintf(err, errlen, "publish: no publisher or no model");
+        return -1;
+    }
+    uint32_t ntab = fr_model_table_count(m);
+    size_t *counts = calloc(ntab ? ntab : 1, sizeof *counts);
+    if (!counts) {
+        snprintf(err, errlen, "publish: out of memory");
+        return -1;
+    }
+    for (uint32_t t = 0; t < ntab; t++) counts[t] = fr_model_row_count(m, t);
+    fr_publish_source src = {.shape = m,
+                             .dense = fr_model_dense_params(m),
+                             .version = fr_model_version(m),
+                             .row_counts = counts,
+                             .complete = 1,
+                             .foreach_row = model_foreach,
+                             .ctx = m};
+    int rc = fr_publish_push_source(p, &src, info, version, err, errlen);
+    free(counts);
+    if (rc == 0) fr_model_clear_dirty(m, FR_DIRTY_PUBLISH);
+    return rc;
+}
+
+int fr_publish_push_source(fr_publisher *p, const fr_publish_source *src, const fr_publish_info *info,
+                           uint64_t *version, char *err, size_t errlen)
+{
     fr_sigpipe_guard g;
     fr_sigpipe_block(&g);
-    int rc = push(p, m, info, version, err, errlen);
+    int rc = push(p, src, info, version, err, errlen);
     fr_sigpipe_restore(&g);
+    return rc;
+}
+
+void fr_publish_test_fail_before_flip(fr_publisher *p, int on) { p->fail_before_flip = on; }
+
+/* ---- rollback ------------------------------------------------------------------------------- */
+
+static redisReply *cmd(redisContext *c, int argc, const char **argv, char *err, size_t errlen)
+{
+    size_t lens[16];
+    for (int i = 0; i < argc && i < 16; i++) lens[i] = strlen(argv[i]);
+    int broken;
+    return fr_redis_command(c, argc, argv, lens, &broken, err, errlen);
+}
+
+static int rollback(redisContext *c, const char *prefix, uint64_t to, uint64_t *from, uint64_t *now, char *err,
+                    size_t errlen)
+{
+    char akey[FR_REDIS_KEY_MAX], vkey[FR_REDIS_KEY_MAX], ckey[FR_REDIS_KEY_MAX], mkey[FR_REDIS_KEY_MAX],
+        dkey[FR_REDIS_KEY_MAX];
+    fr_redis_key_active(akey, prefix);
+    fr_redis_key_versions(vkey, prefix);
+    fr_redis_key_changes(ckey, prefix);
+    for (int attempt = 0; attempt < 5; attempt++) {
+        /* WATCH: a push (flip or retirement) between our checks and the flip aborts the EXEC */
+        redisReply *r = cmd(c, 3, (const char *[]){"WATCH", akey, vkey}, err, errlen);
+        if (!r) return -1;
+        freeReplyObject(r);
+        r = cmd(c, 2, (const char *[]){"GET", akey}, err, errlen);
+        if (!r) return -1;
+        uint64_t active = 0;
+        int have = r->type == REDIS_REPLY_STRING && fr_parse_u64(r->str, r->len, &active) == 0;
+        freeReplyObject(r);
+        if (!have) {
+            snprintf(err, errlen, "rollback: nothing is published under prefix \"%s\" (no %s)", prefix, akey);
+            return -1;
+        }
+        r = cmd(c, 4, (const char *[]){"ZRANGE", vkey, "0", "-1"}, err, errlen);
+        if (!r) return -1;
+        uint64_t target = 0;
+        int found = 0;
+        char list[256] = "";
+        for (size_t i = 0; r->type == REDIS_REPLY_ARRAY && i < r->elements; i++) {
+            uint64_t x;
+            if (r->element[i]->type != REDIS_REPLY_STRING || fr_parse_u64(r->element[i]->str, r->element[i]->len, &x))
+                continue;
+            size_t l = strlen(list);
+            snprintf(list + l, sizeof list - l, "%s%" PRIu64, l ? " " : "", x);
+            if (to ? x == to : (x < active && (!found || x > target))) {
+                target = x;
+                found = 1;
+            }
+        }
+        freeReplyObject(r);
+        if (!found) {
+            if (to)
+                snprintf(err, errlen, "rollback: version %" PRIu64 " is not retained (retained: %s; active %" PRIu64 ")",
+                         to, list[0] ? list : "none", active);
+            else
+                snprintf(err, errlen, "rollback: no retained version older than the active %" PRIu64 " (retained: %s)",
+                         active, list[0] ? list : "none");
+            char ignored[64];
+            redisReply *u = cmd(c, 1, (const char *[]){"UNWATCH"}, ignored, sizeof ignored);
+            if (u) freeReplyObject(u);
+            return -1;
+        }
+        fr_redis_key_manifest(mkey, prefix, target);
+        fr_redis_key_dense(dkey, prefix, target);
+        r = cmd(c, 3, (const char *[]){"EXISTS", mkey, dkey}, err, errlen);
+        if (!r) return -1;
+        long long both = r->type == REDIS_REPLY_INTEGER ? r->integer : 0;
+        freeReplyObject(r);
+        r = cmd(c, 2, (const char *[]){"STRLEN", dkey}, err, errlen);
+        if (!r) return -1;
+        long long bytes = r->type == REDIS_REPLY_INTEGER ? r->integer : 0;
+        freeReplyObject(r);
+        if (both != 2) {
+            snprintf(err, errlen, "rollback: version %" PRIu64 " is listed in %s but its manifest or dense blob is "
+                     "missing; not flipping", target, vkey);
+            return -1;
+        }
+        char vs[24], bs[24], maxlen[16];
+        snprintf(vs, sizeof vs, "%" PRIu64, target);
+        snprintf(bs, sizeof bs, "%lld", bytes);
+        snprintf(maxlen, sizeof maxlen, "%d", FR_REDIS_STREAM_MAXLEN);
+        r = cmd(c, 1, (const char *[]){"MULTI"}, err, errlen);
+        if (!r) return -1;
+        freeReplyObject(r);
+        r = cmd(c, 3, (const char *[]){"SET", akey, vs}, err, errlen);
+        if (!r) return -1;
+        freeReplyObject(r);
+        r = cmd(c, 16,
+                (const char *[]){"XADD", ckey, "MAXLEN", "~", maxlen, "*", "version", vs, "rows", "0", "dense_bytes", bs,
+                                 "full", "0", "retired", "0"},
+                err, errlen);
+        if (!r) return -1;
+        freeReplyObject(r);
+        r = cmd(c, 1, (const char *[]){"EXEC"}, err, errlen);
+        if (!r) return -1;
+        int done = r->type == REDIS_REPLY_ARRAY;
+        freeReplyObject(r);
+        if (done) {
+            *from = active;
+            *now = target;
+            return 0;
+        }
+        /* a push happened meanwhile: look again */
+    }
+    snprintf(err, errlen, "rollback: the active version kept changing (is a daemon publishing?); gave up after 5 tries");
+    return -1;
+}
+
+int fr_publish_rollback(const char *host, int port, const char *prefix, uint64_t to, uint64_t *from, uint64_t *now,
+                        char *err, size_t errlen)
+{
+    if (fr_redis_check_prefix(prefix, err, errlen) != 0) return -1;
+    char cerr[256];
+    redisContext *c = fr_redis_connect(host, port, cerr, sizeof cerr);
+    if (!c) {
+        snprintf(err, errlen, "rollback: %s", cerr);
+        return -1;
+    }
+    fr_sigpipe_guard g;
+    fr_sigpipe_block(&g);
+    int rc = rollback(c, prefix, to, from, now, err, errlen);
+    fr_sigpipe_restore(&g);
+    redisFree(c);
     return rc;
 }

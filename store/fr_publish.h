@@ -40,6 +40,40 @@ void fr_publish_close(fr_publisher *p);
 int fr_publish_push(fr_publisher *p, fr_model *m, const fr_publish_info *info, uint64_t *version, char *err,
                     size_t errlen);
 
+/* A push from something other than a live model: a snapshot (fr_pubq). shape is any model with
+ * the published configuration (its config, table count, dense count and tensor layout are used;
+ * its rows and parameters are not). foreach_row calls fn for every row when all = 1, else for the
+ * changed rows; complete says whether it can deliver every row. */
+typedef struct {
+    const fr_model *shape;
+    const float *dense;        /* fr_model_dense_count(shape) floats */
+    uint64_t version;          /* the version to publish */
+    const size_t *row_counts;  /* rows per table the trainer holds (for the manifest) */
+    int complete;
+    int (*foreach_row)(void *ctx, int all, fr_row_fn fn, void *fn_ctx);
+    void *ctx;
+} fr_publish_source;
+/* Returned by fr_publish_push_source when the publisher must write every row (first push of the
+ * handle, after a reconnect, or Redis lost P:active) but src is not complete: nothing was written;
+ * push a complete source. */
+enum { FR_PUBLISH_NEED_FULL = 1 };
+/* Pushes src: 0, FR_PUBLISH_NEED_FULL, or -1 with a message. Clears no marks (src owns them). */
+int fr_publish_push_source(fr_publisher *p, const fr_publish_source *src, const fr_publish_info *info,
+                           uint64_t *version, char *err, size_t errlen);
+
+/* Makes an earlier retained version active again: `to`, or (to = 0) the highest retained version
+ * below the active one. Checks that its manifest and dense blob exist, then flips P:active and
+ * announces the version on P:changes in one MULTI/EXEC under WATCH of P:active and P:versions,
+ * so a push that flips or retires meanwhile makes it look again (up to 5 times). Rows are not
+ * versioned: they stay at their latest values. A daemon that is still publishing flips forward
+ * again with its next push. 0 with the previous and the new active version, or -1 with a message. */
+int fr_publish_rollback(const char *host, int port, const char *prefix, uint64_t to, uint64_t *from, uint64_t *now,
+                        char *err, size_t errlen);
+
+/* Test hook: while on, every push stops with an error after writing the rows, the dense blob and
+ * the manifest, before the flip -- the state a publisher that dies mid-push leaves behind. */
+void fr_publish_test_fail_before_flip(fr_publisher *p, int on);
+
 /* What the last successful push did (all zero before the first). */
 typedef struct {
     uint64_t version;

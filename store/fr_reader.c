@@ -14,6 +14,8 @@
 enum {
     MAX_KEYS = FR_MAX_CAT + FR_MAX_MULTI * FR_MAX_MULTI_LEN, /* rows one impression can touch */
     LOAD_ATTEMPTS = 3,
+    FR_STREAM_ID_MAX = 48,   /* "<ms>-<seq>", two u64 */
+    FOLLOW_BLOCK_MAX_MS = 5000, /* below the connection's 10 s command timeout */
 };
 
 struct fr_reader {
@@ -30,6 +32,8 @@ struct fr_reader {
     size_t dense_count;
     fr_model *m;     /* dense of `version` plus the rows fetched since the last reset */
     float *scratch;  /* MAX_KEYS x emb_dim */
+    /* the change stream: id of the last P:changes entry seen ("0-0": none) */
+    char stream_id[FR_STREAM_ID_MAX];
 };
 
 fr_reader *fr_reader_open(const char *host, int port, const char *prefix, char *err, size_t errlen)
@@ -47,6 +51,7 @@ fr_reader *fr_reader_open(const char *host, int port, const char *prefix, char *
     }
     r->port = port;
     snprintf(r->prefix, sizeof r->prefix, "%s", prefix);
+    snprintf(r->stream_id, sizeof r->stream_id, "0-0");
     char cerr[256];
     r->c = fr_redis_connect(host, port, cerr, sizeof cerr);
     if (!r->c) {
@@ -198,16 +203,29 @@ static int check_version(const char *mtext, size_t mlen, const redisReply *blob,
 static int load_active(fr_reader *r, char *err, size_t errlen)
 {
     if (ensure_connection(r, err, errlen) != 0) return -1;
-    char akey[FR_REDIS_KEY_MAX], mkey[FR_REDIS_KEY_MAX], dkey[FR_REDIS_KEY_MAX];
+    char akey[FR_REDIS_KEY_MAX], mkey[FR_REDIS_KEY_MAX], dkey[FR_REDIS_KEY_MAX], ckey[FR_REDIS_KEY_MAX];
     fr_redis_key_active(akey, r->prefix);
+    fr_redis_key_changes(ckey, r->prefix);
     for (int attempt = 0; attempt < LOAD_ATTEMPTS; attempt++) {
+        /* The newest change-stream id first, then the active version (one round trip): a push or
+         * rollback announced after this id is seen by the next fr_reader_follow, so nothing that
+         * happens after the GET can be missed. */
+        const char *xa[6] = {"XREVRANGE", ckey, "+", "-", "COUNT", "1"};
+        size_t xl[6] = {9, strlen(ckey), 1, 1, 5, 1};
         const char *ga[2] = {"GET", akey};
         size_t gl[2] = {3, strlen(akey)};
-        const char **argvs[1] = {ga};
-        const size_t *lenss[1] = {gl};
-        int argcs[1] = {2};
+        const char **argvs[2] = {xa, ga};
+        const size_t *lenss[2] = {xl, gl};
+        int argcs[2] = {6, 2};
         redisReply *rep[2];
-        if (roundtrip(r, 1, argvs, lenss, argcs, rep, err, errlen) != 0) return -1;
+        if (roundtrip(r, 2, argvs, lenss, argcs, rep, err, errlen) != 0) return -1;
+        char sid[FR_STREAM_ID_MAX] = "0-0";
+        if (rep[0]->type == REDIS_REPLY_ARRAY && rep[0]->elements > 0 && rep[0]->element[0]->type == REDIS_REPLY_ARRAY &&
+            rep[0]->element[0]->elements > 0 && rep[0]->element[0]->element[0]->type == REDIS_REPLY_STRING &&
+            rep[0]->element[0]->element[0]->len < sizeof sid)
+            snprintf(sid, sizeof sid, "%s", rep[0]->element[0]->element[0]->str);
+        freeReplyObject(rep[0]);
+        rep[0] = rep[1];
         uint64_t v;
         int ok = rep[0]->type == REDIS_REPLY_STRING && fr_parse_u64(rep[0]->str, rep[0]->len, &v) == 0;
         int nil = rep[0]->type == REDIS_REPLY_NIL;
@@ -269,6 +287,7 @@ static int load_active(fr_reader *r, char *err, size_t errlen)
         r->cfg = cfg;
         r->version = v;
         r->loaded = 1;
+        snprintf(r->stream_id, sizeof r->stream_id, "%s", sid);
         return 0;
     }
     return -1;
@@ -438,6 +457,64 @@ static int score(fr_reader *r, const fr_features *f, int32_t scenario, float out
     }
     fr_model_predict(r->m, f, scenario, out);
     return 0;
+}
+
+/* Reads P:changes after the last id seen (blocking up to block_ms), then compares P:active with
+ * the loaded version and reloads when they differ. The stream is the wake-up; P:active is the
+ * truth (it also covers a trimmed or recreated stream, and a Redis that restarted). */
+static int follow(fr_reader *r, int block_ms, char *err, size_t errlen)
+{
+    if (!r->loaded) {
+        int rc = load_active(r, err, errlen);
+        return rc == 0 ? 1 : -1;
+    }
+    if (ensure_connection(r, err, errlen) != 0) return -1;
+    if (block_ms > FOLLOW_BLOCK_MAX_MS) block_ms = FOLLOW_BLOCK_MAX_MS;
+    char ckey[FR_REDIS_KEY_MAX], akey[FR_REDIS_KEY_MAX], ms[16];
+    fr_redis_key_changes(ckey, r->prefix);
+    fr_redis_key_active(akey, r->prefix);
+    snprintf(ms, sizeof ms, "%d", block_ms > 0 ? block_ms : 0);
+    const char *xa[8] = {"XREAD", "COUNT", "1000", "BLOCK", ms, "STREAMS", ckey, r->stream_id};
+    size_t xl[8];
+    for (int i = 0; i < 8; i++) xl[i] = strlen(xa[i]);
+    const char *xn[6] = {"XREAD", "COUNT", "1000", "STREAMS", ckey, r->stream_id};
+    size_t xnl[6];
+    for (int i = 0; i < 6; i++) xnl[i] = strlen(xn[i]);
+    const char *ga[2] = {"GET", akey};
+    size_t gl[2] = {3, strlen(akey)};
+    const char **argvs[2] = {block_ms > 0 ? xa : xn, ga};
+    const size_t *lenss[2] = {block_ms > 0 ? xl : xnl, gl};
+    int argcs[2] = {block_ms > 0 ? 8 : 6, 2};
+    redisReply *rep[2];
+    if (roundtrip(r, 2, argvs, lenss, argcs, rep, err, errlen) != 0) return -1;
+    /* [[stream, [[id, [field, value, ...]], ...]]] or nil on timeout */
+    redisReply *x = rep[0];
+    if (x->type == REDIS_REPLY_ARRAY && x->elements > 0 && x->element[0]->type == REDIS_REPLY_ARRAY &&
+        x->element[0]->elements == 2 && x->element[0]->element[1]->type == REDIS_REPLY_ARRAY) {
+        redisReply *entries = x->element[0]->element[1];
+        if (entries->elements > 0) {
+            redisReply *last = entries->element[entries->elements - 1];
+            if (last->type == REDIS_REPLY_ARRAY && last->elements > 0 && last->element[0]->type == REDIS_REPLY_STRING &&
+                last->element[0]->len < sizeof r->stream_id)
+                snprintf(r->stream_id, sizeof r->stream_id, "%s", last->element[0]->str);
+        }
+    }
+    uint64_t v = 0;
+    int have = rep[1]->type == REDIS_REPLY_STRING && fr_parse_u64(rep[1]->str, rep[1]->len, &v) == 0;
+    freeReplyObject(rep[0]);
+    freeReplyObject(rep[1]);
+    /* no active version (Redis restarted empty, nothing pushed yet): keep serving what we have */
+    if (!have || v == r->version) return 0;
+    return load_active(r, err, errlen) == 0 ? 1 : -1;
+}
+
+int fr_reader_follow(fr_reader *r, int block_ms, char *err, size_t errlen)
+{
+    fr_sigpipe_guard g;
+    fr_sigpipe_block(&g);
+    int rc = follow(r, block_ms, err, errlen);
+    fr_sigpipe_restore(&g);
+    return rc;
 }
 
 int fr_reader_load_active(fr_reader *r, char *err, size_t errlen)

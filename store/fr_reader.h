@@ -33,6 +33,14 @@ void fr_reader_close(fr_reader *r);
 /* Loads the active version: manifest and dense blob, and forgets cached rows of older versions.
  * Returns 0, or -1 when nothing is published or the version is incomplete. */
 int fr_reader_load_active(fr_reader *r, char *err, size_t errlen);
+/* Follows the change stream: waits up to block_ms (0: does not wait; at most 5000) for entries on
+ * P:changes after the last one seen, then reloads (as fr_reader_load_active) when P:active names
+ * another version than the loaded one -- a push or a rollback. Returns 1 when a version was
+ * (re)loaded, 0 when the loaded version is still the active one (or nothing is active: Redis
+ * restarted empty), -1 with a message (the loaded version stays in use). Before the first
+ * successful load it loads. A half-written later version (rows and dense blob written, no flip)
+ * is never loaded: only P:active decides. */
+int fr_reader_follow(fr_reader *r, int block_ms, char *err, size_t errlen);
 /* The loaded version (0 before the first successful load). */
 uint64_t fr_reader_version(const fr_reader *r);
 /* The manifest JSON text of the loaded version (owned by r; NULL before the first load). */

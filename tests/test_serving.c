@@ -1,0 +1,603 @@
+/* The public serving API (include/freshet_serving.h): following the change stream, never loading a
+ * half-written version, rollback, and the publisher thread (store/fr_pubq.h) through Redis outages.
+ * Against a private redis-server on a loopback port.
+ * Skipped (with a message) when redis-server is not installed. */
+#include <arpa/inet.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <math.h>
+#include <netinet/in.h>
+#include <setjmp.h>
+#include <signal.h>
+#include <spawn.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <cmocka.h>
+#include <hiredis/hiredis.h>
+
+#include "fr_model.h"
+#include "fr_publish.h"
+#include "fr_pubq.h"
+#include "fr_reader.h"
+#include "freshet_serving.h"
+
+extern char **environ;
+
+/* ---- a private redis-server ----------------------------------------------------------------- */
+
+typedef struct {
+    int available; /* redis-server found on PATH */
+    pid_t pid;     /* 0 when stopped */
+    int port;
+} redis_srv;
+
+static int on_path(const char *name)
+{
+    const char *path = getenv("PATH");
+    if (!path) return 0;
+    char *dup = strdup(path);
+    int found = 0;
+    for (char *save = NULL, *dir = strtok_r(dup, ":", &save); dir && !found; dir = strtok_r(NULL, ":", &save)) {
+        char full[1024];
+        snprintf(full, sizeof full, "%s/%s", dir, name);
+        found = access(full, X_OK) == 0;
+    }
+    free(dup);
+    return found;
+}
+
+static int free_port(void)
+{
+    int fd = socket(AF_INET, SOCK_STREAM, 0);
+    assert_true(fd >= 0);
+    struct sockaddr_in a = {.sin_family = AF_INET, .sin_port = 0, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+    assert_int_equal(bind(fd, (struct sockaddr *)&a, sizeof a), 0);
+    socklen_t len = sizeof a;
+    assert_int_equal(getsockname(fd, (struct sockaddr *)&a, &len), 0);
+    close(fd);
+    return ntohs(a.sin_port);
+}
+
+static int redis_ping(int port)
+{
+    struct timeval tv = {0, 200000};
+    redisContext *c = redisConnectWithTimeout("127.0.0.1", port, tv);
+    int ok = 0;
+    if (c && !c->err) {
+        redisReply *r = redisCommand(c, "PING");
+        ok = r && r->type == REDIS_REPLY_STATUS;
+        if (r) freeReplyObject(r);
+    }
+    if (c) redisFree(c);
+    return ok;
+}
+
+static void redis_start(redis_srv *s)
+{
+    char port[16];
+    snprintf(port, sizeof port, "%d", s->port);
+    char *argv[] = {"redis-server", "--port", port, "--bind", "127.0.0.1", "--save", "", "--appendonly", "no",
+                    "--daemonize", "no", "--loglevel", "warning", NULL};
+    posix_spawn_file_actions_t fa;
+    posix_spawn_file_actions_init(&fa);
+    posix_spawn_file_actions_addopen(&fa, STDOUT_FILENO, "/dev/null", O_WRONLY, 0);
+    int rc = posix_spawnp(&s->pid, "redis-server", &fa, NULL, argv, environ);
+    posix_spawn_file_actions_destroy(&fa);
+    if (rc != 0) fail_msg("cannot start redis-server: %s", strerror(rc));
+    for (int i = 0; i < 100; i++) {
+        if (redis_ping(s->port)) return;
+        struct timespec ts = {0, 50 * 1000 * 1000};
+        nanosleep(&ts, NULL);
+    }
+    fail_msg("redis-server on port %d did not answer PING within 5 s", s->port);
+}
+
+static void redis_stop(redis_srv *s)
+{
+    if (s->pid <= 0) return;
+    kill(s->pid, SIGTERM);
+    int st;
+    while (waitpid(s->pid, &st, 0) < 0 && errno == EINTR) {
+    }
+    s->pid = 0;
+}
+
+static int group_setup(void **state)
+{
+    redis_srv *s = calloc(1, sizeof *s);
+    if (!s) return -1;
+    *state = s;
+    s->available = on_path("redis-server");
+    if (!s->available) {
+        fprintf(stderr, "test_publish: redis-server is not installed; every test is skipped "
+                        "(install the redis-server package to run them)\n");
+        return 0;
+    }
+    s->port = free_port();
+    redis_start(s);
+    return 0;
+}
+
+static int group_teardown(void **state)
+{
+    redis_srv *s = *state;
+    redis_stop(s);
+    free(s);
+    return 0;
+}
+
+static redis_srv *need_redis(void **state)
+{
+    redis_srv *s = *state;
+    if (!s->available) skip();
+    if (!s->pid) redis_start(s);
+    return s;
+}
+
+/* One command on a throw-away connection: the integer reply (or -1). */
+static long long redis_int(int port, const char *fmt, const char *arg)
+{
+    redisContext *c = redisConnect("127.0.0.1", port);
+    assert_non_null(c);
+    assert_int_equal(c->err, 0);
+    redisReply *r = redisCommand(c, fmt, arg);
+    assert_non_null(r);
+    long long v = r->type == REDIS_REPLY_INTEGER ? r->integer : -1;
+    freeReplyObject(r);
+    redisFree(c);
+    return v;
+}
+
+/* ---- model helpers (as in test_ckpt.c) ---------------------------------------------------------- */
+
+static uint64_t next_rand(uint64_t *s)
+{
+    uint64_t z = (*s += 0x9E3779B97F4A7C15ULL);
+    z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ULL;
+    z = (z ^ (z >> 27)) * 0x94D049BB133111EBULL;
+    return z ^ (z >> 31);
+}
+
+static float uniform01(uint64_t *s) { return (float)(next_rand(s) >> 40) / 16777216.0f; }
+
+static void small_config(fr_model_config *c)
+{
+    fr_model_config_defaults(c);
+    c->n_cat = 3;
+    c->n_num = 2;
+    c->n_multi = 1;
+    c->n_scenarios = 2;
+    c->emb_dim = 4;
+    c->n_experts = 2;
+    c->expert_dim = 8;
+    c->tower_dim = 4;
+    c->batch_size = 16;
+}
+
+static void make_features(uint64_t *s, const fr_model_config *c, uint64_t vocab, fr_features *f)
+{
+    memset(f, 0, sizeof *f);
+    for (int t = 0; t < c->n_cat; t++) f->cat[t] = 1 + (uint64_t)t * 1000003u + next_rand(s) % vocab;
+    for (int i = 0; i < c->n_num; i++) f->num[i] = uniform01(s);
+    for (int j = 0; j < c->n_multi; j++) {
+        f->multi_len[j] = (uint8_t)(next_rand(s) % 4);
+        for (int k = 0; k < f->multi_len[j]; k++) f->multi[j][k] = 7 + next_rand(s) % vocab;
+    }
+}
+
+static void train(fr_model *m, int n, uint64_t seed, uint64_t vocab)
+{
+    const fr_model_config *c = fr_model_get_config(m);
+    fr_sample *x = calloc((size_t)n, sizeof *x);
+    assert_non_null(x);
+    uint64_t s = seed;
+    for (int i = 0; i < n; i++) {
+        make_features(&s, c, vocab, &x[i].f);
+        x[i].scenario = (int32_t)(next_rand(&s) % (uint64_t)c->n_scenarios);
+        float p = (x[i].f.cat[0] % 3 == 0) ? 0.6f : 0.1f;
+        x[i].label[FR_TASK_CTR] = uniform01(&s) < p ? 1.0f : 0.0f;
+        x[i].label[FR_TASK_CVR] = x[i].label[FR_TASK_CTR] > 0 && uniform01(&s) < 0.3f ? 1.0f : 0.0f;
+        x[i].label[FR_TASK_CTCVR] = x[i].label[FR_TASK_CTR] * x[i].label[FR_TASK_CVR];
+        for (int t = 0; t < FR_NTASKS; t++) {
+            x[i].weight[t] = 1.0f;
+            x[i].has_label[t] = 1;
+        }
+    }
+    fr_model_train(m, x, n, NULL);
+    free(x);
+}
+
+static fr_model *new_model(void)
+{
+    fr_model_config c;
+    small_config(&c);
+    char err[256];
+    fr_model *m = fr_model_create(&c, err, sizeof err);
+    if (!m) fail_msg("model: %s", err);
+    return m;
+}
+
+static int count_cb(const fr_row_view *r, void *ctx)
+{
+    (void)r;
+    (*(size_t *)ctx)++;
+    return 0;
+}
+
+static size_t count_rows(const fr_model *m, int which)
+{
+    size_t n = 0;
+    fr_model_foreach_row(m, which, count_cb, &n);
+    return n;
+}
+
+static const char DAEMON_MANIFEST[] = "{\"fields\":[\"scenario\",\"ad\",\"user\"],\"scenarios\":[\"feed\",\"search\"]}";
+
+static uint64_t push_ok(fr_publisher *p, fr_model *m)
+{
+    fr_publish_info info = {.manifest_json = DAEMON_MANIFEST};
+    uint64_t v = 0;
+    char err[512];
+    if (fr_publish_push(p, m, &info, &v, err, sizeof err) != 0) fail_msg("push: %s", err);
+    assert_int_equal(v, fr_model_version(m));
+    assert_int_equal(count_rows(m, FR_DIRTY_PUBLISH), 0);
+    return v;
+}
+
+/* The reader scores 100 impressions as the trainer predicts them (seen and unseen keys). */
+static void assert_reader_agrees(fr_reader *r, const fr_model *m, uint64_t seed)
+{
+    uint64_t s = seed;
+    char err[512];
+    for (int i = 0; i < 100; i++) {
+        fr_features f;
+        make_features(&s, fr_model_get_config(m), 70, &f);
+        int sc = i % 2;
+        float want[FR_NTASKS], got[FR_NTASKS];
+        fr_model_predict(m, &f, sc, want);
+        if (fr_reader_score(r, &f, sc, got, err, sizeof err) != 0) fail_msg("score: %s", err);
+        for (int t = 0; t < FR_NTASKS; t++)
+            if (fabsf(want[t] - got[t]) > 1e-6f)
+                fail_msg("impression %d task %d: reader %.9g, trainer %.9g", i, t, got[t], want[t]);
+    }
+}
+
+static void assert_row_counts(fr_reader *r, const fr_model *m)
+{
+    for (uint32_t t = 0; t < fr_model_table_count(m); t++)
+        assert_int_equal(fr_reader_row_count(r, t), (long)fr_model_row_count(m, t));
+}
+
+/* ---- helpers for these tests ------------------------------------------------------------------ */
+
+/* A model with m's rows (weights, versions) and the given dense parameters: what a reader that loaded
+ * those dense weights scores, since rows are read from Redis at their latest values. */
+typedef struct {
+    fr_model *dst;
+} put_ctx;
+
+static int put_cb(const fr_row_view *r, void *ctx)
+{
+    put_ctx *c = ctx;
+    return fr_model_put_row(c->dst, r->table, r->key, r->version, r->weights, NULL);
+}
+
+static fr_model *rows_with_dense(const fr_model *m, const float *dense)
+{
+    char err[256];
+    fr_model *x = fr_model_create(fr_model_get_config(m), err, sizeof err);
+    assert_non_null(x);
+    put_ctx c = {x};
+    assert_int_equal(fr_model_foreach_row(m, 0, put_cb, &c), 0);
+    assert_int_equal(fr_model_set_dense(x, dense, NULL, fr_model_dense_count(m)), 0);
+    return x;
+}
+
+static float *copy_dense(const fr_model *m)
+{
+    size_t n = fr_model_dense_count(m);
+    float *d = malloc(n * sizeof *d);
+    assert_non_null(d);
+    memcpy(d, fr_model_dense_params(m), n * sizeof *d);
+    return d;
+}
+
+/* The public API scores 100 impressions as `want` predicts them, to 1e-6; returns the largest
+ * difference to `other` (to show the two models do differ). */
+static float serving_agrees(freshet_serving *s, const fr_model *want, const fr_model *other, uint64_t seed)
+{
+    uint64_t st = seed;
+    char err[512];
+    float far = 0;
+    for (int i = 0; i < 100; i++) {
+        fr_features f;
+        make_features(&st, fr_model_get_config(want), 70, &f);
+        int sc = i % 2;
+        float w[FR_NTASKS], o[FR_NTASKS];
+        fr_model_predict(want, &f, sc, w);
+        if (other) fr_model_predict(other, &f, sc, o);
+        freshet_scores got;
+        if (freshet_serving_score(s, &f, sc, &got, err, sizeof err) != 0) fail_msg("score: %s", err);
+        float g[FR_NTASKS] = {got.pctr, got.pcvr, got.pctcvr};
+        for (int t = 0; t < FR_NTASKS; t++) {
+            if (fabsf(w[t] - g[t]) > 1e-6f)
+                fail_msg("impression %d task %d: serving %.9g, expected %.9g", i, t, g[t], w[t]);
+            if (other && fabsf(o[t] - g[t]) > far) far = fabsf(o[t] - g[t]);
+        }
+    }
+    return far;
+}
+
+static long long redis_get_u64(int port, const char *key)
+{
+    redisContext *c = redisConnect("127.0.0.1", port);
+    assert_non_null(c);
+    redisReply *r = redisCommand(c, "GET %s", key);
+    assert_non_null(r);
+    long long v = r->type == REDIS_REPLY_STRING ? strtoll(r->str, NULL, 10) : -1;
+    freeReplyObject(r);
+    redisFree(c);
+    return v;
+}
+
+/* ---- tests ---------------------------------------------------------------------------------- */
+
+/* A publisher dies between writing version V+1 (rows, dense blob, manifest) and the flip: a reader
+ * following the stream keeps V's dense weights, bit for bit, until the flip happens. */
+static void test_half_pushed_version_is_never_loaded(void **state)
+{
+    redis_srv *s = need_redis(state);
+    char err[512];
+    fr_model *m = new_model();
+    train(m, 400, 31, 60);
+    fr_publisher *p = fr_publish_open("127.0.0.1", s->port, "s1", 3, err, sizeof err);
+    assert_non_null(p);
+    uint64_t v1 = push_ok(p, m);
+    float *dense_v1 = copy_dense(m);
+
+    freshet_serving *sv = freshet_serving_open("127.0.0.1", s->port, "s1", err, sizeof err);
+    if (!sv) fail_msg("open: %s", err);
+    assert_int_equal(freshet_serving_load(sv, err, sizeof err), 0);
+    assert_int_equal(freshet_serving_version(sv), v1);
+    serving_agrees(sv, m, NULL, 41);
+
+    /* V+1 written but not flipped */
+    train(m, 64, 32, 60);
+    fr_publish_test_fail_before_flip(p, 1);
+    fr_publish_info info = {.manifest_json = DAEMON_MANIFEST};
+    uint64_t v = 0;
+    assert_int_equal(fr_publish_push(p, m, &info, &v, err, sizeof err), -1);
+    assert_non_null(strstr(err, "before the flip"));
+    uint64_t v2 = fr_model_version(m);
+    assert_true(v2 > v1);
+    char key[128];
+    snprintf(key, sizeof key, "s1:{v%llu}:dense", (unsigned long long)v2);
+    assert_int_equal(redis_int(s->port, "EXISTS %s", key), 1); /* the later dense blob is there */
+    assert_int_equal(redis_get_u64(s->port, "s1:active"), (long long)v1);
+
+    /* following, reloading: still V's dense weights, with the rows as Redis has them now */
+    assert_int_equal(freshet_serving_follow(sv, 0, err, sizeof err), 0);
+    assert_int_equal(freshet_serving_load(sv, err, sizeof err), 0);
+    assert_int_equal(freshet_serving_version(sv), v1);
+    fr_model *expect = rows_with_dense(m, dense_v1);
+    float far = serving_agrees(sv, expect, m, 42);
+    assert_true(far > 1e-5f); /* and that is measurably not V+1's dense weights */
+
+    /* the retried push completes: the stream wakes the reader, which loads V+1 */
+    fr_publish_test_fail_before_flip(p, 0);
+    assert_int_equal(push_ok(p, m), v2);
+    assert_int_equal(freshet_serving_follow(sv, 1000, err, sizeof err), 1);
+    assert_int_equal(freshet_serving_version(sv), v2);
+    serving_agrees(sv, m, NULL, 43);
+    assert_int_equal(freshet_serving_follow(sv, 0, err, sizeof err), 0);
+
+    fr_model_free(expect);
+    free(dense_v1);
+    freshet_serving_close(sv);
+    fr_publish_close(p);
+    fr_model_free(m);
+}
+
+static void test_rollback(void **state)
+{
+    redis_srv *s = need_redis(state);
+    char err[512];
+    fr_model *m = new_model();
+    train(m, 300, 51, 60);
+    fr_publisher *p = fr_publish_open("127.0.0.1", s->port, "s2", 3, err, sizeof err);
+    assert_non_null(p);
+    uint64_t from = 0, now = 0;
+    assert_int_equal(fr_publish_rollback("127.0.0.1", s->port, "s2", 0, &from, &now, err, sizeof err), -1);
+    assert_non_null(strstr(err, "nothing is published"));
+
+    uint64_t v1 = push_ok(p, m);
+    float *d1 = copy_dense(m);
+    train(m, 48, 52, 60);
+    uint64_t v2 = push_ok(p, m);
+    float *d2 = copy_dense(m);
+    train(m, 48, 53, 60);
+    uint64_t v3 = push_ok(p, m);
+
+    freshet_serving *sv = freshet_serving_open("127.0.0.1", s->port, "s2", err, sizeof err);
+    assert_non_null(sv);
+    assert_int_equal(freshet_serving_load(sv, err, sizeof err), 0);
+    assert_int_equal(freshet_serving_version(sv), v3);
+
+    /* default: the previous retained version */
+    assert_int_equal(fr_publish_rollback("127.0.0.1", s->port, "s2", 0, &from, &now, err, sizeof err), 0);
+    assert_int_equal(from, v3);
+    assert_int_equal(now, v2);
+    assert_int_equal(redis_get_u64(s->port, "s2:active"), (long long)v2);
+    assert_int_equal(freshet_serving_follow(sv, 1000, err, sizeof err), 1);
+    assert_int_equal(freshet_serving_version(sv), v2);
+    fr_model *e2 = rows_with_dense(m, d2);
+    assert_true(serving_agrees(sv, e2, m, 61) > 1e-5f);
+
+    /* --to an older one; then one that is not retained */
+    assert_int_equal(fr_publish_rollback("127.0.0.1", s->port, "s2", v1, &from, &now, err, sizeof err), 0);
+    assert_int_equal(now, v1);
+    assert_int_equal(freshet_serving_follow(sv, 1000, err, sizeof err), 1);
+    assert_int_equal(freshet_serving_version(sv), v1);
+    fr_model *e1 = rows_with_dense(m, d1);
+    serving_agrees(sv, e1, NULL, 62);
+    assert_int_equal(fr_publish_rollback("127.0.0.1", s->port, "s2", 0, &from, &now, err, sizeof err), -1);
+    assert_non_null(strstr(err, "no retained version older"));
+    assert_int_equal(fr_publish_rollback("127.0.0.1", s->port, "s2", v3 + 100, &from, &now, err, sizeof err), -1);
+    assert_non_null(strstr(err, "not retained"));
+    /* each rollback is announced on the stream */
+    assert_int_equal(redis_int(s->port, "XLEN %s", "s2:changes"), 5);
+
+    /* forward again to the newest */
+    assert_int_equal(fr_publish_rollback("127.0.0.1", s->port, "s2", v3, &from, &now, err, sizeof err), 0);
+    assert_int_equal(freshet_serving_follow(sv, 1000, err, sizeof err), 1);
+    serving_agrees(sv, m, NULL, 63);
+
+    fr_model_free(e1);
+    fr_model_free(e2);
+    free(d1);
+    free(d2);
+    freshet_serving_close(sv);
+    fr_publish_close(p);
+    fr_model_free(m);
+}
+
+static double seconds_now(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + (double)ts.tv_nsec * 1e-9;
+}
+
+static fr_pubq *open_queue(int port, const char *prefix, const fr_model *m)
+{
+    char err[512];
+    fr_pubq *q = fr_pubq_open("127.0.0.1", port, prefix, 3, fr_model_get_config(m), DAEMON_MANIFEST, NULL, err,
+                              sizeof err);
+    if (!q) fail_msg("pubq: %s", err);
+    return q;
+}
+
+static void submit(fr_pubq *q, fr_model *m)
+{
+    char err[512];
+    if (fr_pubq_submit(q, m, err, sizeof err) != 0) fail_msg("submit: %s", err);
+    assert_int_equal(count_rows(m, FR_DIRTY_PUBLISH), 0); /* the queue owns the marks now */
+}
+
+/* Redis down while training goes on: hand-overs never wait, rows changed meanwhile are kept, and
+ * once Redis is back one push catches up with every one of them. */
+static void test_queue_survives_redis_outage(void **state)
+{
+    redis_srv *s = need_redis(state);
+    char err[512];
+    fr_model *m = new_model();
+    train(m, 300, 71, 60);
+    fr_pubq *q = open_queue(s->port, "s3", m);
+    submit(q, m);
+    assert_int_equal(fr_pubq_flush(q, 10), 0);
+    fr_pubq_stats st;
+    fr_pubq_get_stats(q, &st);
+    assert_int_equal(st.pushes, 1);
+    assert_int_equal(st.full_snapshots, 1); /* the first push of a process writes every row */
+    assert_int_equal(st.last_version, fr_model_version(m));
+
+    redis_stop(s);
+    double worst = 0;
+    for (int i = 0; i < 6; i++) {
+        train(m, 48, 72 + (uint64_t)i, 400); /* new keys: rows Redis has never seen */
+        double t0 = seconds_now();
+        submit(q, m);
+        double dt = seconds_now() - t0;
+        if (dt > worst) worst = dt;
+        struct timespec ts = {0, 300 * 1000 * 1000};
+        nanosleep(&ts, NULL);
+    }
+    print_message("  slowest hand-over while Redis was down: %.2f ms\n", worst * 1e3);
+    assert_true(worst < 0.2); /* copies only: never a connect timeout */
+    assert_int_equal(fr_pubq_flush(q, 0.5), -1);
+    fr_pubq_get_stats(q, &st);
+    assert_true(st.failures >= 1);
+    assert_true(st.merged >= 1);
+    assert_true(st.pending_rows > 0);
+    assert_non_null(strstr(st.last_error, "redis"));
+
+    redis_start(s); /* empty: no persistence */
+    if (fr_pubq_flush(q, 15) != 0) {
+        fr_pubq_get_stats(q, &st);
+        fail_msg("did not catch up: %s", st.last_error);
+    }
+    fr_pubq_get_stats(q, &st);
+    assert_int_equal(st.last_version, fr_model_version(m));
+    assert_int_equal(st.pending_rows, 0);
+    fr_reader *r = fr_reader_open("127.0.0.1", s->port, "s3", err, sizeof err);
+    assert_non_null(r);
+    assert_int_equal(fr_reader_load_active(r, err, sizeof err), 0);
+    assert_int_equal(fr_reader_version(r), fr_model_version(m));
+    assert_row_counts(r, m);
+    assert_reader_agrees(r, m, 81);
+    fr_reader_close(r);
+    fr_pubq_close(q, 5);
+    fr_model_free(m);
+}
+
+/* Redis restarts empty while the queue is idle: the next hand-over holds only the changed rows, which
+ * must not be flipped alone; the queue asks for every row and publishes a complete version. */
+static void test_queue_never_flips_partial_rows(void **state)
+{
+    redis_srv *s = need_redis(state);
+    char err[512];
+    fr_model *m = new_model();
+    train(m, 300, 91, 60);
+    fr_pubq *q = open_queue(s->port, "s4", m);
+    submit(q, m);
+    assert_int_equal(fr_pubq_flush(q, 10), 0);
+    redis_stop(s);
+    redis_start(s);
+    train(m, 32, 92, 60);
+    submit(q, m); /* the changed rows only */
+    /* the push finds Redis empty and refuses to flip with those rows alone */
+    double t0 = seconds_now();
+    fr_pubq_stats st;
+    do {
+        fr_pubq_get_stats(q, &st);
+        struct timespec ts = {0, 20 * 1000 * 1000};
+        nanosleep(&ts, NULL);
+    } while (!st.wants_full && seconds_now() - t0 < 10);
+    assert_int_equal(st.wants_full, 1);
+    assert_int_equal(redis_int(s->port, "EXISTS %s", "s4:active"), 0);
+    assert_int_equal(fr_pubq_flush(q, 0.2), -1);
+    /* the next hand-over copies every row */
+    submit(q, m);
+    assert_int_equal(fr_pubq_flush(q, 10), 0);
+    fr_pubq_get_stats(q, &st);
+    assert_int_equal(st.full_snapshots, 2);
+    fr_reader *r = fr_reader_open("127.0.0.1", s->port, "s4", err, sizeof err);
+    assert_non_null(r);
+    assert_int_equal(fr_reader_load_active(r, err, sizeof err), 0);
+    assert_row_counts(r, m);
+    assert_reader_agrees(r, m, 93);
+    fr_reader_close(r);
+    fr_pubq_close(q, 5);
+    fr_model_free(m);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_half_pushed_version_is_never_loaded),
+        cmocka_unit_test(test_rollback),
+        cmocka_unit_test(test_queue_survives_redis_outage),
+        cmocka_unit_test(test_queue_never_flips_partial_rows),
+    };
+    return cmocka_run_group_tests(tests, group_setup, group_teardown);
+}
