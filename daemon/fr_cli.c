@@ -26,6 +26,8 @@ static const char USAGE[] =
     "\n"
     "  gen --out FILE [--truth FILE] [--impressions N] [--seed S] [--days D] [--users N] [--ads N]\n"
     "      [--duplicates RATE] [--reorder-ms MS]   write a synthetic event stream (EVENTS.md JSON Lines)\n"
+    "      [--delay-short-share S] [--delay-short-mean SEC] [--delay-long-mean SEC] [--obs-window SEC]\n"
+    "                                             conversion delay mixture; w_o of the truth's p_ip / p_dp\n"
     "  load FILE [-c CONFIG] [--brokers H:P]        produce a JSON Lines file into the Kafka topics\n"
     "  replay FILE [-c CONFIG] [--state DIR] [--no-publish]\n"
     "                                               learn from a file, no broker (resumes where it stopped)\n"
@@ -64,6 +66,7 @@ typedef struct {
     unsigned long long to;  /* rollback --to; 0 = the previous version */
     double follow;          /* score --follow seconds */
     int have_impressions, have_seed, have_days;
+    double delay_short_share, delay_short_mean, delay_long_mean, obs_window; /* gen; < 0 = default */
 } cli_args;
 
 static int parse_number(const char *flag, const char *text, double *out)
@@ -83,6 +86,7 @@ static int parse_args(int argc, char **argv, cli_args *a)
 {
     memset(a, 0, sizeof *a);
     a->limit = 10;
+    a->delay_short_share = a->delay_short_mean = a->delay_long_mean = a->obs_window = -1;
     for (int i = 0; i < argc; i++) {
         const char *f = argv[i];
         const char *v = i + 1 < argc ? argv[i + 1] : NULL;
@@ -106,6 +110,10 @@ static int parse_args(int argc, char **argv, cli_args *a)
         else if (!strcmp(f, "--seed")) { FR_NEEDS_VALUE if (parse_number(f, v, &num)) return -1; a->seed = (long long)num; a->have_seed = 1; }
         else if (!strcmp(f, "--days")) { FR_NEEDS_VALUE if (parse_number(f, v, &a->days)) return -1; a->have_days = 1; }
         else if (!strcmp(f, "--duplicates")) { FR_NEEDS_VALUE if (parse_number(f, v, &a->duplicates)) return -1; }
+        else if (!strcmp(f, "--delay-short-share")) { FR_NEEDS_VALUE if (parse_number(f, v, &a->delay_short_share)) return -1; }
+        else if (!strcmp(f, "--delay-short-mean")) { FR_NEEDS_VALUE if (parse_number(f, v, &a->delay_short_mean)) return -1; }
+        else if (!strcmp(f, "--delay-long-mean")) { FR_NEEDS_VALUE if (parse_number(f, v, &a->delay_long_mean)) return -1; }
+        else if (!strcmp(f, "--obs-window")) { FR_NEEDS_VALUE if (parse_number(f, v, &a->obs_window)) return -1; }
         else if (!strcmp(f, "--reorder-ms")) { FR_NEEDS_VALUE if (parse_number(f, v, &a->reorder_ms)) return -1; }
         else if (!strcmp(f, "--users")) { FR_NEEDS_VALUE if (parse_number(f, v, &num)) return -1; a->users = (long long)num; }
         else if (!strcmp(f, "--ads")) { FR_NEEDS_VALUE if (parse_number(f, v, &num)) return -1; a->ads = (long long)num; }
@@ -209,6 +217,10 @@ static int cmd_gen(const cli_args *a)
     if (a->ads > 0) o.n_ads = (int)a->ads;
     o.duplicate_rate = a->duplicates;
     o.reorder_ms = a->reorder_ms;
+    if (a->delay_short_share >= 0) o.delay_short_share = a->delay_short_share;
+    if (a->delay_short_mean >= 0) o.delay_short_mean_s = a->delay_short_mean;
+    if (a->delay_long_mean >= 0) o.delay_long_mean_s = a->delay_long_mean;
+    if (a->obs_window >= 0) o.obs_window_s = a->obs_window;
     FILE *ev = fopen(a->out, "w");
     FILE *tr = a->truth ? fopen(a->truth, "w") : NULL;
     if (!ev || (a->truth && !tr)) {
@@ -270,6 +282,82 @@ static const char *base_name(const char *path)
     return slash ? slash + 1 : path;
 }
 
+/* ---- the oracle policy's lookahead: every impression's first conversion in the file ---- */
+
+typedef struct {
+    char id[FR_ID_MAX + 1];
+    int64_t ts;
+    uint64_t order;
+} oracle_conv;
+
+typedef struct {
+    oracle_conv *v;
+    size_t n;
+} oracle_table;
+
+static int oracle_cmp(const void *a, const void *b)
+{
+    const oracle_conv *x = a, *y = b;
+    int c = strcmp(x->id, y->id);
+    if (c) return c;
+    return (x->order > y->order) - (x->order < y->order);
+}
+
+static int oracle_lookup(void *ctx, const char *id, size_t id_len, int64_t *conv_ts)
+{
+    const oracle_table *t = ctx;
+    oracle_conv key;
+    if (id_len > FR_ID_MAX) return 0;
+    memcpy(key.id, id, id_len);
+    key.id[id_len] = '\0';
+    size_t lo = 0, hi = t->n; /* first entry with this id = its first conversion in file order */
+    while (lo < hi) {
+        size_t mid = lo + (hi - lo) / 2;
+        if (strcmp(t->v[mid].id, key.id) < 0)
+            lo = mid + 1;
+        else
+            hi = mid;
+    }
+    if (lo == t->n || strcmp(t->v[lo].id, key.id) != 0) return 0;
+    *conv_ts = t->v[lo].ts;
+    return 1;
+}
+
+/* A first pass over the whole file (the future, as far as the join is concerned). Deterministic,
+ * so a resumed replay builds the same table. */
+static int oracle_scan(const fr_config *c, const char *path, oracle_table *t)
+{
+    FILE *in = fopen(path, "r");
+    if (!in) return -1;
+    char *line = NULL, why[320];
+    size_t cap = 0, vcap = 0;
+    ssize_t n;
+    uint64_t order = 0;
+    fr_event ev;
+    memset(t, 0, sizeof *t);
+    while ((n = getline(&line, &cap, in)) > 0) {
+        size_t len = (size_t)n;
+        if (line[len - 1] == '\n') len--;
+        if (len == 0 || fr_event_decode(c, line, len, &ev, why, sizeof why) != FR_REJECT_NONE) continue;
+        if (ev.type != FR_EV_CONVERSION) continue;
+        if (t->n == vcap) {
+            vcap = vcap ? 2 * vcap : 4096;
+            oracle_conv *nv = realloc(t->v, vcap * sizeof *nv);
+            if (!nv) break;
+            t->v = nv;
+        }
+        oracle_conv *o = &t->v[t->n++];
+        memcpy(o->id, ev.id, ev.id_len);
+        o->id[ev.id_len] = '\0';
+        o->ts = ev.ts;
+        o->order = order++;
+    }
+    free(line);
+    fclose(in);
+    qsort(t->v, t->n, sizeof *t->v, oracle_cmp);
+    return 0;
+}
+
 static int cmd_replay(const cli_args *a)
 {
     fr_config c;
@@ -286,10 +374,22 @@ static int cmd_replay(const cli_args *a)
         return 1;
     }
     char err[512];
+    oracle_table oracle = {0};
+    if (c.join_policy == FR_JOIN_POLICY_ORACLE) {
+        if (oracle_scan(&c, a->positional, &oracle) != 0) {
+            fprintf(stderr, "freshet replay: cannot read %s for the oracle's lookahead\n", a->positional);
+            fclose(in);
+            return 1;
+        }
+        c.oracle = oracle_lookup;
+        c.oracle_ctx = &oracle;
+        fprintf(stderr, "freshet replay: oracle policy: %zu conversions looked ahead\n", oracle.n);
+    }
     fr_pipeline *p = fr_pipeline_open(&c, err, sizeof err);
     if (!p) {
         fprintf(stderr, "freshet replay: %s\n", err);
         fclose(in);
+        free(oracle.v);
         return 1;
     }
     /* The source is named after the file so that one state directory can backfill several logs. */
@@ -302,6 +402,7 @@ static int cmd_replay(const cli_args *a)
             fprintf(stderr, "freshet replay: cannot seek %s to the checkpointed offset %" PRId64 "\n", a->positional, offset);
             fr_pipeline_close(p);
             fclose(in);
+            free(oracle.v);
             return 1;
         }
         fprintf(stderr, "freshet replay: resuming %s at byte %" PRId64 "\n", a->positional, offset);
@@ -350,6 +451,7 @@ static int cmd_replay(const cli_args *a)
         }
     }
     fr_pipeline_close(p);
+    free(oracle.v);
     return rc;
 }
 

@@ -15,6 +15,7 @@
 #include <string.h>
 
 #include "fr_hash.h"
+#include "fr_join.h"
 
 enum { PATH_MAX_LEN = 160 };
 
@@ -284,6 +285,12 @@ void fr_config_defaults(fr_config *c)
     c->click_window_ms = INT64_C(30) * 60 * 1000;
     c->attribution_window_ms = INT64_C(7) * 24 * 3600 * 1000;
     c->allowed_lateness_ms = 0;
+    c->join_policy = FR_JOIN_POLICY_ESDFM;
+    c->observation_window_ms = INT64_C(15) * 60 * 1000;
+    c->real_negative_window_ms = 0;
+    c->weight_clip = 5.0;
+    c->rn_floor = 0.01;
+    c->helper_buckets_log2 = 16;
 
     fr_model_config_defaults(&c->model);
 
@@ -461,7 +468,9 @@ static int load_fields(errbuf *e, fr_config *c, const json_t *a)
 
 static int load_join(errbuf *e, fr_config *c, const json_t *o)
 {
-    static const char *const keys[] = {"click_window", "attribution_window", "allowed_lateness", NULL};
+    static const char *const keys[] = {"click_window", "attribution_window",   "allowed_lateness", "policy",
+                                       "observation_window", "real_negative_window", "weight_clip",
+                                       "rn_floor",     "helper_buckets_log2",  NULL};
     if (want_object(e, o, "join") || check_keys(e, o, "join", keys))
         return -1;
     const json_t *v;
@@ -474,6 +483,38 @@ static int load_join(errbuf *e, fr_config *c, const json_t *o)
     if ((v = json_object_get(o, "allowed_lateness")) &&
         get_duration(e, v, "join.allowed_lateness", true, &c->allowed_lateness_ms))
         return -1;
+    if ((v = json_object_get(o, "policy"))) {
+        char name[FR_NAME_MAX];
+        if (get_string(e, v, "join.policy", name, sizeof name, false))
+            return -1;
+        int pol = fr_join_policy_from_name(name);
+        if (pol < 0)
+            return fail(e, "\"join.policy\" is \"%s\", expected wait, vanilla, fnw, fnc, esdfm, defuse, defer or oracle",
+                        name);
+        c->join_policy = pol;
+    }
+    if ((v = json_object_get(o, "observation_window")) &&
+        get_duration(e, v, "join.observation_window", true, &c->observation_window_ms))
+        return -1;
+    if ((v = json_object_get(o, "real_negative_window")) &&
+        get_duration(e, v, "join.real_negative_window", true, &c->real_negative_window_ms))
+        return -1;
+    if ((v = json_object_get(o, "weight_clip")) && get_number(e, v, "join.weight_clip", 0, true, 1e6, &c->weight_clip))
+        return -1;
+    if ((v = json_object_get(o, "rn_floor")) && get_number(e, v, "join.rn_floor", 0, false, 1, &c->rn_floor))
+        return -1;
+    if ((v = json_object_get(o, "helper_buckets_log2")) &&
+        get_int(e, v, "join.helper_buckets_log2", 4, 26, &c->helper_buckets_log2))
+        return -1;
+    if (c->observation_window_ms > c->attribution_window_ms) {
+        /* Only the window policies need w_o; the others keep working with short test windows. */
+        if (json_object_get(o, "observation_window"))
+            return fail(e, "\"join.observation_window\" must not exceed join.attribution_window");
+        c->observation_window_ms = c->attribution_window_ms;
+    }
+    if (c->real_negative_window_ms &&
+        (c->real_negative_window_ms < c->observation_window_ms || c->real_negative_window_ms > c->attribution_window_ms))
+        return fail(e, "\"join.real_negative_window\" must lie between join.observation_window and join.attribution_window");
     /* keeps ts + window sums far from int64 overflow whatever the event ts (<= FR_TS_MAX) */
     static const int64_t max_ms = INT64_C(100) * 365 * 86400000;
     if (c->click_window_ms > max_ms || c->attribution_window_ms > max_ms || c->allowed_lateness_ms > max_ms)
@@ -484,23 +525,26 @@ static int load_join(errbuf *e, fr_config *c, const json_t *o)
 static int load_model(errbuf *e, fr_model_config *m, const json_t *o)
 {
     static const char *const keys[] = {"emb_dim", "n_experts",    "expert_dim", "tower_dim", "batch_size",
-                                       "lr_emb",  "lr_dense",     "adagrad_init", "init_scale", "seed", NULL};
+                                       "lr_emb",  "lr_dense",     "adagrad_init", "init_scale", "seed",
+                                       "interactions", "wide", NULL};
     if (want_object(e, o, "model") || check_keys(e, o, "model", keys))
         return -1;
     struct {
         const char *key;
         int *dst;
-        int max;
-    } ints[] = {{"emb_dim", &m->emb_dim, 1024},
-                {"n_experts", &m->n_experts, 256},
-                {"expert_dim", &m->expert_dim, 8192},
-                {"tower_dim", &m->tower_dim, 8192},
-                {"batch_size", &m->batch_size, 1 << 20}};
+        int min, max;
+    } ints[] = {{"emb_dim", &m->emb_dim, 1, 1024},
+                {"n_experts", &m->n_experts, 1, 256},
+                {"expert_dim", &m->expert_dim, 1, 8192},
+                {"tower_dim", &m->tower_dim, 1, 8192},
+                {"batch_size", &m->batch_size, 1, 1 << 20},
+                {"interactions", &m->interactions, 0, 3},
+                {"wide", &m->wide, 0, 1}};
     for (size_t i = 0; i < sizeof ints / sizeof ints[0]; i++) {
         const json_t *v = json_object_get(o, ints[i].key);
         char p[PATH_MAX_LEN];
         join_path(p, "model", ints[i].key);
-        if (v && get_int(e, v, p, 1, ints[i].max, ints[i].dst))
+        if (v && get_int(e, v, p, ints[i].min, ints[i].max, ints[i].dst))
             return -1;
     }
     struct {

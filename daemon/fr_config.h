@@ -48,6 +48,16 @@ typedef struct {
     int64_t click_window_ms;         /* default 30 min */
     int64_t attribution_window_ms;   /* default 7 days */
     int64_t allowed_lateness_ms;     /* default 0 */
+    /* delayed feedback (docs/delayed-feedback.md) */
+    int join_policy;                 /* fr_join_policy, default wait */
+    int64_t observation_window_ms;   /* w_o, default 15 min */
+    int64_t real_negative_window_ms; /* w_rn (defer), default 0 = the attribution window */
+    double weight_clip;              /* each delayed-feedback weight clipped to [0, this], default 5 */
+    double rn_floor;                 /* f_rn floored at this, default 0.01 */
+    int helper_buckets_log2;         /* hashed buckets of the helper heads f_dp, f_rn, default 16 */
+    /* Not from JSON: the oracle policy's lookahead, set by `freshet replay` (fr_join.h). */
+    int (*oracle)(void *ctx, const char *id, size_t id_len, int64_t *conv_ts);
+    void *oracle_ctx;
 
     /* learner */
     fr_model_config model;

@@ -642,7 +642,7 @@ typedef struct {
 } slot_t;
 
 /* One impression: features, probabilities, outcomes, truth line; pushes its click and conversion. */
-static int gen_impression(run_t *r, uint64_t k, int64_t ts, double p_cvr_7d_factor)
+static int gen_impression(run_t *r, uint64_t k, int64_t ts, double p_cvr_7d_factor, double p_ip_factor)
 {
     world_t *w = &r->w;
     rng_t *g = &r->r_imp;
@@ -738,8 +738,10 @@ static int gen_impression(run_t *r, uint64_t k, int64_t ts, double p_cvr_7d_fact
     }
     if (r->truth)
         fprintf(r->truth,
-                "i-%016" PRIx64 "\t%" PRId64 "\t%s\t%.6f\t%.6f\t%d\t%d\t%.6f\t%" PRId64 "\t%" PRId64 "\n", imp_id(r, k),
-                ts, SCEN_NAME[s], p_ctr, p_cvr, clicked, converted, p_cvr * p_cvr_7d_factor, click_ts, conv_ts);
+                "i-%016" PRIx64 "\t%" PRId64 "\t%s\t%.6f\t%.6f\t%d\t%d\t%.6f\t%" PRId64 "\t%" PRId64
+                "\t%.6f\t%.6f\t%.6f\n",
+                imp_id(r, k), ts, SCEN_NAME[s], p_ctr, p_cvr, clicked, converted, p_cvr * p_cvr_7d_factor, click_ts,
+                conv_ts, p_cvr * p_cvr_7d_factor, p_cvr * p_ip_factor, p_cvr * (p_cvr_7d_factor - p_ip_factor));
     return 0;
 }
 
@@ -760,6 +762,8 @@ static int check_opts(const fr_gen_opts *o, char *err, size_t errlen)
     if (!(o->delay_short_mean_s > 0.0 && o->delay_short_mean_s <= 1e9) ||
         !(o->delay_long_mean_s > 0.0 && o->delay_long_mean_s <= 1e9))
         return set_err(err, errlen, "delay means must be in (0, 1e9] seconds"), -1;
+    if (!(o->obs_window_s >= 0.0 && o->obs_window_s <= 1e9))
+        return set_err(err, errlen, "obs_window_s must be in [0, 1e9] seconds"), -1;
     if (!(o->duplicate_rate >= 0.0 && o->duplicate_rate < 1.0))
         return set_err(err, errlen, "duplicate_rate must be in [0, 1)"), -1;
     if (!(o->reorder_ms >= 0.0 && o->reorder_ms <= 1e12))
@@ -779,6 +783,7 @@ void fr_gen_defaults(fr_gen_opts *o)
     o->delay_short_share = 0.35;
     o->delay_short_mean_s = 900.0;
     o->delay_long_mean_s = 2.0 * 86400.0;
+    o->obs_window_s = 900.0;
     o->duplicate_rate = 0.0;
     o->reorder_ms = 0.0;
 }
@@ -832,8 +837,9 @@ int fr_gen_run(const fr_gen_opts *o, FILE *events, FILE *truth, char *err, size_
     }
 
     if (truth)
-        fprintf(truth, "id\tts\tscenario\tp_ctr\tp_cvr\tclicked\tconverted\tp_cvr_7d\tclick_ts\tconv_ts\n");
+        fprintf(truth, "id\tts\tscenario\tp_ctr\tp_cvr\tclicked\tconverted\tp_cvr_7d\tclick_ts\tconv_ts\tp_star\tp_ip\tp_dp\n");
     double g7 = delay_cdf(o, (double)ATTR_WINDOW_MS);
+    double gwo = delay_cdf(o, o->obs_window_s * 1000.0 < (double)ATTR_WINDOW_MS ? o->obs_window_s * 1000.0 : (double)ATTR_WINDOW_MS);
 
     /* Sorted uniforms one at a time: given the k smallest of N, the next is
      * 1 - (1 - prev) * V^(1/(N-k)), so impressions come out in time order with no buffer. */
@@ -852,7 +858,7 @@ int fr_gen_run(const fr_gen_opts *o, FILE *events, FILE *truth, char *err, size_
         if (off >= slots[si].len)
             off = slots[si].len - 1;
         int64_t ts = slots[si].t0 + off;
-        if (flush_pending(r, ts) != 0 || gen_impression(r, k, ts, g7) != 0) {
+        if (flush_pending(r, ts) != 0 || gen_impression(r, k, ts, g7, gwo) != 0) {
             set_err(err, errlen, "out of memory");
             goto done;
         }

@@ -27,7 +27,11 @@
  *   converted              1 if clicked and a conversion came within 7 days of that click
  *   p_cvr_7d               p_cvr * G(7 d), G the conversion delay CDF, %.6f
  *   click_ts, conv_ts      ts of the click / conversion event written for this impression (also when
- *                          outside its window), or -1 if none was written */
+ *                          outside its window), or -1 if none was written
+ *   p_star                 P(converts within the 7 d attribution window | click) = p_cvr_7d, %.6f
+ *   p_ip                   P(converts within the observation window w_o | click) = p_cvr G(w_o), %.6f
+ *   p_dp                   P(converts after w_o, within 7 d | click) = p_star - p_ip, %.6f
+ * (the delayed-feedback quantities of docs/delayed-feedback.md; columns are only ever appended). */
 #ifndef FR_GEN_H
 #define FR_GEN_H
 
@@ -43,6 +47,7 @@ typedef struct {
     int n_users, n_ads;         /* default 200000, 20000; Zipf exponent ~1.1 */
     double delay_short_share;   /* mixture: share of conversions with short delay, default 0.35 */
     double delay_short_mean_s, delay_long_mean_s;  /* defaults 900 s and 2 days */
+    double obs_window_s;        /* w_o for the truth's p_ip and p_dp, default 900 s (15 min) */
     double duplicate_rate;      /* probability an event is written twice, default 0 */
     double reorder_ms;          /* max random arrival jitter; 0 = arrival in event-time order (default) */
 } fr_gen_opts;

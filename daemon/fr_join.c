@@ -34,8 +34,18 @@
 
 enum { ENTRY_FORMAT_VERSION = 1, META_FORMAT_VERSION = 1 };
 
-/* Timer kinds. The order is the tie-break for equal (deadline, id). */
-typedef enum { TIMER_ORPHAN = 0, TIMER_CLICK_WINDOW, TIMER_ATTRIBUTION, TIMER_NKINDS } timer_kind;
+/* Timer kinds. The order is the tie-break for equal (deadline, id): a click's delayed-feedback
+ * copies come before its CTR sample at the same instant, and all of them before its final one. */
+typedef enum {
+    TIMER_ORPHAN = 0,
+    TIMER_EARLY,        /* fnw/fnc FAKE_NEG, oracle ORACLE: at click ts */
+    TIMER_CLICK_WINDOW,
+    TIMER_OBS_WINDOW,   /* WINDOW: click ts + w_o */
+    TIMER_DELAYED_POS,  /* DELAYED_POS: max(conv ts, first copy's ts) */
+    TIMER_REAL_NEG,     /* REAL_NEG: click ts + w_rn */
+    TIMER_ATTRIBUTION,  /* ATTRIBUTION (wait) / MATURED */
+    TIMER_NKINDS
+} timer_kind;
 
 /* Entry flags (persisted: the values are part of the entry format). */
 enum {
@@ -48,7 +58,12 @@ enum {
     F_CONV_HELD = 1u << 6,    /* conversion waiting for its click or impression: conv_ts, conv_value */
     F_CTR_EMITTED = 1u << 7,  /* the CLICK_WINDOW sample is out */
     F_PRIOR = 1u << 8,        /* prior holds the caller's predictions (fr_join_set_prior) */
-    F_KNOWN = (1u << 9) - 1
+    F_EARLY_DONE = 1u << 9,   /* the FAKE_NEG / ORACLE copy is out */
+    F_WINDOW_DONE = 1u << 10, /* the WINDOW copy is out */
+    F_WINDOW_POS = 1u << 11,  /* ... and it was an in-window positive */
+    F_DP_DONE = 1u << 12,     /* the DELAYED_POS copy is out */
+    F_RN_DONE = 1u << 13,     /* the REAL_NEG copy is out */
+    F_KNOWN = (1u << 14) - 1
 };
 
 #define NO_POS UINT32_MAX
@@ -263,11 +278,36 @@ static int heap_reserve(fr_join *j, size_t need)
 
 /* ---- policy: which timers an entry needs ---- */
 
-/* The most timers one entry holds at once under the policy (wait: exactly one). */
+static int pol_early(fr_join_policy p)
+{
+    return p == FR_JOIN_POLICY_FNW || p == FR_JOIN_POLICY_FNC || p == FR_JOIN_POLICY_ORACLE;
+}
+static int pol_window(fr_join_policy p)
+{
+    return p == FR_JOIN_POLICY_VANILLA || p == FR_JOIN_POLICY_ESDFM || p == FR_JOIN_POLICY_DEFUSE ||
+           p == FR_JOIN_POLICY_DEFER;
+}
+static int pol_dp(fr_join_policy p)
+{
+    return p == FR_JOIN_POLICY_FNW || p == FR_JOIN_POLICY_FNC || p == FR_JOIN_POLICY_ESDFM ||
+           p == FR_JOIN_POLICY_DEFUSE || p == FR_JOIN_POLICY_DEFER;
+}
+
+/* The most timers one entry holds at once under the policy: wait 1 (orphan, click window or
+ * attribution); CLICK_WINDOW or ATTRIBUTION, plus EARLY or OBS_WINDOW or DELAYED_POS (each of
+ * the latter waits for the one before), plus REAL_NEG beside DELAYED_POS in defer. */
 static size_t policy_max_timers(fr_join_policy p)
 {
-    (void)p;
-    return 1;
+    if (p == FR_JOIN_POLICY_WAIT) return 1;
+    return p == FR_JOIN_POLICY_DEFER ? 3 : 2;
+}
+
+static int clicked_imp(uint16_t fl) { return (fl & (F_IMP | F_CLICKED)) == (F_IMP | F_CLICKED); }
+
+/* The first copy's ts: a delayed positive never precedes it. */
+static int64_t first_copy_ts(const fr_join *j, const fr_join_entry *e)
+{
+    return pol_early(j->cfg.policy) ? e->click_ts : sat_add(e->click_ts, j->cfg.observation_window_ms);
 }
 
 /* 1 with *deadline when the entry's state needs the timer of this kind. */
@@ -289,6 +329,30 @@ static int policy_deadline(const fr_join *j, const fr_join_entry *e, timer_kind 
         if (!(fl & F_IMP) || (fl & F_CTR_EMITTED)) return 0;
         *deadline = sat_add(e->imp_ts, j->cfg.click_window_ms);
         return 1;
+    case TIMER_EARLY:
+        if (!pol_early(j->cfg.policy) || !clicked_imp(fl) || (fl & F_EARLY_DONE)) return 0;
+        *deadline = e->click_ts;
+        return 1;
+    case TIMER_OBS_WINDOW:
+        if (!pol_window(j->cfg.policy) || !clicked_imp(fl) || (fl & F_WINDOW_DONE)) return 0;
+        *deadline = sat_add(e->click_ts, j->cfg.observation_window_ms);
+        return 1;
+    case TIMER_DELAYED_POS: {
+        if (!pol_dp(j->cfg.policy) || !clicked_imp(fl) || !(fl & F_CONVERTED) || (fl & F_DP_DONE)) return 0;
+        const int first_negative_out =
+            pol_early(j->cfg.policy) ? (fl & F_EARLY_DONE) != 0 : (fl & (F_WINDOW_DONE | F_WINDOW_POS)) == F_WINDOW_DONE;
+        if (!first_negative_out) return 0;
+        *deadline = max64(e->conv_ts, first_copy_ts(j, e));
+        return 1;
+    }
+    case TIMER_REAL_NEG: {
+        if (j->cfg.policy != FR_JOIN_POLICY_DEFER || !clicked_imp(fl) || !(fl & F_WINDOW_DONE) || (fl & F_RN_DONE))
+            return 0;
+        const int64_t rn = sat_add(e->click_ts, j->cfg.real_negative_window_ms);
+        if ((fl & F_CONVERTED) && e->conv_ts <= rn) return 0;
+        *deadline = rn;
+        return 1;
+    }
     case TIMER_ATTRIBUTION:
         if ((fl & (F_IMP | F_CTR_EMITTED | F_CLICKED)) != (F_IMP | F_CTR_EMITTED | F_CLICKED)) return 0;
         *deadline = max64(sat_add(e->click_ts, j->cfg.attribution_window_ms),
@@ -359,6 +423,7 @@ static void entry_reset_state(fr_join_entry *e)
     e->flags = 0;
     e->tomb = 0;
     memset(&e->f, 0, sizeof e->f);
+    memset(e->prior, 0, sizeof e->prior);
     for (int k = 0; k < TIMER_NKINDS; k++) e->heap_pos[k] = NO_POS;
 }
 
@@ -444,6 +509,21 @@ void fr_join_set_prior(fr_join *j, const float prior[FR_NTASKS])
     mark_dirty(j, e);
 }
 
+/* A delayed-feedback copy of a clicked impression: CVR and CTCVR carry the label known at ts.
+ * The caller has set the flag that marks the copy out; the entry lives on. */
+static void emit_copy(fr_join *j, fr_join_entry *e, fr_sample_kind kind, int64_t ts, int label,
+                      fr_join_emit_fn emit, void *ctx)
+{
+    fr_sample s = make_sample(e, kind, ts);
+    const float w = 1.0f / e->sample_rate;
+    s.has_label[FR_TASK_CVR] = s.has_label[FR_TASK_CTCVR] = 1;
+    s.label[FR_TASK_CVR] = s.label[FR_TASK_CTCVR] = label ? 1.0f : 0.0f;
+    s.weight[FR_TASK_CVR] = s.weight[FR_TASK_CTCVR] = w;
+    mark_dirty(j, e);
+    emit_sample(j, e, &s, emit, ctx);
+    sync_timers(j, e);
+}
+
 /* ---- timers firing ---- */
 
 static void fire(fr_join *j, fr_join_entry *e, timer_kind k, int64_t deadline, fr_join_emit_fn emit, void *ctx)
@@ -479,12 +559,44 @@ static void fire(fr_join *j, fr_join_entry *e, timer_kind k, int64_t deadline, f
         sync_timers(j, e);
         return;
     }
+    case TIMER_EARLY: {
+        int label = 0;
+        fr_sample_kind kind = FR_SAMPLE_FAKE_NEG;
+        if (j->cfg.policy == FR_JOIN_POLICY_ORACLE) {
+            /* The lookahead stands in for the future: the label the ATTRIBUTION sample will have,
+             * under the same window rule as on_conversion. */
+            int64_t ts = 0;
+            kind = FR_SAMPLE_ORACLE;
+            label = j->cfg.oracle(j->cfg.oracle_ctx, e->id, e->id_len, &ts) == 1 && ts >= e->click_ts &&
+                    ts <= sat_add(e->click_ts, j->cfg.attribution_window_ms);
+        }
+        e->flags |= F_EARLY_DONE;
+        emit_copy(j, e, kind, deadline, label, emit, ctx);
+        return;
+    }
+    case TIMER_OBS_WINDOW: {
+        const int pos = (e->flags & F_CONVERTED) && e->conv_ts <= deadline;
+        e->flags |= F_WINDOW_DONE | (pos ? F_WINDOW_POS : 0);
+        emit_copy(j, e, FR_SAMPLE_WINDOW, deadline, pos, emit, ctx);
+        return;
+    }
+    case TIMER_DELAYED_POS:
+        e->flags |= F_DP_DONE;
+        emit_copy(j, e, FR_SAMPLE_DELAYED_POS, deadline, 1, emit, ctx);
+        return;
+    case TIMER_REAL_NEG:
+        e->flags |= F_RN_DONE;
+        emit_copy(j, e, FR_SAMPLE_REAL_NEG, deadline, 0, emit, ctx);
+        return;
     case TIMER_ATTRIBUTION: {
         const int converted = (e->flags & F_CONVERTED) != 0;
-        fr_sample s = make_sample(e, FR_SAMPLE_ATTRIBUTION, deadline);
+        const int wait = j->cfg.policy == FR_JOIN_POLICY_WAIT;
+        fr_sample s = make_sample(e, wait ? FR_SAMPLE_ATTRIBUTION : FR_SAMPLE_MATURED, deadline);
         s.has_label[FR_TASK_CVR] = s.has_label[FR_TASK_CTCVR] = 1;
         s.label[FR_TASK_CVR] = s.label[FR_TASK_CTCVR] = converted ? 1.0f : 0.0f;
         s.weight[FR_TASK_CVR] = s.weight[FR_TASK_CTCVR] = w;
+        if (!wait)
+            s.in_window = (uint8_t)(converted && e->conv_ts <= sat_add(e->click_ts, j->cfg.observation_window_ms));
         if (converted) pending_to_joined(j, FR_EV_CONVERSION);
         emit_sample(j, e, &s, emit, ctx);
         entry_delete(j, e);
@@ -622,9 +734,14 @@ fr_join *fr_join_create(const fr_join_config *c)
 {
     if (!c || c->click_window_ms < 0 || c->attribution_window_ms < 0) return NULL;
     if ((unsigned)c->policy >= FR_JOIN_NPOLICIES) return NULL;
+    if (c->observation_window_ms < 0 || c->observation_window_ms > c->attribution_window_ms) return NULL;
+    const int64_t rn = c->real_negative_window_ms ? c->real_negative_window_ms : c->attribution_window_ms;
+    if (rn < c->observation_window_ms || rn > c->attribution_window_ms) return NULL;
+    if (c->policy == FR_JOIN_POLICY_ORACLE && !c->oracle) return NULL;
     fr_join *j = calloc(1, sizeof *j);
     if (!j) return NULL;
     j->cfg = *c;
+    j->cfg.real_negative_window_ms = rn;
     j->watermark = INT64_MIN;
     j->cap = 64;
     j->slots = calloc(j->cap, sizeof *j->slots);
@@ -689,6 +806,29 @@ void fr_join_advance(fr_join *j, int64_t watermark, fr_join_emit_fn emit, void *
 int64_t fr_join_watermark(const fr_join *j) { return j->watermark; }
 
 const fr_join_counters *fr_join_get_counters(const fr_join *j) { return &j->n; }
+
+static const char *const POLICY_NAMES[FR_JOIN_NPOLICIES] = {"wait",  "vanilla", "fnw",   "fnc",
+                                                              "esdfm", "defuse",  "defer", "oracle"};
+
+const char *fr_join_policy_name(fr_join_policy p)
+{
+    return (unsigned)p < FR_JOIN_NPOLICIES ? POLICY_NAMES[p] : "unknown";
+}
+
+int fr_join_policy_from_name(const char *name)
+{
+    for (int i = 0; i < FR_JOIN_NPOLICIES; i++)
+        if (name && strcmp(name, POLICY_NAMES[i]) == 0) return i;
+    return -1;
+}
+
+const char *fr_sample_kind_name(int kind)
+{
+    static const char *const names[FR_SAMPLE_NKINDS] = {"click_window", "attribution", "fake_negative",
+                                                         "window",       "delayed_positive", "real_negative",
+                                                         "oracle",       "matured"};
+    return kind >= 0 && kind < FR_SAMPLE_NKINDS ? names[kind] : "unknown";
+}
 
 const char *fr_join_drop_name(fr_drop_reason r)
 {
@@ -844,6 +984,9 @@ static int flags_valid(uint16_t fl)
     if ((fl & (F_CONVERTED | F_CONV_HELD)) && !(fl & F_CONV_SEEN)) return 0;
     if ((fl & F_CTR_EMITTED) && !(fl & F_IMP)) return 0;
     if ((fl & F_PRIOR) && !(fl & F_IMP)) return 0;
+    if ((fl & (F_EARLY_DONE | F_WINDOW_DONE | F_DP_DONE | F_RN_DONE)) && !(fl & F_CLICKED)) return 0;
+    if ((fl & F_WINDOW_POS) && !((fl & F_WINDOW_DONE) && (fl & F_CONVERTED))) return 0;
+    if ((fl & F_DP_DONE) && !(fl & F_CONVERTED)) return 0;
     return 1;
 }
 

@@ -1,10 +1,11 @@
 /* fr_join: the event-time joiner. Impressions, clicks and conversions keyed by impression id
  * become labelled samples when their windows close under the watermark.
  *
- * Policy of the walking skeleton ("wait"): when the click window of an impression closes,
- * emit a FR_SAMPLE_CLICK_WINDOW sample (CTR label; if not clicked also CTCVR = 0); when the
+ * Policy "wait" (fr_join_config zero value; the daemon defaults to esdfm): when the click window of an impression closes, emit a
+ * FR_SAMPLE_CLICK_WINDOW sample (CTR label; if not clicked also CTCVR = 0); when the
  * attribution window of a clicked impression closes (click ts + attribution window), emit a
- * FR_SAMPLE_ATTRIBUTION sample (CVR and CTCVR labels). Weights are 1/sample_rate.
+ * FR_SAMPLE_ATTRIBUTION sample (CVR and CTCVR labels). Weights are 1/sample_rate. The
+ * delayed-feedback policies add copies of each click (fr_join_policy below).
  *
  * A click or conversion that arrives before its impression is held until the latest moment an
  * impression it could match would still be accepted (its ts + click window); then it is dropped
@@ -12,7 +13,9 @@
  *
  * Accounting: every accepted event is in exactly one bucket at any time:
  *   events[t] == joined[t] + pending[t] + sum over reasons of dropped[t][reason]
- * An event is "joined" when it first contributes to an emitted sample.
+ * An event is "joined" when the sample that carries its final label is emitted: impressions and
+ * clicks with the CLICK_WINDOW sample, conversions with the ATTRIBUTION / MATURED sample (an
+ * earlier delayed-feedback copy may already use it; it stays pending until its label is final).
  *
  * State is an in-memory map; changes since the last fr_join_clear_dirty are exported to the
  * checkpoint (fr_join_foreach_dirty) and reloaded with fr_join_load_entry. The join never
@@ -27,16 +30,48 @@
 #include "fr_event.h"
 #include "fr_sample.h"
 
-/* Which samples the join emits and when. Only "wait" exists yet; the delayed-feedback policies
- * (fake negatives at click time, delayed-positive duplicates, real-negative windows) will be added
- * here. 0 is the default so a zero-initialised config keeps working. */
-typedef enum { FR_JOIN_POLICY_WAIT = 0, FR_JOIN_NPOLICIES } fr_join_policy;
+/* Which samples the join emits and when (docs/delayed-feedback.md). 0 is the default so a
+ * zero-initialised config keeps working. Every policy emits the CLICK_WINDOW (CTR) sample at
+ * imp.ts + click_window. For a counted click at t_c, converting at t_v (if it does):
+ *   wait     ATTRIBUTION at max(t_c + W_a, imp.ts + click_window), final label (trains)
+ *   vanilla  WINDOW at t_c + w_o, label 1{t_v <= t_c + w_o}
+ *   fnw, fnc FAKE_NEG at t_c (label 0); DELAYED_POS at t_v
+ *   esdfm, defuse  WINDOW at t_c + w_o; DELAYED_POS at max(t_v, t_c + w_o) if the WINDOW copy was 0
+ *   defer    as esdfm, plus REAL_NEG at t_c + w_rn if not converted by then
+ *   oracle   ORACLE at t_c with the eventual label, from the lookahead function (replay only)
+ * and every policy but wait emits MATURED (final labels, never trained) where wait emits
+ * ATTRIBUTION. fnw/fnc, esdfm/defuse differ only in the trainer's weights (learner/fr_dfm.h). */
+typedef enum {
+    FR_JOIN_POLICY_WAIT = 0,
+    FR_JOIN_POLICY_VANILLA,
+    FR_JOIN_POLICY_FNW,
+    FR_JOIN_POLICY_FNC,
+    FR_JOIN_POLICY_ESDFM,
+    FR_JOIN_POLICY_DEFUSE,
+    FR_JOIN_POLICY_DEFER,
+    FR_JOIN_POLICY_ORACLE,
+    FR_JOIN_NPOLICIES
+} fr_join_policy;
+
+/* Oracle lookahead: 1 with the ts of the impression's first conversion in the input (in arrival
+ * order, as the join would dedup it), 0 when the input holds none. Must be a pure function of the
+ * input (a replay pre-scans its file), so restarts reproduce it. */
+typedef int (*fr_join_oracle_fn)(void *ctx, const char *id, size_t id_len, int64_t *conv_ts);
 
 typedef struct {
     int64_t click_window_ms;          /* >= 0 */
     int64_t attribution_window_ms;    /* >= 0 */
     fr_join_policy policy;
+    int64_t observation_window_ms;    /* w_o, in [0, attribution_window]: vanilla, esdfm, defuse, defer */
+    int64_t real_negative_window_ms;  /* w_rn, in [w_o, attribution_window] (defer); 0 = attribution window */
+    fr_join_oracle_fn oracle;         /* required by the oracle policy */
+    void *oracle_ctx;
 } fr_join_config;
+
+/* Name <-> policy ("wait", "vanilla", ...); -1 for an unknown name. */
+const char *fr_join_policy_name(fr_join_policy p);
+int fr_join_policy_from_name(const char *name);
+const char *fr_sample_kind_name(int kind);
 
 typedef enum {
     FR_DROP_DUPLICATE = 0,        /* same type and id seen before */
@@ -59,11 +94,13 @@ typedef struct fr_join fr_join;
 /* Called for each emitted sample, in a deterministic order (deadline, then id). */
 typedef void (*fr_join_emit_fn)(const fr_sample *s, void *ctx);
 
-/* NULL when out of memory or when the config is invalid (negative window, unknown policy). */
+/* NULL when out of memory or when the config is invalid (negative window, unknown policy, windows
+ * out of order, oracle policy without an oracle function). */
 fr_join *fr_join_create(const fr_join_config *c);
 void fr_join_free(fr_join *j);
 
-/* Feeds one decoded event. May emit at once (never in the skeleton policy; later policies do).
+/* Feeds one decoded event. Never emits at once (every sample is due at a timer), so the emission
+ * order is (deadline, id, timer kind) whatever the arrival order.
  * Returns 0; -1 (nothing changed, nothing counted) when out of memory or when ev breaks the
  * decoder's contract (type, id_len). emit may be NULL; it must not call back into j. */
 int fr_join_add(fr_join *j, const fr_event *ev, fr_join_emit_fn emit, void *ctx);

@@ -7,6 +7,7 @@
 #include <time.h>
 
 #include "fr_ckpt.h"
+#include "fr_dfm.h"
 #include "fr_pubq.h"
 
 typedef struct {
@@ -27,6 +28,9 @@ struct fr_pipeline {
     fr_config cfg;
     fr_model *model;
     fr_join *join;
+    fr_dfm_heads *heads;   /* helper heads f_dp, f_rn (esdfm, defuse, defer), else NULL */
+    fr_dfm_method dfm;     /* the policy's weights */
+    fr_dfm_limits dfm_limits;
     fr_ckpt *ckpt;
     fr_pubq *pub;          /* the publisher thread (NULL: not publishing) */
     char *manifest;
@@ -87,23 +91,46 @@ static source *add_source(fr_pipeline *p, const char *name)
 
 /* ---- learning ------------------------------------------------------------------------------ */
 
+/* The delayed-feedback copies carry labels that are not final: metrics never count them. */
+static int kind_is_copy(int kind) { return kind >= FR_SAMPLE_FAKE_NEG && kind <= FR_SAMPLE_ORACLE; }
+
+/* What the policy serves for pred (FNC calibrates pCVR as q / (1 - q); pCTCVR follows). */
+static void served(const fr_pipeline *p, const float in[FR_NTASKS], double out[FR_NTASKS])
+{
+    out[FR_TASK_CTR] = in[FR_TASK_CTR];
+    out[FR_TASK_CVR] = in[FR_TASK_CVR];
+    out[FR_TASK_CTCVR] = in[FR_TASK_CTCVR];
+    if (p->cfg.join_policy == FR_JOIN_POLICY_FNC) {
+        out[FR_TASK_CVR] = fr_dfm_serve(1, in[FR_TASK_CVR]);
+        out[FR_TASK_CTCVR] = in[FR_TASK_CTR] * out[FR_TASK_CVR];
+    }
+}
+
+static void add_metrics(fr_pipeline *p, const fr_sample *s, const float pred_now[FR_NTASKS])
+{
+    double pred[FR_NTASKS];
+    /* A CVR or CTCVR label that arrives after other samples of the same impression trained the
+     * model is judged by the prediction made before them (see fr_sample.prior), in every policy,
+     * so the methods are compared on the same footing: scored before anything of the click trains. */
+    served(p, s->has_prior ? s->prior : pred_now, pred);
+    double now[FR_NTASKS];
+    served(p, pred_now, now);
+    for (int t = 0; t < FR_NTASKS; t++) {
+        if (!s->has_label[t]) continue;
+        /* Metrics weigh by the importance weight, so upstream sampling does not skew them. */
+        double w = s->weight[t] > 0 ? s->weight[t] : 1.0;
+        double x = s->has_prior && t != FR_TASK_CTR ? pred[t] : now[t];
+        fr_metric_add(metric_at(p, t, s->scenario), x, s->label[t], w);
+        fr_metric_add(metric_at(p, t, -1), x, s->label[t], w);
+    }
+}
+
 static void train_batch(fr_pipeline *p)
 {
     if (p->batch_n == 0) return;
     fr_model_train(p->model, p->batch, p->batch_n, p->preds);
-    for (int i = 0; i < p->batch_n; i++) {
-        const fr_sample *s = &p->batch[i];
-        for (int t = 0; t < FR_NTASKS; t++) {
-            if (!s->has_label[t]) continue;
-            /* Metrics weigh by the importance weight, so upstream sampling does not skew them. */
-            double w = s->weight[t] > 0 ? s->weight[t] : 1.0;
-            /* A label that arrives after other labels of the same impression trained the model is
-             * judged by the prediction made before them (see fr_sample.prior). */
-            double pred = s->has_prior && t == FR_TASK_CTCVR ? s->prior[t] : p->preds[i][t];
-            fr_metric_add(metric_at(p, t, s->scenario), pred, s->label[t], w);
-            fr_metric_add(metric_at(p, t, -1), pred, s->label[t], w);
-        }
-    }
+    for (int i = 0; i < p->batch_n; i++)
+        if (!kind_is_copy(p->batch[i].kind)) add_metrics(p, &p->batch[i], p->preds[i]);
     p->counters.samples_trained += (uint64_t)p->batch_n;
     p->batch_n = 0;
     p->counters.samples_buffered = 0;
@@ -112,15 +139,35 @@ static void train_batch(fr_pipeline *p)
 static void on_sample(const fr_sample *s, void *ctx)
 {
     fr_pipeline *p = ctx;
-    if (s->kind == FR_SAMPLE_CLICK_WINDOW && s->label[FR_TASK_CTR] > 0) {
-        /* The model has not yet trained on anything of this impression; its later CTCVR label
-         * must be scored with what it predicts now. Parameters change only at batch boundaries,
-         * so this is the prediction the batch itself would record. */
-        float now[FR_NTASKS];
+    float now[FR_NTASKS];
+    if (s->kind == FR_SAMPLE_MATURED) {
+        /* Final labels of a clicked impression (non-wait policies): scored with the prior, then
+         * the helper heads learn from them. Never trains the model, never enters a batch. */
+        if (!s->has_prior) fr_model_predict(p->model, &s->f, s->scenario, now);
+        add_metrics(p, s, s->has_prior ? s->prior : now);
+        if (p->heads) fr_dfm_heads_train(p->heads, s);
+        return;
+    }
+    const int copy = kind_is_copy(s->kind);
+    if (!s->has_prior && (copy || (s->kind == FR_SAMPLE_CLICK_WINDOW && s->label[FR_TASK_CTR] > 0))) {
+        /* The model has not yet trained on anything of this impression; its later CVR and CTCVR
+         * labels must be scored with what it predicts now. Parameters change only at batch
+         * boundaries, so this is the prediction the batch itself would record. */
         fr_model_predict(p->model, &s->f, s->scenario, now);
         fr_join_set_prior(p->join, now);
+    } else if (copy) {
+        fr_model_predict(p->model, &s->f, s->scenario, now);
     }
-    p->batch[p->batch_n++] = *s;
+    p->batch[p->batch_n] = *s;
+    if (copy) {
+        /* Weights from stop-gradient values taken now, before the batch that holds the copy trains;
+         * they are stored with the batch, so a restart never recomputes them. */
+        double f_dp = 0, f_rn = 1;
+        if (p->heads) fr_dfm_heads_predict(p->heads, &s->f, &f_dp, &f_rn);
+        fr_dfm_apply(&p->batch[p->batch_n], fr_dfm_weights(p->dfm, s->kind, s->label[FR_TASK_CVR] > 0.5f,
+                                                           now[FR_TASK_CVR], f_dp, f_rn, &p->dfm_limits));
+    }
+    p->batch_n++;
     p->counters.samples_buffered = (uint64_t)p->batch_n;
     /* Batches are cut by sample count only, never by time, so parameters depend on the input alone. */
     if (p->batch_n == p->batch_cap) train_batch(p);
@@ -231,6 +278,18 @@ static int restore(fr_pipeline *p, char *err, size_t errlen)
         return -1;
     }
     p->batch_n = (int)(sbytes / (long)sizeof(fr_sample));
+    if (p->heads) {
+        size_t hn = fr_dfm_heads_export(p->heads, NULL, 0);
+        void *hb = malloc(hn);
+        long got = hb ? fr_ckpt_get_blob(p->ckpt, "dfm_heads", hb, hn) : -1;
+        int bad = got < 0 || fr_dfm_heads_import(p->heads, hb, (size_t)got) != 0;
+        free(hb);
+        if (bad) {
+            snprintf(err, errlen, "checkpoint: helper heads (dfm_heads) missing or written with another join.policy "
+                                  "or join.helper_buckets_log2");
+            return -1;
+        }
+    }
     return 0;
 }
 
@@ -246,7 +305,34 @@ fr_pipeline *fr_pipeline_open(const fr_config *c, char *err, size_t errlen)
     p->batch = calloc((size_t)p->batch_cap, sizeof *p->batch);
     p->preds = calloc((size_t)p->batch_cap, sizeof *p->preds);
     p->metrics = calloc(metric_count(p), sizeof *p->metrics);
-    fr_join_config jc = {.click_window_ms = c->click_window_ms, .attribution_window_ms = c->attribution_window_ms};
+    fr_join_config jc = {.click_window_ms = c->click_window_ms,
+                         .attribution_window_ms = c->attribution_window_ms,
+                         .policy = (fr_join_policy)c->join_policy,
+                         .observation_window_ms = c->observation_window_ms,
+                         .real_negative_window_ms = c->real_negative_window_ms,
+                         .oracle = c->oracle,
+                         .oracle_ctx = c->oracle_ctx};
+    if (c->join_policy == FR_JOIN_POLICY_ORACLE && !c->oracle) {
+        snprintf(err, errlen, "join.policy \"oracle\" needs the future: it works only in `freshet replay`");
+        free(p->batch), free(p->preds), free(p->metrics), free(p);
+        return NULL;
+    }
+    switch (c->join_policy) {
+    case FR_JOIN_POLICY_FNW: p->dfm = FR_DFM_FNW; break;
+    case FR_JOIN_POLICY_ESDFM: p->dfm = FR_DFM_ESDFM; break;
+    case FR_JOIN_POLICY_DEFUSE: p->dfm = FR_DFM_DEFUSE; break;
+    case FR_JOIN_POLICY_DEFER: p->dfm = FR_DFM_DEFER; break;
+    default: p->dfm = FR_DFM_PLAIN; break;
+    }
+    p->dfm_limits = (fr_dfm_limits){.clip = c->weight_clip, .rn_floor = c->rn_floor};
+    if (p->dfm == FR_DFM_ESDFM || p->dfm == FR_DFM_DEFUSE || p->dfm == FR_DFM_DEFER) {
+        p->heads = fr_dfm_heads_create(c->helper_buckets_log2, c->n_cat, 0.05f);
+        if (!p->heads) {
+            snprintf(err, errlen, "out of memory (helper heads)");
+            free(p->batch), free(p->preds), free(p->metrics), free(p);
+            return NULL;
+        }
+    }
     p->join = fr_join_create(&jc);
     p->manifest = fr_pipeline_manifest_json(c);
     if (!p->batch || !p->preds || !p->metrics || !p->join || !p->manifest) {
@@ -282,6 +368,7 @@ void fr_pipeline_close(fr_pipeline *p)
     fr_ckpt_close(p->ckpt);
     fr_model_free(p->model);
     fr_join_free(p->join);
+    fr_dfm_heads_free(p->heads);
     free(p->manifest);
     free(p->metrics);
     free(p->preds);
@@ -390,6 +477,12 @@ int fr_pipeline_checkpoint(fr_pipeline *p, char *err, size_t errlen)
     if (rc == 0) rc = fr_ckpt_put_blob(b, "counters", &p->counters, sizeof p->counters);
     if (rc == 0) rc = fr_ckpt_put_blob(b, "metrics", p->metrics, metric_count(p) * sizeof(fr_metric));
     if (rc == 0) rc = fr_ckpt_put_blob(b, "batch", p->batch, (size_t)p->batch_n * sizeof(fr_sample));
+    if (rc == 0 && p->heads) {
+        size_t hn = fr_dfm_heads_export(p->heads, NULL, 0);
+        void *hb = malloc(hn);
+        rc = hb ? fr_ckpt_put_blob(b, "dfm_heads", hb, fr_dfm_heads_export(p->heads, hb, hn)) : -1;
+        free(hb);
+    }
     if (rc != 0) {
         fr_ckpt_abort(b);
         snprintf(err, errlen, "checkpoint: could not assemble the write batch; nothing was written");
@@ -476,9 +569,12 @@ void fr_pipeline_report(const fr_pipeline *p, FILE *out)
             if (j->dropped[t][r]) fprintf(out, " dropped.%s=%" PRIu64, fr_join_drop_name((fr_drop_reason)r), j->dropped[t][r]);
         fputc('\n', out);
     }
-    fprintf(out, "samples: trained=%" PRIu64 " buffered=%" PRIu64 " click_window=%" PRIu64 " attribution=%" PRIu64 "\n",
+    fprintf(out, "samples: trained=%" PRIu64 " buffered=%" PRIu64 " click_window=%" PRIu64 " attribution=%" PRIu64,
             p->counters.samples_trained, p->counters.samples_buffered, j->emitted[FR_SAMPLE_CLICK_WINDOW],
             j->emitted[FR_SAMPLE_ATTRIBUTION]);
+    for (int k = FR_SAMPLE_FAKE_NEG; k < FR_SAMPLE_NKINDS; k++)
+        if (j->emitted[k]) fprintf(out, " %s=%" PRIu64, fr_sample_kind_name(k), j->emitted[k]);
+    fprintf(out, " (policy %s)\n", fr_join_policy_name((fr_join_policy)p->cfg.join_policy));
     fprintf(out, "progressive validation (each sample scored before it trains):\n");
     fprintf(out, "  %-6s %-12s %10s %8s %8s %8s\n", "task", "scenario", "samples", "auc", "logloss", "calib");
     for (int t = 0; t < FR_NTASKS; t++) {

@@ -22,6 +22,7 @@ static uint64_t table_mix(uint32_t table) { return (uint64_t)(table + 1) * 0x9E3
 typedef struct {
     int cap;
     float *x;          /* [cap x in] */
+    float *pr;         /* [cap x npair]: <e_i, e_j> for the field pairs i < j, in row-major pair order */
     float *a1;         /* [cap x r1]: expert outputs after ReLU, then each task's gate probabilities */
     float *mix[2];     /* [cap x hd]: each task's gated mixture of experts */
     float *th[2];      /* [cap x td]: tower hidden layer after ReLU */
@@ -31,7 +32,7 @@ typedef struct {
     float *dt;         /* [cap x td] */
     float *dmix[2];    /* [cap x hd] */
     float *da1;        /* [cap x r1] */
-    float *dx;         /* [cap x emb_in] */
+    float *dx;         /* [cap x in]: d loss / d x */
     float *gdense;     /* [P] */
     int32_t *slot;     /* [cap x npos]: touched-row index per embedding position, -1 for none */
     float *inv_cnt;    /* [cap x n_multi]: 1 / number of keys pooled */
@@ -47,11 +48,15 @@ typedef struct {
 struct fr_model {
     fr_model_config c;
     int D, in, emb_in, r1, hd, td, ne, npos;
+    int nf, npair, pair_off; /* embedded fields, their pairs, the column of the first pair in x */
+    int pair_in;             /* pairs fed to the experts: npair or 0 */
+    int fm_logit;            /* the pairs also reach each logit through a weight per pair */
+    int wide;                /* a linear head from x's embedding and numeric columns to each logit */
     uint32_t n_tables;
     fr_emb *tables;
     size_t P;
     float *w, *acc;
-    size_t off_b1, off_th[2], off_tb[2], off_ow[2], off_ob[2];
+    size_t off_b1, off_th[2], off_tb[2], off_ow[2], off_ob[2], off_fm[2], off_wide[2];
     int n_tensors;
     fr_tensor_info *tensors;
     char *names;
@@ -73,11 +78,13 @@ void fr_model_config_defaults(fr_model_config *c)
     c->expert_dim = 32;
     c->tower_dim = 16;
     c->batch_size = 256;
-    c->lr_emb = 0.05f;
-    c->lr_dense = 0.01f;
+    c->lr_emb = 0.3f;
+    c->lr_dense = 0.05f;
     c->adagrad_init = 0.1f;
-    c->init_scale = 0.01f;
+    c->init_scale = 0.1f;
     c->seed = 1;
+    c->interactions = 3;
+    c->wide = 1;
 }
 
 const fr_model_config *fr_model_get_config(const fr_model *m) { return &m->c; }
@@ -88,6 +95,7 @@ static void ws_free(fr_ws *w)
 {
     if (!w) return;
     free(w->x);
+    free(w->pr);
     free(w->a1);
     for (int t = 0; t < 2; t++) {
         free(w->mix[t]);
@@ -125,6 +133,7 @@ static fr_ws *ws_new(const fr_model *m, int cap, int backward)
     size_t n = (size_t)cap;
     w->cap = cap;
     w->x = falloc(n * m->in, sizeof(float), &f);
+    w->pr = falloc(n * (size_t)m->npair, sizeof(float), &f);
     w->a1 = falloc(n * m->r1, sizeof(float), &f);
     for (int t = 0; t < 2; t++) {
         w->mix[t] = falloc(n * m->hd, sizeof(float), &f);
@@ -138,7 +147,7 @@ static fr_ws *ws_new(const fr_model *m, int cap, int backward)
         }
         w->dt = falloc(n * m->td, sizeof(float), &f);
         w->da1 = falloc(n * m->r1, sizeof(float), &f);
-        w->dx = falloc(n * m->emb_in, sizeof(float), &f);
+        w->dx = falloc(n * m->in, sizeof(float), &f);
         w->gdense = falloc(m->P, sizeof(float), &f);
         w->slot = falloc(n * m->npos, sizeof(int32_t), &f);
         w->inv_cnt = falloc(n * (size_t)m->c.n_multi, sizeof(float), &f);
@@ -189,7 +198,9 @@ static int validate(const fr_model_config *c, char *err, size_t errlen)
         check_pos("model.lr_emb", c->lr_emb, 0, err, errlen) ||
         check_pos("model.lr_dense", c->lr_dense, 0, err, errlen) ||
         check_pos("model.adagrad_init", c->adagrad_init, 0, err, errlen) ||
-        check_pos("model.init_scale", c->init_scale, 1, err, errlen))
+        check_pos("model.init_scale", c->init_scale, 1, err, errlen) ||
+        check_int("model.interactions", c->interactions, 0, 3, err, errlen) ||
+        check_int("model.wide", c->wide, 0, 1, err, errlen))
         return -1;
     return 0;
 }
@@ -240,6 +251,18 @@ static void layout(fr_model *m)
         snprintf(name, sizeof name, "tower.%s.out.b", task[t]);
         add_tensor(m, name, 1, 1, &off);
     }
+    if (m->fm_logit)
+        for (int t = 0; t < 2; t++) {
+            m->off_fm[t] = off;
+            snprintf(name, sizeof name, "pair.%s.w", task[t]);
+            add_tensor(m, name, 1, m->npair, &off);
+        }
+    if (m->wide)
+        for (int t = 0; t < 2; t++) {
+            m->off_wide[t] = off;
+            snprintf(name, sizeof name, "wide.%s.w", task[t]);
+            add_tensor(m, name, 1, m->pair_off, &off);
+        }
     m->P = off;
 }
 
@@ -278,14 +301,20 @@ fr_model *fr_model_create(const fr_model_config *c, char *err, size_t errlen)
     m->hd = c->expert_dim;
     m->td = c->tower_dim;
     m->emb_in = (c->n_cat + c->n_multi) * c->emb_dim;
-    m->in = m->emb_in + c->n_num;
+    m->nf = c->n_cat + c->n_multi;
+    m->npair = c->interactions ? m->nf * (m->nf - 1) / 2 : 0;
+    m->pair_in = (c->interactions & 1) ? m->npair : 0;
+    m->fm_logit = (c->interactions & 2) && m->npair > 0;
+    m->pair_off = m->emb_in + c->n_num;
+    m->wide = c->wide;
+    m->in = m->pair_off + m->pair_in;
     m->r1 = m->ne * m->hd + 2 * m->ne;
     m->npos = c->n_cat + c->n_multi * FR_MAX_MULTI_LEN;
     m->n_tables = (uint32_t)(c->n_cat + c->n_multi);
     m->tables = calloc(m->n_tables, sizeof *m->tables);
     if (!m->tables) goto oom;
     for (uint32_t t = 0; t < m->n_tables; t++) fr_emb_init(&m->tables[t], 2 * (size_t)m->D * sizeof(float));
-    int max_tensors = 2 * m->ne + 4 + 8;
+    int max_tensors = 2 * m->ne + 4 + 8 + 4;
     m->tensors = calloc((size_t)max_tensors, sizeof *m->tensors);
     m->names = calloc((size_t)max_tensors, NAME_LEN);
     if (!m->tensors || !m->names) goto oom;
@@ -369,6 +398,24 @@ static int32_t touch(fr_ws *w, int D, uint32_t table, uint64_t key, int64_t row)
     }
 }
 
+/* The inner products <e_i, e_j>, i < j, of one sample's nf field embeddings (x's first nf*D
+ * columns), pairs in row-major order: (0,1), (0,2), .., (0,nf-1), (1,2), .. A plain loop in a
+ * fixed order, so a sample's products are the same bits whatever the batch around it. */
+static void pair_products(const fr_model *m, const float *x, float *pr)
+{
+    const int D = m->D, nf = m->nf;
+    int k = 0;
+    for (int i = 0; i < nf; i++) {
+        const float *a = x + i * D;
+        for (int j = i + 1; j < nf; j++) {
+            const float *b = x + j * D;
+            float s = 0;
+            for (int d = 0; d < D; d++) s += a[d] * b[d];
+            pr[k++] = s;
+        }
+    }
+}
+
 /* Builds x for n feature sets spaced `stride` bytes apart. With slots, also records which
  * distinct row each embedding position reads, for the backward pass. */
 static void gather(const fr_model *m, fr_model *creating, fr_ws *w, const fr_features *f0, size_t stride, int n,
@@ -433,6 +480,11 @@ static void gather(const fr_model *m, fr_model *creating, fr_ws *w, const fr_fea
             /* one non-finite value would poison every dense parameter for good */
             x[m->emb_in + i] = isfinite(v) ? v : 0.0f;
         }
+        if (m->npair) {
+            float *pr = w->pr + (size_t)b * m->npair;
+            pair_products(m, x, pr);
+            if (m->pair_in) memcpy(x + m->pair_off, pr, (size_t)m->pair_in * sizeof *pr);
+        }
     }
 }
 
@@ -482,6 +534,25 @@ static void forward(const fr_model *m, fr_ws *w, int n)
             }
         }
         cblas_sgemv(CblasRowMajor, CblasNoTrans, n, td, 1.0f, w->th[t], td, m->w + m->off_ow[t], 1, 0.0f, w->logit[t], 1);
+        if (m->fm_logit) {
+            /* a plain loop: the same bits for a sample alone and in a batch */
+            const float *r = m->w + m->off_fm[t];
+            for (int b = 0; b < n; b++) {
+                const float *pr = w->pr + (size_t)b * m->npair;
+                float z = 0;
+                for (int k = 0; k < m->npair; k++) z += r[k] * pr[k];
+                w->logit[t][b] += z;
+            }
+        }
+        if (m->wide) {
+            const float *r = m->w + m->off_wide[t];
+            for (int b = 0; b < n; b++) {
+                const float *x = w->x + (size_t)b * m->in;
+                float z = 0;
+                for (int k = 0; k < m->pair_off; k++) z += r[k] * x[k];
+                w->logit[t][b] += z;
+            }
+        }
         float bo = m->w[m->off_ob[t]];
         for (int b = 0; b < n; b++) w->logit[t][b] += bo;
     }
@@ -551,6 +622,10 @@ static void backward(const fr_model *m, fr_ws *w, int n)
         float sb = 0;
         for (int b = 0; b < n; b++) sb += dl[b];
         g[m->off_ob[t]] = sb;
+        if (m->fm_logit)
+            cblas_sgemv(CblasRowMajor, CblasTrans, n, m->npair, 1.0f, w->pr, m->npair, dl, 1, 0.0f, g + m->off_fm[t], 1);
+        if (m->wide)
+            cblas_sgemv(CblasRowMajor, CblasTrans, n, m->pair_off, 1.0f, w->x, m->in, dl, 1, 0.0f, g + m->off_wide[t], 1);
         for (int b = 0; b < n; b++) {
             const float *h = th + (size_t)b * td;
             float *d = w->dt + (size_t)b * td;
@@ -595,12 +670,41 @@ static void backward(const fr_model *m, fr_ws *w, int n)
     memset(gb1, 0, (size_t)r1 * sizeof *gb1);
     for (int b = 0; b < n; b++)
         for (int r = 0; r < r1; r++) gb1[r] += w->da1[(size_t)b * r1 + r];
-    /* only the embedding columns of x need an input gradient */
-    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, n, m->emb_in, r1, 1.0f, w->da1, r1, m->w, in, 0.0f, w->dx,
-                m->emb_in);
-    const int nc = m->c.n_cat, nm = m->c.n_multi;
+    /* the embedding and pair columns of x need an input gradient (the numeric ones come along) */
+    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, n, in, r1, 1.0f, w->da1, r1, m->w, in, 0.0f, w->dx, in);
+    const int nc = m->c.n_cat, nm = m->c.n_multi, nf = m->nf;
+    if (m->wide) {
+        const float *w0 = m->w + m->off_wide[0], *w1 = m->w + m->off_wide[1];
+        for (int b = 0; b < n; b++) {
+            float *dx = w->dx + (size_t)b * in, dl0 = w->dlogit[0][b], dl1 = w->dlogit[1][b];
+            for (int k = 0; k < m->emb_in; k++) dx[k] += dl0 * w0[k] + dl1 * w1[k];
+        }
+    }
+    if (m->npair) {
+        /* through p_ij = <e_i, e_j>: d e_i += dp_ij e_j, d e_j += dp_ij e_i */
+        const float *r0 = m->fm_logit ? m->w + m->off_fm[0] : NULL, *r1w = m->fm_logit ? m->w + m->off_fm[1] : NULL;
+        for (int b = 0; b < n; b++) {
+            float *dx = w->dx + (size_t)b * in;
+            const float *x = w->x + (size_t)b * in;
+            float dl0 = w->dlogit[0][b], dl1 = w->dlogit[1][b];
+            int k = 0;
+            for (int i = 0; i < nf; i++) {
+                for (int j = i + 1; j < nf; j++, k++) {
+                    float dp = m->pair_in ? dx[m->pair_off + k] : 0.0f;
+                    if (r0) dp += dl0 * r0[k] + dl1 * r1w[k];
+                    if (dp == 0.0f) continue;
+                    const float *ei = x + i * D, *ej = x + j * D;
+                    float *di = dx + i * D, *dj = dx + j * D;
+                    for (int d = 0; d < D; d++) {
+                        di[d] += dp * ej[d];
+                        dj[d] += dp * ei[d];
+                    }
+                }
+            }
+        }
+    }
     for (int b = 0; b < n; b++) {
-        const float *dx = w->dx + (size_t)b * m->emb_in;
+        const float *dx = w->dx + (size_t)b * in;
         const int32_t *sl = w->slot + (size_t)b * m->npos;
         for (int c = 0; c < nc; c++) {
             if (sl[c] < 0) continue;
@@ -803,8 +907,9 @@ double fr_model_loss(const fr_model *m, const fr_sample *s, int n)
     const int D = m->D, in = m->in, hd = m->hd, td = m->td, ne = m->ne, eh = ne * hd;
     double *x = malloc((size_t)in * sizeof *x), *a = malloc((size_t)m->r1 * sizeof *a);
     double *mix = malloc((size_t)hd * sizeof *mix), *h = malloc((size_t)td * sizeof *h);
+    double *pp = malloc((size_t)(m->npair ? m->npair : 1) * sizeof *pp);
     double total = NAN;
-    if (!x || !a || !mix || !h) goto out;
+    if (!x || !a || !mix || !h || !pp) goto out;
     total = 0;
     const float *W = m->w;
     for (int i = 0; i < n; i++) {
@@ -828,6 +933,13 @@ double fr_model_loss(const fr_model *m, const fr_sample *s, int n)
             for (int d = 0; d < D; d++) dst[d] = cnt ? dst[d] / cnt : 0;
         }
         for (int k = 0; k < m->c.n_num; k++) x[m->emb_in + k] = isfinite(f->num[k]) ? f->num[k] : 0.0;
+        for (int i = 0, k = 0; i < m->nf; i++)
+            for (int j = i + 1; j < m->nf && m->npair; j++, k++) {
+                double z = 0;
+                for (int d = 0; d < D; d++) z += x[i * D + d] * x[j * D + d];
+                pp[k] = z;
+                if (m->pair_in) x[m->pair_off + k] = z;
+            }
         for (int r = 0; r < m->r1; r++) {
             double z = W[m->off_b1 + r];
             for (int k = 0; k < in; k++) z += (double)W[(size_t)r * in + k] * x[k];
@@ -848,6 +960,10 @@ double fr_model_loss(const fr_model *m, const fr_sample *s, int n)
                 h[q] = y > 0 ? y : 0;
                 z += (double)W[m->off_ow[t] + q] * h[q];
             }
+            if (m->fm_logit)
+                for (int k = 0; k < m->npair; k++) z += (double)W[m->off_fm[t] + k] * pp[k];
+            if (m->wide)
+                for (int k = 0; k < m->pair_off; k++) z += (double)W[m->off_wide[t] + k] * x[k];
             logit[t] = z;
         }
         total += sample_loss(&s[i], logit[0], logit[1]);
@@ -857,5 +973,6 @@ out:
     free(a);
     free(mix);
     free(h);
+    free(pp);
     return total;
 }

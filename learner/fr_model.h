@@ -4,7 +4,12 @@
  * first training sight, initialised deterministically from (seed, field, key)), multi-valued
  * fields mean-pooled, numeric fields fed as they come; the concatenation x feeds an MMoE layer
  * (E shared ReLU experts, one softmax gate per task over them), then a CTR tower and a CVR tower
- * (one ReLU hidden layer, sigmoid output). Loss per sample, ESMM style:
+ * (one ReLU hidden layer, sigmoid output). Explicit interactions (config.interactions, DeepFM /
+ * PNN style): the inner products p_ij = <e_i, e_j> of every pair of field embeddings (the
+ * scenario, the other categorical fields, the pooled multi-valued fields) are appended to x, and
+ * also added to each logit with one weight per pair and task (FwFM). A linear "wide" head
+ * (config.wide) adds a weighted sum of x's embedding and numeric columns to each logit.
+ * Loss per sample, ESMM style:
  *   w_ctr   * BCE(pCTR, y_click)
  * + w_ctcvr * BCE(pCTR * pCVR, y_click_and_conversion)
  * + w_cvr   * BCE(pCVR, y_conversion)          (only where a sample sets it)
@@ -45,11 +50,22 @@ typedef struct {
     int expert_dim;         /* default 32 */
     int tower_dim;          /* default 16 */
     int batch_size;         /* default 256: the trainer updates once per batch */
-    float lr_emb;           /* default 0.05 */
-    float lr_dense;         /* default 0.01 */
+    float lr_emb;           /* default 0.3 */
+    float lr_dense;         /* default 0.05 */
     float adagrad_init;     /* initial accumulator, default 0.1 */
-    float init_scale;       /* embedding init uniform in [-s, s], default 0.01 */
+    float init_scale;       /* embedding init uniform in [-s, s], default 0.1: products of two
+                             * embeddings start small but not at the zero saddle of the pair layer */
     uint64_t seed;          /* initialisation seed, default 1 */
+    /* Explicit pairwise field interactions (FM / PNN inner products), a bit set, default 3:
+     * 1 = the inner products <e_i, e_j> of every pair of embedded fields (categorical fields,
+     *     the scenario included, and pooled multi-valued fields) are appended to the expert input;
+     * 2 = they also reach each task's logit directly, one weight per pair and task (FwFM).
+     * 0 = off: the concatenation alone, as before. */
+    int interactions;
+    /* 1 (default): a linear ("wide") head from x's embedding and numeric columns straight to each
+     * logit, one weight per column and task: first-order effects (a key's own CTR or CVR lift)
+     * reach the logits without going through the experts. 0 = off. */
+    int wide;
 } fr_model_config;
 
 typedef struct fr_model fr_model;
@@ -118,8 +134,12 @@ uint64_t fr_model_alloc_failures(const fr_model *m);
  *   expert.0.b .. expert.{E-1}.b [1 x expert_dim], gate.ctr.b, gate.cvr.b [1 x E],
  *   then for t in ctr, cvr: tower.t.hidden.w [tower_dim x expert_dim], tower.t.hidden.b,
  *   tower.t.out.w [1 x tower_dim], tower.t.out.b [1 x 1];
- * in = n_cat*emb_dim + n_multi*emb_dim + n_num (the input order). The first-layer matrices are
- * adjacent so one sgemm computes every expert and gate. */
+ *   then, with interactions bit 2, pair.ctr.w, pair.cvr.w [1 x npair];
+ *   then, with wide, wide.ctr.w, wide.cvr.w [1 x (n_cat + n_multi)*emb_dim + n_num];
+ * in = n_cat*emb_dim + n_multi*emb_dim + n_num [+ npair with interactions bit 1] (the input order:
+ * embeddings, numerics, pair products), npair = F(F-1)/2 over the F = n_cat + n_multi fields,
+ * pairs (0,1), (0,2), .., (1,2), .. The first-layer matrices are adjacent so one sgemm computes
+ * every expert and gate. */
 size_t fr_model_dense_count(const fr_model *m);
 typedef struct {
     const char *name;       /* "expert.0.w", "gate.ctr.b", "tower.cvr.out.w", ... */

@@ -28,10 +28,20 @@ typedef struct {
     uint8_t multi_len[FR_MAX_MULTI];
 } fr_features;
 
-/* Why the joiner emitted a sample; the delayed-feedback policies add kinds. */
+/* Why the joiner emitted a sample. The values are persisted (join meta, checkpointed batches).
+ * Kinds 2..6 are the delayed-feedback copies of a click (docs/delayed-feedback.md): their CVR and
+ * CTCVR labels are what the join knew at the sample's ts, not the final label, so progressive
+ * metrics never count them; the trainer turns (kind, label) into loss weights (learner/fr_dfm.h). */
 typedef enum {
     FR_SAMPLE_CLICK_WINDOW = 0,  /* click window closed: CTR label final (and CTCVR=0 if not clicked) */
-    FR_SAMPLE_ATTRIBUTION = 1,   /* attribution window closed on a clicked impression: CVR label final */
+    FR_SAMPLE_ATTRIBUTION = 1,   /* attribution window closed on a clicked impression: CVR label final (wait) */
+    FR_SAMPLE_FAKE_NEG = 2,      /* fnw/fnc: at click time, label 0 */
+    FR_SAMPLE_WINDOW = 3,        /* observation window w_o closed: observed label (1 = in-window positive) */
+    FR_SAMPLE_DELAYED_POS = 4,   /* a conversion after an earlier negative copy: label 1 */
+    FR_SAMPLE_REAL_NEG = 5,      /* defer: no conversion by the real-negative window: label 0 */
+    FR_SAMPLE_ORACLE = 6,        /* oracle (replay only): at click time, the eventual label */
+    FR_SAMPLE_MATURED = 7,       /* non-wait policies, attribution window closed: final labels, for the
+                                  * progressive metrics and the helper heads; never trains the model */
     FR_SAMPLE_NKINDS
 } fr_sample_kind;
 
@@ -51,6 +61,9 @@ typedef struct {
      * click has trained the model, so an honest progressive score must come from before that. */
     uint8_t has_prior;
     float prior[FR_NTASKS];
+    /* FR_SAMPLE_MATURED only: 1 when the conversion came within the observation window (an
+     * in-window positive), else 0. The helper heads' labels follow from it and label[CVR]. */
+    uint8_t in_window;
 } fr_sample;
 
 #endif

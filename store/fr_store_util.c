@@ -9,8 +9,8 @@
  * restored / served model would silently differ from the trained one. When this fires, add the
  * new field to INT_FIELDS / FLOAT_FIELDS below (and to docs/checkpoint-format.md and
  * docs/redis-layout.md), then update the expected size here. */
-_Static_assert(sizeof(fr_model_config) == 9 * sizeof(int) + 4 * sizeof(float) + 4 + sizeof(uint64_t) ||
-                   sizeof(fr_model_config) == 9 * sizeof(int) + 4 * sizeof(float) + sizeof(uint64_t),
+_Static_assert(sizeof(fr_model_config) == 11 * sizeof(int) + 4 * sizeof(float) + 4 + sizeof(uint64_t) ||
+                   sizeof(fr_model_config) == 11 * sizeof(int) + 4 * sizeof(float) + sizeof(uint64_t),
                "fr_model_config changed: update store/fr_store_util.c (config <-> JSON) and the store docs");
 
 typedef struct {
@@ -28,6 +28,16 @@ static const field_desc INT_FIELDS[] = {
     {"expert_dim", offsetof(fr_model_config, expert_dim)},
     {"tower_dim", offsetof(fr_model_config, tower_dim)},
     {"batch_size", offsetof(fr_model_config, batch_size)},
+};
+/* Fields added after the first stored format: a meta or manifest written before them lacks the
+ * key, and its model was trained without the feature, so a missing key reads as `absent`. */
+static const struct {
+    const char *name;
+    size_t offset;
+    int absent;
+} LATER_INT_FIELDS[] = {
+    {"interactions", offsetof(fr_model_config, interactions), 0},
+    {"wide", offsetof(fr_model_config, wide), 0},
 };
 static const field_desc FLOAT_FIELDS[] = {
     {"lr_emb", offsetof(fr_model_config, lr_emb)},
@@ -84,6 +94,11 @@ json_t *fr_config_to_json(const fr_model_config *c)
         memcpy(&v, (const char *)c + INT_FIELDS[i].offset, sizeof v);
         bad |= json_object_set_new(o, INT_FIELDS[i].name, json_integer(v));
     }
+    for (size_t i = 0; i < sizeof LATER_INT_FIELDS / sizeof LATER_INT_FIELDS[0]; i++) {
+        int v;
+        memcpy(&v, (const char *)c + LATER_INT_FIELDS[i].offset, sizeof v);
+        bad |= json_object_set_new(o, LATER_INT_FIELDS[i].name, json_integer(v));
+    }
     for (size_t i = 0; i < sizeof FLOAT_FIELDS / sizeof FLOAT_FIELDS[0]; i++) {
         float v;
         memcpy(&v, (const char *)c + FLOAT_FIELDS[i].offset, sizeof v);
@@ -113,6 +128,18 @@ int fr_config_from_json(const json_t *o, fr_model_config *c, char *err, size_t e
         }
         int v = (int)json_integer_value(j);
         memcpy((char *)c + INT_FIELDS[i].offset, &v, sizeof v);
+    }
+    for (size_t i = 0; i < sizeof LATER_INT_FIELDS / sizeof LATER_INT_FIELDS[0]; i++) {
+        const json_t *j = json_object_get(o, LATER_INT_FIELDS[i].name);
+        int v = LATER_INT_FIELDS[i].absent;
+        if (j) {
+            if (!json_is_integer(j) || json_integer_value(j) < INT32_MIN || json_integer_value(j) > INT32_MAX) {
+                snprintf(err, errlen, "model config: \"%s\" is not an integer", LATER_INT_FIELDS[i].name);
+                return -1;
+            }
+            v = (int)json_integer_value(j);
+        }
+        memcpy((char *)c + LATER_INT_FIELDS[i].offset, &v, sizeof v);
     }
     for (size_t i = 0; i < sizeof FLOAT_FIELDS / sizeof FLOAT_FIELDS[0]; i++) {
         const json_t *j = json_object_get(o, FLOAT_FIELDS[i].name);

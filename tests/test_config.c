@@ -12,6 +12,7 @@
 #include <string.h>
 
 #include "fr_config.h"
+#include "fr_join.h"
 #include "fr_hash.h"
 
 #ifndef FR_TEST_SOURCE_DIR
@@ -340,6 +341,40 @@ static void test_long_strings(void **state)
     assert_string_equal(c.group_id, name);
 }
 
+/* The delayed-feedback keys of "join" (docs/delayed-feedback.md). */
+static void test_join_policy_keys(void **state)
+{
+    (void)state;
+    fr_config c;
+    char err[512];
+    fr_config_defaults(&c);
+    assert_int_equal(c.join_policy, FR_JOIN_POLICY_ESDFM);
+    assert_int_equal(c.observation_window_ms, 15 * 60 * 1000);
+    assert_int_equal(fr_config_load_string(&c,
+                                           "{\"join\":{\"policy\":\"defer\",\"observation_window\":\"30m\","
+                                           "\"real_negative_window\":\"1d\",\"weight_clip\":3,\"rn_floor\":0.05,"
+                                           "\"helper_buckets_log2\":12}}",
+                                           err, sizeof err),
+                     0);
+    assert_int_equal(c.join_policy, FR_JOIN_POLICY_DEFER);
+    assert_int_equal(c.observation_window_ms, 30 * 60 * 1000);
+    assert_int_equal(c.real_negative_window_ms, 86400000);
+    assert_true(c.weight_clip == 3 && c.rn_floor == 0.05 && c.helper_buckets_log2 == 12);
+    fr_config_defaults(&c);
+    assert_int_equal(fr_config_load_string(&c, "{\"join\":{\"policy\":\"defuse2\"}}", err, sizeof err), -1);
+    assert_non_null(strstr(err, "join.policy"));
+    fr_config_defaults(&c);
+    assert_int_equal(fr_config_load_string(&c, "{\"join\":{\"attribution_window\":\"1h\",\"observation_window\":\"2h\"}}",
+                                           err, sizeof err),
+                     -1);
+    fr_config_defaults(&c);
+    assert_int_equal(fr_config_load_string(&c, "{\"join\":{\"real_negative_window\":\"8d\"}}", err, sizeof err), -1);
+    /* A short attribution window without an explicit w_o still loads (w_o follows it). */
+    fr_config_defaults(&c);
+    assert_int_equal(fr_config_load_string(&c, "{\"join\":{\"attribution_window\":\"5m\"}}", err, sizeof err), 0);
+    assert_int_equal(c.observation_window_ms, 5 * 60 * 1000);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -347,6 +382,7 @@ int main(void)
         cmocka_unit_test(test_example_file),
         cmocka_unit_test(test_empty_object_is_defaults),
         cmocka_unit_test(test_durations),
+        cmocka_unit_test(test_join_policy_keys),
         cmocka_unit_test(test_overrides),
         cmocka_unit_test(test_refusals),
         cmocka_unit_test(test_too_many_fields),

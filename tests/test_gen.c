@@ -87,6 +87,7 @@ typedef struct {
     int64_t ts, click_ts, conv_ts;
     int scen, clicked, converted;
     double p_ctr, p_cvr, p_cvr_7d;
+    double p_star, p_ip, p_dp; /* delayed-feedback columns 11-13 */
 } trow;
 
 static uint64_t parse_id(const char *s)
@@ -231,7 +232,9 @@ static size_t parse_events(const output *o, pev **out)
     return n;
 }
 
-static const char TRUTH_HEADER[] = "id\tts\tscenario\tp_ctr\tp_cvr\tclicked\tconverted\tp_cvr_7d\tclick_ts\tconv_ts\n";
+/* The first 10 columns are those `freshet truth` reads by position; the delayed-feedback ones follow. */
+static const char TRUTH_HEADER[] =
+    "id\tts\tscenario\tp_ctr\tp_cvr\tclicked\tconverted\tp_cvr_7d\tclick_ts\tconv_ts\tp_star\tp_ip\tp_dp\n";
 
 static size_t parse_truth(const output *o, trow **out)
 {
@@ -259,10 +262,12 @@ static size_t parse_truth(const output *o, trow **out)
         }
         trow *t = &v[n++];
         char id[32], scen[32];
-        int got = sscanf(line, "%31s\t%" SCNd64 "\t%31s\t%lf\t%lf\t%d\t%d\t%lf\t%" SCNd64 "\t%" SCNd64, id,
-                         &t->ts, scen, &t->p_ctr, &t->p_cvr, &t->clicked, &t->converted, &t->p_cvr_7d, &t->click_ts,
-                         &t->conv_ts);
-        assert_int_equal(got, 10);
+        int got = sscanf(line, "%31s\t%" SCNd64 "\t%31s\t%lf\t%lf\t%d\t%d\t%lf\t%" SCNd64 "\t%" SCNd64 "\t%lf\t%lf\t%lf",
+                         id, &t->ts, scen, &t->p_ctr, &t->p_cvr, &t->clicked, &t->converted, &t->p_cvr_7d,
+                         &t->click_ts, &t->conv_ts, &t->p_star, &t->p_ip, &t->p_dp);
+        assert_int_equal(got, 13);
+        assert_true(t->p_star == t->p_cvr_7d);
+        assert_true(t->p_ip >= 0 && t->p_dp >= 0 && fabs(t->p_ip + t->p_dp - t->p_star) < 2e-6);
         t->id = parse_id(id);
         t->scen = scen_index(scen);
         assert_true(t->p_ctr > 0.0 && t->p_ctr < 1.0 && t->p_cvr > 0.0 && t->p_cvr < 1.0);
@@ -392,6 +397,7 @@ static void test_defaults(void **state)
     assert_int_equal(o.n_users, 200000);
     assert_int_equal(o.n_ads, 20000);
     assert_true(o.delay_short_share == 0.35 && o.delay_short_mean_s == 900.0 && o.delay_long_mean_s == 172800.0);
+    assert_true(o.obs_window_s == 900.0);
     assert_true(o.duplicate_rate == 0.0 && o.reorder_ms == 0.0);
 }
 
@@ -558,7 +564,7 @@ static void test_order_and_references(void **state)
         const pev *e = &f->ev[i];
         if (i > 0)
             assert_true(e->ts >= f->ev[i - 1].ts);
-        size_t k;
+        size_t k = 0;
         if (e->type == T_IMP) {
             assert_int_equal(idmap_put(&m, e->id, i), 0);
             continue;
@@ -596,7 +602,7 @@ static void test_truth_matches_events(void **state)
     size_t ti = 0, late_clicks = 0, clicks = 0;
     for (size_t i = 0; i < f->n_ev; i++) {
         const pev *e = &f->ev[i];
-        size_t k;
+        size_t k = 0;
         if (e->type == T_IMP) {
             assert_int_equal(e->id, f->tr[ti].id); /* truth is in the impressions' event-time order */
             assert_int_equal(e->ts, f->tr[ti].ts);
@@ -612,6 +618,7 @@ static void test_truth_matches_events(void **state)
     }
     assert_int_equal(ti, f->n_tr);
     double g7 = delay_cdf(&f->opts, (double)ATTR_WINDOW_MS);
+    double gwo = delay_cdf(&f->opts, f->opts.obs_window_s * 1000.0);
     for (size_t i = 0; i < f->n_tr; i++) {
         const trow *t = &f->tr[i];
         assert_int_equal(t->click_ts, click[i]);
@@ -621,6 +628,7 @@ static void test_truth_matches_events(void **state)
         int conv7 = in_window && conv[i] >= 0 && conv[i] - click[i] <= ATTR_WINDOW_MS;
         assert_int_equal(t->converted, conv7);
         assert_true(fabs(t->p_cvr_7d - t->p_cvr * g7) < 2e-6);
+        assert_true(fabs(t->p_ip - t->p_cvr * gwo) < 2e-6);
         clicks += click[i] >= 0;
         late_clicks += click[i] >= 0 && !in_window;
         /* Nothing sits on a window boundary, so consumers cannot disagree on < versus <=. */

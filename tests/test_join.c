@@ -34,10 +34,12 @@ static void collect(const fr_sample *s, void *ctx)
     k->s[k->n++] = *s;
 }
 
+/* The config every new join (and every restore) gets; the delayed-feedback tests switch policy. */
+static fr_join_config g_cfg = {.click_window_ms = CW, .attribution_window_ms = AW, .policy = FR_JOIN_POLICY_WAIT};
+
 static fr_join *new_join(void)
 {
-    fr_join_config c = {.click_window_ms = CW, .attribution_window_ms = AW, .policy = FR_JOIN_POLICY_WAIT};
-    fr_join *j = fr_join_create(&c);
+    fr_join *j = fr_join_create(&g_cfg);
     assert_non_null(j);
     return j;
 }
@@ -1213,6 +1215,303 @@ static void test_prior_reaches_the_attribution_sample(void **state)
     fr_join_free(c.j);
 }
 
+/* ---- delayed-feedback policies ----
+ * One hand-written log, run under every policy, with the exact samples each must emit. Windows:
+ * click 10, attribution 100, observation w_o = 20, real negative w_rn = 60. Clicked impressions:
+ *   a  click 1002, conversion 1010          in-window positive (delay 8 <= w_o)
+ *   b  click 1003, conversion 1050 (+ a duplicate at 1060)   fake negative -> delayed positive
+ *   c  click 1004, no conversion            real negative
+ *   d  click 1001, conversion 1102 (arrives at watermark 1095)   outside the attribution window
+ *   e  click 1005, conversion 1090          converts after w_rn: REAL_NEG then DELAYED_POS in defer
+ *   f  no click                             CTR sample only */
+
+enum { WO = 20, WRN = 60 };
+
+/* Lookahead for the oracle: the first conversion of each id in the log above. */
+static int fixture_oracle(void *ctx, const char *id, size_t id_len, int64_t *conv_ts)
+{
+    (void)ctx;
+    static const struct {
+        const char *id;
+        int64_t ts;
+    } conv[] = {{"a", 1010}, {"b", 1050}, {"d", 1102}, {"e", 1090}};
+    for (size_t i = 0; i < sizeof conv / sizeof conv[0]; i++)
+        if (id_len == strlen(conv[i].id) && memcmp(id, conv[i].id, id_len) == 0) {
+            *conv_ts = conv[i].ts;
+            return 1;
+        }
+    return 0;
+}
+
+/* For the random logs, where ids are reused: any pure function of the id will do. */
+static int hash_oracle(void *ctx, const char *id, size_t id_len, int64_t *conv_ts)
+{
+    (void)ctx;
+    uint64_t h = 0;
+    for (size_t i = 0; i < id_len; i++) h = h * 31 + (unsigned char)id[i];
+    *conv_ts = 1000 + (int64_t)(h % 3000);
+    return (int)(h & 1);
+}
+
+static void use_policy(fr_join_policy p, fr_join_oracle_fn oracle)
+{
+    g_cfg = (fr_join_config){.click_window_ms = CW,
+                             .attribution_window_ms = AW,
+                             .policy = p,
+                             .observation_window_ms = WO,
+                             .real_negative_window_ms = WRN,
+                             .oracle = oracle};
+}
+static void reset_policy(void) { use_policy(FR_JOIN_POLICY_WAIT, NULL); }
+
+static void fixture_log(script *sc)
+{
+    const struct {
+        fr_event_type t;
+        const char *id;
+        int64_t ts;
+    } log[] = {
+        {FR_EV_IMPRESSION, "a", 1000}, {FR_EV_IMPRESSION, "b", 1000}, {FR_EV_IMPRESSION, "c", 1000},
+        {FR_EV_IMPRESSION, "d", 1000}, {FR_EV_IMPRESSION, "e", 1000}, {FR_EV_IMPRESSION, "f", 1000},
+        {FR_EV_CLICK, "d", 1001},      {FR_EV_CLICK, "a", 1002},      {FR_EV_CLICK, "b", 1003},
+        {FR_EV_CLICK, "c", 1004},      {FR_EV_CLICK, "e", 1005},      {FR_EV_CONVERSION, "a", 1010},
+        {FR_EV_CONVERSION, "b", 1050}, {FR_EV_CONVERSION, "b", 1060}, {FR_EV_CONVERSION, "e", 1090},
+        {FR_EV_CONVERSION, "d", 1102},
+    };
+    for (size_t i = 0; i < sizeof log / sizeof log[0]; i++) {
+        /* The watermark follows the log, so every event is on time; d's conversion comes while d's
+         * entry still lives (its attribution sample is due at 1101), to be judged by the window. */
+        s_adv(sc, log[i].ts > 1100 ? 1095 : log[i].ts);
+        s_ev(sc, log[i].t == FR_EV_IMPRESSION ? imp_ev(log[i].id, log[i].ts, 0, 1.0f)
+                                              : make_event(log[i].t, log[i].id, log[i].ts));
+    }
+    s_adv(sc, 1300);
+}
+
+/* A delayed-feedback copy or a MATURED sample: CVR and CTCVR carry label, never CTR. */
+typedef struct {
+    const char *id;
+    int kind;
+    int64_t ts;
+    int label;     /* CTR label for CLICK_WINDOW, else CVR/CTCVR */
+    int in_window; /* MATURED only */
+} want;
+
+static void expect_sample(const fr_sample *s, const want *w)
+{
+    if (w->kind == FR_SAMPLE_CLICK_WINDOW) {
+        expect_ctr(s, w->id, w->ts, w->label);
+        return;
+    }
+    if (w->kind == FR_SAMPLE_ATTRIBUTION) {
+        expect_attr(s, w->id, w->ts, w->label);
+        return;
+    }
+    expect_common(s, w->id, 0, w->kind, w->ts);
+    assert_int_equal(s->has_label[FR_TASK_CTR], 0);
+    expect_f(s->weight[FR_TASK_CTR], 0.0f);
+    for (int t = FR_TASK_CVR; t <= FR_TASK_CTCVR; t++) {
+        assert_int_equal(s->has_label[t], 1);
+        expect_f(s->label[t], w->label ? 1.0f : 0.0f);
+        expect_f(s->weight[t], 1.0f);
+    }
+    assert_int_equal(s->in_window, w->kind == FR_SAMPLE_MATURED ? w->in_window : 0);
+}
+
+#define CTR6                                                                                             \
+    {"a", FR_SAMPLE_CLICK_WINDOW, 1010, 1, 0}, {"b", FR_SAMPLE_CLICK_WINDOW, 1010, 1, 0},                \
+        {"c", FR_SAMPLE_CLICK_WINDOW, 1010, 1, 0}, {"d", FR_SAMPLE_CLICK_WINDOW, 1010, 1, 0},            \
+        {"e", FR_SAMPLE_CLICK_WINDOW, 1010, 1, 0}, {"f", FR_SAMPLE_CLICK_WINDOW, 1010, 0, 0}
+#define MATURED5(ipa)                                                                                    \
+    {"d", FR_SAMPLE_MATURED, 1101, 0, 0}, {"a", FR_SAMPLE_MATURED, 1102, 1, ipa},                        \
+        {"b", FR_SAMPLE_MATURED, 1103, 1, 0}, {"c", FR_SAMPLE_MATURED, 1104, 0, 0},                      \
+        {"e", FR_SAMPLE_MATURED, 1105, 1, 0}
+#define WINDOW5                                                                                          \
+    {"d", FR_SAMPLE_WINDOW, 1021, 0, 0}, {"a", FR_SAMPLE_WINDOW, 1022, 1, 0},                            \
+        {"b", FR_SAMPLE_WINDOW, 1023, 0, 0}, {"c", FR_SAMPLE_WINDOW, 1024, 0, 0},                        \
+        {"e", FR_SAMPLE_WINDOW, 1025, 0, 0}
+
+static void run_fixture(fr_join_policy p, const want *w, size_t n)
+{
+    use_policy(p, fixture_oracle);
+    script sc = {0};
+    fixture_log(&sc);
+    harness h;
+    h_init(&h);
+    for (size_t i = 0; i < sc.n; i++) run_step(h.j, &sc.s[i], &h.out);
+    if (h.out.n != n) fprintf(stderr, "policy %s: %zu samples, want %zu\n", fr_join_policy_name(p), h.out.n, n);
+    assert_int_equal(h.out.n, n);
+    for (size_t i = 0; i < n; i++) expect_sample(&h.out.s[i], &w[i]);
+    /* The accounting does not depend on the policy. */
+    expect_counts(h.j, FR_EV_IMPRESSION, (counts){.events = 6, .joined = 6});
+    expect_counts(h.j, FR_EV_CLICK, (counts){.events = 5, .joined = 5});
+    expect_counts(h.j, FR_EV_CONVERSION, (counts){.events = 5, .joined = 3, .dup = 1, .outside = 1});
+    const fr_join_counters *c = fr_join_get_counters(h.j);
+    uint64_t kinds = 0;
+    for (int k = 0; k < FR_SAMPLE_NKINDS; k++) kinds += c->emitted[k];
+    assert_int_equal(kinds, n);
+    assert_int_equal(fr_join_entry_count(h.j), 0);
+    /* Restarting anywhere, at any checkpoint cadence, changes no emitted byte. */
+    check_restarts(&sc, 1);
+    h_free(&h);
+    free(sc.s);
+    reset_policy();
+}
+
+static void test_policy_wait_fixture(void **state)
+{
+    (void)state;
+    const want w[] = {CTR6,
+                      {"d", FR_SAMPLE_ATTRIBUTION, 1101, 0, 0},
+                      {"a", FR_SAMPLE_ATTRIBUTION, 1102, 1, 0},
+                      {"b", FR_SAMPLE_ATTRIBUTION, 1103, 1, 0},
+                      {"c", FR_SAMPLE_ATTRIBUTION, 1104, 0, 0},
+                      {"e", FR_SAMPLE_ATTRIBUTION, 1105, 1, 0}};
+    run_fixture(FR_JOIN_POLICY_WAIT, w, sizeof w / sizeof w[0]);
+}
+
+static void test_policy_vanilla_fixture(void **state)
+{
+    (void)state;
+    const want w[] = {CTR6, WINDOW5, MATURED5(1)};
+    run_fixture(FR_JOIN_POLICY_VANILLA, w, sizeof w / sizeof w[0]);
+}
+
+static void test_policy_fake_negative_fixture(void **state)
+{
+    (void)state;
+    /* Every click at once as a negative; every counted conversion (in-window ones too) as a
+     * positive duplicate at its own ts. At 1010 a's CTR sample precedes its duplicate (timer kind). */
+    const want w[] = {{"d", FR_SAMPLE_FAKE_NEG, 1001, 0, 0},
+                      {"a", FR_SAMPLE_FAKE_NEG, 1002, 0, 0},
+                      {"b", FR_SAMPLE_FAKE_NEG, 1003, 0, 0},
+                      {"c", FR_SAMPLE_FAKE_NEG, 1004, 0, 0},
+                      {"e", FR_SAMPLE_FAKE_NEG, 1005, 0, 0},
+                      {"a", FR_SAMPLE_CLICK_WINDOW, 1010, 1, 0},
+                      {"a", FR_SAMPLE_DELAYED_POS, 1010, 1, 0},
+                      {"b", FR_SAMPLE_CLICK_WINDOW, 1010, 1, 0},
+                      {"c", FR_SAMPLE_CLICK_WINDOW, 1010, 1, 0},
+                      {"d", FR_SAMPLE_CLICK_WINDOW, 1010, 1, 0},
+                      {"e", FR_SAMPLE_CLICK_WINDOW, 1010, 1, 0},
+                      {"f", FR_SAMPLE_CLICK_WINDOW, 1010, 0, 0},
+                      {"b", FR_SAMPLE_DELAYED_POS, 1050, 1, 0},
+                      {"e", FR_SAMPLE_DELAYED_POS, 1090, 1, 0},
+                      MATURED5(1)};
+    run_fixture(FR_JOIN_POLICY_FNW, w, sizeof w / sizeof w[0]);
+    run_fixture(FR_JOIN_POLICY_FNC, w, sizeof w / sizeof w[0]);
+}
+
+static void test_policy_esdfm_fixture(void **state)
+{
+    (void)state;
+    /* Window copy at t_c + w_o; a duplicate only for conversions after it (b, e), not for a. */
+    const want w[] = {CTR6, WINDOW5, {"b", FR_SAMPLE_DELAYED_POS, 1050, 1, 0}, {"e", FR_SAMPLE_DELAYED_POS, 1090, 1, 0},
+                      MATURED5(1)};
+    run_fixture(FR_JOIN_POLICY_ESDFM, w, sizeof w / sizeof w[0]);
+    run_fixture(FR_JOIN_POLICY_DEFUSE, w, sizeof w / sizeof w[0]);
+}
+
+static void test_policy_defer_fixture(void **state)
+{
+    (void)state;
+    /* Real negatives at t_c + w_rn for clicks not converted by then: c, d (its conversion is
+     * outside the attribution window) and e (converts at 1090 > 1065, then gets its duplicate). */
+    const want w[] = {CTR6,
+                      WINDOW5,
+                      {"b", FR_SAMPLE_DELAYED_POS, 1050, 1, 0},
+                      {"d", FR_SAMPLE_REAL_NEG, 1061, 0, 0},
+                      {"c", FR_SAMPLE_REAL_NEG, 1064, 0, 0},
+                      {"e", FR_SAMPLE_REAL_NEG, 1065, 0, 0},
+                      {"e", FR_SAMPLE_DELAYED_POS, 1090, 1, 0},
+                      MATURED5(1)};
+    run_fixture(FR_JOIN_POLICY_DEFER, w, sizeof w / sizeof w[0]);
+}
+
+static void test_policy_oracle_fixture(void **state)
+{
+    (void)state;
+    /* At click time with the eventual label: d's conversion (1102 > 1001 + 100) does not count. */
+    const want w[] = {{"d", FR_SAMPLE_ORACLE, 1001, 0, 0}, {"a", FR_SAMPLE_ORACLE, 1002, 1, 0},
+                      {"b", FR_SAMPLE_ORACLE, 1003, 1, 0}, {"c", FR_SAMPLE_ORACLE, 1004, 0, 0},
+                      {"e", FR_SAMPLE_ORACLE, 1005, 1, 0}, CTR6,
+                      MATURED5(1)};
+    run_fixture(FR_JOIN_POLICY_ORACLE, w, sizeof w / sizeof w[0]);
+}
+
+/* A conversion that arrives after the window copy went out but whose ts is inside the window
+ * (a partition lagging): the copy said 0, so a delayed positive follows at once, never before it. */
+static void test_policy_late_conversion_inside_window(void **state)
+{
+    (void)state;
+    use_policy(FR_JOIN_POLICY_ESDFM, NULL);
+    harness h;
+    h_init(&h);
+    imp(&h, "a", 1000);
+    click(&h, "a", 1002);
+    adv(&h, 1030); /* fires the WINDOW copy at 1022 with label 0 */
+    conv(&h, "a", 1015);
+    adv(&h, 1031);
+    adv(&h, 1200);
+    assert_int_equal(h.out.n, 4);
+    expect_sample(&h.out.s[0], &(want){"a", FR_SAMPLE_CLICK_WINDOW, 1010, 1, 0});
+    expect_sample(&h.out.s[1], &(want){"a", FR_SAMPLE_WINDOW, 1022, 0, 0});
+    expect_sample(&h.out.s[2], &(want){"a", FR_SAMPLE_DELAYED_POS, 1022, 1, 0});
+    expect_sample(&h.out.s[3], &(want){"a", FR_SAMPLE_MATURED, 1102, 1, 1});
+    h_free(&h);
+    reset_policy();
+}
+
+static void test_policy_random_logs_restart(void **state)
+{
+    (void)state;
+    for (int p = 1; p < FR_JOIN_NPOLICIES; p++) {
+        use_policy((fr_join_policy)p, hash_oracle);
+        script sc = {0};
+        random_script(&sc, 0x51ed2701u + (uint64_t)p, 120);
+        check_restarts(&sc, 23);
+        fr_join *j = new_join();
+        sink out = {0};
+        for (size_t i = 0; i < sc.n; i++) run_step(j, &sc.s[i], &out);
+        /* Emission is sorted by ts; every clicked impression matures exactly once. */
+        for (size_t i = 1; i < out.n; i++) assert_true(out.s[i - 1].ts <= out.s[i].ts);
+        const fr_join_counters *n = fr_join_get_counters(j);
+        for (int t = 0; t < FR_EV_NTYPES; t++) assert_int_equal(n->pending[t], 0);
+        assert_int_equal(n->emitted[FR_SAMPLE_ATTRIBUTION], 0);
+        assert_true(n->emitted[FR_SAMPLE_MATURED] > 0);
+        assert_int_equal(n->joined[FR_EV_CONVERSION] <= n->emitted[FR_SAMPLE_MATURED], 1);
+        assert_int_equal(fr_join_entry_count(j), 0);
+        fr_join_free(j);
+        free(out.s);
+        free(sc.s);
+    }
+    reset_policy();
+}
+
+static void test_policy_config_validation(void **state)
+{
+    (void)state;
+    fr_join_config c = {.click_window_ms = CW, .attribution_window_ms = AW, .policy = FR_JOIN_POLICY_DEFER,
+                        .observation_window_ms = WO, .real_negative_window_ms = WRN};
+    fr_join *j = fr_join_create(&c);
+    assert_non_null(j);
+    fr_join_free(j);
+    fr_join_config bad = c;
+    bad.observation_window_ms = AW + 1; /* w_o beyond the attribution window */
+    assert_null(fr_join_create(&bad));
+    bad = c;
+    bad.real_negative_window_ms = WO - 1; /* w_rn before w_o */
+    assert_null(fr_join_create(&bad));
+    bad = c;
+    bad.real_negative_window_ms = AW + 1;
+    assert_null(fr_join_create(&bad));
+    bad = c;
+    bad.policy = FR_JOIN_POLICY_ORACLE; /* no lookahead */
+    assert_null(fr_join_create(&bad));
+    for (int p = 0; p < FR_JOIN_NPOLICIES; p++)
+        assert_int_equal(fr_join_policy_from_name(fr_join_policy_name((fr_join_policy)p)), p);
+    assert_int_equal(fr_join_policy_from_name("defuse2"), -1);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -1238,6 +1537,15 @@ int main(void)
         cmocka_unit_test(test_restore_random_logs),
         cmocka_unit_test(test_dirty_set_is_exact),
         cmocka_unit_test(test_blobs_are_validated),
+        cmocka_unit_test(test_policy_wait_fixture),
+        cmocka_unit_test(test_policy_vanilla_fixture),
+        cmocka_unit_test(test_policy_fake_negative_fixture),
+        cmocka_unit_test(test_policy_esdfm_fixture),
+        cmocka_unit_test(test_policy_defer_fixture),
+        cmocka_unit_test(test_policy_oracle_fixture),
+        cmocka_unit_test(test_policy_late_conversion_inside_window),
+        cmocka_unit_test(test_policy_random_logs_restart),
+        cmocka_unit_test(test_policy_config_validation),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

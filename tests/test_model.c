@@ -209,9 +209,11 @@ static int numeric_row(fr_model *m, uint32_t table, uint64_t key, int d, const f
 /* Which loss terms are on; weights differ from 1 and from each other so a mis-weighted term shows. */
 enum { T_CTR = 1, T_CVR = 2, T_CTCVR = 4 };
 
-static void check_gradients(int terms, uint64_t seed)
+static void check_gradients_with(int terms, uint64_t seed, int interactions, int wide)
 {
     fr_model_config c = small_config();
+    c.interactions = interactions;
+    c.wide = wide;
     fr_model *m = create_ok(&c);
     rng r = {seed};
     enum { N = 6 };
@@ -300,6 +302,8 @@ static void check_gradients(int terms, uint64_t seed)
     fr_model_free(m);
 }
 
+static void check_gradients(int terms, uint64_t seed) { check_gradients_with(terms, seed, 3, 1); }
+
 static void test_grad_ctr_only(void **state)
 {
     (void)state;
@@ -320,6 +324,84 @@ static void test_grad_all_terms(void **state)
     (void)state;
     check_gradients(T_CTR | T_CVR | T_CTCVR, 14);
     check_gradients(T_CTR | T_CVR | T_CTCVR, 15);
+}
+
+/* Each interaction component alone, so one cannot hide another's error: the pair products into
+ * the experts only (the embeddings' gradient through p_ij = <e_i, e_j> and the experts), the
+ * per-pair logit weights only, the wide head only, and the plain model without any of them. */
+static void test_grad_interaction_parts(void **state)
+{
+    (void)state;
+    const int terms = T_CTR | T_CVR | T_CTCVR;
+    check_gradients_with(terms, 31, 1, 0);
+    check_gradients_with(terms, 32, 2, 0);
+    check_gradients_with(terms, 33, 0, 1);
+    check_gradients_with(terms, 34, 0, 0);
+    check_gradients_with(T_CTR, 35, 2, 0);
+}
+
+/* With the pair weights alone, a row's gradient is exactly the FM formula: for a categorical
+ * field i, d/de_i sum_j r_ij <e_i, e_j> = sum_j r_ij e_j, times d loss / d logit. Checked against
+ * the model's analytic row gradient for a one-sample batch with the experts' path cut off. */
+static void test_grad_pair_formula(void **state)
+{
+    (void)state;
+    fr_model_config c = small_config();
+    c.interactions = 2;
+    c.wide = 0;
+    c.n_multi = 0;
+    fr_model *m = create_ok(&c);
+    rng r = {41};
+    fr_sample s = random_sample(&r, &c, 50);
+    s.weight[FR_TASK_CVR] = s.weight[FR_TASK_CTCVR] = 0;
+    s.label[FR_TASK_CTR] = 1;
+    put_rows(m, &c, &s, 1, &r);
+    size_t P = fr_model_dense_count(m);
+    float *p = malloc(P * sizeof *p);
+    memcpy(p, fr_model_dense_params(m), P * sizeof *p);
+    /* zero the CTR tower's output weights: the logit is out.b + the pair term alone */
+    fr_tensor_info ow = fr_model_dense_tensor(m, 12), pw = fr_model_dense_tensor(m, 18);
+    assert_string_equal(ow.name, "tower.ctr.out.w");
+    assert_string_equal(pw.name, "pair.ctr.w");
+    assert_int_equal(pw.cols, c.n_cat * (c.n_cat - 1) / 2);
+    for (int j = 0; j < ow.cols; j++) p[ow.offset + j] = 0;
+    assert_int_equal(fr_model_set_dense(m, p, NULL, P), 0);
+    float e[FR_MAX_CAT][64];
+    for (int f = 0; f < c.n_cat; f++) {
+        fr_row_view v;
+        assert_int_equal(fr_model_get_row(m, (uint32_t)f, s.f.cat[f], &v), 0);
+        memcpy(e[f], v.weights, (size_t)c.emb_dim * sizeof(float));
+    }
+    double z = p[fr_model_dense_tensor(m, 13).offset];
+    for (int i = 0, k = 0; i < c.n_cat; i++)
+        for (int j = i + 1; j < c.n_cat; j++, k++) {
+            double dot = 0;
+            for (int d = 0; d < c.emb_dim; d++) dot += (double)e[i][d] * e[j][d];
+            z += p[pw.offset + k] * dot;
+        }
+    double dl = (1 / (1 + exp(-z)) - 1) * s.weight[FR_TASK_CTR]; /* label 1 */
+    row_grads *rg = calloc(1, sizeof *rg);
+    rg->dim = c.emb_dim;
+    assert_int_equal(fr_model_gradients(m, &s, 1, NULL, collect, rg), 0);
+    assert_int_equal(rg->n, c.n_cat);
+    for (int i = 0; i < c.n_cat; i++) {
+        assert_int_equal(rg->table[i], (uint32_t)i);
+        for (int d = 0; d < c.emb_dim; d++) {
+            double want = 0;
+            for (int j = 0; j < c.n_cat; j++) {
+                if (j == i) continue;
+                int a = i < j ? i : j, b = i < j ? j : i;
+                int k = a * c.n_cat - a * (a + 1) / 2 + (b - a - 1); /* index of pair (a, b) */
+                want += p[pw.offset + k] * e[j][d];
+            }
+            want *= dl;
+            if (fabs(rg->grad[i][d] - want) > 1e-5 * fmax(1, fabs(want)))
+                fail_msg("field %d dim %d: gradient %.8g, FM formula %.8g", i, d, (double)rg->grad[i][d], want);
+        }
+    }
+    free(rg);
+    free(p);
+    fr_model_free(m);
 }
 
 /* Saturated logits: the CTCVR gradient stays finite and bounded by the weight. */
@@ -830,11 +912,13 @@ static void test_dense_layout(void **state)
     const char *names[] = {"expert.0.w", "expert.1.w", "expert.2.w", "gate.ctr.w", "gate.cvr.w",
                            "expert.0.b", "expert.1.b", "expert.2.b", "gate.ctr.b", "gate.cvr.b",
                            "tower.ctr.hidden.w", "tower.ctr.hidden.b", "tower.ctr.out.w", "tower.ctr.out.b",
-                           "tower.cvr.hidden.w", "tower.cvr.hidden.b", "tower.cvr.out.w", "tower.cvr.out.b"};
-    int in = (c.n_cat + c.n_multi) * c.emb_dim + c.n_num;
-    assert_int_equal(fr_model_dense_tensor_count(m), 18);
+                           "tower.cvr.hidden.w", "tower.cvr.hidden.b", "tower.cvr.out.w", "tower.cvr.out.b",
+                           "pair.ctr.w", "pair.cvr.w", "wide.ctr.w", "wide.cvr.w"};
+    int nf = c.n_cat + c.n_multi, npair = nf * (nf - 1) / 2;
+    int in = nf * c.emb_dim + c.n_num + npair;
+    assert_int_equal(fr_model_dense_tensor_count(m), 22);
     size_t off = 0;
-    for (int i = 0; i < 18; i++) {
+    for (int i = 0; i < 22; i++) {
         fr_tensor_info t = fr_model_dense_tensor(m, i);
         assert_string_equal(t.name, names[i]);
         assert_int_equal(t.offset, off);
@@ -845,6 +929,10 @@ static void test_dense_layout(void **state)
     assert_true(t.rows == c.expert_dim && t.cols == in);
     t = fr_model_dense_tensor(m, 10);
     assert_true(t.rows == c.tower_dim && t.cols == c.expert_dim);
+    t = fr_model_dense_tensor(m, 18);
+    assert_true(t.rows == 1 && t.cols == npair);
+    t = fr_model_dense_tensor(m, 20);
+    assert_true(t.rows == 1 && t.cols == nf * c.emb_dim + c.n_num);
     /* initial output biases are the logits of the documented base rates */
     const float *p = fr_model_dense_params(m);
     assert_true(fabs(1 / (1 + exp(-p[fr_model_dense_tensor(m, 13).offset])) - 0.05) < 1e-6);
@@ -859,6 +947,24 @@ static void test_dense_layout(void **state)
         distinct += p[j] != p[0];
     }
     assert_true(distinct > 0);
+    fr_model_free(m);
+    /* without interactions and the wide head: the plain layout, as before them */
+    c.interactions = 0;
+    c.wide = 0;
+    m = create_ok(&c);
+    assert_int_equal(fr_model_dense_tensor_count(m), 18);
+    t = fr_model_dense_tensor(m, 0);
+    assert_int_equal(t.cols, nf * c.emb_dim + c.n_num);
+    t = fr_model_dense_tensor(m, 17);
+    assert_string_equal(t.name, "tower.cvr.out.b");
+    assert_int_equal(t.offset + 1, fr_model_dense_count(m));
+    /* the pair weights alone: the expert input stays plain */
+    c.interactions = 2;
+    fr_model_free(m);
+    m = create_ok(&c);
+    assert_int_equal(fr_model_dense_tensor_count(m), 20);
+    assert_int_equal(fr_model_dense_tensor(m, 0).cols, nf * c.emb_dim + c.n_num);
+    assert_string_equal(fr_model_dense_tensor(m, 19).name, "pair.cvr.w");
     fr_model_free(m);
 }
 
@@ -894,6 +1000,9 @@ static void test_config_validation(void **state)
     c = d, c.lr_dense = NAN, expect_refused(c, "model.lr_dense");
     c = d, c.adagrad_init = 0, expect_refused(c, "model.adagrad_init");
     c = d, c.init_scale = -1, expect_refused(c, "model.init_scale");
+    c = d, c.interactions = 4, expect_refused(c, "model.interactions");
+    c = d, c.interactions = -1, expect_refused(c, "model.interactions");
+    c = d, c.wide = 2, expect_refused(c, "model.wide");
     char err[256];
     fr_model *m = fr_model_create(&d, err, sizeof err);
     assert_non_null(m);
@@ -909,6 +1018,8 @@ int main(void)
         cmocka_unit_test(test_grad_ctcvr_only),
         cmocka_unit_test(test_grad_cvr_only),
         cmocka_unit_test(test_grad_all_terms),
+        cmocka_unit_test(test_grad_interaction_parts),
+        cmocka_unit_test(test_grad_pair_formula),
         cmocka_unit_test(test_ctcvr_gradient_saturated),
         cmocka_unit_test(test_adagrad_hand),
         cmocka_unit_test(test_train_step_exact),

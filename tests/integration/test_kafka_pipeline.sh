@@ -6,7 +6,7 @@ source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 fr_stack_up
 
 prefix="it$RANDOM$RANDOM"
-"$FRESHET_BIN" gen --out "$fr_work/events.jsonl" --truth "$fr_work/truth.tsv" --impressions 60000 --days 10 --seed 11 \
+"$FRESHET_BIN" gen --out "$fr_work/events.jsonl" --truth "$fr_work/truth.tsv" --impressions 200000 --days 10 --seed 11 --users 1000 --ads 200 \
   --duplicates 0.01
 # Bad input the daemon must count and survive: malformed JSON, a missing field, an unknown scenario, a
 # negative ts, an oversized message.
@@ -45,6 +45,14 @@ fr_float_ge "$auc" 0.60 || fr_fail "progressive CTR AUC $auc is not well above 0
 fr_float_ge "$auc" "$(awk -v t="$truth_auc" 'BEGIN { print t - 0.08 }')" ||
   fr_fail "progressive CTR AUC $auc is more than 8 points below the truth's $truth_auc"
 fr_pass "progressive CTR AUC $auc (truth $truth_auc)"
+# CVR labels come days late: the default delayed-feedback policy (esdfm) must still learn them.
+cvr_auc=$(fr_metric cvr all 3 "$fr_work/report.txt")
+ctcvr_auc=$(fr_metric ctcvr all 3 "$fr_work/report.txt")
+truth_ctcvr=$(fr_metric ctcvr all 3 "$fr_work/truth.txt")
+fr_float_ge "$cvr_auc" 0.55 || fr_fail "progressive CVR AUC $cvr_auc: the delayed conversions were not learned"
+fr_float_ge "$ctcvr_auc" "$(awk -v t="$truth_ctcvr" 'BEGIN { print t - 0.12 }')" ||
+  fr_fail "progressive CTCVR AUC $ctcvr_auc is more than 12 points below the truth's $truth_ctcvr"
+fr_pass "progressive CVR AUC $cvr_auc, CTCVR AUC $ctcvr_auc (truth $truth_ctcvr)"
 
 "$FRESHET_BIN" inspect "$fr_work/state" >"$fr_work/inspect.txt"
 "$FRESHET_BIN" pull -c "$fr_work/config.json" --events "$fr_work/events.jsonl" --limit 200 --state "$fr_work/state" \
