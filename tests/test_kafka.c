@@ -138,11 +138,14 @@ static void test_consume_resume_and_continue(void **state)
     assert_int_equal(c2.consumed, first);
     assert_int_equal(c2.samples_trained, c1.samples_trained);
 
-    /* New traffic later in event time is consumed once, on top. */
-    uint64_t second = load(f, 1000, 2, 1764547200000LL + 2 * 86400000LL, 0);
+    /* New traffic later in event time is consumed once, on top. "Later" means after the first
+     * stream's last conversion (days after its last impression), else the new impressions are
+     * behind the watermark and are dropped as late. */
+    uint64_t second = load(f, 1000, 2, 1764547200000LL + 10 * 86400000LL, 0);
     fr_pipeline_counters c3 = run_once(f);
     assert_int_equal(c3.consumed, first + second);
-    assert_true(c3.samples_trained > c2.samples_trained);
+    /* every new impression's click window closes before the stream's last conversion */
+    assert_true(c3.samples_trained + c3.samples_buffered >= c2.samples_trained + c2.samples_buffered + 900);
 }
 
 int main(void)
