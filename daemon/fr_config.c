@@ -321,7 +321,7 @@ int fr_config_scenario_index(const fr_config *c, const char *name, size_t len)
 
 static int load_kafka(errbuf *e, fr_config *c, const json_t *o)
 {
-    static const char *const keys[] = {"brokers", "group_id", "topics", "max_message_bytes", NULL};
+    static const char *const keys[] = {"brokers", "group_id", "topics", "max_message_bytes", "dead_letter_topic", NULL};
     if (want_object(e, o, "kafka") || check_keys(e, o, "kafka", keys))
         return -1;
     const json_t *v;
@@ -333,6 +333,10 @@ static int load_kafka(errbuf *e, fr_config *c, const json_t *o)
         return -1;
     if ((v = json_object_get(o, "max_message_bytes")) &&
         get_int(e, v, "kafka.max_message_bytes", 1, 64 * 1024 * 1024, &c->max_message_bytes))
+        return -1;
+    if ((v = json_object_get(o, "dead_letter_topic")) &&
+        (get_string(e, v, "kafka.dead_letter_topic", c->dead_letter_topic, sizeof c->dead_letter_topic, true) ||
+         (c->dead_letter_topic[0] && check_topic(e, c->dead_letter_topic, "kafka.dead_letter_topic"))))
         return -1;
     if ((v = json_object_get(o, "topics"))) {
         static const char *const tkeys[] = {"impressions", "clicks", "conversions", NULL};

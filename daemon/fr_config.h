@@ -35,6 +35,7 @@ typedef struct {
     char group_id[FR_NAME_MAX];
     char topic[3][FR_NAME_MAX];      /* impressions, clicks, conversions (may be equal: mixed topic) */
     int max_message_bytes;           /* default 65536 */
+    char dead_letter_topic[FR_NAME_MAX]; /* rejected messages are copied here; "" (default) = off */
 
     /* event contract */
     int n_scenarios;

@@ -119,12 +119,98 @@ static int count_topic_partitions(rd_kafka_t *rk, const fr_config *c)
     return total;
 }
 
+/* ---- dead-letter copies -------------------------------------------------------------------- */
+
+/* Rejected messages copied to c->dead_letter_topic, with why in headers, so an operator can look
+ * at them and replay them once fixed. Best effort: a copy that cannot be delivered is counted and
+ * logged, never a reason to stop training. After a crash, rejections after the last checkpoint are
+ * consumed again and copied again (at least once). */
+typedef struct {
+    rd_kafka_t *rk;
+    const char *topic;
+    uint64_t copied, failed;
+} dead_letter;
+
+static void on_dead_letter_delivery(rd_kafka_t *rk, const rd_kafka_message_t *m, void *opaque)
+{
+    (void)rk;
+    dead_letter *d = opaque;
+    if (!m->err) {
+        d->copied++;
+        return;
+    }
+    if (d->failed++ < 5)
+        fprintf(stderr, "freshet: dead-letter copy to %s failed: %s\n", d->topic, rd_kafka_err2str(m->err));
+}
+
+static int dead_letter_open(dead_letter *d, const fr_config *c, char *err, size_t errlen)
+{
+    memset(d, 0, sizeof *d);
+    if (!c->dead_letter_topic[0]) return 0;
+    d->topic = c->dead_letter_topic;
+    char maxbytes[32];
+    snprintf(maxbytes, sizeof maxbytes, "%d", c->max_message_bytes * 4 + 65536);
+    rd_kafka_conf_t *conf = rd_kafka_conf_new();
+    if (set_conf(conf, "bootstrap.servers", c->brokers, err, errlen) ||
+        set_conf(conf, "enable.idempotence", "true", err, errlen) || set_conf(conf, "linger.ms", "50", err, errlen) ||
+        set_conf(conf, "message.max.bytes", maxbytes, err, errlen)) {
+        rd_kafka_conf_destroy(conf);
+        return -1;
+    }
+    rd_kafka_conf_set_dr_msg_cb(conf, on_dead_letter_delivery);
+    rd_kafka_conf_set_opaque(conf, d);
+    char kerr[512];
+    d->rk = rd_kafka_new(RD_KAFKA_PRODUCER, conf, kerr, sizeof kerr);
+    if (!d->rk) {
+        rd_kafka_conf_destroy(conf);
+        snprintf(err, errlen, "kafka: cannot create the dead-letter producer: %s", kerr);
+        return -1;
+    }
+    return 0;
+}
+
+static void dead_letter_copy(const char *source, int64_t offset, const char *buf, size_t len, const char *reason,
+                             const char *detail, void *ctx)
+{
+    dead_letter *d = ctx;
+    char off[24];
+    snprintf(off, sizeof off, "%" PRId64, offset);
+    for (int attempt = 0;; attempt++) {
+        rd_kafka_resp_err_t e = rd_kafka_producev(
+            d->rk, RD_KAFKA_V_TOPIC(d->topic), RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY),
+            RD_KAFKA_V_VALUE((void *)(uintptr_t)buf, len), RD_KAFKA_V_HEADER("freshet-reason", reason, -1),
+            RD_KAFKA_V_HEADER("freshet-detail", detail, -1), RD_KAFKA_V_HEADER("freshet-source", source, -1),
+            RD_KAFKA_V_HEADER("freshet-offset", off, -1), RD_KAFKA_V_END);
+        if (e == RD_KAFKA_RESP_ERR__QUEUE_FULL && attempt < 100) {
+            rd_kafka_poll(d->rk, 10);
+            continue;
+        }
+        if (e && d->failed++ < 5)
+            fprintf(stderr, "freshet: dead-letter copy to %s failed: %s\n", d->topic, rd_kafka_err2str(e));
+        return;
+    }
+}
+
+static void dead_letter_close(dead_letter *d)
+{
+    if (!d->rk) return;
+    if (rd_kafka_flush(d->rk, 10000) != RD_KAFKA_RESP_ERR_NO_ERROR)
+        d->failed += (uint64_t)rd_kafka_outq_len(d->rk);
+    fprintf(stderr, "freshet: dead-letter topic %s: %" PRIu64 " rejected messages copied, %" PRIu64 " failed\n",
+            d->topic, d->copied, d->failed);
+    rd_kafka_destroy(d->rk);
+    d->rk = NULL;
+}
+
 /* Informational only: restarts use the checkpoint, but operators watch consumer-group lag. */
 static void commit_informational(rd_kafka_t *rk) { rd_kafka_commit(rk, NULL, 1); }
 
 int fr_kafka_run(fr_pipeline *p, const fr_config *c, const fr_kafka_run_opts *o, char *err, size_t errlen)
 {
     consumer_ctx cx = {.p = p};
+    dead_letter dl;
+    if (dead_letter_open(&dl, c, err, errlen) != 0) return -1;
+    if (dl.rk) fr_pipeline_set_reject_hook(p, dead_letter_copy, &dl);
     rd_kafka_conf_t *conf = rd_kafka_conf_new();
     char maxbytes[32];
     /* Fetch more than the contract's limit so oversized events reach the decoder and are counted there. */
@@ -139,6 +225,8 @@ int fr_kafka_run(fr_pipeline *p, const fr_config *c, const fr_kafka_run_opts *o,
         set_conf(conf, "heartbeat.interval.ms", "1500", err, errlen) ||
         set_conf(conf, "fetch.message.max.bytes", maxbytes, err, errlen)) {
         rd_kafka_conf_destroy(conf);
+        fr_pipeline_set_reject_hook(p, NULL, NULL);
+        dead_letter_close(&dl);
         return -1;
     }
     rd_kafka_conf_set_rebalance_cb(conf, on_rebalance);
@@ -148,6 +236,8 @@ int fr_kafka_run(fr_pipeline *p, const fr_config *c, const fr_kafka_run_opts *o,
     if (!rk) {
         rd_kafka_conf_destroy(conf);
         snprintf(err, errlen, "kafka: cannot create consumer: %s", kerr);
+        fr_pipeline_set_reject_hook(p, NULL, NULL);
+        dead_letter_close(&dl);
         return -1;
     }
     rd_kafka_poll_set_consumer(rk);
@@ -185,6 +275,7 @@ int fr_kafka_run(fr_pipeline *p, const fr_config *c, const fr_kafka_run_opts *o,
             rc = -1;
             goto out;
         }
+        if (dl.rk) rd_kafka_poll(dl.rk, 0);
         rd_kafka_message_t *m = rd_kafka_consumer_poll(rk, 100);
         double now = now_seconds();
         if (m) {
@@ -244,6 +335,8 @@ out:
     rd_kafka_consumer_close(rk);
     forget_assignment(&cx);
     rd_kafka_destroy(rk);
+    fr_pipeline_set_reject_hook(p, NULL, NULL);
+    dead_letter_close(&dl);
     return rc;
 }
 

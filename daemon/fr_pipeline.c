@@ -33,6 +33,8 @@ struct fr_pipeline {
     fr_dfm_limits dfm_limits;
     fr_ckpt *ckpt;
     fr_pubq *pub;          /* the publisher thread (NULL: not publishing) */
+    fr_pipeline_reject_fn on_reject; /* the dead-letter copy (fr_kafka), or NULL */
+    void *on_reject_ctx;
     char *manifest;
 
     source sources[FR_MAX_SOURCES];
@@ -378,6 +380,12 @@ void fr_pipeline_close(fr_pipeline *p)
 
 /* ---- input -------------------------------------------------------------------------------- */
 
+void fr_pipeline_set_reject_hook(fr_pipeline *p, fr_pipeline_reject_fn fn, void *ctx)
+{
+    p->on_reject = fn;
+    p->on_reject_ctx = ctx;
+}
+
 int fr_pipeline_register_source(fr_pipeline *p, const char *name, int64_t *next_offset)
 {
     source *s = add_source(p, name);
@@ -421,6 +429,7 @@ int fr_pipeline_message(fr_pipeline *p, const char *source_name, int64_t next_of
         if (should_log_rejection(n))
             fprintf(stderr, "freshet: rejected %s (%s, %" PRIu64 " so far) at %s offset %" PRId64 ": %s\n",
                     fr_event_reject_name(r), fr_event_reject_name(r), n, source_name, next_offset - 1, why);
+        if (p->on_reject) p->on_reject(source_name, next_offset - 1, buf, len, fr_event_reject_name(r), why, p->on_reject_ctx);
         return fr_pipeline_maybe_checkpoint(p, err, errlen);
     }
     if (ev.ts > s->max_ts) s->max_ts = ev.ts;

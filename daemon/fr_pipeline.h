@@ -52,6 +52,11 @@ void fr_pipeline_source_idle(fr_pipeline *p, const char *name, int idle);
  * error (a failed checkpoint): the caller must stop consuming. */
 int fr_pipeline_message(fr_pipeline *p, const char *source, int64_t next_offset, const char *buf, size_t len,
                         char *err, size_t errlen);
+/* Called for every rejected message, after it is counted: where the Kafka loop copies it to the
+ * dead-letter topic. reason is fr_event_reject_name's; detail the decoder's message. */
+typedef void (*fr_pipeline_reject_fn)(const char *source, int64_t offset, const char *buf, size_t len,
+                                      const char *reason, const char *detail, void *ctx);
+void fr_pipeline_set_reject_hook(fr_pipeline *p, fr_pipeline_reject_fn fn, void *ctx);
 /* Re-evaluates the watermark (after idleness changes). */
 void fr_pipeline_tick(fr_pipeline *p);
 /* Checkpoints when c->checkpoint_every_samples or _seconds is due; publishes after it. */

@@ -148,10 +148,81 @@ static void test_consume_resume_and_continue(void **state)
     assert_true(c3.samples_trained + c3.samples_buffered >= c2.samples_trained + c2.samples_buffered + 900);
 }
 
+/* Reads every message of one topic from the start: (value, reason header) pairs. */
+typedef struct {
+    char value[256];
+    char reason[64];
+    char offset[24];
+} dead_copy;
+
+static size_t read_topic(const fixture *f, const char *topic, dead_copy *out, size_t cap)
+{
+    char err[256];
+    rd_kafka_conf_t *conf = rd_kafka_conf_new();
+    assert_int_equal(rd_kafka_conf_set(conf, "bootstrap.servers", f->cfg.brokers, err, sizeof err), RD_KAFKA_CONF_OK);
+    assert_int_equal(rd_kafka_conf_set(conf, "group.id", "dead-letter-reader", err, sizeof err), RD_KAFKA_CONF_OK);
+    assert_int_equal(rd_kafka_conf_set(conf, "auto.offset.reset", "earliest", err, sizeof err), RD_KAFKA_CONF_OK);
+    rd_kafka_t *rk = rd_kafka_new(RD_KAFKA_CONSUMER, conf, err, sizeof err);
+    assert_non_null(rk);
+    rd_kafka_poll_set_consumer(rk);
+    rd_kafka_topic_partition_list_t *parts = rd_kafka_topic_partition_list_new(1);
+    rd_kafka_topic_partition_list_add(parts, topic, 0)->offset = RD_KAFKA_OFFSET_BEGINNING;
+    assert_int_equal(rd_kafka_assign(rk, parts), 0);
+    rd_kafka_topic_partition_list_destroy(parts);
+    size_t n = 0;
+    for (int idle = 0; idle < 30 && n < cap;) {
+        rd_kafka_message_t *m = rd_kafka_consumer_poll(rk, 100);
+        if (!m) {
+            idle++;
+            continue;
+        }
+        if (!m->err) {
+            dead_copy *d = &out[n++];
+            memset(d, 0, sizeof *d);
+            memcpy(d->value, m->payload, m->len < sizeof d->value - 1 ? m->len : sizeof d->value - 1);
+            rd_kafka_headers_t *h = NULL;
+            const void *v;
+            size_t vl;
+            if (rd_kafka_message_headers(m, &h) == 0) {
+                if (rd_kafka_header_get_last(h, "freshet-reason", &v, &vl) == 0) memcpy(d->reason, v, vl);
+                if (rd_kafka_header_get_last(h, "freshet-offset", &v, &vl) == 0) memcpy(d->offset, v, vl);
+            }
+        }
+        rd_kafka_message_destroy(m);
+    }
+    rd_kafka_consumer_close(rk);
+    rd_kafka_destroy(rk);
+    return n;
+}
+
+/* With kafka.dead_letter_topic set, each rejected message is copied there once, byte for byte,
+ * with its reason and offset in headers; good events are not copied. */
+static void test_rejected_messages_reach_the_dead_letter_topic(void **state)
+{
+    fixture *f = *state;
+    snprintf(f->cfg.dead_letter_topic, sizeof f->cfg.dead_letter_topic, "freshet-dead-letter");
+    assert_int_equal(rd_kafka_mock_topic_create(f->mock, f->cfg.dead_letter_topic, 1, 1), 0);
+    uint64_t lines = load(f, 300, 3, 1764547200000LL, 2);
+    fr_pipeline_counters c = run_once(f);
+    assert_int_equal(c.consumed, lines);
+    assert_int_equal(c.rejected[FR_REJECT_MALFORMED_JSON], 2);
+    dead_copy got[8];
+    size_t n = read_topic(f, f->cfg.dead_letter_topic, got, 8);
+    assert_int_equal(n, 2);
+    for (size_t i = 0; i < n; i++) {
+        char want[64];
+        snprintf(want, sizeof want, "{\"type\":\"click\",\"id\":\"broken-%zu\"", i);
+        assert_string_equal(got[i].value, want);
+        assert_string_equal(got[i].reason, "malformed_json");
+        assert_true(got[i].offset[0] != '\0');
+    }
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_setup_teardown(test_consume_resume_and_continue, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_rejected_messages_reach_the_dead_letter_topic, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
