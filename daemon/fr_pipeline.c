@@ -227,6 +227,29 @@ static int load_offset(const char *name, int64_t next_offset, void *ctx)
     return 0;
 }
 
+/* Admission and TTL of every field with embedding rows (table = categorical slot, or n_cat +
+ * multi slot). Applied to every embedded field, defaults included, so the model always keeps its
+ * event-time clock and row stamps: a TTL added later judges rows by real stamps. */
+static int apply_row_policies(fr_model *m, const fr_config *c, char *err, size_t errlen)
+{
+    for (int i = 0; i < c->n_fields; i++) {
+        const fr_field *f = &c->fields[i];
+        if (f->kind == FR_FIELD_NUMERIC) continue;
+        uint32_t table = (uint32_t)(f->kind == FR_FIELD_CATEGORICAL ? f->slot : c->n_cat + f->slot);
+        fr_row_policy rp;
+        fr_row_policy_defaults(&rp);
+        rp.admit_after = f->admit_after;
+        rp.admit_width_log2 = (unsigned)f->admit_width_log2;
+        rp.ttl_ms = f->ttl_ms;
+        char why[200];
+        if (fr_model_set_row_policy(m, table, &rp, why, sizeof why) != 0) {
+            snprintf(err, errlen, "field \"%s\": %s", f->name, why);
+            return -1;
+        }
+    }
+    return 0;
+}
+
 static int restore(fr_pipeline *p, char *err, size_t errlen)
 {
     fr_model *m = fr_ckpt_load_model(p->ckpt, err, errlen);
@@ -237,6 +260,8 @@ static int restore(fr_pipeline *p, char *err, size_t errlen)
     }
     fr_model_free(p->model);
     p->model = m;
+    if (apply_row_policies(m, &p->cfg, err, errlen) != 0 || fr_ckpt_load_admission(p->ckpt, m, err, errlen) != 0)
+        return -1;
 
     if (fr_ckpt_foreach_join_entry(p->ckpt, load_join_entry, p->join) != 0) {
         snprintf(err, errlen, "checkpoint: a join entry could not be restored (corrupt or from another version)");
@@ -340,7 +365,7 @@ fr_pipeline *fr_pipeline_open(const fr_config *c, char *err, size_t errlen)
         goto fail;
     }
     p->model = fr_model_create(&c->model, err, errlen);
-    if (!p->model) goto fail;
+    if (!p->model || apply_row_policies(p->model, c, err, errlen) != 0) goto fail;
     p->ckpt = fr_ckpt_open(c->checkpoint_dir, err, errlen);
     if (!p->ckpt) goto fail;
     if (fr_ckpt_exists(p->ckpt) && restore(p, err, errlen) != 0) goto fail;

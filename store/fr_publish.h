@@ -51,6 +51,9 @@ typedef struct {
     const size_t *row_counts;  /* rows per table the trainer holds (for the manifest) */
     int complete;
     int (*foreach_row)(void *ctx, int all, fr_row_fn fn, void *fn_ctx);
+    /* the rows deleted (evicted) since the last successful push, HDEL'ed before any row is
+     * written; NULL = none */
+    int (*foreach_deleted)(void *ctx, fr_deleted_fn fn, void *fn_ctx);
     void *ctx;
 } fr_publish_source;
 /* Returned by fr_publish_push_source when the publisher must write every row (first push of the
@@ -81,6 +84,7 @@ typedef struct {
     size_t dense_bytes;      /* size of the dense blob */
     int full;                /* 1 when every row was written */
     size_t retired_versions; /* old versions deleted */
+    size_t deleted;          /* rows deleted (HDEL) */
     double seconds;          /* wall time of the push */
 } fr_publish_stats;
 void fr_publish_last_stats(const fr_publisher *p, fr_publish_stats *s);
