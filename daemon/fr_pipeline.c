@@ -572,9 +572,25 @@ void fr_pipeline_status_line(fr_pipeline *p, FILE *out, const char *extra)
             p->counters.consumed, rejected, fr_pipeline_pending(p), p->counters.samples_trained, ev_rate, sm_rate,
             fr_join_watermark(p->join));
     for (int t = 0; t < FR_NTASKS; t++) fprintf(out, " auc_%s=%.4f", task_name(t), fr_metric_auc(metric_at(p, t, -1)));
+    fr_row_stats rs;
+    fr_model_row_stats(p->model, &rs);
+    fprintf(out, " rows=%" PRIu64 " B/row=%.1f evicted=%" PRIu64, rs.rows,
+            rs.rows ? (double)rs.row_bytes / (double)rs.rows : 0.0, rs.evicted);
     if (extra && extra[0]) fprintf(out, " %s", extra);
     fputc('\n', out);
     fflush(out);
+}
+
+void fr_pipeline_row_report(const fr_pipeline *p, FILE *out)
+{
+    fr_row_stats rs;
+    fr_model_row_stats(p->model, &rs);
+    double per = rs.rows ? (double)rs.row_bytes / (double)rs.rows : 0, raw = rs.rows ? (double)rs.raw_bytes / (double)rs.rows : 0;
+    fprintf(out,
+            "rows: held=%" PRIu64 " memory=%" PRIu64 " B (%.1f B/row; raw payload %.0f B/row, %.2fx) admission_filters=%" PRIu64
+            " B admitted=%" PRIu64 " not_admitted=%" PRIu64 " evicted=%" PRIu64 "\n",
+            rs.rows, rs.row_bytes, per, raw, raw > 0 ? per / raw : 0.0, rs.admit_bytes, rs.admitted, rs.not_admitted,
+            rs.evicted);
 }
 
 void fr_pipeline_report(const fr_pipeline *p, FILE *out)
