@@ -468,7 +468,11 @@ static int put_join_entry(const char *id, size_t id_len, const void *bytes, size
  * parameters (store/fr_pubq.h); Redis I/O never happens on this thread. */
 static void publish(fr_pipeline *p)
 {
-    if (!p->pub) return;
+    if (!p->pub) {
+        /* nobody consumes the publish marks: drop them, or the list of evicted rows would grow forever */
+        fr_model_clear_dirty(p->model, FR_DIRTY_PUBLISH);
+        return;
+    }
     char err[512];
     if (fr_pubq_submit(p->pub, p->model, err, sizeof err) != 0) fprintf(stderr, "freshet: %s\n", err);
 }
