@@ -1006,6 +1006,7 @@ typedef struct {
 } fr_deleted;
 
 struct fr_lifecycle {
+    uint32_t n_tables;
     fr_admit **admit;        /* [n_tables]: NULL where rows come at first sight */
     int *admit_after;        /* [n_tables] */
     int64_t *ttl_ms;         /* [n_tables]: 0 = never evicted */
@@ -1019,8 +1020,8 @@ struct fr_lifecycle {
 static void lc_free(struct fr_lifecycle *lc)
 {
     if (!lc) return;
-    if (lc->admit) /* n_tables is not known here: the array is NULL-terminated */
-        for (size_t t = 0; lc->admit_after && lc->admit_after[t] >= 0; t++) fr_admit_free(lc->admit[t]);
+    if (lc->admit)
+        for (uint32_t t = 0; t < lc->n_tables; t++) fr_admit_free(lc->admit[t]);
     free(lc->admit);
     free(lc->admit_after);
     free(lc->ttl_ms);
@@ -1037,13 +1038,11 @@ static struct fr_lifecycle *lc_get(fr_model *m)
     lc->admit_after = malloc((m->n_tables + 1) * sizeof *lc->admit_after);
     lc->ttl_ms = calloc(m->n_tables + 1, sizeof *lc->ttl_ms);
     if (!lc->admit || !lc->admit_after || !lc->ttl_ms) {
-        free(lc->admit_after);
-        lc->admit_after = NULL;
         lc_free(lc);
         return NULL;
     }
+    lc->n_tables = m->n_tables;
     for (uint32_t t = 0; t < m->n_tables; t++) lc->admit_after[t] = 1;
-    lc->admit_after[m->n_tables] = -1; /* terminator for lc_free */
     m->lc = lc;
     return lc;
 }

@@ -76,7 +76,8 @@ fr_model *fr_model_create(const fr_model_config *c, char *err, size_t errlen);
 void fr_model_free(fr_model *m);
 const fr_model_config *fr_model_get_config(const fr_model *m);
 
-/* Progressive validation and training on n samples (any n; split into batch_size chunks):
+/* Progressive validation and training on n samples (any n; split into batch_size chunks; with row
+ * policies, a key gets its row only when admitted and the chunk's end may run an eviction sweep):
  * preds[i][t] receives the prediction for sample i made before any update from samples[i..],
  * then the model trains on them. Creates embedding rows for unseen keys (the chunk's forward
  * already uses their initial weights, whereas fr_model_predict reads unseen keys as zeros).

@@ -1,5 +1,8 @@
 /* fr_publish: pushes the model to Redis for serving, in the layout of docs/redis-layout.md.
  *
+ * Rows the model deleted (evicted) since the last push are HDEL'ed first, before any row is
+ * written, and counted in the change-stream entry ("deleted").
+ *
  * A push writes the rows marked FR_DIRTY_PUBLISH (weights only, never optimizer state), then
  * the dense parameters as one blob under a new version, then flips the active-version key, then
  * announces the version on a change stream; it clears the publish marks only after all of it

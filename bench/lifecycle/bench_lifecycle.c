@@ -13,6 +13,7 @@
 #include <string.h>
 #include <time.h>
 
+#include "fr_admit.h"
 #include "fr_ckpt.h"
 #include "fr_model.h"
 #include "fr_pubq.h"
@@ -161,21 +162,28 @@ static void bench_ckpt(const char *dir, int admission)
     printf("ckpt admission=%d base_rows=%zu first_checkpoint put_ms=%.0f commit_ms=%.0f bytes=%zu\n", admission, total,
            put, commit, bytes);
     size_t sizes[] = {1000, 10000, 100000, 1000000};
-    uint64_t fresh = 10 * base;
+    uint64_t fresh = 18 * base; /* key j lands in table j % 9: every offset is a multiple of 9 */
     for (size_t i = 0; i < 4; i++) {
         for (int rep = 0; rep < 3; rep++) {
             /* dirty rows: existing keys retrained; with admission, also as many new keys sighted once
              * (no row, but their sketch counters change: the chunks the checkpoint must write) */
-            train_keys(m, (uint64_t)rep * 7919, sizes[i]);
+            train_keys(m, (uint64_t)rep * 9 * 1111, sizes[i]);
             if (admission) {
                 train_keys(m, fresh, sizes[i]);
-                fresh += sizes[i] + 9;
+                fresh += (sizes[i] + 8) / 9 * 9;
             }
             size_t dirty = 0;
             fr_model_foreach_row(m, FR_DIRTY_CHECKPOINT, count_cb, &dirty);
+            size_t chunks = 0;
+            for (uint32_t t = 0; t < fr_model_table_count(m); t++)
+                if (fr_model_admit(m, t)) {
+                    const uint32_t *d;
+                    chunks += fr_admit_dirty(fr_model_admit(m, t), &d);
+                }
             checkpoint(ck, m, &put, &commit, &bytes);
-            printf("ckpt admission=%d dirty_rows=%zu put_ms=%.1f commit_ms=%.1f total_ms=%.1f batch_bytes=%zu\n",
-                   admission, dirty, put, commit, put + commit, bytes);
+            printf("ckpt admission=%d dirty_rows=%zu sketch_chunks=%zu put_ms=%.1f commit_ms=%.1f total_ms=%.1f "
+                   "batch_bytes=%zu\n",
+                   admission, dirty, chunks, put, commit, put + commit, bytes);
         }
     }
     fr_model_free(m);
@@ -228,7 +236,7 @@ static void bench_fresh(const char *host, int port, const char *dir, double rate
         if (fr_model_set_row_policy(m, t, &p, err, sizeof err) != 0) die("policy", err); /* stamps, as the daemon */
     }
     const fr_model_config *c = fr_model_get_config(m);
-    fr_pubq *q = fr_pubq_open(host, port, "freshet-bench-lc", 2, c, NULL, stderr, err, sizeof err);
+    fr_pubq *q = fr_pubq_open(host, port, "freshet-lcbench", 2, c, NULL, stderr, err, sizeof err);
     if (!q) die("pubq", err);
     size_t n = (size_t)(rate * seconds);
     int bs = c->batch_size;

@@ -3,12 +3,12 @@
 # prints: memory per row; checkpoint time against dirty rows (1k..1M) without and with admission
 # filters; redis-benchmark -P 64 HSET next to fr_publish's rows/s (bench/publish); freshness under
 # a steady paced load at two checkpoint cadences. Uses the Redis of the local stack (keys under
-# freshet-bench*, removed at the end) and a scratch RocksDB directory. Method: README.md.
+# freshet-lcbench*, removed at the end) and a scratch RocksDB directory. Method: README.md.
 # Usage: bench/lifecycle/run.sh [REDIS_HOST] [REDIS_PORT]
 set -euo pipefail
 root="$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)"
 host="${1:-127.0.0.1}" port="${2:-${FRESHET_REDIS_PORT:-16379}}"
-build="${FRESHET_BENCH_BUILD_DIR:-/tmp/freshet-bench-build}"
+build="${FRESHET_BENCH_BUILD_DIR:-/tmp/freshet-bench-lifecycle-build}"
 scratch="${TMPDIR:-/tmp}/freshet-bench-lifecycle"
 rate="${FRESHET_BENCH_RATE:-20000}" seconds="${FRESHET_BENCH_SECONDS:-20}"
 cmake -S "$root" -B "$build" -DCMAKE_BUILD_TYPE=Release -DFRESHET_SANITIZE=OFF >/dev/null
@@ -19,7 +19,7 @@ cc -O2 -std=c17 -Wall -Wextra -Werror -D_POSIX_C_SOURCE=200809L -I"$root/store" 
   $(pkg-config --libs rocksdb hiredis jansson openblas libxxhash) -lpthread -lm
 export OPENBLAS_NUM_THREADS=1
 cleanup() {
-  redis-cli -h "$host" -p "$port" --scan --pattern 'freshet-bench*' | xargs -r redis-cli -h "$host" -p "$port" unlink >/dev/null
+  redis-cli -h "$host" -p "$port" --scan --pattern 'freshet-lcbench*' | xargs -r redis-cli -h "$host" -p "$port" unlink >/dev/null
   rm -rf "$scratch"
 }
 trap cleanup EXIT
