@@ -29,8 +29,10 @@ echo "== memory per row"
 echo "== checkpoint time against dirty rows (model of 1M rows, dim 8, 9 tables; 3 runs each)"
 "$build/bench_lifecycle" ckpt "$scratch"
 echo "== push rows/s next to redis-benchmark (same run)"
-redis-benchmark -h "$host" -p "$port" -P 64 -t hset -n 200000 -q
-redis-benchmark -h "$host" -p "$port" -P 64 -t hset -n 200000 -r 100000 -d 52 -q
+echo -n "redis-benchmark -P 64 -t hset -n 200000: "
+redis-benchmark -h "$host" -p "$port" -P 64 -t hset -n 200000 -q | tr '\r' '\n' | grep 'requests per second'
+echo -n "redis-benchmark -P 64 -t hset -n 200000 -r 100000 -d 52: "
+redis-benchmark -h "$host" -p "$port" -P 64 -t hset -n 200000 -r 100000 -d 52 -q | tr '\r' '\n' | grep 'requests per second' 
 redis-cli -h "$host" -p "$port" del myhash >/dev/null
 FRESHET_BENCH_BUILD_DIR="$build" bash "$root/bench/publish/run.sh" "$host" "$port" | grep -E '^(push|pubq)'
 echo "== freshness: $rate samples/s for $seconds s, checkpoint + hand-over every 1 s, then every 5 s"
