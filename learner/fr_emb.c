@@ -5,7 +5,8 @@
 
 /* 1024 rows per chunk: small tables (the scenario field has a handful of rows) waste at most one
  * chunk, and a million-row table needs only a thousand chunk pointers. */
-enum { CHUNK_SHIFT = FR_EMB_CHUNK_SHIFT, CHUNK_ROWS = 1 << CHUNK_SHIFT, INITIAL_SHIFT = 4, MAX_SHIFT = 31 };
+enum { CHUNK_SHIFT = FR_EMB_CHUNK_SHIFT, CHUNK_ROWS = 1 << CHUNK_SHIFT, INITIAL_SHIFT = 4, MAX_SHIFT = 31,
+       CHUNK0_INITIAL_ROWS = 16 };
 /* load factor <= 3/4 at the largest index (2^31 slots); row index + 1 then always fits the low bits */
 #define MAX_ROWS ((size_t)3 << 29)
 
@@ -140,9 +141,21 @@ static int add_chunk(fr_emb *t)
         }
         t->chunks_cap = ncap; /* only once every array has its room */
     }
-    unsigned char *chunk = malloc((size_t)CHUNK_ROWS * t->stride);
+    size_t rows = t->n_chunks ? CHUNK_ROWS : CHUNK0_INITIAL_ROWS;
+    unsigned char *chunk = malloc(rows * t->stride);
     if (!chunk) return -1;
+    if (t->n_chunks == 0) t->chunk0_rows = rows;
     t->chunks[t->n_chunks++] = chunk;
+    return 0;
+}
+
+static int grow_chunk0(fr_emb *t)
+{
+    size_t rows = t->chunk0_rows * 2 < CHUNK_ROWS ? t->chunk0_rows * 2 : CHUNK_ROWS;
+    unsigned char *c = realloc(t->chunks[0], rows * t->stride);
+    if (!c) return -1;
+    t->chunks[0] = c;
+    t->chunk0_rows = rows;
     return 0;
 }
 
@@ -155,6 +168,7 @@ int64_t fr_emb_insert(fr_emb *t, uint64_t key, int *created)
     if ((t->count + 1) * 4 > t->cap * 3 && grow_index(t) != 0) return -1;
     size_t idx = t->count;
     if ((idx >> CHUNK_SHIFT) >= t->n_chunks && add_chunk(t) != 0) return -1;
+    if (idx < CHUNK_ROWS && idx >= t->chunk0_rows && grow_chunk0(t) != 0) return -1;
     fr_emb_row *r = fr_emb_row_at(t, idx);
     memset(r, 0, t->stride);
     r->key = key;
@@ -248,7 +262,8 @@ int64_t fr_emb_next_dirty(const fr_emb *t, int b, size_t *cursor)
 
 size_t fr_emb_memory(const fr_emb *t)
 {
-    return t->n_chunks * (size_t)CHUNK_ROWS * t->stride +
+    size_t arena = t->n_chunks ? ((t->n_chunks - 1) * (size_t)CHUNK_ROWS + t->chunk0_rows) * t->stride : 0;
+    return arena +
            t->chunks_cap * (sizeof(*t->chunks) + sizeof(*t->chunk_dirty) + FR_EMB_NDIRTY * sizeof(uint32_t)) +
            t->cap * sizeof(*t->slots);
 }

@@ -1,9 +1,10 @@
 /* fr_emb: one embedding table: 64-bit key -> fixed-size row, plus per-consumer dirty tracking.
  *
- * Rows live in an arena of fixed-size chunks addressed by a dense row index, so iterating all
- * rows is a sequential walk and pointers into a row stay valid while the table grows. Deleting a
- * row moves the last row into its place (the arena stays dense): row indices and pointers are
- * therefore valid only until the next fr_emb_delete.
+ * Rows live in an arena of chunks of 1024 rows addressed by a dense row index, so iterating all
+ * rows is a sequential walk and growing never copies the arena. The first chunk alone starts at 16
+ * rows and doubles (a tiny table -- the scenario, the hour -- costs its rows, not 1024 of them), so
+ * a row pointer is valid only until the next insert. Deleting a row moves the last row into its
+ * place (the arena stays dense): row indices are valid only until the next fr_emb_delete.
  *
  * The index is open addressing with linear probing and backward-shift deletion (no tombstones).
  * A slot is 32 bits: the low log2(cap) bits hold row index + 1, the bits above them a fingerprint
@@ -39,7 +40,8 @@ typedef struct {
     unsigned shift;         /* log2(cap) */
     size_t count;           /* rows */
     size_t stride;          /* bytes per row, header included */
-    unsigned char **chunks; /* 1 << FR_EMB_CHUNK_SHIFT rows each */
+    unsigned char **chunks; /* 1 << FR_EMB_CHUNK_SHIFT rows each; chunks[0] holds chunk0_rows */
+    size_t chunk0_rows;
     size_t n_chunks, chunks_cap;
     uint8_t *chunk_dirty;   /* per chunk: the dirty bits whose list holds it (chunks_cap entries) */
     uint32_t *dirty[FR_EMB_NDIRTY]; /* chunk indices, in marking order (chunks_cap entries each) */

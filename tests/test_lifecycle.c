@@ -762,6 +762,15 @@ static void test_memory_per_row(void **state)
     printf("  memory per row at D=8, %llu rows: %.1f B (raw %.0f B, %.2fx)\n", (unsigned long long)st.rows, per_row,
            raw, per_row / raw);
     assert_true(per_row <= 1.3 * raw);
+    /* a tiny table (the scenario's: one key here) does not pay for 1024 rows */
+    size_t tiny = 0;
+    fr_model *t = new_model(8);
+    train1(t, 5, 6, 0, T0);
+    fr_model_row_stats(t, &st);
+    tiny = (size_t)st.row_bytes;
+    printf("  4 tables of 1 row each: %zu B\n", tiny);
+    assert_true(tiny < 4 * 16 * 100 + 4 * 400);
+    fr_model_free(t);
     fr_model_free(m);
 }
 
