@@ -191,6 +191,43 @@ static int push_delete_cb(uint32_t table, uint64_t key, void *ctx)
     return 0;
 }
 
+/* Full pushes only: HDELs every field of our row hashes whose row the source does not hold -- rows
+ * deleted (evicted) by an earlier process whose deletion was checkpointed but never pushed (a crash
+ * between the checkpoint and the push). One HKEYS per hash (hashes hold about rows / 64 fields),
+ * after the rows are written. 0, or -1 with r->err / the pipe's error. */
+static int delete_strays(rows_ctx *r, const fr_publish_source *src)
+{
+    for (uint32_t t = 0; t < r->ntab; t++) {
+        for (uint32_t s = 0; s < FR_REDIS_ROW_SHARDS; s++) {
+            char key[FR_REDIS_KEY_MAX];
+            fr_redis_key_rows(key, r->p->prefix, t, s);
+            const char *a[2] = {"HKEYS", key};
+            size_t l[2] = {5, strlen(key)};
+            int broken;
+            redisReply *rep = fr_redis_command(r->p->c, 2, a, l, &broken, r->err, sizeof r->err);
+            if (!rep) {
+                /* reported like a pipelined failure, so a lost connection is dropped and re-made */
+                r->pipe.failed = 1;
+                r->pipe.broken = broken;
+                snprintf(r->pipe.err, sizeof r->pipe.err, "%s", r->err);
+                return -1;
+            }
+            int rc = 0;
+            for (size_t i = 0; rc == 0 && rep->type == REDIS_REPLY_ARRAY && i < rep->elements; i++) {
+                const redisReply *f = rep->element[i];
+                if (f->type != REDIS_REPLY_STRING || f->len != 8) continue; /* not one of our fields */
+                uint64_t k = 0;
+                for (int b = 7; b >= 0; b--) k = k << 8 | (unsigned char)f->str[b];
+                if (!src->has_row(src->ctx, t, k)) rc = push_delete_cb(t, k, r);
+            }
+            freeReplyObject(rep);
+            if (rc == 0) rc = flush_del_bucket(r, t, s);
+            if (rc != 0) return -1;
+        }
+    }
+    return 0;
+}
+
 /* Writes the rows (all, or the changed ones). 0, or -1 with a message. */
 static int push_rows(fr_publisher *p, const fr_publish_source *src, int full, size_t *rows, size_t *deleted, char *err,
                      size_t errlen)
@@ -218,6 +255,10 @@ static int push_rows(fr_publisher *p, const fr_publish_source *src, int full, si
     if (frc == 0) frc = src->foreach_row(src->ctx, full, push_row_cb, &r);
     for (uint32_t t = 0; frc == 0 && t < r.ntab; t++)
         for (uint32_t s = 0; frc == 0 && s < FR_REDIS_ROW_SHARDS; s++) frc = flush_bucket(&r, t, s);
+    if (frc == 0 && full && src->has_row) {
+        fr_pipe_drain(&r.pipe); /* HKEYS must see the rows just written */
+        if (!r.pipe.failed) frc = delete_strays(&r, src);
+    }
     fr_pipe_drain(&r.pipe);
     if (r.pipe.failed) {
         snprintf(err, errlen, "%s", r.pipe.err);
@@ -562,6 +603,12 @@ static int model_foreach_deleted(void *ctx, fr_deleted_fn fn, void *fn_ctx)
     return fr_model_foreach_deleted(ctx, FR_DIRTY_PUBLISH, fn, fn_ctx);
 }
 
+static int model_has_row(void *ctx, uint32_t table, uint64_t key)
+{
+    fr_row_view v;
+    return fr_model_get_row(ctx, table, key, &v) == 0;
+}
+
 int fr_publish_push(fr_publisher *p, fr_model *m, const fr_publish_info *info, uint64_t *version, char *err,
                     size_t errlen)
 {
@@ -583,6 +630,7 @@ int fr_publish_push(fr_publisher *p, fr_model *m, const fr_publish_info *info, u
                              .complete = 1,
                              .foreach_row = model_foreach,
                              .foreach_deleted = model_foreach_deleted,
+                             .has_row = model_has_row,
                              .ctx = m};
     int rc = fr_publish_push_source(p, &src, info, version, err, errlen);
     free(counts);

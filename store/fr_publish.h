@@ -57,6 +57,10 @@ typedef struct {
     /* the rows deleted (evicted) since the last successful push, HDEL'ed before any row is
      * written; NULL = none */
     int (*foreach_deleted)(void *ctx, fr_deleted_fn fn, void *fn_ctx);
+    /* complete sources: 1 when the source holds (table, key). A full push then HDELs every field
+     * of the row hashes the source does not hold (rows evicted by an earlier process whose deletion
+     * never reached Redis). NULL = no such clean-up. One writer per prefix is assumed. */
+    int (*has_row)(void *ctx, uint32_t table, uint64_t key);
     void *ctx;
 } fr_publish_source;
 /* Returned by fr_publish_push_source when the publisher must write every row (first push of the

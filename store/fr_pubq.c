@@ -95,6 +95,17 @@ static int rowset_put(rowset *s, uint32_t table, uint64_t key, uint64_t ver, con
     return 0;
 }
 
+/* Entry index of (table, key), or -1. */
+static int64_t rowset_find(const rowset *s, uint32_t table, uint64_t key)
+{
+    if (!s->nslots) return -1;
+    for (size_t j = slot_of(s, table, key); s->slots[j]; j = (j + 1) & (s->nslots - 1)) {
+        size_t i = s->slots[j] - 1;
+        if (s->key[i] == key && s->tab[i] == table) return (int64_t)i;
+    }
+    return -1;
+}
+
 static void rowset_clear(rowset *s)
 {
     if (s->n && s->slots) memset(s->slots, 0, s->nslots * sizeof *s->slots);
@@ -214,6 +225,13 @@ static int work_foreach_deleted(void *ctx, fr_deleted_fn fn, void *fn_ctx)
     return 0;
 }
 
+static int work_has_row(void *ctx, uint32_t table, uint64_t key)
+{
+    const snapshot *s = ctx;
+    int64_t i = rowset_find(&s->rows, table, key);
+    return i >= 0 && s->rows.ver[i] != DELETED;
+}
+
 /* One push of q->work, without the lock. 0, FR_PUBLISH_NEED_FULL or -1. */
 static int push_work(fr_pubq *q, uint64_t *version, char *err, size_t errlen)
 {
@@ -228,6 +246,7 @@ static int push_work(fr_pubq *q, uint64_t *version, char *err, size_t errlen)
                              .complete = q->work.complete,
                              .foreach_row = work_foreach,
                              .foreach_deleted = work_foreach_deleted,
+                             .has_row = q->work.complete ? work_has_row : NULL,
                              .ctx = &q->work};
     fr_publish_info info = {.manifest_json = q->manifest};
     return fr_publish_push_source(q->pub, &src, &info, version, err, errlen);

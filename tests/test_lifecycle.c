@@ -742,6 +742,57 @@ static void test_eviction_pubq(void **state)
     fr_model_free(m);
 }
 
+/* A row deleted by an earlier process whose deletion never reached Redis (checkpointed, then a
+ * crash before the push) is removed by the next process's first, full push -- directly and through
+ * the publisher thread -- while the model's rows stay. */
+static void test_full_push_removes_strays(void **state)
+{
+    redis_srv *s = need_redis(state);
+    char err[512];
+    fr_model *m = new_model(4);
+    train1(m, 41, 42, 43, T0);
+    for (int via_thread = 0; via_thread < 2; via_thread++) {
+        const char *prefix = via_thread ? "lc4" : "lc3";
+        /* the stray: a row field of table 1 for a key the model does not hold */
+        const uint64_t STRAY = 4040404;
+        char hkey[128];
+        snprintf(hkey, sizeof hkey, "%s:emb:{t1s%llu}", prefix,
+                 (unsigned long long)((STRAY * 0x9E3779B97F4A7C15ULL) >> 58));
+        unsigned char field[8];
+        for (int i = 0; i < 8; i++) field[i] = (unsigned char)(STRAY >> (8 * i));
+        redisContext *c = redisConnect("127.0.0.1", s->port);
+        redisReply *rep = redisCommand(c, "HSET %s %b %s", hkey, field, sizeof field, "stale");
+        freeReplyObject(rep);
+        redisFree(c);
+        assert_int_equal(hexists(s->port, prefix, 1, STRAY), 1);
+        if (!via_thread) {
+            fr_publisher *p = fr_publish_open("127.0.0.1", s->port, prefix, 2, err, sizeof err);
+            assert_non_null(p);
+            fr_publish_info info = {.manifest_json = NULL};
+            uint64_t v;
+            if (fr_publish_push(p, m, &info, &v, err, sizeof err) != 0) fail_msg("push: %s", err);
+            fr_publish_stats ps;
+            fr_publish_last_stats(p, &ps);
+            assert_int_equal(ps.full, 1);
+            assert_int_equal(ps.deleted, 1);
+            fr_publish_close(p);
+        } else {
+            fr_pubq *q = fr_pubq_open("127.0.0.1", s->port, prefix, 2, fr_model_get_config(m), NULL, NULL, err,
+                                      sizeof err);
+            assert_non_null(q);
+            assert_int_equal(fr_pubq_submit(q, m, err, sizeof err), 0);
+            assert_int_equal(fr_pubq_flush(q, 10), 0);
+            fr_pubq_close(q, 5);
+        }
+        assert_int_equal(hexists(s->port, prefix, 1, STRAY), 0);
+        assert_int_equal(last_deleted(s->port, prefix), 1);
+        assert_int_equal(hexists(s->port, prefix, 1, 41), 1);
+        assert_int_equal(hexists(s->port, prefix, 2, 42), 1);
+        assert_int_equal(hexists(s->port, prefix, 3, 43), 1);
+    }
+    fr_model_free(m);
+}
+
 /* ---- memory per row ------------------------------------------------------------------------------- */
 
 static void test_memory_per_row(void **state)
@@ -786,6 +837,7 @@ int main(void)
         cmocka_unit_test(test_eviction),
         cmocka_unit_test(test_eviction_reaches_redis),
         cmocka_unit_test(test_eviction_pubq),
+        cmocka_unit_test(test_full_push_removes_strays),
         cmocka_unit_test(test_memory_per_row),
     };
     return cmocka_run_group_tests(tests, group_setup, group_teardown);
