@@ -703,6 +703,24 @@ static void test_eviction_reaches_redis(void **state)
     fr_model_predict(m, &f, 0, want);
     for (int t = 0; t < FR_NTASKS; t++) assert_true(fabsf(got[t] - want[t]) <= 1e-6f);
 
+    /* an announcement of deletions alone (no new version: a push repeated at the same version) also
+     * drops the held rows; an entry without deletions does not */
+    assert_int_equal(fr_reader_score(r, &f, 0, got, err, sizeof err), 0);
+    size_t held = fr_reader_cached_rows(r);
+    assert_true(held >= 2);
+    redisContext *rc = redisConnect("127.0.0.1", s->port);
+    redisReply *x = redisCommand(rc, "XADD lc1:changes * version %llu rows 0 full 0 retired 0 deleted 0",
+                                 (unsigned long long)fr_reader_version(r));
+    freeReplyObject(x);
+    assert_int_equal(fr_reader_follow(r, 0, err, sizeof err), 0);
+    assert_int_equal(fr_reader_cached_rows(r), held);
+    x = redisCommand(rc, "XADD lc1:changes * version %llu rows 0 full 0 retired 0 deleted 3",
+                     (unsigned long long)fr_reader_version(r));
+    freeReplyObject(x);
+    redisFree(rc);
+    assert_int_equal(fr_reader_follow(r, 0, err, sizeof err), 0);
+    assert_int_equal(fr_reader_cached_rows(r), 0);
+
     /* the next push announces no deletion */
     train1(m, KEPT, 5, 0, T0 + 2 * HOUR + 1);
     if (fr_publish_push(p, m, &info, &v, err, sizeof err) != 0) fail_msg("push: %s", err);
