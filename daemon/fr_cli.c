@@ -10,6 +10,7 @@
 #include <string.h>
 #include <time.h>
 
+#include "fr_admit.h"
 #include "fr_ckpt.h"
 #include "fr_config.h"
 #include "fr_event.h"
@@ -448,6 +449,7 @@ static int cmd_replay(const cli_args *a)
             rc = 1;
         } else {
             fr_pipeline_report(p, stdout);
+            fr_pipeline_row_report(p, stderr);
         }
     }
     fr_pipeline_close(p);
@@ -475,7 +477,10 @@ static int cmd_run(const cli_args *a)
     fr_kafka_run_opts o = {.exit_when_idle_seconds = a->exit_when_idle, .stop_signals = &stop, .status_out = stderr};
     int rc = fr_kafka_run(p, &c, &o, err, sizeof err);
     if (rc != 0) fprintf(stderr, "freshet run: stopping: %s\n", err);
-    else fr_pipeline_report(p, stdout);
+    else {
+        fr_pipeline_report(p, stdout);
+        fr_pipeline_row_report(p, stderr);
+    }
     fr_pipeline_close(p);
     return rc == 0 ? 0 : 1;
 }
@@ -548,6 +553,26 @@ static int cmd_inspect(const cli_args *a)
         printf("rows %-12s %zu\n", names[t], rows);
     }
     printf("rows total %zu\n", total_rows);
+    fr_row_stats rs;
+    fr_model_row_stats(m, &rs);
+    /* the filters are not built by a bare load: their size follows from the stored widths */
+    uint64_t admit_bytes = 0;
+    for (uint32_t t = 0; t < fr_model_table_count(m); t++) {
+        char bname[32];
+        unsigned char w[4];
+        snprintf(bname, sizeof bname, "admit.%" PRIu32, t);
+        if (fr_ckpt_get_blob(ck, bname, w, sizeof w) == 4) {
+            uint32_t wl = (uint32_t)w[0] | (uint32_t)w[1] << 8 | (uint32_t)w[2] << 16 | (uint32_t)w[3] << 24;
+            if (wl >= 1 && wl < 40) admit_bytes += (uint64_t)FR_ADMIT_DEPTH << (wl - 1);
+            printf("admission %-12s counters=4x2^%" PRIu32 "\n", names[t], wl);
+        }
+    }
+    printf("rows memory %" PRIu64 " B = %.1f B/row (raw payload %.0f B/row: key 8 + weights %d + accumulators %d + "
+           "version 8 + stamp 4; %.2fx); admission filters %" PRIu64 " B; clock=%" PRId64 "\n",
+           rs.row_bytes, rs.rows ? (double)rs.row_bytes / (double)rs.rows : 0.0,
+           rs.rows ? (double)rs.raw_bytes / (double)rs.rows : 0.0, 4 * mc->emb_dim, 4 * mc->emb_dim,
+           rs.rows && rs.raw_bytes ? (double)rs.row_bytes / (double)rs.raw_bytes : 0.0, admit_bytes,
+           fr_model_clock(m));
     printf("dense floats=%zu tensors=%d\n", fr_model_dense_count(m), fr_model_dense_tensor_count(m));
     fr_ckpt_foreach_offset(ck, print_offset, NULL);
     fr_pipeline_counters pc;

@@ -27,6 +27,10 @@ typedef struct {
     int slot;                    /* index into fr_features.cat / num / multi for its kind */
     uint64_t hash;               /* fr_hash_field(name) */
     int max_len;                 /* multi only: values kept, <= FR_MAX_MULTI_LEN */
+    /* categorical and multi only (fields with embedding rows; learner/fr_model.h fr_row_policy) */
+    int admit_after;             /* a key gets a row at its N-th training sighting; default 1 */
+    int admit_width_log2;        /* admission sketch: 4 x 2^this four-bit counters; default 20 */
+    int64_t ttl_ms;              /* rows not updated for this much event time are evicted; 0 = never */
 } fr_field;
 
 typedef struct {

@@ -229,6 +229,29 @@ static int load_offset(const char *name, int64_t next_offset, void *ctx)
     return 0;
 }
 
+/* Admission and TTL of every field with embedding rows (table = categorical slot, or n_cat +
+ * multi slot). Applied to every embedded field, defaults included, so the model always keeps its
+ * event-time clock and row stamps: a TTL added later judges rows by real stamps. */
+static int apply_row_policies(fr_model *m, const fr_config *c, char *err, size_t errlen)
+{
+    for (int i = 0; i < c->n_fields; i++) {
+        const fr_field *f = &c->fields[i];
+        if (f->kind == FR_FIELD_NUMERIC) continue;
+        uint32_t table = (uint32_t)(f->kind == FR_FIELD_CATEGORICAL ? f->slot : c->n_cat + f->slot);
+        fr_row_policy rp;
+        fr_row_policy_defaults(&rp);
+        rp.admit_after = f->admit_after;
+        rp.admit_width_log2 = (unsigned)f->admit_width_log2;
+        rp.ttl_ms = f->ttl_ms;
+        char why[200];
+        if (fr_model_set_row_policy(m, table, &rp, why, sizeof why) != 0) {
+            snprintf(err, errlen, "field \"%s\": %s", f->name, why);
+            return -1;
+        }
+    }
+    return 0;
+}
+
 static int restore(fr_pipeline *p, char *err, size_t errlen)
 {
     fr_model *m = fr_ckpt_load_model(p->ckpt, err, errlen);
@@ -239,6 +262,8 @@ static int restore(fr_pipeline *p, char *err, size_t errlen)
     }
     fr_model_free(p->model);
     p->model = m;
+    if (apply_row_policies(m, &p->cfg, err, errlen) != 0 || fr_ckpt_load_admission(p->ckpt, m, err, errlen) != 0)
+        return -1;
 
     if (fr_ckpt_foreach_join_entry(p->ckpt, load_join_entry, p->join) != 0) {
         snprintf(err, errlen, "checkpoint: a join entry could not be restored (corrupt or from another version)");
@@ -342,7 +367,7 @@ fr_pipeline *fr_pipeline_open(const fr_config *c, char *err, size_t errlen)
         goto fail;
     }
     p->model = fr_model_create(&c->model, err, errlen);
-    if (!p->model) goto fail;
+    if (!p->model || apply_row_policies(p->model, c, err, errlen) != 0) goto fail;
     p->ckpt = fr_ckpt_open(c->checkpoint_dir, err, errlen);
     if (!p->ckpt) goto fail;
     if (fr_ckpt_exists(p->ckpt) && restore(p, err, errlen) != 0) goto fail;
@@ -452,7 +477,11 @@ static int put_join_entry(const char *id, size_t id_len, const void *bytes, size
  * parameters (store/fr_pubq.h); Redis I/O never happens on this thread. */
 static void publish(fr_pipeline *p)
 {
-    if (!p->pub) return;
+    if (!p->pub) {
+        /* nobody consumes the publish marks: drop them, or the list of evicted rows would grow forever */
+        fr_model_clear_dirty(p->model, FR_DIRTY_PUBLISH);
+        return;
+    }
     char err[512];
     if (fr_pubq_submit(p->pub, p->model, err, sizeof err) != 0) fprintf(stderr, "freshet: %s\n", err);
 }
@@ -556,9 +585,25 @@ void fr_pipeline_status_line(fr_pipeline *p, FILE *out, const char *extra)
             p->counters.consumed, rejected, fr_pipeline_pending(p), p->counters.samples_trained, ev_rate, sm_rate,
             fr_join_watermark(p->join));
     for (int t = 0; t < FR_NTASKS; t++) fprintf(out, " auc_%s=%.4f", task_name(t), fr_metric_auc(metric_at(p, t, -1)));
+    fr_row_stats rs;
+    fr_model_row_stats(p->model, &rs);
+    fprintf(out, " rows=%" PRIu64 " B/row=%.1f evicted=%" PRIu64, rs.rows,
+            rs.rows ? (double)rs.row_bytes / (double)rs.rows : 0.0, rs.evicted);
     if (extra && extra[0]) fprintf(out, " %s", extra);
     fputc('\n', out);
     fflush(out);
+}
+
+void fr_pipeline_row_report(const fr_pipeline *p, FILE *out)
+{
+    fr_row_stats rs;
+    fr_model_row_stats(p->model, &rs);
+    double per = rs.rows ? (double)rs.row_bytes / (double)rs.rows : 0, raw = rs.rows ? (double)rs.raw_bytes / (double)rs.rows : 0;
+    fprintf(out,
+            "rows: held=%" PRIu64 " memory=%" PRIu64 " B (%.1f B/row; raw payload %.0f B/row, %.2fx) admission_filters=%" PRIu64
+            " B admitted=%" PRIu64 " not_admitted=%" PRIu64 " evicted=%" PRIu64 "\n",
+            rs.rows, rs.row_bytes, per, raw, raw > 0 ? per / raw : 0.0, rs.admit_bytes, rs.admitted, rs.not_admitted,
+            rs.evicted);
 }
 
 void fr_pipeline_report(const fr_pipeline *p, FILE *out)

@@ -78,6 +78,11 @@ const fr_config *fr_pipeline_config(const fr_pipeline *p);
 void fr_pipeline_status_line(fr_pipeline *p, FILE *out, const char *extra);
 /* The accounting and the progressive metrics per task and scenario, human-readable. */
 void fr_pipeline_report(const fr_pipeline *p, FILE *out);
+/* Embedding rows held, bytes per row against the raw payload, admission filter bytes, and the
+ * keys admitted, refused and evicted by this process. Separate from fr_pipeline_report because
+ * it is not a function of the input alone (memory keeps the high-water mark of a run; counters
+ * restart with the process): the daemon prints it on stderr. */
+void fr_pipeline_row_report(const fr_pipeline *p, FILE *out);
 
 /* The manifest that describes the input contract to serving (fields, scenarios), as JSON text.
  * Caller frees with free(). */

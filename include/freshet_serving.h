@@ -17,7 +17,8 @@
  * progress, or a publisher that died mid-push) is never loaded. Rows are fetched from Redis for
  * each impression; they may be newer than the loaded dense version (the writer pushes rows before
  * the flip), never older than it. Loading a version (by freshet_serving_load or _follow) drops
- * every row cached from the previous one. When a load fails, the previous version stays in use.
+ * every row cached from the previous one, and so does following an announcement of deleted
+ * (evicted) rows; a row Redis no longer holds reads as zeros. When a load fails, the previous version stays in use.
  *
  * Input: the impression as the model's features (fr_features: 64-bit keys per categorical slot
  * and multi-valued field, numerics after their transform; learner/fr_sample.h), hashed as the

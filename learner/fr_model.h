@@ -76,7 +76,8 @@ fr_model *fr_model_create(const fr_model_config *c, char *err, size_t errlen);
 void fr_model_free(fr_model *m);
 const fr_model_config *fr_model_get_config(const fr_model *m);
 
-/* Progressive validation and training on n samples (any n; split into batch_size chunks):
+/* Progressive validation and training on n samples (any n; split into batch_size chunks; with row
+ * policies, a key gets its row only when admitted and the chunk's end may run an eviction sweep):
  * preds[i][t] receives the prediction for sample i made before any update from samples[i..],
  * then the model trains on them. Creates embedding rows for unseen keys (the chunk's forward
  * already uses their initial weights, whereas fr_model_predict reads unseen keys as zeros).
@@ -103,6 +104,7 @@ typedef struct {
     int dim;
     const float *weights;   /* dim floats */
     const float *accum;     /* dim floats of optimizer state (Adagrad accumulators) */
+    uint32_t updated;       /* event time of the last update, in seconds (the model's clock then) */
 } fr_row_view;
 
 typedef int (*fr_row_fn)(const fr_row_view *row, void *ctx);
@@ -126,6 +128,47 @@ int fr_model_get_row(const fr_model *m, uint32_t table, uint64_t key, fr_row_vie
 size_t fr_model_row_memory(const fr_model *m);
 /* Keys that training could not give a row because memory ran out (they read as zeros). */
 uint64_t fr_model_alloc_failures(const fr_model *m);
+
+/* --- Row lifecycle: admission and eviction (docs/checkpoint-format.md, docs/redis-layout.md). -- */
+
+/* Per table. Admission: a key gets a row only at its admit_after-th training sighting (counted in a
+ * count-min sketch of 4 x 2^admit_width_log2 four-bit counters, fr_admit.h); before that it reads
+ * as zeros, trains nothing and is neither stored nor published. Eviction: a row whose last update
+ * is ttl_ms or more behind the model's clock (the largest event time trained) is deleted at the
+ * next sweep; sweeps run at the end of the mini-batch whose samples move the clock across a
+ * multiple of max(1 s, smallest ttl / 16) -- event time only, so replays evict identically. */
+typedef struct {
+    int admit_after;            /* 1..15; 1 (default) = a row at first sight, as without a policy */
+    unsigned admit_width_log2;  /* 11..28, default 20 (2 MiB of counters) */
+    int64_t ttl_ms;             /* 0 (default) = never evicted */
+} fr_row_policy;
+void fr_row_policy_defaults(fr_row_policy *p);
+/* Sets table's policy (replacing its admission filter by an empty one). 0, or -1 with a message. */
+int fr_model_set_row_policy(fr_model *m, uint32_t table, const fr_row_policy *p, char *err, size_t errlen);
+/* Evicts now (normally called by fr_model_train at its sweep points); returns the rows deleted. */
+size_t fr_model_evict(fr_model *m);
+/* The clock: the largest sample ts trained (ms). Checkpointed, so restarts sweep at the same points. */
+int64_t fr_model_clock(const fr_model *m);
+int fr_model_set_clock(fr_model *m, int64_t ms);
+/* Sets a row's last-update stamp (checkpoint load). 0, or -1 when absent. */
+int fr_model_set_row_updated(fr_model *m, uint32_t table, uint64_t key, uint32_t seconds);
+/* The admission filter of a table (NULL without one), for the checkpoint: its dirty chunks are
+ * cleared with the FR_DIRTY_CHECKPOINT marks. */
+struct fr_admit;
+struct fr_admit *fr_model_admit(const fr_model *m, uint32_t table);
+/* Rows deleted since the marks `which` (FR_DIRTY_CHECKPOINT or FR_DIRTY_PUBLISH) were last cleared,
+ * in deletion order (a key may appear again if it was re-created and evicted again; it may also
+ * have a row again now: consumers apply deletions before the rows). Cleared by fr_model_clear_dirty. */
+typedef int (*fr_deleted_fn)(uint32_t table, uint64_t key, void *ctx);
+int fr_model_foreach_deleted(const fr_model *m, int which, fr_deleted_fn fn, void *ctx);
+typedef struct {
+    uint64_t rows;
+    uint64_t row_bytes;     /* memory held for rows: arena, index, dirty lists (fr_model_row_memory) */
+    uint64_t raw_bytes;     /* rows x (key 8 + weights 4D + accumulators 4D + version 8 + stamp 4) */
+    uint64_t admit_bytes;   /* admission filters */
+    uint64_t admitted, not_admitted, evicted; /* since the process started */
+} fr_row_stats;
+void fr_model_row_stats(const fr_model *m, fr_row_stats *st);
 
 /* Dense parameters: a flat float vector of fr_model_dense_count floats, laid out as the tensors
  * fr_model_dense_tensor describes, in order. Optimizer state has the same layout. A weight

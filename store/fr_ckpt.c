@@ -9,6 +9,7 @@
 #include <string.h>
 #include <xxhash.h>
 
+#include "fr_admit.h"
 #include "fr_store_util.h"
 
 /* Key prefixes (one byte each; docs/checkpoint-format.md). */
@@ -280,9 +281,80 @@ static int put_row_cb(const fr_row_view *r, void *ctx)
     fr_put_u64le(v, r->version);
     fr_f32le_encode(v + 8, r->weights, (size_t)r->dim);
     fr_f32le_encode(v + 8 + 4 * (size_t)r->dim, r->accum, (size_t)r->dim);
-    batch_put(b, k, sizeof k, v, 8 + 8 * (size_t)r->dim);
+    fr_put_u32le(v + 8 + 8 * (size_t)r->dim, r->updated);
+    batch_put(b, k, sizeof k, v, 12 + 8 * (size_t)r->dim);
     b->st.rows++;
     return 0;
+}
+
+static int delete_row_cb(uint32_t table, uint64_t key, void *ctx) { return fr_ckpt_delete_row(ctx, table, key); }
+
+/* The model's clock (blob "lifecycle": "FRL1", clock i64 LE) and the admission filters' changed
+ * chunks (blob "admit.T": width_log2 u32 LE; blobs "admit.T.C": chunk C, FR_ADMIT_CHUNK_BYTES). */
+static int put_lifecycle(fr_ckpt_batch *b, const fr_model *m)
+{
+    unsigned char life[12] = {'F', 'R', 'L', '1'};
+    fr_put_u64le(life + 4, (uint64_t)fr_model_clock(m));
+    if (fr_ckpt_put_blob(b, "lifecycle", life, sizeof life) != 0) return -1;
+    for (uint32_t t = 0; t < fr_model_table_count(m); t++) {
+        fr_admit *a = fr_model_admit(m, t);
+        if (!a) continue;
+        char name[48];
+        unsigned char w[4];
+        fr_put_u32le(w, fr_admit_width_log2(a));
+        snprintf(name, sizeof name, "admit.%" PRIu32, t);
+        if (fr_ckpt_put_blob(b, name, w, sizeof w) != 0) return -1;
+        const uint32_t *dirty;
+        size_t nd = fr_admit_dirty(a, &dirty);
+        for (size_t i = 0; i < nd; i++) {
+            snprintf(name, sizeof name, "admit.%" PRIu32 ".%" PRIu32, t, dirty[i]);
+            if (fr_ckpt_put_blob(b, name, fr_admit_chunk(a, dirty[i]), FR_ADMIT_CHUNK_BYTES) != 0) return -1;
+        }
+    }
+    return 0;
+}
+
+int fr_ckpt_load_admission(fr_ckpt *c, fr_model *m, char *err, size_t errlen)
+{
+    unsigned char *buf = malloc(FR_ADMIT_CHUNK_BYTES);
+    if (!buf) {
+        snprintf(err, errlen, "checkpoint: out of memory");
+        return -1;
+    }
+    int rc = 0;
+    for (uint32_t t = 0; t < fr_model_table_count(m) && rc == 0; t++) {
+        fr_admit *a = fr_model_admit(m, t);
+        char name[48];
+        unsigned char w[4];
+        snprintf(name, sizeof name, "admit.%" PRIu32, t);
+        long len = fr_ckpt_get_blob(c, name, w, sizeof w);
+        if (!a) {
+            /* a filter dropped from the config: its counts are simply forgotten */
+            continue;
+        }
+        if (len < 0) continue; /* a filter new in the config starts empty */
+        if (len != 4 || fr_get_u32le(w) != fr_admit_width_log2(a)) {
+            snprintf(err, errlen,
+                     "checkpoint: table %" PRIu32 "'s admission filter was stored with admit_width_log2 %" PRIu32
+                     " but the config asks for %u; restore the old value or start from an empty checkpoint.dir",
+                     t, len == 4 ? fr_get_u32le(w) : 0, fr_admit_width_log2(a));
+            rc = -1;
+            break;
+        }
+        for (size_t i = 0; i < fr_admit_chunks(a); i++) {
+            snprintf(name, sizeof name, "admit.%" PRIu32 ".%zu", t, i);
+            long n = fr_ckpt_get_blob(c, name, buf, FR_ADMIT_CHUNK_BYTES);
+            if (n < 0) continue; /* never changed: zeros */
+            if (n != FR_ADMIT_CHUNK_BYTES || fr_admit_set_chunk(a, i, buf, (size_t)n) != 0) {
+                snprintf(err, errlen, "checkpoint corrupt: blob %s has %ld bytes, expected %d", name, n,
+                         FR_ADMIT_CHUNK_BYTES);
+                rc = -1;
+                break;
+            }
+        }
+    }
+    free(buf);
+    return rc;
 }
 
 /* The meta JSON; a new string to free(), or NULL. Deterministic: sorted keys, no wall time. */
@@ -337,7 +409,13 @@ int fr_ckpt_put_model(fr_ckpt_batch *b, const fr_model *m)
     const fr_model_config *cfg = fr_model_get_config(m);
     if (cfg->emb_dim <= 0) return batch_fail(b, "model has emb_dim <= 0");
     size_t dim = (size_t)cfg->emb_dim;
-    if (grow(&b->val, &b->val_cap, 8 + 8 * dim) != 0) return batch_fail(b, "out of memory");
+    if (grow(&b->val, &b->val_cap, 12 + 8 * dim) != 0) return batch_fail(b, "out of memory");
+
+    /* deletions before the rows: a key evicted and admitted again since the last checkpoint is
+     * deleted, then written (the later operation of a batch wins) */
+    if (fr_model_foreach_deleted(m, FR_DIRTY_CHECKPOINT, delete_row_cb, b) != 0)
+        return batch_fail(b, "deleting the evicted rows failed");
+    if (put_lifecycle(b, m) != 0) return -1;
 
     row_ctx rc = {.b = b, .dim = cfg->emb_dim, .ntab = fr_model_table_count(m)};
     if (fr_model_foreach_row(m, FR_DIRTY_CHECKPOINT, put_row_cb, &rc) != 0)
@@ -632,10 +710,11 @@ typedef struct {
 static int load_row_cb(const char *k, size_t kl, const void *v, size_t vl, void *ctx)
 {
     load_ctx *l = ctx;
-    if (kl != ROW_KEY_LEN || vl != 8 + 8 * l->dim) {
+    /* 8 + 8 dim: rows written before the last-update stamp existed (stamp 0) */
+    if (kl != ROW_KEY_LEN || (vl != 12 + 8 * l->dim && vl != 8 + 8 * l->dim)) {
         snprintf(l->err, l->errlen,
                  "checkpoint corrupt: row key of %zu bytes / value of %zu bytes, expected %d / %zu (emb_dim %zu)", kl,
-                 vl, ROW_KEY_LEN, 8 + 8 * l->dim, l->dim);
+                 vl, ROW_KEY_LEN, 12 + 8 * l->dim, l->dim);
         return -1;
     }
     const unsigned char *ku = (const unsigned char *)k;
@@ -655,6 +734,7 @@ static int load_row_cb(const char *k, size_t kl, const void *v, size_t vl, void 
                  key, table);
         return -1;
     }
+    if (vl == 12 + 8 * l->dim) fr_model_set_row_updated(l->m, table, key, fr_get_u32le(vu + 8 + 8 * l->dim));
     l->counts[table]++;
     return 0;
 }
@@ -769,6 +849,16 @@ fr_model *fr_ckpt_load_model(fr_ckpt *c, char *err, size_t errlen)
                      t, l.counts[t], json_is_integer(rows) ? (long long)json_integer_value(rows) : -1LL);
             goto done;
         }
+    }
+    unsigned char life[12];
+    long ll = fr_ckpt_get_blob(c, "lifecycle", life, sizeof life);
+    if (ll >= 0 && (ll != (long)sizeof life || memcmp(life, "FRL1", 4) != 0)) {
+        snprintf(err, errlen, "checkpoint corrupt: blob \"lifecycle\" is not FRL1 + 8 bytes");
+        goto done;
+    }
+    if (ll == (long)sizeof life && fr_model_set_clock(m, (int64_t)fr_get_u64le(life + 4)) != 0) {
+        snprintf(err, errlen, "checkpoint: out of memory");
+        goto done;
     }
     fr_model_set_version(m, version);
     fr_model_clear_dirty(m, FR_DIRTY_CHECKPOINT);

@@ -87,6 +87,10 @@ void fr_ckpt_abort(fr_ckpt_batch *b);
  * publisher pushes every row on its first push anyway). The caller frees the model with
  * fr_model_free. NULL with a message when absent, inconsistent or corrupt. */
 fr_model *fr_ckpt_load_model(fr_ckpt *c, char *err, size_t errlen);
+/* Restores the admission filters (blobs "admit.T", "admit.T.C") into the filters m has now: call
+ * after fr_model_set_row_policy. A filter the checkpoint lacks starts empty; one stored with
+ * another width is refused. 0, or -1 with a message. */
+int fr_ckpt_load_admission(fr_ckpt *c, fr_model *m, char *err, size_t errlen);
 typedef int (*fr_ckpt_kv_fn)(const char *key, size_t key_len, const void *val, size_t val_len, void *ctx);
 /* fn gets the id (without the "J" prefix) and the entry. Stops on, and returns, fn's non-zero
  * value; -1 on a read error. Same for the other foreach functions. */

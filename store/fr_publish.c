@@ -89,6 +89,7 @@ void fr_publish_last_stats(const fr_publisher *p, fr_publish_stats *s) { *s = p-
 typedef struct {
     unsigned char *buf; /* FIELDS_PER_HSET x (8-byte field, row value), allocated on first use */
     int n;
+    int ndel;           /* deletion pass: fields in buf (8 bytes each) */
 } bucket;
 
 typedef struct {
@@ -100,7 +101,7 @@ typedef struct {
     bucket *buckets; /* ntab x FR_REDIS_ROW_SHARDS */
     const char **argv;
     size_t *lens;
-    size_t rows;
+    size_t rows, deleted;
     char err[256];
 } rows_ctx;
 
@@ -151,8 +152,85 @@ static int push_row_cb(const fr_row_view *row, void *ctx)
     return 0;
 }
 
+static int flush_del_bucket(rows_ctx *r, uint32_t table, uint32_t shard)
+{
+    bucket *b = &r->buckets[(size_t)table * FR_REDIS_ROW_SHARDS + shard];
+    if (b->ndel == 0) return 0;
+    char key[FR_REDIS_KEY_MAX];
+    fr_redis_key_rows(key, r->p->prefix, table, shard);
+    r->argv[0] = "HDEL";
+    r->lens[0] = 4;
+    r->argv[1] = key;
+    r->lens[1] = strlen(key);
+    for (int i = 0; i < b->ndel; i++) {
+        r->argv[2 + i] = (const char *)b->buf + (size_t)i * 8;
+        r->lens[2 + i] = 8;
+    }
+    int argc = 2 + b->ndel;
+    b->ndel = 0;
+    return fr_pipe_append(&r->pipe, argc, r->argv, r->lens);
+}
+
+static int push_delete_cb(uint32_t table, uint64_t key, void *ctx)
+{
+    rows_ctx *r = ctx;
+    if (table >= r->ntab) {
+        snprintf(r->err, sizeof r->err, "deleted row of table %" PRIu32 " (expected < %" PRIu32 ")", table, r->ntab);
+        return -1;
+    }
+    uint32_t shard = fr_redis_shard(key);
+    bucket *b = &r->buckets[(size_t)table * FR_REDIS_ROW_SHARDS + shard];
+    if (!b->buf && !(b->buf = malloc(FIELDS_PER_HSET * (8 + r->row_len)))) {
+        snprintf(r->err, sizeof r->err, "out of memory");
+        return -1;
+    }
+    fr_redis_row_field(b->buf + (size_t)b->ndel * 8, key);
+    b->ndel++;
+    r->deleted++;
+    if (b->ndel == FIELDS_PER_HSET && flush_del_bucket(r, table, shard) != 0) return -1;
+    return 0;
+}
+
+/* Full pushes only: HDELs every field of our row hashes whose row the source does not hold -- rows
+ * deleted (evicted) by an earlier process whose deletion was checkpointed but never pushed (a crash
+ * between the checkpoint and the push). One HKEYS per hash (hashes hold about rows / 64 fields),
+ * after the rows are written. 0, or -1 with r->err / the pipe's error. */
+static int delete_strays(rows_ctx *r, const fr_publish_source *src)
+{
+    for (uint32_t t = 0; t < r->ntab; t++) {
+        for (uint32_t s = 0; s < FR_REDIS_ROW_SHARDS; s++) {
+            char key[FR_REDIS_KEY_MAX];
+            fr_redis_key_rows(key, r->p->prefix, t, s);
+            const char *a[2] = {"HKEYS", key};
+            size_t l[2] = {5, strlen(key)};
+            int broken;
+            redisReply *rep = fr_redis_command(r->p->c, 2, a, l, &broken, r->err, sizeof r->err);
+            if (!rep) {
+                /* reported like a pipelined failure, so a lost connection is dropped and re-made */
+                r->pipe.failed = 1;
+                r->pipe.broken = broken;
+                snprintf(r->pipe.err, sizeof r->pipe.err, "%s", r->err);
+                return -1;
+            }
+            int rc = 0;
+            for (size_t i = 0; rc == 0 && rep->type == REDIS_REPLY_ARRAY && i < rep->elements; i++) {
+                const redisReply *f = rep->element[i];
+                if (f->type != REDIS_REPLY_STRING || f->len != 8) continue; /* not one of our fields */
+                uint64_t k = 0;
+                for (int b = 7; b >= 0; b--) k = k << 8 | (unsigned char)f->str[b];
+                if (!src->has_row(src->ctx, t, k)) rc = push_delete_cb(t, k, r);
+            }
+            freeReplyObject(rep);
+            if (rc == 0) rc = flush_del_bucket(r, t, s);
+            if (rc != 0) return -1;
+        }
+    }
+    return 0;
+}
+
 /* Writes the rows (all, or the changed ones). 0, or -1 with a message. */
-static int push_rows(fr_publisher *p, const fr_publish_source *src, int full, size_t *rows, char *err, size_t errlen)
+static int push_rows(fr_publisher *p, const fr_publish_source *src, int full, size_t *rows, size_t *deleted, char *err,
+                     size_t errlen)
 {
     rows_ctx r;
     memset(&r, 0, sizeof r);
@@ -169,9 +247,18 @@ static int push_rows(fr_publisher *p, const fr_publish_source *src, int full, si
         snprintf(err, errlen, "out of memory");
         goto done;
     }
-    int frc = src->foreach_row(src->ctx, full, push_row_cb, &r);
+    /* deletions first, all sent before any row: a key deleted and created again since the last
+     * push ends up with its new row (Redis runs one connection's commands in order) */
+    int frc = src->foreach_deleted ? src->foreach_deleted(src->ctx, push_delete_cb, &r) : 0;
+    for (uint32_t t = 0; frc == 0 && t < r.ntab; t++)
+        for (uint32_t s = 0; frc == 0 && s < FR_REDIS_ROW_SHARDS; s++) frc = flush_del_bucket(&r, t, s);
+    if (frc == 0) frc = src->foreach_row(src->ctx, full, push_row_cb, &r);
     for (uint32_t t = 0; frc == 0 && t < r.ntab; t++)
         for (uint32_t s = 0; frc == 0 && s < FR_REDIS_ROW_SHARDS; s++) frc = flush_bucket(&r, t, s);
+    if (frc == 0 && full && src->has_row) {
+        fr_pipe_drain(&r.pipe); /* HKEYS must see the rows just written */
+        if (!r.pipe.failed) frc = delete_strays(&r, src);
+    }
     fr_pipe_drain(&r.pipe);
     if (r.pipe.failed) {
         snprintf(err, errlen, "%s", r.pipe.err);
@@ -183,6 +270,7 @@ static int push_rows(fr_publisher *p, const fr_publish_source *src, int full, si
         goto done;
     }
     *rows = r.rows;
+    *deleted = r.deleted;
     rc = 0;
 done:
     if (r.buckets)
@@ -380,7 +468,7 @@ static int push(fr_publisher *p, const fr_publish_source *src, const fr_publish_
     unsigned char *blob = NULL;
     char *manifest = NULL;
     int rc = -1;
-    size_t rows = 0, blob_len = 0, retired = 0;
+    size_t rows = 0, blob_len = 0, retired = 0, deleted = 0;
     int full = 0;
 
     if (info && info->manifest_json) {
@@ -403,7 +491,7 @@ static int push(fr_publisher *p, const fr_publish_source *src, const fr_publish_
     }
 
     stage = "writing rows";
-    if (push_rows(p, src, full, &rows, why, sizeof why) != 0) goto fail;
+    if (push_rows(p, src, full, &rows, &deleted, why, sizeof why) != 0) goto fail;
 
     stage = "writing the dense blob and manifest";
     blob = dense_blob(src, v, &blob_len);
@@ -462,17 +550,19 @@ static int push(fr_publisher *p, const fr_publish_source *src, const fr_publish_
 
     stage = "announcing on the change stream";
     {
-        char rows_s[24], bytes_s[24], retired_s[24], maxlen[16];
+        char rows_s[24], bytes_s[24], retired_s[24], deleted_s[24], maxlen[16];
         snprintf(rows_s, sizeof rows_s, "%zu", rows);
+        snprintf(deleted_s, sizeof deleted_s, "%zu", deleted);
         snprintf(bytes_s, sizeof bytes_s, "%zu", blob_len);
         snprintf(retired_s, sizeof retired_s, "%zu", retired);
         snprintf(maxlen, sizeof maxlen, "%d", FR_REDIS_STREAM_MAXLEN);
-        const char *a[16] = {"XADD", ckey,  "MAXLEN",      "~",     maxlen, "*",       "version", vs,
-                             "rows", rows_s, "dense_bytes", bytes_s, "full", full ? "1" : "0", "retired", retired_s};
-        size_t l[16];
-        for (int i = 0; i < 16; i++) l[i] = strlen(a[i]);
+        const char *a[18] = {"XADD",      ckey,    "MAXLEN", "~",   maxlen,  "*",       "version", vs,
+                             "rows",      rows_s,  "dense_bytes", bytes_s, "full", full ? "1" : "0", "retired",
+                             retired_s, "deleted", deleted_s};
+        size_t l[18];
+        for (int i = 0; i < 18; i++) l[i] = strlen(a[i]);
         int broken;
-        redisReply *r = fr_redis_command(p->c, 16, a, l, &broken, why, sizeof why);
+        redisReply *r = fr_redis_command(p->c, 18, a, l, &broken, why, sizeof why);
         if (!r) {
             if (broken) disconnect(p);
             goto fail;
@@ -486,6 +576,7 @@ static int push(fr_publisher *p, const fr_publish_source *src, const fr_publish_
                                  .dense_bytes = blob_len,
                                  .full = full,
                                  .retired_versions = retired,
+                                 .deleted = deleted,
                                  .seconds = now_seconds() - t0};
     if (version) *version = v;
     rc = 0;
@@ -505,6 +596,17 @@ done:
 static int model_foreach(void *ctx, int all, fr_row_fn fn, void *fn_ctx)
 {
     return fr_model_foreach_row(ctx, all ? 0 : FR_DIRTY_PUBLISH, fn, fn_ctx);
+}
+
+static int model_foreach_deleted(void *ctx, fr_deleted_fn fn, void *fn_ctx)
+{
+    return fr_model_foreach_deleted(ctx, FR_DIRTY_PUBLISH, fn, fn_ctx);
+}
+
+static int model_has_row(void *ctx, uint32_t table, uint64_t key)
+{
+    fr_row_view v;
+    return fr_model_get_row(ctx, table, key, &v) == 0;
 }
 
 int fr_publish_push(fr_publisher *p, fr_model *m, const fr_publish_info *info, uint64_t *version, char *err,
@@ -527,6 +629,8 @@ int fr_publish_push(fr_publisher *p, fr_model *m, const fr_publish_info *info, u
                              .row_counts = counts,
                              .complete = 1,
                              .foreach_row = model_foreach,
+                             .foreach_deleted = model_foreach_deleted,
+                             .has_row = model_has_row,
                              .ctx = m};
     int rc = fr_publish_push_source(p, &src, info, version, err, errlen);
     free(counts);

@@ -1,5 +1,8 @@
 /* fr_publish: pushes the model to Redis for serving, in the layout of docs/redis-layout.md.
  *
+ * Rows the model deleted (evicted) since the last push are HDEL'ed first, before any row is
+ * written, and counted in the change-stream entry ("deleted").
+ *
  * A push writes the rows marked FR_DIRTY_PUBLISH (weights only, never optimizer state), then
  * the dense parameters as one blob under a new version, then flips the active-version key, then
  * announces the version on a change stream; it clears the publish marks only after all of it
@@ -51,6 +54,13 @@ typedef struct {
     const size_t *row_counts;  /* rows per table the trainer holds (for the manifest) */
     int complete;
     int (*foreach_row)(void *ctx, int all, fr_row_fn fn, void *fn_ctx);
+    /* the rows deleted (evicted) since the last successful push, HDEL'ed before any row is
+     * written; NULL = none */
+    int (*foreach_deleted)(void *ctx, fr_deleted_fn fn, void *fn_ctx);
+    /* complete sources: 1 when the source holds (table, key). A full push then HDELs every field
+     * of the row hashes the source does not hold (rows evicted by an earlier process whose deletion
+     * never reached Redis). NULL = no such clean-up. One writer per prefix is assumed. */
+    int (*has_row)(void *ctx, uint32_t table, uint64_t key);
     void *ctx;
 } fr_publish_source;
 /* Returned by fr_publish_push_source when the publisher must write every row (first push of the
@@ -81,6 +91,7 @@ typedef struct {
     size_t dense_bytes;      /* size of the dense blob */
     int full;                /* 1 when every row was written */
     size_t retired_versions; /* old versions deleted */
+    size_t deleted;          /* rows deleted (HDEL) */
     double seconds;          /* wall time of the push */
 } fr_publish_stats;
 void fr_publish_last_stats(const fr_publisher *p, fr_publish_stats *s);

@@ -10,7 +10,13 @@
 
 #include "fr_publish.h"
 
-enum { RETRY_MS = 1000 };
+enum { RETRY_MS = 1000, MAX_DIM = 1024 };
+
+/* A row version that no row carries (versions count mini-batches): marks an entry of a rowset as
+ * a deletion. A deletion and a later write of the same row overwrite each other like two writes,
+ * so the set always holds the row's last state. */
+#define DELETED UINT64_MAX
+static const float NO_WEIGHTS[MAX_DIM];
 
 /* ---- a set of rows keyed by (table, key): one entry per row, later puts overwrite ----------- */
 
@@ -87,6 +93,17 @@ static int rowset_put(rowset *s, uint32_t table, uint64_t key, uint64_t ver, con
     memcpy(s->w + i * (size_t)s->dim, w, (size_t)s->dim * sizeof *w);
     s->slots[j] = (uint32_t)(i + 1);
     return 0;
+}
+
+/* Entry index of (table, key), or -1. */
+static int64_t rowset_find(const rowset *s, uint32_t table, uint64_t key)
+{
+    if (!s->nslots) return -1;
+    for (size_t j = slot_of(s, table, key); s->slots[j]; j = (j + 1) & (s->nslots - 1)) {
+        size_t i = s->slots[j] - 1;
+        if (s->key[i] == key && s->tab[i] == table) return (int64_t)i;
+    }
+    return -1;
 }
 
 static void rowset_clear(rowset *s)
@@ -186,6 +203,7 @@ static int work_foreach(void *ctx, int all, fr_row_fn fn, void *fn_ctx)
     const snapshot *s = ctx;
     fr_row_view v = {.dim = s->rows.dim};
     for (size_t i = 0; i < s->rows.n; i++) {
+        if (s->rows.ver[i] == DELETED) continue;
         v.table = s->rows.tab[i];
         v.key = s->rows.key[i];
         v.version = s->rows.ver[i];
@@ -194,6 +212,24 @@ static int work_foreach(void *ctx, int all, fr_row_fn fn, void *fn_ctx)
         if (rc) return rc;
     }
     return 0;
+}
+
+static int work_foreach_deleted(void *ctx, fr_deleted_fn fn, void *fn_ctx)
+{
+    const snapshot *s = ctx;
+    for (size_t i = 0; i < s->rows.n; i++) {
+        if (s->rows.ver[i] != DELETED) continue;
+        int rc = fn(s->rows.tab[i], s->rows.key[i], fn_ctx);
+        if (rc) return rc;
+    }
+    return 0;
+}
+
+static int work_has_row(void *ctx, uint32_t table, uint64_t key)
+{
+    const snapshot *s = ctx;
+    int64_t i = rowset_find(&s->rows, table, key);
+    return i >= 0 && s->rows.ver[i] != DELETED;
 }
 
 /* One push of q->work, without the lock. 0, FR_PUBLISH_NEED_FULL or -1. */
@@ -209,6 +245,8 @@ static int push_work(fr_pubq *q, uint64_t *version, char *err, size_t errlen)
                              .row_counts = q->work.counts,
                              .complete = q->work.complete,
                              .foreach_row = work_foreach,
+                             .foreach_deleted = work_foreach_deleted,
+                             .has_row = q->work.complete ? work_has_row : NULL,
                              .ctx = &q->work};
     fr_publish_info info = {.manifest_json = q->manifest};
     return fr_publish_push_source(q->pub, &src, &info, version, err, errlen);
@@ -408,17 +446,29 @@ static int copy_row(const fr_row_view *row, void *ctx)
     return 0;
 }
 
+static int copy_deleted(uint32_t table, uint64_t key, void *ctx)
+{
+    copy_ctx *c = ctx;
+    if (rowset_put(c->rows, table, key, DELETED, NO_WEIGHTS, 1) != 0) {
+        c->failed = 1;
+        return -1;
+    }
+    return 0;
+}
+
 int fr_pubq_submit(fr_pubq *q, fr_model *m, char *err, size_t errlen)
 {
     if (fr_model_dense_count(m) != q->dense_count || fr_model_table_count(m) != q->ntab ||
-        fr_model_get_config(m)->emb_dim != q->pend.rows.dim) {
+        fr_model_get_config(m)->emb_dim != q->pend.rows.dim || q->pend.rows.dim > MAX_DIM) {
         snprintf(err, errlen, "publish: the model's shape differs from the publisher's configuration");
         return -1;
     }
     pthread_mutex_lock(&q->mu);
     int all = q->wants_full && !q->pend.complete;
     copy_ctx c = {.rows = &q->pend.rows};
-    fr_model_foreach_row(m, all ? 0 : FR_DIRTY_PUBLISH, copy_row, &c);
+    /* deletions before rows: a row deleted and created again since the last hand-over is written */
+    fr_model_foreach_deleted(m, FR_DIRTY_PUBLISH, copy_deleted, &c);
+    if (!c.failed) fr_model_foreach_row(m, all ? 0 : FR_DIRTY_PUBLISH, copy_row, &c);
     if (c.failed) {
         /* the rows copied so far are newer values and stay; the marks stay too (retried next time) */
         pthread_mutex_unlock(&q->mu);

@@ -1,7 +1,8 @@
 /* fr_pubq: the publisher on a thread of its own, so slow or dead Redis never stalls learning.
  *
  * The learner thread hands over a snapshot after each checkpoint (fr_pubq_submit): copies of the
- * rows marked FR_DIRTY_PUBLISH (weights and row version), of the dense parameters, the model
+ * rows marked FR_DIRTY_PUBLISH (weights and row version), the keys of the rows deleted since the
+ * last hand-over (a deletion and a later write of one row replace each other), of the dense parameters, the model
  * version and the row counts. It then clears the marks: from that moment the queue owns them.
  * The publisher thread pushes snapshots with fr_publish_push_source; it never touches the model,
  * so training (and its determinism) does not depend on Redis at all.

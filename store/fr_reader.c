@@ -489,9 +489,20 @@ static int follow(fr_reader *r, int block_ms, char *err, size_t errlen)
     if (roundtrip(r, 2, argvs, lenss, argcs, rep, err, errlen) != 0) return -1;
     /* [[stream, [[id, [field, value, ...]], ...]]] or nil on timeout */
     redisReply *x = rep[0];
+    int deleted = 0;
     if (x->type == REDIS_REPLY_ARRAY && x->elements > 0 && x->element[0]->type == REDIS_REPLY_ARRAY &&
         x->element[0]->elements == 2 && x->element[0]->element[1]->type == REDIS_REPLY_ARRAY) {
         redisReply *entries = x->element[0]->element[1];
+        for (size_t i = 0; i < entries->elements; i++) {
+            /* [id, [field, value, ...]]: a push that deleted rows makes every cached row suspect */
+            redisReply *e = entries->element[i];
+            if (e->type != REDIS_REPLY_ARRAY || e->elements != 2 || e->element[1]->type != REDIS_REPLY_ARRAY) continue;
+            redisReply *kv = e->element[1];
+            for (size_t j = 0; j + 1 < kv->elements; j += 2)
+                if (kv->element[j]->type == REDIS_REPLY_STRING && strcmp(kv->element[j]->str, "deleted") == 0 &&
+                    kv->element[j + 1]->type == REDIS_REPLY_STRING && strcmp(kv->element[j + 1]->str, "0") != 0)
+                    deleted = 1;
+        }
         if (entries->elements > 0) {
             redisReply *last = entries->element[entries->elements - 1];
             if (last->type == REDIS_REPLY_ARRAY && last->elements > 0 && last->element[0]->type == REDIS_REPLY_STRING &&
@@ -503,6 +514,12 @@ static int follow(fr_reader *r, int block_ms, char *err, size_t errlen)
     int have = rep[1]->type == REDIS_REPLY_STRING && fr_parse_u64(rep[1]->str, rep[1]->len, &v) == 0;
     freeReplyObject(rep[0]);
     freeReplyObject(rep[1]);
+    if (deleted && r->m) {
+        fr_model *m = fresh_model(fr_model_get_config(r->m), r->dense, r->dense_count, r->version, err, errlen);
+        if (!m) return -1;
+        fr_model_free(r->m);
+        r->m = m;
+    }
     /* no active version (Redis restarted empty, nothing pushed yet): keep serving what we have */
     if (!have || v == r->version) return 0;
     return load_active(r, err, errlen) == 0 ? 1 : -1;
@@ -543,4 +560,12 @@ int fr_reader_score(fr_reader *r, const fr_features *f, int32_t scenario, float 
     int rc = score(r, f, scenario, out, err, errlen);
     fr_sigpipe_restore(&g);
     return rc;
+}
+
+size_t fr_reader_cached_rows(const fr_reader *r)
+{
+    size_t n = 0;
+    if (r->m)
+        for (uint32_t t = 0; t < fr_model_table_count(r->m); t++) n += fr_model_row_count(r->m, t);
+    return n;
 }

@@ -41,6 +41,9 @@ int fr_reader_load_active(fr_reader *r, char *err, size_t errlen);
  * successful load it loads. A half-written later version (rows and dense blob written, no flip)
  * is never loaded: only P:active decides. */
 int fr_reader_follow(fr_reader *r, int block_ms, char *err, size_t errlen);
+/* Rows held from earlier fetches (each score fetches its rows again; a row Redis no longer has is
+ * dropped then, and every held row is dropped when the change stream announces deletions). */
+size_t fr_reader_cached_rows(const fr_reader *r);
 /* The loaded version (0 before the first successful load). */
 uint64_t fr_reader_version(const fr_reader *r);
 /* The manifest JSON text of the loaded version (owned by r; NULL before the first load). */

@@ -375,7 +375,7 @@ static void test_incremental(void **state)
     assert_int_equal(fr_ckpt_put_model(b, m), 0);
     fr_ckpt_batch_get_stats(b, &st);
     assert_int_equal(st.rows, dirty);
-    assert_int_equal(st.entries, dirty + 3); /* rows + marker + dense + meta */
+    assert_int_equal(st.entries, dirty + 4); /* rows + marker + dense + meta + lifecycle blob */
     assert_true(st.bytes > dirty * 8);
     assert_int_equal(fr_ckpt_commit(b, err, sizeof err), 0);
     fr_model_clear_dirty(m, FR_DIRTY_CHECKPOINT);
@@ -473,8 +473,8 @@ static void test_digest(void **state)
     order_ctx o = {.ordered = 1};
     assert_int_equal(fr_ckpt_foreach(c, check_order, &o), 0);
     assert_true(o.ordered);
-    /* marker, meta, dense, 3 join entries, join meta, 2 offsets, 2 blobs, every row */
-    assert_int_equal(o.n, 11 + count_rows(m, 0));
+    /* marker, meta, dense, 3 join entries, join meta, 2 offsets, 2 blobs + lifecycle, every row */
+    assert_int_equal(o.n, 12 + count_rows(m, 0));
     fr_ckpt_close(c);
 
     /* stable across reopen, and through a read-only handle */

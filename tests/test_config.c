@@ -37,6 +37,11 @@ static void assert_default_fields(const fr_config *c)
     assert_int_equal(c->fields[7].slot, 0);
     assert_int_equal(c->fields[8].kind, FR_FIELD_MULTI);
     assert_int_equal(c->fields[8].max_len, 8);
+    for (int i = 0; i < c->n_fields; i++) {
+        assert_int_equal(c->fields[i].admit_after, 1);
+        assert_int_equal(c->fields[i].admit_width_log2, 20);
+        assert_int_equal(c->fields[i].ttl_ms, 0);
+    }
     assert_int_equal(c->fields[8].slot, 0);
     assert_int_equal(c->n_cat, 8);
     assert_int_equal(c->n_num, 1);
@@ -171,7 +176,8 @@ static void test_overrides(void **state)
                        "\"scenarios\":[\"feed\",\"search\"],\"allow_new_scenarios\":true,"
                        "\"fields\":[{\"name\":\"u\",\"kind\":\"categorical\"},{\"name\":\"n\",\"kind\":\"numeric\"},"
                        "{\"name\":\"h\",\"kind\":\"multi\"},{\"name\":\"v\",\"kind\":\"categorical\"},"
-                       "{\"name\":\"h2\",\"kind\":\"multi\",\"max_len\":3}],"
+                       "{\"name\":\"h2\",\"kind\":\"multi\",\"max_len\":3,\"admit_after\":4,"
+                       "\"admit_width_log2\":12,\"ttl\":\"30d\"}],"
                        "\"model\":{\"emb_dim\":16,\"lr_emb\":0.1,\"seed\":42},"
                        "\"redis\":{\"host\":\"\"},\"status_every_seconds\":0.5}";
     int rc = fr_config_load_string(&c, json, err, sizeof err);
@@ -193,6 +199,11 @@ static void test_overrides(void **state)
     assert_int_equal(c.fields[2].max_len, FR_MAX_MULTI_LEN);
     assert_int_equal(c.fields[4].slot, 1);
     assert_int_equal(c.fields[4].max_len, 3);
+    assert_int_equal(c.fields[4].admit_after, 4);
+    assert_int_equal(c.fields[4].admit_width_log2, 12);
+    assert_int_equal(c.fields[4].ttl_ms, 30LL * 86400000);
+    assert_int_equal(c.fields[0].admit_after, 1);
+    assert_int_equal(c.fields[0].ttl_ms, 0);
     assert_int_equal(c.n_cat, 3);
     assert_int_equal(c.model.n_cat, 3);
     assert_int_equal(c.model.n_num, 1);
@@ -272,6 +283,17 @@ static void test_refusals(void **state)
         {"{\"fields\":[{\"name\":\"a\",\"kind\":\"multi\"},{\"name\":\"b\",\"kind\":\"multi\"},"
          "{\"name\":\"c\",\"kind\":\"multi\"}]}",
          "\"fields[2]\": too many multi fields, the limit is 2"},
+        {"{\"fields\":[{\"name\":\"a\",\"kind\":\"numeric\",\"ttl\":\"1d\"}]}",
+         "\"fields[0].ttl\": only categorical and multi fields have embedding rows"},
+        {"{\"fields\":[{\"name\":\"a\",\"kind\":\"categorical\",\"admit_after\":16}]}",
+         "\"fields[0].admit_after\" is 16, must be in 1..15"},
+        {"{\"fields\":[{\"name\":\"a\",\"kind\":\"categorical\",\"admit_after\":0}]}",
+         "\"fields[0].admit_after\" is 0"},
+        {"{\"fields\":[{\"name\":\"a\",\"kind\":\"multi\",\"admit_width_log2\":10}]}",
+         "\"fields[0].admit_width_log2\" is 10, must be in 11..28"},
+        {"{\"fields\":[{\"name\":\"a\",\"kind\":\"categorical\",\"ttl\":\"soon\"}]}",
+         "\"fields[0].ttl\" is \"soon\", not a duration"},
+        {"{\"fields\":[{\"name\":\"a\",\"kind\":\"categorical\",\"tll\":\"1d\"}]}", "unknown key \"fields[0].tll\""},
         {"{\"join\":{\"click_window\":\"30 minutes\"}}", "\"join.click_window\" is \"30 minutes\", not a duration"},
         {"{\"join\":{\"click_window\":\"0s\"}}", "\"join.click_window\" must be longer than zero"},
         {"{\"join\":{\"attribution_window\":-5}}", "\"join.attribution_window\" is -5"},

@@ -4,14 +4,32 @@
 source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 
 "$FRESHET_BIN" gen --out "$fr_work/events.jsonl" --impressions 100000 --days 10 --seed 5 --duplicates 0.02
+# The default fields, with admission thresholds and event-time TTLs on three of them (10 days of
+# events: rows are refused, created late and evicted all along), so the exactly-once checks below
+# also cover the admission filters, the clock and the evictions in the checkpoint.
 cfg() { cat >"$1" <<JSON
-{"checkpoint": {"dir": "$2", "every_seconds": 0, "every_samples": 700}, "redis": {"host": ""}}
+{"checkpoint": {"dir": "$2", "every_seconds": 0, "every_samples": 700}, "redis": {"host": ""},
+ "fields": [
+  {"name": "user_id", "kind": "categorical", "admit_after": 3, "admit_width_log2": 16, "ttl": "2d"},
+  {"name": "user_age", "kind": "categorical"},
+  {"name": "device", "kind": "categorical"},
+  {"name": "ad_id", "kind": "categorical", "admit_after": 2, "ttl": "3d"},
+  {"name": "advertiser", "kind": "categorical"},
+  {"name": "category", "kind": "categorical"},
+  {"name": "hour", "kind": "categorical"},
+  {"name": "price", "kind": "numeric", "transform": "log1p"},
+  {"name": "recent_ads", "kind": "multi", "max_len": 8, "admit_after": 2, "ttl": "1d"}]}
 JSON
 }
 cfg "$fr_work/a.json" "$fr_work/a"
 cfg "$fr_work/b.json" "$fr_work/b"
 cfg "$fr_work/c.json" "$fr_work/c"
-"$FRESHET_BIN" replay "$fr_work/events.jsonl" -c "$fr_work/a.json" >"$fr_work/report-a.txt"
+"$FRESHET_BIN" replay "$fr_work/events.jsonl" -c "$fr_work/a.json" >"$fr_work/report-a.txt" 2>"$fr_work/a.log"
+rows_line=$(grep '^rows: ' "$fr_work/a.log") || fr_fail "no rows line in the replay's stderr"
+evicted=$(sed -n 's/.* evicted=\([0-9]*\).*/\1/p' <<<"$rows_line")
+refused=$(sed -n 's/.* not_admitted=\([0-9]*\).*/\1/p' <<<"$rows_line")
+[[ "$evicted" -gt 0 && "$refused" -gt 0 ]] || fr_fail "lifecycle not exercised: $rows_line"
+fr_pass "admission and eviction on: $rows_line"
 "$FRESHET_BIN" replay "$fr_work/events.jsonl" -c "$fr_work/b.json" >/dev/null
 da=$("$FRESHET_BIN" inspect "$fr_work/a" | awk '/^digest/ { print $2 }')
 db=$("$FRESHET_BIN" inspect "$fr_work/b" | awk '/^digest/ { print $2 }')
