@@ -1175,7 +1175,7 @@ size_t fr_join_spill(fr_join *j, size_t keep)
 
 size_t fr_join_cached_count(const fr_join *j) { return j->cached; }
 
-const char *fr_join_error(const fr_join *j) { return j->err[0] ? j->err : "joiner: no error"; }
+const char *fr_join_error(const fr_join *j) { return j->err[0] ? j->err : NULL; }
 
 /* Meta format v1, little-endian:
  *   u8 version, u8 policy, u8 ntypes, u8 nreasons, u8 nkinds, i64 watermark,

@@ -158,7 +158,7 @@ void fr_join_set_store(fr_join *j, const fr_join_store *store);
 size_t fr_join_spill(fr_join *j, size_t keep);
 /* Entries whose bodies are in memory (about 300 bytes each; a stub is about 100 bytes + id). */
 size_t fr_join_cached_count(const fr_join *j);
-/* The last read-back failure, for the caller's message. */
+/* The last read-back failure, for the caller's message; NULL when none happened. */
 const char *fr_join_error(const fr_join *j);
 
 #endif

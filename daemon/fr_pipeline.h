@@ -52,8 +52,9 @@ void fr_pipeline_source_idle(fr_pipeline *p, const char *name, int idle);
  * error (a failed checkpoint): the caller must stop consuming. */
 int fr_pipeline_message(fr_pipeline *p, const char *source, int64_t next_offset, const char *buf, size_t len,
                         char *err, size_t errlen);
-/* Re-evaluates the watermark (after idleness changes). */
-void fr_pipeline_tick(fr_pipeline *p);
+/* Re-evaluates the watermark (after idleness changes). -1 when the join could not read a spilled
+ * entry back: the pipeline then refuses every further message and checkpoint (stop consuming). */
+int fr_pipeline_tick(fr_pipeline *p);
 /* Checkpoints when c->checkpoint_every_samples or _seconds is due; publishes after it. */
 int fr_pipeline_maybe_checkpoint(fr_pipeline *p, char *err, size_t errlen);
 /* Checkpoints now (and publishes when configured). */
