@@ -94,10 +94,17 @@ static void contribution(const fr_sample *s, double *imp, double *clk, double *c
     }
 }
 
+/* The short window must expect at least this many clicks (conversions) at the long-term rate
+ * before a shortfall means anything: below it, Poisson noise alone empties the window now and then
+ * (P(0 | 10) < 1e-4), and a level of zero accepted after max_pause never trips again. */
+#define MIN_EXPECTED 10.0
+
 static int collapsed(const fr_guard_flow *f, double min_count, double fraction, int warm)
 {
     if (!warm || f->den_s < min_count || f->den_l < min_count || f->num_l <= 0) return 0;
-    return f->num_s / f->den_s < fraction * (f->num_l / f->den_l);
+    const double long_rate = f->num_l / f->den_l;
+    if (f->den_s * long_rate < MIN_EXPECTED) return 0;
+    return f->num_s / f->den_s < fraction * long_rate;
 }
 
 static int recovered(const fr_guard_flow *f, double min_count, double fraction)
@@ -158,12 +165,16 @@ fr_guard_event fr_guard_observe(fr_guard *g, const fr_guard_config *c, const fr_
         /* The operator chose to accept a lasting change: the new level becomes the baseline. */
         g->ctr.den_l = g->ctr.den_s, g->ctr.num_l = g->ctr.num_s;
         g->cvr.den_l = g->cvr.den_s, g->cvr.num_l = g->cvr.num_s;
+        /* ... and, like at a cold start, it is not judged before a long half-life has passed. */
+        g->first_ts = s->ts;
     }
     snprintf(msg, msglen,
              "guard: training and publishing resumed at event time %" PRId64 " after %" PRId64 " ms: the joined %s "
              "rate is %.4g against %.4g before the pause%s",
              s->ts, s->ts - g->paused_since, fr_guard_reason_name(r), rs, rl,
-             timed_out ? " (guard.max_pause reached: the new level is accepted as the baseline)" : "");
+             timed_out ? " (guard.max_pause reached: the new level is accepted as the baseline; the guard warms up "
+                         "again)"
+                       : "");
     g->reason = FR_GUARD_RUNNING;
     g->paused_since = INT64_MIN;
     g->resumes++;

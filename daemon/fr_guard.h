@@ -4,14 +4,16 @@
  * flowing but a short-term rate falls below trip_fraction of its long-term rate (the clicks or
  * conversions topic stalled, its producer broke), the guard pauses: the pipeline then neither
  * trains nor publishes. It resumes when the short-term rate is back above resume_fraction of the
- * long-term one (or after max_pause of event time, accepting the new level).
+ * long-term one (or after max_pause of event time, accepting the new level as the baseline and
+ * warming up again as at a cold start).
  *
  * Deterministic: it reads only the samples' event times and labels, never the wall clock, so a
  * replay pauses and resumes at the same samples. Its whole state is fr_guard (a plain struct,
  * zero padding, checkpointed as a blob), so restarts continue it bit for bit.
  * While paused, the long-term rates are frozen: they keep the level the stream had before the
  * collapse, which recovery is measured against. Cold start: nothing trips until the long EWMA has
- * seen long_half_life of event time and min_impressions (resp. min_clicks) samples.
+ * seen long_half_life of event time and min_impressions (resp. min_clicks) samples; and never
+ * while the short window expects fewer than 10 clicks (conversions) at the long-term rate.
  * Ownership: none (no allocation). Not thread-safe. */
 #ifndef FR_GUARD_H
 #define FR_GUARD_H

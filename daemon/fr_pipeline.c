@@ -48,6 +48,7 @@ struct fr_pipeline {
 
     fr_guard guard;        /* label-collapse guard state (checkpointed as the blob "guard") */
     uint64_t early_checkpoints; /* checkpoints taken because the join held too many entries */
+    uint64_t publishes_withheld; /* checkpoints not followed by a publish: the guard was paused */
     int failed;            /* a spilled join entry could not be read back: stop consuming */
     char failure[320];
 
@@ -558,7 +559,10 @@ int fr_pipeline_checkpoint(fr_pipeline *p, char *err, size_t errlen)
     p->samples_at_last_ckpt = p->counters.samples_trained;
     p->consumed_at_last_ckpt = p->counters.consumed;
     /* Paused by the guard: Redis keeps serving the model from before the collapse. */
-    if (!fr_guard_paused(&p->guard)) publish(p);
+    if (fr_guard_paused(&p->guard))
+        p->publishes_withheld++;
+    else
+        publish(p);
     return 0;
 }
 
@@ -581,6 +585,9 @@ int64_t fr_pipeline_watermark(const fr_pipeline *p) { return fr_join_watermark(p
 const fr_metric *fr_pipeline_metric(const fr_pipeline *p, fr_task task, int scenario) { return metric_at(p, task, scenario); }
 const fr_model *fr_pipeline_model(const fr_pipeline *p) { return p->model; }
 const fr_config *fr_pipeline_config(const fr_pipeline *p) { return &p->cfg; }
+const fr_guard *fr_pipeline_guard(const fr_pipeline *p) { return &p->guard; }
+uint64_t fr_pipeline_publishes_withheld(const fr_pipeline *p) { return p->publishes_withheld; }
+size_t fr_pipeline_join_cached(const fr_pipeline *p) { return fr_join_cached_count(p->join); }
 
 uint64_t fr_pipeline_pending(const fr_pipeline *p)
 {

@@ -69,6 +69,12 @@ const fr_metric *fr_pipeline_metric(const fr_pipeline *p, fr_task task, int scen
 uint64_t fr_pipeline_pending(const fr_pipeline *p);
 const fr_model *fr_pipeline_model(const fr_pipeline *p);
 const fr_config *fr_pipeline_config(const fr_pipeline *p);
+/* The label-collapse guard's state (paused or not, why, what it dropped). */
+const fr_guard *fr_pipeline_guard(const fr_pipeline *p);
+/* Checkpoints of this process that did not publish because the guard was paused. */
+uint64_t fr_pipeline_publishes_withheld(const fr_pipeline *p);
+/* Join entries whose features are in memory (the rest is spilled; join.max_cached_entries). */
+size_t fr_pipeline_join_cached(const fr_pipeline *p);
 
 /* One status line: events/s and samples/s since the previous call, watermark, AUC per task. */
 void fr_pipeline_status_line(fr_pipeline *p, FILE *out, const char *extra);
