@@ -172,8 +172,9 @@ static fr_ckpt *ckpt_open(const char *dir, int readonly, char *err, size_t errle
     } else {
         with_join = 0;
         for (size_t i = 0; i < ncf; i++) with_join |= strcmp(cfs[i], CF_JOIN_NAME) == 0;
-        rocksdb_list_column_families_destroy(cfs, ncf);
     }
+    /* The list is allocated even on error (empty). */
+    if (cfs) rocksdb_list_column_families_destroy(cfs, ncf);
     const char *names[2] = {"default", CF_JOIN_NAME};
     const rocksdb_options_t *cfopts[2] = {c->opts, c->join_opts};
     rocksdb_column_family_handle_t *h[2] = {NULL, NULL};
