@@ -620,7 +620,8 @@ void fr_pipeline_status_line(fr_pipeline *p, FILE *out, const char *extra)
             fr_join_watermark(p->join));
     for (int t = 0; t < FR_NTASKS; t++) fprintf(out, " auc_%s=%.4f", task_name(t), fr_metric_auc(metric_at(p, t, -1)));
     if (p->cfg.max_cached_entries > 0)
-        fprintf(out, " join_cached=%zu/%zu", fr_join_cached_count(p->join), fr_join_entry_count(p->join));
+        fprintf(out, " join_cached=%zu/%zu early_ckpts=%" PRIu64, fr_join_cached_count(p->join),
+                fr_join_entry_count(p->join), p->early_checkpoints);
     if (fr_guard_paused(&p->guard))
         fprintf(out, " guard=paused(%s since ts %" PRId64 ")", fr_guard_reason_name((fr_guard_reason)p->guard.reason),
                 p->guard.paused_since);
@@ -652,11 +653,8 @@ void fr_pipeline_report(const fr_pipeline *p, FILE *out)
     for (int k = FR_SAMPLE_FAKE_NEG; k < FR_SAMPLE_NKINDS; k++)
         if (j->emitted[k]) fprintf(out, " %s=%" PRIu64, fr_sample_kind_name(k), j->emitted[k]);
     fprintf(out, " (policy %s)\n", fr_join_policy_name((fr_join_policy)p->cfg.join_policy));
-    if (p->cfg.max_cached_entries > 0)
-        fprintf(out, "join memory: %zu of %zu entries whole in memory (join.max_cached_entries %" PRId64
-                     "), %" PRIu64 " early checkpoints\n",
-                fr_join_cached_count(p->join), fr_join_entry_count(p->join), p->cfg.max_cached_entries,
-                p->early_checkpoints);
+    /* Only what the input decides: the report of a run restarted N times equals the unbroken one's
+     * (what is in memory and the early checkpoints are in the status line). */
     const fr_guard *g = &p->guard;
     fprintf(out, "guard: %s", !p->cfg.guard.enabled ? "disabled" : fr_guard_paused(g) ? "PAUSED" : "running");
     if (fr_guard_paused(g))
