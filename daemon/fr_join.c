@@ -29,6 +29,7 @@
  *    precedes its impression; it is held and expires as ORPHAN. Counted, never silent. */
 #include "fr_join.h"
 
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -80,9 +81,10 @@ typedef struct {
     fr_features f;
 } entry_body;
 
+/* Every pending click keeps one of these in memory even when spilled, so it stays small: the
+ * hash lives in the map slot only, and the allocation stops at the id (entry_create). */
 typedef struct fr_join_entry fr_join_entry;
 struct fr_join_entry {
-    uint64_t hash;
     int64_t imp_ts, click_ts, conv_ts;
     entry_body *body;                /* NULL: spilled (or a tombstone) */
     /* Intrusive dirty list: marking dirty never allocates. */
@@ -208,7 +210,7 @@ static int map_grow(fr_join *j)
 static void map_remove(fr_join *j, const fr_join_entry *e)
 {
     size_t mask = j->cap - 1;
-    size_t i = map_find_slot(j, e->id, e->id_len, e->hash);
+    size_t i = map_find_slot(j, e->id, e->id_len, hash_id(e->id, e->id_len));
     /* Backward-shift deletion keeps probe chains intact without map-level tombstones. */
     for (size_t k = (i + 1) & mask; j->slots[k].e; k = (k + 1) & mask) {
         size_t home = j->slots[k].hash & mask;
@@ -475,14 +477,13 @@ static fr_join_entry *entry_create(fr_join *j, fr_join_entry *rec, const char *i
         free(body);
         return NULL;
     }
-    fr_join_entry *e = malloc(sizeof *e + len + 1);
+    fr_join_entry *e = malloc(offsetof(fr_join_entry, id) + len + 1);
     if (!e) {
         free(body);
         return NULL;
     }
     e->body = body;
     if (body) j->cached++;
-    e->hash = h;
     e->id_len = (uint16_t)len;
     memcpy(e->id, id, len);
     e->id[len] = '\0';
