@@ -511,6 +511,9 @@ static void publish(fr_pipeline *p)
 
 int fr_pipeline_checkpoint(fr_pipeline *p, char *err, size_t errlen)
 {
+    /* After a failed read-back the state is consistent but the caller must stop: refusing here
+     * makes every caller (replay's final checkpoint, a clean stop) report it and exit non-zero. */
+    if (p->failed) return fail_join(p, err, errlen);
     fr_ckpt_batch *b = fr_ckpt_begin(p->ckpt);
     if (!b) {
         snprintf(err, errlen, "checkpoint: out of memory");
