@@ -398,6 +398,8 @@ fr_pipeline *fr_pipeline_open(const fr_config *c, char *err, size_t errlen)
         fr_join_set_store(p->join, &st);
     }
     if (fr_ckpt_exists(p->ckpt) && restore(p, err, errlen) != 0) goto fail;
+    /* Disabling the guard is also how an operator ends a pause at once: forget its state. */
+    if (!c->guard.enabled) fr_guard_init(&p->guard);
     if (c->redis_host[0]) {
         /* connects lazily on its own thread: a Redis that is down never stops the daemon */
         p->pub = fr_pubq_open(c->redis_host, c->redis_port, c->redis_prefix, c->redis_keep_versions,

@@ -367,6 +367,17 @@ static void test_pipeline_pauses_and_restarts_bit_identical(void **state)
     run_result rb = {0};
     assert_int_equal(run_pipeline(&cb, &L, mid, &rb), mid);
     assert_true(fr_guard_paused(&rb.guard));
+    {
+        /* Restarting with the guard disabled ends the pause (closed without a checkpoint, so the
+         * directory still holds the paused state for the run below). */
+        fr_config off = cb;
+        off.guard.enabled = 0;
+        char e2[512];
+        fr_pipeline *q = fr_pipeline_open(&off, e2, sizeof e2);
+        assert_non_null(q);
+        assert_false(fr_guard_paused(fr_pipeline_guard(q)));
+        fr_pipeline_close(q);
+    }
     run_pipeline(&cb, &L, SIZE_MAX, &rb);
     /* Bounded: at most the bound plus what one message reads back, while the join holds more. */
     assert_true(rb.max_cached <= 300 + 64);
