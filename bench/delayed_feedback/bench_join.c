@@ -113,6 +113,7 @@ static void check_advance(fr_join *j, int64_t wm)
 
 int main(int argc, char **argv)
 {
+    setvbuf(stdout, NULL, _IOLBF, 0);
     long n = argc > 1 ? atol(argv[1]) : 10000000;
     spill_ctx sp = {.max_cached = argc > 2 ? (size_t)atol(argv[2]) : 0};
     const char *dir = argc > 3 ? argv[3] : "/tmp/freshet-bench-join-ckpt";
@@ -184,8 +185,23 @@ int main(int argc, char **argv)
     }
     b = now();
     printf("phase 2: %ld conversions in %.2f s: %.0f events/s\n", nconv, b - a, nconv / (b - a));
+    if (sp.ck)
+        printf("  %lu checkpoints so far, %zu entries whole in memory, resident %.2f GB\n", sp.checkpoints,
+               fr_join_cached_count(j), rss_kb() / 1048576.0);
     a = now();
     unsigned long long e0 = emitted;
+    /* In small steps (the phase-1 clicks span only N ms of event time, so their window copies
+     * all fall due within minutes), with the daemon's checkpoint-and-spill between them: one jump
+     * past everything would read every entry back and hold it, dirty, until the end. */
+    const long long t_end = t0 + n + 3600000LL + c.attribution_window_ms + 1;
+    enum { STEPS = 50000 };
+    for (int step = 1; step <= STEPS; step++) {
+        check_advance(j, t0 + n + (t_end - t0 - n) * step / STEPS);
+        maybe_spill(j, &sp, 0);
+        if (step % (STEPS / 10) == 0)
+            printf("  phase 3: %d%%, %llu samples, %.1f s, %zu entries left, %zu whole in memory\n",
+                   step / (STEPS / 100), emitted - e0, now() - a, fr_join_entry_count(j), fr_join_cached_count(j));
+    }
     check_advance(j, INT64_MAX);
     b = now();
     printf("phase 3: flush, %llu samples emitted in %.1f s: %.0f samples/s; entries left %zu\n", emitted - e0, b - a,
