@@ -1158,18 +1158,36 @@ void fr_join_set_store(fr_join *j, const fr_join_store *store)
         memset(&j->store, 0, sizeof j->store);
 }
 
+/* The earliest deadline among the entry's armed timers (INT64_MAX: none). */
+static int64_t next_deadline(const fr_join *j, const fr_join_entry *e)
+{
+    int64_t d = INT64_MAX;
+    for (int k = 0; k < TIMER_NKINDS; k++)
+        if (e->heap_pos[k] != NO_POS && j->heap[e->heap_pos[k]].deadline < d) d = j->heap[e->heap_pos[k]].deadline;
+    return d;
+}
+
 size_t fr_join_spill(fr_join *j, size_t keep)
 {
     if (!j->store.get) return 0;
     size_t n = 0;
-    /* A clock hand over the slots: each sweep resumes where the last stopped, so the entries
-     * read back most recently are the last to go again. */
-    for (size_t seen = 0; j->cached > keep && seen < j->cap; seen++) {
-        j->spill_hand = (j->spill_hand + 1) & (j->cap - 1);
-        fr_join_entry *e = j->slots[j->spill_hand].e;
-        if (!e || !e->body || e->dirty || !e->persisted || e->tomb) continue;
-        drop_body(j, e);
-        n++;
+    /* Two sweeps of a clock hand over the slots (each resumes where the last stopped). The first
+     * spills only entries whose next timer is further than the short windows (click, observation)
+     * ahead of the watermark, i.e. clicks waiting for their attribution window: spilling an
+     * entry whose timer fires in minutes only buys a read back in minutes. The second, needed
+     * when those are not enough, takes any clean entry. */
+    const int64_t horizon = sat_add(j->watermark == INT64_MIN ? INT64_MIN + 1 : j->watermark,
+                                    j->cfg.click_window_ms > j->cfg.observation_window_ms ? j->cfg.click_window_ms
+                                                                                          : j->cfg.observation_window_ms);
+    for (int pass = 0; pass < 2; pass++) {
+        for (size_t seen = 0; j->cached > keep && seen < j->cap; seen++) {
+            j->spill_hand = (j->spill_hand + 1) & (j->cap - 1);
+            fr_join_entry *e = j->slots[j->spill_hand].e;
+            if (!e || !e->body || e->dirty || !e->persisted || e->tomb) continue;
+            if (pass == 0 && next_deadline(j, e) <= horizon) continue;
+            drop_body(j, e);
+            n++;
+        }
     }
     return n;
 }
