@@ -293,6 +293,8 @@ void fr_config_defaults(fr_config *c)
     c->weight_clip = 5.0;
     c->rn_floor = 0.01;
     c->helper_buckets_log2 = 16;
+    c->max_cached_entries = 1000000;
+    fr_guard_config_defaults(&c->guard);
 
     fr_model_config_defaults(&c->model);
 
@@ -492,7 +494,7 @@ static int load_join(errbuf *e, fr_config *c, const json_t *o)
 {
     static const char *const keys[] = {"click_window", "attribution_window",   "allowed_lateness", "policy",
                                        "observation_window", "real_negative_window", "weight_clip",
-                                       "rn_floor",     "helper_buckets_log2",  NULL};
+                                       "rn_floor",     "helper_buckets_log2",  "max_cached_entries", NULL};
     if (want_object(e, o, "join") || check_keys(e, o, "join", keys))
         return -1;
     const json_t *v;
@@ -528,6 +530,11 @@ static int load_join(errbuf *e, fr_config *c, const json_t *o)
     if ((v = json_object_get(o, "helper_buckets_log2")) &&
         get_int(e, v, "join.helper_buckets_log2", 4, 26, &c->helper_buckets_log2))
         return -1;
+    if ((v = json_object_get(o, "max_cached_entries")) &&
+        get_int64(e, v, "join.max_cached_entries", 0, INT64_C(1) << 40, &c->max_cached_entries))
+        return -1;
+    if (c->max_cached_entries == 1)
+        return fail(e, "\"join.max_cached_entries\" is 1: use 0 (no spilling) or at least 2 (a checkpoint keeps half)");
     if (c->observation_window_ms > c->attribution_window_ms) {
         /* Only the window policies need w_o; the others keep working with short test windows. */
         if (json_object_get(o, "observation_window"))
@@ -541,6 +548,41 @@ static int load_join(errbuf *e, fr_config *c, const json_t *o)
     static const int64_t max_ms = INT64_C(100) * 365 * 86400000;
     if (c->click_window_ms > max_ms || c->attribution_window_ms > max_ms || c->allowed_lateness_ms > max_ms)
         return fail(e, "\"join\": windows and lateness are limited to 100 years");
+    return 0;
+}
+
+static int load_guard(errbuf *e, fr_guard_config *g, const json_t *o)
+{
+    static const char *const keys[] = {"enabled",       "short_half_life", "long_half_life", "trip_fraction",
+                                       "resume_fraction", "min_impressions", "min_clicks",   "max_pause", NULL};
+    if (want_object(e, o, "guard") || check_keys(e, o, "guard", keys))
+        return -1;
+    const json_t *v;
+    if ((v = json_object_get(o, "enabled")) && get_bool(e, v, "guard.enabled", &g->enabled))
+        return -1;
+    if ((v = json_object_get(o, "short_half_life")) &&
+        get_duration(e, v, "guard.short_half_life", false, &g->short_half_life_ms))
+        return -1;
+    if ((v = json_object_get(o, "long_half_life")) &&
+        get_duration(e, v, "guard.long_half_life", false, &g->long_half_life_ms))
+        return -1;
+    if ((v = json_object_get(o, "trip_fraction")) &&
+        get_number(e, v, "guard.trip_fraction", 0, true, 0.999, &g->trip_fraction))
+        return -1;
+    if ((v = json_object_get(o, "resume_fraction")) &&
+        get_number(e, v, "guard.resume_fraction", 0, true, 1, &g->resume_fraction))
+        return -1;
+    if ((v = json_object_get(o, "min_impressions")) &&
+        get_number(e, v, "guard.min_impressions", 1, false, 1e12, &g->min_impressions))
+        return -1;
+    if ((v = json_object_get(o, "min_clicks")) && get_number(e, v, "guard.min_clicks", 1, false, 1e12, &g->min_clicks))
+        return -1;
+    if ((v = json_object_get(o, "max_pause")) && get_duration(e, v, "guard.max_pause", true, &g->max_pause_ms))
+        return -1;
+    if (g->long_half_life_ms <= g->short_half_life_ms)
+        return fail(e, "\"guard.long_half_life\" must be longer than guard.short_half_life");
+    if (g->resume_fraction < g->trip_fraction)
+        return fail(e, "\"guard.resume_fraction\" must be at least guard.trip_fraction");
     return 0;
 }
 
@@ -639,7 +681,7 @@ static int load_redis(errbuf *e, fr_config *c, const json_t *o)
 static int load_root(errbuf *e, fr_config *c, const json_t *root)
 {
     static const char *const keys[] = {"kafka", "scenarios", "allow_new_scenarios", "fields", "join", "model",
-                                       "checkpoint", "redis", "status_every_seconds", NULL};
+                                       "checkpoint", "redis", "status_every_seconds", "guard", NULL};
     if (!json_is_object(root))
         return fail(e, "the top level is %s, expected an object", type_desc(root));
     if (check_keys(e, root, "", keys))
@@ -657,6 +699,8 @@ static int load_root(errbuf *e, fr_config *c, const json_t *root)
     if ((v = json_object_get(root, "join")) && load_join(e, c, v))
         return -1;
     if ((v = json_object_get(root, "model")) && load_model(e, &c->model, v))
+        return -1;
+    if ((v = json_object_get(root, "guard")) && load_guard(e, &c->guard, v))
         return -1;
     if ((v = json_object_get(root, "checkpoint")) && load_checkpoint(e, c, v))
         return -1;

@@ -9,6 +9,7 @@
 #include <stdint.h>
 
 #include "fr_model.h"
+#include "fr_guard.h"
 #include "fr_sample.h"
 
 enum { FR_MAX_SCENARIOS = 16, FR_NAME_MAX = 64, FR_PATH_MAX = 512 };
@@ -60,6 +61,8 @@ typedef struct {
     double weight_clip;              /* each delayed-feedback weight clipped to [0, this], default 5 */
     double rn_floor;                 /* f_rn floored at this, default 0.01 */
     int helper_buckets_log2;         /* hashed buckets of the helper heads f_dp, f_rn, default 16 */
+    int64_t max_cached_entries;      /* join entries kept whole in memory; 0 = all (no spilling) */
+    fr_guard_config guard;           /* the label-collapse guard (fr_guard.h) */
     /* Not from JSON: the oracle policy's lookahead, set by `freshet replay` (fr_join.h). */
     int (*oracle)(void *ctx, const char *id, size_t id_len, int64_t *conv_ts);
     void *oracle_ctx;

@@ -29,6 +29,8 @@
  *    precedes its impression; it is held and expires as ORPHAN. Counted, never silent. */
 #include "fr_join.h"
 
+#include <stddef.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -68,23 +70,31 @@ enum {
 
 #define NO_POS UINT32_MAX
 
-typedef struct fr_join_entry fr_join_entry;
-struct fr_join_entry {
-    uint64_t hash;
-    int64_t imp_ts, click_ts, conv_ts;
+/* What only emitting a sample needs. It can be dropped from memory ("spilled") once the store
+ * holds the entry as it is (clean and persisted), and is read back before the entry changes or
+ * emits; the rest of the entry stays, so timers, dedup and the dirty set never touch the store. */
+typedef struct {
     double conv_value;
     float sample_rate;
     int32_t scenario;
-    uint32_t heap_pos[TIMER_NKINDS]; /* NO_POS = timer not armed */
-    /* Intrusive dirty list: marking dirty never allocates, so advance() cannot fail. */
+    float prior[FR_NTASKS];
+    fr_features f;
+} entry_body;
+
+/* Every pending click keeps one of these in memory even when spilled, so it stays small: the
+ * hash lives in the map slot only, and the allocation stops at the id (entry_create). */
+typedef struct fr_join_entry fr_join_entry;
+struct fr_join_entry {
+    int64_t imp_ts, click_ts, conv_ts;
+    entry_body *body;                /* NULL: spilled (or a tombstone) */
+    /* Intrusive dirty list: marking dirty never allocates. */
     fr_join_entry *dirty_prev, *dirty_next;
+    uint32_t heap_pos[TIMER_NKINDS]; /* NO_POS = timer not armed */
     uint16_t flags;
     uint8_t dirty;
     uint8_t persisted; /* the last exported dirty set holds this id: deleting it needs a tombstone */
     uint8_t tomb;      /* deleted, kept only until clear_dirty exports the deletion */
     uint16_t id_len;
-    float prior[FR_NTASKS];
-    fr_features f;
     char id[];         /* id_len bytes + NUL */
 };
 
@@ -114,6 +124,11 @@ struct fr_join {
 
     fr_join_entry *dirty_head, *dirty_tail;
     fr_join_entry *emitting; /* the entry whose sample is in the emit callback, for fr_join_set_prior */
+
+    fr_join_store store;     /* store.get NULL: never spill */
+    size_t cached;           /* entry bodies in memory */
+    size_t spill_hand;       /* where the next fr_join_spill sweep starts in slots */
+    char err[256];
 };
 
 /* ---- small helpers ---- */
@@ -195,7 +210,7 @@ static int map_grow(fr_join *j)
 static void map_remove(fr_join *j, const fr_join_entry *e)
 {
     size_t mask = j->cap - 1;
-    size_t i = map_find_slot(j, e->id, e->id_len, e->hash);
+    size_t i = map_find_slot(j, e->id, e->id_len, hash_id(e->id, e->id_len));
     /* Backward-shift deletion keeps probe chains intact without map-level tombstones. */
     for (size_t k = (i + 1) & mask; j->slots[k].e; k = (k + 1) & mask) {
         size_t home = j->slots[k].hash & mask;
@@ -417,30 +432,58 @@ static void unlink_dirty(fr_join *j, fr_join_entry *e)
 static void entry_reset_state(fr_join_entry *e)
 {
     e->imp_ts = e->click_ts = e->conv_ts = 0;
-    e->conv_value = 0;
-    e->sample_rate = 0;
-    e->scenario = 0;
     e->flags = 0;
     e->tomb = 0;
-    memset(&e->f, 0, sizeof e->f);
-    memset(e->prior, 0, sizeof e->prior);
+    if (e->body) memset(e->body, 0, sizeof *e->body);
     for (int k = 0; k < TIMER_NKINDS; k++) e->heap_pos[k] = NO_POS;
 }
 
+static void drop_body(fr_join *j, fr_join_entry *e)
+{
+    if (!e->body) return;
+    free(e->body);
+    e->body = NULL;
+    j->cached--;
+}
+
+static void entry_free(fr_join *j, fr_join_entry *e)
+{
+    drop_body(j, e);
+    free(e);
+}
+
 /* Returns the entry to fill: the tombstone rec when there is one (the new state overwrites the
- * stored deletion), else a new one. All allocation happens here, before any state changes. */
-static fr_join_entry *entry_create(fr_join *j, fr_join_entry *rec, const char *id, size_t len, uint64_t h)
+ * stored deletion), else a new one; with a zeroed body unless stub_only. All allocation happens
+ * here, before any state changes. */
+static fr_join_entry *entry_create(fr_join *j, fr_join_entry *rec, const char *id, size_t len, uint64_t h,
+                                   int stub_only)
 {
     if (heap_reserve(j, (j->live + 1) * policy_max_timers(j->cfg.policy)) != 0) return NULL;
+    entry_body *body = NULL;
+    if (!stub_only && !(rec && rec->body)) {
+        body = calloc(1, sizeof *body);
+        if (!body) return NULL;
+    }
     if (rec) {
+        if (body) {
+            rec->body = body;
+            j->cached++;
+        }
         entry_reset_state(rec);
         j->live++;
         return rec;
     }
-    if ((j->used + 1) * 10 > j->cap * 7 && map_grow(j) != 0) return NULL;
-    fr_join_entry *e = malloc(sizeof *e + len + 1);
-    if (!e) return NULL;
-    e->hash = h;
+    if ((j->used + 1) * 10 > j->cap * 7 && map_grow(j) != 0) {
+        free(body);
+        return NULL;
+    }
+    fr_join_entry *e = malloc(offsetof(fr_join_entry, id) + len + 1);
+    if (!e) {
+        free(body);
+        return NULL;
+    }
+    e->body = body;
+    if (body) j->cached++;
     e->id_len = (uint16_t)len;
     memcpy(e->id, id, len);
     e->id[len] = '\0';
@@ -463,6 +506,7 @@ static void entry_delete(fr_join *j, fr_join_entry *e)
     j->live--;
     if (e->persisted) {
         /* The checkpoint holds this id: keep a tombstone until the deletion is exported. */
+        drop_body(j, e);
         entry_reset_state(e);
         e->tomb = 1;
         mark_dirty(j, e);
@@ -471,7 +515,7 @@ static void entry_delete(fr_join *j, fr_join_entry *e)
     /* Never exported: the store has nothing to delete, so the entry vanishes from the dirty set. */
     unlink_dirty(j, e);
     map_remove(j, e);
-    free(e);
+    entry_free(j, e);
 }
 
 /* ---- samples ---- */
@@ -481,13 +525,13 @@ static fr_sample make_sample(const fr_join_entry *e, fr_sample_kind kind, int64_
     fr_sample s;
     /* Zero the padding too: samples are compared and stored byte for byte. */
     memset(&s, 0, sizeof s);
-    memcpy(&s.f, &e->f, sizeof s.f);
-    s.scenario = e->scenario;
+    memcpy(&s.f, &e->body->f, sizeof s.f);
+    s.scenario = e->body->scenario;
     s.kind = (int32_t)kind;
     s.ts = ts;
     if (e->flags & F_PRIOR) {
         s.has_prior = 1;
-        memcpy(s.prior, e->prior, sizeof s.prior);
+        memcpy(s.prior, e->body->prior, sizeof s.prior);
     }
     return s;
 }
@@ -504,7 +548,7 @@ void fr_join_set_prior(fr_join *j, const float prior[FR_NTASKS])
 {
     fr_join_entry *e = j->emitting;
     if (!e) return;
-    memcpy(e->prior, prior, sizeof e->prior);
+    memcpy(e->body->prior, prior, sizeof e->body->prior);
     e->flags |= F_PRIOR;
     mark_dirty(j, e);
 }
@@ -515,7 +559,7 @@ static void emit_copy(fr_join *j, fr_join_entry *e, fr_sample_kind kind, int64_t
                       fr_join_emit_fn emit, void *ctx)
 {
     fr_sample s = make_sample(e, kind, ts);
-    const float w = 1.0f / e->sample_rate;
+    const float w = 1.0f / e->body->sample_rate;
     s.has_label[FR_TASK_CVR] = s.has_label[FR_TASK_CTCVR] = 1;
     s.label[FR_TASK_CVR] = s.label[FR_TASK_CTCVR] = label ? 1.0f : 0.0f;
     s.weight[FR_TASK_CVR] = s.weight[FR_TASK_CTCVR] = w;
@@ -528,7 +572,8 @@ static void emit_copy(fr_join *j, fr_join_entry *e, fr_sample_kind kind, int64_t
 
 static void fire(fr_join *j, fr_join_entry *e, timer_kind k, int64_t deadline, fr_join_emit_fn emit, void *ctx)
 {
-    const float w = 1.0f / e->sample_rate;
+    /* Every kind but ORPHAN emits: the caller has read the body back for them. */
+    const float w = e->body ? 1.0f / e->body->sample_rate : 0.0f;
     switch (k) {
     case TIMER_ORPHAN:
         if (e->flags & F_CLICK_HELD) pending_to_drop(j, FR_EV_CLICK, FR_DROP_ORPHAN);
@@ -633,13 +678,14 @@ static void on_impression(fr_join *j, fr_join_entry *e, const fr_event *ev)
     }
     e->flags |= F_IMP;
     e->imp_ts = ev->ts;
-    e->scenario = ev->scenario;
-    e->sample_rate = ev->sample_rate;
+    entry_body *b = e->body;
+    b->scenario = ev->scenario;
+    b->sample_rate = ev->sample_rate;
     /* Field by field into the zeroed struct: the caller's padding bytes must not reach samples. */
-    memcpy(e->f.cat, ev->features.cat, sizeof e->f.cat);
-    memcpy(e->f.num, ev->features.num, sizeof e->f.num);
-    memcpy(e->f.multi, ev->features.multi, sizeof e->f.multi);
-    memcpy(e->f.multi_len, ev->features.multi_len, sizeof e->f.multi_len);
+    memcpy(b->f.cat, ev->features.cat, sizeof b->f.cat);
+    memcpy(b->f.num, ev->features.num, sizeof b->f.num);
+    memcpy(b->f.multi, ev->features.multi, sizeof b->f.multi);
+    memcpy(b->f.multi_len, ev->features.multi_len, sizeof b->f.multi_len);
     count_pending(j, FR_EV_IMPRESSION);
     if (e->flags & F_CLICK_HELD) {
         e->flags &= (uint16_t)~F_CLICK_HELD;
@@ -706,7 +752,7 @@ static void on_conversion(fr_join *j, fr_join_entry *e, const fr_event *ev)
         } else {
             e->flags |= F_CONVERTED;
             e->conv_ts = ev->ts;
-            e->conv_value = ev->value;
+            e->body->conv_value = ev->value;
             count_pending(j, FR_EV_CONVERSION);
         }
     } else if ((e->flags & F_IMP) && (e->flags & F_CTR_EMITTED)) {
@@ -721,7 +767,7 @@ static void on_conversion(fr_join *j, fr_join_entry *e, const fr_event *ev)
         /* Held until a click counts (or the window closes, or the impression never comes). */
         e->flags |= F_CONV_SEEN | F_CONV_HELD;
         e->conv_ts = ev->ts;
-        e->conv_value = ev->value;
+        e->body->conv_value = ev->value;
         count_pending(j, FR_EV_CONVERSION);
     }
     mark_dirty(j, e);
@@ -729,6 +775,8 @@ static void on_conversion(fr_join *j, fr_join_entry *e, const fr_event *ev)
 }
 
 /* ---- public API ---- */
+
+static int load_body(fr_join *j, fr_join_entry *e);
 
 fr_join *fr_join_create(const fr_join_config *c)
 {
@@ -755,7 +803,8 @@ fr_join *fr_join_create(const fr_join_config *c)
 void fr_join_free(fr_join *j)
 {
     if (!j) return;
-    for (size_t i = 0; i < j->cap; i++) free(j->slots[i].e);
+    for (size_t i = 0; i < j->cap; i++)
+        if (j->slots[i].e) entry_free(j, j->slots[i].e);
     free(j->slots);
     free(j->heap);
     free(j);
@@ -779,8 +828,10 @@ int fr_join_add(fr_join *j, const fr_event *ev, fr_join_emit_fn emit, void *ctx)
             count_drop(j, ev->type, FR_DROP_LATE);
             return 0;
         }
-        e = entry_create(j, rec, ev->id, ev->id_len, h);
+        e = entry_create(j, rec, ev->id, ev->id_len, h, 0);
         if (!e) return -1;
+    } else if (!e->body && load_body(j, e) != 0) {
+        return -1;
     }
     j->n.events[ev->type]++;
     switch (ev->type) {
@@ -792,15 +843,19 @@ int fr_join_add(fr_join *j, const fr_event *ev, fr_join_emit_fn emit, void *ctx)
     return 0;
 }
 
-void fr_join_advance(fr_join *j, int64_t watermark, fr_join_emit_fn emit, void *ctx)
+int fr_join_advance(fr_join *j, int64_t watermark, fr_join_emit_fn emit, void *ctx)
 {
-    if (watermark <= j->watermark) return;
-    j->watermark = watermark;
+    if (watermark <= j->watermark) return 0;
     while (j->heap_len > 0 && j->heap[0].deadline < watermark) {
         timer t = j->heap[0];
+        /* Read back before the timer leaves the heap: a failed read leaves it armed. */
+        if (!t.e->body && t.kind != TIMER_ORPHAN && load_body(j, t.e) != 0) return -1;
         heap_remove(j, 0);
         fire(j, t.e, (timer_kind)t.kind, t.deadline, emit, ctx);
     }
+    /* Set last: nothing above reads it, and a failure leaves the old one for a retry. */
+    j->watermark = watermark;
+    return 0;
 }
 
 int64_t fr_join_watermark(const fr_join *j) { return j->watermark; }
@@ -920,21 +975,22 @@ static const uint8_t *get_f64(const uint8_t *p, double *d)
 
 static void entry_serialise(const fr_join_entry *e, uint8_t out[ENTRY_BYTES])
 {
+    const entry_body *b = e->body;
     uint8_t *p = out;
     *p++ = ENTRY_FORMAT_VERSION;
     p = put_u16(p, e->flags);
     p = put_u64(p, (uint64_t)e->imp_ts);
-    p = put_u32(p, (uint32_t)e->scenario);
-    p = put_f32(p, e->sample_rate);
+    p = put_u32(p, (uint32_t)b->scenario);
+    p = put_f32(p, b->sample_rate);
     p = put_u64(p, (uint64_t)e->click_ts);
     p = put_u64(p, (uint64_t)e->conv_ts);
-    p = put_f64(p, e->conv_value);
-    for (int i = 0; i < FR_MAX_CAT; i++) p = put_u64(p, e->f.cat[i]);
-    for (int i = 0; i < FR_MAX_NUM; i++) p = put_f32(p, e->f.num[i]);
+    p = put_f64(p, b->conv_value);
+    for (int i = 0; i < FR_MAX_CAT; i++) p = put_u64(p, b->f.cat[i]);
+    for (int i = 0; i < FR_MAX_NUM; i++) p = put_f32(p, b->f.num[i]);
     for (int m = 0; m < FR_MAX_MULTI; m++)
-        for (int i = 0; i < FR_MAX_MULTI_LEN; i++) p = put_u64(p, e->f.multi[m][i]);
-    for (int m = 0; m < FR_MAX_MULTI; m++) *p++ = e->f.multi_len[m];
-    for (int t = 0; t < FR_NTASKS; t++) p = put_f32(p, e->prior[t]);
+        for (int i = 0; i < FR_MAX_MULTI_LEN; i++) p = put_u64(p, b->f.multi[m][i]);
+    for (int m = 0; m < FR_MAX_MULTI; m++) *p++ = b->f.multi_len[m];
+    for (int t = 0; t < FR_NTASKS; t++) p = put_f32(p, b->prior[t]);
 }
 
 int fr_join_foreach_dirty(const fr_join *j, fr_join_entry_fn fn, void *ctx)
@@ -945,6 +1001,7 @@ int fr_join_foreach_dirty(const fr_join *j, fr_join_entry_fn fn, void *ctx)
         if (e->tomb) {
             rc = fn(e->id, e->id_len, NULL, 0, ctx);
         } else {
+            if (!e->body) return -1; /* cannot happen: only clean entries are spilled */
             entry_serialise(e, buf);
             rc = fn(e->id, e->id_len, buf, sizeof buf, ctx);
         }
@@ -962,7 +1019,7 @@ void fr_join_clear_dirty(fr_join *j)
         e->dirty_prev = e->dirty_next = NULL;
         if (e->tomb) {
             map_remove(j, e);
-            free(e);
+            entry_free(j, e);
         } else {
             e->persisted = 1;
         }
@@ -990,38 +1047,87 @@ static int flags_valid(uint16_t fl)
     return 1;
 }
 
-int fr_join_load_entry(fr_join *j, const char *id, size_t id_len, const void *bytes, size_t len)
+/* A stored entry, decoded: the stub fields and the body. 0, or -1 when malformed. */
+typedef struct {
+    uint16_t flags;
+    int64_t imp_ts, click_ts, conv_ts;
+    entry_body body;
+} parsed_entry;
+
+static int entry_parse(const void *bytes, size_t len, parsed_entry *out)
 {
-    if (!id || id_len == 0 || id_len > FR_ID_MAX || !bytes || len != ENTRY_BYTES) return -1;
+    if (!bytes || len != ENTRY_BYTES) return -1;
     const uint8_t *p = bytes;
     if (*p++ != ENTRY_FORMAT_VERSION) return -1;
-    uint16_t flags = (uint16_t)(p[0] | (p[1] << 8));
+    memset(out, 0, sizeof *out);
+    out->flags = (uint16_t)(p[0] | (p[1] << 8));
     p += 2;
-    if (!flags_valid(flags)) return -1;
+    if (!flags_valid(out->flags)) return -1;
+    entry_body *b = &out->body;
+    uint32_t u;
+    p = get_i64(p, &out->imp_ts);
+    p = get_u32(p, &u);
+    b->scenario = (int32_t)u;
+    p = get_f32(p, &b->sample_rate);
+    p = get_i64(p, &out->click_ts);
+    p = get_i64(p, &out->conv_ts);
+    p = get_f64(p, &b->conv_value);
+    for (int i = 0; i < FR_MAX_CAT; i++) p = get_u64(p, &b->f.cat[i]);
+    for (int i = 0; i < FR_MAX_NUM; i++) p = get_f32(p, &b->f.num[i]);
+    for (int m = 0; m < FR_MAX_MULTI; m++)
+        for (int i = 0; i < FR_MAX_MULTI_LEN; i++) p = get_u64(p, &b->f.multi[m][i]);
+    for (int m = 0; m < FR_MAX_MULTI; m++) b->f.multi_len[m] = *p++;
+    for (int t = 0; t < FR_NTASKS; t++) p = get_f32(p, &b->prior[t]);
+    for (int m = 0; m < FR_MAX_MULTI; m++)
+        if (b->f.multi_len[m] > FR_MAX_MULTI_LEN) return -1;
+    /* A weight of 1/0 or 1/NaN would poison the model silently. */
+    if ((out->flags & F_IMP) && !(b->sample_rate > 0 && b->sample_rate <= 1)) return -1;
+    return 0;
+}
+
+/* Reads a spilled entry's body back from the store. The stored entry must be the one the stub
+ * was made from: the store is written only by checkpoints, and only clean entries spill. */
+static int load_body(fr_join *j, fr_join_entry *e)
+{
+    uint8_t buf[ENTRY_BYTES];
+    long n = j->store.get ? j->store.get(j->store.ctx, e->id, e->id_len, buf, sizeof buf) : -2;
+    parsed_entry pe;
+    const char *why = NULL;
+    if (n == -2)
+        why = "the store could not be read";
+    else if (n < 0)
+        why = "the store does not hold it";
+    else if ((size_t)n != sizeof buf || entry_parse(buf, (size_t)n, &pe) != 0)
+        why = "the stored entry is malformed";
+    else if (pe.flags != e->flags || pe.imp_ts != e->imp_ts || pe.click_ts != e->click_ts || pe.conv_ts != e->conv_ts)
+        why = "the stored entry differs from the one in memory (was the checkpoint directory changed?)";
+    if (!why) {
+        e->body = malloc(sizeof *e->body);
+        if (!e->body) why = "out of memory";
+    }
+    if (why) {
+        snprintf(j->err, sizeof j->err, "joiner: reading back the state of id \"%.*s\" failed: %s", (int)e->id_len,
+                 e->id, why);
+        return -1;
+    }
+    *e->body = pe.body;
+    j->cached++;
+    return 0;
+}
+
+int fr_join_load_entry(fr_join *j, const char *id, size_t id_len, const void *bytes, size_t len)
+{
+    if (!id || id_len == 0 || id_len > FR_ID_MAX) return -1;
+    parsed_entry pe;
+    if (entry_parse(bytes, len, &pe) != 0) return -1;
     const uint64_t h = hash_id(id, id_len);
     if (j->slots[map_find_slot(j, id, id_len, h)].e) return -1;
-
     fr_join_entry tmp;
     memset(&tmp, 0, sizeof tmp);
-    uint32_t u;
-    tmp.flags = flags;
-    p = get_i64(p, &tmp.imp_ts);
-    p = get_u32(p, &u);
-    tmp.scenario = (int32_t)u;
-    p = get_f32(p, &tmp.sample_rate);
-    p = get_i64(p, &tmp.click_ts);
-    p = get_i64(p, &tmp.conv_ts);
-    p = get_f64(p, &tmp.conv_value);
-    for (int i = 0; i < FR_MAX_CAT; i++) p = get_u64(p, &tmp.f.cat[i]);
-    for (int i = 0; i < FR_MAX_NUM; i++) p = get_f32(p, &tmp.f.num[i]);
-    for (int m = 0; m < FR_MAX_MULTI; m++)
-        for (int i = 0; i < FR_MAX_MULTI_LEN; i++) p = get_u64(p, &tmp.f.multi[m][i]);
-    for (int m = 0; m < FR_MAX_MULTI; m++) tmp.f.multi_len[m] = *p++;
-    for (int t = 0; t < FR_NTASKS; t++) p = get_f32(p, &tmp.prior[t]);
-    for (int m = 0; m < FR_MAX_MULTI; m++)
-        if (tmp.f.multi_len[m] > FR_MAX_MULTI_LEN) return -1;
-    /* A weight of 1/0 or 1/NaN would poison the model silently. */
-    if ((flags & F_IMP) && !(tmp.sample_rate > 0 && tmp.sample_rate <= 1)) return -1;
+    tmp.flags = pe.flags;
+    tmp.imp_ts = pe.imp_ts;
+    tmp.click_ts = pe.click_ts;
+    tmp.conv_ts = pe.conv_ts;
     /* An entry that needs no timer would never be finished: it cannot come from this policy. */
     int any = 0;
     for (int k = 0; k < TIMER_NKINDS; k++) {
@@ -1030,21 +1136,65 @@ int fr_join_load_entry(fr_join *j, const char *id, size_t id_len, const void *by
     }
     if (!any) return -1;
 
-    fr_join_entry *e = entry_create(j, NULL, id, id_len, h);
+    /* With a store, a restored entry stays spilled until it is needed: restoring takes the
+     * memory of the stubs only. */
+    fr_join_entry *e = entry_create(j, NULL, id, id_len, h, j->store.get != NULL);
     if (!e) return -1;
-    e->flags = tmp.flags;
-    e->imp_ts = tmp.imp_ts;
-    e->scenario = tmp.scenario;
-    e->sample_rate = tmp.sample_rate;
-    e->click_ts = tmp.click_ts;
-    e->conv_ts = tmp.conv_ts;
-    e->conv_value = tmp.conv_value;
-    memcpy(&e->f, &tmp.f, sizeof e->f);
-    memcpy(e->prior, tmp.prior, sizeof e->prior);
+    e->flags = pe.flags;
+    e->imp_ts = pe.imp_ts;
+    e->click_ts = pe.click_ts;
+    e->conv_ts = pe.conv_ts;
+    if (e->body) *e->body = pe.body;
     e->persisted = 1;
     sync_timers(j, e);
     return 0;
 }
+
+void fr_join_set_store(fr_join *j, const fr_join_store *store)
+{
+    if (store)
+        j->store = *store;
+    else
+        memset(&j->store, 0, sizeof j->store);
+}
+
+/* The earliest deadline among the entry's armed timers (INT64_MAX: none). */
+static int64_t next_deadline(const fr_join *j, const fr_join_entry *e)
+{
+    int64_t d = INT64_MAX;
+    for (int k = 0; k < TIMER_NKINDS; k++)
+        if (e->heap_pos[k] != NO_POS && j->heap[e->heap_pos[k]].deadline < d) d = j->heap[e->heap_pos[k]].deadline;
+    return d;
+}
+
+size_t fr_join_spill(fr_join *j, size_t keep)
+{
+    if (!j->store.get) return 0;
+    size_t n = 0;
+    /* Two sweeps of a clock hand over the slots (each resumes where the last stopped). The first
+     * spills only entries whose next timer is further than the short windows (click, observation)
+     * ahead of the watermark, i.e. clicks waiting for their attribution window: spilling an
+     * entry whose timer fires in minutes only buys a read back in minutes. The second, needed
+     * when those are not enough, takes any clean entry. */
+    const int64_t horizon = sat_add(j->watermark == INT64_MIN ? INT64_MIN + 1 : j->watermark,
+                                    j->cfg.click_window_ms > j->cfg.observation_window_ms ? j->cfg.click_window_ms
+                                                                                          : j->cfg.observation_window_ms);
+    for (int pass = 0; pass < 2; pass++) {
+        for (size_t seen = 0; j->cached > keep && seen < j->cap; seen++) {
+            j->spill_hand = (j->spill_hand + 1) & (j->cap - 1);
+            fr_join_entry *e = j->slots[j->spill_hand].e;
+            if (!e || !e->body || e->dirty || !e->persisted || e->tomb) continue;
+            if (pass == 0 && next_deadline(j, e) <= horizon) continue;
+            drop_body(j, e);
+            n++;
+        }
+    }
+    return n;
+}
+
+size_t fr_join_cached_count(const fr_join *j) { return j->cached; }
+
+const char *fr_join_error(const fr_join *j) { return j->err[0] ? j->err : NULL; }
 
 /* Meta format v1, little-endian:
  *   u8 version, u8 policy, u8 ntypes, u8 nreasons, u8 nkinds, i64 watermark,
@@ -1078,6 +1228,25 @@ size_t fr_join_export_meta(const fr_join *j, void *buf, size_t cap)
         for (int r = 0; r < FR_DROP_NREASONS; r++) p = put_u64(p, j->n.dropped[t][r]);
     for (int k = 0; k < FR_SAMPLE_NKINDS; k++) p = put_u64(p, j->n.emitted[k]);
     return need;
+}
+
+int fr_join_check_meta(const fr_join *j, const void *buf, size_t len, char *err, size_t errlen)
+{
+    const uint8_t *p = buf;
+    if (!buf || len < META_HEADER || p[0] != META_FORMAT_VERSION || p[1] >= FR_JOIN_NPOLICIES) {
+        snprintf(err, errlen, "checkpoint: join counters missing or unreadable");
+        return -1;
+    }
+    if (p[1] != (uint8_t)j->cfg.policy) {
+        snprintf(err, errlen,
+                 "checkpoint was written with join.policy \"%s\" but the configuration says \"%s\": the pending "
+                 "clicks' copies were planned for the old policy; restore join.policy \"%s\" or use a new "
+                 "checkpoint.dir",
+                 fr_join_policy_name((fr_join_policy)p[1]), fr_join_policy_name(j->cfg.policy),
+                 fr_join_policy_name((fr_join_policy)p[1]));
+        return -1;
+    }
+    return 0;
 }
 
 int fr_join_import_meta(fr_join *j, const void *buf, size_t len)

@@ -20,6 +20,13 @@
  * State is an in-memory map; changes since the last fr_join_clear_dirty are exported to the
  * checkpoint (fr_join_foreach_dirty) and reloaded with fr_join_load_entry. The join never
  * reads the wall clock, so replaying a log reproduces it exactly.
+ *
+ * Bounded memory (optional, fr_join_set_store): the checkpoint stays the only writer of the
+ * stored state. An entry equal to what the last checkpoint wrote may drop its features and
+ * priors from memory (fr_join_spill); a stub (id, flags, timestamps, timers) stays, so dedup,
+ * timers and "is this id known" never ask the store. The rest is read back through the store
+ * when the entry's timer fires or an event for its id arrives. Emission is the same byte for
+ * byte with or without spilling.
  * Ownership: fr_join_create allocates; fr_join_free releases. Not thread-safe. */
 #ifndef FR_JOIN_H
 #define FR_JOIN_H
@@ -105,8 +112,11 @@ void fr_join_free(fr_join *j);
  * decoder's contract (type, id_len). emit may be NULL; it must not call back into j. */
 int fr_join_add(fr_join *j, const fr_event *ev, fr_join_emit_fn emit, void *ctx);
 /* Moves the watermark forward (never back) and fires every timer with deadline < watermark.
- * Never allocates, so it cannot fail. The initial watermark is INT64_MIN. */
-void fr_join_advance(fr_join *j, int64_t watermark, fr_join_emit_fn emit, void *ctx);
+ * The initial watermark is INT64_MIN. Returns 0; -1 only with a store, when a spilled entry
+ * could not be read back (fr_join_error says why): the timers not yet fired stay armed and the
+ * watermark stays where it was; the caller must stop consuming. Without a store it never fails.
+ * Also -1 from fr_join_add when an event's spilled entry could not be read back. */
+int fr_join_advance(fr_join *j, int64_t watermark, fr_join_emit_fn emit, void *ctx);
 int64_t fr_join_watermark(const fr_join *j);
 /* Only inside the emit callback: attaches the caller's predictions to the impression whose sample
  * is being emitted; its later samples carry them in fr_sample.prior. Persisted with the entry. */
@@ -131,5 +141,24 @@ size_t fr_join_export_meta(const fr_join *j, void *buf, size_t cap);
 int fr_join_import_meta(fr_join *j, const void *buf, size_t len);
 /* Live entries (pending impressions, clicks, conversions), not counting tombstones. */
 size_t fr_join_entry_count(const fr_join *j);
+/* Refuses (-1, message) a meta blob written under another policy; 0 when it matches. */
+int fr_join_check_meta(const fr_join *j, const void *buf, size_t len, char *err, size_t errlen);
+
+/* Spilling. get copies the entry the last committed checkpoint holds for id into buf (cap
+ * bytes) and returns its length, -1 when absent, -2 on a read error. Set it before loading
+ * entries: with a store, fr_join_load_entry keeps restored entries spilled. The store is
+ * borrowed (ctx must outlive the join). NULL turns spilling off. */
+typedef struct {
+    long (*get)(void *ctx, const char *id, size_t id_len, void *buf, size_t cap);
+    void *ctx;
+} fr_join_store;
+void fr_join_set_store(fr_join *j, const fr_join_store *store);
+/* Right after fr_join_clear_dirty (a committed checkpoint): drops the bodies of clean entries
+ * until at most keep remain in memory. Returns how many were dropped; 0 without a store. */
+size_t fr_join_spill(fr_join *j, size_t keep);
+/* Entries whose bodies are in memory (328 bytes each; a stub is about 85 bytes + the id). */
+size_t fr_join_cached_count(const fr_join *j);
+/* The last read-back failure, for the caller's message; NULL when none happened. */
+const char *fr_join_error(const fr_join *j);
 
 #endif

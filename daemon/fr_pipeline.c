@@ -48,6 +48,12 @@ struct fr_pipeline {
     fr_metric *metrics;    /* [task][scenario], scenario n_scenarios = all */
     fr_pipeline_counters counters;
 
+    fr_guard guard;        /* label-collapse guard state (checkpointed as the blob "guard") */
+    uint64_t early_checkpoints; /* checkpoints taken because the join held too many entries */
+    uint64_t publishes_withheld; /* checkpoints not followed by a publish: the guard was paused */
+    int failed;            /* a spilled join entry could not be read back: stop consuming */
+    char failure[320];
+
     double last_ckpt_wall;
     uint64_t samples_at_last_ckpt;
     uint64_t consumed_at_last_ckpt;
@@ -142,6 +148,18 @@ static void on_sample(const fr_sample *s, void *ctx)
 {
     fr_pipeline *p = ctx;
     float now[FR_NTASKS];
+    if (p->cfg.guard.enabled) {
+        char msg[512];
+        if (fr_guard_observe(&p->guard, &p->cfg.guard, s, msg, sizeof msg) != FR_GUARD_NO_CHANGE)
+            fprintf(stderr, "freshet: %s\n", msg);
+        if (fr_guard_paused(&p->guard)) {
+            /* Dropped, counted: labels joined while a stream is stalled are wrong (a CTR sample
+             * emitted while clicks do not arrive says "not clicked"), and the join has already
+             * finished with them, so holding them would only delay the damage. */
+            fr_guard_hold(&p->guard, s);
+            return;
+        }
+    }
     if (s->kind == FR_SAMPLE_MATURED) {
         /* Final labels of a clicked impression (non-wait policies): scored with the prior, then
          * the helper heads learn from them. Never trains the model, never enters a batch. */
@@ -192,10 +210,24 @@ static int64_t compute_watermark(const fr_pipeline *p)
     return wm - p->cfg.allowed_lateness_ms;
 }
 
-void fr_pipeline_tick(fr_pipeline *p)
+static int fail_join(fr_pipeline *p, char *err, size_t errlen)
 {
+    if (!p->failed) {
+        p->failed = 1;
+        snprintf(p->failure, sizeof p->failure, "%s; stopping before anything is lost (the last checkpoint is intact)",
+                 fr_join_error(p->join));
+    }
+    if (err) snprintf(err, errlen, "%s", p->failure);
+    return -1;
+}
+
+int fr_pipeline_tick(fr_pipeline *p)
+{
+    if (p->failed) return -1;
     int64_t wm = compute_watermark(p);
-    if (wm != INT64_MIN && wm > fr_join_watermark(p->join)) fr_join_advance(p->join, wm, on_sample, p);
+    if (wm != INT64_MIN && wm > fr_join_watermark(p->join) && fr_join_advance(p->join, wm, on_sample, p) != 0)
+        return fail_join(p, NULL, 0);
+    return 0;
 }
 
 /* ---- opening and restoring ---------------------------------------------------------------- */
@@ -219,6 +251,11 @@ static int model_shape_matches(const fr_model_config *a, const fr_model_config *
 static int load_join_entry(const char *key, size_t key_len, const void *val, size_t val_len, void *ctx)
 {
     return fr_join_load_entry(ctx, key, key_len, val, val_len);
+}
+
+static long read_join_entry(void *ctx, const char *id, size_t id_len, void *buf, size_t cap)
+{
+    return fr_ckpt_get_join_entry(ctx, id, id_len, buf, cap);
 }
 
 static int load_offset(const char *name, int64_t next_offset, void *ctx)
@@ -265,17 +302,28 @@ static int restore(fr_pipeline *p, char *err, size_t errlen)
     if (apply_row_policies(m, &p->cfg, err, errlen) != 0 || fr_ckpt_load_admission(p->ckpt, m, err, errlen) != 0)
         return -1;
 
+    size_t meta_cap = fr_join_export_meta(p->join, NULL, 0);
+    char *meta = malloc(meta_cap);
+    long meta_len = meta ? fr_ckpt_get_join_meta(p->ckpt, meta, meta_cap) : -1;
+    /* The policy first: entries of another policy would be refused one by one, less clearly. */
+    int bad_meta = 0;
+    if (meta_len < 0 || (size_t)meta_len > meta_cap) {
+        snprintf(err, errlen, "checkpoint: join counters missing or unreadable");
+        bad_meta = 1;
+    } else if (fr_join_check_meta(p->join, meta, (size_t)meta_len, err, errlen) != 0) {
+        bad_meta = 1;
+    } else if (fr_join_import_meta(p->join, meta, (size_t)meta_len) != 0) {
+        snprintf(err, errlen, "checkpoint: join counters missing or unreadable");
+        bad_meta = 1;
+    }
+    free(meta);
+    if (bad_meta) return -1;
     if (fr_ckpt_foreach_join_entry(p->ckpt, load_join_entry, p->join) != 0) {
         snprintf(err, errlen, "checkpoint: a join entry could not be restored (corrupt or from another version)");
         return -1;
     }
-    size_t meta_cap = fr_join_export_meta(p->join, NULL, 0);
-    char *meta = malloc(meta_cap);
-    long meta_len = meta ? fr_ckpt_get_join_meta(p->ckpt, meta, meta_cap) : -1;
-    int bad_meta = meta_len < 0 || (size_t)meta_len > meta_cap || fr_join_import_meta(p->join, meta, (size_t)meta_len);
-    free(meta);
-    if (bad_meta) {
-        snprintf(err, errlen, "checkpoint: join counters missing or unreadable");
+    if (fr_ckpt_get_blob(p->ckpt, "guard", &p->guard, sizeof p->guard) != (long)sizeof p->guard) {
+        snprintf(err, errlen, "checkpoint: guard state missing or from another version");
         return -1;
     }
     if (fr_ckpt_foreach_offset(p->ckpt, load_offset, p) != 0) {
@@ -370,7 +418,15 @@ fr_pipeline *fr_pipeline_open(const fr_config *c, char *err, size_t errlen)
     if (!p->model || apply_row_policies(p->model, c, err, errlen) != 0) goto fail;
     p->ckpt = fr_ckpt_open(c->checkpoint_dir, err, errlen);
     if (!p->ckpt) goto fail;
+    fr_guard_init(&p->guard);
+    if (c->max_cached_entries > 0) {
+        /* Before restoring: restored entries then stay on disk until needed. */
+        const fr_join_store st = {read_join_entry, p->ckpt};
+        fr_join_set_store(p->join, &st);
+    }
     if (fr_ckpt_exists(p->ckpt) && restore(p, err, errlen) != 0) goto fail;
+    /* Disabling the guard is also how an operator ends a pause at once: forget its state. */
+    if (!c->guard.enabled) fr_guard_init(&p->guard);
     if (c->redis_host[0]) {
         /* connects lazily on its own thread: a Redis that is down never stops the daemon */
         p->pub = fr_pubq_open(c->redis_host, c->redis_port, c->redis_prefix, c->redis_keep_versions,
@@ -434,6 +490,7 @@ static int should_log_rejection(uint64_t count) { return count <= 10 || (count &
 int fr_pipeline_message(fr_pipeline *p, const char *source_name, int64_t next_offset, const char *buf, size_t len,
                         char *err, size_t errlen)
 {
+    if (p->failed) return fail_join(p, err, errlen);
     source *s = find_source(p, source_name);
     if (!s || !s->registered) {
         if (fr_pipeline_register_source(p, source_name, NULL) != 0) {
@@ -459,10 +516,16 @@ int fr_pipeline_message(fr_pipeline *p, const char *source_name, int64_t next_of
     }
     if (ev.ts > s->max_ts) s->max_ts = ev.ts;
     if (fr_join_add(p->join, &ev, on_sample, p) != 0) {
+        if (fr_join_error(p->join)) return fail_join(p, err, errlen);
         snprintf(err, errlen, "joiner: out of memory holding event %s; stopping before it is lost", ev.id);
         return -1;
     }
-    fr_pipeline_tick(p);
+    if (fr_pipeline_tick(p) != 0) return fail_join(p, err, errlen);
+    if (p->cfg.max_cached_entries > 0 && fr_join_cached_count(p->join) > (size_t)p->cfg.max_cached_entries) {
+        /* Only clean entries can leave memory: checkpoint now so that they all are. */
+        p->early_checkpoints++;
+        return fr_pipeline_checkpoint(p, err, errlen);
+    }
     return fr_pipeline_maybe_checkpoint(p, err, errlen);
 }
 
@@ -488,6 +551,9 @@ static void publish(fr_pipeline *p)
 
 int fr_pipeline_checkpoint(fr_pipeline *p, char *err, size_t errlen)
 {
+    /* After a failed read-back the state is consistent but the caller must stop: refusing here
+     * makes every caller (replay's final checkpoint, a clean stop) report it and exit non-zero. */
+    if (p->failed) return fail_join(p, err, errlen);
     fr_ckpt_batch *b = fr_ckpt_begin(p->ckpt);
     if (!b) {
         snprintf(err, errlen, "checkpoint: out of memory");
@@ -515,6 +581,7 @@ int fr_pipeline_checkpoint(fr_pipeline *p, char *err, size_t errlen)
     if (rc == 0) rc = fr_ckpt_put_blob(b, "counters", &p->counters, sizeof p->counters);
     if (rc == 0) rc = fr_ckpt_put_blob(b, "metrics", p->metrics, metric_count(p) * sizeof(fr_metric));
     if (rc == 0) rc = fr_ckpt_put_blob(b, "batch", p->batch, (size_t)p->batch_n * sizeof(fr_sample));
+    if (rc == 0) rc = fr_ckpt_put_blob(b, "guard", &p->guard, sizeof p->guard);
     if (rc == 0 && p->heads) {
         size_t hn = fr_dfm_heads_export(p->heads, NULL, 0);
         void *hb = malloc(hn);
@@ -529,15 +596,22 @@ int fr_pipeline_checkpoint(fr_pipeline *p, char *err, size_t errlen)
     if (fr_ckpt_commit(b, err, errlen) != 0) return -1;
     fr_model_clear_dirty(p->model, FR_DIRTY_CHECKPOINT);
     fr_join_clear_dirty(p->join);
+    /* Half the bound, so the next early checkpoint is some way off. */
+    if (p->cfg.max_cached_entries > 0) fr_join_spill(p->join, (size_t)p->cfg.max_cached_entries / 2);
     p->last_ckpt_wall = wall_seconds();
     p->samples_at_last_ckpt = p->counters.samples_trained;
     p->consumed_at_last_ckpt = p->counters.consumed;
-    publish(p);
+    /* Paused by the guard: Redis keeps serving the model from before the collapse. */
+    if (fr_guard_paused(&p->guard))
+        p->publishes_withheld++;
+    else
+        publish(p);
     return 0;
 }
 
 int fr_pipeline_maybe_checkpoint(fr_pipeline *p, char *err, size_t errlen)
 {
+    if (p->failed) return fail_join(p, err, errlen);
     int due_samples = p->cfg.checkpoint_every_samples > 0 &&
                       p->counters.samples_trained - p->samples_at_last_ckpt >= (uint64_t)p->cfg.checkpoint_every_samples;
     int due_time = p->counters.consumed != p->consumed_at_last_ckpt && p->cfg.checkpoint_every_seconds > 0 &&
@@ -554,6 +628,9 @@ int64_t fr_pipeline_watermark(const fr_pipeline *p) { return fr_join_watermark(p
 const fr_metric *fr_pipeline_metric(const fr_pipeline *p, fr_task task, int scenario) { return metric_at(p, task, scenario); }
 const fr_model *fr_pipeline_model(const fr_pipeline *p) { return p->model; }
 const fr_config *fr_pipeline_config(const fr_pipeline *p) { return &p->cfg; }
+const fr_guard *fr_pipeline_guard(const fr_pipeline *p) { return &p->guard; }
+uint64_t fr_pipeline_publishes_withheld(const fr_pipeline *p) { return p->publishes_withheld; }
+size_t fr_pipeline_join_cached(const fr_pipeline *p) { return fr_join_cached_count(p->join); }
 
 uint64_t fr_pipeline_pending(const fr_pipeline *p)
 {
@@ -589,6 +666,12 @@ void fr_pipeline_status_line(fr_pipeline *p, FILE *out, const char *extra)
     fr_model_row_stats(p->model, &rs);
     fprintf(out, " rows=%" PRIu64 " B/row=%.1f evicted=%" PRIu64, rs.rows,
             rs.rows ? (double)rs.row_bytes / (double)rs.rows : 0.0, rs.evicted);
+    if (p->cfg.max_cached_entries > 0)
+        fprintf(out, " join_cached=%zu/%zu early_ckpts=%" PRIu64, fr_join_cached_count(p->join),
+                fr_join_entry_count(p->join), p->early_checkpoints);
+    if (fr_guard_paused(&p->guard))
+        fprintf(out, " guard=paused(%s since ts %" PRId64 ")", fr_guard_reason_name((fr_guard_reason)p->guard.reason),
+                p->guard.paused_since);
     if (extra && extra[0]) fprintf(out, " %s", extra);
     fputc('\n', out);
     fflush(out);
@@ -629,6 +712,21 @@ void fr_pipeline_report(const fr_pipeline *p, FILE *out)
     for (int k = FR_SAMPLE_FAKE_NEG; k < FR_SAMPLE_NKINDS; k++)
         if (j->emitted[k]) fprintf(out, " %s=%" PRIu64, fr_sample_kind_name(k), j->emitted[k]);
     fprintf(out, " (policy %s)\n", fr_join_policy_name((fr_join_policy)p->cfg.join_policy));
+    /* Only what the input decides: the report of a run restarted N times equals the unbroken one's
+     * (what is in memory and the early checkpoints are in the status line). */
+    const fr_guard *g = &p->guard;
+    fprintf(out, "guard: %s", !p->cfg.guard.enabled ? "disabled" : fr_guard_paused(g) ? "PAUSED" : "running");
+    if (fr_guard_paused(g))
+        fprintf(out, " (%s rate collapsed at event time %" PRId64 "; training and publishing stopped)",
+                fr_guard_reason_name((fr_guard_reason)g->reason), g->paused_since);
+    fprintf(out, " trips=%" PRIu64 " resumes=%" PRIu64, g->trips, g->resumes);
+    for (int k = 0; k < FR_SAMPLE_NKINDS; k++)
+        if (g->held[k]) fprintf(out, " dropped.%s=%" PRIu64, fr_sample_kind_name(k), g->held[k]);
+    double rs, rl;
+    fr_guard_rates(&g->ctr, &rs, &rl);
+    fprintf(out, " ctr_short=%.4g ctr_long=%.4g", rs, rl);
+    fr_guard_rates(&g->cvr, &rs, &rl);
+    fprintf(out, " cvr_short=%.4g cvr_long=%.4g\n", rs, rl);
     fprintf(out, "progressive validation (each sample scored before it trains):\n");
     fprintf(out, "  %-6s %-12s %10s %8s %8s %8s\n", "task", "scenario", "samples", "auc", "logloss", "calib");
     for (int t = 0; t < FR_NTASKS; t++) {

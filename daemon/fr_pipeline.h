@@ -57,8 +57,9 @@ int fr_pipeline_message(fr_pipeline *p, const char *source, int64_t next_offset,
 typedef void (*fr_pipeline_reject_fn)(const char *source, int64_t offset, const char *buf, size_t len,
                                       const char *reason, const char *detail, void *ctx);
 void fr_pipeline_set_reject_hook(fr_pipeline *p, fr_pipeline_reject_fn fn, void *ctx);
-/* Re-evaluates the watermark (after idleness changes). */
-void fr_pipeline_tick(fr_pipeline *p);
+/* Re-evaluates the watermark (after idleness changes). -1 when the join could not read a spilled
+ * entry back: the pipeline then refuses every further message and checkpoint (stop consuming). */
+int fr_pipeline_tick(fr_pipeline *p);
 /* Checkpoints when c->checkpoint_every_samples or _seconds is due; publishes after it. */
 int fr_pipeline_maybe_checkpoint(fr_pipeline *p, char *err, size_t errlen);
 /* Checkpoints now (and publishes when configured). */
@@ -73,6 +74,12 @@ const fr_metric *fr_pipeline_metric(const fr_pipeline *p, fr_task task, int scen
 uint64_t fr_pipeline_pending(const fr_pipeline *p);
 const fr_model *fr_pipeline_model(const fr_pipeline *p);
 const fr_config *fr_pipeline_config(const fr_pipeline *p);
+/* The label-collapse guard's state (paused or not, why, what it dropped). */
+const fr_guard *fr_pipeline_guard(const fr_pipeline *p);
+/* Checkpoints of this process that did not publish because the guard was paused. */
+uint64_t fr_pipeline_publishes_withheld(const fr_pipeline *p);
+/* Join entries whose features are in memory (the rest is spilled; join.max_cached_entries). */
+size_t fr_pipeline_join_cached(const fr_pipeline *p);
 
 /* One status line: events/s and samples/s since the previous call, watermark, AUC per task. */
 void fr_pipeline_status_line(fr_pipeline *p, FILE *out, const char *extra);

@@ -24,11 +24,17 @@
 
 enum { ROW_KEY_LEN = 1 + 4 + 8, MARKER_LEN = 8, ROCKSDB_WAL_POINT_IN_TIME = 2 };
 static const char MARKER_MAGIC[4] = {'F', 'R', 'C', '1'};
+static const char CF_JOIN_NAME[] = "join";
 static const char *const STOP = "checkpoint not written; the daemon must stop consuming";
 
 struct fr_ckpt {
     rocksdb_t *db;
     rocksdb_options_t *opts;
+    /* The join state's column family: its own options (a skiplist memtable, so the spilled
+     * entries fr_ckpt_get_join_entry reads back are found without flushing); NULL only while
+     * opening a directory of an older format, which read_marker then refuses. */
+    rocksdb_options_t *join_opts;
+    rocksdb_column_family_handle_t *cf_default, *cf_join;
     rocksdb_writeoptions_t *wo;
     rocksdb_readoptions_t *ro;
     int readonly;
@@ -53,8 +59,11 @@ struct fr_ckpt_batch {
 static void ckpt_free(fr_ckpt *c)
 {
     if (!c) return;
+    if (c->cf_default) rocksdb_column_family_handle_destroy(c->cf_default);
+    if (c->cf_join) rocksdb_column_family_handle_destroy(c->cf_join);
     if (c->db) rocksdb_close(c->db);
     if (c->opts) rocksdb_options_destroy(c->opts);
+    if (c->join_opts) rocksdb_options_destroy(c->join_opts);
     if (c->wo) rocksdb_writeoptions_destroy(c->wo);
     if (c->ro) rocksdb_readoptions_destroy(c->ro);
     free(c);
@@ -127,7 +136,8 @@ static fr_ckpt *ckpt_open(const char *dir, int readonly, char *err, size_t errle
     c->opts = rocksdb_options_create();
     c->wo = rocksdb_writeoptions_create();
     c->ro = rocksdb_readoptions_create();
-    if (!c->opts || !c->wo || !c->ro) {
+    c->join_opts = rocksdb_options_create();
+    if (!c->opts || !c->wo || !c->ro || !c->join_opts) {
         snprintf(err, errlen, "checkpoint: out of memory");
         ckpt_free(c);
         return NULL;
@@ -146,8 +156,43 @@ static fr_ckpt *ckpt_open(const char *dir, int readonly, char *err, size_t errle
      * recover up to the last complete batch, i.e. the previous checkpoint. */
     rocksdb_options_set_wal_recovery_mode(c->opts, ROCKSDB_WAL_POINT_IN_TIME);
     rocksdb_writeoptions_set_sync(c->wo, 1);
+    rocksdb_options_set_create_missing_column_families(c->opts, !readonly);
+    /* The join column family keeps RocksDB's default skiplist memtable: entries dropped from the
+     * joiner's memory are read back one by one between checkpoints, which a vector memtable would
+     * make a linear scan (or a flush per read). */
+    rocksdb_options_set_wal_recovery_mode(c->join_opts, ROCKSDB_WAL_POINT_IN_TIME);
+    /* A whole-key bloom filter (10 bits per key, ~1% false positives): ids are hashed, so every
+     * level-0 file spans the whole key range, and a point read without filters searches each of
+     * them. With it a read of a spilled entry touches about one data block. */
+    rocksdb_block_based_table_options_t *bbo = rocksdb_block_based_options_create();
+    if (bbo) {
+        rocksdb_block_based_options_set_filter_policy(bbo, rocksdb_filterpolicy_create_bloom_full(10));
+        rocksdb_options_set_block_based_table_factory(c->join_opts, bbo);
+        rocksdb_block_based_options_destroy(bbo);
+    }
     char *rerr = NULL;
-    c->db = readonly ? rocksdb_open_for_read_only(c->opts, dir, 0, &rerr) : rocksdb_open(c->opts, dir, &rerr);
+    /* A directory of format 1 has no "join" column family: open only "default" so that
+     * read_marker refuses it with the version message instead of RocksDB's. */
+    size_t ncf = 0;
+    int with_join = 1;
+    char **cfs = rocksdb_list_column_families(c->opts, dir, &ncf, &rerr);
+    if (rerr) {
+        rocksdb_free(rerr); /* no database yet */
+        rerr = NULL;
+    } else {
+        with_join = 0;
+        for (size_t i = 0; i < ncf; i++) with_join |= strcmp(cfs[i], CF_JOIN_NAME) == 0;
+    }
+    /* The list is allocated even on error (empty). */
+    if (cfs) rocksdb_list_column_families_destroy(cfs, ncf);
+    const char *names[2] = {"default", CF_JOIN_NAME};
+    const rocksdb_options_t *cfopts[2] = {c->opts, c->join_opts};
+    rocksdb_column_family_handle_t *h[2] = {NULL, NULL};
+    const int n = with_join ? 2 : 1;
+    c->db = readonly ? rocksdb_open_for_read_only_column_families(c->opts, dir, n, names, cfopts, h, 0, &rerr)
+                     : rocksdb_open_column_families(c->opts, dir, n, names, cfopts, h, &rerr);
+    c->cf_default = h[0];
+    c->cf_join = h[1];
     if (rerr || !c->db) {
         const char *why = rerr ? rerr : "unknown error";
         snprintf(err, errlen, "checkpoint: cannot open RocksDB at %s: %s%s", dir, why,
@@ -158,7 +203,22 @@ static fr_ckpt *ckpt_open(const char *dir, int readonly, char *err, size_t errle
         ckpt_free(c);
         return NULL;
     }
-    if (read_marker(c, err, errlen) < 0) {
+    int marker = read_marker(c, err, errlen);
+    if (marker == 1 && !c->cf_join) {
+        snprintf(err, errlen, "checkpoint: the directory has no \"join\" column family (written by another "
+                              "build?); start from an empty checkpoint directory");
+        marker = -1;
+    }
+    if (marker == 0 && !c->cf_join && !readonly) {
+        /* An empty database without the family (never a checkpoint): add it. */
+        c->cf_join = rocksdb_create_column_family(c->db, c->join_opts, CF_JOIN_NAME, &rerr);
+        if (rerr) {
+            snprintf(err, errlen, "checkpoint: cannot create the join column family: %s", rerr);
+            rocksdb_free(rerr);
+            marker = -1;
+        }
+    }
+    if (marker < 0) {
         ckpt_free(c);
         return NULL;
     }
@@ -458,14 +518,16 @@ int fr_ckpt_put_join_entry(fr_ckpt_batch *b, const char *id, size_t id_len, cons
 {
     if (!b || b->failed) return -1;
     if (id_len == 0) return batch_fail(b, "join entry with an empty id");
-    if (make_key(b, KEY_JOIN, id, id_len) != 0) return -1;
+    if (!b->c->cf_join) return batch_fail(b, "the checkpoint has no join column family (read-only open)");
+    /* The key is the id itself: the daemon reads spilled entries back by id. */
     if (len == 0) {
-        batch_delete(b, b->key, id_len + 1);
+        rocksdb_writebatch_delete_cf(b->wb, b->c->cf_join, id, id_len);
         b->st.join_deletes++;
     } else {
-        batch_put(b, b->key, id_len + 1, bytes, len);
+        rocksdb_writebatch_put_cf(b->wb, b->c->cf_join, id, id_len, bytes, len);
         b->st.join_puts++;
     }
+    b->st.entries++;
     return 0;
 }
 
@@ -527,10 +589,11 @@ int fr_ckpt_commit(fr_ckpt_batch *b, char *err, size_t errlen)
 
 /* Calls fn for every key starting with prefix (all keys when prefix_len is 0), in key order.
  * fn gets the full key. Returns fn's first non-zero value, -1 on a read error, else 0. */
-static int scan(fr_ckpt *c, const char *prefix, size_t prefix_len, fr_ckpt_kv_fn fn, void *ctx)
+static int scan_cf(fr_ckpt *c, rocksdb_column_family_handle_t *cf, const char *prefix, size_t prefix_len,
+                   fr_ckpt_kv_fn fn, void *ctx)
 {
     prepare_read(c);
-    rocksdb_iterator_t *it = rocksdb_create_iterator(c->db, c->ro);
+    rocksdb_iterator_t *it = rocksdb_create_iterator_cf(c->db, c->ro, cf);
     if (!it) return -1;
     if (prefix_len)
         rocksdb_iter_seek(it, prefix, prefix_len);
@@ -557,29 +620,87 @@ static int scan(fr_ckpt *c, const char *prefix, size_t prefix_len, fr_ckpt_kv_fn
     return rc;
 }
 
-int fr_ckpt_foreach(fr_ckpt *c, fr_ckpt_kv_fn fn, void *ctx)
+static int scan(fr_ckpt *c, const char *prefix, size_t prefix_len, fr_ckpt_kv_fn fn, void *ctx)
 {
-    if (!c || !fn) return -1;
-    return scan(c, NULL, 0, fn, ctx);
+    return scan_cf(c, c->cf_default, prefix, prefix_len, fn, ctx);
 }
 
+/* The join family's entries as "J" + id, so that listings and the digest see one key space, in
+ * the order of format 1 (where they lived in "default"). */
 typedef struct {
     fr_ckpt_kv_fn fn;
     void *ctx;
-} strip_ctx;
+    unsigned char *key;
+    size_t cap;
+} join_as_j_ctx;
 
-static int strip_prefix_cb(const char *k, size_t kl, const void *v, size_t vl, void *ctx)
+static int join_as_j_cb(const char *k, size_t kl, const void *v, size_t vl, void *ctx)
 {
-    strip_ctx *s = ctx;
-    return s->fn(k + 1, kl - 1, v, vl, s->ctx);
+    join_as_j_ctx *a = ctx;
+    if (grow(&a->key, &a->cap, kl + 1) != 0) return -1;
+    a->key[0] = KEY_JOIN;
+    memcpy(a->key + 1, k, kl);
+    return a->fn((const char *)a->key, kl + 1, v, vl, a->ctx);
+}
+
+typedef struct {
+    fr_ckpt *c;
+    fr_ckpt_kv_fn fn;
+    void *ctx;
+    int join_done;
+} merged_ctx;
+
+static int scan_join_as_j(merged_ctx *m)
+{
+    m->join_done = 1;
+    if (!m->c->cf_join) return 0;
+    join_as_j_ctx a = {m->fn, m->ctx, NULL, 0};
+    int rc = scan_cf(m->c, m->c->cf_join, NULL, 0, join_as_j_cb, &a);
+    free(a.key);
+    return rc;
+}
+
+static int merged_cb(const char *k, size_t kl, const void *v, size_t vl, void *ctx)
+{
+    merged_ctx *m = ctx;
+    if (!m->join_done && kl > 0 && (unsigned char)k[0] > KEY_JOIN) {
+        int rc = scan_join_as_j(m);
+        if (rc) return rc;
+    }
+    return m->fn(k, kl, v, vl, m->ctx);
+}
+
+int fr_ckpt_foreach(fr_ckpt *c, fr_ckpt_kv_fn fn, void *ctx)
+{
+    if (!c || !fn) return -1;
+    merged_ctx m = {c, fn, ctx, 0};
+    int rc = scan(c, NULL, 0, merged_cb, &m);
+    if (rc == 0 && !m.join_done) rc = scan_join_as_j(&m);
+    return rc;
 }
 
 int fr_ckpt_foreach_join_entry(fr_ckpt *c, fr_ckpt_kv_fn fn, void *ctx)
 {
     if (!c || !fn) return -1;
-    strip_ctx s = {fn, ctx};
-    const char p = KEY_JOIN;
-    return scan(c, &p, 1, strip_prefix_cb, &s);
+    if (!c->cf_join) return 0;
+    return scan_cf(c, c->cf_join, NULL, 0, fn, ctx);
+}
+
+long fr_ckpt_get_join_entry(fr_ckpt *c, const char *id, size_t id_len, void *buf, size_t cap)
+{
+    if (!c || !id || !c->cf_join) return -2;
+    /* No prepare_read: this family's skiplist memtable answers point reads as they are. */
+    char *rerr = NULL;
+    size_t len = 0;
+    char *v = rocksdb_get_cf(c->db, c->ro, c->cf_join, id, id_len, &len, &rerr);
+    if (rerr) {
+        rocksdb_free(rerr);
+        return -2;
+    }
+    if (!v) return -1;
+    if (buf && cap) memcpy(buf, v, len < cap ? len : cap);
+    rocksdb_free(v);
+    return (long)len;
 }
 
 typedef struct {
@@ -680,7 +801,7 @@ int fr_ckpt_digest(fr_ckpt *c, char hex[33])
     digest_ctx d = {XXH3_createState()};
     if (!d.st) return -1;
     XXH3_128bits_reset(d.st);
-    int rc = scan(c, NULL, 0, digest_cb, &d);
+    int rc = fr_ckpt_foreach(c, digest_cb, &d);
     if (rc == 0) {
         XXH128_canonical_t canon;
         XXH128_canonicalFromHash(&canon, XXH3_128bits_digest(d.st));

@@ -4,13 +4,13 @@
  * daemon's counters. Loading restores all of it; a crash therefore repeats exactly the input
  * after the last checkpoint.
  *
- * Key layout (column family "default"; integers in keys big-endian so keys sort by number;
- * full description, value formats and invariants in docs/checkpoint-format.md):
+ * Key layout (column family "default" unless noted; integers in keys big-endian so keys sort by
+ * number; full description, value formats and invariants in docs/checkpoint-format.md):
  *   "#"                         -> marker: "FRC1", format version u32 LE (in every batch)
  *   "C" name                    -> an application blob (daemon counters, per-source watermarks)
  *   "D"                         -> dense params then dense accumulators (float32 LE)
  *   "E" table:u32 key:u64       -> row: version:u64 LE, weights[dim], accum[dim] (float32 LE)
- *   "J" id bytes                -> join entry (fr_join's private format)
+ *   id bytes (family "join")    -> join entry (fr_join's private format); listed as "J" id
  *   "K"                         -> join meta (counters, watermark)
  *   "M"                         -> meta JSON: format version, model config, model version, counts
  *   "O" source name             -> offset: next offset to read, int64 LE
@@ -33,7 +33,7 @@
 #include "fr_model.h"
 
 /* Version of the layout above; stored in the marker and the meta. Bumped on incompatible change. */
-enum { FR_CKPT_FORMAT_VERSION = 1 };
+enum { FR_CKPT_FORMAT_VERSION = 2 };
 
 typedef struct fr_ckpt fr_ckpt;
 
@@ -92,15 +92,20 @@ fr_model *fr_ckpt_load_model(fr_ckpt *c, char *err, size_t errlen);
  * another width is refused. 0, or -1 with a message. */
 int fr_ckpt_load_admission(fr_ckpt *c, fr_model *m, char *err, size_t errlen);
 typedef int (*fr_ckpt_kv_fn)(const char *key, size_t key_len, const void *val, size_t val_len, void *ctx);
-/* fn gets the id (without the "J" prefix) and the entry. Stops on, and returns, fn's non-zero
- * value; -1 on a read error. Same for the other foreach functions. */
+/* fn gets the id and the entry, in id order. Stops on, and returns, fn's non-zero value; -1 on a
+ * read error. Same for the other foreach functions. */
 int fr_ckpt_foreach_join_entry(fr_ckpt *c, fr_ckpt_kv_fn fn, void *ctx);
+/* The committed entry of one id (what the joiner reads back for an entry it dropped from memory):
+ * its length (copying at most cap bytes), -1 when absent, -2 on a read error. Sees every commit
+ * of this handle at once (no flush needed). */
+long fr_ckpt_get_join_entry(fr_ckpt *c, const char *id, size_t id_len, void *buf, size_t cap);
 /* Returns the blob length (copying at most cap bytes), or -1 when absent. */
 long fr_ckpt_get_join_meta(fr_ckpt *c, void *buf, size_t cap);
 long fr_ckpt_get_blob(fr_ckpt *c, const char *name, void *buf, size_t cap);
 int fr_ckpt_foreach_offset(fr_ckpt *c, int (*fn)(const char *source, int64_t next_offset, void *ctx), void *ctx);
 
-/* Every key and value in key order (for `freshet inspect` and its digest). */
+/* Every key and value in key order (for `freshet inspect` and its digest); the join family's
+ * entries are given as "J" + id, between the "E" and "K" keys. */
 int fr_ckpt_foreach(fr_ckpt *c, fr_ckpt_kv_fn fn, void *ctx);
 /* Digest of the logical content: XXH3-128 over every key and value in key order, each preceded by
  * its length as u64 LE; hex receives 32 lowercase hex digits (canonical big-endian XXH128) and a

@@ -13,6 +13,7 @@
 #include <unistd.h>
 
 #include <cmocka.h>
+#include <rocksdb/c.h>
 
 #include "fr_ckpt.h"
 #include "fr_model.h"
@@ -434,6 +435,92 @@ static void test_join_deletes(void **state)
     remove_dir(d);
 }
 
+/* The join family answers point reads right after a commit (no flush), and its entries are listed
+ * as "J" + id between the rows and the join meta, as format 1 stored them. */
+typedef struct {
+    char keys[16][16];
+    int n;
+} key_list;
+
+static int list_non_rows(const char *k, size_t kl, const void *v, size_t vl, void *ctx)
+{
+    (void)v, (void)vl;
+    key_list *l = ctx;
+    if (k[0] == 'E' || l->n == 16) return 0;
+    snprintf(l->keys[l->n++], 16, "%.*s", (int)kl, k);
+    return 0;
+}
+
+static void test_join_family(void **state)
+{
+    (void)state;
+    char *d = make_dir();
+    char err[512];
+    fr_model *m = trained_model(64, 3);
+    fr_ckpt *c = fr_ckpt_open(d, err, sizeof err);
+    assert_non_null(c);
+    write_checkpoint(c, m, 1, "c");
+    char buf[16];
+    assert_int_equal(fr_ckpt_get_join_entry(c, "imp-2", 5, buf, sizeof buf), 6);
+    assert_memory_equal(buf, "BBBBBB", 6);
+    assert_int_equal(fr_ckpt_get_join_entry(c, "imp-4", 5, buf, sizeof buf), -1);
+    fr_ckpt_batch *b = fr_ckpt_begin(c);
+    assert_int_equal(fr_ckpt_put_join_entry(b, "imp-2", 5, "XY", 2), 0);
+    assert_int_equal(fr_ckpt_put_join_entry(b, "imp-3", 5, NULL, 0), 0);
+    assert_int_equal(fr_ckpt_commit(b, err, sizeof err), 0);
+    assert_int_equal(fr_ckpt_get_join_entry(c, "imp-2", 5, buf, sizeof buf), 2);
+    assert_memory_equal(buf, "XY", 2);
+    assert_int_equal(fr_ckpt_get_join_entry(c, "imp-3", 5, buf, sizeof buf), -1);
+    key_list l = {0};
+    assert_int_equal(fr_ckpt_foreach(c, list_non_rows, &l), 0);
+    /* the lifecycle blob (model clock) sits between the application blobs and the dense key */
+    const char *want[] = {"#", "Cbatch", "Ccounters", "Clifecycle", "D", "Jimp-1", "Jimp-2", "K", "M"};
+    assert_true(l.n >= 9);
+    for (int i = 0; i < 9; i++) assert_string_equal(l.keys[i], want[i]);
+    fr_ckpt_close(c);
+
+    /* A read-only open sees the family too. */
+    c = fr_ckpt_open_readonly(d, err, sizeof err);
+    assert_non_null(c);
+    assert_int_equal(fr_ckpt_get_join_entry(c, "imp-1", 5, buf, sizeof buf), 4);
+    fr_ckpt_close(c);
+    fr_model_free(m);
+    remove_dir(d);
+}
+
+/* A directory of format 1 (join entries in "default", no "join" family) is refused with the
+ * version, read-write or read-only, and left as it was. */
+static void test_format_1_refused(void **state)
+{
+    (void)state;
+    char *d = make_dir();
+    rocksdb_options_t *o = rocksdb_options_create();
+    rocksdb_options_set_create_if_missing(o, 1);
+    char *rerr = NULL;
+    rocksdb_t *db = rocksdb_open(o, d, &rerr);
+    assert_null(rerr);
+    rocksdb_writeoptions_t *wo = rocksdb_writeoptions_create();
+    const char marker[8] = {'F', 'R', 'C', '1', 1, 0, 0, 0};
+    rocksdb_put(db, wo, "#", 1, marker, sizeof marker, &rerr);
+    assert_null(rerr);
+    rocksdb_put(db, wo, "Jimp-1", 6, "AAAA", 4, &rerr);
+    assert_null(rerr);
+    rocksdb_writeoptions_destroy(wo);
+    rocksdb_close(db);
+    char err[512];
+    assert_null(fr_ckpt_open(d, err, sizeof err));
+    assert_non_null(strstr(err, "format version 1"));
+    assert_null(fr_ckpt_open_readonly(d, err, sizeof err));
+    assert_non_null(strstr(err, "format version 1"));
+    size_t n = 0;
+    char **cfs = rocksdb_list_column_families(o, d, &n, &rerr);
+    assert_null(rerr);
+    assert_int_equal(n, 1); /* no "join" family was added */
+    rocksdb_list_column_families_destroy(cfs, n);
+    rocksdb_options_destroy(o);
+    remove_dir(d);
+}
+
 typedef struct {
     size_t n;
     char last[64];
@@ -601,6 +688,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_empty_directory), cmocka_unit_test(test_round_trip),
         cmocka_unit_test(test_incremental),     cmocka_unit_test(test_join_deletes),
+        cmocka_unit_test(test_join_family),     cmocka_unit_test(test_format_1_refused),
         cmocka_unit_test(test_digest),          cmocka_unit_test(test_write_failure),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

@@ -397,9 +397,49 @@ static void test_join_policy_keys(void **state)
     assert_int_equal(c.observation_window_ms, 5 * 60 * 1000);
 }
 
+static void test_spill_and_guard_keys(void **state)
+{
+    (void)state;
+    fr_config c;
+    char err[512];
+    fr_config_defaults(&c);
+    assert_int_equal(c.max_cached_entries, 1000000);
+    assert_true(c.guard.enabled && c.guard.trip_fraction == 0.2 && c.guard.resume_fraction == 0.5);
+    assert_int_equal(fr_config_load_string(&c,
+                                           "{\"join\":{\"max_cached_entries\":0},\"guard\":{\"enabled\":false,"
+                                           "\"short_half_life\":\"10m\",\"long_half_life\":\"1d\",\"trip_fraction\":0.1,"
+                                           "\"resume_fraction\":0.3,\"min_impressions\":50,\"min_clicks\":5,"
+                                           "\"max_pause\":\"6h\"}}",
+                                           err, sizeof err),
+                     0);
+    assert_int_equal(c.max_cached_entries, 0);
+    assert_false(c.guard.enabled);
+    assert_int_equal(c.guard.short_half_life_ms, 600000);
+    assert_int_equal(c.guard.long_half_life_ms, 86400000);
+    assert_true(c.guard.trip_fraction == 0.1 && c.guard.resume_fraction == 0.3);
+    assert_true(c.guard.min_impressions == 50 && c.guard.min_clicks == 5);
+    assert_int_equal(c.guard.max_pause_ms, 6 * 3600000);
+    static const refusal cases[] = {
+        {"{\"join\":{\"max_cached_entries\":1}}", "\"join.max_cached_entries\" is 1"},
+        {"{\"join\":{\"max_cached_entries\":-3}}", "\"join.max_cached_entries\""},
+        {"{\"guard\":{\"enable\":true}}", "unknown key \"guard.enable\""},
+        {"{\"guard\":{\"long_half_life\":\"10m\"}}", "\"guard.long_half_life\" must be longer"},
+        {"{\"guard\":{\"trip_fraction\":0.6}}", "\"guard.resume_fraction\" must be at least"},
+        {"{\"guard\":{\"trip_fraction\":0}}", "\"guard.trip_fraction\""},
+        {"{\"guard\":{\"min_clicks\":0}}", "\"guard.min_clicks\""},
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        fr_config_defaults(&c);
+        int rc = fr_config_load_string(&c, cases[i].json, err, sizeof err);
+        if (rc != -1 || !strstr(err, cases[i].want))
+            fail_msg("case %zu %s: rc %d, message \"%s\", want \"%s\"", i, cases[i].json, rc, err, cases[i].want);
+    }
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_spill_and_guard_keys),
         cmocka_unit_test(test_defaults),
         cmocka_unit_test(test_example_file),
         cmocka_unit_test(test_empty_object_is_defaults),

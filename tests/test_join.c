@@ -21,11 +21,16 @@ enum { CW = 10, AW = 100 };
 typedef struct {
     fr_sample *s;
     size_t n, cap;
+    fr_join *j; /* set: attach a prior (a function of the sample) to each CTR sample, as the daemon does */
 } sink;
 
 static void collect(const fr_sample *s, void *ctx)
 {
     sink *k = ctx;
+    if (k->j && s->kind == FR_SAMPLE_CLICK_WINDOW) {
+        const float p[FR_NTASKS] = {(float)(s->ts % 7) / 8.0f, 0.5f, (float)(s->ts % 3) / 4.0f};
+        fr_join_set_prior(k->j, p);
+    }
     if (k->n == k->cap) {
         k->cap = k->cap ? 2 * k->cap : 64;
         k->s = realloc(k->s, k->cap * sizeof *k->s);
@@ -709,6 +714,30 @@ static void expect_stores_equal(const store *a, const store *b)
     assert_memory_equal(a->meta, b->meta, a->meta_len);
 }
 
+/* Spilling in check_restarts and restore: SIZE_MAX = no store; else the joins read spilled
+ * entries back from their test store and keep at most this many bodies after each checkpoint. */
+static size_t g_spill_keep = SIZE_MAX;
+static size_t g_store_reads;
+static int g_store_fail; /* 1: reads fail (-2) */
+
+static long store_get(void *ctx, const char *id, size_t id_len, void *buf, size_t cap)
+{
+    const store *st = ctx;
+    if (g_store_fail) return -2;
+    long i = store_find(st, id, id_len);
+    if (i < 0) return -1;
+    g_store_reads++;
+    memcpy(buf, st->v[i].bytes, st->v[i].len < cap ? st->v[i].len : cap);
+    return (long)st->v[i].len;
+}
+
+static void attach_store(fr_join *j, const store *st)
+{
+    if (g_spill_keep == SIZE_MAX) return;
+    fr_join_store s = {store_get, (void *)st};
+    fr_join_set_store(j, &s);
+}
+
 static void checkpoint(fr_join *j, store *st)
 {
     assert_int_equal(fr_join_foreach_dirty(j, store_apply, st), 0);
@@ -717,11 +746,16 @@ static void checkpoint(fr_join *j, store *st)
     assert_true(st->meta_len <= sizeof st->meta);
     /* The store holds exactly the live entries. */
     assert_int_equal(st->n, fr_join_entry_count(j));
+    if (g_spill_keep != SIZE_MAX) {
+        fr_join_spill(j, g_spill_keep);
+        assert_true(fr_join_cached_count(j) <= g_spill_keep);
+    }
 }
 
 static fr_join *restore(const store *st)
 {
     fr_join *j = new_join();
+    attach_store(j, st);
     assert_int_equal(fr_join_import_meta(j, st->meta, st->meta_len), 0);
     for (size_t i = 0; i < st->n; i++)
         assert_int_equal(fr_join_load_entry(j, st->v[i].id, st->v[i].id_len, st->v[i].bytes, st->v[i].len), 0);
@@ -761,7 +795,7 @@ static void s_adv(script *sc, int64_t wm) { push(sc, (step){.advance = 1, .wm = 
 static void run_step(fr_join *j, const step *st, sink *out)
 {
     if (st->advance)
-        fr_join_advance(j, st->wm, collect, out);
+        assert_int_equal(fr_join_advance(j, st->wm, collect, out), 0);
     else
         assert_int_equal(fr_join_add(j, &st->ev, collect, out), 0);
     check_invariant(j);
@@ -774,6 +808,7 @@ static void check_restarts(const script *sc, size_t cut_stride)
 {
     sink ref = {0};
     fr_join *r = new_join();
+    ref.j = r;
     for (size_t i = 0; i < sc->n; i++) run_step(r, &sc->s[i], &ref);
     const fr_join_counters ref_n = *fr_join_get_counters(r);
     fr_join_free(r);
@@ -784,6 +819,8 @@ static void check_restarts(const script *sc, size_t cut_stride)
             sink oa = {0}, ob = {0};
             store sa = {0}, sb = {0};
             fr_join *a = new_join();
+            attach_store(a, &sa);
+            oa.j = a;
             for (size_t i = 0; i < cut; i++) {
                 run_step(a, &sc->s[i], &oa);
                 if ((i + 1) % cadence[ci] == 0) checkpoint(a, &sa);
@@ -791,6 +828,7 @@ static void check_restarts(const script *sc, size_t cut_stride)
             checkpoint(a, &sa);
             store_copy(&sb, &sa);
             fr_join *b = restore(&sb);
+            ob.j = b;
             const size_t before = oa.n;
             for (size_t i = cut; i < sc->n; i++) {
                 run_step(a, &sc->s[i], &oa);
@@ -1512,6 +1550,121 @@ static void test_policy_config_validation(void **state)
     assert_int_equal(fr_join_policy_from_name("defuse2"), -1);
 }
 
+/* The restart tests again with spilling: after every checkpoint the joins keep at most 0 or 2
+ * entry bodies in memory and read the rest back from the store; every emitted byte, counter and
+ * stored entry must equal the run that never spills (check_restarts compares against it). */
+static void run_spill_variants(void (*test)(void **))
+{
+    const size_t keeps[] = {0, 2};
+    for (size_t k = 0; k < 2; k++) {
+        g_spill_keep = keeps[k];
+        g_store_reads = 0;
+        test(NULL);
+        assert_true(g_store_reads > 0); /* spilled entries were really read back */
+    }
+    g_spill_keep = SIZE_MAX;
+}
+
+static void test_spill_restore_mid_stream(void **state)
+{
+    (void)state;
+    run_spill_variants(test_restore_mid_stream);
+}
+
+static void test_spill_random_logs(void **state)
+{
+    (void)state;
+    run_spill_variants(test_restore_random_logs);
+}
+
+static void test_spill_policy_random_logs(void **state)
+{
+    (void)state;
+    run_spill_variants(test_policy_random_logs_restart);
+}
+
+/* A read-back failure stops the advance before the timer fires and leaves it armed: once the
+ * store answers again, the same samples come out. Events for a spilled id fail the same way,
+ * counting nothing. */
+static void test_spill_read_failure(void **state)
+{
+    (void)state;
+    g_spill_keep = 0;
+    store st = {0};
+    fr_join *j = new_join();
+    attach_store(j, &st);
+    sink out = {0};
+    fr_event ev = imp_ev("s", 1000, 1, 0.5f);
+    assert_int_equal(fr_join_add(j, &ev, collect, &out), 0);
+    ev = make_event(FR_EV_CLICK, "s", 1003);
+    assert_int_equal(fr_join_add(j, &ev, collect, &out), 0);
+    checkpoint(j, &st);
+    assert_int_equal(fr_join_cached_count(j), 0);
+    assert_int_equal(fr_join_entry_count(j), 1);
+
+    g_store_fail = 1;
+    fr_join_counters before = *fr_join_get_counters(j);
+    ev = make_event(FR_EV_CONVERSION, "s", 1020);
+    assert_int_equal(fr_join_add(j, &ev, collect, &out), -1);
+    assert_memory_equal(fr_join_get_counters(j), &before, sizeof before);
+    assert_int_equal(fr_join_advance(j, 1020, collect, &out), -1);
+    assert_int_equal(out.n, 0);
+    assert_true(fr_join_watermark(j) < 1020);
+    assert_non_null(strstr(fr_join_error(j), "\"s\""));
+
+    g_store_fail = 0;
+    assert_int_equal(fr_join_add(j, &ev, collect, &out), 0);
+    assert_int_equal(fr_join_advance(j, 1020, collect, &out), 0);
+    assert_int_equal(fr_join_advance(j, 2000, collect, &out), 0);
+    assert_int_equal(out.n, 2);
+    expect_ctr_w(&out.s[0], "s", 1010, 1, 2.0f, 1);
+    expect_attr_w(&out.s[1], "s", 1103, 1, 2.0f, 1);
+
+    /* A store that holds another state for the id is refused, not trusted. */
+    store st2 = {0};
+    fr_join *k = new_join();
+    attach_store(k, &st2);
+    ev = imp_ev("t", 3000, 0, 1.0f);
+    assert_int_equal(fr_join_add(k, &ev, collect, &out), 0);
+    checkpoint(k, &st2);
+    ev = imp_ev("t", 3001, 0, 1.0f);
+    fr_join *other = new_join();
+    assert_int_equal(fr_join_add(other, &ev, collect, &out), 0);
+    assert_int_equal(fr_join_foreach_dirty(other, store_apply, &st2), 0); /* overwrites t */
+    assert_int_equal(fr_join_advance(k, 4000, collect, &out), -1);
+    assert_non_null(strstr(fr_join_error(k), "differs"));
+    fr_join_free(other);
+    fr_join_free(k);
+    fr_join_free(j);
+    store_free(&st);
+    store_free(&st2);
+    free(out.s);
+    g_spill_keep = SIZE_MAX;
+}
+
+/* Restoring under another policy is refused by name. */
+static void test_meta_policy_check(void **state)
+{
+    (void)state;
+    fr_join *j = new_join();
+    size_t n = fr_join_export_meta(j, NULL, 0);
+    unsigned char *meta = malloc(n);
+    assert_non_null(meta);
+    fr_join_export_meta(j, meta, n);
+    char err[512];
+    assert_int_equal(fr_join_check_meta(j, meta, n, err, sizeof err), 0);
+    use_policy(FR_JOIN_POLICY_ESDFM, NULL);
+    fr_join *k = new_join();
+    assert_int_equal(fr_join_check_meta(k, meta, n, err, sizeof err), -1);
+    assert_non_null(strstr(err, "join.policy \"wait\""));
+    assert_non_null(strstr(err, "\"esdfm\""));
+    assert_int_equal(fr_join_check_meta(k, meta, 3, err, sizeof err), -1);
+    reset_policy();
+    free(meta);
+    fr_join_free(k);
+    fr_join_free(j);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -1546,6 +1699,11 @@ int main(void)
         cmocka_unit_test(test_policy_late_conversion_inside_window),
         cmocka_unit_test(test_policy_random_logs_restart),
         cmocka_unit_test(test_policy_config_validation),
+        cmocka_unit_test(test_spill_restore_mid_stream),
+        cmocka_unit_test(test_spill_random_logs),
+        cmocka_unit_test(test_spill_policy_random_logs),
+        cmocka_unit_test(test_spill_read_failure),
+        cmocka_unit_test(test_meta_policy_check),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
