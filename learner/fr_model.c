@@ -11,27 +11,67 @@
 #include "fr_optim.h"
 
 /* Upper bounds keep every size computation far from overflow; they are well above any sane model. */
-enum { MAX_EMB_DIM = 1024, MAX_EXPERTS = 64, MAX_HIDDEN = 4096, MAX_BATCH = 1 << 16, NAME_LEN = 40 };
+enum {
+    MAX_EMB_DIM = 1024, MAX_EXPERTS = 64, MAX_HIDDEN = 4096, MAX_BATCH = 1 << 16, NAME_LEN = 48, TNAME_LEN = 80,
+    MAX_LEVELS = 4, MAX_LEARNERS = 4, MAX_Q = 2 * MAX_LEARNERS, /* learners over both tasks */
+    MAX_ST = 3,                    /* input streams of a level: shared, ctr, cvr */
+    MAX_GT = MAX_Q,                /* gates of a level: one per learner at the last level */
+    MAX_SCEN_EXPERTS = 256,        /* n_scenarios * n_scenario_experts */
+    MAX_SCEN_DIM = 256,
+    MAX_GATE = 4 * MAX_EXPERTS,    /* experts one gate mixes */
+};
 static const double P_CLIP = 1e-7;
 
 /* Mixes the table index into the initialisation seed. Changing it changes the initial value of
  * every row created afterwards, so replays across versions would diverge: treat it as format. */
 static uint64_t table_mix(uint32_t table) { return (uint64_t)(table + 1) * 0x9E3779B97F4A7C15ULL; }
 
+/* The engine's plan, fixed at creation. An expert's output occupies columns [col, col + hd) of
+ * its stream's activations; a gate's logits (then probabilities) occupy [col, col + ng). */
+typedef struct {
+    int st, col;
+    char name[NAME_LEN];
+} fr_xpert;
+
+typedef struct {
+    int st, col;               /* col = -1 when ng == 1: the identity, no parameters */
+    int ng, n_fixed, n_sc, sc_base;
+    int fixed[MAX_GATE];       /* expert indices of the level, then n_sc scenario slots */
+    size_t off_sw;             /* [ng x scenario_dim], with scenario_dim and ng > 1 */
+    char name[NAME_LEN];
+} fr_gate;
+
+typedef struct {
+    int src;                   /* -1: x; else the gate of the previous level whose output this is */
+    int dim, rows, ex_rows;    /* input width; outputs (experts then gates); expert outputs */
+    size_t off_w, off_b;
+} fr_stream;
+
+typedef struct {
+    int n_st, n_ex, n_gt;
+    fr_stream st[MAX_ST];
+    fr_xpert *ex;              /* n_ex, owned by the model */
+    fr_gate gt[MAX_GT];
+} fr_level;
+
 /* Per-batch buffers, allocated once for `cap` samples so training never allocates (except rows). */
 typedef struct {
     int cap;
     float *x;          /* [cap x in] */
     float *pr;         /* [cap x npair]: <e_i, e_j> for the field pairs i < j, in row-major pair order */
-    float *a1;         /* [cap x r1]: expert outputs after ReLU, then each task's gate probabilities */
-    float *mix[2];     /* [cap x hd]: each task's gated mixture of experts */
-    float *th[2];      /* [cap x td]: tower hidden layer after ReLU */
-    float *logit[2];   /* [cap] */
+    int32_t *scen;     /* [cap]: scenario index, -1 when outside [0, n_scenarios) */
+    float *act[MAX_LEVELS][MAX_ST];  /* [cap x rows]: expert outputs after ReLU, gate probabilities */
+    float *go[MAX_LEVELS][MAX_GT];   /* [cap x hd]: each gate's mixture of experts */
+    float *th[MAX_Q];  /* [cap x td]: tower hidden layer after ReLU */
+    float *zl[MAX_Q];  /* [cap]: learner logits */
+    float *extra[2];   /* [cap]: the task's pair and wide terms */
+    float *logit[2];   /* [cap]: fused logits */
     /* backward and sparse bookkeeping: NULL in the predict workspace */
-    float *dlogit[2];  /* [cap] */
+    float *dact[MAX_LEVELS][MAX_ST];
+    float *dgo[MAX_LEVELS][MAX_GT];
+    float *dzl[MAX_Q]; /* [cap] */
+    float *dextra[2];  /* [cap] */
     float *dt;         /* [cap x td] */
-    float *dmix[2];    /* [cap x hd] */
-    float *da1;        /* [cap x r1] */
     float *dx;         /* [cap x in]: d loss / d x */
     float *gdense;     /* [P] */
     int32_t *slot;     /* [cap x npos]: touched-row index per embedding position, -1 for none */
@@ -47,17 +87,19 @@ typedef struct {
 
 struct fr_model {
     fr_model_config c;
-    int D, in, emb_in, r1, hd, td, ne, npos;
+    int D, in, emb_in, hd, td, npos;
     int nf, npair, pair_off; /* embedded fields, their pairs, the column of the first pair in x */
     int pair_in;             /* pairs fed to the experts: npair or 0 */
     int fm_logit;            /* the pairs also reach each logit through a weight per pair */
     int wide;                /* a linear head from x's embedding and numeric columns to each logit */
+    int NL, L, Q, sd;        /* levels, learners per task, learners in all, scenario vector width */
+    fr_level lv[MAX_LEVELS];
     uint32_t n_tables;
     fr_emb *tables;
     size_t P;
     float *w, *acc;
-    size_t off_b1, off_th[2], off_tb[2], off_ow[2], off_ob[2], off_fm[2], off_wide[2];
-    int n_tensors;
+    size_t off_semb, off_th[MAX_Q], off_tb[MAX_Q], off_ow[MAX_Q], off_ob[MAX_Q], off_fm[2], off_wide[2];
+    int n_tensors, max_tensors;
     fr_tensor_info *tensors;
     char *names;
     uint64_t version;
@@ -85,6 +127,8 @@ void fr_model_config_defaults(fr_model_config *c)
     c->seed = 1;
     c->interactions = 3;
     c->wide = 1;
+    c->n_levels = 1;
+    c->n_learners = 1;
 }
 
 const fr_model_config *fr_model_get_config(const fr_model *m) { return &m->c; }
@@ -96,16 +140,28 @@ static void ws_free(fr_ws *w)
     if (!w) return;
     free(w->x);
     free(w->pr);
-    free(w->a1);
+    free(w->scen);
+    for (int v = 0; v < MAX_LEVELS; v++) {
+        for (int s = 0; s < MAX_ST; s++) {
+            free(w->act[v][s]);
+            free(w->dact[v][s]);
+        }
+        for (int g = 0; g < MAX_GT; g++) {
+            free(w->go[v][g]);
+            free(w->dgo[v][g]);
+        }
+    }
+    for (int q = 0; q < MAX_Q; q++) {
+        free(w->th[q]);
+        free(w->zl[q]);
+        free(w->dzl[q]);
+    }
     for (int t = 0; t < 2; t++) {
-        free(w->mix[t]);
-        free(w->th[t]);
+        free(w->extra[t]);
         free(w->logit[t]);
-        free(w->dlogit[t]);
-        free(w->dmix[t]);
+        free(w->dextra[t]);
     }
     free(w->dt);
-    free(w->da1);
     free(w->dx);
     free(w->gdense);
     free(w->slot);
@@ -134,19 +190,30 @@ static fr_ws *ws_new(const fr_model *m, int cap, int backward)
     w->cap = cap;
     w->x = falloc(n * m->in, sizeof(float), &f);
     w->pr = falloc(n * (size_t)m->npair, sizeof(float), &f);
-    w->a1 = falloc(n * m->r1, sizeof(float), &f);
+    w->scen = falloc(n, sizeof(int32_t), &f);
+    for (int v = 0; v < m->NL; v++) {
+        const fr_level *lv = &m->lv[v];
+        for (int s = 0; s < lv->n_st; s++) {
+            w->act[v][s] = falloc(n * (size_t)lv->st[s].rows, sizeof(float), &f);
+            if (backward) w->dact[v][s] = falloc(n * (size_t)lv->st[s].rows, sizeof(float), &f);
+        }
+        for (int g = 0; g < lv->n_gt; g++) {
+            w->go[v][g] = falloc(n * m->hd, sizeof(float), &f);
+            if (backward) w->dgo[v][g] = falloc(n * m->hd, sizeof(float), &f);
+        }
+    }
+    for (int q = 0; q < m->Q; q++) {
+        w->th[q] = falloc(n * m->td, sizeof(float), &f);
+        w->zl[q] = falloc(n, sizeof(float), &f);
+        if (backward) w->dzl[q] = falloc(n, sizeof(float), &f);
+    }
     for (int t = 0; t < 2; t++) {
-        w->mix[t] = falloc(n * m->hd, sizeof(float), &f);
-        w->th[t] = falloc(n * m->td, sizeof(float), &f);
+        w->extra[t] = falloc(n, sizeof(float), &f);
         w->logit[t] = falloc(n, sizeof(float), &f);
+        if (backward) w->dextra[t] = falloc(n, sizeof(float), &f);
     }
     if (backward) {
-        for (int t = 0; t < 2; t++) {
-            w->dlogit[t] = falloc(n, sizeof(float), &f);
-            w->dmix[t] = falloc(n * m->hd, sizeof(float), &f);
-        }
         w->dt = falloc(n * m->td, sizeof(float), &f);
-        w->da1 = falloc(n * m->r1, sizeof(float), &f);
         w->dx = falloc(n * m->in, sizeof(float), &f);
         w->gdense = falloc(m->P, sizeof(float), &f);
         w->slot = falloc(n * m->npos, sizeof(int32_t), &f);
@@ -191,7 +258,13 @@ static int validate(const fr_model_config *c, char *err, size_t errlen)
         check_int("model.n_multi", c->n_multi, 0, FR_MAX_MULTI, err, errlen) ||
         check_int("model.n_scenarios", c->n_scenarios, 1, 1 << 20, err, errlen) ||
         check_int("model.emb_dim", c->emb_dim, 1, MAX_EMB_DIM, err, errlen) ||
-        check_int("model.n_experts", c->n_experts, 1, MAX_EXPERTS, err, errlen) ||
+        check_int("model.n_experts", c->n_experts, 0, MAX_EXPERTS, err, errlen) ||
+        check_int("model.n_task_experts", c->n_task_experts, 0, MAX_EXPERTS, err, errlen) ||
+        check_int("model.n_learner_experts", c->n_learner_experts, 0, MAX_EXPERTS, err, errlen) ||
+        check_int("model.n_scenario_experts", c->n_scenario_experts, 0, MAX_EXPERTS, err, errlen) ||
+        check_int("model.n_levels", c->n_levels, 1, MAX_LEVELS, err, errlen) ||
+        check_int("model.n_learners", c->n_learners, 1, MAX_LEARNERS, err, errlen) ||
+        check_int("model.scenario_dim", c->scenario_dim, 0, MAX_SCEN_DIM, err, errlen) ||
         check_int("model.expert_dim", c->expert_dim, 1, MAX_HIDDEN, err, errlen) ||
         check_int("model.tower_dim", c->tower_dim, 1, MAX_HIDDEN, err, errlen) ||
         check_int("model.batch_size", c->batch_size, 1, MAX_BATCH, err, errlen) ||
@@ -199,68 +272,232 @@ static int validate(const fr_model_config *c, char *err, size_t errlen)
         check_pos("model.lr_dense", c->lr_dense, 0, err, errlen) ||
         check_pos("model.adagrad_init", c->adagrad_init, 0, err, errlen) ||
         check_pos("model.init_scale", c->init_scale, 1, err, errlen) ||
+        check_pos("model.distill", c->distill, 1, err, errlen) ||
         check_int("model.interactions", c->interactions, 0, 3, err, errlen) ||
         check_int("model.wide", c->wide, 0, 1, err, errlen))
         return -1;
+    if ((int64_t)c->n_scenario_experts * c->n_scenarios > MAX_SCEN_EXPERTS) {
+        snprintf(err, errlen,
+                 "model.n_scenario_experts: %d experts for each of %d scenarios exceed the limit of %d in all",
+                 c->n_scenario_experts, c->n_scenarios, MAX_SCEN_EXPERTS);
+        return -1;
+    }
+    if (c->n_experts + c->n_task_experts + c->n_learner_experts + c->n_scenario_experts < 1) {
+        snprintf(err, errlen, "model.n_experts: every learner's gate needs at least one expert (n_experts + "
+                              "n_task_experts + n_learner_experts + n_scenario_experts is 0)");
+        return -1;
+    }
+    if (c->n_levels > 1 && c->n_experts + c->n_task_experts + c->n_scenario_experts < 1) {
+        snprintf(err, errlen, "model.n_levels: %d levels need shared, task or scenario experts below the last level "
+                              "(learner experts exist only at the last one)", c->n_levels);
+        return -1;
+    }
+    if (c->distill > 0 && c->n_learners < 2) {
+        snprintf(err, errlen, "model.distill: self-distillation needs model.n_learners >= 2 (got %d)", c->n_learners);
+        return -1;
+    }
     return 0;
 }
 
 static void add_tensor(fr_model *m, const char *name, int rows, int cols, size_t *off)
 {
     int i = m->n_tensors++;
-    char *dst = m->names + (size_t)i * NAME_LEN;
-    snprintf(dst, NAME_LEN, "%s", name);
+    char *dst = m->names + (size_t)i * TNAME_LEN;
+    snprintf(dst, TNAME_LEN, "%s", name);
     m->tensors[i] = (fr_tensor_info){.name = dst, .rows = rows, .cols = cols, .offset = *off};
     *off += (size_t)rows * (size_t)cols;
+}
+
+static const char *const TASK_NAME[2] = {"ctr", "cvr"};
+
+static void add_gate(fr_level *lv, int st, const char *name, int n_sc, int sc_base)
+{
+    fr_gate *g = &lv->gt[lv->n_gt++];
+    g->st = st;
+    g->n_sc = n_sc;
+    g->sc_base = sc_base;
+    snprintf(g->name, NAME_LEN, "%s", name);
+}
+
+static void gate_take(fr_gate *g, int from, int count)
+{
+    for (int i = 0; i < count; i++) g->fixed[g->n_fixed++] = from + i;
+}
+
+/* Builds the levels: experts, gates, streams and the activation columns. Returns -1 when out of
+ * memory. See the header for the wiring. */
+static int plan(fr_model *m)
+{
+    const fr_model_config *c = &m->c;
+    const int ns = c->n_experts, nt = c->n_task_experts, nl = c->n_learner_experts, nsc = c->n_scenario_experts;
+    const int L = m->L;
+    char pre[8], name[NAME_LEN];
+    for (int v = 0; v < m->NL; v++) {
+        fr_level *lv = &m->lv[v];
+        const int last = v == m->NL - 1;
+        snprintf(pre, sizeof pre, v ? "l%d." : "", v);
+        int st_shared = 0, st_task[2] = {0, 0};
+        if (v == 0) {
+            lv->n_st = 1;
+            lv->st[0] = (fr_stream){.src = -1, .dim = m->in};
+        } else {
+            const fr_level *pv = &m->lv[v - 1];
+            lv->n_st = pv->n_gt;
+            for (int g = 0; g < pv->n_gt; g++) lv->st[g] = (fr_stream){.src = g, .dim = m->hd};
+            int has_shared = pv->n_gt == 3;
+            st_shared = has_shared ? 0 : -1;
+            st_task[0] = has_shared;
+            st_task[1] = has_shared + 1;
+        }
+        int nex = ns + 2 * nt + (last ? 2 * L * nl : 0) + c->n_scenarios * nsc;
+        lv->ex = calloc((size_t)(nex ? nex : 1), sizeof *lv->ex);
+        if (!lv->ex) return -1;
+        int k = 0, t0[2], l0[2][MAX_LEARNERS];
+        for (int i = 0; i < ns; i++, k++) {
+            lv->ex[k].st = st_shared;
+            snprintf(lv->ex[k].name, NAME_LEN, "%sexpert.%d", pre, i);
+        }
+        for (int t = 0; t < 2; t++) {
+            t0[t] = k;
+            for (int i = 0; i < nt; i++, k++) {
+                lv->ex[k].st = st_task[t];
+                snprintf(lv->ex[k].name, NAME_LEN, "%sexpert.%s.%d", pre, TASK_NAME[t], i);
+            }
+        }
+        for (int t = 0; t < 2 && last; t++)
+            for (int l = 0; l < L; l++) {
+                l0[t][l] = k;
+                for (int i = 0; i < nl; i++, k++) {
+                    lv->ex[k].st = st_task[t];
+                    snprintf(lv->ex[k].name, NAME_LEN, "%sexpert.%s.learner%d.%d", pre, TASK_NAME[t], l, i);
+                }
+            }
+        const int sc0 = k;
+        for (int s = 0; s < c->n_scenarios && nsc; s++)
+            for (int i = 0; i < nsc; i++, k++) {
+                lv->ex[k].st = st_shared;
+                snprintf(lv->ex[k].name, NAME_LEN, "%sexpert.scenario%d.%d", pre, s, i);
+            }
+        lv->n_ex = k;
+        if (!last) {
+            if (ns + nsc > 0) {
+                snprintf(name, sizeof name, "%sgate.shared", pre);
+                add_gate(lv, st_shared, name, nsc, sc0);
+                gate_take(&lv->gt[lv->n_gt - 1], 0, ns + 2 * nt);
+            }
+            for (int t = 0; t < 2; t++) {
+                snprintf(name, sizeof name, "%sgate.%s", pre, TASK_NAME[t]);
+                add_gate(lv, st_task[t], name, nsc, sc0);
+                gate_take(&lv->gt[lv->n_gt - 1], 0, ns);
+                gate_take(&lv->gt[lv->n_gt - 1], t0[t], nt);
+            }
+        } else {
+            for (int t = 0; t < 2; t++)
+                for (int l = 0; l < L; l++) {
+                    if (l)
+                        snprintf(name, sizeof name, "%sgate.%s.learner%d", pre, TASK_NAME[t], l);
+                    else
+                        snprintf(name, sizeof name, "%sgate.%s", pre, TASK_NAME[t]);
+                    add_gate(lv, st_task[t], name, nsc, sc0);
+                    fr_gate *g = &lv->gt[lv->n_gt - 1];
+                    gate_take(g, 0, ns);
+                    gate_take(g, t0[t], nt);
+                    gate_take(g, l0[t][l], nl);
+                }
+        }
+        for (int g = 0; g < lv->n_gt; g++) lv->gt[g].ng = lv->gt[g].n_fixed + lv->gt[g].n_sc;
+        /* columns: per stream, its experts then its gates, in list order */
+        for (int s = 0; s < lv->n_st; s++) {
+            int col = 0;
+            for (int e = 0; e < lv->n_ex; e++)
+                if (lv->ex[e].st == s) lv->ex[e].col = col, col += m->hd;
+            lv->st[s].ex_rows = col;
+            for (int g = 0; g < lv->n_gt; g++) {
+                fr_gate *gt = &lv->gt[g];
+                if (gt->st != s) continue;
+                if (gt->ng > 1)
+                    gt->col = col, col += gt->ng;
+                else
+                    gt->col = -1;
+            }
+            lv->st[s].rows = col;
+        }
+        m->max_tensors += 2 * (lv->n_ex + 2 * lv->n_gt);
+    }
+    m->max_tensors += 1 + 4 * m->Q + 4;
+    return 0;
 }
 
 /* Lays the tensors out (see the header for the order) and records the offsets the math uses. */
 static void layout(fr_model *m)
 {
-    static const char *task[2] = {"ctr", "cvr"};
-    char name[NAME_LEN];
+    char name[TNAME_LEN];
     size_t off = 0;
-    for (int e = 0; e < m->ne; e++) {
-        snprintf(name, sizeof name, "expert.%d.w", e);
-        add_tensor(m, name, m->hd, m->in, &off);
+    for (int v = 0; v < m->NL; v++) {
+        fr_level *lv = &m->lv[v];
+        for (int s = 0; s < lv->n_st; s++) {
+            fr_stream *st = &lv->st[s];
+            for (int part = 0; part < 2; part++) {
+                if (part == 0)
+                    st->off_w = off;
+                else
+                    st->off_b = off;
+                const char *suffix = part ? "b" : "w";
+                for (int e = 0; e < lv->n_ex; e++) {
+                    if (lv->ex[e].st != s) continue;
+                    snprintf(name, sizeof name, "%s.%s", lv->ex[e].name, suffix);
+                    add_tensor(m, name, part ? 1 : m->hd, part ? m->hd : st->dim, &off);
+                }
+                for (int g = 0; g < lv->n_gt; g++) {
+                    const fr_gate *gt = &lv->gt[g];
+                    if (gt->st != s || gt->ng < 2) continue;
+                    snprintf(name, sizeof name, "%s.%s", gt->name, suffix);
+                    add_tensor(m, name, part ? 1 : gt->ng, part ? gt->ng : st->dim, &off);
+                }
+            }
+        }
+        for (int g = 0; g < lv->n_gt && m->sd; g++) {
+            fr_gate *gt = &lv->gt[g];
+            if (gt->ng < 2) continue;
+            gt->off_sw = off;
+            snprintf(name, sizeof name, "%s.scenario.w", gt->name);
+            add_tensor(m, name, gt->ng, m->sd, &off);
+        }
     }
-    for (int t = 0; t < 2; t++) {
-        snprintf(name, sizeof name, "gate.%s.w", task[t]);
-        add_tensor(m, name, m->ne, m->in, &off);
+    if (m->sd) {
+        m->off_semb = off;
+        add_tensor(m, "scenario.embedding", m->c.n_scenarios, m->sd, &off);
     }
-    m->off_b1 = off;
-    for (int e = 0; e < m->ne; e++) {
-        snprintf(name, sizeof name, "expert.%d.b", e);
-        add_tensor(m, name, 1, m->hd, &off);
-    }
-    for (int t = 0; t < 2; t++) {
-        snprintf(name, sizeof name, "gate.%s.b", task[t]);
-        add_tensor(m, name, 1, m->ne, &off);
-    }
-    for (int t = 0; t < 2; t++) {
-        m->off_th[t] = off;
-        snprintf(name, sizeof name, "tower.%s.hidden.w", task[t]);
+    for (int q = 0; q < m->Q; q++) {
+        int t = q / m->L, l = q % m->L;
+        char base[NAME_LEN];
+        if (l)
+            snprintf(base, sizeof base, "tower.%s.learner%d", TASK_NAME[t], l);
+        else
+            snprintf(base, sizeof base, "tower.%s", TASK_NAME[t]);
+        m->off_th[q] = off;
+        snprintf(name, sizeof name, "%s.hidden.w", base);
         add_tensor(m, name, m->td, m->hd, &off);
-        m->off_tb[t] = off;
-        snprintf(name, sizeof name, "tower.%s.hidden.b", task[t]);
+        m->off_tb[q] = off;
+        snprintf(name, sizeof name, "%s.hidden.b", base);
         add_tensor(m, name, 1, m->td, &off);
-        m->off_ow[t] = off;
-        snprintf(name, sizeof name, "tower.%s.out.w", task[t]);
+        m->off_ow[q] = off;
+        snprintf(name, sizeof name, "%s.out.w", base);
         add_tensor(m, name, 1, m->td, &off);
-        m->off_ob[t] = off;
-        snprintf(name, sizeof name, "tower.%s.out.b", task[t]);
+        m->off_ob[q] = off;
+        snprintf(name, sizeof name, "%s.out.b", base);
         add_tensor(m, name, 1, 1, &off);
     }
     if (m->fm_logit)
         for (int t = 0; t < 2; t++) {
             m->off_fm[t] = off;
-            snprintf(name, sizeof name, "pair.%s.w", task[t]);
+            snprintf(name, sizeof name, "pair.%s.w", TASK_NAME[t]);
             add_tensor(m, name, 1, m->npair, &off);
         }
     if (m->wide)
         for (int t = 0; t < 2; t++) {
             m->off_wide[t] = off;
-            snprintf(name, sizeof name, "wide.%s.w", task[t]);
+            snprintf(name, sizeof name, "wide.%s.w", TASK_NAME[t]);
             add_tensor(m, name, 1, m->pair_off, &off);
         }
     m->P = off;
@@ -273,15 +510,16 @@ static void init_dense(fr_model *m)
         float *p = m->w + t->offset;
         size_t n = (size_t)t->rows * (size_t)t->cols;
         size_t len = strlen(t->name);
-        int is_bias = t->name[len - 1] == 'b';
+        int is_bias = len > 2 && strcmp(t->name + len - 2, ".b") == 0;
+        int out_bias = is_bias && len > 6 && strcmp(t->name + len - 6, ".out.b") == 0;
         if (!is_bias) {
             /* keyed by the tensor's name, so resizing one tensor leaves the others' init alone */
             uint64_t s = m->c.seed ^ fr_hash_field(t->name);
             float scale = 1.0f / sqrtf((float)t->cols);
             for (size_t j = 0; j < n; j++) p[j] = fr_hash_uniform(s, j) * scale;
-        } else if (strcmp(t->name, "tower.ctr.out.b") == 0) {
+        } else if (out_bias && strncmp(t->name, "tower.ctr", 9) == 0) {
             p[0] = (float)log(0.05 / 0.95);
-        } else if (strcmp(t->name, "tower.cvr.out.b") == 0) {
+        } else if (out_bias && strncmp(t->name, "tower.cvr", 9) == 0) {
             p[0] = (float)log(0.1 / 0.9);
         } else {
             memset(p, 0, n * sizeof *p);
@@ -297,9 +535,12 @@ fr_model *fr_model_create(const fr_model_config *c, char *err, size_t errlen)
     if (!m) goto oom;
     m->c = *c;
     m->D = c->emb_dim;
-    m->ne = c->n_experts;
     m->hd = c->expert_dim;
     m->td = c->tower_dim;
+    m->NL = c->n_levels;
+    m->L = c->n_learners;
+    m->Q = 2 * m->L;
+    m->sd = c->scenario_dim;
     m->emb_in = (c->n_cat + c->n_multi) * c->emb_dim;
     m->nf = c->n_cat + c->n_multi;
     m->npair = c->interactions ? m->nf * (m->nf - 1) / 2 : 0;
@@ -308,15 +549,14 @@ fr_model *fr_model_create(const fr_model_config *c, char *err, size_t errlen)
     m->pair_off = m->emb_in + c->n_num;
     m->wide = c->wide;
     m->in = m->pair_off + m->pair_in;
-    m->r1 = m->ne * m->hd + 2 * m->ne;
     m->npos = c->n_cat + c->n_multi * FR_MAX_MULTI_LEN;
     m->n_tables = (uint32_t)(c->n_cat + c->n_multi);
     m->tables = calloc(m->n_tables, sizeof *m->tables);
     if (!m->tables) goto oom;
     for (uint32_t t = 0; t < m->n_tables; t++) fr_emb_init(&m->tables[t], 2 * (size_t)m->D * sizeof(float));
-    int max_tensors = 2 * m->ne + 4 + 8 + 4;
-    m->tensors = calloc((size_t)max_tensors, sizeof *m->tensors);
-    m->names = calloc((size_t)max_tensors, NAME_LEN);
+    if (plan(m)) goto oom;
+    m->tensors = calloc((size_t)m->max_tensors, sizeof *m->tensors);
+    m->names = calloc((size_t)m->max_tensors, TNAME_LEN);
     if (!m->tensors || !m->names) goto oom;
     layout(m);
     m->w = malloc(m->P * sizeof *m->w);
@@ -339,6 +579,7 @@ void fr_model_free(fr_model *m)
     if (m->tables)
         for (uint32_t t = 0; t < m->n_tables; t++) fr_emb_free(&m->tables[t]);
     free(m->tables);
+    for (int v = 0; v < MAX_LEVELS; v++) free(m->lv[v].ex);
     free(m->tensors);
     free(m->names);
     free(m->w);
@@ -490,72 +731,121 @@ static void gather(const fr_model *m, fr_model *creating, fr_ws *w, const fr_fea
 
 /* ---- forward / backward ----------------------------------------------------------------------- */
 
+/* Expert index behind slot k of gate g for a sample of scenario sid, or -1: a scenario slot of a
+ * sample whose scenario is unknown to the model reads as a zero expert. */
+static int gate_expert(const fr_gate *g, int k, int sid)
+{
+    if (k < g->n_fixed) return g->fixed[k];
+    return sid >= 0 ? g->sc_base + sid * g->n_sc + (k - g->n_fixed) : -1;
+}
+
+static void set_scenarios(const fr_model *m, fr_ws *w, const fr_sample *s, int n)
+{
+    for (int b = 0; b < n; b++)
+        w->scen[b] = s[b].scenario >= 0 && s[b].scenario < m->c.n_scenarios ? s[b].scenario : -1;
+}
+
+/* The task's pair (FwFM) and wide terms of each sample: plain loops, the same bits for a sample
+ * alone and in a batch. */
+static void extras(const fr_model *m, fr_ws *w, int n)
+{
+    for (int t = 0; t < 2; t++) {
+        for (int b = 0; b < n; b++) {
+            float z = 0;
+            if (m->fm_logit) {
+                const float *r = m->w + m->off_fm[t], *pr = w->pr + (size_t)b * m->npair;
+                for (int k = 0; k < m->npair; k++) z += r[k] * pr[k];
+            }
+            if (m->wide) {
+                const float *r = m->w + m->off_wide[t], *x = w->x + (size_t)b * m->in;
+                for (int k = 0; k < m->pair_off; k++) z += r[k] * x[k];
+            }
+            w->extra[t][b] = z;
+        }
+    }
+}
+
 static void forward(const fr_model *m, fr_ws *w, int n)
 {
-    const int in = m->in, r1 = m->r1, hd = m->hd, td = m->td, ne = m->ne, eh = ne * hd;
-    const float *b1 = m->w + m->off_b1;
-    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, n, r1, in, 1.0f, w->x, in, m->w, in, 0.0f, w->a1, r1);
-    for (int b = 0; b < n; b++) {
-        float *a = w->a1 + (size_t)b * r1;
-        for (int r = 0; r < eh; r++) {
-            float z = a[r] + b1[r];
-            a[r] = z > 0 ? z : 0;
+    const int hd = m->hd, td = m->td, sd = m->sd;
+    for (int v = 0; v < m->NL; v++) {
+        const fr_level *lv = &m->lv[v];
+        for (int s = 0; s < lv->n_st; s++) {
+            const fr_stream *st = &lv->st[s];
+            if (!st->rows) continue;
+            const float *in = st->src < 0 ? w->x : w->go[v - 1][st->src];
+            float *a = w->act[v][s];
+            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, n, st->rows, st->dim, 1.0f, in, st->dim,
+                        m->w + st->off_w, st->dim, 0.0f, a, st->rows);
+            const float *bias = m->w + st->off_b;
+            for (int b = 0; b < n; b++) {
+                float *ab = a + (size_t)b * st->rows;
+                for (int r = 0; r < st->ex_rows; r++) {
+                    float z = ab[r] + bias[r];
+                    ab[r] = z > 0 ? z : 0;
+                }
+                for (int r = st->ex_rows; r < st->rows; r++) ab[r] += bias[r];
+            }
         }
-        for (int t = 0; t < 2; t++) {
-            float *g = a + eh + t * ne;
-            float mx = -INFINITY;
-            for (int e = 0; e < ne; e++) {
-                g[e] += b1[eh + t * ne + e];
-                if (g[e] > mx) mx = g[e];
-            }
-            float sum = 0;
-            for (int e = 0; e < ne; e++) {
-                g[e] = expf(g[e] - mx);
-                sum += g[e];
-            }
-            for (int e = 0; e < ne; e++) g[e] /= sum;
-            float *mix = w->mix[t] + (size_t)b * hd;
-            memset(mix, 0, (size_t)hd * sizeof *mix);
-            for (int e = 0; e < ne; e++) {
-                const float *h = a + e * hd;
-                for (int j = 0; j < hd; j++) mix[j] += g[e] * h[j];
+        for (int g = 0; g < lv->n_gt; g++) {
+            const fr_gate *gt = &lv->gt[g];
+            for (int b = 0; b < n; b++) {
+                const int sid = w->scen[b];
+                float *out = w->go[v][g] + (size_t)b * hd;
+                memset(out, 0, (size_t)hd * sizeof *out);
+                float one = 1.0f, *p = &one;
+                if (gt->ng > 1) {
+                    p = w->act[v][gt->st] + (size_t)b * lv->st[gt->st].rows + gt->col;
+                    if (sd && sid >= 0) {
+                        const float *se = m->w + m->off_semb + (size_t)sid * sd, *sw = m->w + gt->off_sw;
+                        for (int k = 0; k < gt->ng; k++) {
+                            float z = 0;
+                            for (int d = 0; d < sd; d++) z += sw[k * sd + d] * se[d];
+                            p[k] += z;
+                        }
+                    }
+                    float mx = -INFINITY, sum = 0;
+                    for (int k = 0; k < gt->ng; k++) mx = p[k] > mx ? p[k] : mx;
+                    for (int k = 0; k < gt->ng; k++) {
+                        p[k] = expf(p[k] - mx);
+                        sum += p[k];
+                    }
+                    for (int k = 0; k < gt->ng; k++) p[k] /= sum;
+                }
+                for (int k = 0; k < gt->ng; k++) {
+                    int e = gate_expert(gt, k, sid);
+                    if (e < 0) continue;
+                    const fr_xpert *x = &lv->ex[e];
+                    const float *h = w->act[v][x->st] + (size_t)b * lv->st[x->st].rows + x->col;
+                    for (int j = 0; j < hd; j++) out[j] += p[k] * h[j];
+                }
             }
         }
     }
-    for (int t = 0; t < 2; t++) {
-        const float *bh = m->w + m->off_tb[t];
-        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, n, td, hd, 1.0f, w->mix[t], hd, m->w + m->off_th[t], hd,
-                    0.0f, w->th[t], td);
+    extras(m, w, n);
+    const int F = m->NL - 1;
+    for (int q = 0; q < m->Q; q++) {
+        const int t = q / m->L;
+        const float *bh = m->w + m->off_tb[q];
+        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, n, td, hd, 1.0f, w->go[F][q], hd, m->w + m->off_th[q], hd,
+                    0.0f, w->th[q], td);
         for (int b = 0; b < n; b++) {
-            float *h = w->th[t] + (size_t)b * td;
+            float *h = w->th[q] + (size_t)b * td;
             for (int j = 0; j < td; j++) {
                 float z = h[j] + bh[j];
                 h[j] = z > 0 ? z : 0;
             }
         }
-        cblas_sgemv(CblasRowMajor, CblasNoTrans, n, td, 1.0f, w->th[t], td, m->w + m->off_ow[t], 1, 0.0f, w->logit[t], 1);
-        if (m->fm_logit) {
-            /* a plain loop: the same bits for a sample alone and in a batch */
-            const float *r = m->w + m->off_fm[t];
-            for (int b = 0; b < n; b++) {
-                const float *pr = w->pr + (size_t)b * m->npair;
-                float z = 0;
-                for (int k = 0; k < m->npair; k++) z += r[k] * pr[k];
-                w->logit[t][b] += z;
-            }
-        }
-        if (m->wide) {
-            const float *r = m->w + m->off_wide[t];
-            for (int b = 0; b < n; b++) {
-                const float *x = w->x + (size_t)b * m->in;
-                float z = 0;
-                for (int k = 0; k < m->pair_off; k++) z += r[k] * x[k];
-                w->logit[t][b] += z;
-            }
-        }
-        float bo = m->w[m->off_ob[t]];
-        for (int b = 0; b < n; b++) w->logit[t][b] += bo;
+        cblas_sgemv(CblasRowMajor, CblasNoTrans, n, td, 1.0f, w->th[q], td, m->w + m->off_ow[q], 1, 0.0f, w->zl[q], 1);
+        float bo = m->w[m->off_ob[q]];
+        for (int b = 0; b < n; b++) w->zl[q][b] += w->extra[t][b] + bo;
     }
+    for (int t = 0; t < 2; t++)
+        for (int b = 0; b < n; b++) {
+            float z = 0;
+            for (int l = 0; l < m->L; l++) z += w->zl[t * m->L + l][b];
+            w->logit[t][b] = m->L == 1 ? z : z / (float)m->L;
+        }
 }
 
 static double sigmoid(double z) { return 1.0 / (1.0 + exp(-z)); }
@@ -611,72 +901,161 @@ static double sample_loss(const fr_sample *s, double u, double v)
     return l;
 }
 
-/* Gradient of the summed loss into w->gdense and w->t_grad; w->dlogit must be filled. */
+/* Which tasks the distillation term covers for a sample: CTR where its CTR term is on, CVR where
+ * it has a CTCVR or CVR term (the fused CVR teacher exists on every impression). */
+static void kd_on(const fr_sample *s, int on[2])
+{
+    on[0] = term_on(s, FR_TASK_CTR);
+    on[1] = term_on(s, FR_TASK_CTCVR) || term_on(s, FR_TASK_CVR);
+}
+
+/* d loss / d learner logit; the fused teacher s(z_t) is a constant in the distillation term. */
+static void logit_grads(const fr_model *m, fr_ws *w, const fr_sample *s, int n)
+{
+    const int L = m->L;
+    for (int b = 0; b < n; b++) {
+        double du, dv;
+        loss_grad(&s[b], w->logit[0][b], w->logit[1][b], &du, &dv);
+        if (L == 1) {
+            w->dzl[0][b] = (float)du;
+            w->dzl[1][b] = (float)dv;
+            continue;
+        }
+        double teach[2] = {sigmoid(w->logit[0][b]), sigmoid(w->logit[1][b])}, lam = m->c.distill;
+        int on[2];
+        kd_on(&s[b], on);
+        for (int l = 0; l < L; l++) {
+            double zu = w->zl[l][b], zv = w->zl[L + l][b], lu, lv;
+            loss_grad(&s[b], zu, zv, &lu, &lv);
+            double gu = du / L + lu, gv = dv / L + lv;
+            if (on[0]) gu += lam * (sigmoid(zu) - teach[0]);
+            if (on[1]) gv += lam * (sigmoid(zv) - teach[1]);
+            w->dzl[l][b] = (float)gu;
+            w->dzl[L + l][b] = (float)gv;
+        }
+    }
+}
+
+/* Gradient of the summed loss into w->gdense and w->t_grad; w->dzl must be filled. */
 static void backward(const fr_model *m, fr_ws *w, int n)
 {
-    const int in = m->in, r1 = m->r1, hd = m->hd, td = m->td, ne = m->ne, eh = ne * hd, D = m->D;
+    const int in = m->in, hd = m->hd, td = m->td, D = m->D, sd = m->sd, F = m->NL - 1;
     float *g = w->gdense;
-    for (int t = 0; t < 2; t++) {
-        const float *th = w->th[t], *dl = w->dlogit[t], *wo = m->w + m->off_ow[t];
-        cblas_sgemv(CblasRowMajor, CblasTrans, n, td, 1.0f, th, td, dl, 1, 0.0f, g + m->off_ow[t], 1);
+    if (sd) {
+        /* accumulated per sample below */
+        memset(g + m->off_semb, 0, (size_t)m->c.n_scenarios * sd * sizeof *g);
+        for (int v = 0; v < m->NL; v++)
+            for (int k = 0; k < m->lv[v].n_gt; k++)
+                if (m->lv[v].gt[k].ng > 1)
+                    memset(g + m->lv[v].gt[k].off_sw, 0, (size_t)m->lv[v].gt[k].ng * sd * sizeof *g);
+    }
+    for (int t = 0; t < 2; t++)
+        for (int b = 0; b < n; b++) {
+            float z = 0;
+            for (int l = 0; l < m->L; l++) z += w->dzl[t * m->L + l][b];
+            w->dextra[t][b] = z;
+        }
+    for (int q = 0; q < m->Q; q++) {
+        const float *th = w->th[q], *dl = w->dzl[q], *wo = m->w + m->off_ow[q];
+        cblas_sgemv(CblasRowMajor, CblasTrans, n, td, 1.0f, th, td, dl, 1, 0.0f, g + m->off_ow[q], 1);
         float sb = 0;
         for (int b = 0; b < n; b++) sb += dl[b];
-        g[m->off_ob[t]] = sb;
-        if (m->fm_logit)
-            cblas_sgemv(CblasRowMajor, CblasTrans, n, m->npair, 1.0f, w->pr, m->npair, dl, 1, 0.0f, g + m->off_fm[t], 1);
-        if (m->wide)
-            cblas_sgemv(CblasRowMajor, CblasTrans, n, m->pair_off, 1.0f, w->x, m->in, dl, 1, 0.0f, g + m->off_wide[t], 1);
+        g[m->off_ob[q]] = sb;
         for (int b = 0; b < n; b++) {
             const float *h = th + (size_t)b * td;
             float *d = w->dt + (size_t)b * td;
             for (int j = 0; j < td; j++) d[j] = h[j] > 0 ? dl[b] * wo[j] : 0;
         }
-        cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, td, hd, n, 1.0f, w->dt, td, w->mix[t], hd, 0.0f,
-                    g + m->off_th[t], hd);
-        float *gb = g + m->off_tb[t];
+        cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, td, hd, n, 1.0f, w->dt, td, w->go[F][q], hd, 0.0f,
+                    g + m->off_th[q], hd);
+        float *gb = g + m->off_tb[q];
         memset(gb, 0, (size_t)td * sizeof *gb);
         for (int b = 0; b < n; b++)
             for (int j = 0; j < td; j++) gb[j] += w->dt[(size_t)b * td + j];
-        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, n, hd, td, 1.0f, w->dt, td, m->w + m->off_th[t], hd,
-                    0.0f, w->dmix[t], hd);
+        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, n, hd, td, 1.0f, w->dt, td, m->w + m->off_th[q], hd,
+                    0.0f, w->dgo[F][q], hd);
     }
-    for (int b = 0; b < n; b++) {
-        const float *a = w->a1 + (size_t)b * r1;
-        float *da = w->da1 + (size_t)b * r1;
-        const float *dm[2] = {w->dmix[0] + (size_t)b * hd, w->dmix[1] + (size_t)b * hd};
-        const float *gate[2] = {a + eh, a + eh + ne};
-        float dg[2][MAX_EXPERTS];
-        for (int e = 0; e < ne; e++) {
-            const float *h = a + e * hd;
-            float *dh = da + e * hd;
-            float s0 = 0, s1 = 0;
-            for (int j = 0; j < hd; j++) {
-                s0 += dm[0][j] * h[j];
-                s1 += dm[1][j] * h[j];
-                dh[j] = h[j] > 0 ? gate[0][e] * dm[0][j] + gate[1][e] * dm[1][j] : 0;
+    for (int t = 0; t < 2; t++) {
+        if (m->fm_logit)
+            cblas_sgemv(CblasRowMajor, CblasTrans, n, m->npair, 1.0f, w->pr, m->npair, w->dextra[t], 1, 0.0f,
+                        g + m->off_fm[t], 1);
+        if (m->wide)
+            cblas_sgemv(CblasRowMajor, CblasTrans, n, m->pair_off, 1.0f, w->x, m->in, w->dextra[t], 1, 0.0f,
+                        g + m->off_wide[t], 1);
+    }
+    for (int v = F; v >= 0; v--) {
+        const fr_level *lv = &m->lv[v];
+        for (int s = 0; s < lv->n_st; s++)
+            if (lv->st[s].rows) memset(w->dact[v][s], 0, (size_t)n * lv->st[s].rows * sizeof(float));
+        for (int k = 0; k < lv->n_gt; k++) {
+            const fr_gate *gt = &lv->gt[k];
+            for (int b = 0; b < n; b++) {
+                const int sid = w->scen[b];
+                const float *dout = w->dgo[v][k] + (size_t)b * hd;
+                float one = 1.0f;
+                const float *p = &one;
+                float dp[MAX_GATE];
+                if (gt->ng > 1) p = w->act[v][gt->st] + (size_t)b * lv->st[gt->st].rows + gt->col;
+                for (int q = 0; q < gt->ng; q++) {
+                    int e = gate_expert(gt, q, sid);
+                    dp[q] = 0;
+                    if (e < 0) continue;
+                    const fr_xpert *x = &lv->ex[e];
+                    size_t at = (size_t)b * lv->st[x->st].rows + x->col;
+                    const float *h = w->act[v][x->st] + at;
+                    float *dh = w->dact[v][x->st] + at, acc = 0;
+                    for (int j = 0; j < hd; j++) {
+                        acc += dout[j] * h[j];
+                        dh[j] += p[q] * dout[j];
+                    }
+                    dp[q] = acc;
+                }
+                if (gt->ng < 2) continue;
+                /* softmax: dz_k = p_k (dp_k - sum_q p_q dp_q) */
+                float dot = 0;
+                for (int q = 0; q < gt->ng; q++) dot += p[q] * dp[q];
+                float *dz = w->dact[v][gt->st] + (size_t)b * lv->st[gt->st].rows + gt->col;
+                for (int q = 0; q < gt->ng; q++) dz[q] = p[q] * (dp[q] - dot);
+                if (sd && sid >= 0) {
+                    const float *se = m->w + m->off_semb + (size_t)sid * sd, *sw = m->w + gt->off_sw;
+                    float *gse = g + m->off_semb + (size_t)sid * sd, *gsw = g + gt->off_sw;
+                    for (int q = 0; q < gt->ng; q++)
+                        for (int d = 0; d < sd; d++) {
+                            gsw[q * sd + d] += dz[q] * se[d];
+                            gse[d] += dz[q] * sw[q * sd + d];
+                        }
+                }
             }
-            dg[0][e] = s0;
-            dg[1][e] = s1;
         }
-        for (int t = 0; t < 2; t++) {
-            /* softmax: dz_e = g_e (dg_e - sum_k g_k dg_k) */
-            float dot = 0;
-            for (int e = 0; e < ne; e++) dot += gate[t][e] * dg[t][e];
-            for (int e = 0; e < ne; e++) da[eh + t * ne + e] = gate[t][e] * (dg[t][e] - dot);
+        for (int s = 0; s < lv->n_st; s++) {
+            const fr_stream *st = &lv->st[s];
+            float *dprev = st->src < 0 ? w->dx : w->dgo[v - 1][st->src];
+            if (!st->rows) {
+                memset(dprev, 0, (size_t)n * st->dim * sizeof *dprev);
+                continue;
+            }
+            const float *a = w->act[v][s];
+            float *da = w->dact[v][s];
+            for (int b = 0; b < n; b++)
+                for (int r = 0; r < st->ex_rows; r++)
+                    if (!(a[(size_t)b * st->rows + r] > 0)) da[(size_t)b * st->rows + r] = 0;
+            const float *inp = st->src < 0 ? w->x : w->go[v - 1][st->src];
+            cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, st->rows, st->dim, n, 1.0f, da, st->rows, inp, st->dim,
+                        0.0f, g + st->off_w, st->dim);
+            float *gb = g + st->off_b;
+            memset(gb, 0, (size_t)st->rows * sizeof *gb);
+            for (int b = 0; b < n; b++)
+                for (int r = 0; r < st->rows; r++) gb[r] += da[(size_t)b * st->rows + r];
+            /* the embedding and pair columns of x need an input gradient (the numeric ones come along) */
+            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, n, st->dim, st->rows, 1.0f, da, st->rows,
+                        m->w + st->off_w, st->dim, 0.0f, dprev, st->dim);
         }
     }
-    cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, r1, in, n, 1.0f, w->da1, r1, w->x, in, 0.0f, g, in);
-    float *gb1 = g + m->off_b1;
-    memset(gb1, 0, (size_t)r1 * sizeof *gb1);
-    for (int b = 0; b < n; b++)
-        for (int r = 0; r < r1; r++) gb1[r] += w->da1[(size_t)b * r1 + r];
-    /* the embedding and pair columns of x need an input gradient (the numeric ones come along) */
-    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, n, in, r1, 1.0f, w->da1, r1, m->w, in, 0.0f, w->dx, in);
     const int nc = m->c.n_cat, nm = m->c.n_multi, nf = m->nf;
     if (m->wide) {
         const float *w0 = m->w + m->off_wide[0], *w1 = m->w + m->off_wide[1];
         for (int b = 0; b < n; b++) {
-            float *dx = w->dx + (size_t)b * in, dl0 = w->dlogit[0][b], dl1 = w->dlogit[1][b];
+            float *dx = w->dx + (size_t)b * in, dl0 = w->dextra[0][b], dl1 = w->dextra[1][b];
             for (int k = 0; k < m->emb_in; k++) dx[k] += dl0 * w0[k] + dl1 * w1[k];
         }
     }
@@ -686,7 +1065,7 @@ static void backward(const fr_model *m, fr_ws *w, int n)
         for (int b = 0; b < n; b++) {
             float *dx = w->dx + (size_t)b * in;
             const float *x = w->x + (size_t)b * in;
-            float dl0 = w->dlogit[0][b], dl1 = w->dlogit[1][b];
+            float dl0 = w->dextra[0][b], dl1 = w->dextra[1][b];
             int k = 0;
             for (int i = 0; i < nf; i++) {
                 for (int j = i + 1; j < nf; j++, k++) {
@@ -724,16 +1103,6 @@ static void backward(const fr_model *m, fr_ws *w, int n)
     }
 }
 
-static void logit_grads(fr_ws *w, const fr_sample *s, int n)
-{
-    for (int b = 0; b < n; b++) {
-        double du, dv;
-        loss_grad(&s[b], w->logit[0][b], w->logit[1][b], &du, &dv);
-        w->dlogit[0][b] = (float)du;
-        w->dlogit[1][b] = (float)dv;
-    }
-}
-
 /* ---- public: train / predict ------------------------------------------------------------------ */
 
 void fr_model_train(fr_model *m, const fr_sample *samples, int n, float (*preds)[FR_NTASKS])
@@ -744,10 +1113,11 @@ void fr_model_train(fr_model *m, const fr_sample *samples, int n, float (*preds)
         int k = n - start < w->cap ? n - start : w->cap;
         const fr_sample *s = samples + start;
         gather(m, m, w, &s[0].f, sizeof *s, k, 1);
+        set_scenarios(m, w, s, k);
         forward(m, w, k);
         if (preds)
             for (int b = 0; b < k; b++) probs(w->logit[0][b], w->logit[1][b], preds[start + b]);
-        logit_grads(w, s, k);
+        logit_grads(m, w, s, k);
         backward(m, w, k);
         fr_adagrad_step(m->w, m->acc, w->gdense, m->P, m->c.lr_dense);
         m->version++;
@@ -765,11 +1135,9 @@ void fr_model_train(fr_model *m, const fr_sample *samples, int n, float (*preds)
 
 void fr_model_predict(const fr_model *m, const fr_features *f, int32_t scenario, float out[FR_NTASKS])
 {
-    /* the scenario reaches the model as categorical slot 0; the index is for later
-     * scenario-specific components */
-    (void)scenario;
     fr_ws *w = m->pred_ws;
     gather(m, NULL, w, f, sizeof *f, 1, 0);
+    w->scen[0] = scenario >= 0 && scenario < m->c.n_scenarios ? scenario : -1;
     forward(m, w, 1);
     probs(w->logit[0][0], w->logit[1][0], out);
 }
@@ -891,8 +1259,9 @@ int fr_model_gradients(fr_model *m, const fr_sample *s, int n, float *dense_grad
     fr_ws *w = m->train_ws;
     if (n < 1 || n > w->cap) return -1;
     gather(m, NULL, w, &s[0].f, sizeof *s, n, 1);
+    set_scenarios(m, w, s, n);
     forward(m, w, n);
-    logit_grads(w, s, n);
+    logit_grads(m, w, s, n);
     backward(m, w, n);
     if (dense_grad) memcpy(dense_grad, w->gdense, m->P * sizeof *dense_grad);
     if (fn)
@@ -900,79 +1269,159 @@ int fr_model_gradients(fr_model *m, const fr_sample *s, int n, float *dense_grad
     return 0;
 }
 
-/* An independent, plain-loop forward pass in double: the reference the gradient checks
- * difference, and a cross-check of the sgemm path. */
-double fr_model_loss(const fr_model *m, const fr_sample *s, int n)
+double fr_model_flops_per_example(const fr_model *m)
 {
-    const int D = m->D, in = m->in, hd = m->hd, td = m->td, ne = m->ne, eh = ne * hd;
-    double *x = malloc((size_t)in * sizeof *x), *a = malloc((size_t)m->r1 * sizeof *a);
-    double *mix = malloc((size_t)hd * sizeof *mix), *h = malloc((size_t)td * sizeof *h);
-    double *pp = malloc((size_t)(m->npair ? m->npair : 1) * sizeof *pp);
-    double total = NAN;
-    if (!x || !a || !mix || !h || !pp) goto out;
-    total = 0;
+    /* multiply-adds of the matrix products, 2 flops each; the backward pass does two products
+     * (weights and inputs) for each forward one */
+    double f = 0;
+    for (int v = 0; v < m->NL; v++)
+        for (int s = 0; s < m->lv[v].n_st; s++) f += 2.0 * m->lv[v].st[s].rows * m->lv[v].st[s].dim;
+    f += m->Q * 2.0 * ((double)m->td * m->hd + m->td);
+    return 3 * f;
+}
+
+/* An independent, plain-loop forward pass in double of one sample: the reference the gradient
+ * checks difference, and a cross-check of the sgemm path. x: [in]; act: per level and stream,
+ * rows doubles; go: per level and gate, hd doubles; zl: [Q] learner logits. */
+typedef struct {
+    double *x, *pp, *h, *act[MAX_LEVELS][MAX_ST], *go[MAX_LEVELS][MAX_GT];
+} ref_buf;
+
+static void ref_forward(const fr_model *m, ref_buf *rb, const fr_features *f, int32_t scen, double *zl)
+{
+    const int D = m->D, hd = m->hd, td = m->td, sd = m->sd;
     const float *W = m->w;
-    for (int i = 0; i < n; i++) {
-        const fr_features *f = &s[i].f;
-        for (int c = 0; c < m->c.n_cat; c++) {
-            int64_t r = f->cat[c] ? fr_emb_find(&m->tables[c], f->cat[c]) : -1;
-            for (int d = 0; d < D; d++) x[c * D + d] = r >= 0 ? row_weights(m, (uint32_t)c, r)[d] : 0.0;
-        }
-        for (int j = 0; j < m->c.n_multi; j++) {
-            uint32_t table = (uint32_t)(m->c.n_cat + j);
-            double *dst = x + table * D;
-            int len = f->multi_len[j] < FR_MAX_MULTI_LEN ? f->multi_len[j] : FR_MAX_MULTI_LEN, cnt = 0;
-            for (int d = 0; d < D; d++) dst[d] = 0;
-            for (int k = 0; k < len; k++) {
-                if (!f->multi[j][k]) continue;
-                cnt++;
-                int64_t r = fr_emb_find(&m->tables[table], f->multi[j][k]);
-                if (r >= 0)
-                    for (int d = 0; d < D; d++) dst[d] += row_weights(m, table, r)[d];
-            }
-            for (int d = 0; d < D; d++) dst[d] = cnt ? dst[d] / cnt : 0;
-        }
-        for (int k = 0; k < m->c.n_num; k++) x[m->emb_in + k] = isfinite(f->num[k]) ? f->num[k] : 0.0;
-        for (int i = 0, k = 0; i < m->nf; i++)
-            for (int j = i + 1; j < m->nf && m->npair; j++, k++) {
-                double z = 0;
-                for (int d = 0; d < D; d++) z += x[i * D + d] * x[j * D + d];
-                pp[k] = z;
-                if (m->pair_in) x[m->pair_off + k] = z;
-            }
-        for (int r = 0; r < m->r1; r++) {
-            double z = W[m->off_b1 + r];
-            for (int k = 0; k < in; k++) z += (double)W[(size_t)r * in + k] * x[k];
-            a[r] = r < eh && z < 0 ? 0 : z;
-        }
-        double logit[2];
-        for (int t = 0; t < 2; t++) {
-            double *g = a + eh + t * ne, mx = -INFINITY, sum = 0;
-            for (int e = 0; e < ne; e++) mx = g[e] > mx ? g[e] : mx;
-            for (int e = 0; e < ne; e++) sum += exp(g[e] - mx);
-            for (int j = 0; j < hd; j++) mix[j] = 0;
-            for (int e = 0; e < ne; e++)
-                for (int j = 0; j < hd; j++) mix[j] += exp(g[e] - mx) / sum * a[e * hd + j];
-            double z = W[m->off_ob[t]];
-            for (int q = 0; q < td; q++) {
-                double y = W[m->off_tb[t] + q];
-                for (int j = 0; j < hd; j++) y += (double)W[m->off_th[t] + (size_t)q * hd + j] * mix[j];
-                h[q] = y > 0 ? y : 0;
-                z += (double)W[m->off_ow[t] + q] * h[q];
-            }
-            if (m->fm_logit)
-                for (int k = 0; k < m->npair; k++) z += (double)W[m->off_fm[t] + k] * pp[k];
-            if (m->wide)
-                for (int k = 0; k < m->pair_off; k++) z += (double)W[m->off_wide[t] + k] * x[k];
-            logit[t] = z;
-        }
-        total += sample_loss(&s[i], logit[0], logit[1]);
+    double *x = rb->x;
+    const int sid = scen >= 0 && scen < m->c.n_scenarios ? scen : -1;
+    for (int c = 0; c < m->c.n_cat; c++) {
+        int64_t r = f->cat[c] ? fr_emb_find(&m->tables[c], f->cat[c]) : -1;
+        for (int d = 0; d < D; d++) x[c * D + d] = r >= 0 ? row_weights(m, (uint32_t)c, r)[d] : 0.0;
     }
-out:
-    free(x);
-    free(a);
-    free(mix);
-    free(h);
-    free(pp);
+    for (int j = 0; j < m->c.n_multi; j++) {
+        uint32_t table = (uint32_t)(m->c.n_cat + j);
+        double *dst = x + table * D;
+        int len = f->multi_len[j] < FR_MAX_MULTI_LEN ? f->multi_len[j] : FR_MAX_MULTI_LEN, cnt = 0;
+        for (int d = 0; d < D; d++) dst[d] = 0;
+        for (int k = 0; k < len; k++) {
+            if (!f->multi[j][k]) continue;
+            cnt++;
+            int64_t r = fr_emb_find(&m->tables[table], f->multi[j][k]);
+            if (r >= 0)
+                for (int d = 0; d < D; d++) dst[d] += row_weights(m, table, r)[d];
+        }
+        for (int d = 0; d < D; d++) dst[d] = cnt ? dst[d] / cnt : 0;
+    }
+    for (int k = 0; k < m->c.n_num; k++) x[m->emb_in + k] = isfinite(f->num[k]) ? f->num[k] : 0.0;
+    for (int i = 0, k = 0; i < m->nf; i++)
+        for (int j = i + 1; j < m->nf && m->npair; j++, k++) {
+            double z = 0;
+            for (int d = 0; d < D; d++) z += x[i * D + d] * x[j * D + d];
+            rb->pp[k] = z;
+            if (m->pair_in) x[m->pair_off + k] = z;
+        }
+    for (int v = 0; v < m->NL; v++) {
+        const fr_level *lv = &m->lv[v];
+        for (int s = 0; s < lv->n_st; s++) {
+            const fr_stream *st = &lv->st[s];
+            const double *in = st->src < 0 ? x : rb->go[v - 1][st->src];
+            for (int r = 0; r < st->rows; r++) {
+                double z = W[st->off_b + r];
+                for (int k = 0; k < st->dim; k++) z += (double)W[st->off_w + (size_t)r * st->dim + k] * in[k];
+                rb->act[v][s][r] = r < st->ex_rows && z < 0 ? 0 : z;
+            }
+        }
+        for (int k = 0; k < lv->n_gt; k++) {
+            const fr_gate *gt = &lv->gt[k];
+            double p[MAX_GATE];
+            if (gt->ng == 1) {
+                p[0] = 1;
+            } else {
+                double mx = -INFINITY, sum = 0;
+                for (int q = 0; q < gt->ng; q++) {
+                    double z = rb->act[v][gt->st][gt->col + q];
+                    if (sd && sid >= 0)
+                        for (int d = 0; d < sd; d++)
+                            z += (double)W[gt->off_sw + (size_t)q * sd + d] * W[m->off_semb + (size_t)sid * sd + d];
+                    p[q] = z;
+                    mx = z > mx ? z : mx;
+                }
+                for (int q = 0; q < gt->ng; q++) sum += exp(p[q] - mx);
+                for (int q = 0; q < gt->ng; q++) p[q] = exp(p[q] - mx) / sum;
+            }
+            double *out = rb->go[v][k];
+            for (int j = 0; j < hd; j++) out[j] = 0;
+            for (int q = 0; q < gt->ng; q++) {
+                int e = gate_expert(gt, q, sid);
+                if (e < 0) continue;
+                const double *h = rb->act[v][lv->ex[e].st] + lv->ex[e].col;
+                for (int j = 0; j < hd; j++) out[j] += p[q] * h[j];
+            }
+        }
+    }
+    double extra[2];
+    for (int t = 0; t < 2; t++) {
+        double z = 0;
+        if (m->fm_logit)
+            for (int k = 0; k < m->npair; k++) z += (double)W[m->off_fm[t] + k] * rb->pp[k];
+        if (m->wide)
+            for (int k = 0; k < m->pair_off; k++) z += (double)W[m->off_wide[t] + k] * x[k];
+        extra[t] = z;
+    }
+    for (int q = 0; q < m->Q; q++) {
+        const double *in = rb->go[m->NL - 1][q];
+        double z = W[m->off_ob[q]] + extra[q / m->L];
+        for (int j = 0; j < td; j++) {
+            double y = W[m->off_tb[q] + j];
+            for (int k = 0; k < hd; k++) y += (double)W[m->off_th[q] + (size_t)j * hd + k] * in[k];
+            rb->h[j] = y > 0 ? y : 0;
+            z += (double)W[m->off_ow[q] + j] * rb->h[j];
+        }
+        zl[q] = z;
+    }
+}
+
+double fr_model_loss_teacher(const fr_model *m, const fr_sample *s, int n, double *teacher, int fill)
+{
+    ref_buf rb = {0};
+    size_t need = (size_t)m->in + (size_t)(m->npair ? m->npair : 1) + (size_t)m->td;
+    for (int v = 0; v < m->NL; v++) {
+        for (int k = 0; k < m->lv[v].n_st; k++) need += (size_t)m->lv[v].st[k].rows;
+        need += (size_t)m->lv[v].n_gt * m->hd;
+    }
+    double *pool = malloc(need * sizeof *pool), total = NAN;
+    if (!pool) return NAN;
+    double *p = pool;
+    rb.x = p, p += m->in;
+    rb.pp = p, p += m->npair ? m->npair : 1;
+    rb.h = p, p += m->td;
+    for (int v = 0; v < m->NL; v++) {
+        for (int k = 0; k < m->lv[v].n_st; k++) rb.act[v][k] = p, p += m->lv[v].st[k].rows;
+        for (int k = 0; k < m->lv[v].n_gt; k++) rb.go[v][k] = p, p += m->hd;
+    }
+    total = 0;
+    const int L = m->L;
+    for (int i = 0; i < n; i++) {
+        double zl[MAX_Q], z[2] = {0, 0};
+        ref_forward(m, &rb, &s[i].f, s[i].scenario, zl);
+        for (int t = 0; t < 2; t++) {
+            for (int l = 0; l < L; l++) z[t] += zl[t * L + l];
+            z[t] /= L;
+        }
+        total += sample_loss(&s[i], z[0], z[1]);
+        if (L == 1) continue;
+        double teach[2] = {sigmoid(z[0]), sigmoid(z[1])};
+        if (teacher && fill) teacher[2 * i] = teach[0], teacher[2 * i + 1] = teach[1];
+        if (teacher && !fill) teach[0] = teacher[2 * i], teach[1] = teacher[2 * i + 1];
+        int on[2];
+        kd_on(&s[i], on);
+        for (int l = 0; l < L; l++) {
+            total += sample_loss(&s[i], zl[l], zl[L + l]);
+            for (int t = 0; t < 2; t++)
+                if (on[t]) total += m->c.distill * bce(sigmoid(zl[t * L + l]), teach[t]);
+        }
+    }
+    free(pool);
     return total;
 }
+
+double fr_model_loss(const fr_model *m, const fr_sample *s, int n) { return fr_model_loss_teacher(m, s, n, NULL, 0); }

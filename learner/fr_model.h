@@ -1,18 +1,39 @@
 /* fr_model: the multi-task, multi-scenario model and its online optimizers. Pure math, no I/O.
  *
- * Architecture (the walking skeleton): hashed embeddings per categorical field (rows created on
- * first training sight, initialised deterministically from (seed, field, key)), multi-valued
- * fields mean-pooled, numeric fields fed as they come; the concatenation x feeds an MMoE layer
- * (E shared ReLU experts, one softmax gate per task over them), then a CTR tower and a CVR tower
- * (one ReLU hidden layer, sigmoid output). Explicit interactions (config.interactions, DeepFM /
- * PNN style): the inner products p_ij = <e_i, e_j> of every pair of field embeddings (the
- * scenario, the other categorical fields, the pooled multi-valued fields) are appended to x, and
- * also added to each logit with one weight per pair and task (FwFM). A linear "wide" head
- * (config.wide) adds a weighted sum of x's embedding and numeric columns to each logit.
- * Loss per sample, ESMM style:
- *   w_ctr   * BCE(pCTR, y_click)
- * + w_ctcvr * BCE(pCTR * pCVR, y_click_and_conversion)
- * + w_cvr   * BCE(pCVR, y_conversion)          (only where a sample sets it)
+ * Input: hashed embeddings per categorical field (rows created on first training sight,
+ * initialised deterministically from (seed, field, key)), multi-valued fields mean-pooled, numeric
+ * fields fed as they come. Explicit interactions (config.interactions, DeepFM / PNN style): the
+ * inner products p_ij = <e_i, e_j> of every pair of field embeddings (the scenario, the other
+ * categorical fields, the pooled multi-valued fields) are appended to x, and also added to each
+ * logit with one weight per pair and task (FwFM). A linear "wide" head (config.wide) adds a
+ * weighted sum of x's embedding and numeric columns to each logit.
+ *
+ * The engine: one or more extraction levels of expert groups and gates. Experts are one-layer
+ * ReLU MLPs of width expert_dim, in groups: shared (n_experts), per task (n_task_experts each),
+ * per scenario (n_scenario_experts for each scenario: a sample uses its own scenario's) and, at
+ * the last level only, per learner (n_learner_experts for each of the n_learners learners of each
+ * task). A gate is a softmax over the experts it may use, of a linear function of its input
+ * (optionally plus a linear function of a learned per-scenario vector of scenario_dim floats):
+ *   last level, learner (t, l):  shared + task t + learner (t, l) + the sample's scenario experts;
+ *   earlier levels (PLE):        task t gate: shared + task t + scenario experts;
+ *                                shared gate: every expert of the level (+ scenario experts).
+ * Level 0 reads x; at a later level, task t's experts and gates read task t's gate output of the
+ * level before, shared and scenario experts and the shared gate read the shared gate's output.
+ * A gate over a single expert is the identity (no parameters). Shared-Bottom (1 shared expert),
+ * MMoE (E shared experts), CGC / PLE (shared + per-task experts, 1 or more levels) and TAML
+ * (shared + task + learner experts, several learners per task) are configurations of it.
+ *
+ * Each learner (t, l) has a tower (one ReLU hidden layer of tower_dim, a linear output); its
+ * logit z_tl = tower output + the task's pair and wide terms. The task's fused logit is
+ * z_t = mean_l z_tl; predictions are sigmoid(z_t). Loss per sample, ESMM style, on the fused
+ * logits (u = z_ctr, v = z_cvr):
+ *   w_ctr   * BCE(s(u), y_click)
+ * + w_ctcvr * BCE(s(u) s(v), y_click_and_conversion)
+ * + w_cvr   * BCE(s(v), y_conversion)          (only where a sample sets it)
+ * and with n_learners > 1 (TAML), per learner l the same loss on (z_ctr_l, z_cvr_l) plus the
+ * self-distillation term distill * BCE(s(z_tl), stopgrad(s(z_t))) for t = CTR where the CTR term
+ * is on and t = CVR where the CTCVR or the CVR term is on: the fused score teaches each learner,
+ * and no gradient flows into the teacher through this term.
  * Embeddings: Adagrad per coordinate. Dense: Adagrad. Dense math on mini-batches via OpenBLAS.
  *
  * Loss scaling: a mini-batch's gradient is the SUM of its samples' gradients, not the mean, so
@@ -46,7 +67,7 @@ typedef struct {
     int n_multi;
     int n_scenarios;
     int emb_dim;            /* default 8 */
-    int n_experts;          /* default 4 */
+    int n_experts;          /* shared experts per level, default 4 */
     int expert_dim;         /* default 32 */
     int tower_dim;          /* default 16 */
     int batch_size;         /* default 256: the trainer updates once per batch */
@@ -66,6 +87,14 @@ typedef struct {
      * logit, one weight per column and task: first-order effects (a key's own CTR or CVR lift)
      * reach the logits without going through the experts. 0 = off. */
     int wide;
+    /* The engine (see the top of this file). Defaults give today's MMoE: 0, 0, 0, 1, 1, 0. */
+    int n_task_experts;     /* experts of each task, per level (CGC / PLE / TAML) */
+    int n_scenario_experts; /* experts of each scenario, per level; n_scenarios * this <= 256 */
+    int n_learner_experts;  /* experts of each learner at the last level (TAML) */
+    int n_levels;           /* extraction levels, 1..4 (PLE: 2 or more) */
+    int n_learners;         /* learners (towers) per task, 1..4 (TAML: 2 or more) */
+    int scenario_dim;       /* 0, or the width of the learned scenario vector every gate also reads */
+    float distill;          /* self-distillation weight (n_learners > 1 only), default 0 */
 } fr_model_config;
 
 typedef struct fr_model fr_model;
@@ -129,17 +158,28 @@ uint64_t fr_model_alloc_failures(const fr_model *m);
 
 /* Dense parameters: a flat float vector of fr_model_dense_count floats, laid out as the tensors
  * fr_model_dense_tensor describes, in order. Optimizer state has the same layout. A weight
- * matrix is row-major with rows = outputs and cols = inputs (y = W x + b). Order, E experts:
- *   expert.0.w .. expert.{E-1}.w [expert_dim x in], gate.ctr.w, gate.cvr.w [E x in],
- *   expert.0.b .. expert.{E-1}.b [1 x expert_dim], gate.ctr.b, gate.cvr.b [1 x E],
- *   then for t in ctr, cvr: tower.t.hidden.w [tower_dim x expert_dim], tower.t.hidden.b,
- *   tower.t.out.w [1 x tower_dim], tower.t.out.b [1 x 1];
+ * matrix is row-major with rows = outputs and cols = inputs (y = W x + b). Order:
+ *   for each level v (name prefix "" at level 0, "l<v>." after), for each of its input streams
+ *   (level 0: x; later: the previous level's gate outputs, shared gate first if any, then ctr,
+ *   cvr): the weights of the experts reading the stream [expert_dim x in], then of its gates
+ *   [gate width x in] (a gate over one expert has none), then the same experts' and gates'
+ *   biases [1 x expert_dim] / [1 x gate width]; then, with scenario_dim, each gate's scenario
+ *   weights gate.<g>.scenario.w [gate width x scenario_dim] of that level;
+ *   then, with scenario_dim, scenario.embedding [n_scenarios x scenario_dim];
+ *   then for t in ctr, cvr, for each learner l: tower.t[.learner<l>].hidden.w
+ *   [tower_dim x expert_dim], .hidden.b, .out.w [1 x tower_dim], .out.b [1 x 1];
  *   then, with interactions bit 2, pair.ctr.w, pair.cvr.w [1 x npair];
- *   then, with wide, wide.ctr.w, wide.cvr.w [1 x (n_cat + n_multi)*emb_dim + n_num];
+ *   then, with wide, wide.ctr.w, wide.cvr.w [1 x (n_cat + n_multi)*emb_dim + n_num].
+ * Expert names: expert.<i> (shared), expert.<task>.<i>, expert.<task>.learner<l>.<i>,
+ * expert.scenario<s>.<i>; experts are listed in that group order. Gate names: at the last level
+ * gate.<task> (learner 0) and gate.<task>.learner<l>; at earlier levels gate.shared, gate.<task>.
+ * A gate's columns are its experts in that same group order, the sample's scenario experts last.
+ * The default (MMoE) layout: expert.0.w .. expert.{E-1}.w, gate.ctr.w, gate.cvr.w, their biases,
+ * the two towers, pair and wide weights.
  * in = n_cat*emb_dim + n_multi*emb_dim + n_num [+ npair with interactions bit 1] (the input order:
  * embeddings, numerics, pair products), npair = F(F-1)/2 over the F = n_cat + n_multi fields,
- * pairs (0,1), (0,2), .., (1,2), .. The first-layer matrices are adjacent so one sgemm computes
- * every expert and gate. */
+ * pairs (0,1), (0,2), .., (1,2), .. A stream's weight matrices are adjacent so one sgemm computes
+ * every expert and gate that reads it. */
 size_t fr_model_dense_count(const fr_model *m);
 typedef struct {
     const char *name;       /* "expert.0.w", "gate.ctr.b", "tower.cvr.out.w", ... */
@@ -163,10 +203,17 @@ void fr_model_set_version(fr_model *m, uint64_t version);
  * by a separate double-precision forward pass that reads rows without creating them (unseen =
  * zeros). Probabilities are clipped to [1e-7, 1 - 1e-7]. NAN when memory runs out. */
 double fr_model_loss(const fr_model *m, const fr_sample *s, int n);
+/* The same with the distillation teacher held fixed: teacher[2i + t] is sample i's fused
+ * probability of task t (CTR, CVR). With fill = 1 it is computed at the current parameters and
+ * written; with fill = 0 it is read. Differencing the fill = 0 loss checks the stop-gradient. */
+double fr_model_loss_teacher(const fr_model *m, const fr_sample *s, int n, double *teacher, int fill);
 /* Analytic gradient of the same loss, at the same point (unseen rows = zeros, none created), by
  * the training code path. n <= batch_size. dense_grad receives fr_model_dense_count floats (may
  * be NULL); fn (may be NULL) is called once per distinct (table, key) the samples touch, in order
  * of first touch, with emb_dim floats of gradient. Changes no parameter. Returns 0, or -1. */
+/* Dense multiply-add flops (2 per multiply-add) of one training example, forward and backward,
+ * counting the matrix products only: what the sgemm rate bounds. For benchmarks. */
+double fr_model_flops_per_example(const fr_model *m);
 typedef void (*fr_row_grad_fn)(uint32_t table, uint64_t key, const float *grad, void *ctx);
 int fr_model_gradients(fr_model *m, const fr_sample *s, int n, float *dense_grad, fr_row_grad_fn fn, void *ctx);
 
