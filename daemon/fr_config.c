@@ -522,22 +522,60 @@ static int load_join(errbuf *e, fr_config *c, const json_t *o)
     return 0;
 }
 
+/* The architectures as presets of the engine's explicit keys (learner/fr_model.h); explicit keys
+ * given next to "architecture" override the preset's values. */
+static const struct {
+    const char *name;
+    int shared, task, learner, levels, learners;
+    float distill;
+} ARCHITECTURES[] = {
+    {"shared_bottom", 1, 0, 0, 1, 1, 0.0f},
+    {"mmoe", 4, 0, 0, 1, 1, 0.0f},
+    {"cgc", 2, 2, 0, 1, 1, 0.0f},
+    {"ple", 2, 2, 0, 2, 1, 0.0f},
+    {"taml", 2, 1, 1, 1, 2, 0.5f},
+};
+
 static int load_model(errbuf *e, fr_model_config *m, const json_t *o)
 {
-    static const char *const keys[] = {"emb_dim", "n_experts",    "expert_dim", "tower_dim", "batch_size",
+    static const char *const keys[] = {"architecture", "emb_dim", "n_experts", "n_task_experts",
+                                       "n_scenario_experts", "n_learner_experts", "n_levels", "n_learners",
+                                       "scenario_dim", "distill", "expert_dim", "tower_dim", "batch_size",
                                        "lr_emb",  "lr_dense",     "adagrad_init", "init_scale", "seed",
                                        "interactions", "wide", NULL};
     if (want_object(e, o, "model") || check_keys(e, o, "model", keys))
         return -1;
+    const json_t *arch = json_object_get(o, "architecture");
+    if (arch) {
+        char name[FR_NAME_MAX];
+        if (get_string(e, arch, "model.architecture", name, sizeof name, false))
+            return -1;
+        size_t i = 0, n = sizeof ARCHITECTURES / sizeof ARCHITECTURES[0];
+        while (i < n && strcmp(name, ARCHITECTURES[i].name) != 0) i++;
+        if (i == n)
+            return fail(e, "\"model.architecture\" is \"%s\", expected shared_bottom, mmoe, cgc, ple or taml", name);
+        m->n_experts = ARCHITECTURES[i].shared;
+        m->n_task_experts = ARCHITECTURES[i].task;
+        m->n_learner_experts = ARCHITECTURES[i].learner;
+        m->n_levels = ARCHITECTURES[i].levels;
+        m->n_learners = ARCHITECTURES[i].learners;
+        m->distill = ARCHITECTURES[i].distill;
+    }
     struct {
         const char *key;
         int *dst;
         int min, max;
     } ints[] = {{"emb_dim", &m->emb_dim, 1, 1024},
-                {"n_experts", &m->n_experts, 1, 256},
-                {"expert_dim", &m->expert_dim, 1, 8192},
-                {"tower_dim", &m->tower_dim, 1, 8192},
-                {"batch_size", &m->batch_size, 1, 1 << 20},
+                {"n_experts", &m->n_experts, 0, 64},
+                {"n_task_experts", &m->n_task_experts, 0, 64},
+                {"n_scenario_experts", &m->n_scenario_experts, 0, 64},
+                {"n_learner_experts", &m->n_learner_experts, 0, 64},
+                {"n_levels", &m->n_levels, 1, 4},
+                {"n_learners", &m->n_learners, 1, 4},
+                {"scenario_dim", &m->scenario_dim, 0, 256},
+                {"expert_dim", &m->expert_dim, 1, 4096},
+                {"tower_dim", &m->tower_dim, 1, 4096},
+                {"batch_size", &m->batch_size, 1, 1 << 16},
                 {"interactions", &m->interactions, 0, 3},
                 {"wide", &m->wide, 0, 1}};
     for (size_t i = 0; i < sizeof ints / sizeof ints[0]; i++) {
@@ -554,7 +592,8 @@ static int load_model(errbuf *e, fr_model_config *m, const json_t *o)
     } reals[] = {{"lr_emb", &m->lr_emb, true},
                  {"lr_dense", &m->lr_dense, true},
                  {"adagrad_init", &m->adagrad_init, true},
-                 {"init_scale", &m->init_scale, false}};
+                 {"init_scale", &m->init_scale, false},
+                 {"distill", &m->distill, false}};
     for (size_t i = 0; i < sizeof reals / sizeof reals[0]; i++) {
         const json_t *v = json_object_get(o, reals[i].key);
         char p[PATH_MAX_LEN];
@@ -566,6 +605,12 @@ static int load_model(errbuf *e, fr_model_config *m, const json_t *o)
             *reals[i].dst = (float)x;
         }
     }
+    /* Several learners without a preset: how much the fused score teaches them is a choice the
+     * file must make, not a default that silently differs from TAML's. */
+    if (!arch && m->n_learners > 1 && !json_object_get(o, "distill"))
+        return fail(e, "\"model.distill\" is missing: model.n_learners = %d needs a self-distillation weight "
+                       "(0 turns distillation off)",
+                    m->n_learners);
     const json_t *v = json_object_get(o, "seed");
     int64_t seed = 0;
     if (v) {
@@ -654,6 +699,10 @@ static int load_root(errbuf *e, fr_config *c, const json_t *root)
         snprintf(c->scenarios[c->n_scenarios++], FR_NAME_MAX, "%s", FR_OTHER_SCENARIO);
     }
     assign_slots(c);
+    /* sizes that are fine alone but not together (the learner names the offending key) */
+    char merr[256];
+    if (fr_model_config_validate(&c->model, merr, sizeof merr))
+        return fail(e, "%s", merr);
     return 0;
 }
 

@@ -251,7 +251,7 @@ static int check_pos(const char *key, float v, int allow_zero, char *err, size_t
     return -1;
 }
 
-static int validate(const fr_model_config *c, char *err, size_t errlen)
+int fr_model_config_validate(const fr_model_config *c, char *err, size_t errlen)
 {
     if (check_int("model.n_cat", c->n_cat, 1, FR_MAX_CAT, err, errlen) ||
         check_int("model.n_num", c->n_num, 0, FR_MAX_NUM, err, errlen) ||
@@ -530,7 +530,7 @@ static void init_dense(fr_model *m)
 
 fr_model *fr_model_create(const fr_model_config *c, char *err, size_t errlen)
 {
-    if (validate(c, err, errlen)) return NULL;
+    if (fr_model_config_validate(c, err, errlen)) return NULL;
     fr_model *m = calloc(1, sizeof *m);
     if (!m) goto oom;
     m->c = *c;

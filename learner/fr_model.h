@@ -100,6 +100,9 @@ typedef struct {
 typedef struct fr_model fr_model;
 
 void fr_model_config_defaults(fr_model_config *c);
+/* Returns 0, or -1 with a message naming the offending key ("model.n_levels: ...") when a value
+ * is out of range or the sizes are inconsistent. fr_model_create calls it. */
+int fr_model_config_validate(const fr_model_config *c, char *err, size_t errlen);
 /* Returns NULL with a message in err when the config is inconsistent. */
 fr_model *fr_model_create(const fr_model_config *c, char *err, size_t errlen);
 void fr_model_free(fr_model *m);
