@@ -12,7 +12,7 @@
 
 /* Upper bounds keep every size computation far from overflow; they are well above any sane model. */
 enum {
-    MAX_EMB_DIM = 1024, MAX_EXPERTS = 64, MAX_HIDDEN = 4096, MAX_BATCH = 1 << 16, NAME_LEN = 48, TNAME_LEN = 80,
+    MAX_EMB_DIM = 1024, MAX_EXPERTS = 64, MAX_HIDDEN = 4096, MAX_BATCH = 1 << 16, NAME_LEN = 64, TNAME_LEN = 96,
     MAX_LEVELS = 4, MAX_LEARNERS = 4, MAX_Q = 2 * MAX_LEARNERS, /* learners over both tasks */
     MAX_ST = 3,                    /* input streams of a level: shared, ctr, cvr */
     MAX_GT = MAX_Q,                /* gates of a level: one per learner at the last level */
@@ -335,7 +335,7 @@ static int plan(fr_model *m)
     for (int v = 0; v < m->NL; v++) {
         fr_level *lv = &m->lv[v];
         const int last = v == m->NL - 1;
-        snprintf(pre, sizeof pre, v ? "l%d." : "", v);
+        snprintf(pre, sizeof pre, v ? "l%d." : "", v & 3); /* v < MAX_LEVELS = 4 */
         int st_shared = 0, st_task[2] = {0, 0};
         if (v == 0) {
             lv->n_st = 1;
