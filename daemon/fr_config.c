@@ -527,20 +527,20 @@ static int load_join(errbuf *e, fr_config *c, const json_t *o)
 static const struct {
     const char *name;
     int shared, task, learner, levels, learners;
-    float distill;
+    float distill, learner_loss;
 } ARCHITECTURES[] = {
-    {"shared_bottom", 1, 0, 0, 1, 1, 0.0f},
-    {"mmoe", 4, 0, 0, 1, 1, 0.0f},
-    {"cgc", 2, 2, 0, 1, 1, 0.0f},
-    {"ple", 2, 2, 0, 2, 1, 0.0f},
-    {"taml", 2, 1, 1, 1, 2, 0.5f},
+    {"shared_bottom", 1, 0, 0, 1, 1, 0.0f, 0.0f},
+    {"mmoe", 4, 0, 0, 1, 1, 0.0f, 0.0f},
+    {"cgc", 2, 2, 0, 1, 1, 0.0f, 0.0f},
+    {"ple", 2, 2, 0, 2, 1, 0.0f, 0.0f},
+    {"taml", 2, 1, 1, 1, 2, 0.5f, 0.0f},
 };
 
 static int load_model(errbuf *e, fr_model_config *m, const json_t *o)
 {
     static const char *const keys[] = {"architecture", "emb_dim", "n_experts", "n_task_experts",
                                        "n_scenario_experts", "n_learner_experts", "n_levels", "n_learners",
-                                       "scenario_dim", "distill", "expert_dim", "tower_dim", "batch_size",
+                                       "scenario_dim", "distill", "learner_loss", "expert_dim", "tower_dim", "batch_size",
                                        "lr_emb",  "lr_dense",     "adagrad_init", "init_scale", "seed",
                                        "interactions", "wide", NULL};
     if (want_object(e, o, "model") || check_keys(e, o, "model", keys))
@@ -560,6 +560,7 @@ static int load_model(errbuf *e, fr_model_config *m, const json_t *o)
         m->n_levels = ARCHITECTURES[i].levels;
         m->n_learners = ARCHITECTURES[i].learners;
         m->distill = ARCHITECTURES[i].distill;
+        m->learner_loss = ARCHITECTURES[i].learner_loss;
     }
     struct {
         const char *key;
@@ -593,7 +594,8 @@ static int load_model(errbuf *e, fr_model_config *m, const json_t *o)
                  {"lr_dense", &m->lr_dense, true},
                  {"adagrad_init", &m->adagrad_init, true},
                  {"init_scale", &m->init_scale, false},
-                 {"distill", &m->distill, false}};
+                 {"distill", &m->distill, false},
+                 {"learner_loss", &m->learner_loss, false}};
     for (size_t i = 0; i < sizeof reals / sizeof reals[0]; i++) {
         const json_t *v = json_object_get(o, reals[i].key);
         char p[PATH_MAX_LEN];

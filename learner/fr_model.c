@@ -74,6 +74,7 @@ typedef struct {
     float *dt;         /* [cap x td] */
     float *dx;         /* [cap x in]: d loss / d x */
     float *gdense;     /* [P] */
+    float *ones;       /* [cap] of 1: bias gradients are column sums, sgemv against it */
     int32_t *slot;     /* [cap x npos]: touched-row index per embedding position, -1 for none */
     float *inv_cnt;    /* [cap x n_multi]: 1 / number of keys pooled */
     int max_touch, n_touch;
@@ -164,6 +165,7 @@ static void ws_free(fr_ws *w)
     free(w->dt);
     free(w->dx);
     free(w->gdense);
+    free(w->ones);
     free(w->slot);
     free(w->inv_cnt);
     free(w->t_table);
@@ -216,6 +218,8 @@ static fr_ws *ws_new(const fr_model *m, int cap, int backward)
         w->dt = falloc(n * m->td, sizeof(float), &f);
         w->dx = falloc(n * m->in, sizeof(float), &f);
         w->gdense = falloc(m->P, sizeof(float), &f);
+        w->ones = falloc(n, sizeof(float), &f);
+        for (size_t i = 0; w->ones && i < n; i++) w->ones[i] = 1.0f;
         w->slot = falloc(n * m->npos, sizeof(int32_t), &f);
         w->inv_cnt = falloc(n * (size_t)m->c.n_multi, sizeof(float), &f);
         w->max_touch = cap * m->npos;
@@ -273,6 +277,7 @@ int fr_model_config_validate(const fr_model_config *c, char *err, size_t errlen)
         check_pos("model.adagrad_init", c->adagrad_init, 0, err, errlen) ||
         check_pos("model.init_scale", c->init_scale, 1, err, errlen) ||
         check_pos("model.distill", c->distill, 1, err, errlen) ||
+        check_pos("model.learner_loss", c->learner_loss, 1, err, errlen) ||
         check_int("model.interactions", c->interactions, 0, 3, err, errlen) ||
         check_int("model.wide", c->wide, 0, 1, err, errlen))
         return -1;
@@ -290,6 +295,11 @@ int fr_model_config_validate(const fr_model_config *c, char *err, size_t errlen)
     if (c->n_levels > 1 && c->n_experts + c->n_task_experts + c->n_scenario_experts < 1) {
         snprintf(err, errlen, "model.n_levels: %d levels need shared, task or scenario experts below the last level "
                               "(learner experts exist only at the last one)", c->n_levels);
+        return -1;
+    }
+    if (c->learner_loss > 0 && c->n_learners < 2) {
+        snprintf(err, errlen, "model.learner_loss: per-learner losses need model.n_learners >= 2 (got %d)",
+                 c->n_learners);
         return -1;
     }
     if (c->distill > 0 && c->n_learners < 2) {
@@ -922,12 +932,13 @@ static void logit_grads(const fr_model *m, fr_ws *w, const fr_sample *s, int n)
             continue;
         }
         double teach[2] = {sigmoid(w->logit[0][b]), sigmoid(w->logit[1][b])}, lam = m->c.distill;
+        double own = m->c.learner_loss;
         int on[2];
         kd_on(&s[b], on);
         for (int l = 0; l < L; l++) {
             double zu = w->zl[l][b], zv = w->zl[L + l][b], lu, lv;
             loss_grad(&s[b], zu, zv, &lu, &lv);
-            double gu = du / L + lu, gv = dv / L + lv;
+            double gu = du / L + own * lu, gv = dv / L + own * lv;
             if (on[0]) gu += lam * (sigmoid(zu) - teach[0]);
             if (on[1]) gv += lam * (sigmoid(zv) - teach[1]);
             w->dzl[l][b] = (float)gu;
@@ -968,10 +979,7 @@ static void backward(const fr_model *m, fr_ws *w, int n)
         }
         cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, td, hd, n, 1.0f, w->dt, td, w->go[F][q], hd, 0.0f,
                     g + m->off_th[q], hd);
-        float *gb = g + m->off_tb[q];
-        memset(gb, 0, (size_t)td * sizeof *gb);
-        for (int b = 0; b < n; b++)
-            for (int j = 0; j < td; j++) gb[j] += w->dt[(size_t)b * td + j];
+        cblas_sgemv(CblasRowMajor, CblasTrans, n, td, 1.0f, w->dt, td, w->ones, 1, 0.0f, g + m->off_tb[q], 1);
         cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, n, hd, td, 1.0f, w->dt, td, m->w + m->off_th[q], hd,
                     0.0f, w->dgo[F][q], hd);
     }
@@ -1034,18 +1042,18 @@ static void backward(const fr_model *m, fr_ws *w, int n)
                 memset(dprev, 0, (size_t)n * st->dim * sizeof *dprev);
                 continue;
             }
-            const float *a = w->act[v][s];
-            float *da = w->dact[v][s];
+            const float *restrict a = w->act[v][s];
+            float *restrict da = w->dact[v][s];
+            /* a select, not a branch: the compiler vectorises it */
             for (int b = 0; b < n; b++)
-                for (int r = 0; r < st->ex_rows; r++)
-                    if (!(a[(size_t)b * st->rows + r] > 0)) da[(size_t)b * st->rows + r] = 0;
+                for (int r = 0; r < st->ex_rows; r++) {
+                    size_t i = (size_t)b * st->rows + r;
+                    da[i] = a[i] > 0 ? da[i] : 0.0f;
+                }
             const float *inp = st->src < 0 ? w->x : w->go[v - 1][st->src];
             cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, st->rows, st->dim, n, 1.0f, da, st->rows, inp, st->dim,
                         0.0f, g + st->off_w, st->dim);
-            float *gb = g + st->off_b;
-            memset(gb, 0, (size_t)st->rows * sizeof *gb);
-            for (int b = 0; b < n; b++)
-                for (int r = 0; r < st->rows; r++) gb[r] += da[(size_t)b * st->rows + r];
+            cblas_sgemv(CblasRowMajor, CblasTrans, n, st->rows, 1.0f, da, st->rows, w->ones, 1, 0.0f, g + st->off_b, 1);
             /* the embedding and pair columns of x need an input gradient (the numeric ones come along) */
             cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, n, st->dim, st->rows, 1.0f, da, st->rows,
                         m->w + st->off_w, st->dim, 0.0f, dprev, st->dim);
@@ -1415,7 +1423,7 @@ double fr_model_loss_teacher(const fr_model *m, const fr_sample *s, int n, doubl
         int on[2];
         kd_on(&s[i], on);
         for (int l = 0; l < L; l++) {
-            total += sample_loss(&s[i], zl[l], zl[L + l]);
+            total += m->c.learner_loss * sample_loss(&s[i], zl[l], zl[L + l]);
             for (int t = 0; t < 2; t++)
                 if (on[t]) total += m->c.distill * bce(sigmoid(zl[t * L + l]), teach[t]);
         }

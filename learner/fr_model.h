@@ -30,10 +30,10 @@
  *   w_ctr   * BCE(s(u), y_click)
  * + w_ctcvr * BCE(s(u) s(v), y_click_and_conversion)
  * + w_cvr   * BCE(s(v), y_conversion)          (only where a sample sets it)
- * and with n_learners > 1 (TAML), per learner l the same loss on (z_ctr_l, z_cvr_l) plus the
- * self-distillation term distill * BCE(s(z_tl), stopgrad(s(z_t))) for t = CTR where the CTR term
- * is on and t = CVR where the CTCVR or the CVR term is on: the fused score teaches each learner,
- * and no gradient flows into the teacher through this term.
+ * and with n_learners > 1 (TAML), per learner l: learner_loss times the same loss on
+ * (z_ctr_l, z_cvr_l), plus the self-distillation term distill * BCE(s(z_tl), stopgrad(s(z_t))) for
+ * t = CTR where the CTR term is on and t = CVR where the CTCVR or the CVR term is on: the fused
+ * score teaches each learner, and no gradient flows into the teacher through this term.
  * Embeddings: Adagrad per coordinate. Dense: Adagrad. Dense math on mini-batches via OpenBLAS.
  *
  * Loss scaling: a mini-batch's gradient is the SUM of its samples' gradients, not the mean, so
@@ -95,6 +95,7 @@ typedef struct {
     int n_learners;         /* learners (towers) per task, 1..4 (TAML: 2 or more) */
     int scenario_dim;       /* 0, or the width of the learned scenario vector every gate also reads */
     float distill;          /* self-distillation weight (n_learners > 1 only), default 0 */
+    float learner_loss;     /* weight of each learner's own ESMM loss (n_learners > 1 only), default 0 */
 } fr_model_config;
 
 typedef struct fr_model fr_model;

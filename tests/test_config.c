@@ -246,6 +246,7 @@ static void test_refusals(void **state)
          "model.n_levels: 2 levels need shared, task or scenario experts below the last level"},
         {"{\"model\":{\"distill\":0.3}}", "model.distill: self-distillation needs model.n_learners >= 2"},
         {"{\"model\":{\"distill\":-1}}", "\"model.distill\" is -1"},
+        {"{\"model\":{\"learner_loss\":1}}", "model.learner_loss: per-learner losses need model.n_learners >= 2"},
         {"{\"scenarios\":[\"a\",\"b\",\"c\",\"d\",\"e\"],\"model\":{\"n_scenario_experts\":52}}",
          "model.n_scenario_experts: 52 experts for each of 5 scenarios exceed the limit of 256"},
         {"{\"redis\":{\"port\":70000}}", "\"redis.port\" is 70000"},

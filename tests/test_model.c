@@ -388,24 +388,24 @@ static void test_grad_interaction_parts(void **state)
 typedef struct {
     const char *what;
     int shared, task, learner, scen, levels, learners, sd;
-    float distill;
+    float distill, learner_loss;
 } engine_case;
 
 static const engine_case ENGINE_CASES[] = {
-    {"shared-bottom (one expert: identity gates)", 1, 0, 0, 0, 1, 1, 0, 0},
-    {"MMoE", 3, 0, 0, 0, 1, 1, 0, 0},
-    {"CGC: shared + task experts", 2, 2, 0, 0, 1, 1, 0, 0},
-    {"PLE, 2 levels", 2, 1, 0, 0, 2, 1, 0, 0},
-    {"PLE, 3 levels", 1, 2, 0, 0, 3, 1, 0, 0},
-    {"PLE without shared experts (no shared gate)", 0, 2, 0, 0, 2, 1, 0, 0},
-    {"2 levels of identity gates (a stream nobody reads)", 1, 0, 0, 0, 2, 1, 0, 0},
-    {"scenario experts in every gate", 2, 0, 0, 1, 1, 1, 0, 0},
-    {"scenario vector in the gates", 2, 1, 0, 0, 1, 1, 3, 0},
-    {"scenario experts and vector, 2 levels", 1, 1, 0, 2, 2, 1, 2, 0},
-    {"TAML: learner experts, 2 learners, distillation", 1, 1, 1, 0, 1, 2, 0, 0.7f},
-    {"TAML without distillation", 1, 1, 1, 0, 1, 2, 0, 0},
-    {"TAML, 3 learners, 2 levels, scenario experts and vector", 1, 1, 1, 1, 2, 3, 2, 0.4f},
-    {"learner experts only", 0, 0, 2, 0, 1, 2, 0, 1.0f},
+    {"shared-bottom (one expert: identity gates)", 1, 0, 0, 0, 1, 1, 0, 0, 0},
+    {"MMoE", 3, 0, 0, 0, 1, 1, 0, 0, 0},
+    {"CGC: shared + task experts", 2, 2, 0, 0, 1, 1, 0, 0, 0},
+    {"PLE, 2 levels", 2, 1, 0, 0, 2, 1, 0, 0, 0},
+    {"PLE, 3 levels", 1, 2, 0, 0, 3, 1, 0, 0, 0},
+    {"PLE without shared experts (no shared gate)", 0, 2, 0, 0, 2, 1, 0, 0, 0},
+    {"2 levels of identity gates (a stream nobody reads)", 1, 0, 0, 0, 2, 1, 0, 0, 0},
+    {"scenario experts in every gate", 2, 0, 0, 1, 1, 1, 0, 0, 0},
+    {"scenario vector in the gates", 2, 1, 0, 0, 1, 1, 3, 0, 0},
+    {"scenario experts and vector, 2 levels", 1, 1, 0, 2, 2, 1, 2, 0, 0},
+    {"TAML: learner experts, 2 learners, distillation, learner losses", 1, 1, 1, 0, 1, 2, 0, 0.7f, 1.3f},
+    {"TAML without distillation", 1, 1, 1, 0, 1, 2, 0, 0, 0.8f},
+    {"TAML, 3 learners, 2 levels, scenario experts and vector", 1, 1, 1, 1, 2, 3, 2, 0.4f, 0.5f},
+    {"learner experts only, distillation without learner losses", 0, 0, 2, 0, 1, 2, 0, 1.0f, 0},
 };
 
 static fr_model_config engine_config(const engine_case *e)
@@ -419,6 +419,7 @@ static fr_model_config engine_config(const engine_case *e)
     c.n_learners = e->learners;
     c.scenario_dim = e->sd;
     c.distill = e->distill;
+    c.learner_loss = e->learner_loss;
     return c;
 }
 
@@ -1191,6 +1192,8 @@ static void test_config_validation(void **state)
     c = d, c.n_learners = 0, expect_refused(c, "model.n_learners");
     c = d, c.n_learners = 5, expect_refused(c, "model.n_learners");
     c = d, c.distill = 0.5f, expect_refused(c, "model.distill");
+    c = d, c.learner_loss = 0.5f, expect_refused(c, "model.learner_loss");
+    c = d, c.n_learners = 2, c.learner_loss = NAN, expect_refused(c, "model.learner_loss");
     c = d, c.n_learners = 2, c.distill = -0.5f, expect_refused(c, "model.distill");
     c = d, c.n_task_experts = -1, expect_refused(c, "model.n_task_experts");
     c = d, c.n_learner_experts = 65, expect_refused(c, "model.n_learner_experts");
