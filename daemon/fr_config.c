@@ -540,7 +540,7 @@ static int load_model(errbuf *e, fr_model_config *m, const json_t *o)
 {
     static const char *const keys[] = {"architecture", "emb_dim", "n_experts", "n_task_experts",
                                        "n_scenario_experts", "n_learner_experts", "n_levels", "n_learners",
-                                       "scenario_dim", "distill", "learner_loss", "expert_dim", "tower_dim", "batch_size",
+                                       "scenario_dim", "dffi_layers", "distill", "learner_loss", "expert_dim", "tower_dim", "batch_size",
                                        "lr_emb",  "lr_dense",     "adagrad_init", "init_scale", "seed",
                                        "interactions", "wide", NULL};
     if (want_object(e, o, "model") || check_keys(e, o, "model", keys))
@@ -573,7 +573,8 @@ static int load_model(errbuf *e, fr_model_config *m, const json_t *o)
                 {"n_learner_experts", &m->n_learner_experts, 0, 64},
                 {"n_levels", &m->n_levels, 1, 4},
                 {"n_learners", &m->n_learners, 1, 4},
-                {"scenario_dim", &m->scenario_dim, 0, 256},
+                {"scenario_dim", &m->scenario_dim, 0, 1024},
+                {"dffi_layers", &m->dffi_layers, 0, 2},
                 {"expert_dim", &m->expert_dim, 1, 4096},
                 {"tower_dim", &m->tower_dim, 1, 4096},
                 {"batch_size", &m->batch_size, 1, 1 << 16},

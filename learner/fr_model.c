@@ -17,8 +17,9 @@ enum {
     MAX_ST = 3,                    /* input streams of a level: shared, ctr, cvr */
     MAX_GT = MAX_Q,                /* gates of a level: one per learner at the last level */
     MAX_SCEN_EXPERTS = 256,        /* n_scenarios * n_scenario_experts */
-    MAX_SCEN_DIM = 256,
+    MAX_SCEN_DIM = 1024,
     MAX_GATE = 4 * MAX_EXPERTS,    /* experts one gate mixes */
+    MAX_DFFI_LAYERS = 2,
 };
 static const double P_CLIP = 1e-7;
 
@@ -65,6 +66,9 @@ typedef struct {
     float *th[MAX_Q];  /* [cap x td]: tower hidden layer after ReLU */
     float *zl[MAX_Q];  /* [cap]: learner logits */
     float *extra[2];   /* [cap]: the task's pair and wide terms */
+    float *dffi_h[MAX_DFFI_LAYERS]; /* [cap x nf x D]: each field's output of DFFI layer l */
+    float *dffi_d;     /* [nf x D]: backward scratch, d loss / d D(e_i) of one sample */
+    float *dffi_dp;    /* [npair]: backward scratch, d loss / d p_ij of one sample */
     float *logit[2];   /* [cap]: fused logits */
     /* backward and sparse bookkeeping: NULL in the predict workspace */
     float *dact[MAX_LEVELS][MAX_ST];
@@ -157,6 +161,9 @@ static void ws_free(fr_ws *w)
         free(w->zl[q]);
         free(w->dzl[q]);
     }
+    for (int l = 0; l < MAX_DFFI_LAYERS; l++) free(w->dffi_h[l]);
+    free(w->dffi_d);
+    free(w->dffi_dp);
     for (int t = 0; t < 2; t++) {
         free(w->extra[t]);
         free(w->logit[t]);
@@ -214,7 +221,12 @@ static fr_ws *ws_new(const fr_model *m, int cap, int backward)
         w->logit[t] = falloc(n, sizeof(float), &f);
         if (backward) w->dextra[t] = falloc(n, sizeof(float), &f);
     }
+    for (int l = 0; l < m->c.dffi_layers; l++) w->dffi_h[l] = falloc(n * m->nf * m->D, sizeof(float), &f);
     if (backward) {
+        if (m->c.dffi_layers) {
+            w->dffi_d = falloc((size_t)m->nf * m->D, sizeof(float), &f);
+            w->dffi_dp = falloc((size_t)m->npair, sizeof(float), &f);
+        }
         w->dt = falloc(n * m->td, sizeof(float), &f);
         w->dx = falloc(n * m->in, sizeof(float), &f);
         w->gdense = falloc(m->P, sizeof(float), &f);
@@ -269,6 +281,7 @@ int fr_model_config_validate(const fr_model_config *c, char *err, size_t errlen)
         check_int("model.n_levels", c->n_levels, 1, MAX_LEVELS, err, errlen) ||
         check_int("model.n_learners", c->n_learners, 1, MAX_LEARNERS, err, errlen) ||
         check_int("model.scenario_dim", c->scenario_dim, 0, MAX_SCEN_DIM, err, errlen) ||
+        check_int("model.dffi_layers", c->dffi_layers, 0, MAX_DFFI_LAYERS, err, errlen) ||
         check_int("model.expert_dim", c->expert_dim, 1, MAX_HIDDEN, err, errlen) ||
         check_int("model.tower_dim", c->tower_dim, 1, MAX_HIDDEN, err, errlen) ||
         check_int("model.batch_size", c->batch_size, 1, MAX_BATCH, err, errlen) ||
@@ -295,6 +308,17 @@ int fr_model_config_validate(const fr_model_config *c, char *err, size_t errlen)
     if (c->n_levels > 1 && c->n_experts + c->n_task_experts + c->n_scenario_experts < 1) {
         snprintf(err, errlen, "model.n_levels: %d levels need shared, task or scenario experts below the last level "
                               "(learner experts exist only at the last one)", c->n_levels);
+        return -1;
+    }
+    if (c->dffi_layers > 0 && c->interactions == 0) {
+        snprintf(err, errlen, "model.dffi_layers: DFFI computes the pairwise interactions, but model.interactions is 0");
+        return -1;
+    }
+    if (c->dffi_layers > 0 && c->scenario_dim < c->dffi_layers * c->emb_dim * (c->emb_dim + 1)) {
+        snprintf(err, errlen,
+                 "model.scenario_dim: %d floats are too narrow for the DFFI network (model.dffi_layers = %d with "
+                 "emb_dim %d needs %d = dffi_layers x emb_dim x (emb_dim + 1))",
+                 c->scenario_dim, c->dffi_layers, c->emb_dim, c->dffi_layers * c->emb_dim * (c->emb_dim + 1));
         return -1;
     }
     if (c->learner_loss > 0 && c->n_learners < 2) {
@@ -538,6 +562,19 @@ static void init_dense(fr_model *m)
     for (size_t j = 0; j < m->P; j++) m->acc[j] = m->c.adagrad_init;
 }
 
+/* DFFI starts near the plain inner product: each layer W = I + the small random init, b = 0, so
+ * D(e) = tanh(~e) ~ e for the small initial embeddings, and the scenarios then bend it. */
+static void init_dffi(fr_model *m)
+{
+    const int D = m->D;
+    for (int s = 0; s < m->c.n_scenarios && m->c.dffi_layers; s++)
+        for (int l = 0; l < m->c.dffi_layers; l++) {
+            float *W = m->w + m->off_semb + (size_t)s * m->sd + (size_t)l * D * (D + 1);
+            for (int r = 0; r < D; r++) W[r * D + r] += 1.0f;
+            memset(W + D * D, 0, (size_t)D * sizeof *W);
+        }
+}
+
 fr_model *fr_model_create(const fr_model_config *c, char *err, size_t errlen)
 {
     if (fr_model_config_validate(c, err, errlen)) return NULL;
@@ -573,6 +610,7 @@ fr_model *fr_model_create(const fr_model_config *c, char *err, size_t errlen)
     m->acc = malloc(m->P * sizeof *m->acc);
     if (!m->w || !m->acc) goto oom;
     init_dense(m);
+    init_dffi(m);
     m->train_ws = ws_new(m, c->batch_size, 1);
     m->pred_ws = ws_new(m, 1, 0);
     if (!m->train_ws || !m->pred_ws) goto oom;
@@ -775,9 +813,87 @@ static void extras(const fr_model *m, fr_ws *w, int n)
     }
 }
 
+/* DFFI forward: every field embedding of a sample through its scenario's network D, then the pair
+ * products <D(e_i), D(e_j)> replace gather's plain ones (in w->pr and x's pair columns). A sample
+ * of an unknown scenario keeps the plain products. */
+static void dffi_forward(const fr_model *m, fr_ws *w, int n)
+{
+    const int D = m->D, nf = m->nf, L = m->c.dffi_layers;
+    for (int b = 0; b < n; b++) {
+        const int sid = w->scen[b];
+        if (sid < 0) continue;
+        float *x = w->x + (size_t)b * m->in;
+        const float *th = m->w + m->off_semb + (size_t)sid * m->sd;
+        for (int i = 0; i < nf; i++) {
+            const float *u = x + i * D;
+            for (int l = 0; l < L; l++) {
+                const float *W = th + (size_t)l * D * (D + 1), *bb = W + D * D;
+                float *y = w->dffi_h[l] + ((size_t)b * nf + i) * D;
+                for (int r = 0; r < D; r++) {
+                    float z = bb[r];
+                    for (int c = 0; c < D; c++) z += W[r * D + c] * u[c];
+                    y[r] = tanhf(z);
+                }
+                u = y;
+            }
+        }
+        const float *o = w->dffi_h[L - 1] + (size_t)b * nf * D;
+        float *pr = w->pr + (size_t)b * m->npair;
+        for (int i = 0, k = 0; i < nf; i++)
+            for (int j = i + 1; j < nf; j++, k++) {
+                float z = 0;
+                for (int d = 0; d < D; d++) z += o[i * D + d] * o[j * D + d];
+                pr[k] = z;
+                if (m->pair_in) x[m->pair_off + k] = z;
+            }
+    }
+}
+
+/* DFFI backward for one sample: dp holds d loss / d p_ij (pair order); adds d loss / d e_i to dx
+ * and the slices' gradient to g's scenario row. */
+static void dffi_backward(const fr_model *m, fr_ws *w, int b, const float *dp, float *dx, float *g)
+{
+    const int D = m->D, nf = m->nf, L = m->c.dffi_layers, sid = w->scen[b];
+    const float *o = w->dffi_h[L - 1] + (size_t)b * nf * D, *x = w->x + (size_t)b * m->in;
+    float *dd = w->dffi_d;
+    memset(dd, 0, (size_t)nf * D * sizeof *dd);
+    for (int i = 0, k = 0; i < nf; i++)
+        for (int j = i + 1; j < nf; j++, k++) {
+            if (dp[k] == 0.0f) continue;
+            for (int d = 0; d < D; d++) {
+                dd[i * D + d] += dp[k] * o[j * D + d];
+                dd[j * D + d] += dp[k] * o[i * D + d];
+            }
+        }
+    const float *th = m->w + m->off_semb + (size_t)sid * m->sd;
+    float *gth = g + m->off_semb + (size_t)sid * m->sd;
+    float dz[MAX_EMB_DIM];
+    for (int i = 0; i < nf; i++) {
+        float *dy = dd + i * D; /* d loss / d (layer output), then reused for its input */
+        for (int l = L - 1; l >= 0; l--) {
+            const float *y = w->dffi_h[l] + ((size_t)b * nf + i) * D;
+            const float *u = l ? w->dffi_h[l - 1] + ((size_t)b * nf + i) * D : x + i * D;
+            const float *W = th + (size_t)l * D * (D + 1);
+            float *gW = gth + (size_t)l * D * (D + 1), *gb = gW + D * D;
+            for (int r = 0; r < D; r++) {
+                dz[r] = dy[r] * (1.0f - y[r] * y[r]);
+                gb[r] += dz[r];
+                for (int c = 0; c < D; c++) gW[r * D + c] += dz[r] * u[c];
+            }
+            for (int c = 0; c < D; c++) {
+                float z = 0;
+                for (int r = 0; r < D; r++) z += W[r * D + c] * dz[r];
+                dy[c] = z;
+            }
+        }
+        for (int d = 0; d < D; d++) dx[i * D + d] += dy[d];
+    }
+}
+
 static void forward(const fr_model *m, fr_ws *w, int n)
 {
     const int hd = m->hd, td = m->td, sd = m->sd;
+    if (m->c.dffi_layers) dffi_forward(m, w, n);
     for (int v = 0; v < m->NL; v++) {
         const fr_level *lv = &m->lv[v];
         for (int s = 0; s < lv->n_st; s++) {
@@ -1074,6 +1190,13 @@ static void backward(const fr_model *m, fr_ws *w, int n)
             float *dx = w->dx + (size_t)b * in;
             const float *x = w->x + (size_t)b * in;
             float dl0 = w->dextra[0][b], dl1 = w->dextra[1][b];
+            if (m->c.dffi_layers && w->scen[b] >= 0) {
+                float *dp = w->dffi_dp;
+                for (int k = 0; k < m->npair; k++)
+                    dp[k] = (m->pair_in ? dx[m->pair_off + k] : 0.0f) + (r0 ? dl0 * r0[k] + dl1 * r1w[k] : 0.0f);
+                dffi_backward(m, w, b, dp, dx, w->gdense);
+                continue;
+            }
             int k = 0;
             for (int i = 0; i < nf; i++) {
                 for (int j = i + 1; j < nf; j++, k++) {
@@ -1279,12 +1402,13 @@ int fr_model_gradients(fr_model *m, const fr_sample *s, int n, float *dense_grad
 
 double fr_model_flops_per_example(const fr_model *m)
 {
-    /* multiply-adds of the matrix products, 2 flops each; the backward pass does two products
-     * (weights and inputs) for each forward one */
+    /* multiply-adds of the matrix products (the sgemm ones and DFFI's per-sample ones), 2 flops
+     * each; the backward pass does two products (weights and inputs) for each forward one */
     double f = 0;
     for (int v = 0; v < m->NL; v++)
         for (int s = 0; s < m->lv[v].n_st; s++) f += 2.0 * m->lv[v].st[s].rows * m->lv[v].st[s].dim;
     f += m->Q * 2.0 * ((double)m->td * m->hd + m->td);
+    f += 2.0 * m->nf * m->c.dffi_layers * (double)m->D * m->D; /* DFFI's per-sample matrix-vector products */
     return 3 * f;
 }
 
@@ -1292,7 +1416,7 @@ double fr_model_flops_per_example(const fr_model *m)
  * checks difference, and a cross-check of the sgemm path. x: [in]; act: per level and stream,
  * rows doubles; go: per level and gate, hd doubles; zl: [Q] learner logits. */
 typedef struct {
-    double *x, *pp, *h, *act[MAX_LEVELS][MAX_ST], *go[MAX_LEVELS][MAX_GT];
+    double *x, *pp, *h, *dz, *act[MAX_LEVELS][MAX_ST], *go[MAX_LEVELS][MAX_GT];
 } ref_buf;
 
 static void ref_forward(const fr_model *m, ref_buf *rb, const fr_features *f, int32_t scen, double *zl)
@@ -1320,10 +1444,29 @@ static void ref_forward(const fr_model *m, ref_buf *rb, const fr_features *f, in
         for (int d = 0; d < D; d++) dst[d] = cnt ? dst[d] / cnt : 0;
     }
     for (int k = 0; k < m->c.n_num; k++) x[m->emb_in + k] = isfinite(f->num[k]) ? f->num[k] : 0.0;
+    const double *pe = x; /* the vectors whose inner products are the pairs */
+    if (m->c.dffi_layers && sid >= 0 && m->npair) {
+        const float *th = W + m->off_semb + (size_t)sid * sd;
+        for (int i = 0; i < m->nf; i++) {
+            double u[MAX_EMB_DIM], y[MAX_EMB_DIM];
+            for (int d = 0; d < D; d++) u[d] = x[i * D + d];
+            for (int l = 0; l < m->c.dffi_layers; l++) {
+                const float *Wl = th + (size_t)l * D * (D + 1);
+                for (int r = 0; r < D; r++) {
+                    double z = Wl[D * D + r];
+                    for (int c = 0; c < D; c++) z += (double)Wl[r * D + c] * u[c];
+                    y[r] = tanh(z);
+                }
+                memcpy(u, y, (size_t)D * sizeof *u);
+            }
+            for (int d = 0; d < D; d++) rb->dz[i * D + d] = u[d];
+        }
+        pe = rb->dz;
+    }
     for (int i = 0, k = 0; i < m->nf; i++)
         for (int j = i + 1; j < m->nf && m->npair; j++, k++) {
             double z = 0;
-            for (int d = 0; d < D; d++) z += x[i * D + d] * x[j * D + d];
+            for (int d = 0; d < D; d++) z += pe[i * D + d] * pe[j * D + d];
             rb->pp[k] = z;
             if (m->pair_in) x[m->pair_off + k] = z;
         }
@@ -1391,7 +1534,7 @@ static void ref_forward(const fr_model *m, ref_buf *rb, const fr_features *f, in
 double fr_model_loss_teacher(const fr_model *m, const fr_sample *s, int n, double *teacher, int fill)
 {
     ref_buf rb = {0};
-    size_t need = (size_t)m->in + (size_t)(m->npair ? m->npair : 1) + (size_t)m->td;
+    size_t need = (size_t)m->in + (size_t)(m->npair ? m->npair : 1) + (size_t)m->td + (size_t)m->nf * m->D;
     for (int v = 0; v < m->NL; v++) {
         for (int k = 0; k < m->lv[v].n_st; k++) need += (size_t)m->lv[v].st[k].rows;
         need += (size_t)m->lv[v].n_gt * m->hd;
@@ -1402,6 +1545,7 @@ double fr_model_loss_teacher(const fr_model *m, const fr_sample *s, int n, doubl
     rb.x = p, p += m->in;
     rb.pp = p, p += m->npair ? m->npair : 1;
     rb.h = p, p += m->td;
+    rb.dz = p, p += (size_t)m->nf * m->D;
     for (int v = 0; v < m->NL; v++) {
         for (int k = 0; k < m->lv[v].n_st; k++) rb.act[v][k] = p, p += m->lv[v].st[k].rows;
         for (int k = 0; k < m->lv[v].n_gt; k++) rb.go[v][k] = p, p += m->hd;

@@ -34,7 +34,8 @@
  * (z_ctr_l, z_cvr_l), plus the self-distillation term distill * BCE(s(z_tl), stopgrad(s(z_t))) for
  * t = CTR where the CTR term is on and t = CVR where the CTCVR or the CVR term is on: the fused
  * score teaches each learner, and no gradient flows into the teacher through this term.
- * Embeddings: Adagrad per coordinate. Dense: Adagrad. Dense math on mini-batches via OpenBLAS.
+ * With dffi_layers, the pair products are computed through the scenario's micro-network D (see
+ * fr_model_config). Embeddings: Adagrad per coordinate. Dense: Adagrad. Dense math on mini-batches via OpenBLAS.
  *
  * Loss scaling: a mini-batch's gradient is the SUM of its samples' gradients, not the mean, so
  * a rare key's row gets its full per-sample gradient whatever the batch size; Adagrad's
@@ -94,6 +95,13 @@ typedef struct {
     int n_levels;           /* extraction levels, 1..4 (PLE: 2 or more) */
     int n_learners;         /* learners (towers) per task, 1..4 (TAML: 2 or more) */
     int scenario_dim;       /* 0, or the width of the learned scenario vector every gate also reads */
+    /* DFFI (DFFM's domain-facilitated feature interaction): 0 = off, or the layers (1..2) of a
+     * per-sample micro-network D whose weights are sliced from the sample's scenario vector
+     * (layer l: W_l [emb_dim x emb_dim] row-major then b_l [emb_dim], from float
+     * l * emb_dim * (emb_dim + 1) on; needs scenario_dim >= dffi_layers * emb_dim * (emb_dim + 1)),
+     * D(e) = tanh(W_L .. tanh(W_1 e + b_1) .. + b_L); the pairwise interactions become
+     * <D(e_i), D(e_j)> (plain <e_i, e_j> for a scenario outside [0, n_scenarios)). */
+    int dffi_layers;
     float distill;          /* self-distillation weight (n_learners > 1 only), default 0 */
     float learner_loss;     /* weight of each learner's own ESMM loss (n_learners > 1 only), default 0 */
 } fr_model_config;
@@ -216,7 +224,8 @@ double fr_model_loss_teacher(const fr_model *m, const fr_sample *s, int n, doubl
  * be NULL); fn (may be NULL) is called once per distinct (table, key) the samples touch, in order
  * of first touch, with emb_dim floats of gradient. Changes no parameter. Returns 0, or -1. */
 /* Dense multiply-add flops (2 per multiply-add) of one training example, forward and backward,
- * counting the matrix products only: what the sgemm rate bounds. For benchmarks. */
+ * counting the matrix products only (the layers' sgemm and DFFI's matrix-vector products): what
+ * the sgemm rate bounds. For benchmarks. */
 double fr_model_flops_per_example(const fr_model *m);
 typedef void (*fr_row_grad_fn)(uint32_t table, uint64_t key, const float *grad, void *ctx);
 int fr_model_gradients(fr_model *m, const fr_sample *s, int n, float *dense_grad, fr_row_grad_fn fn, void *ctx);

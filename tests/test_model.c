@@ -389,23 +389,27 @@ typedef struct {
     const char *what;
     int shared, task, learner, scen, levels, learners, sd;
     float distill, learner_loss;
+    int dffi;
 } engine_case;
 
 static const engine_case ENGINE_CASES[] = {
-    {"shared-bottom (one expert: identity gates)", 1, 0, 0, 0, 1, 1, 0, 0, 0},
-    {"MMoE", 3, 0, 0, 0, 1, 1, 0, 0, 0},
-    {"CGC: shared + task experts", 2, 2, 0, 0, 1, 1, 0, 0, 0},
-    {"PLE, 2 levels", 2, 1, 0, 0, 2, 1, 0, 0, 0},
-    {"PLE, 3 levels", 1, 2, 0, 0, 3, 1, 0, 0, 0},
-    {"PLE without shared experts (no shared gate)", 0, 2, 0, 0, 2, 1, 0, 0, 0},
-    {"2 levels of identity gates (a stream nobody reads)", 1, 0, 0, 0, 2, 1, 0, 0, 0},
-    {"scenario experts in every gate", 2, 0, 0, 1, 1, 1, 0, 0, 0},
-    {"scenario vector in the gates", 2, 1, 0, 0, 1, 1, 3, 0, 0},
-    {"scenario experts and vector, 2 levels", 1, 1, 0, 2, 2, 1, 2, 0, 0},
-    {"TAML: learner experts, 2 learners, distillation, learner losses", 1, 1, 1, 0, 1, 2, 0, 0.7f, 1.3f},
-    {"TAML without distillation", 1, 1, 1, 0, 1, 2, 0, 0, 0.8f},
-    {"TAML, 3 learners, 2 levels, scenario experts and vector", 1, 1, 1, 1, 2, 3, 2, 0.4f, 0.5f},
-    {"learner experts only, distillation without learner losses", 0, 0, 2, 0, 1, 2, 0, 1.0f, 0},
+    {"shared-bottom (one expert: identity gates)", 1, 0, 0, 0, 1, 1, 0, 0, 0, 0},
+    {"MMoE", 3, 0, 0, 0, 1, 1, 0, 0, 0, 0},
+    {"CGC: shared + task experts", 2, 2, 0, 0, 1, 1, 0, 0, 0, 0},
+    {"PLE, 2 levels", 2, 1, 0, 0, 2, 1, 0, 0, 0, 0},
+    {"PLE, 3 levels", 1, 2, 0, 0, 3, 1, 0, 0, 0, 0},
+    {"PLE without shared experts (no shared gate)", 0, 2, 0, 0, 2, 1, 0, 0, 0, 0},
+    {"2 levels of identity gates (a stream nobody reads)", 1, 0, 0, 0, 2, 1, 0, 0, 0, 0},
+    {"scenario experts in every gate", 2, 0, 0, 1, 1, 1, 0, 0, 0, 0},
+    {"scenario vector in the gates", 2, 1, 0, 0, 1, 1, 3, 0, 0, 0},
+    {"scenario experts and vector, 2 levels", 1, 1, 0, 2, 2, 1, 2, 0, 0, 0},
+    {"TAML: learner experts, 2 learners, distillation, learner losses", 1, 1, 1, 0, 1, 2, 0, 0.7f, 1.3f, 0},
+    {"TAML without distillation", 1, 1, 1, 0, 1, 2, 0, 0, 0.8f, 0},
+    {"TAML, 3 learners, 2 levels, scenario experts and vector", 1, 1, 1, 1, 2, 3, 2, 0.4f, 0.5f, 0},
+    {"learner experts only, distillation without learner losses", 0, 0, 2, 0, 1, 2, 0, 1.0f, 0, 0},
+    {"DFFI, 1 layer (weights sliced from the scenario vector)", 3, 0, 0, 0, 1, 1, 20, 0, 0, 1},
+    {"DFFI, 2 layers, a wider scenario vector", 2, 0, 0, 0, 1, 1, 47, 0, 0, 2},
+    {"TAML + DFFI + scenario experts, 2 levels", 1, 1, 1, 1, 2, 2, 20, 0.5f, 0.5f, 1},
 };
 
 static fr_model_config engine_config(const engine_case *e)
@@ -420,6 +424,7 @@ static fr_model_config engine_config(const engine_case *e)
     c.scenario_dim = e->sd;
     c.distill = e->distill;
     c.learner_loss = e->learner_loss;
+    c.dffi_layers = e->dffi;
     return c;
 }
 
@@ -432,9 +437,14 @@ static void test_grad_engine(void **state)
         check_gradients_cfg(c, T_CTR | T_CVR | T_CTCVR, 100 + i, 1);
         check_gradients_cfg(c, T_CTR, 200 + i, 1);
         check_gradients_cfg(c, T_CTCVR, 300 + i, 1);
-        c.interactions = 0;
+        /* without the wide head; DFFI alone through each of its two paths */
+        c.interactions = c.dffi_layers ? 2 : 0;
         c.wide = 0;
         check_gradients_cfg(c, T_CTR | T_CVR | T_CTCVR, 400 + i, 1);
+        if (c.dffi_layers) {
+            c.interactions = 1;
+            check_gradients_cfg(c, T_CTR | T_CVR | T_CTCVR, 500 + i, 1);
+        }
     }
 }
 
@@ -1193,6 +1203,10 @@ static void test_config_validation(void **state)
     c = d, c.n_learners = 5, expect_refused(c, "model.n_learners");
     c = d, c.distill = 0.5f, expect_refused(c, "model.distill");
     c = d, c.learner_loss = 0.5f, expect_refused(c, "model.learner_loss");
+    c = d, c.dffi_layers = 1, c.scenario_dim = 71, expect_refused(c, "model.scenario_dim"); /* needs 8 x 9 */
+    c = d, c.dffi_layers = 2, c.scenario_dim = 72, expect_refused(c, "model.scenario_dim");
+    c = d, c.dffi_layers = 3, c.scenario_dim = 1000, expect_refused(c, "model.dffi_layers");
+    c = d, c.dffi_layers = 1, c.scenario_dim = 72, c.interactions = 0, expect_refused(c, "model.dffi_layers");
     c = d, c.n_learners = 2, c.learner_loss = NAN, expect_refused(c, "model.learner_loss");
     c = d, c.n_learners = 2, c.distill = -0.5f, expect_refused(c, "model.distill");
     c = d, c.n_task_experts = -1, expect_refused(c, "model.n_task_experts");
