@@ -540,7 +540,7 @@ static int load_model(errbuf *e, fr_model_config *m, const json_t *o)
 {
     static const char *const keys[] = {"architecture", "emb_dim", "n_experts", "n_task_experts",
                                        "n_scenario_experts", "n_learner_experts", "n_levels", "n_learners",
-                                       "scenario_dim", "dffi_layers", "distill", "learner_loss", "expert_dim", "tower_dim", "batch_size",
+                                       "scenario_dim", "dffi_layers", "distill", "learner_loss", "causal_adv", "causal_orth", "expert_dim", "tower_dim", "batch_size",
                                        "lr_emb",  "lr_dense",     "adagrad_init", "init_scale", "seed",
                                        "interactions", "wide", NULL};
     if (want_object(e, o, "model") || check_keys(e, o, "model", keys))
@@ -596,7 +596,9 @@ static int load_model(errbuf *e, fr_model_config *m, const json_t *o)
                  {"adagrad_init", &m->adagrad_init, true},
                  {"init_scale", &m->init_scale, false},
                  {"distill", &m->distill, false},
-                 {"learner_loss", &m->learner_loss, false}};
+                 {"learner_loss", &m->learner_loss, false},
+                 {"causal_adv", &m->causal_adv, false},
+                 {"causal_orth", &m->causal_orth, false}};
     for (size_t i = 0; i < sizeof reals / sizeof reals[0]; i++) {
         const json_t *v = json_object_get(o, reals[i].key);
         char p[PATH_MAX_LEN];

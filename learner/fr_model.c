@@ -20,6 +20,7 @@ enum {
     MAX_SCEN_DIM = 1024,
     MAX_GATE = 4 * MAX_EXPERTS,    /* experts one gate mixes */
     MAX_DFFI_LAYERS = 2,
+    MAX_SCEN_CLASSES = 1024,       /* scenarios CausalInt's classifier tells apart */
 };
 static const double P_CLIP = 1e-7;
 
@@ -69,6 +70,7 @@ typedef struct {
     float *dffi_h[MAX_DFFI_LAYERS]; /* [cap x nf x D]: each field's output of DFFI layer l */
     float *dffi_d;     /* [nf x D]: backward scratch, d loss / d D(e_i) of one sample */
     float *dffi_dp;    /* [npair]: backward scratch, d loss / d p_ij of one sample */
+    float *cz;         /* [n_scenarios + 3 hd]: CausalInt scratch: classifier logits, h_inv, h_spc, dh */
     float *logit[2];   /* [cap]: fused logits */
     /* backward and sparse bookkeeping: NULL in the predict workspace */
     float *dact[MAX_LEVELS][MAX_ST];
@@ -103,6 +105,7 @@ struct fr_model {
     fr_emb *tables;
     size_t P;
     float *w, *acc;
+    size_t off_cls;          /* CausalInt's classifier: [n_scenarios x hd] weights, then n_scenarios biases */
     size_t off_semb, off_th[MAX_Q], off_tb[MAX_Q], off_ow[MAX_Q], off_ob[MAX_Q], off_fm[2], off_wide[2];
     int n_tensors, max_tensors;
     fr_tensor_info *tensors;
@@ -164,6 +167,7 @@ static void ws_free(fr_ws *w)
     for (int l = 0; l < MAX_DFFI_LAYERS; l++) free(w->dffi_h[l]);
     free(w->dffi_d);
     free(w->dffi_dp);
+    free(w->cz);
     for (int t = 0; t < 2; t++) {
         free(w->extra[t]);
         free(w->logit[t]);
@@ -223,6 +227,8 @@ static fr_ws *ws_new(const fr_model *m, int cap, int backward)
     }
     for (int l = 0; l < m->c.dffi_layers; l++) w->dffi_h[l] = falloc(n * m->nf * m->D, sizeof(float), &f);
     if (backward) {
+        if (m->c.causal_adv > 0 || m->c.causal_orth > 0)
+            w->cz = falloc((size_t)m->c.n_scenarios + 3 * (size_t)m->hd, sizeof(float), &f);
         if (m->c.dffi_layers) {
             w->dffi_d = falloc((size_t)m->nf * m->D, sizeof(float), &f);
             w->dffi_dp = falloc((size_t)m->npair, sizeof(float), &f);
@@ -291,6 +297,8 @@ int fr_model_config_validate(const fr_model_config *c, char *err, size_t errlen)
         check_pos("model.init_scale", c->init_scale, 1, err, errlen) ||
         check_pos("model.distill", c->distill, 1, err, errlen) ||
         check_pos("model.learner_loss", c->learner_loss, 1, err, errlen) ||
+        check_pos("model.causal_adv", c->causal_adv, 1, err, errlen) ||
+        check_pos("model.causal_orth", c->causal_orth, 1, err, errlen) ||
         check_int("model.interactions", c->interactions, 0, 3, err, errlen) ||
         check_int("model.wide", c->wide, 0, 1, err, errlen))
         return -1;
@@ -319,6 +327,21 @@ int fr_model_config_validate(const fr_model_config *c, char *err, size_t errlen)
                  "model.scenario_dim: %d floats are too narrow for the DFFI network (model.dffi_layers = %d with "
                  "emb_dim %d needs %d = dffi_layers x emb_dim x (emb_dim + 1))",
                  c->scenario_dim, c->dffi_layers, c->emb_dim, c->dffi_layers * c->emb_dim * (c->emb_dim + 1));
+        return -1;
+    }
+    if ((c->causal_adv > 0 || c->causal_orth > 0) && c->n_experts < 1) {
+        snprintf(err, errlen, "model.%s: CausalInt's invariant extractor is the shared experts, but model.n_experts is 0",
+                 c->causal_adv > 0 ? "causal_adv" : "causal_orth");
+        return -1;
+    }
+    if (c->causal_adv > 0 && (c->n_scenarios < 2 || c->n_scenarios > MAX_SCEN_CLASSES)) {
+        snprintf(err, errlen, "model.causal_adv: the scenario classifier needs 2..%d scenarios (got %d)",
+                 MAX_SCEN_CLASSES, c->n_scenarios);
+        return -1;
+    }
+    if (c->causal_orth > 0 && c->n_scenario_experts < 1) {
+        snprintf(err, errlen, "model.causal_orth: the orthogonality term needs scenario experts (model.n_scenario_experts "
+                              "is 0)");
         return -1;
     }
     if (c->learner_loss > 0 && c->n_learners < 2) {
@@ -458,7 +481,7 @@ static int plan(fr_model *m)
         }
         m->max_tensors += 2 * (lv->n_ex + 2 * lv->n_gt);
     }
-    m->max_tensors += 1 + 4 * m->Q + 4;
+    m->max_tensors += 1 + 4 * m->Q + 4 + 2;
     return 0;
 }
 
@@ -534,6 +557,11 @@ static void layout(fr_model *m)
             snprintf(name, sizeof name, "wide.%s.w", TASK_NAME[t]);
             add_tensor(m, name, 1, m->pair_off, &off);
         }
+    if (m->c.causal_adv > 0) {
+        m->off_cls = off;
+        add_tensor(m, "causal.classifier.w", m->c.n_scenarios, m->hd, &off);
+        add_tensor(m, "causal.classifier.b", 1, m->c.n_scenarios, &off);
+    }
     m->P = off;
 }
 
@@ -1063,8 +1091,71 @@ static void logit_grads(const fr_model *m, fr_ws *w, const fr_sample *s, int n)
     }
 }
 
+static int any_term(const fr_sample *s)
+{
+    return term_on(s, FR_TASK_CTR) || term_on(s, FR_TASK_CVR) || term_on(s, FR_TASK_CTCVR);
+}
+
+/* CausalInt's terms (see fr_model_config): their gradients w.r.t. the level-0 expert outputs are
+ * added to dact before the ReLU mask; the classifier's own gradient goes to g. The adversary's
+ * gradient enters the shared experts with its sign flipped (gradient reversal). */
+static void causal_backward(const fr_model *m, fr_ws *w, const fr_sample *smp, int n, float *g)
+{
+    const fr_level *lv = &m->lv[0];
+    const int hd = m->hd, ns = m->c.n_experts, nsc = m->c.n_scenario_experts, S = m->c.n_scenarios;
+    const int rows = lv->st[0].rows, sc0 = lv->gt[0].sc_base;
+    const float adv = m->c.causal_adv, orth = m->c.causal_orth;
+    float *cl = w->cz, *hinv = cl + S, *hspc = hinv + hd, *dh = hspc + hd;
+    const float *Wc = m->w + m->off_cls, *bc = Wc + (size_t)S * hd;
+    float *gW = g + m->off_cls, *gb = gW + (size_t)S * hd;
+    if (adv > 0) memset(gW, 0, ((size_t)S * hd + S) * sizeof *gW);
+    for (int b = 0; b < n; b++) {
+        const int sid = w->scen[b];
+        if (sid < 0 || !any_term(&smp[b])) continue;
+        const float *a = w->act[0][0] + (size_t)b * rows;
+        float *da = w->dact[0][0] + (size_t)b * rows;
+        for (int j = 0; j < hd; j++) hinv[j] = 0;
+        for (int e = 0; e < ns; e++)
+            for (int j = 0; j < hd; j++) hinv[j] += a[lv->ex[e].col + j];
+        for (int j = 0; j < hd; j++) hinv[j] /= (float)ns;
+        if (adv > 0) {
+            float mx = -INFINITY, sum = 0;
+            for (int k = 0; k < S; k++) {
+                float z = bc[k];
+                for (int j = 0; j < hd; j++) z += Wc[(size_t)k * hd + j] * hinv[j];
+                cl[k] = z;
+                mx = z > mx ? z : mx;
+            }
+            for (int k = 0; k < S; k++) sum += cl[k] = expf(cl[k] - mx);
+            for (int j = 0; j < hd; j++) dh[j] = 0;
+            for (int k = 0; k < S; k++) {
+                float dl = adv * (cl[k] / sum - (k == sid ? 1.0f : 0.0f));
+                gb[k] += dl;
+                for (int j = 0; j < hd; j++) {
+                    gW[(size_t)k * hd + j] += dl * hinv[j];
+                    dh[j] += Wc[(size_t)k * hd + j] * dl;
+                }
+            }
+            for (int e = 0; e < ns; e++)
+                for (int j = 0; j < hd; j++) da[lv->ex[e].col + j] -= dh[j] / (float)ns;
+        }
+        if (orth > 0) {
+            for (int j = 0; j < hd; j++) hspc[j] = 0;
+            for (int q = 0; q < nsc; q++)
+                for (int j = 0; j < hd; j++) hspc[j] += a[lv->ex[sc0 + sid * nsc + q].col + j];
+            float dot = 0;
+            for (int j = 0; j < hd; j++) dot += (hspc[j] /= (float)nsc) * hinv[j];
+            float c = 2.0f * orth * dot;
+            for (int e = 0; e < ns; e++)
+                for (int j = 0; j < hd; j++) da[lv->ex[e].col + j] += c * hspc[j] / (float)ns;
+            for (int q = 0; q < nsc; q++)
+                for (int j = 0; j < hd; j++) da[lv->ex[sc0 + sid * nsc + q].col + j] += c * hinv[j] / (float)nsc;
+        }
+    }
+}
+
 /* Gradient of the summed loss into w->gdense and w->t_grad; w->dzl must be filled. */
-static void backward(const fr_model *m, fr_ws *w, int n)
+static void backward(const fr_model *m, fr_ws *w, const fr_sample *smp, int n)
 {
     const int in = m->in, hd = m->hd, td = m->td, D = m->D, sd = m->sd, F = m->NL - 1;
     float *g = w->gdense;
@@ -1151,6 +1242,7 @@ static void backward(const fr_model *m, fr_ws *w, int n)
                 }
             }
         }
+        if (v == 0 && w->cz) causal_backward(m, w, smp, n, g);
         for (int s = 0; s < lv->n_st; s++) {
             const fr_stream *st = &lv->st[s];
             float *dprev = st->src < 0 ? w->dx : w->dgo[v - 1][st->src];
@@ -1249,7 +1341,7 @@ void fr_model_train(fr_model *m, const fr_sample *samples, int n, float (*preds)
         if (preds)
             for (int b = 0; b < k; b++) probs(w->logit[0][b], w->logit[1][b], preds[start + b]);
         logit_grads(m, w, s, k);
-        backward(m, w, k);
+        backward(m, w, s, k);
         fr_adagrad_step(m->w, m->acc, w->gdense, m->P, m->c.lr_dense);
         m->version++;
         for (int i = 0; i < w->n_touch; i++) {
@@ -1393,7 +1485,7 @@ int fr_model_gradients(fr_model *m, const fr_sample *s, int n, float *dense_grad
     set_scenarios(m, w, s, n);
     forward(m, w, n);
     logit_grads(m, w, s, n);
-    backward(m, w, n);
+    backward(m, w, s, n);
     if (dense_grad) memcpy(dense_grad, w->gdense, m->P * sizeof *dense_grad);
     if (fn)
         for (int i = 0; i < w->n_touch; i++) fn(w->t_table[i], w->t_key[i], w->t_grad + (size_t)i * m->D, ctx);
@@ -1409,6 +1501,7 @@ double fr_model_flops_per_example(const fr_model *m)
         for (int s = 0; s < m->lv[v].n_st; s++) f += 2.0 * m->lv[v].st[s].rows * m->lv[v].st[s].dim;
     f += m->Q * 2.0 * ((double)m->td * m->hd + m->td);
     f += 2.0 * m->nf * m->c.dffi_layers * (double)m->D * m->D; /* DFFI's per-sample matrix-vector products */
+    if (m->c.causal_adv > 0) f += 2.0 * m->c.n_scenarios * m->hd; /* the scenario classifier */
     return 3 * f;
 }
 
@@ -1531,7 +1624,47 @@ static void ref_forward(const fr_model *m, ref_buf *rb, const fr_features *f, in
     }
 }
 
-double fr_model_loss_teacher(const fr_model *m, const fr_sample *s, int n, double *teacher, int fill)
+/* CausalInt's terms of one sample in double, from the reference pass's level-0 activations. */
+static double ref_causal(const fr_model *m, const ref_buf *rb, int sid, int adv_sign)
+{
+    const fr_level *lv = &m->lv[0];
+    const int hd = m->hd, ns = m->c.n_experts, nsc = m->c.n_scenario_experts, S = m->c.n_scenarios;
+    const double *a = rb->act[0][0];
+    double total = 0, hinv[MAX_HIDDEN];
+    for (int j = 0; j < hd; j++) {
+        double z = 0;
+        for (int e = 0; e < ns; e++) z += a[lv->ex[e].col + j];
+        hinv[j] = z / ns;
+    }
+    if (m->c.causal_adv > 0) {
+        const float *Wc = m->w + m->off_cls, *bc = Wc + (size_t)S * hd;
+        double mx = -INFINITY, sum = 0, zs = 0;
+        for (int k = 0; k < S; k++) {
+            double z = bc[k];
+            for (int j = 0; j < hd; j++) z += (double)Wc[(size_t)k * hd + j] * hinv[j];
+            mx = z > mx ? z : mx;
+            if (k == sid) zs = z;
+        }
+        for (int k = 0; k < S; k++) {
+            double z = bc[k];
+            for (int j = 0; j < hd; j++) z += (double)Wc[(size_t)k * hd + j] * hinv[j];
+            sum += exp(z - mx);
+        }
+        total += adv_sign * m->c.causal_adv * (log(sum) + mx - zs);
+    }
+    if (m->c.causal_orth > 0) {
+        double dot = 0;
+        for (int j = 0; j < hd; j++) {
+            double z = 0;
+            for (int q = 0; q < nsc; q++) z += a[lv->ex[lv->gt[0].sc_base + sid * nsc + q].col + j];
+            dot += z / nsc * hinv[j];
+        }
+        total += m->c.causal_orth * dot * dot;
+    }
+    return total;
+}
+
+double fr_model_loss_teacher(const fr_model *m, const fr_sample *s, int n, double *teacher, int fill, int adv_sign)
 {
     ref_buf rb = {0};
     size_t need = (size_t)m->in + (size_t)(m->npair ? m->npair : 1) + (size_t)m->td + (size_t)m->nf * m->D;
@@ -1560,6 +1693,9 @@ double fr_model_loss_teacher(const fr_model *m, const fr_sample *s, int n, doubl
             z[t] /= L;
         }
         total += sample_loss(&s[i], z[0], z[1]);
+        if ((m->c.causal_adv > 0 || m->c.causal_orth > 0) && s[i].scenario >= 0 && s[i].scenario < m->c.n_scenarios &&
+            any_term(&s[i]))
+            total += ref_causal(m, &rb, s[i].scenario, adv_sign);
         if (L == 1) continue;
         double teach[2] = {sigmoid(z[0]), sigmoid(z[1])};
         if (teacher && fill) teacher[2 * i] = teach[0], teacher[2 * i + 1] = teach[1];
@@ -1576,4 +1712,7 @@ double fr_model_loss_teacher(const fr_model *m, const fr_sample *s, int n, doubl
     return total;
 }
 
-double fr_model_loss(const fr_model *m, const fr_sample *s, int n) { return fr_model_loss_teacher(m, s, n, NULL, 0); }
+double fr_model_loss(const fr_model *m, const fr_sample *s, int n)
+{
+    return fr_model_loss_teacher(m, s, n, NULL, 0, 1);
+}

@@ -104,6 +104,17 @@ typedef struct {
     int dffi_layers;
     float distill;          /* self-distillation weight (n_learners > 1 only), default 0 */
     float learner_loss;     /* weight of each learner's own ESMM loss (n_learners > 1 only), default 0 */
+    /* CausalInt's split: the shared experts are the scenario-invariant extractor, the scenario
+     * experts the scenario-specific one, the gates fuse them. With h_inv = the mean of the level-0
+     * shared experts' outputs and h_spc = the mean of the sample's level-0 scenario experts:
+     * causal_adv > 0: a scenario classifier softmax(causal.classifier.w h_inv + .b) trained with
+     *   weight causal_adv on cross-entropy, its gradient REVERSED into the shared experts
+     *   (gradient reversal: the extractor learns to hide the scenario). Not used to predict.
+     * causal_orth > 0: the penalty causal_orth * <h_inv, h_spc>^2 (a representation-orthogonality
+     *   stand-in for the paper's gradient-based orthogonal regulariser, which is not reproduced).
+     * Both apply to samples with a known scenario and at least one loss term on. */
+    float causal_adv;
+    float causal_orth;
 } fr_model_config;
 
 typedef struct fr_model fr_model;
@@ -181,7 +192,8 @@ uint64_t fr_model_alloc_failures(const fr_model *m);
  *   then for t in ctr, cvr, for each learner l: tower.t[.learner<l>].hidden.w
  *   [tower_dim x expert_dim], .hidden.b, .out.w [1 x tower_dim], .out.b [1 x 1];
  *   then, with interactions bit 2, pair.ctr.w, pair.cvr.w [1 x npair];
- *   then, with wide, wide.ctr.w, wide.cvr.w [1 x (n_cat + n_multi)*emb_dim + n_num].
+ *   then, with wide, wide.ctr.w, wide.cvr.w [1 x (n_cat + n_multi)*emb_dim + n_num];
+ *   then, with causal_adv, causal.classifier.w [n_scenarios x expert_dim], causal.classifier.b.
  * Expert names: expert.<i> (shared), expert.<task>.<i>, expert.<task>.learner<l>.<i>,
  * expert.scenario<s>.<i>; experts are listed in that group order. Gate names: at the last level
  * gate.<task> (learner 0) and gate.<task>.learner<l>; at earlier levels gate.shared, gate.<task>.
@@ -215,10 +227,13 @@ void fr_model_set_version(fr_model *m, uint64_t version);
  * by a separate double-precision forward pass that reads rows without creating them (unseen =
  * zeros). Probabilities are clipped to [1e-7, 1 - 1e-7]. NAN when memory runs out. */
 double fr_model_loss(const fr_model *m, const fr_sample *s, int n);
-/* The same with the distillation teacher held fixed: teacher[2i + t] is sample i's fused
- * probability of task t (CTR, CVR). With fill = 1 it is computed at the current parameters and
- * written; with fill = 0 it is read. Differencing the fill = 0 loss checks the stop-gradient. */
-double fr_model_loss_teacher(const fr_model *m, const fr_sample *s, int n, double *teacher, int fill);
+/* fr_model_loss counts CausalInt's adversarial term with + (the classifier's objective).
+ * fr_model_loss_teacher: the same with the distillation teacher held fixed: teacher[2i + t] is
+ * sample i's fused probability of task t (CTR, CVR); with fill = 1 it is computed at the current
+ * parameters and written, with fill = 0 it is read (differencing the fill = 0 loss checks the
+ * stop-gradient); and with the adversarial term's sign adv_sign: +1 for the classifier's
+ * parameters, -1 for everything else (what gradient reversal means). */
+double fr_model_loss_teacher(const fr_model *m, const fr_sample *s, int n, double *teacher, int fill, int adv_sign);
 /* Analytic gradient of the same loss, at the same point (unseen rows = zeros, none created), by
  * the training code path. n <= batch_size. dense_grad receives fr_model_dense_count floats (may
  * be NULL); fn (may be NULL) is called once per distinct (table, key) the samples touch, in order

@@ -9,8 +9,8 @@
  * restored / served model would silently differ from the trained one. When this fires, add the
  * new field to INT_FIELDS / FLOAT_FIELDS below (and to docs/checkpoint-format.md and
  * docs/redis-layout.md), then update the expected size here. */
-_Static_assert(sizeof(fr_model_config) == 18 * sizeof(int) + 6 * sizeof(float) + 8 + sizeof(uint64_t) ||
-                   sizeof(fr_model_config) == 18 * sizeof(int) + 6 * sizeof(float) + sizeof(uint64_t),
+_Static_assert(sizeof(fr_model_config) == 18 * sizeof(int) + 8 * sizeof(float) + 8 + sizeof(uint64_t) ||
+                   sizeof(fr_model_config) == 18 * sizeof(int) + 8 * sizeof(float) + sizeof(uint64_t),
                "fr_model_config changed: update store/fr_store_util.c (config <-> JSON) and the store docs");
 
 typedef struct {
@@ -53,6 +53,8 @@ static const struct {
 } LATER_FLOAT_FIELDS[] = {
     {"distill", offsetof(fr_model_config, distill), 0.0f},
     {"learner_loss", offsetof(fr_model_config, learner_loss), 0.0f},
+    {"causal_adv", offsetof(fr_model_config, causal_adv), 0.0f},
+    {"causal_orth", offsetof(fr_model_config, causal_orth), 0.0f},
 };
 static const field_desc FLOAT_FIELDS[] = {
     {"lr_emb", offsetof(fr_model_config, lr_emb)},

@@ -189,23 +189,25 @@ static int difference(double lm, double l0, double lp, float lo, float orig, flo
 
 /* The reference loss; with a teacher (TAML), its distillation targets held at the given values,
  * which is what the stop-gradient means. */
-static double ref_loss(fr_model *m, const fr_sample *s, int n, double *teacher)
+static double ref_loss(fr_model *m, const fr_sample *s, int n, double *teacher, int adv_sign)
 {
-    return teacher ? fr_model_loss_teacher(m, s, n, teacher, 0) : fr_model_loss(m, s, n);
+    return teacher ? fr_model_loss_teacher(m, s, n, teacher, 0, adv_sign) : fr_model_loss(m, s, n);
 }
 
+/* adv_sign: how CausalInt's adversarial term counts for this coordinate (+1 the classifier's own
+ * parameters, -1 the rest: gradient reversal). */
 static int numeric_dense_t(fr_model *m, float *p, size_t P, size_t j, const fr_sample *s, int n, double *teacher,
-                           double *num)
+                           int adv_sign, double *num)
 {
     float orig = p[j];
     float hi = (float)(orig + EPS), lo = (float)(orig - EPS);
-    double l0 = ref_loss(m, s, n, teacher);
+    double l0 = ref_loss(m, s, n, teacher, adv_sign);
     p[j] = hi;
     fr_model_set_dense(m, p, NULL, P);
-    double lp = ref_loss(m, s, n, teacher);
+    double lp = ref_loss(m, s, n, teacher, adv_sign);
     p[j] = lo;
     fr_model_set_dense(m, p, NULL, P);
-    double lm = ref_loss(m, s, n, teacher);
+    double lm = ref_loss(m, s, n, teacher, adv_sign);
     p[j] = orig;
     fr_model_set_dense(m, p, NULL, P);
     return difference(lm, l0, lp, lo, orig, hi, num);
@@ -220,13 +222,13 @@ static int numeric_row_t(fr_model *m, uint32_t table, uint64_t key, int d, const
     memcpy(w, v.weights, (size_t)v.dim * sizeof *w);
     memcpy(acc, v.accum, (size_t)v.dim * sizeof *acc);
     float orig = w[d], hi = (float)(orig + EPS), lo = (float)(orig - EPS);
-    double l0 = ref_loss(m, s, n, teacher);
+    double l0 = ref_loss(m, s, n, teacher, -1);
     w[d] = hi;
     fr_model_put_row(m, table, key, v.version, w, acc);
-    double lp = ref_loss(m, s, n, teacher);
+    double lp = ref_loss(m, s, n, teacher, -1);
     w[d] = lo;
     fr_model_put_row(m, table, key, v.version, w, acc);
-    double lm = ref_loss(m, s, n, teacher);
+    double lm = ref_loss(m, s, n, teacher, -1);
     w[d] = orig;
     fr_model_put_row(m, table, key, v.version, w, acc);
     return difference(lm, l0, lp, lo, orig, hi, num);
@@ -261,7 +263,7 @@ static void check_gradients_cfg(fr_model_config c, int terms, uint64_t seed, int
     jitter_biases(m, &r);
     if (lift) lift_biases(m);
     double teacher[2 * N];
-    fr_model_loss_teacher(m, s, N, teacher, 1);
+    fr_model_loss_teacher(m, s, N, teacher, 1, -1);
 
     size_t P = fr_model_dense_count(m);
     float *g = calloc(P, sizeof *g), *p = malloc(P * sizeof *p);
@@ -285,7 +287,8 @@ static void check_gradients_cfg(fr_model_config c, int terms, uint64_t seed, int
         for (int k = 0; k < np; k++) {
             size_t j = t.offset + picks[k];
             double num;
-            if (numeric_dense_t(m, p, P, j, s, N, teacher, &num)) {
+            int sign = strncmp(t.name, "causal.classifier", 17) == 0 ? 1 : -1;
+            if (numeric_dense_t(m, p, P, j, s, N, teacher, sign, &num)) {
                 kinks++;
                 continue;
             }
@@ -390,26 +393,30 @@ typedef struct {
     int shared, task, learner, scen, levels, learners, sd;
     float distill, learner_loss;
     int dffi;
+    float adv, orth;
 } engine_case;
 
 static const engine_case ENGINE_CASES[] = {
-    {"shared-bottom (one expert: identity gates)", 1, 0, 0, 0, 1, 1, 0, 0, 0, 0},
-    {"MMoE", 3, 0, 0, 0, 1, 1, 0, 0, 0, 0},
-    {"CGC: shared + task experts", 2, 2, 0, 0, 1, 1, 0, 0, 0, 0},
-    {"PLE, 2 levels", 2, 1, 0, 0, 2, 1, 0, 0, 0, 0},
-    {"PLE, 3 levels", 1, 2, 0, 0, 3, 1, 0, 0, 0, 0},
-    {"PLE without shared experts (no shared gate)", 0, 2, 0, 0, 2, 1, 0, 0, 0, 0},
-    {"2 levels of identity gates (a stream nobody reads)", 1, 0, 0, 0, 2, 1, 0, 0, 0, 0},
-    {"scenario experts in every gate", 2, 0, 0, 1, 1, 1, 0, 0, 0, 0},
-    {"scenario vector in the gates", 2, 1, 0, 0, 1, 1, 3, 0, 0, 0},
-    {"scenario experts and vector, 2 levels", 1, 1, 0, 2, 2, 1, 2, 0, 0, 0},
-    {"TAML: learner experts, 2 learners, distillation, learner losses", 1, 1, 1, 0, 1, 2, 0, 0.7f, 1.3f, 0},
-    {"TAML without distillation", 1, 1, 1, 0, 1, 2, 0, 0, 0.8f, 0},
-    {"TAML, 3 learners, 2 levels, scenario experts and vector", 1, 1, 1, 1, 2, 3, 2, 0.4f, 0.5f, 0},
-    {"learner experts only, distillation without learner losses", 0, 0, 2, 0, 1, 2, 0, 1.0f, 0, 0},
-    {"DFFI, 1 layer (weights sliced from the scenario vector)", 3, 0, 0, 0, 1, 1, 20, 0, 0, 1},
-    {"DFFI, 2 layers, a wider scenario vector", 2, 0, 0, 0, 1, 1, 47, 0, 0, 2},
-    {"TAML + DFFI + scenario experts, 2 levels", 1, 1, 1, 1, 2, 2, 20, 0.5f, 0.5f, 1},
+    {"shared-bottom (one expert: identity gates)", 1, 0, 0, 0, 1, 1, 0, 0, 0, 0, 0, 0},
+    {"MMoE", 3, 0, 0, 0, 1, 1, 0, 0, 0, 0, 0, 0},
+    {"CGC: shared + task experts", 2, 2, 0, 0, 1, 1, 0, 0, 0, 0, 0, 0},
+    {"PLE, 2 levels", 2, 1, 0, 0, 2, 1, 0, 0, 0, 0, 0, 0},
+    {"PLE, 3 levels", 1, 2, 0, 0, 3, 1, 0, 0, 0, 0, 0, 0},
+    {"PLE without shared experts (no shared gate)", 0, 2, 0, 0, 2, 1, 0, 0, 0, 0, 0, 0},
+    {"2 levels of identity gates (a stream nobody reads)", 1, 0, 0, 0, 2, 1, 0, 0, 0, 0, 0, 0},
+    {"scenario experts in every gate", 2, 0, 0, 1, 1, 1, 0, 0, 0, 0, 0, 0},
+    {"scenario vector in the gates", 2, 1, 0, 0, 1, 1, 3, 0, 0, 0, 0, 0},
+    {"scenario experts and vector, 2 levels", 1, 1, 0, 2, 2, 1, 2, 0, 0, 0, 0, 0},
+    {"TAML: learner experts, 2 learners, distillation, learner losses", 1, 1, 1, 0, 1, 2, 0, 0.7f, 1.3f, 0, 0, 0},
+    {"TAML without distillation", 1, 1, 1, 0, 1, 2, 0, 0, 0.8f, 0, 0, 0},
+    {"TAML, 3 learners, 2 levels, scenario experts and vector", 1, 1, 1, 1, 2, 3, 2, 0.4f, 0.5f, 0, 0, 0},
+    {"learner experts only, distillation without learner losses", 0, 0, 2, 0, 1, 2, 0, 1.0f, 0, 0, 0, 0},
+    {"DFFI, 1 layer (weights sliced from the scenario vector)", 3, 0, 0, 0, 1, 1, 20, 0, 0, 1, 0, 0},
+    {"DFFI, 2 layers, a wider scenario vector", 2, 0, 0, 0, 1, 1, 47, 0, 0, 2, 0, 0},
+    {"TAML + DFFI + scenario experts, 2 levels", 1, 1, 1, 1, 2, 2, 20, 0.5f, 0.5f, 1, 0, 0},
+    {"CausalInt: gradient-reversed scenario classifier", 2, 0, 0, 1, 1, 1, 0, 0, 0, 0, 0.8f, 0},
+    {"CausalInt: orthogonality term", 2, 0, 0, 2, 1, 1, 0, 0, 0, 0, 0, 1.5f},
+    {"TAML + DFFI + CausalInt, 2 levels", 2, 1, 1, 1, 2, 2, 20, 0.5f, 0.3f, 1, 0.6f, 0.9f},
 };
 
 static fr_model_config engine_config(const engine_case *e)
@@ -425,6 +432,8 @@ static fr_model_config engine_config(const engine_case *e)
     c.distill = e->distill;
     c.learner_loss = e->learner_loss;
     c.dffi_layers = e->dffi;
+    c.causal_adv = e->adv;
+    c.causal_orth = e->orth;
     return c;
 }
 
@@ -464,7 +473,7 @@ static void test_grad_stop_gradient(void **state)
     jitter_biases(m, &r);
     lift_biases(m);
     double teacher[2 * N];
-    fr_model_loss_teacher(m, s, N, teacher, 1);
+    fr_model_loss_teacher(m, s, N, teacher, 1, -1);
     size_t P = fr_model_dense_count(m);
     float *g = calloc(P, sizeof *g), *p = malloc(P * sizeof *p);
     memcpy(p, fr_model_dense_params(m), P * sizeof *p);
@@ -474,8 +483,8 @@ static void test_grad_stop_gradient(void **state)
         fr_tensor_info t = fr_model_dense_tensor(m, i);
         if (strstr(t.name, "tower.") != t.name || strstr(t.name, ".out.b") == NULL) continue;
         double fixed, free_t;
-        assert_int_equal(numeric_dense_t(m, p, P, t.offset, s, N, teacher, &fixed), 0);
-        assert_int_equal(numeric_dense_t(m, p, P, t.offset, s, N, NULL, &free_t), 0);
+        assert_int_equal(numeric_dense_t(m, p, P, t.offset, s, N, teacher, -1, &fixed), 0);
+        assert_int_equal(numeric_dense_t(m, p, P, t.offset, s, N, NULL, -1, &free_t), 0);
         if (!close_enough(g[t.offset], fixed))
             fail_msg("%s: analytic %.8g, fixed-teacher difference %.8g", t.name, (double)g[t.offset], fixed);
         differs += !close_enough(g[t.offset], free_t);
@@ -501,7 +510,7 @@ static void test_taml_fusion(void **state)
     for (int i = 0; i < N; i++) s[i] = random_sample(&r, &c, 4);
     fr_model_train(m, s, N, NULL);
     double teacher[2 * N];
-    fr_model_loss_teacher(m, s, N, teacher, 1);
+    fr_model_loss_teacher(m, s, N, teacher, 1, -1);
     for (int i = 0; i < N; i++) {
         float out[FR_NTASKS];
         fr_model_predict(m, &s[i].f, s[i].scenario, out);
@@ -1203,6 +1212,10 @@ static void test_config_validation(void **state)
     c = d, c.n_learners = 5, expect_refused(c, "model.n_learners");
     c = d, c.distill = 0.5f, expect_refused(c, "model.distill");
     c = d, c.learner_loss = 0.5f, expect_refused(c, "model.learner_loss");
+    c = d, c.causal_adv = -1, expect_refused(c, "model.causal_adv");
+    c = d, c.causal_adv = 1, c.n_experts = 0, c.n_task_experts = 1, expect_refused(c, "model.causal_adv");
+    c = d, c.causal_adv = 1, c.n_scenarios = 1, expect_refused(c, "model.causal_adv");
+    c = d, c.causal_orth = 1, expect_refused(c, "model.causal_orth"); /* no scenario experts */
     c = d, c.dffi_layers = 1, c.scenario_dim = 71, expect_refused(c, "model.scenario_dim"); /* needs 8 x 9 */
     c = d, c.dffi_layers = 2, c.scenario_dim = 72, expect_refused(c, "model.scenario_dim");
     c = d, c.dffi_layers = 3, c.scenario_dim = 1000, expect_refused(c, "model.dffi_layers");
