@@ -536,15 +536,47 @@ static const struct {
     {"taml", 2, 1, 1, 1, 2, 0.5f, 0.0f},
 };
 
-static int load_model(errbuf *e, fr_model_config *m, const json_t *o)
+/* DFUB's fields by name: the categorical slot (the scenario is slot 0) or the multi-field index of
+ * field `name` among c's fields, or -1 when no field of that kind has the name. */
+static int field_slot(const fr_config *c, const char *name, fr_field_kind kind)
 {
+    int slot = kind == FR_FIELD_CATEGORICAL ? 1 : 0;
+    for (int i = 0; i < c->n_fields; i++) {
+        if (c->fields[i].kind != kind) continue;
+        if (strcmp(c->fields[i].name, name) == 0) return slot;
+        slot++;
+    }
+    return -1;
+}
+
+static int load_model(errbuf *e, fr_config *cfg, const json_t *o)
+{
+    fr_model_config *m = &cfg->model;
     static const char *const keys[] = {"architecture", "emb_dim", "n_experts", "n_task_experts",
                                        "n_scenario_experts", "n_learner_experts", "n_levels", "n_learners",
-                                       "scenario_dim", "dffi_layers", "distill", "learner_loss", "causal_adv", "causal_orth", "expert_dim", "tower_dim", "batch_size",
+                                       "scenario_dim", "dffi_layers", "dfub_heads", "dfub_target", "dfub_history", "distill", "learner_loss", "causal_adv", "causal_orth", "expert_dim", "tower_dim", "batch_size",
                                        "lr_emb",  "lr_dense",     "adagrad_init", "init_scale", "seed",
                                        "interactions", "wide", NULL};
     if (want_object(e, o, "model") || check_keys(e, o, "model", keys))
         return -1;
+    static const struct {
+        const char *key;
+        fr_field_kind kind;
+        const char *what;
+    } dfub_fields[] = {{"dfub_target", FR_FIELD_CATEGORICAL, "a categorical field (the target item)"},
+                       {"dfub_history", FR_FIELD_MULTI, "a multi field (the behaviour list)"}};
+    for (size_t i = 0; i < 2; i++) {
+        const json_t *v = json_object_get(o, dfub_fields[i].key);
+        char p[PATH_MAX_LEN], name[FR_NAME_MAX];
+        join_path(p, "model", dfub_fields[i].key);
+        if (!v) continue;
+        if (get_string(e, v, p, name, sizeof name, false))
+            return -1;
+        int slot = field_slot(cfg, name, dfub_fields[i].kind);
+        if (slot < 0)
+            return fail(e, "\"%s\" is \"%s\", which is not %s of \"fields\"", p, name, dfub_fields[i].what);
+        *(i ? &m->dfub_history : &m->dfub_target) = slot;
+    }
     const json_t *arch = json_object_get(o, "architecture");
     if (arch) {
         char name[FR_NAME_MAX];
@@ -575,6 +607,7 @@ static int load_model(errbuf *e, fr_model_config *m, const json_t *o)
                 {"n_learners", &m->n_learners, 1, 4},
                 {"scenario_dim", &m->scenario_dim, 0, 1024},
                 {"dffi_layers", &m->dffi_layers, 0, 2},
+                {"dfub_heads", &m->dfub_heads, 0, 8},
                 {"expert_dim", &m->expert_dim, 1, 4096},
                 {"tower_dim", &m->tower_dim, 1, 4096},
                 {"batch_size", &m->batch_size, 1, 1 << 16},
@@ -610,6 +643,10 @@ static int load_model(errbuf *e, fr_model_config *m, const json_t *o)
             *reals[i].dst = (float)x;
         }
     }
+    for (size_t i = 0; i < 2 && m->dfub_heads > 0; i++)
+        if (!json_object_get(o, dfub_fields[i].key))
+            return fail(e, "\"model.%s\" is missing: model.dfub_heads = %d needs the name of %s", dfub_fields[i].key,
+                        m->dfub_heads, dfub_fields[i].what);
     /* Several learners without a preset: how much the fused score teaches them is a choice the
      * file must make, not a default that silently differs from TAML's. */
     if (!arch && m->n_learners > 1 && !json_object_get(o, "distill"))
@@ -684,7 +721,7 @@ static int load_root(errbuf *e, fr_config *c, const json_t *root)
         return -1;
     if ((v = json_object_get(root, "join")) && load_join(e, c, v))
         return -1;
-    if ((v = json_object_get(root, "model")) && load_model(e, &c->model, v))
+    if ((v = json_object_get(root, "model")) && load_model(e, c, v))
         return -1;
     if ((v = json_object_get(root, "checkpoint")) && load_checkpoint(e, c, v))
         return -1;

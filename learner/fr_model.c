@@ -21,6 +21,9 @@ enum {
     MAX_GATE = 4 * MAX_EXPERTS,    /* experts one gate mixes */
     MAX_DFFI_LAYERS = 2,
     MAX_SCEN_CLASSES = 1024,       /* scenarios CausalInt's classifier tells apart */
+    MAX_DFUB_HEADS = 8,
+    HL = FR_MAX_MULTI_LEN,         /* DFUB's history length */
+    MAX_DFUB_DIM = 64,             /* emb_dim with DFUB */
 };
 static const double P_CLIP = 1e-7;
 
@@ -71,6 +74,10 @@ typedef struct {
     float *dffi_d;     /* [nf x D]: backward scratch, d loss / d D(e_i) of one sample */
     float *dffi_dp;    /* [npair]: backward scratch, d loss / d p_ij of one sample */
     float *cz;         /* [n_scenarios + 3 hd]: CausalInt scratch: classifier logits, h_inv, h_spc, dh */
+    /* DFUB, per sample: the history items' embeddings, keys and values [cap x HL x D], the query
+     * [cap x D], the attention weights [cap x heads x HL], the item count [cap] */
+    float *ub_e, *ub_k, *ub_v, *ub_q, *ub_a;
+    int32_t *ub_len;
     float *logit[2];   /* [cap]: fused logits */
     /* backward and sparse bookkeeping: NULL in the predict workspace */
     float *dact[MAX_LEVELS][MAX_ST];
@@ -97,6 +104,8 @@ struct fr_model {
     int D, in, emb_in, hd, td, npos;
     int nf, npair, pair_off; /* embedded fields, their pairs, the column of the first pair in x */
     int pair_in;             /* pairs fed to the experts: npair or 0 */
+    int dfub_off;            /* the column of DFUB's output in x */
+    size_t off_dq, off_dk, off_dv; /* DFUB's projections */
     int fm_logit;            /* the pairs also reach each logit through a weight per pair */
     int wide;                /* a linear head from x's embedding and numeric columns to each logit */
     int NL, L, Q, sd;        /* levels, learners per task, learners in all, scenario vector width */
@@ -168,6 +177,12 @@ static void ws_free(fr_ws *w)
     free(w->dffi_d);
     free(w->dffi_dp);
     free(w->cz);
+    free(w->ub_e);
+    free(w->ub_k);
+    free(w->ub_v);
+    free(w->ub_q);
+    free(w->ub_a);
+    free(w->ub_len);
     for (int t = 0; t < 2; t++) {
         free(w->extra[t]);
         free(w->logit[t]);
@@ -226,6 +241,14 @@ static fr_ws *ws_new(const fr_model *m, int cap, int backward)
         if (backward) w->dextra[t] = falloc(n, sizeof(float), &f);
     }
     for (int l = 0; l < m->c.dffi_layers; l++) w->dffi_h[l] = falloc(n * m->nf * m->D, sizeof(float), &f);
+    if (m->c.dfub_heads) {
+        w->ub_e = falloc(n * HL * m->D, sizeof(float), &f);
+        w->ub_k = falloc(n * HL * m->D, sizeof(float), &f);
+        w->ub_v = falloc(n * HL * m->D, sizeof(float), &f);
+        w->ub_q = falloc(n * m->D, sizeof(float), &f);
+        w->ub_a = falloc(n * (size_t)m->c.dfub_heads * HL, sizeof(float), &f);
+        w->ub_len = falloc(n, sizeof(int32_t), &f);
+    }
     if (backward) {
         if (m->c.causal_adv > 0 || m->c.causal_orth > 0)
             w->cz = falloc((size_t)m->c.n_scenarios + 3 * (size_t)m->hd, sizeof(float), &f);
@@ -288,6 +311,7 @@ int fr_model_config_validate(const fr_model_config *c, char *err, size_t errlen)
         check_int("model.n_learners", c->n_learners, 1, MAX_LEARNERS, err, errlen) ||
         check_int("model.scenario_dim", c->scenario_dim, 0, MAX_SCEN_DIM, err, errlen) ||
         check_int("model.dffi_layers", c->dffi_layers, 0, MAX_DFFI_LAYERS, err, errlen) ||
+        check_int("model.dfub_heads", c->dfub_heads, 0, MAX_DFUB_HEADS, err, errlen) ||
         check_int("model.expert_dim", c->expert_dim, 1, MAX_HIDDEN, err, errlen) ||
         check_int("model.tower_dim", c->tower_dim, 1, MAX_HIDDEN, err, errlen) ||
         check_int("model.batch_size", c->batch_size, 1, MAX_BATCH, err, errlen) ||
@@ -317,6 +341,26 @@ int fr_model_config_validate(const fr_model_config *c, char *err, size_t errlen)
         snprintf(err, errlen, "model.n_levels: %d levels need shared, task or scenario experts below the last level "
                               "(learner experts exist only at the last one)", c->n_levels);
         return -1;
+    }
+    if (c->dfub_heads > 0) {
+        if (c->emb_dim > MAX_DFUB_DIM) {
+            snprintf(err, errlen, "model.dfub_heads: DFUB supports emb_dim up to %d (got %d)", MAX_DFUB_DIM, c->emb_dim);
+            return -1;
+        }
+        if (c->emb_dim % c->dfub_heads) {
+            snprintf(err, errlen, "model.dfub_heads: %d heads do not divide emb_dim %d", c->dfub_heads, c->emb_dim);
+            return -1;
+        }
+        if (c->dfub_target < 1 || c->dfub_target >= c->n_cat) {
+            snprintf(err, errlen, "model.dfub_target: categorical slot %d is not a feature field (1..%d)", c->dfub_target,
+                     c->n_cat - 1);
+            return -1;
+        }
+        if (c->dfub_history < 0 || c->dfub_history >= c->n_multi) {
+            snprintf(err, errlen, "model.dfub_history: multi-valued field %d does not exist (the model has %d)",
+                     c->dfub_history, c->n_multi);
+            return -1;
+        }
     }
     if (c->dffi_layers > 0 && c->interactions == 0) {
         snprintf(err, errlen, "model.dffi_layers: DFFI computes the pairwise interactions, but model.interactions is 0");
@@ -481,7 +525,7 @@ static int plan(fr_model *m)
         }
         m->max_tensors += 2 * (lv->n_ex + 2 * lv->n_gt);
     }
-    m->max_tensors += 1 + 4 * m->Q + 4 + 2;
+    m->max_tensors += 1 + 4 * m->Q + 4 + 2 + 3;
     return 0;
 }
 
@@ -562,6 +606,14 @@ static void layout(fr_model *m)
         add_tensor(m, "causal.classifier.w", m->c.n_scenarios, m->hd, &off);
         add_tensor(m, "causal.classifier.b", 1, m->c.n_scenarios, &off);
     }
+    if (m->c.dfub_heads) {
+        m->off_dq = off;
+        add_tensor(m, "dfub.q.w", m->D, 2 * m->D, &off);
+        m->off_dk = off;
+        add_tensor(m, "dfub.k.w", m->D, m->D, &off);
+        m->off_dv = off;
+        add_tensor(m, "dfub.v.w", m->D, m->D, &off);
+    }
     m->P = off;
 }
 
@@ -623,7 +675,8 @@ fr_model *fr_model_create(const fr_model_config *c, char *err, size_t errlen)
     m->fm_logit = (c->interactions & 2) && m->npair > 0;
     m->pair_off = m->emb_in + c->n_num;
     m->wide = c->wide;
-    m->in = m->pair_off + m->pair_in;
+    m->dfub_off = m->pair_off + m->pair_in;
+    m->in = m->dfub_off + (c->dfub_heads ? c->emb_dim : 0);
     m->npos = c->n_cat + c->n_multi * FR_MAX_MULTI_LEN;
     m->n_tables = (uint32_t)(c->n_cat + c->n_multi);
     m->tables = calloc(m->n_tables, sizeof *m->tables);
@@ -918,6 +971,124 @@ static void dffi_backward(const fr_model *m, fr_ws *w, int b, const float *dp, f
     }
 }
 
+/* DFUB forward (see fr_model_config): reads the history keys of the n feature sets spaced
+ * `stride` bytes apart; an item without a row reads as zeros but still attends. Writes x's DFUB
+ * columns. */
+static void dfub_forward(const fr_model *m, fr_ws *w, const fr_features *f0, size_t stride, int n)
+{
+    const int D = m->D, H = m->c.dfub_heads, dh = D / H, tgt = m->c.dfub_target, hist = m->c.dfub_history;
+    const uint32_t table = (uint32_t)(m->c.n_cat + hist);
+    const float *Wq = m->w + m->off_dq, *Wk = m->w + m->off_dk, *Wv = m->w + m->off_dv;
+    const float scale = 1.0f / sqrtf((float)dh);
+    for (int b = 0; b < n; b++) {
+        const fr_features *f = (const fr_features *)(const void *)((const char *)f0 + (size_t)b * stride);
+        float *x = w->x + (size_t)b * m->in, *o = x + m->dfub_off;
+        float *E = w->ub_e + (size_t)b * HL * D, *K = w->ub_k + (size_t)b * HL * D, *V = w->ub_v + (size_t)b * HL * D;
+        float *q = w->ub_q + (size_t)b * D, *a = w->ub_a + (size_t)b * H * HL;
+        int len = 0, flen = f->multi_len[hist] < HL ? f->multi_len[hist] : HL;
+        for (int k = 0; k < flen; k++) {
+            uint64_t key = f->multi[hist][k];
+            if (!key) continue;
+            int64_t r = fr_emb_find(&m->tables[table], key);
+            if (r >= 0)
+                memcpy(E + len * D, row_weights(m, table, r), (size_t)D * sizeof *E);
+            else
+                memset(E + len * D, 0, (size_t)D * sizeof *E);
+            len++;
+        }
+        w->ub_len[b] = len;
+        memset(o, 0, (size_t)D * sizeof *o);
+        if (!len) continue;
+        const float *et = x + tgt * D, *es = x; /* the scenario is categorical slot 0 */
+        for (int r = 0; r < D; r++) {
+            float z = 0;
+            for (int c = 0; c < D; c++) z += Wq[r * 2 * D + c] * et[c] + Wq[r * 2 * D + D + c] * es[c];
+            q[r] = z;
+        }
+        for (int k = 0; k < len; k++)
+            for (int r = 0; r < D; r++) {
+                float zk = 0, zv = 0;
+                for (int c = 0; c < D; c++) {
+                    zk += Wk[r * D + c] * E[k * D + c];
+                    zv += Wv[r * D + c] * E[k * D + c];
+                }
+                K[k * D + r] = zk;
+                V[k * D + r] = zv;
+            }
+        for (int h = 0; h < H; h++) {
+            float *ah = a + h * HL, mx = -INFINITY, sum = 0;
+            for (int k = 0; k < len; k++) {
+                float z = 0;
+                for (int j = 0; j < dh; j++) z += q[h * dh + j] * K[k * D + h * dh + j];
+                ah[k] = z * scale;
+                mx = ah[k] > mx ? ah[k] : mx;
+            }
+            for (int k = 0; k < len; k++) sum += ah[k] = expf(ah[k] - mx);
+            for (int k = 0; k < len; k++) {
+                ah[k] /= sum;
+                for (int j = 0; j < dh; j++) o[h * dh + j] += ah[k] * V[k * D + h * dh + j];
+            }
+        }
+    }
+}
+
+/* DFUB backward for one sample: d loss / d output is dx's DFUB columns; adds the projections'
+ * gradient to g, the target's and the scenario's to dx, and each item's to its touched row. */
+static void dfub_backward(const fr_model *m, fr_ws *w, int b, float *dx, float *g)
+{
+    const int D = m->D, H = m->c.dfub_heads, dh = D / H, tgt = m->c.dfub_target, hist = m->c.dfub_history;
+    const int len = w->ub_len[b];
+    if (!len) return;
+    const float *Wq = m->w + m->off_dq, *Wk = m->w + m->off_dk, *Wv = m->w + m->off_dv;
+    float *gq = g + m->off_dq, *gk = g + m->off_dk, *gv = g + m->off_dv;
+    const float *E = w->ub_e + (size_t)b * HL * D, *K = w->ub_k + (size_t)b * HL * D, *V = w->ub_v + (size_t)b * HL * D;
+    const float *q = w->ub_q + (size_t)b * D, *a = w->ub_a + (size_t)b * H * HL, *x = w->x + (size_t)b * m->in;
+    const float *dout = dx + m->dfub_off, scale = 1.0f / sqrtf((float)dh);
+    float dq[MAX_EMB_DIM], dK[HL][MAX_DFUB_DIM], dV[HL][MAX_DFUB_DIM];
+    memset(dq, 0, (size_t)D * sizeof *dq);
+    for (int h = 0; h < H; h++) {
+        const float *ah = a + h * HL, *doh = dout + h * dh;
+        float da[HL], dot = 0;
+        for (int k = 0; k < len; k++) {
+            float z = 0;
+            for (int j = 0; j < dh; j++) {
+                z += doh[j] * V[k * D + h * dh + j];
+                dV[k][h * dh + j] = ah[k] * doh[j];
+            }
+            da[k] = z;
+            dot += ah[k] * z;
+        }
+        for (int k = 0; k < len; k++) {
+            float ds = ah[k] * (da[k] - dot) * scale;
+            for (int j = 0; j < dh; j++) {
+                dq[h * dh + j] += ds * K[k * D + h * dh + j];
+                dK[k][h * dh + j] = ds * q[h * dh + j];
+            }
+        }
+    }
+    const float *et = x + tgt * D, *es = x;
+    for (int r = 0; r < D; r++)
+        for (int c = 0; c < D; c++) {
+            gq[r * 2 * D + c] += dq[r] * et[c];
+            gq[r * 2 * D + D + c] += dq[r] * es[c];
+            dx[tgt * D + c] += Wq[r * 2 * D + c] * dq[r];
+            dx[c] += Wq[r * 2 * D + D + c] * dq[r];
+        }
+    /* the k-th non-zero key of the list is the item at position k of E; its touched row */
+    const int32_t *sl = w->slot + (size_t)b * m->npos + m->c.n_cat + hist * FR_MAX_MULTI_LEN;
+    for (int p = 0, k = 0; p < FR_MAX_MULTI_LEN && k < len; p++) {
+        if (sl[p] < 0) continue;
+        float *gr = w->t_grad + (size_t)sl[p] * D;
+        for (int r = 0; r < D; r++)
+            for (int c = 0; c < D; c++) {
+                gk[r * D + c] += dK[k][r] * E[k * D + c];
+                gv[r * D + c] += dV[k][r] * E[k * D + c];
+                gr[c] += Wk[r * D + c] * dK[k][r] + Wv[r * D + c] * dV[k][r];
+            }
+        k++;
+    }
+}
+
 static void forward(const fr_model *m, fr_ws *w, int n)
 {
     const int hd = m->hd, td = m->td, sd = m->sd;
@@ -1167,6 +1338,7 @@ static void backward(const fr_model *m, fr_ws *w, const fr_sample *smp, int n)
                 if (m->lv[v].gt[k].ng > 1)
                     memset(g + m->lv[v].gt[k].off_sw, 0, (size_t)m->lv[v].gt[k].ng * sd * sizeof *g);
     }
+    if (m->c.dfub_heads) memset(g + m->off_dq, 0, (size_t)4 * D * D * sizeof *g); /* q, k, v: adjacent */
     for (int t = 0; t < 2; t++)
         for (int b = 0; b < n; b++) {
             float z = 0;
@@ -1305,6 +1477,8 @@ static void backward(const fr_model *m, fr_ws *w, const fr_sample *smp, int n)
             }
         }
     }
+    if (m->c.dfub_heads)
+        for (int b = 0; b < n; b++) dfub_backward(m, w, b, w->dx + (size_t)b * in, g);
     for (int b = 0; b < n; b++) {
         const float *dx = w->dx + (size_t)b * in;
         const int32_t *sl = w->slot + (size_t)b * m->npos;
@@ -1337,6 +1511,7 @@ void fr_model_train(fr_model *m, const fr_sample *samples, int n, float (*preds)
         const fr_sample *s = samples + start;
         gather(m, m, w, &s[0].f, sizeof *s, k, 1);
         set_scenarios(m, w, s, k);
+        if (m->c.dfub_heads) dfub_forward(m, w, &s[0].f, sizeof *s, k);
         forward(m, w, k);
         if (preds)
             for (int b = 0; b < k; b++) probs(w->logit[0][b], w->logit[1][b], preds[start + b]);
@@ -1361,6 +1536,7 @@ void fr_model_predict(const fr_model *m, const fr_features *f, int32_t scenario,
     fr_ws *w = m->pred_ws;
     gather(m, NULL, w, f, sizeof *f, 1, 0);
     w->scen[0] = scenario >= 0 && scenario < m->c.n_scenarios ? scenario : -1;
+    if (m->c.dfub_heads) dfub_forward(m, w, f, sizeof *f, 1);
     forward(m, w, 1);
     probs(w->logit[0][0], w->logit[1][0], out);
 }
@@ -1483,6 +1659,7 @@ int fr_model_gradients(fr_model *m, const fr_sample *s, int n, float *dense_grad
     if (n < 1 || n > w->cap) return -1;
     gather(m, NULL, w, &s[0].f, sizeof *s, n, 1);
     set_scenarios(m, w, s, n);
+    if (m->c.dfub_heads) dfub_forward(m, w, &s[0].f, sizeof *s, n);
     forward(m, w, n);
     logit_grads(m, w, s, n);
     backward(m, w, s, n);
@@ -1502,6 +1679,7 @@ double fr_model_flops_per_example(const fr_model *m)
     f += m->Q * 2.0 * ((double)m->td * m->hd + m->td);
     f += 2.0 * m->nf * m->c.dffi_layers * (double)m->D * m->D; /* DFFI's per-sample matrix-vector products */
     if (m->c.causal_adv > 0) f += 2.0 * m->c.n_scenarios * m->hd; /* the scenario classifier */
+    if (m->c.dfub_heads) f += 2.0 * m->D * (2.0 * m->D + 2.0 * HL * m->D + 2.0 * HL); /* q, k, v, scores, mix */
     return 3 * f;
 }
 
@@ -1511,6 +1689,51 @@ double fr_model_flops_per_example(const fr_model *m)
 typedef struct {
     double *x, *pp, *h, *dz, *act[MAX_LEVELS][MAX_ST], *go[MAX_LEVELS][MAX_GT];
 } ref_buf;
+
+/* DFUB in double: writes x's DFUB columns from x's embeddings and the history rows. */
+static void ref_dfub(const fr_model *m, const fr_features *f, double *x)
+{
+    const int D = m->D, H = m->c.dfub_heads, dh = D / H, hist = m->c.dfub_history;
+    const uint32_t table = (uint32_t)(m->c.n_cat + hist);
+    const float *Wq = m->w + m->off_dq, *Wk = m->w + m->off_dk, *Wv = m->w + m->off_dv;
+    double q[MAX_DFUB_DIM], K[HL][MAX_DFUB_DIM], V[HL][MAX_DFUB_DIM], *o = x + m->dfub_off;
+    int len = 0, flen = f->multi_len[hist] < HL ? f->multi_len[hist] : HL;
+    for (int k = 0; k < flen; k++) {
+        if (!f->multi[hist][k]) continue;
+        int64_t r = fr_emb_find(&m->tables[table], f->multi[hist][k]);
+        for (int i = 0; i < D; i++) {
+            double zk = 0, zv = 0;
+            for (int c = 0; c < D && r >= 0; c++) {
+                double e = row_weights(m, table, r)[c];
+                zk += (double)Wk[i * D + c] * e;
+                zv += (double)Wv[i * D + c] * e;
+            }
+            K[len][i] = zk;
+            V[len][i] = zv;
+        }
+        len++;
+    }
+    for (int i = 0; i < D; i++) o[i] = 0;
+    if (!len) return;
+    const double *et = x + m->c.dfub_target * D, *es = x;
+    for (int i = 0; i < D; i++) {
+        double z = 0;
+        for (int c = 0; c < D; c++) z += (double)Wq[i * 2 * D + c] * et[c] + (double)Wq[i * 2 * D + D + c] * es[c];
+        q[i] = z;
+    }
+    for (int h = 0; h < H; h++) {
+        double sc[HL], mx = -INFINITY, sum = 0;
+        for (int k = 0; k < len; k++) {
+            double z = 0;
+            for (int j = 0; j < dh; j++) z += q[h * dh + j] * K[k][h * dh + j];
+            sc[k] = z / sqrt((double)dh);
+            mx = sc[k] > mx ? sc[k] : mx;
+        }
+        for (int k = 0; k < len; k++) sum += sc[k] = exp(sc[k] - mx);
+        for (int k = 0; k < len; k++)
+            for (int j = 0; j < dh; j++) o[h * dh + j] += sc[k] / sum * V[k][h * dh + j];
+    }
+}
 
 static void ref_forward(const fr_model *m, ref_buf *rb, const fr_features *f, int32_t scen, double *zl)
 {
@@ -1563,6 +1786,7 @@ static void ref_forward(const fr_model *m, ref_buf *rb, const fr_features *f, in
             rb->pp[k] = z;
             if (m->pair_in) x[m->pair_off + k] = z;
         }
+    if (m->c.dfub_heads) ref_dfub(m, f, x);
     for (int v = 0; v < m->NL; v++) {
         const fr_level *lv = &m->lv[v];
         for (int s = 0; s < lv->n_st; s++) {

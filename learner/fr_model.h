@@ -115,6 +115,16 @@ typedef struct {
      * Both apply to samples with a known scenario and at least one loss term on. */
     float causal_adv;
     float causal_orth;
+    /* DFUB (DFFM's domain-facilitated user behaviour): 0 = off, or the heads (dividing emb_dim)
+     * of a target attention over the items of multi-valued field dfub_history (each item's own
+     * embedding, in list order): query = dfub.q.w [e_target; e_scenario] (e_target = categorical
+     * field dfub_target's embedding, e_scenario = categorical field 0's), keys dfub.k.w e_k,
+     * values dfub.v.w e_k; per head softmax(q_h . k_h / sqrt(emb_dim / heads)) weights the
+     * values. The emb_dim outputs are appended to x after the pair products (zeros for an
+     * empty list) and feed the experts. */
+    int dfub_heads;
+    int dfub_target;        /* categorical slot, 1..n_cat-1 */
+    int dfub_history;       /* multi-valued field index, 0..n_multi-1 */
 } fr_model_config;
 
 typedef struct fr_model fr_model;
@@ -193,15 +203,16 @@ uint64_t fr_model_alloc_failures(const fr_model *m);
  *   [tower_dim x expert_dim], .hidden.b, .out.w [1 x tower_dim], .out.b [1 x 1];
  *   then, with interactions bit 2, pair.ctr.w, pair.cvr.w [1 x npair];
  *   then, with wide, wide.ctr.w, wide.cvr.w [1 x (n_cat + n_multi)*emb_dim + n_num];
- *   then, with causal_adv, causal.classifier.w [n_scenarios x expert_dim], causal.classifier.b.
+ *   then, with causal_adv, causal.classifier.w [n_scenarios x expert_dim], causal.classifier.b;
+ *   then, with dfub_heads, dfub.q.w [emb_dim x 2 emb_dim], dfub.k.w, dfub.v.w [emb_dim x emb_dim].
  * Expert names: expert.<i> (shared), expert.<task>.<i>, expert.<task>.learner<l>.<i>,
  * expert.scenario<s>.<i>; experts are listed in that group order. Gate names: at the last level
  * gate.<task> (learner 0) and gate.<task>.learner<l>; at earlier levels gate.shared, gate.<task>.
  * A gate's columns are its experts in that same group order, the sample's scenario experts last.
  * The default (MMoE) layout: expert.0.w .. expert.{E-1}.w, gate.ctr.w, gate.cvr.w, their biases,
  * the two towers, pair and wide weights.
- * in = n_cat*emb_dim + n_multi*emb_dim + n_num [+ npair with interactions bit 1] (the input order:
- * embeddings, numerics, pair products), npair = F(F-1)/2 over the F = n_cat + n_multi fields,
+ * in = n_cat*emb_dim + n_multi*emb_dim + n_num [+ npair with interactions bit 1] [+ emb_dim with
+ * dfub_heads] (the input order: embeddings, numerics, pair products, the DFUB attention output), npair = F(F-1)/2 over the F = n_cat + n_multi fields,
  * pairs (0,1), (0,2), .., (1,2), .. A stream's weight matrices are adjacent so one sgemm computes
  * every expert and gate that reads it. */
 size_t fr_model_dense_count(const fr_model *m);

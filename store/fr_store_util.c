@@ -9,8 +9,8 @@
  * restored / served model would silently differ from the trained one. When this fires, add the
  * new field to INT_FIELDS / FLOAT_FIELDS below (and to docs/checkpoint-format.md and
  * docs/redis-layout.md), then update the expected size here. */
-_Static_assert(sizeof(fr_model_config) == 18 * sizeof(int) + 8 * sizeof(float) + 8 + sizeof(uint64_t) ||
-                   sizeof(fr_model_config) == 18 * sizeof(int) + 8 * sizeof(float) + sizeof(uint64_t),
+_Static_assert(sizeof(fr_model_config) == 21 * sizeof(int) + 8 * sizeof(float) + 4 + sizeof(uint64_t) ||
+                   sizeof(fr_model_config) == 21 * sizeof(int) + 8 * sizeof(float) + sizeof(uint64_t),
                "fr_model_config changed: update store/fr_store_util.c (config <-> JSON) and the store docs");
 
 typedef struct {
@@ -45,6 +45,9 @@ static const struct {
     {"n_learners", offsetof(fr_model_config, n_learners), 1},
     {"scenario_dim", offsetof(fr_model_config, scenario_dim), 0},
     {"dffi_layers", offsetof(fr_model_config, dffi_layers), 0},
+    {"dfub_heads", offsetof(fr_model_config, dfub_heads), 0},
+    {"dfub_target", offsetof(fr_model_config, dfub_target), 0},
+    {"dfub_history", offsetof(fr_model_config, dfub_history), 0},
 };
 static const struct {
     const char *name;

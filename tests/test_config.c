@@ -249,6 +249,12 @@ static void test_refusals(void **state)
         {"{\"model\":{\"dffi_layers\":1,\"scenario_dim\":8}}",
          "model.scenario_dim: 8 floats are too narrow for the DFFI network (model.dffi_layers = 1 with emb_dim 8 needs 72"},
         {"{\"model\":{\"dffi\":1}}", "unknown key \"model.dffi\""},
+        {"{\"model\":{\"dfub_heads\":2,\"dfub_history\":\"recent_ads\"}}",
+         "\"model.dfub_target\" is missing: model.dfub_heads = 2 needs the name of a categorical field"},
+        {"{\"model\":{\"dfub_heads\":2,\"dfub_target\":\"recent_ads\",\"dfub_history\":\"recent_ads\"}}",
+         "\"model.dfub_target\" is \"recent_ads\", which is not a categorical field"},
+        {"{\"model\":{\"dfub_heads\":3,\"dfub_target\":\"ad_id\",\"dfub_history\":\"recent_ads\"}}",
+         "model.dfub_heads: 3 heads do not divide emb_dim 8"},
         {"{\"model\":{\"causal_orth\":0.1}}", "model.causal_orth: the orthogonality term needs scenario experts"},
         {"{\"model\":{\"causal_adv\":0.1,\"n_experts\":0,\"n_task_experts\":1}}",
          "model.causal_adv: CausalInt's invariant extractor is the shared experts, but model.n_experts is 0"},
@@ -334,6 +340,8 @@ static void test_architectures(void **state)
          2, 1, 0, 1, 3, 1, 4, 0.0f},
         {"{\"model\":{\"architecture\":\"taml\",\"distill\":0,\"n_learners\":3}}", 2, 1, 1, 0, 1, 3, 0, 0.0f},
         {"{\"model\":{\"n_learners\":2,\"distill\":0.25}}", 4, 0, 0, 0, 1, 2, 0, 0.25f},
+        {"{\"model\":{\"dfub_heads\":2,\"dfub_target\":\"ad_id\",\"dfub_history\":\"recent_ads\"}}", 4, 0, 0, 0, 1, 1,
+         0, 0.0f},
     };
     for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
         fr_config c;
@@ -347,6 +355,8 @@ static void test_architectures(void **state)
             fail_msg("case %zu %s: loaded %d %d %d %d %d %d %d %g", i, cases[i].json, m->n_experts, m->n_task_experts,
                      m->n_learner_experts, m->n_scenario_experts, m->n_levels, m->n_learners, m->scenario_dim,
                      (double)m->distill);
+        if (strstr(cases[i].json, "dfub") && (m->dfub_target != 4 || m->dfub_history != 0 || m->dfub_heads != 2))
+            fail_msg("case %zu: DFUB fields resolved to %d %d", i, m->dfub_target, m->dfub_history);
         fr_model *model = fr_model_create(m, err, sizeof err);
         if (!model) fail_msg("case %zu: the loaded config does not build: %s", i, err);
         fr_model_free(model);

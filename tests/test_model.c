@@ -133,7 +133,9 @@ static void jitter_biases(fr_model *m, rng *r)
 }
 
 /* Positive expert and tower-hidden biases: with narrow layers stacked two or three deep, random
- * ReLU units are often dead for a whole small batch, and a dead path checks nothing. */
+ * ReLU units are often dead for a whole small batch, and a dead path checks nothing. Likewise
+ * DFUB's query and key projections are scaled up: at their initial size the attention is nearly
+ * uniform and the score gradients are too small to tell right from wrong. */
 static void lift_biases(fr_model *m)
 {
     size_t P = fr_model_dense_count(m);
@@ -142,6 +144,8 @@ static void lift_biases(fr_model *m)
     for (int i = 0; i < fr_model_dense_tensor_count(m); i++) {
         fr_tensor_info t = fr_model_dense_tensor(m, i);
         size_t len = strlen(t.name);
+        if (!strcmp(t.name, "dfub.q.w") || !strcmp(t.name, "dfub.k.w"))
+            for (int j = 0; j < t.rows * t.cols; j++) p[t.offset + j] *= 6.0f;
         if (strcmp(t.name + len - 2, ".b") != 0 || (!strstr(t.name, "expert") && !strstr(t.name, "hidden"))) continue;
         for (int j = 0; j < t.rows * t.cols; j++) p[t.offset + j] += 0.5f;
     }
@@ -394,29 +398,33 @@ typedef struct {
     float distill, learner_loss;
     int dffi;
     float adv, orth;
+    int dfub_heads;
 } engine_case;
 
 static const engine_case ENGINE_CASES[] = {
-    {"shared-bottom (one expert: identity gates)", 1, 0, 0, 0, 1, 1, 0, 0, 0, 0, 0, 0},
-    {"MMoE", 3, 0, 0, 0, 1, 1, 0, 0, 0, 0, 0, 0},
-    {"CGC: shared + task experts", 2, 2, 0, 0, 1, 1, 0, 0, 0, 0, 0, 0},
-    {"PLE, 2 levels", 2, 1, 0, 0, 2, 1, 0, 0, 0, 0, 0, 0},
-    {"PLE, 3 levels", 1, 2, 0, 0, 3, 1, 0, 0, 0, 0, 0, 0},
-    {"PLE without shared experts (no shared gate)", 0, 2, 0, 0, 2, 1, 0, 0, 0, 0, 0, 0},
-    {"2 levels of identity gates (a stream nobody reads)", 1, 0, 0, 0, 2, 1, 0, 0, 0, 0, 0, 0},
-    {"scenario experts in every gate", 2, 0, 0, 1, 1, 1, 0, 0, 0, 0, 0, 0},
-    {"scenario vector in the gates", 2, 1, 0, 0, 1, 1, 3, 0, 0, 0, 0, 0},
-    {"scenario experts and vector, 2 levels", 1, 1, 0, 2, 2, 1, 2, 0, 0, 0, 0, 0},
-    {"TAML: learner experts, 2 learners, distillation, learner losses", 1, 1, 1, 0, 1, 2, 0, 0.7f, 1.3f, 0, 0, 0},
-    {"TAML without distillation", 1, 1, 1, 0, 1, 2, 0, 0, 0.8f, 0, 0, 0},
-    {"TAML, 3 learners, 2 levels, scenario experts and vector", 1, 1, 1, 1, 2, 3, 2, 0.4f, 0.5f, 0, 0, 0},
-    {"learner experts only, distillation without learner losses", 0, 0, 2, 0, 1, 2, 0, 1.0f, 0, 0, 0, 0},
-    {"DFFI, 1 layer (weights sliced from the scenario vector)", 3, 0, 0, 0, 1, 1, 20, 0, 0, 1, 0, 0},
-    {"DFFI, 2 layers, a wider scenario vector", 2, 0, 0, 0, 1, 1, 47, 0, 0, 2, 0, 0},
-    {"TAML + DFFI + scenario experts, 2 levels", 1, 1, 1, 1, 2, 2, 20, 0.5f, 0.5f, 1, 0, 0},
-    {"CausalInt: gradient-reversed scenario classifier", 2, 0, 0, 1, 1, 1, 0, 0, 0, 0, 0.8f, 0},
-    {"CausalInt: orthogonality term", 2, 0, 0, 2, 1, 1, 0, 0, 0, 0, 0, 1.5f},
-    {"TAML + DFFI + CausalInt, 2 levels", 2, 1, 1, 1, 2, 2, 20, 0.5f, 0.3f, 1, 0.6f, 0.9f},
+    {"shared-bottom (one expert: identity gates)", 1, 0, 0, 0, 1, 1, 0, 0, 0, 0, 0, 0, 0},
+    {"MMoE", 3, 0, 0, 0, 1, 1, 0, 0, 0, 0, 0, 0, 0},
+    {"CGC: shared + task experts", 2, 2, 0, 0, 1, 1, 0, 0, 0, 0, 0, 0, 0},
+    {"PLE, 2 levels", 2, 1, 0, 0, 2, 1, 0, 0, 0, 0, 0, 0, 0},
+    {"PLE, 3 levels", 1, 2, 0, 0, 3, 1, 0, 0, 0, 0, 0, 0, 0},
+    {"PLE without shared experts (no shared gate)", 0, 2, 0, 0, 2, 1, 0, 0, 0, 0, 0, 0, 0},
+    {"2 levels of identity gates (a stream nobody reads)", 1, 0, 0, 0, 2, 1, 0, 0, 0, 0, 0, 0, 0},
+    {"scenario experts in every gate", 2, 0, 0, 1, 1, 1, 0, 0, 0, 0, 0, 0, 0},
+    {"scenario vector in the gates", 2, 1, 0, 0, 1, 1, 3, 0, 0, 0, 0, 0, 0},
+    {"scenario experts and vector, 2 levels", 1, 1, 0, 2, 2, 1, 2, 0, 0, 0, 0, 0, 0},
+    {"TAML: learner experts, 2 learners, distillation, learner losses", 1, 1, 1, 0, 1, 2, 0, 0.7f, 1.3f, 0, 0, 0, 0},
+    {"TAML without distillation", 1, 1, 1, 0, 1, 2, 0, 0, 0.8f, 0, 0, 0, 0},
+    {"TAML, 3 learners, 2 levels, scenario experts and vector", 1, 1, 1, 1, 2, 3, 2, 0.4f, 0.5f, 0, 0, 0, 0},
+    {"learner experts only, distillation without learner losses", 0, 0, 2, 0, 1, 2, 0, 1.0f, 0, 0, 0, 0, 0},
+    {"DFFI, 1 layer (weights sliced from the scenario vector)", 3, 0, 0, 0, 1, 1, 20, 0, 0, 1, 0, 0, 0},
+    {"DFFI, 2 layers, a wider scenario vector", 2, 0, 0, 0, 1, 1, 47, 0, 0, 2, 0, 0, 0},
+    {"TAML + DFFI + scenario experts, 2 levels", 1, 1, 1, 1, 2, 2, 20, 0.5f, 0.5f, 1, 0, 0, 0},
+    {"CausalInt: gradient-reversed scenario classifier", 2, 0, 0, 1, 1, 1, 0, 0, 0, 0, 0.8f, 0, 0},
+    {"CausalInt: orthogonality term", 2, 0, 0, 2, 1, 1, 0, 0, 0, 0, 0, 1.5f, 0},
+    {"TAML + DFFI + CausalInt, 2 levels", 2, 1, 1, 1, 2, 2, 20, 0.5f, 0.3f, 1, 0.6f, 0.9f, 0},
+    {"DFUB, 1 head", 2, 0, 0, 0, 1, 1, 0, 0, 0, 0, 0, 0, 1},
+    {"DFUB, 2 heads", 2, 1, 0, 0, 1, 1, 0, 0, 0, 0, 0, 0, 2},
+    {"everything: TAML + DFFI + DFUB + CausalInt, 2 levels", 3, 1, 1, 1, 2, 2, 20, 0.5f, 0.3f, 1, 0.6f, 0.9f, 4},
 };
 
 static fr_model_config engine_config(const engine_case *e)
@@ -434,6 +442,9 @@ static fr_model_config engine_config(const engine_case *e)
     c.dffi_layers = e->dffi;
     c.causal_adv = e->adv;
     c.causal_orth = e->orth;
+    c.dfub_heads = e->dfub_heads;
+    c.dfub_target = 2;  /* small_config: categorical slots 0..2, multi fields 0..1 */
+    c.dfub_history = 1;
     return c;
 }
 
@@ -1213,6 +1224,11 @@ static void test_config_validation(void **state)
     c = d, c.distill = 0.5f, expect_refused(c, "model.distill");
     c = d, c.learner_loss = 0.5f, expect_refused(c, "model.learner_loss");
     c = d, c.causal_adv = -1, expect_refused(c, "model.causal_adv");
+    c = d, c.dfub_heads = 3, c.dfub_target = 4, expect_refused(c, "model.dfub_heads"); /* 3 does not divide 8 */
+    c = d, c.dfub_heads = 9, expect_refused(c, "model.dfub_heads");
+    c = d, c.dfub_heads = 2, c.dfub_target = 0, expect_refused(c, "model.dfub_target"); /* the scenario */
+    c = d, c.dfub_heads = 2, c.dfub_target = 8, expect_refused(c, "model.dfub_target");
+    c = d, c.dfub_heads = 2, c.dfub_target = 4, c.dfub_history = 1, expect_refused(c, "model.dfub_history");
     c = d, c.causal_adv = 1, c.n_experts = 0, c.n_task_experts = 1, expect_refused(c, "model.causal_adv");
     c = d, c.causal_adv = 1, c.n_scenarios = 1, expect_refused(c, "model.causal_adv");
     c = d, c.causal_orth = 1, expect_refused(c, "model.causal_orth"); /* no scenario experts */

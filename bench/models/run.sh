@@ -27,7 +27,10 @@ configs=(
   'mmoe_seed2|{"architecture": "mmoe", "seed": 2}'
   'ple|{"architecture": "ple"}'
   'taml|{"architecture": "taml"}'
-  'taml_scen|{"architecture": "taml", "n_scenario_experts": 1, "scenario_dim": 4}'
+  'taml_learner_loss|{"architecture": "taml", "learner_loss": 1}'
+  'mmoe_dffi|{"architecture": "mmoe", "scenario_dim": 72, "dffi_layers": 1}'
+  'taml_dffm|{"architecture": "taml", "n_scenario_experts": 1, "scenario_dim": 72, "dffi_layers": 1}'
+  'taml_dffm_causal|{"architecture": "taml", "n_scenario_experts": 1, "scenario_dim": 72, "dffi_layers": 1, "causal_adv": 0.1, "causal_orth": 0.1}'
 )
 if [[ -n "${FRESHET_BENCH_EXTRA:-}" ]]; then
   while IFS= read -r line; do [[ -n "$line" ]] && configs+=("$line"); done <<<"$FRESHET_BENCH_EXTRA"
