@@ -554,7 +554,8 @@ static int load_model(errbuf *e, fr_config *cfg, const json_t *o)
     fr_model_config *m = &cfg->model;
     static const char *const keys[] = {"architecture", "emb_dim", "n_experts", "n_task_experts",
                                        "n_scenario_experts", "n_learner_experts", "n_levels", "n_learners",
-                                       "scenario_dim", "dffi_layers", "dfub_heads", "dfub_target", "dfub_history", "distill", "learner_loss", "causal_adv", "causal_orth", "expert_dim", "tower_dim", "batch_size",
+                                       "scenario_dim", "dffi_layers", "dfub_heads", "dfub_target", "dfub_history", "dense_optimizer",
+                                       "adam_beta1", "adam_beta2", "adam_eps", "distill", "learner_loss", "causal_adv", "causal_orth", "expert_dim", "tower_dim", "batch_size",
                                        "lr_emb",  "lr_dense",     "adagrad_init", "init_scale", "seed",
                                        "interactions", "wide", NULL};
     if (want_object(e, o, "model") || check_keys(e, o, "model", keys))
@@ -576,6 +577,15 @@ static int load_model(errbuf *e, fr_config *cfg, const json_t *o)
         if (slot < 0)
             return fail(e, "\"%s\" is \"%s\", which is not %s of \"fields\"", p, name, dfub_fields[i].what);
         *(i ? &m->dfub_history : &m->dfub_target) = slot;
+    }
+    const json_t *opt = json_object_get(o, "dense_optimizer");
+    if (opt) {
+        char name[FR_NAME_MAX];
+        if (get_string(e, opt, "model.dense_optimizer", name, sizeof name, false))
+            return -1;
+        if (strcmp(name, "adagrad") && strcmp(name, "adam"))
+            return fail(e, "\"model.dense_optimizer\" is \"%s\", expected adagrad or adam", name);
+        m->dense_optimizer = strcmp(name, "adam") == 0;
     }
     const json_t *arch = json_object_get(o, "architecture");
     if (arch) {
@@ -631,7 +641,10 @@ static int load_model(errbuf *e, fr_config *cfg, const json_t *o)
                  {"distill", &m->distill, false},
                  {"learner_loss", &m->learner_loss, false},
                  {"causal_adv", &m->causal_adv, false},
-                 {"causal_orth", &m->causal_orth, false}};
+                 {"causal_orth", &m->causal_orth, false},
+                 {"adam_beta1", &m->adam_beta1, false},
+                 {"adam_beta2", &m->adam_beta2, false},
+                 {"adam_eps", &m->adam_eps, true}};
     for (size_t i = 0; i < sizeof reals / sizeof reals[0]; i++) {
         const json_t *v = json_object_get(o, reals[i].key);
         char p[PATH_MAX_LEN];

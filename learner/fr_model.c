@@ -112,7 +112,7 @@ struct fr_model {
     fr_level lv[MAX_LEVELS];
     uint32_t n_tables;
     fr_emb *tables;
-    size_t P;
+    size_t P, S;             /* dense parameters; optimizer state floats (P Adagrad, 2P Adam) */
     float *w, *acc;
     size_t off_cls;          /* CausalInt's classifier: [n_scenarios x hd] weights, then n_scenarios biases */
     size_t off_semb, off_th[MAX_Q], off_tb[MAX_Q], off_ow[MAX_Q], off_ob[MAX_Q], off_fm[2], off_wide[2];
@@ -146,6 +146,9 @@ void fr_model_config_defaults(fr_model_config *c)
     c->wide = 1;
     c->n_levels = 1;
     c->n_learners = 1;
+    c->adam_beta1 = 0.9f;
+    c->adam_beta2 = 0.999f;
+    c->adam_eps = 1e-8f;
 }
 
 const fr_model_config *fr_model_get_config(const fr_model *m) { return &m->c; }
@@ -312,6 +315,7 @@ int fr_model_config_validate(const fr_model_config *c, char *err, size_t errlen)
         check_int("model.scenario_dim", c->scenario_dim, 0, MAX_SCEN_DIM, err, errlen) ||
         check_int("model.dffi_layers", c->dffi_layers, 0, MAX_DFFI_LAYERS, err, errlen) ||
         check_int("model.dfub_heads", c->dfub_heads, 0, MAX_DFUB_HEADS, err, errlen) ||
+        check_int("model.dense_optimizer", c->dense_optimizer, 0, 1, err, errlen) ||
         check_int("model.expert_dim", c->expert_dim, 1, MAX_HIDDEN, err, errlen) ||
         check_int("model.tower_dim", c->tower_dim, 1, MAX_HIDDEN, err, errlen) ||
         check_int("model.batch_size", c->batch_size, 1, MAX_BATCH, err, errlen) ||
@@ -340,6 +344,16 @@ int fr_model_config_validate(const fr_model_config *c, char *err, size_t errlen)
     if (c->n_levels > 1 && c->n_experts + c->n_task_experts + c->n_scenario_experts < 1) {
         snprintf(err, errlen, "model.n_levels: %d levels need shared, task or scenario experts below the last level "
                               "(learner experts exist only at the last one)", c->n_levels);
+        return -1;
+    }
+    if (c->dense_optimizer == 1 &&
+        (!(c->adam_beta1 >= 0 && c->adam_beta1 < 1) || !(c->adam_beta2 >= 0 && c->adam_beta2 < 1) ||
+         !(c->adam_eps > 0 && isfinite(c->adam_eps)))) {
+        snprintf(err, errlen, "model.%s: Adam needs beta1 and beta2 in [0, 1) and eps > 0 (got %g, %g, %g)",
+                 !(c->adam_beta1 >= 0 && c->adam_beta1 < 1) ? "adam_beta1"
+                 : !(c->adam_beta2 >= 0 && c->adam_beta2 < 1) ? "adam_beta2"
+                                                             : "adam_eps",
+                 (double)c->adam_beta1, (double)c->adam_beta2, (double)c->adam_eps);
         return -1;
     }
     if (c->dfub_heads > 0) {
@@ -639,7 +653,7 @@ static void init_dense(fr_model *m)
             memset(p, 0, n * sizeof *p);
         }
     }
-    for (size_t j = 0; j < m->P; j++) m->acc[j] = m->c.adagrad_init;
+    for (size_t j = 0; j < m->S; j++) m->acc[j] = m->c.dense_optimizer == 1 ? 0.0f : m->c.adagrad_init;
 }
 
 /* DFFI starts near the plain inner product: each layer W = I + the small random init, b = 0, so
@@ -687,8 +701,9 @@ fr_model *fr_model_create(const fr_model_config *c, char *err, size_t errlen)
     m->names = calloc((size_t)m->max_tensors, TNAME_LEN);
     if (!m->tensors || !m->names) goto oom;
     layout(m);
+    m->S = c->dense_optimizer == 1 ? 2 * m->P : m->P;
     m->w = malloc(m->P * sizeof *m->w);
-    m->acc = malloc(m->P * sizeof *m->acc);
+    m->acc = malloc((m->S ? m->S : 1) * sizeof *m->acc);
     if (!m->w || !m->acc) goto oom;
     init_dense(m);
     init_dffi(m);
@@ -1517,7 +1532,11 @@ void fr_model_train(fr_model *m, const fr_sample *samples, int n, float (*preds)
             for (int b = 0; b < k; b++) probs(w->logit[0][b], w->logit[1][b], preds[start + b]);
         logit_grads(m, w, s, k);
         backward(m, w, s, k);
-        fr_adagrad_step(m->w, m->acc, w->gdense, m->P, m->c.lr_dense);
+        if (m->c.dense_optimizer == 1)
+            fr_adam_step(m->w, m->acc, m->acc + m->P, w->gdense, m->P, m->c.lr_dense, m->c.adam_beta1, m->c.adam_beta2,
+                         m->c.adam_eps, m->version + 1);
+        else
+            fr_adagrad_step(m->w, m->acc, w->gdense, m->P, m->c.lr_dense);
         m->version++;
         for (int i = 0; i < w->n_touch; i++) {
             if (w->t_row[i] < 0) continue;
@@ -1639,12 +1658,13 @@ fr_tensor_info fr_model_dense_tensor(const fr_model *m, int i)
 
 const float *fr_model_dense_params(const fr_model *m) { return m->w; }
 const float *fr_model_dense_accum(const fr_model *m) { return m->acc; }
+size_t fr_model_dense_state_count(const fr_model *m) { return m->S; }
 
 int fr_model_set_dense(fr_model *m, const float *params, const float *accum, size_t count)
 {
     if (count != m->P || !params) return -1;
     memcpy(m->w, params, count * sizeof *m->w);
-    if (accum) memcpy(m->acc, accum, count * sizeof *m->acc);
+    if (accum) memcpy(m->acc, accum, m->S * sizeof *m->acc);
     return 0;
 }
 

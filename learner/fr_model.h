@@ -35,7 +35,7 @@
  * t = CTR where the CTR term is on and t = CVR where the CTCVR or the CVR term is on: the fused
  * score teaches each learner, and no gradient flows into the teacher through this term.
  * With dffi_layers, the pair products are computed through the scenario's micro-network D (see
- * fr_model_config). Embeddings: Adagrad per coordinate. Dense: Adagrad. Dense math on mini-batches via OpenBLAS.
+ * fr_model_config). Embeddings: Adagrad per coordinate. Dense: Adagrad or Adam. Dense math on mini-batches via OpenBLAS.
  *
  * Loss scaling: a mini-batch's gradient is the SUM of its samples' gradients, not the mean, so
  * a rare key's row gets its full per-sample gradient whatever the batch size; Adagrad's
@@ -125,6 +125,13 @@ typedef struct {
     int dfub_heads;
     int dfub_target;        /* categorical slot, 1..n_cat-1 */
     int dfub_history;       /* multi-valued field index, 0..n_multi-1 */
+    /* Dense optimizer: 0 = Adagrad (lr_dense, adagrad_init), 1 = Adam (lr_dense as its step size,
+     * adam_beta1, adam_beta2, adam_eps; the step count is the model version, so it survives a
+     * checkpoint). Embeddings always use Adagrad. */
+    int dense_optimizer;
+    float adam_beta1;       /* default 0.9 */
+    float adam_beta2;       /* default 0.999 */
+    float adam_eps;         /* default 1e-8 */
 } fr_model_config;
 
 typedef struct fr_model fr_model;
@@ -224,8 +231,12 @@ typedef struct {
 int fr_model_dense_tensor_count(const fr_model *m);
 fr_tensor_info fr_model_dense_tensor(const fr_model *m, int i);
 const float *fr_model_dense_params(const fr_model *m);
+/* The dense optimizer state: fr_model_dense_state_count floats = count Adagrad accumulators, or
+ * with Adam 2 x count (the first moments, then the second moments), each in the tensor layout. */
 const float *fr_model_dense_accum(const fr_model *m);
-/* Copies count floats in; accum may be NULL. Returns -1 if count differs. */
+size_t fr_model_dense_state_count(const fr_model *m);
+/* Copies count parameters and, unless accum is NULL, fr_model_dense_state_count state floats in.
+ * Returns -1 if count differs. */
 int fr_model_set_dense(fr_model *m, const float *params, const float *accum, size_t count);
 
 /* Monotonic update counter: +1 per trained mini-batch. Stored with the checkpoint. */

@@ -9,8 +9,8 @@
  * restored / served model would silently differ from the trained one. When this fires, add the
  * new field to INT_FIELDS / FLOAT_FIELDS below (and to docs/checkpoint-format.md and
  * docs/redis-layout.md), then update the expected size here. */
-_Static_assert(sizeof(fr_model_config) == 21 * sizeof(int) + 8 * sizeof(float) + 4 + sizeof(uint64_t) ||
-                   sizeof(fr_model_config) == 21 * sizeof(int) + 8 * sizeof(float) + sizeof(uint64_t),
+_Static_assert(sizeof(fr_model_config) == 22 * sizeof(int) + 11 * sizeof(float) + 4 + sizeof(uint64_t) ||
+                   sizeof(fr_model_config) == 22 * sizeof(int) + 11 * sizeof(float) + sizeof(uint64_t),
                "fr_model_config changed: update store/fr_store_util.c (config <-> JSON) and the store docs");
 
 typedef struct {
@@ -48,6 +48,7 @@ static const struct {
     {"dfub_heads", offsetof(fr_model_config, dfub_heads), 0},
     {"dfub_target", offsetof(fr_model_config, dfub_target), 0},
     {"dfub_history", offsetof(fr_model_config, dfub_history), 0},
+    {"dense_optimizer", offsetof(fr_model_config, dense_optimizer), 0},
 };
 static const struct {
     const char *name;
@@ -58,6 +59,9 @@ static const struct {
     {"learner_loss", offsetof(fr_model_config, learner_loss), 0.0f},
     {"causal_adv", offsetof(fr_model_config, causal_adv), 0.0f},
     {"causal_orth", offsetof(fr_model_config, causal_orth), 0.0f},
+    {"adam_beta1", offsetof(fr_model_config, adam_beta1), 0.9f},
+    {"adam_beta2", offsetof(fr_model_config, adam_beta2), 0.999f},
+    {"adam_eps", offsetof(fr_model_config, adam_eps), 1e-8f},
 };
 static const field_desc FLOAT_FIELDS[] = {
     {"lr_emb", offsetof(fr_model_config, lr_emb)},

@@ -255,6 +255,8 @@ static void test_refusals(void **state)
          "\"model.dfub_target\" is \"recent_ads\", which is not a categorical field"},
         {"{\"model\":{\"dfub_heads\":3,\"dfub_target\":\"ad_id\",\"dfub_history\":\"recent_ads\"}}",
          "model.dfub_heads: 3 heads do not divide emb_dim 8"},
+        {"{\"model\":{\"dense_optimizer\":\"sgd\"}}", "\"model.dense_optimizer\" is \"sgd\", expected adagrad or adam"},
+        {"{\"model\":{\"dense_optimizer\":\"adam\",\"adam_beta1\":1}}", "model.adam_beta1: Adam needs beta1"},
         {"{\"model\":{\"causal_orth\":0.1}}", "model.causal_orth: the orthogonality term needs scenario experts"},
         {"{\"model\":{\"causal_adv\":0.1,\"n_experts\":0,\"n_task_experts\":1}}",
          "model.causal_adv: CausalInt's invariant extractor is the shared experts, but model.n_experts is 0"},

@@ -857,6 +857,65 @@ static void test_determinism_engine(void **state)
     fr_model_free(b);
 }
 
+/* Adam on the dense part: one step from zero state against the formula in double (bias
+ * correction at t = 1 makes the first step lr * g / (|g| + eps) per coordinate), the second step's
+ * t = 2 read from the model version, and two models trained alike stay bit-identical. */
+static void test_adam(void **state)
+{
+    (void)state;
+    fr_model_config c = small_config();
+    c.dense_optimizer = 1;
+    c.lr_dense = 0.01f;
+    fr_model *m = create_ok(&c);
+    assert_int_equal(fr_model_dense_state_count(m), 2 * fr_model_dense_count(m));
+    rng r = {9};
+    enum { N = 8 };
+    fr_sample s[N];
+    for (int i = 0; i < N; i++) s[i] = random_sample(&r, &c, 50);
+    fr_model_train(m, s, N, NULL); /* creates the rows: the gradient below is then the trained one */
+    fr_model *ref = create_ok(&c);
+    fr_model_train(ref, s, N, NULL);
+    size_t P = fr_model_dense_count(m);
+    float *p0 = malloc(P * sizeof *p0), *st = malloc(2 * P * sizeof *st), *g = malloc(P * sizeof *g);
+    memcpy(p0, fr_model_dense_params(m), P * sizeof *p0);
+    memcpy(st, fr_model_dense_accum(m), 2 * P * sizeof *st);
+    for (size_t j = 0; j < P; j++) {
+        /* after one step from zero: m = 0.1 g, v = 0.001 g^2 */
+        assert_true(st[P + j] >= 0);
+        assert_true(fabs(st[j]) <= 1e-3 || fabs(st[j] * st[j] / (st[P + j] + 1e-30) - 10.0) < 1e-2);
+    }
+    assert_int_equal(fr_model_gradients(m, s, N, g, NULL, NULL), 0);
+    fr_model_train(m, s, N, NULL);
+    const float *p1 = fr_model_dense_params(m), *st1 = fr_model_dense_accum(m);
+    int moved = 0;
+    for (size_t j = 0; j < P; j++) {
+        /* the float constants the model uses: 0.999f is not 0.999 */
+        const double b1 = c.adam_beta1, b2 = c.adam_beta2, a1 = 1.0f - c.adam_beta1, a2 = 1.0f - c.adam_beta2;
+        double mo = b1 * st[j] + a1 * g[j], ve = b2 * st[P + j] + a2 * (double)g[j] * g[j];
+        double step = (double)c.lr_dense * (mo / (1 - b1 * b1)) / (sqrt(ve / (1 - b2 * b2)) + (double)c.adam_eps);
+        /* float rounding, relative to the terms summed (they may cancel) */
+        double tm = 1e-6 * (fabs(b1 * st[j]) + fabs(a1 * g[j])) + 1e-20, tv = 1e-6 * ve + 1e-20;
+        if (fabs((double)st1[j] - mo) > tm || fabs((double)st1[P + j] - ve) > tv ||
+            fabs((double)p1[j] - (p0[j] - step)) > 1e-6 + 1e-4 * fabs(step))
+            fail_msg("coordinate %zu: state %g %g (want %g %g), param %g (want %g)", j, (double)st1[j],
+                     (double)st1[P + j], mo, ve, (double)p1[j], p0[j] - step);
+        moved += p1[j] != p0[j];
+    }
+    assert_true(moved > (int)P / 2);
+    fr_model_train(ref, s, N, NULL);
+    assert_models_equal(m, ref);
+    /* Adam's state round-trips through set_dense */
+    fr_model *cp = create_ok(&c);
+    assert_int_equal(fr_model_set_dense(cp, p1, st1, P), 0);
+    assert_memory_equal(fr_model_dense_accum(cp), st1, 2 * P * sizeof *st1);
+    fr_model_free(cp);
+    free(p0);
+    free(st);
+    free(g);
+    fr_model_free(ref);
+    fr_model_free(m);
+}
+
 /* A row's initial value depends on (seed, table, key) only: zero-weight samples create rows
  * without moving them, in opposite orders, and the values follow the documented formula. */
 static void test_init_order_independent(void **state)
@@ -1224,6 +1283,10 @@ static void test_config_validation(void **state)
     c = d, c.distill = 0.5f, expect_refused(c, "model.distill");
     c = d, c.learner_loss = 0.5f, expect_refused(c, "model.learner_loss");
     c = d, c.causal_adv = -1, expect_refused(c, "model.causal_adv");
+    c = d, c.dense_optimizer = 2, expect_refused(c, "model.dense_optimizer");
+    c = d, c.dense_optimizer = 1, c.adam_beta1 = 1, expect_refused(c, "model.adam_beta1");
+    c = d, c.dense_optimizer = 1, c.adam_beta2 = -0.1f, expect_refused(c, "model.adam_beta2");
+    c = d, c.dense_optimizer = 1, c.adam_eps = 0, expect_refused(c, "model.adam_eps");
     c = d, c.dfub_heads = 3, c.dfub_target = 4, expect_refused(c, "model.dfub_heads"); /* 3 does not divide 8 */
     c = d, c.dfub_heads = 9, expect_refused(c, "model.dfub_heads");
     c = d, c.dfub_heads = 2, c.dfub_target = 0, expect_refused(c, "model.dfub_target"); /* the scenario */
@@ -1269,6 +1332,7 @@ int main(void)
         cmocka_unit_test(test_progressive_equals_predict),
         cmocka_unit_test(test_forward_matches_reference),
         cmocka_unit_test(test_determinism),
+        cmocka_unit_test(test_adam),
         cmocka_unit_test(test_init_order_independent),
         cmocka_unit_test(test_learning),
         cmocka_unit_test(test_predict_creates_no_rows),
