@@ -34,8 +34,11 @@
  * (z_ctr_l, z_cvr_l), plus the self-distillation term distill * BCE(s(z_tl), stopgrad(s(z_t))) for
  * t = CTR where the CTR term is on and t = CVR where the CTCVR or the CVR term is on: the fused
  * score teaches each learner, and no gradient flows into the teacher through this term.
- * With dffi_layers, the pair products are computed through the scenario's micro-network D (see
- * fr_model_config). Embeddings: Adagrad per coordinate. Dense: Adagrad or Adam. Dense math on mini-batches via OpenBLAS.
+ * Scenario components (see fr_model_config): DFFI computes the pair products through the
+ * scenario's micro-network D; DFUB appends a target attention over a behaviour list to x;
+ * CausalInt adds a gradient-reversed scenario classifier and an orthogonality term on the level-0
+ * shared and scenario experts (training only). Embeddings: Adagrad per coordinate. Dense: Adagrad
+ * or Adam. Dense math on mini-batches via OpenBLAS.
  *
  * Loss scaling: a mini-batch's gradient is the SUM of its samples' gradients, not the mean, so
  * a rare key's row gets its full per-sample gradient whatever the batch size; Adagrad's
