@@ -585,23 +585,105 @@ static int load_guard(errbuf *e, fr_guard_config *g, const json_t *o)
         return fail(e, "\"guard.resume_fraction\" must be at least guard.trip_fraction");
     return 0;
 }
+/* The architectures as presets of the engine's explicit keys (learner/fr_model.h); explicit keys
+ * given next to "architecture" override the preset's values. */
+static const struct {
+    const char *name;
+    int shared, task, learner, levels, learners;
+    float distill, learner_loss;
+} ARCHITECTURES[] = {
+    {"shared_bottom", 1, 0, 0, 1, 1, 0.0f, 0.0f},
+    {"mmoe", 4, 0, 0, 1, 1, 0.0f, 0.0f},
+    {"cgc", 2, 2, 0, 1, 1, 0.0f, 0.0f},
+    {"ple", 2, 2, 0, 2, 1, 0.0f, 0.0f},
+    {"taml", 2, 1, 1, 1, 2, 0.5f, 0.0f},
+};
 
-static int load_model(errbuf *e, fr_model_config *m, const json_t *o)
+/* DFUB's fields by name: the categorical slot (the scenario is slot 0) or the multi-field index of
+ * field `name` among c's fields, or -1 when no field of that kind has the name. */
+static int field_slot(const fr_config *c, const char *name, fr_field_kind kind)
 {
-    static const char *const keys[] = {"emb_dim", "n_experts",    "expert_dim", "tower_dim", "batch_size",
+    int slot = kind == FR_FIELD_CATEGORICAL ? 1 : 0;
+    for (int i = 0; i < c->n_fields; i++) {
+        if (c->fields[i].kind != kind) continue;
+        if (strcmp(c->fields[i].name, name) == 0) return slot;
+        slot++;
+    }
+    return -1;
+}
+
+static int load_model(errbuf *e, fr_config *cfg, const json_t *o)
+{
+    fr_model_config *m = &cfg->model;
+    static const char *const keys[] = {"architecture", "emb_dim", "n_experts", "n_task_experts",
+                                       "n_scenario_experts", "n_learner_experts", "n_levels", "n_learners",
+                                       "scenario_dim", "dffi_layers", "dfub_heads", "dfub_target", "dfub_history", "dense_optimizer",
+                                       "adam_beta1", "adam_beta2", "adam_eps", "distill", "learner_loss", "causal_adv", "causal_orth", "expert_dim", "tower_dim", "batch_size",
                                        "lr_emb",  "lr_dense",     "adagrad_init", "init_scale", "seed",
                                        "interactions", "wide", NULL};
     if (want_object(e, o, "model") || check_keys(e, o, "model", keys))
         return -1;
+    static const struct {
+        const char *key;
+        fr_field_kind kind;
+        const char *what;
+    } dfub_fields[] = {{"dfub_target", FR_FIELD_CATEGORICAL, "a categorical field (the target item)"},
+                       {"dfub_history", FR_FIELD_MULTI, "a multi field (the behaviour list)"}};
+    for (size_t i = 0; i < 2; i++) {
+        const json_t *v = json_object_get(o, dfub_fields[i].key);
+        char p[PATH_MAX_LEN], name[FR_NAME_MAX];
+        join_path(p, "model", dfub_fields[i].key);
+        if (!v) continue;
+        if (get_string(e, v, p, name, sizeof name, false))
+            return -1;
+        int slot = field_slot(cfg, name, dfub_fields[i].kind);
+        if (slot < 0)
+            return fail(e, "\"%s\" is \"%s\", which is not %s of \"fields\"", p, name, dfub_fields[i].what);
+        *(i ? &m->dfub_history : &m->dfub_target) = slot;
+    }
+    const json_t *opt = json_object_get(o, "dense_optimizer");
+    if (opt) {
+        char name[FR_NAME_MAX];
+        if (get_string(e, opt, "model.dense_optimizer", name, sizeof name, false))
+            return -1;
+        if (strcmp(name, "adagrad") && strcmp(name, "adam"))
+            return fail(e, "\"model.dense_optimizer\" is \"%s\", expected adagrad or adam", name);
+        m->dense_optimizer = strcmp(name, "adam") == 0;
+    }
+    const json_t *arch = json_object_get(o, "architecture");
+    if (arch) {
+        char name[FR_NAME_MAX];
+        if (get_string(e, arch, "model.architecture", name, sizeof name, false))
+            return -1;
+        size_t i = 0, n = sizeof ARCHITECTURES / sizeof ARCHITECTURES[0];
+        while (i < n && strcmp(name, ARCHITECTURES[i].name) != 0) i++;
+        if (i == n)
+            return fail(e, "\"model.architecture\" is \"%s\", expected shared_bottom, mmoe, cgc, ple or taml", name);
+        m->n_experts = ARCHITECTURES[i].shared;
+        m->n_task_experts = ARCHITECTURES[i].task;
+        m->n_learner_experts = ARCHITECTURES[i].learner;
+        m->n_levels = ARCHITECTURES[i].levels;
+        m->n_learners = ARCHITECTURES[i].learners;
+        m->distill = ARCHITECTURES[i].distill;
+        m->learner_loss = ARCHITECTURES[i].learner_loss;
+    }
     struct {
         const char *key;
         int *dst;
         int min, max;
     } ints[] = {{"emb_dim", &m->emb_dim, 1, 1024},
-                {"n_experts", &m->n_experts, 1, 256},
-                {"expert_dim", &m->expert_dim, 1, 8192},
-                {"tower_dim", &m->tower_dim, 1, 8192},
-                {"batch_size", &m->batch_size, 1, 1 << 20},
+                {"n_experts", &m->n_experts, 0, 64},
+                {"n_task_experts", &m->n_task_experts, 0, 64},
+                {"n_scenario_experts", &m->n_scenario_experts, 0, 64},
+                {"n_learner_experts", &m->n_learner_experts, 0, 64},
+                {"n_levels", &m->n_levels, 1, 4},
+                {"n_learners", &m->n_learners, 1, 4},
+                {"scenario_dim", &m->scenario_dim, 0, 1024},
+                {"dffi_layers", &m->dffi_layers, 0, 2},
+                {"dfub_heads", &m->dfub_heads, 0, 8},
+                {"expert_dim", &m->expert_dim, 1, 4096},
+                {"tower_dim", &m->tower_dim, 1, 4096},
+                {"batch_size", &m->batch_size, 1, 1 << 16},
                 {"interactions", &m->interactions, 0, 3},
                 {"wide", &m->wide, 0, 1}};
     for (size_t i = 0; i < sizeof ints / sizeof ints[0]; i++) {
@@ -618,7 +700,14 @@ static int load_model(errbuf *e, fr_model_config *m, const json_t *o)
     } reals[] = {{"lr_emb", &m->lr_emb, true},
                  {"lr_dense", &m->lr_dense, true},
                  {"adagrad_init", &m->adagrad_init, true},
-                 {"init_scale", &m->init_scale, false}};
+                 {"init_scale", &m->init_scale, false},
+                 {"distill", &m->distill, false},
+                 {"learner_loss", &m->learner_loss, false},
+                 {"causal_adv", &m->causal_adv, false},
+                 {"causal_orth", &m->causal_orth, false},
+                 {"adam_beta1", &m->adam_beta1, false},
+                 {"adam_beta2", &m->adam_beta2, false},
+                 {"adam_eps", &m->adam_eps, true}};
     for (size_t i = 0; i < sizeof reals / sizeof reals[0]; i++) {
         const json_t *v = json_object_get(o, reals[i].key);
         char p[PATH_MAX_LEN];
@@ -630,6 +719,16 @@ static int load_model(errbuf *e, fr_model_config *m, const json_t *o)
             *reals[i].dst = (float)x;
         }
     }
+    for (size_t i = 0; i < 2 && m->dfub_heads > 0; i++)
+        if (!json_object_get(o, dfub_fields[i].key))
+            return fail(e, "\"model.%s\" is missing: model.dfub_heads = %d needs the name of %s", dfub_fields[i].key,
+                        m->dfub_heads, dfub_fields[i].what);
+    /* Several learners without a preset: how much the fused score teaches them is a choice the
+     * file must make, not a default that silently differs from TAML's. */
+    if (!arch && m->n_learners > 1 && !json_object_get(o, "distill"))
+        return fail(e, "\"model.distill\" is missing: model.n_learners = %d needs a self-distillation weight "
+                       "(0 turns distillation off)",
+                    m->n_learners);
     const json_t *v = json_object_get(o, "seed");
     int64_t seed = 0;
     if (v) {
@@ -698,7 +797,7 @@ static int load_root(errbuf *e, fr_config *c, const json_t *root)
         return -1;
     if ((v = json_object_get(root, "join")) && load_join(e, c, v))
         return -1;
-    if ((v = json_object_get(root, "model")) && load_model(e, &c->model, v))
+    if ((v = json_object_get(root, "model")) && load_model(e, c, v))
         return -1;
     if ((v = json_object_get(root, "guard")) && load_guard(e, &c->guard, v))
         return -1;
@@ -720,6 +819,10 @@ static int load_root(errbuf *e, fr_config *c, const json_t *root)
         snprintf(c->scenarios[c->n_scenarios++], FR_NAME_MAX, "%s", FR_OTHER_SCENARIO);
     }
     assign_slots(c);
+    /* sizes that are fine alone but not together (the learner names the offending key) */
+    char merr[256];
+    if (fr_model_config_validate(&c->model, merr, sizeof merr))
+        return fail(e, "%s", merr);
     return 0;
 }
 

@@ -243,7 +243,10 @@ static int model_shape_matches(const fr_model_config *a, const fr_model_config *
         return 0;                                                                                          \
     }
     FR_SAME(n_cat) FR_SAME(n_num) FR_SAME(n_multi) FR_SAME(n_scenarios) FR_SAME(emb_dim) FR_SAME(n_experts)
-    FR_SAME(expert_dim) FR_SAME(tower_dim)
+    FR_SAME(expert_dim) FR_SAME(tower_dim) FR_SAME(n_task_experts) FR_SAME(n_scenario_experts)
+    FR_SAME(n_learner_experts) FR_SAME(n_levels) FR_SAME(n_learners) FR_SAME(scenario_dim)
+    FR_SAME(dffi_layers) FR_SAME(dfub_heads) FR_SAME(dfub_target) FR_SAME(dfub_history)
+    FR_SAME(dense_optimizer)
 #undef FR_SAME
     return 1;
 }

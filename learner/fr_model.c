@@ -12,29 +12,83 @@
 #include "fr_optim.h"
 
 /* Upper bounds keep every size computation far from overflow; they are well above any sane model. */
-enum { MAX_EMB_DIM = 1024, MAX_EXPERTS = 64, MAX_HIDDEN = 4096, MAX_BATCH = 1 << 16, NAME_LEN = 40 };
+enum {
+    MAX_EMB_DIM = 1024, MAX_EXPERTS = 64, MAX_HIDDEN = 4096, MAX_BATCH = 1 << 16, NAME_LEN = 64, TNAME_LEN = 96,
+    MAX_LEVELS = 4, MAX_LEARNERS = 4, MAX_Q = 2 * MAX_LEARNERS, /* learners over both tasks */
+    MAX_ST = 3,                    /* input streams of a level: shared, ctr, cvr */
+    MAX_GT = MAX_Q,                /* gates of a level: one per learner at the last level */
+    MAX_SCEN_EXPERTS = 256,        /* n_scenarios * n_scenario_experts */
+    MAX_SCEN_DIM = 1024,
+    MAX_GATE = 4 * MAX_EXPERTS,    /* experts one gate mixes */
+    MAX_DFFI_LAYERS = 2,
+    MAX_SCEN_CLASSES = 1024,       /* scenarios CausalInt's classifier tells apart */
+    MAX_DFUB_HEADS = 8,
+    HL = FR_MAX_MULTI_LEN,         /* DFUB's history length */
+    MAX_DFUB_DIM = 64,             /* emb_dim with DFUB */
+};
 static const double P_CLIP = 1e-7;
 
 /* Mixes the table index into the initialisation seed. Changing it changes the initial value of
  * every row created afterwards, so replays across versions would diverge: treat it as format. */
 static uint64_t table_mix(uint32_t table) { return (uint64_t)(table + 1) * 0x9E3779B97F4A7C15ULL; }
 
+/* The engine's plan, fixed at creation. An expert's output occupies columns [col, col + hd) of
+ * its stream's activations; a gate's logits (then probabilities) occupy [col, col + ng). */
+typedef struct {
+    int st, col;
+    char name[NAME_LEN];
+} fr_xpert;
+
+typedef struct {
+    int st, col;               /* col = -1 when ng == 1: the identity, no parameters */
+    int ng, n_fixed, n_sc, sc_base;
+    int fixed[MAX_GATE];       /* expert indices of the level, then n_sc scenario slots */
+    size_t off_sw;             /* [ng x scenario_dim], with scenario_dim and ng > 1 */
+    char name[NAME_LEN];
+} fr_gate;
+
+typedef struct {
+    int src;                   /* -1: x; else the gate of the previous level whose output this is */
+    int dim, rows, ex_rows;    /* input width; outputs (experts then gates); expert outputs */
+    size_t off_w, off_b;
+} fr_stream;
+
+typedef struct {
+    int n_st, n_ex, n_gt;
+    fr_stream st[MAX_ST];
+    fr_xpert *ex;              /* n_ex, owned by the model */
+    fr_gate gt[MAX_GT];
+} fr_level;
+
 /* Per-batch buffers, allocated once for `cap` samples so training never allocates (except rows). */
 typedef struct {
     int cap;
     float *x;          /* [cap x in] */
     float *pr;         /* [cap x npair]: <e_i, e_j> for the field pairs i < j, in row-major pair order */
-    float *a1;         /* [cap x r1]: expert outputs after ReLU, then each task's gate probabilities */
-    float *mix[2];     /* [cap x hd]: each task's gated mixture of experts */
-    float *th[2];      /* [cap x td]: tower hidden layer after ReLU */
-    float *logit[2];   /* [cap] */
+    int32_t *scen;     /* [cap]: scenario index, -1 when outside [0, n_scenarios) */
+    float *act[MAX_LEVELS][MAX_ST];  /* [cap x rows]: expert outputs after ReLU, gate probabilities */
+    float *go[MAX_LEVELS][MAX_GT];   /* [cap x hd]: each gate's mixture of experts */
+    float *th[MAX_Q];  /* [cap x td]: tower hidden layer after ReLU */
+    float *zl[MAX_Q];  /* [cap]: learner logits */
+    float *extra[2];   /* [cap]: the task's pair and wide terms */
+    float *dffi_h[MAX_DFFI_LAYERS]; /* [cap x nf x D]: each field's output of DFFI layer l */
+    float *dffi_d;     /* [nf x D]: backward scratch, d loss / d D(e_i) of one sample */
+    float *dffi_dp;    /* [npair]: backward scratch, d loss / d p_ij of one sample */
+    float *cz;         /* [n_scenarios + 3 hd]: CausalInt scratch: classifier logits, h_inv, h_spc, dh */
+    /* DFUB, per sample: the history items' embeddings, keys and values [cap x HL x D], the query
+     * [cap x D], the attention weights [cap x heads x HL], the item count [cap] */
+    float *ub_e, *ub_k, *ub_v, *ub_q, *ub_a;
+    int32_t *ub_len;
+    float *logit[2];   /* [cap]: fused logits */
     /* backward and sparse bookkeeping: NULL in the predict workspace */
-    float *dlogit[2];  /* [cap] */
+    float *dact[MAX_LEVELS][MAX_ST];
+    float *dgo[MAX_LEVELS][MAX_GT];
+    float *dzl[MAX_Q]; /* [cap] */
+    float *dextra[2];  /* [cap] */
     float *dt;         /* [cap x td] */
-    float *dmix[2];    /* [cap x hd] */
-    float *da1;        /* [cap x r1] */
     float *dx;         /* [cap x in]: d loss / d x */
     float *gdense;     /* [P] */
+    float *ones;       /* [cap] of 1: bias gradients are column sums, sgemv against it */
     int32_t *slot;     /* [cap x npos]: touched-row index per embedding position, -1 for none */
     float *inv_cnt;    /* [cap x n_multi]: 1 / number of keys pooled */
     int max_touch, n_touch;
@@ -48,17 +102,22 @@ typedef struct {
 
 struct fr_model {
     fr_model_config c;
-    int D, in, emb_in, r1, hd, td, ne, npos;
+    int D, in, emb_in, hd, td, npos;
     int nf, npair, pair_off; /* embedded fields, their pairs, the column of the first pair in x */
     int pair_in;             /* pairs fed to the experts: npair or 0 */
+    int dfub_off;            /* the column of DFUB's output in x */
+    size_t off_dq, off_dk, off_dv; /* DFUB's projections */
     int fm_logit;            /* the pairs also reach each logit through a weight per pair */
     int wide;                /* a linear head from x's embedding and numeric columns to each logit */
+    int NL, L, Q, sd;        /* levels, learners per task, learners in all, scenario vector width */
+    fr_level lv[MAX_LEVELS];
     uint32_t n_tables;
     fr_emb *tables;
-    size_t P;
+    size_t P, S;             /* dense parameters; optimizer state floats (P Adagrad, 2P Adam) */
     float *w, *acc;
-    size_t off_b1, off_th[2], off_tb[2], off_ow[2], off_ob[2], off_fm[2], off_wide[2];
-    int n_tensors;
+    size_t off_cls;          /* CausalInt's classifier: [n_scenarios x hd] weights, then n_scenarios biases */
+    size_t off_semb, off_th[MAX_Q], off_tb[MAX_Q], off_ow[MAX_Q], off_ob[MAX_Q], off_fm[2], off_wide[2];
+    int n_tensors, max_tensors;
     fr_tensor_info *tensors;
     char *names;
     uint64_t version;
@@ -94,6 +153,11 @@ void fr_model_config_defaults(fr_model_config *c)
     c->seed = 1;
     c->interactions = 3;
     c->wide = 1;
+    c->n_levels = 1;
+    c->n_learners = 1;
+    c->adam_beta1 = 0.9f;
+    c->adam_beta2 = 0.999f;
+    c->adam_eps = 1e-8f;
 }
 
 const fr_model_config *fr_model_get_config(const fr_model *m) { return &m->c; }
@@ -105,18 +169,41 @@ static void ws_free(fr_ws *w)
     if (!w) return;
     free(w->x);
     free(w->pr);
-    free(w->a1);
+    free(w->scen);
+    for (int v = 0; v < MAX_LEVELS; v++) {
+        for (int s = 0; s < MAX_ST; s++) {
+            free(w->act[v][s]);
+            free(w->dact[v][s]);
+        }
+        for (int g = 0; g < MAX_GT; g++) {
+            free(w->go[v][g]);
+            free(w->dgo[v][g]);
+        }
+    }
+    for (int q = 0; q < MAX_Q; q++) {
+        free(w->th[q]);
+        free(w->zl[q]);
+        free(w->dzl[q]);
+    }
+    for (int l = 0; l < MAX_DFFI_LAYERS; l++) free(w->dffi_h[l]);
+    free(w->dffi_d);
+    free(w->dffi_dp);
+    free(w->cz);
+    free(w->ub_e);
+    free(w->ub_k);
+    free(w->ub_v);
+    free(w->ub_q);
+    free(w->ub_a);
+    free(w->ub_len);
     for (int t = 0; t < 2; t++) {
-        free(w->mix[t]);
-        free(w->th[t]);
+        free(w->extra[t]);
         free(w->logit[t]);
-        free(w->dlogit[t]);
-        free(w->dmix[t]);
+        free(w->dextra[t]);
     }
     free(w->dt);
-    free(w->da1);
     free(w->dx);
     free(w->gdense);
+    free(w->ones);
     free(w->slot);
     free(w->inv_cnt);
     free(w->t_table);
@@ -143,21 +230,49 @@ static fr_ws *ws_new(const fr_model *m, int cap, int backward)
     w->cap = cap;
     w->x = falloc(n * m->in, sizeof(float), &f);
     w->pr = falloc(n * (size_t)m->npair, sizeof(float), &f);
-    w->a1 = falloc(n * m->r1, sizeof(float), &f);
+    w->scen = falloc(n, sizeof(int32_t), &f);
+    for (int v = 0; v < m->NL; v++) {
+        const fr_level *lv = &m->lv[v];
+        for (int s = 0; s < lv->n_st; s++) {
+            w->act[v][s] = falloc(n * (size_t)lv->st[s].rows, sizeof(float), &f);
+            if (backward) w->dact[v][s] = falloc(n * (size_t)lv->st[s].rows, sizeof(float), &f);
+        }
+        for (int g = 0; g < lv->n_gt; g++) {
+            w->go[v][g] = falloc(n * m->hd, sizeof(float), &f);
+            if (backward) w->dgo[v][g] = falloc(n * m->hd, sizeof(float), &f);
+        }
+    }
+    for (int q = 0; q < m->Q; q++) {
+        w->th[q] = falloc(n * m->td, sizeof(float), &f);
+        w->zl[q] = falloc(n, sizeof(float), &f);
+        if (backward) w->dzl[q] = falloc(n, sizeof(float), &f);
+    }
     for (int t = 0; t < 2; t++) {
-        w->mix[t] = falloc(n * m->hd, sizeof(float), &f);
-        w->th[t] = falloc(n * m->td, sizeof(float), &f);
+        w->extra[t] = falloc(n, sizeof(float), &f);
         w->logit[t] = falloc(n, sizeof(float), &f);
+        if (backward) w->dextra[t] = falloc(n, sizeof(float), &f);
+    }
+    for (int l = 0; l < m->c.dffi_layers; l++) w->dffi_h[l] = falloc(n * m->nf * m->D, sizeof(float), &f);
+    if (m->c.dfub_heads) {
+        w->ub_e = falloc(n * HL * m->D, sizeof(float), &f);
+        w->ub_k = falloc(n * HL * m->D, sizeof(float), &f);
+        w->ub_v = falloc(n * HL * m->D, sizeof(float), &f);
+        w->ub_q = falloc(n * m->D, sizeof(float), &f);
+        w->ub_a = falloc(n * (size_t)m->c.dfub_heads * HL, sizeof(float), &f);
+        w->ub_len = falloc(n, sizeof(int32_t), &f);
     }
     if (backward) {
-        for (int t = 0; t < 2; t++) {
-            w->dlogit[t] = falloc(n, sizeof(float), &f);
-            w->dmix[t] = falloc(n * m->hd, sizeof(float), &f);
+        if (m->c.causal_adv > 0 || m->c.causal_orth > 0)
+            w->cz = falloc((size_t)m->c.n_scenarios + 3 * (size_t)m->hd, sizeof(float), &f);
+        if (m->c.dffi_layers) {
+            w->dffi_d = falloc((size_t)m->nf * m->D, sizeof(float), &f);
+            w->dffi_dp = falloc((size_t)m->npair, sizeof(float), &f);
         }
         w->dt = falloc(n * m->td, sizeof(float), &f);
-        w->da1 = falloc(n * m->r1, sizeof(float), &f);
         w->dx = falloc(n * m->in, sizeof(float), &f);
         w->gdense = falloc(m->P, sizeof(float), &f);
+        w->ones = falloc(n, sizeof(float), &f);
+        for (size_t i = 0; w->ones && i < n; i++) w->ones[i] = 1.0f;
         w->slot = falloc(n * m->npos, sizeof(int32_t), &f);
         w->inv_cnt = falloc(n * (size_t)m->c.n_multi, sizeof(float), &f);
         w->max_touch = cap * m->npos;
@@ -193,14 +308,23 @@ static int check_pos(const char *key, float v, int allow_zero, char *err, size_t
     return -1;
 }
 
-static int validate(const fr_model_config *c, char *err, size_t errlen)
+int fr_model_config_validate(const fr_model_config *c, char *err, size_t errlen)
 {
     if (check_int("model.n_cat", c->n_cat, 1, FR_MAX_CAT, err, errlen) ||
         check_int("model.n_num", c->n_num, 0, FR_MAX_NUM, err, errlen) ||
         check_int("model.n_multi", c->n_multi, 0, FR_MAX_MULTI, err, errlen) ||
         check_int("model.n_scenarios", c->n_scenarios, 1, 1 << 20, err, errlen) ||
         check_int("model.emb_dim", c->emb_dim, 1, MAX_EMB_DIM, err, errlen) ||
-        check_int("model.n_experts", c->n_experts, 1, MAX_EXPERTS, err, errlen) ||
+        check_int("model.n_experts", c->n_experts, 0, MAX_EXPERTS, err, errlen) ||
+        check_int("model.n_task_experts", c->n_task_experts, 0, MAX_EXPERTS, err, errlen) ||
+        check_int("model.n_learner_experts", c->n_learner_experts, 0, MAX_EXPERTS, err, errlen) ||
+        check_int("model.n_scenario_experts", c->n_scenario_experts, 0, MAX_EXPERTS, err, errlen) ||
+        check_int("model.n_levels", c->n_levels, 1, MAX_LEVELS, err, errlen) ||
+        check_int("model.n_learners", c->n_learners, 1, MAX_LEARNERS, err, errlen) ||
+        check_int("model.scenario_dim", c->scenario_dim, 0, MAX_SCEN_DIM, err, errlen) ||
+        check_int("model.dffi_layers", c->dffi_layers, 0, MAX_DFFI_LAYERS, err, errlen) ||
+        check_int("model.dfub_heads", c->dfub_heads, 0, MAX_DFUB_HEADS, err, errlen) ||
+        check_int("model.dense_optimizer", c->dense_optimizer, 0, 1, err, errlen) ||
         check_int("model.expert_dim", c->expert_dim, 1, MAX_HIDDEN, err, errlen) ||
         check_int("model.tower_dim", c->tower_dim, 1, MAX_HIDDEN, err, errlen) ||
         check_int("model.batch_size", c->batch_size, 1, MAX_BATCH, err, errlen) ||
@@ -208,70 +332,311 @@ static int validate(const fr_model_config *c, char *err, size_t errlen)
         check_pos("model.lr_dense", c->lr_dense, 0, err, errlen) ||
         check_pos("model.adagrad_init", c->adagrad_init, 0, err, errlen) ||
         check_pos("model.init_scale", c->init_scale, 1, err, errlen) ||
+        check_pos("model.distill", c->distill, 1, err, errlen) ||
+        check_pos("model.learner_loss", c->learner_loss, 1, err, errlen) ||
+        check_pos("model.causal_adv", c->causal_adv, 1, err, errlen) ||
+        check_pos("model.causal_orth", c->causal_orth, 1, err, errlen) ||
         check_int("model.interactions", c->interactions, 0, 3, err, errlen) ||
         check_int("model.wide", c->wide, 0, 1, err, errlen))
         return -1;
+    if ((int64_t)c->n_scenario_experts * c->n_scenarios > MAX_SCEN_EXPERTS) {
+        snprintf(err, errlen,
+                 "model.n_scenario_experts: %d experts for each of %d scenarios exceed the limit of %d in all",
+                 c->n_scenario_experts, c->n_scenarios, MAX_SCEN_EXPERTS);
+        return -1;
+    }
+    if (c->n_experts + c->n_task_experts + c->n_learner_experts + c->n_scenario_experts < 1) {
+        snprintf(err, errlen, "model.n_experts: every learner's gate needs at least one expert (n_experts + "
+                              "n_task_experts + n_learner_experts + n_scenario_experts is 0)");
+        return -1;
+    }
+    if (c->n_levels > 1 && c->n_experts + c->n_task_experts + c->n_scenario_experts < 1) {
+        snprintf(err, errlen, "model.n_levels: %d levels need shared, task or scenario experts below the last level "
+                              "(learner experts exist only at the last one)", c->n_levels);
+        return -1;
+    }
+    if (c->dense_optimizer == 1 &&
+        (!(c->adam_beta1 >= 0 && c->adam_beta1 < 1) || !(c->adam_beta2 >= 0 && c->adam_beta2 < 1) ||
+         !(c->adam_eps > 0 && isfinite(c->adam_eps)))) {
+        snprintf(err, errlen, "model.%s: Adam needs beta1 and beta2 in [0, 1) and eps > 0 (got %g, %g, %g)",
+                 !(c->adam_beta1 >= 0 && c->adam_beta1 < 1) ? "adam_beta1"
+                 : !(c->adam_beta2 >= 0 && c->adam_beta2 < 1) ? "adam_beta2"
+                                                             : "adam_eps",
+                 (double)c->adam_beta1, (double)c->adam_beta2, (double)c->adam_eps);
+        return -1;
+    }
+    if (c->dfub_heads > 0) {
+        if (c->emb_dim > MAX_DFUB_DIM) {
+            snprintf(err, errlen, "model.dfub_heads: DFUB supports emb_dim up to %d (got %d)", MAX_DFUB_DIM, c->emb_dim);
+            return -1;
+        }
+        if (c->emb_dim % c->dfub_heads) {
+            snprintf(err, errlen, "model.dfub_heads: %d heads do not divide emb_dim %d", c->dfub_heads, c->emb_dim);
+            return -1;
+        }
+        if (c->dfub_target < 1 || c->dfub_target >= c->n_cat) {
+            snprintf(err, errlen, "model.dfub_target: categorical slot %d is not a feature field (1..%d)", c->dfub_target,
+                     c->n_cat - 1);
+            return -1;
+        }
+        if (c->dfub_history < 0 || c->dfub_history >= c->n_multi) {
+            snprintf(err, errlen, "model.dfub_history: multi-valued field %d does not exist (the model has %d)",
+                     c->dfub_history, c->n_multi);
+            return -1;
+        }
+    }
+    if (c->dffi_layers > 0 && c->interactions == 0) {
+        snprintf(err, errlen, "model.dffi_layers: DFFI computes the pairwise interactions, but model.interactions is 0");
+        return -1;
+    }
+    if (c->dffi_layers > 0 && c->scenario_dim < c->dffi_layers * c->emb_dim * (c->emb_dim + 1)) {
+        snprintf(err, errlen,
+                 "model.scenario_dim: %d floats are too narrow for the DFFI network (model.dffi_layers = %d with "
+                 "emb_dim %d needs %d = dffi_layers x emb_dim x (emb_dim + 1))",
+                 c->scenario_dim, c->dffi_layers, c->emb_dim, c->dffi_layers * c->emb_dim * (c->emb_dim + 1));
+        return -1;
+    }
+    if ((c->causal_adv > 0 || c->causal_orth > 0) && c->n_experts < 1) {
+        snprintf(err, errlen, "model.%s: CausalInt's invariant extractor is the shared experts, but model.n_experts is 0",
+                 c->causal_adv > 0 ? "causal_adv" : "causal_orth");
+        return -1;
+    }
+    if (c->causal_adv > 0 && (c->n_scenarios < 2 || c->n_scenarios > MAX_SCEN_CLASSES)) {
+        snprintf(err, errlen, "model.causal_adv: the scenario classifier needs 2..%d scenarios (got %d)",
+                 MAX_SCEN_CLASSES, c->n_scenarios);
+        return -1;
+    }
+    if (c->causal_orth > 0 && c->n_scenario_experts < 1) {
+        snprintf(err, errlen, "model.causal_orth: the orthogonality term needs scenario experts (model.n_scenario_experts "
+                              "is 0)");
+        return -1;
+    }
+    if (c->learner_loss > 0 && c->n_learners < 2) {
+        snprintf(err, errlen, "model.learner_loss: per-learner losses need model.n_learners >= 2 (got %d)",
+                 c->n_learners);
+        return -1;
+    }
+    if (c->distill > 0 && c->n_learners < 2) {
+        snprintf(err, errlen, "model.distill: self-distillation needs model.n_learners >= 2 (got %d)", c->n_learners);
+        return -1;
+    }
     return 0;
 }
 
 static void add_tensor(fr_model *m, const char *name, int rows, int cols, size_t *off)
 {
     int i = m->n_tensors++;
-    char *dst = m->names + (size_t)i * NAME_LEN;
-    snprintf(dst, NAME_LEN, "%s", name);
+    char *dst = m->names + (size_t)i * TNAME_LEN;
+    snprintf(dst, TNAME_LEN, "%s", name);
     m->tensors[i] = (fr_tensor_info){.name = dst, .rows = rows, .cols = cols, .offset = *off};
     *off += (size_t)rows * (size_t)cols;
+}
+
+static const char *const TASK_NAME[2] = {"ctr", "cvr"};
+
+static void add_gate(fr_level *lv, int st, const char *name, int n_sc, int sc_base)
+{
+    fr_gate *g = &lv->gt[lv->n_gt++];
+    g->st = st;
+    g->n_sc = n_sc;
+    g->sc_base = sc_base;
+    snprintf(g->name, NAME_LEN, "%s", name);
+}
+
+static void gate_take(fr_gate *g, int from, int count)
+{
+    for (int i = 0; i < count; i++) g->fixed[g->n_fixed++] = from + i;
+}
+
+/* Builds the levels: experts, gates, streams and the activation columns. Returns -1 when out of
+ * memory. See the header for the wiring. */
+static int plan(fr_model *m)
+{
+    const fr_model_config *c = &m->c;
+    const int ns = c->n_experts, nt = c->n_task_experts, nl = c->n_learner_experts, nsc = c->n_scenario_experts;
+    const int L = m->L;
+    char pre[8], name[NAME_LEN];
+    for (int v = 0; v < m->NL; v++) {
+        fr_level *lv = &m->lv[v];
+        const int last = v == m->NL - 1;
+        snprintf(pre, sizeof pre, v ? "l%d." : "", v & 3); /* v < MAX_LEVELS = 4 */
+        int st_shared = 0, st_task[2] = {0, 0};
+        if (v == 0) {
+            lv->n_st = 1;
+            lv->st[0] = (fr_stream){.src = -1, .dim = m->in};
+        } else {
+            const fr_level *pv = &m->lv[v - 1];
+            lv->n_st = pv->n_gt;
+            for (int g = 0; g < pv->n_gt; g++) lv->st[g] = (fr_stream){.src = g, .dim = m->hd};
+            int has_shared = pv->n_gt == 3;
+            st_shared = has_shared ? 0 : -1;
+            st_task[0] = has_shared;
+            st_task[1] = has_shared + 1;
+        }
+        int nex = ns + 2 * nt + (last ? 2 * L * nl : 0) + c->n_scenarios * nsc;
+        lv->ex = calloc((size_t)(nex ? nex : 1), sizeof *lv->ex);
+        if (!lv->ex) return -1;
+        int k = 0, t0[2], l0[2][MAX_LEARNERS];
+        for (int i = 0; i < ns; i++, k++) {
+            lv->ex[k].st = st_shared;
+            snprintf(lv->ex[k].name, NAME_LEN, "%sexpert.%d", pre, i);
+        }
+        for (int t = 0; t < 2; t++) {
+            t0[t] = k;
+            for (int i = 0; i < nt; i++, k++) {
+                lv->ex[k].st = st_task[t];
+                snprintf(lv->ex[k].name, NAME_LEN, "%sexpert.%s.%d", pre, TASK_NAME[t], i);
+            }
+        }
+        for (int t = 0; t < 2 && last; t++)
+            for (int l = 0; l < L; l++) {
+                l0[t][l] = k;
+                for (int i = 0; i < nl; i++, k++) {
+                    lv->ex[k].st = st_task[t];
+                    snprintf(lv->ex[k].name, NAME_LEN, "%sexpert.%s.learner%d.%d", pre, TASK_NAME[t], l, i);
+                }
+            }
+        const int sc0 = k;
+        for (int s = 0; s < c->n_scenarios && nsc; s++)
+            for (int i = 0; i < nsc; i++, k++) {
+                lv->ex[k].st = st_shared;
+                snprintf(lv->ex[k].name, NAME_LEN, "%sexpert.scenario%d.%d", pre, s, i);
+            }
+        lv->n_ex = k;
+        if (!last) {
+            if (ns + nsc > 0) {
+                snprintf(name, sizeof name, "%sgate.shared", pre);
+                add_gate(lv, st_shared, name, nsc, sc0);
+                gate_take(&lv->gt[lv->n_gt - 1], 0, ns + 2 * nt);
+            }
+            for (int t = 0; t < 2; t++) {
+                snprintf(name, sizeof name, "%sgate.%s", pre, TASK_NAME[t]);
+                add_gate(lv, st_task[t], name, nsc, sc0);
+                gate_take(&lv->gt[lv->n_gt - 1], 0, ns);
+                gate_take(&lv->gt[lv->n_gt - 1], t0[t], nt);
+            }
+        } else {
+            for (int t = 0; t < 2; t++)
+                for (int l = 0; l < L; l++) {
+                    if (l)
+                        snprintf(name, sizeof name, "%sgate.%s.learner%d", pre, TASK_NAME[t], l);
+                    else
+                        snprintf(name, sizeof name, "%sgate.%s", pre, TASK_NAME[t]);
+                    add_gate(lv, st_task[t], name, nsc, sc0);
+                    fr_gate *g = &lv->gt[lv->n_gt - 1];
+                    gate_take(g, 0, ns);
+                    gate_take(g, t0[t], nt);
+                    gate_take(g, l0[t][l], nl);
+                }
+        }
+        for (int g = 0; g < lv->n_gt; g++) lv->gt[g].ng = lv->gt[g].n_fixed + lv->gt[g].n_sc;
+        /* columns: per stream, its experts then its gates, in list order */
+        for (int s = 0; s < lv->n_st; s++) {
+            int col = 0;
+            for (int e = 0; e < lv->n_ex; e++)
+                if (lv->ex[e].st == s) lv->ex[e].col = col, col += m->hd;
+            lv->st[s].ex_rows = col;
+            for (int g = 0; g < lv->n_gt; g++) {
+                fr_gate *gt = &lv->gt[g];
+                if (gt->st != s) continue;
+                if (gt->ng > 1)
+                    gt->col = col, col += gt->ng;
+                else
+                    gt->col = -1;
+            }
+            lv->st[s].rows = col;
+        }
+        m->max_tensors += 2 * (lv->n_ex + 2 * lv->n_gt);
+    }
+    m->max_tensors += 1 + 4 * m->Q + 4 + 2 + 3;
+    return 0;
 }
 
 /* Lays the tensors out (see the header for the order) and records the offsets the math uses. */
 static void layout(fr_model *m)
 {
-    static const char *task[2] = {"ctr", "cvr"};
-    char name[NAME_LEN];
+    char name[TNAME_LEN];
     size_t off = 0;
-    for (int e = 0; e < m->ne; e++) {
-        snprintf(name, sizeof name, "expert.%d.w", e);
-        add_tensor(m, name, m->hd, m->in, &off);
+    for (int v = 0; v < m->NL; v++) {
+        fr_level *lv = &m->lv[v];
+        for (int s = 0; s < lv->n_st; s++) {
+            fr_stream *st = &lv->st[s];
+            for (int part = 0; part < 2; part++) {
+                if (part == 0)
+                    st->off_w = off;
+                else
+                    st->off_b = off;
+                const char *suffix = part ? "b" : "w";
+                for (int e = 0; e < lv->n_ex; e++) {
+                    if (lv->ex[e].st != s) continue;
+                    snprintf(name, sizeof name, "%s.%s", lv->ex[e].name, suffix);
+                    add_tensor(m, name, part ? 1 : m->hd, part ? m->hd : st->dim, &off);
+                }
+                for (int g = 0; g < lv->n_gt; g++) {
+                    const fr_gate *gt = &lv->gt[g];
+                    if (gt->st != s || gt->ng < 2) continue;
+                    snprintf(name, sizeof name, "%s.%s", gt->name, suffix);
+                    add_tensor(m, name, part ? 1 : gt->ng, part ? gt->ng : st->dim, &off);
+                }
+            }
+        }
+        for (int g = 0; g < lv->n_gt && m->sd; g++) {
+            fr_gate *gt = &lv->gt[g];
+            if (gt->ng < 2) continue;
+            gt->off_sw = off;
+            snprintf(name, sizeof name, "%s.scenario.w", gt->name);
+            add_tensor(m, name, gt->ng, m->sd, &off);
+        }
     }
-    for (int t = 0; t < 2; t++) {
-        snprintf(name, sizeof name, "gate.%s.w", task[t]);
-        add_tensor(m, name, m->ne, m->in, &off);
+    if (m->sd) {
+        m->off_semb = off;
+        add_tensor(m, "scenario.embedding", m->c.n_scenarios, m->sd, &off);
     }
-    m->off_b1 = off;
-    for (int e = 0; e < m->ne; e++) {
-        snprintf(name, sizeof name, "expert.%d.b", e);
-        add_tensor(m, name, 1, m->hd, &off);
-    }
-    for (int t = 0; t < 2; t++) {
-        snprintf(name, sizeof name, "gate.%s.b", task[t]);
-        add_tensor(m, name, 1, m->ne, &off);
-    }
-    for (int t = 0; t < 2; t++) {
-        m->off_th[t] = off;
-        snprintf(name, sizeof name, "tower.%s.hidden.w", task[t]);
+    for (int q = 0; q < m->Q; q++) {
+        int t = q / m->L, l = q % m->L;
+        char base[NAME_LEN];
+        if (l)
+            snprintf(base, sizeof base, "tower.%s.learner%d", TASK_NAME[t], l);
+        else
+            snprintf(base, sizeof base, "tower.%s", TASK_NAME[t]);
+        m->off_th[q] = off;
+        snprintf(name, sizeof name, "%s.hidden.w", base);
         add_tensor(m, name, m->td, m->hd, &off);
-        m->off_tb[t] = off;
-        snprintf(name, sizeof name, "tower.%s.hidden.b", task[t]);
+        m->off_tb[q] = off;
+        snprintf(name, sizeof name, "%s.hidden.b", base);
         add_tensor(m, name, 1, m->td, &off);
-        m->off_ow[t] = off;
-        snprintf(name, sizeof name, "tower.%s.out.w", task[t]);
+        m->off_ow[q] = off;
+        snprintf(name, sizeof name, "%s.out.w", base);
         add_tensor(m, name, 1, m->td, &off);
-        m->off_ob[t] = off;
-        snprintf(name, sizeof name, "tower.%s.out.b", task[t]);
+        m->off_ob[q] = off;
+        snprintf(name, sizeof name, "%s.out.b", base);
         add_tensor(m, name, 1, 1, &off);
     }
     if (m->fm_logit)
         for (int t = 0; t < 2; t++) {
             m->off_fm[t] = off;
-            snprintf(name, sizeof name, "pair.%s.w", task[t]);
+            snprintf(name, sizeof name, "pair.%s.w", TASK_NAME[t]);
             add_tensor(m, name, 1, m->npair, &off);
         }
     if (m->wide)
         for (int t = 0; t < 2; t++) {
             m->off_wide[t] = off;
-            snprintf(name, sizeof name, "wide.%s.w", task[t]);
+            snprintf(name, sizeof name, "wide.%s.w", TASK_NAME[t]);
             add_tensor(m, name, 1, m->pair_off, &off);
         }
+    if (m->c.causal_adv > 0) {
+        m->off_cls = off;
+        add_tensor(m, "causal.classifier.w", m->c.n_scenarios, m->hd, &off);
+        add_tensor(m, "causal.classifier.b", 1, m->c.n_scenarios, &off);
+    }
+    if (m->c.dfub_heads) {
+        m->off_dq = off;
+        add_tensor(m, "dfub.q.w", m->D, 2 * m->D, &off);
+        m->off_dk = off;
+        add_tensor(m, "dfub.k.w", m->D, m->D, &off);
+        m->off_dv = off;
+        add_tensor(m, "dfub.v.w", m->D, m->D, &off);
+    }
     m->P = off;
 }
 
@@ -282,33 +647,50 @@ static void init_dense(fr_model *m)
         float *p = m->w + t->offset;
         size_t n = (size_t)t->rows * (size_t)t->cols;
         size_t len = strlen(t->name);
-        int is_bias = t->name[len - 1] == 'b';
+        int is_bias = len > 2 && strcmp(t->name + len - 2, ".b") == 0;
+        int out_bias = is_bias && len > 6 && strcmp(t->name + len - 6, ".out.b") == 0;
         if (!is_bias) {
             /* keyed by the tensor's name, so resizing one tensor leaves the others' init alone */
             uint64_t s = m->c.seed ^ fr_hash_field(t->name);
             float scale = 1.0f / sqrtf((float)t->cols);
             for (size_t j = 0; j < n; j++) p[j] = fr_hash_uniform(s, j) * scale;
-        } else if (strcmp(t->name, "tower.ctr.out.b") == 0) {
+        } else if (out_bias && strncmp(t->name, "tower.ctr", 9) == 0) {
             p[0] = (float)log(0.05 / 0.95);
-        } else if (strcmp(t->name, "tower.cvr.out.b") == 0) {
+        } else if (out_bias && strncmp(t->name, "tower.cvr", 9) == 0) {
             p[0] = (float)log(0.1 / 0.9);
         } else {
             memset(p, 0, n * sizeof *p);
         }
     }
-    for (size_t j = 0; j < m->P; j++) m->acc[j] = m->c.adagrad_init;
+    for (size_t j = 0; j < m->S; j++) m->acc[j] = m->c.dense_optimizer == 1 ? 0.0f : m->c.adagrad_init;
+}
+
+/* DFFI starts near the plain inner product: each layer W = I + the small random init, b = 0, so
+ * D(e) = tanh(~e) ~ e for the small initial embeddings, and the scenarios then bend it. */
+static void init_dffi(fr_model *m)
+{
+    const int D = m->D;
+    for (int s = 0; s < m->c.n_scenarios && m->c.dffi_layers; s++)
+        for (int l = 0; l < m->c.dffi_layers; l++) {
+            float *W = m->w + m->off_semb + (size_t)s * m->sd + (size_t)l * D * (D + 1);
+            for (int r = 0; r < D; r++) W[r * D + r] += 1.0f;
+            memset(W + D * D, 0, (size_t)D * sizeof *W);
+        }
 }
 
 fr_model *fr_model_create(const fr_model_config *c, char *err, size_t errlen)
 {
-    if (validate(c, err, errlen)) return NULL;
+    if (fr_model_config_validate(c, err, errlen)) return NULL;
     fr_model *m = calloc(1, sizeof *m);
     if (!m) goto oom;
     m->c = *c;
     m->D = c->emb_dim;
-    m->ne = c->n_experts;
     m->hd = c->expert_dim;
     m->td = c->tower_dim;
+    m->NL = c->n_levels;
+    m->L = c->n_learners;
+    m->Q = 2 * m->L;
+    m->sd = c->scenario_dim;
     m->emb_in = (c->n_cat + c->n_multi) * c->emb_dim;
     m->nf = c->n_cat + c->n_multi;
     m->npair = c->interactions ? m->nf * (m->nf - 1) / 2 : 0;
@@ -316,22 +698,24 @@ fr_model *fr_model_create(const fr_model_config *c, char *err, size_t errlen)
     m->fm_logit = (c->interactions & 2) && m->npair > 0;
     m->pair_off = m->emb_in + c->n_num;
     m->wide = c->wide;
-    m->in = m->pair_off + m->pair_in;
-    m->r1 = m->ne * m->hd + 2 * m->ne;
+    m->dfub_off = m->pair_off + m->pair_in;
+    m->in = m->dfub_off + (c->dfub_heads ? c->emb_dim : 0);
     m->npos = c->n_cat + c->n_multi * FR_MAX_MULTI_LEN;
     m->n_tables = (uint32_t)(c->n_cat + c->n_multi);
     m->tables = calloc(m->n_tables, sizeof *m->tables);
     if (!m->tables) goto oom;
     for (uint32_t t = 0; t < m->n_tables; t++) fr_emb_init(&m->tables[t], 2 * (size_t)m->D * sizeof(float));
-    int max_tensors = 2 * m->ne + 4 + 8 + 4;
-    m->tensors = calloc((size_t)max_tensors, sizeof *m->tensors);
-    m->names = calloc((size_t)max_tensors, NAME_LEN);
+    if (plan(m)) goto oom;
+    m->tensors = calloc((size_t)m->max_tensors, sizeof *m->tensors);
+    m->names = calloc((size_t)m->max_tensors, TNAME_LEN);
     if (!m->tensors || !m->names) goto oom;
     layout(m);
+    m->S = c->dense_optimizer == 1 ? 2 * m->P : m->P;
     m->w = malloc(m->P * sizeof *m->w);
-    m->acc = malloc(m->P * sizeof *m->acc);
+    m->acc = malloc((m->S ? m->S : 1) * sizeof *m->acc);
     if (!m->w || !m->acc) goto oom;
     init_dense(m);
+    init_dffi(m);
     m->train_ws = ws_new(m, c->batch_size, 1);
     m->pred_ws = ws_new(m, 1, 0);
     if (!m->train_ws || !m->pred_ws) goto oom;
@@ -348,6 +732,7 @@ void fr_model_free(fr_model *m)
     if (m->tables)
         for (uint32_t t = 0; t < m->n_tables; t++) fr_emb_free(&m->tables[t]);
     free(m->tables);
+    for (int v = 0; v < MAX_LEVELS; v++) free(m->lv[v].ex);
     free(m->tensors);
     free(m->names);
     free(m->w);
@@ -508,72 +893,322 @@ static void gather(const fr_model *m, fr_model *creating, fr_ws *w, const fr_fea
 
 /* ---- forward / backward ----------------------------------------------------------------------- */
 
-static void forward(const fr_model *m, fr_ws *w, int n)
+/* Expert index behind slot k of gate g for a sample of scenario sid, or -1: a scenario slot of a
+ * sample whose scenario is unknown to the model reads as a zero expert. */
+static int gate_expert(const fr_gate *g, int k, int sid)
 {
-    const int in = m->in, r1 = m->r1, hd = m->hd, td = m->td, ne = m->ne, eh = ne * hd;
-    const float *b1 = m->w + m->off_b1;
-    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, n, r1, in, 1.0f, w->x, in, m->w, in, 0.0f, w->a1, r1);
-    for (int b = 0; b < n; b++) {
-        float *a = w->a1 + (size_t)b * r1;
-        for (int r = 0; r < eh; r++) {
-            float z = a[r] + b1[r];
-            a[r] = z > 0 ? z : 0;
+    if (k < g->n_fixed) return g->fixed[k];
+    return sid >= 0 ? g->sc_base + sid * g->n_sc + (k - g->n_fixed) : -1;
+}
+
+static void set_scenarios(const fr_model *m, fr_ws *w, const fr_sample *s, int n)
+{
+    for (int b = 0; b < n; b++)
+        w->scen[b] = s[b].scenario >= 0 && s[b].scenario < m->c.n_scenarios ? s[b].scenario : -1;
+}
+
+/* The task's pair (FwFM) and wide terms of each sample: plain loops, the same bits for a sample
+ * alone and in a batch. */
+static void extras(const fr_model *m, fr_ws *w, int n)
+{
+    for (int t = 0; t < 2; t++) {
+        for (int b = 0; b < n; b++) {
+            float z = 0;
+            if (m->fm_logit) {
+                const float *r = m->w + m->off_fm[t], *pr = w->pr + (size_t)b * m->npair;
+                for (int k = 0; k < m->npair; k++) z += r[k] * pr[k];
+            }
+            if (m->wide) {
+                const float *r = m->w + m->off_wide[t], *x = w->x + (size_t)b * m->in;
+                for (int k = 0; k < m->pair_off; k++) z += r[k] * x[k];
+            }
+            w->extra[t][b] = z;
         }
-        for (int t = 0; t < 2; t++) {
-            float *g = a + eh + t * ne;
-            float mx = -INFINITY;
-            for (int e = 0; e < ne; e++) {
-                g[e] += b1[eh + t * ne + e];
-                if (g[e] > mx) mx = g[e];
+    }
+}
+
+/* tanh through expf: a fifth of DFFI's time went to libm's tanhf (expm1f). Absolute error about
+ * 1e-7 (1 - 2/(e^2z + 1) cancels near 0, where tanh itself is small), saturating cleanly: e^2z
+ * overflows to inf -> 1, underflows to 0 -> -1. Training and serving share it, so they agree. */
+static float tanh_fast(float z) { return 1.0f - 2.0f / (expf(2.0f * z) + 1.0f); }
+
+/* DFFI forward: every field embedding of a sample through its scenario's network D, then the pair
+ * products <D(e_i), D(e_j)> replace gather's plain ones (in w->pr and x's pair columns). A sample
+ * of an unknown scenario keeps the plain products. */
+static void dffi_forward(const fr_model *m, fr_ws *w, int n)
+{
+    const int D = m->D, nf = m->nf, L = m->c.dffi_layers;
+    for (int b = 0; b < n; b++) {
+        const int sid = w->scen[b];
+        if (sid < 0) continue;
+        float *x = w->x + (size_t)b * m->in;
+        const float *th = m->w + m->off_semb + (size_t)sid * m->sd;
+        for (int i = 0; i < nf; i++) {
+            const float *u = x + i * D;
+            for (int l = 0; l < L; l++) {
+                const float *W = th + (size_t)l * D * (D + 1), *bb = W + D * D;
+                float *y = w->dffi_h[l] + ((size_t)b * nf + i) * D;
+                for (int r = 0; r < D; r++) {
+                    float z = bb[r];
+                    for (int c = 0; c < D; c++) z += W[r * D + c] * u[c];
+                    y[r] = tanh_fast(z);
+                }
+                u = y;
             }
-            float sum = 0;
-            for (int e = 0; e < ne; e++) {
-                g[e] = expf(g[e] - mx);
-                sum += g[e];
+        }
+        const float *o = w->dffi_h[L - 1] + (size_t)b * nf * D;
+        float *pr = w->pr + (size_t)b * m->npair;
+        for (int i = 0, k = 0; i < nf; i++)
+            for (int j = i + 1; j < nf; j++, k++) {
+                float z = 0;
+                for (int d = 0; d < D; d++) z += o[i * D + d] * o[j * D + d];
+                pr[k] = z;
+                if (m->pair_in) x[m->pair_off + k] = z;
             }
-            for (int e = 0; e < ne; e++) g[e] /= sum;
-            float *mix = w->mix[t] + (size_t)b * hd;
-            memset(mix, 0, (size_t)hd * sizeof *mix);
-            for (int e = 0; e < ne; e++) {
-                const float *h = a + e * hd;
-                for (int j = 0; j < hd; j++) mix[j] += g[e] * h[j];
+    }
+}
+
+/* DFFI backward for one sample: dp holds d loss / d p_ij (pair order); adds d loss / d e_i to dx
+ * and the slices' gradient to g's scenario row. */
+static void dffi_backward(const fr_model *m, fr_ws *w, int b, const float *dp, float *dx, float *g)
+{
+    const int D = m->D, nf = m->nf, L = m->c.dffi_layers, sid = w->scen[b];
+    const float *o = w->dffi_h[L - 1] + (size_t)b * nf * D, *x = w->x + (size_t)b * m->in;
+    float *dd = w->dffi_d;
+    memset(dd, 0, (size_t)nf * D * sizeof *dd);
+    for (int i = 0, k = 0; i < nf; i++)
+        for (int j = i + 1; j < nf; j++, k++) {
+            if (dp[k] == 0.0f) continue;
+            for (int d = 0; d < D; d++) {
+                dd[i * D + d] += dp[k] * o[j * D + d];
+                dd[j * D + d] += dp[k] * o[i * D + d];
+            }
+        }
+    const float *th = m->w + m->off_semb + (size_t)sid * m->sd;
+    float *gth = g + m->off_semb + (size_t)sid * m->sd;
+    float dz[MAX_EMB_DIM];
+    for (int i = 0; i < nf; i++) {
+        float *dy = dd + i * D; /* d loss / d (layer output), then reused for its input */
+        for (int l = L - 1; l >= 0; l--) {
+            const float *y = w->dffi_h[l] + ((size_t)b * nf + i) * D;
+            const float *u = l ? w->dffi_h[l - 1] + ((size_t)b * nf + i) * D : x + i * D;
+            const float *W = th + (size_t)l * D * (D + 1);
+            float *gW = gth + (size_t)l * D * (D + 1), *gb = gW + D * D;
+            for (int r = 0; r < D; r++) {
+                dz[r] = dy[r] * (1.0f - y[r] * y[r]);
+                gb[r] += dz[r];
+                for (int c = 0; c < D; c++) gW[r * D + c] += dz[r] * u[c];
+            }
+            for (int c = 0; c < D; c++) {
+                float z = 0;
+                for (int r = 0; r < D; r++) z += W[r * D + c] * dz[r];
+                dy[c] = z;
+            }
+        }
+        for (int d = 0; d < D; d++) dx[i * D + d] += dy[d];
+    }
+}
+
+/* DFUB forward (see fr_model_config): reads the history keys of the n feature sets spaced
+ * `stride` bytes apart; an item without a row reads as zeros but still attends. Writes x's DFUB
+ * columns. */
+static void dfub_forward(const fr_model *m, fr_ws *w, const fr_features *f0, size_t stride, int n)
+{
+    const int D = m->D, H = m->c.dfub_heads, dh = D / H, tgt = m->c.dfub_target, hist = m->c.dfub_history;
+    const uint32_t table = (uint32_t)(m->c.n_cat + hist);
+    const float *Wq = m->w + m->off_dq, *Wk = m->w + m->off_dk, *Wv = m->w + m->off_dv;
+    const float scale = 1.0f / sqrtf((float)dh);
+    for (int b = 0; b < n; b++) {
+        const fr_features *f = (const fr_features *)(const void *)((const char *)f0 + (size_t)b * stride);
+        float *x = w->x + (size_t)b * m->in, *o = x + m->dfub_off;
+        float *E = w->ub_e + (size_t)b * HL * D, *K = w->ub_k + (size_t)b * HL * D, *V = w->ub_v + (size_t)b * HL * D;
+        float *q = w->ub_q + (size_t)b * D, *a = w->ub_a + (size_t)b * H * HL;
+        int len = 0, flen = f->multi_len[hist] < HL ? f->multi_len[hist] : HL;
+        for (int k = 0; k < flen; k++) {
+            uint64_t key = f->multi[hist][k];
+            if (!key) continue;
+            int64_t r = fr_emb_find(&m->tables[table], key);
+            if (r >= 0)
+                memcpy(E + len * D, row_weights(m, table, r), (size_t)D * sizeof *E);
+            else
+                memset(E + len * D, 0, (size_t)D * sizeof *E);
+            len++;
+        }
+        w->ub_len[b] = len;
+        memset(o, 0, (size_t)D * sizeof *o);
+        if (!len) continue;
+        const float *et = x + tgt * D, *es = x; /* the scenario is categorical slot 0 */
+        for (int r = 0; r < D; r++) {
+            float z = 0;
+            for (int c = 0; c < D; c++) z += Wq[r * 2 * D + c] * et[c] + Wq[r * 2 * D + D + c] * es[c];
+            q[r] = z;
+        }
+        for (int k = 0; k < len; k++)
+            for (int r = 0; r < D; r++) {
+                float zk = 0, zv = 0;
+                for (int c = 0; c < D; c++) {
+                    zk += Wk[r * D + c] * E[k * D + c];
+                    zv += Wv[r * D + c] * E[k * D + c];
+                }
+                K[k * D + r] = zk;
+                V[k * D + r] = zv;
+            }
+        for (int h = 0; h < H; h++) {
+            float *ah = a + h * HL, mx = -INFINITY, sum = 0;
+            for (int k = 0; k < len; k++) {
+                float z = 0;
+                for (int j = 0; j < dh; j++) z += q[h * dh + j] * K[k * D + h * dh + j];
+                ah[k] = z * scale;
+                mx = ah[k] > mx ? ah[k] : mx;
+            }
+            for (int k = 0; k < len; k++) sum += ah[k] = expf(ah[k] - mx);
+            for (int k = 0; k < len; k++) {
+                ah[k] /= sum;
+                for (int j = 0; j < dh; j++) o[h * dh + j] += ah[k] * V[k * D + h * dh + j];
             }
         }
     }
-    for (int t = 0; t < 2; t++) {
-        const float *bh = m->w + m->off_tb[t];
-        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, n, td, hd, 1.0f, w->mix[t], hd, m->w + m->off_th[t], hd,
-                    0.0f, w->th[t], td);
+}
+
+/* DFUB backward for one sample: d loss / d output is dx's DFUB columns; adds the projections'
+ * gradient to g, the target's and the scenario's to dx, and each item's to its touched row. */
+static void dfub_backward(const fr_model *m, fr_ws *w, int b, float *dx, float *g)
+{
+    const int D = m->D, H = m->c.dfub_heads, dh = D / H, tgt = m->c.dfub_target, hist = m->c.dfub_history;
+    const int len = w->ub_len[b];
+    if (!len) return;
+    const float *Wq = m->w + m->off_dq, *Wk = m->w + m->off_dk, *Wv = m->w + m->off_dv;
+    float *gq = g + m->off_dq, *gk = g + m->off_dk, *gv = g + m->off_dv;
+    const float *E = w->ub_e + (size_t)b * HL * D, *K = w->ub_k + (size_t)b * HL * D, *V = w->ub_v + (size_t)b * HL * D;
+    const float *q = w->ub_q + (size_t)b * D, *a = w->ub_a + (size_t)b * H * HL, *x = w->x + (size_t)b * m->in;
+    const float *dout = dx + m->dfub_off, scale = 1.0f / sqrtf((float)dh);
+    float dq[MAX_EMB_DIM], dK[HL][MAX_DFUB_DIM], dV[HL][MAX_DFUB_DIM];
+    memset(dq, 0, (size_t)D * sizeof *dq);
+    for (int h = 0; h < H; h++) {
+        const float *ah = a + h * HL, *doh = dout + h * dh;
+        float da[HL], dot = 0;
+        for (int k = 0; k < len; k++) {
+            float z = 0;
+            for (int j = 0; j < dh; j++) {
+                z += doh[j] * V[k * D + h * dh + j];
+                dV[k][h * dh + j] = ah[k] * doh[j];
+            }
+            da[k] = z;
+            dot += ah[k] * z;
+        }
+        for (int k = 0; k < len; k++) {
+            float ds = ah[k] * (da[k] - dot) * scale;
+            for (int j = 0; j < dh; j++) {
+                dq[h * dh + j] += ds * K[k * D + h * dh + j];
+                dK[k][h * dh + j] = ds * q[h * dh + j];
+            }
+        }
+    }
+    const float *et = x + tgt * D, *es = x;
+    for (int r = 0; r < D; r++)
+        for (int c = 0; c < D; c++) {
+            gq[r * 2 * D + c] += dq[r] * et[c];
+            gq[r * 2 * D + D + c] += dq[r] * es[c];
+            dx[tgt * D + c] += Wq[r * 2 * D + c] * dq[r];
+            dx[c] += Wq[r * 2 * D + D + c] * dq[r];
+        }
+    /* the k-th non-zero key of the list is the item at position k of E; its touched row */
+    const int32_t *sl = w->slot + (size_t)b * m->npos + m->c.n_cat + hist * FR_MAX_MULTI_LEN;
+    for (int p = 0, k = 0; p < FR_MAX_MULTI_LEN && k < len; p++) {
+        if (sl[p] < 0) continue;
+        float *gr = w->t_grad + (size_t)sl[p] * D;
+        for (int r = 0; r < D; r++)
+            for (int c = 0; c < D; c++) {
+                gk[r * D + c] += dK[k][r] * E[k * D + c];
+                gv[r * D + c] += dV[k][r] * E[k * D + c];
+                gr[c] += Wk[r * D + c] * dK[k][r] + Wv[r * D + c] * dV[k][r];
+            }
+        k++;
+    }
+}
+
+static void forward(const fr_model *m, fr_ws *w, int n)
+{
+    const int hd = m->hd, td = m->td, sd = m->sd;
+    if (m->c.dffi_layers) dffi_forward(m, w, n);
+    for (int v = 0; v < m->NL; v++) {
+        const fr_level *lv = &m->lv[v];
+        for (int s = 0; s < lv->n_st; s++) {
+            const fr_stream *st = &lv->st[s];
+            if (!st->rows) continue;
+            const float *in = st->src < 0 ? w->x : w->go[v - 1][st->src];
+            float *a = w->act[v][s];
+            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, n, st->rows, st->dim, 1.0f, in, st->dim,
+                        m->w + st->off_w, st->dim, 0.0f, a, st->rows);
+            const float *bias = m->w + st->off_b;
+            for (int b = 0; b < n; b++) {
+                float *ab = a + (size_t)b * st->rows;
+                for (int r = 0; r < st->ex_rows; r++) {
+                    float z = ab[r] + bias[r];
+                    ab[r] = z > 0 ? z : 0;
+                }
+                for (int r = st->ex_rows; r < st->rows; r++) ab[r] += bias[r];
+            }
+        }
+        for (int g = 0; g < lv->n_gt; g++) {
+            const fr_gate *gt = &lv->gt[g];
+            for (int b = 0; b < n; b++) {
+                const int sid = w->scen[b];
+                float *out = w->go[v][g] + (size_t)b * hd;
+                memset(out, 0, (size_t)hd * sizeof *out);
+                float one = 1.0f, *p = &one;
+                if (gt->ng > 1) {
+                    p = w->act[v][gt->st] + (size_t)b * lv->st[gt->st].rows + gt->col;
+                    if (sd && sid >= 0) {
+                        const float *se = m->w + m->off_semb + (size_t)sid * sd, *sw = m->w + gt->off_sw;
+                        for (int k = 0; k < gt->ng; k++) {
+                            float z = 0;
+                            for (int d = 0; d < sd; d++) z += sw[k * sd + d] * se[d];
+                            p[k] += z;
+                        }
+                    }
+                    float mx = -INFINITY, sum = 0;
+                    for (int k = 0; k < gt->ng; k++) mx = p[k] > mx ? p[k] : mx;
+                    for (int k = 0; k < gt->ng; k++) {
+                        p[k] = expf(p[k] - mx);
+                        sum += p[k];
+                    }
+                    for (int k = 0; k < gt->ng; k++) p[k] /= sum;
+                }
+                for (int k = 0; k < gt->ng; k++) {
+                    int e = gate_expert(gt, k, sid);
+                    if (e < 0) continue;
+                    const fr_xpert *x = &lv->ex[e];
+                    const float *h = w->act[v][x->st] + (size_t)b * lv->st[x->st].rows + x->col;
+                    for (int j = 0; j < hd; j++) out[j] += p[k] * h[j];
+                }
+            }
+        }
+    }
+    extras(m, w, n);
+    const int F = m->NL - 1;
+    for (int q = 0; q < m->Q; q++) {
+        const int t = q / m->L;
+        const float *bh = m->w + m->off_tb[q];
+        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, n, td, hd, 1.0f, w->go[F][q], hd, m->w + m->off_th[q], hd,
+                    0.0f, w->th[q], td);
         for (int b = 0; b < n; b++) {
-            float *h = w->th[t] + (size_t)b * td;
+            float *h = w->th[q] + (size_t)b * td;
             for (int j = 0; j < td; j++) {
                 float z = h[j] + bh[j];
                 h[j] = z > 0 ? z : 0;
             }
         }
-        cblas_sgemv(CblasRowMajor, CblasNoTrans, n, td, 1.0f, w->th[t], td, m->w + m->off_ow[t], 1, 0.0f, w->logit[t], 1);
-        if (m->fm_logit) {
-            /* a plain loop: the same bits for a sample alone and in a batch */
-            const float *r = m->w + m->off_fm[t];
-            for (int b = 0; b < n; b++) {
-                const float *pr = w->pr + (size_t)b * m->npair;
-                float z = 0;
-                for (int k = 0; k < m->npair; k++) z += r[k] * pr[k];
-                w->logit[t][b] += z;
-            }
-        }
-        if (m->wide) {
-            const float *r = m->w + m->off_wide[t];
-            for (int b = 0; b < n; b++) {
-                const float *x = w->x + (size_t)b * m->in;
-                float z = 0;
-                for (int k = 0; k < m->pair_off; k++) z += r[k] * x[k];
-                w->logit[t][b] += z;
-            }
-        }
-        float bo = m->w[m->off_ob[t]];
-        for (int b = 0; b < n; b++) w->logit[t][b] += bo;
+        cblas_sgemv(CblasRowMajor, CblasNoTrans, n, td, 1.0f, w->th[q], td, m->w + m->off_ow[q], 1, 0.0f, w->zl[q], 1);
+        float bo = m->w[m->off_ob[q]];
+        for (int b = 0; b < n; b++) w->zl[q][b] += w->extra[t][b] + bo;
     }
+    for (int t = 0; t < 2; t++)
+        for (int b = 0; b < n; b++) {
+            float z = 0;
+            for (int l = 0; l < m->L; l++) z += w->zl[t * m->L + l][b];
+            w->logit[t][b] = m->L == 1 ? z : z / (float)m->L;
+        }
 }
 
 static double sigmoid(double z) { return 1.0 / (1.0 + exp(-z)); }
@@ -629,72 +1264,224 @@ static double sample_loss(const fr_sample *s, double u, double v)
     return l;
 }
 
-/* Gradient of the summed loss into w->gdense and w->t_grad; w->dlogit must be filled. */
-static void backward(const fr_model *m, fr_ws *w, int n)
+/* Which tasks the distillation term covers for a sample: CTR where its CTR term is on, CVR where
+ * it has a CTCVR or CVR term (the fused CVR teacher exists on every impression). */
+static void kd_on(const fr_sample *s, int on[2])
 {
-    const int in = m->in, r1 = m->r1, hd = m->hd, td = m->td, ne = m->ne, eh = ne * hd, D = m->D;
+    on[0] = term_on(s, FR_TASK_CTR);
+    on[1] = term_on(s, FR_TASK_CTCVR) || term_on(s, FR_TASK_CVR);
+}
+
+/* d loss / d learner logit; the fused teacher s(z_t) is a constant in the distillation term. */
+static void logit_grads(const fr_model *m, fr_ws *w, const fr_sample *s, int n)
+{
+    const int L = m->L;
+    for (int b = 0; b < n; b++) {
+        double du, dv;
+        loss_grad(&s[b], w->logit[0][b], w->logit[1][b], &du, &dv);
+        if (L == 1) {
+            w->dzl[0][b] = (float)du;
+            w->dzl[1][b] = (float)dv;
+            continue;
+        }
+        double teach[2] = {sigmoid(w->logit[0][b]), sigmoid(w->logit[1][b])}, lam = m->c.distill;
+        double own = m->c.learner_loss;
+        int on[2];
+        kd_on(&s[b], on);
+        for (int l = 0; l < L; l++) {
+            double zu = w->zl[l][b], zv = w->zl[L + l][b], lu, lv;
+            loss_grad(&s[b], zu, zv, &lu, &lv);
+            double gu = du / L + own * lu, gv = dv / L + own * lv;
+            if (on[0]) gu += lam * (sigmoid(zu) - teach[0]);
+            if (on[1]) gv += lam * (sigmoid(zv) - teach[1]);
+            w->dzl[l][b] = (float)gu;
+            w->dzl[L + l][b] = (float)gv;
+        }
+    }
+}
+
+static int any_term(const fr_sample *s)
+{
+    return term_on(s, FR_TASK_CTR) || term_on(s, FR_TASK_CVR) || term_on(s, FR_TASK_CTCVR);
+}
+
+/* CausalInt's terms (see fr_model_config): their gradients w.r.t. the level-0 expert outputs are
+ * added to dact before the ReLU mask; the classifier's own gradient goes to g. The adversary's
+ * gradient enters the shared experts with its sign flipped (gradient reversal). */
+static void causal_backward(const fr_model *m, fr_ws *w, const fr_sample *smp, int n, float *g)
+{
+    const fr_level *lv = &m->lv[0];
+    const int hd = m->hd, ns = m->c.n_experts, nsc = m->c.n_scenario_experts, S = m->c.n_scenarios;
+    const int rows = lv->st[0].rows, sc0 = lv->gt[0].sc_base;
+    const float adv = m->c.causal_adv, orth = m->c.causal_orth;
+    float *cl = w->cz, *hinv = cl + S, *hspc = hinv + hd, *dh = hspc + hd;
+    const float *Wc = m->w + m->off_cls, *bc = Wc + (size_t)S * hd;
+    float *gW = g + m->off_cls, *gb = gW + (size_t)S * hd;
+    if (adv > 0) memset(gW, 0, ((size_t)S * hd + S) * sizeof *gW);
+    for (int b = 0; b < n; b++) {
+        const int sid = w->scen[b];
+        if (sid < 0 || !any_term(&smp[b])) continue;
+        const float *a = w->act[0][0] + (size_t)b * rows;
+        float *da = w->dact[0][0] + (size_t)b * rows;
+        for (int j = 0; j < hd; j++) hinv[j] = 0;
+        for (int e = 0; e < ns; e++)
+            for (int j = 0; j < hd; j++) hinv[j] += a[lv->ex[e].col + j];
+        for (int j = 0; j < hd; j++) hinv[j] /= (float)ns;
+        if (adv > 0) {
+            float mx = -INFINITY, sum = 0;
+            for (int k = 0; k < S; k++) {
+                float z = bc[k];
+                for (int j = 0; j < hd; j++) z += Wc[(size_t)k * hd + j] * hinv[j];
+                cl[k] = z;
+                mx = z > mx ? z : mx;
+            }
+            for (int k = 0; k < S; k++) sum += cl[k] = expf(cl[k] - mx);
+            for (int j = 0; j < hd; j++) dh[j] = 0;
+            for (int k = 0; k < S; k++) {
+                float dl = adv * (cl[k] / sum - (k == sid ? 1.0f : 0.0f));
+                gb[k] += dl;
+                for (int j = 0; j < hd; j++) {
+                    gW[(size_t)k * hd + j] += dl * hinv[j];
+                    dh[j] += Wc[(size_t)k * hd + j] * dl;
+                }
+            }
+            for (int e = 0; e < ns; e++)
+                for (int j = 0; j < hd; j++) da[lv->ex[e].col + j] -= dh[j] / (float)ns;
+        }
+        if (orth > 0) {
+            for (int j = 0; j < hd; j++) hspc[j] = 0;
+            for (int q = 0; q < nsc; q++)
+                for (int j = 0; j < hd; j++) hspc[j] += a[lv->ex[sc0 + sid * nsc + q].col + j];
+            float dot = 0;
+            for (int j = 0; j < hd; j++) dot += (hspc[j] /= (float)nsc) * hinv[j];
+            float c = 2.0f * orth * dot;
+            for (int e = 0; e < ns; e++)
+                for (int j = 0; j < hd; j++) da[lv->ex[e].col + j] += c * hspc[j] / (float)ns;
+            for (int q = 0; q < nsc; q++)
+                for (int j = 0; j < hd; j++) da[lv->ex[sc0 + sid * nsc + q].col + j] += c * hinv[j] / (float)nsc;
+        }
+    }
+}
+
+/* Gradient of the summed loss into w->gdense and w->t_grad; w->dzl must be filled. */
+static void backward(const fr_model *m, fr_ws *w, const fr_sample *smp, int n)
+{
+    const int in = m->in, hd = m->hd, td = m->td, D = m->D, sd = m->sd, F = m->NL - 1;
     float *g = w->gdense;
-    for (int t = 0; t < 2; t++) {
-        const float *th = w->th[t], *dl = w->dlogit[t], *wo = m->w + m->off_ow[t];
-        cblas_sgemv(CblasRowMajor, CblasTrans, n, td, 1.0f, th, td, dl, 1, 0.0f, g + m->off_ow[t], 1);
+    if (sd) {
+        /* accumulated per sample below */
+        memset(g + m->off_semb, 0, (size_t)m->c.n_scenarios * sd * sizeof *g);
+        for (int v = 0; v < m->NL; v++)
+            for (int k = 0; k < m->lv[v].n_gt; k++)
+                if (m->lv[v].gt[k].ng > 1)
+                    memset(g + m->lv[v].gt[k].off_sw, 0, (size_t)m->lv[v].gt[k].ng * sd * sizeof *g);
+    }
+    if (m->c.dfub_heads) memset(g + m->off_dq, 0, (size_t)4 * D * D * sizeof *g); /* q, k, v: adjacent */
+    for (int t = 0; t < 2; t++)
+        for (int b = 0; b < n; b++) {
+            float z = 0;
+            for (int l = 0; l < m->L; l++) z += w->dzl[t * m->L + l][b];
+            w->dextra[t][b] = z;
+        }
+    for (int q = 0; q < m->Q; q++) {
+        const float *th = w->th[q], *dl = w->dzl[q], *wo = m->w + m->off_ow[q];
+        cblas_sgemv(CblasRowMajor, CblasTrans, n, td, 1.0f, th, td, dl, 1, 0.0f, g + m->off_ow[q], 1);
         float sb = 0;
         for (int b = 0; b < n; b++) sb += dl[b];
-        g[m->off_ob[t]] = sb;
-        if (m->fm_logit)
-            cblas_sgemv(CblasRowMajor, CblasTrans, n, m->npair, 1.0f, w->pr, m->npair, dl, 1, 0.0f, g + m->off_fm[t], 1);
-        if (m->wide)
-            cblas_sgemv(CblasRowMajor, CblasTrans, n, m->pair_off, 1.0f, w->x, m->in, dl, 1, 0.0f, g + m->off_wide[t], 1);
+        g[m->off_ob[q]] = sb;
         for (int b = 0; b < n; b++) {
             const float *h = th + (size_t)b * td;
             float *d = w->dt + (size_t)b * td;
             for (int j = 0; j < td; j++) d[j] = h[j] > 0 ? dl[b] * wo[j] : 0;
         }
-        cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, td, hd, n, 1.0f, w->dt, td, w->mix[t], hd, 0.0f,
-                    g + m->off_th[t], hd);
-        float *gb = g + m->off_tb[t];
-        memset(gb, 0, (size_t)td * sizeof *gb);
-        for (int b = 0; b < n; b++)
-            for (int j = 0; j < td; j++) gb[j] += w->dt[(size_t)b * td + j];
-        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, n, hd, td, 1.0f, w->dt, td, m->w + m->off_th[t], hd,
-                    0.0f, w->dmix[t], hd);
+        cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, td, hd, n, 1.0f, w->dt, td, w->go[F][q], hd, 0.0f,
+                    g + m->off_th[q], hd);
+        cblas_sgemv(CblasRowMajor, CblasTrans, n, td, 1.0f, w->dt, td, w->ones, 1, 0.0f, g + m->off_tb[q], 1);
+        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, n, hd, td, 1.0f, w->dt, td, m->w + m->off_th[q], hd,
+                    0.0f, w->dgo[F][q], hd);
     }
-    for (int b = 0; b < n; b++) {
-        const float *a = w->a1 + (size_t)b * r1;
-        float *da = w->da1 + (size_t)b * r1;
-        const float *dm[2] = {w->dmix[0] + (size_t)b * hd, w->dmix[1] + (size_t)b * hd};
-        const float *gate[2] = {a + eh, a + eh + ne};
-        float dg[2][MAX_EXPERTS];
-        for (int e = 0; e < ne; e++) {
-            const float *h = a + e * hd;
-            float *dh = da + e * hd;
-            float s0 = 0, s1 = 0;
-            for (int j = 0; j < hd; j++) {
-                s0 += dm[0][j] * h[j];
-                s1 += dm[1][j] * h[j];
-                dh[j] = h[j] > 0 ? gate[0][e] * dm[0][j] + gate[1][e] * dm[1][j] : 0;
+    for (int t = 0; t < 2; t++) {
+        if (m->fm_logit)
+            cblas_sgemv(CblasRowMajor, CblasTrans, n, m->npair, 1.0f, w->pr, m->npair, w->dextra[t], 1, 0.0f,
+                        g + m->off_fm[t], 1);
+        if (m->wide)
+            cblas_sgemv(CblasRowMajor, CblasTrans, n, m->pair_off, 1.0f, w->x, m->in, w->dextra[t], 1, 0.0f,
+                        g + m->off_wide[t], 1);
+    }
+    for (int v = F; v >= 0; v--) {
+        const fr_level *lv = &m->lv[v];
+        for (int s = 0; s < lv->n_st; s++)
+            if (lv->st[s].rows) memset(w->dact[v][s], 0, (size_t)n * lv->st[s].rows * sizeof(float));
+        for (int k = 0; k < lv->n_gt; k++) {
+            const fr_gate *gt = &lv->gt[k];
+            for (int b = 0; b < n; b++) {
+                const int sid = w->scen[b];
+                const float *dout = w->dgo[v][k] + (size_t)b * hd;
+                float one = 1.0f;
+                const float *p = &one;
+                float dp[MAX_GATE];
+                if (gt->ng > 1) p = w->act[v][gt->st] + (size_t)b * lv->st[gt->st].rows + gt->col;
+                for (int q = 0; q < gt->ng; q++) {
+                    int e = gate_expert(gt, q, sid);
+                    dp[q] = 0;
+                    if (e < 0) continue;
+                    const fr_xpert *x = &lv->ex[e];
+                    size_t at = (size_t)b * lv->st[x->st].rows + x->col;
+                    const float *h = w->act[v][x->st] + at;
+                    float *dh = w->dact[v][x->st] + at, acc = 0;
+                    for (int j = 0; j < hd; j++) {
+                        acc += dout[j] * h[j];
+                        dh[j] += p[q] * dout[j];
+                    }
+                    dp[q] = acc;
+                }
+                if (gt->ng < 2) continue;
+                /* softmax: dz_k = p_k (dp_k - sum_q p_q dp_q) */
+                float dot = 0;
+                for (int q = 0; q < gt->ng; q++) dot += p[q] * dp[q];
+                float *dz = w->dact[v][gt->st] + (size_t)b * lv->st[gt->st].rows + gt->col;
+                for (int q = 0; q < gt->ng; q++) dz[q] = p[q] * (dp[q] - dot);
+                if (sd && sid >= 0) {
+                    const float *se = m->w + m->off_semb + (size_t)sid * sd, *sw = m->w + gt->off_sw;
+                    float *gse = g + m->off_semb + (size_t)sid * sd, *gsw = g + gt->off_sw;
+                    for (int q = 0; q < gt->ng; q++)
+                        for (int d = 0; d < sd; d++) {
+                            gsw[q * sd + d] += dz[q] * se[d];
+                            gse[d] += dz[q] * sw[q * sd + d];
+                        }
+                }
             }
-            dg[0][e] = s0;
-            dg[1][e] = s1;
         }
-        for (int t = 0; t < 2; t++) {
-            /* softmax: dz_e = g_e (dg_e - sum_k g_k dg_k) */
-            float dot = 0;
-            for (int e = 0; e < ne; e++) dot += gate[t][e] * dg[t][e];
-            for (int e = 0; e < ne; e++) da[eh + t * ne + e] = gate[t][e] * (dg[t][e] - dot);
+        if (v == 0 && w->cz) causal_backward(m, w, smp, n, g);
+        for (int s = 0; s < lv->n_st; s++) {
+            const fr_stream *st = &lv->st[s];
+            float *dprev = st->src < 0 ? w->dx : w->dgo[v - 1][st->src];
+            if (!st->rows) {
+                memset(dprev, 0, (size_t)n * st->dim * sizeof *dprev);
+                continue;
+            }
+            const float *restrict a = w->act[v][s];
+            float *restrict da = w->dact[v][s];
+            /* a select, not a branch: the compiler vectorises it */
+            for (int b = 0; b < n; b++)
+                for (int r = 0; r < st->ex_rows; r++) {
+                    size_t i = (size_t)b * st->rows + r;
+                    da[i] = a[i] > 0 ? da[i] : 0.0f;
+                }
+            const float *inp = st->src < 0 ? w->x : w->go[v - 1][st->src];
+            cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, st->rows, st->dim, n, 1.0f, da, st->rows, inp, st->dim,
+                        0.0f, g + st->off_w, st->dim);
+            cblas_sgemv(CblasRowMajor, CblasTrans, n, st->rows, 1.0f, da, st->rows, w->ones, 1, 0.0f, g + st->off_b, 1);
+            /* the embedding and pair columns of x need an input gradient (the numeric ones come along) */
+            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, n, st->dim, st->rows, 1.0f, da, st->rows,
+                        m->w + st->off_w, st->dim, 0.0f, dprev, st->dim);
         }
     }
-    cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, r1, in, n, 1.0f, w->da1, r1, w->x, in, 0.0f, g, in);
-    float *gb1 = g + m->off_b1;
-    memset(gb1, 0, (size_t)r1 * sizeof *gb1);
-    for (int b = 0; b < n; b++)
-        for (int r = 0; r < r1; r++) gb1[r] += w->da1[(size_t)b * r1 + r];
-    /* the embedding and pair columns of x need an input gradient (the numeric ones come along) */
-    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, n, in, r1, 1.0f, w->da1, r1, m->w, in, 0.0f, w->dx, in);
     const int nc = m->c.n_cat, nm = m->c.n_multi, nf = m->nf;
     if (m->wide) {
         const float *w0 = m->w + m->off_wide[0], *w1 = m->w + m->off_wide[1];
         for (int b = 0; b < n; b++) {
-            float *dx = w->dx + (size_t)b * in, dl0 = w->dlogit[0][b], dl1 = w->dlogit[1][b];
+            float *dx = w->dx + (size_t)b * in, dl0 = w->dextra[0][b], dl1 = w->dextra[1][b];
             for (int k = 0; k < m->emb_in; k++) dx[k] += dl0 * w0[k] + dl1 * w1[k];
         }
     }
@@ -704,7 +1491,14 @@ static void backward(const fr_model *m, fr_ws *w, int n)
         for (int b = 0; b < n; b++) {
             float *dx = w->dx + (size_t)b * in;
             const float *x = w->x + (size_t)b * in;
-            float dl0 = w->dlogit[0][b], dl1 = w->dlogit[1][b];
+            float dl0 = w->dextra[0][b], dl1 = w->dextra[1][b];
+            if (m->c.dffi_layers && w->scen[b] >= 0) {
+                float *dp = w->dffi_dp;
+                for (int k = 0; k < m->npair; k++)
+                    dp[k] = (m->pair_in ? dx[m->pair_off + k] : 0.0f) + (r0 ? dl0 * r0[k] + dl1 * r1w[k] : 0.0f);
+                dffi_backward(m, w, b, dp, dx, w->gdense);
+                continue;
+            }
             int k = 0;
             for (int i = 0; i < nf; i++) {
                 for (int j = i + 1; j < nf; j++, k++) {
@@ -721,6 +1515,8 @@ static void backward(const fr_model *m, fr_ws *w, int n)
             }
         }
     }
+    if (m->c.dfub_heads)
+        for (int b = 0; b < n; b++) dfub_backward(m, w, b, w->dx + (size_t)b * in, g);
     for (int b = 0; b < n; b++) {
         const float *dx = w->dx + (size_t)b * in;
         const int32_t *sl = w->slot + (size_t)b * m->npos;
@@ -742,16 +1538,6 @@ static void backward(const fr_model *m, fr_ws *w, int n)
     }
 }
 
-static void logit_grads(fr_ws *w, const fr_sample *s, int n)
-{
-    for (int b = 0; b < n; b++) {
-        double du, dv;
-        loss_grad(&s[b], w->logit[0][b], w->logit[1][b], &du, &dv);
-        w->dlogit[0][b] = (float)du;
-        w->dlogit[1][b] = (float)dv;
-    }
-}
-
 /* ---- public: train / predict ------------------------------------------------------------------ */
 
 void fr_model_train(fr_model *m, const fr_sample *samples, int n, float (*preds)[FR_NTASKS])
@@ -762,12 +1548,18 @@ void fr_model_train(fr_model *m, const fr_sample *samples, int n, float (*preds)
         int k = n - start < w->cap ? n - start : w->cap;
         const fr_sample *s = samples + start;
         gather(m, m, w, &s[0].f, sizeof *s, k, 1);
+        set_scenarios(m, w, s, k);
+        if (m->c.dfub_heads) dfub_forward(m, w, &s[0].f, sizeof *s, k);
         forward(m, w, k);
         if (preds)
             for (int b = 0; b < k; b++) probs(w->logit[0][b], w->logit[1][b], preds[start + b]);
-        logit_grads(w, s, k);
-        backward(m, w, k);
-        fr_adagrad_step(m->w, m->acc, w->gdense, m->P, m->c.lr_dense);
+        logit_grads(m, w, s, k);
+        backward(m, w, s, k);
+        if (m->c.dense_optimizer == 1)
+            fr_adam_step(m->w, m->acc, m->acc + m->P, w->gdense, m->P, m->c.lr_dense, m->c.adam_beta1, m->c.adam_beta2,
+                         m->c.adam_eps, m->version + 1);
+        else
+            fr_adagrad_step(m->w, m->acc, w->gdense, m->P, m->c.lr_dense);
         m->version++;
         for (int i = 0; i < w->n_touch; i++) {
             if (w->t_row[i] < 0) continue;
@@ -784,11 +1576,10 @@ void fr_model_train(fr_model *m, const fr_sample *samples, int n, float (*preds)
 
 void fr_model_predict(const fr_model *m, const fr_features *f, int32_t scenario, float out[FR_NTASKS])
 {
-    /* the scenario reaches the model as categorical slot 0; the index is for later
-     * scenario-specific components */
-    (void)scenario;
     fr_ws *w = m->pred_ws;
     gather(m, NULL, w, f, sizeof *f, 1, 0);
+    w->scen[0] = scenario >= 0 && scenario < m->c.n_scenarios ? scenario : -1;
+    if (m->c.dfub_heads) dfub_forward(m, w, f, sizeof *f, 1);
     forward(m, w, 1);
     probs(w->logit[0][0], w->logit[1][0], out);
 }
@@ -893,12 +1684,13 @@ fr_tensor_info fr_model_dense_tensor(const fr_model *m, int i)
 
 const float *fr_model_dense_params(const fr_model *m) { return m->w; }
 const float *fr_model_dense_accum(const fr_model *m) { return m->acc; }
+size_t fr_model_dense_state_count(const fr_model *m) { return m->S; }
 
 int fr_model_set_dense(fr_model *m, const float *params, const float *accum, size_t count)
 {
     if (count != m->P || !params) return -1;
     memcpy(m->w, params, count * sizeof *m->w);
-    if (accum) memcpy(m->acc, accum, count * sizeof *m->acc);
+    if (accum) memcpy(m->acc, accum, m->S * sizeof *m->acc);
     return 0;
 }
 
@@ -912,89 +1704,233 @@ int fr_model_gradients(fr_model *m, const fr_sample *s, int n, float *dense_grad
     fr_ws *w = m->train_ws;
     if (n < 1 || n > w->cap) return -1;
     gather(m, NULL, w, &s[0].f, sizeof *s, n, 1);
+    set_scenarios(m, w, s, n);
+    if (m->c.dfub_heads) dfub_forward(m, w, &s[0].f, sizeof *s, n);
     forward(m, w, n);
-    logit_grads(w, s, n);
-    backward(m, w, n);
+    logit_grads(m, w, s, n);
+    backward(m, w, s, n);
     if (dense_grad) memcpy(dense_grad, w->gdense, m->P * sizeof *dense_grad);
     if (fn)
         for (int i = 0; i < w->n_touch; i++) fn(w->t_table[i], w->t_key[i], w->t_grad + (size_t)i * m->D, ctx);
     return 0;
 }
 
-/* An independent, plain-loop forward pass in double: the reference the gradient checks
- * difference, and a cross-check of the sgemm path. */
-double fr_model_loss(const fr_model *m, const fr_sample *s, int n)
+double fr_model_flops_per_example(const fr_model *m)
 {
-    const int D = m->D, in = m->in, hd = m->hd, td = m->td, ne = m->ne, eh = ne * hd;
-    double *x = malloc((size_t)in * sizeof *x), *a = malloc((size_t)m->r1 * sizeof *a);
-    double *mix = malloc((size_t)hd * sizeof *mix), *h = malloc((size_t)td * sizeof *h);
-    double *pp = malloc((size_t)(m->npair ? m->npair : 1) * sizeof *pp);
-    double total = NAN;
-    if (!x || !a || !mix || !h || !pp) goto out;
-    total = 0;
-    const float *W = m->w;
-    for (int i = 0; i < n; i++) {
-        const fr_features *f = &s[i].f;
-        for (int c = 0; c < m->c.n_cat; c++) {
-            int64_t r = f->cat[c] ? fr_emb_find(&m->tables[c], f->cat[c]) : -1;
-            for (int d = 0; d < D; d++) x[c * D + d] = r >= 0 ? row_weights(m, (uint32_t)c, r)[d] : 0.0;
-        }
-        for (int j = 0; j < m->c.n_multi; j++) {
-            uint32_t table = (uint32_t)(m->c.n_cat + j);
-            double *dst = x + table * D;
-            int len = f->multi_len[j] < FR_MAX_MULTI_LEN ? f->multi_len[j] : FR_MAX_MULTI_LEN, cnt = 0;
-            for (int d = 0; d < D; d++) dst[d] = 0;
-            for (int k = 0; k < len; k++) {
-                if (!f->multi[j][k]) continue;
-                cnt++;
-                int64_t r = fr_emb_find(&m->tables[table], f->multi[j][k]);
-                if (r >= 0)
-                    for (int d = 0; d < D; d++) dst[d] += row_weights(m, table, r)[d];
+    /* multiply-adds of the matrix products (the sgemm ones and DFFI's per-sample ones), 2 flops
+     * each; the backward pass does two products (weights and inputs) for each forward one */
+    double f = 0;
+    for (int v = 0; v < m->NL; v++)
+        for (int s = 0; s < m->lv[v].n_st; s++) f += 2.0 * m->lv[v].st[s].rows * m->lv[v].st[s].dim;
+    f += m->Q * 2.0 * ((double)m->td * m->hd + m->td);
+    f += 2.0 * m->nf * m->c.dffi_layers * (double)m->D * m->D; /* DFFI's per-sample matrix-vector products */
+    if (m->c.causal_adv > 0) f += 2.0 * m->c.n_scenarios * m->hd; /* the scenario classifier */
+    if (m->c.dfub_heads) f += 2.0 * m->D * (2.0 * m->D + 2.0 * HL * m->D + 2.0 * HL); /* q, k, v, scores, mix */
+    return 3 * f;
+}
+
+/* An independent, plain-loop forward pass in double of one sample: the reference the gradient
+ * checks difference, and a cross-check of the sgemm path. x: [in]; act: per level and stream,
+ * rows doubles; go: per level and gate, hd doubles; zl: [Q] learner logits. */
+typedef struct {
+    double *x, *pp, *h, *dz, *act[MAX_LEVELS][MAX_ST], *go[MAX_LEVELS][MAX_GT];
+} ref_buf;
+
+/* DFUB in double: writes x's DFUB columns from x's embeddings and the history rows. */
+static void ref_dfub(const fr_model *m, const fr_features *f, double *x)
+{
+    const int D = m->D, H = m->c.dfub_heads, dh = D / H, hist = m->c.dfub_history;
+    const uint32_t table = (uint32_t)(m->c.n_cat + hist);
+    const float *Wq = m->w + m->off_dq, *Wk = m->w + m->off_dk, *Wv = m->w + m->off_dv;
+    double q[MAX_DFUB_DIM], K[HL][MAX_DFUB_DIM], V[HL][MAX_DFUB_DIM], *o = x + m->dfub_off;
+    int len = 0, flen = f->multi_len[hist] < HL ? f->multi_len[hist] : HL;
+    for (int k = 0; k < flen; k++) {
+        if (!f->multi[hist][k]) continue;
+        int64_t r = fr_emb_find(&m->tables[table], f->multi[hist][k]);
+        for (int i = 0; i < D; i++) {
+            double zk = 0, zv = 0;
+            for (int c = 0; c < D && r >= 0; c++) {
+                double e = row_weights(m, table, r)[c];
+                zk += (double)Wk[i * D + c] * e;
+                zv += (double)Wv[i * D + c] * e;
             }
-            for (int d = 0; d < D; d++) dst[d] = cnt ? dst[d] / cnt : 0;
+            K[len][i] = zk;
+            V[len][i] = zv;
         }
-        for (int k = 0; k < m->c.n_num; k++) x[m->emb_in + k] = isfinite(f->num[k]) ? f->num[k] : 0.0;
-        for (int i = 0, k = 0; i < m->nf; i++)
-            for (int j = i + 1; j < m->nf && m->npair; j++, k++) {
-                double z = 0;
-                for (int d = 0; d < D; d++) z += x[i * D + d] * x[j * D + d];
-                pp[k] = z;
-                if (m->pair_in) x[m->pair_off + k] = z;
-            }
-        for (int r = 0; r < m->r1; r++) {
-            double z = W[m->off_b1 + r];
-            for (int k = 0; k < in; k++) z += (double)W[(size_t)r * in + k] * x[k];
-            a[r] = r < eh && z < 0 ? 0 : z;
-        }
-        double logit[2];
-        for (int t = 0; t < 2; t++) {
-            double *g = a + eh + t * ne, mx = -INFINITY, sum = 0;
-            for (int e = 0; e < ne; e++) mx = g[e] > mx ? g[e] : mx;
-            for (int e = 0; e < ne; e++) sum += exp(g[e] - mx);
-            for (int j = 0; j < hd; j++) mix[j] = 0;
-            for (int e = 0; e < ne; e++)
-                for (int j = 0; j < hd; j++) mix[j] += exp(g[e] - mx) / sum * a[e * hd + j];
-            double z = W[m->off_ob[t]];
-            for (int q = 0; q < td; q++) {
-                double y = W[m->off_tb[t] + q];
-                for (int j = 0; j < hd; j++) y += (double)W[m->off_th[t] + (size_t)q * hd + j] * mix[j];
-                h[q] = y > 0 ? y : 0;
-                z += (double)W[m->off_ow[t] + q] * h[q];
-            }
-            if (m->fm_logit)
-                for (int k = 0; k < m->npair; k++) z += (double)W[m->off_fm[t] + k] * pp[k];
-            if (m->wide)
-                for (int k = 0; k < m->pair_off; k++) z += (double)W[m->off_wide[t] + k] * x[k];
-            logit[t] = z;
-        }
-        total += sample_loss(&s[i], logit[0], logit[1]);
+        len++;
     }
-out:
-    free(x);
-    free(a);
-    free(mix);
-    free(h);
-    free(pp);
+    for (int i = 0; i < D; i++) o[i] = 0;
+    if (!len) return;
+    const double *et = x + m->c.dfub_target * D, *es = x;
+    for (int i = 0; i < D; i++) {
+        double z = 0;
+        for (int c = 0; c < D; c++) z += (double)Wq[i * 2 * D + c] * et[c] + (double)Wq[i * 2 * D + D + c] * es[c];
+        q[i] = z;
+    }
+    for (int h = 0; h < H; h++) {
+        double sc[HL], mx = -INFINITY, sum = 0;
+        for (int k = 0; k < len; k++) {
+            double z = 0;
+            for (int j = 0; j < dh; j++) z += q[h * dh + j] * K[k][h * dh + j];
+            sc[k] = z / sqrt((double)dh);
+            mx = sc[k] > mx ? sc[k] : mx;
+        }
+        for (int k = 0; k < len; k++) sum += sc[k] = exp(sc[k] - mx);
+        for (int k = 0; k < len; k++)
+            for (int j = 0; j < dh; j++) o[h * dh + j] += sc[k] / sum * V[k][h * dh + j];
+    }
+}
+
+static void ref_forward(const fr_model *m, ref_buf *rb, const fr_features *f, int32_t scen, double *zl)
+{
+    const int D = m->D, hd = m->hd, td = m->td, sd = m->sd;
+    const float *W = m->w;
+    double *x = rb->x;
+    const int sid = scen >= 0 && scen < m->c.n_scenarios ? scen : -1;
+    for (int c = 0; c < m->c.n_cat; c++) {
+        int64_t r = f->cat[c] ? fr_emb_find(&m->tables[c], f->cat[c]) : -1;
+        for (int d = 0; d < D; d++) x[c * D + d] = r >= 0 ? row_weights(m, (uint32_t)c, r)[d] : 0.0;
+    }
+    for (int j = 0; j < m->c.n_multi; j++) {
+        uint32_t table = (uint32_t)(m->c.n_cat + j);
+        double *dst = x + table * D;
+        int len = f->multi_len[j] < FR_MAX_MULTI_LEN ? f->multi_len[j] : FR_MAX_MULTI_LEN, cnt = 0;
+        for (int d = 0; d < D; d++) dst[d] = 0;
+        for (int k = 0; k < len; k++) {
+            if (!f->multi[j][k]) continue;
+            cnt++;
+            int64_t r = fr_emb_find(&m->tables[table], f->multi[j][k]);
+            if (r >= 0)
+                for (int d = 0; d < D; d++) dst[d] += row_weights(m, table, r)[d];
+        }
+        for (int d = 0; d < D; d++) dst[d] = cnt ? dst[d] / cnt : 0;
+    }
+    for (int k = 0; k < m->c.n_num; k++) x[m->emb_in + k] = isfinite(f->num[k]) ? f->num[k] : 0.0;
+    const double *pe = x; /* the vectors whose inner products are the pairs */
+    if (m->c.dffi_layers && sid >= 0 && m->npair) {
+        const float *th = W + m->off_semb + (size_t)sid * sd;
+        for (int i = 0; i < m->nf; i++) {
+            double u[MAX_EMB_DIM], y[MAX_EMB_DIM];
+            for (int d = 0; d < D; d++) u[d] = x[i * D + d];
+            for (int l = 0; l < m->c.dffi_layers; l++) {
+                const float *Wl = th + (size_t)l * D * (D + 1);
+                for (int r = 0; r < D; r++) {
+                    double z = Wl[D * D + r];
+                    for (int c = 0; c < D; c++) z += (double)Wl[r * D + c] * u[c];
+                    y[r] = tanh(z);
+                }
+                memcpy(u, y, (size_t)D * sizeof *u);
+            }
+            for (int d = 0; d < D; d++) rb->dz[i * D + d] = u[d];
+        }
+        pe = rb->dz;
+    }
+    for (int i = 0, k = 0; i < m->nf; i++)
+        for (int j = i + 1; j < m->nf && m->npair; j++, k++) {
+            double z = 0;
+            for (int d = 0; d < D; d++) z += pe[i * D + d] * pe[j * D + d];
+            rb->pp[k] = z;
+            if (m->pair_in) x[m->pair_off + k] = z;
+        }
+    if (m->c.dfub_heads) ref_dfub(m, f, x);
+    for (int v = 0; v < m->NL; v++) {
+        const fr_level *lv = &m->lv[v];
+        for (int s = 0; s < lv->n_st; s++) {
+            const fr_stream *st = &lv->st[s];
+            const double *in = st->src < 0 ? x : rb->go[v - 1][st->src];
+            for (int r = 0; r < st->rows; r++) {
+                double z = W[st->off_b + r];
+                for (int k = 0; k < st->dim; k++) z += (double)W[st->off_w + (size_t)r * st->dim + k] * in[k];
+                rb->act[v][s][r] = r < st->ex_rows && z < 0 ? 0 : z;
+            }
+        }
+        for (int k = 0; k < lv->n_gt; k++) {
+            const fr_gate *gt = &lv->gt[k];
+            double p[MAX_GATE];
+            if (gt->ng == 1) {
+                p[0] = 1;
+            } else {
+                double mx = -INFINITY, sum = 0;
+                for (int q = 0; q < gt->ng; q++) {
+                    double z = rb->act[v][gt->st][gt->col + q];
+                    if (sd && sid >= 0)
+                        for (int d = 0; d < sd; d++)
+                            z += (double)W[gt->off_sw + (size_t)q * sd + d] * W[m->off_semb + (size_t)sid * sd + d];
+                    p[q] = z;
+                    mx = z > mx ? z : mx;
+                }
+                for (int q = 0; q < gt->ng; q++) sum += exp(p[q] - mx);
+                for (int q = 0; q < gt->ng; q++) p[q] = exp(p[q] - mx) / sum;
+            }
+            double *out = rb->go[v][k];
+            for (int j = 0; j < hd; j++) out[j] = 0;
+            for (int q = 0; q < gt->ng; q++) {
+                int e = gate_expert(gt, q, sid);
+                if (e < 0) continue;
+                const double *h = rb->act[v][lv->ex[e].st] + lv->ex[e].col;
+                for (int j = 0; j < hd; j++) out[j] += p[q] * h[j];
+            }
+        }
+    }
+    double extra[2];
+    for (int t = 0; t < 2; t++) {
+        double z = 0;
+        if (m->fm_logit)
+            for (int k = 0; k < m->npair; k++) z += (double)W[m->off_fm[t] + k] * rb->pp[k];
+        if (m->wide)
+            for (int k = 0; k < m->pair_off; k++) z += (double)W[m->off_wide[t] + k] * x[k];
+        extra[t] = z;
+    }
+    for (int q = 0; q < m->Q; q++) {
+        const double *in = rb->go[m->NL - 1][q];
+        double z = W[m->off_ob[q]] + extra[q / m->L];
+        for (int j = 0; j < td; j++) {
+            double y = W[m->off_tb[q] + j];
+            for (int k = 0; k < hd; k++) y += (double)W[m->off_th[q] + (size_t)j * hd + k] * in[k];
+            rb->h[j] = y > 0 ? y : 0;
+            z += (double)W[m->off_ow[q] + j] * rb->h[j];
+        }
+        zl[q] = z;
+    }
+}
+
+/* CausalInt's terms of one sample in double, from the reference pass's level-0 activations. */
+static double ref_causal(const fr_model *m, const ref_buf *rb, int sid, int adv_sign)
+{
+    const fr_level *lv = &m->lv[0];
+    const int hd = m->hd, ns = m->c.n_experts, nsc = m->c.n_scenario_experts, S = m->c.n_scenarios;
+    const double *a = rb->act[0][0];
+    double total = 0, hinv[MAX_HIDDEN];
+    for (int j = 0; j < hd; j++) {
+        double z = 0;
+        for (int e = 0; e < ns; e++) z += a[lv->ex[e].col + j];
+        hinv[j] = z / ns;
+    }
+    if (m->c.causal_adv > 0) {
+        const float *Wc = m->w + m->off_cls, *bc = Wc + (size_t)S * hd;
+        double mx = -INFINITY, sum = 0, zs = 0;
+        for (int k = 0; k < S; k++) {
+            double z = bc[k];
+            for (int j = 0; j < hd; j++) z += (double)Wc[(size_t)k * hd + j] * hinv[j];
+            mx = z > mx ? z : mx;
+            if (k == sid) zs = z;
+        }
+        for (int k = 0; k < S; k++) {
+            double z = bc[k];
+            for (int j = 0; j < hd; j++) z += (double)Wc[(size_t)k * hd + j] * hinv[j];
+            sum += exp(z - mx);
+        }
+        total += adv_sign * m->c.causal_adv * (log(sum) + mx - zs);
+    }
+    if (m->c.causal_orth > 0) {
+        double dot = 0;
+        for (int j = 0; j < hd; j++) {
+            double z = 0;
+            for (int q = 0; q < nsc; q++) z += a[lv->ex[lv->gt[0].sc_base + sid * nsc + q].col + j];
+            dot += z / nsc * hinv[j];
+        }
+        total += m->c.causal_orth * dot * dot;
+    }
     return total;
 }
 
@@ -1233,4 +2169,57 @@ void fr_model_row_stats(const fr_model *m, fr_row_stats *st)
         st->admitted = m->lc->admitted;
         st->evicted = m->lc->evicted;
     }
+}
+
+double fr_model_loss_teacher(const fr_model *m, const fr_sample *s, int n, double *teacher, int fill, int adv_sign)
+{
+    ref_buf rb = {0};
+    size_t need = (size_t)m->in + (size_t)(m->npair ? m->npair : 1) + (size_t)m->td + (size_t)m->nf * m->D;
+    for (int v = 0; v < m->NL; v++) {
+        for (int k = 0; k < m->lv[v].n_st; k++) need += (size_t)m->lv[v].st[k].rows;
+        need += (size_t)m->lv[v].n_gt * m->hd;
+    }
+    double *pool = malloc(need * sizeof *pool), total = NAN;
+    if (!pool) return NAN;
+    double *p = pool;
+    rb.x = p, p += m->in;
+    rb.pp = p, p += m->npair ? m->npair : 1;
+    rb.h = p, p += m->td;
+    rb.dz = p, p += (size_t)m->nf * m->D;
+    for (int v = 0; v < m->NL; v++) {
+        for (int k = 0; k < m->lv[v].n_st; k++) rb.act[v][k] = p, p += m->lv[v].st[k].rows;
+        for (int k = 0; k < m->lv[v].n_gt; k++) rb.go[v][k] = p, p += m->hd;
+    }
+    total = 0;
+    const int L = m->L;
+    for (int i = 0; i < n; i++) {
+        double zl[MAX_Q], z[2] = {0, 0};
+        ref_forward(m, &rb, &s[i].f, s[i].scenario, zl);
+        for (int t = 0; t < 2; t++) {
+            for (int l = 0; l < L; l++) z[t] += zl[t * L + l];
+            z[t] /= L;
+        }
+        total += sample_loss(&s[i], z[0], z[1]);
+        if ((m->c.causal_adv > 0 || m->c.causal_orth > 0) && s[i].scenario >= 0 && s[i].scenario < m->c.n_scenarios &&
+            any_term(&s[i]))
+            total += ref_causal(m, &rb, s[i].scenario, adv_sign);
+        if (L == 1) continue;
+        double teach[2] = {sigmoid(z[0]), sigmoid(z[1])};
+        if (teacher && fill) teacher[2 * i] = teach[0], teacher[2 * i + 1] = teach[1];
+        if (teacher && !fill) teach[0] = teacher[2 * i], teach[1] = teacher[2 * i + 1];
+        int on[2];
+        kd_on(&s[i], on);
+        for (int l = 0; l < L; l++) {
+            total += m->c.learner_loss * sample_loss(&s[i], zl[l], zl[L + l]);
+            for (int t = 0; t < 2; t++)
+                if (on[t]) total += m->c.distill * bce(sigmoid(zl[t * L + l]), teach[t]);
+        }
+    }
+    free(pool);
+    return total;
+}
+
+double fr_model_loss(const fr_model *m, const fr_sample *s, int n)
+{
+    return fr_model_loss_teacher(m, s, n, NULL, 0, 1);
 }

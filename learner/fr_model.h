@@ -1,19 +1,44 @@
 /* fr_model: the multi-task, multi-scenario model and its online optimizers. Pure math, no I/O.
  *
- * Architecture (the walking skeleton): hashed embeddings per categorical field (rows created on
- * first training sight, initialised deterministically from (seed, field, key)), multi-valued
- * fields mean-pooled, numeric fields fed as they come; the concatenation x feeds an MMoE layer
- * (E shared ReLU experts, one softmax gate per task over them), then a CTR tower and a CVR tower
- * (one ReLU hidden layer, sigmoid output). Explicit interactions (config.interactions, DeepFM /
- * PNN style): the inner products p_ij = <e_i, e_j> of every pair of field embeddings (the
- * scenario, the other categorical fields, the pooled multi-valued fields) are appended to x, and
- * also added to each logit with one weight per pair and task (FwFM). A linear "wide" head
- * (config.wide) adds a weighted sum of x's embedding and numeric columns to each logit.
- * Loss per sample, ESMM style:
- *   w_ctr   * BCE(pCTR, y_click)
- * + w_ctcvr * BCE(pCTR * pCVR, y_click_and_conversion)
- * + w_cvr   * BCE(pCVR, y_conversion)          (only where a sample sets it)
- * Embeddings: Adagrad per coordinate. Dense: Adagrad. Dense math on mini-batches via OpenBLAS.
+ * Input: hashed embeddings per categorical field (rows created on first training sight,
+ * initialised deterministically from (seed, field, key)), multi-valued fields mean-pooled, numeric
+ * fields fed as they come. Explicit interactions (config.interactions, DeepFM / PNN style): the
+ * inner products p_ij = <e_i, e_j> of every pair of field embeddings (the scenario, the other
+ * categorical fields, the pooled multi-valued fields) are appended to x, and also added to each
+ * logit with one weight per pair and task (FwFM). A linear "wide" head (config.wide) adds a
+ * weighted sum of x's embedding and numeric columns to each logit.
+ *
+ * The engine: one or more extraction levels of expert groups and gates. Experts are one-layer
+ * ReLU MLPs of width expert_dim, in groups: shared (n_experts), per task (n_task_experts each),
+ * per scenario (n_scenario_experts for each scenario: a sample uses its own scenario's) and, at
+ * the last level only, per learner (n_learner_experts for each of the n_learners learners of each
+ * task). A gate is a softmax over the experts it may use, of a linear function of its input
+ * (optionally plus a linear function of a learned per-scenario vector of scenario_dim floats):
+ *   last level, learner (t, l):  shared + task t + learner (t, l) + the sample's scenario experts;
+ *   earlier levels (PLE):        task t gate: shared + task t + scenario experts;
+ *                                shared gate: every expert of the level (+ scenario experts).
+ * Level 0 reads x; at a later level, task t's experts and gates read task t's gate output of the
+ * level before, shared and scenario experts and the shared gate read the shared gate's output.
+ * A gate over a single expert is the identity (no parameters). Shared-Bottom (1 shared expert),
+ * MMoE (E shared experts), CGC / PLE (shared + per-task experts, 1 or more levels) and TAML
+ * (shared + task + learner experts, several learners per task) are configurations of it.
+ *
+ * Each learner (t, l) has a tower (one ReLU hidden layer of tower_dim, a linear output); its
+ * logit z_tl = tower output + the task's pair and wide terms. The task's fused logit is
+ * z_t = mean_l z_tl; predictions are sigmoid(z_t). Loss per sample, ESMM style, on the fused
+ * logits (u = z_ctr, v = z_cvr):
+ *   w_ctr   * BCE(s(u), y_click)
+ * + w_ctcvr * BCE(s(u) s(v), y_click_and_conversion)
+ * + w_cvr   * BCE(s(v), y_conversion)          (only where a sample sets it)
+ * and with n_learners > 1 (TAML), per learner l: learner_loss times the same loss on
+ * (z_ctr_l, z_cvr_l), plus the self-distillation term distill * BCE(s(z_tl), stopgrad(s(z_t))) for
+ * t = CTR where the CTR term is on and t = CVR where the CTCVR or the CVR term is on: the fused
+ * score teaches each learner, and no gradient flows into the teacher through this term.
+ * Scenario components (see fr_model_config): DFFI computes the pair products through the
+ * scenario's micro-network D; DFUB appends a target attention over a behaviour list to x;
+ * CausalInt adds a gradient-reversed scenario classifier and an orthogonality term on the level-0
+ * shared and scenario experts (training only). Embeddings: Adagrad per coordinate. Dense: Adagrad
+ * or Adam. Dense math on mini-batches via OpenBLAS.
  *
  * Loss scaling: a mini-batch's gradient is the SUM of its samples' gradients, not the mean, so
  * a rare key's row gets its full per-sample gradient whatever the batch size; Adagrad's
@@ -46,7 +71,7 @@ typedef struct {
     int n_multi;
     int n_scenarios;
     int emb_dim;            /* default 8 */
-    int n_experts;          /* default 4 */
+    int n_experts;          /* shared experts per level, default 4 */
     int expert_dim;         /* default 32 */
     int tower_dim;          /* default 16 */
     int batch_size;         /* default 256: the trainer updates once per batch */
@@ -66,11 +91,58 @@ typedef struct {
      * logit, one weight per column and task: first-order effects (a key's own CTR or CVR lift)
      * reach the logits without going through the experts. 0 = off. */
     int wide;
+    /* The engine (see the top of this file). Defaults give today's MMoE: 0, 0, 0, 1, 1, 0. */
+    int n_task_experts;     /* experts of each task, per level (CGC / PLE / TAML) */
+    int n_scenario_experts; /* experts of each scenario, per level; n_scenarios * this <= 256 */
+    int n_learner_experts;  /* experts of each learner at the last level (TAML) */
+    int n_levels;           /* extraction levels, 1..4 (PLE: 2 or more) */
+    int n_learners;         /* learners (towers) per task, 1..4 (TAML: 2 or more) */
+    int scenario_dim;       /* 0, or the width of the learned scenario vector every gate also reads */
+    /* DFFI (DFFM's domain-facilitated feature interaction): 0 = off, or the layers (1..2) of a
+     * per-sample micro-network D whose weights are sliced from the sample's scenario vector
+     * (layer l: W_l [emb_dim x emb_dim] row-major then b_l [emb_dim], from float
+     * l * emb_dim * (emb_dim + 1) on; needs scenario_dim >= dffi_layers * emb_dim * (emb_dim + 1)),
+     * D(e) = tanh(W_L .. tanh(W_1 e + b_1) .. + b_L); the pairwise interactions become
+     * <D(e_i), D(e_j)> (plain <e_i, e_j> for a scenario outside [0, n_scenarios)). */
+    int dffi_layers;
+    float distill;          /* self-distillation weight (n_learners > 1 only), default 0 */
+    float learner_loss;     /* weight of each learner's own ESMM loss (n_learners > 1 only), default 0 */
+    /* CausalInt's split: the shared experts are the scenario-invariant extractor, the scenario
+     * experts the scenario-specific one, the gates fuse them. With h_inv = the mean of the level-0
+     * shared experts' outputs and h_spc = the mean of the sample's level-0 scenario experts:
+     * causal_adv > 0: a scenario classifier softmax(causal.classifier.w h_inv + .b) trained with
+     *   weight causal_adv on cross-entropy, its gradient REVERSED into the shared experts
+     *   (gradient reversal: the extractor learns to hide the scenario). Not used to predict.
+     * causal_orth > 0: the penalty causal_orth * <h_inv, h_spc>^2 (a representation-orthogonality
+     *   stand-in for the paper's gradient-based orthogonal regulariser, which is not reproduced).
+     * Both apply to samples with a known scenario and at least one loss term on. */
+    float causal_adv;
+    float causal_orth;
+    /* DFUB (DFFM's domain-facilitated user behaviour): 0 = off, or the heads (dividing emb_dim)
+     * of a target attention over the items of multi-valued field dfub_history (each item's own
+     * embedding, in list order): query = dfub.q.w [e_target; e_scenario] (e_target = categorical
+     * field dfub_target's embedding, e_scenario = categorical field 0's), keys dfub.k.w e_k,
+     * values dfub.v.w e_k; per head softmax(q_h . k_h / sqrt(emb_dim / heads)) weights the
+     * values. The emb_dim outputs are appended to x after the pair products (zeros for an
+     * empty list) and feed the experts. */
+    int dfub_heads;
+    int dfub_target;        /* categorical slot, 1..n_cat-1 */
+    int dfub_history;       /* multi-valued field index, 0..n_multi-1 */
+    /* Dense optimizer: 0 = Adagrad (lr_dense, adagrad_init), 1 = Adam (lr_dense as its step size,
+     * adam_beta1, adam_beta2, adam_eps; the step count is the model version, so it survives a
+     * checkpoint). Embeddings always use Adagrad. */
+    int dense_optimizer;
+    float adam_beta1;       /* default 0.9 */
+    float adam_beta2;       /* default 0.999 */
+    float adam_eps;         /* default 1e-8 */
 } fr_model_config;
 
 typedef struct fr_model fr_model;
 
 void fr_model_config_defaults(fr_model_config *c);
+/* Returns 0, or -1 with a message naming the offending key ("model.n_levels: ...") when a value
+ * is out of range or the sizes are inconsistent. fr_model_create calls it. */
+int fr_model_config_validate(const fr_model_config *c, char *err, size_t errlen);
 /* Returns NULL with a message in err when the config is inconsistent. */
 fr_model *fr_model_create(const fr_model_config *c, char *err, size_t errlen);
 void fr_model_free(fr_model *m);
@@ -172,17 +244,30 @@ void fr_model_row_stats(const fr_model *m, fr_row_stats *st);
 
 /* Dense parameters: a flat float vector of fr_model_dense_count floats, laid out as the tensors
  * fr_model_dense_tensor describes, in order. Optimizer state has the same layout. A weight
- * matrix is row-major with rows = outputs and cols = inputs (y = W x + b). Order, E experts:
- *   expert.0.w .. expert.{E-1}.w [expert_dim x in], gate.ctr.w, gate.cvr.w [E x in],
- *   expert.0.b .. expert.{E-1}.b [1 x expert_dim], gate.ctr.b, gate.cvr.b [1 x E],
- *   then for t in ctr, cvr: tower.t.hidden.w [tower_dim x expert_dim], tower.t.hidden.b,
- *   tower.t.out.w [1 x tower_dim], tower.t.out.b [1 x 1];
+ * matrix is row-major with rows = outputs and cols = inputs (y = W x + b). Order:
+ *   for each level v (name prefix "" at level 0, "l<v>." after), for each of its input streams
+ *   (level 0: x; later: the previous level's gate outputs, shared gate first if any, then ctr,
+ *   cvr): the weights of the experts reading the stream [expert_dim x in], then of its gates
+ *   [gate width x in] (a gate over one expert has none), then the same experts' and gates'
+ *   biases [1 x expert_dim] / [1 x gate width]; then, with scenario_dim, each gate's scenario
+ *   weights gate.<g>.scenario.w [gate width x scenario_dim] of that level;
+ *   then, with scenario_dim, scenario.embedding [n_scenarios x scenario_dim];
+ *   then for t in ctr, cvr, for each learner l: tower.t[.learner<l>].hidden.w
+ *   [tower_dim x expert_dim], .hidden.b, .out.w [1 x tower_dim], .out.b [1 x 1];
  *   then, with interactions bit 2, pair.ctr.w, pair.cvr.w [1 x npair];
  *   then, with wide, wide.ctr.w, wide.cvr.w [1 x (n_cat + n_multi)*emb_dim + n_num];
- * in = n_cat*emb_dim + n_multi*emb_dim + n_num [+ npair with interactions bit 1] (the input order:
- * embeddings, numerics, pair products), npair = F(F-1)/2 over the F = n_cat + n_multi fields,
- * pairs (0,1), (0,2), .., (1,2), .. The first-layer matrices are adjacent so one sgemm computes
- * every expert and gate. */
+ *   then, with causal_adv, causal.classifier.w [n_scenarios x expert_dim], causal.classifier.b;
+ *   then, with dfub_heads, dfub.q.w [emb_dim x 2 emb_dim], dfub.k.w, dfub.v.w [emb_dim x emb_dim].
+ * Expert names: expert.<i> (shared), expert.<task>.<i>, expert.<task>.learner<l>.<i>,
+ * expert.scenario<s>.<i>; experts are listed in that group order. Gate names: at the last level
+ * gate.<task> (learner 0) and gate.<task>.learner<l>; at earlier levels gate.shared, gate.<task>.
+ * A gate's columns are its experts in that same group order, the sample's scenario experts last.
+ * The default (MMoE) layout: expert.0.w .. expert.{E-1}.w, gate.ctr.w, gate.cvr.w, their biases,
+ * the two towers, pair and wide weights.
+ * in = n_cat*emb_dim + n_multi*emb_dim + n_num [+ npair with interactions bit 1] [+ emb_dim with
+ * dfub_heads] (the input order: embeddings, numerics, pair products, the DFUB attention output), npair = F(F-1)/2 over the F = n_cat + n_multi fields,
+ * pairs (0,1), (0,2), .., (1,2), .. A stream's weight matrices are adjacent so one sgemm computes
+ * every expert and gate that reads it. */
 size_t fr_model_dense_count(const fr_model *m);
 typedef struct {
     const char *name;       /* "expert.0.w", "gate.ctr.b", "tower.cvr.out.w", ... */
@@ -192,8 +277,12 @@ typedef struct {
 int fr_model_dense_tensor_count(const fr_model *m);
 fr_tensor_info fr_model_dense_tensor(const fr_model *m, int i);
 const float *fr_model_dense_params(const fr_model *m);
+/* The dense optimizer state: fr_model_dense_state_count floats = count Adagrad accumulators, or
+ * with Adam 2 x count (the first moments, then the second moments), each in the tensor layout. */
 const float *fr_model_dense_accum(const fr_model *m);
-/* Copies count floats in; accum may be NULL. Returns -1 if count differs. */
+size_t fr_model_dense_state_count(const fr_model *m);
+/* Copies count parameters and, unless accum is NULL, fr_model_dense_state_count state floats in.
+ * Returns -1 if count differs. */
 int fr_model_set_dense(fr_model *m, const float *params, const float *accum, size_t count);
 
 /* Monotonic update counter: +1 per trained mini-batch. Stored with the checkpoint. */
@@ -206,10 +295,21 @@ void fr_model_set_version(fr_model *m, uint64_t version);
  * by a separate double-precision forward pass that reads rows without creating them (unseen =
  * zeros). Probabilities are clipped to [1e-7, 1 - 1e-7]. NAN when memory runs out. */
 double fr_model_loss(const fr_model *m, const fr_sample *s, int n);
+/* fr_model_loss counts CausalInt's adversarial term with + (the classifier's objective).
+ * fr_model_loss_teacher: the same with the distillation teacher held fixed: teacher[2i + t] is
+ * sample i's fused probability of task t (CTR, CVR); with fill = 1 it is computed at the current
+ * parameters and written, with fill = 0 it is read (differencing the fill = 0 loss checks the
+ * stop-gradient); and with the adversarial term's sign adv_sign: +1 for the classifier's
+ * parameters, -1 for everything else (what gradient reversal means). */
+double fr_model_loss_teacher(const fr_model *m, const fr_sample *s, int n, double *teacher, int fill, int adv_sign);
 /* Analytic gradient of the same loss, at the same point (unseen rows = zeros, none created), by
  * the training code path. n <= batch_size. dense_grad receives fr_model_dense_count floats (may
  * be NULL); fn (may be NULL) is called once per distinct (table, key) the samples touch, in order
  * of first touch, with emb_dim floats of gradient. Changes no parameter. Returns 0, or -1. */
+/* Dense multiply-add flops (2 per multiply-add) of one training example, forward and backward,
+ * counting the matrix products only (the layers' sgemm and DFFI's matrix-vector products): what
+ * the sgemm rate bounds. For benchmarks. */
+double fr_model_flops_per_example(const fr_model *m);
 typedef void (*fr_row_grad_fn)(uint32_t table, uint64_t key, const float *grad, void *ctx);
 int fr_model_gradients(fr_model *m, const fr_sample *s, int n, float *dense_grad, fr_row_grad_fn fn, void *ctx);
 

@@ -481,8 +481,8 @@ int fr_ckpt_put_model(fr_ckpt_batch *b, const fr_model *m)
     if (fr_model_foreach_row(m, FR_DIRTY_CHECKPOINT, put_row_cb, &rc) != 0)
         return batch_fail(b, "writing the embedding rows failed");
 
-    size_t n = fr_model_dense_count(m);
-    unsigned char *dense = malloc(n ? 8 * n : 1);
+    size_t n = fr_model_dense_count(m), ns = fr_model_dense_state_count(m);
+    unsigned char *dense = malloc(n + ns ? 4 * (n + ns) : 1);
     if (!dense) return batch_fail(b, "out of memory for the dense parameters");
     const float *params = fr_model_dense_params(m);
     const float *accum = fr_model_dense_accum(m);
@@ -491,9 +491,9 @@ int fr_ckpt_put_model(fr_ckpt_batch *b, const fr_model *m)
         return batch_fail(b, "the model exposes no dense parameters or accumulators");
     }
     fr_f32le_encode(dense, params, n);
-    fr_f32le_encode(dense + 4 * n, accum, n);
+    fr_f32le_encode(dense + 4 * n, accum, ns);
     const char dk = KEY_DENSE;
-    batch_put(b, &dk, 1, dense, 8 * n);
+    batch_put(b, &dk, 1, dense, 4 * (n + ns));
     free(dense);
 
     char *meta = meta_json(m);
@@ -929,16 +929,17 @@ fr_model *fr_ckpt_load_model(fr_ckpt *c, char *err, size_t errlen)
         if (st == 0) snprintf(err, errlen, "checkpoint corrupt: meta present but no dense key \"D\"");
         goto done;
     }
-    if (len != 8 * n) {
-        snprintf(err, errlen, "checkpoint corrupt: dense value of %zu bytes, expected %zu", len, 8 * n);
+    size_t ns = fr_model_dense_state_count(m);
+    if (len != 4 * (n + ns)) {
+        snprintf(err, errlen, "checkpoint corrupt: dense value of %zu bytes, expected %zu", len, 4 * (n + ns));
         goto done;
     }
-    dense = malloc(n ? 8 * n : 1);
+    dense = malloc(n + ns ? 4 * (n + ns) : 1);
     if (!dense) {
         snprintf(err, errlen, "checkpoint: out of memory");
         goto done;
     }
-    fr_f32le_decode(dense, (const unsigned char *)raw, 2 * n);
+    fr_f32le_decode(dense, (const unsigned char *)raw, n + ns);
     if (fr_model_set_dense(m, dense, dense + n, n) != 0) {
         snprintf(err, errlen, "checkpoint: the model refused %zu dense parameters", n);
         goto done;

@@ -9,8 +9,8 @@
  * restored / served model would silently differ from the trained one. When this fires, add the
  * new field to INT_FIELDS / FLOAT_FIELDS below (and to docs/checkpoint-format.md and
  * docs/redis-layout.md), then update the expected size here. */
-_Static_assert(sizeof(fr_model_config) == 11 * sizeof(int) + 4 * sizeof(float) + 4 + sizeof(uint64_t) ||
-                   sizeof(fr_model_config) == 11 * sizeof(int) + 4 * sizeof(float) + sizeof(uint64_t),
+_Static_assert(sizeof(fr_model_config) == 22 * sizeof(int) + 11 * sizeof(float) + 4 + sizeof(uint64_t) ||
+                   sizeof(fr_model_config) == 22 * sizeof(int) + 11 * sizeof(float) + sizeof(uint64_t),
                "fr_model_config changed: update store/fr_store_util.c (config <-> JSON) and the store docs");
 
 typedef struct {
@@ -38,6 +38,30 @@ static const struct {
 } LATER_INT_FIELDS[] = {
     {"interactions", offsetof(fr_model_config, interactions), 0},
     {"wide", offsetof(fr_model_config, wide), 0},
+    {"n_task_experts", offsetof(fr_model_config, n_task_experts), 0},
+    {"n_scenario_experts", offsetof(fr_model_config, n_scenario_experts), 0},
+    {"n_learner_experts", offsetof(fr_model_config, n_learner_experts), 0},
+    {"n_levels", offsetof(fr_model_config, n_levels), 1},
+    {"n_learners", offsetof(fr_model_config, n_learners), 1},
+    {"scenario_dim", offsetof(fr_model_config, scenario_dim), 0},
+    {"dffi_layers", offsetof(fr_model_config, dffi_layers), 0},
+    {"dfub_heads", offsetof(fr_model_config, dfub_heads), 0},
+    {"dfub_target", offsetof(fr_model_config, dfub_target), 0},
+    {"dfub_history", offsetof(fr_model_config, dfub_history), 0},
+    {"dense_optimizer", offsetof(fr_model_config, dense_optimizer), 0},
+};
+static const struct {
+    const char *name;
+    size_t offset;
+    float absent;
+} LATER_FLOAT_FIELDS[] = {
+    {"distill", offsetof(fr_model_config, distill), 0.0f},
+    {"learner_loss", offsetof(fr_model_config, learner_loss), 0.0f},
+    {"causal_adv", offsetof(fr_model_config, causal_adv), 0.0f},
+    {"causal_orth", offsetof(fr_model_config, causal_orth), 0.0f},
+    {"adam_beta1", offsetof(fr_model_config, adam_beta1), 0.9f},
+    {"adam_beta2", offsetof(fr_model_config, adam_beta2), 0.999f},
+    {"adam_eps", offsetof(fr_model_config, adam_eps), 1e-8f},
 };
 static const field_desc FLOAT_FIELDS[] = {
     {"lr_emb", offsetof(fr_model_config, lr_emb)},
@@ -105,6 +129,11 @@ json_t *fr_config_to_json(const fr_model_config *c)
         /* float -> double is exact and jansson prints 17 significant digits: the text round-trips. */
         bad |= json_object_set_new(o, FLOAT_FIELDS[i].name, json_real((double)v));
     }
+    for (size_t i = 0; i < sizeof LATER_FLOAT_FIELDS / sizeof LATER_FLOAT_FIELDS[0]; i++) {
+        float v;
+        memcpy(&v, (const char *)c + LATER_FLOAT_FIELDS[i].offset, sizeof v);
+        bad |= json_object_set_new(o, LATER_FLOAT_FIELDS[i].name, json_real((double)v));
+    }
     bad |= json_object_set_new(o, "seed", fr_json_u64(c->seed));
     if (bad) {
         json_decref(o);
@@ -149,6 +178,18 @@ int fr_config_from_json(const json_t *o, fr_model_config *c, char *err, size_t e
         }
         float v = (float)json_number_value(j);
         memcpy((char *)c + FLOAT_FIELDS[i].offset, &v, sizeof v);
+    }
+    for (size_t i = 0; i < sizeof LATER_FLOAT_FIELDS / sizeof LATER_FLOAT_FIELDS[0]; i++) {
+        const json_t *j = json_object_get(o, LATER_FLOAT_FIELDS[i].name);
+        float v = LATER_FLOAT_FIELDS[i].absent;
+        if (j) {
+            if (!json_is_number(j)) {
+                snprintf(err, errlen, "model config: \"%s\" is not a number", LATER_FLOAT_FIELDS[i].name);
+                return -1;
+            }
+            v = (float)json_number_value(j);
+        }
+        memcpy((char *)c + LATER_FLOAT_FIELDS[i].offset, &v, sizeof v);
     }
     if (fr_json_get_u64(o, "seed", &c->seed) != 0) {
         snprintf(err, errlen, "model config: \"seed\" missing or not a decimal string");

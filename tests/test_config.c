@@ -247,6 +247,33 @@ static void test_refusals(void **state)
         {"{\"model\":{\"lr_emb\":\"fast\"}}", "\"model.lr_emb\" is a string, expected a number"},
         {"{\"model\":{\"lr_dense\":0}}", "\"model.lr_dense\" is 0"},
         {"{\"model\":{\"seed\":-1}}", "\"model.seed\""},
+        {"{\"model\":{\"architecture\":\"star\"}}", "\"model.architecture\" is \"star\", expected shared_bottom"},
+        {"{\"model\":{\"architecture\":3}}", "\"model.architecture\" is an integer, expected a string"},
+        {"{\"model\":{\"architecture\":\"mmoe\",\"n_expert\":3}}", "unknown key \"model.n_expert\""},
+        {"{\"model\":{\"n_levels\":5}}", "\"model.n_levels\" is 5"},
+        {"{\"model\":{\"n_learners\":2}}", "\"model.distill\" is missing"},
+        {"{\"model\":{\"n_experts\":0}}", "model.n_experts: every learner's gate needs at least one expert"},
+        {"{\"model\":{\"architecture\":\"ple\",\"n_experts\":0,\"n_task_experts\":0,\"n_learner_experts\":2}}",
+         "model.n_levels: 2 levels need shared, task or scenario experts below the last level"},
+        {"{\"model\":{\"distill\":0.3}}", "model.distill: self-distillation needs model.n_learners >= 2"},
+        {"{\"model\":{\"distill\":-1}}", "\"model.distill\" is -1"},
+        {"{\"model\":{\"dffi_layers\":1,\"scenario_dim\":8}}",
+         "model.scenario_dim: 8 floats are too narrow for the DFFI network (model.dffi_layers = 1 with emb_dim 8 needs 72"},
+        {"{\"model\":{\"dffi\":1}}", "unknown key \"model.dffi\""},
+        {"{\"model\":{\"dfub_heads\":2,\"dfub_history\":\"recent_ads\"}}",
+         "\"model.dfub_target\" is missing: model.dfub_heads = 2 needs the name of a categorical field"},
+        {"{\"model\":{\"dfub_heads\":2,\"dfub_target\":\"recent_ads\",\"dfub_history\":\"recent_ads\"}}",
+         "\"model.dfub_target\" is \"recent_ads\", which is not a categorical field"},
+        {"{\"model\":{\"dfub_heads\":3,\"dfub_target\":\"ad_id\",\"dfub_history\":\"recent_ads\"}}",
+         "model.dfub_heads: 3 heads do not divide emb_dim 8"},
+        {"{\"model\":{\"dense_optimizer\":\"sgd\"}}", "\"model.dense_optimizer\" is \"sgd\", expected adagrad or adam"},
+        {"{\"model\":{\"dense_optimizer\":\"adam\",\"adam_beta1\":1}}", "model.adam_beta1: Adam needs beta1"},
+        {"{\"model\":{\"causal_orth\":0.1}}", "model.causal_orth: the orthogonality term needs scenario experts"},
+        {"{\"model\":{\"causal_adv\":0.1,\"n_experts\":0,\"n_task_experts\":1}}",
+         "model.causal_adv: CausalInt's invariant extractor is the shared experts, but model.n_experts is 0"},
+        {"{\"model\":{\"learner_loss\":1}}", "model.learner_loss: per-learner losses need model.n_learners >= 2"},
+        {"{\"scenarios\":[\"a\",\"b\",\"c\",\"d\",\"e\"],\"model\":{\"n_scenario_experts\":52}}",
+         "model.n_scenario_experts: 52 experts for each of 5 scenarios exceed the limit of 256"},
         {"{\"redis\":{\"port\":70000}}", "\"redis.port\" is 70000"},
         {"{\"redis\":{\"keep_versions\":0}}", "\"redis.keep_versions\""},
         {"{\"checkpoint\":{\"every_seconds\":-1}}", "\"checkpoint.every_seconds\""},
@@ -314,6 +341,49 @@ static void test_refusals(void **state)
         if (rc != -1 || !strstr(err, cases[i].want) || strncmp(err, "config: ", 8) != 0)
             fail_msg("case %zu %s: rc %d, message \"%s\", want \"%s\"", i, cases[i].json, rc, err, cases[i].want);
         assert_int_equal(c.redis_port, 4242);
+    }
+}
+
+/* The presets fill the engine's keys; explicit keys next to a preset override it. */
+static void test_architectures(void **state)
+{
+    (void)state;
+    static const struct {
+        const char *json;
+        int shared, task, learner, scen, levels, learners, sd;
+        float distill;
+    } cases[] = {
+        {"{\"model\":{}}", 4, 0, 0, 0, 1, 1, 0, 0.0f},
+        {"{\"model\":{\"architecture\":\"shared_bottom\"}}", 1, 0, 0, 0, 1, 1, 0, 0.0f},
+        {"{\"model\":{\"architecture\":\"mmoe\"}}", 4, 0, 0, 0, 1, 1, 0, 0.0f},
+        {"{\"model\":{\"architecture\":\"cgc\"}}", 2, 2, 0, 0, 1, 1, 0, 0.0f},
+        {"{\"model\":{\"architecture\":\"ple\"}}", 2, 2, 0, 0, 2, 1, 0, 0.0f},
+        {"{\"model\":{\"architecture\":\"taml\"}}", 2, 1, 1, 0, 1, 2, 0, 0.5f},
+        {"{\"model\":{\"n_task_experts\":1,\"architecture\":\"ple\",\"n_levels\":3,\"scenario_dim\":4,"
+         "\"n_scenario_experts\":1}}",
+         2, 1, 0, 1, 3, 1, 4, 0.0f},
+        {"{\"model\":{\"architecture\":\"taml\",\"distill\":0,\"n_learners\":3}}", 2, 1, 1, 0, 1, 3, 0, 0.0f},
+        {"{\"model\":{\"n_learners\":2,\"distill\":0.25}}", 4, 0, 0, 0, 1, 2, 0, 0.25f},
+        {"{\"model\":{\"dfub_heads\":2,\"dfub_target\":\"ad_id\",\"dfub_history\":\"recent_ads\"}}", 4, 0, 0, 0, 1, 1,
+         0, 0.0f},
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        fr_config c;
+        char err[512] = "";
+        if (fr_config_load_string(&c, cases[i].json, err, sizeof err) != 0) fail_msg("case %zu: %s", i, err);
+        const fr_model_config *m = &c.model;
+        if (m->n_experts != cases[i].shared || m->n_task_experts != cases[i].task ||
+            m->n_learner_experts != cases[i].learner || m->n_scenario_experts != cases[i].scen ||
+            m->n_levels != cases[i].levels || m->n_learners != cases[i].learners || m->scenario_dim != cases[i].sd ||
+            m->distill != cases[i].distill)
+            fail_msg("case %zu %s: loaded %d %d %d %d %d %d %d %g", i, cases[i].json, m->n_experts, m->n_task_experts,
+                     m->n_learner_experts, m->n_scenario_experts, m->n_levels, m->n_learners, m->scenario_dim,
+                     (double)m->distill);
+        if (strstr(cases[i].json, "dfub") && (m->dfub_target != 4 || m->dfub_history != 0 || m->dfub_heads != 2))
+            fail_msg("case %zu: DFUB fields resolved to %d %d", i, m->dfub_target, m->dfub_history);
+        fr_model *model = fr_model_create(m, err, sizeof err);
+        if (!model) fail_msg("case %zu: the loaded config does not build: %s", i, err);
+        fr_model_free(model);
     }
 }
 
@@ -447,6 +517,7 @@ int main(void)
         cmocka_unit_test(test_join_policy_keys),
         cmocka_unit_test(test_overrides),
         cmocka_unit_test(test_refusals),
+        cmocka_unit_test(test_architectures),
         cmocka_unit_test(test_too_many_fields),
         cmocka_unit_test(test_long_strings),
     };

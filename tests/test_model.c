@@ -132,6 +132,27 @@ static void jitter_biases(fr_model *m, rng *r)
     free(p);
 }
 
+/* Positive expert and tower-hidden biases: with narrow layers stacked two or three deep, random
+ * ReLU units are often dead for a whole small batch, and a dead path checks nothing. Likewise
+ * DFUB's query and key projections are scaled up: at their initial size the attention is nearly
+ * uniform and the score gradients are too small to tell right from wrong. */
+static void lift_biases(fr_model *m)
+{
+    size_t P = fr_model_dense_count(m);
+    float *p = malloc(P * sizeof *p);
+    memcpy(p, fr_model_dense_params(m), P * sizeof *p);
+    for (int i = 0; i < fr_model_dense_tensor_count(m); i++) {
+        fr_tensor_info t = fr_model_dense_tensor(m, i);
+        size_t len = strlen(t.name);
+        if (!strcmp(t.name, "dfub.q.w") || !strcmp(t.name, "dfub.k.w"))
+            for (int j = 0; j < t.rows * t.cols; j++) p[t.offset + j] *= 6.0f;
+        if (strcmp(t.name + len - 2, ".b") != 0 || (!strstr(t.name, "expert") && !strstr(t.name, "hidden"))) continue;
+        for (int j = 0; j < t.rows * t.cols; j++) p[t.offset + j] += 0.5f;
+    }
+    assert_int_equal(fr_model_set_dense(m, p, NULL, P), 0);
+    free(p);
+}
+
 /* ---- gradient checks -------------------------------------------------------------------------- */
 
 typedef struct {
@@ -170,23 +191,34 @@ static int difference(double lm, double l0, double lp, float lo, float orig, flo
     return fabs(fwd - back) > 1e-3 * fmax(fabs(fwd), fabs(back)) + 1e-6;
 }
 
-static int numeric_dense(fr_model *m, float *p, size_t P, size_t j, const fr_sample *s, int n, double *num)
+/* The reference loss; with a teacher (TAML), its distillation targets held at the given values,
+ * which is what the stop-gradient means. */
+static double ref_loss(fr_model *m, const fr_sample *s, int n, double *teacher, int adv_sign)
+{
+    return teacher ? fr_model_loss_teacher(m, s, n, teacher, 0, adv_sign) : fr_model_loss(m, s, n);
+}
+
+/* adv_sign: how CausalInt's adversarial term counts for this coordinate (+1 the classifier's own
+ * parameters, -1 the rest: gradient reversal). */
+static int numeric_dense_t(fr_model *m, float *p, size_t P, size_t j, const fr_sample *s, int n, double *teacher,
+                           int adv_sign, double *num)
 {
     float orig = p[j];
     float hi = (float)(orig + EPS), lo = (float)(orig - EPS);
-    double l0 = fr_model_loss(m, s, n);
+    double l0 = ref_loss(m, s, n, teacher, adv_sign);
     p[j] = hi;
     fr_model_set_dense(m, p, NULL, P);
-    double lp = fr_model_loss(m, s, n);
+    double lp = ref_loss(m, s, n, teacher, adv_sign);
     p[j] = lo;
     fr_model_set_dense(m, p, NULL, P);
-    double lm = fr_model_loss(m, s, n);
+    double lm = ref_loss(m, s, n, teacher, adv_sign);
     p[j] = orig;
     fr_model_set_dense(m, p, NULL, P);
     return difference(lm, l0, lp, lo, orig, hi, num);
 }
 
-static int numeric_row(fr_model *m, uint32_t table, uint64_t key, int d, const fr_sample *s, int n, double *num)
+static int numeric_row_t(fr_model *m, uint32_t table, uint64_t key, int d, const fr_sample *s, int n,
+                         double *teacher, double *num)
 {
     fr_row_view v;
     assert_int_equal(fr_model_get_row(m, table, key, &v), 0);
@@ -194,13 +226,13 @@ static int numeric_row(fr_model *m, uint32_t table, uint64_t key, int d, const f
     memcpy(w, v.weights, (size_t)v.dim * sizeof *w);
     memcpy(acc, v.accum, (size_t)v.dim * sizeof *acc);
     float orig = w[d], hi = (float)(orig + EPS), lo = (float)(orig - EPS);
-    double l0 = fr_model_loss(m, s, n);
+    double l0 = ref_loss(m, s, n, teacher, -1);
     w[d] = hi;
     fr_model_put_row(m, table, key, v.version, w, acc);
-    double lp = fr_model_loss(m, s, n);
+    double lp = ref_loss(m, s, n, teacher, -1);
     w[d] = lo;
     fr_model_put_row(m, table, key, v.version, w, acc);
-    double lm = fr_model_loss(m, s, n);
+    double lm = ref_loss(m, s, n, teacher, -1);
     w[d] = orig;
     fr_model_put_row(m, table, key, v.version, w, acc);
     return difference(lm, l0, lp, lo, orig, hi, num);
@@ -209,11 +241,11 @@ static int numeric_row(fr_model *m, uint32_t table, uint64_t key, int d, const f
 /* Which loss terms are on; weights differ from 1 and from each other so a mis-weighted term shows. */
 enum { T_CTR = 1, T_CVR = 2, T_CTCVR = 4 };
 
-static void check_gradients_with(int terms, uint64_t seed, int interactions, int wide)
+/* Checks every dense tensor (up to 10 coordinates each) and every touched row coordinate of the
+ * model c against central differences of the double-precision reference loss, on a batch that
+ * covers every scenario plus one the model does not know. */
+static void check_gradients_cfg(fr_model_config c, int terms, uint64_t seed, int lift)
 {
-    fr_model_config c = small_config();
-    c.interactions = interactions;
-    c.wide = wide;
     fr_model *m = create_ok(&c);
     rng r = {seed};
     enum { N = 6 };
@@ -230,8 +262,12 @@ static void check_gradients_with(int terms, uint64_t seed, int interactions, int
     s[2].f.multi[1][1] = s[2].f.multi[1][0];
     s[2].f.multi[1][2] = 0;                  /* key 0 inside multi_len: no value, not pooled */
     s[3].has_label[FR_TASK_CTR] = 0;         /* has_label = 0 turns a term off whatever its weight */
+    for (int i = 0; i < N; i++) s[i].scenario = i < c.n_scenarios ? i : (i == N - 1 ? c.n_scenarios + 5 : i % 2);
     put_rows(m, &c, s, N, &r);
     jitter_biases(m, &r);
+    if (lift) lift_biases(m);
+    double teacher[2 * N];
+    fr_model_loss_teacher(m, s, N, teacher, 1, -1);
 
     size_t P = fr_model_dense_count(m);
     float *g = calloc(P, sizeof *g), *p = malloc(P * sizeof *p);
@@ -255,7 +291,8 @@ static void check_gradients_with(int terms, uint64_t seed, int interactions, int
         for (int k = 0; k < np; k++) {
             size_t j = t.offset + picks[k];
             double num;
-            if (numeric_dense(m, p, P, j, s, N, &num)) {
+            int sign = strncmp(t.name, "causal.classifier", 17) == 0 ? 1 : -1;
+            if (numeric_dense_t(m, p, P, j, s, N, teacher, sign, &num)) {
                 kinks++;
                 continue;
             }
@@ -264,7 +301,12 @@ static void check_gradients_with(int terms, uint64_t seed, int interactions, int
             biggest = fmax(biggest, fabs(num));
             checked++;
         }
-        if (biggest > 1e-4) nonzero_tensors++;
+        /* the picks can all land on dead units; the analytic gradient (just checked) covers all */
+        for (size_t j = 0; j < cnt; j++) biggest = fmax(biggest, fabs(g[t.offset + j]));
+        if (biggest > 1e-4)
+            nonzero_tensors++;
+        else if (terms == (T_CTR | T_CVR | T_CTCVR))
+            print_message("  no sizeable gradient in %s\n", t.name);
         /* a tower no term reaches must get exactly zero gradient */
         int cvr_tower = strstr(t.name, "tower.cvr") != NULL, ctr_tower = strstr(t.name, "tower.ctr") != NULL;
         if ((cvr_tower && !(terms & (T_CVR | T_CTCVR))) || (ctr_tower && !(terms & (T_CTR | T_CTCVR))))
@@ -278,7 +320,7 @@ static void check_gradients_with(int terms, uint64_t seed, int interactions, int
     for (int i = 0; i < rg->n; i++) {
         for (int d = 0; d < c.emb_dim; d++) {
             double num;
-            if (numeric_row(m, rg->table[i], rg->key[i], d, s, N, &num)) {
+            if (numeric_row_t(m, rg->table[i], rg->key[i], d, s, N, teacher, &num)) {
                 kinks++;
                 continue;
             }
@@ -300,6 +342,14 @@ static void check_gradients_with(int terms, uint64_t seed, int interactions, int
     free(g);
     free(p);
     fr_model_free(m);
+}
+
+static void check_gradients_with(int terms, uint64_t seed, int interactions, int wide)
+{
+    fr_model_config c = small_config();
+    c.interactions = interactions;
+    c.wide = wide;
+    check_gradients_cfg(c, terms, seed, 0);
 }
 
 static void check_gradients(int terms, uint64_t seed) { check_gradients_with(terms, seed, 3, 1); }
@@ -338,6 +388,148 @@ static void test_grad_interaction_parts(void **state)
     check_gradients_with(terms, 33, 0, 1);
     check_gradients_with(terms, 34, 0, 0);
     check_gradients_with(T_CTR, 35, 2, 0);
+}
+
+/* ---- the engine: every preset and component --------------------------------------------------- */
+
+typedef struct {
+    const char *what;
+    int shared, task, learner, scen, levels, learners, sd;
+    float distill, learner_loss;
+    int dffi;
+    float adv, orth;
+    int dfub_heads;
+} engine_case;
+
+static const engine_case ENGINE_CASES[] = {
+    {"shared-bottom (one expert: identity gates)", 1, 0, 0, 0, 1, 1, 0, 0, 0, 0, 0, 0, 0},
+    {"MMoE", 3, 0, 0, 0, 1, 1, 0, 0, 0, 0, 0, 0, 0},
+    {"CGC: shared + task experts", 2, 2, 0, 0, 1, 1, 0, 0, 0, 0, 0, 0, 0},
+    {"PLE, 2 levels", 2, 1, 0, 0, 2, 1, 0, 0, 0, 0, 0, 0, 0},
+    {"PLE, 3 levels", 1, 2, 0, 0, 3, 1, 0, 0, 0, 0, 0, 0, 0},
+    {"PLE without shared experts (no shared gate)", 0, 2, 0, 0, 2, 1, 0, 0, 0, 0, 0, 0, 0},
+    {"2 levels of identity gates (a stream nobody reads)", 1, 0, 0, 0, 2, 1, 0, 0, 0, 0, 0, 0, 0},
+    {"scenario experts in every gate", 2, 0, 0, 1, 1, 1, 0, 0, 0, 0, 0, 0, 0},
+    {"scenario vector in the gates", 2, 1, 0, 0, 1, 1, 3, 0, 0, 0, 0, 0, 0},
+    {"scenario experts and vector, 2 levels", 1, 1, 0, 2, 2, 1, 2, 0, 0, 0, 0, 0, 0},
+    {"TAML: learner experts, 2 learners, distillation, learner losses", 1, 1, 1, 0, 1, 2, 0, 0.7f, 1.3f, 0, 0, 0, 0},
+    {"TAML without distillation", 1, 1, 1, 0, 1, 2, 0, 0, 0.8f, 0, 0, 0, 0},
+    {"TAML, 3 learners, 2 levels, scenario experts and vector", 1, 1, 1, 1, 2, 3, 2, 0.4f, 0.5f, 0, 0, 0, 0},
+    {"learner experts only, distillation without learner losses", 0, 0, 2, 0, 1, 2, 0, 1.0f, 0, 0, 0, 0, 0},
+    {"DFFI, 1 layer (weights sliced from the scenario vector)", 3, 0, 0, 0, 1, 1, 20, 0, 0, 1, 0, 0, 0},
+    {"DFFI, 2 layers, a wider scenario vector", 2, 0, 0, 0, 1, 1, 47, 0, 0, 2, 0, 0, 0},
+    {"TAML + DFFI + scenario experts, 2 levels", 1, 1, 1, 1, 2, 2, 20, 0.5f, 0.5f, 1, 0, 0, 0},
+    {"CausalInt: gradient-reversed scenario classifier", 2, 0, 0, 1, 1, 1, 0, 0, 0, 0, 0.8f, 0, 0},
+    {"CausalInt: orthogonality term", 2, 0, 0, 2, 1, 1, 0, 0, 0, 0, 0, 1.5f, 0},
+    {"TAML + DFFI + CausalInt, 2 levels", 2, 1, 1, 1, 2, 2, 20, 0.5f, 0.3f, 1, 0.6f, 0.9f, 0},
+    {"DFUB, 1 head", 2, 0, 0, 0, 1, 1, 0, 0, 0, 0, 0, 0, 1},
+    {"DFUB, 2 heads", 2, 1, 0, 0, 1, 1, 0, 0, 0, 0, 0, 0, 2},
+    {"everything: TAML + DFFI + DFUB + CausalInt, 2 levels", 3, 1, 1, 1, 2, 2, 20, 0.5f, 0.3f, 1, 0.6f, 0.9f, 4},
+};
+
+static fr_model_config engine_config(const engine_case *e)
+{
+    fr_model_config c = small_config();
+    c.n_experts = e->shared;
+    c.n_task_experts = e->task;
+    c.n_learner_experts = e->learner;
+    c.n_scenario_experts = e->scen;
+    c.n_levels = e->levels;
+    c.n_learners = e->learners;
+    c.scenario_dim = e->sd;
+    c.distill = e->distill;
+    c.learner_loss = e->learner_loss;
+    c.dffi_layers = e->dffi;
+    c.causal_adv = e->adv;
+    c.causal_orth = e->orth;
+    c.dfub_heads = e->dfub_heads;
+    c.dfub_target = 2;  /* small_config: categorical slots 0..2, multi fields 0..1 */
+    c.dfub_history = 1;
+    return c;
+}
+
+static void test_grad_engine(void **state)
+{
+    (void)state;
+    for (size_t i = 0; i < sizeof ENGINE_CASES / sizeof ENGINE_CASES[0]; i++) {
+        print_message("  %s\n", ENGINE_CASES[i].what);
+        fr_model_config c = engine_config(&ENGINE_CASES[i]);
+        check_gradients_cfg(c, T_CTR | T_CVR | T_CTCVR, 100 + i, 1);
+        check_gradients_cfg(c, T_CTR, 200 + i, 1);
+        check_gradients_cfg(c, T_CTCVR, 300 + i, 1);
+        /* without the wide head; DFFI alone through each of its two paths */
+        c.interactions = c.dffi_layers ? 2 : 0;
+        c.wide = 0;
+        check_gradients_cfg(c, T_CTR | T_CVR | T_CTCVR, 400 + i, 1);
+        if (c.dffi_layers) {
+            c.interactions = 1;
+            check_gradients_cfg(c, T_CTR | T_CVR | T_CTCVR, 500 + i, 1);
+        }
+    }
+}
+
+/* The distillation teacher is a constant: the analytic gradient matches the difference with the
+ * teacher held fixed, and is measurably not the gradient of the loss with the teacher free. */
+static void test_grad_stop_gradient(void **state)
+{
+    (void)state;
+    fr_model_config c = engine_config(&ENGINE_CASES[10]);
+    c.distill = 3;
+    fr_model *m = create_ok(&c);
+    rng r = {77};
+    enum { N = 6 };
+    fr_sample s[N];
+    for (int i = 0; i < N; i++) s[i] = random_sample(&r, &c, 3);
+    put_rows(m, &c, s, N, &r);
+    jitter_biases(m, &r);
+    lift_biases(m);
+    double teacher[2 * N];
+    fr_model_loss_teacher(m, s, N, teacher, 1, -1);
+    size_t P = fr_model_dense_count(m);
+    float *g = calloc(P, sizeof *g), *p = malloc(P * sizeof *p);
+    memcpy(p, fr_model_dense_params(m), P * sizeof *p);
+    assert_int_equal(fr_model_gradients(m, s, N, g, NULL, NULL), 0);
+    int differs = 0, checked = 0;
+    for (int i = 0; i < fr_model_dense_tensor_count(m); i++) {
+        fr_tensor_info t = fr_model_dense_tensor(m, i);
+        if (strstr(t.name, "tower.") != t.name || strstr(t.name, ".out.b") == NULL) continue;
+        double fixed, free_t;
+        assert_int_equal(numeric_dense_t(m, p, P, t.offset, s, N, teacher, -1, &fixed), 0);
+        assert_int_equal(numeric_dense_t(m, p, P, t.offset, s, N, NULL, -1, &free_t), 0);
+        if (!close_enough(g[t.offset], fixed))
+            fail_msg("%s: analytic %.8g, fixed-teacher difference %.8g", t.name, (double)g[t.offset], fixed);
+        differs += !close_enough(g[t.offset], free_t);
+        checked++;
+    }
+    assert_int_equal(checked, 4);
+    assert_true(differs > 0);
+    free(g);
+    free(p);
+    fr_model_free(m);
+}
+
+/* Predictions are the fused score sigmoid(mean of the learners' logits): the reference pass's
+ * teacher values (computed independently, in double) equal what fr_model_predict returns. */
+static void test_taml_fusion(void **state)
+{
+    (void)state;
+    fr_model_config c = engine_config(&ENGINE_CASES[12]);
+    fr_model *m = create_ok(&c);
+    rng r = {21};
+    enum { N = 32 };
+    fr_sample s[N];
+    for (int i = 0; i < N; i++) s[i] = random_sample(&r, &c, 4);
+    fr_model_train(m, s, N, NULL);
+    double teacher[2 * N];
+    fr_model_loss_teacher(m, s, N, teacher, 1, -1);
+    for (int i = 0; i < N; i++) {
+        float out[FR_NTASKS];
+        fr_model_predict(m, &s[i].f, s[i].scenario, out);
+        assert_true(fabs(out[FR_TASK_CTR] - teacher[2 * i]) <= 1e-5 * teacher[2 * i]);
+        assert_true(fabs(out[FR_TASK_CVR] - teacher[2 * i + 1]) <= 1e-5 * teacher[2 * i + 1]);
+        assert_true(fabsf(out[FR_TASK_CTCVR] - out[FR_TASK_CTR] * out[FR_TASK_CVR]) < 1e-6f);
+    }
+    fr_model_free(m);
 }
 
 /* With the pair weights alone, a row's gradient is exactly the FM formula: for a categorical
@@ -643,6 +835,85 @@ static void test_determinism(void **state)
     free(s);
     fr_model_free(a);
     fr_model_free(b);
+}
+
+/* Same input and config, two models, the same bits, for the most complex configuration. */
+static void test_determinism_engine(void **state)
+{
+    (void)state;
+    fr_model_config c = engine_config(&ENGINE_CASES[12]);
+    c.batch_size = 32;
+    fr_model *a = create_ok(&c), *b = create_ok(&c);
+    fr_sample *s = synthetic(&c, 700, 5);
+    int cuts[] = {0, 50, 51, 400, 700};
+    for (int k = 0; k + 1 < 5; k++) {
+        fr_model_train(a, s + cuts[k], cuts[k + 1] - cuts[k], NULL);
+        fr_model_train(b, s + cuts[k], cuts[k + 1] - cuts[k], NULL);
+    }
+    assert_true(fr_model_version(a) > 20);
+    assert_models_equal(a, b);
+    free(s);
+    fr_model_free(a);
+    fr_model_free(b);
+}
+
+/* Adam on the dense part: one step from zero state against the formula in double (bias
+ * correction at t = 1 makes the first step lr * g / (|g| + eps) per coordinate), the second step's
+ * t = 2 read from the model version, and two models trained alike stay bit-identical. */
+static void test_adam(void **state)
+{
+    (void)state;
+    fr_model_config c = small_config();
+    c.dense_optimizer = 1;
+    c.lr_dense = 0.01f;
+    fr_model *m = create_ok(&c);
+    assert_int_equal(fr_model_dense_state_count(m), 2 * fr_model_dense_count(m));
+    rng r = {9};
+    enum { N = 8 };
+    fr_sample s[N];
+    for (int i = 0; i < N; i++) s[i] = random_sample(&r, &c, 50);
+    fr_model_train(m, s, N, NULL); /* creates the rows: the gradient below is then the trained one */
+    fr_model *ref = create_ok(&c);
+    fr_model_train(ref, s, N, NULL);
+    size_t P = fr_model_dense_count(m);
+    float *p0 = malloc(P * sizeof *p0), *st = malloc(2 * P * sizeof *st), *g = malloc(P * sizeof *g);
+    memcpy(p0, fr_model_dense_params(m), P * sizeof *p0);
+    memcpy(st, fr_model_dense_accum(m), 2 * P * sizeof *st);
+    for (size_t j = 0; j < P; j++) {
+        /* after one step from zero: m = 0.1 g, v = 0.001 g^2 */
+        assert_true(st[P + j] >= 0);
+        assert_true(fabs(st[j]) <= 1e-3 || fabs(st[j] * st[j] / (st[P + j] + 1e-30) - 10.0) < 1e-2);
+    }
+    assert_int_equal(fr_model_gradients(m, s, N, g, NULL, NULL), 0);
+    fr_model_train(m, s, N, NULL);
+    const float *p1 = fr_model_dense_params(m), *st1 = fr_model_dense_accum(m);
+    int moved = 0;
+    for (size_t j = 0; j < P; j++) {
+        /* the float constants the model uses: 0.999f is not 0.999 */
+        const double b1 = c.adam_beta1, b2 = c.adam_beta2, a1 = 1.0f - c.adam_beta1, a2 = 1.0f - c.adam_beta2;
+        double mo = b1 * st[j] + a1 * g[j], ve = b2 * st[P + j] + a2 * (double)g[j] * g[j];
+        double step = (double)c.lr_dense * (mo / (1 - b1 * b1)) / (sqrt(ve / (1 - b2 * b2)) + (double)c.adam_eps);
+        /* float rounding, relative to the terms summed (they may cancel) */
+        double tm = 1e-6 * (fabs(b1 * st[j]) + fabs(a1 * g[j])) + 1e-20, tv = 1e-6 * ve + 1e-20;
+        if (fabs((double)st1[j] - mo) > tm || fabs((double)st1[P + j] - ve) > tv ||
+            fabs((double)p1[j] - (p0[j] - step)) > 1e-6 + 1e-4 * fabs(step))
+            fail_msg("coordinate %zu: state %g %g (want %g %g), param %g (want %g)", j, (double)st1[j],
+                     (double)st1[P + j], mo, ve, (double)p1[j], p0[j] - step);
+        moved += p1[j] != p0[j];
+    }
+    assert_true(moved > (int)P / 2);
+    fr_model_train(ref, s, N, NULL);
+    assert_models_equal(m, ref);
+    /* Adam's state round-trips through set_dense */
+    fr_model *cp = create_ok(&c);
+    assert_int_equal(fr_model_set_dense(cp, p1, st1, P), 0);
+    assert_memory_equal(fr_model_dense_accum(cp), st1, 2 * P * sizeof *st1);
+    fr_model_free(cp);
+    free(p0);
+    free(st);
+    free(g);
+    fr_model_free(ref);
+    fr_model_free(m);
 }
 
 /* A row's initial value depends on (seed, table, key) only: zero-weight samples create rows
@@ -1003,6 +1274,37 @@ static void test_config_validation(void **state)
     c = d, c.interactions = 4, expect_refused(c, "model.interactions");
     c = d, c.interactions = -1, expect_refused(c, "model.interactions");
     c = d, c.wide = 2, expect_refused(c, "model.wide");
+    c = d, c.n_experts = 0, c.n_task_experts = 0, c.n_learner_experts = 0, expect_refused(c, "model.n_experts");
+    c = d, c.n_levels = 0, expect_refused(c, "model.n_levels");
+    c = d, c.n_levels = 5, expect_refused(c, "model.n_levels");
+    c = d, c.n_levels = 2, c.n_experts = 0, c.n_learner_experts = 1, expect_refused(c, "model.n_levels");
+    c = d, c.n_learners = 0, expect_refused(c, "model.n_learners");
+    c = d, c.n_learners = 5, expect_refused(c, "model.n_learners");
+    c = d, c.distill = 0.5f, expect_refused(c, "model.distill");
+    c = d, c.learner_loss = 0.5f, expect_refused(c, "model.learner_loss");
+    c = d, c.causal_adv = -1, expect_refused(c, "model.causal_adv");
+    c = d, c.dense_optimizer = 2, expect_refused(c, "model.dense_optimizer");
+    c = d, c.dense_optimizer = 1, c.adam_beta1 = 1, expect_refused(c, "model.adam_beta1");
+    c = d, c.dense_optimizer = 1, c.adam_beta2 = -0.1f, expect_refused(c, "model.adam_beta2");
+    c = d, c.dense_optimizer = 1, c.adam_eps = 0, expect_refused(c, "model.adam_eps");
+    c = d, c.dfub_heads = 3, c.dfub_target = 4, expect_refused(c, "model.dfub_heads"); /* 3 does not divide 8 */
+    c = d, c.dfub_heads = 9, expect_refused(c, "model.dfub_heads");
+    c = d, c.dfub_heads = 2, c.dfub_target = 0, expect_refused(c, "model.dfub_target"); /* the scenario */
+    c = d, c.dfub_heads = 2, c.dfub_target = 8, expect_refused(c, "model.dfub_target");
+    c = d, c.dfub_heads = 2, c.dfub_target = 4, c.dfub_history = 1, expect_refused(c, "model.dfub_history");
+    c = d, c.causal_adv = 1, c.n_experts = 0, c.n_task_experts = 1, expect_refused(c, "model.causal_adv");
+    c = d, c.causal_adv = 1, c.n_scenarios = 1, expect_refused(c, "model.causal_adv");
+    c = d, c.causal_orth = 1, expect_refused(c, "model.causal_orth"); /* no scenario experts */
+    c = d, c.dffi_layers = 1, c.scenario_dim = 71, expect_refused(c, "model.scenario_dim"); /* needs 8 x 9 */
+    c = d, c.dffi_layers = 2, c.scenario_dim = 72, expect_refused(c, "model.scenario_dim");
+    c = d, c.dffi_layers = 3, c.scenario_dim = 1000, expect_refused(c, "model.dffi_layers");
+    c = d, c.dffi_layers = 1, c.scenario_dim = 72, c.interactions = 0, expect_refused(c, "model.dffi_layers");
+    c = d, c.n_learners = 2, c.learner_loss = NAN, expect_refused(c, "model.learner_loss");
+    c = d, c.n_learners = 2, c.distill = -0.5f, expect_refused(c, "model.distill");
+    c = d, c.n_task_experts = -1, expect_refused(c, "model.n_task_experts");
+    c = d, c.n_learner_experts = 65, expect_refused(c, "model.n_learner_experts");
+    c = d, c.scenario_dim = -1, expect_refused(c, "model.scenario_dim");
+    c = d, c.n_scenarios = 100, c.n_scenario_experts = 3, expect_refused(c, "model.n_scenario_experts");
     char err[256];
     fr_model *m = fr_model_create(&d, err, sizeof err);
     assert_non_null(m);
@@ -1020,12 +1322,17 @@ int main(void)
         cmocka_unit_test(test_grad_all_terms),
         cmocka_unit_test(test_grad_interaction_parts),
         cmocka_unit_test(test_grad_pair_formula),
+        cmocka_unit_test(test_grad_engine),
+        cmocka_unit_test(test_grad_stop_gradient),
+        cmocka_unit_test(test_taml_fusion),
+        cmocka_unit_test(test_determinism_engine),
         cmocka_unit_test(test_ctcvr_gradient_saturated),
         cmocka_unit_test(test_adagrad_hand),
         cmocka_unit_test(test_train_step_exact),
         cmocka_unit_test(test_progressive_equals_predict),
         cmocka_unit_test(test_forward_matches_reference),
         cmocka_unit_test(test_determinism),
+        cmocka_unit_test(test_adam),
         cmocka_unit_test(test_init_order_independent),
         cmocka_unit_test(test_learning),
         cmocka_unit_test(test_predict_creates_no_rows),

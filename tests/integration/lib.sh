@@ -25,6 +25,8 @@ fr_topics() {
 }
 
 # fr_config FILE TOPIC_PREFIX STATE_DIR [REDIS_PREFIX]: a config for one daemon of a test.
+# FRESHET_TEST_MODEL (optional): a JSON object used as the config's "model" section, to run a test
+# against another architecture, e.g. FRESHET_TEST_MODEL='{"architecture": "taml"}'.
 fr_config() {
   local redis_host="" redis_prefix="${4:-}"
   [[ -n "$redis_prefix" ]] && redis_host=127.0.0.1
@@ -34,6 +36,7 @@ fr_config() {
             "topics": {"impressions": "$2-impressions", "clicks": "$2-clicks", "conversions": "$2-conversions"}},
   "checkpoint": {"dir": "$3", "every_seconds": 1, "every_samples": 3000},
   "redis": {"host": "$redis_host", "port": $FRESHET_REDIS_PORT, "prefix": "${redis_prefix:-unused}", "keep_versions": 3},
+  "model": ${FRESHET_TEST_MODEL:-{\}},
   "status_every_seconds": 2
 }
 JSON
