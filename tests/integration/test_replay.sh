@@ -8,8 +8,9 @@ source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 # The default fields, with admission thresholds and event-time TTLs on three of them (10 days of
 # events: rows are refused, created late and evicted all along), so the exactly-once checks below
 # also cover the admission filters, the clock and the evictions in the checkpoint.
+# cfg FILE STATE_DIR [EXTRA]: EXTRA is more top-level members (with a leading comma).
 cfg() { cat >"$1" <<JSON
-{"checkpoint": {"dir": "$2", "every_seconds": 0, "every_samples": 700}, "redis": {"host": ""},
+{"checkpoint": {"dir": "$2", "every_seconds": 0, "every_samples": 700}, "redis": {"host": ""}${3:-},
  "fields": [
   {"name": "user_id", "kind": "categorical", "admit_after": 3, "admit_width_log2": 16, "ttl": "2d"},
   {"name": "user_age", "kind": "categorical"},
@@ -38,10 +39,7 @@ db=$("$FRESHET_BIN" inspect "$fr_work/b" | awk '/^digest/ { print $2 }')
 fr_pass "two replays: equal digests $da"
 
 # Spilling (join.max_cached_entries) changes where entries live, never what is learnt.
-cat >"$fr_work/s.json" <<JSON
-{"checkpoint": {"dir": "$fr_work/s", "every_seconds": 0, "every_samples": 700}, "redis": {"host": ""},
- "join": {"max_cached_entries": 500}}
-JSON
+cfg "$fr_work/s.json" "$fr_work/s" ', "join": {"max_cached_entries": 500}'
 "$FRESHET_BIN" replay "$fr_work/events.jsonl" -c "$fr_work/s.json" >"$fr_work/report-s.txt"
 ds=$("$FRESHET_BIN" inspect "$fr_work/s" | awk '/^digest/ { print $2 }')
 [[ "$ds" == "$da" ]] || fr_fail "a replay that spills the join ends with digest $ds, without spilling $da"
