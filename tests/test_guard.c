@@ -227,7 +227,9 @@ static lines make_stream(int stall)
     L.buf = buf;
     size_t cap = 0;
     for (char *p = buf, *nl; p < buf + len; p = nl + 1) {
-        nl = strchr(p, '\n');
+        /* memchr, not strchr: the buffer is one string, and ASan's strict_string_checks (CI) makes
+         * every strchr scan to its end, which made this loop quadratic (minutes). */
+        nl = memchr(p, '\n', (size_t)(buf + len - p));
         assert_non_null(nl);
         *nl = '\0';
         if (stall && strstr(p, "\"type\":\"click\"")) {
@@ -363,7 +365,7 @@ static void test_pipeline_pauses_and_restarts_bit_identical(void **state)
      * of the pause: the same checkpoint, bit for bit. */
     size_t mid = 0;
     while (mid < L.n && line_ts(L.line[mid]) < T0 + 47 * HOUR_MS) mid++;
-    fr_config cb = pipeline_config(b, 500);
+    fr_config cb = pipeline_config(b, 300);
     run_result rb = {0};
     assert_int_equal(run_pipeline(&cb, &L, mid, &rb), mid);
     assert_true(fr_guard_paused(&rb.guard));
@@ -379,9 +381,8 @@ static void test_pipeline_pauses_and_restarts_bit_identical(void **state)
         fr_pipeline_close(q);
     }
     run_pipeline(&cb, &L, SIZE_MAX, &rb);
-    /* Bounded: at most the bound plus what one message reads back, while the join holds more (the
-     * bound sits above the short windows, else every message would force a checkpoint). */
-    assert_true(rb.max_cached <= 500 + 64);
+    /* Bounded: at most the bound plus what one message reads back, while the join holds more. */
+    assert_true(rb.max_cached <= 300 + 64);
     assert_true(rb.max_pending > 600);
     assert_string_equal(ra.digest, rb.digest);
     assert_memory_equal(&ra.guard, &rb.guard, sizeof ra.guard);
