@@ -232,25 +232,6 @@ int fr_pipeline_tick(fr_pipeline *p)
 
 /* ---- opening and restoring ---------------------------------------------------------------- */
 
-static int model_shape_matches(const fr_model_config *a, const fr_model_config *b, char *err, size_t errlen)
-{
-#define FR_SAME(field)                                                                                     \
-    if (a->field != b->field) {                                                                            \
-        snprintf(err, errlen,                                                                              \
-                 "checkpoint was written with model." #field "=%d but the configuration says %d; use a new " \
-                 "checkpoint.dir or restore the old configuration",                                       \
-                 (int)a->field, (int)b->field);                                                            \
-        return 0;                                                                                          \
-    }
-    FR_SAME(n_cat) FR_SAME(n_num) FR_SAME(n_multi) FR_SAME(n_scenarios) FR_SAME(emb_dim) FR_SAME(n_experts)
-    FR_SAME(expert_dim) FR_SAME(tower_dim) FR_SAME(n_task_experts) FR_SAME(n_scenario_experts)
-    FR_SAME(n_learner_experts) FR_SAME(n_levels) FR_SAME(n_learners) FR_SAME(scenario_dim)
-    FR_SAME(dffi_layers) FR_SAME(dfub_heads) FR_SAME(dfub_target) FR_SAME(dfub_history)
-    FR_SAME(dense_optimizer)
-#undef FR_SAME
-    return 1;
-}
-
 static int load_join_entry(const char *key, size_t key_len, const void *val, size_t val_len, void *ctx)
 {
     return fr_join_load_entry(ctx, key, key_len, val, val_len);
@@ -296,10 +277,12 @@ static int restore(fr_pipeline *p, char *err, size_t errlen)
 {
     fr_model *m = fr_ckpt_load_model(p->ckpt, err, errlen);
     if (!m) return -1;
-    if (!model_shape_matches(fr_model_get_config(m), &p->cfg.model, err, errlen)) {
+    char changed[512];
+    if (fr_model_retune(m, &p->cfg.model, changed, sizeof changed, err, errlen) != 0) {
         fr_model_free(m);
         return -1;
     }
+    if (changed[0]) fprintf(stderr, "freshet: restored with changed training settings: %s\n", changed);
     fr_model_free(p->model);
     p->model = m;
     if (apply_row_policies(m, &p->cfg, err, errlen) != 0 || fr_ckpt_load_admission(p->ckpt, m, err, errlen) != 0)

@@ -743,6 +743,71 @@ void fr_model_free(fr_model *m)
     free(m);
 }
 
+/* ---- restart with an edited configuration ------------------------------------------------------ */
+
+/* Every field of fr_model_config is either compared (shape) or taken over (training setting) below;
+ * a new field must be placed in one of the two lists, which this assertion forces. */
+_Static_assert(sizeof(fr_model_config) == 22 * sizeof(int) + 11 * sizeof(float) + 4 + sizeof(uint64_t) ||
+                   sizeof(fr_model_config) == 22 * sizeof(int) + 11 * sizeof(float) + sizeof(uint64_t),
+               "fr_model_config changed: classify the new field in fr_model_retune");
+
+static void note_change(char *out, size_t cap, size_t *len, const char *key, double from, double to)
+{
+    char item[96];
+    int k = snprintf(item, sizeof item, "%smodel.%s %g -> %g", *len ? ", " : "", key, from, to);
+    if (k <= 0 || *len + (size_t)k >= cap) return; /* the log line is cut, the settings still apply */
+    memcpy(out + *len, item, (size_t)k + 1);
+    *len += (size_t)k;
+}
+
+int fr_model_retune(fr_model *m, const fr_model_config *c, char *changed, size_t changed_len, char *err,
+                    size_t errlen)
+{
+    const fr_model_config *a = &m->c;
+#define FR_SHAPE(field)                                                                                        \
+    if (a->field != c->field) {                                                                                \
+        snprintf(err, errlen,                                                                                  \
+                 "model." #field ": the checkpoint was trained with %d, the configuration says %d; restore the " \
+                 "old value or start a new checkpoint.dir",                                                    \
+                 (int)a->field, (int)c->field);                                                                \
+        return -1;                                                                                             \
+    }
+    FR_SHAPE(n_cat) FR_SHAPE(n_num) FR_SHAPE(n_multi) FR_SHAPE(n_scenarios) FR_SHAPE(emb_dim)
+    FR_SHAPE(n_experts) FR_SHAPE(expert_dim) FR_SHAPE(tower_dim) FR_SHAPE(interactions) FR_SHAPE(wide)
+    FR_SHAPE(n_task_experts) FR_SHAPE(n_scenario_experts) FR_SHAPE(n_learner_experts) FR_SHAPE(n_levels)
+    FR_SHAPE(n_learners) FR_SHAPE(scenario_dim) FR_SHAPE(dffi_layers) FR_SHAPE(dfub_heads) FR_SHAPE(dfub_target)
+    FR_SHAPE(dfub_history) FR_SHAPE(dense_optimizer)
+#undef FR_SHAPE
+    if ((a->causal_adv > 0) != (c->causal_adv > 0)) {
+        /* the scenario classifier's parameters exist only with causal_adv > 0 */
+        snprintf(err, errlen,
+                 "model.causal_adv: the checkpoint was trained %s the scenario classifier, the configuration %s it; "
+                 "restore the old value or start a new checkpoint.dir",
+                 a->causal_adv > 0 ? "with" : "without", c->causal_adv > 0 ? "asks for" : "turns off");
+        return -1;
+    }
+    if (fr_model_config_validate(c, err, errlen)) return -1;
+    if (c->batch_size != a->batch_size) {
+        fr_ws *w = ws_new(m, c->batch_size, 1);
+        if (!w) {
+            snprintf(err, errlen, "model.batch_size: out of memory for a batch of %d", c->batch_size);
+            return -1;
+        }
+        ws_free(m->train_ws);
+        m->train_ws = w;
+    }
+    size_t len = 0;
+    if (changed_len) changed[0] = '\0';
+#define FR_TUNE(field)                                                                                         \
+    if (a->field != c->field) note_change(changed, changed_len, &len, #field, (double)a->field, (double)c->field);
+    FR_TUNE(batch_size) FR_TUNE(lr_emb) FR_TUNE(lr_dense) FR_TUNE(adagrad_init) FR_TUNE(init_scale) FR_TUNE(seed)
+    FR_TUNE(distill) FR_TUNE(learner_loss) FR_TUNE(causal_adv) FR_TUNE(causal_orth) FR_TUNE(adam_beta1)
+    FR_TUNE(adam_beta2) FR_TUNE(adam_eps)
+#undef FR_TUNE
+    m->c = *c;
+    return 0;
+}
+
 /* ---- rows ------------------------------------------------------------------------------------- */
 
 static void init_row(const fr_model *m, uint32_t table, uint64_t key, float *payload)

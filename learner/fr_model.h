@@ -147,6 +147,17 @@ int fr_model_config_validate(const fr_model_config *c, char *err, size_t errlen)
 fr_model *fr_model_create(const fr_model_config *c, char *err, size_t errlen);
 void fr_model_free(fr_model *m);
 const fr_model_config *fr_model_get_config(const fr_model *m);
+/* Restart with a possibly edited configuration: a checkpoint carries the config it was trained
+ * with, and the operator's file may differ from it. Fields that shape the parameters or their
+ * meaning (sizes, components, interactions, wide, optimizers, causal_adv on/off) must match:
+ * returns -1 with "model.<key>: the checkpoint was trained with X, the configuration says Y".
+ * Training settings (learning rates, adagrad_init and init_scale for rows created from now on,
+ * batch_size, seed, distill, learner_loss, the causal_adv / causal_orth weights, Adam's betas and
+ * eps) are taken from c, and each one that changed is listed in changed ("model.lr_emb 0.3 -> 0.1,
+ * ...", empty when none) so the caller can log it. On -1 (mismatch, or out of memory resizing the
+ * batch) the model is unchanged. */
+int fr_model_retune(fr_model *m, const fr_model_config *c, char *changed, size_t changed_len, char *err,
+                    size_t errlen);
 
 /* Progressive validation and training on n samples (any n; split into batch_size chunks; with row
  * policies, a key gets its row only when admitted and the chunk's end may run an eviction sweep):

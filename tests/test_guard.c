@@ -395,6 +395,17 @@ static void test_pipeline_pauses_and_restarts_bit_identical(void **state)
     char err[512];
     assert_null(fr_pipeline_open(&cw, err, sizeof err));
     assert_non_null(strstr(err, "join.policy \"esdfm\""));
+    /* So is another model shape; an edited learning rate is taken over, not silently ignored. */
+    fr_config ce = cb;
+    ce.model.expert_dim = 16;
+    assert_null(fr_pipeline_open(&ce, err, sizeof err));
+    assert_non_null(strstr(err, "model.expert_dim"));
+    ce = cb;
+    ce.model.lr_emb = 0.125f;
+    fr_pipeline *q = fr_pipeline_open(&ce, err, sizeof err);
+    assert_non_null(q);
+    assert_true(fr_model_get_config(fr_pipeline_model(q))->lr_emb == 0.125f);
+    fr_pipeline_close(q);
 
     lines_free(&L);
     rm_rf(dir);

@@ -808,6 +808,22 @@ static void assert_models_equal(const fr_model *a, const fr_model *b)
     assert_int_equal((size_t)ctx.rows, total);
 }
 
+static int put_row_into(const fr_row_view *v, void *ctx)
+{
+    return fr_model_put_row(ctx, v->table, v->key, v->version, v->weights, v->accum);
+}
+
+/* dst (same shape as src) takes src's parameters, optimizer state, version and clock */
+static void copy_model(fr_model *dst, const fr_model *src)
+{
+    assert_int_equal(fr_model_set_dense(dst, fr_model_dense_params(src), fr_model_dense_accum(src),
+                                        fr_model_dense_count(src)),
+                     0);
+    assert_int_equal(fr_model_foreach_row(src, 0, put_row_into, dst), 0);
+    fr_model_set_version(dst, fr_model_version(src));
+    assert_int_equal(fr_model_set_clock(dst, fr_model_clock(src)), 0);
+}
+
 static fr_sample *synthetic(const fr_model_config *c, int n, uint64_t seed)
 {
     rng r = {seed};
@@ -855,6 +871,56 @@ static void test_determinism_engine(void **state)
     free(s);
     fr_model_free(a);
     fr_model_free(b);
+}
+
+/* A restart under an edited config: shape keys refused by name, training settings taken over
+ * (listed for the log), and a new batch size really used: training after the retune equals a
+ * model created with the new settings from the same parameters. */
+static void test_retune(void **state)
+{
+    (void)state;
+    fr_model_config c;
+    fr_model_config_defaults(&c);
+    c.batch_size = 64;
+    fr_model *m = create_ok(&c);
+    char changed[256], err[256];
+    struct {
+        fr_model_config c;
+        const char *key;
+    } shape[6];
+    for (int i = 0; i < 6; i++) shape[i].c = c;
+    shape[0].c.expert_dim = 16, shape[0].key = "model.expert_dim";
+    shape[1].c.interactions = 1, shape[1].key = "model.interactions";
+    shape[2].c.wide = 0, shape[2].key = "model.wide";
+    shape[3].c.dense_optimizer = 1, shape[3].key = "model.dense_optimizer";
+    shape[4].c.n_scenarios = 5, shape[4].key = "model.n_scenarios";
+    shape[5].c.lr_emb = -1, shape[5].key = "model.lr_emb"; /* a tunable still has to be valid */
+    for (int i = 0; i < 6; i++) {
+        err[0] = '\0';
+        assert_int_equal(fr_model_retune(m, &shape[i].c, changed, sizeof changed, err, sizeof err), -1);
+        assert_non_null(strstr(err, shape[i].key));
+        assert_true(fr_model_get_config(m)->expert_dim == 32 && fr_model_get_config(m)->lr_emb == c.lr_emb);
+    }
+    assert_int_equal(fr_model_retune(m, &c, changed, sizeof changed, err, sizeof err), 0);
+    assert_string_equal(changed, "");
+
+    fr_sample *s = synthetic(&c, 600, 7);
+    fr_model_train(m, s, 300, NULL);
+    fr_model_config t = c;
+    t.lr_emb = 0.1f, t.batch_size = 100, t.lr_dense = 0.02f;
+    /* the reference: a fresh model with the new settings, given m's parameters */
+    fr_model *ref = create_ok(&t);
+    copy_model(ref, m);
+    assert_int_equal(fr_model_retune(m, &t, changed, sizeof changed, err, sizeof err), 0);
+    assert_non_null(strstr(changed, "model.batch_size 64 -> 100"));
+    assert_non_null(strstr(changed, "model.lr_emb 0.3 -> 0.1"));
+    assert_non_null(strstr(changed, "model.lr_dense 0.05 -> 0.02"));
+    fr_model_train(m, s + 300, 300, NULL);
+    fr_model_train(ref, s + 300, 300, NULL);
+    assert_models_equal(m, ref);
+    free(s);
+    fr_model_free(ref);
+    fr_model_free(m);
 }
 
 /* Adam on the dense part: one step from zero state against the formula in double (bias
@@ -1332,6 +1398,7 @@ int main(void)
         cmocka_unit_test(test_progressive_equals_predict),
         cmocka_unit_test(test_forward_matches_reference),
         cmocka_unit_test(test_determinism),
+        cmocka_unit_test(test_retune),
         cmocka_unit_test(test_adam),
         cmocka_unit_test(test_init_order_independent),
         cmocka_unit_test(test_learning),
