@@ -474,6 +474,9 @@ static int cmd_run(const cli_args *a)
     fprintf(stderr, "freshet run: brokers=%s topics=%s,%s,%s state=%s publish=%s%s%d\n", c.brokers, c.topic[0],
             c.topic[1], c.topic[2], c.checkpoint_dir, c.redis_host[0] ? c.redis_host : "off", c.redis_host[0] ? ":" : "",
             c.redis_host[0] ? c.redis_port : 0);
+    char arch[512];
+    fr_model_describe(fr_model_get_config(fr_pipeline_model(p)), arch, sizeof arch);
+    fprintf(stderr, "freshet run: model %s\n", arch);
     fr_kafka_run_opts o = {.exit_when_idle_seconds = a->exit_when_idle, .stop_signals = &stop, .status_out = stderr};
     int rc = fr_kafka_run(p, &c, &o, err, sizeof err);
     if (rc != 0) fprintf(stderr, "freshet run: stopping: %s\n", err);
@@ -544,8 +547,9 @@ static int cmd_inspect(const cli_args *a)
     char names[FR_MAX_CAT + FR_MAX_MULTI][FR_NAME_MAX];
     table_names(ml >= 0 && ml < (long)sizeof manifest ? manifest : NULL, mc->n_cat, mc->n_multi, names);
     printf("checkpoint %s\n", a->positional);
-    printf("model version=%" PRIu64 " emb_dim=%d experts=%d expert_dim=%d tower_dim=%d\n", fr_model_version(m),
-           mc->emb_dim, mc->n_experts, mc->expert_dim, mc->tower_dim);
+    char arch[512];
+    fr_model_describe(mc, arch, sizeof arch);
+    printf("model version=%" PRIu64 " %s\n", fr_model_version(m), arch);
     size_t total_rows = 0;
     for (uint32_t t = 0; t < fr_model_table_count(m); t++) {
         size_t rows = fr_model_row_count(m, t);

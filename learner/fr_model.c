@@ -743,6 +743,20 @@ void fr_model_free(fr_model *m)
     free(m);
 }
 
+int fr_model_describe(const fr_model_config *c, char *buf, size_t len)
+{
+    return snprintf(buf, len,
+                    "levels=%d experts: shared=%d per_task=%d per_scenario=%d per_learner=%d; learners=%d "
+                    "emb_dim=%d expert_dim=%d tower_dim=%d scenario_dim=%d interactions=%d wide=%d dffi_layers=%d "
+                    "dfub_heads=%d distill=%g learner_loss=%g causal_adv=%g causal_orth=%g; optimizers: emb=adagrad "
+                    "lr %g, dense=%s lr %g; batch=%d",
+                    c->n_levels, c->n_experts, c->n_task_experts, c->n_scenario_experts, c->n_learner_experts,
+                    c->n_learners, c->emb_dim, c->expert_dim, c->tower_dim, c->scenario_dim, c->interactions, c->wide,
+                    c->dffi_layers, c->dfub_heads, (double)c->distill, (double)c->learner_loss, (double)c->causal_adv,
+                    (double)c->causal_orth, (double)c->lr_emb, c->dense_optimizer == 1 ? "adam" : "adagrad",
+                    (double)c->lr_dense, c->batch_size);
+}
+
 /* ---- restart with an edited configuration ------------------------------------------------------ */
 
 /* Every field of fr_model_config is either compared (shape) or taken over (training setting) below;

@@ -147,6 +147,9 @@ int fr_model_config_validate(const fr_model_config *c, char *err, size_t errlen)
 fr_model *fr_model_create(const fr_model_config *c, char *err, size_t errlen);
 void fr_model_free(fr_model *m);
 const fr_model_config *fr_model_get_config(const fr_model *m);
+/* One line naming every architecture and training setting of c ("levels=1 experts: shared=4 ..."),
+ * for logs and `freshet inspect`. Returns snprintf's count. */
+int fr_model_describe(const fr_model_config *c, char *buf, size_t len);
 /* Restart with a possibly edited configuration: a checkpoint carries the config it was trained
  * with, and the operator's file may differ from it. Fields that shape the parameters or their
  * meaning (sizes, components, interactions, wide, optimizers, causal_adv on/off) must match:

@@ -903,6 +903,13 @@ static void test_retune(void **state)
     }
     assert_int_equal(fr_model_retune(m, &c, changed, sizeof changed, err, sizeof err), 0);
     assert_string_equal(changed, "");
+    /* what inspect and the start-up log print names the components that differ between models */
+    char line[512];
+    fr_model_config t0 = c;
+    t0.n_learners = 2, t0.n_learner_experts = 1, t0.dense_optimizer = 1;
+    assert_true(fr_model_describe(&t0, line, sizeof line) < (int)sizeof line);
+    assert_non_null(strstr(line, "per_learner=1; learners=2"));
+    assert_non_null(strstr(line, "dense=adam lr 0.05"));
 
     fr_sample *s = synthetic(&c, 600, 7);
     fr_model_train(m, s, 300, NULL);
