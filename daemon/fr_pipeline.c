@@ -1,13 +1,18 @@
+/* glibc declares realpath (the publisher's writer id) only with X/Open */
+#define _XOPEN_SOURCE 700
 #include "fr_pipeline.h"
 
 #include <inttypes.h>
+#include <limits.h>
 #include <jansson.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <unistd.h>
 
 #include "fr_ckpt.h"
 #include "fr_dfm.h"
+#include "fr_hash.h"
 #include "fr_pubq.h"
 
 typedef struct {
@@ -415,7 +420,15 @@ fr_pipeline *fr_pipeline_open(const fr_config *c, char *err, size_t errlen)
     if (!c->guard.enabled) fr_guard_init(&p->guard);
     if (c->redis_host[0]) {
         /* connects lazily on its own thread: a Redis that is down never stops the daemon */
-        p->pub = fr_pubq_open(c->redis_host, c->redis_port, c->redis_prefix, c->redis_keep_versions,
+        /* The writer is this state directory on this host: a restart of the same daemon takes its
+         * lease back at once, a second daemon pointed at the same prefix is kept out. */
+        char host[128] = "unknown-host", dir[PATH_MAX], writer[PATH_MAX + 160];
+        gethostname(host, sizeof host - 1);
+        if (!realpath(c->checkpoint_dir, dir)) snprintf(dir, sizeof dir, "%s", c->checkpoint_dir);
+        snprintf(writer, sizeof writer, "%s:%s", host, dir);
+        if (strlen(writer) > 256) /* fr_publish's limit */
+            snprintf(writer, sizeof writer, "%s:path-xxh3-%016" PRIx64, host, fr_hash_value(0, dir, strlen(dir)));
+        p->pub = fr_pubq_open(c->redis_host, c->redis_port, c->redis_prefix, c->redis_keep_versions, writer,
                               fr_model_get_config(p->model), p->manifest, stderr, err, errlen);
         if (!p->pub) goto fail;
     }

@@ -25,6 +25,8 @@ struct fr_publisher {
     redisContext *c; /* NULL while disconnected */
     int need_full;
     int fail_before_flip; /* test hook: fr_publish_test_fail_before_flip */
+    char *writer;         /* NULL: no lease */
+    int lease_ms;
     fr_publish_stats last;
 };
 
@@ -42,8 +44,8 @@ static void disconnect(fr_publisher *p)
     p->need_full = 1;
 }
 
-fr_publisher *fr_publish_open(const char *host, int port, const char *prefix, int keep_versions, char *err,
-                              size_t errlen)
+fr_publisher *fr_publish_open(const char *host, int port, const char *prefix, int keep_versions, const char *writer_id,
+                              char *err, size_t errlen)
 {
     if (!host || !host[0]) {
         snprintf(err, errlen, "publish: no redis host configured");
@@ -54,8 +56,13 @@ fr_publisher *fr_publish_open(const char *host, int port, const char *prefix, in
         snprintf(err, errlen, "publish: keep_versions is %d, must be at least 1", keep_versions);
         return NULL;
     }
+    if (writer_id && (!writer_id[0] || strlen(writer_id) > 256)) {
+        snprintf(err, errlen, "publish: the writer id must be 1..256 bytes");
+        return NULL;
+    }
     fr_publisher *p = calloc(1, sizeof *p);
-    if (!p || !(p->host = strdup(host))) {
+    if (!p || !(p->host = strdup(host)) || (writer_id && !(p->writer = strdup(writer_id)))) {
+        if (p) free(p->host);
         free(p);
         snprintf(err, errlen, "publish: out of memory");
         return NULL;
@@ -64,6 +71,7 @@ fr_publisher *fr_publish_open(const char *host, int port, const char *prefix, in
     snprintf(p->prefix, sizeof p->prefix, "%s", prefix);
     p->keep = keep_versions;
     p->need_full = 1;
+    p->lease_ms = FR_PUBLISH_LEASE_MS;
     char cerr[256];
     p->c = fr_redis_connect(host, port, cerr, sizeof cerr);
     if (!p->c) {
@@ -74,11 +82,58 @@ fr_publisher *fr_publish_open(const char *host, int port, const char *prefix, in
     return p;
 }
 
+/* Takes or renews the lease (op "take"), or releases it if ours ("release"): one script, so the
+ * read and the write of P:writer are atomic. Returns nil on success, else the holder's id. */
+static const char LEASE_SCRIPT[] =
+    "local v = redis.call('GET', KEYS[1])\n"
+    "if ARGV[1] == 'release' then\n"
+    "  if v == ARGV[2] then redis.call('DEL', KEYS[1]) end\n"
+    "  return false\n"
+    "end\n"
+    "if v == false or v == ARGV[2] then redis.call('SET', KEYS[1], ARGV[2], 'PX', ARGV[3]) return false end\n"
+    "return v\n";
+
+static int lease(fr_publisher *p, int release, char *err, size_t errlen)
+{
+    if (!p->writer) return 0;
+    char wkey[FR_REDIS_KEY_MAX], ms[16];
+    fr_redis_key_writer(wkey, p->prefix);
+    snprintf(ms, sizeof ms, "%d", p->lease_ms);
+    const char *op = release ? "release" : "take";
+    const char *argv[7] = {"EVAL", LEASE_SCRIPT, "1", wkey, op, p->writer, ms};
+    size_t lens[7] = {4, sizeof LEASE_SCRIPT - 1, 1, strlen(wkey), strlen(op), strlen(p->writer), strlen(ms)};
+    int broken;
+    redisReply *r = fr_redis_command(p->c, 7, argv, lens, &broken, err, errlen);
+    if (!r) return -1;
+    int rc = 0;
+    if (r->type == REDIS_REPLY_STRING) {
+        snprintf(err, errlen,
+                 "redis prefix \"%s\" is held by another writer (\"%.*s\"), this one is \"%s\": two daemons publishing "
+                 "under one prefix overwrite each other's rows, so nothing was written. Give each daemon its own "
+                 "redis.prefix, or stop the other one; its lease runs out %d ms after its last push",
+                 p->prefix, (int)(r->len < 256 ? r->len : 256), r->str, p->writer, p->lease_ms);
+        rc = -1;
+    } else if (r->type == REDIS_REPLY_ERROR) {
+        snprintf(err, errlen, "the writer lease script failed: %.*s", (int)(r->len < 200 ? r->len : 200), r->str);
+        rc = -1;
+    }
+    freeReplyObject(r);
+    return rc;
+}
+
 void fr_publish_close(fr_publisher *p)
 {
     if (!p) return;
-    if (p->c) redisFree(p->c);
+    if (p->c) {
+        char err[128];
+        fr_sigpipe_guard g;
+        fr_sigpipe_block(&g);
+        (void)lease(p, 1, err, sizeof err); /* best effort: otherwise it runs out by itself */
+        fr_sigpipe_restore(&g);
+        redisFree(p->c);
+    }
     free(p->host);
+    free(p->writer);
     free(p);
 }
 
@@ -481,6 +536,8 @@ static int push(fr_publisher *p, const fr_publish_source *src, const fr_publish_
         }
     }
     if (ensure_connection(p, why, sizeof why) != 0) goto fail;
+    stage = "taking the writer lease";
+    if (lease(p, 0, why, sizeof why) != 0) goto fail;
     full = p->need_full;
     if (full && !src->complete) {
         /* Redis may hold none of our rows: flipping with only the changed ones would serve zeros */
@@ -649,6 +706,7 @@ int fr_publish_push_source(fr_publisher *p, const fr_publish_source *src, const 
 }
 
 void fr_publish_test_fail_before_flip(fr_publisher *p, int on) { p->fail_before_flip = on; }
+void fr_publish_test_lease_ms(fr_publisher *p, int ms) { p->lease_ms = ms; }
 
 /* ---- rollback ------------------------------------------------------------------------------- */
 

@@ -16,6 +16,16 @@
  * checkpoint with no marks; a Redis without persistence restarts empty).
  * Connection failures return -1 with a message and keep the marks; the next push reconnects.
  *
+ * One writer per prefix: two daemons publishing under one prefix would overwrite each other's
+ * rows and versions (and a full push deletes the rows it does not hold). A publisher opened with
+ * a writer id takes a lease, the key P:writer = id with a TTL (FR_PUBLISH_LEASE_MS), at the start
+ * of every push, renewing it when it is its own; a push that finds another id there writes nothing
+ * and fails with a message naming both writers. The same id (the daemon restarted after a crash)
+ * takes the lease over at once; another id waits until the holder's lease runs out (it stopped
+ * pushing) or the holder closes, which releases it. The lease is checked at the start of a push,
+ * not held across it: it excludes a second daemon configured onto the same prefix, it is not a
+ * fence for a push that outlives its lease.
+ *
  * Ownership: fr_publish_open allocates the handle (and its connection); fr_publish_close frees.
  * Not thread-safe; the model must not change during fr_publish_push. */
 #ifndef FR_PUBLISH_H
@@ -36,8 +46,12 @@ typedef struct {
 /* prefix: 1..64 characters of [A-Za-z0-9_.:-]; keep_versions >= 1 (2 or more recommended so a
  * reader that read the active version just before a flip can still load it). Fails when Redis is
  * unreachable (the caller may retry open later). */
-fr_publisher *fr_publish_open(const char *host, int port, const char *prefix, int keep_versions, char *err,
-                              size_t errlen);
+enum { FR_PUBLISH_LEASE_MS = 30000 };
+/* writer_id: who this publisher is (1..256 bytes; the daemon uses host:checkpoint.dir, stable
+ * across restarts), or NULL for no lease (tools and tests that own their prefix). */
+fr_publisher *fr_publish_open(const char *host, int port, const char *prefix, int keep_versions, const char *writer_id,
+                              char *err, size_t errlen);
+/* Releases the lease (if it is still ours), closes and frees. */
 void fr_publish_close(fr_publisher *p);
 /* Pushes and returns 0 with the new version in *version, or -1 with a message. */
 int fr_publish_push(fr_publisher *p, fr_model *m, const fr_publish_info *info, uint64_t *version, char *err,
@@ -59,7 +73,7 @@ typedef struct {
     int (*foreach_deleted)(void *ctx, fr_deleted_fn fn, void *fn_ctx);
     /* complete sources: 1 when the source holds (table, key). A full push then HDELs every field
      * of the row hashes the source does not hold (rows evicted by an earlier process whose deletion
-     * never reached Redis). NULL = no such clean-up. One writer per prefix is assumed. */
+     * never reached Redis). NULL = no such clean-up. One writer per prefix: the writer lease (above). */
     int (*has_row)(void *ctx, uint32_t table, uint64_t key);
     void *ctx;
 } fr_publish_source;
@@ -83,6 +97,8 @@ int fr_publish_rollback(const char *host, int port, const char *prefix, uint64_t
 /* Test hook: while on, every push stops with an error after writing the rows, the dense blob and
  * the manifest, before the flip -- the state a publisher that dies mid-push leaves behind. */
 void fr_publish_test_fail_before_flip(fr_publisher *p, int on);
+/* Test hook: the lease TTL in ms instead of FR_PUBLISH_LEASE_MS. */
+void fr_publish_test_lease_ms(fr_publisher *p, int ms);
 
 /* What the last successful push did (all zero before the first). */
 typedef struct {

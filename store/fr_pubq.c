@@ -138,6 +138,7 @@ struct fr_pubq {
     char *host;
     int port;
     char *prefix;
+    char *writer; /* NULL: no lease */
     int keep;
     char *manifest;
     FILE *log;
@@ -236,7 +237,7 @@ static int work_has_row(void *ctx, uint32_t table, uint64_t key)
 static int push_work(fr_pubq *q, uint64_t *version, char *err, size_t errlen)
 {
     if (!q->pub) {
-        q->pub = fr_publish_open(q->host, q->port, q->prefix, q->keep, err, errlen);
+        q->pub = fr_publish_open(q->host, q->port, q->prefix, q->keep, q->writer, err, errlen);
         if (!q->pub) return -1;
     }
     fr_publish_source src = {.shape = q->shape,
@@ -339,8 +340,8 @@ static void *worker(void *arg)
     return NULL;
 }
 
-fr_pubq *fr_pubq_open(const char *host, int port, const char *prefix, int keep_versions, const fr_model_config *cfg,
-                      const char *manifest_json, FILE *log, char *err, size_t errlen)
+fr_pubq *fr_pubq_open(const char *host, int port, const char *prefix, int keep_versions, const char *writer_id,
+                      const fr_model_config *cfg, const char *manifest_json, FILE *log, char *err, size_t errlen)
 {
     if (!host || !host[0] || keep_versions < 1 || !prefix || !prefix[0]) {
         snprintf(err, errlen, "publish: no redis host, prefix, or keep_versions < 1");
@@ -357,12 +358,13 @@ fr_pubq *fr_pubq_open(const char *host, int port, const char *prefix, int keep_v
     q->wants_full = 1; /* the first push of a process writes every row */
     q->host = strdup(host);
     q->prefix = strdup(prefix);
+    q->writer = writer_id ? strdup(writer_id) : NULL;
     q->manifest = manifest_json ? strdup(manifest_json) : NULL;
     q->shape = fr_model_create(cfg, err, errlen);
     if (!q->shape) goto fail;
     q->dense_count = fr_model_dense_count(q->shape);
     q->ntab = fr_model_table_count(q->shape);
-    if (!q->host || !q->prefix || (manifest_json && !q->manifest) ||
+    if (!q->host || !q->prefix || (writer_id && !q->writer) || (manifest_json && !q->manifest) ||
         snapshot_init(&q->pend, cfg->emb_dim, q->dense_count, q->ntab) != 0 ||
         snapshot_init(&q->work, cfg->emb_dim, q->dense_count, q->ntab) != 0) {
         snprintf(err, errlen, "publish: out of memory");
@@ -391,6 +393,7 @@ fail:
     fr_model_free(q->shape);
     free(q->host);
     free(q->prefix);
+    free(q->writer);
     free(q->manifest);
     free(q);
     return NULL;
@@ -427,6 +430,7 @@ void fr_pubq_close(fr_pubq *q, double timeout_seconds)
     fr_model_free(q->shape);
     free(q->host);
     free(q->prefix);
+    free(q->writer);
     free(q->manifest);
     free(q);
 }

@@ -35,9 +35,10 @@ typedef struct fr_pubq fr_pubq;
 
 /* Starts the publisher thread; connects to Redis lazily (never fails because Redis is down).
  * manifest_json: the daemon's description (copied; may be NULL). log: where failures and
- * recoveries are reported (NULL: silent). NULL with a message on a bad prefix or out of memory. */
-fr_pubq *fr_pubq_open(const char *host, int port, const char *prefix, int keep_versions, const fr_model_config *cfg,
-                      const char *manifest_json, FILE *log, char *err, size_t errlen);
+ * recoveries are reported (NULL: silent). writer_id: the publisher's lease on the prefix (fr_publish.h;
+ * NULL: none). NULL with a message on a bad prefix or out of memory. */
+fr_pubq *fr_pubq_open(const char *host, int port, const char *prefix, int keep_versions, const char *writer_id,
+                      const fr_model_config *cfg, const char *manifest_json, FILE *log, char *err, size_t errlen);
 /* Tries to push what is pending (waits up to timeout_seconds), stops the thread and frees. What
  * could not be pushed is not lost: it is in the checkpoint, and the next process pushes every row. */
 void fr_pubq_close(fr_pubq *q, double timeout_seconds);

@@ -37,6 +37,7 @@ void fr_redis_key_versions(char *buf, const char *prefix)
     snprintf(buf, FR_REDIS_KEY_MAX, "%s:versions", prefix);
 }
 void fr_redis_key_changes(char *buf, const char *prefix) { snprintf(buf, FR_REDIS_KEY_MAX, "%s:changes", prefix); }
+void fr_redis_key_writer(char *buf, const char *prefix) { snprintf(buf, FR_REDIS_KEY_MAX, "%s:writer", prefix); }
 void fr_redis_key_manifest(char *buf, const char *prefix, uint64_t version)
 {
     snprintf(buf, FR_REDIS_KEY_MAX, "%s:{v%" PRIu64 "}:manifest", prefix, version);

@@ -40,6 +40,8 @@ int fr_redis_check_prefix(const char *prefix, char *err, size_t errlen);
 void fr_redis_key_active(char *buf, const char *prefix);
 void fr_redis_key_versions(char *buf, const char *prefix);
 void fr_redis_key_changes(char *buf, const char *prefix);
+/* P:writer: the lease of the daemon that publishes under P (fr_publish.h) */
+void fr_redis_key_writer(char *buf, const char *prefix);
 void fr_redis_key_manifest(char *buf, const char *prefix, uint64_t version);
 void fr_redis_key_dense(char *buf, const char *prefix, uint64_t version);
 void fr_redis_key_rows(char *buf, const char *prefix, uint32_t table, uint32_t shard);

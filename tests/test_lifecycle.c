@@ -559,7 +559,7 @@ static void test_eviction_reaches_redis(void **state)
     const uint64_t OLD = 21, KEPT = 22;
     train1(m, OLD, 5, 0, T0);
     train1(m, KEPT, 5, 0, T0);
-    fr_publisher *p = fr_publish_open("127.0.0.1", s->port, "lc1", 2, err, sizeof err);
+    fr_publisher *p = fr_publish_open("127.0.0.1", s->port, "lc1", 2, NULL, err, sizeof err);
     assert_non_null(p);
     fr_publish_info info = {.manifest_json = NULL};
     uint64_t v;
@@ -627,7 +627,7 @@ static void test_eviction_pubq(void **state)
     char err[512];
     fr_model *m = new_model(4);
     set_policy(m, 1, 1, HOUR);
-    fr_pubq *q = fr_pubq_open("127.0.0.1", s->port, "lc2", 2, fr_model_get_config(m), NULL, NULL, err, sizeof err);
+    fr_pubq *q = fr_pubq_open("127.0.0.1", s->port, "lc2", 2, NULL, fr_model_get_config(m), NULL, NULL, err, sizeof err);
     assert_non_null(q);
     train1(m, 31, 5, 0, T0);
     train1(m, 32, 5, 0, T0);
@@ -673,7 +673,7 @@ static void test_full_push_removes_strays(void **state)
         redisFree(c);
         assert_int_equal(hexists(s->port, prefix, 1, STRAY), 1);
         if (!via_thread) {
-            fr_publisher *p = fr_publish_open("127.0.0.1", s->port, prefix, 2, err, sizeof err);
+            fr_publisher *p = fr_publish_open("127.0.0.1", s->port, prefix, 2, NULL, err, sizeof err);
             assert_non_null(p);
             fr_publish_info info = {.manifest_json = NULL};
             uint64_t v;
@@ -684,7 +684,7 @@ static void test_full_push_removes_strays(void **state)
             assert_int_equal(ps.deleted, 1);
             fr_publish_close(p);
         } else {
-            fr_pubq *q = fr_pubq_open("127.0.0.1", s->port, prefix, 2, fr_model_get_config(m), NULL, NULL, err,
+            fr_pubq *q = fr_pubq_open("127.0.0.1", s->port, prefix, 2, NULL, fr_model_get_config(m), NULL, NULL, err,
                                       sizeof err);
             assert_non_null(q);
             assert_int_equal(fr_pubq_submit(q, m, err, sizeof err), 0);

@@ -171,7 +171,7 @@ static void test_push_and_serve(void **state)
     char err[512];
     fr_model *m = new_model();
     train(m, 400, 1, 50);
-    fr_publisher *p = fr_publish_open("127.0.0.1", s->port, "t1", 2, err, sizeof err);
+    fr_publisher *p = fr_publish_open("127.0.0.1", s->port, "t1", 2, NULL, err, sizeof err);
     if (!p) fail_msg("open: %s", err);
 
     uint64_t v1 = push_ok(p, m);
@@ -243,7 +243,7 @@ static void test_redis_down(void **state)
     char err[512];
     fr_model *m = new_model();
     train(m, 200, 4, 50);
-    fr_publisher *p = fr_publish_open("127.0.0.1", s->port, "t2", 3, err, sizeof err);
+    fr_publisher *p = fr_publish_open("127.0.0.1", s->port, "t2", 3, NULL, err, sizeof err);
     if (!p) fail_msg("open: %s", err);
     push_ok(p, m);
     fr_reader *r = fr_reader_open("127.0.0.1", s->port, "t2", err, sizeof err);
@@ -303,13 +303,13 @@ static void test_reader_errors(void **state)
     assert_int_equal(fr_reader_score(r, &f, 0, out, err, sizeof err), -1);
     assert_non_null(strstr(err, "no version loaded"));
 
-    assert_null(fr_publish_open("127.0.0.1", s->port, "bad{prefix}", 2, err, sizeof err));
+    assert_null(fr_publish_open("127.0.0.1", s->port, "bad{prefix}", 2, NULL, err, sizeof err));
     assert_non_null(strstr(err, "not allowed"));
-    assert_null(fr_publish_open("127.0.0.1", s->port, "t3", 0, err, sizeof err));
+    assert_null(fr_publish_open("127.0.0.1", s->port, "t3", 0, NULL, err, sizeof err));
 
     fr_model *m = new_model();
     train(m, 100, 6, 50);
-    fr_publisher *p = fr_publish_open("127.0.0.1", s->port, "t3", 2, err, sizeof err);
+    fr_publisher *p = fr_publish_open("127.0.0.1", s->port, "t3", 2, NULL, err, sizeof err);
     assert_non_null(p);
     fr_publish_info bad = {.manifest_json = "{not json"};
     uint64_t v;
@@ -360,7 +360,7 @@ static void test_deleted_row_reads_zero(void **state)
     char err[512];
     fr_model *m = new_model();
     train(m, 200, 8, 20);
-    fr_publisher *p = fr_publish_open("127.0.0.1", s->port, "t4", 2, err, sizeof err);
+    fr_publisher *p = fr_publish_open("127.0.0.1", s->port, "t4", 2, NULL, err, sizeof err);
     assert_non_null(p);
     push_ok(p, m);
     fr_reader *r = fr_reader_open("127.0.0.1", s->port, "t4", err, sizeof err);
@@ -396,6 +396,64 @@ static void test_deleted_row_reads_zero(void **state)
     fr_model_free(m);
 }
 
+/* One writer per prefix: a second writer is refused by name and writes nothing; the same writer
+ * (a restarted daemon) takes over at once; closing releases; a lease that is not renewed runs out. */
+static void test_writer_lease(void **state)
+{
+    redis_srv *s = need_redis(state);
+    char err[1024];
+    fr_model *m = new_model();
+    train(m, 200, 3, 20);
+    fr_publisher *a = fr_publish_open("127.0.0.1", s->port, "t5", 2, "host-a:/state", err, sizeof err);
+    fr_publisher *b = fr_publish_open("127.0.0.1", s->port, "t5", 2, "host-b:/state", err, sizeof err);
+    assert_non_null(a);
+    assert_non_null(b);
+    uint64_t va = push_ok(a, m);
+
+    train(m, 50, 4, 20);
+    uint64_t v;
+    assert_int_equal(fr_publish_push(b, m, NULL, &v, err, sizeof err), -1);
+    assert_non_null(strstr(err, "held by another writer (\"host-a:/state\"), this one is \"host-b:/state\""));
+    assert_non_null(strstr(err, "redis.prefix"));
+    redisContext *c = redisConnect("127.0.0.1", s->port);
+    redisReply *rep = redisCommand(c, "GET t5:active");
+    assert_int_equal(strtoull(rep->str, NULL, 10), va); /* b flipped nothing */
+    freeReplyObject(rep);
+
+    /* the same writer id from a new handle: a restart after a crash publishes at once */
+    fr_publisher *a2 = fr_publish_open("127.0.0.1", s->port, "t5", 2, "host-a:/state", err, sizeof err);
+    assert_non_null(a2);
+    uint64_t va2 = push_ok(a2, m);
+    assert_true(va2 > va);
+    fr_publish_close(a2); /* releases the lease ... */
+    rep = redisCommand(c, "EXISTS t5:writer");
+    assert_int_equal(rep->integer, 0);
+    freeReplyObject(rep);
+    train(m, 50, 5, 20);
+    assert_true(push_ok(b, m) > va2); /* ... so b takes over */
+    fr_publish_close(a);                /* a's close leaves b's lease alone */
+    rep = redisCommand(c, "GET t5:writer");
+    assert_string_equal(rep->str, "host-b:/state");
+    freeReplyObject(rep);
+
+    /* a lease that is not renewed runs out */
+    fr_publish_test_lease_ms(b, 200);
+    train(m, 50, 6, 20);
+    push_ok(b, m);
+    fr_publisher *d = fr_publish_open("127.0.0.1", s->port, "t5", 2, "host-d:/state", err, sizeof err);
+    assert_int_equal(fr_publish_push(d, m, NULL, &v, err, sizeof err), -1);
+    struct timespec pause = {0, 400 * 1000 * 1000};
+    nanosleep(&pause, NULL);
+    assert_true(push_ok(d, m) > 0);
+    rep = redisCommand(c, "GET t5:writer");
+    assert_string_equal(rep->str, "host-d:/state");
+    freeReplyObject(rep);
+    redisFree(c);
+    fr_publish_close(b);
+    fr_publish_close(d);
+    fr_model_free(m);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -403,6 +461,7 @@ int main(void)
         cmocka_unit_test(test_redis_down),
         cmocka_unit_test(test_reader_errors),
         cmocka_unit_test(test_deleted_row_reads_zero),
+        cmocka_unit_test(test_writer_lease),
     };
     return cmocka_run_group_tests(tests, group_setup, group_teardown);
 }

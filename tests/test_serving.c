@@ -249,7 +249,7 @@ static void test_half_pushed_version_is_never_loaded(void **state)
     char err[512];
     fr_model *m = new_model();
     train(m, 400, 31, 60);
-    fr_publisher *p = fr_publish_open("127.0.0.1", s->port, "s1", 3, err, sizeof err);
+    fr_publisher *p = fr_publish_open("127.0.0.1", s->port, "s1", 3, NULL, err, sizeof err);
     assert_non_null(p);
     uint64_t v1 = push_ok(p, m);
     float *dense_v1 = copy_dense(m);
@@ -303,7 +303,7 @@ static void test_rollback(void **state)
     char err[512];
     fr_model *m = new_model();
     train(m, 300, 51, 60);
-    fr_publisher *p = fr_publish_open("127.0.0.1", s->port, "s2", 3, err, sizeof err);
+    fr_publisher *p = fr_publish_open("127.0.0.1", s->port, "s2", 3, NULL, err, sizeof err);
     assert_non_null(p);
     uint64_t from = 0, now = 0;
     assert_int_equal(fr_publish_rollback("127.0.0.1", s->port, "s2", 0, &from, &now, err, sizeof err), -1);
@@ -370,7 +370,7 @@ static double seconds_now(void)
 static fr_pubq *open_queue(int port, const char *prefix, const fr_model *m)
 {
     char err[512];
-    fr_pubq *q = fr_pubq_open("127.0.0.1", port, prefix, 3, fr_model_get_config(m), DAEMON_MANIFEST, NULL, err,
+    fr_pubq *q = fr_pubq_open("127.0.0.1", port, prefix, 3, NULL, fr_model_get_config(m), DAEMON_MANIFEST, NULL, err,
                               sizeof err);
     if (!q) fail_msg("pubq: %s", err);
     return q;

@@ -80,7 +80,7 @@ int main(int argc, char **argv)
     size_t rows = 0;
     fr_model_foreach_row(m, 0, count_cb, &rows);
     for (int rep = 0; rep < 3; rep++) {
-        fr_publisher *p = fr_publish_open(host, port, "freshet-bench", 2, err, sizeof err);
+        fr_publisher *p = fr_publish_open(host, port, "freshet-bench", 2, NULL, err, sizeof err);
         if (!p) {
             fprintf(stderr, "%s\n", err);
             return 1;
@@ -97,7 +97,7 @@ int main(int argc, char **argv)
         fr_publish_close(p);
     }
     for (int rep = 0; rep < 3; rep++) {
-        fr_pubq *q = fr_pubq_open(host, port, "freshet-bench", 2, fr_model_get_config(m), NULL, NULL, err, sizeof err);
+        fr_pubq *q = fr_pubq_open(host, port, "freshet-bench", 2, NULL, fr_model_get_config(m), NULL, NULL, err, sizeof err);
         double t0 = now();
         if (!q || fr_pubq_submit(q, m, err, sizeof err) != 0) {
             fprintf(stderr, "%s\n", err);
