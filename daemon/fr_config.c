@@ -260,6 +260,7 @@ static void add_field(fr_config *c, const char *name, fr_field_kind kind, fr_num
     f->max_len = max_len;
     f->admit_after = 1;
     f->admit_width_log2 = 20;
+    f->admit_half_life_ms = 86400000;
 }
 
 void fr_config_defaults(fr_config *c)
@@ -385,7 +386,7 @@ static int load_scenarios(errbuf *e, fr_config *c, const json_t *a)
 static int load_field(errbuf *e, fr_field *f, const json_t *o, const char *path)
 {
     static const char *const keys[] = {"name", "kind", "transform", "max_len", "admit_after", "admit_width_log2",
-                                       "ttl", NULL};
+                                       "ttl", "admit_half_life", NULL};
     if (want_object(e, o, path) || check_keys(e, o, path, keys))
         return -1;
     char p[PATH_MAX_LEN];
@@ -447,8 +448,9 @@ static int load_field(errbuf *e, fr_field *f, const json_t *o, const char *path)
 
     f->admit_after = 1;
     f->admit_width_log2 = 20;
-    static const char *const row_keys[] = {"admit_after", "admit_width_log2", "ttl"};
-    for (int k = 0; k < 3; k++) {
+    f->admit_half_life_ms = 86400000;
+    static const char *const row_keys[] = {"admit_after", "admit_width_log2", "ttl", "admit_half_life"};
+    for (int k = 0; k < 4; k++) {
         v = json_object_get(o, row_keys[k]);
         join_path(p, path, row_keys[k]);
         if (!v) continue;
@@ -458,6 +460,7 @@ static int load_field(errbuf *e, fr_field *f, const json_t *o, const char *path)
         if (k == 0 && get_int(e, v, p, 1, 15, &f->admit_after)) return -1;
         if (k == 1 && get_int(e, v, p, 11, 28, &f->admit_width_log2)) return -1;
         if (k == 2 && get_duration(e, v, p, true, &f->ttl_ms)) return -1;
+        if (k == 3 && get_duration(e, v, p, true, &f->admit_half_life_ms)) return -1;
     }
     return 0;
 }

@@ -32,6 +32,7 @@ typedef struct {
     int admit_after;             /* a key gets a row at its N-th training sighting; default 1 */
     int admit_width_log2;        /* admission sketch: 4 x 2^this four-bit counters; default 20 */
     int64_t ttl_ms;              /* rows not updated for this much event time are evicted; 0 = never */
+    int64_t admit_half_life_ms;  /* admission counts halved per this much event time; default 1 day, 0 = never */
 } fr_field;
 
 typedef struct {

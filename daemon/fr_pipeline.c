@@ -269,6 +269,7 @@ static int apply_row_policies(fr_model *m, const fr_config *c, char *err, size_t
         rp.admit_after = f->admit_after;
         rp.admit_width_log2 = (unsigned)f->admit_width_log2;
         rp.ttl_ms = f->ttl_ms;
+        rp.admit_half_life_ms = f->admit_half_life_ms;
         char why[200];
         if (fr_model_set_row_policy(m, table, &rp, why, sizeof why) != 0) {
             snprintf(err, errlen, "field \"%s\": %s", f->name, why);
@@ -683,9 +684,9 @@ void fr_pipeline_row_report(const fr_pipeline *p, FILE *out)
     double per = rs.rows ? (double)rs.row_bytes / (double)rs.rows : 0, raw = rs.rows ? (double)rs.raw_bytes / (double)rs.rows : 0;
     fprintf(out,
             "rows: held=%" PRIu64 " memory=%" PRIu64 " B (%.1f B/row; raw payload %.0f B/row, %.2fx) admission_filters=%" PRIu64
-            " B admitted=%" PRIu64 " not_admitted=%" PRIu64 " evicted=%" PRIu64 "\n",
-            rs.rows, rs.row_bytes, per, raw, raw > 0 ? per / raw : 0.0, rs.admit_bytes, rs.admitted, rs.not_admitted,
-            rs.evicted);
+            " B admission_load=%.3f admitted=%" PRIu64 " not_admitted=%" PRIu64 " evicted=%" PRIu64 "\n",
+            rs.rows, rs.row_bytes, per, raw, raw > 0 ? per / raw : 0.0, rs.admit_bytes, rs.admit_load, rs.admitted,
+            rs.not_admitted, rs.evicted);
 }
 
 void fr_pipeline_report(const fr_pipeline *p, FILE *out)

@@ -14,6 +14,8 @@ struct fr_admit {
     size_t n_dirty;
 };
 
+static void mark_chunk(fr_admit *a, size_t c);
+
 static uint64_t mix(uint64_t x)
 {
     x ^= x >> 30;
@@ -96,13 +98,36 @@ unsigned fr_admit_add(fr_admit *a, uint64_t key)
         if (get(a, pos[i]) != lo) continue; /* conservative update */
         size_t byte = pos[i] >> 1;
         a->cells[byte] = (uint8_t)(a->cells[byte] + (1u << ((pos[i] & 1) * 4)));
-        size_t c = byte / FR_ADMIT_CHUNK_BYTES;
-        if (!a->chunk_dirty[c]) {
-            a->chunk_dirty[c] = 1;
-            a->dirty[a->n_dirty++] = (uint32_t)c;
-        }
+        mark_chunk(a, byte / FR_ADMIT_CHUNK_BYTES);
     }
     return lo + 1;
+}
+
+static void mark_chunk(fr_admit *a, size_t c)
+{
+    if (a->chunk_dirty[c]) return;
+    a->chunk_dirty[c] = 1;
+    a->dirty[a->n_dirty++] = (uint32_t)c;
+}
+
+void fr_admit_halve(fr_admit *a)
+{
+    for (size_t c = 0; c < fr_admit_chunks(a); c++) {
+        uint8_t *p = a->cells + c * FR_ADMIT_CHUNK_BYTES;
+        uint8_t any = 0;
+        for (size_t i = 0; i < FR_ADMIT_CHUNK_BYTES; i++) {
+            any |= p[i]; /* every non-zero nibble changes when halved */
+            p[i] = (uint8_t)((p[i] >> 1) & 0x77);
+        }
+        if (any) mark_chunk(a, c);
+    }
+}
+
+double fr_admit_load(const fr_admit *a)
+{
+    size_t nonzero = 0;
+    for (size_t i = 0; i < a->bytes; i++) nonzero += (a->cells[i] & 0x0F) != 0, nonzero += (a->cells[i] & 0xF0) != 0;
+    return (double)nonzero / (double)(2 * a->bytes);
 }
 
 size_t fr_admit_chunks(const fr_admit *a) { return a->bytes / FR_ADMIT_CHUNK_BYTES; }

@@ -7,6 +7,11 @@
  * order give the same counters, bit for bit. Over-estimates (collisions) can only admit a key
  * early, never late.
  *
+ * Aging: fr_admit_halve halves every counter (the caller does it every half-life of event time),
+ * so a count means "sightings lately", not "ever": without it the counters of a long-running
+ * daemon fill up with the long tail (a fresh key's four counters all reach admit_after through
+ * collisions) and the filter ends up admitting everything.
+ *
  * Persistence: the counters are a byte array cut into FR_ADMIT_CHUNK_BYTES chunks; the filter
  * remembers which chunks changed since fr_admit_clear_dirty, so a checkpoint writes only those.
  * Pure: no I/O. Ownership: fr_admit_create allocates, fr_admit_free frees. */
@@ -35,6 +40,11 @@ unsigned fr_admit_width_log2(const fr_admit *a);
 unsigned fr_admit_count(const fr_admit *a, uint64_t key);
 /* Records one sighting of key and returns the new count (saturating). */
 unsigned fr_admit_add(fr_admit *a, uint64_t key);
+
+/* Halves every counter (rounding down) and marks the chunks that changed. */
+void fr_admit_halve(fr_admit *a);
+/* Share of the counters that are not zero: near 1, the sketch is too small for what it counts. */
+double fr_admit_load(const fr_admit *a);
 
 /* Serialisation: chunk i of fr_admit_chunks(a) is FR_ADMIT_CHUNK_BYTES bytes of counters. */
 size_t fr_admit_chunks(const fr_admit *a);

@@ -2025,6 +2025,7 @@ struct fr_lifecycle {
     fr_admit **admit;        /* [n_tables]: NULL where rows come at first sight */
     int *admit_after;        /* [n_tables] */
     int64_t *ttl_ms;         /* [n_tables]: 0 = never evicted */
+    int64_t *half_life_ms;   /* [n_tables]: admission counters halved per this much clock; 0 = never */
     int64_t sweep_ms;        /* eviction sweeps happen when the clock crosses a multiple of this; 0 = none */
     int64_t clock_ms;        /* largest event time trained so far */
     fr_deleted *del[FR_EMB_NDIRTY]; /* deleted rows per consumer (checkpoint, publish) */
@@ -2040,6 +2041,7 @@ static void lc_free(struct fr_lifecycle *lc)
     free(lc->admit);
     free(lc->admit_after);
     free(lc->ttl_ms);
+    free(lc->half_life_ms);
     for (int b = 0; b < FR_EMB_NDIRTY; b++) free(lc->del[b]);
     free(lc);
 }
@@ -2052,7 +2054,8 @@ static struct fr_lifecycle *lc_get(fr_model *m)
     lc->admit = calloc(m->n_tables + 1, sizeof *lc->admit);
     lc->admit_after = malloc((m->n_tables + 1) * sizeof *lc->admit_after);
     lc->ttl_ms = calloc(m->n_tables + 1, sizeof *lc->ttl_ms);
-    if (!lc->admit || !lc->admit_after || !lc->ttl_ms) {
+    lc->half_life_ms = calloc(m->n_tables + 1, sizeof *lc->half_life_ms);
+    if (!lc->admit || !lc->admit_after || !lc->ttl_ms || !lc->half_life_ms) {
         lc_free(lc);
         return NULL;
     }
@@ -2139,6 +2142,13 @@ static void lc_after_batch(fr_model *m, const fr_sample *s, int n)
     for (int i = 0; i < w->n_touch; i++)
         if (w->t_row[i] >= 0) fr_emb_row_at(&m->tables[w->t_table[i]], (size_t)w->t_row[i])->updated = now;
     if (lc->sweep_ms > 0 && before / lc->sweep_ms != lc->clock_ms / lc->sweep_ms) fr_model_evict(m);
+    /* before == 0: the first batch sets the clock; its own sightings are not old news */
+    for (uint32_t t = 0; t < m->n_tables && before > 0; t++) {
+        int64_t h = lc->half_life_ms[t];
+        if (!lc->admit[t] || h <= 0) continue;
+        int64_t crossed = lc->clock_ms / h - before / h;
+        for (int64_t k = 0; k < crossed && k < 4; k++) fr_admit_halve(lc->admit[t]); /* 4: a nibble is 0 */
+    }
 }
 
 static void lc_clear(fr_model *m, uint32_t bits)
@@ -2157,6 +2167,7 @@ void fr_row_policy_defaults(fr_row_policy *p)
     p->admit_after = 1;
     p->admit_width_log2 = 20;
     p->ttl_ms = 0;
+    p->admit_half_life_ms = 86400000;
 }
 
 int fr_model_set_row_policy(fr_model *m, uint32_t table, const fr_row_policy *p, char *err, size_t errlen)
@@ -2169,8 +2180,8 @@ int fr_model_set_row_policy(fr_model *m, uint32_t table, const fr_row_policy *p,
         snprintf(err, errlen, "row policy: admit_after %d outside 1..%d", p->admit_after, FR_ADMIT_MAX_COUNT);
         return -1;
     }
-    if (p->ttl_ms < 0) {
-        snprintf(err, errlen, "row policy: negative ttl");
+    if (p->ttl_ms < 0 || p->admit_half_life_ms < 0) {
+        snprintf(err, errlen, "row policy: negative %s", p->ttl_ms < 0 ? "ttl" : "admit_half_life");
         return -1;
     }
     struct fr_lifecycle *lc = lc_get(m);
@@ -2188,6 +2199,7 @@ int fr_model_set_row_policy(fr_model *m, uint32_t table, const fr_row_policy *p,
     lc->admit[table] = a;
     lc->admit_after[table] = p->admit_after;
     lc->ttl_ms[table] = p->ttl_ms;
+    lc->half_life_ms[table] = p->admit_half_life_ms;
     lc->sweep_ms = 0;
     for (uint32_t t = 0; t < m->n_tables; t++) {
         if (lc->ttl_ms[t] <= 0) continue;
@@ -2243,7 +2255,11 @@ void fr_model_row_stats(const fr_model *m, fr_row_stats *st)
     st->raw_bytes = st->rows * (8 + 8 * (uint64_t)m->D + 8 + 4);
     if (m->lc) {
         for (uint32_t t = 0; t < m->n_tables; t++)
-            if (m->lc->admit[t]) st->admit_bytes += fr_admit_memory(m->lc->admit[t]);
+            if (m->lc->admit[t]) {
+                st->admit_bytes += fr_admit_memory(m->lc->admit[t]);
+                double load = fr_admit_load(m->lc->admit[t]);
+                if (load > st->admit_load) st->admit_load = load;
+            }
         st->not_admitted = m->lc->not_admitted;
         st->admitted = m->lc->admitted;
         st->evicted = m->lc->evicted;

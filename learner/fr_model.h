@@ -222,11 +222,15 @@ uint64_t fr_model_alloc_failures(const fr_model *m);
  * as zeros, trains nothing and is neither stored nor published. Eviction: a row whose last update
  * is ttl_ms or more behind the model's clock (the largest event time trained) is deleted at the
  * next sweep; sweeps run at the end of the mini-batch whose samples move the clock across a
- * multiple of max(1 s, smallest ttl / 16) -- event time only, so replays evict identically. */
+ * multiple of max(1 s, smallest ttl / 16) -- event time only, so replays evict identically.
+ * Aging: the admission counts are halved every admit_half_life of event time, at batch ends. */
 typedef struct {
     int admit_after;            /* 1..15; 1 (default) = a row at first sight, as without a policy */
     unsigned admit_width_log2;  /* 11..28, default 20 (2 MiB of counters) */
     int64_t ttl_ms;             /* 0 (default) = never evicted */
+    /* the admission counters are halved each time the clock crosses a multiple of this (at a
+     * batch end, up to 4 times at once); 0 = never. Default 1 day. */
+    int64_t admit_half_life_ms;
 } fr_row_policy;
 void fr_row_policy_defaults(fr_row_policy *p);
 /* Sets table's policy (replacing its admission filter by an empty one). 0, or -1 with a message. */
@@ -253,6 +257,7 @@ typedef struct {
     uint64_t raw_bytes;     /* rows x (key 8 + weights 4D + accumulators 4D + version 8 + stamp 4) */
     uint64_t admit_bytes;   /* admission filters */
     uint64_t admitted, not_admitted, evicted; /* since the process started */
+    double admit_load;      /* the fullest filter's share of non-zero counters (fr_admit_load); 0 without */
 } fr_row_stats;
 void fr_model_row_stats(const fr_model *m, fr_row_stats *st);
 

@@ -41,6 +41,7 @@ static void assert_default_fields(const fr_config *c)
         assert_int_equal(c->fields[i].admit_after, 1);
         assert_int_equal(c->fields[i].admit_width_log2, 20);
         assert_int_equal(c->fields[i].ttl_ms, 0);
+        assert_int_equal(c->fields[i].admit_half_life_ms, 86400000LL);
     }
     assert_int_equal(c->fields[8].slot, 0);
     assert_int_equal(c->n_cat, 8);
@@ -177,7 +178,7 @@ static void test_overrides(void **state)
                        "\"fields\":[{\"name\":\"u\",\"kind\":\"categorical\"},{\"name\":\"n\",\"kind\":\"numeric\"},"
                        "{\"name\":\"h\",\"kind\":\"multi\"},{\"name\":\"v\",\"kind\":\"categorical\"},"
                        "{\"name\":\"h2\",\"kind\":\"multi\",\"max_len\":3,\"admit_after\":4,"
-                       "\"admit_width_log2\":12,\"ttl\":\"30d\"}],"
+                       "\"admit_width_log2\":12,\"ttl\":\"30d\",\"admit_half_life\":\"6h\"}],"
                        "\"model\":{\"emb_dim\":16,\"lr_emb\":0.1,\"seed\":42},"
                        "\"redis\":{\"host\":\"\"},\"status_every_seconds\":0.5}";
     int rc = fr_config_load_string(&c, json, err, sizeof err);
@@ -202,6 +203,8 @@ static void test_overrides(void **state)
     assert_int_equal(c.fields[4].admit_after, 4);
     assert_int_equal(c.fields[4].admit_width_log2, 12);
     assert_int_equal(c.fields[4].ttl_ms, 30LL * 86400000);
+    assert_int_equal(c.fields[4].admit_half_life_ms, 6LL * 3600000);
+    assert_int_equal(c.fields[0].admit_half_life_ms, 86400000LL);
     assert_int_equal(c.fields[0].admit_after, 1);
     assert_int_equal(c.fields[0].ttl_ms, 0);
     assert_int_equal(c.n_cat, 3);
@@ -320,6 +323,8 @@ static void test_refusals(void **state)
          "\"fields[0].admit_width_log2\" is 10, must be in 11..28"},
         {"{\"fields\":[{\"name\":\"a\",\"kind\":\"categorical\",\"ttl\":\"soon\"}]}",
          "\"fields[0].ttl\" is \"soon\", not a duration"},
+        {"{\"fields\":[{\"name\":\"a\",\"kind\":\"categorical\",\"admit_half_life\":-5}]}",
+         "\"fields[0].admit_half_life\" is -5, a duration cannot be negative"},
         {"{\"fields\":[{\"name\":\"a\",\"kind\":\"categorical\",\"tll\":\"1d\"}]}", "unknown key \"fields[0].tll\""},
         {"{\"join\":{\"click_window\":\"30 minutes\"}}", "\"join.click_window\" is \"30 minutes\", not a duration"},
         {"{\"join\":{\"click_window\":\"0s\"}}", "\"join.click_window\" must be longer than zero"},

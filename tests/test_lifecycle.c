@@ -68,15 +68,21 @@ static fr_model *new_model(int emb_dim)
     return m;
 }
 
-static void set_policy(fr_model *m, uint32_t table, int admit_after, int64_t ttl_ms)
+static void set_policy_aging(fr_model *m, uint32_t table, int admit_after, int64_t ttl_ms, int64_t half_life_ms)
 {
     fr_row_policy p;
     fr_row_policy_defaults(&p);
     p.admit_after = admit_after;
     p.admit_width_log2 = 12;
     p.ttl_ms = ttl_ms;
+    p.admit_half_life_ms = half_life_ms;
     char err[256];
     if (fr_model_set_row_policy(m, table, &p, err, sizeof err) != 0) fail_msg("policy: %s", err);
+}
+
+static void set_policy(fr_model *m, uint32_t table, int admit_after, int64_t ttl_ms)
+{
+    set_policy_aging(m, table, admit_after, ttl_ms, 0);
 }
 
 /* One impression: cat = {1, a, b}, multi = {c} (0 = none). */
@@ -309,6 +315,52 @@ static void test_admit_filter(void **state)
         for (uint64_t j = 0; j < k % 4; j++) fr_admit_add(c, k * 1000003u);
     for (uint64_t k = 1; k <= 500; k++) exact += fr_admit_count(c, k * 1000003u) == k % 4;
     assert_true(exact >= 490);
+
+    /* aging: every count halves (rounding down), the changed chunks are marked, the load falls */
+    fr_admit *g = fr_admit_create(12, 3, err, sizeof err);
+    for (int i = 0; i < 9; i++) fr_admit_add(g, 4242);
+    fr_admit_add(g, 4343);
+    double load = fr_admit_load(g);
+    assert_true(load > 0 && load <= 8.0 / (4 << 12));
+    fr_admit_clear_dirty(g);
+    fr_admit_halve(g);
+    assert_int_equal(fr_admit_count(g, 4242), 4);
+    assert_int_equal(fr_admit_count(g, 4343), 0);
+    assert_true(fr_admit_dirty(g, &d) >= 1);
+    assert_true(fr_admit_load(g) < load);
+    fr_admit_clear_dirty(g);
+    fr_admit_halve(g);
+    fr_admit_halve(g);
+    fr_admit_halve(g);
+    assert_int_equal(fr_admit_count(g, 4242), 0);
+    fr_admit_clear_dirty(g);
+    fr_admit_halve(g); /* nothing left to change: nothing to write */
+    assert_int_equal(fr_admit_dirty(g, &d), 0);
+    assert_true(fr_admit_load(g) == 0);
+    fr_admit_add(g, 4444); /* counters of 1 become 0: changed too, so the checkpoint must write them */
+    fr_admit_clear_dirty(g);
+    fr_admit_halve(g);
+    assert_int_equal(fr_admit_dirty(g, &d), 2); /* the key is in all 4 sketch rows: 2 KiB each, 2 chunks */
+    fr_admit_free(g);
+
+    /* Without aging a small sketch fills with the long tail until fresh keys pass admit_after 2
+     * by collisions alone; halving as the stream goes keeps them out. */
+    fr_admit *never = fr_admit_create(11, 5, err, sizeof err), *aged = fr_admit_create(11, 5, err, sizeof err);
+    for (uint64_t k = 1; k <= 200000; k++) {
+        fr_admit_add(never, k * 0x9E3779B97F4A7C15ULL);
+        fr_admit_add(aged, k * 0x9E3779B97F4A7C15ULL);
+        if (k % 1024 == 0) fr_admit_halve(aged); /* about one sighting per counter between halvings */
+    }
+    int early_never = 0, early_aged = 0;
+    for (uint64_t k = 1; k <= 1000; k++) {
+        early_never += fr_admit_count(never, k * 7919 + 3) >= 2;
+        early_aged += fr_admit_count(aged, k * 7919 + 3) >= 2;
+    }
+    assert_true(early_never > 950); /* saturated: nearly every fresh key would get a row at once */
+    assert_true(early_aged < 100);
+    fr_admit_free(never);
+    fr_admit_free(aged);
+
     fr_admit_free(a);
     fr_admit_free(b);
     fr_admit_free(c);
@@ -362,6 +414,28 @@ static void test_admission(void **state)
     fr_model_free(m);
 }
 
+/* Aging through the model: with a half-life of 1 h, two sightings 3 h apart do not admit a key
+ * (admit_after 2), two sightings within the hour do; without aging the far-apart pair admits. */
+static void test_admission_aging(void **state)
+{
+    (void)state;
+    const int64_t H = HOUR;
+    const int64_t base = (T0 / H + 1) * H + H / 10; /* just after a multiple of the half-life */
+    for (int aging = 0; aging <= 1; aging++) {
+        fr_model *m = new_model(4);
+        set_policy_aging(m, 1, 2, 0, aging ? H : 0);
+        train1(m, 0, 1, 0, base - H / 20); /* sets the clock, past the same multiple */
+        train1(m, 4001, 1, 0, base);
+        train1(m, 0, 1, 0, base + 3 * H); /* the clock moves on: three multiples crossed */
+        train1(m, 4001, 1, 0, base + 3 * H + 1);
+        assert_int_equal(has_row(m, 1, 4001), !aging);
+        train1(m, 4002, 1, 0, base + 3 * H + 2);
+        train1(m, 4002, 1, 0, base + 3 * H + H / 2); /* same hour */
+        assert_true(has_row(m, 1, 4002));
+        fr_model_free(m);
+    }
+}
+
 /* The filter and the clock survive a checkpoint: a run stopped after 2 sightings and restored
  * admits the key at the 3rd, and ends with the digest of a run never stopped. */
 static void test_admission_checkpoint_roundtrip(void **state)
@@ -375,7 +449,7 @@ static void test_admission_checkpoint_roundtrip(void **state)
                                               T0 + (int64_t)i * HOUR / 4, i % 2);
 
     fr_model *a = new_model(4);
-    set_policy(a, 1, 3, 2 * HOUR);
+    set_policy_aging(a, 1, 3, 2 * HOUR, 3 * HOUR);
     set_policy(a, 2, 4, 0);
     fr_ckpt *ca = fr_ckpt_open(d1, err, sizeof err);
     assert_non_null(ca);
@@ -383,7 +457,7 @@ static void test_admission_checkpoint_roundtrip(void **state)
     checkpoint(ca, a);
 
     fr_model *b = new_model(4);
-    set_policy(b, 1, 3, 2 * HOUR);
+    set_policy_aging(b, 1, 3, 2 * HOUR, 3 * HOUR);
     set_policy(b, 2, 4, 0);
     fr_ckpt *cb = fr_ckpt_open(d2, err, sizeof err);
     assert_non_null(cb);
@@ -395,7 +469,7 @@ static void test_admission_checkpoint_roundtrip(void **state)
 
     b = fr_ckpt_load_model(cb, err, sizeof err);
     if (!b) fail_msg("load: %s", err);
-    set_policy(b, 1, 3, 2 * HOUR);
+    set_policy_aging(b, 1, 3, 2 * HOUR, 3 * HOUR);
     set_policy(b, 2, 4, 0);
     if (fr_ckpt_load_admission(cb, b, err, sizeof err) != 0) fail_msg("admission: %s", err);
     assert_int_equal(fr_model_clock(b), s[19].ts);
@@ -739,6 +813,7 @@ int main(void)
         cmocka_unit_test(test_emb_delete_keeps_marks),
         cmocka_unit_test(test_admit_filter),
         cmocka_unit_test(test_admission),
+        cmocka_unit_test(test_admission_aging),
         cmocka_unit_test(test_admission_checkpoint_roundtrip),
         cmocka_unit_test(test_admission_needs_filter),
         cmocka_unit_test(test_eviction),
