@@ -477,8 +477,24 @@ static int cmd_run(const cli_args *a)
     char arch[512];
     fr_model_describe(fr_model_get_config(fr_pipeline_model(p)), arch, sizeof arch);
     fprintf(stderr, "freshet run: model %s\n", arch);
-    fr_kafka_run_opts o = {.exit_when_idle_seconds = a->exit_when_idle, .stop_signals = &stop, .status_out = stderr};
+    fr_http *metrics = NULL;
+    if (c.metrics_listen[0]) {
+        /* 60 s: the loop hands a page over every second unless a step blocks (a checkpoint of
+         * millions of rows takes about 2 s); a minute without one is a stuck daemon */
+        metrics = fr_http_start(c.metrics_listen, 60, err, sizeof err);
+        if (!metrics) {
+            fprintf(stderr, "freshet run: %s\n", err);
+            fr_pipeline_close(p);
+            return 1;
+        }
+        const char *colon = strrchr(c.metrics_listen, ':');
+        fprintf(stderr, "freshet run: metrics on http://%.*s:%d/metrics (health: /healthz)\n",
+                (int)(colon - c.metrics_listen), c.metrics_listen, fr_http_port(metrics));
+    }
+    fr_kafka_run_opts o = {
+        .exit_when_idle_seconds = a->exit_when_idle, .stop_signals = &stop, .status_out = stderr, .metrics = metrics};
     int rc = fr_kafka_run(p, &c, &o, err, sizeof err);
+    fr_http_stop(metrics);
     if (rc != 0) fprintf(stderr, "freshet run: stopping: %s\n", err);
     else {
         fr_pipeline_report(p, stdout);

@@ -780,10 +780,21 @@ static int load_redis(errbuf *e, fr_config *c, const json_t *o)
     return 0;
 }
 
+static int load_metrics(errbuf *e, fr_config *c, const json_t *o)
+{
+    static const char *const keys[] = {"listen", NULL};
+    if (want_object(e, o, "metrics") || check_keys(e, o, "metrics", keys))
+        return -1;
+    const json_t *v = json_object_get(o, "listen");
+    if (v && get_string(e, v, "metrics.listen", c->metrics_listen, sizeof c->metrics_listen, true))
+        return -1;
+    return 0;
+}
+
 static int load_root(errbuf *e, fr_config *c, const json_t *root)
 {
     static const char *const keys[] = {"kafka", "scenarios", "allow_new_scenarios", "fields", "join", "model",
-                                       "checkpoint", "redis", "status_every_seconds", "guard", NULL};
+                                       "checkpoint", "redis", "status_every_seconds", "guard", "metrics", NULL};
     if (!json_is_object(root))
         return fail(e, "the top level is %s, expected an object", type_desc(root));
     if (check_keys(e, root, "", keys))
@@ -807,6 +818,8 @@ static int load_root(errbuf *e, fr_config *c, const json_t *root)
     if ((v = json_object_get(root, "checkpoint")) && load_checkpoint(e, c, v))
         return -1;
     if ((v = json_object_get(root, "redis")) && load_redis(e, c, v))
+        return -1;
+    if ((v = json_object_get(root, "metrics")) && load_metrics(e, c, v))
         return -1;
     if ((v = json_object_get(root, "status_every_seconds")) &&
         get_number(e, v, "status_every_seconds", 0, true, 1e9, &c->status_every_seconds))

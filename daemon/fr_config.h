@@ -83,6 +83,8 @@ typedef struct {
     int redis_keep_versions;
 
     double status_every_seconds;
+    /* metrics endpoint of `freshet run` (GET /metrics, /healthz); empty = none */
+    char metrics_listen[FR_NAME_MAX];
 } fr_config;
 
 /* Defaults for everything: three default topics, the four scenarios of EVENTS.md, the example

@@ -104,6 +104,39 @@ static int64_t total_lag(rd_kafka_t *rk, const consumer_ctx *cx)
     return lag;
 }
 
+/* The pipeline's page plus the consumer's own gauges, handed to the endpoint. */
+static void refresh_metrics(fr_http *h, rd_kafka_t *rk, const consumer_ctx *cx, const fr_pipeline *p)
+{
+    char *page = NULL;
+    size_t len = 0;
+    FILE *out = open_memstream(&page, &len);
+    if (!out) return; /* out of memory: the endpoint keeps the previous page, /healthz turns stale */
+    fr_pipeline_write_metrics(p, out);
+    fputs("# HELP freshet_kafka_lag_messages Messages behind the partition's end (the client's cached high watermark).\n"
+          "# TYPE freshet_kafka_lag_messages gauge\n",
+          out);
+    if (cx->assigned) {
+        rd_kafka_topic_partition_list_t *pos = rd_kafka_topic_partition_list_copy(cx->assigned);
+        rd_kafka_position(rk, pos);
+        for (int i = 0; i < pos->cnt; i++) {
+            int64_t lo = 0, hi = 0, lag = 0;
+            if (rd_kafka_get_watermark_offsets(rk, pos->elems[i].topic, pos->elems[i].partition, &lo, &hi) ==
+                    RD_KAFKA_RESP_ERR_NO_ERROR &&
+                pos->elems[i].offset >= 0 && hi > pos->elems[i].offset)
+                lag = hi - pos->elems[i].offset;
+            /* topic names are [a-zA-Z0-9._-]: nothing to escape */
+            fprintf(out, "freshet_kafka_lag_messages{topic=\"%s\",partition=\"%d\"} %" PRId64 "\n", pos->elems[i].topic,
+                    (int)pos->elems[i].partition, lag);
+        }
+        rd_kafka_topic_partition_list_destroy(pos);
+    }
+    fprintf(out, "# HELP freshet_kafka_assigned_partitions Partitions this daemon consumes.\n"
+                 "# TYPE freshet_kafka_assigned_partitions gauge\nfreshet_kafka_assigned_partitions %d\n",
+            cx->assigned ? cx->assigned->cnt : 0);
+    if (fclose(out) == 0) fr_http_set_page(h, page, len);
+    free(page);
+}
+
 /* Partitions of the subscribed topics in the cluster, or -1 if metadata is unavailable. */
 static int count_topic_partitions(rd_kafka_t *rk, const fr_config *c)
 {
@@ -257,7 +290,7 @@ int fr_kafka_run(fr_pipeline *p, const fr_config *c, const fr_kafka_run_opts *o,
         goto out;
     }
 
-    double last_message = now_seconds(), last_status = now_seconds();
+    double last_message = now_seconds(), last_status = now_seconds(), last_metrics = 0;
     int topic_partitions = -1;
     for (;;) {
         if (o->stop_signals) {
@@ -311,6 +344,10 @@ int fr_kafka_run(fr_pipeline *p, const fr_config *c, const fr_kafka_run_opts *o,
             snprintf(extra, sizeof extra, "lag=%" PRId64, total_lag(rk, &cx));
             fr_pipeline_status_line(p, o->status_out, extra);
             last_status = now;
+        }
+        if (o->metrics && now - last_metrics >= 1.0) {
+            refresh_metrics(o->metrics, rk, &cx, p);
+            last_metrics = now;
         }
         if (o->exit_when_idle_seconds > 0 && cx.assigned && cx.assigned->cnt > 0 &&
             now - last_message >= o->exit_when_idle_seconds) {

@@ -13,6 +13,7 @@
 #include <stdio.h>
 
 #include "fr_config.h"
+#include "fr_http.h"
 #include "fr_pipeline.h"
 
 typedef struct {
@@ -20,6 +21,7 @@ typedef struct {
                                      * and all were at their end this long (backfill, tests, demo) */
     const sigset_t *stop_signals;   /* blocked signals that ask for a clean stop (checked, not handled) */
     FILE *status_out;               /* status lines; NULL = none */
+    fr_http *metrics;               /* gets a fresh /metrics page every second; NULL = none */
 } fr_kafka_run_opts;
 
 /* Consumes until a stop signal or idleness; checkpoints before returning 0. Returns -1 with a

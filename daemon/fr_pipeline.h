@@ -91,6 +91,11 @@ void fr_pipeline_report(const fr_pipeline *p, FILE *out);
  * restart with the process): the daemon prints it on stderr. */
 void fr_pipeline_row_report(const fr_pipeline *p, FILE *out);
 
+/* Every counter and gauge an operator graphs, in the Prometheus text format (names freshet_*,
+ * documented in conf/README.md, "Metrics"): what /metrics serves. Reads only; call it on the
+ * pipeline's thread. */
+void fr_pipeline_write_metrics(const fr_pipeline *p, FILE *out);
+
 /* The manifest that describes the input contract to serving (fields, scenarios), as JSON text.
  * Caller frees with free(). */
 char *fr_pipeline_manifest_json(const fr_config *c);

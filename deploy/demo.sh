@@ -33,7 +33,8 @@ cat >"$demo/config.json" <<JSON
             "topics": {"impressions": "$prefix-impressions", "clicks": "$prefix-clicks", "conversions": "$prefix-conversions"}},
   "checkpoint": {"dir": "$demo/state", "every_seconds": 10, "every_samples": 200000},
   "redis": {"host": "127.0.0.1", "port": ${FRESHET_REDIS_PORT:-16379}, "prefix": "$prefix", "keep_versions": 5},
-  "status_every_seconds": 5
+  "status_every_seconds": 5,
+  "metrics": {"listen": "127.0.0.1:${FRESHET_METRICS_PORT:-19464}"}
 }
 JSON
 
@@ -41,7 +42,7 @@ step "generating $impressions impressions (14 days of event time, known truth)"
 "$bin" gen --out "$demo/events.jsonl" --truth "$demo/truth.tsv" --impressions "$impressions" --days 14 --seed 42 --duplicates 0.005
 step "loading them into Kafka (key = impression id)"
 "$bin" load "$demo/events.jsonl" -c "$demo/config.json"
-step "running the daemon until it has consumed everything"
+step "running the daemon until it has consumed everything (meanwhile: curl -s http://127.0.0.1:${FRESHET_METRICS_PORT:-19464}/metrics)"
 "$bin" run -c "$demo/config.json" --exit-when-idle 5 | tee "$demo/report.txt"
 step "the generator's truth (the best any model can do on this stream)"
 "$bin" truth "$demo/truth.tsv" -c "$demo/config.json" | tee "$demo/truth.txt"

@@ -7,6 +7,7 @@ set -euo pipefail
 PACKAGES=(
   build-essential cmake pkg-config
   librdkafka-dev librocksdb-dev libopenblas-dev libhiredis-dev libcmocka-dev libjansson-dev libxxhash-dev
+  libmicrohttpd-dev
   redis-server redis-tools
 )
 JAVA_PACKAGE=openjdk-17-jre-headless   # Kafka 4.x brokers need Java 17+

@@ -93,6 +93,7 @@ static void assert_defaults(const fr_config *c)
     assert_string_equal(c->redis_prefix, "freshet");
     assert_int_equal(c->redis_keep_versions, 5);
     assert_true(c->status_every_seconds == 5.0);
+    assert_string_equal(c->metrics_listen, "");
 }
 
 static void test_defaults(void **state)
@@ -180,12 +181,14 @@ static void test_overrides(void **state)
                        "{\"name\":\"h2\",\"kind\":\"multi\",\"max_len\":3,\"admit_after\":4,"
                        "\"admit_width_log2\":12,\"ttl\":\"30d\",\"admit_half_life\":\"6h\"}],"
                        "\"model\":{\"emb_dim\":16,\"lr_emb\":0.1,\"seed\":42},"
-                       "\"redis\":{\"host\":\"\"},\"status_every_seconds\":0.5}";
+                       "\"redis\":{\"host\":\"\"},\"status_every_seconds\":0.5,"
+                       "\"metrics\":{\"listen\":\"127.0.0.1:9464\"}}";
     int rc = fr_config_load_string(&c, json, err, sizeof err);
     if (rc)
         print_error("%s\n", err);
     assert_int_equal(rc, 0);
     assert_string_equal(c.brokers, "k1:9092,k2:9092");
+    assert_string_equal(c.metrics_listen, "127.0.0.1:9464");
     assert_string_equal(c.topic[1], "events");
     assert_string_equal(c.group_id, "freshet");
     assert_int_equal(c.n_scenarios, 3);
@@ -326,6 +329,7 @@ static void test_refusals(void **state)
         {"{\"fields\":[{\"name\":\"a\",\"kind\":\"categorical\",\"admit_half_life\":-5}]}",
          "\"fields[0].admit_half_life\" is -5, a duration cannot be negative"},
         {"{\"fields\":[{\"name\":\"a\",\"kind\":\"categorical\",\"tll\":\"1d\"}]}", "unknown key \"fields[0].tll\""},
+        {"{\"metrics\":{\"port\":9464}}", "metrics.port"},
         {"{\"join\":{\"click_window\":\"30 minutes\"}}", "\"join.click_window\" is \"30 minutes\", not a duration"},
         {"{\"join\":{\"click_window\":\"0s\"}}", "\"join.click_window\" must be longer than zero"},
         {"{\"join\":{\"attribution_window\":-5}}", "\"join.attribution_window\" is -5"},

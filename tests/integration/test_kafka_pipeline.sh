@@ -24,8 +24,35 @@ lines=$(grep -c . "$fr_work/events.jsonl")
 fr_topics "$prefix"
 fr_config "$fr_work/config.json" "$prefix" "$fr_work/state" "$prefix"
 "$FRESHET_BIN" load "$fr_work/events.jsonl" -c "$fr_work/config.json"
-"$FRESHET_BIN" run -c "$fr_work/config.json" --exit-when-idle 4 >"$fr_work/report.txt" 2>"$fr_work/daemon.log" ||
-  { cat "$fr_work/daemon.log"; fr_fail "daemon exited non-zero"; }
+# the metrics endpoint on any free port, scraped while the daemon works
+sed -i 's/"status_every_seconds": 2/"status_every_seconds": 2, "metrics": {"listen": "127.0.0.1:0"}/' "$fr_work/config.json"
+"$FRESHET_BIN" run -c "$fr_work/config.json" --exit-when-idle 4 >"$fr_work/report.txt" 2>"$fr_work/daemon.log" &
+daemon=$!
+scrape() { # PORT PATH: the HTTP response, through bash's /dev/tcp (no client needed)
+  exec 3<>"/dev/tcp/127.0.0.1/$1" && printf 'GET %s HTTP/1.0\r\n\r\n' "$2" >&3 && cat <&3; exec 3<&-
+}
+port=""
+for _ in $(seq 1 100); do
+  port=$(sed -n 's|.*metrics on http://127.0.0.1:\([0-9]*\)/metrics.*|\1|p' "$fr_work/daemon.log")
+  [[ -n "$port" ]] && break
+  sleep 0.1
+done
+[[ -n "$port" ]] || { kill "$daemon"; cat "$fr_work/daemon.log"; fr_fail "the daemon did not start its metrics endpoint"; }
+seen=0
+for _ in $(seq 1 100); do
+  page=$(scrape "$port" /metrics 2>/dev/null || true)
+  n=$(sed -n 's/^freshet_messages_consumed_total \([0-9]*\).*/\1/p' <<<"$page")
+  if [[ -n "$n" && "$n" -gt 0 ]] && grep -q '^freshet_kafka_lag_messages{topic="'"$prefix"'-impressions",partition="0"}' <<<"$page"; then
+    seen=1
+    break
+  fi
+  sleep 0.1
+done
+[[ "$seen" == 1 ]] || { kill "$daemon"; fr_fail "no /metrics page with consumed messages and per-partition lag"; }
+health=$(scrape "$port" /healthz 2>/dev/null || true)
+grep -q '^ok' <<<"$health" || fr_fail "/healthz while consuming: $health"
+fr_pass "/metrics served $n consumed messages with per-partition lag; /healthz ok"
+wait "$daemon" || { cat "$fr_work/daemon.log"; fr_fail "daemon exited non-zero"; }
 cat "$fr_work/report.txt"
 "$FRESHET_BIN" truth "$fr_work/truth.tsv" >"$fr_work/truth.txt"
 cat "$fr_work/truth.txt"
