@@ -246,7 +246,7 @@ static int model_shape_matches(const fr_model_config *a, const fr_model_config *
     FR_SAME(expert_dim) FR_SAME(tower_dim) FR_SAME(n_task_experts) FR_SAME(n_scenario_experts)
     FR_SAME(n_learner_experts) FR_SAME(n_levels) FR_SAME(n_learners) FR_SAME(scenario_dim)
     FR_SAME(dffi_layers) FR_SAME(dfub_heads) FR_SAME(dfub_target) FR_SAME(dfub_history)
-    FR_SAME(dense_optimizer)
+    FR_SAME(dense_optimizer) FR_SAME(emb_optimizer)
 #undef FR_SAME
     return 1;
 }
