@@ -25,8 +25,9 @@ typedef struct {
 void fr_ftrl_step(float *w, float *z, float *n, const float *g, size_t count, const fr_ftrl_params *p);
 /* The weight FTRL-Proximal assigns to state (z, n). */
 float fr_ftrl_weight(float z, float n, const fr_ftrl_params *p);
-/* The z that makes fr_ftrl_weight(z, 0) equal w (up to one rounding): a coordinate can start at
- * any weight instead of at 0. 0 for w = 0. */
+/* The z that makes fr_ftrl_weight(z, 0) equal w: a coordinate can start at any weight instead of
+ * at 0. 0 for w = 0. Exact up to the rounding of z = -sign(w) (|w| (beta / alpha + l2) + l1): with
+ * l1 = 0 within an ulp or two of w, with a large l1 within ulp(|z|) / (beta / alpha + l2). */
 float fr_ftrl_z_for(float w, const fr_ftrl_params *p);
 
 /* Adam (Kingma & Ba) with bias correction, step t >= 1 (the t-th update of these parameters):
