@@ -163,7 +163,7 @@ const fr_model_config *fr_model_get_config(const fr_model *m);
  * already uses their initial weights, whereas fr_model_predict reads unseen keys as zeros).
  * For known keys preds equal fr_model_predict made before the chunk up to the last float bit
  * (sgemm over one row and over a batch may round differently; measured <= 3e-7 relative).
- * preds may be NULL. Each chunk is one mini-batch: version + 1, one Adagrad step per touched row
+ * preds may be NULL. Each chunk is one mini-batch: version + 1, one optimizer step (Adagrad or FTRL) per touched row
  * (in order of first touch) and per dense coordinate. A task's loss term is on for a sample iff
  * has_label[t] and weight[t] != 0. Key 0 (and non-finite numerics, read as 0) never train. */
 void fr_model_train(fr_model *m, const fr_sample *samples, int n, float (*preds)[FR_NTASKS]);

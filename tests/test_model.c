@@ -1,5 +1,5 @@
 /* Tests of the learner: analytic gradients against central differences for every dense tensor
- * and for embedding rows (each loss term alone and together), the Adagrad step, progressive
+ * and for embedding rows (each loss term alone and together), the Adagrad and FTRL steps, progressive
  * validation, determinism, learning on a synthetic problem, serialisation and validation. */
 #include <setjmp.h>
 #include <stdarg.h>
