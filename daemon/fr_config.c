@@ -618,7 +618,8 @@ static int load_model(errbuf *e, fr_config *cfg, const json_t *o)
     static const char *const keys[] = {"architecture", "emb_dim", "n_experts", "n_task_experts",
                                        "n_scenario_experts", "n_learner_experts", "n_levels", "n_learners",
                                        "scenario_dim", "dffi_layers", "dfub_heads", "dfub_target", "dfub_history", "dense_optimizer",
-                                       "adam_beta1", "adam_beta2", "adam_eps", "emb_optimizer", "ftrl_alpha", "ftrl_beta", "ftrl_l1", "ftrl_l2", "distill", "learner_loss", "causal_adv", "causal_orth", "expert_dim", "tower_dim", "batch_size",
+                                       "adam_beta1", "adam_beta2", "adam_eps", "emb_optimizer", "ftrl_alpha",
+                                       "ftrl_beta", "ftrl_l1", "ftrl_l2", "distill", "learner_loss", "causal_adv", "causal_orth", "expert_dim", "tower_dim", "batch_size",
                                        "lr_emb",  "lr_dense",     "adagrad_init", "init_scale", "seed",
                                        "interactions", "wide", NULL};
     if (want_object(e, o, "model") || check_keys(e, o, "model", keys))

@@ -375,7 +375,8 @@ int fr_model_config_validate(const fr_model_config *c, char *err, size_t errlen)
     if (c->emb_optimizer == 1 &&
         (check_pos("model.ftrl_alpha", c->ftrl_alpha, 0, err, errlen) ||
          check_pos("model.ftrl_beta", c->ftrl_beta, 0, err, errlen) ||
-         check_pos("model.ftrl_l1", c->ftrl_l1, 1, err, errlen) || check_pos("model.ftrl_l2", c->ftrl_l2, 1, err, errlen)))
+         check_pos("model.ftrl_l1", c->ftrl_l1, 1, err, errlen) ||
+         check_pos("model.ftrl_l2", c->ftrl_l2, 1, err, errlen)))
         return -1;
     if (c->dfub_heads > 0) {
         if (c->emb_dim > MAX_DFUB_DIM) {

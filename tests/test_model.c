@@ -1294,7 +1294,8 @@ static void test_ftrl_determinism(void **state)
     fr_model *r = create_ok(&c);
     copy_ctx ctx = {r, 0};
     fr_model_foreach_row(a, 0, copy_row, &ctx);
-    assert_int_equal(fr_model_set_dense(r, fr_model_dense_params(a), fr_model_dense_accum(a), fr_model_dense_count(a)), 0);
+    assert_int_equal(
+        fr_model_set_dense(r, fr_model_dense_params(a), fr_model_dense_accum(a), fr_model_dense_count(a)), 0);
     fr_model_set_version(r, fr_model_version(a));
     assert_models_equal(a, r);
     fr_sample *more = synthetic(&c, 90, 42);
