@@ -533,6 +533,14 @@ static void table_names(const char *manifest, int n_cat, int n_multi, char names
     json_decref(root);
 }
 
+static int count_zero_weights(const fr_row_view *r, void *ctx)
+{
+    uint64_t *c = ctx;
+    c[0] += (uint64_t)r->dim;
+    for (int i = 0; i < r->dim; i++) c[1] += r->weights[i] == 0.0f;
+    return 0;
+}
+
 static int cmd_inspect(const cli_args *a)
 {
     if (!a->positional) {
@@ -573,6 +581,12 @@ static int cmd_inspect(const cli_args *a)
         printf("rows %-12s %zu\n", names[t], rows);
     }
     printf("rows total %zu\n", total_rows);
+    uint64_t coords[2] = {0, 0}; /* all, exactly 0 */
+    fr_model_foreach_row(m, 0, count_zero_weights, coords);
+    /* FTRL's l1 makes coordinates exactly 0: the share says how much a sparse encoding would save */
+    printf("embedding coordinates=%" PRIu64 " zero=%" PRIu64 " (%.2f%%) emb_optimizer=%s\n", coords[0], coords[1],
+           coords[0] ? 100.0 * (double)coords[1] / (double)coords[0] : 0.0,
+           mc->emb_optimizer == 1 ? "ftrl" : "adagrad");
     fr_row_stats rs;
     fr_model_row_stats(m, &rs);
     /* the filters are not built by a bare load: their size follows from the stored widths */
@@ -587,10 +601,10 @@ static int cmd_inspect(const cli_args *a)
             printf("admission %-12s counters=4x2^%" PRIu32 "\n", names[t], wl);
         }
     }
-    printf("rows memory %" PRIu64 " B = %.1f B/row (raw payload %.0f B/row: key 8 + weights %d + accumulators %d + "
+    printf("rows memory %" PRIu64 " B = %.1f B/row (raw payload %.0f B/row: key 8 + weights %d + optimizer state %zu + "
            "version 8 + stamp 4; %.2fx); admission filters %" PRIu64 " B; clock=%" PRId64 "\n",
            rs.row_bytes, rs.rows ? (double)rs.row_bytes / (double)rs.rows : 0.0,
-           rs.rows ? (double)rs.raw_bytes / (double)rs.rows : 0.0, 4 * mc->emb_dim, 4 * mc->emb_dim,
+           rs.rows ? (double)rs.raw_bytes / (double)rs.rows : 0.0, 4 * mc->emb_dim, 4 * fr_model_row_state_count(m),
            rs.rows && rs.raw_bytes ? (double)rs.row_bytes / (double)rs.raw_bytes : 0.0, admit_bytes,
            fr_model_clock(m));
     printf("dense floats=%zu tensors=%d\n", fr_model_dense_count(m), fr_model_dense_tensor_count(m));

@@ -621,7 +621,8 @@ static int load_model(errbuf *e, fr_config *cfg, const json_t *o)
     static const char *const keys[] = {"architecture", "emb_dim", "n_experts", "n_task_experts",
                                        "n_scenario_experts", "n_learner_experts", "n_levels", "n_learners",
                                        "scenario_dim", "dffi_layers", "dfub_heads", "dfub_target", "dfub_history", "dense_optimizer",
-                                       "adam_beta1", "adam_beta2", "adam_eps", "distill", "learner_loss", "causal_adv", "causal_orth", "expert_dim", "tower_dim", "batch_size",
+                                       "adam_beta1", "adam_beta2", "adam_eps", "emb_optimizer", "ftrl_alpha",
+                                       "ftrl_beta", "ftrl_l1", "ftrl_l2", "distill", "learner_loss", "causal_adv", "causal_orth", "expert_dim", "tower_dim", "batch_size",
                                        "lr_emb",  "lr_dense",     "adagrad_init", "init_scale", "seed",
                                        "interactions", "wide", NULL};
     if (want_object(e, o, "model") || check_keys(e, o, "model", keys))
@@ -652,6 +653,15 @@ static int load_model(errbuf *e, fr_config *cfg, const json_t *o)
         if (strcmp(name, "adagrad") && strcmp(name, "adam"))
             return fail(e, "\"model.dense_optimizer\" is \"%s\", expected adagrad or adam", name);
         m->dense_optimizer = strcmp(name, "adam") == 0;
+    }
+    const json_t *eopt = json_object_get(o, "emb_optimizer");
+    if (eopt) {
+        char name[FR_NAME_MAX];
+        if (get_string(e, eopt, "model.emb_optimizer", name, sizeof name, false))
+            return -1;
+        if (strcmp(name, "adagrad") && strcmp(name, "ftrl"))
+            return fail(e, "\"model.emb_optimizer\" is \"%s\", expected adagrad or ftrl", name);
+        m->emb_optimizer = strcmp(name, "ftrl") == 0;
     }
     const json_t *arch = json_object_get(o, "architecture");
     if (arch) {
@@ -710,7 +720,11 @@ static int load_model(errbuf *e, fr_config *cfg, const json_t *o)
                  {"causal_orth", &m->causal_orth, false},
                  {"adam_beta1", &m->adam_beta1, false},
                  {"adam_beta2", &m->adam_beta2, false},
-                 {"adam_eps", &m->adam_eps, true}};
+                 {"adam_eps", &m->adam_eps, true},
+                 {"ftrl_alpha", &m->ftrl_alpha, true},
+                 {"ftrl_beta", &m->ftrl_beta, true},
+                 {"ftrl_l1", &m->ftrl_l1, false},
+                 {"ftrl_l2", &m->ftrl_l2, false}};
     for (size_t i = 0; i < sizeof reals / sizeof reals[0]; i++) {
         const json_t *v = json_object_get(o, reals[i].key);
         char p[PATH_MAX_LEN];

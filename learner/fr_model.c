@@ -32,6 +32,9 @@ static const double P_CLIP = 1e-7;
  * every row created afterwards, so replays across versions would diverge: treat it as format. */
 static uint64_t table_mix(uint32_t table) { return (uint64_t)(table + 1) * 0x9E3779B97F4A7C15ULL; }
 
+/* Optimizer state floats per embedding coordinate: Adagrad's accumulator, or FTRL's z and n. */
+static int row_state_per_coord(const fr_model_config *c) { return c->emb_optimizer == 1 ? 2 : 1; }
+
 /* The engine's plan, fixed at creation. An expert's output occupies columns [col, col + hd) of
  * its stream's activations; a gate's logits (then probabilities) occupy [col, col + ng). */
 typedef struct {
@@ -158,6 +161,8 @@ void fr_model_config_defaults(fr_model_config *c)
     c->adam_beta1 = 0.9f;
     c->adam_beta2 = 0.999f;
     c->adam_eps = 1e-8f;
+    c->ftrl_alpha = 0.3f;
+    c->ftrl_beta = 0.5f;
 }
 
 const fr_model_config *fr_model_get_config(const fr_model *m) { return &m->c; }
@@ -325,6 +330,7 @@ int fr_model_config_validate(const fr_model_config *c, char *err, size_t errlen)
         check_int("model.dffi_layers", c->dffi_layers, 0, MAX_DFFI_LAYERS, err, errlen) ||
         check_int("model.dfub_heads", c->dfub_heads, 0, MAX_DFUB_HEADS, err, errlen) ||
         check_int("model.dense_optimizer", c->dense_optimizer, 0, 1, err, errlen) ||
+        check_int("model.emb_optimizer", c->emb_optimizer, 0, 1, err, errlen) ||
         check_int("model.expert_dim", c->expert_dim, 1, MAX_HIDDEN, err, errlen) ||
         check_int("model.tower_dim", c->tower_dim, 1, MAX_HIDDEN, err, errlen) ||
         check_int("model.batch_size", c->batch_size, 1, MAX_BATCH, err, errlen) ||
@@ -365,6 +371,13 @@ int fr_model_config_validate(const fr_model_config *c, char *err, size_t errlen)
                  (double)c->adam_beta1, (double)c->adam_beta2, (double)c->adam_eps);
         return -1;
     }
+    /* beta > 0: with beta = 0 a fresh coordinate (n = 0) would divide by l2, possibly 0 */
+    if (c->emb_optimizer == 1 &&
+        (check_pos("model.ftrl_alpha", c->ftrl_alpha, 0, err, errlen) ||
+         check_pos("model.ftrl_beta", c->ftrl_beta, 0, err, errlen) ||
+         check_pos("model.ftrl_l1", c->ftrl_l1, 1, err, errlen) ||
+         check_pos("model.ftrl_l2", c->ftrl_l2, 1, err, errlen)))
+        return -1;
     if (c->dfub_heads > 0) {
         if (c->emb_dim > MAX_DFUB_DIM) {
             snprintf(err, errlen, "model.dfub_heads: DFUB supports emb_dim up to %d (got %d)", MAX_DFUB_DIM, c->emb_dim);
@@ -704,7 +717,8 @@ fr_model *fr_model_create(const fr_model_config *c, char *err, size_t errlen)
     m->n_tables = (uint32_t)(c->n_cat + c->n_multi);
     m->tables = calloc(m->n_tables, sizeof *m->tables);
     if (!m->tables) goto oom;
-    for (uint32_t t = 0; t < m->n_tables; t++) fr_emb_init(&m->tables[t], 2 * (size_t)m->D * sizeof(float));
+    for (uint32_t t = 0; t < m->n_tables; t++)
+        fr_emb_init(&m->tables[t], (size_t)m->D * (1 + row_state_per_coord(c)) * sizeof(float));
     if (plan(m)) goto oom;
     m->tensors = calloc((size_t)m->max_tensors, sizeof *m->tensors);
     m->names = calloc((size_t)m->max_tensors, TNAME_LEN);
@@ -745,24 +759,30 @@ void fr_model_free(fr_model *m)
 
 int fr_model_describe(const fr_model_config *c, char *buf, size_t len)
 {
+    char emb[96];
+    if (c->emb_optimizer == 1)
+        snprintf(emb, sizeof emb, "ftrl alpha %g beta %g l1 %g l2 %g", (double)c->ftrl_alpha, (double)c->ftrl_beta,
+                 (double)c->ftrl_l1, (double)c->ftrl_l2);
+    else
+        snprintf(emb, sizeof emb, "adagrad lr %g", (double)c->lr_emb);
     return snprintf(buf, len,
                     "levels=%d experts: shared=%d per_task=%d per_scenario=%d per_learner=%d; learners=%d "
                     "emb_dim=%d expert_dim=%d tower_dim=%d scenario_dim=%d interactions=%d wide=%d dffi_layers=%d "
-                    "dfub_heads=%d distill=%g learner_loss=%g causal_adv=%g causal_orth=%g; optimizers: emb=adagrad "
-                    "lr %g, dense=%s lr %g; batch=%d",
+                    "dfub_heads=%d distill=%g learner_loss=%g causal_adv=%g causal_orth=%g; optimizers: emb=%s, "
+                    "dense=%s lr %g; batch=%d",
                     c->n_levels, c->n_experts, c->n_task_experts, c->n_scenario_experts, c->n_learner_experts,
                     c->n_learners, c->emb_dim, c->expert_dim, c->tower_dim, c->scenario_dim, c->interactions, c->wide,
                     c->dffi_layers, c->dfub_heads, (double)c->distill, (double)c->learner_loss, (double)c->causal_adv,
-                    (double)c->causal_orth, (double)c->lr_emb, c->dense_optimizer == 1 ? "adam" : "adagrad",
-                    (double)c->lr_dense, c->batch_size);
+                    (double)c->causal_orth, emb, c->dense_optimizer == 1 ? "adam" : "adagrad", (double)c->lr_dense,
+                    c->batch_size);
 }
 
 /* ---- restart with an edited configuration ------------------------------------------------------ */
 
 /* Every field of fr_model_config is either compared (shape) or taken over (training setting) below;
  * a new field must be placed in one of the two lists, which this assertion forces. */
-_Static_assert(sizeof(fr_model_config) == 22 * sizeof(int) + 11 * sizeof(float) + 4 + sizeof(uint64_t) ||
-                   sizeof(fr_model_config) == 22 * sizeof(int) + 11 * sizeof(float) + sizeof(uint64_t),
+_Static_assert(sizeof(fr_model_config) == 23 * sizeof(int) + 15 * sizeof(float) + 8 + sizeof(uint64_t) ||
+                   sizeof(fr_model_config) == 23 * sizeof(int) + 15 * sizeof(float) + sizeof(uint64_t),
                "fr_model_config changed: classify the new field in fr_model_retune");
 
 static void note_change(char *out, size_t cap, size_t *len, const char *key, double from, double to)
@@ -790,7 +810,7 @@ int fr_model_retune(fr_model *m, const fr_model_config *c, char *changed, size_t
     FR_SHAPE(n_experts) FR_SHAPE(expert_dim) FR_SHAPE(tower_dim) FR_SHAPE(interactions) FR_SHAPE(wide)
     FR_SHAPE(n_task_experts) FR_SHAPE(n_scenario_experts) FR_SHAPE(n_learner_experts) FR_SHAPE(n_levels)
     FR_SHAPE(n_learners) FR_SHAPE(scenario_dim) FR_SHAPE(dffi_layers) FR_SHAPE(dfub_heads) FR_SHAPE(dfub_target)
-    FR_SHAPE(dfub_history) FR_SHAPE(dense_optimizer)
+    FR_SHAPE(dfub_history) FR_SHAPE(dense_optimizer) FR_SHAPE(emb_optimizer)
 #undef FR_SHAPE
     if ((a->causal_adv > 0) != (c->causal_adv > 0)) {
         /* the scenario classifier's parameters exist only with causal_adv > 0 */
@@ -816,7 +836,7 @@ int fr_model_retune(fr_model *m, const fr_model_config *c, char *changed, size_t
     if (a->field != c->field) note_change(changed, changed_len, &len, #field, (double)a->field, (double)c->field);
     FR_TUNE(batch_size) FR_TUNE(lr_emb) FR_TUNE(lr_dense) FR_TUNE(adagrad_init) FR_TUNE(init_scale) FR_TUNE(seed)
     FR_TUNE(distill) FR_TUNE(learner_loss) FR_TUNE(causal_adv) FR_TUNE(causal_orth) FR_TUNE(adam_beta1)
-    FR_TUNE(adam_beta2) FR_TUNE(adam_eps)
+    FR_TUNE(adam_beta2) FR_TUNE(adam_eps) FR_TUNE(ftrl_alpha) FR_TUNE(ftrl_beta) FR_TUNE(ftrl_l1) FR_TUNE(ftrl_l2)
 #undef FR_TUNE
     m->c = *c;
     return 0;
@@ -824,11 +844,59 @@ int fr_model_retune(fr_model *m, const fr_model_config *c, char *changed, size_t
 
 /* ---- rows ------------------------------------------------------------------------------------- */
 
+/* A row's payload: D weights, then the optimizer state, D floats per state variable (Adagrad: the
+ * accumulators; FTRL: z, then n). The weights are stored even under FTRL, where they are a
+ * function of (z, n): reads (the forward pass, the checkpoint, publishing) then never depend on
+ * the optimizer. */
+static fr_ftrl_params ftrl_params(const fr_model_config *c)
+{
+    return (fr_ftrl_params){.alpha = c->ftrl_alpha, .beta = c->ftrl_beta, .l1 = c->ftrl_l1, .l2 = c->ftrl_l2};
+}
+
+/* The state of a row that has never trained, at weights payload[0..D). FTRL's z is set so that
+ * the weights it implies are those weights: a row keeps its random draw instead of starting at
+ * w = 0, where every pair product <e_i, e_j> of two new rows, and so their gradients through the
+ * FwFM and PNN terms, would be exactly 0 (a saddle the rows could leave only through the wide and
+ * expert paths). The alternative, w = w0 + FTRL(z, n) with z starting at 0, would keep the draw as
+ * a permanent offset: l1 could then never make a weight exactly 0, and w0 would have to be stored
+ * or rehashed at every step. With z0 the regularisation beta / alpha + l2 of the first step is
+ * centred on the draw (a prior that fades as sqrt(n) grows), l1 on 0. z0 is a function of the
+ * draw and the config, and z, n and w are all checkpointed, so a row is reproduced exactly. */
+static void init_row_state(const fr_model *m, float *payload)
+{
+    const int D = m->D;
+    if (m->c.emb_optimizer == 1) {
+        fr_ftrl_params fp = ftrl_params(&m->c);
+        for (int i = 0; i < D; i++) payload[D + i] = fr_ftrl_z_for(payload[i], &fp);
+        for (int i = 0; i < D; i++) payload[2 * D + i] = 0.0f;
+    } else {
+        for (int i = 0; i < D; i++) payload[D + i] = m->c.adagrad_init;
+    }
+}
+
 static void init_row(const fr_model *m, uint32_t table, uint64_t key, float *payload)
 {
     uint64_t s = m->c.seed ^ table_mix(table) ^ key;
     for (int i = 0; i < m->D; i++) payload[i] = fr_hash_uniform(s, (uint64_t)i) * m->c.init_scale;
-    for (int i = 0; i < m->D; i++) payload[m->D + i] = m->c.adagrad_init;
+    init_row_state(m, payload);
+    /* the draw as z0 implies it (within a rounding): a trained FTRL row then always holds
+     * w = fr_ftrl_weight(z, n), whether or not a step has touched it yet */
+    if (m->c.emb_optimizer == 1) {
+        fr_ftrl_params fp = ftrl_params(&m->c);
+        for (int i = 0; i < m->D; i++) payload[i] = fr_ftrl_weight(payload[m->D + i], 0.0f, &fp);
+    }
+}
+
+/* One optimizer step of a row's payload with its batch-summed gradient g. */
+static void row_step(const fr_model *m, float *payload, const float *g)
+{
+    const size_t D = (size_t)m->D;
+    if (m->c.emb_optimizer == 1) {
+        fr_ftrl_params fp = ftrl_params(&m->c);
+        fr_ftrl_step(payload, payload + D, payload + 2 * D, g, D, &fp);
+    } else {
+        fr_adagrad_step(payload, payload + D, g, D, m->c.lr_emb);
+    }
 }
 
 /* Row index of (table, key); `creating` (the model itself, or NULL for read-only lookups) makes
@@ -1644,8 +1712,7 @@ void fr_model_train(fr_model *m, const fr_sample *samples, int n, float (*preds)
             if (w->t_row[i] < 0) continue;
             fr_emb *e = &m->tables[w->t_table[i]];
             fr_emb_row *r = fr_emb_row_at(e, (size_t)w->t_row[i]);
-            float *p = fr_emb_payload(r);
-            fr_adagrad_step(p, p + D, w->t_grad + (size_t)i * D, (size_t)D, m->c.lr_emb);
+            row_step(m, fr_emb_payload(r), w->t_grad + (size_t)i * D);
             r->version = m->version;
             fr_emb_mark(e, (size_t)w->t_row[i], FR_DIRTY_CHECKPOINT | FR_DIRTY_PUBLISH);
         }
@@ -1669,7 +1736,7 @@ static fr_row_view view_of(const fr_model *m, uint32_t table, fr_emb_row *r)
 {
     const float *p = fr_emb_payload(r);
     return (fr_row_view){.table = table, .key = r->key, .version = r->version, .dim = m->D, .weights = p,
-                         .accum = p + m->D, .updated = r->updated};
+                         .accum = p + m->D, .nstate = m->D * row_state_per_coord(&m->c), .updated = r->updated};
 }
 
 int fr_model_foreach_row(const fr_model *m, int which, fr_row_fn fn, void *ctx)
@@ -1711,6 +1778,8 @@ void fr_model_clear_dirty(fr_model *m, int which)
     lc_clear(m, bits);
 }
 
+size_t fr_model_row_state_count(const fr_model *m) { return (size_t)m->D * (size_t)row_state_per_coord(&m->c); }
+
 size_t fr_model_row_count(const fr_model *m, uint32_t table) { return table < m->n_tables ? m->tables[table].count : 0; }
 
 uint32_t fr_model_table_count(const fr_model *m) { return m->n_tables; }
@@ -1727,9 +1796,9 @@ int fr_model_put_row(fr_model *m, uint32_t table, uint64_t key, uint64_t version
     float *p = fr_emb_payload(r);
     memcpy(p, weights, (size_t)m->D * sizeof *p);
     if (accum)
-        memcpy(p + m->D, accum, (size_t)m->D * sizeof *p);
+        memcpy(p + m->D, accum, fr_model_row_state_count(m) * sizeof *p);
     else if (created)
-        for (int i = 0; i < m->D; i++) p[m->D + i] = m->c.adagrad_init;
+        init_row_state(m, p);
     r->version = version;
     return 0;
 }
@@ -2251,8 +2320,8 @@ void fr_model_row_stats(const fr_model *m, fr_row_stats *st)
         st->rows += m->tables[t].count;
         st->row_bytes += fr_emb_memory(&m->tables[t]);
     }
-    /* key 8 + weights 4D + accumulators 4D + version 8 + last-update stamp 4 */
-    st->raw_bytes = st->rows * (8 + 8 * (uint64_t)m->D + 8 + 4);
+    /* key 8 + weights 4D + optimizer state 4D (Adagrad) or 8D (FTRL) + version 8 + last-update stamp 4 */
+    st->raw_bytes = st->rows * (8 + 4 * (uint64_t)m->D * (1 + (uint64_t)row_state_per_coord(&m->c)) + 8 + 4);
     if (m->lc) {
         for (uint32_t t = 0; t < m->n_tables; t++)
             if (m->lc->admit[t]) {

@@ -37,8 +37,8 @@
  * Scenario components (see fr_model_config): DFFI computes the pair products through the
  * scenario's micro-network D; DFUB appends a target attention over a behaviour list to x;
  * CausalInt adds a gradient-reversed scenario classifier and an orthogonality term on the level-0
- * shared and scenario experts (training only). Embeddings: Adagrad per coordinate. Dense: Adagrad
- * or Adam. Dense math on mini-batches via OpenBLAS.
+ * shared and scenario experts (training only). Embeddings: Adagrad or FTRL-Proximal per
+ * coordinate (emb_optimizer). Dense: Adagrad or Adam. Dense math on mini-batches via OpenBLAS.
  *
  * Loss scaling: a mini-batch's gradient is the SUM of its samples' gradients, not the mean, so
  * a rare key's row gets its full per-sample gradient whatever the batch size; Adagrad's
@@ -130,11 +130,19 @@ typedef struct {
     int dfub_history;       /* multi-valued field index, 0..n_multi-1 */
     /* Dense optimizer: 0 = Adagrad (lr_dense, adagrad_init), 1 = Adam (lr_dense as its step size,
      * adam_beta1, adam_beta2, adam_eps; the step count is the model version, so it survives a
-     * checkpoint). Embeddings always use Adagrad. */
+     * checkpoint). */
     int dense_optimizer;
     float adam_beta1;       /* default 0.9 */
     float adam_beta2;       /* default 0.999 */
     float adam_eps;         /* default 1e-8 */
+    /* Embedding optimizer: 0 = Adagrad (lr_emb, adagrad_init; one state float per coordinate),
+     * 1 = FTRL-Proximal (fr_optim.h; ftrl_*; two state floats per coordinate, z then n). A new FTRL
+     * row starts at the same random weights as under Adagrad, with n = 0 and z = fr_ftrl_z_for(w). */
+    int emb_optimizer;
+    float ftrl_alpha;       /* > 0, default 0.3 */
+    float ftrl_beta;        /* > 0, default 0.5 */
+    float ftrl_l1;          /* >= 0, default 0 */
+    float ftrl_l2;          /* >= 0, default 0 */
 } fr_model_config;
 
 typedef struct fr_model fr_model;
@@ -152,11 +160,11 @@ const fr_model_config *fr_model_get_config(const fr_model *m);
 int fr_model_describe(const fr_model_config *c, char *buf, size_t len);
 /* Restart with a possibly edited configuration: a checkpoint carries the config it was trained
  * with, and the operator's file may differ from it. Fields that shape the parameters or their
- * meaning (sizes, components, interactions, wide, optimizers, causal_adv on/off) must match:
+ * meaning (sizes, components, interactions, wide, both optimizers, causal_adv on/off) must match:
  * returns -1 with "model.<key>: the checkpoint was trained with X, the configuration says Y".
  * Training settings (learning rates, adagrad_init and init_scale for rows created from now on,
  * batch_size, seed, distill, learner_loss, the causal_adv / causal_orth weights, Adam's betas and
- * eps) are taken from c, and each one that changed is listed in changed ("model.lr_emb 0.3 -> 0.1,
+ * eps, FTRL's alpha, beta, l1, l2) are taken from c, and each one that changed is listed in changed ("model.lr_emb 0.3 -> 0.1,
  * ...", empty when none) so the caller can log it. On -1 (mismatch, or out of memory resizing the
  * batch) the model is unchanged. */
 int fr_model_retune(fr_model *m, const fr_model_config *c, char *changed, size_t changed_len, char *err,
@@ -169,7 +177,7 @@ int fr_model_retune(fr_model *m, const fr_model_config *c, char *changed, size_t
  * already uses their initial weights, whereas fr_model_predict reads unseen keys as zeros).
  * For known keys preds equal fr_model_predict made before the chunk up to the last float bit
  * (sgemm over one row and over a batch may round differently; measured <= 3e-7 relative).
- * preds may be NULL. Each chunk is one mini-batch: version + 1, one Adagrad step per touched row
+ * preds may be NULL. Each chunk is one mini-batch: version + 1, one optimizer step (Adagrad or FTRL) per touched row
  * (in order of first touch) and per dense coordinate. A task's loss term is on for a sample iff
  * has_label[t] and weight[t] != 0. Key 0 (and non-finite numerics, read as 0) never train. */
 void fr_model_train(fr_model *m, const fr_sample *samples, int n, float (*preds)[FR_NTASKS]);
@@ -189,7 +197,9 @@ typedef struct {
     uint64_t version;       /* model version (fr_model_version) of the last update of this row */
     int dim;
     const float *weights;   /* dim floats */
-    const float *accum;     /* dim floats of optimizer state (Adagrad accumulators) */
+    const float *accum;     /* nstate floats of optimizer state: dim Adagrad accumulators, or with
+                             * FTRL dim z then dim n */
+    int nstate;             /* fr_model_row_state_count */
     uint32_t updated;       /* event time of the last update, in seconds (the model's clock then) */
 } fr_row_view;
 
@@ -203,9 +213,13 @@ int fr_model_foreach_row(const fr_model *m, int which, fr_row_fn fn, void *ctx);
 void fr_model_clear_dirty(fr_model *m, int which);
 size_t fr_model_row_count(const fr_model *m, uint32_t table);
 uint32_t fr_model_table_count(const fr_model *m);
-/* Inserts or overwrites a row (checkpoint load; serving reader). accum may be NULL: a new row
- * then gets adagrad_init, an existing row keeps its accumulators. Does not mark the row dirty
- * (what was loaded is already stored). Returns 0, or -1 (bad table, key 0, out of memory). */
+/* Floats of optimizer state per embedding row: emb_dim (Adagrad) or 2 x emb_dim (FTRL). */
+size_t fr_model_row_state_count(const fr_model *m);
+/* Inserts or overwrites a row (checkpoint load; serving reader). accum (fr_model_row_state_count
+ * floats) may be NULL: a new row then gets the state of a fresh row at these weights (Adagrad:
+ * adagrad_init; FTRL: n = 0, z = fr_ftrl_z_for(w)), an existing row keeps its state. Does not mark
+ * the row dirty (what was loaded is already stored). Returns 0, or -1 (bad table, key 0, out of
+ * memory). */
 int fr_model_put_row(fr_model *m, uint32_t table, uint64_t key, uint64_t version, const float *weights,
                      const float *accum);
 /* Looks one row up without creating it. Returns 0 and fills *out, or -1 when absent. */
@@ -254,7 +268,7 @@ int fr_model_foreach_deleted(const fr_model *m, int which, fr_deleted_fn fn, voi
 typedef struct {
     uint64_t rows;
     uint64_t row_bytes;     /* memory held for rows: arena, index, dirty lists (fr_model_row_memory) */
-    uint64_t raw_bytes;     /* rows x (key 8 + weights 4D + accumulators 4D + version 8 + stamp 4) */
+    uint64_t raw_bytes;     /* rows x (key 8 + weights 4D + optimizer state 4D or 8D + version 8 + stamp 4) */
     uint64_t admit_bytes;   /* admission filters */
     uint64_t admitted, not_admitted, evicted; /* since the process started */
     double admit_load;      /* the fullest filter's share of non-zero counters (fr_admit_load); 0 without */

@@ -11,6 +11,32 @@ void fr_adagrad_step(float *w, float *acc, const float *g, size_t n, float lr)
     }
 }
 
+float fr_ftrl_weight(float z, float n, const fr_ftrl_params *p)
+{
+    if (fabsf(z) <= p->l1) return 0.0f;
+    float shrunk = z > 0 ? z - p->l1 : z + p->l1;
+    return -shrunk / ((p->beta + sqrtf(n)) / p->alpha + p->l2);
+}
+
+float fr_ftrl_z_for(float w, const fr_ftrl_params *p)
+{
+    if (w == 0) return 0.0f;
+    /* invert the weight formula at n = 0; the l1 margin keeps a non-zero w outside the dead zone */
+    float mag = fabsf(w) * (p->beta / p->alpha + p->l2) + p->l1;
+    return w > 0 ? -mag : mag;
+}
+
+void fr_ftrl_step(float *w, float *z, float *n, const float *g, size_t count, const fr_ftrl_params *p)
+{
+    for (size_t i = 0; i < count; i++) {
+        float nn = n[i] + g[i] * g[i];
+        float sigma = (sqrtf(nn) - sqrtf(n[i])) / p->alpha;
+        z[i] = z[i] + g[i] - sigma * w[i];
+        n[i] = nn;
+        w[i] = fr_ftrl_weight(z[i], nn, p);
+    }
+}
+
 void fr_adam_step(float *w, float *m, float *v, const float *g, size_t n, float lr, float b1, float b2, float eps,
                   uint64_t t)
 {

@@ -321,28 +321,34 @@ static void row_key(unsigned char k[ROW_KEY_LEN], uint32_t table, uint64_t key)
 
 typedef struct {
     fr_ckpt_batch *b;
-    int dim;
+    int dim, nstate;
     uint32_t ntab;
 } row_ctx;
+
+/* A row value: version u64, dim weights, nstate optimizer state floats, last-update stamp u32. */
+static size_t row_value_len(size_t dim, size_t nstate) { return 12 + 4 * (dim + nstate); }
 
 static int put_row_cb(const fr_row_view *r, void *ctx)
 {
     row_ctx *rc = ctx;
     fr_ckpt_batch *b = rc->b;
-    if (r->dim != rc->dim || r->table >= rc->ntab) {
-        char msg[160];
-        snprintf(msg, sizeof msg, "row of table %" PRIu32 " has dim %d, expected table < %" PRIu32 " and dim %d",
-                 r->table, r->dim, rc->ntab, rc->dim);
+    if (r->dim != rc->dim || r->nstate != rc->nstate || r->table >= rc->ntab) {
+        char msg[200];
+        snprintf(msg, sizeof msg,
+                 "row of table %" PRIu32 " has dim %d and %d state floats, expected table < %" PRIu32
+                 ", dim %d and %d state floats",
+                 r->table, r->dim, r->nstate, rc->ntab, rc->dim, rc->nstate);
         return batch_fail(b, msg);
     }
     unsigned char k[ROW_KEY_LEN];
     row_key(k, r->table, r->key);
     unsigned char *v = b->val;
+    size_t dim = (size_t)r->dim, ns = (size_t)r->nstate;
     fr_put_u64le(v, r->version);
-    fr_f32le_encode(v + 8, r->weights, (size_t)r->dim);
-    fr_f32le_encode(v + 8 + 4 * (size_t)r->dim, r->accum, (size_t)r->dim);
-    fr_put_u32le(v + 8 + 8 * (size_t)r->dim, r->updated);
-    batch_put(b, k, sizeof k, v, 12 + 8 * (size_t)r->dim);
+    fr_f32le_encode(v + 8, r->weights, dim);
+    fr_f32le_encode(v + 8 + 4 * dim, r->accum, ns);
+    fr_put_u32le(v + 8 + 4 * (dim + ns), r->updated);
+    batch_put(b, k, sizeof k, v, row_value_len(dim, ns));
     b->st.rows++;
     return 0;
 }
@@ -468,8 +474,8 @@ int fr_ckpt_put_model(fr_ckpt_batch *b, const fr_model *m)
     if (b->failed) return -1;
     const fr_model_config *cfg = fr_model_get_config(m);
     if (cfg->emb_dim <= 0) return batch_fail(b, "model has emb_dim <= 0");
-    size_t dim = (size_t)cfg->emb_dim;
-    if (grow(&b->val, &b->val_cap, 12 + 8 * dim) != 0) return batch_fail(b, "out of memory");
+    size_t dim = (size_t)cfg->emb_dim, nstate = fr_model_row_state_count(m);
+    if (grow(&b->val, &b->val_cap, row_value_len(dim, nstate)) != 0) return batch_fail(b, "out of memory");
 
     /* deletions before the rows: a key evicted and admitted again since the last checkpoint is
      * deleted, then written (the later operation of a batch wins) */
@@ -477,7 +483,7 @@ int fr_ckpt_put_model(fr_ckpt_batch *b, const fr_model *m)
         return batch_fail(b, "deleting the evicted rows failed");
     if (put_lifecycle(b, m) != 0) return -1;
 
-    row_ctx rc = {.b = b, .dim = cfg->emb_dim, .ntab = fr_model_table_count(m)};
+    row_ctx rc = {.b = b, .dim = cfg->emb_dim, .nstate = (int)nstate, .ntab = fr_model_table_count(m)};
     if (fr_model_foreach_row(m, FR_DIRTY_CHECKPOINT, put_row_cb, &rc) != 0)
         return batch_fail(b, "writing the embedding rows failed");
 
@@ -821,8 +827,8 @@ int fr_ckpt_digest(fr_ckpt *c, char hex[33])
 typedef struct {
     fr_model *m;
     uint32_t ntab;
-    size_t dim;
-    float *buf;     /* 2*dim floats */
+    size_t dim, nstate;
+    float *buf;     /* dim + nstate floats */
     size_t *counts; /* rows seen per table */
     char *err;
     size_t errlen;
@@ -831,11 +837,13 @@ typedef struct {
 static int load_row_cb(const char *k, size_t kl, const void *v, size_t vl, void *ctx)
 {
     load_ctx *l = ctx;
-    /* 8 + 8 dim: rows written before the last-update stamp existed (stamp 0) */
-    if (kl != ROW_KEY_LEN || (vl != 12 + 8 * l->dim && vl != 8 + 8 * l->dim)) {
+    /* 8 + 8 dim: Adagrad rows written before the last-update stamp existed (stamp 0; FTRL came later) */
+    size_t full = row_value_len(l->dim, l->nstate);
+    if (kl != ROW_KEY_LEN || (vl != full && !(vl == 8 + 8 * l->dim && l->nstate == l->dim))) {
         snprintf(l->err, l->errlen,
-                 "checkpoint corrupt: row key of %zu bytes / value of %zu bytes, expected %d / %zu (emb_dim %zu)", kl,
-                 vl, ROW_KEY_LEN, 12 + 8 * l->dim, l->dim);
+                 "checkpoint corrupt: row key of %zu bytes / value of %zu bytes, expected %d / %zu (emb_dim %zu, %zu "
+                 "optimizer state floats)",
+                 kl, vl, ROW_KEY_LEN, full, l->dim, l->nstate);
         return -1;
     }
     const unsigned char *ku = (const unsigned char *)k;
@@ -848,14 +856,14 @@ static int load_row_cb(const char *k, size_t kl, const void *v, size_t vl, void 
     }
     const unsigned char *vu = v;
     uint64_t version = fr_get_u64le(vu);
-    fr_f32le_decode(l->buf, vu + 8, 2 * l->dim);
+    fr_f32le_decode(l->buf, vu + 8, l->dim + l->nstate);
     if (fr_model_put_row(l->m, table, key, version, l->buf, l->buf + l->dim) != 0) {
         snprintf(l->err, l->errlen,
                  "checkpoint: the model refused row %" PRIu64 " of table %" PRIu32 " (out of memory?)",
                  key, table);
         return -1;
     }
-    if (vl == 12 + 8 * l->dim) fr_model_set_row_updated(l->m, table, key, fr_get_u32le(vu + 8 + 8 * l->dim));
+    if (vl == full) fr_model_set_row_updated(l->m, table, key, fr_get_u32le(vu + 8 + 4 * (l->dim + l->nstate)));
     l->counts[table]++;
     return 0;
 }
@@ -948,7 +956,8 @@ fr_model *fr_ckpt_load_model(fr_ckpt *c, char *err, size_t errlen)
     l.m = m;
     l.ntab = ntab;
     l.dim = (size_t)cfg.emb_dim;
-    l.buf = malloc(2 * l.dim * sizeof(float));
+    l.nstate = fr_model_row_state_count(m);
+    l.buf = malloc((l.dim + l.nstate) * sizeof(float));
     l.counts = calloc(ntab ? ntab : 1, sizeof *l.counts);
     l.err = err;
     l.errlen = errlen;

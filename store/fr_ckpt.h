@@ -9,7 +9,8 @@
  *   "#"                         -> marker: "FRC1", format version u32 LE (in every batch)
  *   "C" name                    -> an application blob (daemon counters, per-source watermarks)
  *   "D"                         -> dense params then dense accumulators (float32 LE)
- *   "E" table:u32 key:u64       -> row: version:u64 LE, weights[dim], accum[dim] (float32 LE)
+ *   "E" table:u32 key:u64       -> row: version:u64 LE, weights[dim], optimizer state (Adagrad:
+ *                                  accum[dim]; FTRL: z[dim], n[dim]) (float32 LE), stamp:u32 LE
  *   id bytes (family "join")    -> join entry (fr_join's private format); listed as "J" id
  *   "K"                         -> join meta (counters, watermark)
  *   "M"                         -> meta JSON: format version, model config, model version, counts

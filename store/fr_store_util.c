@@ -9,8 +9,9 @@
  * restored / served model would silently differ from the trained one. When this fires, add the
  * new field to INT_FIELDS / FLOAT_FIELDS below (and to docs/checkpoint-format.md and
  * docs/redis-layout.md), then update the expected size here. */
-_Static_assert(sizeof(fr_model_config) == 22 * sizeof(int) + 11 * sizeof(float) + 4 + sizeof(uint64_t) ||
-                   sizeof(fr_model_config) == 22 * sizeof(int) + 11 * sizeof(float) + sizeof(uint64_t),
+/* (padding: 4 bytes before seed and 4 at the end where uint64_t is 8-aligned, none where it is 4-aligned) */
+_Static_assert(sizeof(fr_model_config) == 23 * sizeof(int) + 15 * sizeof(float) + 8 + sizeof(uint64_t) ||
+                   sizeof(fr_model_config) == 23 * sizeof(int) + 15 * sizeof(float) + sizeof(uint64_t),
                "fr_model_config changed: update store/fr_store_util.c (config <-> JSON) and the store docs");
 
 typedef struct {
@@ -49,6 +50,7 @@ static const struct {
     {"dfub_target", offsetof(fr_model_config, dfub_target), 0},
     {"dfub_history", offsetof(fr_model_config, dfub_history), 0},
     {"dense_optimizer", offsetof(fr_model_config, dense_optimizer), 0},
+    {"emb_optimizer", offsetof(fr_model_config, emb_optimizer), 0},
 };
 static const struct {
     const char *name;
@@ -62,6 +64,10 @@ static const struct {
     {"adam_beta1", offsetof(fr_model_config, adam_beta1), 0.9f},
     {"adam_beta2", offsetof(fr_model_config, adam_beta2), 0.999f},
     {"adam_eps", offsetof(fr_model_config, adam_eps), 1e-8f},
+    {"ftrl_alpha", offsetof(fr_model_config, ftrl_alpha), 0.3f},
+    {"ftrl_beta", offsetof(fr_model_config, ftrl_beta), 0.5f},
+    {"ftrl_l1", offsetof(fr_model_config, ftrl_l1), 0.0f},
+    {"ftrl_l2", offsetof(fr_model_config, ftrl_l2), 0.0f},
 };
 static const field_desc FLOAT_FIELDS[] = {
     {"lr_emb", offsetof(fr_model_config, lr_emb)},

@@ -76,11 +76,15 @@ static void make_samples(uint64_t seed, const fr_model_config *c, uint64_t vocab
     }
 }
 
-static fr_model *trained_model_opt(int n_samples, uint64_t seed, int dense_optimizer)
+/* emb_optimizer: 0 = Adagrad, 1 = FTRL with l1 (some weights exactly 0) and l2 */
+static fr_model *trained_model_opts(int n_samples, uint64_t seed, int dense_optimizer, int emb_optimizer)
 {
     fr_model_config c;
     small_config(&c);
     c.dense_optimizer = dense_optimizer;
+    c.emb_optimizer = emb_optimizer;
+    c.ftrl_l1 = emb_optimizer ? 0.5f : 0.0f;
+    c.ftrl_l2 = emb_optimizer ? 0.25f : 0.0f;
     char err[256];
     fr_model *m = fr_model_create(&c, err, sizeof err);
     assert_non_null(m);
@@ -93,6 +97,11 @@ static fr_model *trained_model_opt(int n_samples, uint64_t seed, int dense_optim
     free(s);
     free(p);
     return m;
+}
+
+static fr_model *trained_model_opt(int n_samples, uint64_t seed, int dense_optimizer)
+{
+    return trained_model_opts(n_samples, seed, dense_optimizer, 0);
 }
 
 static fr_model *trained_model(int n_samples, uint64_t seed) { return trained_model_opt(n_samples, seed, 0); }
@@ -135,7 +144,8 @@ static void remove_dir(char *d)
 typedef struct {
     uint32_t table;
     uint64_t key, version;
-    float w[16], a[16];
+    int nstate;
+    float w[16], a[32];
 } row_copy;
 
 typedef struct {
@@ -156,9 +166,10 @@ static int collect_row(const fr_row_view *r, void *ctx)
     c->table = r->table;
     c->key = r->key;
     c->version = r->version;
-    assert_true(r->dim <= 16);
+    assert_true(r->dim <= 16 && r->nstate <= 32);
+    c->nstate = r->nstate;
     memcpy(c->w, r->weights, sizeof(float) * (size_t)r->dim);
-    memcpy(c->a, r->accum, sizeof(float) * (size_t)r->dim);
+    memcpy(c->a, r->accum, sizeof(float) * (size_t)r->nstate);
     return 0;
 }
 
@@ -204,6 +215,11 @@ static void assert_same_model(const fr_model *a, const fr_model *b)
     assert_memory_equal(&ca->adagrad_init, &cb->adagrad_init, sizeof(float));
     assert_memory_equal(&ca->init_scale, &cb->init_scale, sizeof(float));
     assert_int_equal(ca->seed, cb->seed);
+    assert_int_equal(ca->emb_optimizer, cb->emb_optimizer);
+    assert_memory_equal(&ca->ftrl_alpha, &cb->ftrl_alpha, sizeof(float));
+    assert_memory_equal(&ca->ftrl_beta, &cb->ftrl_beta, sizeof(float));
+    assert_memory_equal(&ca->ftrl_l1, &cb->ftrl_l1, sizeof(float));
+    assert_memory_equal(&ca->ftrl_l2, &cb->ftrl_l2, sizeof(float));
     size_t n = fr_model_dense_count(a);
     assert_int_equal(n, fr_model_dense_count(b));
     assert_memory_equal(fr_model_dense_params(a), fr_model_dense_params(b), n * sizeof(float));
@@ -369,6 +385,57 @@ static void test_round_trip_adam(void **state)
     fr_model *l = fr_ckpt_load_model(c, err, sizeof err);
     if (!l) fail_msg("load: %s", err);
     assert_int_equal(fr_model_get_config(l)->dense_optimizer, 1);
+    assert_same_model(m, l);
+    train_more(m, 64, 7, 50);
+    train_more(l, 64, 7, 50);
+    assert_same_model(m, l);
+    fr_model_free(l);
+    fr_model_free(m);
+    fr_ckpt_close(c);
+    remove_dir(d);
+}
+
+/* FTRL rows carry z and n (the row value grows by 4 x emb_dim bytes): a checkpoint, written in
+ * two increments, restores a model that trains on bit for bit, exact zeros (l1) included. */
+static int count_zero_cb(const fr_row_view *r, void *ctx)
+{
+    for (int i = 0; i < r->dim; i++) *(size_t *)ctx += r->weights[i] == 0.0f;
+    return 0;
+}
+
+static int row_value_len_cb(const char *k, size_t kl, const void *v, size_t vl, void *ctx)
+{
+    (void)v;
+    if (kl == 13 && k[0] == 'E') {
+        size_t *want = ctx;
+        assert_int_equal(vl, want[0]);
+        want[1]++;
+    }
+    return 0;
+}
+
+static void test_round_trip_ftrl(void **state)
+{
+    (void)state;
+    char *d = make_dir();
+    char err[512];
+    fr_model *m = trained_model_opts(400, 5, 0, 1);
+    const int dim = fr_model_get_config(m)->emb_dim;
+    assert_int_equal(fr_model_row_state_count(m), 2 * (size_t)dim);
+    size_t zeros = 0;
+    fr_model_foreach_row(m, 0, count_zero_cb, &zeros);
+    assert_true(zeros > 0);
+    fr_ckpt *c = fr_ckpt_open(d, err, sizeof err);
+    assert_non_null(c);
+    write_checkpoint(c, m, 1, "x");
+    train_more(m, 40, 8, 400); /* new rows and updated ones: the second checkpoint is incremental */
+    write_checkpoint(c, m, 2, "y");
+    size_t want[2] = {12 + 12 * (size_t)dim, 0}; /* version, weights, z, n, stamp */
+    assert_int_equal(fr_ckpt_foreach(c, row_value_len_cb, want), 0);
+    assert_int_equal(want[1], count_rows(m, 0));
+    fr_model *l = fr_ckpt_load_model(c, err, sizeof err);
+    if (!l) fail_msg("load: %s", err);
+    assert_int_equal(fr_model_get_config(l)->emb_optimizer, 1);
     assert_same_model(m, l);
     train_more(m, 64, 7, 50);
     train_more(l, 64, 7, 50);
@@ -716,7 +783,7 @@ int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_empty_directory), cmocka_unit_test(test_round_trip),
-        cmocka_unit_test(test_round_trip_adam),
+        cmocka_unit_test(test_round_trip_adam), cmocka_unit_test(test_round_trip_ftrl),
         cmocka_unit_test(test_incremental),     cmocka_unit_test(test_join_deletes),
         cmocka_unit_test(test_join_family),     cmocka_unit_test(test_format_1_refused),
         cmocka_unit_test(test_digest),          cmocka_unit_test(test_write_failure),

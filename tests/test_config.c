@@ -80,6 +80,9 @@ static void assert_defaults(const fr_config *c)
     assert_true(c->model.adagrad_init == m.adagrad_init);
     assert_true(c->model.init_scale == m.init_scale);
     assert_true(c->model.seed == m.seed);
+    assert_int_equal(c->model.emb_optimizer, 0);
+    assert_true(c->model.ftrl_alpha == m.ftrl_alpha && c->model.ftrl_beta == m.ftrl_beta);
+    assert_true(c->model.ftrl_l1 == m.ftrl_l1 && c->model.ftrl_l2 == m.ftrl_l2);
     assert_int_equal(c->model.n_cat, 8);
     assert_int_equal(c->model.n_num, 1);
     assert_int_equal(c->model.n_multi, 1);
@@ -180,7 +183,8 @@ static void test_overrides(void **state)
                        "{\"name\":\"h\",\"kind\":\"multi\"},{\"name\":\"v\",\"kind\":\"categorical\"},"
                        "{\"name\":\"h2\",\"kind\":\"multi\",\"max_len\":3,\"admit_after\":4,"
                        "\"admit_width_log2\":12,\"ttl\":\"30d\",\"admit_half_life\":\"6h\"}],"
-                       "\"model\":{\"emb_dim\":16,\"lr_emb\":0.1,\"seed\":42},"
+                       "\"model\":{\"emb_dim\":16,\"lr_emb\":0.1,\"seed\":42,\"emb_optimizer\":\"ftrl\","
+                       "\"ftrl_alpha\":0.2,\"ftrl_beta\":0.75,\"ftrl_l1\":0.5,\"ftrl_l2\":0},"
                        "\"redis\":{\"host\":\"\"},\"status_every_seconds\":0.5,"
                        "\"metrics\":{\"listen\":\"127.0.0.1:9464\"}}";
     int rc = fr_config_load_string(&c, json, err, sizeof err);
@@ -217,6 +221,9 @@ static void test_overrides(void **state)
     assert_int_equal(c.model.emb_dim, 16);
     assert_true(c.model.lr_emb == 0.1f);
     assert_true(c.model.seed == 42);
+    assert_int_equal(c.model.emb_optimizer, 1);
+    assert_true(c.model.ftrl_alpha == 0.2f && c.model.ftrl_beta == 0.75f);
+    assert_true(c.model.ftrl_l1 == 0.5f && c.model.ftrl_l2 == 0.0f);
     assert_string_equal(c.redis_host, "");
     assert_true(c.status_every_seconds == 0.5);
 
@@ -274,6 +281,14 @@ static void test_refusals(void **state)
          "model.dfub_heads: 3 heads do not divide emb_dim 8"},
         {"{\"model\":{\"dense_optimizer\":\"sgd\"}}", "\"model.dense_optimizer\" is \"sgd\", expected adagrad or adam"},
         {"{\"model\":{\"dense_optimizer\":\"adam\",\"adam_beta1\":1}}", "model.adam_beta1: Adam needs beta1"},
+        {"{\"model\":{\"emb_optimizer\":\"ftlr\"}}", "\"model.emb_optimizer\" is \"ftlr\", expected adagrad or ftrl"},
+        {"{\"model\":{\"emb_optimizer\":1}}", "\"model.emb_optimizer\""},
+        {"{\"model\":{\"emb_optimizer\":\"ftrl\",\"ftrl_alpha\":-0.1}}", "\"model.ftrl_alpha\" is -0.1, must be > 0"},
+        {"{\"model\":{\"ftrl_alpha\":0}}", "\"model.ftrl_alpha\" is 0, must be > 0"},
+        {"{\"model\":{\"ftrl_beta\":0}}", "\"model.ftrl_beta\" is 0, must be > 0"},
+        {"{\"model\":{\"ftrl_l1\":-1}}", "\"model.ftrl_l1\" is -1, must be >= 0"},
+        {"{\"model\":{\"ftrl_l2\":\"0.1\"}}", "\"model.ftrl_l2\" is a string, expected a number"},
+        {"{\"model\":{\"ftrl_gamma\":1}}", "unknown key \"model.ftrl_gamma\""},
         {"{\"model\":{\"causal_orth\":0.1}}", "model.causal_orth: the orthogonality term needs scenario experts"},
         {"{\"model\":{\"causal_adv\":0.1,\"n_experts\":0,\"n_task_experts\":1}}",
          "model.causal_adv: CausalInt's invariant extractor is the shared experts, but model.n_experts is 0"},

@@ -1,5 +1,5 @@
 /* Tests of the learner: analytic gradients against central differences for every dense tensor
- * and for embedding rows (each loss term alone and together), the Adagrad step, progressive
+ * and for embedding rows (each loss term alone and together), the Adagrad and FTRL steps, progressive
  * validation, determinism, learning on a synthetic problem, serialisation and validation. */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -647,6 +647,147 @@ static void find_grad(uint32_t table, uint64_t key, const float *grad, void *ctx
     collect(table, key, grad, g);
 }
 
+/* FTRL-Proximal by hand with alpha 0.5, beta 1, l1 1, l2 8. Coordinate 0 starts at 0 (z = n = 0),
+ * coordinate 1 at w = 0.25 through fr_ftrl_z_for. Values are exact in float unless written as a
+ * quotient (then the same correctly rounded division) or compared within 1e-6. */
+static void test_ftrl_hand(void **state)
+{
+    (void)state;
+    const fr_ftrl_params p = {.alpha = 0.5f, .beta = 1.0f, .l1 = 1.0f, .l2 = 8.0f};
+    /* z = -(0.25 (1 / 0.5 + 8) + 1) = -3.5, and back: -(-3.5 + 1) / ((1 + 0) / 0.5 + 8) = 0.25 */
+    float w[2] = {0.0f, 0.25f}, z[2] = {0.0f, fr_ftrl_z_for(0.25f, &p)}, n[2] = {0.0f, 0.0f};
+    assert_true(z[1] == -3.5f);
+    assert_true(fr_ftrl_weight(z[1], 0.0f, &p) == 0.25f);
+    assert_true(fr_ftrl_z_for(0.0f, &p) == 0.0f);
+
+    /* g = (3, 4): n = (9, 16), sigma = (3 / 0.5, 4 / 0.5) = (6, 8),
+     * z = (0 + 3 - 6 * 0, -3.5 + 4 - 8 * 0.25) = (3, -1.5),
+     * w = (-(3 - 1) / ((1 + 3) / 0.5 + 8), -(-1.5 + 1) / ((1 + 4) / 0.5 + 8)) = (-2 / 16, 0.5 / 18) */
+    const float g1[2] = {3.0f, 4.0f};
+    fr_ftrl_step(w, z, n, g1, 2, &p);
+    assert_true(n[0] == 9.0f && n[1] == 16.0f);
+    assert_true(z[0] == 3.0f && z[1] == -1.5f);
+    assert_true(w[0] == -0.125f && w[1] == 0.5f / 18.0f);
+
+    /* g = (-4, -3): n = (25, 25), sigma = ((5 - 3) / 0.5, (5 - 4) / 0.5) = (4, 2),
+     * z0 = 3 - 4 - 4 * (-0.125) = -0.5: |z0| <= l1, so w0 is exactly +0;
+     * z1 = -1.5 - 3 - 2 (0.5 / 18) = -4.5 - 1/18, w1 = -(z1 + 1) / ((1 + 5) / 0.5 + 8) = (3.5 + 1/18) / 20 */
+    const float g2[2] = {-4.0f, -3.0f};
+    fr_ftrl_step(w, z, n, g2, 2, &p);
+    assert_true(n[0] == 25.0f && n[1] == 25.0f);
+    assert_true(z[0] == -0.5f);
+    assert_true(w[0] == 0.0f && !signbit(w[0]));
+    assert_true(fabs(z[1] - (-4.5 - 1.0 / 18)) < 1e-6);
+    assert_true(fabs(w[1] - (3.5 + 1.0 / 18) / 20) < 1e-6);
+
+    /* g = (12, 0): n0 = 169, sigma0 = (13 - 5) / 0.5 = 16, z0 = -0.5 + 12 - 16 * 0 = 11.5 (a zero
+     * weight adds no sigma w), w0 = -(11.5 - 1) / ((1 + 13) / 0.5 + 8) = -10.5 / 36;
+     * a zero gradient leaves coordinate 1 exactly as it was */
+    const float z1 = z[1], w1 = w[1];
+    const float g3[2] = {12.0f, 0.0f};
+    fr_ftrl_step(w, z, n, g3, 2, &p);
+    assert_true(n[0] == 169.0f && z[0] == 11.5f && w[0] == -10.5f / 36.0f);
+    assert_true(n[1] == 25.0f && z[1] == z1 && w[1] == w1);
+
+    /* g = (-11, 0): n0 = 290, z0 = 11.5 - 11 - sigma0 (-10.5 / 36) with sigma0 = (sqrt(290) - 13) / 0.5 > 0,
+     * so z0 = 0.5 + 1.233.. = 1.733..: |z0| > l1, w0 = -(z0 - 1) / ((1 + sqrt(290)) / 0.5 + 8) */
+    const float g4[2] = {-11.0f, 0.0f};
+    fr_ftrl_step(w, z, n, g4, 2, &p);
+    const double s4 = (sqrt(290.0) - 13) / 0.5, z4 = 0.5 + s4 * 10.5 / 36;
+    assert_true(n[0] == 290.0f);
+    assert_true(fabs(z[0] - z4) < 1e-5);
+    assert_true(fabs(w[0] + (z4 - 1) / ((1 + sqrt(290.0)) / 0.5 + 8)) < 1e-6);
+
+    /* fr_ftrl_z_for inverts the weight at n = 0 for any l1, l2, within the rounding of z (one ulp of
+     * |z| = |w| k + l1, divided by k = beta / alpha + l2: large next to w when l1 dominates z) */
+    const fr_ftrl_params q[3] = {{0.3f, 0.5f, 0.0f, 0.0f}, {0.05f, 1.0f, 0.7f, 2.0f}, {1.0f, 0.1f, 3.0f, 0.0f}};
+    for (int k = 0; k < 3; k++)
+        for (int i = -50; i <= 50; i++) {
+            float w0 = (float)i * 0.0031f, zk = fr_ftrl_z_for(w0, &q[k]);
+            float back = fr_ftrl_weight(zk, 0.0f, &q[k]);
+            double kk = (double)q[k].beta / q[k].alpha + q[k].l2;
+            assert_true(fabs((double)back - w0) <= ldexp(fabs(zk), -22) / kk);
+            if (q[k].l1 == 0) assert_true(fabsf(back - w0) <= 2e-7f * fabsf(w0));
+            assert_true((back == 0) == (w0 == 0));
+        }
+}
+
+static fr_model_config ftrl_config(void)
+{
+    fr_model_config c = small_config();
+    c.emb_optimizer = 1;
+    c.ftrl_alpha = 0.5f;
+    c.ftrl_beta = 1.0f;
+    c.ftrl_l1 = 0.01f;
+    c.ftrl_l2 = 0.5f;
+    return c;
+}
+
+/* With FTRL, training applies exactly one fr_ftrl_step per touched row with the batch-summed
+ * gradient, from the state put_row gives a fresh row (n = 0, z = fr_ftrl_z_for(w)); the dense
+ * part keeps Adagrad. */
+static void test_ftrl_train_step_exact(void **state)
+{
+    (void)state;
+    fr_model_config c = ftrl_config();
+    fr_model *m = create_ok(&c);
+    assert_int_equal(fr_model_row_state_count(m), 2 * (size_t)c.emb_dim);
+    const fr_ftrl_params fp = {c.ftrl_alpha, c.ftrl_beta, c.ftrl_l1, c.ftrl_l2};
+    rng r = {5};
+    fr_sample s[2];
+    s[0] = random_sample(&r, &c, 50);
+    s[1] = random_sample(&r, &c, 50);
+    s[1].f.cat[1] = s[0].f.cat[1]; /* shared row */
+    s[0].f.multi_len[0] = s[1].f.multi_len[0] = 0;
+    s[0].f.multi_len[1] = s[1].f.multi_len[1] = 0;
+    float w0[4] = {0.25f, -0.5f, 0.125f, 0.0f};
+    for (int i = 0; i < 2; i++)
+        for (int f = 0; f < c.n_cat; f++) fr_model_put_row(m, (uint32_t)f, s[i].f.cat[f], 0, w0, NULL);
+    fr_row_view v;
+    assert_int_equal(fr_model_get_row(m, 1, s[0].f.cat[1], &v), 0);
+    assert_int_equal(v.nstate, 2 * c.emb_dim);
+    for (int d = 0; d < c.emb_dim; d++) {
+        assert_true(v.weights[d] == w0[d]);
+        assert_true(v.accum[d] == fr_ftrl_z_for(w0[d], &fp));
+        assert_true(v.accum[c.emb_dim + d] == 0.0f);
+    }
+    size_t P = fr_model_dense_count(m);
+    float *p0 = malloc(P * sizeof *p0), *a0 = malloc(P * sizeof *a0), *g = malloc(P * sizeof *g);
+    memcpy(p0, fr_model_dense_params(m), P * sizeof *p0);
+    memcpy(a0, fr_model_dense_accum(m), P * sizeof *a0);
+    row_grads *rg = calloc(1, sizeof *rg);
+    rg->dim = c.emb_dim;
+    assert_int_equal(fr_model_gradients(m, s, 2, g, find_grad, rg), 0);
+    assert_int_equal(rg->n, 2 * c.n_cat - 1);
+
+    fr_model_train(m, s, 2, NULL);
+    int moved = 0;
+    for (int i = 0; i < rg->n; i++) {
+        assert_int_equal(fr_model_get_row(m, rg->table[i], rg->key[i], &v), 0);
+        assert_int_equal(v.version, 1);
+        float w[4], z[4], n[4] = {0, 0, 0, 0};
+        memcpy(w, w0, sizeof w);
+        for (int d = 0; d < 4; d++) z[d] = fr_ftrl_z_for(w0[d], &fp);
+        fr_ftrl_step(w, z, n, rg->grad[i], 4, &fp);
+        assert_memory_equal(v.weights, w, sizeof w);
+        assert_memory_equal(v.accum, z, sizeof z);
+        assert_memory_equal(v.accum + 4, n, sizeof n);
+        for (int d = 0; d < 4; d++) moved += w[d] != w0[d];
+    }
+    assert_true(moved > rg->n); /* the gradients were not all zero */
+    const float *p1 = fr_model_dense_params(m), *a1 = fr_model_dense_accum(m);
+    for (size_t j = 0; j < P; j++) {
+        float acc = a0[j] + g[j] * g[j];
+        assert_true(a1[j] == acc);
+        assert_true(p1[j] == p0[j] - c.lr_dense * g[j] / sqrtf(acc));
+    }
+    free(rg);
+    free(p0);
+    free(a0);
+    free(g);
+    fr_model_free(m);
+}
+
 /* Training applies exactly one Adagrad step per touched row with the batch-summed gradient
  * (the same key in two samples of one batch is one step, not two), and one per dense coordinate. */
 static void test_train_step_exact(void **state)
@@ -787,7 +928,8 @@ static int compare_row(const fr_row_view *v, void *ctx)
     assert_int_equal(fr_model_get_row(c->other, v->table, v->key, &o), 0);
     assert_int_equal(o.version, v->version);
     assert_memory_equal(o.weights, v->weights, (size_t)v->dim * sizeof(float));
-    assert_memory_equal(o.accum, v->accum, (size_t)v->dim * sizeof(float));
+    assert_int_equal(o.nstate, v->nstate);
+    assert_memory_equal(o.accum, v->accum, (size_t)v->nstate * sizeof(float));
     c->rows++;
     return 0;
 }
@@ -887,15 +1029,16 @@ static void test_retune(void **state)
     struct {
         fr_model_config c;
         const char *key;
-    } shape[6];
-    for (int i = 0; i < 6; i++) shape[i].c = c;
+    } shape[7];
+    for (int i = 0; i < 7; i++) shape[i].c = c;
     shape[0].c.expert_dim = 16, shape[0].key = "model.expert_dim";
     shape[1].c.interactions = 1, shape[1].key = "model.interactions";
     shape[2].c.wide = 0, shape[2].key = "model.wide";
     shape[3].c.dense_optimizer = 1, shape[3].key = "model.dense_optimizer";
     shape[4].c.n_scenarios = 5, shape[4].key = "model.n_scenarios";
     shape[5].c.lr_emb = -1, shape[5].key = "model.lr_emb"; /* a tunable still has to be valid */
-    for (int i = 0; i < 6; i++) {
+    shape[6].c.emb_optimizer = 1, shape[6].key = "model.emb_optimizer";
+    for (int i = 0; i < 7; i++) {
         err[0] = '\0';
         assert_int_equal(fr_model_retune(m, &shape[i].c, changed, sizeof changed, err, sizeof err), -1);
         assert_non_null(strstr(err, shape[i].key));
@@ -1048,11 +1191,9 @@ static fr_sample learn_sample(rng *r)
 
 static double entropy(double p) { return -(p * log(p) + (1 - p) * log(1 - p)); }
 
-static void test_learning(void **state)
+static void check_learning(const fr_model_config *cfg)
 {
-    (void)state;
-    fr_model_config c;
-    fr_model_config_defaults(&c);
+    fr_model_config c = *cfg;
     fr_model *m = create_ok(&c);
     rng r = {2024};
     enum { N = 40000, E = 5000 };
@@ -1079,6 +1220,48 @@ static void test_learning(void **state)
     assert_true(ll_ctcvr < 0.95 * base_ctcvr);
     free(ctr);
     free(ctcvr);
+    free(s);
+    fr_model_free(m);
+}
+
+static void test_learning(void **state)
+{
+    (void)state;
+    fr_model_config c;
+    fr_model_config_defaults(&c);
+    check_learning(&c);
+}
+
+/* FTRL with its defaults learns as well; and with l1 the problem's noise fields (8 of them, 300
+ * values each, carrying no signal) end with exactly-zero coordinates while the model still learns. */
+static int count_zero(const fr_row_view *v, void *ctx)
+{
+    size_t *c = ctx;
+    c[0] += (size_t)v->dim;
+    for (int d = 0; d < v->dim; d++) c[1] += v->weights[d] == 0.0f;
+    return 0;
+}
+
+static void test_ftrl_learning(void **state)
+{
+    (void)state;
+    fr_model_config c;
+    fr_model_config_defaults(&c);
+    c.emb_optimizer = 1;
+    check_learning(&c);
+    c.ftrl_l1 = 1.0f;
+    check_learning(&c);
+    /* the same training again, to count the zeros (check_learning frees its model) */
+    fr_model *m = create_ok(&c);
+    rng r = {2024};
+    enum { N = 40000 };
+    fr_sample *s = malloc(N * sizeof *s);
+    for (int i = 0; i < N; i++) s[i] = learn_sample(&r);
+    fr_model_train(m, s, N, NULL);
+    size_t z[2] = {0, 0};
+    fr_model_foreach_row(m, 0, count_zero, z);
+    print_message("ftrl l1 = 1: %zu of %zu embedding coordinates exactly 0\n", z[1], z[0]);
+    assert_true(z[1] > z[0] / 10);
     free(s);
     fr_model_free(m);
 }
@@ -1164,6 +1347,58 @@ static void test_roundtrip(void **state)
     free(more);
     fr_model_free(a);
     fr_model_free(b);
+}
+
+/* FTRL: two models trained alike stay bit-identical, rows copied with their z and n (the
+ * checkpoint's path) train on identically, and a new row starts at its draw as z0 implies it. */
+static void test_ftrl_determinism(void **state)
+{
+    (void)state;
+    fr_model_config c = ftrl_config();
+    fr_model *a = create_ok(&c), *b = create_ok(&c);
+    fr_sample *s = synthetic(&c, 600, 41);
+    int cuts[] = {0, 100, 164, 400, 401, 600};
+    for (int k = 0; k + 1 < 6; k++) {
+        fr_model_train(a, s + cuts[k], cuts[k + 1] - cuts[k], NULL);
+        fr_model_train(b, s + cuts[k], cuts[k + 1] - cuts[k], NULL);
+    }
+    assert_true(fr_model_version(a) > 70);
+    assert_models_equal(a, b);
+
+    fr_model *r = create_ok(&c);
+    copy_ctx ctx = {r, 0};
+    fr_model_foreach_row(a, 0, copy_row, &ctx);
+    assert_int_equal(
+        fr_model_set_dense(r, fr_model_dense_params(a), fr_model_dense_accum(a), fr_model_dense_count(a)), 0);
+    fr_model_set_version(r, fr_model_version(a));
+    assert_models_equal(a, r);
+    fr_sample *more = synthetic(&c, 90, 42);
+    fr_model_train(a, more, 90, NULL);
+    fr_model_train(r, more, 90, NULL);
+    assert_models_equal(a, r);
+
+    /* a fresh row: the draw, through z0 = fr_ftrl_z_for(draw), n = 0 */
+    const fr_ftrl_params fp = {c.ftrl_alpha, c.ftrl_beta, c.ftrl_l1, c.ftrl_l2};
+    fr_sample one = s[0];
+    one.f.cat[1] = key_of(1, 100000);
+    one.weight[0] = one.weight[1] = one.weight[2] = 0; /* creates the row, trains nothing */
+    fr_model_train(b, &one, 1, NULL);
+    fr_row_view v;
+    assert_int_equal(fr_model_get_row(b, 1, one.f.cat[1], &v), 0);
+    uint64_t seed = c.seed ^ ((uint64_t)2 * 0x9E3779B97F4A7C15ULL) ^ one.f.cat[1];
+    for (int d = 0; d < c.emb_dim; d++) {
+        float draw = fr_hash_uniform(seed, (uint64_t)d) * c.init_scale;
+        assert_true(v.accum[d] == fr_ftrl_z_for(draw, &fp));
+        assert_true(v.accum[c.emb_dim + d] == 0.0f);
+        assert_true(v.weights[d] == fr_ftrl_weight(v.accum[d], 0.0f, &fp));
+        assert_true(fabsf(v.weights[d] - draw) <= 1e-6f * fabsf(draw));
+        assert_true(v.weights[d] != 0.0f);
+    }
+    free(s);
+    free(more);
+    fr_model_free(a);
+    fr_model_free(b);
+    fr_model_free(r);
 }
 
 typedef struct {
@@ -1360,6 +1595,13 @@ static void test_config_validation(void **state)
     c = d, c.dense_optimizer = 1, c.adam_beta1 = 1, expect_refused(c, "model.adam_beta1");
     c = d, c.dense_optimizer = 1, c.adam_beta2 = -0.1f, expect_refused(c, "model.adam_beta2");
     c = d, c.dense_optimizer = 1, c.adam_eps = 0, expect_refused(c, "model.adam_eps");
+    c = d, c.emb_optimizer = 2, expect_refused(c, "model.emb_optimizer");
+    c = d, c.emb_optimizer = -1, expect_refused(c, "model.emb_optimizer");
+    c = d, c.emb_optimizer = 1, c.ftrl_alpha = -0.1f, expect_refused(c, "model.ftrl_alpha");
+    c = d, c.emb_optimizer = 1, c.ftrl_alpha = 0, expect_refused(c, "model.ftrl_alpha");
+    c = d, c.emb_optimizer = 1, c.ftrl_beta = 0, expect_refused(c, "model.ftrl_beta");
+    c = d, c.emb_optimizer = 1, c.ftrl_l1 = -1, expect_refused(c, "model.ftrl_l1");
+    c = d, c.emb_optimizer = 1, c.ftrl_l2 = NAN, expect_refused(c, "model.ftrl_l2");
     c = d, c.dfub_heads = 3, c.dfub_target = 4, expect_refused(c, "model.dfub_heads"); /* 3 does not divide 8 */
     c = d, c.dfub_heads = 9, expect_refused(c, "model.dfub_heads");
     c = d, c.dfub_heads = 2, c.dfub_target = 0, expect_refused(c, "model.dfub_target"); /* the scenario */
@@ -1407,6 +1649,10 @@ int main(void)
         cmocka_unit_test(test_determinism),
         cmocka_unit_test(test_retune),
         cmocka_unit_test(test_adam),
+        cmocka_unit_test(test_ftrl_hand),
+        cmocka_unit_test(test_ftrl_train_step_exact),
+        cmocka_unit_test(test_ftrl_determinism),
+        cmocka_unit_test(test_ftrl_learning),
         cmocka_unit_test(test_init_order_independent),
         cmocka_unit_test(test_learning),
         cmocka_unit_test(test_predict_creates_no_rows),

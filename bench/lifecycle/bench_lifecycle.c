@@ -1,5 +1,7 @@
 /* Embedding lifecycle benchmark (not a test): see run.sh and README.md. Modes:
- *   memory                      bytes per row against the raw payload, 1k..1M rows, dim 8/16/32
+ *   memory                      bytes per row against the raw payload, 1k..1M rows, dim 8/16/32,
+ *                               embeddings under Adagrad and under FTRL (one state float per
+ *                               coordinate, or two)
  *   ckpt DIR                    checkpoint time against dirty rows (1k..1M) in a 1M-row model,
  *                               without and with admission filters
  *   fresh HOST PORT DIR RATE SECONDS EVERY_S
@@ -40,10 +42,11 @@ static uint64_t mix(uint64_t z)
     return z ^ (z >> 31);
 }
 
-static fr_model *model(int n_cat, int dim)
+static fr_model *model_opt(int n_cat, int dim, int emb_optimizer)
 {
     fr_model_config c;
     fr_model_config_defaults(&c);
+    c.emb_optimizer = emb_optimizer;
     c.n_cat = n_cat;
     c.n_num = 1;
     c.n_multi = 1;
@@ -58,6 +61,8 @@ static fr_model *model(int n_cat, int dim)
     return m;
 }
 
+static fr_model *model(int n_cat, int dim) { return model_opt(n_cat, dim, 0); }
+
 static void die(const char *what, const char *err)
 {
     fprintf(stderr, "%s: %s\n", what, err);
@@ -70,8 +75,10 @@ static void bench_memory(void)
 {
     int dims[] = {8, 16, 32};
     size_t sizes[] = {1000, 10000, 100000, 1000000};
-    for (size_t d = 0; d < 3; d++) {
-        fr_model *m = model(1, dims[d]);
+    for (size_t k = 0; k < 6; k++) {
+        size_t d = k % 3;
+        int ftrl = k >= 3;
+        fr_model *m = model_opt(1, dims[d], ftrl);
         float *w = calloc((size_t)dims[d], sizeof *w);
         size_t have = 0;
         for (size_t i = 0; i < 4; i++) {
@@ -80,10 +87,12 @@ static void bench_memory(void)
             fr_row_stats st;
             fr_model_row_stats(m, &st);
             double per = (double)st.row_bytes / (double)st.rows;
-            double raw80 = 8 + 8.0 * dims[d] + 8; /* key, weights, accumulators, version */
-            printf("memory dim=%d rows=%" PRIu64 " bytes_per_row=%.1f raw=%.0f ratio=%.2f raw_with_stamp=%.0f "
+            /* key, weights, optimizer state (Adagrad: accumulators; FTRL: z and n), version */
+            double raw80 = 8 + 4.0 * dims[d] * (ftrl ? 3 : 2) + 8;
+            printf("memory opt=%s dim=%d rows=%" PRIu64 " bytes_per_row=%.1f raw=%.0f ratio=%.2f raw_with_stamp=%.0f "
                    "ratio_with_stamp=%.2f\n",
-                   dims[d], st.rows, per, raw80, per / raw80, raw80 + 4, per / (raw80 + 4));
+                   ftrl ? "ftrl" : "adagrad", dims[d], st.rows, per, raw80, per / raw80, raw80 + 4,
+                   per / (raw80 + 4));
         }
         free(w);
         fr_model_free(m);
