@@ -46,8 +46,9 @@ const char *fr_guard_reason_name(fr_guard_reason r)
 
 void fr_guard_rates(const fr_guard_flow *f, double *short_rate, double *long_rate)
 {
-    *short_rate = f->den_s > 0 ? f->num_s / f->den_s : NAN;
-    *long_rate = f->den_l > 0 ? f->num_l / f->den_l : NAN;
+    /* below one (decayed) event the ratio is noise: a conversion after days without clicks gave 1e82 */
+    *short_rate = f->den_s >= 1 ? f->num_s / f->den_s : NAN;
+    *long_rate = f->den_l >= 1 ? f->num_l / f->den_l : NAN;
 }
 
 static void decay(fr_guard_flow *f, double fs, double fl, int frozen_long)

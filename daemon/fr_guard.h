@@ -66,7 +66,7 @@ fr_guard_event fr_guard_observe(fr_guard *g, const fr_guard_config *c, const fr_
 int fr_guard_paused(const fr_guard *g);
 void fr_guard_hold(fr_guard *g, const fr_sample *s);
 const char *fr_guard_reason_name(fr_guard_reason r);
-/* Short and long rates of a flow (NaN when no data). */
+/* Short and long rates of a flow (NaN while its window holds less than one decayed event). */
 void fr_guard_rates(const fr_guard_flow *f, double *short_rate, double *long_rate);
 
 #endif

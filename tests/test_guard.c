@@ -3,6 +3,7 @@
  * max_pause accepts a new level), then the whole pipeline on a generated stream whose clicks stop
  * for 12 hours: nothing trains and nothing is published while it is paused, and a run restarted in
  * the middle of the pause with a tiny join cache (spilling) ends bit-identical to a straight run. */
+#include <math.h>
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -119,6 +120,21 @@ static fr_guard_config test_config(void)
     c.min_impressions = 200;
     c.min_clicks = 20;
     return c;
+}
+
+/* A window that decayed to (almost) nothing has no rate: a conversion arriving days after the last
+ * click once printed cvr_short=9e82. */
+static void test_rates_need_an_event(void **state)
+{
+    (void)state;
+    fr_guard_flow f = {.den_s = 1e-80, .num_s = 1, .den_l = 40, .num_l = 2};
+    double rs, rl;
+    fr_guard_rates(&f, &rs, &rl);
+    assert_true(isnan(rs));
+    assert_true(rl == 0.05);
+    f.den_s = 4;
+    fr_guard_rates(&f, &rs, &rl);
+    assert_true(rs == 0.25);
 }
 
 static void test_normal_stream_never_trips(void **state)
@@ -414,6 +430,7 @@ static void test_pipeline_pauses_and_restarts_bit_identical(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_rates_need_an_event),
         cmocka_unit_test(test_normal_stream_never_trips),
         cmocka_unit_test(test_clicks_stop_then_recover),
         cmocka_unit_test(test_conversions_stop),
