@@ -105,6 +105,7 @@ typedef struct {
 
 struct fr_model {
     fr_model_config c;
+    int row_state;           /* optimizer floats per row coordinate: 1 or 2, 0 for a weights-only model */
     int D, in, emb_in, hd, td, npos;
     int nf, npair, pair_off; /* embedded fields, their pairs, the column of the first pair in x */
     int pair_in;             /* pairs fed to the experts: npair or 0 */
@@ -691,12 +692,13 @@ static void init_dffi(fr_model *m)
         }
 }
 
-fr_model *fr_model_create(const fr_model_config *c, char *err, size_t errlen)
+static fr_model *create(const fr_model_config *c, int weights_only, char *err, size_t errlen)
 {
     if (fr_model_config_validate(c, err, errlen)) return NULL;
     fr_model *m = calloc(1, sizeof *m);
     if (!m) goto oom;
     m->c = *c;
+    m->row_state = weights_only ? 0 : row_state_per_coord(c);
     m->D = c->emb_dim;
     m->hd = c->expert_dim;
     m->td = c->tower_dim;
@@ -718,7 +720,7 @@ fr_model *fr_model_create(const fr_model_config *c, char *err, size_t errlen)
     m->tables = calloc(m->n_tables, sizeof *m->tables);
     if (!m->tables) goto oom;
     for (uint32_t t = 0; t < m->n_tables; t++)
-        fr_emb_init(&m->tables[t], (size_t)m->D * (1 + row_state_per_coord(c)) * sizeof(float));
+        fr_emb_init(&m->tables[t], (size_t)m->D * (size_t)(1 + m->row_state) * sizeof(float));
     if (plan(m)) goto oom;
     m->tensors = calloc((size_t)m->max_tensors, sizeof *m->tensors);
     m->names = calloc((size_t)m->max_tensors, TNAME_LEN);
@@ -730,14 +732,21 @@ fr_model *fr_model_create(const fr_model_config *c, char *err, size_t errlen)
     if (!m->w || !m->acc) goto oom;
     init_dense(m);
     init_dffi(m);
-    m->train_ws = ws_new(m, c->batch_size, 1);
+    m->train_ws = weights_only ? NULL : ws_new(m, c->batch_size, 1);
     m->pred_ws = ws_new(m, 1, 0);
-    if (!m->train_ws || !m->pred_ws) goto oom;
+    if ((!weights_only && !m->train_ws) || !m->pred_ws) goto oom;
     return m;
 oom:
     snprintf(err, errlen, "out of memory creating the model (check model.batch_size and layer sizes)");
     fr_model_free(m);
     return NULL;
+}
+
+fr_model *fr_model_create(const fr_model_config *c, char *err, size_t errlen) { return create(c, 0, err, errlen); }
+
+fr_model *fr_model_create_weights_only(const fr_model_config *c, char *err, size_t errlen)
+{
+    return create(c, 1, err, errlen);
 }
 
 void fr_model_free(fr_model *m)
@@ -821,7 +830,7 @@ int fr_model_retune(fr_model *m, const fr_model_config *c, char *changed, size_t
         return -1;
     }
     if (fr_model_config_validate(c, err, errlen)) return -1;
-    if (c->batch_size != a->batch_size) {
+    if (c->batch_size != a->batch_size && m->train_ws) {
         fr_ws *w = ws_new(m, c->batch_size, 1);
         if (!w) {
             snprintf(err, errlen, "model.batch_size: out of memory for a batch of %d", c->batch_size);
@@ -865,6 +874,7 @@ static fr_ftrl_params ftrl_params(const fr_model_config *c)
 static void init_row_state(const fr_model *m, float *payload)
 {
     const int D = m->D;
+    if (m->row_state == 0) return;
     if (m->c.emb_optimizer == 1) {
         fr_ftrl_params fp = ftrl_params(&m->c);
         for (int i = 0; i < D; i++) payload[D + i] = fr_ftrl_z_for(payload[i], &fp);
@@ -1689,6 +1699,7 @@ static void backward(const fr_model *m, fr_ws *w, const fr_sample *smp, int n)
 
 void fr_model_train(fr_model *m, const fr_sample *samples, int n, float (*preds)[FR_NTASKS])
 {
+    if (m->row_state == 0) return; /* weights only: nothing to train with (fr_model_create_weights_only) */
     fr_ws *w = m->train_ws;
     const int D = m->D;
     for (int start = 0; start < n; start += w->cap) {
@@ -1736,7 +1747,7 @@ static fr_row_view view_of(const fr_model *m, uint32_t table, fr_emb_row *r)
 {
     const float *p = fr_emb_payload(r);
     return (fr_row_view){.table = table, .key = r->key, .version = r->version, .dim = m->D, .weights = p,
-                         .accum = p + m->D, .nstate = m->D * row_state_per_coord(&m->c), .updated = r->updated};
+                         .accum = p + m->D, .nstate = m->D * m->row_state, .updated = r->updated};
 }
 
 int fr_model_foreach_row(const fr_model *m, int which, fr_row_fn fn, void *ctx)
@@ -1778,7 +1789,7 @@ void fr_model_clear_dirty(fr_model *m, int which)
     lc_clear(m, bits);
 }
 
-size_t fr_model_row_state_count(const fr_model *m) { return (size_t)m->D * (size_t)row_state_per_coord(&m->c); }
+size_t fr_model_row_state_count(const fr_model *m) { return (size_t)m->D * (size_t)m->row_state; }
 
 size_t fr_model_row_count(const fr_model *m, uint32_t table) { return table < m->n_tables ? m->tables[table].count : 0; }
 
@@ -1850,7 +1861,7 @@ void fr_model_set_version(fr_model *m, uint64_t version) { m->version = version;
 int fr_model_gradients(fr_model *m, const fr_sample *s, int n, float *dense_grad, fr_row_grad_fn fn, void *ctx)
 {
     fr_ws *w = m->train_ws;
-    if (n < 1 || n > w->cap) return -1;
+    if (!w || n < 1 || n > w->cap) return -1;
     gather(m, NULL, w, &s[0].f, sizeof *s, n, 1);
     set_scenarios(m, w, s, n);
     if (m->c.dfub_heads) dfub_forward(m, w, &s[0].f, sizeof *s, n);
@@ -2321,7 +2332,7 @@ void fr_model_row_stats(const fr_model *m, fr_row_stats *st)
         st->row_bytes += fr_emb_memory(&m->tables[t]);
     }
     /* key 8 + weights 4D + optimizer state 4D (Adagrad) or 8D (FTRL) + version 8 + last-update stamp 4 */
-    st->raw_bytes = st->rows * (8 + 4 * (uint64_t)m->D * (1 + (uint64_t)row_state_per_coord(&m->c)) + 8 + 4);
+    st->raw_bytes = st->rows * (8 + 4 * (uint64_t)m->D * (1 + (uint64_t)m->row_state) + 8 + 4);
     if (m->lc) {
         for (uint32_t t = 0; t < m->n_tables; t++)
             if (m->lc->admit[t]) {

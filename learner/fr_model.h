@@ -153,6 +153,10 @@ void fr_model_config_defaults(fr_model_config *c);
 int fr_model_config_validate(const fr_model_config *c, char *err, size_t errlen);
 /* Returns NULL with a message in err when the config is inconsistent. */
 fr_model *fr_model_create(const fr_model_config *c, char *err, size_t errlen);
+/* For serving (store/fr_reader.c): rows hold their weights only, no optimizer state (half an
+ * Adagrad row's floats, a third of an FTRL row's), and there is no training workspace:
+ * fr_model_train does nothing on it; fr_model_predict, put/get row and set_dense work as usual. */
+fr_model *fr_model_create_weights_only(const fr_model_config *c, char *err, size_t errlen);
 void fr_model_free(fr_model *m);
 const fr_model_config *fr_model_get_config(const fr_model *m);
 /* One line naming every architecture and training setting of c ("levels=1 experts: shared=4 ..."),

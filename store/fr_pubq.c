@@ -360,7 +360,7 @@ fr_pubq *fr_pubq_open(const char *host, int port, const char *prefix, int keep_v
     q->prefix = strdup(prefix);
     q->writer = writer_id ? strdup(writer_id) : NULL;
     q->manifest = manifest_json ? strdup(manifest_json) : NULL;
-    q->shape = fr_model_create(cfg, err, errlen);
+    q->shape = fr_model_create_weights_only(cfg, err, errlen);
     if (!q->shape) goto fail;
     q->dense_count = fr_model_dense_count(q->shape);
     q->ntab = fr_model_table_count(q->shape);

@@ -128,7 +128,7 @@ static fr_model *fresh_model(const fr_model_config *cfg, const float *dense, siz
                              char *err, size_t errlen)
 {
     char merr[256];
-    fr_model *m = fr_model_create(cfg, merr, sizeof merr);
+    fr_model *m = fr_model_create_weights_only(cfg, merr, sizeof merr);
     if (!m) {
         snprintf(err, errlen, "reader: the manifest's model config is refused: %s", merr);
         return NULL;

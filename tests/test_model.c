@@ -1073,6 +1073,43 @@ static void test_retune(void **state)
     fr_model_free(m);
 }
 
+/* The serving copy: rows without optimizer state score exactly as the trainer, take less memory,
+ * and cannot be trained by mistake. */
+static void test_weights_only(void **state)
+{
+    (void)state;
+    for (int opt = 0; opt <= 1; opt++) {
+        fr_model_config c;
+        fr_model_config_defaults(&c);
+        c.batch_size = 64;
+        c.emb_optimizer = opt;
+        fr_model *m = create_ok(&c);
+        fr_sample *s = synthetic(&c, 1000, 21);
+        fr_model_train(m, s, 1000, NULL);
+        char err[256];
+        fr_model *w = fr_model_create_weights_only(&c, err, sizeof err);
+        if (!w) fail_msg("%s", err);
+        assert_int_equal(fr_model_row_state_count(w), 0);
+        assert_int_equal(fr_model_set_dense(w, fr_model_dense_params(m), NULL, fr_model_dense_count(m)), 0);
+        assert_int_equal(fr_model_foreach_row(m, 0, put_row_into, w), 0);
+        for (int i = 0; i < 200; i++) {
+            float a[FR_NTASKS], b[FR_NTASKS];
+            fr_model_predict(m, &s[i].f, s[i].scenario, a);
+            fr_model_predict(w, &s[i].f, s[i].scenario, b);
+            assert_memory_equal(a, b, sizeof a);
+        }
+        /* weights + 1 (Adagrad) or 2 (FTRL) state floats per coordinate in the trainer */
+        double ratio = (double)fr_model_row_memory(m) / (double)fr_model_row_memory(w);
+        assert_true(ratio > (opt ? 1.6 : 1.3));
+        uint64_t v = fr_model_version(w);
+        fr_model_train(w, s, 100, NULL);
+        assert_int_equal(fr_model_version(w), v);
+        free(s);
+        fr_model_free(w);
+        fr_model_free(m);
+    }
+}
+
 /* Adam on the dense part: one step from zero state against the formula in double (bias
  * correction at t = 1 makes the first step lr * g / (|g| + eps) per coordinate), the second step's
  * t = 2 read from the model version, and two models trained alike stay bit-identical. */
@@ -1648,6 +1685,7 @@ int main(void)
         cmocka_unit_test(test_forward_matches_reference),
         cmocka_unit_test(test_determinism),
         cmocka_unit_test(test_retune),
+        cmocka_unit_test(test_weights_only),
         cmocka_unit_test(test_adam),
         cmocka_unit_test(test_ftrl_hand),
         cmocka_unit_test(test_ftrl_train_step_exact),
