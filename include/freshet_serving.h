@@ -48,8 +48,10 @@ typedef struct {
     float pctcvr; /* P(click and conversion | impression) = pctr * pcvr */
 } freshet_scores;
 
-/* Connects to Redis (2 s connect timeout, 10 s command timeout). prefix: the daemon's
- * redis.prefix. NULL with a message when the prefix is invalid or Redis is unreachable. */
+/* Connects to Redis (2 s connect timeout, 10 s command timeout; AUTH with the environment's
+ * FRESHET_REDIS_PASSWORD, and FRESHET_REDIS_USERNAME for an ACL user, when set). prefix: the
+ * daemon's redis.prefix. NULL with a message when the prefix is invalid, Redis is unreachable or
+ * refuses the password. */
 freshet_serving *freshet_serving_open(const char *host, int port, const char *prefix, char *err, size_t errlen);
 void freshet_serving_close(freshet_serving *s);
 

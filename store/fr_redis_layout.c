@@ -5,6 +5,7 @@
 #include <inttypes.h>
 #include <pthread.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <sys/time.h>
 #include <time.h>
@@ -101,6 +102,21 @@ redisContext *fr_redis_connect(const char *host, int port, char *err, size_t err
         snprintf(err, errlen, "redis %s:%d: cannot set the command timeout: %s", host, port, c->errstr);
         redisFree(c);
         return NULL;
+    }
+    /* Secrets from the environment, not the config file: systemd's EnvironmentFile, a container's
+     * secret, and every user of this function (daemon, tools, serving library) alike. */
+    const char *password = getenv("FRESHET_REDIS_PASSWORD"), *user = getenv("FRESHET_REDIS_USERNAME");
+    if (password && password[0]) {
+        redisReply *r = user && user[0] ? redisCommand(c, "AUTH %s %s", user, password)
+                                        : redisCommand(c, "AUTH %s", password);
+        if (!r || r->type == REDIS_REPLY_ERROR) {
+            snprintf(err, errlen, "redis %s:%d refused FRESHET_REDIS_%s: %s", host, port,
+                     user && user[0] ? "USERNAME / _PASSWORD" : "PASSWORD", r ? r->str : c->errstr);
+            if (r) freeReplyObject(r);
+            redisFree(c);
+            return NULL;
+        }
+        freeReplyObject(r);
     }
     return c;
 }

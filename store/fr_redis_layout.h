@@ -59,8 +59,9 @@ void fr_redis_row_encode(unsigned char *out, int dim, uint64_t version, const fl
 int fr_redis_row_decode(const void *val, size_t len, int dim, uint64_t *version, float *weights, char *err,
                         size_t errlen);
 
-/* Connects with a 2 s connect timeout and a 10 s command timeout. NULL with a message. The
- * context is freed with redisFree. */
+/* Connects with a 2 s connect timeout and a 10 s command timeout, and authenticates when the
+ * environment has FRESHET_REDIS_PASSWORD (with FRESHET_REDIS_USERNAME: an ACL user). NULL with a
+ * message. The context is freed with redisFree. */
 redisContext *fr_redis_connect(const char *host, int port, char *err, size_t errlen);
 
 /* A blocking pipeline over one connection: commands are appended, and replies are read back

@@ -454,6 +454,45 @@ static void test_writer_lease(void **state)
     fr_model_free(m);
 }
 
+/* A Redis with a password: refused without it (a message naming the variable to set), served with
+ * FRESHET_REDIS_PASSWORD, refused with a wrong one. */
+static void test_password(void **state)
+{
+    redis_srv *s = need_redis(state);
+    char err[512];
+    redisContext *admin = redisConnect("127.0.0.1", s->port);
+    freeReplyObject(redisCommand(admin, "CONFIG SET requirepass s3cret"));
+    fr_model *m = new_model();
+    train(m, 100, 9, 20);
+    unsetenv("FRESHET_REDIS_PASSWORD");
+    fr_publisher *p = fr_publish_open("127.0.0.1", s->port, "t6", 2, NULL, err, sizeof err);
+    uint64_t v;
+    if (p) {
+        assert_int_equal(fr_publish_push(p, m, NULL, &v, err, sizeof err), -1);
+        fr_publish_close(p);
+    }
+    assert_non_null(strstr(err, "NOAUTH"));
+    setenv("FRESHET_REDIS_PASSWORD", "wrong", 1);
+    assert_null(fr_publish_open("127.0.0.1", s->port, "t6", 2, NULL, err, sizeof err));
+    assert_non_null(strstr(err, "refused FRESHET_REDIS_PASSWORD"));
+    setenv("FRESHET_REDIS_PASSWORD", "s3cret", 1);
+    p = fr_publish_open("127.0.0.1", s->port, "t6", 2, NULL, err, sizeof err);
+    if (!p) fail_msg("open with the password: %s", err);
+    push_ok(p, m);
+    fr_reader *r = fr_reader_open("127.0.0.1", s->port, "t6", err, sizeof err);
+    if (!r) fail_msg("reader with the password: %s", err);
+    assert_int_equal(fr_reader_load_active(r, err, sizeof err), 0);
+    fr_reader_close(r);
+    fr_publish_close(p);
+    unsetenv("FRESHET_REDIS_PASSWORD");
+    freeReplyObject(redisCommand(admin, "AUTH s3cret"));
+    redisReply *rep = redisCommand(admin, "CONFIG SET requirepass %s", ""); /* no password again */
+    assert_int_equal(rep->type, REDIS_REPLY_STATUS);
+    freeReplyObject(rep);
+    redisFree(admin);
+    fr_model_free(m);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -462,6 +501,7 @@ int main(void)
         cmocka_unit_test(test_reader_errors),
         cmocka_unit_test(test_deleted_row_reads_zero),
         cmocka_unit_test(test_writer_lease),
+        cmocka_unit_test(test_password),
     };
     return cmocka_run_group_tests(tests, group_setup, group_teardown);
 }
