@@ -326,7 +326,8 @@ int fr_config_scenario_index(const fr_config *c, const char *name, size_t len)
 
 static int load_kafka(errbuf *e, fr_config *c, const json_t *o)
 {
-    static const char *const keys[] = {"brokers", "group_id", "topics", "max_message_bytes", "dead_letter_topic", NULL};
+    static const char *const keys[] = {"brokers",           "group_id",   "topics", "max_message_bytes",
+                                       "dead_letter_topic", "properties", NULL};
     if (want_object(e, o, "kafka") || check_keys(e, o, "kafka", keys))
         return -1;
     const json_t *v;
@@ -343,6 +344,32 @@ static int load_kafka(errbuf *e, fr_config *c, const json_t *o)
         (get_string(e, v, "kafka.dead_letter_topic", c->dead_letter_topic, sizeof c->dead_letter_topic, true) ||
          (c->dead_letter_topic[0] && check_topic(e, c->dead_letter_topic, "kafka.dead_letter_topic"))))
         return -1;
+    if ((v = json_object_get(o, "properties"))) {
+        if (want_object(e, v, "kafka.properties")) return -1;
+        /* what Freshet's exactly-once and its own keys decide cannot be overridden */
+        static const char *const owned[][2] = {{"bootstrap.servers", "kafka.brokers"},
+                                               {"group.id", "kafka.group_id"},
+                                               {"enable.auto.commit", NULL},
+                                               {"enable.auto.offset.store", NULL},
+                                               {"enable.partition.eof", NULL}};
+        const char *k;
+        const json_t *pv;
+        c->n_kafka_props = 0;
+        json_object_foreach((json_t *)v, k, pv) {
+            char p[PATH_MAX_LEN];
+            join_path(p, "kafka.properties", k);
+            for (size_t i = 0; i < sizeof owned / sizeof owned[0]; i++)
+                if (strcmp(k, owned[i][0]) == 0)
+                    return owned[i][1] ? fail(e, "\"%s\": set it with \"%s\"", p, owned[i][1])
+                                       : fail(e, "\"%s\": Freshet sets it (offsets live in the checkpoint)", p);
+            if (c->n_kafka_props >= FR_MAX_KAFKA_PROPS)
+                return fail(e, "\"kafka.properties\": at most %d properties", FR_MAX_KAFKA_PROPS);
+            if (strlen(k) >= FR_PATH_MAX) return fail(e, "\"%s\": name too long", p);
+            snprintf(c->kafka_prop[c->n_kafka_props][0], FR_PATH_MAX, "%s", k);
+            if (get_string(e, pv, p, c->kafka_prop[c->n_kafka_props][1], FR_PATH_MAX, false)) return -1;
+            c->n_kafka_props++;
+        }
+    }
     if ((v = json_object_get(o, "topics"))) {
         static const char *const tkeys[] = {"impressions", "clicks", "conversions", NULL};
         if (want_object(e, v, "kafka.topics") || check_keys(e, v, "kafka.topics", tkeys))

@@ -12,7 +12,7 @@
 #include "fr_guard.h"
 #include "fr_sample.h"
 
-enum { FR_MAX_SCENARIOS = 16, FR_NAME_MAX = 64, FR_PATH_MAX = 512 };
+enum { FR_MAX_SCENARIOS = 16, FR_NAME_MAX = 64, FR_PATH_MAX = 512, FR_MAX_KAFKA_PROPS = 32 };
 
 /* The scenario that allow_new_scenarios adds; events with an unconfigured scenario get its index. */
 #define FR_OTHER_SCENARIO "other"
@@ -42,6 +42,11 @@ typedef struct {
     char topic[3][FR_NAME_MAX];      /* impressions, clicks, conversions (may be equal: mixed topic) */
     int max_message_bytes;           /* default 65536 */
     char dead_letter_topic[FR_NAME_MAX]; /* rejected messages are copied here; "" (default) = off */
+    /* extra librdkafka properties (security.protocol, sasl.*, ssl.*, client.id, ...) for every
+     * client (consumer, dead-letter producer, loader), applied after Freshet's own; a value
+     * "env:NAME" is read from the environment variable NAME when the client is created */
+    int n_kafka_props;
+    char kafka_prop[FR_MAX_KAFKA_PROPS][2][FR_PATH_MAX];
 
     /* event contract */
     int n_scenarios;

@@ -24,6 +24,29 @@ static int set_conf(rd_kafka_conf_t *conf, const char *key, const char *value, c
     return 0;
 }
 
+/* kafka.properties, after Freshet's own settings (so they win where both set a key). */
+static int set_user_conf(rd_kafka_conf_t *conf, const fr_config *c, char *err, size_t errlen)
+{
+    for (int i = 0; i < c->n_kafka_props; i++) {
+        const char *key = c->kafka_prop[i][0], *value = c->kafka_prop[i][1];
+        if (strncmp(value, "env:", 4) == 0) {
+            value = getenv(value + 4);
+            if (!value) {
+                snprintf(err, errlen, "kafka.properties.%s: the environment variable %s is not set", key,
+                         c->kafka_prop[i][1] + 4);
+                return -1;
+            }
+        }
+        char kerr[256];
+        if (rd_kafka_conf_set(conf, key, value, kerr, sizeof kerr) != RD_KAFKA_CONF_OK) {
+            /* the value may be a secret: name the key only */
+            snprintf(err, errlen, "kafka.properties.%s: %s", key, kerr);
+            return -1;
+        }
+    }
+    return 0;
+}
+
 static void source_name(char *out, size_t cap, const char *topic, int32_t partition)
 {
     snprintf(out, cap, "kafka:%s:%" PRId32, topic, partition);
@@ -186,7 +209,7 @@ static int dead_letter_open(dead_letter *d, const fr_config *c, char *err, size_
     rd_kafka_conf_t *conf = rd_kafka_conf_new();
     if (set_conf(conf, "bootstrap.servers", c->brokers, err, errlen) ||
         set_conf(conf, "enable.idempotence", "true", err, errlen) || set_conf(conf, "linger.ms", "50", err, errlen) ||
-        set_conf(conf, "message.max.bytes", maxbytes, err, errlen)) {
+        set_conf(conf, "message.max.bytes", maxbytes, err, errlen) || set_user_conf(conf, c, err, errlen)) {
         rd_kafka_conf_destroy(conf);
         return -1;
     }
@@ -256,7 +279,7 @@ int fr_kafka_run(fr_pipeline *p, const fr_config *c, const fr_kafka_run_opts *o,
         /* A killed daemon's partitions move to its restarted self after this long: keep it short. */
         set_conf(conf, "session.timeout.ms", "6000", err, errlen) ||
         set_conf(conf, "heartbeat.interval.ms", "1500", err, errlen) ||
-        set_conf(conf, "fetch.message.max.bytes", maxbytes, err, errlen)) {
+        set_conf(conf, "fetch.message.max.bytes", maxbytes, err, errlen) || set_user_conf(conf, c, err, errlen)) {
         rd_kafka_conf_destroy(conf);
         fr_pipeline_set_reject_hook(p, NULL, NULL);
         dead_letter_close(&dl);
@@ -418,7 +441,7 @@ int fr_kafka_load(const fr_config *c, FILE *in, fr_kafka_load_stats *st, char *e
         set_conf(conf, "partitioner", "murmur2_random", err, errlen) || set_conf(conf, "linger.ms", "20", err, errlen) ||
         set_conf(conf, "enable.idempotence", "true", err, errlen) ||
         set_conf(conf, "queue.buffering.max.messages", "500000", err, errlen) ||
-        set_conf(conf, "message.max.bytes", "4000000", err, errlen)) {
+        set_conf(conf, "message.max.bytes", "4000000", err, errlen) || set_user_conf(conf, c, err, errlen)) {
         rd_kafka_conf_destroy(conf);
         return -1;
     }

@@ -177,7 +177,8 @@ static void test_overrides(void **state)
     fr_config c;
     char err[256] = "";
     const char *json = "{\"kafka\":{\"brokers\":\"k1:9092,k2:9092\",\"topics\":{\"impressions\":\"events\","
-                       "\"clicks\":\"events\",\"conversions\":\"events\"}},"
+                       "\"clicks\":\"events\",\"conversions\":\"events\"},"
+                       "\"properties\":{\"security.protocol\":\"SASL_SSL\",\"sasl.password\":\"env:KAFKA_PASSWORD\"}},"
                        "\"scenarios\":[\"feed\",\"search\"],\"allow_new_scenarios\":true,"
                        "\"fields\":[{\"name\":\"u\",\"kind\":\"categorical\"},{\"name\":\"n\",\"kind\":\"numeric\"},"
                        "{\"name\":\"h\",\"kind\":\"multi\"},{\"name\":\"v\",\"kind\":\"categorical\"},"
@@ -193,6 +194,9 @@ static void test_overrides(void **state)
     assert_int_equal(rc, 0);
     assert_string_equal(c.brokers, "k1:9092,k2:9092");
     assert_string_equal(c.metrics_listen, "127.0.0.1:9464");
+    assert_int_equal(c.n_kafka_props, 2);
+    assert_string_equal(c.kafka_prop[0][0], "security.protocol");
+    assert_string_equal(c.kafka_prop[1][1], "env:KAFKA_PASSWORD");
     assert_string_equal(c.topic[1], "events");
     assert_string_equal(c.group_id, "freshet");
     assert_int_equal(c.n_scenarios, 3);
@@ -345,6 +349,9 @@ static void test_refusals(void **state)
          "\"fields[0].admit_half_life\" is -5, a duration cannot be negative"},
         {"{\"fields\":[{\"name\":\"a\",\"kind\":\"categorical\",\"tll\":\"1d\"}]}", "unknown key \"fields[0].tll\""},
         {"{\"metrics\":{\"port\":9464}}", "metrics.port"},
+        {"{\"kafka\":{\"properties\":{\"group.id\":\"x\"}}}", "\"kafka.properties.group.id\": set it with \"kafka.group_id\""},
+        {"{\"kafka\":{\"properties\":{\"enable.auto.commit\":\"true\"}}}", "Freshet sets it"},
+        {"{\"kafka\":{\"properties\":{\"sasl.username\":7}}}", "kafka.properties.sasl.username"},
         {"{\"join\":{\"click_window\":\"30 minutes\"}}", "\"join.click_window\" is \"30 minutes\", not a duration"},
         {"{\"join\":{\"click_window\":\"0s\"}}", "\"join.click_window\" must be longer than zero"},
         {"{\"join\":{\"attribution_window\":-5}}", "\"join.attribution_window\" is -5"},

@@ -218,11 +218,50 @@ static void test_rejected_messages_reach_the_dead_letter_topic(void **state)
     }
 }
 
+/* kafka.properties reach every client: a bad value or a missing env: variable stops the consumer
+ * and the loader with the key's name (never the value: it may be a secret); good ones, from the
+ * environment too, run. */
+static void test_user_properties(void **state)
+{
+    fixture *f = *state;
+    char err[512];
+    f->cfg.n_kafka_props = 1;
+    snprintf(f->cfg.kafka_prop[0][0], FR_PATH_MAX, "session.timeout.ms");
+    snprintf(f->cfg.kafka_prop[0][1], FR_PATH_MAX, "banana");
+    fr_pipeline *p = fr_pipeline_open(&f->cfg, err, sizeof err);
+    assert_non_null(p);
+    fr_kafka_run_opts o = {.exit_when_idle_seconds = 1.0};
+    assert_int_equal(fr_kafka_run(p, &f->cfg, &o, err, sizeof err), -1);
+    assert_non_null(strstr(err, "kafka.properties.session.timeout.ms: "));
+    assert_null(strstr(err, "banana"));
+    FILE *one = tmpfile();
+    fputs("{}\n", one);
+    rewind(one);
+    fr_kafka_load_stats st;
+    assert_int_equal(fr_kafka_load(&f->cfg, one, &st, err, sizeof err), -1);
+    assert_non_null(strstr(err, "kafka.properties.session.timeout.ms"));
+    fclose(one);
+
+    unsetenv("FRESHET_TEST_KAFKA_CLIENT");
+    snprintf(f->cfg.kafka_prop[0][0], FR_PATH_MAX, "client.id");
+    snprintf(f->cfg.kafka_prop[0][1], FR_PATH_MAX, "env:FRESHET_TEST_KAFKA_CLIENT");
+    assert_int_equal(fr_kafka_run(p, &f->cfg, &o, err, sizeof err), -1);
+    assert_non_null(strstr(err, "the environment variable FRESHET_TEST_KAFKA_CLIENT is not set"));
+    fr_pipeline_close(p);
+
+    setenv("FRESHET_TEST_KAFKA_CLIENT", "freshet-test", 1);
+    uint64_t lines = load(f, 200, 5, 1764547200000LL, 0);
+    fr_pipeline_counters c = run_once(f);
+    assert_int_equal(c.consumed, lines);
+    unsetenv("FRESHET_TEST_KAFKA_CLIENT");
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_setup_teardown(test_consume_resume_and_continue, setup, teardown),
         cmocka_unit_test_setup_teardown(test_rejected_messages_reach_the_dead_letter_topic, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_user_properties, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
