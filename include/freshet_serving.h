@@ -74,6 +74,11 @@ const char *freshet_serving_manifest(const freshet_serving *s);
  * Fetches the impression's rows in one pipelined round trip. 0, or -1 with a message. */
 int freshet_serving_score(freshet_serving *s, const fr_features *f, int32_t scenario, freshet_scores *out, char *err,
                           size_t errlen);
+/* Scores n impressions -- the candidate ads of one request -- with one round trip for all of them
+ * (rows shared by the candidates, such as the user's, are fetched once): out[i] equals what
+ * freshet_serving_score gives f[i], scenario[i]. 0, or -1 with a message (nothing scored). */
+int freshet_serving_score_batch(freshet_serving *s, const fr_features *f, const int32_t *scenario, int n,
+                                freshet_scores *out, char *err, size_t errlen);
 
 #ifdef __cplusplus
 }

@@ -31,7 +31,6 @@ struct fr_reader {
     float *dense;
     size_t dense_count;
     fr_model *m;     /* dense of `version` plus the rows fetched since the last reset */
-    float *scratch;  /* MAX_KEYS x emb_dim */
     /* the change stream: id of the last P:changes entry seen ("0-0": none) */
     char stream_id[FR_STREAM_ID_MAX];
 };
@@ -69,7 +68,6 @@ void fr_reader_close(fr_reader *r)
     fr_model_free(r->m);
     free(r->dense);
     free(r->manifest);
-    free(r->scratch);
     free(r->host);
     free(r);
 }
@@ -263,13 +261,11 @@ static int load_active(fr_reader *r, char *err, size_t errlen)
         freeReplyObject(rep[1]);
         if (rc != 0) return -1;
         fr_model *m = NULL;
-        float *scratch = malloc((size_t)MAX_KEYS * (size_t)cfg.emb_dim * sizeof(float));
-        if (!mtext || !scratch)
+        if (!mtext)
             snprintf(err, errlen, "reader: out of memory");
         else
             m = fresh_model(&cfg, dense, count, v, err, errlen);
         if (!m) {
-            free(scratch);
             free(dense);
             free(mtext);
             return -1;
@@ -278,12 +274,10 @@ static int load_active(fr_reader *r, char *err, size_t errlen)
         fr_model_free(r->m);
         free(r->dense);
         free(r->manifest);
-        free(r->scratch);
         r->m = m;
         r->dense = dense;
         r->dense_count = count;
         r->manifest = mtext;
-        r->scratch = scratch;
         r->cfg = cfg;
         r->version = v;
         r->loaded = 1;
@@ -330,132 +324,196 @@ static long row_count(fr_reader *r, uint32_t table)
  * every row is fetched again for each impression anyway). */
 enum { MAX_CACHED_ROWS = 1 << 20 };
 
+/* One row a batch reads: its table, key and shard hash. */
 typedef struct {
-    uint32_t table;
-    uint32_t shard;
-    int n;
-    int idx[MAX_KEYS]; /* into the key list */
-} group;
+    uint32_t table, shard;
+    uint64_t key;
+} row_ref;
 
-static int score(fr_reader *r, const fr_features *f, int32_t scenario, float out[FR_NTASKS], char *err,
-                 size_t errlen)
+static int cmp_row_ref(const void *a, const void *b)
+{
+    const row_ref *x = a, *y = b;
+    if (x->table != y->table) return x->table < y->table ? -1 : 1;
+    if (x->shard != y->shard) return x->shard < y->shard ? -1 : 1;
+    return x->key < y->key ? -1 : x->key > y->key;
+}
+
+/* Every row of the batch, each once, sorted so that one shard hash's rows are adjacent. */
+static size_t batch_rows(const fr_model_config *cfg, const fr_features *f, int n, row_ref *out)
+{
+    size_t nk = 0;
+    for (int i = 0; i < n; i++) {
+        for (int t = 0; t < cfg->n_cat && t < FR_MAX_CAT; t++)
+            if (f[i].cat[t]) out[nk++] = (row_ref){(uint32_t)t, fr_redis_shard(f[i].cat[t]), f[i].cat[t]};
+        for (int j = 0; j < cfg->n_multi && j < FR_MAX_MULTI; j++) {
+            int len = f[i].multi_len[j] < FR_MAX_MULTI_LEN ? f[i].multi_len[j] : FR_MAX_MULTI_LEN;
+            for (int k = 0; k < len; k++)
+                if (f[i].multi[j][k])
+                    out[nk++] = (row_ref){(uint32_t)(cfg->n_cat + j), fr_redis_shard(f[i].multi[j][k]), f[i].multi[j][k]};
+        }
+    }
+    qsort(out, nk, sizeof *out, cmp_row_ref);
+    size_t u = 0;
+    for (size_t k = 0; k < nk; k++)
+        if (u == 0 || cmp_row_ref(&out[u - 1], &out[k]) != 0) out[u++] = out[k];
+    return u;
+}
+
+/* The batch's working memory, one allocation per call (freed by the caller). */
+typedef struct {
+    row_ref *rows;            /* n x MAX_KEYS, then the distinct ones */
+    int *group_start;         /* ng + 1: rows[group_start[g] ..] share a shard hash */
+    char (*hkeys)[FR_REDIS_KEY_MAX];
+    unsigned char (*fields)[8];
+    const char **args;        /* per group: HMGET, hash key, fields */
+    size_t *lens;
+    const char ***argvs;
+    const size_t **lenss;
+    int *argcs;
+    redisReply **rep;
+    float *weights;           /* distinct rows x emb_dim */
+    uint64_t *versions;
+    unsigned char *present;
+} batch_mem;
+
+static void *batch_alloc(batch_mem *b, size_t max_rows, int dim)
+{
+    size_t r = max_rows ? max_rows : 1, g = r + 1;
+    size_t bytes = r * sizeof *b->rows + g * sizeof *b->group_start + g * sizeof *b->hkeys + r * sizeof *b->fields +
+                   (r + 2 * g) * (sizeof *b->args + sizeof *b->lens) +
+                   g * (sizeof *b->argvs + sizeof *b->lenss + sizeof *b->argcs + sizeof *b->rep) +
+                   r * (size_t)dim * sizeof *b->weights + r * sizeof *b->versions + r + 16 * 8;
+    unsigned char *base = malloc(bytes), *p = base;
+    if (!base) return NULL;
+#define TAKE(field, count)                                                                                             \
+    do {                                                                                                               \
+        p = (unsigned char *)(((uintptr_t)p + 7) & ~(uintptr_t)7);                                                    \
+        b->field = (void *)p;                                                                                          \
+        p += (count) * sizeof *b->field;                                                                               \
+    } while (0)
+    TAKE(rows, r);
+    TAKE(group_start, g);
+    TAKE(hkeys, g);
+    TAKE(fields, r);
+    TAKE(args, r + 2 * g);
+    TAKE(lens, r + 2 * g);
+    TAKE(argvs, g);
+    TAKE(lenss, g);
+    TAKE(argcs, g);
+    TAKE(rep, g);
+    TAKE(weights, r * (size_t)dim);
+    TAKE(versions, r);
+    TAKE(present, r);
+#undef TAKE
+    return base;
+}
+
+static int score(fr_reader *r, const fr_features *f, const int32_t *scenario, int n, float (*out)[FR_NTASKS],
+                 char *err, size_t errlen)
 {
     if (!r->loaded) {
         snprintf(err, errlen, "reader: no version loaded; call fr_reader_load_active first");
         return -1;
     }
     const fr_model_config *cfg = &r->cfg;
-    if (scenario < 0 || scenario >= cfg->n_scenarios) {
-        snprintf(err, errlen, "reader: scenario %d out of range (the model has %d)", scenario, cfg->n_scenarios);
-        return -1;
-    }
+    for (int i = 0; i < n; i++)
+        if (scenario[i] < 0 || scenario[i] >= cfg->n_scenarios) {
+            snprintf(err, errlen, "reader: impression %d: scenario %d out of range (the model has %d)", i, scenario[i],
+                     cfg->n_scenarios);
+            return -1;
+        }
+    if (n <= 0) return 0;
     if (ensure_connection(r, err, errlen) != 0) return -1;
 
-    /* the rows this impression reads, grouped by shard hash */
-    uint32_t tabs[MAX_KEYS];
-    uint64_t keys[MAX_KEYS];
-    int nk = 0;
-    for (int t = 0; t < cfg->n_cat && t < FR_MAX_CAT; t++) {
-        if (f->cat[t] == 0) continue;
-        tabs[nk] = (uint32_t)t;
-        keys[nk++] = f->cat[t];
+    const int dim = cfg->emb_dim;
+    batch_mem b;
+    void *mem = batch_alloc(&b, (size_t)n * MAX_KEYS, dim);
+    if (!mem) {
+        snprintf(err, errlen, "reader: out of memory for a batch of %d impressions", n);
+        return -1;
     }
-    for (int j = 0; j < cfg->n_multi && j < FR_MAX_MULTI; j++) {
-        int len = f->multi_len[j] < FR_MAX_MULTI_LEN ? f->multi_len[j] : FR_MAX_MULTI_LEN;
-        for (int k = 0; k < len; k++) {
-            if (f->multi[j][k] == 0) continue;
-            tabs[nk] = (uint32_t)(cfg->n_cat + j);
-            keys[nk++] = f->multi[j][k];
-        }
-    }
-    group groups[MAX_KEYS];
+    size_t nk = batch_rows(cfg, f, n, b.rows);
+
+    /* one HMGET per shard hash, all pipelined: one round trip for the whole batch */
     int ng = 0;
-    for (int i = 0; i < nk; i++) {
-        uint32_t s = fr_redis_shard(keys[i]);
-        int g = 0;
-        while (g < ng && !(groups[g].table == tabs[i] && groups[g].shard == s)) g++;
-        if (g == ng) groups[ng++] = (group){.table = tabs[i], .shard = s, .n = 0};
-        groups[g].idx[groups[g].n++] = i;
-    }
-
-    /* one HMGET per shard hash, pipelined */
-    char hkeys[MAX_KEYS][FR_REDIS_KEY_MAX];
-    unsigned char fields[MAX_KEYS][8];
-    const char *argv[MAX_KEYS][2 + MAX_KEYS];
-    size_t lens[MAX_KEYS][2 + MAX_KEYS];
-    const char **argvs[MAX_KEYS];
-    const size_t *lenss[MAX_KEYS];
-    int argcs[MAX_KEYS];
-    redisReply *rep[MAX_KEYS];
-    for (int g = 0; g < ng; g++) {
-        fr_redis_key_rows(hkeys[g], r->prefix, groups[g].table, groups[g].shard);
-        argv[g][0] = "HMGET";
-        lens[g][0] = 5;
-        argv[g][1] = hkeys[g];
-        lens[g][1] = strlen(hkeys[g]);
-        for (int i = 0; i < groups[g].n; i++) {
-            int k = groups[g].idx[i];
-            fr_redis_row_field(fields[k], keys[k]);
-            argv[g][2 + i] = (const char *)fields[k];
-            lens[g][2 + i] = 8;
+    size_t na = 0;
+    for (size_t k = 0; k < nk; k++) {
+        if (k > 0 && b.rows[k].table == b.rows[k - 1].table && b.rows[k].shard == b.rows[k - 1].shard) continue;
+        b.group_start[ng] = (int)k;
+        fr_redis_key_rows(b.hkeys[ng], r->prefix, b.rows[k].table, b.rows[k].shard);
+        b.argvs[ng] = b.args + na;
+        b.lenss[ng] = b.lens + na;
+        b.args[na] = "HMGET", b.lens[na++] = 5;
+        b.args[na] = b.hkeys[ng], b.lens[na++] = strlen(b.hkeys[ng]);
+        size_t e = k;
+        while (e < nk && b.rows[e].table == b.rows[k].table && b.rows[e].shard == b.rows[k].shard) {
+            fr_redis_row_field(b.fields[e], b.rows[e].key);
+            b.args[na] = (const char *)b.fields[e], b.lens[na++] = 8;
+            e++;
         }
-        argvs[g] = argv[g];
-        lenss[g] = lens[g];
-        argcs[g] = 2 + groups[g].n;
+        b.argcs[ng] = 2 + (int)(e - k);
+        ng++;
     }
-    if (ng && roundtrip(r, ng, argvs, lenss, argcs, rep, err, errlen) != 0) return -1;
+    b.group_start[ng] = (int)nk;
+    if (ng && roundtrip(r, ng, b.argvs, b.lenss, b.argcs, b.rep, err, errlen) != 0) {
+        free(mem);
+        return -1;
+    }
 
-    int dim = cfg->emb_dim;
-    int present[MAX_KEYS] = {0};
-    uint64_t versions[MAX_KEYS];
     int reset = 0, rc = 0;
+    memset(b.present, 0, nk);
     for (int g = 0; g < ng && rc == 0; g++) {
-        redisReply *a = rep[g];
-        if (a->type != REDIS_REPLY_ARRAY || a->elements != (size_t)groups[g].n) {
-            snprintf(err, errlen, "reader: HMGET on %s failed: %s", hkeys[g],
+        redisReply *a = b.rep[g];
+        int first = b.group_start[g], count = b.group_start[g + 1] - first;
+        if (a->type != REDIS_REPLY_ARRAY || a->elements != (size_t)count) {
+            snprintf(err, errlen, "reader: HMGET on %s failed: %s", b.hkeys[g],
                      a->type == REDIS_REPLY_ERROR ? a->str : "unexpected reply");
             rc = -1;
             break;
         }
-        for (int i = 0; i < groups[g].n; i++) {
-            int k = groups[g].idx[i];
+        for (int i = 0; i < count; i++) {
+            size_t k = (size_t)(first + i);
             redisReply *e = a->element[i];
             if (e->type == REDIS_REPLY_STRING) {
                 char derr[160];
-                if (fr_redis_row_decode(e->str, e->len, dim, &versions[k], r->scratch + (size_t)k * (size_t)dim, derr,
+                if (fr_redis_row_decode(e->str, e->len, dim, &b.versions[k], b.weights + k * (size_t)dim, derr,
                                         sizeof derr) != 0) {
-                    snprintf(err, errlen, "reader: row %" PRIu64 " in %s: %s", keys[k], hkeys[g], derr);
+                    snprintf(err, errlen, "reader: row %" PRIu64 " in %s: %s", b.rows[k].key, b.hkeys[g], derr);
                     rc = -1;
                     break;
                 }
-                present[k] = 1;
+                b.present[k] = 1;
             } else {
                 /* absent: reads as zeros -- unless an earlier fetch left it in the model */
                 fr_row_view old;
-                if (fr_model_get_row(r->m, tabs[k], keys[k], &old) == 0) reset = 1;
+                if (fr_model_get_row(r->m, b.rows[k].table, b.rows[k].key, &old) == 0) reset = 1;
             }
         }
     }
-    for (int g = 0; g < ng; g++) freeReplyObject(rep[g]);
-    if (rc != 0) return -1;
+    for (int g = 0; g < ng; g++) freeReplyObject(b.rep[g]);
 
     size_t held = 0;
-    for (uint32_t t = 0; t < fr_model_table_count(r->m); t++) held += fr_model_row_count(r->m, t);
-    if (reset || held + (size_t)nk > MAX_CACHED_ROWS) {
+    for (uint32_t t = 0; rc == 0 && t < fr_model_table_count(r->m); t++) held += fr_model_row_count(r->m, t);
+    if (rc == 0 && (reset || held + nk > MAX_CACHED_ROWS)) {
         fr_model *m = fresh_model(cfg, r->dense, r->dense_count, r->version, err, errlen);
-        if (!m) return -1;
-        fr_model_free(r->m);
-        r->m = m;
-    }
-    for (int k = 0; k < nk; k++) {
-        if (!present[k]) continue;
-        if (fr_model_put_row(r->m, tabs[k], keys[k], versions[k], r->scratch + (size_t)k * (size_t)dim, NULL) != 0) {
-            snprintf(err, errlen, "reader: the model refused row %" PRIu64 " of table %" PRIu32 " (out of memory?)",
-                     keys[k], tabs[k]);
-            return -1;
+        if (!m) rc = -1;
+        else {
+            fr_model_free(r->m);
+            r->m = m;
         }
     }
-    fr_model_predict(r->m, f, scenario, out);
+    for (size_t k = 0; k < nk && rc == 0; k++) {
+        if (!b.present[k]) continue;
+        if (fr_model_put_row(r->m, b.rows[k].table, b.rows[k].key, b.versions[k], b.weights + k * (size_t)dim, NULL) !=
+            0) {
+            snprintf(err, errlen, "reader: the model refused row %" PRIu64 " of table %" PRIu32 " (out of memory?)",
+                     b.rows[k].key, b.rows[k].table);
+            rc = -1;
+        }
+    }
+    free(mem);
+    if (rc != 0) return -1;
+    for (int i = 0; i < n; i++) fr_model_predict(r->m, &f[i], scenario[i], out[i]);
     return 0;
 }
 
@@ -555,9 +613,15 @@ long fr_reader_row_count(fr_reader *r, uint32_t table)
 int fr_reader_score(fr_reader *r, const fr_features *f, int32_t scenario, float out[FR_NTASKS], char *err,
                     size_t errlen)
 {
+    return fr_reader_score_batch(r, f, &scenario, 1, (float(*)[FR_NTASKS])out, err, errlen);
+}
+
+int fr_reader_score_batch(fr_reader *r, const fr_features *f, const int32_t *scenario, int n,
+                          float (*out)[FR_NTASKS], char *err, size_t errlen)
+{
     fr_sigpipe_guard g;
     fr_sigpipe_block(&g);
-    int rc = score(r, f, scenario, out, err, errlen);
+    int rc = score(r, f, scenario, n, out, err, errlen);
     fr_sigpipe_restore(&g);
     return rc;
 }

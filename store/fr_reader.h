@@ -53,5 +53,10 @@ long fr_reader_row_count(fr_reader *r, uint32_t table);
 /* Scores one impression; fetches its rows from Redis. out = {pCTR, pCVR, pCTCVR}. */
 int fr_reader_score(fr_reader *r, const fr_features *f, int32_t scenario, float out[FR_NTASKS], char *err,
                     size_t errlen);
+/* Scores n impressions (the candidate ads of one request) with one round trip: every distinct row
+ * of the batch is fetched once, by one HMGET per shard hash, all pipelined. out[i] is exactly what
+ * fr_reader_score gives impression i. A scenario out of range refuses the whole batch. */
+int fr_reader_score_batch(fr_reader *r, const fr_features *f, const int32_t *scenario, int n,
+                          float (*out)[FR_NTASKS], char *err, size_t errlen);
 
 #endif

@@ -45,10 +45,23 @@ const char *freshet_serving_manifest(const freshet_serving *s) { return fr_reade
 int freshet_serving_score(freshet_serving *s, const fr_features *f, int32_t scenario, freshet_scores *out, char *err,
                           size_t errlen)
 {
-    float p[FR_NTASKS];
-    if (fr_reader_score(s->r, f, scenario, p, err, errlen) != 0) return -1;
-    out->pctr = p[FR_TASK_CTR];
-    out->pcvr = p[FR_TASK_CVR];
-    out->pctcvr = p[FR_TASK_CTCVR];
-    return 0;
+    return freshet_serving_score_batch(s, f, &scenario, 1, out, err, errlen);
+}
+
+int freshet_serving_score_batch(freshet_serving *s, const fr_features *f, const int32_t *scenario, int n,
+                                freshet_scores *out, char *err, size_t errlen)
+{
+    float(*p)[FR_NTASKS] = malloc((size_t)(n > 0 ? n : 1) * sizeof *p);
+    if (!p) {
+        snprintf(err, errlen, "serving: out of memory for %d scores", n);
+        return -1;
+    }
+    int rc = fr_reader_score_batch(s->r, f, scenario, n, p, err, errlen);
+    for (int i = 0; rc == 0 && i < n; i++) {
+        out[i].pctr = p[i][FR_TASK_CTR];
+        out[i].pcvr = p[i][FR_TASK_CVR];
+        out[i].pctcvr = p[i][FR_TASK_CTCVR];
+    }
+    free(p);
+    return rc;
 }

@@ -297,6 +297,74 @@ static void test_half_pushed_version_is_never_loaded(void **state)
     fr_model_free(m);
 }
 
+/* HMGET calls Redis has served so far (INFO commandstats). */
+static long long hmget_calls(int port)
+{
+    redisContext *c = redisConnect("127.0.0.1", port);
+    redisReply *r = redisCommand(c, "INFO commandstats");
+    assert_int_equal(r->type, REDIS_REPLY_STRING);
+    const char *p = strstr(r->str, "cmdstat_hmget:calls=");
+    long long v = p ? atoll(p + strlen("cmdstat_hmget:calls=")) : 0;
+    freeReplyObject(r);
+    redisFree(c);
+    return v;
+}
+
+/* The candidates of one request scored together: the same bits as one by one, each shard hash
+ * read once for the whole batch, and a bad scenario refuses the batch. */
+static void test_batch_scoring(void **state)
+{
+    redis_srv *s = need_redis(state);
+    char err[512];
+    fr_model *m = new_model();
+    train(m, 600, 51, 80);
+    fr_publisher *p = fr_publish_open("127.0.0.1", s->port, "s3", 3, NULL, err, sizeof err);
+    assert_non_null(p);
+    push_ok(p, m);
+    freshet_serving *sv = freshet_serving_open("127.0.0.1", s->port, "s3", err, sizeof err);
+    assert_non_null(sv);
+    assert_int_equal(freshet_serving_load(sv, err, sizeof err), 0);
+
+    enum { N = 120 };
+    fr_features f[N];
+    int32_t sc[N];
+    uint64_t seed = 77;
+    for (int i = 0; i < N; i++) {
+        make_features(&seed, fr_model_get_config(m), 80, &f[i]);
+        f[i].cat[1] = f[0].cat[1]; /* one user, many ads: the user's row is shared */
+        sc[i] = i % 2;
+    }
+    freshet_scores one[N], batch[N];
+    long long before = hmget_calls(s->port);
+    for (int i = 0; i < N; i++) assert_int_equal(freshet_serving_score(sv, &f[i], sc[i], &one[i], err, sizeof err), 0);
+    long long single_calls = hmget_calls(s->port) - before;
+    before = hmget_calls(s->port);
+    assert_int_equal(freshet_serving_score_batch(sv, f, sc, N, batch, err, sizeof err), 0);
+    long long batch_calls = hmget_calls(s->port) - before;
+    assert_memory_equal(one, batch, sizeof one);
+    for (int i = 0; i < N; i++) {
+        float want[FR_NTASKS];
+        fr_model_predict(m, &f[i], sc[i], want);
+        assert_true(batch[i].pctr == want[FR_TASK_CTR] || fabsf(batch[i].pctr - want[FR_TASK_CTR]) <= 1e-6f);
+    }
+    /* at most one HMGET per shard hash of the 4 tables, against several per impression one by one */
+    assert_true(batch_calls <= 4 * 64);
+    assert_true(single_calls > 3 * batch_calls);
+    /* sizes 1 and 7 agree too; 0 is nothing to do */
+    assert_int_equal(freshet_serving_score_batch(sv, f + 5, sc + 5, 1, batch, err, sizeof err), 0);
+    assert_memory_equal(&one[5], &batch[0], sizeof batch[0]);
+    assert_int_equal(freshet_serving_score_batch(sv, f + 10, sc + 10, 7, batch, err, sizeof err), 0);
+    assert_memory_equal(&one[10], &batch[0], 7 * sizeof batch[0]);
+    assert_int_equal(freshet_serving_score_batch(sv, f, sc, 0, batch, err, sizeof err), 0);
+    sc[3] = 9;
+    assert_int_equal(freshet_serving_score_batch(sv, f, sc, N, batch, err, sizeof err), -1);
+    assert_non_null(strstr(err, "impression 3: scenario 9 out of range"));
+
+    freshet_serving_close(sv);
+    fr_publish_close(p);
+    fr_model_free(m);
+}
+
 static void test_rollback(void **state)
 {
     redis_srv *s = need_redis(state);
@@ -485,6 +553,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_half_pushed_version_is_never_loaded),
         cmocka_unit_test(test_rollback),
+        cmocka_unit_test(test_batch_scoring),
         cmocka_unit_test(test_queue_survives_redis_outage),
         cmocka_unit_test(test_queue_never_flips_partial_rows),
     };

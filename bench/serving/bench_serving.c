@@ -1,0 +1,133 @@
+/* Serving benchmark (not a test): see run.sh. Publishes a model, then scores through the public
+ * serving API one impression at a time and in batches of candidate ads, printing latency
+ * percentiles and impressions/s. */
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "fr_model.h"
+#include "fr_publish.h"
+#include "freshet_serving.h"
+
+enum { USERS = 100000, ADS = 5000, REQUESTS = 400 };
+
+static double now(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + (double)ts.tv_nsec * 1e-9;
+}
+
+static uint64_t mix(uint64_t z)
+{
+    z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ULL;
+    z = (z ^ (z >> 27)) * 0x94D049BB133111EBULL;
+    return z ^ (z >> 31);
+}
+
+/* The demo's shape: scenario, 7 more categorical fields, one numeric, recent ads. */
+static void features(uint64_t user, uint64_t ad, fr_features *f)
+{
+    memset(f, 0, sizeof *f);
+    f->cat[0] = 1 + user % 4;             /* scenario */
+    f->cat[1] = mix(user) | 1;            /* user */
+    f->cat[2] = mix(user * 7 + 1) % 8 + 10; /* age band */
+    f->cat[3] = mix(user * 7 + 2) % 3 + 20; /* device */
+    f->cat[4] = mix(ad + (1ULL << 40)) | 1; /* ad */
+    f->cat[5] = ad % 300 + 100;           /* advertiser */
+    f->cat[6] = ad % 20 + 30;             /* category */
+    f->cat[7] = 40 + user % 24;           /* hour */
+    f->num[0] = 0.5f;
+    f->multi_len[0] = 5;
+    for (int k = 0; k < 5; k++) f->multi[0][k] = mix((user * 5 + (uint64_t)k) % ADS + (1ULL << 40)) | 1;
+}
+
+static int cmp_double(const void *a, const void *b)
+{
+    double x = *(const double *)a, y = *(const double *)b;
+    return x < y ? -1 : x > y;
+}
+
+int main(int argc, char **argv)
+{
+    const char *host = argc > 1 ? argv[1] : "127.0.0.1";
+    int port = argc > 2 ? atoi(argv[2]) : 16379;
+    char err[512];
+    fr_model_config c;
+    fr_model_config_defaults(&c);
+    c.n_cat = 8, c.n_num = 1, c.n_multi = 1, c.n_scenarios = 4;
+    fr_model *m = fr_model_create(&c, err, sizeof err);
+    if (!m) return fprintf(stderr, "model: %s\n", err), 1;
+    /* every user and ad gets a row */
+    enum { CHUNK = 4096 };
+    fr_sample *s = calloc(CHUNK, sizeof *s);
+    for (uint64_t i = 0; i < USERS; i += CHUNK) {
+        int n = 0;
+        for (uint64_t u = i; u < i + CHUNK && u < USERS; u++, n++) {
+            memset(&s[n], 0, sizeof s[n]);
+            features(u, u % ADS, &s[n].f);
+            s[n].scenario = (int32_t)(u % 4);
+            s[n].label[0] = (float)(u % 20 == 0);
+            for (int t = 0; t < FR_NTASKS; t++) s[n].weight[t] = s[n].has_label[t] = 1;
+        }
+        fr_model_train(m, s, n, NULL);
+    }
+    free(s);
+    fr_publisher *p = fr_publish_open(host, port, "freshet-servebench", 2, NULL, err, sizeof err);
+    if (!p) return fprintf(stderr, "publish: %s\n", err), 1;
+    uint64_t version;
+    if (fr_publish_push(p, m, NULL, &version, err, sizeof err) != 0) return fprintf(stderr, "push: %s\n", err), 1;
+    size_t rows = 0;
+    for (uint32_t t = 0; t < fr_model_table_count(m); t++) rows += fr_model_row_count(m, t);
+    printf("published %zu rows (emb_dim %d), version %" PRIu64 "\n", rows, c.emb_dim, version);
+
+    freshet_serving *sv = freshet_serving_open(host, port, "freshet-servebench", err, sizeof err);
+    if (!sv || freshet_serving_load(sv, err, sizeof err) != 0) return fprintf(stderr, "serving: %s\n", err), 1;
+    const int sizes[] = {1, 10, 100, 500};
+    fr_features *f = calloc(500, sizeof *f);
+    int32_t *sc = calloc(500, sizeof *sc);
+    freshet_scores *out = calloc(500, sizeof *out);
+    double *lat = calloc(REQUESTS, sizeof *lat);
+    printf("%-10s %-8s %12s %12s %12s %16s %16s\n", "mode", "batch", "p50 ms", "p99 ms", "requests/s", "impressions/s",
+           "one-by-one p50");
+    for (size_t si = 0; si < sizeof sizes / sizeof sizes[0]; si++) {
+        int n = sizes[si];
+        double one_by_one = 0;
+        for (int pass = 0; pass < 2; pass++) { /* pass 0: one call per impression; pass 1: one batch */
+            if (pass == 0 && n == 1) continue;
+            double t0 = now();
+            for (int q = 0; q < REQUESTS; q++) {
+                uint64_t user = mix((uint64_t)q * 31 + (uint64_t)n) % USERS;
+                for (int i = 0; i < n; i++) {
+                    features(user, mix(user + (uint64_t)i * 977) % ADS, &f[i]);
+                    sc[i] = (int32_t)(user % 4);
+                }
+                double a = now();
+                int rc = 0;
+                if (pass == 0)
+                    for (int i = 0; i < n && rc == 0; i++) rc = freshet_serving_score(sv, &f[i], sc[i], &out[i], err, sizeof err);
+                else
+                    rc = freshet_serving_score_batch(sv, f, sc, n, out, err, sizeof err);
+                if (rc != 0) return fprintf(stderr, "score: %s\n", err), 1;
+                lat[q] = now() - a;
+            }
+            double total = now() - t0;
+            qsort(lat, REQUESTS, sizeof *lat, cmp_double);
+            if (pass == 0) {
+                one_by_one = lat[REQUESTS / 2];
+                continue;
+            }
+            char obo[32] = "-";
+            if (one_by_one > 0) snprintf(obo, sizeof obo, "%.3f", one_by_one * 1e3);
+            printf("%-10s %-8d %12.3f %12.3f %12.0f %16.0f %16s\n", "batch", n, lat[REQUESTS / 2] * 1e3,
+                   lat[REQUESTS * 99 / 100] * 1e3, REQUESTS / total, REQUESTS * (double)n / total, obo);
+        }
+    }
+    free(f), free(sc), free(out), free(lat);
+    freshet_serving_close(sv);
+    fr_publish_close(p);
+    fr_model_free(m);
+    return 0;
+}
