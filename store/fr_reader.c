@@ -376,9 +376,11 @@ typedef struct {
     unsigned char *present;
 } batch_mem;
 
-static void *batch_alloc(batch_mem *b, size_t max_rows, int dim)
+/* Sized for max_rows row references and max_groups shard hashes, so a batch costs memory in
+ * proportion to what it reads. */
+static void *batch_alloc(batch_mem *b, size_t max_rows, size_t max_groups, int dim)
 {
-    size_t r = max_rows ? max_rows : 1, g = r + 1;
+    size_t r = max_rows ? max_rows : 1, g = max_groups + 1;
     size_t bytes = r * sizeof *b->rows + g * sizeof *b->group_start + g * sizeof *b->hkeys + r * sizeof *b->fields +
                    (r + 2 * g) * (sizeof *b->args + sizeof *b->lens) +
                    g * (sizeof *b->argvs + sizeof *b->lenss + sizeof *b->argcs + sizeof *b->rep) +
@@ -426,8 +428,15 @@ static int score(fr_reader *r, const fr_features *f, const int32_t *scenario, in
     if (ensure_connection(r, err, errlen) != 0) return -1;
 
     const int dim = cfg->emb_dim;
+    size_t refs = 0;
+    for (int i = 0; i < n; i++) {
+        for (int t = 0; t < cfg->n_cat && t < FR_MAX_CAT; t++) refs += f[i].cat[t] != 0;
+        for (int j = 0; j < cfg->n_multi && j < FR_MAX_MULTI; j++)
+            refs += f[i].multi_len[j] < FR_MAX_MULTI_LEN ? f[i].multi_len[j] : FR_MAX_MULTI_LEN;
+    }
+    size_t shard_hashes = (size_t)(cfg->n_cat + cfg->n_multi) * FR_REDIS_ROW_SHARDS;
     batch_mem b;
-    void *mem = batch_alloc(&b, (size_t)n * MAX_KEYS, dim);
+    void *mem = batch_alloc(&b, refs, refs < shard_hashes ? refs : shard_hashes, dim);
     if (!mem) {
         snprintf(err, errlen, "reader: out of memory for a batch of %d impressions", n);
         return -1;
