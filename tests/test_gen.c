@@ -76,7 +76,7 @@ typedef struct {
     int type;
     uint64_t id;
     int64_t ts;
-    int scen, hour, nrecent, has_sr;
+    int scen, hour, nrecent, has_sr, adv;
     char user[16], ad[16], device[16], category[24];
     char recent[8][16];
     double value, price;
@@ -192,6 +192,7 @@ static size_t parse_events(const output *o, pev **out)
             char tmp[16];
             copy_str(tmp, sizeof tmp, json_object_get(f, "advertiser"));
             assert_true(strncmp(tmp, "adv", 3) == 0);
+            e->adv = atoi(tmp + 3);
             copy_str(tmp, sizeof tmp, json_object_get(f, "user_age"));
             assert_true(strchr(tmp, '-') || strcmp(tmp, "65+") == 0);
             assert_true(!strcmp(e->device, "android") || !strcmp(e->device, "ios") || !strcmp(e->device, "pc"));
@@ -860,6 +861,7 @@ static double logit(double p) { return log(p / (1 - p)); }
 typedef struct {
     int n;
     int *cat; /* -1 unknown */
+    int *adv; /* -1 unknown */
     char names[32][24];
     int n_names;
 } catmap;
@@ -874,22 +876,25 @@ static int cat_id(catmap *c, const char *name)
     return c->n_names++;
 }
 
-/* Bit j set: the j-th recent ad has the target's category. Asserts the category is known. */
-static unsigned match_mask(const catmap *c, const pev *e, int cat)
+/* Bit j set: the j-th recent ad has the target's advertiser. Asserts the advertiser is known (a
+ * recent ad was clicked, so it was shown before). */
+static unsigned match_mask(const catmap *c, const pev *e)
 {
     unsigned mask = 0;
     for (int j = 0; j < e->nrecent; j++) {
         int a = atoi(e->recent[j] + 1);
-        assert_true(a >= 0 && a < c->n && c->cat[a] >= 0);
-        if (c->cat[a] == cat)
+        assert_true(a >= 0 && a < c->n && c->adv[a] >= 0);
+        if (c->adv[a] == e->adv)
             mask |= 1u << j;
     }
     return mask;
 }
 
-/* The behaviour term exists: (1) on average p_ctr is higher when a recent click shares the target
- * ad's category; (2) controlled: for the same user, ad, scenario, hour and device, the logit moves
- * up exactly when the match pattern gains a match, and does not move when the pattern is equal. */
+/* The behaviour term is retargeting: (1) on average p_ctr is higher when a recent click is an ad
+ * of the target's advertiser; (2) controlled: for the same user, ad, scenario, hour and device, the
+ * logit moves up exactly when the list goes from no match to some match, and does not move when
+ * both lists have a match, however many and wherever they sit (an "any" effect, not a count), nor
+ * when neither has one. */
 static void test_behaviour_term(void **state)
 {
     (void)state;
@@ -905,18 +910,20 @@ static void test_behaviour_term(void **state)
     size_t n = parse_events(&out, &ev), nt = parse_truth(&out, &tr);
     catmap c = {.n = o.n_ads};
     c.cat = malloc((size_t)o.n_ads * sizeof *c.cat);
+    c.adv = malloc((size_t)o.n_ads * sizeof *c.adv);
+    assert_true(c.cat && c.adv);
     for (int i = 0; i < o.n_ads; i++)
-        c.cat[i] = -1;
+        c.cat[i] = c.adv[i] = -1;
 
     /* Last seen (mask, logit) per (user, ad, scenario, hour, device). */
     enum { DEVS = 3 };
     size_t keys = (size_t)o.n_users * (size_t)o.n_ads * 4 * 24 * DEVS;
-    unsigned *mask_of = malloc(keys * sizeof *mask_of);
+    unsigned *mask_of = malloc(keys * sizeof *mask_of), *pattern_of = malloc(keys * sizeof *pattern_of);
     double *logit_of = malloc(keys * sizeof *logit_of);
     unsigned char *seen = calloc(keys, 1);
-    assert_true(mask_of && logit_of && seen);
+    assert_true(mask_of && pattern_of && logit_of && seen);
     double sum[2] = {0}, cnt[2] = {0};
-    size_t ti = 0, up = 0, same = 0;
+    size_t ti = 0, up = 0, same = 0, other_matches = 0;
     for (size_t i = 0; i < n; i++) {
         const pev *e = &ev[i];
         if (e->type != T_IMP)
@@ -924,7 +931,8 @@ static void test_behaviour_term(void **state)
         const trow *t = &tr[ti++];
         int ad = atoi(e->ad + 1), user = atoi(e->user + 1), cat = cat_id(&c, e->category);
         c.cat[ad] = cat;
-        unsigned mask = match_mask(&c, e, cat);
+        c.adv[ad] = e->adv;
+        unsigned pattern = match_mask(&c, e), mask = pattern != 0;
         if (e->nrecent > 0) {
             sum[mask != 0] += t->p_ctr;
             cnt[mask != 0]++;
@@ -938,6 +946,7 @@ static void test_behaviour_term(void **state)
             if (mask == mask_of[key]) {
                 assert_true(fabs(dz) < 0.005);
                 same++;
+                other_matches += mask && pattern != pattern_of[key];
             } else if (mask_of[key] == 0) {
                 assert_true(dz > 0.01);
                 up++;
@@ -948,19 +957,23 @@ static void test_behaviour_term(void **state)
         }
         seen[key] = 1;
         mask_of[key] = mask;
+        pattern_of[key] = pattern;
         logit_of[key] = z;
     }
     assert_int_equal(ti, nt);
     assert_true(cnt[0] > 1000 && cnt[1] > 1000);
     double with = sum[1] / cnt[1], without = sum[0] / cnt[0];
     if (!(with > without * 1.1))
-        fail_msg("mean p_ctr with a category match %.4f, without %.4f", with, without);
-    if (up < 100 || same < 100)
-        fail_msg("too few controlled pairs: %zu changed, %zu equal", up, same);
+        fail_msg("mean p_ctr with an advertiser match %.4f, without %.4f", with, without);
+    if (up < 100 || same < 100 || other_matches < 20)
+        fail_msg("too few controlled pairs: %zu changed, %zu equal (%zu with other match patterns)", up, same,
+                 other_matches);
     free(mask_of);
+    free(pattern_of);
     free(logit_of);
     free(seen);
     free(c.cat);
+    free(c.adv);
     free(ev);
     free(tr);
     out_free(&out);
