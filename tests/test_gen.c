@@ -1,6 +1,7 @@
 /* Tests of the synthetic generator: determinism, the EVENTS.md format, ordering, agreement
  * between the events and the truth file, the rates the world is meant to have, duplicates,
- * arrival jitter, and that the behaviour term really moves the click probability. */
+ * arrival jitter, and that the structure terms (retargeting, the scenario x age x category flip,
+ * clickbait) really move the probabilities. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -76,7 +77,7 @@ typedef struct {
     int type;
     uint64_t id;
     int64_t ts;
-    int scen, hour, nrecent, has_sr, adv;
+    int scen, hour, nrecent, has_sr, adv, age;
     char user[16], ad[16], device[16], category[24];
     char recent[8][16];
     double value, price;
@@ -195,6 +196,8 @@ static size_t parse_events(const output *o, pev **out)
             e->adv = atoi(tmp + 3);
             copy_str(tmp, sizeof tmp, json_object_get(f, "user_age"));
             assert_true(strchr(tmp, '-') || strcmp(tmp, "65+") == 0);
+            e->age = tmp[0] - '1'; /* "18-24" .. "65+" -> 0 .. 5 */
+            assert_true(e->age >= 0 && e->age < 6);
             assert_true(!strcmp(e->device, "android") || !strcmp(e->device, "ios") || !strcmp(e->device, "pc"));
             json_t *hour = json_object_get(f, "hour"), *price = json_object_get(f, "price"),
                    *rec = json_object_get(f, "recent_ads");
@@ -979,6 +982,100 @@ static void test_behaviour_term(void **state)
     out_free(&out);
 }
 
+/* The scenario x age x category term is not additive: on the exact CTR logits, once each scenario's
+ * age and category main effects are removed, what is left of the age x category table in video
+ * runs against what is left in browser (the term's sign flips between them), where a shared
+ * age x category table would make the two agree. */
+static void test_scenario_interaction_flips(void **state)
+{
+    fixture *f = *state;
+    enum { AGES = 6, CATS = 32 };
+    catmap c = {.n = 0};
+    double sum[2][AGES][CATS] = {{{0}}}, cnt[2][AGES][CATS] = {{{0}}};
+    size_t ti = 0;
+    for (size_t i = 0; i < f->n_ev; i++) {
+        const pev *e = &f->ev[i];
+        if (e->type != T_IMP)
+            continue;
+        const trow *t = &f->tr[ti++];
+        int cat = cat_id(&c, e->category);
+        if (e->scen > 1) /* video and browser */
+            continue;
+        sum[e->scen][e->age][cat] += logit(t->p_ctr);
+        cnt[e->scen][e->age][cat]++;
+    }
+    /* Cells seen often enough in both scenarios; then double-centre each scenario's table over them. */
+    double res[2][AGES][CATS];
+    int ok[AGES][CATS], n_ok = 0;
+    for (int a = 0; a < AGES; a++)
+        for (int k = 0; k < c.n_names; k++) {
+            ok[a][k] = cnt[0][a][k] >= 40 && cnt[1][a][k] >= 40;
+            n_ok += ok[a][k];
+        }
+    assert_true(n_ok >= 40);
+    for (int s = 0; s < 2; s++) {
+        double m[AGES][CATS], row[AGES] = {0}, col[CATS] = {0}, nrow[AGES] = {0}, ncol[CATS] = {0}, all = 0;
+        for (int a = 0; a < AGES; a++)
+            for (int k = 0; k < c.n_names; k++)
+                if (ok[a][k]) {
+                    m[a][k] = sum[s][a][k] / cnt[s][a][k];
+                    row[a] += m[a][k], nrow[a]++;
+                    col[k] += m[a][k], ncol[k]++;
+                    all += m[a][k];
+                }
+        for (int a = 0; a < AGES; a++)
+            for (int k = 0; k < c.n_names; k++)
+                if (ok[a][k])
+                    res[s][a][k] = m[a][k] - row[a] / nrow[a] - col[k] / ncol[k] + all / n_ok;
+    }
+    double xy = 0, xx = 0, yy = 0;
+    for (int a = 0; a < AGES; a++)
+        for (int k = 0; k < c.n_names; k++)
+            if (ok[a][k]) {
+                xy += res[0][a][k] * res[1][a][k];
+                xx += res[0][a][k] * res[0][a][k];
+                yy += res[1][a][k] * res[1][a][k];
+            }
+    double r = xy / sqrt(xx * yy);
+    if (!(r < -0.3))
+        fail_msg("video and browser age x category residuals correlate %.3f over %d cells, want < -0.3", r, n_ok);
+}
+
+/* Clickbait is a task conflict: over ads, the mean CTR logit and the mean CVR logit of their
+ * impressions move against each other (with only the shared terms, quality, interest, age x
+ * category, they would move together). */
+static void test_task_conflict(void **state)
+{
+    fixture *f = *state;
+    int n_ads = f->opts.n_ads;
+    double *acc = calloc((size_t)n_ads * 3, sizeof *acc); /* per ad: count, sum logit ctr, sum logit cvr */
+    assert_non_null(acc);
+    size_t ti = 0;
+    for (size_t i = 0; i < f->n_ev; i++) {
+        const pev *e = &f->ev[i];
+        if (e->type != T_IMP)
+            continue;
+        const trow *t = &f->tr[ti++];
+        int ad = atoi(e->ad + 1);
+        assert_true(ad >= 0 && ad < n_ads);
+        acc[3 * ad] += 1;
+        acc[3 * ad + 1] += logit(t->p_ctr);
+        acc[3 * ad + 2] += logit(t->p_cvr);
+    }
+    double n = 0, sx = 0, sy = 0, sxx = 0, syy = 0, sxy = 0;
+    for (int a = 0; a < n_ads; a++) {
+        if (acc[3 * a] < 30)
+            continue;
+        double x = acc[3 * a + 1] / acc[3 * a], y = acc[3 * a + 2] / acc[3 * a];
+        n++, sx += x, sy += y, sxx += x * x, syy += y * y, sxy += x * y;
+    }
+    free(acc);
+    assert_true(n >= 100);
+    double r = (sxy - sx * sy / n) / sqrt((sxx - sx * sx / n) * (syy - sy * sy / n));
+    if (!(r < -0.15))
+        fail_msg("over %.0f ads the mean CTR and CVR logits correlate %.3f, want < -0.15", n, r);
+}
+
 /* Traffic follows the diurnal curve: the evening peak carries several times the night trough. */
 static void test_diurnal_traffic(void **state)
 {
@@ -1009,6 +1106,8 @@ int main(void)
         cmocka_unit_test(test_order_and_references),
         cmocka_unit_test(test_truth_matches_events),
         cmocka_unit_test(test_rates),
+        cmocka_unit_test(test_scenario_interaction_flips),
+        cmocka_unit_test(test_task_conflict),
         cmocka_unit_test(test_diurnal_traffic),
     };
     int failed = cmocka_run_group_tests_name("gen", standalone, NULL, NULL);
