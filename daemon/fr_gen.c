@@ -59,18 +59,29 @@ static const double HOUR_CTR[24] = {0.10,  0.14,  0.18,  0.18,  0.15,  0.08,  -0
                                     -0.04, -0.02, 0.02,  0.05,  0.07,  0.08,  0.08,  0.09};
 
 /* Logit coefficients. Biases were tuned (1M impressions, 14 days, seeds 1-7 and 42) so that CTR
- * lands near 3%, 2%, 4%, 1.5% and CVR near 9%, 11%, 7%, 12% of clicks per scenario; the rest is the structure a multi-task multi-scenario model can
- * exploit: scenario-specific weights on interest and behaviour, shared terms in CTR and CVR. */
-static const double CTR_BIAS[N_SCEN] = {-4.72, -4.92, -4.68, -5.10};
+ * lands near 3%, 2%, 4%, 1.5% and CVR near 9%, 11%, 7%, 12% of clicks per scenario. Besides the
+ * shared terms of CTR and CVR (interest, quality, age x category, user propensity), three parts are
+ * built so that an additive model (embeddings + field pairs + an MLP over their concatenation)
+ * leaves signal on the table and the multi-task multi-scenario components can take it:
+ *  - a three-way scenario x age x category term whose sign flips between scenarios (what one
+ *    audience of a surface likes, the same audience on another surface avoids), so the pooled
+ *    age x category pair only sees its traffic-weighted average;
+ *  - clickbait: an ad attribute that raises CTR and lowers CVR, the task conflict one shared
+ *    representation has to split;
+ *  - retargeting: a click boost when ANY of the user's recent clicks is an ad of the target's
+ *    advertiser, however many other clicks the list holds, which mean pooling dilutes by the
+ *    list length and target attention does not. */
+static const double CTR_BIAS[N_SCEN] = {-4.89, -5.08, -4.65, -5.41};
 static const double BETA_INTEREST[N_SCEN] = {1.0, 0.8, 1.2, 0.7};
-static const double BETA_BEHAVIOUR[N_SCEN] = {0.35, 0.25, 0.45, 0.20};
+static const double BETA_BEHAVIOUR[N_SCEN] = {0.9, 0.6, 1.1, 0.5};
+static const double SCEN_AGE_CAT[N_SCEN] = {1.0, -1.0, 0.6, -1.2}; /* sign and strength of the three-way term */
 static const double DEV_CTR[N_DEV] = {0.0, 0.10, -0.25};
-static const double CVR_BIAS[N_SCEN] = {-3.59, -3.28, -3.94, -3.02};
+static const double CVR_BIAS[N_SCEN] = {-3.51, -3.10, -3.79, -3.08};
 static const double DEV_CVR[N_DEV] = {0.0, 0.20, 0.10};
-static const double CVR_QUALITY = 0.6, CVR_INTEREST = 0.5, CVR_AGE_CAT = 0.5, CVR_BEHAVIOUR = 0.15;
+static const double CVR_QUALITY = 0.6, CVR_INTEREST = 0.5, CVR_AGE_CAT = 0.5, CVR_BEHAVIOUR = 0.3;
+static const double CVR_AGE_CAT3 = 0.5;     /* the three-way term in CVR, same sign as in CTR */
+static const double CTR_BAIT = 1.0, CVR_BAIT = -1.5; /* clickbait: clicks up, conversions down */
 static const double CVR_LOG_PRICE = -0.35;  /* per e-fold of price: expensive converts less */
-static const double BEHAVIOUR_DECAY = 0.8;  /* weight of the j-th most recent click: 0.8^j */
-static const double BEHAVIOUR_CAP = 2.0;    /* saturates, so heavy clickers do not run away */
 static const double TARGETED_SHARE = 0.3;   /* impressions the upstream ranker aimed at the user's top interest */
 static const double LATE_CLICK_SHARE = 0.005;
 
@@ -240,11 +251,12 @@ typedef struct {
     int32_t *a_adv;
     uint8_t *a_cat;
     int64_t *a_price_cents;
-    float *a_quality, *a_lnprice;
+    float *a_quality, *a_lnprice, *a_bait;
     /* advertisers */
     float *adv_cvr, *adv_scen; /* adv_scen: n_adv x N_SCEN */
     /* interaction tables */
     double age_cat[N_AGE][N_CAT], scen_cat[N_SCEN][N_CAT];
+    double age_cat3[N_AGE][N_CAT]; /* times SCEN_AGE_CAT[s]: the scenario-dependent age x category term */
     /* samplers */
     double *user_cdf, *cold_user_cdf, *ad_cdf;
     int32_t *cat_ads;         /* ads grouped by category, by id within a category */
@@ -257,7 +269,7 @@ static void world_free(world_t *w)
 {
     void *ptrs[] = {w->u_interest, w->u_bias,     w->u_cvr,    w->u_age,      w->u_os,       w->u_has_pc,
                     w->u_fav,      w->u_recent,   w->u_nrecent, w->a_adv,     w->a_cat,      w->a_price_cents,
-                    w->a_quality,  w->a_lnprice,  w->adv_cvr,  w->adv_scen,   w->user_cdf,   w->cold_user_cdf,
+                    w->a_quality,  w->a_lnprice,  w->a_bait,   w->adv_cvr,  w->adv_scen,   w->user_cdf,   w->cold_user_cdf,
                     w->ad_cdf,     w->cat_ads,    w->cat_ad_cdf};
     for (size_t i = 0; i < sizeof ptrs / sizeof ptrs[0]; i++)
         free(ptrs[i]);
@@ -271,7 +283,7 @@ static int pick_weighted(rng_t *r, const double *cdf, int n) { return cdf_pick(c
  * with it the scenario biases set the rates and every seed has the intended CTR and CVR. */
 static void world_center(world_t *w)
 {
-    double ub = 0, uc = 0, q = 0, lp = 0, adv_c = 0, adv_s[N_SCEN] = {0}, cat_share[N_CAT] = {0};
+    double ub = 0, uc = 0, q = 0, lp = 0, bait = 0, adv_c = 0, adv_s[N_SCEN] = {0}, cat_share[N_CAT] = {0};
     for (int u = 0; u < w->n_users; u++) {
         double p = w->user_cdf[u] - (u ? w->user_cdf[u - 1] : 0.0);
         ub += p * w->u_bias[u];
@@ -286,6 +298,7 @@ static void world_center(world_t *w)
         double p = w->ad_cdf[a] - (a ? w->ad_cdf[a - 1] : 0.0);
         q += p * w->a_quality[a];
         lp += p * w->a_lnprice[a];
+        bait += p * w->a_bait[a];
         adv_c += p * w->adv_cvr[w->a_adv[a]];
         for (int s = 0; s < N_SCEN; s++)
             adv_s[s] += p * w->adv_scen[(size_t)w->a_adv[a] * N_SCEN + (size_t)s];
@@ -296,6 +309,7 @@ static void world_center(world_t *w)
     for (int a = 0; a < w->n_ads; a++) {
         w->a_quality[a] = (float)(w->a_quality[a] - q);
         w->a_lnprice[a] = (float)(w->a_lnprice[a] - lp);
+        w->a_bait[a] = (float)(w->a_bait[a] - bait);
     }
     for (int v = 0; v < w->n_adv; v++) {
         w->adv_cvr[v] = (float)(w->adv_cvr[v] - adv_c);
@@ -311,11 +325,15 @@ static void world_center(world_t *w)
             w->scen_cat[s][c] -= m;
     }
     for (int g = 0; g < N_AGE; g++) {
-        double m = 0;
-        for (int c = 0; c < N_CAT; c++)
+        double m = 0, m3 = 0;
+        for (int c = 0; c < N_CAT; c++) {
             m += cat_share[c] * w->age_cat[g][c];
-        for (int c = 0; c < N_CAT; c++)
+            m3 += cat_share[c] * w->age_cat3[g][c];
+        }
+        for (int c = 0; c < N_CAT; c++) {
             w->age_cat[g][c] -= m;
+            w->age_cat3[g][c] -= m3;
+        }
     }
 }
 
@@ -341,6 +359,7 @@ static int world_build(world_t *w, uint64_t seed, int n_users, int n_ads)
     w->a_price_cents = malloc(na * sizeof *w->a_price_cents);
     w->a_quality = malloc(na * sizeof *w->a_quality);
     w->a_lnprice = malloc(na * sizeof *w->a_lnprice);
+    w->a_bait = malloc(na * sizeof *w->a_bait);
     w->adv_cvr = malloc(nv * sizeof *w->adv_cvr);
     w->adv_scen = malloc(nv * N_SCEN * sizeof *w->adv_scen);
     w->user_cdf = malloc(nu * sizeof *w->user_cdf);
@@ -352,7 +371,7 @@ static int world_build(world_t *w, uint64_t seed, int n_users, int n_ads)
     uint8_t *adv_cat = malloc(nv);
     if (!w->u_interest || !w->u_bias || !w->u_cvr || !w->u_age || !w->u_os || !w->u_has_pc || !w->u_fav ||
         !w->u_recent || !w->u_nrecent || !w->a_adv || !w->a_cat || !w->a_price_cents || !w->a_quality ||
-        !w->a_lnprice || !w->adv_cvr || !w->adv_scen || !w->user_cdf || !w->cold_user_cdf || !w->ad_cdf ||
+        !w->a_lnprice || !w->a_bait || !w->adv_cvr || !w->adv_scen || !w->user_cdf || !w->cold_user_cdf || !w->ad_cdf ||
         !w->cat_ads || !w->cat_ad_cdf || !adv_cdf || !adv_cat) {
         free(adv_cdf);
         free(adv_cat);
@@ -361,11 +380,13 @@ static int world_build(world_t *w, uint64_t seed, int n_users, int n_ads)
     }
 
     /* One stream per entity kind, so adding users does not reshuffle the ads. */
-    rng_t rt, ru, ra, rv;
+    rng_t rt, ru, ra, rv, rt3, rb;
     rng_seed(&rt, seed, 1);
     rng_seed(&ru, seed, 2);
     rng_seed(&ra, seed, 3);
     rng_seed(&rv, seed, 4);
+    rng_seed(&rt3, seed, 5);
+    rng_seed(&rb, seed, 6);
 
     memcpy(w->scen_cdf, SCEN_SHARE, sizeof w->scen_cdf);
     cdf_from_weights(w->scen_cdf, N_SCEN);
@@ -381,6 +402,9 @@ static int world_build(world_t *w, uint64_t seed, int n_users, int n_ads)
     for (int s = 0; s < N_SCEN; s++)
         for (int c = 0; c < N_CAT; c++)
             w->scen_cat[s][c] = (s == SCEN_THIRD_PARTY ? 0.7 : 0.45) * rng_normal(&rt);
+    for (int a = 0; a < N_AGE; a++)
+        for (int c = 0; c < N_CAT; c++)
+            w->age_cat3[a][c] = 0.6 * rng_normal(&rt3);
 
     for (size_t u = 0; u < nu; u++) {
         w->u_age[u] = (uint8_t)pick_weighted(&ru, w->age_cdf, N_AGE);
@@ -417,6 +441,10 @@ static int world_build(world_t *w, uint64_t seed, int n_users, int n_ads)
         w->a_price_cents[a] = (int64_t)floor(price * 100.0 + 0.5);
         w->a_lnprice[a] = (float)px_log((double)w->a_price_cents[a] / 100.0); /* centred later */
         w->a_quality[a] = (float)(0.5 * rng_normal(&ra));
+        /* Own stream: the clickbait draw leaves the other ad attributes as they were. Most ads are
+         * honest, a minority is strongly baity (a right-skewed |normal|^2-like shape). */
+        double b = rng_normal(&rb);
+        w->a_bait[a] = (float)(0.35 * b * b);
     }
     free(adv_cdf);
     free(adv_cat);
@@ -671,18 +699,22 @@ static int gen_impression(run_t *r, uint64_t k, int64_t ts, double p_cvr_7d_fact
     memcpy(e.recent, w->u_recent + (size_t)u * RECENT_MAX, sizeof e.recent);
 
     int c = w->a_cat[a], v = w->a_adv[a], age = w->u_age[u];
-    double match = 0.0, wt = 1.0;
-    for (int j = 0; j < e.nrecent; j++, wt *= BEHAVIOUR_DECAY)
-        if (w->a_cat[e.recent[j]] == c)
-            match += wt;
-    if (match > BEHAVIOUR_CAP)
-        match = BEHAVIOUR_CAP;
-    double interest = w->u_interest[(size_t)u * N_CAT + (size_t)c], q = w->a_quality[a];
+    /* Retargeting: one recent click on the advertiser is the whole signal, wherever it sits. */
+    double match = 0.0;
+    for (int j = 0; j < e.nrecent; j++)
+        if (w->a_adv[e.recent[j]] == v) {
+            match = 1.0;
+            break;
+        }
+    double interest = w->u_interest[(size_t)u * N_CAT + (size_t)c], q = w->a_quality[a], bait = w->a_bait[a];
+    double t3 = SCEN_AGE_CAT[s] * w->age_cat3[age][c];
     double z_ctr = CTR_BIAS[s] + w->u_bias[u] + q + BETA_INTEREST[s] * interest + w->age_cat[age][c] +
-                   HOUR_CTR[e.hour] + w->scen_cat[s][c] + BETA_BEHAVIOUR[s] * match + DEV_CTR[e.dev];
+                   HOUR_CTR[e.hour] + w->scen_cat[s][c] + BETA_BEHAVIOUR[s] * match + DEV_CTR[e.dev] + t3 +
+                   CTR_BAIT * bait;
     double z_cvr = CVR_BIAS[s] + w->u_cvr[u] + CVR_QUALITY * q + CVR_INTEREST * interest +
                    CVR_AGE_CAT * w->age_cat[age][c] + w->adv_cvr[v] + w->adv_scen[(size_t)v * N_SCEN + (size_t)s] +
-                   CVR_LOG_PRICE * w->a_lnprice[a] + CVR_BEHAVIOUR * match + DEV_CVR[e.dev];
+                   CVR_LOG_PRICE * w->a_lnprice[a] + CVR_BEHAVIOUR * match + DEV_CVR[e.dev] + CVR_AGE_CAT3 * t3 +
+                   CVR_BAIT * bait;
     double p_ctr = sigmoid(z_ctr), p_cvr = sigmoid(z_cvr);
 
     if (emit(r, &e) != 0)

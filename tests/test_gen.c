@@ -1,6 +1,7 @@
 /* Tests of the synthetic generator: determinism, the EVENTS.md format, ordering, agreement
  * between the events and the truth file, the rates the world is meant to have, duplicates,
- * arrival jitter, and that the behaviour term really moves the click probability. */
+ * arrival jitter, and that the structure terms (retargeting, the scenario x age x category flip,
+ * clickbait) really move the probabilities. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -76,7 +77,7 @@ typedef struct {
     int type;
     uint64_t id;
     int64_t ts;
-    int scen, hour, nrecent, has_sr;
+    int scen, hour, nrecent, has_sr, adv, age;
     char user[16], ad[16], device[16], category[24];
     char recent[8][16];
     double value, price;
@@ -192,8 +193,11 @@ static size_t parse_events(const output *o, pev **out)
             char tmp[16];
             copy_str(tmp, sizeof tmp, json_object_get(f, "advertiser"));
             assert_true(strncmp(tmp, "adv", 3) == 0);
+            e->adv = atoi(tmp + 3);
             copy_str(tmp, sizeof tmp, json_object_get(f, "user_age"));
             assert_true(strchr(tmp, '-') || strcmp(tmp, "65+") == 0);
+            e->age = tmp[0] - '1'; /* "18-24" .. "65+" -> 0 .. 5 */
+            assert_true(e->age >= 0 && e->age < 6);
             assert_true(!strcmp(e->device, "android") || !strcmp(e->device, "ios") || !strcmp(e->device, "pc"));
             json_t *hour = json_object_get(f, "hour"), *price = json_object_get(f, "price"),
                    *rec = json_object_get(f, "recent_ads");
@@ -860,6 +864,7 @@ static double logit(double p) { return log(p / (1 - p)); }
 typedef struct {
     int n;
     int *cat; /* -1 unknown */
+    int *adv; /* -1 unknown */
     char names[32][24];
     int n_names;
 } catmap;
@@ -874,22 +879,25 @@ static int cat_id(catmap *c, const char *name)
     return c->n_names++;
 }
 
-/* Bit j set: the j-th recent ad has the target's category. Asserts the category is known. */
-static unsigned match_mask(const catmap *c, const pev *e, int cat)
+/* Bit j set: the j-th recent ad has the target's advertiser. Asserts the advertiser is known (a
+ * recent ad was clicked, so it was shown before). */
+static unsigned match_mask(const catmap *c, const pev *e)
 {
     unsigned mask = 0;
     for (int j = 0; j < e->nrecent; j++) {
         int a = atoi(e->recent[j] + 1);
-        assert_true(a >= 0 && a < c->n && c->cat[a] >= 0);
-        if (c->cat[a] == cat)
+        assert_true(a >= 0 && a < c->n && c->adv[a] >= 0);
+        if (c->adv[a] == e->adv)
             mask |= 1u << j;
     }
     return mask;
 }
 
-/* The behaviour term exists: (1) on average p_ctr is higher when a recent click shares the target
- * ad's category; (2) controlled: for the same user, ad, scenario, hour and device, the logit moves
- * up exactly when the match pattern gains a match, and does not move when the pattern is equal. */
+/* The behaviour term is retargeting: (1) on average p_ctr is higher when a recent click is an ad
+ * of the target's advertiser; (2) controlled: for the same user, ad, scenario, hour and device, the
+ * logit moves up exactly when the list goes from no match to some match, and does not move when
+ * both lists have a match, however many and wherever they sit (an "any" effect, not a count), nor
+ * when neither has one. */
 static void test_behaviour_term(void **state)
 {
     (void)state;
@@ -905,18 +913,20 @@ static void test_behaviour_term(void **state)
     size_t n = parse_events(&out, &ev), nt = parse_truth(&out, &tr);
     catmap c = {.n = o.n_ads};
     c.cat = malloc((size_t)o.n_ads * sizeof *c.cat);
+    c.adv = malloc((size_t)o.n_ads * sizeof *c.adv);
+    assert_true(c.cat && c.adv);
     for (int i = 0; i < o.n_ads; i++)
-        c.cat[i] = -1;
+        c.cat[i] = c.adv[i] = -1;
 
     /* Last seen (mask, logit) per (user, ad, scenario, hour, device). */
     enum { DEVS = 3 };
     size_t keys = (size_t)o.n_users * (size_t)o.n_ads * 4 * 24 * DEVS;
-    unsigned *mask_of = malloc(keys * sizeof *mask_of);
+    unsigned *mask_of = malloc(keys * sizeof *mask_of), *pattern_of = malloc(keys * sizeof *pattern_of);
     double *logit_of = malloc(keys * sizeof *logit_of);
     unsigned char *seen = calloc(keys, 1);
-    assert_true(mask_of && logit_of && seen);
+    assert_true(mask_of && pattern_of && logit_of && seen);
     double sum[2] = {0}, cnt[2] = {0};
-    size_t ti = 0, up = 0, same = 0;
+    size_t ti = 0, up = 0, same = 0, other_matches = 0;
     for (size_t i = 0; i < n; i++) {
         const pev *e = &ev[i];
         if (e->type != T_IMP)
@@ -924,7 +934,8 @@ static void test_behaviour_term(void **state)
         const trow *t = &tr[ti++];
         int ad = atoi(e->ad + 1), user = atoi(e->user + 1), cat = cat_id(&c, e->category);
         c.cat[ad] = cat;
-        unsigned mask = match_mask(&c, e, cat);
+        c.adv[ad] = e->adv;
+        unsigned pattern = match_mask(&c, e), mask = pattern != 0;
         if (e->nrecent > 0) {
             sum[mask != 0] += t->p_ctr;
             cnt[mask != 0]++;
@@ -938,6 +949,7 @@ static void test_behaviour_term(void **state)
             if (mask == mask_of[key]) {
                 assert_true(fabs(dz) < 0.005);
                 same++;
+                other_matches += mask && pattern != pattern_of[key];
             } else if (mask_of[key] == 0) {
                 assert_true(dz > 0.01);
                 up++;
@@ -948,22 +960,120 @@ static void test_behaviour_term(void **state)
         }
         seen[key] = 1;
         mask_of[key] = mask;
+        pattern_of[key] = pattern;
         logit_of[key] = z;
     }
     assert_int_equal(ti, nt);
     assert_true(cnt[0] > 1000 && cnt[1] > 1000);
     double with = sum[1] / cnt[1], without = sum[0] / cnt[0];
     if (!(with > without * 1.1))
-        fail_msg("mean p_ctr with a category match %.4f, without %.4f", with, without);
-    if (up < 100 || same < 100)
-        fail_msg("too few controlled pairs: %zu changed, %zu equal", up, same);
+        fail_msg("mean p_ctr with an advertiser match %.4f, without %.4f", with, without);
+    if (up < 100 || same < 100 || other_matches < 20)
+        fail_msg("too few controlled pairs: %zu changed, %zu equal (%zu with other match patterns)", up, same,
+                 other_matches);
     free(mask_of);
+    free(pattern_of);
     free(logit_of);
     free(seen);
     free(c.cat);
+    free(c.adv);
     free(ev);
     free(tr);
     out_free(&out);
+}
+
+/* The scenario x age x category term is not additive: on the exact CTR logits, once each scenario's
+ * age and category main effects are removed, what is left of the age x category table in video
+ * runs against what is left in browser (the term's sign flips between them), where a shared
+ * age x category table would make the two agree. */
+static void test_scenario_interaction_flips(void **state)
+{
+    fixture *f = *state;
+    enum { AGES = 6, CATS = 32 };
+    catmap c = {.n = 0};
+    double sum[2][AGES][CATS] = {{{0}}}, cnt[2][AGES][CATS] = {{{0}}};
+    size_t ti = 0;
+    for (size_t i = 0; i < f->n_ev; i++) {
+        const pev *e = &f->ev[i];
+        if (e->type != T_IMP)
+            continue;
+        const trow *t = &f->tr[ti++];
+        int cat = cat_id(&c, e->category);
+        if (e->scen > 1) /* video and browser */
+            continue;
+        sum[e->scen][e->age][cat] += logit(t->p_ctr);
+        cnt[e->scen][e->age][cat]++;
+    }
+    /* Cells seen often enough in both scenarios; then double-centre each scenario's table over them. */
+    double res[2][AGES][CATS];
+    int ok[AGES][CATS], n_ok = 0;
+    for (int a = 0; a < AGES; a++)
+        for (int k = 0; k < c.n_names; k++) {
+            ok[a][k] = cnt[0][a][k] >= 40 && cnt[1][a][k] >= 40;
+            n_ok += ok[a][k];
+        }
+    assert_true(n_ok >= 40);
+    for (int s = 0; s < 2; s++) {
+        double m[AGES][CATS], row[AGES] = {0}, col[CATS] = {0}, nrow[AGES] = {0}, ncol[CATS] = {0}, all = 0;
+        for (int a = 0; a < AGES; a++)
+            for (int k = 0; k < c.n_names; k++)
+                if (ok[a][k]) {
+                    m[a][k] = sum[s][a][k] / cnt[s][a][k];
+                    row[a] += m[a][k], nrow[a]++;
+                    col[k] += m[a][k], ncol[k]++;
+                    all += m[a][k];
+                }
+        for (int a = 0; a < AGES; a++)
+            for (int k = 0; k < c.n_names; k++)
+                if (ok[a][k])
+                    res[s][a][k] = m[a][k] - row[a] / nrow[a] - col[k] / ncol[k] + all / n_ok;
+    }
+    double xy = 0, xx = 0, yy = 0;
+    for (int a = 0; a < AGES; a++)
+        for (int k = 0; k < c.n_names; k++)
+            if (ok[a][k]) {
+                xy += res[0][a][k] * res[1][a][k];
+                xx += res[0][a][k] * res[0][a][k];
+                yy += res[1][a][k] * res[1][a][k];
+            }
+    double r = xy / sqrt(xx * yy);
+    if (!(r < -0.3))
+        fail_msg("video and browser age x category residuals correlate %.3f over %d cells, want < -0.3", r, n_ok);
+}
+
+/* Clickbait is a task conflict: over ads, the mean CTR logit and the mean CVR logit of their
+ * impressions move against each other (with only the shared terms, quality, interest, age x
+ * category, they would move together). */
+static void test_task_conflict(void **state)
+{
+    fixture *f = *state;
+    int n_ads = f->opts.n_ads;
+    double *acc = calloc((size_t)n_ads * 3, sizeof *acc); /* per ad: count, sum logit ctr, sum logit cvr */
+    assert_non_null(acc);
+    size_t ti = 0;
+    for (size_t i = 0; i < f->n_ev; i++) {
+        const pev *e = &f->ev[i];
+        if (e->type != T_IMP)
+            continue;
+        const trow *t = &f->tr[ti++];
+        int ad = atoi(e->ad + 1);
+        assert_true(ad >= 0 && ad < n_ads);
+        acc[3 * ad] += 1;
+        acc[3 * ad + 1] += logit(t->p_ctr);
+        acc[3 * ad + 2] += logit(t->p_cvr);
+    }
+    double n = 0, sx = 0, sy = 0, sxx = 0, syy = 0, sxy = 0;
+    for (int a = 0; a < n_ads; a++) {
+        if (acc[3 * a] < 30)
+            continue;
+        double x = acc[3 * a + 1] / acc[3 * a], y = acc[3 * a + 2] / acc[3 * a];
+        n++, sx += x, sy += y, sxx += x * x, syy += y * y, sxy += x * y;
+    }
+    free(acc);
+    assert_true(n >= 100);
+    double r = (sxy - sx * sy / n) / sqrt((sxx - sx * sx / n) * (syy - sy * sy / n));
+    if (!(r < -0.15))
+        fail_msg("over %.0f ads the mean CTR and CVR logits correlate %.3f, want < -0.15", n, r);
 }
 
 /* Traffic follows the diurnal curve: the evening peak carries several times the night trough. */
@@ -996,6 +1106,8 @@ int main(void)
         cmocka_unit_test(test_order_and_references),
         cmocka_unit_test(test_truth_matches_events),
         cmocka_unit_test(test_rates),
+        cmocka_unit_test(test_scenario_interaction_flips),
+        cmocka_unit_test(test_task_conflict),
         cmocka_unit_test(test_diurnal_traffic),
     };
     int failed = cmocka_run_group_tests_name("gen", standalone, NULL, NULL);
