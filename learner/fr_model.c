@@ -75,6 +75,8 @@ typedef struct {
     float *dffi_d;     /* [nf x D]: backward scratch, d loss / d D(e_i) of one sample */
     float *dffi_dp;    /* [npair]: backward scratch, d loss / d p_ij of one sample */
     float *cz;         /* [n_scenarios + 3 hd]: CausalInt scratch: classifier logits, h_inv, h_spc, dh */
+    float *gs;         /* [n_scenarios x max gate width]: one gate's scenario logit terms (forward), then the
+                        * sums of its logit gradients per scenario (backward); with scenario_dim */
     /* DFUB, per sample: the history items' embeddings, keys and values [cap x HL x D], the query
      * [cap x D], the attention weights [cap x heads x HL], the item count [cap] */
     float *ub_e, *ub_k, *ub_v, *ub_q, *ub_a;
@@ -189,6 +191,7 @@ static void ws_free(fr_ws *w)
     free(w->dffi_d);
     free(w->dffi_dp);
     free(w->cz);
+    free(w->gs);
     free(w->ub_e);
     free(w->ub_k);
     free(w->ub_v);
@@ -231,6 +234,12 @@ static fr_ws *ws_new(const fr_model *m, int cap, int backward)
     w->x = falloc(n * m->in, sizeof(float), &f);
     w->pr = falloc(n * (size_t)m->npair, sizeof(float), &f);
     w->scen = falloc(n, sizeof(int32_t), &f);
+    if (m->sd) {
+        int ng = 1;
+        for (int v = 0; v < m->NL; v++)
+            for (int g = 0; g < m->lv[v].n_gt; g++) ng = m->lv[v].gt[g].ng > ng ? m->lv[v].gt[g].ng : ng;
+        w->gs = falloc((size_t)m->c.n_scenarios * ng, sizeof(float), &f);
+    }
     for (int v = 0; v < m->NL; v++) {
         const fr_level *lv = &m->lv[v];
         for (int s = 0; s < lv->n_st; s++) {
@@ -801,6 +810,20 @@ static int32_t touch(fr_ws *w, int D, uint32_t table, uint64_t key, int64_t row)
     }
 }
 
+/* sum_k a[k] b[k] in an order fixed by n alone (so a sample's value does not depend on the batch
+ * around it): eight interleaved partial sums, which the compiler keeps in vector registers instead
+ * of one serial chain of adds, combined pairwise, then the tail. */
+static inline float dot(const float *restrict a, const float *restrict b, int n)
+{
+    float acc[8] = {0};
+    int k = 0;
+    for (; k + 8 <= n; k += 8)
+        for (int l = 0; l < 8; l++) acc[l] += a[k + l] * b[k + l];
+    float z = ((acc[0] + acc[4]) + (acc[2] + acc[6])) + ((acc[1] + acc[5]) + (acc[3] + acc[7]));
+    for (; k < n; k++) z += a[k] * b[k];
+    return z;
+}
+
 /* The inner products <e_i, e_j>, i < j, of one sample's nf field embeddings (x's first nf*D
  * columns), pairs in row-major order: (0,1), (0,2), .., (0,nf-1), (1,2), .. A plain loop in a
  * fixed order, so a sample's products are the same bits whatever the batch around it. */
@@ -907,21 +930,15 @@ static void set_scenarios(const fr_model *m, fr_ws *w, const fr_sample *s, int n
         w->scen[b] = s[b].scenario >= 0 && s[b].scenario < m->c.n_scenarios ? s[b].scenario : -1;
 }
 
-/* The task's pair (FwFM) and wide terms of each sample: plain loops, the same bits for a sample
- * alone and in a batch. */
+/* The task's pair (FwFM) and wide terms of each sample: the same bits for a sample alone and in a
+ * batch. */
 static void extras(const fr_model *m, fr_ws *w, int n)
 {
     for (int t = 0; t < 2; t++) {
         for (int b = 0; b < n; b++) {
             float z = 0;
-            if (m->fm_logit) {
-                const float *r = m->w + m->off_fm[t], *pr = w->pr + (size_t)b * m->npair;
-                for (int k = 0; k < m->npair; k++) z += r[k] * pr[k];
-            }
-            if (m->wide) {
-                const float *r = m->w + m->off_wide[t], *x = w->x + (size_t)b * m->in;
-                for (int k = 0; k < m->pair_off; k++) z += r[k] * x[k];
-            }
+            if (m->fm_logit) z += dot(m->w + m->off_fm[t], w->pr + (size_t)b * m->npair, m->npair);
+            if (m->wide) z += dot(m->w + m->off_wide[t], w->x + (size_t)b * m->in, m->pair_off);
             w->extra[t][b] = z;
         }
     }
@@ -1152,21 +1169,20 @@ static void forward(const fr_model *m, fr_ws *w, int n)
         }
         for (int g = 0; g < lv->n_gt; g++) {
             const fr_gate *gt = &lv->gt[g];
+            const int ng = gt->ng, use_sc = sd && ng > 1;
+            /* the scenario's logit term is the same for every sample of the scenario */
+            if (use_sc)
+                for (int sid = 0; sid < m->c.n_scenarios; sid++)
+                    for (int k = 0; k < ng; k++)
+                        w->gs[sid * ng + k] = dot(m->w + gt->off_sw + (size_t)k * sd, m->w + m->off_semb + (size_t)sid * sd, sd);
             for (int b = 0; b < n; b++) {
                 const int sid = w->scen[b];
-                float *out = w->go[v][g] + (size_t)b * hd;
-                memset(out, 0, (size_t)hd * sizeof *out);
+                float *restrict out = w->go[v][g] + (size_t)b * hd;
                 float one = 1.0f, *p = &one;
-                if (gt->ng > 1) {
+                if (ng > 1) {
                     p = w->act[v][gt->st] + (size_t)b * lv->st[gt->st].rows + gt->col;
-                    if (sd && sid >= 0) {
-                        const float *se = m->w + m->off_semb + (size_t)sid * sd, *sw = m->w + gt->off_sw;
-                        for (int k = 0; k < gt->ng; k++) {
-                            float z = 0;
-                            for (int d = 0; d < sd; d++) z += sw[k * sd + d] * se[d];
-                            p[k] += z;
-                        }
-                    }
+                    if (use_sc && sid >= 0)
+                        for (int k = 0; k < ng; k++) p[k] += w->gs[sid * ng + k];
                     float mx = -INFINITY, sum = 0;
                     for (int k = 0; k < gt->ng; k++) mx = p[k] > mx ? p[k] : mx;
                     for (int k = 0; k < gt->ng; k++) {
@@ -1175,13 +1191,20 @@ static void forward(const fr_model *m, fr_ws *w, int n)
                     }
                     for (int k = 0; k < gt->ng; k++) p[k] /= sum;
                 }
-                for (int k = 0; k < gt->ng; k++) {
+                int first = 1;
+                for (int k = 0; k < ng; k++) {
                     int e = gate_expert(gt, k, sid);
                     if (e < 0) continue;
                     const fr_xpert *x = &lv->ex[e];
-                    const float *h = w->act[v][x->st] + (size_t)b * lv->st[x->st].rows + x->col;
-                    for (int j = 0; j < hd; j++) out[j] += p[k] * h[j];
+                    const float *restrict h = w->act[v][x->st] + (size_t)b * lv->st[x->st].rows + x->col;
+                    const float pk = p[k];
+                    if (first)
+                        for (int j = 0; j < hd; j++) out[j] = pk * h[j];
+                    else
+                        for (int j = 0; j < hd; j++) out[j] += pk * h[j];
+                    first = 0;
                 }
+                if (first) memset(out, 0, (size_t)hd * sizeof *out);
             }
         }
     }
@@ -1414,6 +1437,8 @@ static void backward(const fr_model *m, fr_ws *w, const fr_sample *smp, int n)
             if (lv->st[s].rows) memset(w->dact[v][s], 0, (size_t)n * lv->st[s].rows * sizeof(float));
         for (int k = 0; k < lv->n_gt; k++) {
             const fr_gate *gt = &lv->gt[k];
+            const int use_sc = sd && gt->ng > 1;
+            if (use_sc) memset(w->gs, 0, (size_t)m->c.n_scenarios * gt->ng * sizeof *w->gs);
             for (int b = 0; b < n; b++) {
                 const int sid = w->scen[b];
                 const float *dout = w->dgo[v][k] + (size_t)b * hd;
@@ -1427,28 +1452,31 @@ static void backward(const fr_model *m, fr_ws *w, const fr_sample *smp, int n)
                     if (e < 0) continue;
                     const fr_xpert *x = &lv->ex[e];
                     size_t at = (size_t)b * lv->st[x->st].rows + x->col;
-                    const float *h = w->act[v][x->st] + at;
-                    float *dh = w->dact[v][x->st] + at, acc = 0;
-                    for (int j = 0; j < hd; j++) {
-                        acc += dout[j] * h[j];
-                        dh[j] += p[q] * dout[j];
-                    }
-                    dp[q] = acc;
+                    const float *restrict h = w->act[v][x->st] + at;
+                    float *restrict dh = w->dact[v][x->st] + at;
+                    const float pq = p[q];
+                    dp[q] = dot(dout, h, hd);
+                    for (int j = 0; j < hd; j++) dh[j] += pq * dout[j];
                 }
                 if (gt->ng < 2) continue;
                 /* softmax: dz_k = p_k (dp_k - sum_q p_q dp_q) */
-                float dot = 0;
-                for (int q = 0; q < gt->ng; q++) dot += p[q] * dp[q];
+                float pdp = 0;
+                for (int q = 0; q < gt->ng; q++) pdp += p[q] * dp[q];
                 float *dz = w->dact[v][gt->st] + (size_t)b * lv->st[gt->st].rows + gt->col;
-                for (int q = 0; q < gt->ng; q++) dz[q] = p[q] * (dp[q] - dot);
-                if (sd && sid >= 0) {
-                    const float *se = m->w + m->off_semb + (size_t)sid * sd, *sw = m->w + gt->off_sw;
-                    float *gse = g + m->off_semb + (size_t)sid * sd, *gsw = g + gt->off_sw;
-                    for (int q = 0; q < gt->ng; q++)
-                        for (int d = 0; d < sd; d++) {
-                            gsw[q * sd + d] += dz[q] * se[d];
-                            gse[d] += dz[q] * sw[q * sd + d];
-                        }
+                for (int q = 0; q < gt->ng; q++) dz[q] = p[q] * (dp[q] - pdp);
+                if (use_sc && sid >= 0)
+                    for (int q = 0; q < gt->ng; q++) w->gs[sid * gt->ng + q] += dz[q];
+            }
+            /* the scenario term is linear in the summed logit gradients of the scenario's samples */
+            for (int sid = 0; use_sc && sid < m->c.n_scenarios; sid++) {
+                const float *restrict se = m->w + m->off_semb + (size_t)sid * sd, *restrict sw = m->w + gt->off_sw;
+                float *restrict gse = g + m->off_semb + (size_t)sid * sd, *restrict gsw = g + gt->off_sw;
+                for (int q = 0; q < gt->ng; q++) {
+                    const float c = w->gs[sid * gt->ng + q];
+                    for (int d = 0; d < sd; d++) {
+                        gsw[q * sd + d] += c * se[d];
+                        gse[d] += c * sw[q * sd + d];
+                    }
                 }
             }
         }
