@@ -65,6 +65,10 @@ typedef struct {
     int cap;
     float *x;          /* [cap x in] */
     float *pr;         /* [cap x npair]: <e_i, e_j> for the field pairs i < j, in row-major pair order */
+    /* the pairs batch-innermost, so their loops run over the batch in vector registers: */
+    float *xt;         /* [nf x D x cap]: x's embedding columns transposed */
+    float *prt;        /* [npair x cap]: pr transposed (forward), then d loss / d p (backward) */
+    float *dxt;        /* [nf x D x cap]: backward, the pairs' part of d loss / d x's embedding columns */
     int32_t *scen;     /* [cap]: scenario index, -1 when outside [0, n_scenarios) */
     float *act[MAX_LEVELS][MAX_ST];  /* [cap x rows]: expert outputs after ReLU, gate probabilities */
     float *go[MAX_LEVELS][MAX_GT];   /* [cap x hd]: each gate's mixture of experts */
@@ -171,6 +175,9 @@ static void ws_free(fr_ws *w)
     if (!w) return;
     free(w->x);
     free(w->pr);
+    free(w->xt);
+    free(w->prt);
+    free(w->dxt);
     free(w->scen);
     for (int v = 0; v < MAX_LEVELS; v++) {
         for (int s = 0; s < MAX_ST; s++) {
@@ -233,6 +240,11 @@ static fr_ws *ws_new(const fr_model *m, int cap, int backward)
     w->cap = cap;
     w->x = falloc(n * m->in, sizeof(float), &f);
     w->pr = falloc(n * (size_t)m->npair, sizeof(float), &f);
+    if (m->npair) {
+        w->xt = falloc(n * (size_t)m->nf * m->D, sizeof(float), &f);
+        w->prt = falloc(n * (size_t)m->npair, sizeof(float), &f);
+        if (backward) w->dxt = falloc(n * (size_t)m->nf * m->D, sizeof(float), &f);
+    }
     w->scen = falloc(n, sizeof(int32_t), &f);
     if (m->sd) {
         int ng = 1;
@@ -824,22 +836,45 @@ static inline float dot(const float *restrict a, const float *restrict b, int n)
     return z;
 }
 
-/* The inner products <e_i, e_j>, i < j, of one sample's nf field embeddings (x's first nf*D
- * columns), pairs in row-major order: (0,1), (0,2), .., (0,nf-1), (1,2), .. A plain loop in a
- * fixed order, so a sample's products are the same bits whatever the batch around it. */
-static void pair_products(const fr_model *m, const float *x, float *pr)
+/* Transposes between the batch's row-major buffers and batch-innermost ones, a block of samples at
+ * a time so that both sides stay in L1: t[c * ld_t + b] = r[b * ld_r + c] for c < cols, b < n
+ * (to_t), or r[b * ld_r + c] += t[c * ld_t + b] (!to_t). */
+enum { TB = 16 };
+static void transpose(float *r, size_t ld_r, float *t, size_t ld_t, int n, int cols, int to_t)
 {
-    const int D = m->D, nf = m->nf;
-    int k = 0;
-    for (int i = 0; i < nf; i++) {
-        const float *a = x + i * D;
-        for (int j = i + 1; j < nf; j++) {
-            const float *b = x + j * D;
-            float s = 0;
-            for (int d = 0; d < D; d++) s += a[d] * b[d];
-            pr[k++] = s;
-        }
+    for (int b0 = 0; b0 < n; b0 += TB) {
+        const int b1 = n - b0 < TB ? n : b0 + TB;
+        for (int c = 0; c < cols; c++)
+            for (int b = b0; b < b1; b++) {
+                if (to_t)
+                    t[(size_t)c * ld_t + b] = r[(size_t)b * ld_r + c];
+                else
+                    r[(size_t)b * ld_r + c] += t[(size_t)c * ld_t + b];
+            }
     }
+}
+
+/* The inner products <e_i, e_j>, i < j, of each sample's nf field embeddings (x's first nf*D
+ * columns) into w->pr and, when the experts read them, x's pair columns; pairs in row-major order:
+ * (0,1), (0,2), .., (0,nf-1), (1,2), .. Computed on the transposed embeddings, the batch innermost,
+ * each product summed over d in increasing order: a sample's products are the same bits whatever
+ * the batch around it. */
+static void pair_products(const fr_model *m, fr_ws *w, int n)
+{
+    const int D = m->D, nf = m->nf, cap = w->cap;
+    transpose(w->x, (size_t)m->in, w->xt, (size_t)cap, n, nf * D, 1);
+    for (int i = 0, k = 0; i < nf; i++)
+        for (int j = i + 1; j < nf; j++, k++) {
+            float *restrict p = w->prt + (size_t)k * cap;
+            const float *restrict a = w->xt + (size_t)i * D * cap, *restrict e = w->xt + (size_t)j * D * cap;
+            for (int b = 0; b < n; b++) p[b] = a[b] * e[b];
+            for (int d = 1; d < D; d++)
+                for (int b = 0; b < n; b++) p[b] += a[(size_t)d * cap + b] * e[(size_t)d * cap + b];
+        }
+    memset(w->pr, 0, (size_t)n * m->npair * sizeof *w->pr);
+    transpose(w->pr, (size_t)m->npair, w->prt, (size_t)cap, n, m->npair, 0);
+    for (int b = 0; m->pair_in && b < n; b++)
+        memcpy(w->x + (size_t)b * m->in + m->pair_off, w->pr + (size_t)b * m->npair, (size_t)m->pair_in * sizeof *w->pr);
 }
 
 /* Builds x for n feature sets spaced `stride` bytes apart. With slots, also records which
@@ -906,12 +941,8 @@ static void gather(const fr_model *m, fr_model *creating, fr_ws *w, const fr_fea
             /* one non-finite value would poison every dense parameter for good */
             x[m->emb_in + i] = isfinite(v) ? v : 0.0f;
         }
-        if (m->npair) {
-            float *pr = w->pr + (size_t)b * m->npair;
-            pair_products(m, x, pr);
-            if (m->pair_in) memcpy(x + m->pair_off, pr, (size_t)m->pair_in * sizeof *pr);
-        }
     }
+    if (m->npair) pair_products(m, w, n);
 }
 
 /* ---- forward / backward ----------------------------------------------------------------------- */
@@ -1514,34 +1545,43 @@ static void backward(const fr_model *m, fr_ws *w, const fr_sample *smp, int n)
         }
     }
     if (m->npair) {
-        /* through p_ij = <e_i, e_j>: d e_i += dp_ij e_j, d e_j += dp_ij e_i */
-        const float *r0 = m->fm_logit ? m->w + m->off_fm[0] : NULL, *r1w = m->fm_logit ? m->w + m->off_fm[1] : NULL;
-        for (int b = 0; b < n; b++) {
-            float *dx = w->dx + (size_t)b * in;
-            const float *x = w->x + (size_t)b * in;
-            float dl0 = w->dextra[0][b], dl1 = w->dextra[1][b];
-            if (m->c.dffi_layers && w->scen[b] >= 0) {
-                float *dp = w->dffi_dp;
-                for (int k = 0; k < m->npair; k++)
-                    dp[k] = (m->pair_in ? dx[m->pair_off + k] : 0.0f) + (r0 ? dl0 * r0[k] + dl1 * r1w[k] : 0.0f);
-                dffi_backward(m, w, b, dp, dx, w->gdense);
-                continue;
-            }
-            int k = 0;
-            for (int i = 0; i < nf; i++) {
-                for (int j = i + 1; j < nf; j++, k++) {
-                    float dp = m->pair_in ? dx[m->pair_off + k] : 0.0f;
-                    if (r0) dp += dl0 * r0[k] + dl1 * r1w[k];
-                    if (dp == 0.0f) continue;
-                    const float *ei = x + i * D, *ej = x + j * D;
-                    float *di = dx + i * D, *dj = dx + j * D;
-                    for (int d = 0; d < D; d++) {
-                        di[d] += dp * ej[d];
-                        dj[d] += dp * ei[d];
-                    }
-                }
+        /* through p_ij = <e_i, e_j>: d e_i += dp_ij e_j, d e_j += dp_ij e_i, batch-innermost */
+        const int cap = w->cap, np = m->npair;
+        float *restrict dpt = w->prt;
+        if (m->pair_in) transpose(w->dx + m->pair_off, (size_t)in, dpt, (size_t)cap, n, np, 1);
+        for (int k = 0; k < np; k++) {
+            float *restrict dp = dpt + (size_t)k * cap;
+            if (!m->pair_in) memset(dp, 0, (size_t)n * sizeof *dp);
+            if (m->fm_logit) {
+                const float r0 = m->w[m->off_fm[0] + k], r1 = m->w[m->off_fm[1] + k];
+                const float *restrict dl0 = w->dextra[0], *restrict dl1 = w->dextra[1];
+                for (int b = 0; b < n; b++) dp[b] += dl0[b] * r0 + dl1[b] * r1;
             }
         }
+        if (m->c.dffi_layers)
+            for (int b = 0; b < n; b++) {
+                if (w->scen[b] < 0) continue;
+                float *dp = w->dffi_dp;
+                for (int k = 0; k < np; k++) {
+                    dp[k] = dpt[(size_t)k * cap + b];
+                    dpt[(size_t)k * cap + b] = 0; /* not through the plain products below */
+                }
+                dffi_backward(m, w, b, dp, w->dx + (size_t)b * in, w->gdense);
+            }
+        memset(w->dxt, 0, (size_t)nf * D * cap * sizeof *w->dxt);
+        for (int i = 0, k = 0; i < nf; i++)
+            for (int j = i + 1; j < nf; j++, k++) {
+                const float *restrict dp = dpt + (size_t)k * cap;
+                const float *restrict ei = w->xt + (size_t)i * D * cap, *restrict ej = w->xt + (size_t)j * D * cap;
+                float *restrict di = w->dxt + (size_t)i * D * cap, *restrict dj = w->dxt + (size_t)j * D * cap;
+                for (int d = 0; d < D; d++)
+                    for (int b = 0; b < n; b++) {
+                        size_t o = (size_t)d * cap + b;
+                        di[o] += dp[b] * ej[o];
+                        dj[o] += dp[b] * ei[o];
+                    }
+            }
+        transpose(w->dx, (size_t)in, w->dxt, (size_t)cap, n, nf * D, 0);
     }
     if (m->c.dfub_heads)
         for (int b = 0; b < n; b++) dfub_backward(m, w, b, w->dx + (size_t)b * in, g);
