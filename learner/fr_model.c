@@ -76,6 +76,8 @@ typedef struct {
     float *zl[MAX_Q];  /* [cap]: learner logits */
     float *extra[2];   /* [cap]: the task's pair and wide terms */
     float *dffi_h[MAX_DFFI_LAYERS]; /* [cap x nf x D]: each field's output of DFFI layer l */
+    float *dffi_wt;    /* [n_scenarios x dffi_layers x D x D]: the scenario's layer weights transposed */
+    int32_t *dffi_seen;/* [n_scenarios]: dffi_wt holds the scenario's current weights (reset per batch) */
     float *dffi_d;     /* [nf x D]: backward scratch, d loss / d D(e_i) of one sample */
     float *dffi_dp;    /* [npair]: backward scratch, d loss / d p_ij of one sample */
     float *cz;         /* [n_scenarios + 3 hd]: CausalInt scratch: classifier logits, h_inv, h_spc, dh */
@@ -196,6 +198,8 @@ static void ws_free(fr_ws *w)
     }
     for (int l = 0; l < MAX_DFFI_LAYERS; l++) free(w->dffi_h[l]);
     free(w->dffi_d);
+    free(w->dffi_wt);
+    free(w->dffi_seen);
     free(w->dffi_dp);
     free(w->cz);
     free(w->gs);
@@ -274,6 +278,10 @@ static fr_ws *ws_new(const fr_model *m, int cap, int backward)
         if (backward) w->dextra[t] = falloc(n, sizeof(float), &f);
     }
     for (int l = 0; l < m->c.dffi_layers; l++) w->dffi_h[l] = falloc(n * m->nf * m->D, sizeof(float), &f);
+    if (m->c.dffi_layers) {
+        w->dffi_wt = falloc((size_t)m->c.n_scenarios * m->c.dffi_layers * m->D * m->D, sizeof(float), &f);
+        w->dffi_seen = falloc((size_t)m->c.n_scenarios, sizeof(int32_t), &f);
+    }
     if (m->c.dfub_heads) {
         w->ub_e = falloc(n * HL * m->D, sizeof(float), &f);
         w->ub_k = falloc(n * HL * m->D, sizeof(float), &f);
@@ -986,21 +994,32 @@ static float tanh_fast(float z) { return 1.0f - 2.0f / (expf(2.0f * z) + 1.0f); 
 static void dffi_forward(const fr_model *m, fr_ws *w, int n)
 {
     const int D = m->D, nf = m->nf, L = m->c.dffi_layers;
+    memset(w->dffi_seen, 0, (size_t)m->c.n_scenarios * sizeof *w->dffi_seen);
     for (int b = 0; b < n; b++) {
         const int sid = w->scen[b];
         if (sid < 0) continue;
         float *x = w->x + (size_t)b * m->in;
         const float *th = m->w + m->off_semb + (size_t)sid * m->sd;
+        float *wt = w->dffi_wt + (size_t)sid * L * D * D;
+        if (!w->dffi_seen[sid]) {
+            /* W^T, so the products below run over output rows in vector registers */
+            for (int l = 0; l < L; l++)
+                for (int r = 0; r < D; r++)
+                    for (int c = 0; c < D; c++) wt[(size_t)l * D * D + c * D + r] = th[(size_t)l * D * (D + 1) + r * D + c];
+            w->dffi_seen[sid] = 1;
+        }
         for (int i = 0; i < nf; i++) {
-            const float *u = x + i * D;
+            const float *restrict u = x + i * D;
             for (int l = 0; l < L; l++) {
-                const float *W = th + (size_t)l * D * (D + 1), *bb = W + D * D;
-                float *y = w->dffi_h[l] + ((size_t)b * nf + i) * D;
-                for (int r = 0; r < D; r++) {
-                    float z = bb[r];
-                    for (int c = 0; c < D; c++) z += W[r * D + c] * u[c];
-                    y[r] = tanh_fast(z);
+                const float *restrict WT = wt + (size_t)l * D * D, *restrict bb = th + (size_t)l * D * (D + 1) + D * D;
+                float *restrict y = w->dffi_h[l] + ((size_t)b * nf + i) * D;
+                /* y_r = b_r + sum_c W_rc u_c, summed over c in increasing order */
+                for (int r = 0; r < D; r++) y[r] = bb[r];
+                for (int c = 0; c < D; c++) {
+                    const float uc = u[c];
+                    for (int r = 0; r < D; r++) y[r] += WT[c * D + r] * uc;
                 }
+                for (int r = 0; r < D; r++) y[r] = tanh_fast(y[r]);
                 u = y;
             }
         }
@@ -1021,37 +1040,38 @@ static void dffi_forward(const fr_model *m, fr_ws *w, int n)
 static void dffi_backward(const fr_model *m, fr_ws *w, int b, const float *dp, float *dx, float *g)
 {
     const int D = m->D, nf = m->nf, L = m->c.dffi_layers, sid = w->scen[b];
-    const float *o = w->dffi_h[L - 1] + (size_t)b * nf * D, *x = w->x + (size_t)b * m->in;
-    float *dd = w->dffi_d;
+    const float *restrict o = w->dffi_h[L - 1] + (size_t)b * nf * D, *x = w->x + (size_t)b * m->in;
+    float *restrict dd = w->dffi_d;
     memset(dd, 0, (size_t)nf * D * sizeof *dd);
     for (int i = 0, k = 0; i < nf; i++)
         for (int j = i + 1; j < nf; j++, k++) {
-            if (dp[k] == 0.0f) continue;
+            const float pk = dp[k];
+            if (pk == 0.0f) continue;
             for (int d = 0; d < D; d++) {
-                dd[i * D + d] += dp[k] * o[j * D + d];
-                dd[j * D + d] += dp[k] * o[i * D + d];
+                dd[i * D + d] += pk * o[j * D + d];
+                dd[j * D + d] += pk * o[i * D + d];
             }
         }
     const float *th = m->w + m->off_semb + (size_t)sid * m->sd;
     float *gth = g + m->off_semb + (size_t)sid * m->sd;
     float dz[MAX_EMB_DIM];
     for (int i = 0; i < nf; i++) {
-        float *dy = dd + i * D; /* d loss / d (layer output), then reused for its input */
+        float *restrict dy = dd + i * D; /* d loss / d (layer output), then reused for its input */
         for (int l = L - 1; l >= 0; l--) {
-            const float *y = w->dffi_h[l] + ((size_t)b * nf + i) * D;
-            const float *u = l ? w->dffi_h[l - 1] + ((size_t)b * nf + i) * D : x + i * D;
-            const float *W = th + (size_t)l * D * (D + 1);
-            float *gW = gth + (size_t)l * D * (D + 1), *gb = gW + D * D;
+            const float *restrict y = w->dffi_h[l] + ((size_t)b * nf + i) * D;
+            const float *restrict u = l ? w->dffi_h[l - 1] + ((size_t)b * nf + i) * D : x + i * D;
+            const float *restrict W = th + (size_t)l * D * (D + 1);
+            float *restrict gW = gth + (size_t)l * D * (D + 1), *restrict gb = gW + D * D;
+            for (int r = 0; r < D; r++) dz[r] = dy[r] * (1.0f - y[r] * y[r]);
             for (int r = 0; r < D; r++) {
-                dz[r] = dy[r] * (1.0f - y[r] * y[r]);
-                gb[r] += dz[r];
-                for (int c = 0; c < D; c++) gW[r * D + c] += dz[r] * u[c];
+                const float zr = dz[r];
+                gb[r] += zr;
+                for (int c = 0; c < D; c++) gW[r * D + c] += zr * u[c];
             }
-            for (int c = 0; c < D; c++) {
-                float z = 0;
-                for (int r = 0; r < D; r++) z += W[r * D + c] * dz[r];
-                dy[c] = z;
-            }
+            /* dy_c = sum_r W_rc dz_r, over r in increasing order, vectorised over c */
+            for (int c = 0; c < D; c++) dy[c] = 0;
+            for (int r = 0; r < D; r++)
+                for (int c = 0; c < D; c++) dy[c] += W[r * D + c] * dz[r];
         }
         for (int d = 0; d < D; d++) dx[i * D + d] += dy[d];
     }
@@ -1444,9 +1464,10 @@ static void backward(const fr_model *m, fr_ws *w, const fr_sample *smp, int n)
         for (int b = 0; b < n; b++) sb += dl[b];
         g[m->off_ob[q]] = sb;
         for (int b = 0; b < n; b++) {
-            const float *h = th + (size_t)b * td;
-            float *d = w->dt + (size_t)b * td;
-            for (int j = 0; j < td; j++) d[j] = h[j] > 0 ? dl[b] * wo[j] : 0;
+            const float *restrict h = th + (size_t)b * td, *restrict wr = wo;
+            float *restrict d = w->dt + (size_t)b * td;
+            const float db = dl[b];
+            for (int j = 0; j < td; j++) d[j] = h[j] > 0 ? db * wr[j] : 0;
         }
         cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, td, hd, n, 1.0f, w->dt, td, w->go[F][q], hd, 0.0f,
                     g + m->off_th[q], hd);
