@@ -988,6 +988,68 @@ static void extras(const fr_model *m, fr_ws *w, int n)
  * overflows to inf -> 1, underflows to 0 -> -1. Training and serving share it, so they agree. */
 static float tanh_fast(float z) { return 1.0f - 2.0f / (expf(2.0f * z) + 1.0f); }
 
+/* DFFI's pieces for one sample, inlined twice below: with D = 8 (the usual width) as a constant
+ * the compiler unrolls them into a few vector instructions; the generic copy serves other widths.
+ * Same arithmetic, same order, in both. */
+
+/* y = tanh(b + W u) for each of the nf fields' rows u of U, y of Y; WT = W^T (D x D). The sums run
+ * over the input in increasing order, vectorised over the output. */
+static inline void dffi_layer(int D, int nf, const float *restrict WT, const float *restrict bb,
+                              const float *restrict U, float *restrict Y)
+{
+    for (int i = 0; i < nf; i++) {
+        const float *restrict u = U + i * D;
+        float *restrict y = Y + i * D;
+        for (int r = 0; r < D; r++) y[r] = bb[r];
+        for (int c = 0; c < D; c++)
+            for (int r = 0; r < D; r++) y[r] += WT[c * D + r] * u[c];
+        for (int r = 0; r < D; r++) y[r] = tanh_fast(y[r]);
+    }
+}
+
+/* The pair products of the nf rows of O (D wide), summed over d in increasing order. */
+static inline void dffi_pairs(int D, int nf, const float *restrict O, float *restrict pr)
+{
+    for (int i = 0, k = 0; i < nf; i++)
+        for (int j = i + 1; j < nf; j++, k++) {
+            float z = 0;
+            for (int d = 0; d < D; d++) z += O[i * D + d] * O[j * D + d];
+            pr[k] = z;
+        }
+}
+
+/* dd_i += dp_ij o_j, dd_j += dp_ij o_i over the pairs (dd zeroed first). */
+static inline void dffi_pairs_back(int D, int nf, const float *restrict dp, const float *restrict O,
+                                   float *restrict dd)
+{
+    memset(dd, 0, (size_t)nf * D * sizeof *dd);
+    for (int i = 0, k = 0; i < nf; i++)
+        for (int j = i + 1; j < nf; j++, k++) {
+            const float pk = dp[k];
+            if (pk == 0.0f) continue;
+            for (int d = 0; d < D; d++) {
+                dd[i * D + d] += pk * O[j * D + d];
+                dd[j * D + d] += pk * O[i * D + d];
+            }
+        }
+}
+
+/* One layer backward for one field: dy (d loss / d y) becomes d loss / d u; adds to gW, gb. */
+static inline void dffi_layer_back(int D, const float *restrict W, const float *restrict y, const float *restrict u,
+                                   float *restrict dy, float *restrict gW, float *restrict gb)
+{
+    float dz[MAX_EMB_DIM];
+    for (int r = 0; r < D; r++) dz[r] = dy[r] * (1.0f - y[r] * y[r]);
+    for (int r = 0; r < D; r++) {
+        gb[r] += dz[r];
+        for (int c = 0; c < D; c++) gW[r * D + c] += dz[r] * u[c];
+    }
+    /* dy_c = sum_r W_rc dz_r, over r in increasing order, vectorised over c */
+    for (int c = 0; c < D; c++) dy[c] = 0;
+    for (int r = 0; r < D; r++)
+        for (int c = 0; c < D; c++) dy[c] += W[r * D + c] * dz[r];
+}
+
 /* DFFI forward: every field embedding of a sample through its scenario's network D, then the pair
  * products <D(e_i), D(e_j)> replace gather's plain ones (in w->pr and x's pair columns). A sample
  * of an unknown scenario keeps the plain products. */
@@ -1008,30 +1070,22 @@ static void dffi_forward(const fr_model *m, fr_ws *w, int n)
                     for (int c = 0; c < D; c++) wt[(size_t)l * D * D + c * D + r] = th[(size_t)l * D * (D + 1) + r * D + c];
             w->dffi_seen[sid] = 1;
         }
-        for (int i = 0; i < nf; i++) {
-            const float *restrict u = x + i * D;
-            for (int l = 0; l < L; l++) {
-                const float *restrict WT = wt + (size_t)l * D * D, *restrict bb = th + (size_t)l * D * (D + 1) + D * D;
-                float *restrict y = w->dffi_h[l] + ((size_t)b * nf + i) * D;
-                /* y_r = b_r + sum_c W_rc u_c, summed over c in increasing order */
-                for (int r = 0; r < D; r++) y[r] = bb[r];
-                for (int c = 0; c < D; c++) {
-                    const float uc = u[c];
-                    for (int r = 0; r < D; r++) y[r] += WT[c * D + r] * uc;
-                }
-                for (int r = 0; r < D; r++) y[r] = tanh_fast(y[r]);
-                u = y;
-            }
+        const float *U = x;
+        for (int l = 0; l < L; l++) {
+            const float *WT = wt + (size_t)l * D * D, *bb = th + (size_t)l * D * (D + 1) + D * D;
+            float *Y = w->dffi_h[l] + (size_t)b * nf * D;
+            if (D == 8)
+                dffi_layer(8, nf, WT, bb, U, Y);
+            else
+                dffi_layer(D, nf, WT, bb, U, Y);
+            U = Y;
         }
-        const float *o = w->dffi_h[L - 1] + (size_t)b * nf * D;
         float *pr = w->pr + (size_t)b * m->npair;
-        for (int i = 0, k = 0; i < nf; i++)
-            for (int j = i + 1; j < nf; j++, k++) {
-                float z = 0;
-                for (int d = 0; d < D; d++) z += o[i * D + d] * o[j * D + d];
-                pr[k] = z;
-                if (m->pair_in) x[m->pair_off + k] = z;
-            }
+        if (D == 8)
+            dffi_pairs(8, nf, U, pr);
+        else
+            dffi_pairs(D, nf, U, pr);
+        if (m->pair_in) memcpy(x + m->pair_off, pr, (size_t)m->pair_in * sizeof *pr);
     }
 }
 
@@ -1040,38 +1094,25 @@ static void dffi_forward(const fr_model *m, fr_ws *w, int n)
 static void dffi_backward(const fr_model *m, fr_ws *w, int b, const float *dp, float *dx, float *g)
 {
     const int D = m->D, nf = m->nf, L = m->c.dffi_layers, sid = w->scen[b];
-    const float *restrict o = w->dffi_h[L - 1] + (size_t)b * nf * D, *x = w->x + (size_t)b * m->in;
-    float *restrict dd = w->dffi_d;
-    memset(dd, 0, (size_t)nf * D * sizeof *dd);
-    for (int i = 0, k = 0; i < nf; i++)
-        for (int j = i + 1; j < nf; j++, k++) {
-            const float pk = dp[k];
-            if (pk == 0.0f) continue;
-            for (int d = 0; d < D; d++) {
-                dd[i * D + d] += pk * o[j * D + d];
-                dd[j * D + d] += pk * o[i * D + d];
-            }
-        }
+    const float *o = w->dffi_h[L - 1] + (size_t)b * nf * D, *x = w->x + (size_t)b * m->in;
+    float *dd = w->dffi_d;
+    if (D == 8)
+        dffi_pairs_back(8, nf, dp, o, dd);
+    else
+        dffi_pairs_back(D, nf, dp, o, dd);
     const float *th = m->w + m->off_semb + (size_t)sid * m->sd;
     float *gth = g + m->off_semb + (size_t)sid * m->sd;
-    float dz[MAX_EMB_DIM];
     for (int i = 0; i < nf; i++) {
-        float *restrict dy = dd + i * D; /* d loss / d (layer output), then reused for its input */
+        float *dy = dd + i * D; /* d loss / d (layer output), then reused for its input */
         for (int l = L - 1; l >= 0; l--) {
-            const float *restrict y = w->dffi_h[l] + ((size_t)b * nf + i) * D;
-            const float *restrict u = l ? w->dffi_h[l - 1] + ((size_t)b * nf + i) * D : x + i * D;
-            const float *restrict W = th + (size_t)l * D * (D + 1);
-            float *restrict gW = gth + (size_t)l * D * (D + 1), *restrict gb = gW + D * D;
-            for (int r = 0; r < D; r++) dz[r] = dy[r] * (1.0f - y[r] * y[r]);
-            for (int r = 0; r < D; r++) {
-                const float zr = dz[r];
-                gb[r] += zr;
-                for (int c = 0; c < D; c++) gW[r * D + c] += zr * u[c];
-            }
-            /* dy_c = sum_r W_rc dz_r, over r in increasing order, vectorised over c */
-            for (int c = 0; c < D; c++) dy[c] = 0;
-            for (int r = 0; r < D; r++)
-                for (int c = 0; c < D; c++) dy[c] += W[r * D + c] * dz[r];
+            const float *y = w->dffi_h[l] + ((size_t)b * nf + i) * D;
+            const float *u = l ? w->dffi_h[l - 1] + ((size_t)b * nf + i) * D : x + i * D;
+            const float *W = th + (size_t)l * D * (D + 1);
+            float *gW = gth + (size_t)l * D * (D + 1), *gb = gW + D * D;
+            if (D == 8)
+                dffi_layer_back(8, W, y, u, dy, gW, gb);
+            else
+                dffi_layer_back(D, W, y, u, dy, gW, gb);
         }
         for (int d = 0; d < D; d++) dx[i * D + d] += dy[d];
     }
