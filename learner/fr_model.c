@@ -28,6 +28,17 @@ enum {
 };
 static const double P_CLIP = 1e-7;
 
+/* The dense per-sample loops (ReLU masks, gate mixing, pair products, DFFI) are short vector loops;
+ * built for x86-64's baseline SSE2 they run at half the width AVX2 gives. GCC and clang compile the
+ * functions marked FR_VEC twice and pick the AVX2 copy at load time where the CPU has it. The
+ * arithmetic is the same in both copies (element-wise operations and sums in a written-out order,
+ * no FMA contraction in ISO C mode), so the results do not depend on the copy. */
+#if defined(__x86_64__) && (defined(__GNUC__) || defined(__clang__)) && !defined(FR_NO_CLONES)
+#define FR_VEC __attribute__((target_clones("avx2", "default")))
+#else
+#define FR_VEC
+#endif
+
 /* Mixes the table index into the initialisation seed. Changing it changes the initial value of
  * every row created afterwards, so replays across versions would diverge: treat it as format. */
 static uint64_t table_mix(uint32_t table) { return (uint64_t)(table + 1) * 0x9E3779B97F4A7C15ULL; }
@@ -848,7 +859,7 @@ static inline float dot(const float *restrict a, const float *restrict b, int n)
  * a time so that both sides stay in L1: t[c * ld_t + b] = r[b * ld_r + c] for c < cols, b < n
  * (to_t), or r[b * ld_r + c] += t[c * ld_t + b] (!to_t). */
 enum { TB = 16 };
-static void transpose(float *r, size_t ld_r, float *t, size_t ld_t, int n, int cols, int to_t)
+FR_VEC static void transpose(float *r, size_t ld_r, float *t, size_t ld_t, int n, int cols, int to_t)
 {
     for (int b0 = 0; b0 < n; b0 += TB) {
         const int b1 = n - b0 < TB ? n : b0 + TB;
@@ -867,7 +878,7 @@ static void transpose(float *r, size_t ld_r, float *t, size_t ld_t, int n, int c
  * (0,1), (0,2), .., (0,nf-1), (1,2), .. Computed on the transposed embeddings, the batch innermost,
  * each product summed over d in increasing order: a sample's products are the same bits whatever
  * the batch around it. */
-static void pair_products(const fr_model *m, fr_ws *w, int n)
+FR_VEC static void pair_products(const fr_model *m, fr_ws *w, int n)
 {
     const int D = m->D, nf = m->nf, cap = w->cap;
     transpose(w->x, (size_t)m->in, w->xt, (size_t)cap, n, nf * D, 1);
@@ -971,7 +982,7 @@ static void set_scenarios(const fr_model *m, fr_ws *w, const fr_sample *s, int n
 
 /* The task's pair (FwFM) and wide terms of each sample: the same bits for a sample alone and in a
  * batch. */
-static void extras(const fr_model *m, fr_ws *w, int n)
+FR_VEC static void extras(const fr_model *m, fr_ws *w, int n)
 {
     for (int t = 0; t < 2; t++) {
         for (int b = 0; b < n; b++) {
@@ -1053,7 +1064,7 @@ static inline void dffi_layer_back(int D, const float *restrict W, const float *
 /* DFFI forward: every field embedding of a sample through its scenario's network D, then the pair
  * products <D(e_i), D(e_j)> replace gather's plain ones (in w->pr and x's pair columns). A sample
  * of an unknown scenario keeps the plain products. */
-static void dffi_forward(const fr_model *m, fr_ws *w, int n)
+FR_VEC static void dffi_forward(const fr_model *m, fr_ws *w, int n)
 {
     const int D = m->D, nf = m->nf, L = m->c.dffi_layers;
     memset(w->dffi_seen, 0, (size_t)m->c.n_scenarios * sizeof *w->dffi_seen);
@@ -1091,7 +1102,7 @@ static void dffi_forward(const fr_model *m, fr_ws *w, int n)
 
 /* DFFI backward for one sample: dp holds d loss / d p_ij (pair order); adds d loss / d e_i to dx
  * and the slices' gradient to g's scenario row. */
-static void dffi_backward(const fr_model *m, fr_ws *w, int b, const float *dp, float *dx, float *g)
+FR_VEC static void dffi_backward(const fr_model *m, fr_ws *w, int b, const float *dp, float *dx, float *g)
 {
     const int D = m->D, nf = m->nf, L = m->c.dffi_layers, sid = w->scen[b];
     const float *o = w->dffi_h[L - 1] + (size_t)b * nf * D, *x = w->x + (size_t)b * m->in;
@@ -1121,7 +1132,7 @@ static void dffi_backward(const fr_model *m, fr_ws *w, int b, const float *dp, f
 /* DFUB forward (see fr_model_config): reads the history keys of the n feature sets spaced
  * `stride` bytes apart; an item without a row reads as zeros but still attends. Writes x's DFUB
  * columns. */
-static void dfub_forward(const fr_model *m, fr_ws *w, const fr_features *f0, size_t stride, int n)
+FR_VEC static void dfub_forward(const fr_model *m, fr_ws *w, const fr_features *f0, size_t stride, int n)
 {
     const int D = m->D, H = m->c.dfub_heads, dh = D / H, tgt = m->c.dfub_target, hist = m->c.dfub_history;
     const uint32_t table = (uint32_t)(m->c.n_cat + hist);
@@ -1181,7 +1192,7 @@ static void dfub_forward(const fr_model *m, fr_ws *w, const fr_features *f0, siz
 
 /* DFUB backward for one sample: d loss / d output is dx's DFUB columns; adds the projections'
  * gradient to g, the target's and the scenario's to dx, and each item's to its touched row. */
-static void dfub_backward(const fr_model *m, fr_ws *w, int b, float *dx, float *g)
+FR_VEC static void dfub_backward(const fr_model *m, fr_ws *w, int b, float *dx, float *g)
 {
     const int D = m->D, H = m->c.dfub_heads, dh = D / H, tgt = m->c.dfub_target, hist = m->c.dfub_history;
     const int len = w->ub_len[b];
@@ -1236,7 +1247,7 @@ static void dfub_backward(const fr_model *m, fr_ws *w, int b, float *dx, float *
     }
 }
 
-static void forward(const fr_model *m, fr_ws *w, int n)
+FR_VEC static void forward(const fr_model *m, fr_ws *w, int n)
 {
     const int hd = m->hd, td = m->td, sd = m->sd;
     if (m->c.dffi_layers) dffi_forward(m, w, n);
@@ -1423,7 +1434,7 @@ static int any_term(const fr_sample *s)
 /* CausalInt's terms (see fr_model_config): their gradients w.r.t. the level-0 expert outputs are
  * added to dact before the ReLU mask; the classifier's own gradient goes to g. The adversary's
  * gradient enters the shared experts with its sign flipped (gradient reversal). */
-static void causal_backward(const fr_model *m, fr_ws *w, const fr_sample *smp, int n, float *g)
+FR_VEC static void causal_backward(const fr_model *m, fr_ws *w, const fr_sample *smp, int n, float *g)
 {
     const fr_level *lv = &m->lv[0];
     const int hd = m->hd, ns = m->c.n_experts, nsc = m->c.n_scenario_experts, S = m->c.n_scenarios;
@@ -1479,7 +1490,7 @@ static void causal_backward(const fr_model *m, fr_ws *w, const fr_sample *smp, i
 }
 
 /* Gradient of the summed loss into w->gdense and w->t_grad; w->dzl must be filled. */
-static void backward(const fr_model *m, fr_ws *w, const fr_sample *smp, int n)
+FR_VEC static void backward(const fr_model *m, fr_ws *w, const fr_sample *smp, int n)
 {
     const int in = m->in, hd = m->hd, td = m->td, D = m->D, sd = m->sd, F = m->NL - 1;
     float *g = w->gdense;
