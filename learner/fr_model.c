@@ -97,6 +97,7 @@ typedef struct {
     /* DFUB, per sample: the history items' embeddings, keys and values [cap x HL x D], the query
      * [cap x D], the attention weights [cap x heads x HL], the item count [cap] */
     float *ub_e, *ub_k, *ub_v, *ub_q, *ub_a;
+    float *ub_wt;      /* [2 x D x D]: DFUB's key and value projections transposed (per batch) */
     int32_t *ub_len;
     float *logit[2];   /* [cap]: fused logits */
     /* backward and sparse bookkeeping: NULL in the predict workspace */
@@ -215,6 +216,7 @@ static void ws_free(fr_ws *w)
     free(w->cz);
     free(w->gs);
     free(w->ub_e);
+    free(w->ub_wt);
     free(w->ub_k);
     free(w->ub_v);
     free(w->ub_q);
@@ -300,6 +302,7 @@ static fr_ws *ws_new(const fr_model *m, int cap, int backward)
         w->ub_q = falloc(n * m->D, sizeof(float), &f);
         w->ub_a = falloc(n * (size_t)m->c.dfub_heads * HL, sizeof(float), &f);
         w->ub_len = falloc(n, sizeof(int32_t), &f);
+        w->ub_wt = falloc(2 * (size_t)m->D * m->D, sizeof(float), &f);
     }
     if (backward) {
         if (m->c.causal_adv > 0 || m->c.causal_orth > 0)
@@ -1129,6 +1132,32 @@ FR_VEC static void dffi_backward(const fr_model *m, fr_ws *w, int b, const float
     }
 }
 
+/* DFUB's per-item projections, inlined with D = 8 as a constant and generically (see DFFI's).
+ * k = Wk e, v = Wv e from the transposed weights, summed over e in increasing order. */
+static inline void dfub_project(int D, const float *restrict WkT, const float *restrict WvT, const float *restrict e,
+                                float *restrict k, float *restrict v)
+{
+    for (int r = 0; r < D; r++) k[r] = v[r] = 0;
+    for (int c = 0; c < D; c++)
+        for (int r = 0; r < D; r++) {
+            k[r] += WkT[c * D + r] * e[c];
+            v[r] += WvT[c * D + r] * e[c];
+        }
+}
+
+/* One history item backward: the projections' gradient into gk, gv, the item's into gr. */
+static inline void dfub_item_back(int D, const float *restrict Wk, const float *restrict Wv, const float *restrict dk,
+                                  const float *restrict dv, const float *restrict e, float *restrict gk,
+                                  float *restrict gv, float *restrict gr)
+{
+    for (int r = 0; r < D; r++)
+        for (int c = 0; c < D; c++) {
+            gk[r * D + c] += dk[r] * e[c];
+            gv[r * D + c] += dv[r] * e[c];
+            gr[c] += Wk[r * D + c] * dk[r] + Wv[r * D + c] * dv[r];
+        }
+}
+
 /* DFUB forward (see fr_model_config): reads the history keys of the n feature sets spaced
  * `stride` bytes apart; an item without a row reads as zeros but still attends. Writes x's DFUB
  * columns. */
@@ -1138,6 +1167,12 @@ FR_VEC static void dfub_forward(const fr_model *m, fr_ws *w, const fr_features *
     const uint32_t table = (uint32_t)(m->c.n_cat + hist);
     const float *Wq = m->w + m->off_dq, *Wk = m->w + m->off_dk, *Wv = m->w + m->off_dv;
     const float scale = 1.0f / sqrtf((float)dh);
+    float *WkT = w->ub_wt, *WvT = WkT + D * D;
+    for (int r = 0; r < D; r++)
+        for (int c = 0; c < D; c++) {
+            WkT[c * D + r] = Wk[r * D + c];
+            WvT[c * D + r] = Wv[r * D + c];
+        }
     for (int b = 0; b < n; b++) {
         const fr_features *f = (const fr_features *)(const void *)((const char *)f0 + (size_t)b * stride);
         float *x = w->x + (size_t)b * m->in, *o = x + m->dfub_off;
@@ -1163,16 +1198,12 @@ FR_VEC static void dfub_forward(const fr_model *m, fr_ws *w, const fr_features *
             for (int c = 0; c < D; c++) z += Wq[r * 2 * D + c] * et[c] + Wq[r * 2 * D + D + c] * es[c];
             q[r] = z;
         }
-        for (int k = 0; k < len; k++)
-            for (int r = 0; r < D; r++) {
-                float zk = 0, zv = 0;
-                for (int c = 0; c < D; c++) {
-                    zk += Wk[r * D + c] * E[k * D + c];
-                    zv += Wv[r * D + c] * E[k * D + c];
-                }
-                K[k * D + r] = zk;
-                V[k * D + r] = zv;
-            }
+        for (int k = 0; k < len; k++) {
+            if (D == 8)
+                dfub_project(8, WkT, WvT, E + k * D, K + k * D, V + k * D);
+            else
+                dfub_project(D, WkT, WvT, E + k * D, K + k * D, V + k * D);
+        }
         for (int h = 0; h < H; h++) {
             float *ah = a + h * HL, mx = -INFINITY, sum = 0;
             for (int k = 0; k < len; k++) {
@@ -1237,12 +1268,10 @@ FR_VEC static void dfub_backward(const fr_model *m, fr_ws *w, int b, float *dx, 
     for (int p = 0, k = 0; p < FR_MAX_MULTI_LEN && k < len; p++) {
         if (sl[p] < 0) continue;
         float *gr = w->t_grad + (size_t)sl[p] * D;
-        for (int r = 0; r < D; r++)
-            for (int c = 0; c < D; c++) {
-                gk[r * D + c] += dK[k][r] * E[k * D + c];
-                gv[r * D + c] += dV[k][r] * E[k * D + c];
-                gr[c] += Wk[r * D + c] * dK[k][r] + Wv[r * D + c] * dV[k][r];
-            }
+        if (D == 8)
+            dfub_item_back(8, Wk, Wv, dK[k], dV[k], E + k * D, gk, gv, gr);
+        else
+            dfub_item_back(D, Wk, Wv, dK[k], dV[k], E + k * D, gk, gv, gr);
         k++;
     }
 }
