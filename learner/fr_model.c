@@ -25,6 +25,7 @@ enum {
     MAX_DFUB_HEADS = 8,
     HL = FR_MAX_MULTI_LEN,         /* DFUB's history length */
     MAX_DFUB_DIM = 64,             /* emb_dim with DFUB */
+    MAX_DFFI_DIM = 32,             /* emb_dim with DFFI: a layer's D (D + 1) floats fit MAX_SCEN_DIM */
 };
 static const double P_CLIP = 1e-7;
 
@@ -37,6 +38,12 @@ static const double P_CLIP = 1e-7;
 #define FR_VEC __attribute__((target_clones("avx2", "default")))
 #else
 #define FR_VEC
+#endif
+/* The small kernels the FR_VEC functions call: inlined into each copy, so they get its vector width. */
+#if defined(__GNUC__) || defined(__clang__)
+#define FR_KERNEL static inline __attribute__((always_inline))
+#else
+#define FR_KERNEL static inline
 #endif
 
 /* Mixes the table index into the initialisation seed. Changing it changes the initial value of
@@ -847,7 +854,7 @@ static int32_t touch(fr_ws *w, int D, uint32_t table, uint64_t key, int64_t row)
 /* sum_k a[k] b[k] in an order fixed by n alone (so a sample's value does not depend on the batch
  * around it): eight interleaved partial sums, which the compiler keeps in vector registers instead
  * of one serial chain of adds, combined pairwise, then the tail. */
-static inline float dot(const float *restrict a, const float *restrict b, int n)
+FR_KERNEL float dot(const float *restrict a, const float *restrict b, int n)
 {
     float acc[8] = {0};
     int k = 0;
@@ -1008,7 +1015,7 @@ static float tanh_fast(float z) { return 1.0f - 2.0f / (expf(2.0f * z) + 1.0f); 
 
 /* y = tanh(b + W u) for each of the nf fields' rows u of U, y of Y; WT = W^T (D x D). The sums run
  * over the input in increasing order, vectorised over the output. */
-static inline void dffi_layer(int D, int nf, const float *restrict WT, const float *restrict bb,
+FR_KERNEL void dffi_layer(int D, int nf, const float *restrict WT, const float *restrict bb,
                               const float *restrict U, float *restrict Y)
 {
     for (int i = 0; i < nf; i++) {
@@ -1022,7 +1029,7 @@ static inline void dffi_layer(int D, int nf, const float *restrict WT, const flo
 }
 
 /* The pair products of the nf rows of O (D wide), summed over d in increasing order. */
-static inline void dffi_pairs(int D, int nf, const float *restrict O, float *restrict pr)
+FR_KERNEL void dffi_pairs(int D, int nf, const float *restrict O, float *restrict pr)
 {
     for (int i = 0, k = 0; i < nf; i++)
         for (int j = i + 1; j < nf; j++, k++) {
@@ -1033,7 +1040,7 @@ static inline void dffi_pairs(int D, int nf, const float *restrict O, float *res
 }
 
 /* dd_i += dp_ij o_j, dd_j += dp_ij o_i over the pairs (dd zeroed first). */
-static inline void dffi_pairs_back(int D, int nf, const float *restrict dp, const float *restrict O,
+FR_KERNEL void dffi_pairs_back(int D, int nf, const float *restrict dp, const float *restrict O,
                                    float *restrict dd)
 {
     memset(dd, 0, (size_t)nf * D * sizeof *dd);
@@ -1049,10 +1056,10 @@ static inline void dffi_pairs_back(int D, int nf, const float *restrict dp, cons
 }
 
 /* One layer backward for one field: dy (d loss / d y) becomes d loss / d u; adds to gW, gb. */
-static inline void dffi_layer_back(int D, const float *restrict W, const float *restrict y, const float *restrict u,
+FR_KERNEL void dffi_layer_back(int D, const float *restrict W, const float *restrict y, const float *restrict u,
                                    float *restrict dy, float *restrict gW, float *restrict gb)
 {
-    float dz[MAX_EMB_DIM];
+    float dz[MAX_DFFI_DIM];
     for (int r = 0; r < D; r++) dz[r] = dy[r] * (1.0f - y[r] * y[r]);
     for (int r = 0; r < D; r++) {
         gb[r] += dz[r];
@@ -1134,7 +1141,7 @@ FR_VEC static void dffi_backward(const fr_model *m, fr_ws *w, int b, const float
 
 /* DFUB's per-item projections, inlined with D = 8 as a constant and generically (see DFFI's).
  * k = Wk e, v = Wv e from the transposed weights, summed over e in increasing order. */
-static inline void dfub_project(int D, const float *restrict WkT, const float *restrict WvT, const float *restrict e,
+FR_KERNEL void dfub_project(int D, const float *restrict WkT, const float *restrict WvT, const float *restrict e,
                                 float *restrict k, float *restrict v)
 {
     for (int r = 0; r < D; r++) k[r] = v[r] = 0;
@@ -1146,7 +1153,7 @@ static inline void dfub_project(int D, const float *restrict WkT, const float *r
 }
 
 /* One history item backward: the projections' gradient into gk, gv, the item's into gr. */
-static inline void dfub_item_back(int D, const float *restrict Wk, const float *restrict Wv, const float *restrict dk,
+FR_KERNEL void dfub_item_back(int D, const float *restrict Wk, const float *restrict Wv, const float *restrict dk,
                                   const float *restrict dv, const float *restrict e, float *restrict gk,
                                   float *restrict gv, float *restrict gr)
 {
@@ -1485,8 +1492,7 @@ FR_VEC static void causal_backward(const fr_model *m, fr_ws *w, const fr_sample 
         if (adv > 0) {
             float mx = -INFINITY, sum = 0;
             for (int k = 0; k < S; k++) {
-                float z = bc[k];
-                for (int j = 0; j < hd; j++) z += Wc[(size_t)k * hd + j] * hinv[j];
+                float z = bc[k] + dot(Wc + (size_t)k * hd, hinv, hd);
                 cl[k] = z;
                 mx = z > mx ? z : mx;
             }
