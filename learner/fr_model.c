@@ -33,8 +33,9 @@ static const double P_CLIP = 1e-7;
  * built for x86-64's baseline SSE2 they run at half the width AVX2 gives. GCC and clang compile the
  * functions marked FR_VEC twice and pick the AVX2 copy at load time where the CPU has it. The
  * arithmetic is the same in both copies (element-wise operations and sums in a written-out order,
- * no FMA contraction in ISO C mode), so the results do not depend on the copy. */
-#if defined(__x86_64__) && (defined(__GNUC__) || defined(__clang__)) && !defined(FR_NO_CLONES)
+ * no FMA contraction in ISO C mode), so the results do not depend on the copy. The choice needs the
+ * loader's ifunc support, hence glibc only. */
+#if defined(__x86_64__) && defined(__GLIBC__) && (defined(__GNUC__) || defined(__clang__)) && !defined(FR_NO_CLONES)
 #define FR_VEC __attribute__((target_clones("avx2", "default")))
 #else
 #define FR_VEC
