@@ -33,8 +33,8 @@ static const double P_CLIP = 1e-7;
  * built for x86-64's baseline SSE2 they run at half the width AVX2 gives. GCC and clang compile the
  * functions marked FR_VEC twice and pick the AVX2 copy at load time where the CPU has it. The
  * arithmetic is the same in both copies (element-wise operations and sums in a written-out order;
- * "avx2" does not enable FMA, so nothing is contracted), so the results do not depend on the copy. The choice needs the
- * loader's ifunc support, hence glibc only. */
+ * "avx2" does not enable FMA, so nothing is contracted), so the results do not depend on the copy.
+ * The choice needs the loader's ifunc support, hence glibc only. */
 #if defined(__x86_64__) && defined(__GLIBC__) && (defined(__GNUC__) || defined(__clang__)) && !defined(FR_NO_CLONES)
 #define FR_VEC __attribute__((target_clones("avx2", "default")))
 #else
@@ -867,17 +867,20 @@ FR_KERNEL float dot(const float *restrict a, const float *restrict b, int n)
 }
 
 /* Transposes between the batch's row-major buffers and batch-innermost ones, a block of samples at
- * a time so that both sides stay in L1: t[c * ld_t + b] = r[b * ld_r + c] for c < cols, b < n
- * (to_t), or r[b * ld_r + c] += t[c * ld_t + b] (!to_t). */
+ * a time so that both sides stay in L1, for c < cols, b < n: TO_T t[c * ld_t + b] = r[b * ld_r + c];
+ * FROM_T r[b * ld_r + c] = t[c * ld_t + b]; ADD_T r[b * ld_r + c] += t[c * ld_t + b]. */
 enum { TB = 16 };
-FR_VEC static void transpose(float *r, size_t ld_r, float *t, size_t ld_t, int n, int cols, int to_t)
+enum { TO_T, FROM_T, ADD_T };
+FR_VEC static void transpose(float *r, size_t ld_r, float *t, size_t ld_t, int n, int cols, int mode)
 {
     for (int b0 = 0; b0 < n; b0 += TB) {
         const int b1 = n - b0 < TB ? n : b0 + TB;
         for (int c = 0; c < cols; c++)
             for (int b = b0; b < b1; b++) {
-                if (to_t)
+                if (mode == TO_T)
                     t[(size_t)c * ld_t + b] = r[(size_t)b * ld_r + c];
+                else if (mode == FROM_T)
+                    r[(size_t)b * ld_r + c] = t[(size_t)c * ld_t + b];
                 else
                     r[(size_t)b * ld_r + c] += t[(size_t)c * ld_t + b];
             }
@@ -892,7 +895,7 @@ FR_VEC static void transpose(float *r, size_t ld_r, float *t, size_t ld_t, int n
 FR_VEC static void pair_products(const fr_model *m, fr_ws *w, int n)
 {
     const int D = m->D, nf = m->nf, cap = w->cap;
-    transpose(w->x, (size_t)m->in, w->xt, (size_t)cap, n, nf * D, 1);
+    transpose(w->x, (size_t)m->in, w->xt, (size_t)cap, n, nf * D, TO_T);
     for (int i = 0, k = 0; i < nf; i++)
         for (int j = i + 1; j < nf; j++, k++) {
             float *restrict p = w->prt + (size_t)k * cap;
@@ -901,10 +904,10 @@ FR_VEC static void pair_products(const fr_model *m, fr_ws *w, int n)
             for (int d = 1; d < D; d++)
                 for (int b = 0; b < n; b++) p[b] += a[(size_t)d * cap + b] * e[(size_t)d * cap + b];
         }
-    memset(w->pr, 0, (size_t)n * m->npair * sizeof *w->pr);
-    transpose(w->pr, (size_t)m->npair, w->prt, (size_t)cap, n, m->npair, 0);
+    transpose(w->pr, (size_t)m->npair, w->prt, (size_t)cap, n, m->npair, FROM_T);
     for (int b = 0; m->pair_in && b < n; b++)
-        memcpy(w->x + (size_t)b * m->in + m->pair_off, w->pr + (size_t)b * m->npair, (size_t)m->pair_in * sizeof *w->pr);
+        memcpy(w->x + (size_t)b * m->in + m->pair_off, w->pr + (size_t)b * m->npair,
+               (size_t)m->pair_in * sizeof *w->pr);
 }
 
 /* Builds x for n feature sets spaced `stride` bytes apart. With slots, also records which
@@ -1017,7 +1020,7 @@ static float tanh_fast(float z) { return 1.0f - 2.0f / (expf(2.0f * z) + 1.0f); 
 /* y = tanh(b + W u) for each of the nf fields' rows u of U, y of Y; WT = W^T (D x D). The sums run
  * over the input in increasing order, vectorised over the output. */
 FR_KERNEL void dffi_layer(int D, int nf, const float *restrict WT, const float *restrict bb,
-                              const float *restrict U, float *restrict Y)
+                          const float *restrict U, float *restrict Y)
 {
     for (int i = 0; i < nf; i++) {
         const float *restrict u = U + i * D;
@@ -1042,7 +1045,7 @@ FR_KERNEL void dffi_pairs(int D, int nf, const float *restrict O, float *restric
 
 /* dd_i += dp_ij o_j, dd_j += dp_ij o_i over the pairs (dd zeroed first). */
 FR_KERNEL void dffi_pairs_back(int D, int nf, const float *restrict dp, const float *restrict O,
-                                   float *restrict dd)
+                               float *restrict dd)
 {
     memset(dd, 0, (size_t)nf * D * sizeof *dd);
     for (int i = 0, k = 0; i < nf; i++)
@@ -1058,7 +1061,7 @@ FR_KERNEL void dffi_pairs_back(int D, int nf, const float *restrict dp, const fl
 
 /* One layer backward for one field: dy (d loss / d y) becomes d loss / d u; adds to gW, gb. */
 FR_KERNEL void dffi_layer_back(int D, const float *restrict W, const float *restrict y, const float *restrict u,
-                                   float *restrict dy, float *restrict gW, float *restrict gb)
+                               float *restrict dy, float *restrict gW, float *restrict gb)
 {
     float dz[MAX_DFFI_DIM];
     for (int r = 0; r < D; r++) dz[r] = dy[r] * (1.0f - y[r] * y[r]);
@@ -1089,7 +1092,8 @@ FR_VEC static void dffi_forward(const fr_model *m, fr_ws *w, int n)
             /* W^T, so the products below run over output rows in vector registers */
             for (int l = 0; l < L; l++)
                 for (int r = 0; r < D; r++)
-                    for (int c = 0; c < D; c++) wt[(size_t)l * D * D + c * D + r] = th[(size_t)l * D * (D + 1) + r * D + c];
+                    for (int c = 0; c < D; c++)
+                        wt[(size_t)l * D * D + c * D + r] = th[(size_t)l * D * (D + 1) + r * D + c];
             w->dffi_seen[sid] = 1;
         }
         const float *U = x;
@@ -1143,7 +1147,7 @@ FR_VEC static void dffi_backward(const fr_model *m, fr_ws *w, int b, const float
 /* DFUB's per-item projections, inlined with D = 8 as a constant and generically (see DFFI's).
  * k = Wk e, v = Wv e from the transposed weights, summed over e in increasing order. */
 FR_KERNEL void dfub_project(int D, const float *restrict WkT, const float *restrict WvT, const float *restrict e,
-                                float *restrict k, float *restrict v)
+                            float *restrict k, float *restrict v)
 {
     for (int r = 0; r < D; r++) k[r] = v[r] = 0;
     for (int c = 0; c < D; c++)
@@ -1155,8 +1159,8 @@ FR_KERNEL void dfub_project(int D, const float *restrict WkT, const float *restr
 
 /* One history item backward: the projections' gradient into gk, gv, the item's into gr. */
 FR_KERNEL void dfub_item_back(int D, const float *restrict Wk, const float *restrict Wv, const float *restrict dk,
-                                  const float *restrict dv, const float *restrict e, float *restrict gk,
-                                  float *restrict gv, float *restrict gr)
+                              const float *restrict dv, const float *restrict e, float *restrict gk,
+                              float *restrict gv, float *restrict gr)
 {
     for (int r = 0; r < D; r++)
         for (int c = 0; c < D; c++) {
@@ -1314,7 +1318,8 @@ FR_VEC static void forward(const fr_model *m, fr_ws *w, int n)
             if (use_sc)
                 for (int sid = 0; sid < m->c.n_scenarios; sid++)
                     for (int k = 0; k < ng; k++)
-                        w->gs[sid * ng + k] = dot(m->w + gt->off_sw + (size_t)k * sd, m->w + m->off_semb + (size_t)sid * sd, sd);
+                        w->gs[sid * ng + k] =
+                            dot(m->w + gt->off_sw + (size_t)k * sd, m->w + m->off_semb + (size_t)sid * sd, sd);
             for (int b = 0; b < n; b++) {
                 const int sid = w->scen[b];
                 float *restrict out = w->go[v][g] + (size_t)b * hd;
@@ -1657,7 +1662,7 @@ FR_VEC static void backward(const fr_model *m, fr_ws *w, const fr_sample *smp, i
         /* through p_ij = <e_i, e_j>: d e_i += dp_ij e_j, d e_j += dp_ij e_i, batch-innermost */
         const int cap = w->cap, np = m->npair;
         float *restrict dpt = w->prt;
-        if (m->pair_in) transpose(w->dx + m->pair_off, (size_t)in, dpt, (size_t)cap, n, np, 1);
+        if (m->pair_in) transpose(w->dx + m->pair_off, (size_t)in, dpt, (size_t)cap, n, np, TO_T);
         for (int k = 0; k < np; k++) {
             float *restrict dp = dpt + (size_t)k * cap;
             if (!m->pair_in) memset(dp, 0, (size_t)n * sizeof *dp);
@@ -1690,7 +1695,7 @@ FR_VEC static void backward(const fr_model *m, fr_ws *w, const fr_sample *smp, i
                         dj[o] += dp[b] * ei[o];
                     }
             }
-        transpose(w->dx, (size_t)in, w->dxt, (size_t)cap, n, nf * D, 0);
+        transpose(w->dx, (size_t)in, w->dxt, (size_t)cap, n, nf * D, ADD_T);
     }
     if (m->c.dfub_heads)
         for (int b = 0; b < n; b++) dfub_backward(m, w, b, w->dx + (size_t)b * in, g);
