@@ -25,8 +25,27 @@ enum {
     MAX_DFUB_HEADS = 8,
     HL = FR_MAX_MULTI_LEN,         /* DFUB's history length */
     MAX_DFUB_DIM = 64,             /* emb_dim with DFUB */
+    MAX_DFFI_DIM = 32,             /* emb_dim with DFFI: a layer's D (D + 1) floats fit MAX_SCEN_DIM */
 };
 static const double P_CLIP = 1e-7;
+
+/* The dense per-sample loops (ReLU masks, gate mixing, pair products, DFFI) are short vector loops;
+ * built for x86-64's baseline SSE2 they run at half the width AVX2 gives. GCC and clang compile the
+ * functions marked FR_VEC twice and pick the AVX2 copy at load time where the CPU has it. The
+ * arithmetic is the same in both copies (element-wise operations and sums in a written-out order;
+ * "avx2" does not enable FMA, so nothing is contracted), so the results do not depend on the copy.
+ * The choice needs the loader's ifunc support, hence glibc only. */
+#if defined(__x86_64__) && defined(__GLIBC__) && (defined(__GNUC__) || defined(__clang__)) && !defined(FR_NO_CLONES)
+#define FR_VEC __attribute__((target_clones("avx2", "default")))
+#else
+#define FR_VEC
+#endif
+/* The small kernels the FR_VEC functions call: inlined into each copy, so they get its vector width. */
+#if defined(__GNUC__) || defined(__clang__)
+#define FR_KERNEL static inline __attribute__((always_inline))
+#else
+#define FR_KERNEL static inline
+#endif
 
 /* Mixes the table index into the initialisation seed. Changing it changes the initial value of
  * every row created afterwards, so replays across versions would diverge: treat it as format. */
@@ -68,6 +87,10 @@ typedef struct {
     int cap;
     float *x;          /* [cap x in] */
     float *pr;         /* [cap x npair]: <e_i, e_j> for the field pairs i < j, in row-major pair order */
+    /* the pairs batch-innermost, so their loops run over the batch in vector registers: */
+    float *xt;         /* [nf x D x cap]: x's embedding columns transposed */
+    float *prt;        /* [npair x cap]: pr transposed (forward), then d loss / d p (backward) */
+    float *dxt;        /* [nf x D x cap]: backward, the pairs' part of d loss / d x's embedding columns */
     int32_t *scen;     /* [cap]: scenario index, -1 when outside [0, n_scenarios) */
     float *act[MAX_LEVELS][MAX_ST];  /* [cap x rows]: expert outputs after ReLU, gate probabilities */
     float *go[MAX_LEVELS][MAX_GT];   /* [cap x hd]: each gate's mixture of experts */
@@ -75,12 +98,17 @@ typedef struct {
     float *zl[MAX_Q];  /* [cap]: learner logits */
     float *extra[2];   /* [cap]: the task's pair and wide terms */
     float *dffi_h[MAX_DFFI_LAYERS]; /* [cap x nf x D]: each field's output of DFFI layer l */
+    float *dffi_wt;    /* [n_scenarios x dffi_layers x D x D]: the scenario's layer weights transposed */
+    int32_t *dffi_seen;/* [n_scenarios]: dffi_wt holds the scenario's current weights (reset per batch) */
     float *dffi_d;     /* [nf x D]: backward scratch, d loss / d D(e_i) of one sample */
     float *dffi_dp;    /* [npair]: backward scratch, d loss / d p_ij of one sample */
     float *cz;         /* [n_scenarios + 3 hd]: CausalInt scratch: classifier logits, h_inv, h_spc, dh */
+    float *gs;         /* [n_scenarios x max gate width]: one gate's scenario logit terms (forward), then the
+                        * sums of its logit gradients per scenario (backward); with scenario_dim */
     /* DFUB, per sample: the history items' embeddings, keys and values [cap x HL x D], the query
      * [cap x D], the attention weights [cap x heads x HL], the item count [cap] */
     float *ub_e, *ub_k, *ub_v, *ub_q, *ub_a;
+    float *ub_wt;      /* [2 x D x D]: DFUB's key and value projections transposed (per batch) */
     int32_t *ub_len;
     float *logit[2];   /* [cap]: fused logits */
     /* backward and sparse bookkeeping: NULL in the predict workspace */
@@ -175,6 +203,9 @@ static void ws_free(fr_ws *w)
     if (!w) return;
     free(w->x);
     free(w->pr);
+    free(w->xt);
+    free(w->prt);
+    free(w->dxt);
     free(w->scen);
     for (int v = 0; v < MAX_LEVELS; v++) {
         for (int s = 0; s < MAX_ST; s++) {
@@ -193,9 +224,13 @@ static void ws_free(fr_ws *w)
     }
     for (int l = 0; l < MAX_DFFI_LAYERS; l++) free(w->dffi_h[l]);
     free(w->dffi_d);
+    free(w->dffi_wt);
+    free(w->dffi_seen);
     free(w->dffi_dp);
     free(w->cz);
+    free(w->gs);
     free(w->ub_e);
+    free(w->ub_wt);
     free(w->ub_k);
     free(w->ub_v);
     free(w->ub_q);
@@ -236,7 +271,18 @@ static fr_ws *ws_new(const fr_model *m, int cap, int backward)
     w->cap = cap;
     w->x = falloc(n * m->in, sizeof(float), &f);
     w->pr = falloc(n * (size_t)m->npair, sizeof(float), &f);
+    if (m->npair) {
+        w->xt = falloc(n * (size_t)m->nf * m->D, sizeof(float), &f);
+        w->prt = falloc(n * (size_t)m->npair, sizeof(float), &f);
+        if (backward) w->dxt = falloc(n * (size_t)m->nf * m->D, sizeof(float), &f);
+    }
     w->scen = falloc(n, sizeof(int32_t), &f);
+    if (m->sd) {
+        int ng = 1;
+        for (int v = 0; v < m->NL; v++)
+            for (int g = 0; g < m->lv[v].n_gt; g++) ng = m->lv[v].gt[g].ng > ng ? m->lv[v].gt[g].ng : ng;
+        w->gs = falloc((size_t)m->c.n_scenarios * ng, sizeof(float), &f);
+    }
     for (int v = 0; v < m->NL; v++) {
         const fr_level *lv = &m->lv[v];
         for (int s = 0; s < lv->n_st; s++) {
@@ -259,6 +305,10 @@ static fr_ws *ws_new(const fr_model *m, int cap, int backward)
         if (backward) w->dextra[t] = falloc(n, sizeof(float), &f);
     }
     for (int l = 0; l < m->c.dffi_layers; l++) w->dffi_h[l] = falloc(n * m->nf * m->D, sizeof(float), &f);
+    if (m->c.dffi_layers) {
+        w->dffi_wt = falloc((size_t)m->c.n_scenarios * m->c.dffi_layers * m->D * m->D, sizeof(float), &f);
+        w->dffi_seen = falloc((size_t)m->c.n_scenarios, sizeof(int32_t), &f);
+    }
     if (m->c.dfub_heads) {
         w->ub_e = falloc(n * HL * m->D, sizeof(float), &f);
         w->ub_k = falloc(n * HL * m->D, sizeof(float), &f);
@@ -266,6 +316,7 @@ static fr_ws *ws_new(const fr_model *m, int cap, int backward)
         w->ub_q = falloc(n * m->D, sizeof(float), &f);
         w->ub_a = falloc(n * (size_t)m->c.dfub_heads * HL, sizeof(float), &f);
         w->ub_len = falloc(n, sizeof(int32_t), &f);
+        w->ub_wt = falloc(2 * (size_t)m->D * m->D, sizeof(float), &f);
     }
     if (backward) {
         if (m->c.causal_adv > 0 || m->c.causal_orth > 0)
@@ -958,22 +1009,62 @@ static int32_t touch(fr_ws *w, int D, uint32_t table, uint64_t key, int64_t row)
     }
 }
 
-/* The inner products <e_i, e_j>, i < j, of one sample's nf field embeddings (x's first nf*D
- * columns), pairs in row-major order: (0,1), (0,2), .., (0,nf-1), (1,2), .. A plain loop in a
- * fixed order, so a sample's products are the same bits whatever the batch around it. */
-static void pair_products(const fr_model *m, const float *x, float *pr)
+/* sum_k a[k] b[k] in an order fixed by n alone (so a sample's value does not depend on the batch
+ * around it): eight interleaved partial sums, which the compiler keeps in vector registers instead
+ * of one serial chain of adds, combined pairwise, then the tail. */
+FR_KERNEL float dot(const float *restrict a, const float *restrict b, int n)
 {
-    const int D = m->D, nf = m->nf;
+    float acc[8] = {0};
     int k = 0;
-    for (int i = 0; i < nf; i++) {
-        const float *a = x + i * D;
-        for (int j = i + 1; j < nf; j++) {
-            const float *b = x + j * D;
-            float s = 0;
-            for (int d = 0; d < D; d++) s += a[d] * b[d];
-            pr[k++] = s;
-        }
+    for (; k + 8 <= n; k += 8)
+        for (int l = 0; l < 8; l++) acc[l] += a[k + l] * b[k + l];
+    float z = ((acc[0] + acc[4]) + (acc[2] + acc[6])) + ((acc[1] + acc[5]) + (acc[3] + acc[7]));
+    for (; k < n; k++) z += a[k] * b[k];
+    return z;
+}
+
+/* Transposes between the batch's row-major buffers and batch-innermost ones, a block of samples at
+ * a time so that both sides stay in L1, for c < cols, b < n: TO_T t[c * ld_t + b] = r[b * ld_r + c];
+ * FROM_T r[b * ld_r + c] = t[c * ld_t + b]; ADD_T r[b * ld_r + c] += t[c * ld_t + b]. */
+enum { TB = 16 };
+enum { TO_T, FROM_T, ADD_T };
+FR_VEC static void transpose(float *r, size_t ld_r, float *t, size_t ld_t, int n, int cols, int mode)
+{
+    for (int b0 = 0; b0 < n; b0 += TB) {
+        const int b1 = n - b0 < TB ? n : b0 + TB;
+        for (int c = 0; c < cols; c++)
+            for (int b = b0; b < b1; b++) {
+                if (mode == TO_T)
+                    t[(size_t)c * ld_t + b] = r[(size_t)b * ld_r + c];
+                else if (mode == FROM_T)
+                    r[(size_t)b * ld_r + c] = t[(size_t)c * ld_t + b];
+                else
+                    r[(size_t)b * ld_r + c] += t[(size_t)c * ld_t + b];
+            }
     }
+}
+
+/* The inner products <e_i, e_j>, i < j, of each sample's nf field embeddings (x's first nf*D
+ * columns) into w->pr and, when the experts read them, x's pair columns; pairs in row-major order:
+ * (0,1), (0,2), .., (0,nf-1), (1,2), .. Computed on the transposed embeddings, the batch innermost,
+ * each product summed over d in increasing order: a sample's products are the same bits whatever
+ * the batch around it. */
+FR_VEC static void pair_products(const fr_model *m, fr_ws *w, int n)
+{
+    const int D = m->D, nf = m->nf, cap = w->cap;
+    transpose(w->x, (size_t)m->in, w->xt, (size_t)cap, n, nf * D, TO_T);
+    for (int i = 0, k = 0; i < nf; i++)
+        for (int j = i + 1; j < nf; j++, k++) {
+            float *restrict p = w->prt + (size_t)k * cap;
+            const float *restrict a = w->xt + (size_t)i * D * cap, *restrict e = w->xt + (size_t)j * D * cap;
+            for (int b = 0; b < n; b++) p[b] = a[b] * e[b];
+            for (int d = 1; d < D; d++)
+                for (int b = 0; b < n; b++) p[b] += a[(size_t)d * cap + b] * e[(size_t)d * cap + b];
+        }
+    transpose(w->pr, (size_t)m->npair, w->prt, (size_t)cap, n, m->npair, FROM_T);
+    for (int b = 0; m->pair_in && b < n; b++)
+        memcpy(w->x + (size_t)b * m->in + m->pair_off, w->pr + (size_t)b * m->npair,
+               (size_t)m->pair_in * sizeof *w->pr);
 }
 
 /* Builds x for n feature sets spaced `stride` bytes apart. With slots, also records which
@@ -1040,12 +1131,8 @@ static void gather(const fr_model *m, fr_model *creating, fr_ws *w, const fr_fea
             /* one non-finite value would poison every dense parameter for good */
             x[m->emb_in + i] = isfinite(v) ? v : 0.0f;
         }
-        if (m->npair) {
-            float *pr = w->pr + (size_t)b * m->npair;
-            pair_products(m, x, pr);
-            if (m->pair_in) memcpy(x + m->pair_off, pr, (size_t)m->pair_in * sizeof *pr);
-        }
     }
+    if (m->npair) pair_products(m, w, n);
 }
 
 /* ---- forward / backward ----------------------------------------------------------------------- */
@@ -1064,21 +1151,15 @@ static void set_scenarios(const fr_model *m, fr_ws *w, const fr_sample *s, int n
         w->scen[b] = s[b].scenario >= 0 && s[b].scenario < m->c.n_scenarios ? s[b].scenario : -1;
 }
 
-/* The task's pair (FwFM) and wide terms of each sample: plain loops, the same bits for a sample
- * alone and in a batch. */
-static void extras(const fr_model *m, fr_ws *w, int n)
+/* The task's pair (FwFM) and wide terms of each sample: the same bits for a sample alone and in a
+ * batch. */
+FR_VEC static void extras(const fr_model *m, fr_ws *w, int n)
 {
     for (int t = 0; t < 2; t++) {
         for (int b = 0; b < n; b++) {
             float z = 0;
-            if (m->fm_logit) {
-                const float *r = m->w + m->off_fm[t], *pr = w->pr + (size_t)b * m->npair;
-                for (int k = 0; k < m->npair; k++) z += r[k] * pr[k];
-            }
-            if (m->wide) {
-                const float *r = m->w + m->off_wide[t], *x = w->x + (size_t)b * m->in;
-                for (int k = 0; k < m->pair_off; k++) z += r[k] * x[k];
-            }
+            if (m->fm_logit) z += dot(m->w + m->off_fm[t], w->pr + (size_t)b * m->npair, m->npair);
+            if (m->wide) z += dot(m->w + m->off_wide[t], w->x + (size_t)b * m->in, m->pair_off);
             w->extra[t][b] = z;
         }
     }
@@ -1089,61 +1170,121 @@ static void extras(const fr_model *m, fr_ws *w, int n)
  * overflows to inf -> 1, underflows to 0 -> -1. Training and serving share it, so they agree. */
 static float tanh_fast(float z) { return 1.0f - 2.0f / (expf(2.0f * z) + 1.0f); }
 
+/* DFFI's pieces for one sample, inlined twice below: with D = 8 (the usual width) as a constant
+ * the compiler unrolls them into a few vector instructions; the generic copy serves other widths.
+ * Same arithmetic, same order, in both. */
+
+/* y = tanh(b + W u) for each of the nf fields' rows u of U, y of Y; WT = W^T (D x D). The sums run
+ * over the input in increasing order, vectorised over the output. */
+FR_KERNEL void dffi_layer(int D, int nf, const float *restrict WT, const float *restrict bb,
+                          const float *restrict U, float *restrict Y)
+{
+    for (int i = 0; i < nf; i++) {
+        const float *restrict u = U + i * D;
+        float *restrict y = Y + i * D;
+        for (int r = 0; r < D; r++) y[r] = bb[r];
+        for (int c = 0; c < D; c++)
+            for (int r = 0; r < D; r++) y[r] += WT[c * D + r] * u[c];
+        for (int r = 0; r < D; r++) y[r] = tanh_fast(y[r]);
+    }
+}
+
+/* The pair products of the nf rows of O (D wide), summed over d in increasing order. */
+FR_KERNEL void dffi_pairs(int D, int nf, const float *restrict O, float *restrict pr)
+{
+    for (int i = 0, k = 0; i < nf; i++)
+        for (int j = i + 1; j < nf; j++, k++) {
+            float z = 0;
+            for (int d = 0; d < D; d++) z += O[i * D + d] * O[j * D + d];
+            pr[k] = z;
+        }
+}
+
+/* dd_i += dp_ij o_j, dd_j += dp_ij o_i over the pairs (dd zeroed first). */
+FR_KERNEL void dffi_pairs_back(int D, int nf, const float *restrict dp, const float *restrict O,
+                               float *restrict dd)
+{
+    memset(dd, 0, (size_t)nf * D * sizeof *dd);
+    for (int i = 0, k = 0; i < nf; i++)
+        for (int j = i + 1; j < nf; j++, k++) {
+            const float pk = dp[k];
+            if (pk == 0.0f) continue;
+            for (int d = 0; d < D; d++) {
+                dd[i * D + d] += pk * O[j * D + d];
+                dd[j * D + d] += pk * O[i * D + d];
+            }
+        }
+}
+
+/* One layer backward for one field: dy (d loss / d y) becomes d loss / d u; adds to gW, gb. */
+FR_KERNEL void dffi_layer_back(int D, const float *restrict W, const float *restrict y, const float *restrict u,
+                               float *restrict dy, float *restrict gW, float *restrict gb)
+{
+    float dz[MAX_DFFI_DIM];
+    for (int r = 0; r < D; r++) dz[r] = dy[r] * (1.0f - y[r] * y[r]);
+    for (int r = 0; r < D; r++) {
+        gb[r] += dz[r];
+        for (int c = 0; c < D; c++) gW[r * D + c] += dz[r] * u[c];
+    }
+    /* dy_c = sum_r W_rc dz_r, over r in increasing order, vectorised over c */
+    for (int c = 0; c < D; c++) dy[c] = 0;
+    for (int r = 0; r < D; r++)
+        for (int c = 0; c < D; c++) dy[c] += W[r * D + c] * dz[r];
+}
+
 /* DFFI forward: every field embedding of a sample through its scenario's network D, then the pair
  * products <D(e_i), D(e_j)> replace gather's plain ones (in w->pr and x's pair columns). A sample
  * of an unknown scenario keeps the plain products. */
-static void dffi_forward(const fr_model *m, fr_ws *w, int n)
+FR_VEC static void dffi_forward(const fr_model *m, fr_ws *w, int n)
 {
     const int D = m->D, nf = m->nf, L = m->c.dffi_layers;
+    memset(w->dffi_seen, 0, (size_t)m->c.n_scenarios * sizeof *w->dffi_seen);
     for (int b = 0; b < n; b++) {
         const int sid = w->scen[b];
         if (sid < 0) continue;
         float *x = w->x + (size_t)b * m->in;
         const float *th = m->w + m->off_semb + (size_t)sid * m->sd;
-        for (int i = 0; i < nf; i++) {
-            const float *u = x + i * D;
-            for (int l = 0; l < L; l++) {
-                const float *W = th + (size_t)l * D * (D + 1), *bb = W + D * D;
-                float *y = w->dffi_h[l] + ((size_t)b * nf + i) * D;
-                for (int r = 0; r < D; r++) {
-                    float z = bb[r];
-                    for (int c = 0; c < D; c++) z += W[r * D + c] * u[c];
-                    y[r] = tanh_fast(z);
-                }
-                u = y;
-            }
+        float *wt = w->dffi_wt + (size_t)sid * L * D * D;
+        if (!w->dffi_seen[sid]) {
+            /* W^T, so the products below run over output rows in vector registers */
+            for (int l = 0; l < L; l++)
+                for (int r = 0; r < D; r++)
+                    for (int c = 0; c < D; c++)
+                        wt[(size_t)l * D * D + c * D + r] = th[(size_t)l * D * (D + 1) + r * D + c];
+            w->dffi_seen[sid] = 1;
         }
-        const float *o = w->dffi_h[L - 1] + (size_t)b * nf * D;
+        const float *U = x;
+        for (int l = 0; l < L; l++) {
+            const float *WT = wt + (size_t)l * D * D, *bb = th + (size_t)l * D * (D + 1) + D * D;
+            float *Y = w->dffi_h[l] + (size_t)b * nf * D;
+            if (D == 8)
+                dffi_layer(8, nf, WT, bb, U, Y);
+            else
+                dffi_layer(D, nf, WT, bb, U, Y);
+            U = Y;
+        }
         float *pr = w->pr + (size_t)b * m->npair;
-        for (int i = 0, k = 0; i < nf; i++)
-            for (int j = i + 1; j < nf; j++, k++) {
-                float z = 0;
-                for (int d = 0; d < D; d++) z += o[i * D + d] * o[j * D + d];
-                pr[k] = z;
-                if (m->pair_in) x[m->pair_off + k] = z;
-            }
+        if (D == 8)
+            dffi_pairs(8, nf, U, pr);
+        else
+            dffi_pairs(D, nf, U, pr);
+        if (m->pair_in) memcpy(x + m->pair_off, pr, (size_t)m->pair_in * sizeof *pr);
     }
 }
 
 /* DFFI backward for one sample: dp holds d loss / d p_ij (pair order); adds d loss / d e_i to dx
  * and the slices' gradient to g's scenario row. */
-static void dffi_backward(const fr_model *m, fr_ws *w, int b, const float *dp, float *dx, float *g)
+FR_VEC static void dffi_backward(const fr_model *m, fr_ws *w, int b, const float *dp, float *dx, float *g)
 {
     const int D = m->D, nf = m->nf, L = m->c.dffi_layers, sid = w->scen[b];
     const float *o = w->dffi_h[L - 1] + (size_t)b * nf * D, *x = w->x + (size_t)b * m->in;
     float *dd = w->dffi_d;
-    memset(dd, 0, (size_t)nf * D * sizeof *dd);
-    for (int i = 0, k = 0; i < nf; i++)
-        for (int j = i + 1; j < nf; j++, k++) {
-            if (dp[k] == 0.0f) continue;
-            for (int d = 0; d < D; d++) {
-                dd[i * D + d] += dp[k] * o[j * D + d];
-                dd[j * D + d] += dp[k] * o[i * D + d];
-            }
-        }
+    if (D == 8)
+        dffi_pairs_back(8, nf, dp, o, dd);
+    else
+        dffi_pairs_back(D, nf, dp, o, dd);
     const float *th = m->w + m->off_semb + (size_t)sid * m->sd;
     float *gth = g + m->off_semb + (size_t)sid * m->sd;
-    float dz[MAX_EMB_DIM];
     for (int i = 0; i < nf; i++) {
         float *dy = dd + i * D; /* d loss / d (layer output), then reused for its input */
         for (int l = L - 1; l >= 0; l--) {
@@ -1151,30 +1292,56 @@ static void dffi_backward(const fr_model *m, fr_ws *w, int b, const float *dp, f
             const float *u = l ? w->dffi_h[l - 1] + ((size_t)b * nf + i) * D : x + i * D;
             const float *W = th + (size_t)l * D * (D + 1);
             float *gW = gth + (size_t)l * D * (D + 1), *gb = gW + D * D;
-            for (int r = 0; r < D; r++) {
-                dz[r] = dy[r] * (1.0f - y[r] * y[r]);
-                gb[r] += dz[r];
-                for (int c = 0; c < D; c++) gW[r * D + c] += dz[r] * u[c];
-            }
-            for (int c = 0; c < D; c++) {
-                float z = 0;
-                for (int r = 0; r < D; r++) z += W[r * D + c] * dz[r];
-                dy[c] = z;
-            }
+            if (D == 8)
+                dffi_layer_back(8, W, y, u, dy, gW, gb);
+            else
+                dffi_layer_back(D, W, y, u, dy, gW, gb);
         }
         for (int d = 0; d < D; d++) dx[i * D + d] += dy[d];
     }
 }
 
+/* DFUB's per-item projections, inlined with D = 8 as a constant and generically (see DFFI's).
+ * k = Wk e, v = Wv e from the transposed weights, summed over e in increasing order. */
+FR_KERNEL void dfub_project(int D, const float *restrict WkT, const float *restrict WvT, const float *restrict e,
+                            float *restrict k, float *restrict v)
+{
+    for (int r = 0; r < D; r++) k[r] = v[r] = 0;
+    for (int c = 0; c < D; c++)
+        for (int r = 0; r < D; r++) {
+            k[r] += WkT[c * D + r] * e[c];
+            v[r] += WvT[c * D + r] * e[c];
+        }
+}
+
+/* One history item backward: the projections' gradient into gk, gv, the item's into gr. */
+FR_KERNEL void dfub_item_back(int D, const float *restrict Wk, const float *restrict Wv, const float *restrict dk,
+                              const float *restrict dv, const float *restrict e, float *restrict gk,
+                              float *restrict gv, float *restrict gr)
+{
+    for (int r = 0; r < D; r++)
+        for (int c = 0; c < D; c++) {
+            gk[r * D + c] += dk[r] * e[c];
+            gv[r * D + c] += dv[r] * e[c];
+            gr[c] += Wk[r * D + c] * dk[r] + Wv[r * D + c] * dv[r];
+        }
+}
+
 /* DFUB forward (see fr_model_config): reads the history keys of the n feature sets spaced
  * `stride` bytes apart; an item without a row reads as zeros but still attends. Writes x's DFUB
  * columns. */
-static void dfub_forward(const fr_model *m, fr_ws *w, const fr_features *f0, size_t stride, int n)
+FR_VEC static void dfub_forward(const fr_model *m, fr_ws *w, const fr_features *f0, size_t stride, int n)
 {
     const int D = m->D, H = m->c.dfub_heads, dh = D / H, tgt = m->c.dfub_target, hist = m->c.dfub_history;
     const uint32_t table = (uint32_t)(m->c.n_cat + hist);
     const float *Wq = m->w + m->off_dq, *Wk = m->w + m->off_dk, *Wv = m->w + m->off_dv;
     const float scale = 1.0f / sqrtf((float)dh);
+    float *WkT = w->ub_wt, *WvT = WkT + D * D;
+    for (int r = 0; r < D; r++)
+        for (int c = 0; c < D; c++) {
+            WkT[c * D + r] = Wk[r * D + c];
+            WvT[c * D + r] = Wv[r * D + c];
+        }
     for (int b = 0; b < n; b++) {
         const fr_features *f = (const fr_features *)(const void *)((const char *)f0 + (size_t)b * stride);
         float *x = w->x + (size_t)b * m->in, *o = x + m->dfub_off;
@@ -1200,16 +1367,12 @@ static void dfub_forward(const fr_model *m, fr_ws *w, const fr_features *f0, siz
             for (int c = 0; c < D; c++) z += Wq[r * 2 * D + c] * et[c] + Wq[r * 2 * D + D + c] * es[c];
             q[r] = z;
         }
-        for (int k = 0; k < len; k++)
-            for (int r = 0; r < D; r++) {
-                float zk = 0, zv = 0;
-                for (int c = 0; c < D; c++) {
-                    zk += Wk[r * D + c] * E[k * D + c];
-                    zv += Wv[r * D + c] * E[k * D + c];
-                }
-                K[k * D + r] = zk;
-                V[k * D + r] = zv;
-            }
+        for (int k = 0; k < len; k++) {
+            if (D == 8)
+                dfub_project(8, WkT, WvT, E + k * D, K + k * D, V + k * D);
+            else
+                dfub_project(D, WkT, WvT, E + k * D, K + k * D, V + k * D);
+        }
         for (int h = 0; h < H; h++) {
             float *ah = a + h * HL, mx = -INFINITY, sum = 0;
             for (int k = 0; k < len; k++) {
@@ -1229,7 +1392,7 @@ static void dfub_forward(const fr_model *m, fr_ws *w, const fr_features *f0, siz
 
 /* DFUB backward for one sample: d loss / d output is dx's DFUB columns; adds the projections'
  * gradient to g, the target's and the scenario's to dx, and each item's to its touched row. */
-static void dfub_backward(const fr_model *m, fr_ws *w, int b, float *dx, float *g)
+FR_VEC static void dfub_backward(const fr_model *m, fr_ws *w, int b, float *dx, float *g)
 {
     const int D = m->D, H = m->c.dfub_heads, dh = D / H, tgt = m->c.dfub_target, hist = m->c.dfub_history;
     const int len = w->ub_len[b];
@@ -1274,17 +1437,15 @@ static void dfub_backward(const fr_model *m, fr_ws *w, int b, float *dx, float *
     for (int p = 0, k = 0; p < FR_MAX_MULTI_LEN && k < len; p++) {
         if (sl[p] < 0) continue;
         float *gr = w->t_grad + (size_t)sl[p] * D;
-        for (int r = 0; r < D; r++)
-            for (int c = 0; c < D; c++) {
-                gk[r * D + c] += dK[k][r] * E[k * D + c];
-                gv[r * D + c] += dV[k][r] * E[k * D + c];
-                gr[c] += Wk[r * D + c] * dK[k][r] + Wv[r * D + c] * dV[k][r];
-            }
+        if (D == 8)
+            dfub_item_back(8, Wk, Wv, dK[k], dV[k], E + k * D, gk, gv, gr);
+        else
+            dfub_item_back(D, Wk, Wv, dK[k], dV[k], E + k * D, gk, gv, gr);
         k++;
     }
 }
 
-static void forward(const fr_model *m, fr_ws *w, int n)
+FR_VEC static void forward(const fr_model *m, fr_ws *w, int n)
 {
     const int hd = m->hd, td = m->td, sd = m->sd;
     if (m->c.dffi_layers) dffi_forward(m, w, n);
@@ -1309,21 +1470,21 @@ static void forward(const fr_model *m, fr_ws *w, int n)
         }
         for (int g = 0; g < lv->n_gt; g++) {
             const fr_gate *gt = &lv->gt[g];
+            const int ng = gt->ng, use_sc = sd && ng > 1;
+            /* the scenario's logit term is the same for every sample of the scenario */
+            if (use_sc)
+                for (int sid = 0; sid < m->c.n_scenarios; sid++)
+                    for (int k = 0; k < ng; k++)
+                        w->gs[sid * ng + k] =
+                            dot(m->w + gt->off_sw + (size_t)k * sd, m->w + m->off_semb + (size_t)sid * sd, sd);
             for (int b = 0; b < n; b++) {
                 const int sid = w->scen[b];
-                float *out = w->go[v][g] + (size_t)b * hd;
-                memset(out, 0, (size_t)hd * sizeof *out);
+                float *restrict out = w->go[v][g] + (size_t)b * hd;
                 float one = 1.0f, *p = &one;
-                if (gt->ng > 1) {
+                if (ng > 1) {
                     p = w->act[v][gt->st] + (size_t)b * lv->st[gt->st].rows + gt->col;
-                    if (sd && sid >= 0) {
-                        const float *se = m->w + m->off_semb + (size_t)sid * sd, *sw = m->w + gt->off_sw;
-                        for (int k = 0; k < gt->ng; k++) {
-                            float z = 0;
-                            for (int d = 0; d < sd; d++) z += sw[k * sd + d] * se[d];
-                            p[k] += z;
-                        }
-                    }
+                    if (use_sc && sid >= 0)
+                        for (int k = 0; k < ng; k++) p[k] += w->gs[sid * ng + k];
                     float mx = -INFINITY, sum = 0;
                     for (int k = 0; k < gt->ng; k++) mx = p[k] > mx ? p[k] : mx;
                     for (int k = 0; k < gt->ng; k++) {
@@ -1332,13 +1493,20 @@ static void forward(const fr_model *m, fr_ws *w, int n)
                     }
                     for (int k = 0; k < gt->ng; k++) p[k] /= sum;
                 }
-                for (int k = 0; k < gt->ng; k++) {
+                int first = 1;
+                for (int k = 0; k < ng; k++) {
                     int e = gate_expert(gt, k, sid);
                     if (e < 0) continue;
                     const fr_xpert *x = &lv->ex[e];
-                    const float *h = w->act[v][x->st] + (size_t)b * lv->st[x->st].rows + x->col;
-                    for (int j = 0; j < hd; j++) out[j] += p[k] * h[j];
+                    const float *restrict h = w->act[v][x->st] + (size_t)b * lv->st[x->st].rows + x->col;
+                    const float pk = p[k];
+                    if (first)
+                        for (int j = 0; j < hd; j++) out[j] = pk * h[j];
+                    else
+                        for (int j = 0; j < hd; j++) out[j] += pk * h[j];
+                    first = 0;
                 }
+                if (first) memset(out, 0, (size_t)hd * sizeof *out);
             }
         }
     }
@@ -1465,7 +1633,7 @@ static int any_term(const fr_sample *s)
 /* CausalInt's terms (see fr_model_config): their gradients w.r.t. the level-0 expert outputs are
  * added to dact before the ReLU mask; the classifier's own gradient goes to g. The adversary's
  * gradient enters the shared experts with its sign flipped (gradient reversal). */
-static void causal_backward(const fr_model *m, fr_ws *w, const fr_sample *smp, int n, float *g)
+FR_VEC static void causal_backward(const fr_model *m, fr_ws *w, const fr_sample *smp, int n, float *g)
 {
     const fr_level *lv = &m->lv[0];
     const int hd = m->hd, ns = m->c.n_experts, nsc = m->c.n_scenario_experts, S = m->c.n_scenarios;
@@ -1487,8 +1655,7 @@ static void causal_backward(const fr_model *m, fr_ws *w, const fr_sample *smp, i
         if (adv > 0) {
             float mx = -INFINITY, sum = 0;
             for (int k = 0; k < S; k++) {
-                float z = bc[k];
-                for (int j = 0; j < hd; j++) z += Wc[(size_t)k * hd + j] * hinv[j];
+                float z = bc[k] + dot(Wc + (size_t)k * hd, hinv, hd);
                 cl[k] = z;
                 mx = z > mx ? z : mx;
             }
@@ -1521,7 +1688,7 @@ static void causal_backward(const fr_model *m, fr_ws *w, const fr_sample *smp, i
 }
 
 /* Gradient of the summed loss into w->gdense and w->t_grad; w->dzl must be filled. */
-static void backward(const fr_model *m, fr_ws *w, const fr_sample *smp, int n)
+FR_VEC static void backward(const fr_model *m, fr_ws *w, const fr_sample *smp, int n)
 {
     const int in = m->in, hd = m->hd, td = m->td, D = m->D, sd = m->sd, F = m->NL - 1;
     float *g = w->gdense;
@@ -1547,9 +1714,10 @@ static void backward(const fr_model *m, fr_ws *w, const fr_sample *smp, int n)
         for (int b = 0; b < n; b++) sb += dl[b];
         g[m->off_ob[q]] = sb;
         for (int b = 0; b < n; b++) {
-            const float *h = th + (size_t)b * td;
-            float *d = w->dt + (size_t)b * td;
-            for (int j = 0; j < td; j++) d[j] = h[j] > 0 ? dl[b] * wo[j] : 0;
+            const float *restrict h = th + (size_t)b * td, *restrict wr = wo;
+            float *restrict d = w->dt + (size_t)b * td;
+            const float db = dl[b];
+            for (int j = 0; j < td; j++) d[j] = h[j] > 0 ? db * wr[j] : 0;
         }
         cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, td, hd, n, 1.0f, w->dt, td, w->go[F][q], hd, 0.0f,
                     g + m->off_th[q], hd);
@@ -1571,6 +1739,8 @@ static void backward(const fr_model *m, fr_ws *w, const fr_sample *smp, int n)
             if (lv->st[s].rows) memset(w->dact[v][s], 0, (size_t)n * lv->st[s].rows * sizeof(float));
         for (int k = 0; k < lv->n_gt; k++) {
             const fr_gate *gt = &lv->gt[k];
+            const int use_sc = sd && gt->ng > 1;
+            if (use_sc) memset(w->gs, 0, (size_t)m->c.n_scenarios * gt->ng * sizeof *w->gs);
             for (int b = 0; b < n; b++) {
                 const int sid = w->scen[b];
                 const float *dout = w->dgo[v][k] + (size_t)b * hd;
@@ -1584,28 +1754,31 @@ static void backward(const fr_model *m, fr_ws *w, const fr_sample *smp, int n)
                     if (e < 0) continue;
                     const fr_xpert *x = &lv->ex[e];
                     size_t at = (size_t)b * lv->st[x->st].rows + x->col;
-                    const float *h = w->act[v][x->st] + at;
-                    float *dh = w->dact[v][x->st] + at, acc = 0;
-                    for (int j = 0; j < hd; j++) {
-                        acc += dout[j] * h[j];
-                        dh[j] += p[q] * dout[j];
-                    }
-                    dp[q] = acc;
+                    const float *restrict h = w->act[v][x->st] + at;
+                    float *restrict dh = w->dact[v][x->st] + at;
+                    const float pq = p[q];
+                    dp[q] = dot(dout, h, hd);
+                    for (int j = 0; j < hd; j++) dh[j] += pq * dout[j];
                 }
                 if (gt->ng < 2) continue;
                 /* softmax: dz_k = p_k (dp_k - sum_q p_q dp_q) */
-                float dot = 0;
-                for (int q = 0; q < gt->ng; q++) dot += p[q] * dp[q];
+                float pdp = 0;
+                for (int q = 0; q < gt->ng; q++) pdp += p[q] * dp[q];
                 float *dz = w->dact[v][gt->st] + (size_t)b * lv->st[gt->st].rows + gt->col;
-                for (int q = 0; q < gt->ng; q++) dz[q] = p[q] * (dp[q] - dot);
-                if (sd && sid >= 0) {
-                    const float *se = m->w + m->off_semb + (size_t)sid * sd, *sw = m->w + gt->off_sw;
-                    float *gse = g + m->off_semb + (size_t)sid * sd, *gsw = g + gt->off_sw;
-                    for (int q = 0; q < gt->ng; q++)
-                        for (int d = 0; d < sd; d++) {
-                            gsw[q * sd + d] += dz[q] * se[d];
-                            gse[d] += dz[q] * sw[q * sd + d];
-                        }
+                for (int q = 0; q < gt->ng; q++) dz[q] = p[q] * (dp[q] - pdp);
+                if (use_sc && sid >= 0)
+                    for (int q = 0; q < gt->ng; q++) w->gs[sid * gt->ng + q] += dz[q];
+            }
+            /* the scenario term is linear in the summed logit gradients of the scenario's samples */
+            for (int sid = 0; use_sc && sid < m->c.n_scenarios; sid++) {
+                const float *restrict se = m->w + m->off_semb + (size_t)sid * sd, *restrict sw = m->w + gt->off_sw;
+                float *restrict gse = g + m->off_semb + (size_t)sid * sd, *restrict gsw = g + gt->off_sw;
+                for (int q = 0; q < gt->ng; q++) {
+                    const float c = w->gs[sid * gt->ng + q];
+                    for (int d = 0; d < sd; d++) {
+                        gsw[q * sd + d] += c * se[d];
+                        gse[d] += c * sw[q * sd + d];
+                    }
                 }
             }
         }
@@ -1643,34 +1816,43 @@ static void backward(const fr_model *m, fr_ws *w, const fr_sample *smp, int n)
         }
     }
     if (m->npair) {
-        /* through p_ij = <e_i, e_j>: d e_i += dp_ij e_j, d e_j += dp_ij e_i */
-        const float *r0 = m->fm_logit ? m->w + m->off_fm[0] : NULL, *r1w = m->fm_logit ? m->w + m->off_fm[1] : NULL;
-        for (int b = 0; b < n; b++) {
-            float *dx = w->dx + (size_t)b * in;
-            const float *x = w->x + (size_t)b * in;
-            float dl0 = w->dextra[0][b], dl1 = w->dextra[1][b];
-            if (m->c.dffi_layers && w->scen[b] >= 0) {
-                float *dp = w->dffi_dp;
-                for (int k = 0; k < m->npair; k++)
-                    dp[k] = (m->pair_in ? dx[m->pair_off + k] : 0.0f) + (r0 ? dl0 * r0[k] + dl1 * r1w[k] : 0.0f);
-                dffi_backward(m, w, b, dp, dx, w->gdense);
-                continue;
-            }
-            int k = 0;
-            for (int i = 0; i < nf; i++) {
-                for (int j = i + 1; j < nf; j++, k++) {
-                    float dp = m->pair_in ? dx[m->pair_off + k] : 0.0f;
-                    if (r0) dp += dl0 * r0[k] + dl1 * r1w[k];
-                    if (dp == 0.0f) continue;
-                    const float *ei = x + i * D, *ej = x + j * D;
-                    float *di = dx + i * D, *dj = dx + j * D;
-                    for (int d = 0; d < D; d++) {
-                        di[d] += dp * ej[d];
-                        dj[d] += dp * ei[d];
-                    }
-                }
+        /* through p_ij = <e_i, e_j>: d e_i += dp_ij e_j, d e_j += dp_ij e_i, batch-innermost */
+        const int cap = w->cap, np = m->npair;
+        float *restrict dpt = w->prt;
+        if (m->pair_in) transpose(w->dx + m->pair_off, (size_t)in, dpt, (size_t)cap, n, np, TO_T);
+        for (int k = 0; k < np; k++) {
+            float *restrict dp = dpt + (size_t)k * cap;
+            if (!m->pair_in) memset(dp, 0, (size_t)n * sizeof *dp);
+            if (m->fm_logit) {
+                const float r0 = m->w[m->off_fm[0] + k], r1 = m->w[m->off_fm[1] + k];
+                const float *restrict dl0 = w->dextra[0], *restrict dl1 = w->dextra[1];
+                for (int b = 0; b < n; b++) dp[b] += dl0[b] * r0 + dl1[b] * r1;
             }
         }
+        if (m->c.dffi_layers)
+            for (int b = 0; b < n; b++) {
+                if (w->scen[b] < 0) continue;
+                float *dp = w->dffi_dp;
+                for (int k = 0; k < np; k++) {
+                    dp[k] = dpt[(size_t)k * cap + b];
+                    dpt[(size_t)k * cap + b] = 0; /* not through the plain products below */
+                }
+                dffi_backward(m, w, b, dp, w->dx + (size_t)b * in, w->gdense);
+            }
+        memset(w->dxt, 0, (size_t)nf * D * cap * sizeof *w->dxt);
+        for (int i = 0, k = 0; i < nf; i++)
+            for (int j = i + 1; j < nf; j++, k++) {
+                const float *restrict dp = dpt + (size_t)k * cap;
+                const float *restrict ei = w->xt + (size_t)i * D * cap, *restrict ej = w->xt + (size_t)j * D * cap;
+                float *restrict di = w->dxt + (size_t)i * D * cap, *restrict dj = w->dxt + (size_t)j * D * cap;
+                for (int d = 0; d < D; d++)
+                    for (int b = 0; b < n; b++) {
+                        size_t o = (size_t)d * cap + b;
+                        di[o] += dp[b] * ej[o];
+                        dj[o] += dp[b] * ei[o];
+                    }
+            }
+        transpose(w->dx, (size_t)in, w->dxt, (size_t)cap, n, nf * D, ADD_T);
     }
     if (m->c.dfub_heads)
         for (int b = 0; b < n; b++) dfub_backward(m, w, b, w->dx + (size_t)b * in, g);

@@ -468,6 +468,32 @@ static void test_grad_engine(void **state)
     }
 }
 
+/* DFFI's and DFUB's per-sample kernels have a copy specialised for emb_dim 8 (the default width)
+ * next to the generic one the cases above (emb_dim 4) check: the same checks at emb_dim 8. */
+static void test_grad_engine_dim8(void **state)
+{
+    (void)state;
+    static const char *const which[] = {"DFFI, 1 layer (weights sliced from the scenario vector)", "DFUB, 1 head",
+                                        "everything: TAML + DFFI + DFUB + CausalInt, 2 levels"};
+    int done = 0;
+    for (size_t i = 0; i < sizeof ENGINE_CASES / sizeof ENGINE_CASES[0]; i++) {
+        int hit = 0;
+        for (size_t k = 0; k < sizeof which / sizeof which[0]; k++) hit |= !strcmp(ENGINE_CASES[i].what, which[k]);
+        if (!hit) continue;
+        print_message("  %s, emb_dim 8\n", ENGINE_CASES[i].what);
+        fr_model_config c = engine_config(&ENGINE_CASES[i]);
+        c.emb_dim = 8;
+        if (c.dffi_layers) c.scenario_dim = 8 * 9 + 3;
+        check_gradients_cfg(c, T_CTR | T_CVR | T_CTCVR, 600 + i, 1);
+        if (c.dffi_layers) {
+            c.interactions = 1; /* DFFI's products only through the logits */
+            check_gradients_cfg(c, T_CTR | T_CVR | T_CTCVR, 700 + i, 1);
+        }
+        done++;
+    }
+    assert_int_equal(done, 3);
+}
+
 /* The distillation teacher is a constant: the analytic gradient matches the difference with the
  * teacher held fixed, and is measurably not the gradient of the loss with the teacher free. */
 static void test_grad_stop_gradient(void **state)
@@ -1675,6 +1701,7 @@ int main(void)
         cmocka_unit_test(test_grad_interaction_parts),
         cmocka_unit_test(test_grad_pair_formula),
         cmocka_unit_test(test_grad_engine),
+        cmocka_unit_test(test_grad_engine_dim8),
         cmocka_unit_test(test_grad_stop_gradient),
         cmocka_unit_test(test_taml_fusion),
         cmocka_unit_test(test_determinism_engine),
