@@ -32,6 +32,7 @@ configs=(
   'mmoe_dfub|{"architecture": "mmoe", "dfub_heads": 2, "dfub_target": "ad_id", "dfub_history": "recent_ads"}'
   'taml_dffm|{"architecture": "taml", "n_scenario_experts": 1, "scenario_dim": 72, "dffi_layers": 1, "dfub_heads": 2, "dfub_target": "ad_id", "dfub_history": "recent_ads"}'
   'taml_dffm_causal|{"architecture": "taml", "n_scenario_experts": 1, "scenario_dim": 72, "dffi_layers": 1, "dfub_heads": 2, "dfub_target": "ad_id", "dfub_history": "recent_ads", "causal_adv": 0.1, "causal_orth": 0.1}'
+  'mmoe_ftrl|{"architecture": "mmoe", "emb_optimizer": "ftrl"}'
 )
 if [[ -n "${FRESHET_BENCH_EXTRA:-}" ]]; then
   while IFS= read -r line; do [[ -n "$line" ]] && configs+=("$line"); done <<<"$FRESHET_BENCH_EXTRA"
