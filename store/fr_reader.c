@@ -12,7 +12,6 @@
 #include "fr_store_util.h"
 
 enum {
-    MAX_KEYS = FR_MAX_CAT + FR_MAX_MULTI * FR_MAX_MULTI_LEN, /* rows one impression can touch */
     LOAD_ATTEMPTS = 3,
     FR_STREAM_ID_MAX = 48,   /* "<ms>-<seq>", two u64 */
     FOLLOW_BLOCK_MAX_MS = 5000, /* below the connection's 10 s command timeout */
@@ -361,7 +360,7 @@ static size_t batch_rows(const fr_model_config *cfg, const fr_features *f, int n
 
 /* The batch's working memory, one allocation per call (freed by the caller). */
 typedef struct {
-    row_ref *rows;            /* n x MAX_KEYS, then the distinct ones */
+    row_ref *rows;            /* every row reference of the batch, then the distinct ones */
     int *group_start;         /* ng + 1: rows[group_start[g] ..] share a shard hash */
     char (*hkeys)[FR_REDIS_KEY_MAX];
     unsigned char (*fields)[8];
