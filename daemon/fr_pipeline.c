@@ -697,11 +697,18 @@ static void metric_head(FILE *out, const char *name, const char *type, const cha
     fprintf(out, "# HELP freshet_%s %s\n# TYPE freshet_%s %s\n", name, help, name, type);
 }
 
+/* A family of one unlabelled sample. %.17g: integers up to 2^53 print exactly, as Prometheus reads them. */
+static void metric_one(FILE *out, const char *name, const char *type, const char *help, double value)
+{
+    metric_head(out, name, type, help);
+    fprintf(out, "freshet_%s %.17g\n", name, value);
+}
+
 void fr_pipeline_write_metrics(const fr_pipeline *p, FILE *out)
 {
     const fr_pipeline_counters *c = &p->counters;
-    metric_head(out, "messages_consumed_total", "counter", "Input messages handed to the pipeline, accepted or not.");
-    fprintf(out, "freshet_messages_consumed_total %" PRIu64 "\n", c->consumed);
+    metric_one(out, "messages_consumed_total", "counter", "Input messages handed to the pipeline, accepted or not.",
+               (double)c->consumed);
     metric_head(out, "messages_rejected_total", "counter", "Input messages rejected by the decoder, by reason.");
     for (int r = 1; r < FR_REJECT_NREASONS; r++)
         fprintf(out, "freshet_messages_rejected_total{reason=\"%s\"} %" PRIu64 "\n",
@@ -720,18 +727,19 @@ void fr_pipeline_write_metrics(const fr_pipeline *p, FILE *out)
     for (int t = 0; t < FR_EV_NTYPES; t++)
         fprintf(out, "freshet_join_pending_events{type=\"%s\"} %" PRIu64 "\n", fr_event_type_name((fr_event_type)t),
                 j->pending[t]);
-    metric_head(out, "join_cached_entries", "gauge", "Join entries whose bodies are in memory (join.max_cached_entries).");
-    fprintf(out, "freshet_join_cached_entries %zu\n", fr_join_cached_count(p->join));
+    metric_one(out, "join_cached_entries", "gauge",
+               "Join entries whose bodies are in memory (join.max_cached_entries).",
+               (double)fr_join_cached_count(p->join));
     metric_head(out, "samples_emitted_total", "counter", "Samples the join emitted, by kind.");
     for (int k = 0; k < FR_SAMPLE_NKINDS; k++)
         fprintf(out, "freshet_samples_emitted_total{kind=\"%s\"} %" PRIu64 "\n", fr_sample_kind_name(k), j->emitted[k]);
-    metric_head(out, "samples_trained_total", "counter", "Samples trained on.");
-    fprintf(out, "freshet_samples_trained_total %" PRIu64 "\n", c->samples_trained);
-    metric_head(out, "watermark_seconds", "gauge", "Event-time watermark (Unix seconds): how far the join has got.");
+    metric_one(out, "samples_trained_total", "counter", "Samples trained on.", (double)c->samples_trained);
     int64_t wm = fr_join_watermark(p->join);
-    fprintf(out, "freshet_watermark_seconds %.3f\n", wm == INT64_MIN ? 0.0 : (double)wm / 1000.0);
+    metric_one(out, "watermark_seconds", "gauge", "Event-time watermark (Unix seconds): how far the join has got.",
+               wm == INT64_MIN ? 0.0 : (double)wm / 1000.0);
 
-    metric_head(out, "progressive_auc", "gauge", "Progressive-validation AUC over the whole stream so far (checkpointed), by task and scenario.");
+    metric_head(out, "progressive_auc", "gauge",
+                "Progressive-validation AUC over the whole stream so far (checkpointed), by task and scenario.");
     for (int pass = 0; pass < 2; pass++) {
         if (pass == 1)
             metric_head(out, "progressive_logloss", "gauge", "Progressive-validation log loss, by task and scenario.");
@@ -746,43 +754,40 @@ void fr_pipeline_write_metrics(const fr_pipeline *p, FILE *out)
 
     fr_row_stats rs;
     fr_model_row_stats(p->model, &rs);
-    metric_head(out, "model_version", "gauge", "Trained mini-batches (the version a push publishes).");
-    fprintf(out, "freshet_model_version %" PRIu64 "\n", fr_model_version(p->model));
-    metric_head(out, "embedding_rows", "gauge", "Embedding rows held.");
-    fprintf(out, "freshet_embedding_rows %" PRIu64 "\n", rs.rows);
-    metric_head(out, "embedding_memory_bytes", "gauge", "Memory held for embedding rows (arena, index, dirty lists).");
-    fprintf(out, "freshet_embedding_memory_bytes %" PRIu64 "\n", rs.row_bytes);
-    metric_head(out, "embedding_rows_total", "counter", "Keys given a row, refused by admission, or evicted, by this process.");
+    metric_one(out, "model_version", "gauge", "Trained mini-batches (the version a push publishes).",
+               (double)fr_model_version(p->model));
+    metric_one(out, "embedding_rows", "gauge", "Embedding rows held.", (double)rs.rows);
+    metric_one(out, "embedding_memory_bytes", "gauge", "Memory held for embedding rows (arena, index, dirty lists).",
+               (double)rs.row_bytes);
+    metric_head(out, "embedding_rows_total", "counter",
+                "Keys given a row, refused by admission, or evicted, by this process.");
     fprintf(out, "freshet_embedding_rows_total{event=\"admitted\"} %" PRIu64 "\n", rs.admitted);
     fprintf(out, "freshet_embedding_rows_total{event=\"not_admitted\"} %" PRIu64 "\n", rs.not_admitted);
     fprintf(out, "freshet_embedding_rows_total{event=\"evicted\"} %" PRIu64 "\n", rs.evicted);
 
-    metric_head(out, "checkpoints_total", "counter", "Checkpoints written by this process.");
-    fprintf(out, "freshet_checkpoints_total %" PRIu64 "\n", p->checkpoints);
-    metric_head(out, "checkpoint_duration_seconds", "gauge", "Wall time the last checkpoint took.");
-    fprintf(out, "freshet_checkpoint_duration_seconds %.6f\n", p->last_ckpt_seconds);
-    metric_head(out, "checkpoint_age_seconds", "gauge", "Wall time since the last checkpoint (or the start).");
-    fprintf(out, "freshet_checkpoint_age_seconds %.3f\n", wall_seconds() - p->last_ckpt_wall);
+    metric_one(out, "checkpoints_total", "counter", "Checkpoints written by this process.", (double)p->checkpoints);
+    metric_one(out, "checkpoint_duration_seconds", "gauge", "Wall time the last checkpoint took.",
+               (double)p->last_ckpt_seconds);
+    metric_one(out, "checkpoint_age_seconds", "gauge", "Wall time since the last checkpoint (or the start).",
+               (double)(wall_seconds() - p->last_ckpt_wall));
 
     metric_head(out, "guard_paused", "gauge", "1 while the label-collapse guard holds training and publishing.");
     fprintf(out, "freshet_guard_paused{reason=\"%s\"} %d\n", fr_guard_reason_name((fr_guard_reason)p->guard.reason),
             fr_guard_paused(&p->guard));
-    metric_head(out, "guard_trips_total", "counter", "Times the guard paused training (checkpointed).");
-    fprintf(out, "freshet_guard_trips_total %" PRIu64 "\n", p->guard.trips);
+    metric_one(out, "guard_trips_total", "counter", "Times the guard paused training (checkpointed).",
+               (double)p->guard.trips);
 
     if (p->pub) {
         fr_pubq_stats ps;
         fr_pubq_get_stats(p->pub, &ps);
-        metric_head(out, "publish_pushes_total", "counter", "Successful pushes to Redis.");
-        fprintf(out, "freshet_publish_pushes_total %" PRIu64 "\n", ps.pushes);
-        metric_head(out, "publish_failures_total", "counter", "Failed pushes (retried about once a second).");
-        fprintf(out, "freshet_publish_failures_total %" PRIu64 "\n", ps.failures);
-        metric_head(out, "publish_version", "gauge", "Model version of the last successful push (0: none yet).");
-        fprintf(out, "freshet_publish_version %" PRIu64 "\n", ps.last_version);
-        metric_head(out, "publish_pending_rows", "gauge", "Changed rows waiting for a push.");
-        fprintf(out, "freshet_publish_pending_rows %zu\n", ps.pending_rows);
-        metric_head(out, "publish_withheld_total", "counter", "Checkpoints not published because the guard was paused.");
-        fprintf(out, "freshet_publish_withheld_total %" PRIu64 "\n", p->publishes_withheld);
+        metric_one(out, "publish_pushes_total", "counter", "Successful pushes to Redis.", (double)ps.pushes);
+        metric_one(out, "publish_failures_total", "counter", "Failed pushes (retried about once a second).",
+                   (double)ps.failures);
+        metric_one(out, "publish_version", "gauge", "Model version of the last successful push (0: none yet).",
+                   (double)ps.last_version);
+        metric_one(out, "publish_pending_rows", "gauge", "Changed rows waiting for a push.", (double)ps.pending_rows);
+        metric_one(out, "publish_withheld_total", "counter", "Checkpoints not published because the guard was paused.",
+                   (double)p->publishes_withheld);
     }
 }
 
