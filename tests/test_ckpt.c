@@ -17,6 +17,7 @@
 
 #include "fr_ckpt.h"
 #include "fr_model.h"
+#include "tmpdir.h"
 
 /* ---- helpers ------------------------------------------------------------------------------ */
 
@@ -115,31 +116,6 @@ static void train_more(fr_model *m, int n, uint64_t seed, uint64_t vocab)
     free(s);
 }
 
-static char *make_dir(void)
-{
-    char *d = strdup("/tmp/fr_test_ckpt_XXXXXX");
-    assert_non_null(d);
-    assert_non_null(mkdtemp(d));
-    return d;
-}
-
-/* RocksDB directories are flat: unlink every file, then the directory. */
-static void remove_dir(char *d)
-{
-    DIR *dir = opendir(d);
-    if (dir) {
-        struct dirent *e;
-        while ((e = readdir(dir)) != NULL) {
-            if (!strcmp(e->d_name, ".") || !strcmp(e->d_name, "..")) continue;
-            char path[1024];
-            snprintf(path, sizeof path, "%s/%s", d, e->d_name);
-            unlink(path);
-        }
-        closedir(dir);
-    }
-    rmdir(d);
-    free(d);
-}
 
 typedef struct {
     uint32_t table;
@@ -298,7 +274,7 @@ static int collect_join(const char *k, size_t kl, const void *v, size_t vl, void
 static void test_empty_directory(void **state)
 {
     (void)state;
-    char *d = make_dir();
+    char *d = tmpdir_make("ckpt");
     char err[512];
     fr_ckpt *c = fr_ckpt_open(d, err, sizeof err);
     assert_non_null(c);
@@ -311,13 +287,13 @@ static void test_empty_directory(void **state)
     assert_null(c2);
     assert_non_null(strstr(err, "another freshet daemon"));
     fr_ckpt_close(c);
-    remove_dir(d);
+    tmpdir_remove(d);
 }
 
 static void test_round_trip(void **state)
 {
     (void)state;
-    char *d = make_dir();
+    char *d = tmpdir_make("ckpt");
     char err[512];
     fr_model *m = trained_model(400, 1);
     assert_true(fr_model_version(m) > 0);
@@ -367,7 +343,7 @@ static void test_round_trip(void **state)
     fr_model_free(l);
     fr_model_free(m);
     fr_ckpt_close(c);
-    remove_dir(d);
+    tmpdir_remove(d);
 }
 
 /* Adam's two moment arrays are the dense state: they survive the checkpoint, and the step count
@@ -375,7 +351,7 @@ static void test_round_trip(void **state)
 static void test_round_trip_adam(void **state)
 {
     (void)state;
-    char *d = make_dir();
+    char *d = tmpdir_make("ckpt");
     char err[512];
     fr_model *m = trained_model_opt(400, 3, 1);
     assert_int_equal(fr_model_dense_state_count(m), 2 * fr_model_dense_count(m));
@@ -392,7 +368,7 @@ static void test_round_trip_adam(void **state)
     fr_model_free(l);
     fr_model_free(m);
     fr_ckpt_close(c);
-    remove_dir(d);
+    tmpdir_remove(d);
 }
 
 /* FTRL rows carry z and n (the row value grows by 4 x emb_dim bytes): a checkpoint, written in
@@ -417,7 +393,7 @@ static int row_value_len_cb(const char *k, size_t kl, const void *v, size_t vl, 
 static void test_round_trip_ftrl(void **state)
 {
     (void)state;
-    char *d = make_dir();
+    char *d = tmpdir_make("ckpt");
     char err[512];
     fr_model *m = trained_model_opts(400, 5, 0, 1);
     const int dim = fr_model_get_config(m)->emb_dim;
@@ -443,13 +419,13 @@ static void test_round_trip_ftrl(void **state)
     fr_model_free(l);
     fr_model_free(m);
     fr_ckpt_close(c);
-    remove_dir(d);
+    tmpdir_remove(d);
 }
 
 static void test_incremental(void **state)
 {
     (void)state;
-    char *d = make_dir();
+    char *d = tmpdir_make("ckpt");
     char err[512];
     fr_model *m = trained_model(400, 2);
     size_t total = count_rows(m, 0);
@@ -497,13 +473,13 @@ static void test_incremental(void **state)
 
     fr_model_free(m);
     fr_ckpt_close(c);
-    remove_dir(d);
+    tmpdir_remove(d);
 }
 
 static void test_join_deletes(void **state)
 {
     (void)state;
-    char *d = make_dir();
+    char *d = tmpdir_make("ckpt");
     char err[512];
     fr_model *m = trained_model(64, 3);
     fr_ckpt *c = fr_ckpt_open(d, err, sizeof err);
@@ -528,7 +504,7 @@ static void test_join_deletes(void **state)
     assert_string_equal(j.vals[2], "NEW");
     fr_model_free(m);
     fr_ckpt_close(c);
-    remove_dir(d);
+    tmpdir_remove(d);
 }
 
 /* The join family answers point reads right after a commit (no flush), and its entries are listed
@@ -550,7 +526,7 @@ static int list_non_rows(const char *k, size_t kl, const void *v, size_t vl, voi
 static void test_join_family(void **state)
 {
     (void)state;
-    char *d = make_dir();
+    char *d = tmpdir_make("ckpt");
     char err[512];
     fr_model *m = trained_model(64, 3);
     fr_ckpt *c = fr_ckpt_open(d, err, sizeof err);
@@ -581,7 +557,7 @@ static void test_join_family(void **state)
     assert_int_equal(fr_ckpt_get_join_entry(c, "imp-1", 5, buf, sizeof buf), 4);
     fr_ckpt_close(c);
     fr_model_free(m);
-    remove_dir(d);
+    tmpdir_remove(d);
 }
 
 /* A directory of format 1 (join entries in "default", no "join" family) is refused with the
@@ -589,7 +565,7 @@ static void test_join_family(void **state)
 static void test_format_1_refused(void **state)
 {
     (void)state;
-    char *d = make_dir();
+    char *d = tmpdir_make("ckpt");
     rocksdb_options_t *o = rocksdb_options_create();
     rocksdb_options_set_create_if_missing(o, 1);
     char *rerr = NULL;
@@ -614,7 +590,7 @@ static void test_format_1_refused(void **state)
     assert_int_equal(n, 1); /* no "join" family was added */
     rocksdb_list_column_families_destroy(cfs, n);
     rocksdb_options_destroy(o);
-    remove_dir(d);
+    tmpdir_remove(d);
 }
 
 typedef struct {
@@ -643,7 +619,7 @@ static int check_order(const char *k, size_t kl, const void *v, size_t vl, void 
 static void test_digest(void **state)
 {
     (void)state;
-    char *d = make_dir();
+    char *d = tmpdir_make("ckpt");
     char err[512];
     fr_model *m = trained_model(200, 4);
     fr_ckpt *c = fr_ckpt_open(d, err, sizeof err);
@@ -688,7 +664,7 @@ static void test_digest(void **state)
 
     fr_model_free(m);
     fr_ckpt_close(c);
-    remove_dir(d);
+    tmpdir_remove(d);
 }
 
 static off_t largest_file(const char *d)
@@ -712,7 +688,7 @@ static off_t largest_file(const char *d)
 static void test_write_failure(void **state)
 {
     (void)state;
-    char *d = make_dir();
+    char *d = tmpdir_make("ckpt");
     char err[512];
     fr_model *m = trained_model(200, 5);
     fr_ckpt *c = fr_ckpt_open(d, err, sizeof err);
@@ -776,7 +752,7 @@ static void test_write_failure(void **state)
     fr_model_free(l);
     fr_model_free(m);
     fr_ckpt_close(c);
-    remove_dir(d);
+    tmpdir_remove(d);
 }
 
 int main(void)

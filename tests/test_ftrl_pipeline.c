@@ -16,13 +16,8 @@
 #include "fr_config.h"
 #include "fr_gen.h"
 #include "fr_pipeline.h"
-
-typedef struct {
-    char *buf;
-    char **line;
-    size_t *len;
-    size_t n;
-} lines;
+#include "gen_lines.h"
+#include "tmpdir.h"
 
 static lines make_stream(void)
 {
@@ -33,29 +28,7 @@ static lines make_stream(void)
     o.seed = 5;
     o.n_users = 3000;
     o.n_ads = 300;
-    char *buf = NULL;
-    size_t len = 0;
-    FILE *mem = open_memstream(&buf, &len);
-    assert_non_null(mem);
-    char err[256];
-    assert_int_equal(fr_gen_run(&o, mem, NULL, err, sizeof err), 0);
-    fclose(mem);
-    lines L = {.buf = buf};
-    size_t cap = 0;
-    for (char *p = buf, *nl; p < buf + len; p = nl + 1) {
-        nl = memchr(p, '\n', (size_t)(buf + len - p)); /* not strchr: quadratic under ASan's string checks */
-        assert_non_null(nl);
-        *nl = '\0';
-        if (L.n == cap) {
-            cap = cap ? 2 * cap : 1024;
-            L.line = realloc(L.line, cap * sizeof *L.line);
-            L.len = realloc(L.len, cap * sizeof *L.len);
-            assert_true(L.line && L.len);
-        }
-        L.line[L.n] = p;
-        L.len[L.n++] = (size_t)(nl - p);
-    }
-    return L;
+    return gen_lines(&o, NULL, NULL);
 }
 
 static fr_config ftrl_pipeline_config(const char *dir)
@@ -113,19 +86,10 @@ static int count_weights(const fr_row_view *r, void *ctx)
     return 0;
 }
 
-static void rm_rf(const char *dir)
-{
-    char cmd[256];
-    snprintf(cmd, sizeof cmd, "rm -rf '%s'", dir);
-    assert_int_equal(system(cmd), 0);
-}
-
 static void test_ftrl_replay_restart_bit_identical(void **state)
 {
     (void)state;
-    char dir[64];
-    snprintf(dir, sizeof dir, "/tmp/freshet-ftrl-XXXXXX");
-    assert_non_null(mkdtemp(dir));
+    char *dir = tmpdir_make("ftrl");
     char a[128], b[128], s[128];
     snprintf(a, sizeof a, "%s/a", dir);
     snprintf(b, sizeof b, "%s/b", dir);
@@ -180,19 +144,15 @@ static void test_ftrl_replay_restart_bit_identical(void **state)
     fr_ckpt_close(ck);
     assert_string_equal(after, da);
 
-    free(L.line);
-    free(L.len);
-    free(L.buf);
-    rm_rf(dir);
+    lines_free(&L);
+    tmpdir_remove(dir);
 }
 
 /* And the other way round: an Adagrad checkpoint is not restored as FTRL. */
 static void test_adagrad_checkpoint_refused_under_ftrl(void **state)
 {
     (void)state;
-    char dir[64];
-    snprintf(dir, sizeof dir, "/tmp/freshet-ftrl-XXXXXX");
-    assert_non_null(mkdtemp(dir));
+    char *dir = tmpdir_make("ftrl");
     lines L = make_stream();
     fr_config c = ftrl_pipeline_config(dir);
     c.model.emb_optimizer = 0;
@@ -201,10 +161,8 @@ static void test_adagrad_checkpoint_refused_under_ftrl(void **state)
     c.model.emb_optimizer = 1;
     assert_null(fr_pipeline_open(&c, err, sizeof err));
     assert_non_null(strstr(err, "model.emb_optimizer: the checkpoint was trained with 0, the configuration says 1"));
-    free(L.line);
-    free(L.len);
-    free(L.buf);
-    rm_rf(dir);
+    lines_free(&L);
+    tmpdir_remove(dir);
 }
 
 int main(void)

@@ -20,6 +20,8 @@
 #include "fr_gen.h"
 #include "fr_guard.h"
 #include "fr_pipeline.h"
+#include "gen_lines.h"
+#include "tmpdir.h"
 
 enum { MIN_MS = 60000, HOUR_MS = 3600000 };
 static const int64_t T0 = INT64_C(1764547200000);
@@ -208,18 +210,20 @@ static void test_max_pause_accepts_new_level(void **state)
 
 /* ---- the pipeline ---- */
 
-typedef struct {
-    char **line;
-    size_t *len;
-    size_t n;
-    char *buf;
-} lines;
-
 static int64_t line_ts(const char *l)
 {
     const char *p = strstr(l, "\"ts\":");
     assert_non_null(p);
     return strtoll(p + 5, NULL, 10);
+}
+
+/* Drops the clicks of [40 h, 52 h) after the stream's start. */
+static int not_stalled(const char *line, void *ctx)
+{
+    const int64_t start = *(const int64_t *)ctx;
+    if (!strstr(line, "\"type\":\"click\"")) return 1;
+    int64_t ts = line_ts(line);
+    return ts < start + 40 * HOUR_MS || ts >= start + 52 * HOUR_MS;
 }
 
 /* A generated stream (3 days); with stall, the clicks of [40 h, 52 h) are lost. */
@@ -232,43 +236,7 @@ static lines make_stream(int stall)
     o.seed = 11;
     o.n_users = 2000;
     o.n_ads = 300;
-    char *buf = NULL;
-    size_t len = 0;
-    FILE *mem = open_memstream(&buf, &len);
-    assert_non_null(mem);
-    char err[256];
-    assert_int_equal(fr_gen_run(&o, mem, NULL, err, sizeof err), 0);
-    fclose(mem);
-    lines L = {0};
-    L.buf = buf;
-    size_t cap = 0;
-    for (char *p = buf, *nl; p < buf + len; p = nl + 1) {
-        /* memchr, not strchr: the buffer is one string, and ASan's strict_string_checks (CI) makes
-         * every strchr scan to its end, which made this loop quadratic (minutes). */
-        nl = memchr(p, '\n', (size_t)(buf + len - p));
-        assert_non_null(nl);
-        *nl = '\0';
-        if (stall && strstr(p, "\"type\":\"click\"")) {
-            int64_t ts = line_ts(p);
-            if (ts >= o.start_ts_ms + 40 * HOUR_MS && ts < o.start_ts_ms + 52 * HOUR_MS) continue;
-        }
-        if (L.n == cap) {
-            cap = cap ? 2 * cap : 1024;
-            L.line = realloc(L.line, cap * sizeof *L.line);
-            L.len = realloc(L.len, cap * sizeof *L.len);
-            assert_true(L.line && L.len);
-        }
-        L.line[L.n] = p;
-        L.len[L.n++] = (size_t)(nl - p);
-    }
-    return L;
-}
-
-static void lines_free(lines *L)
-{
-    free(L->line);
-    free(L->len);
-    free(L->buf);
+    return gen_lines(&o, stall ? not_stalled : NULL, &o.start_ts_ms);
 }
 
 static fr_config pipeline_config(const char *dir, int64_t max_cached)
@@ -338,19 +306,10 @@ static size_t run_pipeline(const fr_config *c, const lines *L, size_t stop_at, r
     return i;
 }
 
-static void rm_rf(const char *dir)
-{
-    char cmd[256];
-    snprintf(cmd, sizeof cmd, "rm -rf '%s'", dir);
-    assert_int_equal(system(cmd), 0);
-}
-
 static void test_pipeline_pauses_and_restarts_bit_identical(void **state)
 {
     (void)state;
-    char dir[64];
-    snprintf(dir, sizeof dir, "/tmp/freshet-guard-XXXXXX");
-    assert_non_null(mkdtemp(dir));
+    char *dir = tmpdir_make("guard");
     char a[128], b[128], n[128];
     snprintf(a, sizeof a, "%s/a", dir);
     snprintf(b, sizeof b, "%s/b", dir);
@@ -424,7 +383,7 @@ static void test_pipeline_pauses_and_restarts_bit_identical(void **state)
     fr_pipeline_close(q);
 
     lines_free(&L);
-    rm_rf(dir);
+    tmpdir_remove(dir);
 }
 
 int main(void)

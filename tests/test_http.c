@@ -17,6 +17,7 @@
 #include "fr_config.h"
 #include "fr_http.h"
 #include "fr_pipeline.h"
+#include "tmpdir.h"
 
 /* One HTTP/1.0 request; the whole response (status line, headers, body) into buf. */
 static void http(int port, const char *method, const char *path, char *buf, size_t cap)
@@ -110,8 +111,7 @@ static void test_pages_and_health(void **state)
 static void test_pipeline_page(void **state)
 {
     (void)state;
-    char dir[] = "/tmp/freshet-test-http-XXXXXX";
-    assert_non_null(mkdtemp(dir));
+    char *dir = tmpdir_make("http");
     fr_config c;
     fr_config_defaults(&c);
     snprintf(c.checkpoint_dir, sizeof c.checkpoint_dir, "%s", dir);
@@ -162,9 +162,7 @@ static void test_pipeline_page(void **state)
     free(copy);
     free(page);
     fr_pipeline_close(p);
-    char cmd[128];
-    snprintf(cmd, sizeof cmd, "rm -rf %s", dir);
-    assert_int_equal(system(cmd), 0);
+    tmpdir_remove(dir);
 }
 
 int main(void)

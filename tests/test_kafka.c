@@ -18,11 +18,12 @@
 #include "fr_gen.h"
 #include "fr_kafka.h"
 #include "fr_pipeline.h"
+#include "tmpdir.h"
 
 typedef struct {
     rd_kafka_t *host;               /* owns the mock cluster */
     rd_kafka_mock_cluster_t *mock;
-    char dir[64];
+    char *dir;
     fr_config cfg;
 } fixture;
 
@@ -40,8 +41,7 @@ static int setup(void **state)
     fr_config_defaults(&f->cfg);
     snprintf(f->cfg.brokers, sizeof f->cfg.brokers, "%s", rd_kafka_mock_cluster_bootstraps(f->mock));
     for (int t = 0; t < 3; t++) assert_int_equal(rd_kafka_mock_topic_create(f->mock, f->cfg.topic[t], 2, 1), 0);
-    snprintf(f->dir, sizeof f->dir, "/tmp/freshet-kafka-XXXXXX");
-    assert_non_null(mkdtemp(f->dir));
+    f->dir = tmpdir_make("kafka");
     snprintf(f->cfg.checkpoint_dir, sizeof f->cfg.checkpoint_dir, "%s/state", f->dir);
     f->cfg.redis_host[0] = '\0';
     f->cfg.checkpoint_every_samples = 500;
@@ -55,9 +55,7 @@ static int teardown(void **state)
     fixture *f = *state;
     rd_kafka_mock_cluster_destroy(f->mock);
     rd_kafka_destroy(f->host);
-    char cmd[128];
-    snprintf(cmd, sizeof cmd, "rm -rf '%s'", f->dir);
-    assert_int_equal(system(cmd), 0);
+    tmpdir_remove(f->dir);
     free(f);
     return 0;
 }

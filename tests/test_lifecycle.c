@@ -35,6 +35,7 @@
 #include "fr_reader.h"
 
 #include "redis_server.h"
+#include "tmpdir.h"
 
 /* ---- helpers ------------------------------------------------------------------------------------ */
 
@@ -150,30 +151,6 @@ static int del_cb(uint32_t table, uint64_t key, void *ctx)
     return 0;
 }
 
-static char *make_dir(void)
-{
-    char *d = strdup("/tmp/fr_test_lifecycle_XXXXXX");
-    assert_non_null(d);
-    assert_non_null(mkdtemp(d));
-    return d;
-}
-
-static void remove_dir(char *d)
-{
-    DIR *dir = opendir(d);
-    if (dir) {
-        struct dirent *e;
-        while ((e = readdir(dir)) != NULL) {
-            if (!strcmp(e->d_name, ".") || !strcmp(e->d_name, "..")) continue;
-            char path[1024];
-            snprintf(path, sizeof path, "%s/%s", d, e->d_name);
-            unlink(path);
-        }
-        closedir(dir);
-    }
-    rmdir(d);
-    free(d);
-}
 
 static void checkpoint(fr_ckpt *c, fr_model *m)
 {
@@ -442,7 +419,7 @@ static void test_admission_checkpoint_roundtrip(void **state)
 {
     (void)state;
     char err[512];
-    char *d1 = make_dir(), *d2 = make_dir();
+    char *d1 = tmpdir_make("lifecycle"), *d2 = tmpdir_make("lifecycle");
     enum { N = 40 };
     fr_sample s[N];
     for (int i = 0; i < N; i++) s[i] = sample(100 + (uint64_t)(i % 7), 200 + (uint64_t)(i % 3), (uint64_t)(i % 5),
@@ -498,8 +475,8 @@ static void test_admission_checkpoint_roundtrip(void **state)
     fr_model_free(b);
     fr_ckpt_close(ca);
     fr_ckpt_close(cb);
-    remove_dir(d1);
-    remove_dir(d2);
+    tmpdir_remove(d1);
+    tmpdir_remove(d2);
 }
 
 /* A restart that loses the filter admits later than the run never stopped: the round trip above
@@ -527,7 +504,7 @@ static void test_eviction(void **state)
 {
     (void)state;
     char err[512];
-    char *dir = make_dir();
+    char *dir = tmpdir_make("lifecycle");
     fr_ckpt *c = fr_ckpt_open(dir, err, sizeof err);
     assert_non_null(c);
     fr_model *m = new_model(4);
@@ -584,7 +561,7 @@ static void test_eviction(void **state)
     fr_model_free(r);
     fr_model_free(m);
     fr_ckpt_close(c);
-    remove_dir(dir);
+    tmpdir_remove(dir);
 }
 
 /* ---- Redis: HDEL, the announcement, the reader and the publisher thread --------------------------- */
