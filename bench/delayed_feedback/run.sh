@@ -5,7 +5,7 @@
 # of the Vanilla -> Oracle CVR log-loss gap each method closes. Not a test: takes minutes.
 #
 #   bash bench/delayed_feedback/run.sh [FRESHET_BIN] [WORKDIR]
-# Env: DF_IMPRESSIONS (4000000), DF_DAYS (10), DF_SEED (7), DF_LONG_MEAN (86400 s: day-scale
+# Env: DF_IMPRESSIONS (4000000), DF_DAYS (21), DF_SEED (7), DF_LONG_MEAN (86400 s: day-scale
 # delays), DF_SHORT_SHARE (0.35), DF_SHORT_MEAN (900 s), DF_WO (15m), DF_METHODS.
 set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
@@ -14,7 +14,7 @@ bin=${1:-${FRESHET_BIN:-$root/build/freshet}}
 work=${2:-$(mktemp -d /tmp/freshet-dfbench.XXXXXX)}
 mkdir -p "$work"
 n=${DF_IMPRESSIONS:-4000000}
-days=${DF_DAYS:-10}
+days=${DF_DAYS:-21}
 methods=${DF_METHODS:-"wait vanilla fnw fnc esdfm defuse defer oracle"}
 export OPENBLAS_NUM_THREADS=1
 
