@@ -160,26 +160,31 @@ typedef struct {
     char err[256];
 } rows_ctx;
 
-static int flush_bucket(rows_ctx *r, uint32_t table, uint32_t shard)
+/* Sends the bucket's pending writes (HSET field value ...) or, with del, its pending deletions
+ * (HDEL field ...: 8-byte fields packed back to back) as one command on its shard hash. */
+static int flush_bucket(rows_ctx *r, uint32_t table, uint32_t shard, int del)
 {
     bucket *b = &r->buckets[(size_t)table * FR_REDIS_ROW_SHARDS + shard];
-    if (b->n == 0) return 0;
+    int *n = del ? &b->ndel : &b->n;
+    if (*n == 0) return 0;
     char key[FR_REDIS_KEY_MAX];
     fr_redis_key_rows(key, r->p->prefix, table, shard);
-    r->argv[0] = "HSET";
+    r->argv[0] = del ? "HDEL" : "HSET";
     r->lens[0] = 4;
     r->argv[1] = key;
     r->lens[1] = strlen(key);
-    size_t stride = 8 + r->row_len;
-    for (int i = 0; i < b->n; i++) {
-        const unsigned char *e = b->buf + (size_t)i * stride;
-        r->argv[2 + 2 * i] = (const char *)e;
-        r->lens[2 + 2 * i] = 8;
-        r->argv[3 + 2 * i] = (const char *)e + 8;
-        r->lens[3 + 2 * i] = r->row_len;
+    size_t value_len = del ? 0 : r->row_len;
+    int argc = 2;
+    for (int i = 0; i < *n; i++) {
+        const unsigned char *e = b->buf + (size_t)i * (8 + value_len);
+        r->argv[argc] = (const char *)e;
+        r->lens[argc++] = 8;
+        if (value_len) {
+            r->argv[argc] = (const char *)e + 8;
+            r->lens[argc++] = value_len;
+        }
     }
-    int argc = 2 + 2 * b->n;
-    b->n = 0; /* hiredis copies the arguments into its output buffer */
+    *n = 0; /* hiredis copies the arguments into its output buffer */
     return fr_pipe_append(&r->pipe, argc, r->argv, r->lens);
 }
 
@@ -203,27 +208,8 @@ static int push_row_cb(const fr_row_view *row, void *ctx)
     fr_redis_row_encode(e + 8, row->dim, row->version, row->weights);
     b->n++;
     r->rows++;
-    if (b->n == FIELDS_PER_HSET && flush_bucket(r, row->table, shard) != 0) return -1;
+    if (b->n == FIELDS_PER_HSET && flush_bucket(r, row->table, shard, 0) != 0) return -1;
     return 0;
-}
-
-static int flush_del_bucket(rows_ctx *r, uint32_t table, uint32_t shard)
-{
-    bucket *b = &r->buckets[(size_t)table * FR_REDIS_ROW_SHARDS + shard];
-    if (b->ndel == 0) return 0;
-    char key[FR_REDIS_KEY_MAX];
-    fr_redis_key_rows(key, r->p->prefix, table, shard);
-    r->argv[0] = "HDEL";
-    r->lens[0] = 4;
-    r->argv[1] = key;
-    r->lens[1] = strlen(key);
-    for (int i = 0; i < b->ndel; i++) {
-        r->argv[2 + i] = (const char *)b->buf + (size_t)i * 8;
-        r->lens[2 + i] = 8;
-    }
-    int argc = 2 + b->ndel;
-    b->ndel = 0;
-    return fr_pipe_append(&r->pipe, argc, r->argv, r->lens);
 }
 
 static int push_delete_cb(uint32_t table, uint64_t key, void *ctx)
@@ -242,7 +228,7 @@ static int push_delete_cb(uint32_t table, uint64_t key, void *ctx)
     fr_redis_row_field(b->buf + (size_t)b->ndel * 8, key);
     b->ndel++;
     r->deleted++;
-    if (b->ndel == FIELDS_PER_HSET && flush_del_bucket(r, table, shard) != 0) return -1;
+    if (b->ndel == FIELDS_PER_HSET && flush_bucket(r, table, shard, 1) != 0) return -1;
     return 0;
 }
 
@@ -276,7 +262,7 @@ static int delete_strays(rows_ctx *r, const fr_publish_source *src)
                 if (!src->has_row(src->ctx, t, k)) rc = push_delete_cb(t, k, r);
             }
             freeReplyObject(rep);
-            if (rc == 0) rc = flush_del_bucket(r, t, s);
+            if (rc == 0) rc = flush_bucket(r, t, s, 1);
             if (rc != 0) return -1;
         }
     }
@@ -306,10 +292,10 @@ static int push_rows(fr_publisher *p, const fr_publish_source *src, int full, si
      * push ends up with its new row (Redis runs one connection's commands in order) */
     int frc = src->foreach_deleted ? src->foreach_deleted(src->ctx, push_delete_cb, &r) : 0;
     for (uint32_t t = 0; frc == 0 && t < r.ntab; t++)
-        for (uint32_t s = 0; frc == 0 && s < FR_REDIS_ROW_SHARDS; s++) frc = flush_del_bucket(&r, t, s);
+        for (uint32_t s = 0; frc == 0 && s < FR_REDIS_ROW_SHARDS; s++) frc = flush_bucket(&r, t, s, 1);
     if (frc == 0) frc = src->foreach_row(src->ctx, full, push_row_cb, &r);
     for (uint32_t t = 0; frc == 0 && t < r.ntab; t++)
-        for (uint32_t s = 0; frc == 0 && s < FR_REDIS_ROW_SHARDS; s++) frc = flush_bucket(&r, t, s);
+        for (uint32_t s = 0; frc == 0 && s < FR_REDIS_ROW_SHARDS; s++) frc = flush_bucket(&r, t, s, 0);
     if (frc == 0 && full && src->has_row) {
         fr_pipe_drain(&r.pipe); /* HKEYS must see the rows just written */
         if (!r.pipe.failed) frc = delete_strays(&r, src);
