@@ -36,6 +36,7 @@
 
 #include "redis_server.h"
 #include "tmpdir.h"
+#include "count_rows.h"
 
 /* ---- helpers ------------------------------------------------------------------------------------ */
 
@@ -118,20 +119,6 @@ static int has_row(const fr_model *m, uint32_t table, uint64_t key)
 {
     fr_row_view v;
     return fr_model_get_row(m, table, key, &v) == 0;
-}
-
-static int count_cb(const fr_row_view *r, void *ctx)
-{
-    (void)r;
-    (*(size_t *)ctx)++;
-    return 0;
-}
-
-static size_t count_rows(const fr_model *m, int which)
-{
-    size_t n = 0;
-    fr_model_foreach_row(m, which, count_cb, &n);
-    return n;
 }
 
 typedef struct {

@@ -32,6 +32,7 @@
 #include "freshet_serving.h"
 
 #include "redis_server.h"
+#include "count_rows.h"
 
 /* One command on a throw-away connection: the integer reply (or -1). */
 static long long redis_int(int port, const char *fmt, const char *arg)
@@ -114,20 +115,6 @@ static fr_model *new_model(void)
     fr_model *m = fr_model_create(&c, err, sizeof err);
     if (!m) fail_msg("model: %s", err);
     return m;
-}
-
-static int count_cb(const fr_row_view *r, void *ctx)
-{
-    (void)r;
-    (*(size_t *)ctx)++;
-    return 0;
-}
-
-static size_t count_rows(const fr_model *m, int which)
-{
-    size_t n = 0;
-    fr_model_foreach_row(m, which, count_cb, &n);
-    return n;
 }
 
 static const char DAEMON_MANIFEST[] = "{\"fields\":[\"scenario\",\"ad\",\"user\"],\"scenarios\":[\"feed\",\"search\"]}";
