@@ -749,6 +749,18 @@ static fr_model_config ftrl_config(void)
     return c;
 }
 
+/* One Adagrad step on every dense parameter from (p0, a0) with gradient g, to the last bit. */
+static void assert_dense_adagrad_step(const fr_model *m, const float *p0, const float *a0, const float *g, size_t P,
+                                      float lr)
+{
+    const float *p1 = fr_model_dense_params(m), *a1 = fr_model_dense_accum(m);
+    for (size_t j = 0; j < P; j++) {
+        float acc = a0[j] + g[j] * g[j];
+        assert_true(a1[j] == acc);
+        assert_true(p1[j] == p0[j] - lr * g[j] / sqrtf(acc));
+    }
+}
+
 /* With FTRL, training applies exactly one fr_ftrl_step per touched row with the batch-summed
  * gradient, from the state put_row gives a fresh row (n = 0, z = fr_ftrl_z_for(w)); the dense
  * part keeps Adagrad. */
@@ -801,12 +813,7 @@ static void test_ftrl_train_step_exact(void **state)
         for (int d = 0; d < 4; d++) moved += w[d] != w0[d];
     }
     assert_true(moved > rg->n); /* the gradients were not all zero */
-    const float *p1 = fr_model_dense_params(m), *a1 = fr_model_dense_accum(m);
-    for (size_t j = 0; j < P; j++) {
-        float acc = a0[j] + g[j] * g[j];
-        assert_true(a1[j] == acc);
-        assert_true(p1[j] == p0[j] - c.lr_dense * g[j] / sqrtf(acc));
-    }
+    assert_dense_adagrad_step(m, p0, a0, g, P, c.lr_dense);
     free(rg);
     free(p0);
     free(a0);
@@ -855,12 +862,7 @@ static void test_train_step_exact(void **state)
             assert_true(v.weights[d] == w);
         }
     }
-    const float *p1 = fr_model_dense_params(m), *a1 = fr_model_dense_accum(m);
-    for (size_t j = 0; j < P; j++) {
-        float acc = a0[j] + g[j] * g[j];
-        assert_true(a1[j] == acc);
-        assert_true(p1[j] == p0[j] - c.lr_dense * g[j] / sqrtf(acc));
-    }
+    assert_dense_adagrad_step(m, p0, a0, g, P, c.lr_dense);
     free(rg);
     free(p0);
     free(a0);
