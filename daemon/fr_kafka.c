@@ -110,20 +110,31 @@ static int find_assigned(const consumer_ctx *cx, const char *topic, int32_t part
     return -1;
 }
 
-static int64_t total_lag(rd_kafka_t *rk, const consumer_ctx *cx)
+/* Messages between a consumer position and its partition's end (the client's cached high watermark). */
+static int64_t partition_lag(rd_kafka_t *rk, const rd_kafka_topic_partition_t *pos)
 {
-    if (!cx->assigned) return 0;
+    int64_t lo = 0, hi = 0;
+    if (rd_kafka_get_watermark_offsets(rk, pos->topic, pos->partition, &lo, &hi) != RD_KAFKA_RESP_ERR_NO_ERROR ||
+        pos->offset < 0 || hi <= pos->offset)
+        return 0;
+    return hi - pos->offset;
+}
+
+/* The positions of the assigned partitions (NULL when none); the caller destroys the list. */
+static rd_kafka_topic_partition_list_t *positions(rd_kafka_t *rk, const consumer_ctx *cx)
+{
+    if (!cx->assigned) return NULL;
     rd_kafka_topic_partition_list_t *pos = rd_kafka_topic_partition_list_copy(cx->assigned);
     rd_kafka_position(rk, pos);
+    return pos;
+}
+
+static int64_t total_lag(rd_kafka_t *rk, const consumer_ctx *cx)
+{
+    rd_kafka_topic_partition_list_t *pos = positions(rk, cx);
     int64_t lag = 0;
-    for (int i = 0; i < pos->cnt; i++) {
-        int64_t lo = 0, hi = 0;
-        if (rd_kafka_get_watermark_offsets(rk, pos->elems[i].topic, pos->elems[i].partition, &lo, &hi) ==
-                RD_KAFKA_RESP_ERR_NO_ERROR &&
-            pos->elems[i].offset >= 0 && hi > pos->elems[i].offset)
-            lag += hi - pos->elems[i].offset;
-    }
-    rd_kafka_topic_partition_list_destroy(pos);
+    for (int i = 0; pos && i < pos->cnt; i++) lag += partition_lag(rk, &pos->elems[i]);
+    if (pos) rd_kafka_topic_partition_list_destroy(pos);
     return lag;
 }
 
@@ -138,21 +149,12 @@ static void refresh_metrics(fr_http *h, rd_kafka_t *rk, const consumer_ctx *cx, 
     fputs("# HELP freshet_kafka_lag_messages Messages behind the partition's end (the client's cached high watermark).\n"
           "# TYPE freshet_kafka_lag_messages gauge\n",
           out);
-    if (cx->assigned) {
-        rd_kafka_topic_partition_list_t *pos = rd_kafka_topic_partition_list_copy(cx->assigned);
-        rd_kafka_position(rk, pos);
-        for (int i = 0; i < pos->cnt; i++) {
-            int64_t lo = 0, hi = 0, lag = 0;
-            if (rd_kafka_get_watermark_offsets(rk, pos->elems[i].topic, pos->elems[i].partition, &lo, &hi) ==
-                    RD_KAFKA_RESP_ERR_NO_ERROR &&
-                pos->elems[i].offset >= 0 && hi > pos->elems[i].offset)
-                lag = hi - pos->elems[i].offset;
-            /* topic names are [a-zA-Z0-9._-]: nothing to escape */
-            fprintf(out, "freshet_kafka_lag_messages{topic=\"%s\",partition=\"%d\"} %" PRId64 "\n", pos->elems[i].topic,
-                    (int)pos->elems[i].partition, lag);
-        }
-        rd_kafka_topic_partition_list_destroy(pos);
-    }
+    rd_kafka_topic_partition_list_t *pos = positions(rk, cx);
+    for (int i = 0; pos && i < pos->cnt; i++)
+        /* topic names are [a-zA-Z0-9._-]: nothing to escape */
+        fprintf(out, "freshet_kafka_lag_messages{topic=\"%s\",partition=\"%d\"} %" PRId64 "\n", pos->elems[i].topic,
+                (int)pos->elems[i].partition, partition_lag(rk, &pos->elems[i]));
+    if (pos) rd_kafka_topic_partition_list_destroy(pos);
     fprintf(out, "# HELP freshet_kafka_assigned_partitions Partitions this daemon consumes.\n"
                  "# TYPE freshet_kafka_assigned_partitions gauge\nfreshet_kafka_assigned_partitions %d\n",
             cx->assigned ? cx->assigned->cnt : 0);
