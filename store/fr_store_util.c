@@ -76,16 +76,6 @@ static const field_desc FLOAT_FIELDS[] = {
     {"init_scale", offsetof(fr_model_config, init_scale)},
 };
 
-void fr_f32le_encode(unsigned char *dst, const float *src, size_t n)
-{
-    for (size_t i = 0; i < n; i++) fr_put_f32le(dst + 4 * i, src[i]);
-}
-
-void fr_f32le_decode(float *dst, const unsigned char *src, size_t n)
-{
-    for (size_t i = 0; i < n; i++) dst[i] = fr_get_f32le(src + 4 * i);
-}
-
 json_t *fr_json_u64(uint64_t v)
 {
     char buf[24];
