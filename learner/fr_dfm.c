@@ -1,6 +1,8 @@
 /* fr_dfm: see fr_dfm.h. */
 #include "fr_dfm.h"
 
+#include "fr_bytes.h"
+
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
@@ -201,21 +203,6 @@ uint64_t fr_dfm_heads_trained(const fr_dfm_heads *h) { return h->trained; }
  * f32 w[2][n], f32 acc[2][n]. */
 enum { BLOB_HEADER = 4 + 4 + 8 + 16 };
 
-static void put32(uint8_t *p, float f)
-{
-    uint32_t v;
-    memcpy(&v, &f, 4);
-    for (int i = 0; i < 4; i++) p[i] = (uint8_t)(v >> (8 * i));
-}
-static float get32(const uint8_t *p)
-{
-    uint32_t v = 0;
-    for (int i = 0; i < 4; i++) v |= (uint32_t)p[i] << (8 * i);
-    float f;
-    memcpy(&f, &v, 4);
-    return f;
-}
-
 size_t fr_dfm_heads_export(const fr_dfm_heads *h, void *buf, size_t cap)
 {
     const size_t need = BLOB_HEADER + 4 * 2 * NHEADS * h->n;
@@ -225,13 +212,14 @@ size_t fr_dfm_heads_export(const fr_dfm_heads *h, void *buf, size_t cap)
     p[1] = (uint8_t)h->log2;
     p[2] = (uint8_t)h->n_cat;
     p[3] = NHEADS;
-    put32(p + 4, h->lr);
-    for (int i = 0; i < 8; i++) p[8 + i] = (uint8_t)(h->trained >> (8 * i));
+    fr_put_f32le(p + 4, h->lr);
+    fr_put_u64le(p + 8, h->trained);
     p += 16;
-    for (int k = 0; k < NHEADS; k++, p += 4) put32(p, h->bias[k]);
-    for (int k = 0; k < NHEADS; k++, p += 4) put32(p, h->bias_acc[k]);
-    for (size_t i = 0; i < NHEADS * h->n; i++, p += 4) put32(p, h->w[i]);
-    for (size_t i = 0; i < NHEADS * h->n; i++, p += 4) put32(p, h->acc[i]);
+    fr_f32le_encode(p, h->bias, NHEADS);
+    fr_f32le_encode(p + 4 * NHEADS, h->bias_acc, NHEADS);
+    p += 8 * NHEADS;
+    fr_f32le_encode(p, h->w, NHEADS * h->n);
+    fr_f32le_encode(p + 4 * NHEADS * h->n, h->acc, NHEADS * h->n);
     return need;
 }
 
@@ -240,13 +228,12 @@ int fr_dfm_heads_import(fr_dfm_heads *h, const void *buf, size_t len)
     const uint8_t *p = buf;
     if (!buf || len != BLOB_HEADER + 4 * 2 * NHEADS * h->n) return -1;
     if (p[0] != HEADS_VERSION || p[1] != h->log2 || p[2] != h->n_cat || p[3] != NHEADS) return -1;
-    uint64_t t = 0;
-    for (int i = 0; i < 8; i++) t |= (uint64_t)p[8 + i] << (8 * i);
-    h->trained = t;
+    h->trained = fr_get_u64le(p + 8);
     p += 16;
-    for (int k = 0; k < NHEADS; k++, p += 4) h->bias[k] = get32(p);
-    for (int k = 0; k < NHEADS; k++, p += 4) h->bias_acc[k] = get32(p);
-    for (size_t i = 0; i < NHEADS * h->n; i++, p += 4) h->w[i] = get32(p);
-    for (size_t i = 0; i < NHEADS * h->n; i++, p += 4) h->acc[i] = get32(p);
+    fr_f32le_decode(h->bias, p, NHEADS);
+    fr_f32le_decode(h->bias_acc, p + 4 * NHEADS, NHEADS);
+    p += 8 * NHEADS;
+    fr_f32le_decode(h->w, p, NHEADS * h->n);
+    fr_f32le_decode(h->acc, p + 4 * NHEADS * h->n, NHEADS * h->n);
     return 0;
 }
