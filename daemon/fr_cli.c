@@ -339,7 +339,7 @@ static int oracle_scan(const fr_config *c, const char *path, oracle_table *t)
     while ((n = getline(&line, &cap, in)) > 0) {
         size_t len = (size_t)n;
         if (line[len - 1] == '\n') len--;
-        if (len == 0 || fr_event_decode(c, line, len, &ev, why, sizeof why) != FR_REJECT_NONE) continue;
+        if (len == 0 || fr_event_decode(&c->schema, line, len, &ev, why, sizeof why) != FR_REJECT_NONE) continue;
         if (ev.type != FR_EV_CONVERSION) continue;
         if (t->n == vcap) {
             vcap = vcap ? 2 * vcap : 4096;
@@ -686,7 +686,8 @@ static int cmd_pull(const cli_args *a)
         while (scored < a->limit && (n = getline(&line, &cap, in)) > 0) {
             fr_event ev;
             char why[256];
-            if (fr_event_decode(&c, line, (size_t)n - (line[n - 1] == '\n'), &ev, why, sizeof why) != FR_REJECT_NONE ||
+            if (fr_event_decode(&c.schema, line, (size_t)n - (line[n - 1] == '\n'), &ev, why, sizeof why) !=
+                    FR_REJECT_NONE ||
                 ev.type != FR_EV_IMPRESSION)
                 continue;
             float out[FR_NTASKS];
@@ -695,7 +696,7 @@ static int cmd_pull(const cli_args *a)
                 rc = 1;
                 break;
             }
-            printf("score %s scenario=%s pctr=%.6f pcvr=%.6f pctcvr=%.6f", ev.id, c.scenarios[ev.scenario], out[0], out[1],
+            printf("score %s scenario=%s pctr=%.6f pcvr=%.6f pctcvr=%.6f", ev.id, c.schema.scenarios[ev.scenario], out[0], out[1],
                    out[2]);
             if (local) {
                 float ref[FR_NTASKS];
@@ -764,15 +765,16 @@ static int decode_config_from_manifest(const char *manifest, fr_config *c, char 
     free(text);
     json_array_foreach(fields, i, f)
     {
-        if ((int)i >= c->n_fields || json_integer_value(json_object_get(f, "slot")) != c->fields[i].slot) {
+        if ((int)i >= c->schema.n_fields ||
+            json_integer_value(json_object_get(f, "slot")) != c->schema.fields[i].slot) {
             snprintf(err, errlen, "the manifest's field %zu lands in another slot here than in the trainer", i);
             goto out;
         }
     }
-    if (json_integer_value(json_object_get(mc, "n_cat")) != c->n_cat ||
-        json_integer_value(json_object_get(mc, "n_num")) != c->n_num ||
-        json_integer_value(json_object_get(mc, "n_multi")) != c->n_multi ||
-        json_integer_value(json_object_get(mc, "n_scenarios")) != c->n_scenarios) {
+    if (json_integer_value(json_object_get(mc, "n_cat")) != c->schema.n_cat ||
+        json_integer_value(json_object_get(mc, "n_num")) != c->schema.n_num ||
+        json_integer_value(json_object_get(mc, "n_multi")) != c->schema.n_multi ||
+        json_integer_value(json_object_get(mc, "n_scenarios")) != c->schema.n_scenarios) {
         snprintf(err, errlen, "the manifest's field list does not match its model_config sizes");
         goto out;
     }
@@ -838,7 +840,8 @@ static int cmd_score(const cli_args *a)
         for (size_t i = 0; i < nlines; i++) {
             fr_event ev;
             char why[256] = "not an impression";
-            if (!lines[i] || fr_event_decode(&dc, lines[i], strlen(lines[i]), &ev, why, sizeof why) != FR_REJECT_NONE ||
+            if (!lines[i] ||
+                fr_event_decode(&dc.schema, lines[i], strlen(lines[i]), &ev, why, sizeof why) != FR_REJECT_NONE ||
                 ev.type != FR_EV_IMPRESSION) {
                 if (rounds == 0 && lines[i] && strstr(lines[i], "\"impression\""))
                     fprintf(stderr, "freshet score: line %zu not scored: %s\n", i + 1, why);
@@ -851,7 +854,7 @@ static int cmd_score(const cli_args *a)
                 break;
             }
             if (a->follow <= 0)
-                printf("score %s scenario=%s pctr=%.9g pcvr=%.9g pctcvr=%.9g\n", ev.id, dc.scenarios[ev.scenario],
+                printf("score %s scenario=%s pctr=%.9g pcvr=%.9g pctcvr=%.9g\n", ev.id, dc.schema.scenarios[ev.scenario],
                        sc.pctr, sc.pcvr, sc.pctcvr);
         }
         rounds++;
@@ -917,7 +920,7 @@ static int cmd_truth(const cli_args *a)
         fprintf(stderr, "freshet truth: cannot read %s: %s\n", a->positional, strerror(errno));
         return 1;
     }
-    size_t nm = (size_t)FR_NTASKS * (size_t)(c.n_scenarios + 1);
+    size_t nm = (size_t)FR_NTASKS * (size_t)(c.schema.n_scenarios + 1);
     fr_metric *m = calloc(nm, sizeof *m);
     if (!m) {
         fclose(in);
@@ -935,13 +938,13 @@ static int cmd_truth(const cli_args *a)
         if (sscanf(line, "%299s %lld %63s %lf %lf %d %d %lf %lld %lld", id, &ts, scen, &p_ctr, &p_cvr, &clicked,
                    &converted, &p_cvr7, &click_ts, &conv_ts) != 10)
             continue; /* the header */
-        int s = fr_config_scenario_index(&c, scen, strlen(scen));
+        int s = fr_schema_scenario_index(&c.schema, scen, strlen(scen));
         if (s < 0) continue;
         for (int pass = 0; pass < 2; pass++) {
-            int k = pass == 0 ? s : c.n_scenarios;
-            fr_metric_add(&m[FR_TASK_CTR * (c.n_scenarios + 1) + k], p_ctr, clicked, 1);
-            fr_metric_add(&m[FR_TASK_CTCVR * (c.n_scenarios + 1) + k], p_ctr * p_cvr7, converted, 1);
-            if (clicked) fr_metric_add(&m[FR_TASK_CVR * (c.n_scenarios + 1) + k], p_cvr7, converted, 1);
+            int k = pass == 0 ? s : c.schema.n_scenarios;
+            fr_metric_add(&m[FR_TASK_CTR * (c.schema.n_scenarios + 1) + k], p_ctr, clicked, 1);
+            fr_metric_add(&m[FR_TASK_CTCVR * (c.schema.n_scenarios + 1) + k], p_ctr * p_cvr7, converted, 1);
+            if (clicked) fr_metric_add(&m[FR_TASK_CVR * (c.schema.n_scenarios + 1) + k], p_cvr7, converted, 1);
         }
         rows++;
     }
@@ -951,10 +954,10 @@ static int cmd_truth(const cli_args *a)
     printf("truth (Bayes) over %lld impressions of %s:\n", rows, a->positional);
     printf("  %-6s %-12s %10s %8s %8s\n", "task", "scenario", "samples", "auc", "logloss");
     for (int t = 0; t < FR_NTASKS; t++)
-        for (int s = -1; s < c.n_scenarios; s++) {
-            const fr_metric *x = &m[t * (c.n_scenarios + 1) + (s < 0 ? c.n_scenarios : s)];
+        for (int s = -1; s < c.schema.n_scenarios; s++) {
+            const fr_metric *x = &m[t * (c.schema.n_scenarios + 1) + (s < 0 ? c.schema.n_scenarios : s)];
             if (!x->count) continue;
-            printf("  %-6s %-12s %10" PRIu64 " %8.4f %8.4f\n", tasks[t], s < 0 ? "all" : c.scenarios[s], x->count,
+            printf("  %-6s %-12s %10" PRIu64 " %8.4f %8.4f\n", tasks[t], s < 0 ? "all" : c.schema.scenarios[s], x->count,
                    fr_metric_auc(x), fr_metric_logloss(x));
         }
     free(m);

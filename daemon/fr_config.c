@@ -228,39 +228,14 @@ static int check_topic(errbuf *e, const char *name, const char *path)
     return 0;
 }
 
-/* Slots and counts follow from the field list; the scenario always holds categorical slot 0. */
+/* The model's input sizes follow from the schema. */
 static void assign_slots(fr_config *c)
 {
-    int ncat = 1, nnum = 0, nmulti = 0;
-    for (int i = 0; i < c->n_fields; i++) {
-        fr_field *f = &c->fields[i];
-        f->hash = fr_hash_field(f->name);
-        switch (f->kind) {
-        case FR_FIELD_CATEGORICAL: f->slot = ncat++; break;
-        case FR_FIELD_NUMERIC: f->slot = nnum++; break;
-        case FR_FIELD_MULTI: f->slot = nmulti++; break;
-        }
-    }
-    c->n_cat = ncat;
-    c->n_num = nnum;
-    c->n_multi = nmulti;
-    c->model.n_cat = ncat;
-    c->model.n_num = nnum;
-    c->model.n_multi = nmulti;
-    c->model.n_scenarios = c->n_scenarios;
-}
-
-static void add_field(fr_config *c, const char *name, fr_field_kind kind, fr_num_transform tr, int max_len)
-{
-    fr_field *f = &c->fields[c->n_fields++];
-    memset(f, 0, sizeof *f);
-    snprintf(f->name, sizeof f->name, "%s", name);
-    f->kind = kind;
-    f->transform = tr;
-    f->max_len = max_len;
-    f->admit_after = 1;
-    f->admit_width_log2 = 20;
-    f->admit_half_life_ms = 86400000;
+    fr_schema_assign_slots(&c->schema);
+    c->model.n_cat = c->schema.n_cat;
+    c->model.n_num = c->schema.n_num;
+    c->model.n_multi = c->schema.n_multi;
+    c->model.n_scenarios = c->schema.n_scenarios;
 }
 
 void fr_config_defaults(fr_config *c)
@@ -271,19 +246,7 @@ void fr_config_defaults(fr_config *c)
     snprintf(c->topic[0], sizeof c->topic[0], "impressions");
     snprintf(c->topic[1], sizeof c->topic[1], "clicks");
     snprintf(c->topic[2], sizeof c->topic[2], "conversions");
-    c->max_message_bytes = 65536;
-
-    static const char *const scenarios[] = {"video", "browser", "music", "third_party"};
-    for (size_t i = 0; i < sizeof scenarios / sizeof scenarios[0]; i++)
-        snprintf(c->scenarios[c->n_scenarios++], FR_NAME_MAX, "%s", scenarios[i]);
-    c->allow_new_scenarios = 0;
-
-    /* the fields of the EVENTS.md example impression; hour is a number used as a category */
-    static const char *const cats[] = {"user_id", "user_age", "device", "ad_id", "advertiser", "category", "hour"};
-    for (size_t i = 0; i < sizeof cats / sizeof cats[0]; i++)
-        add_field(c, cats[i], FR_FIELD_CATEGORICAL, FR_NUM_IDENTITY, 0);
-    add_field(c, "price", FR_FIELD_NUMERIC, FR_NUM_LOG1P, 0);
-    add_field(c, "recent_ads", FR_FIELD_MULTI, FR_NUM_IDENTITY, 8);
+    fr_schema_defaults(&c->schema);
 
     c->click_window_ms = INT64_C(30) * 60 * 1000;
     c->attribution_window_ms = INT64_C(7) * 24 * 3600 * 1000;
@@ -312,16 +275,6 @@ void fr_config_defaults(fr_config *c)
     assign_slots(c);
 }
 
-int fr_config_scenario_index(const fr_config *c, const char *name, size_t len)
-{
-    if (len >= FR_NAME_MAX)
-        return -1;
-    for (int i = 0; i < c->n_scenarios; i++)
-        if (strlen(c->scenarios[i]) == len && memcmp(c->scenarios[i], name, len) == 0)
-            return i;
-    return -1;
-}
-
 /* ---- sections ------------------------------------------------------------------------------ */
 
 static int load_kafka(errbuf *e, fr_config *c, const json_t *o)
@@ -338,7 +291,7 @@ static int load_kafka(errbuf *e, fr_config *c, const json_t *o)
         get_string(e, v, "kafka.group_id", c->group_id, sizeof c->group_id, false))
         return -1;
     if ((v = json_object_get(o, "max_message_bytes")) &&
-        get_int(e, v, "kafka.max_message_bytes", 1, 64 * 1024 * 1024, &c->max_message_bytes))
+        get_int(e, v, "kafka.max_message_bytes", 1, 64 * 1024 * 1024, &c->schema.max_message_bytes))
         return -1;
     if ((v = json_object_get(o, "dead_letter_topic")) &&
         (get_string(e, v, "kafka.dead_letter_topic", c->dead_letter_topic, sizeof c->dead_letter_topic, true) ||
@@ -396,16 +349,16 @@ static int load_scenarios(errbuf *e, fr_config *c, const json_t *a)
         return fail(e, "\"scenarios\" is empty; list at least one scenario name");
     if (n > FR_MAX_SCENARIOS)
         return fail(e, "\"scenarios\" lists %zu names, the limit is %d", n, FR_MAX_SCENARIOS);
-    c->n_scenarios = 0;
+    c->schema.n_scenarios = 0;
     for (size_t i = 0; i < n; i++) {
         char p[PATH_MAX_LEN];
         snprintf(p, sizeof p, "scenarios[%zu]", i);
-        char *dst = c->scenarios[c->n_scenarios];
+        char *dst = c->schema.scenarios[c->schema.n_scenarios];
         if (get_string(e, json_array_get(a, i), p, dst, FR_NAME_MAX, false))
             return -1;
-        if (fr_config_scenario_index(c, dst, strlen(dst)) >= 0)
+        if (fr_schema_scenario_index(&c->schema, dst, strlen(dst)) >= 0)
             return fail(e, "\"%s\": scenario \"%s\" is listed twice", p, dst);
-        c->n_scenarios++;
+        c->schema.n_scenarios++;
     }
     return 0;
 }
@@ -497,15 +450,15 @@ static int load_fields(errbuf *e, fr_config *c, const json_t *a)
     if (!json_is_array(a))
         return fail(e, "\"fields\" is %s, expected an array of field objects", type_desc(a));
     int ncat = 0, nnum = 0, nmulti = 0;
-    c->n_fields = 0;
+    c->schema.n_fields = 0;
     for (size_t i = 0; i < json_array_size(a); i++) {
         char p[PATH_MAX_LEN];
         snprintf(p, sizeof p, "fields[%zu]", i);
         fr_field f;
         if (load_field(e, &f, json_array_get(a, i), p))
             return -1;
-        for (int j = 0; j < c->n_fields; j++)
-            if (strcmp(c->fields[j].name, f.name) == 0)
+        for (int j = 0; j < c->schema.n_fields; j++)
+            if (strcmp(c->schema.fields[j].name, f.name) == 0)
                 return fail(e, "\"%s.name\": field \"%s\" is declared twice (also fields[%d])", p, f.name, j);
         /* categorical slot 0 is the scenario, so declared categoricals get FR_MAX_CAT - 1 */
         if (f.kind == FR_FIELD_CATEGORICAL && ++ncat > FR_MAX_CAT - 1)
@@ -515,7 +468,7 @@ static int load_fields(errbuf *e, fr_config *c, const json_t *a)
             return fail(e, "\"%s\": too many numeric fields, the limit is %d", p, FR_MAX_NUM);
         if (f.kind == FR_FIELD_MULTI && ++nmulti > FR_MAX_MULTI)
             return fail(e, "\"%s\": too many multi fields, the limit is %d", p, FR_MAX_MULTI);
-        c->fields[c->n_fields++] = f;
+        c->schema.fields[c->schema.n_fields++] = f;
     }
     return 0;
 }
@@ -633,13 +586,7 @@ static const struct {
  * field `name` among c's fields, or -1 when no field of that kind has the name. */
 static int field_slot(const fr_config *c, const char *name, fr_field_kind kind)
 {
-    int slot = kind == FR_FIELD_CATEGORICAL ? 1 : 0;
-    for (int i = 0; i < c->n_fields; i++) {
-        if (c->fields[i].kind != kind) continue;
-        if (strcmp(c->fields[i].name, name) == 0) return slot;
-        slot++;
-    }
-    return -1;
+    return fr_schema_field_slot(&c->schema, name, kind);
 }
 
 static int load_model(errbuf *e, fr_config *cfg, const json_t *o)
@@ -846,7 +793,7 @@ static int load_root(errbuf *e, fr_config *c, const json_t *root)
     if ((v = json_object_get(root, "scenarios")) && load_scenarios(e, c, v))
         return -1;
     if ((v = json_object_get(root, "allow_new_scenarios")) &&
-        get_bool(e, v, "allow_new_scenarios", &c->allow_new_scenarios))
+        get_bool(e, v, "allow_new_scenarios", &c->schema.allow_new_scenarios))
         return -1;
     if ((v = json_object_get(root, "fields")) && load_fields(e, c, v))
         return -1;
@@ -868,12 +815,13 @@ static int load_root(errbuf *e, fr_config *c, const json_t *root)
 
     /* A listed "other" already is the catch-all: appending a second one would give two indexes
      * to one name. */
-    if (c->allow_new_scenarios && fr_config_scenario_index(c, FR_OTHER_SCENARIO, strlen(FR_OTHER_SCENARIO)) < 0) {
-        if (c->n_scenarios >= FR_MAX_SCENARIOS)
+    if (c->schema.allow_new_scenarios &&
+        fr_schema_scenario_index(&c->schema, FR_OTHER_SCENARIO, strlen(FR_OTHER_SCENARIO)) < 0) {
+        if (c->schema.n_scenarios >= FR_MAX_SCENARIOS)
             return fail(e, "\"allow_new_scenarios\" adds the scenario \"" FR_OTHER_SCENARIO
                            "\", but \"scenarios\" already lists the maximum of %d; remove one",
                         FR_MAX_SCENARIOS);
-        snprintf(c->scenarios[c->n_scenarios++], FR_NAME_MAX, "%s", FR_OTHER_SCENARIO);
+        snprintf(c->schema.scenarios[c->schema.n_scenarios++], FR_NAME_MAX, "%s", FR_OTHER_SCENARIO);
     }
     assign_slots(c);
     /* sizes that are fine alone but not together (the learner names the offending key) */

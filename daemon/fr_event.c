@@ -155,7 +155,7 @@ static size_t fmt_number(char *dst, size_t cap, const json_t *v)
 
 /* ---- the decoder ----------------------------------------------------------------------------- */
 
-static fr_reject_reason decode_features(const fr_config *c, dctx *d, const json_t *feats)
+static fr_reject_reason decode_features(const fr_schema *c, dctx *d, const json_t *feats)
 {
     fr_features *out = &d->ev->features;
     for (int i = 0; i < c->n_fields; i++) {
@@ -232,7 +232,7 @@ static fr_reject_reason decode_features(const fr_config *c, dctx *d, const json_
     return FR_REJECT_NONE;
 }
 
-static fr_reject_reason decode_impression(const fr_config *c, dctx *d, const json_t *root)
+static fr_reject_reason decode_impression(const fr_schema *c, dctx *d, const json_t *root)
 {
     fr_event *ev = d->ev;
     const json_t *v = json_object_get(root, "scenario");
@@ -242,9 +242,9 @@ static fr_reject_reason decode_impression(const fr_config *c, dctx *d, const jso
         return reject(d, FR_REJECT_BAD_SCENARIO, "scenario is %s, expected a string", type_desc(v));
     const char *name = json_string_value(v);
     size_t name_len = json_string_length(v);
-    int idx = fr_config_scenario_index(c, name, name_len);
+    int idx = fr_schema_scenario_index(c, name, name_len);
     if (idx < 0 && c->allow_new_scenarios)
-        idx = fr_config_scenario_index(c, FR_OTHER_SCENARIO, sizeof FR_OTHER_SCENARIO - 1);
+        idx = fr_schema_scenario_index(c, FR_OTHER_SCENARIO, sizeof FR_OTHER_SCENARIO - 1);
     if (idx < 0) {
         char s[80];
         sanitize(s, sizeof s, name, name_len, 64);
@@ -277,7 +277,7 @@ static fr_reject_reason decode_impression(const fr_config *c, dctx *d, const jso
     return decode_features(c, d, v);
 }
 
-static fr_reject_reason decode_object(const fr_config *c, dctx *d, const json_t *root)
+static fr_reject_reason decode_object(const fr_schema *c, dctx *d, const json_t *root)
 {
     fr_event *ev = d->ev;
     if (!json_is_object(root))
@@ -363,7 +363,7 @@ static fr_reject_reason decode_object(const fr_config *c, dctx *d, const json_t 
     return FR_REJECT_NONE;
 }
 
-fr_reject_reason fr_event_decode(const fr_config *c, const char *buf, size_t len, fr_event *ev, char *err,
+fr_reject_reason fr_event_decode(const fr_schema *c, const char *buf, size_t len, fr_event *ev, char *err,
                                  size_t errlen)
 {
     /* The whole struct is cleared, padding included: the joiner stores events as bytes, and a

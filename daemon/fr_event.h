@@ -8,8 +8,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#include "fr_config.h"
 #include "fr_sample.h"
+#include "fr_schema.h"
 
 enum { FR_ID_MAX = 256 };
 
@@ -59,7 +59,7 @@ typedef struct {
  * ev is cleared first (padding included), so equal events are equal bytes. The rules where
  * EVENTS.md is silent (numbers as categories, missing values, null, integral reals as ts) are
  * listed in conf/README.md; they are part of the key format. err may be NULL. */
-fr_reject_reason fr_event_decode(const fr_config *c, const char *buf, size_t len, fr_event *ev, char *err,
+fr_reject_reason fr_event_decode(const fr_schema *s, const char *buf, size_t len, fr_event *ev, char *err,
                                  size_t errlen);
 /* Stable snake_case name of a reason, for counters and logs ("malformed_json"). */
 const char *fr_event_reject_name(fr_reject_reason r);

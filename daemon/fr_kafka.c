@@ -207,7 +207,7 @@ static int dead_letter_open(dead_letter *d, const fr_config *c, char *err, size_
     if (!c->dead_letter_topic[0]) return 0;
     d->topic = c->dead_letter_topic;
     char maxbytes[32];
-    snprintf(maxbytes, sizeof maxbytes, "%d", c->max_message_bytes * 4 + 65536);
+    snprintf(maxbytes, sizeof maxbytes, "%d", c->schema.max_message_bytes * 4 + 65536);
     rd_kafka_conf_t *conf = rd_kafka_conf_new();
     if (set_conf(conf, "bootstrap.servers", c->brokers, err, errlen) ||
         set_conf(conf, "enable.idempotence", "true", err, errlen) || set_conf(conf, "linger.ms", "50", err, errlen) ||
@@ -272,7 +272,7 @@ int fr_kafka_run(fr_pipeline *p, const fr_config *c, const fr_kafka_run_opts *o,
     rd_kafka_conf_t *conf = rd_kafka_conf_new();
     char maxbytes[32];
     /* Fetch more than the contract's limit so oversized events reach the decoder and are counted there. */
-    snprintf(maxbytes, sizeof maxbytes, "%d", c->max_message_bytes * 4 + 1024);
+    snprintf(maxbytes, sizeof maxbytes, "%d", c->schema.max_message_bytes * 4 + 1024);
     if (set_conf(conf, "bootstrap.servers", c->brokers, err, errlen) || set_conf(conf, "group.id", c->group_id, err, errlen) ||
         set_conf(conf, "enable.auto.commit", "false", err, errlen) ||
         set_conf(conf, "enable.auto.offset.store", "true", err, errlen) ||

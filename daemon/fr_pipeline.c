@@ -78,11 +78,11 @@ static double wall_seconds(void)
 
 static fr_metric *metric_at(const fr_pipeline *p, int task, int scenario)
 {
-    int s = scenario < 0 ? p->cfg.n_scenarios : scenario;
-    return &p->metrics[task * (p->cfg.n_scenarios + 1) + s];
+    int s = scenario < 0 ? p->cfg.schema.n_scenarios : scenario;
+    return &p->metrics[task * (p->cfg.schema.n_scenarios + 1) + s];
 }
 
-static size_t metric_count(const fr_pipeline *p) { return (size_t)FR_NTASKS * (size_t)(p->cfg.n_scenarios + 1); }
+static size_t metric_count(const fr_pipeline *p) { return (size_t)FR_NTASKS * (size_t)(p->cfg.schema.n_scenarios + 1); }
 
 static source *find_source(fr_pipeline *p, const char *name)
 {
@@ -262,10 +262,10 @@ static int load_offset(const char *name, int64_t next_offset, void *ctx)
  * event-time clock and row stamps: a TTL added later judges rows by real stamps. */
 static int apply_row_policies(fr_model *m, const fr_config *c, char *err, size_t errlen)
 {
-    for (int i = 0; i < c->n_fields; i++) {
-        const fr_field *f = &c->fields[i];
+    for (int i = 0; i < c->schema.n_fields; i++) {
+        const fr_field *f = &c->schema.fields[i];
         if (f->kind == FR_FIELD_NUMERIC) continue;
-        uint32_t table = (uint32_t)(f->kind == FR_FIELD_CATEGORICAL ? f->slot : c->n_cat + f->slot);
+        uint32_t table = (uint32_t)(f->kind == FR_FIELD_CATEGORICAL ? f->slot : c->schema.n_cat + f->slot);
         fr_row_policy rp;
         fr_row_policy_defaults(&rp);
         rp.admit_after = f->admit_after;
@@ -395,7 +395,7 @@ fr_pipeline *fr_pipeline_open(const fr_config *c, char *err, size_t errlen)
     }
     p->dfm_limits = (fr_dfm_limits){.clip = c->weight_clip, .rn_floor = c->rn_floor};
     if (p->dfm == FR_DFM_ESDFM || p->dfm == FR_DFM_DEFUSE || p->dfm == FR_DFM_DEFER) {
-        p->heads = fr_dfm_heads_create(c->helper_buckets_log2, c->n_cat, 0.05f);
+        p->heads = fr_dfm_heads_create(c->helper_buckets_log2, c->schema.n_cat, 0.05f);
         if (!p->heads) {
             snprintf(err, errlen, "out of memory (helper heads)");
             free(p->batch), free(p->preds), free(p->metrics), free(p);
@@ -507,7 +507,7 @@ int fr_pipeline_message(fr_pipeline *p, const char *source_name, int64_t next_of
 
     fr_event ev;
     char why[320];
-    fr_reject_reason r = fr_event_decode(&p->cfg, buf, len, &ev, why, sizeof why);
+    fr_reject_reason r = fr_event_decode(&p->cfg.schema, buf, len, &ev, why, sizeof why);
     if (r != FR_REJECT_NONE) {
         uint64_t n = ++p->counters.rejected[r];
         if (should_log_rejection(n))
@@ -744,10 +744,10 @@ void fr_pipeline_write_metrics(const fr_pipeline *p, FILE *out)
         if (pass == 1)
             metric_head(out, "progressive_logloss", "gauge", "Progressive-validation log loss, by task and scenario.");
         for (int t = 0; t < FR_NTASKS; t++)
-            for (int s = -1; s < p->cfg.n_scenarios; s++) {
+            for (int s = -1; s < p->cfg.schema.n_scenarios; s++) {
                 const fr_metric *m = metric_at(p, t, s);
                 fprintf(out, "freshet_progressive_%s{task=\"%s\",scenario=\"", pass ? "logloss" : "auc", task_name(t));
-                label_value(out, s < 0 ? "all" : p->cfg.scenarios[s]);
+                label_value(out, s < 0 ? "all" : p->cfg.schema.scenarios[s]);
                 fprintf(out, "\"} %.6f\n", pass ? fr_metric_logloss(m) : fr_metric_auc(m));
             }
     }
@@ -844,10 +844,10 @@ void fr_pipeline_report(const fr_pipeline *p, FILE *out)
     fprintf(out, "progressive validation (each sample scored before it trains):\n");
     fprintf(out, "  %-6s %-12s %10s %8s %8s %8s\n", "task", "scenario", "samples", "auc", "logloss", "calib");
     for (int t = 0; t < FR_NTASKS; t++) {
-        for (int s = -1; s < p->cfg.n_scenarios; s++) {
+        for (int s = -1; s < p->cfg.schema.n_scenarios; s++) {
             const fr_metric *m = metric_at(p, t, s);
             if (m->count == 0) continue;
-            fprintf(out, "  %-6s %-12s %10" PRIu64 " %8.4f %8.4f %8.3f\n", task_name(t), s < 0 ? "all" : p->cfg.scenarios[s],
+            fprintf(out, "  %-6s %-12s %10" PRIu64 " %8.4f %8.4f %8.3f\n", task_name(t), s < 0 ? "all" : p->cfg.schema.scenarios[s],
                     m->count, fr_metric_auc(m), fr_metric_logloss(m), fr_metric_calibration(m));
         }
     }
@@ -858,9 +858,9 @@ char *fr_pipeline_manifest_json(const fr_config *c)
     static const char *const kinds[] = {"categorical", "numeric", "multi"};
     static const char *const transforms[] = {"identity", "log1p"};
     json_t *root = json_object(), *fields = json_array(), *scen = json_array();
-    for (int i = 0; i < c->n_scenarios; i++) json_array_append_new(scen, json_string(c->scenarios[i]));
-    for (int i = 0; i < c->n_fields; i++) {
-        const fr_field *f = &c->fields[i];
+    for (int i = 0; i < c->schema.n_scenarios; i++) json_array_append_new(scen, json_string(c->schema.scenarios[i]));
+    for (int i = 0; i < c->schema.n_fields; i++) {
+        const fr_field *f = &c->schema.fields[i];
         json_t *o = json_pack("{s:s, s:s, s:i}", "name", f->name, "kind", kinds[f->kind], "slot", f->slot);
         if (f->kind == FR_FIELD_NUMERIC) json_object_set_new(o, "transform", json_string(transforms[f->transform]));
         if (f->kind == FR_FIELD_MULTI) json_object_set_new(o, "max_len", json_integer(f->max_len));

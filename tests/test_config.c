@@ -23,30 +23,30 @@ static void assert_default_fields(const fr_config *c)
 {
     static const char *const names[] = {"user_id",  "user_age", "device", "ad_id",     "advertiser",
                                         "category", "hour",     "price",  "recent_ads"};
-    assert_int_equal(c->n_fields, 9);
+    assert_int_equal(c->schema.n_fields, 9);
     for (int i = 0; i < 9; i++) {
-        assert_string_equal(c->fields[i].name, names[i]);
-        assert_true(c->fields[i].hash == fr_hash_field(names[i]));
+        assert_string_equal(c->schema.fields[i].name, names[i]);
+        assert_true(c->schema.fields[i].hash == fr_hash_field(names[i]));
     }
     for (int i = 0; i < 7; i++) {
-        assert_int_equal(c->fields[i].kind, FR_FIELD_CATEGORICAL);
-        assert_int_equal(c->fields[i].slot, i + 1); /* slot 0 is the scenario */
+        assert_int_equal(c->schema.fields[i].kind, FR_FIELD_CATEGORICAL);
+        assert_int_equal(c->schema.fields[i].slot, i + 1); /* slot 0 is the scenario */
     }
-    assert_int_equal(c->fields[7].kind, FR_FIELD_NUMERIC);
-    assert_int_equal(c->fields[7].transform, FR_NUM_LOG1P);
-    assert_int_equal(c->fields[7].slot, 0);
-    assert_int_equal(c->fields[8].kind, FR_FIELD_MULTI);
-    assert_int_equal(c->fields[8].max_len, 8);
-    for (int i = 0; i < c->n_fields; i++) {
-        assert_int_equal(c->fields[i].admit_after, 1);
-        assert_int_equal(c->fields[i].admit_width_log2, 20);
-        assert_int_equal(c->fields[i].ttl_ms, 0);
-        assert_int_equal(c->fields[i].admit_half_life_ms, 86400000LL);
+    assert_int_equal(c->schema.fields[7].kind, FR_FIELD_NUMERIC);
+    assert_int_equal(c->schema.fields[7].transform, FR_NUM_LOG1P);
+    assert_int_equal(c->schema.fields[7].slot, 0);
+    assert_int_equal(c->schema.fields[8].kind, FR_FIELD_MULTI);
+    assert_int_equal(c->schema.fields[8].max_len, 8);
+    for (int i = 0; i < c->schema.n_fields; i++) {
+        assert_int_equal(c->schema.fields[i].admit_after, 1);
+        assert_int_equal(c->schema.fields[i].admit_width_log2, 20);
+        assert_int_equal(c->schema.fields[i].ttl_ms, 0);
+        assert_int_equal(c->schema.fields[i].admit_half_life_ms, 86400000LL);
     }
-    assert_int_equal(c->fields[8].slot, 0);
-    assert_int_equal(c->n_cat, 8);
-    assert_int_equal(c->n_num, 1);
-    assert_int_equal(c->n_multi, 1);
+    assert_int_equal(c->schema.fields[8].slot, 0);
+    assert_int_equal(c->schema.n_cat, 8);
+    assert_int_equal(c->schema.n_num, 1);
+    assert_int_equal(c->schema.n_multi, 1);
 }
 
 static void assert_defaults(const fr_config *c)
@@ -56,13 +56,13 @@ static void assert_defaults(const fr_config *c)
     assert_string_equal(c->topic[0], "impressions");
     assert_string_equal(c->topic[1], "clicks");
     assert_string_equal(c->topic[2], "conversions");
-    assert_int_equal(c->max_message_bytes, 65536);
-    assert_int_equal(c->n_scenarios, 4);
-    assert_string_equal(c->scenarios[0], "video");
-    assert_string_equal(c->scenarios[1], "browser");
-    assert_string_equal(c->scenarios[2], "music");
-    assert_string_equal(c->scenarios[3], "third_party");
-    assert_int_equal(c->allow_new_scenarios, 0);
+    assert_int_equal(c->schema.max_message_bytes, 65536);
+    assert_int_equal(c->schema.n_scenarios, 4);
+    assert_string_equal(c->schema.scenarios[0], "video");
+    assert_string_equal(c->schema.scenarios[1], "browser");
+    assert_string_equal(c->schema.scenarios[2], "music");
+    assert_string_equal(c->schema.scenarios[3], "third_party");
+    assert_int_equal(c->schema.allow_new_scenarios, 0);
     assert_default_fields(c);
     assert_int_equal(c->click_window_ms, 30 * 60 * 1000);
     assert_int_equal(c->attribution_window_ms, 7LL * 24 * 3600 * 1000);
@@ -105,10 +105,10 @@ static void test_defaults(void **state)
     fr_config c;
     fr_config_defaults(&c);
     assert_defaults(&c);
-    assert_int_equal(fr_config_scenario_index(&c, "music", 5), 2);
-    assert_int_equal(fr_config_scenario_index(&c, "musical", 5), 2); /* len bounds the name */
-    assert_int_equal(fr_config_scenario_index(&c, "musi", 4), -1);
-    assert_int_equal(fr_config_scenario_index(&c, "other", 5), -1);
+    assert_int_equal(fr_schema_scenario_index(&c.schema, "music", 5), 2);
+    assert_int_equal(fr_schema_scenario_index(&c.schema, "musical", 5), 2); /* len bounds the name */
+    assert_int_equal(fr_schema_scenario_index(&c.schema, "musi", 4), -1);
+    assert_int_equal(fr_schema_scenario_index(&c.schema, "other", 5), -1);
 }
 
 static void test_example_file(void **state)
@@ -199,26 +199,26 @@ static void test_overrides(void **state)
     assert_string_equal(c.kafka_prop[1][1], "env:KAFKA_PASSWORD");
     assert_string_equal(c.topic[1], "events");
     assert_string_equal(c.group_id, "freshet");
-    assert_int_equal(c.n_scenarios, 3);
-    assert_string_equal(c.scenarios[2], "other");
+    assert_int_equal(c.schema.n_scenarios, 3);
+    assert_string_equal(c.schema.scenarios[2], "other");
     assert_int_equal(c.model.n_scenarios, 3);
-    assert_int_equal(c.n_fields, 5);
-    assert_int_equal(c.fields[0].slot, 1);
-    assert_int_equal(c.fields[3].slot, 2);
-    assert_int_equal(c.fields[1].slot, 0);
-    assert_int_equal(c.fields[1].transform, FR_NUM_IDENTITY);
-    assert_int_equal(c.fields[2].slot, 0);
-    assert_int_equal(c.fields[2].max_len, FR_MAX_MULTI_LEN);
-    assert_int_equal(c.fields[4].slot, 1);
-    assert_int_equal(c.fields[4].max_len, 3);
-    assert_int_equal(c.fields[4].admit_after, 4);
-    assert_int_equal(c.fields[4].admit_width_log2, 12);
-    assert_int_equal(c.fields[4].ttl_ms, 30LL * 86400000);
-    assert_int_equal(c.fields[4].admit_half_life_ms, 6LL * 3600000);
-    assert_int_equal(c.fields[0].admit_half_life_ms, 86400000LL);
-    assert_int_equal(c.fields[0].admit_after, 1);
-    assert_int_equal(c.fields[0].ttl_ms, 0);
-    assert_int_equal(c.n_cat, 3);
+    assert_int_equal(c.schema.n_fields, 5);
+    assert_int_equal(c.schema.fields[0].slot, 1);
+    assert_int_equal(c.schema.fields[3].slot, 2);
+    assert_int_equal(c.schema.fields[1].slot, 0);
+    assert_int_equal(c.schema.fields[1].transform, FR_NUM_IDENTITY);
+    assert_int_equal(c.schema.fields[2].slot, 0);
+    assert_int_equal(c.schema.fields[2].max_len, FR_MAX_MULTI_LEN);
+    assert_int_equal(c.schema.fields[4].slot, 1);
+    assert_int_equal(c.schema.fields[4].max_len, 3);
+    assert_int_equal(c.schema.fields[4].admit_after, 4);
+    assert_int_equal(c.schema.fields[4].admit_width_log2, 12);
+    assert_int_equal(c.schema.fields[4].ttl_ms, 30LL * 86400000);
+    assert_int_equal(c.schema.fields[4].admit_half_life_ms, 6LL * 3600000);
+    assert_int_equal(c.schema.fields[0].admit_half_life_ms, 86400000LL);
+    assert_int_equal(c.schema.fields[0].admit_after, 1);
+    assert_int_equal(c.schema.fields[0].ttl_ms, 0);
+    assert_int_equal(c.schema.n_cat, 3);
     assert_int_equal(c.model.n_cat, 3);
     assert_int_equal(c.model.n_num, 1);
     assert_int_equal(c.model.n_multi, 2);
@@ -235,8 +235,8 @@ static void test_overrides(void **state)
     assert_int_equal(fr_config_load_string(&c, "{\"scenarios\":[\"other\",\"a\"],\"allow_new_scenarios\":true}", err,
                                            sizeof err),
                      0);
-    assert_int_equal(c.n_scenarios, 2);
-    assert_int_equal(fr_config_scenario_index(&c, "other", 5), 0);
+    assert_int_equal(c.schema.n_scenarios, 2);
+    assert_int_equal(fr_schema_scenario_index(&c.schema, "other", 5), 0);
 }
 
 typedef struct {
@@ -436,7 +436,7 @@ static void test_too_many_fields(void **state)
     char *last = strrchr(json, '{');
     strcpy(last - 1, "]}");
     assert_int_equal(fr_config_load_string(&c, json, err, sizeof err), 0);
-    assert_int_equal(c.n_cat, FR_MAX_CAT);
+    assert_int_equal(c.schema.n_cat, FR_MAX_CAT);
 
     n = (size_t)snprintf(json, sizeof json, "{\"fields\":[");
     for (int i = 0; i <= FR_MAX_NUM; i++)

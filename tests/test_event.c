@@ -146,7 +146,7 @@ static int teardown(void **state)
 
 static fr_reject_reason decode(const fr_config *c, const char *json, fr_event *ev, char *err, size_t errlen)
 {
-    return fr_event_decode(c, json, strlen(json), ev, err, errlen);
+    return fr_event_decode(&c->schema, json, strlen(json), ev, err, errlen);
 }
 
 static void test_bad_inputs(void **state)
@@ -159,7 +159,7 @@ static void test_bad_inputs(void **state)
         fr_event ev;
         char err[256] = "";
         size_t len = BAD[i].len ? BAD[i].len : strlen(BAD[i].json);
-        fr_reject_reason r = fr_event_decode(c, BAD[i].json, len, &ev, err, sizeof err);
+        fr_reject_reason r = fr_event_decode(&c->schema, BAD[i].json, len, &ev, err, sizeof err);
         if (r != BAD[i].want) {
             print_error("case \"%s\": got %s, want %s (%s)\n", BAD[i].what, fr_event_reject_name(r),
                         fr_event_reject_name(BAD[i].want), err);
@@ -208,7 +208,7 @@ static void test_long_ids(void **state)
 static void test_oversized(void **state)
 {
     const fr_config *c = *state;
-    size_t limit = (size_t)c->max_message_bytes;
+    size_t limit = (size_t)c->schema.max_message_bytes;
     char *buf = malloc(limit + 2);
     assert_non_null(buf);
     size_t n = strlen(EXAMPLE_CLICK);
@@ -216,13 +216,13 @@ static void test_oversized(void **state)
     memset(buf + n, ' ', limit + 1 - n); /* whitespace padding: still valid JSON */
     fr_event ev;
     char err[256];
-    assert_int_equal(fr_event_decode(c, buf, limit + 1, &ev, err, sizeof err), FR_REJECT_OVERSIZED);
+    assert_int_equal(fr_event_decode(&c->schema, buf, limit + 1, &ev, err, sizeof err), FR_REJECT_OVERSIZED);
     assert_non_null(strstr(err, "65537"));
-    assert_int_equal(fr_event_decode(c, buf, limit, &ev, err, sizeof err), FR_REJECT_NONE);
+    assert_int_equal(fr_event_decode(&c->schema, buf, limit, &ev, err, sizeof err), FR_REJECT_NONE);
 
     /* checked before parsing: garbage over the limit is oversized, not malformed */
     memset(buf, '{', limit + 1);
-    assert_int_equal(fr_event_decode(c, buf, limit + 1, &ev, err, sizeof err), FR_REJECT_OVERSIZED);
+    assert_int_equal(fr_event_decode(&c->schema, buf, limit + 1, &ev, err, sizeof err), FR_REJECT_OVERSIZED);
     free(buf);
 }
 
@@ -246,7 +246,7 @@ static void test_example_impression(void **state)
     assert_true(ev.sample_rate == 1.0f);
 
     const fr_features *f = &ev.features;
-    assert_int_equal(c->n_cat, 8);
+    assert_int_equal(c->schema.n_cat, 8);
     assert_true(f->cat[0] == key("scenario", "video"));
     assert_true(f->cat[1] == key("user_id", "u91"));
     assert_true(f->cat[2] == key("user_age", "25-34"));
@@ -395,9 +395,9 @@ static void test_allow_new_scenarios(void **state)
     fr_config c;
     char err[256];
     assert_int_equal(fr_config_load_string(&c, "{\"allow_new_scenarios\": true}", err, sizeof err), 0);
-    int other = fr_config_scenario_index(&c, "other", 5);
+    int other = fr_schema_scenario_index(&c.schema, "other", 5);
     assert_int_equal(other, 4);
-    assert_int_equal(c.n_scenarios, 5);
+    assert_int_equal(c.schema.n_scenarios, 5);
 
     fr_event ev;
     const char *json = "{\"type\":\"impression\",\"id\":\"i-2\",\"ts\":3,\"scenario\":\"podcast\",\"features\":{}}";

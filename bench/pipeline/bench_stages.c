@@ -83,7 +83,7 @@ int main(int argc, char **argv)
         e = strchr(p, '\n');
         if (!e) e = buf + size;
         lines++;
-        bad += fr_event_decode(&cfg, p, (size_t)(e - p), &ev, why, sizeof why) != FR_REJECT_NONE;
+        bad += fr_event_decode(&cfg.schema, p, (size_t)(e - p), &ev, why, sizeof why) != FR_REJECT_NONE;
         if (e == buf + size) break;
     }
     double t_decode = now_s() - t0;
@@ -101,7 +101,7 @@ int main(int argc, char **argv)
     for (char *p = buf, *e; *p; p = e + 1) {
         e = strchr(p, '\n');
         if (!e) e = buf + size;
-        if (fr_event_decode(&cfg, p, (size_t)(e - p), &ev, why, sizeof why) == FR_REJECT_NONE) {
+        if (fr_event_decode(&cfg.schema, p, (size_t)(e - p), &ev, why, sizeof why) == FR_REJECT_NONE) {
             if (fr_join_add(j, &ev, keep_sample, &sink) != 0) {
                 fprintf(stderr, "join: out of memory\n");
                 return 1;
