@@ -27,109 +27,12 @@
  *  - Without tombstones for finished impressions, a click/conversion that arrives on time for an
  *    impression already deleted (e.g. a click after the window) cannot be told from one that
  *    precedes its impression; it is held and expires as ORPHAN. Counted, never silent. */
-#include "fr_join.h"
+#include "fr_join_int.h"
 
 #include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-
-enum { ENTRY_FORMAT_VERSION = 1, META_FORMAT_VERSION = 1 };
-
-/* Timer kinds. The order is the tie-break for equal (deadline, id): a click's delayed-feedback
- * copies come before its CTR sample at the same instant, and all of them before its final one. */
-typedef enum {
-    TIMER_ORPHAN = 0,
-    TIMER_EARLY,        /* fnw/fnc FAKE_NEG, oracle ORACLE: at click ts */
-    TIMER_CLICK_WINDOW,
-    TIMER_OBS_WINDOW,   /* WINDOW: click ts + w_o */
-    TIMER_DELAYED_POS,  /* DELAYED_POS: max(conv ts, first copy's ts) */
-    TIMER_REAL_NEG,     /* REAL_NEG: click ts + w_rn */
-    TIMER_ATTRIBUTION,  /* ATTRIBUTION (wait) / MATURED */
-    TIMER_NKINDS
-} timer_kind;
-
-/* Entry flags (persisted: the values are part of the entry format). */
-enum {
-    F_IMP = 1u << 0,          /* impression accepted: imp_ts, scenario, sample_rate, f are valid */
-    F_CLICK_SEEN = 1u << 1,   /* a click was accepted into this entry (dedup) */
-    F_CLICKED = 1u << 2,      /* counted click: click_ts */
-    F_CLICK_HELD = 1u << 3,   /* click waiting for its impression: click_ts */
-    F_CONV_SEEN = 1u << 4,    /* a conversion was accepted into this entry (dedup) */
-    F_CONVERTED = 1u << 5,    /* counted conversion: conv_ts, conv_value */
-    F_CONV_HELD = 1u << 6,    /* conversion waiting for its click or impression: conv_ts, conv_value */
-    F_CTR_EMITTED = 1u << 7,  /* the CLICK_WINDOW sample is out */
-    F_PRIOR = 1u << 8,        /* prior holds the caller's predictions (fr_join_set_prior) */
-    F_EARLY_DONE = 1u << 9,   /* the FAKE_NEG / ORACLE copy is out */
-    F_WINDOW_DONE = 1u << 10, /* the WINDOW copy is out */
-    F_WINDOW_POS = 1u << 11,  /* ... and it was an in-window positive */
-    F_DP_DONE = 1u << 12,     /* the DELAYED_POS copy is out */
-    F_RN_DONE = 1u << 13,     /* the REAL_NEG copy is out */
-    F_KNOWN = (1u << 14) - 1
-};
-
-#define NO_POS UINT32_MAX
-
-/* What only emitting a sample needs. It can be dropped from memory ("spilled") once the store
- * holds the entry as it is (clean and persisted), and is read back before the entry changes or
- * emits; the rest of the entry stays, so timers, dedup and the dirty set never touch the store. */
-typedef struct {
-    double conv_value;
-    float sample_rate;
-    int32_t scenario;
-    float prior[FR_NTASKS];
-    fr_features f;
-} entry_body;
-
-/* Every pending click keeps one of these in memory even when spilled, so it stays small: the
- * hash lives in the map slot only, and the allocation stops at the id (entry_create). */
-typedef struct fr_join_entry fr_join_entry;
-struct fr_join_entry {
-    int64_t imp_ts, click_ts, conv_ts;
-    entry_body *body;                /* NULL: spilled (or a tombstone) */
-    /* Intrusive dirty list: marking dirty never allocates. */
-    fr_join_entry *dirty_prev, *dirty_next;
-    uint32_t heap_pos[TIMER_NKINDS]; /* NO_POS = timer not armed */
-    uint16_t flags;
-    uint8_t dirty;
-    uint8_t persisted; /* the last exported dirty set holds this id: deleting it needs a tombstone */
-    uint8_t tomb;      /* deleted, kept only until clear_dirty exports the deletion */
-    uint16_t id_len;
-    char id[];         /* id_len bytes + NUL */
-};
-
-typedef struct {
-    uint64_t hash;
-    fr_join_entry *e; /* NULL = empty slot */
-} map_slot;
-
-typedef struct {
-    int64_t deadline;
-    fr_join_entry *e;
-    uint32_t kind;
-} timer;
-
-struct fr_join {
-    fr_join_config cfg;
-    int64_t watermark;
-    fr_join_counters n;
-
-    map_slot *slots;  /* open addressing, linear probing; holds live entries and tombstones */
-    size_t cap;       /* power of two */
-    size_t used;      /* entries + tombstones */
-    size_t live;
-
-    timer *heap;
-    size_t heap_len, heap_cap;
-
-    fr_join_entry *dirty_head, *dirty_tail;
-    fr_join_entry *emitting; /* the entry whose sample is in the emit callback, for fr_join_set_prior */
-
-    fr_join_store store;     /* store.get NULL: never spill */
-    size_t cached;           /* entry bodies in memory */
-    size_t spill_hand;       /* where the next fr_join_spill sweep starts in slots */
-    char err[256];
-};
 
 /* ---- small helpers ---- */
 
@@ -900,99 +803,6 @@ const char *fr_join_drop_name(fr_drop_reason r)
 
 size_t fr_join_entry_count(const fr_join *j) { return j->live; }
 
-/* ---- persistence ----
- * Entry format v1, little-endian, fixed 345 bytes:
- *   u8 version, u16 flags, i64 imp_ts, i32 scenario, f32 sample_rate, i64 click_ts,
- *   i64 conv_ts, f64 conv_value, u64 cat[16], f32 num[8], u64 multi[2][8], u8 multi_len[2], f32 prior[3]
- * Timers are not stored: they follow from the state (policy_deadline). */
-
-enum {
-    ENTRY_BYTES = 1 + 2 + 8 + 4 + 4 + 8 + 8 + 8 + 8 * FR_MAX_CAT + 4 * FR_MAX_NUM +
-                  8 * FR_MAX_MULTI * FR_MAX_MULTI_LEN + FR_MAX_MULTI + 4 * FR_NTASKS
-};
-
-static uint8_t *put_u64(uint8_t *p, uint64_t v)
-{
-    for (int i = 0; i < 8; i++) p[i] = (uint8_t)(v >> (8 * i));
-    return p + 8;
-}
-static uint8_t *put_u32(uint8_t *p, uint32_t v)
-{
-    for (int i = 0; i < 4; i++) p[i] = (uint8_t)(v >> (8 * i));
-    return p + 4;
-}
-static uint8_t *put_u16(uint8_t *p, uint16_t v)
-{
-    p[0] = (uint8_t)v;
-    p[1] = (uint8_t)(v >> 8);
-    return p + 2;
-}
-static uint8_t *put_f32(uint8_t *p, float f)
-{
-    uint32_t v;
-    memcpy(&v, &f, sizeof v);
-    return put_u32(p, v);
-}
-static uint8_t *put_f64(uint8_t *p, double d)
-{
-    uint64_t v;
-    memcpy(&v, &d, sizeof v);
-    return put_u64(p, v);
-}
-static const uint8_t *get_u64(const uint8_t *p, uint64_t *v)
-{
-    *v = 0;
-    for (int i = 0; i < 8; i++) *v |= (uint64_t)p[i] << (8 * i);
-    return p + 8;
-}
-static const uint8_t *get_i64(const uint8_t *p, int64_t *v)
-{
-    uint64_t u;
-    p = get_u64(p, &u);
-    *v = (int64_t)u;
-    return p;
-}
-static const uint8_t *get_u32(const uint8_t *p, uint32_t *v)
-{
-    *v = 0;
-    for (int i = 0; i < 4; i++) *v |= (uint32_t)p[i] << (8 * i);
-    return p + 4;
-}
-static const uint8_t *get_f32(const uint8_t *p, float *f)
-{
-    uint32_t v;
-    p = get_u32(p, &v);
-    memcpy(f, &v, sizeof v);
-    return p;
-}
-static const uint8_t *get_f64(const uint8_t *p, double *d)
-{
-    uint64_t v;
-    p = get_u64(p, &v);
-    memcpy(d, &v, sizeof v);
-    return p;
-}
-
-static void entry_serialise(const fr_join_entry *e, uint8_t out[ENTRY_BYTES])
-{
-    const entry_body *b = e->body;
-    uint8_t *p = out;
-    *p++ = ENTRY_FORMAT_VERSION;
-    p = put_u16(p, e->flags);
-    p = put_u64(p, (uint64_t)e->imp_ts);
-    p = put_u32(p, (uint32_t)b->scenario);
-    p = put_f32(p, b->sample_rate);
-    p = put_u64(p, (uint64_t)e->click_ts);
-    p = put_u64(p, (uint64_t)e->conv_ts);
-    p = put_f64(p, b->conv_value);
-    for (int i = 0; i < FR_MAX_CAT; i++) p = put_u64(p, b->f.cat[i]);
-    for (int i = 0; i < FR_MAX_NUM; i++) p = put_f32(p, b->f.num[i]);
-    for (int m = 0; m < FR_MAX_MULTI; m++)
-        for (int i = 0; i < FR_MAX_MULTI_LEN; i++) p = put_u64(p, b->f.multi[m][i]);
-    for (int m = 0; m < FR_MAX_MULTI; m++) *p++ = b->f.multi_len[m];
-    for (int t = 0; t < FR_NTASKS; t++) p = put_f32(p, b->prior[t]);
-}
-
 int fr_join_foreach_dirty(const fr_join *j, fr_join_entry_fn fn, void *ctx)
 {
     uint8_t buf[ENTRY_BYTES];
@@ -1002,7 +812,7 @@ int fr_join_foreach_dirty(const fr_join *j, fr_join_entry_fn fn, void *ctx)
             rc = fn(e->id, e->id_len, NULL, 0, ctx);
         } else {
             if (!e->body) return -1; /* cannot happen: only clean entries are spilled */
-            entry_serialise(e, buf);
+            fr_join_entry_serialise(e, buf);
             rc = fn(e->id, e->id_len, buf, sizeof buf, ctx);
         }
         if (rc != 0) return rc;
@@ -1028,63 +838,6 @@ void fr_join_clear_dirty(fr_join *j)
     j->dirty_head = j->dirty_tail = NULL;
 }
 
-/* The flag combinations the event handlers can produce; anything else is a corrupt blob. */
-static int flags_valid(uint16_t fl)
-{
-    if (fl & ~F_KNOWN) return 0;
-    if (!(fl & (F_IMP | F_CLICK_HELD | F_CONV_HELD))) return 0;
-    if ((fl & F_CLICKED) && !(fl & F_IMP)) return 0;
-    if ((fl & F_CLICK_HELD) && (fl & F_IMP)) return 0;
-    if ((fl & (F_CLICKED | F_CLICK_HELD)) && !(fl & F_CLICK_SEEN)) return 0;
-    if ((fl & F_CONVERTED) && !(fl & F_CLICKED)) return 0;
-    if ((fl & F_CONV_HELD) && (fl & (F_CONVERTED | F_CLICKED))) return 0;
-    if ((fl & (F_CONVERTED | F_CONV_HELD)) && !(fl & F_CONV_SEEN)) return 0;
-    if ((fl & F_CTR_EMITTED) && !(fl & F_IMP)) return 0;
-    if ((fl & F_PRIOR) && !(fl & F_IMP)) return 0;
-    if ((fl & (F_EARLY_DONE | F_WINDOW_DONE | F_DP_DONE | F_RN_DONE)) && !(fl & F_CLICKED)) return 0;
-    if ((fl & F_WINDOW_POS) && !((fl & F_WINDOW_DONE) && (fl & F_CONVERTED))) return 0;
-    if ((fl & F_DP_DONE) && !(fl & F_CONVERTED)) return 0;
-    return 1;
-}
-
-/* A stored entry, decoded: the stub fields and the body. 0, or -1 when malformed. */
-typedef struct {
-    uint16_t flags;
-    int64_t imp_ts, click_ts, conv_ts;
-    entry_body body;
-} parsed_entry;
-
-static int entry_parse(const void *bytes, size_t len, parsed_entry *out)
-{
-    if (!bytes || len != ENTRY_BYTES) return -1;
-    const uint8_t *p = bytes;
-    if (*p++ != ENTRY_FORMAT_VERSION) return -1;
-    memset(out, 0, sizeof *out);
-    out->flags = (uint16_t)(p[0] | (p[1] << 8));
-    p += 2;
-    if (!flags_valid(out->flags)) return -1;
-    entry_body *b = &out->body;
-    uint32_t u;
-    p = get_i64(p, &out->imp_ts);
-    p = get_u32(p, &u);
-    b->scenario = (int32_t)u;
-    p = get_f32(p, &b->sample_rate);
-    p = get_i64(p, &out->click_ts);
-    p = get_i64(p, &out->conv_ts);
-    p = get_f64(p, &b->conv_value);
-    for (int i = 0; i < FR_MAX_CAT; i++) p = get_u64(p, &b->f.cat[i]);
-    for (int i = 0; i < FR_MAX_NUM; i++) p = get_f32(p, &b->f.num[i]);
-    for (int m = 0; m < FR_MAX_MULTI; m++)
-        for (int i = 0; i < FR_MAX_MULTI_LEN; i++) p = get_u64(p, &b->f.multi[m][i]);
-    for (int m = 0; m < FR_MAX_MULTI; m++) b->f.multi_len[m] = *p++;
-    for (int t = 0; t < FR_NTASKS; t++) p = get_f32(p, &b->prior[t]);
-    for (int m = 0; m < FR_MAX_MULTI; m++)
-        if (b->f.multi_len[m] > FR_MAX_MULTI_LEN) return -1;
-    /* A weight of 1/0 or 1/NaN would poison the model silently. */
-    if ((out->flags & F_IMP) && !(b->sample_rate > 0 && b->sample_rate <= 1)) return -1;
-    return 0;
-}
-
 /* Reads a spilled entry's body back from the store. The stored entry must be the one the stub
  * was made from: the store is written only by checkpoints, and only clean entries spill. */
 static int load_body(fr_join *j, fr_join_entry *e)
@@ -1097,7 +850,7 @@ static int load_body(fr_join *j, fr_join_entry *e)
         why = "the store could not be read";
     else if (n < 0)
         why = "the store does not hold it";
-    else if ((size_t)n != sizeof buf || entry_parse(buf, (size_t)n, &pe) != 0)
+    else if ((size_t)n != sizeof buf || fr_join_entry_parse(buf, (size_t)n, &pe) != 0)
         why = "the stored entry is malformed";
     else if (pe.flags != e->flags || pe.imp_ts != e->imp_ts || pe.click_ts != e->click_ts || pe.conv_ts != e->conv_ts)
         why = "the stored entry differs from the one in memory (was the checkpoint directory changed?)";
@@ -1119,7 +872,7 @@ int fr_join_load_entry(fr_join *j, const char *id, size_t id_len, const void *by
 {
     if (!id || id_len == 0 || id_len > FR_ID_MAX) return -1;
     parsed_entry pe;
-    if (entry_parse(bytes, len, &pe) != 0) return -1;
+    if (fr_join_entry_parse(bytes, len, &pe) != 0) return -1;
     const uint64_t h = hash_id(id, id_len);
     if (j->slots[map_find_slot(j, id, id_len, h)].e) return -1;
     fr_join_entry tmp;
@@ -1195,83 +948,3 @@ size_t fr_join_spill(fr_join *j, size_t keep)
 size_t fr_join_cached_count(const fr_join *j) { return j->cached; }
 
 const char *fr_join_error(const fr_join *j) { return j->err[0] ? j->err : NULL; }
-
-/* Meta format v1, little-endian:
- *   u8 version, u8 policy, u8 ntypes, u8 nreasons, u8 nkinds, i64 watermark,
- *   i64 click_window_ms, i64 attribution_window_ms,
- *   u64 events[ntypes], joined[ntypes], pending[ntypes], dropped[ntypes][nreasons], emitted[nkinds]
- * The counts let a later build with more reasons or kinds read an older blob. */
-enum { META_HEADER = 5 + 3 * 8 };
-
-static size_t meta_size(size_t ntypes, size_t nreasons, size_t nkinds)
-{
-    return META_HEADER + 8 * (3 * ntypes + ntypes * nreasons + nkinds);
-}
-
-size_t fr_join_export_meta(const fr_join *j, void *buf, size_t cap)
-{
-    const size_t need = meta_size(FR_EV_NTYPES, FR_DROP_NREASONS, FR_SAMPLE_NKINDS);
-    if (!buf || cap < need) return need;
-    uint8_t *p = buf;
-    *p++ = META_FORMAT_VERSION;
-    *p++ = (uint8_t)j->cfg.policy;
-    *p++ = FR_EV_NTYPES;
-    *p++ = FR_DROP_NREASONS;
-    *p++ = FR_SAMPLE_NKINDS;
-    p = put_u64(p, (uint64_t)j->watermark);
-    p = put_u64(p, (uint64_t)j->cfg.click_window_ms);
-    p = put_u64(p, (uint64_t)j->cfg.attribution_window_ms);
-    for (int t = 0; t < FR_EV_NTYPES; t++) p = put_u64(p, j->n.events[t]);
-    for (int t = 0; t < FR_EV_NTYPES; t++) p = put_u64(p, j->n.joined[t]);
-    for (int t = 0; t < FR_EV_NTYPES; t++) p = put_u64(p, j->n.pending[t]);
-    for (int t = 0; t < FR_EV_NTYPES; t++)
-        for (int r = 0; r < FR_DROP_NREASONS; r++) p = put_u64(p, j->n.dropped[t][r]);
-    for (int k = 0; k < FR_SAMPLE_NKINDS; k++) p = put_u64(p, j->n.emitted[k]);
-    return need;
-}
-
-int fr_join_check_meta(const fr_join *j, const void *buf, size_t len, char *err, size_t errlen)
-{
-    const uint8_t *p = buf;
-    if (!buf || len < META_HEADER || p[0] != META_FORMAT_VERSION || p[1] >= FR_JOIN_NPOLICIES) {
-        snprintf(err, errlen, "checkpoint: join counters missing or unreadable");
-        return -1;
-    }
-    if (p[1] != (uint8_t)j->cfg.policy) {
-        snprintf(err, errlen,
-                 "checkpoint was written with join.policy \"%s\" but the configuration says \"%s\": the pending "
-                 "clicks' copies were planned for the old policy; restore join.policy \"%s\" or use a new "
-                 "checkpoint.dir",
-                 fr_join_policy_name((fr_join_policy)p[1]), fr_join_policy_name(j->cfg.policy),
-                 fr_join_policy_name((fr_join_policy)p[1]));
-        return -1;
-    }
-    return 0;
-}
-
-int fr_join_import_meta(fr_join *j, const void *buf, size_t len)
-{
-    if (!buf || len < META_HEADER) return -1;
-    const uint8_t *p = buf;
-    /* Policy and windows are recorded but not enforced: `freshet inspect` reads the counters with a
-     * default join, and refusing a changed window is the pipeline's call, not the blob's. */
-    if (p[0] != META_FORMAT_VERSION || p[1] >= FR_JOIN_NPOLICIES) return -1;
-    const size_t ntypes = p[2], nreasons = p[3], nkinds = p[4];
-    if (ntypes != FR_EV_NTYPES || nreasons > FR_DROP_NREASONS || nkinds > FR_SAMPLE_NKINDS) return -1;
-    if (len != meta_size(ntypes, nreasons, nkinds)) return -1;
-    p += 5;
-    int64_t wm;
-    p = get_i64(p, &wm);
-    p += 16; /* the windows */
-    fr_join_counters n;
-    memset(&n, 0, sizeof n);
-    for (size_t t = 0; t < ntypes; t++) p = get_u64(p, &n.events[t]);
-    for (size_t t = 0; t < ntypes; t++) p = get_u64(p, &n.joined[t]);
-    for (size_t t = 0; t < ntypes; t++) p = get_u64(p, &n.pending[t]);
-    for (size_t t = 0; t < ntypes; t++)
-        for (size_t r = 0; r < nreasons; r++) p = get_u64(p, &n.dropped[t][r]);
-    for (size_t k = 0; k < nkinds; k++) p = get_u64(p, &n.emitted[k]);
-    j->n = n;
-    j->watermark = wm;
-    return 0;
-}
