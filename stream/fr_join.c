@@ -1,4 +1,5 @@
-/* fr_join: the event-time joiner (see fr_join.h for the contract).
+/* fr_join: the event-time joiner (see fr_join.h for the contract): handlers, timers, spilling.
+ * The private structures are in fr_join_int.h, the stored formats in fr_join_codec.c.
  *
  * Shape. One entry per impression id holds everything known about that impression. What the
  * entry is waiting for is a set of timers, one per timer kind, kept in a single binary heap

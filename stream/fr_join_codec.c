@@ -2,89 +2,29 @@
  * counters blob (fr_join_export_meta). See fr_join_int.h for the structures. */
 #include "fr_join_int.h"
 
+#include "fr_bytes.h"
+
 #include <stdio.h>
 #include <string.h>
-
-static uint8_t *put_u64(uint8_t *p, uint64_t v)
-{
-    for (int i = 0; i < 8; i++) p[i] = (uint8_t)(v >> (8 * i));
-    return p + 8;
-}
-static uint8_t *put_u32(uint8_t *p, uint32_t v)
-{
-    for (int i = 0; i < 4; i++) p[i] = (uint8_t)(v >> (8 * i));
-    return p + 4;
-}
-static uint8_t *put_u16(uint8_t *p, uint16_t v)
-{
-    p[0] = (uint8_t)v;
-    p[1] = (uint8_t)(v >> 8);
-    return p + 2;
-}
-static uint8_t *put_f32(uint8_t *p, float f)
-{
-    uint32_t v;
-    memcpy(&v, &f, sizeof v);
-    return put_u32(p, v);
-}
-static uint8_t *put_f64(uint8_t *p, double d)
-{
-    uint64_t v;
-    memcpy(&v, &d, sizeof v);
-    return put_u64(p, v);
-}
-static const uint8_t *get_u64(const uint8_t *p, uint64_t *v)
-{
-    *v = 0;
-    for (int i = 0; i < 8; i++) *v |= (uint64_t)p[i] << (8 * i);
-    return p + 8;
-}
-static const uint8_t *get_i64(const uint8_t *p, int64_t *v)
-{
-    uint64_t u;
-    p = get_u64(p, &u);
-    *v = (int64_t)u;
-    return p;
-}
-static const uint8_t *get_u32(const uint8_t *p, uint32_t *v)
-{
-    *v = 0;
-    for (int i = 0; i < 4; i++) *v |= (uint32_t)p[i] << (8 * i);
-    return p + 4;
-}
-static const uint8_t *get_f32(const uint8_t *p, float *f)
-{
-    uint32_t v;
-    p = get_u32(p, &v);
-    memcpy(f, &v, sizeof v);
-    return p;
-}
-static const uint8_t *get_f64(const uint8_t *p, double *d)
-{
-    uint64_t v;
-    p = get_u64(p, &v);
-    memcpy(d, &v, sizeof v);
-    return p;
-}
 
 void fr_join_entry_serialise(const fr_join_entry *e, uint8_t out[ENTRY_BYTES])
 {
     const entry_body *b = e->body;
-    uint8_t *p = out;
-    *p++ = ENTRY_FORMAT_VERSION;
-    p = put_u16(p, e->flags);
-    p = put_u64(p, (uint64_t)e->imp_ts);
-    p = put_u32(p, (uint32_t)b->scenario);
-    p = put_f32(p, b->sample_rate);
-    p = put_u64(p, (uint64_t)e->click_ts);
-    p = put_u64(p, (uint64_t)e->conv_ts);
-    p = put_f64(p, b->conv_value);
-    for (int i = 0; i < FR_MAX_CAT; i++) p = put_u64(p, b->f.cat[i]);
-    for (int i = 0; i < FR_MAX_NUM; i++) p = put_f32(p, b->f.num[i]);
+    fr_bytes_out o = fr_bytes_out_init(out, ENTRY_BYTES);
+    fr_out_u8(&o, ENTRY_FORMAT_VERSION);
+    fr_out_u16le(&o, e->flags);
+    fr_out_u64le(&o, (uint64_t)e->imp_ts);
+    fr_out_u32le(&o, (uint32_t)b->scenario);
+    fr_out_f32le(&o, b->sample_rate);
+    fr_out_u64le(&o, (uint64_t)e->click_ts);
+    fr_out_u64le(&o, (uint64_t)e->conv_ts);
+    fr_out_f64le(&o, b->conv_value);
+    for (int i = 0; i < FR_MAX_CAT; i++) fr_out_u64le(&o, b->f.cat[i]);
+    for (int i = 0; i < FR_MAX_NUM; i++) fr_out_f32le(&o, b->f.num[i]);
     for (int m = 0; m < FR_MAX_MULTI; m++)
-        for (int i = 0; i < FR_MAX_MULTI_LEN; i++) p = put_u64(p, b->f.multi[m][i]);
-    for (int m = 0; m < FR_MAX_MULTI; m++) *p++ = b->f.multi_len[m];
-    for (int t = 0; t < FR_NTASKS; t++) p = put_f32(p, b->prior[t]);
+        for (int i = 0; i < FR_MAX_MULTI_LEN; i++) fr_out_u64le(&o, b->f.multi[m][i]);
+    for (int m = 0; m < FR_MAX_MULTI; m++) fr_out_u8(&o, b->f.multi_len[m]);
+    for (int t = 0; t < FR_NTASKS; t++) fr_out_f32le(&o, b->prior[t]);
 }
 
 /* The flag combinations the event handlers can produce; anything else is a corrupt blob. */
@@ -109,27 +49,25 @@ static int flags_valid(uint16_t fl)
 int fr_join_entry_parse(const void *bytes, size_t len, parsed_entry *out)
 {
     if (!bytes || len != ENTRY_BYTES) return -1;
-    const uint8_t *p = bytes;
-    if (*p++ != ENTRY_FORMAT_VERSION) return -1;
+    fr_bytes_in r = fr_bytes_in_init(bytes, len);
+    if (fr_in_u8(&r) != ENTRY_FORMAT_VERSION) return -1;
     memset(out, 0, sizeof *out);
-    out->flags = (uint16_t)(p[0] | (p[1] << 8));
-    p += 2;
+    out->flags = fr_in_u16le(&r);
     if (!flags_valid(out->flags)) return -1;
     entry_body *b = &out->body;
-    uint32_t u;
-    p = get_i64(p, &out->imp_ts);
-    p = get_u32(p, &u);
-    b->scenario = (int32_t)u;
-    p = get_f32(p, &b->sample_rate);
-    p = get_i64(p, &out->click_ts);
-    p = get_i64(p, &out->conv_ts);
-    p = get_f64(p, &b->conv_value);
-    for (int i = 0; i < FR_MAX_CAT; i++) p = get_u64(p, &b->f.cat[i]);
-    for (int i = 0; i < FR_MAX_NUM; i++) p = get_f32(p, &b->f.num[i]);
+    out->imp_ts = fr_in_i64le(&r);
+    b->scenario = (int32_t)fr_in_u32le(&r);
+    b->sample_rate = fr_in_f32le(&r);
+    out->click_ts = fr_in_i64le(&r);
+    out->conv_ts = fr_in_i64le(&r);
+    b->conv_value = fr_in_f64le(&r);
+    for (int i = 0; i < FR_MAX_CAT; i++) b->f.cat[i] = fr_in_u64le(&r);
+    for (int i = 0; i < FR_MAX_NUM; i++) b->f.num[i] = fr_in_f32le(&r);
     for (int m = 0; m < FR_MAX_MULTI; m++)
-        for (int i = 0; i < FR_MAX_MULTI_LEN; i++) p = get_u64(p, &b->f.multi[m][i]);
-    for (int m = 0; m < FR_MAX_MULTI; m++) b->f.multi_len[m] = *p++;
-    for (int t = 0; t < FR_NTASKS; t++) p = get_f32(p, &b->prior[t]);
+        for (int i = 0; i < FR_MAX_MULTI_LEN; i++) b->f.multi[m][i] = fr_in_u64le(&r);
+    for (int m = 0; m < FR_MAX_MULTI; m++) b->f.multi_len[m] = fr_in_u8(&r);
+    for (int t = 0; t < FR_NTASKS; t++) b->prior[t] = fr_in_f32le(&r);
+    if (r.overrun || r.left != 0) return -1;
     for (int m = 0; m < FR_MAX_MULTI; m++)
         if (b->f.multi_len[m] > FR_MAX_MULTI_LEN) return -1;
     /* A weight of 1/0 or 1/NaN would poison the model silently. */
@@ -153,21 +91,21 @@ size_t fr_join_export_meta(const fr_join *j, void *buf, size_t cap)
 {
     const size_t need = meta_size(FR_EV_NTYPES, FR_DROP_NREASONS, FR_SAMPLE_NKINDS);
     if (!buf || cap < need) return need;
-    uint8_t *p = buf;
-    *p++ = META_FORMAT_VERSION;
-    *p++ = (uint8_t)j->cfg.policy;
-    *p++ = FR_EV_NTYPES;
-    *p++ = FR_DROP_NREASONS;
-    *p++ = FR_SAMPLE_NKINDS;
-    p = put_u64(p, (uint64_t)j->watermark);
-    p = put_u64(p, (uint64_t)j->cfg.click_window_ms);
-    p = put_u64(p, (uint64_t)j->cfg.attribution_window_ms);
-    for (int t = 0; t < FR_EV_NTYPES; t++) p = put_u64(p, j->n.events[t]);
-    for (int t = 0; t < FR_EV_NTYPES; t++) p = put_u64(p, j->n.joined[t]);
-    for (int t = 0; t < FR_EV_NTYPES; t++) p = put_u64(p, j->n.pending[t]);
+    fr_bytes_out o = fr_bytes_out_init(buf, need);
+    fr_out_u8(&o, META_FORMAT_VERSION);
+    fr_out_u8(&o, (uint8_t)j->cfg.policy);
+    fr_out_u8(&o, FR_EV_NTYPES);
+    fr_out_u8(&o, FR_DROP_NREASONS);
+    fr_out_u8(&o, FR_SAMPLE_NKINDS);
+    fr_out_u64le(&o, (uint64_t)j->watermark);
+    fr_out_u64le(&o, (uint64_t)j->cfg.click_window_ms);
+    fr_out_u64le(&o, (uint64_t)j->cfg.attribution_window_ms);
+    for (int t = 0; t < FR_EV_NTYPES; t++) fr_out_u64le(&o, j->n.events[t]);
+    for (int t = 0; t < FR_EV_NTYPES; t++) fr_out_u64le(&o, j->n.joined[t]);
+    for (int t = 0; t < FR_EV_NTYPES; t++) fr_out_u64le(&o, j->n.pending[t]);
     for (int t = 0; t < FR_EV_NTYPES; t++)
-        for (int r = 0; r < FR_DROP_NREASONS; r++) p = put_u64(p, j->n.dropped[t][r]);
-    for (int k = 0; k < FR_SAMPLE_NKINDS; k++) p = put_u64(p, j->n.emitted[k]);
+        for (int r = 0; r < FR_DROP_NREASONS; r++) fr_out_u64le(&o, j->n.dropped[t][r]);
+    for (int k = 0; k < FR_SAMPLE_NKINDS; k++) fr_out_u64le(&o, j->n.emitted[k]);
     return need;
 }
 
@@ -200,18 +138,18 @@ int fr_join_import_meta(fr_join *j, const void *buf, size_t len)
     const size_t ntypes = p[2], nreasons = p[3], nkinds = p[4];
     if (ntypes != FR_EV_NTYPES || nreasons > FR_DROP_NREASONS || nkinds > FR_SAMPLE_NKINDS) return -1;
     if (len != meta_size(ntypes, nreasons, nkinds)) return -1;
-    p += 5;
-    int64_t wm;
-    p = get_i64(p, &wm);
-    p += 16; /* the windows */
+    fr_bytes_in r = fr_bytes_in_init(p + 5, len - 5);
+    int64_t wm = fr_in_i64le(&r);
+    fr_in_take(&r, 16); /* the windows */
     fr_join_counters n;
     memset(&n, 0, sizeof n);
-    for (size_t t = 0; t < ntypes; t++) p = get_u64(p, &n.events[t]);
-    for (size_t t = 0; t < ntypes; t++) p = get_u64(p, &n.joined[t]);
-    for (size_t t = 0; t < ntypes; t++) p = get_u64(p, &n.pending[t]);
+    for (size_t t = 0; t < ntypes; t++) n.events[t] = fr_in_u64le(&r);
+    for (size_t t = 0; t < ntypes; t++) n.joined[t] = fr_in_u64le(&r);
+    for (size_t t = 0; t < ntypes; t++) n.pending[t] = fr_in_u64le(&r);
     for (size_t t = 0; t < ntypes; t++)
-        for (size_t r = 0; r < nreasons; r++) p = get_u64(p, &n.dropped[t][r]);
-    for (size_t k = 0; k < nkinds; k++) p = get_u64(p, &n.emitted[k]);
+        for (size_t k = 0; k < nreasons; k++) n.dropped[t][k] = fr_in_u64le(&r);
+    for (size_t k = 0; k < nkinds; k++) n.emitted[k] = fr_in_u64le(&r);
+    if (r.overrun) return -1;
     j->n = n;
     j->watermark = wm;
     return 0;
