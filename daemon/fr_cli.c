@@ -17,6 +17,7 @@
 #include "fr_gen.h"
 #include "fr_kafka.h"
 #include "fr_metrics.h"
+#include "fr_oracle.h"
 #include "fr_pipeline.h"
 #include "fr_publish.h"
 #include "fr_reader.h"
@@ -283,82 +284,6 @@ static const char *base_name(const char *path)
     return slash ? slash + 1 : path;
 }
 
-/* ---- the oracle policy's lookahead: every impression's first conversion in the file ---- */
-
-typedef struct {
-    char id[FR_ID_MAX + 1];
-    int64_t ts;
-    uint64_t order;
-} oracle_conv;
-
-typedef struct {
-    oracle_conv *v;
-    size_t n;
-} oracle_table;
-
-static int oracle_cmp(const void *a, const void *b)
-{
-    const oracle_conv *x = a, *y = b;
-    int c = strcmp(x->id, y->id);
-    if (c) return c;
-    return (x->order > y->order) - (x->order < y->order);
-}
-
-static int oracle_lookup(void *ctx, const char *id, size_t id_len, int64_t *conv_ts)
-{
-    const oracle_table *t = ctx;
-    oracle_conv key;
-    if (id_len > FR_ID_MAX) return 0;
-    memcpy(key.id, id, id_len);
-    key.id[id_len] = '\0';
-    size_t lo = 0, hi = t->n; /* first entry with this id = its first conversion in file order */
-    while (lo < hi) {
-        size_t mid = lo + (hi - lo) / 2;
-        if (strcmp(t->v[mid].id, key.id) < 0)
-            lo = mid + 1;
-        else
-            hi = mid;
-    }
-    if (lo == t->n || strcmp(t->v[lo].id, key.id) != 0) return 0;
-    *conv_ts = t->v[lo].ts;
-    return 1;
-}
-
-/* A first pass over the whole file (the future, as far as the join is concerned). Deterministic,
- * so a resumed replay builds the same table. */
-static int oracle_scan(const fr_config *c, const char *path, oracle_table *t)
-{
-    FILE *in = fopen(path, "r");
-    if (!in) return -1;
-    char *line = NULL, why[320];
-    size_t cap = 0, vcap = 0;
-    ssize_t n;
-    uint64_t order = 0;
-    fr_event ev;
-    memset(t, 0, sizeof *t);
-    while ((n = getline(&line, &cap, in)) > 0) {
-        size_t len = (size_t)n;
-        if (line[len - 1] == '\n') len--;
-        if (len == 0 || fr_event_decode(&c->schema, line, len, &ev, why, sizeof why) != FR_REJECT_NONE) continue;
-        if (ev.type != FR_EV_CONVERSION) continue;
-        if (t->n == vcap) {
-            vcap = vcap ? 2 * vcap : 4096;
-            oracle_conv *nv = realloc(t->v, vcap * sizeof *nv);
-            if (!nv) break;
-            t->v = nv;
-        }
-        oracle_conv *o = &t->v[t->n++];
-        memcpy(o->id, ev.id, ev.id_len);
-        o->id[ev.id_len] = '\0';
-        o->ts = ev.ts;
-        o->order = order++;
-    }
-    free(line);
-    fclose(in);
-    qsort(t->v, t->n, sizeof *t->v, oracle_cmp);
-    return 0;
-}
-
 static int cmd_replay(const cli_args *a)
 {
     fr_config c;
@@ -375,22 +300,22 @@ static int cmd_replay(const cli_args *a)
         return 1;
     }
     char err[512];
-    oracle_table oracle = {0};
+    fr_oracle *oracle = NULL;
     if (c.join_policy == FR_JOIN_POLICY_ORACLE) {
-        if (oracle_scan(&c, a->positional, &oracle) != 0) {
-            fprintf(stderr, "freshet replay: cannot read %s for the oracle's lookahead\n", a->positional);
+        if (!(oracle = fr_oracle_scan(&c.schema, a->positional, err, sizeof err))) {
+            fprintf(stderr, "freshet replay: %s\n", err);
             fclose(in);
             return 1;
         }
-        c.oracle = oracle_lookup;
-        c.oracle_ctx = &oracle;
-        fprintf(stderr, "freshet replay: oracle policy: %zu conversions looked ahead\n", oracle.n);
+        c.oracle = fr_oracle_lookup;
+        c.oracle_ctx = oracle;
+        fprintf(stderr, "freshet replay: oracle policy: %zu conversions looked ahead\n", fr_oracle_count(oracle));
     }
     fr_pipeline *p = fr_pipeline_open(&c, err, sizeof err);
     if (!p) {
         fprintf(stderr, "freshet replay: %s\n", err);
         fclose(in);
-        free(oracle.v);
+        fr_oracle_free(oracle);
         return 1;
     }
     /* The source is named after the file so that one state directory can backfill several logs. */
@@ -403,7 +328,7 @@ static int cmd_replay(const cli_args *a)
             fprintf(stderr, "freshet replay: cannot seek %s to the checkpointed offset %" PRId64 "\n", a->positional, offset);
             fr_pipeline_close(p);
             fclose(in);
-            free(oracle.v);
+            fr_oracle_free(oracle);
             return 1;
         }
         fprintf(stderr, "freshet replay: resuming %s at byte %" PRId64 "\n", a->positional, offset);
@@ -453,7 +378,7 @@ static int cmd_replay(const cli_args *a)
         }
     }
     fr_pipeline_close(p);
-    free(oracle.v);
+    fr_oracle_free(oracle);
     return rc;
 }
 
