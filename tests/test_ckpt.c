@@ -17,65 +17,10 @@
 
 #include "fr_ckpt.h"
 #include "fr_model.h"
+#include "fr_testkit.h"
 #include "tmpdir.h"
 
 /* ---- helpers ------------------------------------------------------------------------------ */
-
-static uint64_t next_rand(uint64_t *s)
-{
-    uint64_t z = (*s += 0x9E3779B97F4A7C15ULL);
-    z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ULL;
-    z = (z ^ (z >> 27)) * 0x94D049BB133111EBULL;
-    return z ^ (z >> 31);
-}
-
-static float uniform01(uint64_t *s) { return (float)(next_rand(s) >> 40) / 16777216.0f; }
-
-static void small_config(fr_model_config *c)
-{
-    fr_model_config_defaults(c);
-    c->n_cat = 3;
-    c->n_num = 2;
-    c->n_multi = 1;
-    c->n_scenarios = 2;
-    c->emb_dim = 4;
-    c->n_experts = 2;
-    c->expert_dim = 8;
-    c->tower_dim = 4;
-    c->batch_size = 16;
-}
-
-static void make_features(uint64_t *s, const fr_model_config *c, uint64_t vocab, fr_features *f)
-{
-    memset(f, 0, sizeof *f);
-    for (int t = 0; t < c->n_cat; t++) f->cat[t] = 1 + (uint64_t)t * 1000003u + next_rand(s) % vocab;
-    for (int i = 0; i < c->n_num; i++) f->num[i] = uniform01(s);
-    for (int j = 0; j < c->n_multi; j++) {
-        f->multi_len[j] = (uint8_t)(next_rand(s) % 4);
-        for (int k = 0; k < f->multi_len[j]; k++) f->multi[j][k] = 7 + next_rand(s) % vocab;
-    }
-}
-
-static void make_samples(uint64_t seed, const fr_model_config *c, uint64_t vocab, fr_sample *out, int n)
-{
-    uint64_t s = seed;
-    for (int i = 0; i < n; i++) {
-        fr_sample *x = &out[i];
-        memset(x, 0, sizeof *x);
-        make_features(&s, c, vocab, &x->f);
-        x->scenario = (int32_t)(next_rand(&s) % (uint64_t)c->n_scenarios);
-        x->kind = FR_SAMPLE_CLICK_WINDOW;
-        x->ts = i;
-        float p = (x->f.cat[0] % 3 == 0) ? 0.6f : 0.1f;
-        x->label[FR_TASK_CTR] = uniform01(&s) < p ? 1.0f : 0.0f;
-        x->label[FR_TASK_CVR] = x->label[FR_TASK_CTR] > 0 && uniform01(&s) < 0.3f ? 1.0f : 0.0f;
-        x->label[FR_TASK_CTCVR] = x->label[FR_TASK_CTR] * x->label[FR_TASK_CVR];
-        for (int t = 0; t < FR_NTASKS; t++) {
-            x->weight[t] = 1.0f;
-            x->has_label[t] = 1;
-        }
-    }
-}
 
 /* emb_optimizer: 0 = Adagrad, 1 = FTRL with l1 (some weights exactly 0) and l2 */
 static fr_model *trained_model_opts(int n_samples, uint64_t seed, int dense_optimizer, int emb_optimizer)
@@ -93,7 +38,7 @@ static fr_model *trained_model_opts(int n_samples, uint64_t seed, int dense_opti
     float(*p)[FR_NTASKS] = calloc((size_t)n_samples, sizeof *p);
     assert_non_null(s);
     assert_non_null(p);
-    make_samples(seed, &c, 50, s, n_samples);
+    make_samples(seed, &c, 50, 1, s, n_samples);
     fr_model_train(m, s, n_samples, p);
     free(s);
     free(p);
@@ -111,7 +56,7 @@ static void train_more(fr_model *m, int n, uint64_t seed, uint64_t vocab)
 {
     fr_sample *s = calloc((size_t)n, sizeof *s);
     assert_non_null(s);
-    make_samples(seed, fr_model_get_config(m), vocab, s, n);
+    make_samples(seed, fr_model_get_config(m), vocab, 1, s, n);
     fr_model_train(m, s, n, NULL);
     free(s);
 }
