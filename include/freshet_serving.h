@@ -23,7 +23,7 @@
  * Input: the impression as the model's features (fr_features: 64-bit keys per categorical slot
  * and multi-valued field, numerics after their transform; learner/fr_sample.h), hashed as the
  * manifest's "daemon.hash" describes. To score EVENTS.md JSON, decode it with the daemon's event
- * decoder (daemon/fr_event.h) configured from the manifest's "daemon" field list -- as
+ * decoder (stream/fr_event.h) configured from the manifest's "daemon" field list -- as
  * `freshet score` does -- so there is exactly one implementation of the key format.
  *
  * Errors: -1 with a message in err (NUL-terminated, truncated to errlen). A lost connection is

@@ -1,5 +1,5 @@
 /* Tests of learner/fr_dfm: the weights of each method by hand, and the fixed points of every
- * method by simulation through the real joiner (daemon/fr_join) and the real weight functions and
+ * method by simulation through the real joiner (stream/fr_join) and the real weight functions and
  * helper heads, with an infinite-capacity learner: one logit per x, SGD with a decaying step,
  * Polyak-averaged over the second half of the run.
  *
