@@ -9,155 +9,14 @@
 #include "fr_admit.h"
 #include "fr_emb.h"
 #include "fr_hash.h"
+#include "fr_kernels.h"
+#include "fr_model_int.h"
 #include "fr_optim.h"
 
-/* Upper bounds keep every size computation far from overflow; they are well above any sane model. */
-enum {
-    MAX_EMB_DIM = 1024, MAX_EXPERTS = 64, MAX_HIDDEN = 4096, MAX_BATCH = 1 << 16, NAME_LEN = 64, TNAME_LEN = 96,
-    MAX_LEVELS = 4, MAX_LEARNERS = 4, MAX_Q = 2 * MAX_LEARNERS, /* learners over both tasks */
-    MAX_ST = 3,                    /* input streams of a level: shared, ctr, cvr */
-    MAX_GT = MAX_Q,                /* gates of a level: one per learner at the last level */
-    MAX_SCEN_EXPERTS = 256,        /* n_scenarios * n_scenario_experts */
-    MAX_SCEN_DIM = 1024,
-    MAX_GATE = 4 * MAX_EXPERTS,    /* experts one gate mixes */
-    MAX_DFFI_LAYERS = 2,
-    MAX_SCEN_CLASSES = 1024,       /* scenarios CausalInt's classifier tells apart */
-    MAX_DFUB_HEADS = 8,
-    HL = FR_MAX_MULTI_LEN,         /* DFUB's history length */
-    MAX_DFUB_DIM = 64,             /* emb_dim with DFUB */
-    MAX_DFFI_DIM = 32,             /* emb_dim with DFFI: a layer's D (D + 1) floats fit MAX_SCEN_DIM */
-};
 static const double P_CLIP = 1e-7;
-
-/* The dense per-sample loops (ReLU masks, gate mixing, pair products, DFFI) are short vector loops;
- * built for x86-64's baseline SSE2 they run at half the width AVX2 gives. GCC and clang compile the
- * functions marked FR_VEC twice and pick the AVX2 copy at load time where the CPU has it. The
- * arithmetic is the same in both copies (element-wise operations and sums in a written-out order;
- * "avx2" does not enable FMA, so nothing is contracted), so the results do not depend on the copy.
- * The choice needs the loader's ifunc support, hence glibc only. */
-#if defined(__x86_64__) && defined(__GLIBC__) && (defined(__GNUC__) || defined(__clang__)) && !defined(FR_NO_CLONES)
-#define FR_VEC __attribute__((target_clones("avx2", "default")))
-#else
-#define FR_VEC
-#endif
-/* The small kernels the FR_VEC functions call: inlined into each copy, so they get its vector width. */
-#if defined(__GNUC__) || defined(__clang__)
-#define FR_KERNEL static inline __attribute__((always_inline))
-#else
-#define FR_KERNEL static inline
-#endif
-
-/* Mixes the table index into the initialisation seed. Changing it changes the initial value of
- * every row created afterwards, so replays across versions would diverge: treat it as format. */
-static uint64_t table_mix(uint32_t table) { return (uint64_t)(table + 1) * 0x9E3779B97F4A7C15ULL; }
 
 /* Optimizer state floats per embedding coordinate: Adagrad's accumulator, or FTRL's z and n. */
 static int row_state_per_coord(const fr_model_config *c) { return c->emb_optimizer == 1 ? 2 : 1; }
-
-/* The engine's plan, fixed at creation. An expert's output occupies columns [col, col + hd) of
- * its stream's activations; a gate's logits (then probabilities) occupy [col, col + ng). */
-typedef struct {
-    int st, col;
-    char name[NAME_LEN];
-} fr_xpert;
-
-typedef struct {
-    int st, col;               /* col = -1 when ng == 1: the identity, no parameters */
-    int ng, n_fixed, n_sc, sc_base;
-    int fixed[MAX_GATE];       /* expert indices of the level, then n_sc scenario slots */
-    size_t off_sw;             /* [ng x scenario_dim], with scenario_dim and ng > 1 */
-    char name[NAME_LEN];
-} fr_gate;
-
-typedef struct {
-    int src;                   /* -1: x; else the gate of the previous level whose output this is */
-    int dim, rows, ex_rows;    /* input width; outputs (experts then gates); expert outputs */
-    size_t off_w, off_b;
-} fr_stream;
-
-typedef struct {
-    int n_st, n_ex, n_gt;
-    fr_stream st[MAX_ST];
-    fr_xpert *ex;              /* n_ex, owned by the model */
-    fr_gate gt[MAX_GT];
-} fr_level;
-
-/* Per-batch buffers, allocated once for `cap` samples so training never allocates (except rows). */
-typedef struct {
-    int cap;
-    float *x;          /* [cap x in] */
-    float *pr;         /* [cap x npair]: <e_i, e_j> for the field pairs i < j, in row-major pair order */
-    /* the pairs batch-innermost, so their loops run over the batch in vector registers: */
-    float *xt;         /* [nf x D x cap]: x's embedding columns transposed */
-    float *prt;        /* [npair x cap]: pr transposed (forward), then d loss / d p (backward) */
-    float *dxt;        /* [nf x D x cap]: backward, the pairs' part of d loss / d x's embedding columns */
-    int32_t *scen;     /* [cap]: scenario index, -1 when outside [0, n_scenarios) */
-    float *act[MAX_LEVELS][MAX_ST];  /* [cap x rows]: expert outputs after ReLU, gate probabilities */
-    float *go[MAX_LEVELS][MAX_GT];   /* [cap x hd]: each gate's mixture of experts */
-    float *th[MAX_Q];  /* [cap x td]: tower hidden layer after ReLU */
-    float *zl[MAX_Q];  /* [cap]: learner logits */
-    float *extra[2];   /* [cap]: the task's pair and wide terms */
-    float *dffi_h[MAX_DFFI_LAYERS]; /* [cap x nf x D]: each field's output of DFFI layer l */
-    float *dffi_wt;    /* [n_scenarios x dffi_layers x D x D]: the scenario's layer weights transposed */
-    int32_t *dffi_seen;/* [n_scenarios]: dffi_wt holds the scenario's current weights (reset per batch) */
-    float *dffi_d;     /* [nf x D]: backward scratch, d loss / d D(e_i) of one sample */
-    float *dffi_dp;    /* [npair]: backward scratch, d loss / d p_ij of one sample */
-    float *cz;         /* [n_scenarios + 3 hd]: CausalInt scratch: classifier logits, h_inv, h_spc, dh */
-    float *gs;         /* [n_scenarios x max gate width]: one gate's scenario logit terms (forward), then the
-                        * sums of its logit gradients per scenario (backward); with scenario_dim */
-    /* DFUB, per sample: the history items' embeddings, keys and values [cap x HL x D], the query
-     * [cap x D], the attention weights [cap x heads x HL], the item count [cap] */
-    float *ub_e, *ub_k, *ub_v, *ub_q, *ub_a;
-    float *ub_wt;      /* [2 x D x D]: DFUB's key and value projections transposed (per batch) */
-    int32_t *ub_len;
-    float *logit[2];   /* [cap]: fused logits */
-    /* backward and sparse bookkeeping: NULL in the predict workspace */
-    float *dact[MAX_LEVELS][MAX_ST];
-    float *dgo[MAX_LEVELS][MAX_GT];
-    float *dzl[MAX_Q]; /* [cap] */
-    float *dextra[2];  /* [cap] */
-    float *dt;         /* [cap x td] */
-    float *dx;         /* [cap x in]: d loss / d x */
-    float *gdense;     /* [P] */
-    float *ones;       /* [cap] of 1: bias gradients are column sums, sgemv against it */
-    int32_t *slot;     /* [cap x npos]: touched-row index per embedding position, -1 for none */
-    float *inv_cnt;    /* [cap x n_multi]: 1 / number of keys pooled */
-    int max_touch, n_touch;
-    uint32_t *t_table; /* [max_touch]: the distinct (table, key) of the batch, in order of first touch */
-    uint64_t *t_key;
-    int64_t *t_row;    /* row index, -1 when the key has no row */
-    float *t_grad;     /* [max_touch x emb_dim] */
-    int32_t *dd;       /* [dd_cap]: open-addressing (table, key) -> touched index, -1 empty */
-    size_t dd_cap;
-} fr_ws;
-
-struct fr_model {
-    fr_model_config c;
-    int row_state;           /* optimizer floats per row coordinate: 1 or 2, 0 for a weights-only model */
-    int D, in, emb_in, hd, td, npos;
-    int nf, npair, pair_off; /* embedded fields, their pairs, the column of the first pair in x */
-    int pair_in;             /* pairs fed to the experts: npair or 0 */
-    int dfub_off;            /* the column of DFUB's output in x */
-    size_t off_dq, off_dk, off_dv; /* DFUB's projections */
-    int fm_logit;            /* the pairs also reach each logit through a weight per pair */
-    int wide;                /* a linear head from x's embedding and numeric columns to each logit */
-    int NL, L, Q, sd;        /* levels, learners per task, learners in all, scenario vector width */
-    fr_level lv[MAX_LEVELS];
-    uint32_t n_tables;
-    fr_emb *tables;
-    size_t P, S;             /* dense parameters; optimizer state floats (P Adagrad, 2P Adam) */
-    float *w, *acc;
-    size_t off_cls;          /* CausalInt's classifier: [n_scenarios x hd] weights, then n_scenarios biases */
-    size_t off_semb, off_th[MAX_Q], off_tb[MAX_Q], off_ow[MAX_Q], off_ob[MAX_Q], off_fm[2], off_wide[2];
-    int n_tensors, max_tensors;
-    fr_tensor_info *tensors;
-    char *names;
-    uint64_t version;
-    uint64_t alloc_failures;
-    struct fr_lifecycle *lc; /* admission and eviction (NULL: rows at first sight, never evicted) */
-    fr_ws *train_ws;
-    fr_ws *pred_ws; /* predict writes here through a const model: see the header's thread note */
-};
 
 struct fr_lifecycle;
 static void lc_free(struct fr_lifecycle *lc);
@@ -984,11 +843,6 @@ static int64_t row_for(const fr_model *m, fr_model *creating, uint32_t table, ui
     return idx;
 }
 
-static const float *row_weights(const fr_model *m, uint32_t table, int64_t idx)
-{
-    return fr_emb_payload(fr_emb_row_at(&m->tables[table], (size_t)idx));
-}
-
 /* Index of (table, key) among the batch's distinct rows, adding it on first touch. */
 static int32_t touch(fr_ws *w, int D, uint32_t table, uint64_t key, int64_t row)
 {
@@ -1006,41 +860,6 @@ static int32_t touch(fr_ws *w, int D, uint32_t table, uint64_t key, int64_t row)
             return s;
         }
         if (w->t_key[s] == key && w->t_table[s] == table) return s;
-    }
-}
-
-/* sum_k a[k] b[k] in an order fixed by n alone (so a sample's value does not depend on the batch
- * around it): eight interleaved partial sums, which the compiler keeps in vector registers instead
- * of one serial chain of adds, combined pairwise, then the tail. */
-FR_KERNEL float dot(const float *restrict a, const float *restrict b, int n)
-{
-    float acc[8] = {0};
-    int k = 0;
-    for (; k + 8 <= n; k += 8)
-        for (int l = 0; l < 8; l++) acc[l] += a[k + l] * b[k + l];
-    float z = ((acc[0] + acc[4]) + (acc[2] + acc[6])) + ((acc[1] + acc[5]) + (acc[3] + acc[7]));
-    for (; k < n; k++) z += a[k] * b[k];
-    return z;
-}
-
-/* Transposes between the batch's row-major buffers and batch-innermost ones, a block of samples at
- * a time so that both sides stay in L1, for c < cols, b < n: TO_T t[c * ld_t + b] = r[b * ld_r + c];
- * FROM_T r[b * ld_r + c] = t[c * ld_t + b]; ADD_T r[b * ld_r + c] += t[c * ld_t + b]. */
-enum { TB = 16 };
-enum { TO_T, FROM_T, ADD_T };
-FR_VEC static void transpose(float *r, size_t ld_r, float *t, size_t ld_t, int n, int cols, int mode)
-{
-    for (int b0 = 0; b0 < n; b0 += TB) {
-        const int b1 = n - b0 < TB ? n : b0 + TB;
-        for (int c = 0; c < cols; c++)
-            for (int b = b0; b < b1; b++) {
-                if (mode == TO_T)
-                    t[(size_t)c * ld_t + b] = r[(size_t)b * ld_r + c];
-                else if (mode == FROM_T)
-                    r[(size_t)b * ld_r + c] = t[(size_t)c * ld_t + b];
-                else
-                    r[(size_t)b * ld_r + c] += t[(size_t)c * ld_t + b];
-            }
     }
 }
 
@@ -1137,14 +956,6 @@ static void gather(const fr_model *m, fr_model *creating, fr_ws *w, const fr_fea
 
 /* ---- forward / backward ----------------------------------------------------------------------- */
 
-/* Expert index behind slot k of gate g for a sample of scenario sid, or -1: a scenario slot of a
- * sample whose scenario is unknown to the model reads as a zero expert. */
-static int gate_expert(const fr_gate *g, int k, int sid)
-{
-    if (k < g->n_fixed) return g->fixed[k];
-    return sid >= 0 ? g->sc_base + sid * g->n_sc + (k - g->n_fixed) : -1;
-}
-
 static void set_scenarios(const fr_model *m, fr_ws *w, const fr_sample *s, int n)
 {
     for (int b = 0; b < n; b++)
@@ -1164,11 +975,6 @@ FR_VEC static void extras(const fr_model *m, fr_ws *w, int n)
         }
     }
 }
-
-/* tanh through expf: a fifth of DFFI's time went to libm's tanhf (expm1f). Absolute error about
- * 1e-7 (1 - 2/(e^2z + 1) cancels near 0, where tanh itself is small), saturating cleanly: e^2z
- * overflows to inf -> 1, underflows to 0 -> -1. Training and serving share it, so they agree. */
-static float tanh_fast(float z) { return 1.0f - 2.0f / (expf(2.0f * z) + 1.0f); }
 
 /* DFFI's pieces for one sample, inlined twice below: with D = 8 (the usual width) as a constant
  * the compiler unrolls them into a few vector instructions; the generic copy serves other widths.
@@ -1535,8 +1341,6 @@ FR_VEC static void forward(const fr_model *m, fr_ws *w, int n)
             w->logit[t][b] = m->L == 1 ? z : z / (float)m->L;
         }
 }
-
-static double sigmoid(double z) { return 1.0 / (1.0 + exp(-z)); }
 
 static void probs(float u, float v, float out[FR_NTASKS])
 {
