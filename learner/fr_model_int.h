@@ -150,4 +150,9 @@ static inline int gate_expert(const fr_gate *g, int k, int sid)
     return sid >= 0 ? g->sc_base + sid * g->n_sc + (k - g->n_fixed) : -1;
 }
 
+/* fr_plan.c: the plan (-1 when out of memory), the tensor layout, the initial dense values. */
+int fr_plan_build(fr_model *m);
+void fr_plan_layout(fr_model *m);
+void fr_plan_init_dense(fr_model *m);
+
 #endif
