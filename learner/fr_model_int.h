@@ -155,4 +155,14 @@ int fr_plan_build(fr_model *m);
 void fr_plan_layout(fr_model *m);
 void fr_plan_init_dense(fr_model *m);
 
+/* fr_rows.c: the row store, admission and eviction. */
+/* Row index of (table, key); `creating` (the model itself, or NULL for read-only lookups) makes
+ * training create (and admit) missing rows. -1 when absent or when memory ran out. */
+int64_t fr_rows_for(const fr_model *m, fr_model *creating, uint32_t table, uint64_t key);
+/* One optimizer step of a row's payload with its batch-summed gradient g. */
+void fr_rows_step(const fr_model *m, float *payload, const float *g);
+/* After a trained batch: stamps the touched rows, moves the clock, sweeps and ages (row policies). */
+void fr_rows_after_batch(fr_model *m, const fr_sample *s, int n);
+void fr_rows_free_lifecycle(struct fr_lifecycle *lc);
+
 #endif
