@@ -165,4 +165,18 @@ void fr_rows_step(const fr_model *m, float *payload, const float *g);
 void fr_rows_after_batch(fr_model *m, const fr_sample *s, int n);
 void fr_rows_free_lifecycle(struct fr_lifecycle *lc);
 
+/* fr_scenario_parts.c: DFFI, DFUB, CausalInt. */
+/* DFFI: the scenario networks start near the identity; forward replaces the plain pair products;
+ * backward (one sample) adds d loss / d e_i to dx and the weights' gradient to g. */
+void fr_dffi_init(fr_model *m);
+void fr_dffi_forward(const fr_model *m, fr_ws *w, int n);
+void fr_dffi_backward(const fr_model *m, fr_ws *w, int b, const float *dp, float *dx, float *g);
+/* DFUB: the attention output into x's DFUB columns; backward for sample b. */
+void fr_dfub_forward(const fr_model *m, fr_ws *w, const fr_features *f0, size_t stride, int n);
+void fr_dfub_backward(const fr_model *m, fr_ws *w, int b, float *dx, float *g);
+/* CausalInt: the terms' gradients into the level-0 dact and the classifier's into g. */
+void fr_causal_backward(const fr_model *m, fr_ws *w, const fr_sample *smp, int n, float *g);
+/* 1 when at least one of the sample's loss terms is on. */
+int fr_loss_any_term(const fr_sample *s);
+
 #endif
