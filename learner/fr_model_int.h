@@ -179,4 +179,22 @@ void fr_causal_backward(const fr_model *m, fr_ws *w, const fr_sample *smp, int n
 /* 1 when at least one of the sample's loss terms is on. */
 int fr_loss_any_term(const fr_sample *s);
 
+/* fr_engine.c: the workspace, gather, forward, the losses, backward. */
+/* The batch workspace for cap samples (backward: with the gradient buffers); NULL when out of memory. */
+fr_ws *fr_ws_new(const fr_model *m, int cap, int backward);
+void fr_ws_free(fr_ws *w);
+/* x for n feature sets spaced stride bytes apart; slots: record the touched rows for backward. */
+void fr_engine_gather(const fr_model *m, fr_model *creating, fr_ws *w, const fr_features *f0, size_t stride, int n,
+                      int slots);
+void fr_engine_set_scenarios(const fr_model *m, fr_ws *w, const fr_sample *s, int n);
+void fr_engine_forward(const fr_model *m, fr_ws *w, int n);
+void fr_engine_probs(float u, float v, float out[FR_NTASKS]);
+void fr_engine_logit_grads(const fr_model *m, fr_ws *w, const fr_sample *s, int n);
+void fr_engine_backward(const fr_model *m, fr_ws *w, const fr_sample *smp, int n);
+/* The loss of one sample on the fused logits u (CTR) and v (CVR), its clipped BCE, and which
+ * tasks the distillation term covers. */
+double fr_loss_sample(const fr_sample *s, double u, double v);
+double fr_loss_bce(double p, double y);
+void fr_loss_kd_on(const fr_sample *s, int on[2]);
+
 #endif
