@@ -326,28 +326,9 @@ int fr_model_set_dense(fr_model *m, const float *params, const float *accum, siz
 uint64_t fr_model_version(const fr_model *m);
 void fr_model_set_version(fr_model *m, uint64_t version);
 
-/* --- For tests and gradient checks only: not used by the daemon. ---------------------------- */
-
-/* Total weighted loss (a sum over samples, as trained) of n samples under the current parameters,
- * by a separate double-precision forward pass that reads rows without creating them (unseen =
- * zeros). Probabilities are clipped to [1e-7, 1 - 1e-7]. NAN when memory runs out. */
-double fr_model_loss(const fr_model *m, const fr_sample *s, int n);
-/* fr_model_loss counts CausalInt's adversarial term with + (the classifier's objective).
- * fr_model_loss_teacher: the same with the distillation teacher held fixed: teacher[2i + t] is
- * sample i's fused probability of task t (CTR, CVR); with fill = 1 it is computed at the current
- * parameters and written, with fill = 0 it is read (differencing the fill = 0 loss checks the
- * stop-gradient); and with the adversarial term's sign adv_sign: +1 for the classifier's
- * parameters, -1 for everything else (what gradient reversal means). */
-double fr_model_loss_teacher(const fr_model *m, const fr_sample *s, int n, double *teacher, int fill, int adv_sign);
-/* Analytic gradient of the same loss, at the same point (unseen rows = zeros, none created), by
- * the training code path. n <= batch_size. dense_grad receives fr_model_dense_count floats (may
- * be NULL); fn (may be NULL) is called once per distinct (table, key) the samples touch, in order
- * of first touch, with emb_dim floats of gradient. Changes no parameter. Returns 0, or -1. */
 /* Dense multiply-add flops (2 per multiply-add) of one training example, forward and backward,
  * counting the matrix products only (the layers' sgemm and DFFI's matrix-vector products): what
  * the sgemm rate bounds. For benchmarks. */
 double fr_model_flops_per_example(const fr_model *m);
-typedef void (*fr_row_grad_fn)(uint32_t table, uint64_t key, const float *grad, void *ctx);
-int fr_model_gradients(fr_model *m, const fr_sample *s, int n, float *dense_grad, fr_row_grad_fn fn, void *ctx);
 
 #endif

@@ -17,6 +17,7 @@
 #include "fr_hash.h"
 #include "fr_metrics.h"
 #include "fr_model.h"
+#include "fr_model_check.h"
 #include "fr_optim.h"
 
 /* ---- helpers ---------------------------------------------------------------------------------- */
