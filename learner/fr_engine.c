@@ -483,13 +483,14 @@ int fr_loss_any_term(const fr_sample *s)
     return term_on(s, FR_TASK_CTR) || term_on(s, FR_TASK_CVR) || term_on(s, FR_TASK_CTCVR);
 }
 
-/* Gradient of the summed loss into w->gdense and w->t_grad; w->dzl must be filled. */
-FR_VEC void fr_engine_backward(const fr_model *m, fr_ws *w, const fr_sample *smp, int n)
+/* ---- backward: from the logits down to the rows ------------------------------------------------ */
+
+/* The gradients that the per-sample loops below add into start at zero (the scenario vectors, the
+ * gates' scenario weights, DFUB's projections); sgemm and sgemv write the others whole. */
+static void backward_zero_sums(const fr_model *m, float *g)
 {
-    const int in = m->in, hd = m->hd, td = m->td, D = m->D, sd = m->sd, F = m->NL - 1;
-    float *g = w->gdense;
+    const int D = m->D, sd = m->sd;
     if (sd) {
-        /* accumulated per sample below */
         memset(g + m->off_semb, 0, (size_t)m->c.n_scenarios * sd * sizeof *g);
         for (int v = 0; v < m->NL; v++)
             for (int k = 0; k < m->lv[v].n_gt; k++)
@@ -497,6 +498,14 @@ FR_VEC void fr_engine_backward(const fr_model *m, fr_ws *w, const fr_sample *smp
                     memset(g + m->lv[v].gt[k].off_sw, 0, (size_t)m->lv[v].gt[k].ng * sd * sizeof *g);
     }
     if (m->c.dfub_heads) memset(g + m->off_dq, 0, (size_t)4 * D * D * sizeof *g); /* q, k, v: adjacent */
+}
+
+/* The towers, from the learner logits' gradients (w->dzl) down to d loss / d each last-level
+ * gate's output; and the pair (FwFM) and wide weights, whose gradient is their input times the
+ * task's summed learner gradient (w->dextra). */
+FR_KERNEL void backward_towers(const fr_model *m, fr_ws *w, int n, float *g)
+{
+    const int hd = m->hd, td = m->td, F = m->NL - 1;
     for (int t = 0; t < 2; t++)
         for (int b = 0; b < n; b++) {
             float z = 0;
@@ -529,81 +538,101 @@ FR_VEC void fr_engine_backward(const fr_model *m, fr_ws *w, const fr_sample *smp
             cblas_sgemv(CblasRowMajor, CblasTrans, n, m->pair_off, 1.0f, w->x, m->in, w->dextra[t], 1, 0.0f,
                         g + m->off_wide[t], 1);
     }
-    for (int v = F; v >= 0; v--) {
-        const fr_level *lv = &m->lv[v];
-        for (int s = 0; s < lv->n_st; s++)
-            if (lv->st[s].rows) memset(w->dact[v][s], 0, (size_t)n * lv->st[s].rows * sizeof(float));
-        for (int k = 0; k < lv->n_gt; k++) {
-            const fr_gate *gt = &lv->gt[k];
-            const int use_sc = sd && gt->ng > 1;
-            if (use_sc) memset(w->gs, 0, (size_t)m->c.n_scenarios * gt->ng * sizeof *w->gs);
-            for (int b = 0; b < n; b++) {
-                const int sid = w->scen[b];
-                const float *dout = w->dgo[v][k] + (size_t)b * hd;
-                float one = 1.0f;
-                const float *p = &one;
-                float dp[MAX_GATE];
-                if (gt->ng > 1) p = w->act[v][gt->st] + (size_t)b * lv->st[gt->st].rows + gt->col;
-                for (int q = 0; q < gt->ng; q++) {
-                    int e = gate_expert(gt, q, sid);
-                    dp[q] = 0;
-                    if (e < 0) continue;
-                    const fr_xpert *x = &lv->ex[e];
-                    size_t at = (size_t)b * lv->st[x->st].rows + x->col;
-                    const float *restrict h = w->act[v][x->st] + at;
-                    float *restrict dh = w->dact[v][x->st] + at;
-                    const float pq = p[q];
-                    dp[q] = dot(dout, h, hd);
-                    for (int j = 0; j < hd; j++) dh[j] += pq * dout[j];
-                }
-                if (gt->ng < 2) continue;
-                /* softmax: dz_k = p_k (dp_k - sum_q p_q dp_q) */
-                float pdp = 0;
-                for (int q = 0; q < gt->ng; q++) pdp += p[q] * dp[q];
-                float *dz = w->dact[v][gt->st] + (size_t)b * lv->st[gt->st].rows + gt->col;
-                for (int q = 0; q < gt->ng; q++) dz[q] = p[q] * (dp[q] - pdp);
-                if (use_sc && sid >= 0)
-                    for (int q = 0; q < gt->ng; q++) w->gs[sid * gt->ng + q] += dz[q];
+}
+
+/* Level v's gates, from d loss / d each gate's output (w->dgo[v]) into w->dact[v]: a gate's output
+ * is sum_k p_k h_k, so each expert output h_k gets p_k dout and each probability dout . h_k, which
+ * the softmax turns into the gate's logit gradients; with scenario_dim, the scenario's logit term
+ * takes the summed logit gradients of that scenario's samples. */
+FR_KERNEL void backward_gates(const fr_model *m, fr_ws *w, int v, int n, float *g)
+{
+    const int hd = m->hd, sd = m->sd;
+    const fr_level *lv = &m->lv[v];
+    for (int s = 0; s < lv->n_st; s++)
+        if (lv->st[s].rows) memset(w->dact[v][s], 0, (size_t)n * lv->st[s].rows * sizeof(float));
+    for (int k = 0; k < lv->n_gt; k++) {
+        const fr_gate *gt = &lv->gt[k];
+        const int use_sc = sd && gt->ng > 1;
+        if (use_sc) memset(w->gs, 0, (size_t)m->c.n_scenarios * gt->ng * sizeof *w->gs);
+        for (int b = 0; b < n; b++) {
+            const int sid = w->scen[b];
+            const float *dout = w->dgo[v][k] + (size_t)b * hd;
+            float one = 1.0f;
+            const float *p = &one;
+            float dp[MAX_GATE];
+            if (gt->ng > 1) p = w->act[v][gt->st] + (size_t)b * lv->st[gt->st].rows + gt->col;
+            for (int q = 0; q < gt->ng; q++) {
+                int e = gate_expert(gt, q, sid);
+                dp[q] = 0;
+                if (e < 0) continue;
+                const fr_xpert *x = &lv->ex[e];
+                size_t at = (size_t)b * lv->st[x->st].rows + x->col;
+                const float *restrict h = w->act[v][x->st] + at;
+                float *restrict dh = w->dact[v][x->st] + at;
+                const float pq = p[q];
+                dp[q] = dot(dout, h, hd);
+                for (int j = 0; j < hd; j++) dh[j] += pq * dout[j];
             }
-            /* the scenario term is linear in the summed logit gradients of the scenario's samples */
-            for (int sid = 0; use_sc && sid < m->c.n_scenarios; sid++) {
-                const float *restrict se = m->w + m->off_semb + (size_t)sid * sd, *restrict sw = m->w + gt->off_sw;
-                float *restrict gse = g + m->off_semb + (size_t)sid * sd, *restrict gsw = g + gt->off_sw;
-                for (int q = 0; q < gt->ng; q++) {
-                    const float c = w->gs[sid * gt->ng + q];
-                    for (int d = 0; d < sd; d++) {
-                        gsw[q * sd + d] += c * se[d];
-                        gse[d] += c * sw[q * sd + d];
-                    }
-                }
-            }
+            if (gt->ng < 2) continue;
+            /* softmax: dz_k = p_k (dp_k - sum_q p_q dp_q) */
+            float pdp = 0;
+            for (int q = 0; q < gt->ng; q++) pdp += p[q] * dp[q];
+            float *dz = w->dact[v][gt->st] + (size_t)b * lv->st[gt->st].rows + gt->col;
+            for (int q = 0; q < gt->ng; q++) dz[q] = p[q] * (dp[q] - pdp);
+            if (use_sc && sid >= 0)
+                for (int q = 0; q < gt->ng; q++) w->gs[sid * gt->ng + q] += dz[q];
         }
-        if (v == 0 && w->cz) fr_causal_backward(m, w, smp, n, g);
-        for (int s = 0; s < lv->n_st; s++) {
-            const fr_stream *st = &lv->st[s];
-            float *dprev = st->src < 0 ? w->dx : w->dgo[v - 1][st->src];
-            if (!st->rows) {
-                memset(dprev, 0, (size_t)n * st->dim * sizeof *dprev);
-                continue;
-            }
-            const float *restrict a = w->act[v][s];
-            float *restrict da = w->dact[v][s];
-            /* a select, not a branch: the compiler vectorises it */
-            for (int b = 0; b < n; b++)
-                for (int r = 0; r < st->ex_rows; r++) {
-                    size_t i = (size_t)b * st->rows + r;
-                    da[i] = a[i] > 0 ? da[i] : 0.0f;
+        /* the scenario term is linear in the summed logit gradients of the scenario's samples */
+        for (int sid = 0; use_sc && sid < m->c.n_scenarios; sid++) {
+            const float *restrict se = m->w + m->off_semb + (size_t)sid * sd, *restrict sw = m->w + gt->off_sw;
+            float *restrict gse = g + m->off_semb + (size_t)sid * sd, *restrict gsw = g + gt->off_sw;
+            for (int q = 0; q < gt->ng; q++) {
+                const float c = w->gs[sid * gt->ng + q];
+                for (int d = 0; d < sd; d++) {
+                    gsw[q * sd + d] += c * se[d];
+                    gse[d] += c * sw[q * sd + d];
                 }
-            const float *inp = st->src < 0 ? w->x : w->go[v - 1][st->src];
-            cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, st->rows, st->dim, n, 1.0f, da, st->rows, inp, st->dim,
-                        0.0f, g + st->off_w, st->dim);
-            cblas_sgemv(CblasRowMajor, CblasTrans, n, st->rows, 1.0f, da, st->rows, w->ones, 1, 0.0f, g + st->off_b, 1);
-            /* the embedding and pair columns of x need an input gradient (the numeric ones come along) */
-            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, n, st->dim, st->rows, 1.0f, da, st->rows,
-                        m->w + st->off_w, st->dim, 0.0f, dprev, st->dim);
+            }
         }
     }
-    const int nc = m->c.n_cat, nm = m->c.n_multi, nf = m->nf;
+}
+
+/* Level v's streams: the ReLU mask on the experts' rows of w->dact[v], then the weights' and
+ * biases' gradients and d loss / d the stream's input (x, or a gate output of level v - 1). */
+FR_KERNEL void backward_streams(const fr_model *m, fr_ws *w, int v, int n, float *g)
+{
+    const fr_level *lv = &m->lv[v];
+    for (int s = 0; s < lv->n_st; s++) {
+        const fr_stream *st = &lv->st[s];
+        float *dprev = st->src < 0 ? w->dx : w->dgo[v - 1][st->src];
+        if (!st->rows) {
+            memset(dprev, 0, (size_t)n * st->dim * sizeof *dprev);
+            continue;
+        }
+        const float *restrict a = w->act[v][s];
+        float *restrict da = w->dact[v][s];
+        /* a select, not a branch: the compiler vectorises it */
+        for (int b = 0; b < n; b++)
+            for (int r = 0; r < st->ex_rows; r++) {
+                size_t i = (size_t)b * st->rows + r;
+                da[i] = a[i] > 0 ? da[i] : 0.0f;
+            }
+        const float *inp = st->src < 0 ? w->x : w->go[v - 1][st->src];
+        cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, st->rows, st->dim, n, 1.0f, da, st->rows, inp, st->dim,
+                    0.0f, g + st->off_w, st->dim);
+        cblas_sgemv(CblasRowMajor, CblasTrans, n, st->rows, 1.0f, da, st->rows, w->ones, 1, 0.0f, g + st->off_b, 1);
+        /* the embedding and pair columns of x need an input gradient (the numeric ones come along) */
+        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, n, st->dim, st->rows, 1.0f, da, st->rows,
+                    m->w + st->off_w, st->dim, 0.0f, dprev, st->dim);
+    }
+}
+
+/* Adds to d loss / d x's embedding columns (w->dx) what reaches them around the experts: the wide
+ * head, and the pair products (plain, or through DFFI's networks), whose gradient comes from x's
+ * pair columns and the FwFM logit terms. */
+FR_KERNEL void backward_wide_and_pairs(const fr_model *m, fr_ws *w, int n, float *g)
+{
+    const int in = m->in, D = m->D, nf = m->nf;
     if (m->wide) {
         const float *w0 = m->w + m->off_wide[0], *w1 = m->w + m->off_wide[1];
         for (int b = 0; b < n; b++) {
@@ -611,47 +640,51 @@ FR_VEC void fr_engine_backward(const fr_model *m, fr_ws *w, const fr_sample *smp
             for (int k = 0; k < m->emb_in; k++) dx[k] += dl0 * w0[k] + dl1 * w1[k];
         }
     }
-    if (m->npair) {
-        /* through p_ij = <e_i, e_j>: d e_i += dp_ij e_j, d e_j += dp_ij e_i, batch-innermost */
-        const int cap = w->cap, np = m->npair;
-        float *restrict dpt = w->prt;
-        if (m->pair_in) transpose(w->dx + m->pair_off, (size_t)in, dpt, (size_t)cap, n, np, TO_T);
-        for (int k = 0; k < np; k++) {
-            float *restrict dp = dpt + (size_t)k * cap;
-            if (!m->pair_in) memset(dp, 0, (size_t)n * sizeof *dp);
-            if (m->fm_logit) {
-                const float r0 = m->w[m->off_fm[0] + k], r1 = m->w[m->off_fm[1] + k];
-                const float *restrict dl0 = w->dextra[0], *restrict dl1 = w->dextra[1];
-                for (int b = 0; b < n; b++) dp[b] += dl0[b] * r0 + dl1[b] * r1;
-            }
+    if (!m->npair) return;
+    /* through p_ij = <e_i, e_j>: d e_i += dp_ij e_j, d e_j += dp_ij e_i, batch-innermost */
+    const int cap = w->cap, np = m->npair;
+    float *restrict dpt = w->prt;
+    if (m->pair_in) transpose(w->dx + m->pair_off, (size_t)in, dpt, (size_t)cap, n, np, TO_T);
+    for (int k = 0; k < np; k++) {
+        float *restrict dp = dpt + (size_t)k * cap;
+        if (!m->pair_in) memset(dp, 0, (size_t)n * sizeof *dp);
+        if (m->fm_logit) {
+            const float r0 = m->w[m->off_fm[0] + k], r1 = m->w[m->off_fm[1] + k];
+            const float *restrict dl0 = w->dextra[0], *restrict dl1 = w->dextra[1];
+            for (int b = 0; b < n; b++) dp[b] += dl0[b] * r0 + dl1[b] * r1;
         }
-        if (m->c.dffi_layers)
-            for (int b = 0; b < n; b++) {
-                if (w->scen[b] < 0) continue;
-                float *dp = w->dffi_dp;
-                for (int k = 0; k < np; k++) {
-                    dp[k] = dpt[(size_t)k * cap + b];
-                    dpt[(size_t)k * cap + b] = 0; /* not through the plain products below */
-                }
-                fr_dffi_backward(m, w, b, dp, w->dx + (size_t)b * in, w->gdense);
-            }
-        memset(w->dxt, 0, (size_t)nf * D * cap * sizeof *w->dxt);
-        for (int i = 0, k = 0; i < nf; i++)
-            for (int j = i + 1; j < nf; j++, k++) {
-                const float *restrict dp = dpt + (size_t)k * cap;
-                const float *restrict ei = w->xt + (size_t)i * D * cap, *restrict ej = w->xt + (size_t)j * D * cap;
-                float *restrict di = w->dxt + (size_t)i * D * cap, *restrict dj = w->dxt + (size_t)j * D * cap;
-                for (int d = 0; d < D; d++)
-                    for (int b = 0; b < n; b++) {
-                        size_t o = (size_t)d * cap + b;
-                        di[o] += dp[b] * ej[o];
-                        dj[o] += dp[b] * ei[o];
-                    }
-            }
-        transpose(w->dx, (size_t)in, w->dxt, (size_t)cap, n, nf * D, ADD_T);
     }
-    if (m->c.dfub_heads)
-        for (int b = 0; b < n; b++) fr_dfub_backward(m, w, b, w->dx + (size_t)b * in, g);
+    if (m->c.dffi_layers)
+        for (int b = 0; b < n; b++) {
+            if (w->scen[b] < 0) continue;
+            float *dp = w->dffi_dp;
+            for (int k = 0; k < np; k++) {
+                dp[k] = dpt[(size_t)k * cap + b];
+                dpt[(size_t)k * cap + b] = 0; /* not through the plain products below */
+            }
+            fr_dffi_backward(m, w, b, dp, w->dx + (size_t)b * in, g);
+        }
+    memset(w->dxt, 0, (size_t)nf * D * cap * sizeof *w->dxt);
+    for (int i = 0, k = 0; i < nf; i++)
+        for (int j = i + 1; j < nf; j++, k++) {
+            const float *restrict dp = dpt + (size_t)k * cap;
+            const float *restrict ei = w->xt + (size_t)i * D * cap, *restrict ej = w->xt + (size_t)j * D * cap;
+            float *restrict di = w->dxt + (size_t)i * D * cap, *restrict dj = w->dxt + (size_t)j * D * cap;
+            for (int d = 0; d < D; d++)
+                for (int b = 0; b < n; b++) {
+                    size_t o = (size_t)d * cap + b;
+                    di[o] += dp[b] * ej[o];
+                    dj[o] += dp[b] * ei[o];
+                }
+        }
+    transpose(w->dx, (size_t)in, w->dxt, (size_t)cap, n, nf * D, ADD_T);
+}
+
+/* Hands d loss / d x's embedding columns to the touched rows (w->t_grad): a categorical field's row
+ * takes its column block, each key of a pooled list its list's block divided by the keys pooled. */
+FR_KERNEL void backward_rows(const fr_model *m, fr_ws *w, int n)
+{
+    const int in = m->in, D = m->D, nc = m->c.n_cat, nm = m->c.n_multi;
     for (int b = 0; b < n; b++) {
         const float *dx = w->dx + (size_t)b * in;
         const int32_t *sl = w->slot + (size_t)b * m->npos;
@@ -671,6 +704,25 @@ FR_VEC void fr_engine_backward(const fr_model *m, fr_ws *w, const fr_sample *smp
             }
         }
     }
+}
+
+/* Gradient of the summed loss into w->gdense and w->t_grad; w->dzl must be filled. Top down: the
+ * towers, each level's gates then streams (CausalInt's terms join level 0's expert gradients
+ * before the ReLU mask), what reaches x around the experts, DFUB, and finally the rows. */
+FR_VEC void fr_engine_backward(const fr_model *m, fr_ws *w, const fr_sample *smp, int n)
+{
+    float *g = w->gdense;
+    backward_zero_sums(m, g);
+    backward_towers(m, w, n, g);
+    for (int v = m->NL - 1; v >= 0; v--) {
+        backward_gates(m, w, v, n, g);
+        if (v == 0 && w->cz) fr_causal_backward(m, w, smp, n, g);
+        backward_streams(m, w, v, n, g);
+    }
+    backward_wide_and_pairs(m, w, n, g);
+    if (m->c.dfub_heads)
+        for (int b = 0; b < n; b++) fr_dfub_backward(m, w, b, w->dx + (size_t)b * m->in, g);
+    backward_rows(m, w, n);
 }
 
 double fr_model_flops_per_example(const fr_model *m)
