@@ -399,6 +399,16 @@ void fr_engine_probs(float u, float v, float out[FR_NTASKS])
     out[FR_TASK_CTCVR] = (float)(a * b);
 }
 
+/* The loss of a sample, ESMM style, on the fused logits u = z_ctr, v = z_cvr (z_t = the mean of
+ * task t's learner logits z_tl):
+ *   w_ctr   * BCE(s(u), y_click)
+ * + w_ctcvr * BCE(s(u) s(v), y_click_and_conversion)
+ * + w_cvr   * BCE(s(v), y_conversion)          (only where a sample sets it)
+ * and with n_learners > 1 (TAML), per learner l: learner_loss times the same loss on
+ * (z_ctr_l, z_cvr_l), plus the self-distillation term distill * BCE(s(z_tl), stopgrad(s(z_t))) for
+ * t = CTR where the CTR term is on and t = CVR where the CTCVR or the CVR term is on: the fused
+ * score teaches each learner, and no gradient flows into the teacher through this term.
+ * A task's term is on for a sample iff has_label[t] and weight[t] != 0 (both finite). */
 static int term_on(const fr_sample *s, int t)
 {
     return s->has_label[t] && s->weight[t] != 0 && isfinite(s->weight[t]) && isfinite(s->label[t]);

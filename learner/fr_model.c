@@ -1,15 +1,13 @@
+/* fr_model: create and free, train and predict, restart with an edited configuration (retune), and
+ * the dense parameters' accessors. The work is done by the plan (fr_plan.c), the engine
+ * (fr_engine.c, with fr_scenario_parts.c) and the row store (fr_rows.c); fr_model_int.h holds what
+ * they share. */
 #include "fr_model.h"
 
-#include <cblas.h>
-#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
-#include "fr_admit.h"
-#include "fr_emb.h"
-#include "fr_hash.h"
-#include "fr_kernels.h"
 #include "fr_model_int.h"
 #include "fr_optim.h"
 

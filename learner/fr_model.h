@@ -1,62 +1,27 @@
-/* fr_model: the multi-task, multi-scenario model and its online optimizers. Pure math, no I/O.
+/* fr_model: the multi-task, multi-scenario model (CTR, CVR, CTCVR) and its online optimizers. Pure
+ * math, no I/O.
  *
- * Input: hashed embeddings per categorical field (rows created on first training sight,
- * initialised deterministically from (seed, field, key)), multi-valued fields mean-pooled, numeric
- * fields fed as they come. Explicit interactions (config.interactions, DeepFM / PNN style): the
- * inner products p_ij = <e_i, e_j> of every pair of field embeddings (the scenario, the other
- * categorical fields, the pooled multi-valued fields) are appended to x, and also added to each
- * logit with one weight per pair and task (FwFM). A linear "wide" head (config.wide) adds a
- * weighted sum of x's embedding and numeric columns to each logit.
+ * x = the hashed embeddings of the categorical fields (the scenario is field 0), the mean-pooled
+ * multi-valued fields, the numeric fields and, by configuration, the pair products <e_i, e_j>
+ * (PNN) and DFUB's attention output. Levels of expert groups (shared, per task, per scenario, per
+ * learner) mixed by softmax gates feed one tower per learner; a task's logit is the mean of its
+ * learners' plus its pair (FwFM) and wide terms. Shared-Bottom, MMoE, CGC / PLE and TAML are
+ * configurations of it (fr_plan.c draws the wiring; fr_model_config.def says what each key does).
+ * The loss is ESMM's on the fused logits (fr_engine.c).
  *
- * The engine: one or more extraction levels of expert groups and gates. Experts are one-layer
- * ReLU MLPs of width expert_dim, in groups: shared (n_experts), per task (n_task_experts each),
- * per scenario (n_scenario_experts for each scenario: a sample uses its own scenario's) and, at
- * the last level only, per learner (n_learner_experts for each of the n_learners learners of each
- * task). A gate is a softmax over the experts it may use, of a linear function of its input
- * (optionally plus a linear function of a learned per-scenario vector of scenario_dim floats):
- *   last level, learner (t, l):  shared + task t + learner (t, l) + the sample's scenario experts;
- *   earlier levels (PLE):        task t gate: shared + task t + scenario experts;
- *                                shared gate: every expert of the level (+ scenario experts).
- * Level 0 reads x; at a later level, task t's experts and gates read task t's gate output of the
- * level before, shared and scenario experts and the shared gate read the shared gate's output.
- * A gate over a single expert is the identity (no parameters). Shared-Bottom (1 shared expert),
- * MMoE (E shared experts), CGC / PLE (shared + per-task experts, 1 or more levels) and TAML
- * (shared + task + learner experts, several learners per task) are configurations of it.
- *
- * Each learner (t, l) has a tower (one ReLU hidden layer of tower_dim, a linear output); its
- * logit z_tl = tower output + the task's pair and wide terms. The task's fused logit is
- * z_t = mean_l z_tl; predictions are sigmoid(z_t). Loss per sample, ESMM style, on the fused
- * logits (u = z_ctr, v = z_cvr):
- *   w_ctr   * BCE(s(u), y_click)
- * + w_ctcvr * BCE(s(u) s(v), y_click_and_conversion)
- * + w_cvr   * BCE(s(v), y_conversion)          (only where a sample sets it)
- * and with n_learners > 1 (TAML), per learner l: learner_loss times the same loss on
- * (z_ctr_l, z_cvr_l), plus the self-distillation term distill * BCE(s(z_tl), stopgrad(s(z_t))) for
- * t = CTR where the CTR term is on and t = CVR where the CTCVR or the CVR term is on: the fused
- * score teaches each learner, and no gradient flows into the teacher through this term.
- * Scenario components (see fr_model_config): DFFI computes the pair products through the
- * scenario's micro-network D; DFUB appends a target attention over a behaviour list to x;
- * CausalInt adds a gradient-reversed scenario classifier and an orthogonality term on the level-0
- * shared and scenario experts (training only). Embeddings: Adagrad or FTRL-Proximal per
- * coordinate (emb_optimizer). Dense: Adagrad or Adam. Dense math on mini-batches via OpenBLAS.
- *
- * Loss scaling: a mini-batch's gradient is the SUM of its samples' gradients, not the mean, so
- * a rare key's row gets its full per-sample gradient whatever the batch size; Adagrad's
- * normalisation keeps the dense steps bounded (about lr_dense per coordinate at first).
- * Initialisation: embedding weights uniform in [-init_scale, init_scale] from
- * fr_hash_uniform(seed ^ table mix ^ key, i) -- a function of (seed, table, key) only, never of
- * arrival order; dense weights uniform in [-1/sqrt(fan_in), 1/sqrt(fan_in)] from
- * fr_hash_uniform(seed ^ fr_hash_field(tensor name), i); biases 0 except the output biases,
- * which start at the logits of typical base rates (CTR 0.05, CVR 0.1) so the first batches do
- * not spend their steps learning the prior.
+ * A batch's gradient is the SUM of its samples' gradients, not the mean: a rare key's row then
+ * gets its full per-sample gradient whatever the batch size, and Adagrad's normalisation keeps the
+ * dense steps bounded. Initial values are functions of (seed, table, key) for rows and of (seed,
+ * tensor name) for dense tensors, never of arrival order, so a replay recreates them and resizing
+ * one tensor leaves the others' draws alone; the output biases start at typical base rates so the
+ * first batches do not spend their steps learning the prior.
  *
  * Ownership: fr_model_create allocates everything; fr_model_free releases it. A model is not
  * thread-safe, not even fr_model_predict (it uses model-owned scratch); callers serialise access.
  * Determinism: the same calls in the same order give bit-identical parameters when OpenBLAS runs
- * one thread on the same machine and library build: sgemm's summation order may change with the
- * thread count and the CPU kernel, so the daemon calls openblas_set_num_threads(1) (or sets
- * OPENBLAS_NUM_THREADS=1) whenever determinism is required. Batching is part of the order:
- * train(512 samples) equals train(256) + train(256), but not train(100) + train(412). */
+ * one thread on the same machine and library build (sgemm's summation order depends on the thread
+ * count and the CPU kernel; the daemon sets one thread). Batching is part of the order: train(512
+ * samples) equals train(256) + train(256), but not train(100) + train(412). */
 #ifndef FR_MODEL_H
 #define FR_MODEL_H
 
@@ -91,7 +56,7 @@ typedef struct {
      * logit, one weight per column and task: first-order effects (a key's own CTR or CVR lift)
      * reach the logits without going through the experts. 0 = off. */
     int wide;
-    /* The engine (see the top of this file). Defaults give today's MMoE: 0, 0, 0, 1, 1, 0. */
+    /* The engine (fr_plan.c draws it). Defaults give MMoE: 0, 0, 0, 1, 1, 0. */
     int n_task_experts;     /* experts of each task, per level (CGC / PLE / TAML) */
     int n_scenario_experts; /* experts of each scenario, per level; n_scenarios * this <= 256 */
     int n_learner_experts;  /* experts of each learner at the last level (TAML) */

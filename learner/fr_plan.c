@@ -1,6 +1,23 @@
 /* fr_plan: the model's plan (levels, experts, gates, their input streams and activation columns)
  * and the layout of the dense parameters it implies (learner/fr_model.h describes the order),
- * with their initial values. Run once, by fr_model_create. */
+ * with their initial values. Run once, by fr_model_create.
+ *
+ * The wiring. Experts are one-layer ReLU MLPs of width expert_dim, in groups: shared (n_experts),
+ * per task (n_task_experts each), per scenario (n_scenario_experts for each scenario: a sample
+ * uses its own scenario's) and, at the last level only, per learner (n_learner_experts for each
+ * of the n_learners learners of each task). A gate is a softmax over the experts it may use, of a
+ * linear function of its input (plus, with scenario_dim, of the learned scenario vector):
+ *   last level, learner (t, l):  shared + task t + learner (t, l) + the sample's scenario experts;
+ *   earlier levels (PLE):        task t gate: shared + task t + scenario experts;
+ *                                shared gate: every expert of the level (+ scenario experts).
+ * Level 0 reads x; at a later level, task t's experts and gates read task t's gate output of the
+ * level before, shared and scenario experts and the shared gate read the shared gate's output.
+ * A gate over a single expert is the identity (no parameters). Each learner has a tower (one
+ * ReLU hidden layer of tower_dim, a linear output).
+ *
+ * Initial values: dense weights uniform in [-1/sqrt(fan_in), 1/sqrt(fan_in)] from
+ * fr_hash_uniform(seed ^ fr_hash_field(tensor name), i); biases 0 except the output biases, at
+ * the logits of CTR 0.05 and CVR 0.1. */
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>

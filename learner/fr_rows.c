@@ -49,6 +49,8 @@ static void init_row_state(const fr_model *m, float *payload)
     }
 }
 
+/* A new row's weights: uniform in [-init_scale, init_scale] from fr_hash_uniform(seed ^ table mix ^
+ * key, i), a function of (seed, table, key) only. */
 static void init_row(const fr_model *m, uint32_t table, uint64_t key, float *payload)
 {
     uint64_t s = m->c.seed ^ table_mix(table) ^ key;
