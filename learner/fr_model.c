@@ -94,39 +94,11 @@ void fr_model_free(fr_model *m)
 
 /* ---- restart with an edited configuration ------------------------------------------------------ */
 
-/* Every field of fr_model_config is either compared (shape) or taken over (training setting) below;
- * a new field must be placed in one of the two lists, which this assertion forces. */
-_Static_assert(sizeof(fr_model_config) == 23 * sizeof(int) + 15 * sizeof(float) + 8 + sizeof(uint64_t) ||
-                   sizeof(fr_model_config) == 23 * sizeof(int) + 15 * sizeof(float) + sizeof(uint64_t),
-               "fr_model_config changed: classify the new field in fr_model_retune");
-
-static void note_change(char *out, size_t cap, size_t *len, const char *key, double from, double to)
-{
-    char item[96];
-    int k = snprintf(item, sizeof item, "%smodel.%s %g -> %g", *len ? ", " : "", key, from, to);
-    if (k <= 0 || *len + (size_t)k >= cap) return; /* the log line is cut, the settings still apply */
-    memcpy(out + *len, item, (size_t)k + 1);
-    *len += (size_t)k;
-}
-
 int fr_model_retune(fr_model *m, const fr_model_config *c, char *changed, size_t changed_len, char *err,
                     size_t errlen)
 {
     const fr_model_config *a = &m->c;
-#define FR_SHAPE(field)                                                                                        \
-    if (a->field != c->field) {                                                                                \
-        snprintf(err, errlen,                                                                                  \
-                 "model." #field ": the checkpoint was trained with %d, the configuration says %d; restore the " \
-                 "old value or start a new checkpoint.dir",                                                    \
-                 (int)a->field, (int)c->field);                                                                \
-        return -1;                                                                                             \
-    }
-    FR_SHAPE(n_cat) FR_SHAPE(n_num) FR_SHAPE(n_multi) FR_SHAPE(n_scenarios) FR_SHAPE(emb_dim)
-    FR_SHAPE(n_experts) FR_SHAPE(expert_dim) FR_SHAPE(tower_dim) FR_SHAPE(interactions) FR_SHAPE(wide)
-    FR_SHAPE(n_task_experts) FR_SHAPE(n_scenario_experts) FR_SHAPE(n_learner_experts) FR_SHAPE(n_levels)
-    FR_SHAPE(n_learners) FR_SHAPE(scenario_dim) FR_SHAPE(dffi_layers) FR_SHAPE(dfub_heads) FR_SHAPE(dfub_target)
-    FR_SHAPE(dfub_history) FR_SHAPE(dense_optimizer) FR_SHAPE(emb_optimizer)
-#undef FR_SHAPE
+    if (fr_model_config_same_shape(a, c, err, errlen)) return -1;
     if ((a->causal_adv > 0) != (c->causal_adv > 0)) {
         /* the scenario classifier's parameters exist only with causal_adv > 0 */
         snprintf(err, errlen,
@@ -145,14 +117,7 @@ int fr_model_retune(fr_model *m, const fr_model_config *c, char *changed, size_t
         fr_ws_free(m->train_ws);
         m->train_ws = w;
     }
-    size_t len = 0;
-    if (changed_len) changed[0] = '\0';
-#define FR_TUNE(field)                                                                                         \
-    if (a->field != c->field) note_change(changed, changed_len, &len, #field, (double)a->field, (double)c->field);
-    FR_TUNE(batch_size) FR_TUNE(lr_emb) FR_TUNE(lr_dense) FR_TUNE(adagrad_init) FR_TUNE(init_scale) FR_TUNE(seed)
-    FR_TUNE(distill) FR_TUNE(learner_loss) FR_TUNE(causal_adv) FR_TUNE(causal_orth) FR_TUNE(adam_beta1)
-    FR_TUNE(adam_beta2) FR_TUNE(adam_eps) FR_TUNE(ftrl_alpha) FR_TUNE(ftrl_beta) FR_TUNE(ftrl_l1) FR_TUNE(ftrl_l2)
-#undef FR_TUNE
+    fr_model_config_changes(a, c, changed, changed_len);
     m->c = *c;
     return 0;
 }

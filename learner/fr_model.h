@@ -28,94 +28,12 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "fr_model_config.h"
 #include "fr_sample.h"
 
-typedef struct {
-    int n_cat;              /* categorical fields used (<= FR_MAX_CAT), each its own table */
-    int n_num;
-    int n_multi;
-    int n_scenarios;
-    int emb_dim;            /* default 8 */
-    int n_experts;          /* shared experts per level, default 4 */
-    int expert_dim;         /* default 32 */
-    int tower_dim;          /* default 16 */
-    int batch_size;         /* default 256: the trainer updates once per batch */
-    float lr_emb;           /* default 0.3 */
-    float lr_dense;         /* default 0.05 */
-    float adagrad_init;     /* initial accumulator, default 0.1 */
-    float init_scale;       /* embedding init uniform in [-s, s], default 0.1: products of two
-                             * embeddings start small but not at the zero saddle of the pair layer */
-    uint64_t seed;          /* initialisation seed, default 1 */
-    /* Explicit pairwise field interactions (FM / PNN inner products), a bit set, default 3:
-     * 1 = the inner products <e_i, e_j> of every pair of embedded fields (categorical fields,
-     *     the scenario included, and pooled multi-valued fields) are appended to the expert input;
-     * 2 = they also reach each task's logit directly, one weight per pair and task (FwFM).
-     * 0 = off: the concatenation alone, as before. */
-    int interactions;
-    /* 1 (default): a linear ("wide") head from x's embedding and numeric columns straight to each
-     * logit, one weight per column and task: first-order effects (a key's own CTR or CVR lift)
-     * reach the logits without going through the experts. 0 = off. */
-    int wide;
-    /* The engine (fr_plan.c draws it). Defaults give MMoE: 0, 0, 0, 1, 1, 0. */
-    int n_task_experts;     /* experts of each task, per level (CGC / PLE / TAML) */
-    int n_scenario_experts; /* experts of each scenario, per level; n_scenarios * this <= 256 */
-    int n_learner_experts;  /* experts of each learner at the last level (TAML) */
-    int n_levels;           /* extraction levels, 1..4 (PLE: 2 or more) */
-    int n_learners;         /* learners (towers) per task, 1..4 (TAML: 2 or more) */
-    int scenario_dim;       /* 0, or the width of the learned scenario vector every gate also reads */
-    /* DFFI (DFFM's domain-facilitated feature interaction): 0 = off, or the layers (1..2) of a
-     * per-sample micro-network D whose weights are sliced from the sample's scenario vector
-     * (layer l: W_l [emb_dim x emb_dim] row-major then b_l [emb_dim], from float
-     * l * emb_dim * (emb_dim + 1) on; needs scenario_dim >= dffi_layers * emb_dim * (emb_dim + 1)),
-     * D(e) = tanh(W_L .. tanh(W_1 e + b_1) .. + b_L); the pairwise interactions become
-     * <D(e_i), D(e_j)> (plain <e_i, e_j> for a scenario outside [0, n_scenarios)). */
-    int dffi_layers;
-    float distill;          /* self-distillation weight (n_learners > 1 only), default 0 */
-    float learner_loss;     /* weight of each learner's own ESMM loss (n_learners > 1 only), default 0 */
-    /* CausalInt's split: the shared experts are the scenario-invariant extractor, the scenario
-     * experts the scenario-specific one, the gates fuse them. With h_inv = the mean of the level-0
-     * shared experts' outputs and h_spc = the mean of the sample's level-0 scenario experts:
-     * causal_adv > 0: a scenario classifier softmax(causal.classifier.w h_inv + .b) trained with
-     *   weight causal_adv on cross-entropy, its gradient REVERSED into the shared experts
-     *   (gradient reversal: the extractor learns to hide the scenario). Not used to predict.
-     * causal_orth > 0: the penalty causal_orth * <h_inv, h_spc>^2 (a representation-orthogonality
-     *   stand-in for the paper's gradient-based orthogonal regulariser, which is not reproduced).
-     * Both apply to samples with a known scenario and at least one loss term on. */
-    float causal_adv;
-    float causal_orth;
-    /* DFUB (DFFM's domain-facilitated user behaviour): 0 = off, or the heads (dividing emb_dim)
-     * of a target attention over the items of multi-valued field dfub_history (each item's own
-     * embedding, in list order): query = dfub.q.w [e_target; e_scenario] (e_target = categorical
-     * field dfub_target's embedding, e_scenario = categorical field 0's), keys dfub.k.w e_k,
-     * values dfub.v.w e_k; per head softmax(q_h . k_h / sqrt(emb_dim / heads)) weights the
-     * values. The emb_dim outputs are appended to x after the pair products (zeros for an
-     * empty list) and feed the experts. */
-    int dfub_heads;
-    int dfub_target;        /* categorical slot, 1..n_cat-1 */
-    int dfub_history;       /* multi-valued field index, 0..n_multi-1 */
-    /* Dense optimizer: 0 = Adagrad (lr_dense, adagrad_init), 1 = Adam (lr_dense as its step size,
-     * adam_beta1, adam_beta2, adam_eps; the step count is the model version, so it survives a
-     * checkpoint). */
-    int dense_optimizer;
-    float adam_beta1;       /* default 0.9 */
-    float adam_beta2;       /* default 0.999 */
-    float adam_eps;         /* default 1e-8 */
-    /* Embedding optimizer: 0 = Adagrad (lr_emb, adagrad_init; one state float per coordinate),
-     * 1 = FTRL-Proximal (fr_optim.h; ftrl_*; two state floats per coordinate, z then n). A new FTRL
-     * row starts at the same random weights as under Adagrad, with n = 0 and z = fr_ftrl_z_for(w). */
-    int emb_optimizer;
-    float ftrl_alpha;       /* > 0, default 0.3 */
-    float ftrl_beta;        /* > 0, default 0.5 */
-    float ftrl_l1;          /* >= 0, default 0 */
-    float ftrl_l2;          /* >= 0, default 0 */
-} fr_model_config;
 
 typedef struct fr_model fr_model;
 
-void fr_model_config_defaults(fr_model_config *c);
-/* Returns 0, or -1 with a message naming the offending key ("model.n_levels: ...") when a value
- * is out of range or the sizes are inconsistent. fr_model_create calls it. */
-int fr_model_config_validate(const fr_model_config *c, char *err, size_t errlen);
 /* Returns NULL with a message in err when the config is inconsistent. */
 fr_model *fr_model_create(const fr_model_config *c, char *err, size_t errlen);
 /* For serving (store/fr_reader.c): rows hold their weights only, no optimizer state (half an
@@ -124,18 +42,14 @@ fr_model *fr_model_create(const fr_model_config *c, char *err, size_t errlen);
 fr_model *fr_model_create_weights_only(const fr_model_config *c, char *err, size_t errlen);
 void fr_model_free(fr_model *m);
 const fr_model_config *fr_model_get_config(const fr_model *m);
-/* One line naming every architecture and training setting of c ("levels=1 experts: shared=4 ..."),
- * for logs and `freshet inspect`. Returns snprintf's count. */
-int fr_model_describe(const fr_model_config *c, char *buf, size_t len);
 /* Restart with a possibly edited configuration: a checkpoint carries the config it was trained
- * with, and the operator's file may differ from it. Fields that shape the parameters or their
- * meaning (sizes, components, interactions, wide, both optimizers, causal_adv on/off) must match:
- * returns -1 with "model.<key>: the checkpoint was trained with X, the configuration says Y".
- * Training settings (learning rates, adagrad_init and init_scale for rows created from now on,
- * batch_size, seed, distill, learner_loss, the causal_adv / causal_orth weights, Adam's betas and
- * eps, FTRL's alpha, beta, l1, l2) are taken from c, and each one that changed is listed in changed ("model.lr_emb 0.3 -> 0.1,
- * ...", empty when none) so the caller can log it. On -1 (mismatch, or out of memory resizing the
- * batch) the model is unchanged. */
+ * with, and the operator's file may differ from it. The keys marked FR_MC_SHAPE in
+ * fr_model_config.def (sizes, components, interactions, wide, both optimizers), and whether
+ * causal_adv is on, must match: returns -1 with "model.<key>: the checkpoint was trained with X,
+ * the configuration says Y". The training settings (the other keys; adagrad_init and init_scale
+ * for rows created from now on) are taken from c, and each one that changed is listed in changed
+ * ("model.lr_emb 0.3 -> 0.1, ...", empty when none) so the caller can log it. On -1 (mismatch, or
+ * out of memory resizing the batch) the model is unchanged. */
 int fr_model_retune(fr_model *m, const fr_model_config *c, char *changed, size_t changed_len, char *err,
                     size_t errlen);
 

@@ -1,84 +1,129 @@
-/* fr_model_config: the model configuration's defaults, its validation and its one-line description. */
+/* fr_model_config: the table of fr_model_config.def as descriptors, and what the model takes from it:
+ * defaults, range checks (then the rules between keys), restart rules and the description. */
+#include "fr_model_config.h"
+
 #include <math.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <string.h>
 
 #include "fr_model_int.h"
 
-void fr_model_config_defaults(fr_model_config *c)
+#define FR_MC_REQUIRED NAN
+
+static const fr_model_field FIELDS[] = {
+#define FR_MC_INT(n, d, l, h, fl, ab) {#n, FR_MC_K_INT, offsetof(fr_model_config, n), d, l, h, fl, ab, NULL, 0, NULL},
+#define FR_MC_REAL(n, d, l, h, fl, ab) {#n, FR_MC_K_REAL, offsetof(fr_model_config, n), d, l, h, fl, ab, NULL, 0, NULL},
+#define FR_MC_CHOICE(n, d, fl, ab, ...)                                                                          \
+    {#n, FR_MC_K_CHOICE, offsetof(fr_model_config, n), d, 0, sizeof((const char *[]){__VA_ARGS__}) / sizeof(char *) - 1, \
+     fl, ab, (const char *const[]){__VA_ARGS__, NULL}, 0, NULL},
+#define FR_MC_SLOT(n, fl, kind, wh) {#n, FR_MC_K_SLOT, offsetof(fr_model_config, n), 0, 0, 0, fl, 0, NULL, kind, wh},
+#define FR_MC_SEED(n, d) {#n, FR_MC_K_SEED, offsetof(fr_model_config, n), d, 0, 0, 0, FR_MC_REQUIRED, NULL, 0, NULL},
+#include "fr_model_config.def"
+};
+enum { N_FIELDS = sizeof FIELDS / sizeof FIELDS[0] };
+
+int fr_model_field_count(void) { return N_FIELDS; }
+
+const fr_model_field *fr_model_field_at(int i) { return i >= 0 && i < N_FIELDS ? &FIELDS[i] : NULL; }
+
+double fr_model_field_get(const fr_model_config *c, const fr_model_field *f)
 {
-    memset(c, 0, sizeof *c);
-    c->n_cat = 8;
-    c->n_num = 1;
-    c->n_multi = 1;
-    c->n_scenarios = 4;
-    c->emb_dim = 8;
-    c->n_experts = 4;
-    c->expert_dim = 32;
-    c->tower_dim = 16;
-    c->batch_size = 256;
-    c->lr_emb = 0.3f;
-    c->lr_dense = 0.05f;
-    c->adagrad_init = 0.1f;
-    c->init_scale = 0.1f;
-    c->seed = 1;
-    c->interactions = 3;
-    c->wide = 1;
-    c->n_levels = 1;
-    c->n_learners = 1;
-    c->adam_beta1 = 0.9f;
-    c->adam_beta2 = 0.999f;
-    c->adam_eps = 1e-8f;
-    c->ftrl_alpha = 0.3f;
-    c->ftrl_beta = 0.5f;
+    const char *p = (const char *)c + f->offset;
+    int i;
+    float x;
+    switch (f->kind) {
+    case FR_MC_K_REAL: memcpy(&x, p, sizeof x); return x;
+    case FR_MC_K_SEED: return (double)fr_model_field_get_u64(c, f);
+    default: memcpy(&i, p, sizeof i); return i;
+    }
 }
 
-static int check_int(const char *key, int v, int lo, int hi, char *err, size_t errlen)
+void fr_model_field_set(fr_model_config *c, const fr_model_field *f, double v)
 {
-    if (v >= lo && v <= hi) return 0;
-    snprintf(err, errlen, "%s must be in [%d, %d] (got %d)", key, lo, hi, v);
+    char *p = (char *)c + f->offset;
+    if (f->kind == FR_MC_K_REAL) {
+        float x = (float)v;
+        memcpy(p, &x, sizeof x);
+    } else if (f->kind == FR_MC_K_SEED) {
+        fr_model_field_set_u64(c, f, (uint64_t)v);
+    } else {
+        int i = (int)v;
+        memcpy(p, &i, sizeof i);
+    }
+}
+
+uint64_t fr_model_field_get_u64(const fr_model_config *c, const fr_model_field *f)
+{
+    uint64_t v;
+    memcpy(&v, (const char *)c + f->offset, sizeof v);
+    return v;
+}
+
+void fr_model_field_set_u64(fr_model_config *c, const fr_model_field *f, uint64_t v)
+{
+    memcpy((char *)c + f->offset, &v, sizeof v);
+}
+
+int fr_model_field_applies(const fr_model_field *f, const fr_model_config *c)
+{
+    if ((f->flags & FR_MC_WITH_ADAM) && c->dense_optimizer != 1) return 0;
+    if ((f->flags & FR_MC_WITH_FTRL) && c->emb_optimizer != 1) return 0;
+    if ((f->flags & FR_MC_WITH_DFUB) && c->dfub_heads <= 0) return 0;
+    return 1;
+}
+
+int fr_model_field_choice(const fr_model_field *f, const char *name)
+{
+    for (int i = 0; f->names && f->names[i]; i++)
+        if (strcmp(f->names[i], name) == 0) return i;
     return -1;
 }
 
-static int check_pos(const char *key, float v, int allow_zero, char *err, size_t errlen)
+void fr_model_config_defaults(fr_model_config *c)
 {
-    if (isfinite(v) && (v > 0 || (allow_zero && v == 0))) return 0;
-    snprintf(err, errlen, "%s must be a finite number %s 0 (got %g)", key, allow_zero ? ">=" : ">", (double)v);
+    memset(c, 0, sizeof *c);
+    for (int i = 0; i < N_FIELDS; i++)
+        if (FIELDS[i].kind != FR_MC_K_SLOT) fr_model_field_set(c, &FIELDS[i], FIELDS[i].def);
+}
+
+/* What a component is called in a message, for a key that matters only with it. */
+static const char *component(unsigned flags)
+{
+    return flags & FR_MC_WITH_ADAM ? "Adam" : flags & FR_MC_WITH_FTRL ? "FTRL" : flags & FR_MC_WITH_DFUB ? "DFUB" : "";
+}
+
+/* The range of one key. A REAL's hi below FR_MC_REAL_MAX holds only where the key applies. */
+static int check_field(const fr_model_field *f, const fr_model_config *c, char *err, size_t errlen)
+{
+    const double v = fr_model_field_get(c, f);
+    if (f->kind == FR_MC_K_INT || f->kind == FR_MC_K_CHOICE) {
+        if (v >= f->lo && v <= f->hi) return 0;
+        snprintf(err, errlen, "model.%s must be in [%d, %d] (got %d)", f->name, (int)f->lo, (int)f->hi, (int)v);
+        return -1;
+    }
+    if (f->kind != FR_MC_K_REAL) return 0; /* SLOT: the rules below; SEED: any value */
+    const int lo_open = (f->flags & FR_MC_LO_OPEN) != 0, hi_open = (f->flags & FR_MC_HI_OPEN) != 0;
+    if (!isfinite(v) || (lo_open ? v <= f->lo : v < f->lo) || v > FR_MC_REAL_MAX) {
+        snprintf(err, errlen, "model.%s must be a finite number %s %g and <= %g (got %g)", f->name, lo_open ? ">" : ">=",
+                 f->lo, FR_MC_REAL_MAX, v);
+        return -1;
+    }
+    if (f->hi >= FR_MC_REAL_MAX || !fr_model_field_applies(f, c) || (hi_open ? v < f->hi : v <= f->hi)) return 0;
+    const char *with = component(f->flags), *u = strchr(f->name, '_');
+    if (with[0] && u)
+        snprintf(err, errlen, "model.%s: %s needs %s %s %g (got %g)", f->name, with, u + 1, hi_open ? "<" : "<=", f->hi,
+                 v);
+    else
+        snprintf(err, errlen, "model.%s must be %s %g (got %g)", f->name, hi_open ? "<" : "<=", f->hi, v);
     return -1;
 }
 
 int fr_model_config_validate(const fr_model_config *c, char *err, size_t errlen)
 {
-    if (check_int("model.n_cat", c->n_cat, 1, FR_MAX_CAT, err, errlen) ||
-        check_int("model.n_num", c->n_num, 0, FR_MAX_NUM, err, errlen) ||
-        check_int("model.n_multi", c->n_multi, 0, FR_MAX_MULTI, err, errlen) ||
-        check_int("model.n_scenarios", c->n_scenarios, 1, 1 << 20, err, errlen) ||
-        check_int("model.emb_dim", c->emb_dim, 1, MAX_EMB_DIM, err, errlen) ||
-        check_int("model.n_experts", c->n_experts, 0, MAX_EXPERTS, err, errlen) ||
-        check_int("model.n_task_experts", c->n_task_experts, 0, MAX_EXPERTS, err, errlen) ||
-        check_int("model.n_learner_experts", c->n_learner_experts, 0, MAX_EXPERTS, err, errlen) ||
-        check_int("model.n_scenario_experts", c->n_scenario_experts, 0, MAX_EXPERTS, err, errlen) ||
-        check_int("model.n_levels", c->n_levels, 1, MAX_LEVELS, err, errlen) ||
-        check_int("model.n_learners", c->n_learners, 1, MAX_LEARNERS, err, errlen) ||
-        check_int("model.scenario_dim", c->scenario_dim, 0, MAX_SCEN_DIM, err, errlen) ||
-        check_int("model.dffi_layers", c->dffi_layers, 0, MAX_DFFI_LAYERS, err, errlen) ||
-        check_int("model.dfub_heads", c->dfub_heads, 0, MAX_DFUB_HEADS, err, errlen) ||
-        check_int("model.dense_optimizer", c->dense_optimizer, 0, 1, err, errlen) ||
-        check_int("model.emb_optimizer", c->emb_optimizer, 0, 1, err, errlen) ||
-        check_int("model.expert_dim", c->expert_dim, 1, MAX_HIDDEN, err, errlen) ||
-        check_int("model.tower_dim", c->tower_dim, 1, MAX_HIDDEN, err, errlen) ||
-        check_int("model.batch_size", c->batch_size, 1, MAX_BATCH, err, errlen) ||
-        check_pos("model.lr_emb", c->lr_emb, 0, err, errlen) ||
-        check_pos("model.lr_dense", c->lr_dense, 0, err, errlen) ||
-        check_pos("model.adagrad_init", c->adagrad_init, 0, err, errlen) ||
-        check_pos("model.init_scale", c->init_scale, 1, err, errlen) ||
-        check_pos("model.distill", c->distill, 1, err, errlen) ||
-        check_pos("model.learner_loss", c->learner_loss, 1, err, errlen) ||
-        check_pos("model.causal_adv", c->causal_adv, 1, err, errlen) ||
-        check_pos("model.causal_orth", c->causal_orth, 1, err, errlen) ||
-        check_int("model.interactions", c->interactions, 0, 3, err, errlen) ||
-        check_int("model.wide", c->wide, 0, 1, err, errlen))
-        return -1;
+    for (int i = 0; i < N_FIELDS; i++)
+        if (check_field(&FIELDS[i], c, err, errlen)) return -1;
+    /* the rules between keys */
     if ((int64_t)c->n_scenario_experts * c->n_scenarios > MAX_SCEN_EXPERTS) {
         snprintf(err, errlen,
                  "model.n_scenario_experts: %d experts for each of %d scenarios exceed the limit of %d in all",
@@ -95,23 +140,6 @@ int fr_model_config_validate(const fr_model_config *c, char *err, size_t errlen)
                               "(learner experts exist only at the last one)", c->n_levels);
         return -1;
     }
-    if (c->dense_optimizer == 1 &&
-        (!(c->adam_beta1 >= 0 && c->adam_beta1 < 1) || !(c->adam_beta2 >= 0 && c->adam_beta2 < 1) ||
-         !(c->adam_eps > 0 && isfinite(c->adam_eps)))) {
-        snprintf(err, errlen, "model.%s: Adam needs beta1 and beta2 in [0, 1) and eps > 0 (got %g, %g, %g)",
-                 !(c->adam_beta1 >= 0 && c->adam_beta1 < 1) ? "adam_beta1"
-                 : !(c->adam_beta2 >= 0 && c->adam_beta2 < 1) ? "adam_beta2"
-                                                             : "adam_eps",
-                 (double)c->adam_beta1, (double)c->adam_beta2, (double)c->adam_eps);
-        return -1;
-    }
-    /* beta > 0: with beta = 0 a fresh coordinate (n = 0) would divide by l2, possibly 0 */
-    if (c->emb_optimizer == 1 &&
-        (check_pos("model.ftrl_alpha", c->ftrl_alpha, 0, err, errlen) ||
-         check_pos("model.ftrl_beta", c->ftrl_beta, 0, err, errlen) ||
-         check_pos("model.ftrl_l1", c->ftrl_l1, 1, err, errlen) ||
-         check_pos("model.ftrl_l2", c->ftrl_l2, 1, err, errlen)))
-        return -1;
     if (c->dfub_heads > 0) {
         if (c->emb_dim > MAX_DFUB_DIM) {
             snprintf(err, errlen, "model.dfub_heads: DFUB supports emb_dim up to %d (got %d)", MAX_DFUB_DIM, c->emb_dim);
@@ -172,20 +200,55 @@ int fr_model_config_validate(const fr_model_config *c, char *err, size_t errlen)
 
 int fr_model_describe(const fr_model_config *c, char *buf, size_t len)
 {
-    char emb[96];
-    if (c->emb_optimizer == 1)
-        snprintf(emb, sizeof emb, "ftrl alpha %g beta %g l1 %g l2 %g", (double)c->ftrl_alpha, (double)c->ftrl_beta,
-                 (double)c->ftrl_l1, (double)c->ftrl_l2);
-    else
-        snprintf(emb, sizeof emb, "adagrad lr %g", (double)c->lr_emb);
-    return snprintf(buf, len,
-                    "levels=%d experts: shared=%d per_task=%d per_scenario=%d per_learner=%d; learners=%d "
-                    "emb_dim=%d expert_dim=%d tower_dim=%d scenario_dim=%d interactions=%d wide=%d dffi_layers=%d "
-                    "dfub_heads=%d distill=%g learner_loss=%g causal_adv=%g causal_orth=%g; optimizers: emb=%s, "
-                    "dense=%s lr %g; batch=%d",
-                    c->n_levels, c->n_experts, c->n_task_experts, c->n_scenario_experts, c->n_learner_experts,
-                    c->n_learners, c->emb_dim, c->expert_dim, c->tower_dim, c->scenario_dim, c->interactions, c->wide,
-                    c->dffi_layers, c->dfub_heads, (double)c->distill, (double)c->learner_loss, (double)c->causal_adv,
-                    (double)c->causal_orth, emb, c->dense_optimizer == 1 ? "adam" : "adagrad", (double)c->lr_dense,
-                    c->batch_size);
+    int total = 0;
+    for (int i = 0; i < N_FIELDS; i++) {
+        const fr_model_field *f = &FIELDS[i];
+        if (!(f->flags & FR_MC_DESCRIBE) || !fr_model_field_applies(f, c)) continue;
+        const double v = fr_model_field_get(c, f);
+        char val[32];
+        if (f->kind == FR_MC_K_CHOICE && v >= f->lo && v <= f->hi)
+            snprintf(val, sizeof val, "%s", f->names[(int)v]);
+        else
+            snprintf(val, sizeof val, "%g", v);
+        size_t at = (size_t)total < len ? (size_t)total : len;
+        int k = snprintf(buf + at, len - at, "%s%s=%s", total ? " " : "", f->name, val);
+        if (k < 0) return k;
+        total += k;
+    }
+    if (total == 0 && len) buf[0] = '\0';
+    return total;
+}
+
+int fr_model_config_same_shape(const fr_model_config *trained, const fr_model_config *c, char *err, size_t errlen)
+{
+    for (int i = 0; i < N_FIELDS; i++) {
+        const fr_model_field *f = &FIELDS[i];
+        if (!(f->flags & FR_MC_SHAPE)) continue;
+        const double a = fr_model_field_get(trained, f), b = fr_model_field_get(c, f);
+        if (a == b) continue;
+        snprintf(err, errlen,
+                 "model.%s: the checkpoint was trained with %d, the configuration says %d; restore the old value or "
+                 "start a new checkpoint.dir",
+                 f->name, (int)a, (int)b);
+        return -1;
+    }
+    return 0;
+}
+
+void fr_model_config_changes(const fr_model_config *from, const fr_model_config *to, char *out, size_t cap)
+{
+    size_t len = 0;
+    if (cap) out[0] = '\0';
+    for (int i = 0; i < N_FIELDS; i++) {
+        const fr_model_field *f = &FIELDS[i];
+        if (f->flags & FR_MC_SHAPE) continue;
+        const double a = fr_model_field_get(from, f), b = fr_model_field_get(to, f);
+        if (a == b && (f->kind != FR_MC_K_SEED || fr_model_field_get_u64(from, f) == fr_model_field_get_u64(to, f)))
+            continue;
+        char item[96];
+        int k = snprintf(item, sizeof item, "%smodel.%s %g -> %g", len ? ", " : "", f->name, a, b);
+        if (k <= 0 || len + (size_t)k >= cap) return; /* the log line is cut, the settings still apply */
+        memcpy(out + len, item, (size_t)k + 1);
+        len += (size_t)k;
+    }
 }

@@ -1080,8 +1080,10 @@ static void test_retune(void **state)
     fr_model_config t0 = c;
     t0.n_learners = 2, t0.n_learner_experts = 1, t0.dense_optimizer = 1;
     assert_true(fr_model_describe(&t0, line, sizeof line) < (int)sizeof line);
-    assert_non_null(strstr(line, "per_learner=1; learners=2"));
-    assert_non_null(strstr(line, "dense=adam lr 0.05"));
+    assert_non_null(strstr(line, "n_learner_experts=1 n_levels=1 n_learners=2"));
+    assert_non_null(strstr(line, "lr_dense=0.05"));
+    assert_non_null(strstr(line, "dense_optimizer=adam emb_optimizer=adagrad"));
+    assert_null(strstr(line, "ftrl_alpha")); /* FTRL's keys only with FTRL */
 
     fr_sample *s = synthetic(&c, 600, 7);
     fr_model_train(m, s, 300, NULL);
