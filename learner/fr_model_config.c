@@ -111,11 +111,12 @@ static int check_field(const fr_model_field *f, const fr_model_config *c, char *
     }
     if (f->hi >= FR_MC_REAL_MAX || !fr_model_field_applies(f, c) || (hi_open ? v < f->hi : v <= f->hi)) return 0;
     const char *with = component(f->flags), *u = strchr(f->name, '_');
-    if (with[0] && u)
-        snprintf(err, errlen, "model.%s: %s needs %s %s %g (got %g)", f->name, with, u + 1, hi_open ? "<" : "<=", f->hi,
-                 v);
+    char range[64];
+    snprintf(range, sizeof range, "%c%g, %g%c", lo_open ? '(' : '[', f->lo, f->hi, hi_open ? ')' : ']');
+    if (with[0] && u) /* "model.adam_beta1: Adam needs beta1 in [0, 1)" */
+        snprintf(err, errlen, "model.%s: %s needs %s in %s (got %g)", f->name, with, u + 1, range, v);
     else
-        snprintf(err, errlen, "model.%s must be %s %g (got %g)", f->name, hi_open ? "<" : "<=", f->hi, v);
+        snprintf(err, errlen, "model.%s must be in %s (got %g)", f->name, range, v);
     return -1;
 }
 
