@@ -589,54 +589,80 @@ static int field_slot(const fr_config *c, const char *name, fr_field_kind kind)
     return fr_schema_field_slot(&c->schema, name, kind);
 }
 
+/* "expected adagrad or adam": a CHOICE key's names for a message. */
+static void choice_list(const fr_model_field *f, char *buf, size_t len)
+{
+    size_t o = 0;
+    buf[0] = '\0';
+    for (int i = 0; f->names[i] && o < len; i++) {
+        const char *sep = i == 0 ? "" : f->names[i + 1] ? ", " : " or ";
+        int k = snprintf(buf + o, len - o, "%s%s", sep, f->names[i]);
+        if (k < 0) return;
+        o += (size_t)k;
+    }
+}
+
+/* One key of the "model" section, as learner/fr_model_config.def describes it. */
+static int load_model_key(errbuf *e, fr_config *cfg, const fr_model_field *f, const json_t *v)
+{
+    fr_model_config *m = &cfg->model;
+    char p[PATH_MAX_LEN], name[FR_NAME_MAX];
+    join_path(p, "model", f->name);
+    switch (f->kind) {
+    case FR_MC_K_INT: {
+        int x;
+        if (get_int(e, v, p, (int)f->lo, (int)f->hi, &x)) return -1;
+        fr_model_field_set(m, f, x);
+        return 0;
+    }
+    case FR_MC_K_REAL: {
+        /* the upper bounds below FR_MC_REAL_MAX (Adam's betas) hold only with their component:
+         * fr_model_config_validate checks them once the whole section is read */
+        double x;
+        if (get_number(e, v, p, f->lo, (f->flags & FR_MC_LO_OPEN) != 0, FR_MC_REAL_MAX, &x)) return -1;
+        fr_model_field_set(m, f, x);
+        return 0;
+    }
+    case FR_MC_K_CHOICE: {
+        if (get_string(e, v, p, name, sizeof name, false)) return -1;
+        int x = fr_model_field_choice(f, name);
+        if (x < 0) {
+            char names[128];
+            choice_list(f, names, sizeof names);
+            return fail(e, "\"%s\" is \"%s\", expected %s", p, name, names);
+        }
+        fr_model_field_set(m, f, x);
+        return 0;
+    }
+    case FR_MC_K_SLOT: {
+        if (get_string(e, v, p, name, sizeof name, false)) return -1;
+        int slot = field_slot(cfg, name, f->field_kind == FR_MC_MULTI ? FR_FIELD_MULTI : FR_FIELD_CATEGORICAL);
+        if (slot < 0) return fail(e, "\"%s\" is \"%s\", which is not %s of \"fields\"", p, name, f->what);
+        fr_model_field_set(m, f, slot);
+        return 0;
+    }
+    case FR_MC_K_SEED: {
+        int64_t x;
+        if (get_int64(e, v, p, 0, INT64_MAX, &x)) return -1;
+        fr_model_field_set_u64(m, f, (uint64_t)x);
+        return 0;
+    }
+    }
+    return 0;
+}
+
 static int load_model(errbuf *e, fr_config *cfg, const json_t *o)
 {
     fr_model_config *m = &cfg->model;
-    static const char *const keys[] = {"architecture", "emb_dim", "n_experts", "n_task_experts",
-                                       "n_scenario_experts", "n_learner_experts", "n_levels", "n_learners",
-                                       "scenario_dim", "dffi_layers", "dfub_heads", "dfub_target", "dfub_history", "dense_optimizer",
-                                       "adam_beta1", "adam_beta2", "adam_eps", "emb_optimizer", "ftrl_alpha",
-                                       "ftrl_beta", "ftrl_l1", "ftrl_l2", "distill", "learner_loss", "causal_adv", "causal_orth", "expert_dim", "tower_dim", "batch_size",
-                                       "lr_emb",  "lr_dense",     "adagrad_init", "init_scale", "seed",
-                                       "interactions", "wide", NULL};
+    /* the table's keys (without the sizes that follow from "fields" and "scenarios"), and the preset */
+    const char *keys[128];
+    size_t nk = 0;
+    keys[nk++] = "architecture";
+    for (int i = 0; i < fr_model_field_count() && nk + 1 < sizeof keys / sizeof keys[0]; i++)
+        if (!(fr_model_field_at(i)->flags & FR_MC_DERIVED)) keys[nk++] = fr_model_field_at(i)->name;
+    keys[nk] = NULL;
     if (want_object(e, o, "model") || check_keys(e, o, "model", keys))
         return -1;
-    static const struct {
-        const char *key;
-        fr_field_kind kind;
-        const char *what;
-    } dfub_fields[] = {{"dfub_target", FR_FIELD_CATEGORICAL, "a categorical field (the target item)"},
-                       {"dfub_history", FR_FIELD_MULTI, "a multi field (the behaviour list)"}};
-    for (size_t i = 0; i < 2; i++) {
-        const json_t *v = json_object_get(o, dfub_fields[i].key);
-        char p[PATH_MAX_LEN], name[FR_NAME_MAX];
-        join_path(p, "model", dfub_fields[i].key);
-        if (!v) continue;
-        if (get_string(e, v, p, name, sizeof name, false))
-            return -1;
-        int slot = field_slot(cfg, name, dfub_fields[i].kind);
-        if (slot < 0)
-            return fail(e, "\"%s\" is \"%s\", which is not %s of \"fields\"", p, name, dfub_fields[i].what);
-        *(i ? &m->dfub_history : &m->dfub_target) = slot;
-    }
-    const json_t *opt = json_object_get(o, "dense_optimizer");
-    if (opt) {
-        char name[FR_NAME_MAX];
-        if (get_string(e, opt, "model.dense_optimizer", name, sizeof name, false))
-            return -1;
-        if (strcmp(name, "adagrad") && strcmp(name, "adam"))
-            return fail(e, "\"model.dense_optimizer\" is \"%s\", expected adagrad or adam", name);
-        m->dense_optimizer = strcmp(name, "adam") == 0;
-    }
-    const json_t *eopt = json_object_get(o, "emb_optimizer");
-    if (eopt) {
-        char name[FR_NAME_MAX];
-        if (get_string(e, eopt, "model.emb_optimizer", name, sizeof name, false))
-            return -1;
-        if (strcmp(name, "adagrad") && strcmp(name, "ftrl"))
-            return fail(e, "\"model.emb_optimizer\" is \"%s\", expected adagrad or ftrl", name);
-        m->emb_optimizer = strcmp(name, "ftrl") == 0;
-    }
     const json_t *arch = json_object_get(o, "architecture");
     if (arch) {
         char name[FR_NAME_MAX];
@@ -654,79 +680,26 @@ static int load_model(errbuf *e, fr_config *cfg, const json_t *o)
         m->distill = ARCHITECTURES[i].distill;
         m->learner_loss = ARCHITECTURES[i].learner_loss;
     }
-    struct {
-        const char *key;
-        int *dst;
-        int min, max;
-    } ints[] = {{"emb_dim", &m->emb_dim, 1, 1024},
-                {"n_experts", &m->n_experts, 0, 64},
-                {"n_task_experts", &m->n_task_experts, 0, 64},
-                {"n_scenario_experts", &m->n_scenario_experts, 0, 64},
-                {"n_learner_experts", &m->n_learner_experts, 0, 64},
-                {"n_levels", &m->n_levels, 1, 4},
-                {"n_learners", &m->n_learners, 1, 4},
-                {"scenario_dim", &m->scenario_dim, 0, 1024},
-                {"dffi_layers", &m->dffi_layers, 0, 2},
-                {"dfub_heads", &m->dfub_heads, 0, 8},
-                {"expert_dim", &m->expert_dim, 1, 4096},
-                {"tower_dim", &m->tower_dim, 1, 4096},
-                {"batch_size", &m->batch_size, 1, 1 << 16},
-                {"interactions", &m->interactions, 0, 3},
-                {"wide", &m->wide, 0, 1}};
-    for (size_t i = 0; i < sizeof ints / sizeof ints[0]; i++) {
-        const json_t *v = json_object_get(o, ints[i].key);
-        char p[PATH_MAX_LEN];
-        join_path(p, "model", ints[i].key);
-        if (v && get_int(e, v, p, ints[i].min, ints[i].max, ints[i].dst))
+    /* explicit keys after the preset, so they override it */
+    for (int i = 0; i < fr_model_field_count(); i++) {
+        const fr_model_field *f = fr_model_field_at(i);
+        const json_t *v = json_object_get(o, f->name);
+        if (v && !(f->flags & FR_MC_DERIVED) && load_model_key(e, cfg, f, v))
             return -1;
     }
-    struct {
-        const char *key;
-        float *dst;
-        bool exclusive; /* 0 refused: a zero rate never learns, a zero accumulator divides by zero */
-    } reals[] = {{"lr_emb", &m->lr_emb, true},
-                 {"lr_dense", &m->lr_dense, true},
-                 {"adagrad_init", &m->adagrad_init, true},
-                 {"init_scale", &m->init_scale, false},
-                 {"distill", &m->distill, false},
-                 {"learner_loss", &m->learner_loss, false},
-                 {"causal_adv", &m->causal_adv, false},
-                 {"causal_orth", &m->causal_orth, false},
-                 {"adam_beta1", &m->adam_beta1, false},
-                 {"adam_beta2", &m->adam_beta2, false},
-                 {"adam_eps", &m->adam_eps, true},
-                 {"ftrl_alpha", &m->ftrl_alpha, true},
-                 {"ftrl_beta", &m->ftrl_beta, true},
-                 {"ftrl_l1", &m->ftrl_l1, false},
-                 {"ftrl_l2", &m->ftrl_l2, false}};
-    for (size_t i = 0; i < sizeof reals / sizeof reals[0]; i++) {
-        const json_t *v = json_object_get(o, reals[i].key);
-        char p[PATH_MAX_LEN];
-        join_path(p, "model", reals[i].key);
-        double x = 0;
-        if (v) {
-            if (get_number(e, v, p, 0, reals[i].exclusive, 1e6, &x))
-                return -1;
-            *reals[i].dst = (float)x;
-        }
+    /* DFUB's fields are named in the file: there is no default to fall back on */
+    for (int i = 0; i < fr_model_field_count(); i++) {
+        const fr_model_field *f = fr_model_field_at(i);
+        if (f->kind == FR_MC_K_SLOT && fr_model_field_applies(f, m) && !json_object_get(o, f->name))
+            return fail(e, "\"model.%s\" is missing: model.dfub_heads = %d needs the name of %s", f->name, m->dfub_heads,
+                        f->what);
     }
-    for (size_t i = 0; i < 2 && m->dfub_heads > 0; i++)
-        if (!json_object_get(o, dfub_fields[i].key))
-            return fail(e, "\"model.%s\" is missing: model.dfub_heads = %d needs the name of %s", dfub_fields[i].key,
-                        m->dfub_heads, dfub_fields[i].what);
     /* Several learners without a preset: how much the fused score teaches them is a choice the
      * file must make, not a default that silently differs from TAML's. */
     if (!arch && m->n_learners > 1 && !json_object_get(o, "distill"))
         return fail(e, "\"model.distill\" is missing: model.n_learners = %d needs a self-distillation weight "
                        "(0 turns distillation off)",
                     m->n_learners);
-    const json_t *v = json_object_get(o, "seed");
-    int64_t seed = 0;
-    if (v) {
-        if (get_int64(e, v, "model.seed", 0, INT64_MAX, &seed))
-            return -1;
-        m->seed = (uint64_t)seed;
-    }
     return 0;
 }
 
