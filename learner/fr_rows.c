@@ -295,7 +295,10 @@ size_t fr_model_evict(fr_model *m)
         /* downwards: a deletion moves the last row (already looked at) into the hole */
         for (size_t i = e->count; i-- > 0;) {
             fr_emb_row *r = fr_emb_row_at(e, i);
-            if ((int64_t)r->updated * 1000 + lc->ttl_ms[t] > lc->clock_ms) continue;
+            /* kept while its age is under the ttl; the age, not stamp + ttl, so that no ttl and no
+             * clock overflows (the stamp is at most 2^32 s, the clock at least the stamp here) */
+            const int64_t stamp_ms = (int64_t)r->updated * 1000;
+            if (lc->clock_ms < stamp_ms || lc->clock_ms - stamp_ms < lc->ttl_ms[t]) continue;
             /* out of memory for the note: keep the row; a later sweep retries */
             if (lc_note_deleted(lc, t, r->key) != 0) continue;
             fr_emb_delete(e, r->key);

@@ -551,6 +551,40 @@ static void test_eviction(void **state)
     tmpdir_remove(dir);
 }
 
+/* A ttl near INT64_MAX next to a short one: the short one makes the sweeps, the long one must keep
+ * its rows for good (stamp + ttl used to overflow: undefined behaviour, and in a release build every
+ * row of the field was evicted at each sweep). Any ttl the policy accepts is safe. */
+static void test_eviction_extreme_ttl(void **state)
+{
+    (void)state;
+    fr_model *m = new_model(4);
+    set_policy(m, 1, 1, HOUR);
+    set_policy(m, 2, 1, INT64_MAX);
+    set_policy(m, 3, 1, INT64_MAX - 999); /* the multi field */
+    const uint64_t OLD = 11, B = 21, C = 31;
+    train1(m, OLD, B, C, T0);
+    /* two hours later: a sweep; OLD (1 h ttl) goes, B and C stay */
+    train1(m, 0, 0, 0, T0 + 2 * HOUR);
+    assert_false(has_row(m, 1, OLD));
+    assert_true(has_row(m, 2, B));
+    assert_true(has_row(m, 3, C));
+    /* ten thousand days later, still there */
+    train1(m, 0, 0, 0, T0 + 240000 * HOUR);
+    assert_int_equal(fr_model_evict(m), 0);
+    assert_true(has_row(m, 2, B));
+    assert_true(has_row(m, 3, C));
+    fr_row_stats st;
+    fr_model_row_stats(m, &st);
+    assert_int_equal(st.evicted, 1);
+    /* the clock at the end of time: a short ttl still evicts, the longest keeps */
+    train1(m, OLD, 0, 0, T0 + 240001 * HOUR);
+    assert_int_equal(fr_model_set_clock(m, INT64_MAX), 0);
+    assert_int_equal(fr_model_evict(m), 1);
+    assert_false(has_row(m, 1, OLD));
+    assert_true(has_row(m, 2, B));
+    fr_model_free(m);
+}
+
 /* ---- Redis: HDEL, the announcement, the reader and the publisher thread --------------------------- */
 
 static long long hexists(int port, const char *prefix, uint32_t table, uint64_t key)
@@ -781,6 +815,7 @@ int main(void)
         cmocka_unit_test(test_admission_checkpoint_roundtrip),
         cmocka_unit_test(test_admission_needs_filter),
         cmocka_unit_test(test_eviction),
+        cmocka_unit_test(test_eviction_extreme_ttl),
         cmocka_unit_test(test_eviction_reaches_redis),
         cmocka_unit_test(test_eviction_pubq),
         cmocka_unit_test(test_full_push_removes_strays),
