@@ -193,6 +193,10 @@ int fr_config_parse_duration(const char *s, int64_t *ms)
     return 0;
 }
 
+/* Every duration is at most 100 years: event times (<= FR_TS_MAX) plus any window, ttl or half-life
+ * then stay far from int64 overflow, wherever they are added. */
+static const int64_t DURATION_MAX_MS = INT64_C(100) * 365 * 86400000;
+
 /* A duration: a string like "30m" / "1h30m", or an integer number of milliseconds. */
 static int get_duration(errbuf *e, const json_t *v, const char *path, bool allow_zero, int64_t *out)
 {
@@ -213,6 +217,13 @@ static int get_duration(errbuf *e, const json_t *v, const char *path, bool allow
     }
     if (ms == 0 && !allow_zero)
         return fail(e, "\"%s\" must be longer than zero", path);
+    if (ms > DURATION_MAX_MS) {
+        if (json_is_string(v))
+            return fail(e, "\"%s\" is \"%s\": durations are limited to 100 years (\"36500d\")", path,
+                        json_string_value(v));
+        return fail(e, "\"%s\" is %lld ms: durations are limited to 100 years (%lld ms)", path, (long long)ms,
+                    (long long)DURATION_MAX_MS);
+    }
     *out = ms;
     return 0;
 }
@@ -527,10 +538,6 @@ static int load_join(errbuf *e, fr_config *c, const json_t *o)
     if (c->real_negative_window_ms &&
         (c->real_negative_window_ms < c->observation_window_ms || c->real_negative_window_ms > c->attribution_window_ms))
         return fail(e, "\"join.real_negative_window\" must lie between join.observation_window and join.attribution_window");
-    /* keeps ts + window sums far from int64 overflow whatever the event ts (<= FR_TS_MAX) */
-    static const int64_t max_ms = INT64_C(100) * 365 * 86400000;
-    if (c->click_window_ms > max_ms || c->attribution_window_ms > max_ms || c->allowed_lateness_ms > max_ms)
-        return fail(e, "\"join\": windows and lateness are limited to 100 years");
     return 0;
 }
 

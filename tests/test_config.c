@@ -375,6 +375,41 @@ static void test_refusals(void **state)
     }
 }
 
+/* Every duration is bounded at parse time, and the refusal names the key and the bound: a ttl near
+ * INT64_MAX used to load and overflow in the learner's eviction arithmetic. 100 years itself loads. */
+static void test_duration_bounds(void **state)
+{
+    (void)state;
+    static const char *const refused[][2] = {
+        {"{\"fields\":[{\"name\":\"a\",\"kind\":\"categorical\",\"ttl\":\"36501d\"}]}",
+         "\"fields[0].ttl\" is \"36501d\": durations are limited to 100 years (\"36500d\")"},
+        {"{\"fields\":[{\"name\":\"a\",\"kind\":\"categorical\",\"ttl\":9223372036854775807}]}",
+         "\"fields[0].ttl\" is 9223372036854775807 ms: durations are limited to 100 years (3153600000000 ms)"},
+        {"{\"fields\":[{\"name\":\"a\",\"kind\":\"multi\",\"admit_half_life\":\"99999999d\"}]}",
+         "\"fields[0].admit_half_life\" is \"99999999d\": durations are limited to 100 years"},
+        {"{\"join\":{\"click_window\":\"36600d\"}}", "\"join.click_window\" is \"36600d\": durations are limited"},
+        {"{\"join\":{\"attribution_window\":\"36600d\"}}", "\"join.attribution_window\" is \"36600d\""},
+        {"{\"join\":{\"allowed_lateness\":\"36600d\"}}", "\"join.allowed_lateness\" is \"36600d\""},
+        {"{\"join\":{\"observation_window\":3153600000001}}", "\"join.observation_window\" is 3153600000001 ms"},
+        {"{\"guard\":{\"max_pause\":\"36501d\"}}", "\"guard.max_pause\" is \"36501d\": durations are limited"},
+        {"{\"guard\":{\"long_half_life\":\"36501d\"}}", "\"guard.long_half_life\" is \"36501d\""},
+    };
+    for (size_t i = 0; i < sizeof refused / sizeof refused[0]; i++) {
+        fr_config c;
+        char err[512] = "";
+        if (fr_config_load_string(&c, refused[i][0], err, sizeof err) != -1 || !strstr(err, refused[i][1]))
+            fail_msg("case %zu %s: message \"%s\", want \"%s\"", i, refused[i][0], err, refused[i][1]);
+    }
+    fr_config c;
+    char err[512] = "";
+    int rc = fr_config_load_string(
+        &c, "{\"fields\":[{\"name\":\"a\",\"kind\":\"categorical\",\"ttl\":\"36500d\"}],"
+            "\"join\":{\"click_window\":\"36500d\",\"attribution_window\":3153600000000}}",
+        err, sizeof err);
+    if (rc != 0) fail_msg("100 years refused: %s", err);
+    assert_true(c.schema.fields[0].ttl_ms == INT64_C(3153600000000) && c.click_window_ms == c.schema.fields[0].ttl_ms);
+}
+
 /* The presets fill the engine's keys; explicit keys next to a preset override it. */
 static void test_architectures(void **state)
 {
@@ -549,6 +584,7 @@ int main(void)
         cmocka_unit_test(test_overrides),
         cmocka_unit_test(test_refusals),
         cmocka_unit_test(test_architectures),
+        cmocka_unit_test(test_duration_bounds),
         cmocka_unit_test(test_too_many_fields),
         cmocka_unit_test(test_long_strings),
     };
