@@ -62,7 +62,8 @@ int fr_plan_build(fr_model *m)
     for (int v = 0; v < m->NL; v++) {
         fr_level *lv = &m->lv[v];
         const int last = v == m->NL - 1;
-        snprintf(pre, sizeof pre, v ? "l%d." : "", v & 3); /* v < MAX_LEVELS = 4 */
+        pre[0] = '\0'; /* level 0's names have no prefix */
+        if (v) snprintf(pre, sizeof pre, "l%d.", v & 3); /* v < MAX_LEVELS = 4 */
         int st_shared = 0, st_task[2] = {0, 0};
         if (v == 0) {
             lv->n_st = 1;
