@@ -176,8 +176,6 @@ void fr_dfub_forward(const fr_model *m, fr_ws *w, const fr_features *f0, size_t 
 void fr_dfub_backward(const fr_model *m, fr_ws *w, int b, float *dx, float *g);
 /* CausalInt: the terms' gradients into the level-0 dact and the classifier's into g. */
 void fr_causal_backward(const fr_model *m, fr_ws *w, const fr_sample *smp, int n, float *g);
-/* 1 when at least one of the sample's loss terms is on. */
-int fr_loss_any_term(const fr_sample *s);
 
 /* fr_engine.c: the workspace, gather, forward, the losses, backward. */
 /* The batch workspace for cap samples (backward: with the gradient buffers); NULL when out of memory. */
@@ -196,5 +194,7 @@ void fr_engine_backward(const fr_model *m, fr_ws *w, const fr_sample *smp, int n
 double fr_loss_sample(const fr_sample *s, double u, double v);
 double fr_loss_bce(double p, double y);
 void fr_loss_kd_on(const fr_sample *s, int on[2]);
+/* 1 when at least one of the sample's loss terms is on. */
+int fr_loss_any_term(const fr_sample *s);
 
 #endif
