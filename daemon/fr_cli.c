@@ -533,34 +533,55 @@ static int cmd_inspect(const cli_args *a)
            rs.rows && rs.raw_bytes ? (double)rs.row_bytes / (double)rs.raw_bytes : 0.0, admit_bytes,
            fr_model_clock(m));
     printf("dense floats=%zu tensors=%d\n", fr_model_dense_count(m), fr_model_dense_tensor_count(m));
-    fr_ckpt_foreach_offset(ck, print_offset, NULL);
+    /* Every part it reads must be readable: an unreadable one is named, the rest still printed,
+     * and the exit status says the checkpoint is not whole. */
+    int rc = 0;
+    if (fr_ckpt_foreach_offset(ck, print_offset, NULL, err, sizeof err) != 0) {
+        fprintf(stderr, "freshet inspect: %s\n", err);
+        rc = 1;
+    }
     fr_pipeline_counters pc;
     if (fr_ckpt_get_blob(ck, "counters", &pc, sizeof pc) == (long)sizeof pc) {
         uint64_t rejected = 0;
         for (int r = 0; r < FR_REJECT_NREASONS; r++) rejected += pc.rejected[r];
         printf("consumed=%" PRIu64 " rejected=%" PRIu64 " samples_trained=%" PRIu64 " samples_buffered=%" PRIu64 "\n",
                pc.consumed, rejected, pc.samples_trained, pc.samples_buffered);
+    } else {
+        fprintf(stderr, "freshet inspect: checkpoint: blob \"counters\" missing or not %zu bytes\n", sizeof pc);
+        rc = 1;
     }
     fr_join_config jc = {0};
     fr_join *j = fr_join_create(&jc);
     size_t cap = j ? fr_join_export_meta(j, NULL, 0) : 0;
     char *meta = cap ? malloc(cap) : NULL;
     long len = meta ? fr_ckpt_get_join_meta(ck, meta, cap) : -1;
-    if (len >= 0 && fr_join_import_meta(j, meta, (size_t)len) == 0) {
+    if (len >= 0 && (size_t)len <= cap && fr_join_import_meta(j, meta, (size_t)len) == 0) {
         const fr_join_counters *jcnt = fr_join_get_counters(j);
         printf("watermark=%" PRId64 " pending impressions=%" PRIu64 " clicks=%" PRIu64 " conversions=%" PRIu64 "\n",
                fr_join_watermark(j), jcnt->pending[FR_EV_IMPRESSION], jcnt->pending[FR_EV_CLICK],
                jcnt->pending[FR_EV_CONVERSION]);
         printf("samples emitted click_window=%" PRIu64 " attribution=%" PRIu64 "\n",
                jcnt->emitted[FR_SAMPLE_CLICK_WINDOW], jcnt->emitted[FR_SAMPLE_ATTRIBUTION]);
+    } else {
+        fprintf(stderr, "freshet inspect: checkpoint: join counters (key \"K\") %s\n",
+                !j || (cap && !meta) ? "not read: out of memory"
+                : len < 0            ? "missing"
+                                     : "unreadable, or their counts break events = joined + pending + dropped");
+        rc = 1;
     }
     free(meta);
     fr_join_free(j);
     char digest[33];
-    if (fr_ckpt_digest(ck, digest) == 0) printf("digest %s\n", digest);
+    if (fr_ckpt_digest(ck, digest) == 0) {
+        printf("digest %s\n", digest);
+    } else {
+        fprintf(stderr, "freshet inspect: checkpoint: no digest: reading every key failed (a RocksDB read error: a "
+                        "corrupt or missing file?)\n");
+        rc = 1;
+    }
     fr_model_free(m);
     fr_ckpt_close(ck);
-    return 0;
+    return rc;
 }
 
 /* ---- pull --------------------------------------------------------------------------------- */

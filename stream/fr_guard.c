@@ -28,6 +28,33 @@ void fr_guard_init(fr_guard *g)
 
 int fr_guard_paused(const fr_guard *g) { return g->reason != FR_GUARD_RUNNING; }
 
+static int flow_valid(const fr_guard_flow *f)
+{
+    const double v[] = {f->den_s, f->num_s, f->den_l, f->num_l};
+    for (size_t i = 0; i < sizeof v / sizeof v[0]; i++)
+        if (!(isfinite(v[i]) && v[i] >= 0)) return 0;
+    return 1;
+}
+
+int fr_guard_check(const fr_guard *g, char *why, size_t whylen)
+{
+    const char *bad = NULL;
+    if (g->reason < 0 || g->reason >= FR_GUARD_NREASONS || g->pad != 0)
+        bad = "reason out of range";
+    else if ((g->reason != FR_GUARD_RUNNING) != (g->paused_since != INT64_MIN))
+        bad = "pause time and reason disagree";
+    else if ((g->first_ts == INT64_MIN) != (g->last_ts == INT64_MIN) || g->first_ts > g->last_ts)
+        bad = "first and last sample times out of order";
+    else if (!flow_valid(&g->ctr) || !flow_valid(&g->cvr))
+        bad = "a decayed count is negative or not finite";
+    else if (g->resumes > g->trips || g->trips - g->resumes != (uint64_t)fr_guard_paused(g))
+        bad = "trips and resumes disagree with the pause"; /* each trip pauses, each resume ends the pause */
+    if (!bad) return 0;
+    snprintf(why, whylen, "%s (reason %" PRId32 ", paused since %" PRId64 ", trips %" PRIu64 ", resumes %" PRIu64 ")",
+             bad, g->reason, g->paused_since, g->trips, g->resumes);
+    return -1;
+}
+
 void fr_guard_hold(fr_guard *g, const fr_sample *s)
 {
     if (s->kind >= 0 && s->kind < FR_SAMPLE_NKINDS) g->held[s->kind]++;
