@@ -321,6 +321,110 @@ static int apply_row_policies(fr_model *m, const fr_config *c, char *err, size_t
 
 /* ---- what a checkpoint may hold: every stored value is untrusted input ---------------------- */
 
+static const char SCEN_FIX[] = "restore the old \"scenarios\" or start a new checkpoint.dir";
+static const char FIELD_FIX[] = "restore the old \"fields\" or start a new checkpoint.dir";
+
+/* The field list and scenarios the checkpoint was trained with (its blob "manifest") against the
+ * configuration's. A field's rows and weights are those of its slot, its keys are hashed with its
+ * name, and per-scenario parameters and metrics go by position: a field that moved to another slot
+ * or kind, was renamed, added or removed, a numeric transform that changed, or a scenario list in
+ * another order would be reinterpreted, never mapped. Refused, by key. Declaring the fields in
+ * another order is fine as long as every field keeps its slot (slots count per kind); max_len may
+ * change (keys do not). */
+static int check_schema(const fr_schema *sch, const char *text, size_t len, char *err, size_t errlen)
+{
+    json_error_t jerr;
+    json_t *root = json_loadb(text, len, 0, &jerr);
+    json_t *fields = json_object_get(root, "fields"), *scen = json_object_get(root, "scenarios");
+    const char *sf = json_string_value(json_object_get(root, "scenario_field"));
+    int rc = -1;
+    if (!json_is_array(fields) || !json_is_array(scen) || !sf) {
+        snprintf(err, errlen, "checkpoint corrupt: blob \"manifest\" (the fields and scenarios it was trained with) "
+                              "is not the JSON this build writes");
+        goto out;
+    }
+    if (strcmp(sf, "scenario") != 0) {
+        snprintf(err, errlen, "checkpoint was trained with the scenario in the event field \"%s\", this build reads "
+                              "\"scenario\"; start a new checkpoint.dir", sf);
+        goto out;
+    }
+    size_t i;
+    json_t *v;
+    json_array_foreach(scen, i, v)
+    {
+        const char *name = json_string_value(v);
+        if (!name) {
+            snprintf(err, errlen, "checkpoint corrupt: blob \"manifest\": scenarios[%zu] is not a string", i);
+            goto out;
+        }
+        const int have = (int)i < sch->n_scenarios;
+        if (!have || strcmp(name, sch->scenarios[i]) != 0) {
+            snprintf(err, errlen,
+                     "scenarios[%zu]: the checkpoint was trained with \"%s\" there, the configuration has %s%s%s "
+                     "(per-scenario parameters and metrics go by position, so the list keeps its names and order "
+                     "for the life of a checkpoint, allow_new_scenarios's \"other\" included); %s",
+                     i, name, have ? "\"" : "", have ? sch->scenarios[i] : "none", have ? "\"" : "", SCEN_FIX);
+            goto out;
+        }
+    }
+    if (json_array_size(scen) != (size_t)sch->n_scenarios) {
+        snprintf(err, errlen,
+                 "scenarios[%zu]: the configuration adds \"%s\", the checkpoint was trained with %zu scenarios (the "
+                 "model's shape follows them); %s",
+                 json_array_size(scen), sch->scenarios[json_array_size(scen)], json_array_size(scen), SCEN_FIX);
+        goto out;
+    }
+    int seen[FR_MAX_CAT + FR_MAX_NUM + FR_MAX_MULTI] = {0};
+    json_array_foreach(fields, i, v)
+    {
+        const char *name = json_string_value(json_object_get(v, "name"));
+        const char *kind = json_string_value(json_object_get(v, "kind"));
+        const char *tr = json_string_value(json_object_get(v, "transform"));
+        json_t *slot = json_object_get(v, "slot");
+        if (!name || !kind || !json_is_integer(slot)) {
+            snprintf(err, errlen, "checkpoint corrupt: blob \"manifest\": fields[%zu] lacks a name, kind or slot", i);
+            goto out;
+        }
+        int f = 0;
+        while (f < sch->n_fields && strcmp(sch->fields[f].name, name) != 0) f++;
+        if (f == sch->n_fields) {
+            snprintf(err, errlen,
+                     "fields: the checkpoint was trained with field \"%s\" (%s slot %lld), the configuration has no "
+                     "field of that name (renamed or removed? its rows would be orphans); %s",
+                     name, kind, (long long)json_integer_value(slot), FIELD_FIX);
+            goto out;
+        }
+        const fr_field *cf = &sch->fields[f];
+        seen[f] = 1;
+        if (strcmp(kind, FIELD_KINDS[cf->kind]) != 0 || json_integer_value(slot) != cf->slot) {
+            snprintf(err, errlen,
+                     "fields[%d] \"%s\": the checkpoint was trained with it as %s slot %lld, the configuration makes "
+                     "it %s slot %d (reordered? its rows and weights would be another field's); %s",
+                     f, name, kind, (long long)json_integer_value(slot), FIELD_KINDS[cf->kind], cf->slot, FIELD_FIX);
+            goto out;
+        }
+        if (cf->kind == FR_FIELD_NUMERIC && (!tr || strcmp(tr, TRANSFORMS[cf->transform]) != 0)) {
+            snprintf(err, errlen,
+                     "fields[%d].transform: the checkpoint was trained with \"%s\" for field \"%s\", the "
+                     "configuration says \"%s\"; %s",
+                     f, tr ? tr : "?", name, TRANSFORMS[cf->transform], FIELD_FIX);
+            goto out;
+        }
+    }
+    for (int f = 0; f < sch->n_fields; f++) {
+        if (seen[f]) continue;
+        snprintf(err, errlen,
+                 "fields[%d]: the configuration adds field \"%s\", the checkpoint was trained without it (the model's "
+                 "shape follows the fields); remove it or start a new checkpoint.dir",
+                 f, sch->fields[f].name);
+        goto out;
+    }
+    rc = 0;
+out:
+    json_decref(root);
+    return rc;
+}
+
 /* A sample of the stored mini-batch: what indexes (kind, scenario), sizes (multi_len) and every
  * float the model or the metrics read. 0, or -1 with the reason in why. */
 static int check_sample(const fr_sample *s, int n_scenarios, char *why, size_t whylen)
@@ -396,6 +500,20 @@ static int restore_sources(fr_pipeline *p, char *err, size_t errlen)
 
 static int restore(fr_pipeline *p, char *err, size_t errlen)
 {
+    /* The field list first: a reordered field list also changes the model's shape, less clearly. */
+    long ml = fr_ckpt_get_blob(p->ckpt, "manifest", NULL, 0);
+    char *man = ml >= 0 ? malloc((size_t)ml + 1) : NULL;
+    if (!man || fr_ckpt_get_blob(p->ckpt, "manifest", man, (size_t)ml + 1) != ml) {
+        snprintf(err, errlen, ml < 0 ? "checkpoint corrupt: blob \"manifest\" (the fields and scenarios it was trained "
+                                       "with) is missing"
+                                     : "checkpoint: out of memory reading blob \"manifest\"");
+        free(man);
+        return -1;
+    }
+    int bad_schema = check_schema(&p->cfg.schema, man, (size_t)ml, err, errlen);
+    free(man);
+    if (bad_schema) return -1;
+
     fr_model *m = fr_ckpt_load_model(p->ckpt, err, errlen);
     if (!m) return -1;
     char changed[512];

@@ -1,8 +1,10 @@
 /* A checkpoint is untrusted input. One real checkpoint is built through the pipeline (esdfm, so it
  * holds helper heads; an admission filter; pending join entries and a part-filled mini-batch), then
  * every part the restore reads is corrupted, one at a time, straight in RocksDB: each must be
- * refused with a message naming the part, never accepted and never a crash. Then `freshet inspect`
- * exits non-zero when a part cannot be read. */
+ * refused with a message naming the part, never accepted and never a crash. Then the configuration
+ * it is restored under: fields or scenarios renamed, reordered or added are refused by key, a
+ * declaration order that keeps every slot is not. Last, `freshet inspect` exits non-zero when a
+ * part cannot be read. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -408,7 +410,7 @@ static void test_dfm_heads(void **state)
     free(h);
 }
 
-static void test_lifecycle_and_admission(void **state)
+static void test_lifecycle_manifest_admission(void **state)
 {
     (void)state;
     size_t len;
@@ -420,6 +422,14 @@ static void test_lifecycle_and_admission(void **state)
     blob_put(&r, "lifecycle", l, len);
     expect_refused(&r, dir, "blob \"lifecycle\"", "negative");
     free(l);
+
+    r = corrupt_begin(dir);
+    raw_delete(&r, 0, "Cmanifest", 9);
+    expect_refused(&r, dir, "blob \"manifest\"", "missing");
+
+    r = corrupt_begin(dir);
+    blob_put(&r, "manifest", "{\"fields\": 3}", 13);
+    expect_refused(&r, dir, "blob \"manifest\"", NULL);
 
     r = corrupt_begin(dir);
     unsigned char w[4] = {12, 0, 0, 0}; /* user_id's filter is 2^20 wide */
@@ -560,6 +570,67 @@ static void test_dense_and_meta(void **state)
     free(m);
 }
 
+/* ---- the configuration it is restored under ---- */
+
+static void expect_config(const char *fields, const char *scenarios, const char *extra, const char *want,
+                          const char *want2)
+{
+    char dir[256];
+    snprintf(dir, sizeof dir, "%s/case%d", g_root, ++g_case);
+    copy_dir(g_pristine, dir);
+    fr_config c = config_with(dir, fields, scenarios, extra);
+    char err[512] = "";
+    fr_pipeline *p = fr_pipeline_open(&c, err, sizeof err);
+    if (!want) {
+        if (!p) fail_msg("refused: %s", err);
+        fr_pipeline_close(p);
+        return;
+    }
+    if (p) {
+        fr_pipeline_close(p);
+        fail_msg("restored under a configuration that should be refused (%s)", want);
+    }
+    if (!strstr(err, want) || (want2 && !strstr(err, want2)))
+        fail_msg("refused, but the message does not name \"%s\"%s%s: %s", want, want2 ? " / " : "",
+                 want2 ? want2 : "", err);
+    print_message("refused: %s\n", err);
+}
+
+static void test_fields_and_scenarios(void **state)
+{
+    (void)state;
+    /* user_id and ad_id swapped: each would read the other's rows */
+    expect_config("[" F_AD "," F_AGE "," F_DEVICE "," F_USER "," F_REST "," F_PRICE "," F_RECENT "]", SCENARIOS, NULL,
+                  "\"user_id\"", "categorical slot 4");
+    /* renamed */
+    expect_config("[" F_USER "," F_AGE ",{\"name\":\"device_type\",\"kind\":\"categorical\"}," F_AD "," F_REST
+                  "," F_PRICE "," F_RECENT "]",
+                  SCENARIOS, NULL, "field \"device\"", "no field of that name");
+    /* another kind in the same place */
+    expect_config("[" F_USER "," F_AGE "," F_DEVICE "," F_AD "," F_REST "," F_PRICE
+                  ",{\"name\":\"recent_ads\",\"kind\":\"categorical\"}]",
+                  SCENARIOS, NULL, "\"recent_ads\"", "multi slot 0");
+    /* added at the end */
+    expect_config("[" F_USER "," F_AGE "," F_DEVICE "," F_AD "," F_REST "," F_PRICE "," F_RECENT
+                  ",{\"name\":\"site\",\"kind\":\"categorical\"}]",
+                  SCENARIOS, NULL, "fields[9]: the configuration adds field \"site\"", NULL);
+    /* another transform */
+    expect_config("[" F_USER "," F_AGE "," F_DEVICE "," F_AD "," F_REST ",{\"name\":\"price\",\"kind\":\"numeric\"},"
+                  F_RECENT "]",
+                  SCENARIOS, NULL, "fields[7].transform", "\"log1p\"");
+    /* scenarios reordered: per-scenario metrics and parameters go by position */
+    expect_config(FIELDS, "[\"browser\",\"video\",\"music\",\"third_party\"]", NULL, "scenarios[0]", "\"video\"");
+    expect_config(FIELDS, "[\"video\",\"browser\",\"music\",\"podcast\"]", NULL, "scenarios[3]", "\"third_party\"");
+    expect_config(FIELDS, SCENARIOS, ", \"allow_new_scenarios\": true", "scenarios[4]", "\"other\"");
+    /* Not reinterpretations: the numeric field declared first keeps its slot (slots count per
+     * kind), and max_len only keeps fewer recent values. */
+    expect_config("[" F_PRICE "," F_USER "," F_AGE "," F_DEVICE "," F_AD "," F_REST "," F_RECENT "]", SCENARIOS, NULL,
+                  NULL, NULL);
+    expect_config("[" F_USER "," F_AGE "," F_DEVICE "," F_AD "," F_REST "," F_PRICE
+                  ",{\"name\":\"recent_ads\",\"kind\":\"multi\",\"max_len\":4}]",
+                  SCENARIOS, NULL, NULL, NULL);
+}
+
 /* ---- freshet inspect ---- */
 
 /* fr_cli_main's exit status, its stdout and stderr to files. */
@@ -627,11 +698,12 @@ int main(void)
         cmocka_unit_test(test_batch),
         cmocka_unit_test(test_guard),
         cmocka_unit_test(test_dfm_heads),
-        cmocka_unit_test(test_lifecycle_and_admission),
+        cmocka_unit_test(test_lifecycle_manifest_admission),
         cmocka_unit_test(test_join_entries),
         cmocka_unit_test(test_join_counters),
         cmocka_unit_test(test_rows),
         cmocka_unit_test(test_dense_and_meta),
+        cmocka_unit_test(test_fields_and_scenarios),
         cmocka_unit_test(test_inspect_exit_status),
     };
     return cmocka_run_group_tests(tests, group_setup, group_teardown);
