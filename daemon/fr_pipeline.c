@@ -822,14 +822,18 @@ int fr_pipeline_checkpoint(fr_pipeline *p, char *err, size_t errlen)
     double started = wall_seconds();
     fr_ckpt_batch *b = fr_ckpt_begin(p->ckpt);
     if (!b) {
-        snprintf(err, errlen, "checkpoint: out of memory");
+        snprintf(err, errlen, "checkpoint not written: out of memory starting its write batch");
         return -1;
     }
+    const char *why = NULL; /* a failure of this function's own; a failed put leaves its reason in the batch */
     int rc = fr_ckpt_put_model(b, p->model);
-    if (rc == 0) rc = fr_join_foreach_dirty(p->join, put_join_entry, b);
+    if (rc == 0 && fr_join_foreach_dirty(p->join, put_join_entry, b) != 0) {
+        rc = -1;
+        why = "a join entry changed since the last checkpoint has no state in memory";
+    }
     size_t meta_len = fr_join_export_meta(p->join, NULL, 0);
-    char *meta = malloc(meta_len ? meta_len : 1);
-    if (!meta) rc = -1;
+    char *meta = rc == 0 ? malloc(meta_len ? meta_len : 1) : NULL;
+    if (rc == 0 && !meta) rc = -1, why = "out of memory for the join counters";
     if (rc == 0) {
         fr_join_export_meta(p->join, meta, meta_len);
         rc = fr_ckpt_put_join_meta(b, meta, meta_len);
@@ -851,12 +855,16 @@ int fr_pipeline_checkpoint(fr_pipeline *p, char *err, size_t errlen)
     if (rc == 0 && p->heads) {
         size_t hn = fr_dfm_heads_export(p->heads, NULL, 0);
         void *hb = malloc(hn);
+        if (!hb) why = "out of memory for the helper heads";
         rc = hb ? fr_ckpt_put_blob(b, "dfm_heads", hb, fr_dfm_heads_export(p->heads, hb, hn)) : -1;
         free(hb);
     }
     if (rc != 0) {
+        /* The cause, not the step: "out of memory building a key" tells the operator what to fix. */
+        if (!why) why = fr_ckpt_batch_error(b);
+        snprintf(err, errlen, "checkpoint not written (the previous one is intact): %s",
+                 why ? why : "a put into the write batch failed");
         fr_ckpt_abort(b);
-        snprintf(err, errlen, "checkpoint: could not assemble the write batch; nothing was written");
         return -1;
     }
     if (fr_ckpt_commit(b, err, errlen) != 0) return -1;

@@ -305,6 +305,8 @@ void fr_ckpt_abort(fr_ckpt_batch *b)
     free(b);
 }
 
+const char *fr_ckpt_batch_error(const fr_ckpt_batch *b) { return b && b->failed ? b->failure : NULL; }
+
 void fr_ckpt_batch_get_stats(const fr_ckpt_batch *b, fr_ckpt_batch_stats *s)
 {
     *s = b->st;

@@ -65,6 +65,10 @@ int fr_ckpt_put_offset(fr_ckpt_batch *b, const char *source, int64_t next_offset
 /* Stores bytes under name (len 0 stores an empty blob: fr_ckpt_get_blob then returns 0, not -1). */
 int fr_ckpt_put_blob(fr_ckpt_batch *b, const char *name, const void *bytes, size_t len);
 
+/* Why a put into b failed (the first failure: "out of memory building a key", ...), or NULL while
+ * none has. Valid until b is committed or aborted. */
+const char *fr_ckpt_batch_error(const fr_ckpt_batch *b);
+
 /* What a batch holds so far (for metrics and tests). */
 typedef struct {
     size_t entries;      /* puts and deletes in the batch, the marker included */
