@@ -121,10 +121,11 @@ static int parse_args(int argc, char **argv, cli_args *a)
         else if (!strcmp(f, "--ads")) { FR_NEEDS_VALUE if (parse_number(f, v, &num)) return -1; a->ads = (long long)num; }
         else if (!strcmp(f, "--to")) {
             FR_NEEDS_VALUE
-            char *end;
+            char *end = (char *)v;
             errno = 0;
-            a->to = strtoull(v, &end, 10);
-            if (errno || end == v || *end || a->to == 0) {
+            /* digits only: strtoull would skip blanks and take "-3" as 2^64 - 3 */
+            a->to = v[0] >= '0' && v[0] <= '9' ? strtoull(v, &end, 10) : 0;
+            if (errno || a->to == 0 || *end) {
                 fprintf(stderr, "freshet: --to expects a version number (> 0), got \"%s\"\n", v);
                 return -1;
             }

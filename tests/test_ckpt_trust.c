@@ -11,7 +11,6 @@
 #include <stdint.h>
 #include <cmocka.h>
 
-#include <fcntl.h>
 #include <jansson.h>
 #include <math.h>
 #include <rocksdb/c.h>
@@ -19,14 +18,13 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
-#include <unistd.h>
 
 #include "fr_ckpt.h"
-#include "fr_cli.h"
 #include "fr_config.h"
 #include "fr_gen.h"
 #include "fr_pipeline.h"
 #include "gen_lines.h"
+#include "run_cli.h"
 #include "tmpdir.h"
 
 /* The default fields (fr_config_defaults) written out, user_id with an admission filter. */
@@ -633,32 +631,12 @@ static void test_fields_and_scenarios(void **state)
 
 /* ---- freshet inspect ---- */
 
-/* fr_cli_main's exit status, its stdout and stderr to files. */
 static int run_inspect(const char *dir, char *out, size_t outcap)
 {
-    char path[300];
-    snprintf(path, sizeof path, "%s/inspect.out", g_root);
-    fflush(stdout);
-    fflush(stderr);
-    int saved_out = dup(1), saved_err = dup(2);
-    int fd = open(path, O_WRONLY | O_CREAT | O_TRUNC, 0644);
-    assert_true(fd >= 0 && saved_out >= 0 && saved_err >= 0);
-    dup2(fd, 1);
-    dup2(fd, 2);
-    char *argv[] = {"freshet", "inspect", (char *)dir, NULL};
-    int rc = fr_cli_main(3, argv);
-    fflush(stdout);
-    fflush(stderr);
-    dup2(saved_out, 1);
-    dup2(saved_err, 2);
-    close(fd);
-    close(saved_out);
-    close(saved_err);
-    FILE *f = fopen(path, "r");
-    size_t n = fread(out, 1, outcap - 1, f);
-    out[n] = '\0';
-    fclose(f);
-    return rc;
+    char scratch[300];
+    snprintf(scratch, sizeof scratch, "%s/inspect.out", g_root);
+    char *const argv[] = {"freshet", "inspect", (char *)dir, NULL};
+    return run_cli(argv, scratch, out, outcap);
 }
 
 static void test_inspect_exit_status(void **state)
