@@ -98,9 +98,16 @@ static void add(fr_guard_flow *f, double den, double num, int frozen_long)
     }
 }
 
-/* What a sample says about the flows: (impressions, clicks) and (clicks, conversions). The CVR
- * flow counts each click once, at its first CVR sample, and each conversion once, at the sample
- * that first carries it, so it follows the conversions as they arrive, not a week later. */
+/* What a sample says about the flows: (impressions, clicks) and (clicks, conversions). Each click
+ * counts once, at its first CVR sample, and with it the conversion that sample decides: the
+ * in-window label of a WINDOW copy (an in-window conversion that reached the join after its copy
+ * comes, at the same event time, as an in-window DELAYED_POS), the eventual one of an ORACLE copy,
+ * the final one of wait's ATTRIBUTION. Conversions after w_o are not counted: counted as they
+ * arrived, they were set against the clicks of the same moment, not against their own, so when
+ * clicks thinned out (a night, the end of a stream) the "rate" passed 1 (9.84 at the end of one
+ * run). Now every conversion counted belongs to a click counted at the same event time, and the
+ * long and short rates stay in [0, 1]; fnw and fnc, whose click copy comes at the click, count its
+ * in-window conversion up to w_o later (at most a factor 2^(w_o / half-life) above the rate). */
 static void contribution(const fr_sample *s, double *imp, double *clk, double *cvr_clk, double *conv)
 {
     *imp = *clk = *cvr_clk = *conv = 0;
@@ -117,7 +124,7 @@ static void contribution(const fr_sample *s, double *imp, double *clk, double *c
         *conv = pos;
         break;
     case FR_SAMPLE_FAKE_NEG: *cvr_clk = 1; break;
-    case FR_SAMPLE_DELAYED_POS: *conv = 1; break;
+    case FR_SAMPLE_DELAYED_POS: *conv = s->in_window; break;
     default: break; /* REAL_NEG, MATURED: no news */
     }
 }

@@ -1,6 +1,7 @@
 /* fr_guard: the label-collapse guard. It watches, over event time, two label flows of the joined
- * samples: clicks per impression (CTR samples) and conversions per click (the first CVR copy of
- * each click, plus delayed positives), each as a short EWMA against a long one. When samples keep
+ * samples: clicks per impression (CTR samples) and conversions per click (each click at its first
+ * CVR copy, with the conversion that copy decides: within w_o of the click for the window and
+ * fake-negative policies), each as a short EWMA against a long one. When samples keep
  * flowing but a short-term rate falls below trip_fraction of its long-term rate (the clicks or
  * conversions topic stalled, its producer broke), the guard pauses: the pipeline then neither
  * trains nor publishes. It resumes when the short-term rate is back above resume_fraction of the

@@ -468,6 +468,10 @@ static void emit_copy(fr_join *j, fr_join_entry *e, fr_sample_kind kind, int64_t
     s.has_label[FR_TASK_CVR] = s.has_label[FR_TASK_CTCVR] = 1;
     s.label[FR_TASK_CVR] = s.label[FR_TASK_CTCVR] = label ? 1.0f : 0.0f;
     s.weight[FR_TASK_CVR] = s.weight[FR_TASK_CTCVR] = w;
+    /* A positive duplicate of a conversion within w_o of its click (fnw, fnc; or one that reached a
+     * window policy after its WINDOW copy): the guard counts those, with the click, as in-window. */
+    if (kind == FR_SAMPLE_DELAYED_POS)
+        s.in_window = (uint8_t)(e->conv_ts <= sat_add(e->click_ts, j->cfg.observation_window_ms));
     mark_dirty(j, e);
     emit_sample(j, e, &s, emit, ctx);
     sync_timers(j, e);

@@ -1335,7 +1335,7 @@ typedef struct {
     int kind;
     int64_t ts;
     int label;     /* CTR label for CLICK_WINDOW, else CVR/CTCVR */
-    int in_window; /* MATURED only */
+    int in_window; /* MATURED and DELAYED_POS only */
 } want;
 
 static void expect_sample(const fr_sample *s, const want *w)
@@ -1356,7 +1356,8 @@ static void expect_sample(const fr_sample *s, const want *w)
         expect_f(s->label[t], w->label ? 1.0f : 0.0f);
         expect_f(s->weight[t], 1.0f);
     }
-    assert_int_equal(s->in_window, w->kind == FR_SAMPLE_MATURED ? w->in_window : 0);
+    const int has_window = w->kind == FR_SAMPLE_MATURED || w->kind == FR_SAMPLE_DELAYED_POS;
+    assert_int_equal(s->in_window, has_window ? w->in_window : 0);
 }
 
 #define CTR6                                                                                             \
@@ -1429,7 +1430,7 @@ static void test_policy_fake_negative_fixture(void **state)
                       {"c", FR_SAMPLE_FAKE_NEG, 1004, 0, 0},
                       {"e", FR_SAMPLE_FAKE_NEG, 1005, 0, 0},
                       {"a", FR_SAMPLE_CLICK_WINDOW, 1010, 1, 0},
-                      {"a", FR_SAMPLE_DELAYED_POS, 1010, 1, 0},
+                      {"a", FR_SAMPLE_DELAYED_POS, 1010, 1, 1}, /* 8 after its click: in w_o */
                       {"b", FR_SAMPLE_CLICK_WINDOW, 1010, 1, 0},
                       {"c", FR_SAMPLE_CLICK_WINDOW, 1010, 1, 0},
                       {"d", FR_SAMPLE_CLICK_WINDOW, 1010, 1, 0},
@@ -1496,7 +1497,7 @@ static void test_policy_late_conversion_inside_window(void **state)
     assert_int_equal(h.out.n, 4);
     expect_sample(&h.out.s[0], &(want){"a", FR_SAMPLE_CLICK_WINDOW, 1010, 1, 0});
     expect_sample(&h.out.s[1], &(want){"a", FR_SAMPLE_WINDOW, 1022, 0, 0});
-    expect_sample(&h.out.s[2], &(want){"a", FR_SAMPLE_DELAYED_POS, 1022, 1, 0});
+    expect_sample(&h.out.s[2], &(want){"a", FR_SAMPLE_DELAYED_POS, 1022, 1, 1}); /* 1015 is inside w_o */
     expect_sample(&h.out.s[3], &(want){"a", FR_SAMPLE_MATURED, 1102, 1, 1});
     h_free(&h);
     reset_policy();
