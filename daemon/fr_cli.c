@@ -38,9 +38,12 @@ static const char USAGE[] =
     "  inspect DIR                                  summarise a checkpoint and print its digest\n"
     "  pull [-c CONFIG] [--redis H:P] [--events FILE] [--limit N] [--state DIR]\n"
     "                                               read the active model back from Redis and score with it\n"
+    "                                               (the first N impressions of FILE, default 10)\n"
     "  score [-c CONFIG] [--redis H:P] [--events FILE] [--limit N] [--follow SECONDS]\n"
-    "                                               score EVENTS.md impressions (default: stdin) with the active\n"
-    "                                               version; --follow: keep following pushes and rollbacks\n"
+    "                                               score EVENTS.md impressions (default: stdin; every one, or\n"
+    "                                               the first N) with the active version; --follow: keep\n"
+    "                                               following pushes and rollbacks, scoring them again under\n"
+    "                                               each new version\n"
     "  rollback [-c CONFIG] [--redis H:P] [--to VERSION]\n"
     "                                               make an earlier retained version active (default: the previous)\n"
     "  truth TRUTH.tsv [-c CONFIG]                  AUC and log loss of the generator's true probabilities\n"
@@ -63,7 +66,7 @@ typedef struct {
     double days;
     double duplicates;
     double reorder_ms;
-    long long limit;
+    long long limit;        /* --limit: impressions to score, >= 1; -1 when not given */
     long long users, ads;
     unsigned long long to;  /* rollback --to; 0 = the previous version */
     double follow;          /* score --follow seconds */
@@ -87,7 +90,7 @@ static int parse_number(const char *flag, const char *text, double *out)
 static int parse_args(int argc, char **argv, cli_args *a)
 {
     memset(a, 0, sizeof *a);
-    a->limit = 10;
+    a->limit = -1; /* not given: score all (pull: 10) */
     a->delay_short_share = a->delay_short_mean = a->delay_long_mean = a->obs_window = -1;
     for (int i = 0; i < argc; i++) {
         const char *f = argv[i];
@@ -121,16 +124,26 @@ static int parse_args(int argc, char **argv, cli_args *a)
         else if (!strcmp(f, "--ads")) { FR_NEEDS_VALUE if (parse_number(f, v, &num)) return -1; a->ads = (long long)num; }
         else if (!strcmp(f, "--to")) {
             FR_NEEDS_VALUE
-            char *end;
+            char *end = (char *)v;
             errno = 0;
-            a->to = strtoull(v, &end, 10);
-            if (errno || end == v || *end || a->to == 0) {
+            /* digits only: strtoull would skip blanks and take "-3" as 2^64 - 3 */
+            a->to = v[0] >= '0' && v[0] <= '9' ? strtoull(v, &end, 10) : 0;
+            if (errno || a->to == 0 || *end) {
                 fprintf(stderr, "freshet: --to expects a version number (> 0), got \"%s\"\n", v);
                 return -1;
             }
         }
         else if (!strcmp(f, "--follow")) { FR_NEEDS_VALUE if (parse_number(f, v, &a->follow)) return -1; }
-        else if (!strcmp(f, "--limit")) { FR_NEEDS_VALUE if (parse_number(f, v, &num)) return -1; a->limit = (long long)num; }
+        else if (!strcmp(f, "--limit")) {
+            FR_NEEDS_VALUE
+            if (parse_number(f, v, &num)) return -1;
+            if (!(num >= 1 && num <= 1e15) || num != (double)(long long)num) {
+                fprintf(stderr, "freshet: --limit expects a whole number of impressions >= 1, got \"%s\" (leave it "
+                                "out to score them all)\n", v);
+                return -1;
+            }
+            a->limit = (long long)num;
+        }
         else if (f[0] == '-' && f[1]) {
             fprintf(stderr, "freshet: unknown option %s\n%s", f, USAGE);
             return -1;
@@ -533,34 +546,55 @@ static int cmd_inspect(const cli_args *a)
            rs.rows && rs.raw_bytes ? (double)rs.row_bytes / (double)rs.raw_bytes : 0.0, admit_bytes,
            fr_model_clock(m));
     printf("dense floats=%zu tensors=%d\n", fr_model_dense_count(m), fr_model_dense_tensor_count(m));
-    fr_ckpt_foreach_offset(ck, print_offset, NULL);
+    /* Every part it reads must be readable: an unreadable one is named, the rest still printed,
+     * and the exit status says the checkpoint is not whole. */
+    int rc = 0;
+    if (fr_ckpt_foreach_offset(ck, print_offset, NULL, err, sizeof err) != 0) {
+        fprintf(stderr, "freshet inspect: %s\n", err);
+        rc = 1;
+    }
     fr_pipeline_counters pc;
     if (fr_ckpt_get_blob(ck, "counters", &pc, sizeof pc) == (long)sizeof pc) {
         uint64_t rejected = 0;
         for (int r = 0; r < FR_REJECT_NREASONS; r++) rejected += pc.rejected[r];
         printf("consumed=%" PRIu64 " rejected=%" PRIu64 " samples_trained=%" PRIu64 " samples_buffered=%" PRIu64 "\n",
                pc.consumed, rejected, pc.samples_trained, pc.samples_buffered);
+    } else {
+        fprintf(stderr, "freshet inspect: checkpoint: blob \"counters\" missing or not %zu bytes\n", sizeof pc);
+        rc = 1;
     }
     fr_join_config jc = {0};
     fr_join *j = fr_join_create(&jc);
     size_t cap = j ? fr_join_export_meta(j, NULL, 0) : 0;
     char *meta = cap ? malloc(cap) : NULL;
     long len = meta ? fr_ckpt_get_join_meta(ck, meta, cap) : -1;
-    if (len >= 0 && fr_join_import_meta(j, meta, (size_t)len) == 0) {
+    if (len >= 0 && (size_t)len <= cap && fr_join_import_meta(j, meta, (size_t)len) == 0) {
         const fr_join_counters *jcnt = fr_join_get_counters(j);
         printf("watermark=%" PRId64 " pending impressions=%" PRIu64 " clicks=%" PRIu64 " conversions=%" PRIu64 "\n",
                fr_join_watermark(j), jcnt->pending[FR_EV_IMPRESSION], jcnt->pending[FR_EV_CLICK],
                jcnt->pending[FR_EV_CONVERSION]);
         printf("samples emitted click_window=%" PRIu64 " attribution=%" PRIu64 "\n",
                jcnt->emitted[FR_SAMPLE_CLICK_WINDOW], jcnt->emitted[FR_SAMPLE_ATTRIBUTION]);
+    } else {
+        fprintf(stderr, "freshet inspect: checkpoint: join counters (key \"K\") %s\n",
+                !j || (cap && !meta) ? "not read: out of memory"
+                : len < 0            ? "missing"
+                                     : "unreadable, or their counts break events = joined + pending + dropped");
+        rc = 1;
     }
     free(meta);
     fr_join_free(j);
     char digest[33];
-    if (fr_ckpt_digest(ck, digest) == 0) printf("digest %s\n", digest);
+    if (fr_ckpt_digest(ck, digest) == 0) {
+        printf("digest %s\n", digest);
+    } else {
+        fprintf(stderr, "freshet inspect: checkpoint: no digest: reading every key failed (a RocksDB read error: a "
+                        "corrupt or missing file?)\n");
+        rc = 1;
+    }
     fr_model_free(m);
     fr_ckpt_close(ck);
-    return 0;
+    return rc;
 }
 
 /* ---- pull --------------------------------------------------------------------------------- */
@@ -608,7 +642,8 @@ static int cmd_pull(const cli_args *a)
         ssize_t n;
         long long scored = 0;
         double max_diff = 0;
-        while (scored < a->limit && (n = getline(&line, &cap, in)) > 0) {
+        const long long limit = a->limit > 0 ? a->limit : 10;
+        while (scored < limit && (n = getline(&line, &cap, in)) > 0) {
             fr_event ev;
             char why[256];
             if (fr_event_decode(&c.schema, line, (size_t)n - (line[n - 1] == '\n'), &ev, why, sizeof why) !=
@@ -709,6 +744,28 @@ out:
     return rc;
 }
 
+/* Decodes one input line with the version's field list and scores it when it is an impression:
+ * 1 scored (printed when print is set), 0 not an impression (an impression that does not decode is
+ * reported once, with its line number, when report is set), -1 the reader failed (err). */
+static int score_line(freshet_serving *s, const fr_config *dc, const char *line, size_t lineno, int print, int report,
+                      char *err, size_t errlen)
+{
+    fr_event ev;
+    char why[256] = "not an impression";
+    if (fr_event_decode(&dc->schema, line, strlen(line), &ev, why, sizeof why) != FR_REJECT_NONE ||
+        ev.type != FR_EV_IMPRESSION) {
+        if (report && strstr(line, "\"impression\""))
+            fprintf(stderr, "freshet score: line %zu not scored: %s\n", lineno, why);
+        return 0;
+    }
+    freshet_scores sc;
+    if (freshet_serving_score(s, &ev.features, ev.scenario, &sc, err, errlen) != 0) return -1;
+    if (print)
+        printf("score %s scenario=%s pctr=%.9g pcvr=%.9g pctcvr=%.9g\n", ev.id, dc->schema.scenarios[ev.scenario],
+               sc.pctr, sc.pcvr, sc.pctcvr);
+    return 1;
+}
+
 static int cmd_score(const cli_args *a)
 {
     fr_config c;
@@ -725,14 +782,12 @@ static int cmd_score(const cli_args *a)
         return 1;
     }
     fr_config dc;
-    uint64_t dc_version = 0;
     if (decode_config_from_manifest(freshet_serving_manifest(s), &dc, err, sizeof err) != 0) {
         fprintf(stderr, "freshet score: %s\n", err);
         freshet_serving_close(s);
         return 1;
     }
-    dc_version = freshet_serving_version(s);
-    printf("version %" PRIu64 "\n", dc_version);
+    printf("version %" PRIu64 "\n", freshet_serving_version(s));
     const char *path = a->events ? a->events : "-";
     FILE *in = strcmp(path, "-") == 0 ? stdin : fopen(path, "r");
     if (!in) {
@@ -740,67 +795,82 @@ static int cmd_score(const cli_args *a)
         freshet_serving_close(s);
         return 1;
     }
-    /* The impressions, decoded once per field list (a new version may bring another one). */
+    /* The limit counts impressions scored; clicks, conversions and lines that do not decode are
+     * skipped. Without --follow each impression is scored as it is read (stdin may be a pipe that
+     * never ends); with it, the impressions are kept and scored again by every version loaded. */
+    const int follow = a->follow > 0;
     char *line = NULL;
-    size_t cap = 0;
+    size_t cap = 0, lineno = 0;
     ssize_t n;
     char **lines = NULL;
     size_t nlines = 0, lcap = 0;
-    while ((long long)nlines < a->limit && (n = getline(&line, &cap, in)) > 0) {
+    long long scored = 0;
+    int rc = 0;
+    uint64_t errors = 0, reloads = 0, rounds = 1;
+    while ((a->limit < 0 || scored < a->limit) && (n = getline(&line, &cap, in)) > 0) {
+        lineno++;
+        line[n - (line[n - 1] == '\n')] = '\0';
+        int r = score_line(s, &dc, line, lineno, 1, 1, err, sizeof err);
+        if (r < 0 && !follow) {
+            fprintf(stderr, "freshet score: %s\n", err);
+            rc = 1;
+            break;
+        }
+        /* following: counted, and the impression is kept for the next version */
+        if (r < 0 && errors++ < 5) fprintf(stderr, "freshet score: %s\n", err);
+        if (r == 0) continue;
+        scored++;
+        if (in == stdin) fflush(stdout);
+        if (!follow) continue;
         if (nlines == lcap) {
             lcap = lcap ? 2 * lcap : 64;
             char **nl = realloc(lines, lcap * sizeof *nl);
-            if (!nl) break;
+            if (!nl) {
+                fprintf(stderr, "freshet score: out of memory keeping the impressions to follow\n");
+                rc = 1;
+                break;
+            }
             lines = nl;
         }
-        line[n - (line[n - 1] == '\n')] = '\0';
-        lines[nlines++] = strdup(line);
+        if (!(lines[nlines] = strdup(line))) {
+            fprintf(stderr, "freshet score: out of memory keeping the impressions to follow\n");
+            rc = 1;
+            break;
+        }
+        nlines++;
     }
     free(line);
     if (in != stdin) fclose(in);
-    int rc = 0;
-    uint64_t errors = 0, reloads = 0, rounds = 0;
     double until = now_seconds() + a->follow;
-    for (;;) {
-        for (size_t i = 0; i < nlines; i++) {
-            fr_event ev;
-            char why[256] = "not an impression";
-            if (!lines[i] ||
-                fr_event_decode(&dc.schema, lines[i], strlen(lines[i]), &ev, why, sizeof why) != FR_REJECT_NONE ||
-                ev.type != FR_EV_IMPRESSION) {
-                if (rounds == 0 && lines[i] && strstr(lines[i], "\"impression\""))
-                    fprintf(stderr, "freshet score: line %zu not scored: %s\n", i + 1, why);
-                continue;
-            }
-            freshet_scores sc;
-            if (freshet_serving_score(s, &ev.features, ev.scenario, &sc, err, sizeof err) != 0) {
-                if (errors++ < 5) fprintf(stderr, "freshet score: %s\n", err);
-                if (a->follow <= 0) rc = 1;
-                break;
-            }
-            if (a->follow <= 0)
-                printf("score %s scenario=%s pctr=%.9g pcvr=%.9g pctcvr=%.9g\n", ev.id, dc.schema.scenarios[ev.scenario],
-                       sc.pctr, sc.pcvr, sc.pctcvr);
-        }
-        rounds++;
-        if (a->follow <= 0 || rc != 0 || now_seconds() >= until) break;
+    /* Following: every round scores the kept impressions with the current version (a reader under
+     * load); a round after a new version was loaded prints them again under its "version" line. */
+    for (int print = 0; follow && rc == 0 && now_seconds() < until; rounds++) {
         int f = freshet_serving_follow(s, 200, err, sizeof err);
         if (f < 0) {
             if (errors++ < 5) fprintf(stderr, "freshet score: %s\n", err);
             struct timespec ts = {0, 200 * 1000 * 1000};
             nanosleep(&ts, NULL);
-        } else if (f > 0) {
+            continue;
+        }
+        if (f > 0) {
             reloads++;
+            print = 1;
             printf("version %" PRIu64 "\n", freshet_serving_version(s));
-            fflush(stdout);
             if (decode_config_from_manifest(freshet_serving_manifest(s), &dc, err, sizeof err) != 0) {
                 fprintf(stderr, "freshet score: version %" PRIu64 ": %s\n", freshet_serving_version(s), err);
                 rc = 1;
                 break;
             }
         }
+        for (size_t i = 0; i < nlines; i++) {
+            if (score_line(s, &dc, lines[i], 0, print, 0, err, sizeof err) >= 0) continue;
+            if (errors++ < 5) fprintf(stderr, "freshet score: %s\n", err);
+            break;
+        }
+        print = 0;
+        fflush(stdout);
     }
-    if (a->follow > 0)
+    if (follow)
         printf("followed %.0f s: %" PRIu64 " rounds, %" PRIu64 " versions loaded, %" PRIu64 " errors, final version %" PRIu64
                "\n",
                a->follow, rounds, reloads, errors, freshet_serving_version(s));

@@ -5,6 +5,7 @@
 #include <inttypes.h>
 #include <limits.h>
 #include <jansson.h>
+#include <math.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
@@ -69,6 +70,10 @@ struct fr_pipeline {
     uint64_t last_status_samples;
 };
 
+/* Names of fr_field_kind and fr_num_transform in the manifest. */
+static const char *const FIELD_KINDS[] = {"categorical", "numeric", "multi"};
+static const char *const TRANSFORMS[] = {"identity", "log1p"};
+
 static double wall_seconds(void)
 {
     struct timespec ts;
@@ -80,6 +85,12 @@ static fr_metric *metric_at(const fr_pipeline *p, int task, int scenario)
 {
     int s = scenario < 0 ? p->cfg.schema.n_scenarios : scenario;
     return &p->metrics[task * (p->cfg.schema.n_scenarios + 1) + s];
+}
+
+static const char *task_name(int t)
+{
+    static const char *const names[FR_NTASKS] = {"ctr", "cvr", "ctcvr"};
+    return names[t];
 }
 
 static size_t metric_count(const fr_pipeline *p) { return (size_t)FR_NTASKS * (size_t)(p->cfg.schema.n_scenarios + 1); }
@@ -239,9 +250,16 @@ int fr_pipeline_tick(fr_pipeline *p)
 
 /* ---- opening and restoring ---------------------------------------------------------------- */
 
+typedef struct {
+    fr_join *join;
+    char *err;
+    size_t errlen;
+} join_load;
+
 static int load_join_entry(const char *key, size_t key_len, const void *val, size_t val_len, void *ctx)
 {
-    return fr_join_load_entry(ctx, key, key_len, val, val_len);
+    join_load *l = ctx;
+    return fr_join_load_entry(l->join, key, key_len, val, val_len, l->err, l->errlen);
 }
 
 static long read_join_entry(void *ctx, const char *id, size_t id_len, void *buf, size_t cap)
@@ -249,10 +267,30 @@ static long read_join_entry(void *ctx, const char *id, size_t id_len, void *buf,
     return fr_ckpt_get_join_entry(ctx, id, id_len, buf, cap);
 }
 
+typedef struct {
+    fr_pipeline *p;
+    char *err;
+    size_t errlen;
+} offset_load;
+
 static int load_offset(const char *name, int64_t next_offset, void *ctx)
 {
-    source *s = add_source(ctx, name);
-    if (!s) return -1;
+    offset_load *o = ctx;
+    /* -1 (never read) is never stored: a negative offset would seek before the start */
+    if (next_offset < 0) {
+        snprintf(o->err, o->errlen, "checkpoint corrupt: offset \"O%s\" is %" PRId64 ", below 0", name, next_offset);
+        return -1;
+    }
+    if (strlen(name) >= FR_SOURCE_NAME_MAX) {
+        snprintf(o->err, o->errlen, "checkpoint corrupt: offset \"O%.40s...\": a source name of %zu bytes (limit %d)",
+                 name, strlen(name), FR_SOURCE_NAME_MAX - 1);
+        return -1;
+    }
+    source *s = add_source(o->p, name);
+    if (!s) {
+        snprintf(o->err, o->errlen, "checkpoint corrupt: offset \"O%s\": more than %d sources", name, FR_MAX_SOURCES);
+        return -1;
+    }
     s->next_offset = next_offset;
     return 0;
 }
@@ -281,8 +319,201 @@ static int apply_row_policies(fr_model *m, const fr_config *c, char *err, size_t
     return 0;
 }
 
+/* ---- what a checkpoint may hold: every stored value is untrusted input ---------------------- */
+
+static const char SCEN_FIX[] = "restore the old \"scenarios\" or start a new checkpoint.dir";
+static const char FIELD_FIX[] = "restore the old \"fields\" or start a new checkpoint.dir";
+
+/* The field list and scenarios the checkpoint was trained with (its blob "manifest") against the
+ * configuration's. A field's rows and weights are those of its slot, its keys are hashed with its
+ * name, and per-scenario parameters and metrics go by position: a field that moved to another slot
+ * or kind, was renamed, added or removed, a numeric transform that changed, or a scenario list in
+ * another order would be reinterpreted, never mapped. Refused, by key. Declaring the fields in
+ * another order is fine as long as every field keeps its slot (slots count per kind); max_len may
+ * change (keys do not). */
+static int check_schema(const fr_schema *sch, const char *text, size_t len, char *err, size_t errlen)
+{
+    json_error_t jerr;
+    json_t *root = json_loadb(text, len, 0, &jerr);
+    json_t *fields = json_object_get(root, "fields"), *scen = json_object_get(root, "scenarios");
+    const char *sf = json_string_value(json_object_get(root, "scenario_field"));
+    int rc = -1;
+    if (!json_is_array(fields) || !json_is_array(scen) || !sf) {
+        snprintf(err, errlen, "checkpoint corrupt: blob \"manifest\" (the fields and scenarios it was trained with) "
+                              "is not the JSON this build writes");
+        goto out;
+    }
+    if (strcmp(sf, "scenario") != 0) {
+        snprintf(err, errlen, "checkpoint was trained with the scenario in the event field \"%s\", this build reads "
+                              "\"scenario\"; start a new checkpoint.dir", sf);
+        goto out;
+    }
+    size_t i;
+    json_t *v;
+    json_array_foreach(scen, i, v)
+    {
+        const char *name = json_string_value(v);
+        if (!name) {
+            snprintf(err, errlen, "checkpoint corrupt: blob \"manifest\": scenarios[%zu] is not a string", i);
+            goto out;
+        }
+        const int have = (int)i < sch->n_scenarios;
+        if (!have || strcmp(name, sch->scenarios[i]) != 0) {
+            snprintf(err, errlen,
+                     "scenarios[%zu]: the checkpoint was trained with \"%s\" there, the configuration has %s%s%s "
+                     "(per-scenario parameters and metrics go by position, so the list keeps its names and order "
+                     "for the life of a checkpoint, allow_new_scenarios's \"other\" included); %s",
+                     i, name, have ? "\"" : "", have ? sch->scenarios[i] : "none", have ? "\"" : "", SCEN_FIX);
+            goto out;
+        }
+    }
+    if (json_array_size(scen) != (size_t)sch->n_scenarios) {
+        snprintf(err, errlen,
+                 "scenarios[%zu]: the configuration adds \"%s\", the checkpoint was trained with %zu scenarios (the "
+                 "model's shape follows them); %s",
+                 json_array_size(scen), sch->scenarios[json_array_size(scen)], json_array_size(scen), SCEN_FIX);
+        goto out;
+    }
+    int seen[FR_MAX_CAT + FR_MAX_NUM + FR_MAX_MULTI] = {0};
+    json_array_foreach(fields, i, v)
+    {
+        const char *name = json_string_value(json_object_get(v, "name"));
+        const char *kind = json_string_value(json_object_get(v, "kind"));
+        const char *tr = json_string_value(json_object_get(v, "transform"));
+        json_t *slot = json_object_get(v, "slot");
+        if (!name || !kind || !json_is_integer(slot)) {
+            snprintf(err, errlen, "checkpoint corrupt: blob \"manifest\": fields[%zu] lacks a name, kind or slot", i);
+            goto out;
+        }
+        int f = 0;
+        while (f < sch->n_fields && strcmp(sch->fields[f].name, name) != 0) f++;
+        if (f == sch->n_fields) {
+            snprintf(err, errlen,
+                     "fields: the checkpoint was trained with field \"%s\" (%s slot %lld), the configuration has no "
+                     "field of that name (renamed or removed? its rows would be orphans); %s",
+                     name, kind, (long long)json_integer_value(slot), FIELD_FIX);
+            goto out;
+        }
+        const fr_field *cf = &sch->fields[f];
+        seen[f] = 1;
+        if (strcmp(kind, FIELD_KINDS[cf->kind]) != 0 || json_integer_value(slot) != cf->slot) {
+            snprintf(err, errlen,
+                     "fields[%d] \"%s\": the checkpoint was trained with it as %s slot %lld, the configuration makes "
+                     "it %s slot %d (reordered? its rows and weights would be another field's); %s",
+                     f, name, kind, (long long)json_integer_value(slot), FIELD_KINDS[cf->kind], cf->slot, FIELD_FIX);
+            goto out;
+        }
+        if (cf->kind == FR_FIELD_NUMERIC && (!tr || strcmp(tr, TRANSFORMS[cf->transform]) != 0)) {
+            snprintf(err, errlen,
+                     "fields[%d].transform: the checkpoint was trained with \"%s\" for field \"%s\", the "
+                     "configuration says \"%s\"; %s",
+                     f, tr ? tr : "?", name, TRANSFORMS[cf->transform], FIELD_FIX);
+            goto out;
+        }
+    }
+    for (int f = 0; f < sch->n_fields; f++) {
+        if (seen[f]) continue;
+        snprintf(err, errlen,
+                 "fields[%d]: the configuration adds field \"%s\", the checkpoint was trained without it (the model's "
+                 "shape follows the fields); remove it or start a new checkpoint.dir",
+                 f, sch->fields[f].name);
+        goto out;
+    }
+    rc = 0;
+out:
+    json_decref(root);
+    return rc;
+}
+
+/* A sample of the stored mini-batch: what indexes (kind, scenario), sizes (multi_len) and every
+ * float the model or the metrics read. 0, or -1 with the reason in why. */
+static int check_sample(const fr_sample *s, int n_scenarios, char *why, size_t whylen)
+{
+    const char *bad = NULL;
+    if (s->kind < 0 || s->kind >= FR_SAMPLE_NKINDS || s->kind == FR_SAMPLE_MATURED)
+        bad = "kind"; /* MATURED samples never enter a batch */
+    else if (s->scenario < 0 || s->scenario >= n_scenarios)
+        bad = "scenario";
+    for (int t = 0; !bad && t < FR_NTASKS; t++) {
+        if (s->has_label[t] > 1 || !(s->label[t] >= 0 && s->label[t] <= 1))
+            bad = "label";
+        else if (!(isfinite(s->weight[t]) && s->weight[t] >= 0))
+            bad = "weight";
+        else if (!(s->prior[t] >= 0 && s->prior[t] <= 1))
+            bad = "prior";
+    }
+    if (!bad && (s->has_prior > 1 || s->in_window > 1)) bad = "flag";
+    for (int i = 0; !bad && i < FR_MAX_NUM; i++)
+        if (!isfinite(s->f.num[i])) bad = "numeric feature";
+    for (int m = 0; !bad && m < FR_MAX_MULTI; m++)
+        if (s->f.multi_len[m] > FR_MAX_MULTI_LEN) bad = "multi_len";
+    if (!bad) return 0;
+    snprintf(why, whylen, "its %s is out of range (kind %" PRId32 ", scenario %" PRId32 " of %d)", bad, s->kind,
+             s->scenario, n_scenarios);
+    return -1;
+}
+
+/* consumed counts every message, rejected[r] those refused for reason r (never 0, "none"). */
+static int check_counters(const fr_pipeline_counters *c)
+{
+    uint64_t rejected = 0;
+    if (c->rejected[FR_REJECT_NONE] != 0) return -1;
+    for (int r = 0; r < FR_REJECT_NREASONS; r++)
+        if (__builtin_add_overflow(rejected, c->rejected[r], &rejected)) return -1;
+    return rejected <= c->consumed ? 0 : -1;
+}
+
+static int restore_sources(fr_pipeline *p, char *err, size_t errlen)
+{
+    /* Sized for one entry more than the limit: a longer blob is told from a full one. */
+    stored_source stored[FR_MAX_SOURCES + 1];
+    long n = fr_ckpt_get_blob(p->ckpt, "sources", stored, sizeof stored);
+    if (n < 0) return 0; /* written by every checkpoint, but an older one may lack it: no watermarks */
+    if (n % (long)sizeof(stored_source) != 0 || n / (long)sizeof(stored_source) > FR_MAX_SOURCES) {
+        snprintf(err, errlen,
+                 "checkpoint corrupt: blob \"sources\" has %ld bytes, not a whole number of at most %d entries of %zu",
+                 n, FR_MAX_SOURCES, sizeof(stored_source));
+        return -1;
+    }
+    for (long i = 0; i < n / (long)sizeof(stored_source); i++) {
+        const char *name = stored[i].name;
+        if (!memchr(name, '\0', FR_SOURCE_NAME_MAX) || !name[0]) {
+            snprintf(err, errlen, "checkpoint corrupt: blob \"sources\", entry %ld: the source name is %s", i,
+                     name[0] ? "not terminated" : "empty");
+            return -1;
+        }
+        source *s = find_source(p, name);
+        if (s && s->max_ts != INT64_MIN) {
+            snprintf(err, errlen, "checkpoint corrupt: blob \"sources\" lists \"%s\" twice", name);
+            return -1;
+        }
+        if (!s) s = add_source(p, name);
+        if (!s) {
+            snprintf(err, errlen, "checkpoint corrupt: blob \"sources\" and the offsets name more than %d sources",
+                     FR_MAX_SOURCES);
+            return -1;
+        }
+        s->max_ts = stored[i].max_ts;
+    }
+    return 0;
+}
+
 static int restore(fr_pipeline *p, char *err, size_t errlen)
 {
+    /* The field list first: a reordered field list also changes the model's shape, less clearly. */
+    long ml = fr_ckpt_get_blob(p->ckpt, "manifest", NULL, 0);
+    char *man = ml >= 0 ? malloc((size_t)ml + 1) : NULL;
+    if (!man || fr_ckpt_get_blob(p->ckpt, "manifest", man, (size_t)ml + 1) != ml) {
+        snprintf(err, errlen, ml < 0 ? "checkpoint corrupt: blob \"manifest\" (the fields and scenarios it was trained "
+                                       "with) is missing"
+                                     : "checkpoint: out of memory reading blob \"manifest\"");
+        free(man);
+        return -1;
+    }
+    int bad_schema = check_schema(&p->cfg.schema, man, (size_t)ml, err, errlen);
+    free(man);
+    if (bad_schema) return -1;
+
     fr_model *m = fr_ckpt_load_model(p->ckpt, err, errlen);
     if (!m) return -1;
     char changed[512];
@@ -302,60 +533,91 @@ static int restore(fr_pipeline *p, char *err, size_t errlen)
     /* The policy first: entries of another policy would be refused one by one, less clearly. */
     int bad_meta = 0;
     if (meta_len < 0 || (size_t)meta_len > meta_cap) {
-        snprintf(err, errlen, "checkpoint: join counters missing or unreadable");
+        snprintf(err, errlen, "checkpoint corrupt: join counters (key \"K\") missing or of another size");
         bad_meta = 1;
     } else if (fr_join_check_meta(p->join, meta, (size_t)meta_len, err, errlen) != 0) {
         bad_meta = 1;
     } else if (fr_join_import_meta(p->join, meta, (size_t)meta_len) != 0) {
-        snprintf(err, errlen, "checkpoint: join counters missing or unreadable");
+        snprintf(err, errlen, "checkpoint corrupt: join counters (key \"K\") unreadable, or their counts break "
+                              "events = joined + pending + dropped");
         bad_meta = 1;
     }
     free(meta);
     if (bad_meta) return -1;
-    if (fr_ckpt_foreach_join_entry(p->ckpt, load_join_entry, p->join) != 0) {
-        snprintf(err, errlen, "checkpoint: a join entry could not be restored (corrupt or from another version)");
+    char why[400];
+    why[0] = '\0';
+    if (fr_ckpt_foreach_join_entry(p->ckpt, load_join_entry, &(join_load){p->join, why, sizeof why}) != 0) {
+        snprintf(err, errlen, "checkpoint corrupt: %s", why[0] ? why : "the join entries could not be read");
+        return -1;
+    }
+    if (fr_join_check_pending(p->join, why, sizeof why) != 0) {
+        snprintf(err, errlen, "checkpoint corrupt: %s", why);
         return -1;
     }
     if (fr_ckpt_get_blob(p->ckpt, "guard", &p->guard, sizeof p->guard) != (long)sizeof p->guard) {
-        snprintf(err, errlen, "checkpoint: guard state missing or from another version");
+        snprintf(err, errlen, "checkpoint: blob \"guard\" (the guard's state) missing or from another version");
         return -1;
     }
-    if (fr_ckpt_foreach_offset(p->ckpt, load_offset, p) != 0) {
-        snprintf(err, errlen, "checkpoint: too many sources (limit %d)", FR_MAX_SOURCES);
+    if (fr_guard_check(&p->guard, why, sizeof why) != 0) {
+        snprintf(err, errlen, "checkpoint corrupt: blob \"guard\": %s", why);
         return -1;
     }
-
-    stored_source stored[FR_MAX_SOURCES];
-    long n = fr_ckpt_get_blob(p->ckpt, "sources", stored, sizeof stored);
-    for (long i = 0; n > 0 && i < n / (long)sizeof(stored_source); i++) {
-        stored[i].name[FR_SOURCE_NAME_MAX - 1] = '\0';
-        source *s = add_source(p, stored[i].name);
-        if (s) s->max_ts = stored[i].max_ts;
-    }
+    if (fr_ckpt_foreach_offset(p->ckpt, load_offset, &(offset_load){p, err, errlen}, err, errlen) != 0) return -1;
+    if (restore_sources(p, err, errlen) != 0) return -1;
     if (fr_ckpt_get_blob(p->ckpt, "counters", &p->counters, sizeof p->counters) != (long)sizeof p->counters) {
-        snprintf(err, errlen, "checkpoint: daemon counters missing or from another version");
+        snprintf(err, errlen, "checkpoint: blob \"counters\" missing or from another version");
+        return -1;
+    }
+    if (check_counters(&p->counters) != 0) {
+        snprintf(err, errlen, "checkpoint corrupt: blob \"counters\": more messages rejected than consumed");
         return -1;
     }
     size_t mbytes = metric_count(p) * sizeof(fr_metric);
     if (fr_ckpt_get_blob(p->ckpt, "metrics", p->metrics, mbytes) != (long)mbytes) {
-        snprintf(err, errlen, "checkpoint: metrics missing or written with another scenario list");
+        snprintf(err, errlen, "checkpoint: blob \"metrics\" missing or written with another scenario list");
+        return -1;
+    }
+    for (size_t i = 0; i < metric_count(p); i++) {
+        if (fr_metric_check(&p->metrics[i]) == 0) continue;
+        const int per_task = p->cfg.schema.n_scenarios + 1, s = (int)i % per_task;
+        snprintf(err, errlen,
+                 "checkpoint corrupt: blob \"metrics\": task %s, scenario %s holds a sum that is negative or not "
+                 "finite",
+                 task_name((int)i / per_task), s < p->cfg.schema.n_scenarios ? p->cfg.schema.scenarios[s] : "all");
         return -1;
     }
     long sbytes = fr_ckpt_get_blob(p->ckpt, "batch", p->batch, (size_t)p->batch_cap * sizeof(fr_sample));
     if (sbytes < 0 || sbytes % (long)sizeof(fr_sample) != 0 || sbytes / (long)sizeof(fr_sample) >= p->batch_cap) {
-        snprintf(err, errlen, "checkpoint: pending mini-batch missing or written with another batch size");
+        snprintf(err, errlen,
+                 "checkpoint: blob \"batch\" (the pending mini-batch) missing or written with another batch size");
         return -1;
     }
     p->batch_n = (int)(sbytes / (long)sizeof(fr_sample));
+    for (int i = 0; i < p->batch_n; i++) {
+        if (check_sample(&p->batch[i], p->cfg.schema.n_scenarios, why, sizeof why) == 0) continue;
+        snprintf(err, errlen, "checkpoint corrupt: blob \"batch\", sample %d: %s", i, why);
+        return -1;
+    }
+    if (p->counters.samples_buffered != (uint64_t)p->batch_n) {
+        snprintf(err, errlen,
+                 "checkpoint corrupt: blob \"counters\" counts %" PRIu64 " buffered samples, blob \"batch\" holds %d",
+                 p->counters.samples_buffered, p->batch_n);
+        return -1;
+    }
     if (p->heads) {
         size_t hn = fr_dfm_heads_export(p->heads, NULL, 0);
         void *hb = malloc(hn);
         long got = hb ? fr_ckpt_get_blob(p->ckpt, "dfm_heads", hb, hn) : -1;
-        int bad = got < 0 || fr_dfm_heads_import(p->heads, hb, (size_t)got) != 0;
+        int bad = got < 0 ? -1 : fr_dfm_heads_import(p->heads, hb, (size_t)got);
         free(hb);
+        if (bad == -2) {
+            snprintf(err, errlen, "checkpoint corrupt: blob \"dfm_heads\": a helper-head weight that is not finite or "
+                                  "an accumulator below zero");
+            return -1;
+        }
         if (bad) {
-            snprintf(err, errlen, "checkpoint: helper heads (dfm_heads) missing or written with another join.policy "
-                                  "or join.helper_buckets_log2");
+            snprintf(err, errlen, "checkpoint: blob \"dfm_heads\" (the helper heads) missing or written with another "
+                                  "join.policy or join.helper_buckets_log2");
             return -1;
         }
     }
@@ -380,7 +642,8 @@ fr_pipeline *fr_pipeline_open(const fr_config *c, char *err, size_t errlen)
                          .observation_window_ms = c->observation_window_ms,
                          .real_negative_window_ms = c->real_negative_window_ms,
                          .oracle = c->oracle,
-                         .oracle_ctx = c->oracle_ctx};
+                         .oracle_ctx = c->oracle_ctx,
+                         .n_scenarios = c->schema.n_scenarios};
     if (c->join_policy == FR_JOIN_POLICY_ORACLE && !c->oracle) {
         snprintf(err, errlen, "join.policy \"oracle\" needs the future: it works only in `freshet replay`");
         free(p->batch), free(p->preds), free(p->metrics), free(p);
@@ -559,14 +822,18 @@ int fr_pipeline_checkpoint(fr_pipeline *p, char *err, size_t errlen)
     double started = wall_seconds();
     fr_ckpt_batch *b = fr_ckpt_begin(p->ckpt);
     if (!b) {
-        snprintf(err, errlen, "checkpoint: out of memory");
+        snprintf(err, errlen, "checkpoint not written: out of memory starting its write batch");
         return -1;
     }
+    const char *why = NULL; /* a failure of this function's own; a failed put leaves its reason in the batch */
     int rc = fr_ckpt_put_model(b, p->model);
-    if (rc == 0) rc = fr_join_foreach_dirty(p->join, put_join_entry, b);
+    if (rc == 0 && fr_join_foreach_dirty(p->join, put_join_entry, b) != 0) {
+        rc = -1;
+        why = "a join entry changed since the last checkpoint has no state in memory";
+    }
     size_t meta_len = fr_join_export_meta(p->join, NULL, 0);
-    char *meta = malloc(meta_len ? meta_len : 1);
-    if (!meta) rc = -1;
+    char *meta = rc == 0 ? malloc(meta_len ? meta_len : 1) : NULL;
+    if (rc == 0 && !meta) rc = -1, why = "out of memory for the join counters";
     if (rc == 0) {
         fr_join_export_meta(p->join, meta, meta_len);
         rc = fr_ckpt_put_join_meta(b, meta, meta_len);
@@ -588,12 +855,16 @@ int fr_pipeline_checkpoint(fr_pipeline *p, char *err, size_t errlen)
     if (rc == 0 && p->heads) {
         size_t hn = fr_dfm_heads_export(p->heads, NULL, 0);
         void *hb = malloc(hn);
+        if (!hb) why = "out of memory for the helper heads";
         rc = hb ? fr_ckpt_put_blob(b, "dfm_heads", hb, fr_dfm_heads_export(p->heads, hb, hn)) : -1;
         free(hb);
     }
     if (rc != 0) {
+        /* The cause, not the step: "out of memory building a key" tells the operator what to fix. */
+        if (!why) why = fr_ckpt_batch_error(b);
+        snprintf(err, errlen, "checkpoint not written (the previous one is intact): %s",
+                 why ? why : "a put into the write batch failed");
         fr_ckpt_abort(b);
-        snprintf(err, errlen, "checkpoint: could not assemble the write batch; nothing was written");
         return -1;
     }
     if (fr_ckpt_commit(b, err, errlen) != 0) return -1;
@@ -643,12 +914,6 @@ uint64_t fr_pipeline_pending(const fr_pipeline *p)
     uint64_t n = 0;
     for (int t = 0; t < FR_EV_NTYPES; t++) n += j->pending[t];
     return n;
-}
-
-static const char *task_name(int t)
-{
-    static const char *const names[FR_NTASKS] = {"ctr", "cvr", "ctcvr"};
-    return names[t];
 }
 
 void fr_pipeline_status_line(fr_pipeline *p, FILE *out, const char *extra)
@@ -855,14 +1120,12 @@ void fr_pipeline_report(const fr_pipeline *p, FILE *out)
 
 char *fr_pipeline_manifest_json(const fr_config *c)
 {
-    static const char *const kinds[] = {"categorical", "numeric", "multi"};
-    static const char *const transforms[] = {"identity", "log1p"};
     json_t *root = json_object(), *fields = json_array(), *scen = json_array();
     for (int i = 0; i < c->schema.n_scenarios; i++) json_array_append_new(scen, json_string(c->schema.scenarios[i]));
     for (int i = 0; i < c->schema.n_fields; i++) {
         const fr_field *f = &c->schema.fields[i];
-        json_t *o = json_pack("{s:s, s:s, s:i}", "name", f->name, "kind", kinds[f->kind], "slot", f->slot);
-        if (f->kind == FR_FIELD_NUMERIC) json_object_set_new(o, "transform", json_string(transforms[f->transform]));
+        json_t *o = json_pack("{s:s, s:s, s:i}", "name", f->name, "kind", FIELD_KINDS[f->kind], "slot", f->slot);
+        if (f->kind == FR_FIELD_NUMERIC) json_object_set_new(o, "transform", json_string(TRANSFORMS[f->transform]));
         if (f->kind == FR_FIELD_MULTI) json_object_set_new(o, "max_len", json_integer(f->max_len));
         json_array_append_new(fields, o);
     }

@@ -228,6 +228,14 @@ int fr_dfm_heads_import(fr_dfm_heads *h, const void *buf, size_t len)
     const uint8_t *p = buf;
     if (!buf || len != BLOB_HEADER + 4 * 2 * NHEADS * h->n) return -1;
     if (p[0] != HEADS_VERSION || p[1] != h->log2 || p[2] != h->n_cat || p[3] != NHEADS) return -1;
+    /* The values are untrusted too: a NaN or infinite weight, or an accumulator below zero (the
+     * square root of the next step), is refused before anything is overwritten. */
+    const size_t nw = NHEADS * h->n;
+    for (size_t i = 0; i < 2 * NHEADS + 2 * nw; i++) {
+        const float v = fr_get_f32le(p + 16 + 4 * i);
+        const int accumulator = (i >= NHEADS && i < 2 * NHEADS) || i >= 2 * NHEADS + nw;
+        if (!isfinite(v) || (accumulator && v < 0)) return -2;
+    }
     h->trained = fr_get_u64le(p + 8);
     p += 16;
     fr_f32le_decode(h->bias, p, NHEADS);

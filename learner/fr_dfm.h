@@ -70,7 +70,9 @@ void fr_dfm_heads_predict(const fr_dfm_heads *h, const fr_features *f, double *f
 void fr_dfm_heads_train(fr_dfm_heads *h, const fr_sample *matured);
 uint64_t fr_dfm_heads_trained(const fr_dfm_heads *h);
 /* Serialisation (checkpoint blob), little-endian. export writes only when cap is large enough and
- * returns the size needed; import returns 0, or -1 for a blob of another shape or version. */
+ * returns the size needed; import returns 0, -1 for a blob of another shape or version, or -2 for
+ * one holding a weight that is not finite or an accumulator that is not finite and >= 0 (the heads
+ * are then left as they were). */
 size_t fr_dfm_heads_export(const fr_dfm_heads *h, void *buf, size_t cap);
 int fr_dfm_heads_import(fr_dfm_heads *h, const void *buf, size_t len);
 

@@ -34,6 +34,17 @@ void fr_metric_add(fr_metric *m, double pred, double label, double weight)
     m->count++;
 }
 
+int fr_metric_check(const fr_metric *m)
+{
+    /* Every sum adds weight >= 0 times a label, a prediction or a log loss, each >= 0. */
+    for (int b = 0; b < FR_METRIC_BINS; b++)
+        if (!(isfinite(m->pos[b]) && m->pos[b] >= 0 && isfinite(m->neg[b]) && m->neg[b] >= 0)) return -1;
+    const double sums[] = {m->weight, m->loss, m->label_sum, m->pred_sum};
+    for (size_t i = 0; i < sizeof sums / sizeof sums[0]; i++)
+        if (!(isfinite(sums[i]) && sums[i] >= 0)) return -1;
+    return 0;
+}
+
 void fr_metric_merge(fr_metric *into, const fr_metric *from)
 {
     for (int b = 0; b < FR_METRIC_BINS; b++) {

@@ -23,6 +23,9 @@ typedef struct {
 void fr_metric_reset(fr_metric *m);
 /* label is 0 or 1 (values in between are counted as positives by weight*label). */
 void fr_metric_add(fr_metric *m, double pred, double label, double weight);
+/* 0 when m can be a metric fr_metric_add built (every sum finite and >= 0), else -1: for a metric
+ * read back from storage. */
+int fr_metric_check(const fr_metric *m);
 void fr_metric_merge(fr_metric *into, const fr_metric *from);
 /* 0.5 when there is no positive or no negative yet. */
 double fr_metric_auc(const fr_metric *m);

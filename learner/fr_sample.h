@@ -61,8 +61,9 @@ typedef struct {
      * click has trained the model, so an honest progressive score must come from before that. */
     uint8_t has_prior;
     float prior[FR_NTASKS];
-    /* FR_SAMPLE_MATURED only: 1 when the conversion came within the observation window (an
-     * in-window positive), else 0. The helper heads' labels follow from it and label[CVR]. */
+    /* FR_SAMPLE_MATURED and FR_SAMPLE_DELAYED_POS only: 1 when the conversion came within the
+     * observation window of its click (an in-window positive), else 0. The helper heads' labels
+     * follow from it and label[CVR]; the label-collapse guard counts in-window conversions. */
     uint8_t in_window;
 } fr_sample;
 

@@ -3,6 +3,7 @@
 
 #include <inttypes.h>
 #include <jansson.h>
+#include <math.h>
 #include <rocksdb/c.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -303,6 +304,8 @@ void fr_ckpt_abort(fr_ckpt_batch *b)
     free(b->val);
     free(b);
 }
+
+const char *fr_ckpt_batch_error(const fr_ckpt_batch *b) { return b && b->failed ? b->failure : NULL; }
 
 void fr_ckpt_batch_get_stats(const fr_ckpt_batch *b, fr_ckpt_batch_stats *s)
 {
@@ -712,27 +715,46 @@ long fr_ckpt_get_join_entry(fr_ckpt *c, const char *id, size_t id_len, void *buf
 typedef struct {
     int (*fn)(const char *source, int64_t next_offset, void *ctx);
     void *ctx;
+    char *err;
+    size_t errlen;
+    int fn_failed; /* the non-zero return came from fn */
 } offset_ctx;
 
 static int offset_cb(const char *k, size_t kl, const void *v, size_t vl, void *ctx)
 {
     offset_ctx *o = ctx;
-    if (vl != 8) return -1;
+    /* The source name is the rest of the key: it must be a non-empty string (a NUL inside would
+     * make two keys one source). */
+    if (vl != 8 || kl < 2 || memchr(k + 1, '\0', kl - 1)) {
+        snprintf(o->err, o->errlen, "checkpoint corrupt: offset key \"O%.*s\" has a value of %zu bytes (expected 8)%s",
+                 (int)(kl > 1 && kl < 200 ? kl - 1 : 0), k + 1, vl,
+                 kl < 2 ? " and no source name" : vl == 8 ? " and a NUL byte in its source name" : "");
+        return -1;
+    }
     char *name = malloc(kl);
-    if (!name) return -1;
+    if (!name) {
+        snprintf(o->err, o->errlen, "checkpoint: out of memory reading the offsets");
+        return -1;
+    }
     memcpy(name, k + 1, kl - 1);
     name[kl - 1] = '\0';
     int rc = o->fn(name, (int64_t)fr_get_u64le(v), o->ctx);
     free(name);
+    o->fn_failed = rc != 0;
     return rc;
 }
 
-int fr_ckpt_foreach_offset(fr_ckpt *c, int (*fn)(const char *source, int64_t next_offset, void *ctx), void *ctx)
+int fr_ckpt_foreach_offset(fr_ckpt *c, int (*fn)(const char *source, int64_t next_offset, void *ctx), void *ctx,
+                           char *err, size_t errlen)
 {
     if (!c || !fn) return -1;
-    offset_ctx o = {fn, ctx};
+    offset_ctx o = {fn, ctx, err, errlen, 0};
+    err[0] = '\0';
     const char p = KEY_OFFSET;
-    return scan(c, &p, 1, offset_cb, &o);
+    int rc = scan(c, &p, 1, offset_cb, &o);
+    if (rc != 0 && !o.fn_failed && !err[0])
+        snprintf(err, errlen, "checkpoint: reading the offsets (keys \"O\") failed (RocksDB read error)");
+    return rc;
 }
 
 /* Gets a value; returns its malloc'ed copy (rocksdb_free) or NULL when absent or on error
@@ -824,10 +846,31 @@ int fr_ckpt_digest(fr_ckpt *c, char hex[33])
 
 /* ---- loading the model -------------------------------------------------------------------- */
 
+/* Every stored value is untrusted input (a flipped bit, a torn or hand-edited directory): a NaN or
+ * an infinity spreads through the model at its first step and is then published, and an optimizer
+ * accumulator below zero makes the next step the square root of a negative number. Index of the
+ * first float that is not finite (or, with nonneg, below zero), or -1 when all are fine. */
+static long first_bad_float(const float *v, size_t n, int nonneg)
+{
+    for (size_t i = 0; i < n; i++)
+        if (!isfinite(v[i]) || (nonneg && v[i] < 0)) return (long)i;
+    return -1;
+}
+
+/* The seconds a row stamp holds for a clock in ms (learner/fr_model.c stamps rows the same way). */
+static uint64_t clock_stamp(int64_t ms)
+{
+    if (ms <= 0) return 0;
+    return (uint64_t)(ms / 1000) > UINT32_MAX ? UINT32_MAX : (uint64_t)(ms / 1000);
+}
+
 typedef struct {
     fr_model *m;
     uint32_t ntab;
     size_t dim, nstate;
+    int ftrl;              /* row state: FTRL's z (any sign) then n (>= 0); else Adagrad accumulators (>= 0) */
+    uint64_t version;      /* the model's: no row was updated after it */
+    int64_t clock;         /* the lifecycle clock, -1 when the checkpoint has none */
     float *buf;     /* dim + nstate floats */
     size_t *counts; /* rows seen per table */
     char *err;
@@ -854,17 +897,78 @@ static int load_row_cb(const char *k, size_t kl, const void *v, size_t vl, void 
                  table, l->ntab);
         return -1;
     }
+    if (key == 0) {
+        snprintf(l->err, l->errlen,
+                 "checkpoint corrupt: row of table %" PRIu32 " with key 0 (reserved for \"no value\")", table);
+        return -1;
+    }
     const unsigned char *vu = v;
     uint64_t version = fr_get_u64le(vu);
+    if (version > l->version) {
+        snprintf(l->err, l->errlen,
+                 "checkpoint corrupt: row %" PRIu64 " of table %" PRIu32 " has version %" PRIu64
+                 ", after the model's version %" PRIu64,
+                 key, table, version, l->version);
+        return -1;
+    }
     fr_f32le_decode(l->buf, vu + 8, l->dim + l->nstate);
+    /* Weights any finite value; Adagrad accumulators and FTRL's n >= 0; FTRL's z any finite value. */
+    const char *what = "weight";
+    size_t at = 0;
+    int nonneg = 0;
+    long bad = first_bad_float(l->buf, l->dim, 0);
+    if (bad < 0 && l->ftrl) {
+        what = "FTRL z", at = l->dim, bad = first_bad_float(l->buf + at, l->dim, 0);
+        if (bad < 0) what = "FTRL n", at = 2 * l->dim, nonneg = 1, bad = first_bad_float(l->buf + at, l->dim, 1);
+    } else if (bad < 0) {
+        what = "Adagrad accumulator", at = l->dim, nonneg = 1, bad = first_bad_float(l->buf + at, l->nstate, 1);
+    }
+    if (bad >= 0) {
+        snprintf(l->err, l->errlen,
+                 "checkpoint corrupt: row %" PRIu64 " of table %" PRIu32 ": %s %ld is %g (must be finite%s)", key,
+                 table, what, bad, (double)l->buf[at + (size_t)bad], nonneg ? " and >= 0" : "");
+        return -1;
+    }
     if (fr_model_put_row(l->m, table, key, version, l->buf, l->buf + l->dim) != 0) {
         snprintf(l->err, l->errlen,
                  "checkpoint: the model refused row %" PRIu64 " of table %" PRIu32 " (out of memory?)",
                  key, table);
         return -1;
     }
-    if (vl == full) fr_model_set_row_updated(l->m, table, key, fr_get_u32le(vu + 8 + 4 * (l->dim + l->nstate)));
+    if (vl == full) {
+        uint32_t stamp = fr_get_u32le(vu + 8 + 4 * (l->dim + l->nstate));
+        /* A stamp after the clock would keep the row from its TTL eviction for that long. */
+        if (l->clock >= 0 && stamp > clock_stamp(l->clock)) {
+            snprintf(l->err, l->errlen,
+                     "checkpoint corrupt: row %" PRIu64 " of table %" PRIu32 " was updated at %" PRIu32
+                     " s, after the model's clock (blob \"lifecycle\", %" PRId64 " ms)",
+                     key, table, stamp, l->clock);
+            return -1;
+        }
+        fr_model_set_row_updated(l->m, table, key, stamp);
+    }
     l->counts[table]++;
+    return 0;
+}
+
+/* The meta's per-table entries must describe the model its config builds: id t, the kind of slot
+ * t (categorical slots first, then multi-valued ones) and emb_dim. */
+static int check_tables(const json_t *tables, const fr_model_config *cfg, char *err, size_t errlen)
+{
+    for (size_t t = 0; t < json_array_size(tables); t++) {
+        const json_t *e = json_array_get(tables, t);
+        const json_t *id = json_object_get(e, "id"), *dim = json_object_get(e, "dim");
+        const char *kind = json_string_value(json_object_get(e, "kind"));
+        const char *want = (int)t < cfg->n_cat ? "categorical" : "multi";
+        if (!json_is_integer(id) || json_integer_value(id) != (json_int_t)t || !json_is_integer(dim) ||
+            json_integer_value(dim) != cfg->emb_dim || !kind || strcmp(kind, want) != 0) {
+            snprintf(err, errlen,
+                     "checkpoint meta: tables[%zu] is not {\"id\": %zu, \"kind\": \"%s\", \"dim\": %d} (the model "
+                     "its model_config builds)",
+                     t, t, want, cfg->emb_dim);
+            return -1;
+        }
+    }
     return 0;
 }
 
@@ -918,6 +1022,11 @@ fr_model *fr_ckpt_load_model(fr_ckpt *c, char *err, size_t errlen)
         snprintf(err, errlen, "checkpoint: the stored model config is refused: %s", cerr);
         goto done;
     }
+    json_t *ed = json_object_get(meta, "emb_dim");
+    if (!json_is_integer(ed) || json_integer_value(ed) != cfg.emb_dim) {
+        snprintf(err, errlen, "checkpoint meta: emb_dim differs from model_config.emb_dim %d", cfg.emb_dim);
+        goto done;
+    }
     json_t *tables = json_object_get(meta, "tables");
     uint32_t ntab = fr_model_table_count(m);
     if (!json_is_array(tables) || json_array_size(tables) != ntab) {
@@ -925,6 +1034,7 @@ fr_model *fr_ckpt_load_model(fr_ckpt *c, char *err, size_t errlen)
                  json_array_size(tables), ntab);
         goto done;
     }
+    if (check_tables(tables, &cfg, err, errlen) != 0) goto done;
     size_t n = fr_model_dense_count(m);
     json_t *dcount = json_object_get(json_object_get(meta, "dense"), "count");
     if (!json_is_integer(dcount) || (size_t)json_integer_value(dcount) != n) {
@@ -948,8 +1058,42 @@ fr_model *fr_ckpt_load_model(fr_ckpt *c, char *err, size_t errlen)
         goto done;
     }
     fr_f32le_decode(dense, (const unsigned char *)raw, n + ns);
+    {
+        /* Adagrad: accumulators >= 0. Adam: first moments any finite value, second moments >= 0. */
+        const int adam = cfg.dense_optimizer == 1;
+        long bad = first_bad_float(dense, n, 0);
+        const char *what = "parameter";
+        size_t at = 0;
+        int nonneg = 0;
+        if (bad < 0 && adam) {
+            what = "Adam first moment", at = n, bad = first_bad_float(dense + at, n, 0);
+            if (bad < 0)
+                what = "Adam second moment", at = 2 * n, nonneg = 1, bad = first_bad_float(dense + at, ns - n, 1);
+        } else if (bad < 0) {
+            what = "Adagrad accumulator", at = n, nonneg = 1, bad = first_bad_float(dense + at, ns, 1);
+        }
+        if (bad >= 0) {
+            snprintf(err, errlen, "checkpoint corrupt: dense key \"D\": %s %ld is %g (must be finite%s)", what, bad,
+                     (double)dense[at + (size_t)bad], nonneg ? " and >= 0" : "");
+            goto done;
+        }
+    }
     if (fr_model_set_dense(m, dense, dense + n, n) != 0) {
         snprintf(err, errlen, "checkpoint: the model refused %zu dense parameters", n);
+        goto done;
+    }
+
+    /* The clock first: row stamps are checked against it. */
+    unsigned char life[12];
+    long ll = fr_ckpt_get_blob(c, "lifecycle", life, sizeof life);
+    if (ll >= 0 && (ll != (long)sizeof life || memcmp(life, "FRL1", 4) != 0)) {
+        snprintf(err, errlen, "checkpoint corrupt: blob \"lifecycle\" is not FRL1 + 8 bytes");
+        goto done;
+    }
+    int64_t clock = ll == (long)sizeof life ? (int64_t)fr_get_u64le(life + 4) : -1;
+    if (ll == (long)sizeof life && clock < 0) {
+        /* the largest event time trained, starting at 0: never below it */
+        snprintf(err, errlen, "checkpoint corrupt: blob \"lifecycle\": clock %" PRId64 " ms is negative", clock);
         goto done;
     }
 
@@ -957,6 +1101,9 @@ fr_model *fr_ckpt_load_model(fr_ckpt *c, char *err, size_t errlen)
     l.ntab = ntab;
     l.dim = (size_t)cfg.emb_dim;
     l.nstate = fr_model_row_state_count(m);
+    l.ftrl = cfg.emb_optimizer == 1;
+    l.version = version;
+    l.clock = clock;
     l.buf = malloc((l.dim + l.nstate) * sizeof(float));
     l.counts = calloc(ntab ? ntab : 1, sizeof *l.counts);
     l.err = err;
@@ -981,13 +1128,7 @@ fr_model *fr_ckpt_load_model(fr_ckpt *c, char *err, size_t errlen)
             goto done;
         }
     }
-    unsigned char life[12];
-    long ll = fr_ckpt_get_blob(c, "lifecycle", life, sizeof life);
-    if (ll >= 0 && (ll != (long)sizeof life || memcmp(life, "FRL1", 4) != 0)) {
-        snprintf(err, errlen, "checkpoint corrupt: blob \"lifecycle\" is not FRL1 + 8 bytes");
-        goto done;
-    }
-    if (ll == (long)sizeof life && fr_model_set_clock(m, (int64_t)fr_get_u64le(life + 4)) != 0) {
+    if (clock >= 0 && fr_model_set_clock(m, clock) != 0) {
         snprintf(err, errlen, "checkpoint: out of memory");
         goto done;
     }

@@ -65,6 +65,10 @@ int fr_ckpt_put_offset(fr_ckpt_batch *b, const char *source, int64_t next_offset
 /* Stores bytes under name (len 0 stores an empty blob: fr_ckpt_get_blob then returns 0, not -1). */
 int fr_ckpt_put_blob(fr_ckpt_batch *b, const char *name, const void *bytes, size_t len);
 
+/* Why a put into b failed (the first failure: "out of memory building a key", ...), or NULL while
+ * none has. Valid until b is committed or aborted. */
+const char *fr_ckpt_batch_error(const fr_ckpt_batch *b);
+
 /* What a batch holds so far (for metrics and tests). */
 typedef struct {
     size_t entries;      /* puts and deletes in the batch, the marker included */
@@ -103,7 +107,11 @@ long fr_ckpt_get_join_entry(fr_ckpt *c, const char *id, size_t id_len, void *buf
 /* Returns the blob length (copying at most cap bytes), or -1 when absent. */
 long fr_ckpt_get_join_meta(fr_ckpt *c, void *buf, size_t cap);
 long fr_ckpt_get_blob(fr_ckpt *c, const char *name, void *buf, size_t cap);
-int fr_ckpt_foreach_offset(fr_ckpt *c, int (*fn)(const char *source, int64_t next_offset, void *ctx), void *ctx);
+/* fn gets every source's stored next offset. A value that is not 8 bytes or a key without a source
+ * name is refused: -1 with a message naming the key in err (also on a read error). fn's own
+ * non-zero value is returned as it is (err untouched: fn reports its reason itself). */
+int fr_ckpt_foreach_offset(fr_ckpt *c, int (*fn)(const char *source, int64_t next_offset, void *ctx), void *ctx,
+                           char *err, size_t errlen);
 
 /* Every key and value in key order (for `freshet inspect` and its digest); the join family's
  * entries are given as "J" + id, between the "E" and "K" keys. */

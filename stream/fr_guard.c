@@ -28,6 +28,33 @@ void fr_guard_init(fr_guard *g)
 
 int fr_guard_paused(const fr_guard *g) { return g->reason != FR_GUARD_RUNNING; }
 
+static int flow_valid(const fr_guard_flow *f)
+{
+    const double v[] = {f->den_s, f->num_s, f->den_l, f->num_l};
+    for (size_t i = 0; i < sizeof v / sizeof v[0]; i++)
+        if (!(isfinite(v[i]) && v[i] >= 0)) return 0;
+    return 1;
+}
+
+int fr_guard_check(const fr_guard *g, char *why, size_t whylen)
+{
+    const char *bad = NULL;
+    if (g->reason < 0 || g->reason >= FR_GUARD_NREASONS || g->pad != 0)
+        bad = "reason out of range";
+    else if ((g->reason != FR_GUARD_RUNNING) != (g->paused_since != INT64_MIN))
+        bad = "pause time and reason disagree";
+    else if ((g->first_ts == INT64_MIN) != (g->last_ts == INT64_MIN) || g->first_ts > g->last_ts)
+        bad = "first and last sample times out of order";
+    else if (!flow_valid(&g->ctr) || !flow_valid(&g->cvr))
+        bad = "a decayed count is negative or not finite";
+    else if (g->resumes > g->trips || g->trips - g->resumes != (uint64_t)fr_guard_paused(g))
+        bad = "trips and resumes disagree with the pause"; /* each trip pauses, each resume ends the pause */
+    if (!bad) return 0;
+    snprintf(why, whylen, "%s (reason %" PRId32 ", paused since %" PRId64 ", trips %" PRIu64 ", resumes %" PRIu64 ")",
+             bad, g->reason, g->paused_since, g->trips, g->resumes);
+    return -1;
+}
+
 void fr_guard_hold(fr_guard *g, const fr_sample *s)
 {
     if (s->kind >= 0 && s->kind < FR_SAMPLE_NKINDS) g->held[s->kind]++;
@@ -71,9 +98,16 @@ static void add(fr_guard_flow *f, double den, double num, int frozen_long)
     }
 }
 
-/* What a sample says about the flows: (impressions, clicks) and (clicks, conversions). The CVR
- * flow counts each click once, at its first CVR sample, and each conversion once, at the sample
- * that first carries it, so it follows the conversions as they arrive, not a week later. */
+/* What a sample says about the flows: (impressions, clicks) and (clicks, conversions). Each click
+ * counts once, at its first CVR sample, and with it the conversion that sample decides: the
+ * in-window label of a WINDOW copy (an in-window conversion that reached the join after its copy
+ * comes, at the same event time, as an in-window DELAYED_POS), the eventual one of an ORACLE copy,
+ * the final one of wait's ATTRIBUTION. Conversions after w_o are not counted: counted as they
+ * arrived, they were set against the clicks of the same moment, not against their own, so when
+ * clicks thinned out (a night, the end of a stream) the "rate" passed 1 (9.84 at the end of one
+ * run). Now every conversion counted belongs to a click counted at the same event time, and the
+ * long and short rates stay in [0, 1]; fnw and fnc, whose click copy comes at the click, count its
+ * in-window conversion up to w_o later (at most a factor 2^(w_o / half-life) above the rate). */
 static void contribution(const fr_sample *s, double *imp, double *clk, double *cvr_clk, double *conv)
 {
     *imp = *clk = *cvr_clk = *conv = 0;
@@ -90,7 +124,7 @@ static void contribution(const fr_sample *s, double *imp, double *clk, double *c
         *conv = pos;
         break;
     case FR_SAMPLE_FAKE_NEG: *cvr_clk = 1; break;
-    case FR_SAMPLE_DELAYED_POS: *conv = 1; break;
+    case FR_SAMPLE_DELAYED_POS: *conv = s->in_window; break;
     default: break; /* REAL_NEG, MATURED: no news */
     }
 }

@@ -1,6 +1,7 @@
 /* fr_guard: the label-collapse guard. It watches, over event time, two label flows of the joined
- * samples: clicks per impression (CTR samples) and conversions per click (the first CVR copy of
- * each click, plus delayed positives), each as a short EWMA against a long one. When samples keep
+ * samples: clicks per impression (CTR samples) and conversions per click (each click at its first
+ * CVR copy, with the conversion that copy decides: within w_o of the click for the window and
+ * fake-negative policies), each as a short EWMA against a long one. When samples keep
  * flowing but a short-term rate falls below trip_fraction of its long-term rate (the clicks or
  * conversions topic stalled, its producer broke), the guard pauses: the pipeline then neither
  * trains nor publishes. It resumes when the short-term rate is back above resume_fraction of the
@@ -64,6 +65,10 @@ typedef enum { FR_GUARD_NO_CHANGE = 0, FR_GUARD_TRIPPED, FR_GUARD_RESUMED } fr_g
  * whether this sample may be used; the caller counts it with fr_guard_hold if not. */
 fr_guard_event fr_guard_observe(fr_guard *g, const fr_guard_config *c, const fr_sample *s, char *msg, size_t msglen);
 int fr_guard_paused(const fr_guard *g);
+/* 0 when g is a state fr_guard_init and fr_guard_observe can produce (reason in range, pause time
+ * set exactly while paused, counts finite and >= 0, trips - resumes = 1 while paused, else 0);
+ * -1 with the reason in why: for a state read back from a checkpoint. */
+int fr_guard_check(const fr_guard *g, char *why, size_t whylen);
 void fr_guard_hold(fr_guard *g, const fr_sample *s);
 const char *fr_guard_reason_name(fr_guard_reason r);
 /* Short and long rates of a flow (NaN while its window holds less than one decayed event). */

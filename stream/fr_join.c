@@ -30,6 +30,7 @@
  *    precedes its impression; it is held and expires as ORPHAN. Counted, never silent. */
 #include "fr_join_int.h"
 
+#include <inttypes.h>
 #include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -467,6 +468,10 @@ static void emit_copy(fr_join *j, fr_join_entry *e, fr_sample_kind kind, int64_t
     s.has_label[FR_TASK_CVR] = s.has_label[FR_TASK_CTCVR] = 1;
     s.label[FR_TASK_CVR] = s.label[FR_TASK_CTCVR] = label ? 1.0f : 0.0f;
     s.weight[FR_TASK_CVR] = s.weight[FR_TASK_CTCVR] = w;
+    /* A positive duplicate of a conversion within w_o of its click (fnw, fnc; or one that reached a
+     * window policy after its WINDOW copy): the guard counts those, with the click, as in-window. */
+    if (kind == FR_SAMPLE_DELAYED_POS)
+        s.in_window = (uint8_t)(e->conv_ts <= sat_add(e->click_ts, j->cfg.observation_window_ms));
     mark_dirty(j, e);
     emit_sample(j, e, &s, emit, ctx);
     sync_timers(j, e);
@@ -846,12 +851,12 @@ static int load_body(fr_join *j, fr_join_entry *e)
     uint8_t buf[ENTRY_BYTES];
     long n = j->store.get ? j->store.get(j->store.ctx, e->id, e->id_len, buf, sizeof buf) : -2;
     parsed_entry pe;
-    const char *why = NULL;
+    const char *why = NULL, *bad = NULL;
     if (n == -2)
         why = "the store could not be read";
     else if (n < 0)
         why = "the store does not hold it";
-    else if ((size_t)n != sizeof buf || fr_join_entry_parse(buf, (size_t)n, &pe) != 0)
+    else if ((size_t)n != sizeof buf || fr_join_entry_parse(buf, (size_t)n, j->cfg.n_scenarios, &pe, &bad) != 0)
         why = "the stored entry is malformed";
     else if (pe.flags != e->flags || pe.imp_ts != e->imp_ts || pe.click_ts != e->click_ts || pe.conv_ts != e->conv_ts)
         why = "the stored entry differs from the one in memory (was the checkpoint directory changed?)";
@@ -860,8 +865,8 @@ static int load_body(fr_join *j, fr_join_entry *e)
         if (!e->body) why = "out of memory";
     }
     if (why) {
-        snprintf(j->err, sizeof j->err, "joiner: reading back the state of id \"%.*s\" failed: %s", (int)e->id_len,
-                 e->id, why);
+        snprintf(j->err, sizeof j->err, "joiner: reading back the state of id \"%.*s\" failed: %s%s%s", (int)e->id_len,
+                 e->id, why, bad ? ": " : "", bad ? bad : "");
         return -1;
     }
     *e->body = pe.body;
@@ -869,13 +874,25 @@ static int load_body(fr_join *j, fr_join_entry *e)
     return 0;
 }
 
-int fr_join_load_entry(fr_join *j, const char *id, size_t id_len, const void *bytes, size_t len)
+int fr_join_load_entry(fr_join *j, const char *id, size_t id_len, const void *bytes, size_t len, char *err,
+                       size_t errlen)
 {
-    if (!id || id_len == 0 || id_len > FR_ID_MAX) return -1;
+    if (!id || id_len == 0 || id_len > FR_ID_MAX) {
+        snprintf(err, errlen, "join entry with an id of %zu bytes (1 to %d)", id_len, FR_ID_MAX);
+        return -1;
+    }
+    const int idl = (int)id_len;
     parsed_entry pe;
-    if (fr_join_entry_parse(bytes, len, &pe) != 0) return -1;
+    const char *why;
+    if (fr_join_entry_parse(bytes, len, j->cfg.n_scenarios, &pe, &why) != 0) {
+        snprintf(err, errlen, "join entry \"%.*s\" (%zu bytes): %s", idl, id, len, why);
+        return -1;
+    }
     const uint64_t h = hash_id(id, id_len);
-    if (j->slots[map_find_slot(j, id, id_len, h)].e) return -1;
+    if (j->slots[map_find_slot(j, id, id_len, h)].e) {
+        snprintf(err, errlen, "join entry \"%.*s\" loaded twice", idl, id);
+        return -1;
+    }
     fr_join_entry tmp;
     memset(&tmp, 0, sizeof tmp);
     tmp.flags = pe.flags;
@@ -888,12 +905,19 @@ int fr_join_load_entry(fr_join *j, const char *id, size_t id_len, const void *by
         int64_t d;
         any |= policy_deadline(j, &tmp, (timer_kind)k, &d);
     }
-    if (!any) return -1;
+    if (!any) {
+        snprintf(err, errlen, "join entry \"%.*s\": a state join.policy \"%s\" never leaves (flags 0x%x)", idl, id,
+                 fr_join_policy_name(j->cfg.policy), (unsigned)pe.flags);
+        return -1;
+    }
 
     /* With a store, a restored entry stays spilled until it is needed: restoring takes the
      * memory of the stubs only. */
     fr_join_entry *e = entry_create(j, NULL, id, id_len, h, j->store.get != NULL);
-    if (!e) return -1;
+    if (!e) {
+        snprintf(err, errlen, "join entry \"%.*s\": out of memory", idl, id);
+        return -1;
+    }
     e->flags = pe.flags;
     e->imp_ts = pe.imp_ts;
     e->click_ts = pe.click_ts;
@@ -949,3 +973,24 @@ size_t fr_join_spill(fr_join *j, size_t keep)
 size_t fr_join_cached_count(const fr_join *j) { return j->cached; }
 
 const char *fr_join_error(const fr_join *j) { return j->err[0] ? j->err : NULL; }
+
+int fr_join_check_pending(const fr_join *j, char *err, size_t errlen)
+{
+    uint64_t held[FR_EV_NTYPES] = {0};
+    for (size_t i = 0; i < j->cap; i++) {
+        const fr_join_entry *e = j->slots[i].e;
+        if (!e || e->tomb) continue;
+        const uint16_t fl = e->flags;
+        held[FR_EV_IMPRESSION] += (fl & F_IMP) && !(fl & F_CTR_EMITTED);
+        held[FR_EV_CLICK] += (fl & F_CLICK_HELD) || ((fl & F_CLICKED) && !(fl & F_CTR_EMITTED));
+        held[FR_EV_CONVERSION] += (fl & (F_CONVERTED | F_CONV_HELD)) != 0;
+    }
+    for (int t = 0; t < FR_EV_NTYPES; t++) {
+        if (held[t] == j->n.pending[t]) continue;
+        snprintf(err, errlen,
+                 "the join counters count %" PRIu64 " pending %s events but the stored join entries hold %" PRIu64,
+                 j->n.pending[t], fr_event_type_name((fr_event_type)t), held[t]);
+        return -1;
+    }
+    return 0;
+}

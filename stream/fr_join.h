@@ -73,6 +73,7 @@ typedef struct {
     int64_t real_negative_window_ms;  /* w_rn, in [w_o, attribution_window] (defer); 0 = attribution window */
     fr_join_oracle_fn oracle;         /* required by the oracle policy */
     void *oracle_ctx;
+    int n_scenarios;                  /* > 0: a stored entry's scenario must be below it (0: not checked) */
 } fr_join_config;
 
 /* Name <-> policy ("wait", "vanilla", ...); -1 for an unknown name. */
@@ -131,14 +132,22 @@ const char *fr_join_drop_name(fr_drop_reason r);
 typedef int (*fr_join_entry_fn)(const char *id, size_t id_len, const void *bytes, size_t len, void *ctx);
 int fr_join_foreach_dirty(const fr_join *j, fr_join_entry_fn fn, void *ctx);
 void fr_join_clear_dirty(fr_join *j);
-/* Restore into a fresh join: load every stored entry and the meta (in either order). Loaded
- * entries count as already checkpointed (not dirty); their timers follow from their state and
- * this join's windows. Both return 0, or -1 for a malformed or unknown-version blob or an id
- * already present. The meta records the windows and policy but does not enforce them. */
-int fr_join_load_entry(fr_join *j, const char *id, size_t id_len, const void *bytes, size_t len);
+/* Restore into a fresh join: load every stored entry and the meta (in either order), then
+ * fr_join_check_pending. Loaded entries count as already checkpointed (not dirty); their timers
+ * follow from their state and this join's windows. Both return 0, or -1 for a malformed or
+ * unknown-version blob or an id already present. Stored bytes are untrusted: an entry is also
+ * refused for a state no event sequence produces, a scenario outside [0, n_scenarios), a sample
+ * rate outside (0, 1], a float that is not finite, a prior outside [0, 1] (the reason, naming the
+ * id, in err); a meta whose counts break events = joined + pending + dropped. The meta records the
+ * windows and policy but does not enforce them. */
+int fr_join_load_entry(fr_join *j, const char *id, size_t id_len, const void *bytes, size_t len, char *err,
+                       size_t errlen);
 /* Writes the blob only when cap is large enough; returns the size needed either way. */
 size_t fr_join_export_meta(const fr_join *j, void *buf, size_t cap);
 int fr_join_import_meta(fr_join *j, const void *buf, size_t len);
+/* After a restore: 0 when the pending counts of the meta are what the loaded entries hold, else -1
+ * with a message naming the event type. */
+int fr_join_check_pending(const fr_join *j, char *err, size_t errlen);
 /* Live entries (pending impressions, clicks, conversions), not counting tombstones. */
 size_t fr_join_entry_count(const fr_join *j);
 /* Refuses (-1, message) a meta blob written under another policy; 0 when it matches. */

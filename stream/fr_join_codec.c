@@ -4,6 +4,7 @@
 
 #include "fr_bytes.h"
 
+#include <math.h>
 #include <stdio.h>
 #include <string.h>
 
@@ -46,13 +47,24 @@ static int flags_valid(uint16_t fl)
     return 1;
 }
 
-int fr_join_entry_parse(const void *bytes, size_t len, parsed_entry *out)
+static int all_finite(const float *v, size_t n)
 {
+    for (size_t i = 0; i < n; i++)
+        if (!isfinite(v[i])) return 0;
+    return 1;
+}
+
+/* Every stored value is untrusted: what indexes (the scenario), sizes (multi_len) or divides (the
+ * sample rate), and every float that reaches the model or the metrics. */
+int fr_join_entry_parse(const void *bytes, size_t len, int n_scenarios, parsed_entry *out, const char **why)
+{
+    *why = "not an entry of this version";
     if (!bytes || len != ENTRY_BYTES) return -1;
     fr_bytes_in r = fr_bytes_in_init(bytes, len);
     if (fr_in_u8(&r) != ENTRY_FORMAT_VERSION) return -1;
     memset(out, 0, sizeof *out);
     out->flags = fr_in_u16le(&r);
+    *why = "impossible state flags";
     if (!flags_valid(out->flags)) return -1;
     entry_body *b = &out->body;
     out->imp_ts = fr_in_i64le(&r);
@@ -67,11 +79,27 @@ int fr_join_entry_parse(const void *bytes, size_t len, parsed_entry *out)
         for (int i = 0; i < FR_MAX_MULTI_LEN; i++) b->f.multi[m][i] = fr_in_u64le(&r);
     for (int m = 0; m < FR_MAX_MULTI; m++) b->f.multi_len[m] = fr_in_u8(&r);
     for (int t = 0; t < FR_NTASKS; t++) b->prior[t] = fr_in_f32le(&r);
+    *why = "not an entry of this version";
     if (r.overrun || r.left != 0) return -1;
+    *why = "a multi-valued field longer than its slots";
     for (int m = 0; m < FR_MAX_MULTI; m++)
         if (b->f.multi_len[m] > FR_MAX_MULTI_LEN) return -1;
-    /* A weight of 1/0 or 1/NaN would poison the model silently. */
-    if ((out->flags & F_IMP) && !(b->sample_rate > 0 && b->sample_rate <= 1)) return -1;
+    if (out->flags & F_IMP) {
+        /* A weight of 1/0 or 1/NaN would poison the model silently. */
+        *why = "sample rate outside (0, 1]";
+        if (!(b->sample_rate > 0 && b->sample_rate <= 1)) return -1;
+        /* The scenario indexes the metrics and the model's per-scenario parameters. */
+        *why = "scenario outside the configured list";
+        if (b->scenario < 0 || (n_scenarios > 0 && b->scenario >= n_scenarios)) return -1;
+        *why = "a numeric feature that is not finite";
+        if (!all_finite(b->f.num, FR_MAX_NUM)) return -1;
+    }
+    *why = "a prior prediction outside [0, 1]";
+    for (int t = 0; t < FR_NTASKS && (out->flags & F_PRIOR); t++)
+        if (!(b->prior[t] >= 0 && b->prior[t] <= 1)) return -1;
+    *why = "a conversion value that is not finite";
+    if (!isfinite(b->conv_value)) return -1;
+    *why = NULL;
     return 0;
 }
 
@@ -150,6 +178,14 @@ int fr_join_import_meta(fr_join *j, const void *buf, size_t len)
         for (size_t k = 0; k < nreasons; k++) n.dropped[t][k] = fr_in_u64le(&r);
     for (size_t k = 0; k < nkinds; k++) n.emitted[k] = fr_in_u64le(&r);
     if (r.overrun) return -1;
+    /* Every accepted event is in exactly one bucket (fr_join.h, "Accounting"): counts that break
+     * it were not written by this join. */
+    for (size_t t = 0; t < ntypes; t++) {
+        uint64_t sum = n.joined[t];
+        int over = __builtin_add_overflow(sum, n.pending[t], &sum);
+        for (size_t k = 0; k < nreasons; k++) over |= __builtin_add_overflow(sum, n.dropped[t][k], &sum);
+        if (over || sum != n.events[t]) return -1;
+    }
     j->n = n;
     j->watermark = wm;
     return 0;

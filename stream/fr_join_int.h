@@ -125,8 +125,10 @@ typedef struct {
 
 /* The stored form of a live entry (ENTRY_BYTES bytes). */
 void fr_join_entry_serialise(const fr_join_entry *e, uint8_t out[ENTRY_BYTES]);
-/* Decodes a stored entry: 0, or -1 when it is malformed (wrong size or version, impossible flags,
- * a multi length or sample rate out of range). */
-int fr_join_entry_parse(const void *bytes, size_t len, parsed_entry *out);
+/* Decodes a stored entry: 0, or -1 with the reason in *why when it is malformed (wrong size or
+ * version, impossible flags, a multi length or sample rate out of range) or holds a value no event
+ * produces (a scenario outside [0, n_scenarios) when n_scenarios > 0, a float that is not finite,
+ * a prior outside [0, 1]). */
+int fr_join_entry_parse(const void *bytes, size_t len, int n_scenarios, parsed_entry *out, const char **why);
 
 #endif

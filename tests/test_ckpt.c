@@ -258,7 +258,7 @@ static void test_round_trip(void **state)
     assert_int_equal(count_rows(l, FR_DIRTY_PUBLISH), 0);
 
     offsets_seen o = {0};
-    assert_int_equal(fr_ckpt_foreach_offset(c, collect_offset, &o), 0);
+    assert_int_equal(fr_ckpt_foreach_offset(c, collect_offset, &o, err, sizeof err), 0);
     assert_int_equal(o.n, 2);
     assert_string_equal(o.names[0], "clicks/3"); /* key order */
     assert_int_equal(o.offs[0], -1001);

@@ -311,6 +311,20 @@ static void test_heads_blob_roundtrip(void **state)
     assert_int_equal(fr_dfm_heads_trained(b), 100);
     fr_dfm_heads *c = fr_dfm_heads_create(7, 2, 0.1f);
     assert_int_equal(fr_dfm_heads_import(c, buf, n), -1);
+    /* Stored values are untrusted: a NaN weight or a negative accumulator is refused, and the heads
+     * keep what they had. After 32 bytes (header, biases and their accumulators) come the weights
+     * of both heads, then their accumulators. */
+    unsigned char *bytes = buf;
+    const float nan = NAN, neg = -1.0f;
+    unsigned char keep[4];
+    memcpy(keep, bytes + 32 + 4 * 5, 4);
+    memcpy(bytes + 32 + 4 * 5, &nan, 4);
+    assert_int_equal(fr_dfm_heads_import(b, buf, n), -2);
+    memcpy(bytes + 32 + 4 * 5, keep, 4);
+    memcpy(bytes + n - 4, &neg, 4);
+    assert_int_equal(fr_dfm_heads_import(b, buf, n), -2);
+    fr_dfm_heads_predict(b, &s.f, &db, &rb);
+    assert_true(da == db && ra == rb);
     free(buf);
     fr_dfm_heads_free(a);
     fr_dfm_heads_free(b);

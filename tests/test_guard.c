@@ -208,6 +208,89 @@ static void test_max_pause_accepts_new_level(void **state)
     assert_true(r.first_resume_ts < r.first_trip_ts + 4 * HOUR_MS + MIN_MS);
 }
 
+/* Conversions counted as they arrived were set against the clicks of the same moment: when clicks
+ * thinned out (here they stop after a day, as at the end of a stream) the conversions of earlier
+ * clicks kept coming and cvr_long passed 1 (9.84 at the end of one run). A click and the conversion
+ * counted for it now come at one event time. The samples below are what the join emits for a click
+ * at t_c converting after a delay d (20 % of clicks; d is exp(5 min) for 30 % of them, exp(1 day)
+ * for the rest), w_o = 15 min: esdfm emits WINDOW at t_c + w_o (label d <= w_o) and, for d > w_o,
+ * DELAYED_POS at t_c + d; fnw emits FAKE_NEG at t_c and DELAYED_POS at t_c + d (in_window when
+ * d <= w_o). */
+typedef struct {
+    int64_t ts;
+    uint32_t seq; /* ties keep the generation order */
+    fr_sample s;
+} timed_sample;
+
+static int timed_cmp(const void *a, const void *b)
+{
+    const timed_sample *x = a, *y = b;
+    if (x->ts != y->ts) return x->ts < y->ts ? -1 : 1;
+    return x->seq < y->seq ? -1 : x->seq > y->seq;
+}
+
+static void conversion_rates_stay_rates(int fnw, double bound)
+{
+    enum { WO_MS = 15 * MIN_MS };
+    size_t cap = 200000, n = 0;
+    timed_sample *v = malloc(cap * sizeof *v);
+    assert_non_null(v);
+    uint64_t rs = 0x2545f4914f6cdd1dull;
+#define PUSH(kind_, ts_, label_, inw_)                                                                  \
+    do {                                                                                                \
+        assert_true(n < cap);                                                                           \
+        v[n] = (timed_sample){.ts = (ts_), .seq = (uint32_t)n, .s = sample((kind_), (ts_), (label_))}; \
+        v[n].s.in_window = (uint8_t)(inw_);                                                             \
+        n++;                                                                                            \
+    } while (0)
+    for (int64_t t = T0; t < T0 + 24 * HOUR_MS; t += 2000) {
+        const int clicked = rng(&rs) % 100 < 5;
+        PUSH(FR_SAMPLE_CLICK_WINDOW, t, clicked, 0);
+        if (!clicked) continue;
+        const int converts = rng(&rs) % 100 < 20;
+        const double u = ((double)(rng(&rs) % 1000000) + 0.5) / 1e6;
+        const double mean = rng(&rs) % 100 < 30 ? 5.0 * MIN_MS : 24.0 * HOUR_MS;
+        const int64_t d = (int64_t)(-mean * log(u));
+        const int in_window = converts && d <= WO_MS;
+        if (fnw) {
+            PUSH(FR_SAMPLE_FAKE_NEG, t, 0, 0);
+            if (converts) PUSH(FR_SAMPLE_DELAYED_POS, t + d, 1, in_window);
+        } else {
+            PUSH(FR_SAMPLE_WINDOW, t + WO_MS, in_window, 0);
+            if (converts && !in_window) PUSH(FR_SAMPLE_DELAYED_POS, t + d, 1, 0);
+        }
+    }
+#undef PUSH
+    qsort(v, n, sizeof *v, timed_cmp);
+    fr_guard_config c = test_config();
+    c.enabled = 1;
+    fr_guard g;
+    fr_guard_init(&g);
+    double max_short = 0, max_long = 0;
+    char msg[512];
+    for (size_t i = 0; i < n; i++) {
+        fr_guard_observe(&g, &c, &v[i].s, msg, sizeof msg);
+        double rs_, rl_;
+        fr_guard_rates(&g.cvr, &rs_, &rl_);
+        if (rs_ > max_short) max_short = rs_; /* NaN compares false */
+        if (rl_ > max_long) max_long = rl_;
+    }
+    print_message("%s: largest conversion rate short %.3g, long %.3g\n", fnw ? "fnw" : "esdfm", max_short, max_long);
+    assert_true(max_long > 0.02); /* the flow was there */
+    assert_true(max_short <= bound);
+    assert_true(max_long <= bound);
+    free(v);
+}
+
+static void test_conversion_rate_is_a_rate(void **state)
+{
+    (void)state;
+    conversion_rates_stay_rates(0, 1.0);
+    /* fnw counts a click at the click and its in-window conversion up to w_o later: at most a
+     * factor 2^(w_o / short half-life) = 2^(15 / 30) above a rate. */
+    conversion_rates_stay_rates(1, 1.4143);
+}
+
 /* ---- the pipeline ---- */
 
 static int64_t line_ts(const char *l)
@@ -394,6 +477,7 @@ int main(void)
         cmocka_unit_test(test_clicks_stop_then_recover),
         cmocka_unit_test(test_conversions_stop),
         cmocka_unit_test(test_max_pause_accepts_new_level),
+        cmocka_unit_test(test_conversion_rate_is_a_rate),
         cmocka_unit_test(test_pipeline_pauses_and_restarts_bit_identical),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

@@ -40,6 +40,8 @@ static void collect(const fr_sample *s, void *ctx)
 }
 
 /* The config every new join (and every restore) gets; the delayed-feedback tests switch policy. */
+/* Refusal messages of fr_join_load_entry. */
+static char g_err[512];
 static fr_join_config g_cfg = {.click_window_ms = CW, .attribution_window_ms = AW, .policy = FR_JOIN_POLICY_WAIT};
 
 static fr_join *new_join(void)
@@ -758,7 +760,8 @@ static fr_join *restore(const store *st)
     attach_store(j, st);
     assert_int_equal(fr_join_import_meta(j, st->meta, st->meta_len), 0);
     for (size_t i = 0; i < st->n; i++)
-        assert_int_equal(fr_join_load_entry(j, st->v[i].id, st->v[i].id_len, st->v[i].bytes, st->v[i].len), 0);
+        assert_int_equal(
+            fr_join_load_entry(j, st->v[i].id, st->v[i].id_len, st->v[i].bytes, st->v[i].len, g_err, sizeof g_err), 0);
     assert_int_equal(fr_join_entry_count(j), st->n);
     /* Restored state is the checkpoint: nothing is dirty. */
     store none = {0};
@@ -1143,29 +1146,29 @@ static void test_blobs_are_validated(void **state)
     assert_int_equal(b.bytes[0], 1); /* format version */
 
     fr_join *r = new_join();
-    assert_int_equal(fr_join_load_entry(r, "a", 1, b.bytes, b.len - 1), -1);
-    assert_int_equal(fr_join_load_entry(r, "a", 0, b.bytes, b.len), -1);
-    assert_int_equal(fr_join_load_entry(r, "a", 1, NULL, 0), -1);
+    assert_int_equal(fr_join_load_entry(r, "a", 1, b.bytes, b.len - 1, g_err, sizeof g_err), -1);
+    assert_int_equal(fr_join_load_entry(r, "a", 0, b.bytes, b.len, g_err, sizeof g_err), -1);
+    assert_int_equal(fr_join_load_entry(r, "a", 1, NULL, 0, g_err, sizeof g_err), -1);
     b.bytes[0] = 2;
-    assert_int_equal(fr_join_load_entry(r, "a", 1, b.bytes, b.len), -1);
+    assert_int_equal(fr_join_load_entry(r, "a", 1, b.bytes, b.len, g_err, sizeof g_err), -1);
     b.bytes[0] = 1;
     uint8_t fl = b.bytes[1];
     b.bytes[1] = 0; /* no state at all */
-    assert_int_equal(fr_join_load_entry(r, "a", 1, b.bytes, b.len), -1);
+    assert_int_equal(fr_join_load_entry(r, "a", 1, b.bytes, b.len, g_err, sizeof g_err), -1);
     b.bytes[1] = 0x80 | 0x01; /* CTR emitted without a click: nothing would ever finish it */
-    assert_int_equal(fr_join_load_entry(r, "a", 1, b.bytes, b.len), -1);
+    assert_int_equal(fr_join_load_entry(r, "a", 1, b.bytes, b.len, g_err, sizeof g_err), -1);
     b.bytes[1] = fl;
     b.bytes[2] = 0x02; /* unknown flag bit */
-    assert_int_equal(fr_join_load_entry(r, "a", 1, b.bytes, b.len), -1);
+    assert_int_equal(fr_join_load_entry(r, "a", 1, b.bytes, b.len, g_err, sizeof g_err), -1);
     b.bytes[2] = 0;
     uint8_t rate[4];
     memcpy(rate, b.bytes + 15, 4);
     memset(b.bytes + 15, 0, 4); /* sample_rate 0 */
-    assert_int_equal(fr_join_load_entry(r, "a", 1, b.bytes, b.len), -1);
+    assert_int_equal(fr_join_load_entry(r, "a", 1, b.bytes, b.len, g_err, sizeof g_err), -1);
     memcpy(b.bytes + 15, rate, 4);
     assert_int_equal(fr_join_entry_count(r), 0);
-    assert_int_equal(fr_join_load_entry(r, "a", 1, b.bytes, b.len), 0);
-    assert_int_equal(fr_join_load_entry(r, "a", 1, b.bytes, b.len), -1); /* already there */
+    assert_int_equal(fr_join_load_entry(r, "a", 1, b.bytes, b.len, g_err, sizeof g_err), 0);
+    assert_int_equal(fr_join_load_entry(r, "a", 1, b.bytes, b.len, g_err, sizeof g_err), -1); /* already there */
     assert_int_equal(fr_join_entry_count(r), 1);
 
     /* Meta: size query, round trip, refusal of unknown versions and shapes. */
@@ -1213,7 +1216,7 @@ static void attach_prior(const fr_sample *s, void *ctx)
 static int copy_entry(const char *id, size_t id_len, const void *bytes, size_t len, void *ctx)
 {
     if (len == 0) return 0;
-    return fr_join_load_entry(ctx, id, id_len, bytes, len);
+    return fr_join_load_entry(ctx, id, id_len, bytes, len, g_err, sizeof g_err);
 }
 
 static void test_prior_reaches_the_attribution_sample(void **state)
@@ -1332,7 +1335,7 @@ typedef struct {
     int kind;
     int64_t ts;
     int label;     /* CTR label for CLICK_WINDOW, else CVR/CTCVR */
-    int in_window; /* MATURED only */
+    int in_window; /* MATURED and DELAYED_POS only */
 } want;
 
 static void expect_sample(const fr_sample *s, const want *w)
@@ -1353,7 +1356,8 @@ static void expect_sample(const fr_sample *s, const want *w)
         expect_f(s->label[t], w->label ? 1.0f : 0.0f);
         expect_f(s->weight[t], 1.0f);
     }
-    assert_int_equal(s->in_window, w->kind == FR_SAMPLE_MATURED ? w->in_window : 0);
+    const int has_window = w->kind == FR_SAMPLE_MATURED || w->kind == FR_SAMPLE_DELAYED_POS;
+    assert_int_equal(s->in_window, has_window ? w->in_window : 0);
 }
 
 #define CTR6                                                                                             \
@@ -1426,7 +1430,7 @@ static void test_policy_fake_negative_fixture(void **state)
                       {"c", FR_SAMPLE_FAKE_NEG, 1004, 0, 0},
                       {"e", FR_SAMPLE_FAKE_NEG, 1005, 0, 0},
                       {"a", FR_SAMPLE_CLICK_WINDOW, 1010, 1, 0},
-                      {"a", FR_SAMPLE_DELAYED_POS, 1010, 1, 0},
+                      {"a", FR_SAMPLE_DELAYED_POS, 1010, 1, 1}, /* 8 after its click: in w_o */
                       {"b", FR_SAMPLE_CLICK_WINDOW, 1010, 1, 0},
                       {"c", FR_SAMPLE_CLICK_WINDOW, 1010, 1, 0},
                       {"d", FR_SAMPLE_CLICK_WINDOW, 1010, 1, 0},
@@ -1493,7 +1497,7 @@ static void test_policy_late_conversion_inside_window(void **state)
     assert_int_equal(h.out.n, 4);
     expect_sample(&h.out.s[0], &(want){"a", FR_SAMPLE_CLICK_WINDOW, 1010, 1, 0});
     expect_sample(&h.out.s[1], &(want){"a", FR_SAMPLE_WINDOW, 1022, 0, 0});
-    expect_sample(&h.out.s[2], &(want){"a", FR_SAMPLE_DELAYED_POS, 1022, 1, 0});
+    expect_sample(&h.out.s[2], &(want){"a", FR_SAMPLE_DELAYED_POS, 1022, 1, 1}); /* 1015 is inside w_o */
     expect_sample(&h.out.s[3], &(want){"a", FR_SAMPLE_MATURED, 1102, 1, 1});
     h_free(&h);
     reset_policy();
