@@ -21,6 +21,7 @@
 #include "fr_pipeline.h"
 #include "fr_publish.h"
 #include "fr_reader.h"
+#include "fr_verify.h"
 #include "freshet_serving.h"
 
 static const char USAGE[] =
@@ -46,6 +47,9 @@ static const char USAGE[] =
     "                                               each new version\n"
     "  rollback [-c CONFIG] [--redis H:P] [--to VERSION]\n"
     "                                               make an earlier retained version active (default: the previous)\n"
+    "  verify [-c CONFIG] [--redis H:P] [--state DIR]\n"
+    "                                               compare what Redis serves with the checkpoint, row by row and\n"
+    "                                               the active dense blob; exit 0 only when they are equal\n"
     "  truth TRUTH.tsv [-c CONFIG]                  AUC and log loss of the generator's true probabilities\n"
     "\n"
     "freshetd -c CONFIG is `freshet run -c CONFIG`. SIGINT/SIGTERM: finish the message, checkpoint, exit 0.\n";
@@ -900,6 +904,50 @@ static int cmd_rollback(const cli_args *a)
     return 0;
 }
 
+/* ---- verify ------------------------------------------------------------------------------- */
+
+static int cmd_verify(const cli_args *a)
+{
+    fr_config c;
+    if (load_config(a, &c) != 0) return 2;
+    if (!c.redis_host[0]) {
+        fprintf(stderr, "freshet verify: no Redis configured (redis.host is empty)\n");
+        return 2;
+    }
+    char err[512];
+    fr_ckpt *ck = fr_ckpt_open_readonly(c.checkpoint_dir, err, sizeof err);
+    fr_model *m = ck ? fr_ckpt_load_model(ck, err, sizeof err) : NULL;
+    fr_ckpt_close(ck);
+    if (!m) {
+        fprintf(stderr, "freshet verify: the checkpoint in %s: %s\n", c.checkpoint_dir, err);
+        return 1;
+    }
+    printf("verify: redis %s:%d prefix %s against the checkpoint in %s (model version %" PRIu64 ")\n", c.redis_host,
+           c.redis_port, c.redis_prefix, c.checkpoint_dir, fr_model_version(m));
+    fr_verify_report rep;
+    int rc = fr_verify_redis(c.redis_host, c.redis_port, c.redis_prefix, m, &rep, err, sizeof err);
+    fr_model_free(m);
+    if (rc != 0) {
+        fprintf(stderr, "freshet verify: %s\n", err);
+        return 1;
+    }
+    printf("rows: checkpoint=%" PRIu64 " redis=%" PRIu64 " equal=%" PRIu64 " missing=%" PRIu64 " extra=%" PRIu64
+           " different=%" PRIu64 "\n",
+           rep.model_rows, rep.redis_rows, rep.equal, rep.missing, rep.extra, rep.different);
+    if (rep.loaded)
+        printf("dense: active version %" PRIu64 " (model version %" PRIu64 "): %zu parameters, %zu different\n",
+               rep.active_version, rep.active_model_version, rep.dense_count, rep.dense_different);
+    else
+        printf("dense: no active version could be loaded\n");
+    for (int i = 0; i < rep.nnotes; i++) printf("  %s\n", rep.notes[i]);
+    if (!fr_verify_ok(&rep)) {
+        printf("FAIL: redis does not serve exactly the checkpoint\n");
+        return 1;
+    }
+    printf("ok: redis serves exactly the checkpoint\n");
+    return 0;
+}
+
 /* ---- truth -------------------------------------------------------------------------------- */
 
 static int cmd_truth(const cli_args *a)
@@ -981,6 +1029,7 @@ int fr_cli_main(int argc, char **argv)
     if (!strcmp(cmd, "truth")) return cmd_truth(&a);
     if (!strcmp(cmd, "score")) return cmd_score(&a);
     if (!strcmp(cmd, "rollback")) return cmd_rollback(&a);
+    if (!strcmp(cmd, "verify")) return cmd_verify(&a);
     fprintf(stderr, "freshet: unknown command \"%s\"\n%s", cmd, USAGE);
     return 2;
 }

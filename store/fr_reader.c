@@ -73,6 +73,11 @@ void fr_reader_close(fr_reader *r)
 
 uint64_t fr_reader_version(const fr_reader *r) { return r->loaded ? r->version : 0; }
 const char *fr_reader_manifest(const fr_reader *r) { return r->loaded ? r->manifest : NULL; }
+const float *fr_reader_dense(const fr_reader *r, size_t *count)
+{
+    *count = r->loaded ? r->dense_count : 0;
+    return r->loaded ? r->dense : NULL;
+}
 
 static void drop_connection(fr_reader *r)
 {
@@ -97,27 +102,11 @@ static int ensure_connection(fr_reader *r, char *err, size_t errlen)
 static int roundtrip(fr_reader *r, int n, const char **argvs[], const size_t *lenss[], const int *argcs,
                      redisReply **out, char *err, size_t errlen)
 {
-    for (int i = 0; i < n; i++) out[i] = NULL;
-    for (int i = 0; i < n; i++) {
-        if (redisAppendCommandArgv(r->c, argcs[i], argvs[i], lenss[i]) != REDIS_OK) {
-            snprintf(err, errlen, "reader: cannot queue a redis command: %s", r->c->errstr);
-            drop_connection(r);
-            return -1;
-        }
-    }
-    for (int i = 0; i < n; i++) {
-        void *rv = NULL;
-        if (redisGetReply(r->c, &rv) != REDIS_OK) {
-            snprintf(err, errlen, "reader: redis %s:%d connection failed: %s (reconnects on the next call)", r->host,
-                     r->port, r->c->errstr);
-            for (int j = 0; j < i; j++) freeReplyObject(out[j]);
-            for (int j = 0; j < n; j++) out[j] = NULL;
-            drop_connection(r);
-            return -1;
-        }
-        out[i] = rv;
-    }
-    return 0;
+    char berr[256];
+    if (fr_redis_batch(r->c, n, argvs, lenss, argcs, out, berr, sizeof berr) == 0) return 0;
+    snprintf(err, errlen, "reader: redis %s:%d: %s (reconnects on the next call)", r->host, r->port, berr);
+    drop_connection(r);
+    return -1;
 }
 
 /* Creates a model with the loaded dense parameters and no rows. */

@@ -48,6 +48,9 @@ size_t fr_reader_cached_rows(const fr_reader *r);
 uint64_t fr_reader_version(const fr_reader *r);
 /* The manifest JSON text of the loaded version (owned by r; NULL before the first load). */
 const char *fr_reader_manifest(const fr_reader *r);
+/* The loaded version's dense parameters (owned by r, valid until the next load; NULL before the
+ * first load) and their count. */
+const float *fr_reader_dense(const fr_reader *r, size_t *count);
 /* Number of rows stored in Redis for a table (HLEN over its partitions), or -1 on error. */
 long fr_reader_row_count(fr_reader *r, uint32_t table);
 /* Scores one impression; fetches its rows from Redis. out = {pCTR, pCVR, pCTCVR}. */

@@ -52,6 +52,22 @@ void fr_redis_key_rows(char *buf, const char *prefix, uint32_t table, uint32_t s
     snprintf(buf, FR_REDIS_KEY_MAX, "%s:emb:{t%" PRIu32 "s%" PRIu32 "}", prefix, table, shard);
 }
 
+int fr_redis_parse_rows_key(const char *prefix, const char *key, size_t len, uint32_t *table, uint32_t *shard)
+{
+    size_t pl = strlen(prefix);
+    if (len <= pl + 7 || memcmp(key, prefix, pl) != 0 || memcmp(key + pl, ":emb:{t", 7) != 0) return -1;
+    const char *p = key + pl + 7, *end = key + len;
+    uint64_t t = 0, s = 0;
+    int nd = 0;
+    for (; p < end && *p >= '0' && *p <= '9' && nd < 10; p++, nd++) t = t * 10 + (uint64_t)(*p - '0');
+    if (!nd || p >= end || *p++ != 's') return -1;
+    for (nd = 0; p < end && *p >= '0' && *p <= '9' && nd < 10; p++, nd++) s = s * 10 + (uint64_t)(*p - '0');
+    if (!nd || p + 1 != end || *p != '}' || t > UINT32_MAX || s >= FR_REDIS_ROW_SHARDS) return -1;
+    *table = (uint32_t)t;
+    *shard = (uint32_t)s;
+    return 0;
+}
+
 void fr_redis_row_field(unsigned char out[8], uint64_t key) { fr_put_u64le(out, key); }
 
 void fr_redis_row_encode(unsigned char *out, int dim, uint64_t version, const float *weights)
@@ -147,6 +163,7 @@ int fr_pipe_drain(fr_pipe *p)
         p->pending--;
         p->replies++;
         if (r && r->type == REDIS_REPLY_ERROR) pipe_fail(p, "redis refused a command", r->str);
+        if (r && r->type == REDIS_REPLY_INTEGER) p->integers += r->integer;
         freeReplyObject(r);
     }
     if (p->broken) p->pending = 0;
@@ -162,6 +179,31 @@ int fr_pipe_append(fr_pipe *p, int argc, const char **argv, const size_t *lens)
     }
     p->pending++;
     if (p->pending >= p->window) return fr_pipe_drain(p);
+    return 0;
+}
+
+int fr_redis_batch(redisContext *c, int n, const char **argvs[], const size_t *lenss[], const int *argcs,
+                   redisReply **out, char *err, size_t errlen)
+{
+    for (int i = 0; i < n; i++) out[i] = NULL;
+    for (int i = 0; i < n; i++) {
+        if (redisAppendCommandArgv(c, argcs[i], argvs[i], lenss[i]) != REDIS_OK) {
+            snprintf(err, errlen, "cannot queue a redis command: %s", c->errstr[0] ? c->errstr : "out of memory");
+            return -1;
+        }
+    }
+    for (int i = 0; i < n; i++) {
+        void *rv = NULL;
+        if (redisGetReply(c, &rv) != REDIS_OK) {
+            snprintf(err, errlen, "redis connection failed: %s", c->errstr[0] ? c->errstr : "unknown I/O error");
+            for (int j = 0; j < i; j++) {
+                freeReplyObject(out[j]);
+                out[j] = NULL;
+            }
+            return -1;
+        }
+        out[i] = rv;
+    }
     return 0;
 }
 

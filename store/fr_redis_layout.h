@@ -45,6 +45,9 @@ void fr_redis_key_writer(char *buf, const char *prefix);
 void fr_redis_key_manifest(char *buf, const char *prefix, uint64_t version);
 void fr_redis_key_dense(char *buf, const char *prefix, uint64_t version);
 void fr_redis_key_rows(char *buf, const char *prefix, uint32_t table, uint32_t shard);
+/* Parses a row hash key "P:emb:{tTsS}" of this prefix: 0 with table and shard (< 64), -1 for any
+ * other key (another prefix's, a key of another kind). */
+int fr_redis_parse_rows_key(const char *prefix, const char *key, size_t len, uint32_t *table, uint32_t *shard);
 /* Shard of a key: the top 6 bits of key * 0x9E3779B97F4A7C15 (mod 2^64), i.e. Fibonacci hashing,
  * so structured keys spread as well as hashed ones. Part of the format. */
 static inline uint32_t fr_redis_shard(uint64_t key)
@@ -76,12 +79,19 @@ typedef struct {
     int broken;          /* the connection failed: free the context, reconnect next time */
     char err[256];
     long long replies;   /* replies read */
+    long long integers;  /* sum of the integer replies read (HDEL: fields removed) */
 } fr_pipe;
 void fr_pipe_init(fr_pipe *p, redisContext *c, int window);
 /* Appends one command (argv may hold binary data). Returns 0, or -1 once the pipe has failed. */
 int fr_pipe_append(fr_pipe *p, int argc, const char **argv, const size_t *lens);
 /* Reads every outstanding reply. Returns 0, or -1 when the pipe has failed. */
 int fr_pipe_drain(fr_pipe *p);
+
+/* n commands in one round trip on a connection with nothing outstanding: sends them all, then reads
+ * their n replies into out[] (freeReplyObject each). Error replies are returned as replies. -1 with
+ * a message when the connection failed (out[] is then all NULL: free the context). */
+int fr_redis_batch(redisContext *c, int n, const char **argvs[], const size_t *lenss[], const int *argcs,
+                   redisReply **out, char *err, size_t errlen);
 
 /* One blocking command; returns the reply (freeReplyObject) or NULL with a message (then
  * *broken says whether the connection failed). A Redis error reply is returned as NULL too. */

@@ -26,6 +26,7 @@
 #include "fr_model.h"
 #include "fr_publish.h"
 #include "fr_reader.h"
+#include "fr_verify.h"
 
 #include "count_rows.h"
 #include "fr_testkit.h"
@@ -361,6 +362,109 @@ static void test_password(void **state)
     fr_model_free(m);
 }
 
+/* One raw command (printf-style, %b for binary) on a throw-away connection; the reply is freed. */
+static void redis_do(int port, const char *fmt, ...)
+{
+    redisContext *c = redisConnect("127.0.0.1", port);
+    assert_non_null(c);
+    va_list ap;
+    va_start(ap, fmt);
+    redisReply *r = redisvCommand(c, fmt, ap);
+    va_end(ap);
+    assert_non_null(r);
+    if (r->type == REDIS_REPLY_ERROR) fail_msg("redis: %s", r->str);
+    freeReplyObject(r);
+    redisFree(c);
+}
+
+/* The row hash of (table, key) and the key as its 8-byte field. */
+static void row_key(char *hkey, size_t cap, const char *prefix, uint32_t table, uint64_t key, unsigned char field[8])
+{
+    snprintf(hkey, cap, "%s:emb:{t%us%llu}", prefix, table, (unsigned long long)((key * 0x9E3779B97F4A7C15ULL) >> 58));
+    for (int i = 0; i < 8; i++) field[i] = (unsigned char)(key >> (8 * i));
+}
+
+static fr_verify_report verify(int port, const char *prefix, const fr_model *m)
+{
+    fr_verify_report rep;
+    char err[512];
+    if (fr_verify_redis("127.0.0.1", port, prefix, m, &rep, err, sizeof err) != 0) fail_msg("verify: %s", err);
+    for (int i = 0; i < rep.nnotes; i++) print_message("  verify: %s\n", rep.notes[i]);
+    return rep;
+}
+
+static int first_row_cb(const fr_row_view *r, void *ctx)
+{
+    *(fr_row_view *)ctx = *r;
+    return 1;
+}
+
+/* fr_verify finds each kind of difference between a model and what Redis serves. */
+static void test_verify(void **state)
+{
+    redis_srv *s = need_redis(state);
+    char err[512];
+    fr_model *m = new_model();
+    train(m, 400, 31, 50);
+    fr_publisher *p = fr_publish_open("127.0.0.1", s->port, "t7", 2, NULL, err, sizeof err);
+    assert_non_null(p);
+    push_ok(p, m);
+    fr_verify_report rep = verify(s->port, "t7", m);
+    assert_true(fr_verify_ok(&rep));
+    assert_int_equal(rep.model_rows, count_rows(m, 0));
+    assert_int_equal(rep.redis_rows, rep.model_rows);
+    assert_int_equal(rep.equal, rep.model_rows);
+    assert_int_equal(rep.dense_count, fr_model_dense_count(m));
+    assert_int_equal(rep.active_version, fr_model_version(m));
+
+    fr_row_view row;
+    assert_int_equal(fr_model_foreach_row(m, 0, first_row_cb, &row), 1);
+    char hkey[128];
+    unsigned char field[8];
+    /* a row missing */
+    row_key(hkey, sizeof hkey, "t7", row.table, row.key, field);
+    redis_do(s->port, "HDEL %s %b", hkey, field, sizeof field);
+    rep = verify(s->port, "t7", m);
+    assert_false(fr_verify_ok(&rep));
+    assert_int_equal(rep.missing, 1);
+    assert_int_equal(rep.extra + rep.different, 0);
+    /* a row with another value */
+    redis_do(s->port, "HSET %s %b %s", hkey, field, sizeof field, "not a row");
+    rep = verify(s->port, "t7", m);
+    assert_int_equal(rep.different, 1);
+    assert_int_equal(rep.missing + rep.extra, 0);
+    /* rows the model does not hold: in a table it has, in one it does not */
+    row_key(hkey, sizeof hkey, "t7", 0, 0xabcdef12345ULL, field);
+    redis_do(s->port, "HSET %s %b %s", hkey, field, sizeof field, "stale");
+    redis_do(s->port, "HSET t7:emb:{t9s3} a b c d");
+    rep = verify(s->port, "t7", m);
+    assert_int_equal(rep.different, 1);
+    assert_int_equal(rep.extra, 3);
+    assert_int_equal(rep.missing, 0);
+    assert_int_equal(rep.redis_rows, rep.model_rows + 3);
+
+    /* rows and dense parameters the push has not carried yet */
+    fr_publish_close(p);
+    p = fr_publish_open("127.0.0.1", s->port, "t7", 2, NULL, err, sizeof err);
+    push_ok(p, m); /* a full push: every row written, the strays of the tables the model has removed */
+    redis_do(s->port, "DEL t7:emb:{t9s3}");
+    rep = verify(s->port, "t7", m);
+    assert_true(fr_verify_ok(&rep));
+    train(m, 64, 32, 50);
+    rep = verify(s->port, "t7", m);
+    assert_false(fr_verify_ok(&rep));
+    assert_true(rep.different > 0);
+    assert_true(rep.dense_different > 0);
+
+    /* nothing published under a prefix */
+    rep = verify(s->port, "t7-none", m);
+    assert_false(rep.loaded);
+    assert_int_equal(rep.missing, count_rows(m, 0));
+    assert_false(fr_verify_ok(&rep));
+    fr_publish_close(p);
+    fr_model_free(m);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -370,6 +474,7 @@ int main(void)
         cmocka_unit_test(test_deleted_row_reads_zero),
         cmocka_unit_test(test_writer_lease),
         cmocka_unit_test(test_password),
+        cmocka_unit_test(test_verify),
     };
     return cmocka_run_group_tests(tests, group_setup, group_teardown);
 }
