@@ -156,7 +156,7 @@ typedef struct {
     bucket *buckets; /* ntab x FR_REDIS_ROW_SHARDS */
     const char **argv;
     size_t *lens;
-    size_t rows, deleted;
+    size_t rows;
     char err[256];
 } rows_ctx;
 
@@ -227,49 +227,130 @@ static int push_delete_cb(uint32_t table, uint64_t key, void *ctx)
     }
     fr_redis_row_field(b->buf + (size_t)b->ndel * 8, key);
     b->ndel++;
-    r->deleted++;
     if (b->ndel == FIELDS_PER_HSET && flush_bucket(r, table, shard, 1) != 0) return -1;
     return 0;
 }
 
+/* Reports a failed round trip like a pipelined failure, so a lost connection is dropped and re-made. */
+static int batch_failed(rows_ctx *r, const char *msg)
+{
+    r->pipe.failed = 1;
+    r->pipe.broken = 1;
+    snprintf(r->pipe.err, sizeof r->pipe.err, "%s", msg);
+    return -1;
+}
+
 /* Full pushes only: HDELs every field of our row hashes whose row the source does not hold -- rows
  * deleted (evicted) by an earlier process whose deletion was checkpointed but never pushed (a crash
- * between the checkpoint and the push). One HKEYS per hash (hashes hold about rows / 64 fields),
- * after the rows are written. 0, or -1 with r->err / the pipe's error. */
+ * between the checkpoint and the push), rows of a run that was restored from an earlier
+ * checkpoint, rows of another model that published under this prefix before. Per table, the
+ * fields of its 64 hashes are read in one round trip (HKEYS, on a drained connection: with
+ * replies outstanding they would be read in their place); the deletions follow on the pipe. */
 static int delete_strays(rows_ctx *r, const fr_publish_source *src)
 {
+    char keys[FR_REDIS_ROW_SHARDS][FR_REDIS_KEY_MAX];
+    const char *argv[FR_REDIS_ROW_SHARDS][2];
+    size_t lens[FR_REDIS_ROW_SHARDS][2];
+    const char **argvs[FR_REDIS_ROW_SHARDS];
+    const size_t *lenss[FR_REDIS_ROW_SHARDS];
+    int argcs[FR_REDIS_ROW_SHARDS];
+    redisReply *rep[FR_REDIS_ROW_SHARDS];
     for (uint32_t t = 0; t < r->ntab; t++) {
+        if (fr_pipe_drain(&r->pipe) != 0) return -1;
         for (uint32_t s = 0; s < FR_REDIS_ROW_SHARDS; s++) {
-            char key[FR_REDIS_KEY_MAX];
-            fr_redis_key_rows(key, r->p->prefix, t, s);
-            const char *a[2] = {"HKEYS", key};
-            size_t l[2] = {5, strlen(key)};
-            int broken;
-            redisReply *rep = fr_redis_command(r->p->c, 2, a, l, &broken, r->err, sizeof r->err);
-            if (!rep) {
-                /* reported like a pipelined failure, so a lost connection is dropped and re-made */
-                r->pipe.failed = 1;
-                r->pipe.broken = broken;
-                snprintf(r->pipe.err, sizeof r->pipe.err, "%s", r->err);
-                return -1;
-            }
-            int rc = 0;
-            for (size_t i = 0; rc == 0 && rep->type == REDIS_REPLY_ARRAY && i < rep->elements; i++) {
-                const redisReply *f = rep->element[i];
-                if (f->type != REDIS_REPLY_STRING || f->len != 8) continue; /* not one of our fields */
-                uint64_t k = 0;
-                for (int b = 7; b >= 0; b--) k = k << 8 | (unsigned char)f->str[b];
-                if (!src->has_row(src->ctx, t, k)) rc = push_delete_cb(t, k, r);
-            }
-            freeReplyObject(rep);
-            if (rc == 0) rc = flush_bucket(r, t, s, 1);
-            if (rc != 0) return -1;
+            fr_redis_key_rows(keys[s], r->p->prefix, t, s);
+            argv[s][0] = "HKEYS", lens[s][0] = 5;
+            argv[s][1] = keys[s], lens[s][1] = strlen(keys[s]);
+            argvs[s] = argv[s], lenss[s] = lens[s], argcs[s] = 2;
         }
+        char berr[256];
+        if (fr_redis_batch(r->p->c, FR_REDIS_ROW_SHARDS, argvs, lenss, argcs, rep, berr, sizeof berr) != 0)
+            return batch_failed(r, berr);
+        int rc = 0;
+        for (uint32_t s = 0; s < FR_REDIS_ROW_SHARDS; s++) {
+            if (rc == 0 && rep[s]->type == REDIS_REPLY_ERROR) {
+                snprintf(r->err, sizeof r->err, "HKEYS %s: %s", keys[s], rep[s]->str);
+                rc = -1;
+            }
+            for (size_t i = 0; rc == 0 && rep[s]->type == REDIS_REPLY_ARRAY && i < rep[s]->elements; i++) {
+                const redisReply *f = rep[s]->element[i];
+                if (f->type != REDIS_REPLY_STRING) continue;
+                if (f->len != 8) {
+                    /* not a row field (written by hand?): nothing a reader could use, remove it */
+                    const char *a[3] = {"HDEL", keys[s], f->str};
+                    size_t l[3] = {4, strlen(keys[s]), f->len};
+                    rc = fr_pipe_append(&r->pipe, 3, a, l);
+                    continue;
+                }
+                uint64_t k = fr_get_u64le((const unsigned char *)f->str);
+                if (fr_redis_shard(k) != s || !src->has_row(src->ctx, t, k)) {
+                    if (fr_redis_shard(k) == s) {
+                        rc = push_delete_cb(t, k, r);
+                    } else { /* a key in the wrong shard hash: no reader looks for it there */
+                        const char *a[3] = {"HDEL", keys[s], f->str};
+                        size_t l[3] = {4, strlen(keys[s]), 8};
+                        rc = fr_pipe_append(&r->pipe, 3, a, l);
+                    }
+                }
+            }
+            freeReplyObject(rep[s]);
+            if (rc == 0) rc = flush_bucket(r, t, s, 1);
+        }
+        if (rc != 0) return -1;
     }
     return 0;
 }
 
-/* Writes the rows (all, or the changed ones). 0, or -1 with a message. */
+/* Full pushes only: deletes the row hashes of tables this model does not have (a model with
+ * fewer fields published under this prefix before). One SCAN over the prefix's row keys, then
+ * HLEN (to count the rows) and UNLINK of each such hash. Adds the rows removed to *removed. */
+static int delete_foreign_tables(rows_ctx *r, size_t *removed)
+{
+    char pattern[FR_REDIS_KEY_MAX + 8], cursor[32] = "0", berr[256];
+    snprintf(pattern, sizeof pattern, "%s:emb:*", r->p->prefix);
+    do {
+        const char *a[6] = {"SCAN", cursor, "MATCH", pattern, "COUNT", "1000"};
+        size_t l[6] = {4, strlen(cursor), 5, strlen(pattern), 5, 4};
+        int broken;
+        redisReply *rep = fr_redis_command(r->p->c, 6, a, l, &broken, berr, sizeof berr);
+        if (!rep) return broken ? batch_failed(r, berr) : (snprintf(r->err, sizeof r->err, "%s", berr), -1);
+        if (rep->type != REDIS_REPLY_ARRAY || rep->elements != 2 || rep->element[0]->type != REDIS_REPLY_STRING ||
+            rep->element[1]->type != REDIS_REPLY_ARRAY || rep->element[0]->len >= sizeof cursor) {
+            freeReplyObject(rep);
+            snprintf(r->err, sizeof r->err, "SCAN %s: unexpected reply", pattern);
+            return -1;
+        }
+        snprintf(cursor, sizeof cursor, "%s", rep->element[0]->str);
+        int rc = 0;
+        for (size_t i = 0; rc == 0 && i < rep->element[1]->elements; i++) {
+            const redisReply *k = rep->element[1]->element[i];
+            uint32_t t, s;
+            if (k->type != REDIS_REPLY_STRING || fr_redis_parse_rows_key(r->p->prefix, k->str, k->len, &t, &s) != 0 ||
+                t < r->ntab)
+                continue;
+            const char *ha[2] = {"HLEN", k->str}, *ua[2] = {"UNLINK", k->str};
+            size_t hl[2] = {4, k->len}, ul[2] = {6, k->len};
+            const char **argvs[2] = {ha, ua};
+            const size_t *lenss[2] = {hl, ul};
+            int argcs[2] = {2, 2};
+            redisReply *out[2];
+            if (fr_redis_batch(r->p->c, 2, argvs, lenss, argcs, out, berr, sizeof berr) != 0) {
+                rc = batch_failed(r, berr);
+                break;
+            }
+            if (out[0]->type == REDIS_REPLY_INTEGER && out[1]->type == REDIS_REPLY_INTEGER && out[1]->integer == 1)
+                *removed += (size_t)out[0]->integer;
+            freeReplyObject(out[0]);
+            freeReplyObject(out[1]);
+        }
+        freeReplyObject(rep);
+        if (rc != 0) return -1;
+    } while (strcmp(cursor, "0") != 0);
+    return 0;
+}
+
+/* Writes the rows (all, or the changed ones) and deletes the deleted ones. *deleted counts the
+ * fields Redis removed (HDEL's replies), not the deletions sent. 0, or -1 with a message. */
 static int push_rows(fr_publisher *p, const fr_publish_source *src, int full, size_t *rows, size_t *deleted, char *err,
                      size_t errlen)
 {
@@ -284,6 +365,7 @@ static int push_rows(fr_publisher *p, const fr_publish_source *src, int full, si
     r.argv = malloc((2 + 2 * FIELDS_PER_HSET) * sizeof *r.argv);
     r.lens = malloc((2 + 2 * FIELDS_PER_HSET) * sizeof *r.lens);
     int rc = -1;
+    size_t removed = 0;
     if (!r.buckets || !r.argv || !r.lens) {
         snprintf(err, errlen, "out of memory");
         goto done;
@@ -293,12 +375,16 @@ static int push_rows(fr_publisher *p, const fr_publish_source *src, int full, si
     int frc = src->foreach_deleted ? src->foreach_deleted(src->ctx, push_delete_cb, &r) : 0;
     for (uint32_t t = 0; frc == 0 && t < r.ntab; t++)
         for (uint32_t s = 0; frc == 0 && s < FR_REDIS_ROW_SHARDS; s++) frc = flush_bucket(&r, t, s, 1);
+    /* their replies, counted apart from the HSETs' */
+    if (frc == 0 && fr_pipe_drain(&r.pipe) == 0) removed = (size_t)r.pipe.integers;
     if (frc == 0) frc = src->foreach_row(src->ctx, full, push_row_cb, &r);
     for (uint32_t t = 0; frc == 0 && t < r.ntab; t++)
         for (uint32_t s = 0; frc == 0 && s < FR_REDIS_ROW_SHARDS; s++) frc = flush_bucket(&r, t, s, 0);
-    if (frc == 0 && full && src->has_row) {
-        fr_pipe_drain(&r.pipe); /* HKEYS must see the rows just written */
-        if (!r.pipe.failed) frc = delete_strays(&r, src);
+    if (frc == 0 && full && src->has_row && fr_pipe_drain(&r.pipe) == 0) { /* HKEYS must see the rows just written */
+        long long before = r.pipe.integers;
+        frc = delete_strays(&r, src);
+        if (frc == 0 && fr_pipe_drain(&r.pipe) == 0) removed += (size_t)(r.pipe.integers - before);
+        if (frc == 0 && !r.pipe.failed) frc = delete_foreign_tables(&r, &removed);
     }
     fr_pipe_drain(&r.pipe);
     if (r.pipe.failed) {
@@ -311,7 +397,7 @@ static int push_rows(fr_publisher *p, const fr_publish_source *src, int full, si
         goto done;
     }
     *rows = r.rows;
-    *deleted = r.deleted;
+    *deleted = removed;
     rc = 0;
 done:
     if (r.buckets)

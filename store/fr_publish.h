@@ -1,7 +1,9 @@
 /* fr_publish: pushes the model to Redis for serving, in the layout of docs/redis-layout.md.
  *
  * Rows the model deleted (evicted) since the last push are HDEL'ed first, before any row is
- * written, and counted in the change-stream entry ("deleted").
+ * written; the rows Redis removed (HDEL's replies) are counted in the change-stream entry
+ * ("deleted"). A full push also removes every row the source does not hold and the row hashes of
+ * tables it does not have, so afterwards Redis holds exactly the source's rows.
  *
  * A push writes the rows marked FR_DIRTY_PUBLISH (weights only, never optimizer state), then
  * the dense parameters as one blob under a new version, then flips the active-version key, then
@@ -107,7 +109,7 @@ typedef struct {
     size_t dense_bytes;      /* size of the dense blob */
     int full;                /* 1 when every row was written */
     size_t retired_versions; /* old versions deleted */
-    size_t deleted;          /* rows deleted (HDEL) */
+    size_t deleted;          /* rows removed from Redis (HDEL's replies; UNLINKed hashes' rows) */
     double seconds;          /* wall time of the push */
 } fr_publish_stats;
 void fr_publish_last_stats(const fr_publisher *p, fr_publish_stats *s);

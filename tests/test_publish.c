@@ -465,6 +465,92 @@ static void test_verify(void **state)
     fr_model_free(m);
 }
 
+/* Rows in Redis under a prefix: the fields of every row hash. */
+static long long redis_rows(int port, const char *prefix)
+{
+    redisContext *c = redisConnect("127.0.0.1", port);
+    assert_non_null(c);
+    long long n = 0;
+    redisReply *keys = redisCommand(c, "KEYS %s:emb:*", prefix);
+    assert_non_null(keys);
+    for (size_t i = 0; i < keys->elements; i++) {
+        redisReply *h = redisCommand(c, "HLEN %s", keys->element[i]->str);
+        n += h->integer;
+        freeReplyObject(h);
+    }
+    freeReplyObject(keys);
+    redisFree(c);
+    return n;
+}
+
+/* A full push leaves Redis holding exactly the model's rows: whatever an abandoned run (a restart
+ * from an older checkpoint) or another model (with fewer tables) left under the prefix is
+ * removed, and "deleted" counts the rows removed. */
+static void test_full_push_leaves_exactly_the_model(void **state)
+{
+    redis_srv *s = need_redis(state);
+    char err[512];
+    /* two runs from one state: the first got further and published; the second is what the restarted
+     * daemon holds */
+    fr_model *ahead = new_model(), *restored = new_model();
+    train(ahead, 400, 41, 60);
+    train(restored, 400, 41, 60);
+    train(ahead, 800, 42, 3000);
+    train(restored, 200, 43, 3000);
+    fr_publisher *p = fr_publish_open("127.0.0.1", s->port, "t8", 2, NULL, err, sizeof err);
+    assert_non_null(p);
+    push_ok(p, ahead);
+    fr_publish_close(p);
+    long long before = redis_rows(s->port, "t8");
+    assert_int_equal(before, (long long)count_rows(ahead, 0));
+
+    fr_verify_report rep = verify(s->port, "t8", restored);
+    uint64_t stale = rep.extra;
+    assert_true(stale > 100);
+    p = fr_publish_open("127.0.0.1", s->port, "t8", 2, NULL, err, sizeof err);
+    fr_publish_info info = {.manifest_json = DAEMON_MANIFEST};
+    uint64_t v;
+    if (fr_publish_push(p, restored, &info, &v, err, sizeof err) != 0) fail_msg("push: %s", err);
+    fr_publish_stats st;
+    fr_publish_last_stats(p, &st);
+    fr_publish_close(p);
+    rep = verify(s->port, "t8", restored);
+    print_message("  restart from an older state: %lld rows in redis before, %llu extra after, %zu deleted\n", before,
+                  (unsigned long long)rep.extra, st.deleted);
+    assert_int_equal(rep.extra, 0);
+    assert_int_equal(rep.missing + rep.different, 0);
+    assert_true(fr_verify_ok(&rep));
+    /* deleted = the rows removed: those Redis held and the restored model does not */
+    assert_int_equal(st.full, 1);
+    assert_int_equal(st.deleted, stale);
+    assert_int_equal(redis_rows(s->port, "t8"), (long long)count_rows(restored, 0));
+
+    /* another model with one table fewer on the same prefix */
+    fr_model_config c;
+    small_config(&c);
+    c.n_cat = 2;
+    fr_model *other = fr_model_create(&c, err, sizeof err);
+    assert_non_null(other);
+    train(other, 300, 44, 400);
+    before = redis_rows(s->port, "t8");
+    stale = verify(s->port, "t8", other).extra;
+    p = fr_publish_open("127.0.0.1", s->port, "t8", 2, NULL, err, sizeof err);
+    if (fr_publish_push(p, other, &info, &v, err, sizeof err) != 0) fail_msg("push: %s", err);
+    fr_publish_last_stats(p, &st);
+    fr_publish_close(p);
+    rep = verify(s->port, "t8", other);
+    print_message("  another model: %lld rows in redis before, %llu extra after, %zu deleted\n", before,
+                  (unsigned long long)rep.extra, st.deleted);
+    assert_true(fr_verify_ok(&rep));
+    assert_int_equal(st.deleted, stale);
+    assert_int_equal(redis_rows(s->port, "t8"), (long long)count_rows(other, 0));
+    assert_int_equal(redis_int(s->port, "EXISTS %s", "t8:emb:{t3s0}") + redis_int(s->port, "HLEN %s", "t8:emb:{t3s0}"),
+                     0);
+    fr_model_free(other);
+    fr_model_free(ahead);
+    fr_model_free(restored);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -475,6 +561,7 @@ int main(void)
         cmocka_unit_test(test_writer_lease),
         cmocka_unit_test(test_password),
         cmocka_unit_test(test_verify),
+        cmocka_unit_test(test_full_push_leaves_exactly_the_model),
     };
     return cmocka_run_group_tests(tests, group_setup, group_teardown);
 }
