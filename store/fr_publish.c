@@ -28,6 +28,8 @@ struct fr_publisher {
     char *writer;         /* NULL: no lease */
     int lease_ms;
     fr_publish_stats last;
+    char last_xxh3[17]; /* dense checksum of last.version ("": none) */
+    uint64_t held;      /* the version a rollback held the prefix at when the last push read it (0: none) */
 };
 
 static double now_seconds(void)
@@ -138,6 +140,7 @@ void fr_publish_close(fr_publisher *p)
 }
 
 void fr_publish_last_stats(const fr_publisher *p, fr_publish_stats *s) { *s = p->last; }
+uint64_t fr_publish_held_version(const fr_publisher *p) { return p->held; }
 
 /* ---- rows --------------------------------------------------------------------------------- */
 
@@ -464,6 +467,7 @@ static char *manifest_text(const fr_publisher *p, const fr_publish_source *src, 
         bad |= json_object_set_new(o, "format_version", json_integer(FR_REDIS_FORMAT_VERSION));
         bad |= json_object_set_new(o, "prefix", json_string(p->prefix));
         bad |= json_object_set_new(o, "version", fr_json_u64(version));
+        bad |= json_object_set_new(o, "model_version", fr_json_u64(src->version));
         bad |= json_object_set(o, "model_config", config);
         bad |= json_object_set_new(o, "emb_dim", json_integer(cfg->emb_dim));
         bad |= json_object_set_new(o, "row_shards", json_integer(FR_REDIS_ROW_SHARDS));
@@ -580,6 +584,165 @@ static int ensure_connection(fr_publisher *p, char *err, size_t errlen)
     return -1;
 }
 
+/* What the prefix holds when a push starts (read after the lease, so no other daemon changes it). */
+typedef struct {
+    int held;          /* P:hold exists: an operator's rollback */
+    uint64_t hold;     /* the version it holds */
+    int have_seq;
+    uint64_t seq;      /* P:seq: the version the last push allocated */
+    uint64_t top;      /* the highest version ever made active: max(P:active, highest in P:versions); 0: none */
+} prefix_state;
+
+static int reply_u64(const redisReply *r, uint64_t *v)
+{
+    return r && r->type == REDIS_REPLY_STRING && fr_parse_u64(r->str, r->len, v) == 0;
+}
+
+static int read_state(fr_publisher *p, prefix_state *st, char *err, size_t errlen)
+{
+    char hkey[FR_REDIS_KEY_MAX], skey[FR_REDIS_KEY_MAX], akey[FR_REDIS_KEY_MAX], vkey[FR_REDIS_KEY_MAX];
+    fr_redis_key_hold(hkey, p->prefix);
+    fr_redis_key_seq(skey, p->prefix);
+    fr_redis_key_active(akey, p->prefix);
+    fr_redis_key_versions(vkey, p->prefix);
+    const char *g1[2] = {"GET", hkey}, *g2[2] = {"GET", skey}, *g3[2] = {"GET", akey};
+    const char *z[4] = {"ZREVRANGE", vkey, "0", "0"};
+    size_t l1[2] = {3, strlen(hkey)}, l2[2] = {3, strlen(skey)}, l3[2] = {3, strlen(akey)};
+    size_t zl[4] = {9, strlen(vkey), 1, 1};
+    const char **argvs[4] = {g1, g2, g3, z};
+    const size_t *lenss[4] = {l1, l2, l3, zl};
+    int argcs[4] = {2, 2, 2, 4};
+    redisReply *r[4];
+    if (fr_redis_batch(p->c, 4, argvs, lenss, argcs, r, err, errlen) != 0) {
+        disconnect(p);
+        return -1;
+    }
+    memset(st, 0, sizeof *st);
+    int rc = 0;
+    for (int i = 0; i < 4; i++)
+        if (r[i]->type == REDIS_REPLY_ERROR && rc == 0) {
+            snprintf(err, errlen, "reading %s: %s", i == 0 ? hkey : i == 1 ? skey : i == 2 ? akey : vkey, r[i]->str);
+            rc = -1;
+        }
+    uint64_t active = 0, listed = 0;
+    st->held = reply_u64(r[0], &st->hold) || r[0]->type == REDIS_REPLY_STRING;
+    st->have_seq = reply_u64(r[1], &st->seq);
+    int have_active = reply_u64(r[2], &active);
+    if (r[3]->type == REDIS_REPLY_ARRAY && r[3]->elements == 1) reply_u64(r[3]->element[0], &listed);
+    st->top = active > listed ? active : listed;
+    if (!have_active) p->need_full = 1; /* Redis lost our data, or nothing was published yet */
+    for (int i = 0; i < 4; i++) freeReplyObject(r[i]);
+    return rc;
+}
+
+/* The model version and dense checksum recorded in version v's manifest (this publisher's last push
+ * without asking Redis). 0, or -1 when v has no manifest or it records neither (an older writer). */
+static int version_content(fr_publisher *p, uint64_t v, uint64_t *model_version, char xxh3[17])
+{
+    if (p->last.version == v && p->last_xxh3[0]) {
+        *model_version = p->last.model_version;
+        memcpy(xxh3, p->last_xxh3, 17);
+        return 0;
+    }
+    char mkey[FR_REDIS_KEY_MAX], err[256];
+    fr_redis_key_manifest(mkey, p->prefix, v);
+    const char *a[2] = {"GET", mkey};
+    size_t l[2] = {3, strlen(mkey)};
+    int broken;
+    redisReply *r = fr_redis_command(p->c, 2, a, l, &broken, err, sizeof err);
+    if (!r) {
+        if (broken) disconnect(p);
+        return -1;
+    }
+    json_t *o = r->type == REDIS_REPLY_STRING ? json_loadb(r->str, r->len, 0, NULL) : NULL;
+    freeReplyObject(r);
+    const char *h = json_string_value(json_object_get(json_object_get(o, "dense"), "xxh3_64"));
+    int rc = h && strlen(h) == 16 && fr_json_get_u64(o, "model_version", model_version) == 0 ? 0 : -1;
+    if (rc == 0) memcpy(xxh3, h, 17);
+    json_decref(o);
+    return rc;
+}
+
+static int stop_at_first_row(const fr_row_view *row, void *ctx)
+{
+    (void)row, (void)ctx;
+    return 1;
+}
+
+static int stop_at_first_deletion(uint32_t table, uint64_t key, void *ctx)
+{
+    (void)table, (void)key, (void)ctx;
+    return 1;
+}
+
+/* 1 when the source has a changed or deleted row. */
+static int has_changes(const fr_publish_source *src)
+{
+    if (src->foreach_deleted && src->foreach_deleted(src->ctx, stop_at_first_deletion, NULL) != 0) return 1;
+    return src->foreach_row(src->ctx, 0, stop_at_first_row, NULL) != 0;
+}
+
+/* Makes v active unless an operator's rollback holds the prefix: one script, so a rollback that
+ * lands while this push writes its rows is never undone by it. 0, 1 (held: *held_version), -1. */
+static const char FLIP_SCRIPT[] = "local h = redis.call('GET', KEYS[1])\n"
+                                  "if h then return h end\n"
+                                  "redis.call('SET', KEYS[2], ARGV[1])\n"
+                                  "redis.call('ZADD', KEYS[3], ARGV[1], ARGV[1])\n"
+                                  "return false\n";
+
+static int flip(fr_publisher *p, uint64_t v, uint64_t *held_version, char *err, size_t errlen)
+{
+    char hkey[FR_REDIS_KEY_MAX], akey[FR_REDIS_KEY_MAX], vkey[FR_REDIS_KEY_MAX], vs[24];
+    fr_redis_key_hold(hkey, p->prefix);
+    fr_redis_key_active(akey, p->prefix);
+    fr_redis_key_versions(vkey, p->prefix);
+    snprintf(vs, sizeof vs, "%" PRIu64, v);
+    const char *a[7] = {"EVAL", FLIP_SCRIPT, "3", hkey, akey, vkey, vs};
+    size_t l[7] = {4, sizeof FLIP_SCRIPT - 1, 1, strlen(hkey), strlen(akey), strlen(vkey), strlen(vs)};
+    int broken;
+    redisReply *r = fr_redis_command(p->c, 7, a, l, &broken, err, errlen);
+    if (!r) {
+        if (broken) disconnect(p);
+        return -1;
+    }
+    int rc = 0;
+    if (r->type == REDIS_REPLY_STRING) {
+        *held_version = 0;
+        reply_u64(r, held_version);
+        rc = 1;
+    }
+    freeReplyObject(r);
+    return rc;
+}
+
+/* XADD P:changes: one entry per push that changed what Redis serves (docs/redis-layout.md). */
+static int announce(fr_publisher *p, uint64_t v, size_t rows, size_t dense_bytes, int full, size_t retired,
+                    size_t deleted, uint64_t model_version, const char *hash, char *err, size_t errlen)
+{
+    char ckey[FR_REDIS_KEY_MAX], vs[24], mvs[24], rows_s[24], bytes_s[24], retired_s[24], deleted_s[24], maxlen[16];
+    fr_redis_key_changes(ckey, p->prefix);
+    snprintf(vs, sizeof vs, "%" PRIu64, v);
+    snprintf(mvs, sizeof mvs, "%" PRIu64, model_version);
+    snprintf(rows_s, sizeof rows_s, "%zu", rows);
+    snprintf(deleted_s, sizeof deleted_s, "%zu", deleted);
+    snprintf(bytes_s, sizeof bytes_s, "%zu", dense_bytes);
+    snprintf(retired_s, sizeof retired_s, "%zu", retired);
+    snprintf(maxlen, sizeof maxlen, "%d", FR_REDIS_STREAM_MAXLEN);
+    const char *a[22] = {"XADD",    ckey,      "MAXLEN",      "~",     maxlen, "*",              "version", vs,
+                         "rows",    rows_s,    "dense_bytes", bytes_s, "full", full ? "1" : "0", "retired", retired_s,
+                         "deleted", deleted_s, "model_version", mvs,   "dense_xxh3_64", hash};
+    size_t l[22];
+    for (int i = 0; i < 22; i++) l[i] = strlen(a[i]);
+    int broken;
+    redisReply *r = fr_redis_command(p->c, 22, a, l, &broken, err, errlen);
+    if (!r) {
+        if (broken) disconnect(p);
+        return -1;
+    }
+    freeReplyObject(r);
+    return 0;
+}
+
 static int push(fr_publisher *p, const fr_publish_source *src, const fr_publish_info *info, uint64_t *version,
                 char *err, size_t errlen)
 {
@@ -588,15 +751,16 @@ static int push(fr_publisher *p, const fr_publish_source *src, const fr_publish_
         return -1;
     }
     double t0 = now_seconds();
-    uint64_t v = src->version;
+    uint64_t v = src->version; /* the version this push publishes, once allocated */
     char why[384];
     const char *stage = "connecting";
     json_t *daemon = NULL;
     unsigned char *blob = NULL;
-    char *manifest = NULL;
+    char *manifest = NULL, hash[17] = "";
     int rc = -1;
     size_t rows = 0, blob_len = 0, retired = 0, deleted = 0;
     int full = 0;
+    prefix_state st;
 
     if (info && info->manifest_json) {
         json_error_t jerr;
@@ -607,10 +771,67 @@ static int push(fr_publisher *p, const fr_publish_source *src, const fr_publish_
             return -1;
         }
     }
+    if (!(blob = dense_blob(src, 0, &blob_len))) {
+        snprintf(why, sizeof why, "out of memory for the dense blob");
+        goto fail;
+    }
     if (ensure_connection(p, why, sizeof why) != 0) goto fail;
     stage = "taking the writer lease";
     if (lease(p, 0, why, sizeof why) != 0) goto fail;
+    stage = "reading the prefix's versions";
+    if (read_state(p, &st, why, sizeof why) != 0) goto fail;
+    p->held = st.held ? (st.hold ? st.hold : 1) : 0;
     full = p->need_full;
+
+    /* Nothing new: the newest version ever made active holds this very state (model version and
+     * dense checksum) and no push began after it (P:seq). Publishing it again would only burn a
+     * version number -- and after a rollback, undo the operator's decision -- so no version is
+     * written, flipped or announced. A full push still rewrites every row and removes the rows the
+     * model does not hold (idempotent when Redis is intact; a repair when it is not), and announces
+     * the same version when it removed rows, so readers drop what they hold. */
+    int unchanged = 0;
+    if (st.have_seq && st.seq == st.top && st.top > 0) {
+        uint64_t mv;
+        char known[17];
+        fr_put_u64le(blob + 8, st.top);
+        snprintf(hash, sizeof hash, "%016" PRIx64, (uint64_t)XXH3_64bits(blob, blob_len));
+        unchanged = version_content(p, st.top, &mv, known) == 0 && mv == src->version && strcmp(known, hash) == 0 &&
+                    (full || !has_changes(src));
+        if (!p->c) {
+            snprintf(why, sizeof why, "the connection failed reading version %" PRIu64 "'s manifest", st.top);
+            goto fail;
+        }
+    }
+    if (unchanged) {
+        v = st.top;
+        if (full) {
+            stage = "rewriting the rows of the published state";
+            if (push_rows(p, src, 1, &rows, &deleted, why, sizeof why) != 0) goto fail;
+            stage = "announcing on the change stream";
+            if (deleted && announce(p, v, rows, blob_len, 1, 0, deleted, src->version, hash, why, sizeof why) != 0)
+                goto fail;
+        }
+        p->need_full = 0;
+        p->last = (fr_publish_stats){.version = v,
+                                     .model_version = src->version,
+                                     .unchanged = 1,
+                                     .rows = rows,
+                                     .dense_bytes = blob_len,
+                                     .full = full,
+                                     .deleted = deleted,
+                                     .seconds = now_seconds() - t0};
+        memcpy(p->last_xxh3, hash, sizeof hash);
+        if (version) *version = v;
+        rc = 0;
+        goto done;
+    }
+    if (st.held) {
+        snprintf(err, errlen, "publishing to redis %s:%d prefix \"%s\" is held: an operator rolled it back to version %" PRIu64
+                 " (freshet rollback); the trainer's newer state is kept and published once `freshet rollback --release` "
+                 "lifts the hold; nothing written", p->host, p->port, p->prefix, st.hold);
+        rc = FR_PUBLISH_HELD;
+        goto done;
+    }
     if (full && !src->complete) {
         /* Redis may hold none of our rows: flipping with only the changed ones would serve zeros */
         snprintf(err, errlen, "publish of version %" PRIu64 ": redis %s:%d needs every row (first push, reconnect or "
@@ -619,24 +840,46 @@ static int push(fr_publisher *p, const fr_publish_source *src, const fr_publish_
         goto done;
     }
 
+    /* A new number above every version ever made active: a follower holding one of them sees a new
+     * number for new content, even after a restore from an older checkpoint or a second run from one.
+     * It is the model version whenever that is new (the usual case). A number that was allocated and
+     * never made active (a push that failed before its flip) is free again; its keys are removed. */
+    v = src->version > st.top ? src->version : st.top + 1;
+    stage = "allocating the version";
+    {
+        char skey[FR_REDIS_KEY_MAX], mk[FR_REDIS_KEY_MAX], dk[FR_REDIS_KEY_MAX], vs[24];
+        fr_redis_key_seq(skey, p->prefix);
+        snprintf(vs, sizeof vs, "%" PRIu64, v);
+        fr_pipe pipe;
+        fr_pipe_init(&pipe, p->c, 8);
+        if (st.have_seq && st.seq > st.top && st.seq != v) {
+            fr_redis_key_manifest(mk, p->prefix, st.seq);
+            fr_redis_key_dense(dk, p->prefix, st.seq);
+            const char *a[3] = {"DEL", mk, dk};
+            size_t l[3] = {3, strlen(mk), strlen(dk)};
+            fr_pipe_append(&pipe, 3, a, l);
+        }
+        const char *a[3] = {"SET", skey, vs};
+        size_t l[3] = {3, strlen(skey), strlen(vs)};
+        fr_pipe_append(&pipe, 3, a, l);
+        if (fr_pipe_drain(&pipe) != 0) {
+            snprintf(why, sizeof why, "%s", pipe.err);
+            if (pipe.broken) disconnect(p);
+            goto fail;
+        }
+    }
+
     stage = "writing rows";
     if (push_rows(p, src, full, &rows, &deleted, why, sizeof why) != 0) goto fail;
 
     stage = "writing the dense blob and manifest";
-    blob = dense_blob(src, v, &blob_len);
-    manifest = blob ? manifest_text(p, src, v, blob, blob_len, daemon, why, sizeof why) : NULL;
-    if (!blob || !manifest) {
-        if (!blob) snprintf(why, sizeof why, "out of memory for the dense blob");
-        goto fail;
-    }
-    char dkey[FR_REDIS_KEY_MAX], mkey[FR_REDIS_KEY_MAX], vkey[FR_REDIS_KEY_MAX], akey[FR_REDIS_KEY_MAX],
-        ckey[FR_REDIS_KEY_MAX], vs[24];
+    fr_put_u64le(blob + 8, v);
+    snprintf(hash, sizeof hash, "%016" PRIx64, (uint64_t)XXH3_64bits(blob, blob_len));
+    manifest = manifest_text(p, src, v, blob, blob_len, daemon, why, sizeof why);
+    if (!manifest) goto fail;
+    char dkey[FR_REDIS_KEY_MAX], mkey[FR_REDIS_KEY_MAX];
     fr_redis_key_dense(dkey, p->prefix, v);
     fr_redis_key_manifest(mkey, p->prefix, v);
-    fr_redis_key_versions(vkey, p->prefix);
-    fr_redis_key_active(akey, p->prefix);
-    fr_redis_key_changes(ckey, p->prefix);
-    snprintf(vs, sizeof vs, "%" PRIu64, v);
     {
         fr_pipe pipe;
         fr_pipe_init(&pipe, p->c, 8);
@@ -644,11 +887,8 @@ static int push(fr_publisher *p, const fr_publish_source *src, const fr_publish_
         size_t l1[3] = {3, strlen(dkey), blob_len};
         const char *a2[3] = {"SET", mkey, manifest};
         size_t l2[3] = {3, strlen(mkey), strlen(manifest)};
-        const char *a3[4] = {"ZADD", vkey, vs, vs};
-        size_t l3[4] = {4, strlen(vkey), strlen(vs), strlen(vs)};
         fr_pipe_append(&pipe, 3, a1, l1);
         fr_pipe_append(&pipe, 3, a2, l2);
-        fr_pipe_append(&pipe, 4, a3, l3);
         fr_pipe_drain(&pipe);
         if (pipe.failed) {
             snprintf(why, sizeof why, "%s", pipe.err);
@@ -663,50 +903,36 @@ static int push(fr_publisher *p, const fr_publish_source *src, const fr_publish_
         goto fail;
     }
     {
-        const char *a[3] = {"SET", akey, vs};
-        size_t l[3] = {3, strlen(akey), strlen(vs)};
-        int broken;
-        redisReply *r = fr_redis_command(p->c, 3, a, l, &broken, why, sizeof why);
-        if (!r) {
-            if (broken) disconnect(p);
-            goto fail;
+        uint64_t hv = 0;
+        int f = flip(p, v, &hv, why, sizeof why);
+        if (f < 0) goto fail;
+        if (f > 0) {
+            p->held = hv ? hv : 1;
+            /* a rollback landed while the rows were written: they stay (rows are not versioned), the flip does not */
+            snprintf(err, errlen, "publish of version %" PRIu64 " to redis %s:%d prefix \"%s\" not made active: an "
+                     "operator rolled the prefix back to version %" PRIu64 " meanwhile and holds it (freshet rollback "
+                     "--release lifts the hold)", v, p->host, p->port, p->prefix, hv);
+            rc = FR_PUBLISH_HELD;
+            goto done;
         }
-        freeReplyObject(r);
     }
 
     stage = "retiring old versions";
     if (retire_versions(p, v, &retired, why, sizeof why) != 0) goto fail;
 
     stage = "announcing on the change stream";
-    {
-        char rows_s[24], bytes_s[24], retired_s[24], deleted_s[24], maxlen[16];
-        snprintf(rows_s, sizeof rows_s, "%zu", rows);
-        snprintf(deleted_s, sizeof deleted_s, "%zu", deleted);
-        snprintf(bytes_s, sizeof bytes_s, "%zu", blob_len);
-        snprintf(retired_s, sizeof retired_s, "%zu", retired);
-        snprintf(maxlen, sizeof maxlen, "%d", FR_REDIS_STREAM_MAXLEN);
-        const char *a[18] = {"XADD",      ckey,    "MAXLEN", "~",   maxlen,  "*",       "version", vs,
-                             "rows",      rows_s,  "dense_bytes", bytes_s, "full", full ? "1" : "0", "retired",
-                             retired_s, "deleted", deleted_s};
-        size_t l[18];
-        for (int i = 0; i < 18; i++) l[i] = strlen(a[i]);
-        int broken;
-        redisReply *r = fr_redis_command(p->c, 18, a, l, &broken, why, sizeof why);
-        if (!r) {
-            if (broken) disconnect(p);
-            goto fail;
-        }
-        freeReplyObject(r);
-    }
+    if (announce(p, v, rows, blob_len, full, retired, deleted, src->version, hash, why, sizeof why) != 0) goto fail;
 
     p->need_full = 0;
     p->last = (fr_publish_stats){.version = v,
+                                 .model_version = src->version,
                                  .rows = rows,
                                  .dense_bytes = blob_len,
                                  .full = full,
                                  .retired_versions = retired,
                                  .deleted = deleted,
                                  .seconds = now_seconds() - t0};
+    memcpy(p->last_xxh3, hash, sizeof hash);
     if (version) *version = v;
     rc = 0;
     goto done;

@@ -11,7 +11,12 @@
  * succeeded, so a failed push is retried whole by the next one. Every write is a full value,
  * so a push is idempotent. Dense blobs of the last keep_versions versions stay readable.
  *
- * Version: V = fr_model_version(m) at push time. Pushing the same V again rewrites the same values.
+ * Version: a number above every version ever made active under the prefix -- the model version
+ * when that is new (the usual case), else the highest one + 1 (after a restore from an older
+ * checkpoint, or a second run from one) -- so a number never names two contents; the manifest
+ * records the model version. A push whose state the newest version already holds (nothing new:
+ * same model version and dense checksum, no row changed) writes nothing and succeeds (unchanged).
+ * A rollback holds the prefix until released: pushes then return FR_PUBLISH_HELD.
  * Full pushes: the first push of a handle, the first push after a reconnect, and a push that finds
  * no active-version key (Redis lost its data) write every row, not only the marked ones: the
  * publisher cannot know what Redis holds then (a restarted daemon restores its model from the
@@ -55,7 +60,8 @@ fr_publisher *fr_publish_open(const char *host, int port, const char *prefix, in
                               char *err, size_t errlen);
 /* Releases the lease (if it is still ours), closes and frees. */
 void fr_publish_close(fr_publisher *p);
-/* Pushes and returns 0 with the new version in *version, or -1 with a message. */
+/* Pushes and returns 0 with the new version in *version (clearing the model's publish marks),
+ * FR_PUBLISH_HELD, or -1 with a message (the marks are kept). */
 int fr_publish_push(fr_publisher *p, fr_model *m, const fr_publish_info *info, uint64_t *version, char *err,
                     size_t errlen);
 
@@ -83,18 +89,31 @@ typedef struct {
  * handle, after a reconnect, or Redis lost P:active) but src is not complete: nothing was written;
  * push a complete source. */
 enum { FR_PUBLISH_NEED_FULL = 1 };
-/* Pushes src: 0, FR_PUBLISH_NEED_FULL, or -1 with a message. Clears no marks (src owns them). */
+/* Returned by the push functions when an operator's rollback holds the prefix (P:hold, set by
+ * fr_publish_rollback): nothing was made active (rows written by a push a rollback overtook stay);
+ * the source's state must be kept and pushed again once fr_publish_release lifts the hold. */
+enum { FR_PUBLISH_HELD = 2 };
+/* Pushes src: 0, FR_PUBLISH_NEED_FULL, FR_PUBLISH_HELD, or -1 with a message. Clears no marks (src
+ * owns them). */
 int fr_publish_push_source(fr_publisher *p, const fr_publish_source *src, const fr_publish_info *info,
                            uint64_t *version, char *err, size_t errlen);
 
 /* Makes an earlier retained version active again: `to`, or (to = 0) the highest retained version
- * below the active one. Checks that its manifest and dense blob exist, then flips P:active and
- * announces the version on P:changes in one MULTI/EXEC under WATCH of P:active and P:versions,
- * so a push that flips or retires meanwhile makes it look again (up to 5 times). Rows are not
- * versioned: they stay at their latest values. A daemon that is still publishing flips forward
- * again with its next push. 0 with the previous and the new active version, or -1 with a message. */
+ * below the active one. Checks that its manifest and dense blob exist, then flips P:active, holds
+ * the prefix at that version (P:hold) and announces the version on P:changes, in one MULTI/EXEC
+ * under WATCH of P:active and P:versions, so a push that flips or retires meanwhile makes it look
+ * again (up to 5 times). Rows are not versioned: they stay at their latest values. The hold is the
+ * operator's decision and outlives every daemon: no push makes a version active while it exists
+ * (FR_PUBLISH_HELD) until fr_publish_release lifts it. 0 with the previous and the new active
+ * version, or -1 with a message. */
 int fr_publish_rollback(const char *host, int port, const char *prefix, uint64_t to, uint64_t *from, uint64_t *now,
                         char *err, size_t errlen);
+/* Lifts the hold a rollback set: the next push that brings something new makes it active. 0 with
+ * the version that was held in *held (0: there was no hold), or -1 with a message. */
+int fr_publish_release(const char *host, int port, const char *prefix, uint64_t *held, char *err, size_t errlen);
+/* Whether a rollback holds the prefix, and at which version. 0, or -1 with a message. */
+int fr_publish_held(const char *host, int port, const char *prefix, int *held, uint64_t *version, char *err,
+                    size_t errlen);
 
 /* Test hook: while on, every push stops with an error after writing the rows, the dense blob and
  * the manifest, before the flip -- the state a publisher that dies mid-push leaves behind. */
@@ -104,7 +123,9 @@ void fr_publish_test_lease_ms(fr_publisher *p, int ms);
 
 /* What the last successful push did (all zero before the first). */
 typedef struct {
-    uint64_t version;
+    uint64_t version;        /* the version published (or found already published, when unchanged) */
+    uint64_t model_version;  /* the model version it holds */
+    int unchanged;           /* 1: the newest published version already held this state; nothing was written */
     size_t rows;             /* rows written */
     size_t dense_bytes;      /* size of the dense blob */
     int full;                /* 1 when every row was written */
@@ -113,5 +134,7 @@ typedef struct {
     double seconds;          /* wall time of the push */
 } fr_publish_stats;
 void fr_publish_last_stats(const fr_publisher *p, fr_publish_stats *s);
+/* The version an operator's rollback held the prefix at when the last push looked (0: not held). */
+uint64_t fr_publish_held_version(const fr_publisher *p);
 
 #endif

@@ -14,8 +14,8 @@
 
 static redisReply *cmd(redisContext *c, int argc, const char **argv, char *err, size_t errlen)
 {
-    size_t lens[16];
-    for (int i = 0; i < argc && i < 16; i++) lens[i] = strlen(argv[i]);
+    size_t lens[24];
+    for (int i = 0; i < argc && i < 24; i++) lens[i] = strlen(argv[i]);
     int broken;
     return fr_redis_command(c, argc, argv, lens, &broken, err, errlen);
 }
@@ -24,8 +24,9 @@ static int rollback(redisContext *c, const char *prefix, uint64_t to, uint64_t *
                     size_t errlen)
 {
     char akey[FR_REDIS_KEY_MAX], vkey[FR_REDIS_KEY_MAX], ckey[FR_REDIS_KEY_MAX], mkey[FR_REDIS_KEY_MAX],
-        dkey[FR_REDIS_KEY_MAX];
+        dkey[FR_REDIS_KEY_MAX], hkey[FR_REDIS_KEY_MAX];
     fr_redis_key_active(akey, prefix);
+    fr_redis_key_hold(hkey, prefix);
     fr_redis_key_versions(vkey, prefix);
     fr_redis_key_changes(ckey, prefix);
     for (int attempt = 0; attempt < 5; attempt++) {
@@ -73,17 +74,24 @@ static int rollback(redisContext *c, const char *prefix, uint64_t to, uint64_t *
         }
         fr_redis_key_manifest(mkey, prefix, target);
         fr_redis_key_dense(dkey, prefix, target);
-        r = cmd(c, 3, (const char *[]){"EXISTS", mkey, dkey}, err, errlen);
+        r = cmd(c, 2, (const char *[]){"GET", mkey}, err, errlen);
         if (!r) return -1;
-        long long both = r->type == REDIS_REPLY_INTEGER ? r->integer : 0;
+        json_t *mo = r->type == REDIS_REPLY_STRING ? json_loadb(r->str, r->len, 0, NULL) : NULL;
         freeReplyObject(r);
+        char hash[17] = "";
+        const char *h = json_string_value(json_object_get(json_object_get(mo, "dense"), "xxh3_64"));
+        if (h && strlen(h) == 16) memcpy(hash, h, sizeof hash);
+        json_decref(mo);
         r = cmd(c, 2, (const char *[]){"STRLEN", dkey}, err, errlen);
         if (!r) return -1;
         long long bytes = r->type == REDIS_REPLY_INTEGER ? r->integer : 0;
         freeReplyObject(r);
-        if (both != 2) {
+        if (!hash[0] || bytes == 0) {
             snprintf(err, errlen, "rollback: version %" PRIu64 " is listed in %s but its manifest or dense blob is "
-                     "missing; not flipping", target, vkey);
+                     "missing or unreadable; not flipping", target, vkey);
+            char ignored[64];
+            redisReply *u = cmd(c, 1, (const char *[]){"UNWATCH"}, ignored, sizeof ignored);
+            if (u) freeReplyObject(u);
             return -1;
         }
         char vs[24], bs[24], maxlen[16];
@@ -96,9 +104,13 @@ static int rollback(redisContext *c, const char *prefix, uint64_t to, uint64_t *
         r = cmd(c, 3, (const char *[]){"SET", akey, vs}, err, errlen);
         if (!r) return -1;
         freeReplyObject(r);
-        r = cmd(c, 16,
+        /* the operator's decision holds until fr_publish_release: no push flips over it */
+        r = cmd(c, 3, (const char *[]){"SET", hkey, vs}, err, errlen);
+        if (!r) return -1;
+        freeReplyObject(r);
+        r = cmd(c, 18,
                 (const char *[]){"XADD", ckey, "MAXLEN", "~", maxlen, "*", "version", vs, "rows", "0", "dense_bytes", bs,
-                                 "full", "0", "retired", "0"},
+                                 "full", "0", "retired", "0", "dense_xxh3_64", hash},
                 err, errlen);
         if (!r) return -1;
         freeReplyObject(r);
@@ -133,4 +145,58 @@ int fr_publish_rollback(const char *host, int port, const char *prefix, uint64_t
     fr_sigpipe_restore(&g);
     redisFree(c);
     return rc;
+}
+
+int fr_publish_release(const char *host, int port, const char *prefix, uint64_t *held, char *err, size_t errlen)
+{
+    if (fr_redis_check_prefix(prefix, err, errlen) != 0) return -1;
+    char cerr[256], hkey[FR_REDIS_KEY_MAX];
+    redisContext *c = fr_redis_connect(host, port, cerr, sizeof cerr);
+    if (!c) {
+        snprintf(err, errlen, "release: %s", cerr);
+        return -1;
+    }
+    fr_redis_key_hold(hkey, prefix);
+    fr_sigpipe_guard g;
+    fr_sigpipe_block(&g);
+    int rc = -1;
+    *held = 0;
+    /* GETDEL would do it in one, but needs Redis 6.2 */
+    redisReply *r = cmd(c, 2, (const char *[]){"GET", hkey}, err, errlen);
+    if (r) {
+        if (r->type == REDIS_REPLY_STRING && fr_parse_u64(r->str, r->len, held) != 0) *held = 0;
+        freeReplyObject(r);
+        r = cmd(c, 2, (const char *[]){"DEL", hkey}, err, errlen);
+        if (r) {
+            freeReplyObject(r);
+            rc = 0;
+        }
+    }
+    fr_sigpipe_restore(&g);
+    redisFree(c);
+    return rc;
+}
+
+int fr_publish_held(const char *host, int port, const char *prefix, int *held, uint64_t *version, char *err,
+                    size_t errlen)
+{
+    if (fr_redis_check_prefix(prefix, err, errlen) != 0) return -1;
+    char cerr[256], hkey[FR_REDIS_KEY_MAX];
+    redisContext *c = fr_redis_connect(host, port, cerr, sizeof cerr);
+    if (!c) {
+        snprintf(err, errlen, "%s", cerr);
+        return -1;
+    }
+    fr_redis_key_hold(hkey, prefix);
+    fr_sigpipe_guard g;
+    fr_sigpipe_block(&g);
+    redisReply *r = cmd(c, 2, (const char *[]){"GET", hkey}, err, errlen);
+    fr_sigpipe_restore(&g);
+    redisFree(c);
+    if (!r) return -1;
+    *held = r->type == REDIS_REPLY_STRING;
+    *version = 0;
+    if (*held) fr_parse_u64(r->str, r->len, version);
+    freeReplyObject(r);
+    return 0;
 }

@@ -9,6 +9,7 @@
 #include <time.h>
 
 #include "fr_publish.h"
+#include "fr_redis_layout.h"
 
 enum { RETRY_MS = 1000, MAX_DIM = 1024 };
 
@@ -157,6 +158,8 @@ struct fr_pubq {
     int wants_full;
     int stop;
     int last_failed;
+    int retry_now;     /* a flush asks the worker not to wait out its retry delay */
+    uint64_t attempts; /* pushes tried */
     fr_pubq_stats st;
 
     /* the worker's own */
@@ -302,19 +305,38 @@ static void *worker(void *arg)
         size_t rows = q->work.rows.n;
         int full = q->work.complete;
 
+        fr_publish_stats ps = {0};
+        if (q->pub) fr_publish_last_stats(q->pub, &ps);
+        uint64_t held = q->pub ? fr_publish_held_version(q->pub) : 0;
+
         pthread_mutex_lock(&q->mu);
         q->busy = 0;
+        q->attempts++;
         if (rc == 0) {
             rowset_clear(&q->work.rows);
             q->work.has = q->work.complete = 0;
-            q->st.pushes++;
-            q->st.last_version = v;
-            q->st.last_rows = rows;
+            rows = ps.rows; /* what the push wrote, not what the snapshot held */
+            if (ps.unchanged) {
+                q->st.unchanged++;
+            } else {
+                q->st.pushes++;
+                q->st.last_version = v;
+                q->st.last_rows = rows;
+            }
             if (full) q->wants_full = 0;
-            if (q->last_failed && q->log)
+            if ((q->last_failed || q->st.held) && q->log)
                 fprintf(q->log, "freshet: publishing again (version %" PRIu64 ", %zu rows%s, %.2f s)\n", v, rows,
                         full ? ", every row" : "", mono_now() - t0);
             q->last_failed = 0;
+            q->st.held = 0;
+            q->st.held_version = 0;
+        } else if (rc == FR_PUBLISH_HELD) {
+            /* the operator's decision: keep everything, look again in a second; no reconnect was involved */
+            merge_back(q);
+            if (!q->st.held && q->log) fprintf(q->log, "freshet: publishing held: %s\n", err);
+            q->st.held = 1;
+            q->st.held_version = held;
+            snprintf(q->st.last_error, sizeof q->st.last_error, "%s", err);
         } else {
             merge_back(q);
             /* Any failure may mean a reconnect, and a reconnect needs every row: ask for them now,
@@ -331,8 +353,9 @@ static void *worker(void *arg)
         if (rc != 0 && rc != FR_PUBLISH_NEED_FULL) {
             if (q->stop) break; /* the final attempt failed: the checkpoint has it all */
             struct timespec dl = deadline_in(RETRY_MS / 1000.0);
-            while (!q->stop && pthread_cond_timedwait(&q->wake, &q->mu, &dl) != ETIMEDOUT) {
+            while (!q->stop && !q->retry_now && pthread_cond_timedwait(&q->wake, &q->mu, &dl) != ETIMEDOUT) {
             }
+            q->retry_now = 0;
         }
     }
     pthread_cond_broadcast(&q->idle);
@@ -343,10 +366,12 @@ static void *worker(void *arg)
 fr_pubq *fr_pubq_open(const char *host, int port, const char *prefix, int keep_versions, const char *writer_id,
                       const fr_model_config *cfg, const char *manifest_json, FILE *log, char *err, size_t errlen)
 {
-    if (!host || !host[0] || keep_versions < 1 || !prefix || !prefix[0]) {
-        snprintf(err, errlen, "publish: no redis host, prefix, or keep_versions < 1");
+    if (!host || !host[0] || keep_versions < 1) {
+        snprintf(err, errlen, "publish: no redis host, or keep_versions < 1");
         return NULL;
     }
+    /* refused now, not by every push of a thread that would retry it forever */
+    if (fr_redis_check_prefix(prefix, err, errlen) != 0) return NULL;
     fr_pubq *q = calloc(1, sizeof *q);
     if (!q) {
         snprintf(err, errlen, "publish: out of memory");
@@ -403,9 +428,17 @@ int fr_pubq_flush(fr_pubq *q, double timeout_seconds)
 {
     struct timespec dl = deadline_in(timeout_seconds);
     pthread_mutex_lock(&q->mu);
-    while ((q->busy || pushable(q)) && pthread_cond_timedwait(&q->idle, &q->mu, &dl) != ETIMEDOUT) {
+    /* A hold lasts until an operator lifts it: waiting for it would only run out the clock. Held,
+     * the flush asks for one attempt now and returns after it, held or (released) pushed. */
+    uint64_t seen = q->attempts;
+    if (q->st.held) {
+        q->retry_now = 1;
+        pthread_cond_broadcast(&q->wake);
     }
-    int rc = !q->busy && !q->pend.has && !q->last_failed ? 0 : -1;
+    while ((q->busy || (pushable(q) && (!q->st.held || q->attempts == seen))) &&
+           pthread_cond_timedwait(&q->idle, &q->mu, &dl) != ETIMEDOUT) {
+    }
+    int rc = !q->busy && !q->pend.has && !q->last_failed && !q->st.held ? 0 : -1;
     pthread_mutex_unlock(&q->mu);
     return rc;
 }

@@ -14,6 +14,10 @@
  * meanwhile, so no changed row is ever lost. The pending set holds at most one entry per row of
  * the model (a long outage costs at most one copy of the weights, never a growing log).
  *
+ * Held: while an operator's rollback holds the prefix (fr_publish_rollback), a push writes nothing
+ * and its snapshot stays pending (merged with the next ones, as during an outage); the queue says so
+ * once on the log and in its stats, and publishes the newest state once the hold is released.
+ *
  * Full pushes: the first push of a process, and any push after the publisher reconnected or found
  * Redis without P:active, must write every row (fr_publish.h). The queue then asks for it
  * (fr_pubq_wants_full) and the next fr_pubq_submit copies every row instead of the marked ones;
@@ -36,7 +40,7 @@ typedef struct fr_pubq fr_pubq;
 /* Starts the publisher thread; connects to Redis lazily (never fails because Redis is down).
  * manifest_json: the daemon's description (copied; may be NULL). log: where failures and
  * recoveries are reported (NULL: silent). writer_id: the publisher's lease on the prefix (fr_publish.h;
- * NULL: none). NULL with a message on a bad prefix or out of memory. */
+ * NULL: none). NULL with a message on a bad prefix (fr_publish.h's rule) or out of memory. */
 fr_pubq *fr_pubq_open(const char *host, int port, const char *prefix, int keep_versions, const char *writer_id,
                       const fr_model_config *cfg, const char *manifest_json, FILE *log, char *err, size_t errlen);
 /* Tries to push what is pending (waits up to timeout_seconds), stops the thread and frees. What
@@ -47,16 +51,21 @@ void fr_pubq_close(fr_pubq *q, double timeout_seconds);
  * FR_DIRTY_PUBLISH) and clears m's publish marks. Copies only; never waits for Redis.
  * 0, or -1 (out of memory: nothing was taken and the marks are kept). */
 int fr_pubq_submit(fr_pubq *q, fr_model *m, char *err, size_t errlen);
-/* Waits until everything submitted is pushed, or timeout_seconds passed. 0 when all is pushed. */
+/* Waits until everything submitted is pushed, or timeout_seconds passed, or a rollback holds the
+ * prefix (stats: held; the queue keeps the snapshot and tries again every second). 0 when all is
+ * pushed (or was already published). */
 int fr_pubq_flush(fr_pubq *q, double timeout_seconds);
 
 typedef struct {
     uint64_t submitted;      /* snapshots handed over */
     uint64_t merged;         /* of them, merged into a snapshot still pending */
     uint64_t full_snapshots; /* of them, with every row */
-    uint64_t pushes;         /* successful pushes */
+    uint64_t pushes;         /* successful pushes that published a version */
+    uint64_t unchanged;      /* pushes that found their state already published: nothing new, nothing published */
     uint64_t failures;       /* failed pushes (retried) */
-    uint64_t last_version;   /* version of the last successful push (0: none) */
+    int held;                /* an operator's rollback holds the prefix: nothing is made active until released */
+    uint64_t held_version;   /* the version it holds */
+    uint64_t last_version;   /* version of the last push that published one (0: none) */
     size_t last_rows;        /* rows written by it */
     size_t pending_rows;     /* rows waiting (pending + in flight) */
     int wants_full;

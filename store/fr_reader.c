@@ -30,6 +30,8 @@ struct fr_reader {
     float *dense;
     size_t dense_count;
     fr_model *m;     /* dense of `version` plus the rows fetched since the last reset */
+    char xxh3[17];   /* the loaded blob's checksum: tells a version number republished with other content */
+    fr_reader_stats st;
     /* the change stream: id of the last P:changes entry seen ("0-0": none) */
     char stream_id[FR_STREAM_ID_MAX];
 };
@@ -131,7 +133,7 @@ static fr_model *fresh_model(const fr_model_config *cfg, const float *dense, siz
 
 /* Parses and checks a manifest of version v against its dense blob; fills cfg and dense. */
 static int check_version(const char *mtext, size_t mlen, const redisReply *blob, uint64_t v, fr_model_config *cfg,
-                         float **dense, size_t *count, char *err, size_t errlen)
+                         float **dense, size_t *count, char xxh3[17], char *err, size_t errlen)
 {
     json_error_t jerr;
     json_t *o = json_loadb(mtext, mlen, 0, &jerr);
@@ -179,6 +181,7 @@ static int check_version(const char *mtext, size_t mlen, const redisReply *blob,
         } else {
             fr_f32le_decode(*dense, b + FR_REDIS_DENSE_HEADER, n);
             *count = n;
+            memcpy(xxh3, hash, sizeof hash);
             rc = 0;
         }
     }
@@ -243,7 +246,8 @@ static int load_active(fr_reader *r, char *err, size_t errlen)
         fr_model_config cfg;
         float *dense = NULL;
         size_t count = 0;
-        int rc = check_version(rep[0]->str, rep[0]->len, rep[1], v, &cfg, &dense, &count, err, errlen);
+        char xxh3[17];
+        int rc = check_version(rep[0]->str, rep[0]->len, rep[1], v, &cfg, &dense, &count, xxh3, err, errlen);
         char *mtext = rc == 0 ? strdup(rep[0]->str) : NULL;
         freeReplyObject(rep[0]);
         freeReplyObject(rep[1]);
@@ -267,8 +271,11 @@ static int load_active(fr_reader *r, char *err, size_t errlen)
         r->dense_count = count;
         r->manifest = mtext;
         r->cfg = cfg;
+        if (r->loaded && r->version == v && strcmp(r->xxh3, xxh3) != 0) r->st.republished++;
         r->version = v;
         r->loaded = 1;
+        memcpy(r->xxh3, xxh3, sizeof xxh3);
+        r->st.loads++;
         snprintf(r->stream_id, sizeof r->stream_id, "%s", sid);
         return 0;
     }
@@ -514,6 +521,28 @@ static int score(fr_reader *r, const fr_features *f, const int32_t *scenario, in
     return 0;
 }
 
+/* The dense checksum version v's manifest records now; -1 with a message when it has none. */
+static int manifest_checksum(fr_reader *r, uint64_t v, char sum[17], char *err, size_t errlen)
+{
+    char mkey[FR_REDIS_KEY_MAX];
+    fr_redis_key_manifest(mkey, r->prefix, v);
+    const char *a[2] = {"GET", mkey};
+    size_t l[2] = {3, strlen(mkey)};
+    const char **argvs[1] = {a};
+    const size_t *lenss[1] = {l};
+    int argcs[1] = {2};
+    redisReply *rep;
+    if (roundtrip(r, 1, argvs, lenss, argcs, &rep, err, errlen) != 0) return -1;
+    json_t *o = rep->type == REDIS_REPLY_STRING ? json_loadb(rep->str, rep->len, 0, NULL) : NULL;
+    freeReplyObject(rep);
+    const char *h = json_string_value(json_object_get(json_object_get(o, "dense"), "xxh3_64"));
+    int rc = h && strlen(h) == 16 ? 0 : -1;
+    if (rc == 0) memcpy(sum, h, 17);
+    else snprintf(err, errlen, "reader: version %" PRIu64 " was announced again but its manifest is unreadable", v);
+    json_decref(o);
+    return rc;
+}
+
 /* Reads P:changes after the last id seen (blocking up to block_ms), then compares P:active with
  * the loaded version and reloads when they differ. The stream is the wake-up; P:active is the
  * truth (it also covers a trimmed or recreated stream, and a Redis that restarted). */
@@ -544,19 +573,28 @@ static int follow(fr_reader *r, int block_ms, char *err, size_t errlen)
     if (roundtrip(r, 2, argvs, lenss, argcs, rep, err, errlen) != 0) return -1;
     /* [[stream, [[id, [field, value, ...]], ...]]] or nil on timeout */
     redisReply *x = rep[0];
-    int deleted = 0;
+    int deleted = 0, recheck = 0;
     if (x->type == REDIS_REPLY_ARRAY && x->elements > 0 && x->element[0]->type == REDIS_REPLY_ARRAY &&
         x->element[0]->elements == 2 && x->element[0]->element[1]->type == REDIS_REPLY_ARRAY) {
         redisReply *entries = x->element[0]->element[1];
         for (size_t i = 0; i < entries->elements; i++) {
-            /* [id, [field, value, ...]]: a push that deleted rows makes every cached row suspect */
+            /* [id, [field, value, ...]]: a push that deleted rows makes every cached row suspect; an entry
+             * naming the loaded version with another dense checksum (or none) means the number may have
+             * been published again with other content */
             redisReply *e = entries->element[i];
             if (e->type != REDIS_REPLY_ARRAY || e->elements != 2 || e->element[1]->type != REDIS_REPLY_ARRAY) continue;
             redisReply *kv = e->element[1];
-            for (size_t j = 0; j + 1 < kv->elements; j += 2)
-                if (kv->element[j]->type == REDIS_REPLY_STRING && strcmp(kv->element[j]->str, "deleted") == 0 &&
-                    kv->element[j + 1]->type == REDIS_REPLY_STRING && strcmp(kv->element[j + 1]->str, "0") != 0)
-                    deleted = 1;
+            uint64_t ev = 0;
+            int names_loaded = 0, same_sum = 0;
+            for (size_t j = 0; j + 1 < kv->elements; j += 2) {
+                const redisReply *k = kv->element[j], *val = kv->element[j + 1];
+                if (k->type != REDIS_REPLY_STRING || val->type != REDIS_REPLY_STRING) continue;
+                if (strcmp(k->str, "deleted") == 0 && strcmp(val->str, "0") != 0) deleted = 1;
+                if (strcmp(k->str, "version") == 0 && fr_parse_u64(val->str, val->len, &ev) == 0 && ev == r->version)
+                    names_loaded = 1;
+                if (strcmp(k->str, "dense_xxh3_64") == 0 && strcmp(val->str, r->xxh3) == 0) same_sum = 1;
+            }
+            if (names_loaded && !same_sum) recheck = 1;
         }
         if (entries->elements > 0) {
             redisReply *last = entries->element[entries->elements - 1];
@@ -576,7 +614,14 @@ static int follow(fr_reader *r, int block_ms, char *err, size_t errlen)
         r->m = m;
     }
     /* no active version (Redis restarted empty, nothing pushed yet): keep serving what we have */
-    if (!have || v == r->version) return 0;
+    if (!have) return 0;
+    if (v == r->version) {
+        if (!recheck) return 0;
+        /* the same number announced again: reload only when its checksum is not the loaded one */
+        char sum[17];
+        if (manifest_checksum(r, v, sum, err, errlen) != 0) return -1;
+        if (strcmp(sum, r->xxh3) == 0) return 0;
+    }
     return load_active(r, err, errlen) == 0 ? 1 : -1;
 }
 
@@ -622,6 +667,8 @@ int fr_reader_score_batch(fr_reader *r, const fr_features *f, const int32_t *sce
     fr_sigpipe_restore(&g);
     return rc;
 }
+
+void fr_reader_get_stats(const fr_reader *r, fr_reader_stats *st) { *st = r->st; }
 
 size_t fr_reader_cached_rows(const fr_reader *r)
 {

@@ -39,8 +39,18 @@ int fr_reader_load_active(fr_reader *r, char *err, size_t errlen);
  * (re)loaded, 0 when the loaded version is still the active one (or nothing is active: Redis
  * restarted empty), -1 with a message (the loaded version stays in use). Before the first
  * successful load it loads. A half-written later version (rows and dense blob written, no flip)
- * is never loaded: only P:active decides. */
+ * is never loaded: only P:active decides. An entry that names the loaded version with another
+ * dense checksum (or none) makes it compare the manifest's checksum with the loaded one and reload
+ * when they differ: a version number must never be reused for other content, and a reader that
+ * trusted the number alone would keep stale weights if a writer broke that rule. */
 int fr_reader_follow(fr_reader *r, int block_ms, char *err, size_t errlen);
+/* What the reader refused or noticed, since it was opened. */
+typedef struct {
+    uint64_t loads;            /* versions loaded */
+    uint64_t republished;      /* loads of the loaded version number with another dense checksum: a writer
+                                * republished a number with other content (the layout forbids it) */
+} fr_reader_stats;
+void fr_reader_get_stats(const fr_reader *r, fr_reader_stats *st);
 /* Rows held from earlier fetches (each score fetches its rows again; a row Redis no longer has is
  * dropped then, and every held row is dropped when the change stream announces deletions). */
 size_t fr_reader_cached_rows(const fr_reader *r);

@@ -39,6 +39,8 @@ void fr_redis_key_versions(char *buf, const char *prefix)
 }
 void fr_redis_key_changes(char *buf, const char *prefix) { snprintf(buf, FR_REDIS_KEY_MAX, "%s:changes", prefix); }
 void fr_redis_key_writer(char *buf, const char *prefix) { snprintf(buf, FR_REDIS_KEY_MAX, "%s:writer", prefix); }
+void fr_redis_key_seq(char *buf, const char *prefix) { snprintf(buf, FR_REDIS_KEY_MAX, "%s:seq", prefix); }
+void fr_redis_key_hold(char *buf, const char *prefix) { snprintf(buf, FR_REDIS_KEY_MAX, "%s:hold", prefix); }
 void fr_redis_key_manifest(char *buf, const char *prefix, uint64_t version)
 {
     snprintf(buf, FR_REDIS_KEY_MAX, "%s:{v%" PRIu64 "}:manifest", prefix, version);

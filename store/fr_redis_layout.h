@@ -8,7 +8,10 @@
  *   P:{vV}:manifest            string, manifest JSON of version V
  *   P:{vV}:dense               string, dense blob of version V
  *   P:emb:{tTsS}               hash per (table T, shard S = fr_redis_shard(key)): field = key, value = row
- *   P:changes                  stream, one entry per successful push */
+ *   P:changes                  stream, one entry per successful push
+ *   P:writer                   string with a TTL: the writer lease (writer only)
+ *   P:seq                      string, the version the last push allocated (writer only)
+ *   P:hold                     string, the version an operator's rollback holds active (writer only) */
 #ifndef FR_REDIS_LAYOUT_H
 #define FR_REDIS_LAYOUT_H
 
@@ -42,6 +45,10 @@ void fr_redis_key_versions(char *buf, const char *prefix);
 void fr_redis_key_changes(char *buf, const char *prefix);
 /* P:writer: the lease of the daemon that publishes under P (fr_publish.h) */
 void fr_redis_key_writer(char *buf, const char *prefix);
+/* P:seq: the version number the last push allocated, set before it writes anything (fr_publish.c) */
+void fr_redis_key_seq(char *buf, const char *prefix);
+/* P:hold: set by `freshet rollback`, deleted by `freshet rollback --release`; no push flips while it exists */
+void fr_redis_key_hold(char *buf, const char *prefix);
 void fr_redis_key_manifest(char *buf, const char *prefix, uint64_t version);
 void fr_redis_key_dense(char *buf, const char *prefix, uint64_t version);
 void fr_redis_key_rows(char *buf, const char *prefix, uint32_t table, uint32_t shard);

@@ -91,15 +91,16 @@ static void test_push_and_serve(void **state)
     assert_int_equal(fr_reader_version(r), v3);
     assert_reader_agrees(r, m, 13);
 
-    /* pushing the same version again is harmless */
+    /* pushing the same state again is harmless: nothing is written, flipped or announced */
     assert_int_equal(push_ok(p, m), v3);
     fr_publish_last_stats(p, &st);
     assert_int_equal(st.rows, 0);
+    assert_int_equal(st.unchanged, 1);
     if (fr_reader_load_active(r, err, sizeof err) != 0) fail_msg("reload: %s", err);
     assert_reader_agrees(r, m, 13);
 
-    /* one stream entry per successful push */
-    assert_int_equal(redis_int(s->port, "XLEN %s", "t1:changes"), 4);
+    /* one stream entry per push that published a version */
+    assert_int_equal(redis_int(s->port, "XLEN %s", "t1:changes"), 3);
 
     fr_reader_close(r);
     fr_publish_close(p);
@@ -203,19 +204,29 @@ static void test_reader_errors(void **state)
     make_features(&(uint64_t){5}, fr_model_get_config(m), 50, &f);
     assert_int_equal(fr_reader_score(r, &f, 1, out, err, sizeof err), 0);
 
-    /* a restored (older) model pushes a lower version: the abandoned later versions are retired */
+    /* a restored (older) model publishes under a new number above every earlier one, never under one
+     * a follower may hold with other content; its manifest records the model version it holds */
     fr_model_set_version(m, v1 - 1 > 0 ? v1 - 1 : 0);
-    uint64_t v0 = push_ok(p, m);
+    fr_publish_info info = {.manifest_json = DAEMON_MANIFEST};
+    uint64_t v0 = 0;
+    if (fr_publish_push(p, m, &info, &v0, err, sizeof err) != 0) fail_msg("push: %s", err);
+    assert_int_equal(v0, v2 + 1);
     rep = redisCommand(c, "ZRANGE t3:versions 0 -1");
     assert_non_null(rep);
     assert_int_equal(rep->type, REDIS_REPLY_ARRAY);
-    assert_int_equal(rep->elements, 1);
-    assert_int_equal(strtoull(rep->element[0]->str, NULL, 10), v0);
+    assert_int_equal(rep->elements, 2);
+    assert_int_equal(strtoull(rep->element[0]->str, NULL, 10), v2);
+    assert_int_equal(strtoull(rep->element[1]->str, NULL, 10), v0);
     freeReplyObject(rep);
     rep = redisCommand(c, "GET t3:active");
     assert_int_equal(strtoull(rep->str, NULL, 10), v0);
     freeReplyObject(rep);
     redisFree(c);
+    assert_int_equal(fr_reader_load_active(r, err, sizeof err), 0);
+    assert_int_equal(fr_reader_version(r), v0);
+    char want[64];
+    snprintf(want, sizeof want, "\"model_version\":\"%llu\"", (unsigned long long)(v1 - 1));
+    assert_non_null(strstr(fr_reader_manifest(r), want));
 
     fr_publish_close(p);
     fr_reader_close(r);

@@ -296,6 +296,186 @@ static void test_rollback(void **state)
     fr_model_free(m);
 }
 
+/* A rollback is an operator's decision: a daemon restarted with nothing new publishes nothing, one
+ * with new input writes nothing and says it is held, until the operator releases the hold. */
+static void test_rollback_holds_until_released(void **state)
+{
+    redis_srv *s = need_redis(state);
+    char err[1024];
+    fr_model *m = new_model();
+    train(m, 300, 141, 60);
+    fr_publisher *p = fr_publish_open("127.0.0.1", s->port, "s8", 3, "host:/state", err, sizeof err);
+    assert_non_null(p);
+    uint64_t v1 = push_ok(p, m);
+    train(m, 48, 142, 60);
+    uint64_t v2 = push_ok(p, m);
+    fr_publish_close(p);
+    uint64_t from, now;
+    assert_int_equal(fr_publish_rollback("127.0.0.1", s->port, "s8", 0, &from, &now, err, sizeof err), 0);
+    assert_int_equal(now, v1);
+    int held = 0;
+    uint64_t hv = 0;
+    assert_int_equal(fr_publish_held("127.0.0.1", s->port, "s8", &held, &hv, err, sizeof err), 0);
+    assert_true(held);
+    assert_int_equal(hv, v1);
+    long long entries = redis_int(s->port, "XLEN %s", "s8:changes");
+
+    /* the daemon restarts on the same state: nothing new, nothing published */
+    p = fr_publish_open("127.0.0.1", s->port, "s8", 3, "host:/state", err, sizeof err);
+    fr_publish_info info = {.manifest_json = DAEMON_MANIFEST};
+    uint64_t v = 0;
+    if (fr_publish_push(p, m, &info, &v, err, sizeof err) != 0) fail_msg("push: %s", err);
+    fr_publish_stats st;
+    fr_publish_last_stats(p, &st);
+    assert_int_equal(st.unchanged, 1);
+    assert_int_equal(v, v2);
+    assert_int_equal(redis_get_u64(s->port, "s8:active"), (long long)v1);
+    assert_int_equal(redis_int(s->port, "XLEN %s", "s8:changes"), entries);
+
+    /* new input: held, nothing made active, the marks kept for later */
+    train(m, 48, 143, 60);
+    size_t dirty = count_rows(m, FR_DIRTY_PUBLISH);
+    assert_int_equal(fr_publish_push(p, m, &info, &v, err, sizeof err), FR_PUBLISH_HELD);
+    print_message("  %s\n", err);
+    assert_non_null(strstr(err, "rolled it back to version"));
+    assert_non_null(strstr(err, "freshet rollback --release"));
+    assert_int_equal(redis_get_u64(s->port, "s8:active"), (long long)v1);
+    assert_int_equal(count_rows(m, FR_DIRTY_PUBLISH), dirty);
+
+    /* released: the next push publishes the trainer's newest state under a new number */
+    uint64_t was = 0;
+    assert_int_equal(fr_publish_release("127.0.0.1", s->port, "s8", &was, err, sizeof err), 0);
+    assert_int_equal(was, v1);
+    assert_int_equal(fr_publish_held("127.0.0.1", s->port, "s8", &held, &hv, err, sizeof err), 0);
+    assert_false(held);
+    uint64_t v3 = push_ok(p, m);
+    assert_true(v3 > v2);
+    assert_int_equal(redis_get_u64(s->port, "s8:active"), (long long)v3);
+    assert_int_equal(fr_publish_release("127.0.0.1", s->port, "s8", &was, err, sizeof err), 0);
+    assert_int_equal(was, 0);
+    fr_publish_close(p);
+    fr_model_free(m);
+}
+
+/* Two runs from one checkpoint reach the same model version with other weights (a restart from an
+ * older checkpoint, or a second run): the second publishes under a new number, so a follower that
+ * holds the first reloads, and serves the second exactly. */
+static void test_two_runs_from_one_state_get_two_numbers(void **state)
+{
+    redis_srv *s = need_redis(state);
+    char err[512];
+    fr_model *a = new_model(), *b = new_model();
+    train(a, 300, 101, 60);
+    train(b, 300, 101, 60);
+    fr_publisher *p = fr_publish_open("127.0.0.1", s->port, "s6", 3, NULL, err, sizeof err);
+    assert_non_null(p);
+    push_ok(p, a);
+    train(a, 64, 102, 60);
+    uint64_t va = push_ok(p, a);
+    fr_publish_close(p);
+    freshet_serving *sv = freshet_serving_open("127.0.0.1", s->port, "s6", err, sizeof err);
+    assert_non_null(sv);
+    assert_int_equal(freshet_serving_load(sv, err, sizeof err), 0);
+    assert_int_equal(freshet_serving_version(sv), va);
+    serving_agrees(sv, a, NULL, 111);
+
+    /* the daemon restarts from the earlier state (b) and learns other input up to the same model version */
+    train(b, 64, 103, 60);
+    assert_int_equal(fr_model_version(b), va);
+    p = fr_publish_open("127.0.0.1", s->port, "s6", 3, NULL, err, sizeof err);
+    fr_publish_info info = {.manifest_json = DAEMON_MANIFEST};
+    uint64_t vb = 0;
+    if (fr_publish_push(p, b, &info, &vb, err, sizeof err) != 0) fail_msg("push: %s", err);
+    print_message("  model version %llu published as %llu, then as %llu by the second run\n", (unsigned long long)va,
+                  (unsigned long long)va, (unsigned long long)vb);
+    assert_true(vb > va);
+    assert_int_equal(freshet_serving_follow(sv, 1000, err, sizeof err), 1);
+    assert_int_equal(freshet_serving_version(sv), vb);
+    assert_true(serving_agrees(sv, b, a, 112) > 1e-5f);
+    char want[64];
+    snprintf(want, sizeof want, "\"model_version\":\"%llu\"", (unsigned long long)va);
+    assert_non_null(strstr(freshet_serving_manifest(sv), want));
+    fr_publish_close(p);
+    freshet_serving_close(sv);
+    fr_model_free(a);
+    fr_model_free(b);
+}
+
+/* Copies a string key byte for byte. */
+static void redis_copy(int port, const char *from, const char *to)
+{
+    redisContext *c = redisConnect("127.0.0.1", port);
+    redisReply *r = redisCommand(c, "GET %s", from);
+    assert_int_equal(r->type, REDIS_REPLY_STRING);
+    redisReply *w = redisCommand(c, "SET %s %b", to, r->str, r->len);
+    assert_int_equal(w->type, REDIS_REPLY_STATUS);
+    freeReplyObject(w);
+    freeReplyObject(r);
+    redisFree(c);
+}
+
+/* A writer that breaks the layout's rule (an older daemon) republishes the loaded version number
+ * with other dense weights: a follower compares the checksum, not only the number, and reloads. */
+static void test_reader_notices_a_republished_number(void **state)
+{
+    redis_srv *s = need_redis(state);
+    char err[512];
+    fr_model *a = new_model(), *b = new_model();
+    train(a, 300, 121, 60);
+    train(b, 300, 122, 60);
+    assert_int_equal(fr_model_version(a), fr_model_version(b));
+    fr_publisher *p = fr_publish_open("127.0.0.1", s->port, "s7", 3, NULL, err, sizeof err);
+    fr_publisher *q = fr_publish_open("127.0.0.1", s->port, "s7x", 3, NULL, err, sizeof err);
+    uint64_t v = push_ok(p, a);
+    assert_int_equal(push_ok(q, b), v);
+    fr_reader *r = fr_reader_open("127.0.0.1", s->port, "s7", err, sizeof err);
+    assert_non_null(r);
+    assert_int_equal(fr_reader_load_active(r, err, sizeof err), 0);
+    assert_reader_agrees(r, a, 131);
+
+    /* the same number, b's dense weights, announced as an older writer did (no checksum field) */
+    char from[64], to[64];
+    snprintf(from, sizeof from, "s7x:{v%llu}:dense", (unsigned long long)v);
+    snprintf(to, sizeof to, "s7:{v%llu}:dense", (unsigned long long)v);
+    redis_copy(s->port, from, to);
+    snprintf(from, sizeof from, "s7x:{v%llu}:manifest", (unsigned long long)v);
+    snprintf(to, sizeof to, "s7:{v%llu}:manifest", (unsigned long long)v);
+    redis_copy(s->port, from, to);
+    redisContext *c = redisConnect("127.0.0.1", s->port);
+    freeReplyObject(redisCommand(c, "XADD s7:changes * version %llu rows 0 full 0 retired 0 deleted 0",
+                                 (unsigned long long)v));
+    assert_int_equal(fr_reader_follow(r, 0, err, sizeof err), 1);
+    assert_int_equal(fr_reader_version(r), v);
+    fr_reader_stats st;
+    fr_reader_get_stats(r, &st);
+    assert_int_equal(st.republished, 1);
+    float *db = copy_dense(b);
+    fr_model *expect = rows_with_dense(a, db); /* the rows are still a's */
+    assert_reader_agrees(r, expect, 132);
+    /* an entry that names the loaded version with its own checksum reloads nothing */
+    uint64_t loads = st.loads;
+    redisReply *m = redisCommand(c, "GET s7:{v%llu}:manifest", (unsigned long long)v);
+    const char *h = strstr(m->str, "\"xxh3_64\":\"");
+    assert_non_null(h);
+    char sum[17];
+    memcpy(sum, h + strlen("\"xxh3_64\":\""), 16);
+    sum[16] = 0;
+    freeReplyObject(m);
+    freeReplyObject(redisCommand(c, "XADD s7:changes * version %llu rows 0 full 0 retired 0 deleted 0 dense_xxh3_64 %s",
+                                 (unsigned long long)v, sum));
+    assert_int_equal(fr_reader_follow(r, 0, err, sizeof err), 0);
+    fr_reader_get_stats(r, &st);
+    assert_int_equal(st.loads, loads);
+    redisFree(c);
+    fr_model_free(expect);
+    free(db);
+    fr_reader_close(r);
+    fr_publish_close(p);
+    fr_publish_close(q);
+    fr_model_free(a);
+    fr_model_free(b);
+}
+
 static double seconds_now(void)
 {
     struct timespec ts;
@@ -327,7 +507,7 @@ static void test_queue_survives_redis_outage(void **state)
     char err[512];
     fr_model *m = new_model();
     train(m, 300, 71, 60);
-    fr_pubq *q = open_queue(s->port, "s3", m);
+    fr_pubq *q = open_queue(s->port, "s5", m);
     submit(q, m);
     assert_int_equal(fr_pubq_flush(q, 10), 0);
     fr_pubq_stats st;
@@ -364,13 +544,65 @@ static void test_queue_survives_redis_outage(void **state)
     fr_pubq_get_stats(q, &st);
     assert_int_equal(st.last_version, fr_model_version(m));
     assert_int_equal(st.pending_rows, 0);
-    fr_reader *r = fr_reader_open("127.0.0.1", s->port, "s3", err, sizeof err);
+    fr_reader *r = fr_reader_open("127.0.0.1", s->port, "s5", err, sizeof err);
     assert_non_null(r);
     assert_int_equal(fr_reader_load_active(r, err, sizeof err), 0);
     assert_int_equal(fr_reader_version(r), fr_model_version(m));
     assert_row_counts(r, m);
     assert_reader_agrees(r, m, 81);
     fr_reader_close(r);
+    fr_pubq_close(q, 5);
+    fr_model_free(m);
+}
+
+/* Through the publisher thread: a rollback holds what the learner hands over (kept, merged, said so
+ * in the stats) until it is released; a flush does not wait for the operator. */
+static void test_queue_held_by_rollback(void **state)
+{
+    redis_srv *s = need_redis(state);
+    char err[512];
+    fr_model *m = new_model();
+    train(m, 300, 151, 60);
+    fr_pubq *q = open_queue(s->port, "s9", m);
+    submit(q, m);
+    assert_int_equal(fr_pubq_flush(q, 10), 0);
+    train(m, 48, 152, 60);
+    submit(q, m);
+    assert_int_equal(fr_pubq_flush(q, 10), 0);
+    fr_pubq_stats st;
+    fr_pubq_get_stats(q, &st);
+    uint64_t v2 = st.last_version, from, now;
+    assert_int_equal(fr_publish_rollback("127.0.0.1", s->port, "s9", 0, &from, &now, err, sizeof err), 0);
+
+    train(m, 48, 153, 60);
+    submit(q, m);
+    double t0 = seconds_now();
+    assert_int_equal(fr_pubq_flush(q, 10), -1);
+    assert_true(seconds_now() - t0 < 3);
+    fr_pubq_get_stats(q, &st);
+    assert_int_equal(st.held, 1);
+    assert_int_equal(st.held_version, now);
+    assert_int_equal(st.last_version, v2);
+    assert_true(st.pending_rows > 0);
+    assert_non_null(strstr(st.last_error, "held"));
+    assert_int_equal(redis_get_u64(s->port, "s9:active"), (long long)now);
+
+    uint64_t was;
+    assert_int_equal(fr_publish_release("127.0.0.1", s->port, "s9", &was, err, sizeof err), 0);
+    assert_int_equal(fr_pubq_flush(q, 10), 0);
+    fr_pubq_get_stats(q, &st);
+    assert_int_equal(st.held, 0);
+    assert_true(st.last_version > v2);
+    assert_int_equal(redis_get_u64(s->port, "s9:active"), (long long)st.last_version);
+    fr_reader *r = fr_reader_open("127.0.0.1", s->port, "s9", err, sizeof err);
+    assert_int_equal(fr_reader_load_active(r, err, sizeof err), 0);
+    assert_reader_agrees(r, m, 154);
+    fr_reader_close(r);
+    /* a hand-over with nothing new publishes nothing */
+    submit(q, m);
+    assert_int_equal(fr_pubq_flush(q, 10), 0);
+    fr_pubq_get_stats(q, &st);
+    assert_int_equal(st.unchanged, 1);
     fr_pubq_close(q, 5);
     fr_model_free(m);
 }
@@ -421,9 +653,13 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_half_pushed_version_is_never_loaded),
         cmocka_unit_test(test_rollback),
+        cmocka_unit_test(test_rollback_holds_until_released),
+        cmocka_unit_test(test_two_runs_from_one_state_get_two_numbers),
+        cmocka_unit_test(test_reader_notices_a_republished_number),
         cmocka_unit_test(test_batch_scoring),
         cmocka_unit_test(test_queue_survives_redis_outage),
         cmocka_unit_test(test_queue_never_flips_partial_rows),
+        cmocka_unit_test(test_queue_held_by_rollback),
     };
     return cmocka_run_group_tests(tests, group_setup, group_teardown);
 }
