@@ -45,14 +45,17 @@ static const char USAGE[] =
     "                                               the first N) with the active version; --follow: keep\n"
     "                                               following pushes and rollbacks, scoring them again under\n"
     "                                               each new version\n"
-    "  rollback [-c CONFIG] [--redis H:P] [--to VERSION]\n"
+    "  rollback [-c CONFIG] [--redis H:P] [--to VERSION | --release]\n"
     "                                               make an earlier retained version active (default: the previous)\n"
+    "                                               and hold it there until --release hands back to the daemon\n"
     "  verify [-c CONFIG] [--redis H:P] [--state DIR]\n"
     "                                               compare what Redis serves with the checkpoint, row by row and\n"
     "                                               the active dense blob; exit 0 only when they are equal\n"
     "  truth TRUTH.tsv [-c CONFIG]                  AUC and log loss of the generator's true probabilities\n"
     "\n"
-    "freshetd -c CONFIG is `freshet run -c CONFIG`. SIGINT/SIGTERM: finish the message, checkpoint, exit 0.\n";
+    "freshetd -c CONFIG is `freshet run -c CONFIG`. SIGINT/SIGTERM: finish the message, checkpoint, exit 0.\n"
+    "replay and run exit 3 when their work is checkpointed but could not be published (Redis unreachable, another\n"
+    "daemon's lease on the prefix, a rollback's hold); 1 on other errors, 2 on bad usage or configuration.\n";
 
 typedef struct {
     const char *config;
@@ -73,6 +76,7 @@ typedef struct {
     long long limit;        /* --limit: impressions to score, >= 1; -1 when not given */
     long long users, ads;
     unsigned long long to;  /* rollback --to; 0 = the previous version */
+    int release;            /* rollback --release */
     double follow;          /* score --follow seconds */
     int have_impressions, have_seed, have_days;
     double delay_short_share, delay_short_mean, delay_long_mean, obs_window; /* gen; < 0 = default */
@@ -114,6 +118,7 @@ static int parse_args(int argc, char **argv, cli_args *a)
         else if (!strcmp(f, "--truth")) { FR_NEEDS_VALUE a->truth = v; }
         else if (!strcmp(f, "--events")) { FR_NEEDS_VALUE a->events = v; }
         else if (!strcmp(f, "--no-publish")) { a->no_publish = 1; }
+        else if (!strcmp(f, "--release")) { a->release = 1; }
         else if (!strcmp(f, "--exit-when-idle")) { FR_NEEDS_VALUE if (parse_number(f, v, &a->exit_when_idle)) return -1; }
         else if (!strcmp(f, "--impressions")) { FR_NEEDS_VALUE if (parse_number(f, v, &num)) return -1; a->impressions = (long long)num; a->have_impressions = 1; }
         else if (!strcmp(f, "--seed")) { FR_NEEDS_VALUE if (parse_number(f, v, &num)) return -1; a->seed = (long long)num; a->have_seed = 1; }
@@ -301,6 +306,18 @@ static const char *base_name(const char *path)
     return slash ? slash + 1 : path;
 }
 
+/* A run asked to publish must say so when it could not, and exit non-zero (3: the work is in the
+ * checkpoint, the next run publishes it). */
+static int finish_publishing(fr_pipeline *p, const char *cmd)
+{
+    char msg[640];
+    int rc = fr_pipeline_finish_publishing(p, 5.0, msg, sizeof msg);
+    if (rc == 0) return 0;
+    fprintf(stderr, "freshet %s: checkpointed, but %s: %s\n", cmd,
+            rc == FR_PIPELINE_PUBLISH_HELD ? "publishing is held by a rollback" : "NOT published", msg);
+    return 3;
+}
+
 static int cmd_replay(const cli_args *a)
 {
     fr_config c;
@@ -392,6 +409,7 @@ static int cmd_replay(const cli_args *a)
         } else {
             fr_pipeline_report(p, stdout);
             fr_pipeline_row_report(p, stderr);
+            rc = finish_publishing(p, "replay");
         }
     }
     fr_pipeline_close(p);
@@ -437,13 +455,15 @@ static int cmd_run(const cli_args *a)
         .exit_when_idle_seconds = a->exit_when_idle, .stop_signals = &stop, .status_out = stderr, .metrics = metrics};
     int rc = fr_kafka_run(p, &c, &o, err, sizeof err);
     fr_http_stop(metrics);
+    int exit_code = rc == 0 ? 0 : 1;
     if (rc != 0) fprintf(stderr, "freshet run: stopping: %s\n", err);
     else {
         fr_pipeline_report(p, stdout);
         fr_pipeline_row_report(p, stderr);
+        exit_code = finish_publishing(p, "run");
     }
     fr_pipeline_close(p);
-    return rc == 0 ? 0 : 1;
+    return exit_code;
 }
 
 /* ---- inspect ------------------------------------------------------------------------------ */
@@ -893,6 +913,25 @@ static int cmd_rollback(const cli_args *a)
         return 2;
     }
     char err[512];
+    if (a->release) {
+        if (a->to) {
+            fprintf(stderr, "freshet rollback: --to and --release exclude each other\n");
+            return 2;
+        }
+        uint64_t held = 0;
+        if (fr_publish_release(c.redis_host, c.redis_port, c.redis_prefix, &held, err, sizeof err) != 0) {
+            fprintf(stderr, "freshet rollback: %s\n", err);
+            return 1;
+        }
+        if (held)
+            printf("released %s:%d prefix %s: the hold on version %" PRIu64 " is lifted; the daemon's next push with "
+                   "something new publishes its newest state\n",
+                   c.redis_host, c.redis_port, c.redis_prefix, held);
+        else
+            printf("%s:%d prefix %s: no rollback held it; nothing to release\n", c.redis_host, c.redis_port,
+                   c.redis_prefix);
+        return 0;
+    }
     uint64_t from = 0, now = 0;
     if (fr_publish_rollback(c.redis_host, c.redis_port, c.redis_prefix, (uint64_t)a->to, &from, &now, err,
                             sizeof err) != 0) {
@@ -901,6 +940,8 @@ static int cmd_rollback(const cli_args *a)
     }
     printf("rolled back %s:%d prefix %s: active version %" PRIu64 " -> %" PRIu64 "\n", c.redis_host, c.redis_port,
            c.redis_prefix, from, now);
+    printf("publishing is held at version %" PRIu64 ": daemons publish nothing until `freshet rollback --release`\n",
+           now);
     return 0;
 }
 
@@ -939,6 +980,10 @@ static int cmd_verify(const cli_args *a)
                rep.active_version, rep.active_model_version, rep.dense_count, rep.dense_different);
     else
         printf("dense: no active version could be loaded\n");
+    int held = 0;
+    uint64_t hv = 0;
+    if (fr_publish_held(c.redis_host, c.redis_port, c.redis_prefix, &held, &hv, err, sizeof err) == 0 && held)
+        printf("hold: a rollback holds version %" PRIu64 " active (freshet rollback --release lifts it)\n", hv);
     for (int i = 0; i < rep.nnotes; i++) printf("  %s\n", rep.notes[i]);
     if (!fr_verify_ok(&rep)) {
         printf("FAIL: redis does not serve exactly the checkpoint\n");

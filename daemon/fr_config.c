@@ -16,6 +16,7 @@
 
 #include "fr_hash.h"
 #include "fr_join.h"
+#include "fr_publish.h"
 
 enum { PATH_MAX_LEN = 160 };
 
@@ -742,6 +743,10 @@ static int load_redis(errbuf *e, fr_config *c, const json_t *o)
     if ((v = json_object_get(o, "prefix")) &&
         get_string(e, v, "redis.prefix", c->redis_prefix, sizeof c->redis_prefix, false))
         return -1;
+    char why[200];
+    /* the publisher's rule, checked here: a prefix it refuses would only fail every push */
+    if (fr_publish_check_prefix(c->redis_prefix, why, sizeof why) != 0)
+        return fail(e, "redis.prefix: %s", why);
     if ((v = json_object_get(o, "keep_versions")) &&
         get_int(e, v, "redis.keep_versions", 1, 1000000, &c->redis_keep_versions))
         return -1;

@@ -57,6 +57,7 @@ struct fr_pipeline {
     fr_guard guard;        /* label-collapse guard state (checkpointed as the blob "guard") */
     uint64_t early_checkpoints; /* checkpoints taken because the join held too many entries */
     uint64_t publishes_withheld; /* checkpoints not followed by a publish: the guard was paused */
+    int publish_finished;        /* fr_pipeline_finish_publishing waited already: closing does not wait again */
     int failed;            /* a spilled join entry could not be read back: stop consuming */
     char failure[320];
 
@@ -712,7 +713,7 @@ fail:
 void fr_pipeline_close(fr_pipeline *p)
 {
     if (!p) return;
-    fr_pubq_close(p->pub, 5.0); /* a last push of what is pending, if Redis answers */
+    fr_pubq_close(p->pub, p->publish_finished ? 0 : 5.0); /* a last push of what is pending, if Redis answers */
     fr_ckpt_close(p->ckpt);
     fr_model_free(p->model);
     fr_join_free(p->join);
@@ -906,6 +907,23 @@ const fr_model *fr_pipeline_model(const fr_pipeline *p) { return p->model; }
 const fr_config *fr_pipeline_config(const fr_pipeline *p) { return &p->cfg; }
 const fr_guard *fr_pipeline_guard(const fr_pipeline *p) { return &p->guard; }
 uint64_t fr_pipeline_publishes_withheld(const fr_pipeline *p) { return p->publishes_withheld; }
+
+int fr_pipeline_finish_publishing(fr_pipeline *p, double timeout_seconds, char *msg, size_t msglen)
+{
+    msg[0] = '\0';
+    if (!p->pub) return 0;
+    int rc = fr_pubq_flush(p->pub, timeout_seconds);
+    p->publish_finished = 1;
+    fr_pubq_stats ps;
+    fr_pubq_get_stats(p->pub, &ps);
+    if (rc == 0) return 0;
+    if (ps.held) {
+        snprintf(msg, msglen, "%s", ps.last_error);
+        return FR_PIPELINE_PUBLISH_HELD;
+    }
+    snprintf(msg, msglen, "%s", ps.last_error[0] ? ps.last_error : "the last push did not finish in time");
+    return -1;
+}
 size_t fr_pipeline_join_cached(const fr_pipeline *p) { return fr_join_cached_count(p->join); }
 
 uint64_t fr_pipeline_pending(const fr_pipeline *p)
@@ -942,6 +960,12 @@ void fr_pipeline_status_line(fr_pipeline *p, FILE *out, const char *extra)
     if (fr_guard_paused(&p->guard))
         fprintf(out, " guard=paused(%s since ts %" PRId64 ")", fr_guard_reason_name((fr_guard_reason)p->guard.reason),
                 p->guard.paused_since);
+    if (p->pub) {
+        fr_pubq_stats ps;
+        fr_pubq_get_stats(p->pub, &ps);
+        /* the operator's rollback, until `freshet rollback --release` */
+        if (ps.held) fprintf(out, " publish=held@%" PRIu64, ps.held_version);
+    }
     if (extra && extra[0]) fprintf(out, " %s", extra);
     fputc('\n', out);
     fflush(out);
@@ -1048,8 +1072,16 @@ void fr_pipeline_write_metrics(const fr_pipeline *p, FILE *out)
         metric_one(out, "publish_pushes_total", "counter", "Successful pushes to Redis.", (double)ps.pushes);
         metric_one(out, "publish_failures_total", "counter", "Failed pushes (retried about once a second).",
                    (double)ps.failures);
-        metric_one(out, "publish_version", "gauge", "Model version of the last successful push (0: none yet).",
+        metric_one(out, "publish_unchanged_total", "counter",
+                   "Pushes that found their state already published (nothing new): nothing was published.",
+                   (double)ps.unchanged);
+        metric_one(out, "publish_version", "gauge", "Version of the last push that published one (0: none yet).",
                    (double)ps.last_version);
+        metric_one(out, "publish_held", "gauge",
+                   "1 while an operator's rollback holds publishing (freshet rollback --release lifts it).",
+                   (double)ps.held);
+        metric_one(out, "publish_held_version", "gauge", "The version the rollback holds active (0: none).",
+                   (double)ps.held_version);
         metric_one(out, "publish_pending_rows", "gauge", "Changed rows waiting for a push.", (double)ps.pending_rows);
         metric_one(out, "publish_withheld_total", "counter", "Checkpoints not published because the guard was paused.",
                    (double)p->publishes_withheld);

@@ -78,6 +78,13 @@ const fr_config *fr_pipeline_config(const fr_pipeline *p);
 const fr_guard *fr_pipeline_guard(const fr_pipeline *p);
 /* Checkpoints of this process that did not publish because the guard was paused. */
 uint64_t fr_pipeline_publishes_withheld(const fr_pipeline *p);
+/* After the last checkpoint of a run: waits up to timeout_seconds until the publisher has pushed
+ * everything handed to it. 0 when it did (or publishing is off, or there was nothing new);
+ * FR_PIPELINE_PUBLISH_HELD when an operator's rollback holds the prefix; -1 when a push failed
+ * (Redis unreachable, another daemon's lease, ...). msg says what happened (empty on 0). A run
+ * that was asked to publish reports anything but 0 and exits non-zero. */
+enum { FR_PIPELINE_PUBLISH_HELD = 1 };
+int fr_pipeline_finish_publishing(fr_pipeline *p, double timeout_seconds, char *msg, size_t msglen);
 /* Join entries whose features are in memory (the rest is spilled; join.max_cached_entries). */
 size_t fr_pipeline_join_cached(const fr_pipeline *p);
 

@@ -139,6 +139,11 @@ void fr_publish_close(fr_publisher *p)
     free(p);
 }
 
+int fr_publish_check_prefix(const char *prefix, char *err, size_t errlen)
+{
+    return fr_redis_check_prefix(prefix, err, errlen);
+}
+
 void fr_publish_last_stats(const fr_publisher *p, fr_publish_stats *s) { *s = p->last; }
 uint64_t fr_publish_held_version(const fr_publisher *p) { return p->held; }
 

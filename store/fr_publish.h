@@ -50,6 +50,10 @@ typedef struct {
     const char *manifest_json;   /* the daemon's description of fields and scenarios, as JSON text (may be NULL) */
 } fr_publish_info;
 
+/* The prefix rule (1..64 characters of [A-Za-z0-9_.:-]: braces would change the Redis Cluster hash
+ * tags), for a configuration check. 0, or -1 with a message. */
+int fr_publish_check_prefix(const char *prefix, char *err, size_t errlen);
+
 /* prefix: 1..64 characters of [A-Za-z0-9_.:-]; keep_versions >= 1 (2 or more recommended so a
  * reader that read the active version just before a flip can still load it). Fails when Redis is
  * unreachable (the caller may retry open later). */

@@ -301,6 +301,8 @@ static void test_refusals(void **state)
          "model.n_scenario_experts: 52 experts for each of 5 scenarios exceed the limit of 256"},
         {"{\"redis\":{\"port\":70000}}", "\"redis.port\" is 70000"},
         {"{\"redis\":{\"keep_versions\":0}}", "\"redis.keep_versions\""},
+        {"{\"redis\":{\"prefix\":\"my{model}\"}}", "redis.prefix: redis prefix \"my{model}\": character '{' not allowed"},
+        {"{\"redis\":{\"prefix\":\"ads model\"}}", "redis.prefix: "},
         {"{\"checkpoint\":{\"every_seconds\":-1}}", "\"checkpoint.every_seconds\""},
         {"{\"checkpoint\":{\"every_samples\":-5}}", "\"checkpoint.every_samples\""},
         {"{\"checkpoint\":{\"dir\":7}}", "\"checkpoint.dir\" is an integer, expected a string"},
