@@ -19,6 +19,10 @@
  * the flip), never older than it. Loading a version (by freshet_serving_load or _follow) drops
  * every row cached from the previous one, and so does following an announcement of deleted
  * (evicted) rows; a row Redis no longer holds reads as zeros. When a load fails, the previous version stays in use.
+ * NaN and infinities are refused, never scored with: a version whose dense weights hold one is not loaded (the
+ * previous version stays in use), a row that holds one is ignored (the copy fetched earlier is used, or zeros);
+ * both are counted (freshet_serving_get_stats). A version number announced again with another dense checksum is
+ * reloaded (and counted), so weights are never stale behind an unchanged number.
  *
  * Input: the impression as the model's features (fr_features: 64-bit keys per categorical slot
  * and multi-valued field, numerics after their transform; learner/fr_sample.h), hashed as the
@@ -69,6 +73,15 @@ int freshet_serving_follow(freshet_serving *s, int block_ms, char *err, size_t e
  * valid until the next load). */
 uint64_t freshet_serving_version(const freshet_serving *s);
 const char *freshet_serving_manifest(const freshet_serving *s);
+
+/* What the handle loaded, noticed and refused since it was opened. */
+typedef struct {
+    uint64_t loads;            /* versions loaded */
+    uint64_t republished;      /* reloads of the same version number with another dense checksum */
+    uint64_t refused_versions; /* versions not loaded: checksum, header, or non-finite dense weights */
+    uint64_t refused_rows;     /* row values ignored because a weight is NaN or infinite */
+} freshet_serving_stats;
+void freshet_serving_get_stats(const freshet_serving *s, freshet_serving_stats *out);
 
 /* Scores one impression: scenario is the scenario's index in the manifest's daemon.scenarios.
  * Fetches the impression's rows in one pipelined round trip. 0, or -1 with a message. */

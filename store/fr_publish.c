@@ -3,6 +3,7 @@
 
 #include <inttypes.h>
 #include <jansson.h>
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -720,6 +721,37 @@ static int flip(fr_publisher *p, uint64_t v, uint64_t *held_version, char *err, 
     return rc;
 }
 
+/* A model that diverged (NaN or infinite parameters) is never published: readers would refuse it
+ * anyway, and what Redis serves stays the last good version. */
+static int first_non_finite_row(const fr_row_view *row, void *ctx)
+{
+    for (int j = 0; j < row->dim; j++)
+        if (!isfinite(row->weights[j])) {
+            *(fr_row_view *)ctx = *row;
+            return 1;
+        }
+    return 0;
+}
+
+static int check_finite(const fr_publish_source *src, int all, char *err, size_t errlen)
+{
+    size_t n = fr_model_dense_count(src->shape), bad = 0, first = 0;
+    for (size_t i = 0; i < n; i++)
+        if (!isfinite(src->dense[i]) && bad++ == 0) first = i;
+    if (bad) {
+        snprintf(err, errlen, "the dense parameters hold %zu NaN or infinite values (the first at %zu): the model "
+                 "diverged; nothing is published, serving keeps the last good version", bad, first);
+        return -1;
+    }
+    fr_row_view row;
+    if (src->foreach_row(src->ctx, all, first_non_finite_row, &row) != 0) {
+        snprintf(err, errlen, "row %" PRIu64 " of table %" PRIu32 " holds a NaN or infinite weight: the model diverged; "
+                 "nothing is published, serving keeps the last good version", row.key, row.table);
+        return -1;
+    }
+    return 0;
+}
+
 /* XADD P:changes: one entry per push that changed what Redis serves (docs/redis-layout.md). */
 static int announce(fr_publisher *p, uint64_t v, size_t rows, size_t dense_bytes, int full, size_t retired,
                     size_t deleted, uint64_t model_version, const char *hash, char *err, size_t errlen)
@@ -787,6 +819,8 @@ static int push(fr_publisher *p, const fr_publish_source *src, const fr_publish_
     if (read_state(p, &st, why, sizeof why) != 0) goto fail;
     p->held = st.held ? (st.hold ? st.hold : 1) : 0;
     full = p->need_full;
+    stage = "checking the parameters";
+    if (check_finite(src, full, why, sizeof why) != 0) goto fail;
 
     /* Nothing new: the newest version ever made active holds this very state (model version and
      * dense checksum) and no push began after it (P:seq). Publishing it again would only burn a

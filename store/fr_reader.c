@@ -3,6 +3,7 @@
 
 #include <inttypes.h>
 #include <jansson.h>
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -131,6 +132,30 @@ static fr_model *fresh_model(const fr_model_config *cfg, const float *dense, siz
     return m;
 }
 
+/* "parameter I (tensor NAME[J])" for a parameter index, from the manifest's dense.tensors. */
+typedef struct {
+    char text[160];
+} param_name;
+
+static param_name tensor_of(const json_t *dense, size_t i)
+{
+    param_name p;
+    snprintf(p.text, sizeof p.text, "parameter %zu", i);
+    size_t k;
+    json_t *t;
+    json_array_foreach(json_object_get(dense, "tensors"), k, t)
+    {
+        json_int_t off = json_integer_value(json_object_get(t, "offset"));
+        json_int_t size = json_integer_value(json_object_get(t, "rows")) * json_integer_value(json_object_get(t, "cols"));
+        const char *name = json_string_value(json_object_get(t, "name"));
+        if (name && off >= 0 && (size_t)off <= i && i < (size_t)(off + size)) {
+            snprintf(p.text, sizeof p.text, "parameter %zu, %s[%zu]", i, name, i - (size_t)off);
+            break;
+        }
+    }
+    return p;
+}
+
 /* Parses and checks a manifest of version v against its dense blob; fills cfg and dense. */
 static int check_version(const char *mtext, size_t mlen, const redisReply *blob, uint64_t v, fr_model_config *cfg,
                          float **dense, size_t *count, char xxh3[17], char *err, size_t errlen)
@@ -180,9 +205,22 @@ static int check_version(const char *mtext, size_t mlen, const redisReply *blob,
             snprintf(err, errlen, "reader: out of memory");
         } else {
             fr_f32le_decode(*dense, b + FR_REDIS_DENSE_HEADER, n);
-            *count = n;
-            memcpy(xxh3, hash, sizeof hash);
-            rc = 0;
+            size_t bad = 0, first = 0;
+            for (size_t i = 0; i < n; i++)
+                if (!isfinite((*dense)[i]) && bad++ == 0) first = i;
+            if (bad) {
+                /* a diverged or tampered model: every score would be NaN */
+                snprintf(err, errlen,
+                         "reader: dense blob of version %" PRIu64 " holds %zu non-finite parameters (the first is %s); "
+                         "refused, the loaded version stays in use",
+                         v, bad, tensor_of(d, first).text);
+                free(*dense);
+                *dense = NULL;
+            } else {
+                *count = n;
+                memcpy(xxh3, hash, sizeof hash);
+                rc = 0;
+            }
         }
     }
     json_decref(o);
@@ -251,7 +289,10 @@ static int load_active(fr_reader *r, char *err, size_t errlen)
         char *mtext = rc == 0 ? strdup(rep[0]->str) : NULL;
         freeReplyObject(rep[0]);
         freeReplyObject(rep[1]);
-        if (rc != 0) return -1;
+        if (rc != 0) {
+            r->st.refused_versions++;
+            return -1;
+        }
         fr_model *m = NULL;
         if (!mtext)
             snprintf(err, errlen, "reader: out of memory");
@@ -485,6 +526,14 @@ static int score(fr_reader *r, const fr_features *f, const int32_t *scenario, in
                     snprintf(err, errlen, "reader: row %" PRIu64 " in %s: %s", b.rows[k].key, b.hkeys[g], derr);
                     rc = -1;
                     break;
+                }
+                const float *w = b.weights + k * (size_t)dim;
+                int finite = 1;
+                for (int j = 0; j < dim; j++) finite &= isfinite(w[j]) != 0;
+                if (!finite) {
+                    /* refused: the copy held from an earlier fetch stays in use, or zeros (an unseen key) */
+                    r->st.refused_rows++;
+                    continue;
                 }
                 b.present[k] = 1;
             } else {

@@ -13,6 +13,11 @@
  * fr_reader_load_active recreates the model, so nothing of an older version survives a load; when
  * a load fails the previously loaded version stays in use.
  *
+ * Non-finite values are refused, never scored with: a version whose dense blob holds a NaN or an
+ * infinity is not loaded (the previous one stays in use), and a row value with one is ignored (the
+ * copy held from an earlier fetch is used, or zeros as for an unseen key). Both are counted
+ * (fr_reader_get_stats), so a score is never NaN.
+ *
  * Errors return -1 with a message; a lost connection is re-established by the next call.
  * Ownership: fr_reader_open allocates (connection and model); fr_reader_close frees.
  * Not thread-safe: one reader per serving thread. */
@@ -49,6 +54,8 @@ typedef struct {
     uint64_t loads;            /* versions loaded */
     uint64_t republished;      /* loads of the loaded version number with another dense checksum: a writer
                                 * republished a number with other content (the layout forbids it) */
+    uint64_t refused_versions; /* versions refused when loading (checksum, header, non-finite parameters, ...) */
+    uint64_t refused_rows;     /* row values refused when scoring because a weight is NaN or infinite */
 } fr_reader_stats;
 void fr_reader_get_stats(const fr_reader *r, fr_reader_stats *st);
 /* Rows held from earlier fetches (each score fetches its rows again; a row Redis no longer has is

@@ -40,6 +40,16 @@ int freshet_serving_follow(freshet_serving *s, int block_ms, char *err, size_t e
 }
 
 uint64_t freshet_serving_version(const freshet_serving *s) { return fr_reader_version(s->r); }
+
+void freshet_serving_get_stats(const freshet_serving *s, freshet_serving_stats *out)
+{
+    fr_reader_stats st;
+    fr_reader_get_stats(s->r, &st);
+    *out = (freshet_serving_stats){.loads = st.loads,
+                                   .republished = st.republished,
+                                   .refused_versions = st.refused_versions,
+                                   .refused_rows = st.refused_rows};
+}
 const char *freshet_serving_manifest(const freshet_serving *s) { return fr_reader_manifest(s->r); }
 
 int freshet_serving_score(freshet_serving *s, const fr_features *f, int32_t scenario, freshet_scores *out, char *err,

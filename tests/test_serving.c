@@ -24,6 +24,8 @@
 
 #include <cmocka.h>
 #include <hiredis/hiredis.h>
+#include <jansson.h>
+#include <xxhash.h>
 
 #include "fr_model.h"
 #include "fr_publish.h"
@@ -476,6 +478,127 @@ static void test_reader_notices_a_republished_number(void **state)
     fr_model_free(b);
 }
 
+/* A row value as the layout encodes it (docs/redis-layout.md), with every weight w. */
+static void set_row(int port, const char *prefix, uint32_t table, uint64_t key, int dim, float w)
+{
+    char hkey[128];
+    snprintf(hkey, sizeof hkey, "%s:emb:{t%us%llu}", prefix, table, (unsigned long long)((key * 0x9E3779B97F4A7C15ULL) >> 58));
+    unsigned char field[8], value[12 + 4 * 64];
+    for (int i = 0; i < 8; i++) field[i] = (unsigned char)(key >> (8 * i));
+    value[0] = 0x45, value[1] = 1, value[2] = (unsigned char)dim, value[3] = 0;
+    for (int i = 0; i < 8; i++) value[4 + i] = (unsigned char)(i == 0 ? 1 : 0);
+    for (int j = 0; j < dim; j++) memcpy(value + 12 + 4 * j, &w, 4); /* the test host is little-endian */
+    redisContext *c = redisConnect("127.0.0.1", port);
+    redisReply *r = redisCommand(c, "HSET %s %b %b", hkey, field, sizeof field, value, (size_t)(12 + 4 * dim));
+    assert_int_equal(r->type, REDIS_REPLY_INTEGER);
+    freeReplyObject(r);
+    redisFree(c);
+}
+
+/* Publishes, by hand, version `to` as a copy of version `from` whose dense parameter `at` is `value`
+ * (header, checksum and manifest consistent), and makes it active: a diverged model. */
+static void publish_tampered_dense(int port, const char *prefix, uint64_t from, uint64_t to, size_t at, float value)
+{
+    redisContext *c = redisConnect("127.0.0.1", port);
+    redisReply *b = redisCommand(c, "GET %s:{v%llu}:dense", prefix, (unsigned long long)from);
+    redisReply *m = redisCommand(c, "GET %s:{v%llu}:manifest", prefix, (unsigned long long)from);
+    assert_int_equal(b->type, REDIS_REPLY_STRING);
+    assert_int_equal(m->type, REDIS_REPLY_STRING);
+    unsigned char *blob = malloc(b->len);
+    memcpy(blob, b->str, b->len);
+    for (int i = 0; i < 8; i++) blob[8 + i] = (unsigned char)(to >> (8 * i));
+    memcpy(blob + 16 + 4 * at, &value, 4);
+    char hash[17], vs[24];
+    snprintf(hash, sizeof hash, "%016llx", (unsigned long long)XXH3_64bits(blob, b->len));
+    snprintf(vs, sizeof vs, "%llu", (unsigned long long)to);
+    json_t *o = json_loads(m->str, 0, NULL);
+    assert_non_null(o);
+    json_object_set_new(o, "version", json_string(vs));
+    json_object_set_new(json_object_get(o, "dense"), "xxh3_64", json_string(hash));
+    char *text = json_dumps(o, JSON_COMPACT | JSON_SORT_KEYS);
+    freeReplyObject(redisCommand(c, "SET %s:{v%s}:dense %b", prefix, vs, blob, b->len));
+    freeReplyObject(redisCommand(c, "SET %s:{v%s}:manifest %s", prefix, vs, text));
+    freeReplyObject(redisCommand(c, "SET %s:active %s", prefix, vs));
+    freeReplyObject(redisCommand(c, "XADD %s:changes * version %s rows 0 full 0 retired 0 dense_xxh3_64 %s", prefix, vs,
+                                 hash));
+    free(text);
+    json_decref(o);
+    free(blob);
+    freeReplyObject(b);
+    freeReplyObject(m);
+    redisFree(c);
+}
+
+/* NaN and infinities never reach a score: a row holding one is ignored (the copy fetched before, or
+ * zeros), a version whose dense weights hold one is not loaded, each is counted, and the writer
+ * refuses to publish a diverged model. */
+static void test_non_finite_values_refused(void **state)
+{
+    redis_srv *s = need_redis(state);
+    char err[512];
+    fr_model *m = new_model();
+    train(m, 300, 161, 60);
+    fr_publisher *p = fr_publish_open("127.0.0.1", s->port, "s10", 3, NULL, err, sizeof err);
+    uint64_t v1 = push_ok(p, m);
+    freshet_serving *sv = freshet_serving_open("127.0.0.1", s->port, "s10", err, sizeof err);
+    assert_int_equal(freshet_serving_load(sv, err, sizeof err), 0);
+    uint64_t seed = 171;
+    fr_features f;
+    fr_row_view held;
+    do make_features(&seed, fr_model_get_config(m), 60, &f);
+    while (fr_model_get_row(m, 1, f.cat[1], &held) != 0); /* a key the trainer has a row for */
+    freshet_scores before, after;
+    assert_int_equal(freshet_serving_score(sv, &f, 0, &before, err, sizeof err), 0);
+
+    /* a row of f turns NaN in Redis: the copy fetched before stays in use */
+    const int dim = fr_model_get_config(m)->emb_dim;
+    set_row(s->port, "s10", 1, f.cat[1], dim, NAN);
+    assert_int_equal(freshet_serving_score(sv, &f, 0, &after, err, sizeof err), 0);
+    assert_memory_equal(&before, &after, sizeof before);
+    freshet_serving_stats st;
+    freshet_serving_get_stats(sv, &st);
+    assert_int_equal(st.refused_rows, 1);
+
+    /* an infinite row for a key never fetched: zeros, as the trainer reads an unseen key */
+    fr_features g = f;
+    g.cat[2] = 0xfeedfacecafeULL;
+    set_row(s->port, "s10", 2, g.cat[2], dim, INFINITY);
+    assert_int_equal(freshet_serving_score(sv, &g, 0, &after, err, sizeof err), 0);
+    float want[FR_NTASKS];
+    fr_model_predict(m, &g, 0, want);
+    assert_true(isfinite(after.pctr) && fabsf(after.pctr - want[FR_TASK_CTR]) <= 1e-6f);
+    freshet_serving_get_stats(sv, &st);
+    assert_int_equal(st.refused_rows, 3); /* g's cat[2], and its cat[1] again */
+
+    /* a version whose dense weights hold a NaN: refused, the loaded version keeps serving */
+    publish_tampered_dense(s->port, "s10", v1, v1 + 100, 3, NAN);
+    assert_int_equal(freshet_serving_follow(sv, 0, err, sizeof err), -1);
+    print_message("  %s\n", err);
+    assert_non_null(strstr(err, "1 non-finite parameters (the first is parameter 3, "));
+    assert_int_equal(freshet_serving_version(sv), v1);
+    freshet_serving_get_stats(sv, &st);
+    assert_int_equal(st.refused_versions, 1);
+    assert_int_equal(freshet_serving_score(sv, &f, 0, &after, err, sizeof err), 0);
+    assert_memory_equal(&before, &after, sizeof before);
+
+    /* the writer does not publish a diverged model */
+    size_t n = fr_model_dense_count(m);
+    float *d = copy_dense(m);
+    d[n / 2] = INFINITY;
+    assert_int_equal(fr_model_set_dense(m, d, NULL, n), 0);
+    train(m, 16, 172, 60);
+    fr_publish_info info = {.manifest_json = DAEMON_MANIFEST};
+    uint64_t v;
+    assert_int_equal(fr_publish_push(p, m, &info, &v, err, sizeof err), -1);
+    print_message("  %s\n", err);
+    assert_non_null(strstr(err, "NaN or infinite"));
+    assert_int_equal(redis_get_u64(s->port, "s10:active"), (long long)(v1 + 100));
+    free(d);
+    freshet_serving_close(sv);
+    fr_publish_close(p);
+    fr_model_free(m);
+}
+
 static double seconds_now(void)
 {
     struct timespec ts;
@@ -656,6 +779,7 @@ int main(void)
         cmocka_unit_test(test_rollback_holds_until_released),
         cmocka_unit_test(test_two_runs_from_one_state_get_two_numbers),
         cmocka_unit_test(test_reader_notices_a_republished_number),
+        cmocka_unit_test(test_non_finite_values_refused),
         cmocka_unit_test(test_batch_scoring),
         cmocka_unit_test(test_queue_survives_redis_outage),
         cmocka_unit_test(test_queue_never_flips_partial_rows),
