@@ -15,7 +15,9 @@
  * when that is new (the usual case), else the highest one + 1 (after a restore from an older
  * checkpoint, or a second run from one) -- so a number never names two contents; the manifest
  * records the model version. A push whose state the newest version already holds (nothing new:
- * same model version and dense checksum, no row changed) writes nothing and succeeds (unchanged).
+ * same model version and dense checksum, no row changed, no push begun since) publishes no
+ * version and succeeds (stats: unchanged); a full one still rewrites every row and removes the
+ * rows the source does not hold, which repairs a Redis that drifted.
  * A rollback holds the prefix until released: pushes then return FR_PUBLISH_HELD.
  * Full pushes: the first push of a handle, the first push after a reconnect, and a push that finds
  * no active-version key (Redis lost its data) write every row, not only the marked ones: the

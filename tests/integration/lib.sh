@@ -61,3 +61,42 @@ fr_accounting_ok() {
 
 # fr_float_ge A B: A >= B for decimals.
 fr_float_ge() { awk -v a="$1" -v b="$2" 'BEGIN { exit !(a >= b) }'; }
+
+# fr_private_redis: a redis-server of this test's own on a free loopback port, without persistence, in the
+# scratch directory; sets fr_redis_port and stops it at exit. fr_redis_down stops it, fr_redis_up starts it
+# again (empty). For tests that stop Redis, or that must not depend on the shared stack.
+fr_private_redis() {
+  fr_redis_port=0
+  local p
+  for _ in $(seq 50); do
+    p=$((20000 + RANDOM % 20000))
+    if ! (exec 3<>"/dev/tcp/127.0.0.1/$p") 2>/dev/null; then fr_redis_port=$p; break; fi
+  done
+  [[ $fr_redis_port != 0 ]] || fr_fail "no free port for a private redis-server"
+  fr_cleanup_hooks+=("fr_redis_down")
+  fr_redis_up
+}
+fr_redis_up() {
+  redis-server --port "$fr_redis_port" --bind 127.0.0.1 --save '' --appendonly no --daemonize yes \
+    --pidfile "$fr_work/redis.pid" --logfile "$fr_work/redis.log" --dir "$fr_work" >/dev/null
+  for _ in $(seq 100); do [[ "$(redis-cli -p "$fr_redis_port" ping 2>/dev/null)" == PONG ]] && return 0; sleep 0.1; done
+  fr_fail "private redis-server did not start on $fr_redis_port"
+}
+fr_redis_down() {
+  local pid
+  pid=$(cat "$fr_work/redis.pid" 2>/dev/null) || return 0
+  kill "$pid" 2>/dev/null || true
+  for _ in $(seq 100); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
+  rm -f "$fr_work/redis.pid"
+}
+
+# fr_verify WHAT CONFIG [STATE_DIR]: `freshet verify` must find Redis serving exactly the checkpoint (rows, dense).
+fr_verify() {
+  local out="$fr_work/verify.$RANDOM.txt" state=()
+  [[ -n "${3:-}" ]] && state=(--state "$3")
+  if ! "$FRESHET_BIN" verify -c "$2" "${state[@]}" >"$out" 2>&1; then
+    cat "$out"
+    fr_fail "$1: Redis does not serve exactly the checkpoint"
+  fi
+  fr_pass "$1: verify: $(grep '^rows:' "$out")"
+}

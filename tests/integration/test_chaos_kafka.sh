@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # The Kafka broker stops mid-run and comes back. The daemon keeps running through the outage,
 # resumes from its checkpointed offsets, and its final counts equal those of an uninterrupted run
-# over the same topics. The issue asks for 30 s; CI uses FRESHET_CHAOS_KAFKA_DOWN_S=12 by default
+# over the same topics, and Redis serves exactly its last checkpoint (freshet verify). The issue asks for 30 s; CI uses FRESHET_CHAOS_KAFKA_DOWN_S=12 by default
 # (set it to 30 for the full one). This stops and restarts the shared broker (deploy/kafka.sh): run
 # it alone, as tests/run.sh does.
 source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
@@ -16,7 +16,8 @@ prefix="chk$RANDOM$RANDOM"
 lines=$(grep -c . "$fr_work/events.jsonl")
 split -n l/2 -d "$fr_work/events.jsonl" "$fr_work/part"
 fr_topics "$prefix"
-fr_config "$fr_work/chaos.json" "$prefix" "$fr_work/chaos"
+fr_config "$fr_work/chaos.json" "$prefix" "$fr_work/chaos" "$prefix" # publishes: verified at the end
+fr_cleanup_hooks+=("redis-cli -p $FRESHET_REDIS_PORT --scan --pattern '$prefix:*' | xargs -r redis-cli -p $FRESHET_REDIS_PORT unlink >/dev/null")
 fr_config "$fr_work/ref.json" "$prefix" "$fr_work/ref"
 consumed_now() { "$FRESHET_BIN" inspect "$fr_work/chaos" 2>/dev/null | grep -o 'consumed=[0-9]*' | cut -d= -f2 || echo 0; }
 
@@ -39,6 +40,7 @@ for _ in $(seq 900); do [[ "$(consumed_now)" == "$lines" ]] && break; sleep 0.1;
 kill -TERM $daemon
 wait $daemon || { tail "$fr_work/chaos.log"; fr_fail "the daemon exited non-zero"; }
 fr_pass "resumed after the broker came back: all $lines messages consumed, clean exit"
+fr_verify "after the broker outage" "$fr_work/chaos.json"
 
 # the same topics, read by a fresh group from the start, without interruption
 "$FRESHET_BIN" run -c "$fr_work/ref.json" --exit-when-idle 4 >"$fr_work/ref.txt" 2>"$fr_work/ref.log" ||

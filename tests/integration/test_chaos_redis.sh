@@ -10,27 +10,8 @@ source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 fr_stack_up
 down_s="${FRESHET_CHAOS_REDIS_DOWN_S:-15}"
 
-port=0
-for _ in $(seq 50); do
-  p=$((20000 + RANDOM % 20000))
-  if ! (exec 3<>"/dev/tcp/127.0.0.1/$p") 2>/dev/null; then port=$p; break; fi
-done
-[[ $port != 0 ]] || fr_fail "no free port for a private redis-server"
-redis_up() {
-  redis-server --port "$port" --bind 127.0.0.1 --save '' --appendonly no --daemonize yes \
-    --pidfile "$fr_work/redis.pid" --logfile "$fr_work/redis.log" --dir "$fr_work" >/dev/null
-  for _ in $(seq 100); do [[ "$(redis-cli -p "$port" ping 2>/dev/null)" == PONG ]] && return 0; sleep 0.1; done
-  fr_fail "private redis-server did not start on $port"
-}
-redis_down() {
-  local pid
-  pid=$(cat "$fr_work/redis.pid" 2>/dev/null) || return 0
-  kill "$pid" 2>/dev/null || true
-  for _ in $(seq 100); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
-  rm -f "$fr_work/redis.pid"
-}
-fr_cleanup_hooks+=("redis_down")
-redis_up
+fr_private_redis
+port=$fr_redis_port
 
 prefix="chr$RANDOM$RANDOM"
 "$FRESHET_BIN" gen --out "$fr_work/events.jsonl" --impressions 90000 --days 6 --seed 31 2>/dev/null
@@ -65,7 +46,7 @@ fr_cleanup_hooks+=("touch $fr_work/stop-poller; wait $poller 2>/dev/null")
 for _ in $(seq 300); do grep -q '^ok [0-9]' "$fr_work/poller.txt" && break; sleep 0.1; done
 grep -q '^ok [0-9]' "$fr_work/poller.txt" || { cat "$fr_work/daemon.log"; fr_fail "nothing was published"; }
 
-redis_down
+fr_redis_down
 sleep 2
 before=$(consumed_now)
 "$FRESHET_BIN" load "$fr_work/part01" -c "$fr_work/config.json" 2>/dev/null
@@ -75,7 +56,7 @@ kill -0 $daemon || fr_fail "the daemon died while Redis was down"
 (( during > before )) || fr_fail "training stopped while Redis was down (consumed $before -> $during)"
 fr_pass "Redis down ${down_s}s: the daemon kept consuming ($before -> $during messages checkpointed)"
 
-redis_up # empty: no persistence
+fr_redis_up # empty: no persistence
 "$FRESHET_BIN" load "$fr_work/part02" -c "$fr_work/config.json" 2>/dev/null
 for _ in $(seq 600); do [[ "$(consumed_now)" == "$lines" ]] && break; sleep 0.1; done
 [[ "$(consumed_now)" == "$lines" ]] || fr_fail "did not consume all $lines messages"
@@ -98,6 +79,7 @@ grep -q "^rows in redis: $rows\$" "$fr_work/pull.txt" || fr_fail "Redis holds $(
 diff=$(awk '/^max \|redis - trainer\|/ { print $NF }' "$fr_work/pull.txt")
 awk -v d="$diff" 'BEGIN { exit !(d <= 1e-6) }' || fr_fail "reader and trainer disagree by $diff"
 fr_pass "pushes caught up: version $version with all $rows rows, reader = trainer (max diff $diff)"
+fr_verify "after the outage and the restart of Redis" "$fr_work/config.json"
 
 ok=$(grep -c '^ok' "$fr_work/poller.txt" || true)
 unavailable=$(grep -c '^unavailable' "$fr_work/poller.txt" || true)

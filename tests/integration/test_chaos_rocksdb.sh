@@ -4,18 +4,22 @@
 # consumption stops with a clear message and a non-zero exit, the last good checkpoint is intact, and
 # a restart without the fault ends bit-identical (same digest, same counts) to an uninterrupted run.
 # Uses `freshet replay` (the same pipeline and checkpoint code as the Kafka daemon, and deterministic,
-# so the comparison can be by digest). No broker or Redis needed.
+# so the comparison can be by digest). The faulty run publishes to a redis-server of its own: after the restart,
+# Redis serves exactly the last checkpoint (freshet verify). No broker needed.
 source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 
 "$FRESHET_BIN" gen --out "$fr_work/events.jsonl" --impressions 40000 --days 4 --seed 23 --duplicates 0.01 2>/dev/null
 lines=$(grep -c . "$fr_work/events.jsonl")
+# cfg FILE STATE [REDIS]: REDIS is the "redis" object's members (default: publishing off).
 cfg() {
+  local redis=${3:-'"host": ""'}
   cat >"$1" <<JSON
-{"checkpoint": {"dir": "$2", "every_seconds": 1, "every_samples": 3000}, "redis": {"host": ""}}
+{"checkpoint": {"dir": "$2", "every_seconds": 1, "every_samples": 3000}, "redis": {$redis}}
 JSON
 }
+fr_private_redis
 cfg "$fr_work/ref.json" "$fr_work/ref"
-cfg "$fr_work/chaos.json" "$fr_work/chaos"
+cfg "$fr_work/chaos.json" "$fr_work/chaos" '"host": "127.0.0.1", "port": '"$fr_redis_port"', "prefix": "chaos"'
 
 "$FRESHET_BIN" replay "$fr_work/events.jsonl" -c "$fr_work/ref.json" >"$fr_work/ref.txt" 2>"$fr_work/ref.log" ||
   { cat "$fr_work/ref.log"; fr_fail "uninterrupted replay failed"; }
@@ -51,3 +55,4 @@ want=$(awk '/^digest/ { print $2 }' "$fr_work/ref.inspect")
 got=$(awk '/^digest/ { print $2 }' "$fr_work/chaos.inspect")
 [[ -n "$want" && "$want" == "$got" ]] || fr_fail "digest $got after the fault, $want uninterrupted"
 fr_pass "restart without the fault: same counts and digest $got as the uninterrupted run"
+fr_verify "after the write error and the restart" "$fr_work/chaos.json"

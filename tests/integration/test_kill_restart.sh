@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # The daemon killed with SIGKILL mid-stream and restarted ends with exactly the counts of an
-# uninterrupted run over the same topics.
+# uninterrupted run over the same topics, and Redis then serves exactly its last checkpoint.
 source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 fr_stack_up
 
@@ -12,7 +12,8 @@ fr_config "$fr_work/a.json" "$prefix" "$fr_work/state-a"
 "$FRESHET_BIN" run -c "$fr_work/a.json" --exit-when-idle 4 >"$fr_work/report-a.txt" 2>"$fr_work/a.log" ||
   { cat "$fr_work/a.log"; fr_fail "uninterrupted run failed"; }
 
-fr_config "$fr_work/b.json" "$prefix" "$fr_work/state-b"
+fr_config "$fr_work/b.json" "$prefix" "$fr_work/state-b" "$prefix" # publishes: verified after the kills
+fr_cleanup_hooks+=("redis-cli -p $FRESHET_REDIS_PORT --scan --pattern '$prefix:*' | xargs -r redis-cli -p $FRESHET_REDIS_PORT unlink >/dev/null")
 kills=0 mid_stream=0
 total=$(grep -c . "$fr_work/events.jsonl")
 checkpointed() { "$FRESHET_BIN" inspect "$fr_work/state-b" 2>/dev/null | fr_field consumed /dev/stdin || true; }
@@ -59,6 +60,7 @@ if ! diff "$fr_work/report-a.txt" "$fr_work/report-b.txt"; then
 fi
 fr_accounting_ok "$fr_work/report-b.txt" || fr_fail "accounting does not balance after restarts"
 fr_pass "$kills SIGKILLs and restarts: counts and progressive metrics identical to the uninterrupted run"
+fr_verify "after $kills SIGKILLs and restarts" "$fr_work/b.json"
 # Samples are emitted in (deadline, id) order whatever the interleaving of partitions, and batches
 # are cut by count, so even the parameters agree bit for bit.
 da=$("$FRESHET_BIN" inspect "$fr_work/state-a" | awk '/^digest/ { print $2 }')
