@@ -1,6 +1,5 @@
 #include "fr_cli.h"
 
-#include <cblas.h>
 #include <errno.h>
 #include <inttypes.h>
 #include <jansson.h>
@@ -177,13 +176,20 @@ static int load_config(const cli_args *a, fr_config *c)
     return 0;
 }
 
-static void block_stop_signals(sigset_t *set)
+static void stop_signal_set(sigset_t *set)
 {
-    /* Blocked, not handled: the loops poll sigpending() between messages, so a stop always
-     * lands on a message boundary and needs no global flag. Threads started later inherit the mask. */
     sigemptyset(set);
     sigaddset(set, SIGINT);
     sigaddset(set, SIGTERM);
+}
+
+static void block_stop_signals(sigset_t *set)
+{
+    /* Blocked, not handled: the loops poll sigpending() between messages, so a stop always lands
+     * on a message boundary and needs no global flag. Every thread must block them, library threads
+     * started before main() included: main.c blocks them first thing (DT_PREINIT_ARRAY); this only
+     * makes sure of it. */
+    stop_signal_set(set);
     sigprocmask(SIG_BLOCK, set, NULL);
 }
 
@@ -897,11 +903,16 @@ int fr_cli_main(int argc, char **argv)
         fputs(USAGE, argc < 2 ? stderr : stdout);
         return argc < 2 ? 2 : 0;
     }
-    /* One BLAS thread: the learner is deterministic bit for bit only with a fixed reduction order. */
-    openblas_set_num_threads(1);
     cli_args a;
     if (parse_args(argc - 2, argv + 2, &a) != 0) return 2;
     const char *cmd = argv[1];
+    if (strcmp(cmd, "replay") != 0 && strcmp(cmd, "run") != 0) {
+        /* No graceful stop here: SIGINT and SIGTERM end these commands at once, as usual (main.c
+         * blocked them in every thread; unblocked on this one, the default action applies). */
+        sigset_t stop;
+        stop_signal_set(&stop);
+        sigprocmask(SIG_UNBLOCK, &stop, NULL);
+    }
     if (!strcmp(cmd, "gen")) return cmd_gen(&a);
     if (!strcmp(cmd, "load")) return cmd_load(&a);
     if (!strcmp(cmd, "replay")) return cmd_replay(&a);
@@ -917,7 +928,6 @@ int fr_cli_main(int argc, char **argv)
 
 int fr_cli_daemon_main(int argc, char **argv)
 {
-    openblas_set_num_threads(1);
     cli_args a;
     if (parse_args(argc - 1, argv + 1, &a) != 0) return 2;
     if (!a.config) {
