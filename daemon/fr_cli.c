@@ -1,6 +1,5 @@
 #include "fr_cli.h"
 
-#include <cblas.h>
 #include <errno.h>
 #include <inttypes.h>
 #include <jansson.h>
@@ -14,6 +13,7 @@
 #include "fr_ckpt.h"
 #include "fr_config.h"
 #include "fr_event.h"
+#include "fr_fileid.h"
 #include "fr_gen.h"
 #include "fr_kafka.h"
 #include "fr_metrics.h"
@@ -199,13 +199,20 @@ static int load_config(const cli_args *a, fr_config *c)
     return 0;
 }
 
-static void block_stop_signals(sigset_t *set)
+static void stop_signal_set(sigset_t *set)
 {
-    /* Blocked, not handled: the loops poll sigpending() between messages, so a stop always
-     * lands on a message boundary and needs no global flag. Threads started later inherit the mask. */
     sigemptyset(set);
     sigaddset(set, SIGINT);
     sigaddset(set, SIGTERM);
+}
+
+static void block_stop_signals(sigset_t *set)
+{
+    /* Blocked, not handled: the loops poll sigpending() between messages, so a stop always lands
+     * on a message boundary and needs no global flag. Every thread must block them, library threads
+     * started before main() included: main.c blocks them first thing (DT_PREINIT_ARRAY); this only
+     * makes sure of it. */
+    stop_signal_set(set);
     sigprocmask(SIG_BLOCK, set, NULL);
 }
 
@@ -300,12 +307,6 @@ static int cmd_load(const cli_args *a)
 
 /* ---- replay ------------------------------------------------------------------------------- */
 
-static const char *base_name(const char *path)
-{
-    const char *slash = strrchr(path, '/');
-    return slash ? slash + 1 : path;
-}
-
 /* A run asked to publish must say so when it could not, and exit non-zero (3: the work is in the
  * checkpoint, the next run publishes it). */
 static int finish_publishing(fr_pipeline *p, const char *cmd)
@@ -352,21 +353,40 @@ static int cmd_replay(const cli_args *a)
         fr_oracle_free(oracle);
         return 1;
     }
-    /* The source is named after the file so that one state directory can backfill several logs. */
-    char source[FR_SOURCE_NAME_MAX];
-    snprintf(source, sizeof source, "file:%s", base_name(a->positional));
+    /* The source is named after the file's real path, so that one state can backfill several logs,
+     * and its offset is resumed only in the same content (fr_fileid.h). */
+    char source[FR_SOURCE_NAME_MAX], legacy[FR_SOURCE_NAME_MAX];
+    fr_fileid id;
     int64_t offset = -1;
-    fr_pipeline_register_source(p, source, &offset);
-    if (offset > 0) {
-        if (fseeko(in, offset, SEEK_SET) != 0) {
-            fprintf(stderr, "freshet replay: cannot seek %s to the checkpointed offset %" PRId64 "\n", a->positional, offset);
-            fr_pipeline_close(p);
-            fclose(in);
-            fr_oracle_free(oracle);
-            return 1;
-        }
-        fprintf(stderr, "freshet replay: resuming %s at byte %" PRId64 "\n", a->positional, offset);
+    unsigned char idb[FR_SOURCE_IDENTITY_MAX];
+    int refused = fr_fileid_of(in, a->positional, source, sizeof source, &id, err, sizeof err) != 0;
+    fr_fileid_legacy_name(a->positional, legacy, sizeof legacy);
+    if (!refused && fr_pipeline_source_offset(p, legacy) > 0) {
+        snprintf(err, sizeof err,
+                 "the state holds an offset for \"%s\" from an older freshet that named replay files by base name "
+                 "only: it cannot tell whether %s is that file; replay into a fresh --state",
+                 legacy, a->positional);
+        refused = 1;
     }
+    if (!refused) {
+        fr_pipeline_register_source(p, source, &offset);
+        long sl = fr_pipeline_source_identity(p, source, idb, sizeof idb);
+        refused = offset > 0 && fr_fileid_check_resume(in, a->positional, &id, idb, sl, offset, err, sizeof err) != 0;
+    }
+    if (!refused && offset > 0 && fseeko(in, offset, SEEK_SET) != 0) {
+        snprintf(err, sizeof err, "cannot seek %s to the checkpointed offset %" PRId64, a->positional, offset);
+        refused = 1;
+    }
+    if (refused) {
+        fprintf(stderr, "freshet replay: %s\n", err);
+        fr_pipeline_close(p);
+        fclose(in);
+        fr_oracle_free(oracle);
+        return 1;
+    }
+    if (offset > 0) fprintf(stderr, "freshet replay: resuming %s at byte %" PRId64 "\n", a->positional, offset);
+    fr_fileid_encode(&id, idb);
+    fr_pipeline_set_source_identity(p, source, idb, FR_FILEID_LEN);
     char *line = NULL;
     size_t cap = 0;
     ssize_t n;
@@ -378,6 +398,10 @@ static int cmd_replay(const cli_args *a)
         size_t len = (size_t)n;
         if (line[len - 1] == '\n') len--;
         if (len == 0) continue;
+        /* before the message: a checkpoint it triggers stores next with this identity */
+        fr_fileid_read(&id, line, (size_t)n);
+        fr_fileid_encode(&id, idb);
+        fr_pipeline_set_source_identity(p, source, idb, FR_FILEID_LEN);
         if (fr_pipeline_message(p, source, next, line, len, err, sizeof err) != 0) {
             fprintf(stderr, "freshet replay: stopping: %s\n", err);
             rc = 1;
@@ -1060,11 +1084,16 @@ int fr_cli_main(int argc, char **argv)
         fputs(USAGE, argc < 2 ? stderr : stdout);
         return argc < 2 ? 2 : 0;
     }
-    /* One BLAS thread: the learner is deterministic bit for bit only with a fixed reduction order. */
-    openblas_set_num_threads(1);
     cli_args a;
     if (parse_args(argc - 2, argv + 2, &a) != 0) return 2;
     const char *cmd = argv[1];
+    if (strcmp(cmd, "replay") != 0 && strcmp(cmd, "run") != 0) {
+        /* No graceful stop here: SIGINT and SIGTERM end these commands at once, as usual (main.c
+         * blocked them in every thread; unblocked on this one, the default action applies). */
+        sigset_t stop;
+        stop_signal_set(&stop);
+        sigprocmask(SIG_UNBLOCK, &stop, NULL);
+    }
     if (!strcmp(cmd, "gen")) return cmd_gen(&a);
     if (!strcmp(cmd, "load")) return cmd_load(&a);
     if (!strcmp(cmd, "replay")) return cmd_replay(&a);
@@ -1081,7 +1110,6 @@ int fr_cli_main(int argc, char **argv)
 
 int fr_cli_daemon_main(int argc, char **argv)
 {
-    openblas_set_num_threads(1);
     cli_args a;
     if (parse_args(argc - 1, argv + 1, &a) != 0) return 2;
     if (!a.config) {

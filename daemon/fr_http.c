@@ -11,6 +11,14 @@
 #include <sys/socket.h>
 #include <time.h>
 
+/* A connection the sweeper watches; the connection's socket_context. */
+typedef struct conn {
+    struct conn *prev, *next;
+    int fd;
+    double deadline; /* monotonic seconds: the request must be done by then */
+    int cut;         /* shut down by the sweeper already */
+} conn;
+
 struct fr_http {
     struct MHD_Daemon *daemon;
     int port;
@@ -20,6 +28,10 @@ struct fr_http {
     size_t page_len;
     double page_at;     /* monotonic seconds of the last hand-over */
     char unhealthy[256];
+    conn *conns;        /* open connections */
+    pthread_cond_t wake; /* stops the sweeper */
+    int stopping;
+    pthread_t sweeper;
 };
 
 static double mono_seconds(void)
@@ -83,6 +95,65 @@ static enum MHD_Result handle(void *cls, struct MHD_Connection *c, const char *u
     return reply_text(c, MHD_HTTP_NOT_FOUND, "not found: try /metrics or /healthz\n");
 }
 
+/* ---- fairness: a deadline per request -------------------------------------------------------
+ * libmicrohttpd's connection timeout is an idle timeout: every byte received resets it, so a client
+ * sending a byte every few seconds keeps its connection (and before, with 32 of them, every slot).
+ * The library has no total-time limit; it tells us when connections open and close, and a sweeper
+ * thread shuts down the socket of a connection past its deadline, which the library then sees as
+ * the client leaving. A connection carries one request: the handler answers on its first call, for
+ * which libmicrohttpd 0.9 closes the connection after the answer (no keep-alive). The library calls the closed notification before it
+ * closes the socket, and both sides hold h->mu, so the sweeper never touches a descriptor that was
+ * closed and reused. */
+
+static void on_connection(void *cls, struct MHD_Connection *c, void **socket_context,
+                          enum MHD_ConnectionNotificationCode what)
+{
+    fr_http *h = cls;
+    if (what == MHD_CONNECTION_NOTIFY_STARTED) {
+        const union MHD_ConnectionInfo *info = MHD_get_connection_info(c, MHD_CONNECTION_INFO_CONNECTION_FD);
+        conn *k = info ? calloc(1, sizeof *k) : NULL;
+        *socket_context = k;
+        if (!k) return; /* out of memory: the idle timeout still applies */
+        k->fd = info->connect_fd;
+        pthread_mutex_lock(&h->mu);
+        k->deadline = mono_seconds() + FR_HTTP_REQUEST_SECONDS;
+        k->next = h->conns;
+        if (h->conns) h->conns->prev = k;
+        h->conns = k;
+        pthread_mutex_unlock(&h->mu);
+    } else if (what == MHD_CONNECTION_NOTIFY_CLOSED && *socket_context) {
+        conn *k = *socket_context;
+        pthread_mutex_lock(&h->mu);
+        if (k->prev) k->prev->next = k->next;
+        else h->conns = k->next;
+        if (k->next) k->next->prev = k->prev;
+        pthread_mutex_unlock(&h->mu);
+        free(k);
+        *socket_context = NULL;
+    }
+}
+
+static void *sweep(void *arg)
+{
+    fr_http *h = arg;
+    pthread_mutex_lock(&h->mu);
+    while (!h->stopping) {
+        double now = mono_seconds();
+        for (conn *k = h->conns; k; k = k->next)
+            if (!k->cut && now >= k->deadline) {
+                shutdown(k->fd, SHUT_RDWR);
+                k->cut = 1;
+            }
+        struct timespec until;
+        clock_gettime(CLOCK_MONOTONIC, &until);
+        until.tv_nsec += 200 * 1000 * 1000;
+        if (until.tv_nsec >= 1000000000L) until.tv_sec++, until.tv_nsec -= 1000000000L;
+        pthread_cond_timedwait(&h->wake, &h->mu, &until);
+    }
+    pthread_mutex_unlock(&h->mu);
+    return NULL;
+}
+
 fr_http *fr_http_start(const char *listen, double stale_after_seconds, char *err, size_t errlen)
 {
     char host[64];
@@ -112,14 +183,30 @@ fr_http *fr_http_start(const char *listen, double stale_after_seconds, char *err
         return NULL;
     }
     pthread_mutex_init(&h->mu, NULL);
+    pthread_condattr_t ca;
+    pthread_condattr_init(&ca);
+    pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
+    pthread_cond_init(&h->wake, &ca);
+    pthread_condattr_destroy(&ca);
     h->stale_after = stale_after_seconds;
     h->page_at = mono_seconds();
-    h->daemon = MHD_start_daemon(MHD_USE_INTERNAL_POLLING_THREAD, (uint16_t)port, NULL, NULL, handle, h,
-                                 MHD_OPTION_SOCK_ADDR, (struct sockaddr *)&addr, MHD_OPTION_CONNECTION_LIMIT, 32u,
-                                 MHD_OPTION_CONNECTION_TIMEOUT, 10u, MHD_OPTION_END);
-    if (!h->daemon) {
-        snprintf(err, errlen, "metrics.listen \"%s\": cannot listen there (address in use, or not this host's)",
-                 listen);
+    /* epoll (MHD_USE_AUTO): select() would refuse the sockets of a daemon whose RocksDB and Kafka
+     * descriptors pass 1024 */
+    h->daemon = MHD_start_daemon(
+        MHD_USE_AUTO_INTERNAL_THREAD, (uint16_t)port, NULL, NULL, handle, h, MHD_OPTION_SOCK_ADDR,
+        (struct sockaddr *)&addr, MHD_OPTION_CONNECTION_LIMIT, (unsigned)FR_HTTP_MAX_CONNECTIONS,
+        MHD_OPTION_PER_IP_CONNECTION_LIMIT, (unsigned)FR_HTTP_PER_CLIENT, MHD_OPTION_CONNECTION_TIMEOUT,
+        (unsigned)FR_HTTP_REQUEST_SECONDS, MHD_OPTION_NOTIFY_CONNECTION, on_connection, h,
+        MHD_OPTION_END);
+    int swept = h->daemon && pthread_create(&h->sweeper, NULL, sweep, h) == 0;
+    if (!swept) {
+        if (h->daemon)
+            snprintf(err, errlen, "metrics endpoint: cannot start a thread");
+        else
+            snprintf(err, errlen,
+                     "metrics.listen \"%s\": cannot listen there (address in use, or not this host's)", listen);
+        if (h->daemon) MHD_stop_daemon(h->daemon);
+        pthread_cond_destroy(&h->wake);
         pthread_mutex_destroy(&h->mu);
         free(h);
         return NULL;
@@ -132,7 +219,13 @@ fr_http *fr_http_start(const char *listen, double stale_after_seconds, char *err
 void fr_http_stop(fr_http *h)
 {
     if (!h) return;
-    MHD_stop_daemon(h->daemon);
+    pthread_mutex_lock(&h->mu);
+    h->stopping = 1;
+    pthread_cond_signal(&h->wake);
+    pthread_mutex_unlock(&h->mu);
+    pthread_join(h->sweeper, NULL);
+    MHD_stop_daemon(h->daemon); /* closes every connection: the notifications free the list */
+    pthread_cond_destroy(&h->wake);
     pthread_mutex_destroy(&h->mu);
     free(h->page);
     free(h);

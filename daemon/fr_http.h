@@ -7,11 +7,21 @@
  * The server never reads the pipeline: the loop renders the page on its own thread and hands a
  * copy over (fr_http_set_page), so a scrape can neither race with training nor slow it down beyond
  * one memcpy under a mutex.
- * Ownership: fr_http_start allocates and starts the server thread; fr_http_stop stops and frees. */
+ *
+ * Fairness: a client that trickles its request (each byte resets libmicrohttpd's idle timeout) or
+ * reads the answer a byte at a time must not keep the probes out. One client address holds at most
+ * FR_HTTP_PER_CLIENT connections (more are closed at once), all clients together at most
+ * FR_HTTP_MAX_CONNECTIONS, and a connection (one request: the answer closes it) must be done
+ * within FR_HTTP_REQUEST_SECONDS of its start, whatever it sends: a sweeper thread shuts down the
+ * connections past it.
+ * Ownership: fr_http_start allocates and starts the server and sweeper threads; fr_http_stop stops
+ * them and frees. */
 #ifndef FR_HTTP_H
 #define FR_HTTP_H
 
 #include <stddef.h>
+
+enum { FR_HTTP_PER_CLIENT = 4, FR_HTTP_MAX_CONNECTIONS = 64, FR_HTTP_REQUEST_SECONDS = 5 };
 
 typedef struct fr_http fr_http;
 

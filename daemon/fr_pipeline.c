@@ -22,6 +22,8 @@ typedef struct {
     int64_t max_ts;       /* INT64_MIN: delivered nothing yet */
     int registered;       /* only registered sources hold the watermark */
     int idle;
+    int identity_len;     /* -1: none */
+    unsigned char identity[FR_SOURCE_IDENTITY_MAX + 1];
 } source;
 
 /* What the checkpoint stores per source besides its offset. */
@@ -113,8 +115,11 @@ static source *add_source(fr_pipeline *p, const char *name)
     snprintf(s->name, sizeof s->name, "%s", name);
     s->next_offset = -1;
     s->max_ts = INT64_MIN;
+    s->identity_len = -1;
     return s;
 }
+
+static void identity_blob_name(const source *s, char *out, size_t cap) { snprintf(out, cap, "identity:%s", s->name); }
 
 /* ---- learning ------------------------------------------------------------------------------ */
 
@@ -565,6 +570,13 @@ static int restore(fr_pipeline *p, char *err, size_t errlen)
     }
     if (fr_ckpt_foreach_offset(p->ckpt, load_offset, &(offset_load){p, err, errlen}, err, errlen) != 0) return -1;
     if (restore_sources(p, err, errlen) != 0) return -1;
+    for (int i = 0; i < p->n_sources; i++) {
+        source *s = &p->sources[i];
+        char name[FR_SOURCE_NAME_MAX + 16];
+        identity_blob_name(s, name, sizeof name);
+        long len = fr_ckpt_get_blob(p->ckpt, name, s->identity, sizeof s->identity);
+        s->identity_len = len < 0 ? -1 : len > FR_SOURCE_IDENTITY_MAX ? FR_SOURCE_IDENTITY_MAX + 1 : (int)len;
+    }
     if (fr_ckpt_get_blob(p->ckpt, "counters", &p->counters, sizeof p->counters) != (long)sizeof p->counters) {
         snprintf(err, errlen, "checkpoint: blob \"counters\" missing or from another version");
         return -1;
@@ -733,6 +745,33 @@ void fr_pipeline_set_reject_hook(fr_pipeline *p, fr_pipeline_reject_fn fn, void 
     p->on_reject_ctx = ctx;
 }
 
+int64_t fr_pipeline_source_offset(const fr_pipeline *p, const char *name)
+{
+    for (int i = 0; i < p->n_sources; i++)
+        if (strcmp(p->sources[i].name, name) == 0) return p->sources[i].next_offset;
+    return -1;
+}
+
+int fr_pipeline_set_source_identity(fr_pipeline *p, const char *name, const void *bytes, size_t len)
+{
+    source *s = find_source(p, name);
+    if (!s || len > FR_SOURCE_IDENTITY_MAX) return -1;
+    memcpy(s->identity, bytes, len);
+    s->identity_len = (int)len;
+    return 0;
+}
+
+long fr_pipeline_source_identity(const fr_pipeline *p, const char *name, void *buf, size_t cap)
+{
+    for (int i = 0; i < p->n_sources; i++) {
+        const source *s = &p->sources[i];
+        if (strcmp(s->name, name) != 0 || s->identity_len < 0) continue;
+        memcpy(buf, s->identity, (size_t)s->identity_len < cap ? (size_t)s->identity_len : cap);
+        return s->identity_len;
+    }
+    return -1;
+}
+
 int fr_pipeline_register_source(fr_pipeline *p, const char *name, int64_t *next_offset)
 {
     source *s = add_source(p, name);
@@ -844,6 +883,11 @@ int fr_pipeline_checkpoint(fr_pipeline *p, char *err, size_t errlen)
     memset(stored, 0, sizeof stored);
     for (int i = 0; rc == 0 && i < p->n_sources; i++) {
         if (p->sources[i].next_offset >= 0) rc = fr_ckpt_put_offset(b, p->sources[i].name, p->sources[i].next_offset);
+        if (rc == 0 && p->sources[i].identity_len >= 0) {
+            char name[FR_SOURCE_NAME_MAX + 16];
+            identity_blob_name(&p->sources[i], name, sizeof name);
+            rc = fr_ckpt_put_blob(b, name, p->sources[i].identity, (size_t)p->sources[i].identity_len);
+        }
         snprintf(stored[i].name, sizeof stored[i].name, "%s", p->sources[i].name);
         stored[i].max_ts = p->sources[i].max_ts;
     }

@@ -28,7 +28,7 @@
 #include "fr_join.h"
 #include "fr_metrics.h"
 
-enum { FR_SOURCE_NAME_MAX = 160, FR_MAX_SOURCES = 256 };
+enum { FR_SOURCE_NAME_MAX = 160, FR_MAX_SOURCES = 256, FR_SOURCE_IDENTITY_MAX = 64 };
 
 typedef struct {
     uint64_t consumed;                        /* messages handed to the pipeline */
@@ -46,6 +46,15 @@ void fr_pipeline_close(fr_pipeline *p);
 
 /* Declares a source; returns its stored next offset in *next_offset (-1 when unknown). */
 int fr_pipeline_register_source(fr_pipeline *p, const char *name, int64_t *next_offset);
+/* The stored next offset of a source, without declaring it (-1 when unknown). */
+int64_t fr_pipeline_source_offset(const fr_pipeline *p, const char *name);
+/* What identifies a source's content beyond its name (a replay file's: fr_fileid.h): opaque bytes,
+ * at most FR_SOURCE_IDENTITY_MAX, stored with its offset in every checkpoint (blob "identity:" +
+ * name) and restored with it. set copies them: 0, or -1 for an undeclared source or too many bytes.
+ * get: the restored or last set length (copying at most cap bytes), -1 when there is none; a stored
+ * blob longer than the maximum reads as FR_SOURCE_IDENTITY_MAX + 1 bytes, which no decoder takes. */
+int fr_pipeline_set_source_identity(fr_pipeline *p, const char *name, const void *bytes, size_t len);
+long fr_pipeline_source_identity(const fr_pipeline *p, const char *name, void *buf, size_t cap);
 /* Idle sources (at the end of their data) do not hold the watermark back. */
 void fr_pipeline_source_idle(fr_pipeline *p, const char *name, int idle);
 /* One message; next_offset is where the source resumes after it. Returns -1 only on a fatal

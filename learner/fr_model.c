@@ -4,6 +4,7 @@
  * they share. */
 #include "fr_model.h"
 
+#include <cblas.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -68,7 +69,14 @@ oom:
     return NULL;
 }
 
-fr_model *fr_model_create(const fr_model_config *c, char *err, size_t errlen) { return create(c, 0, err, errlen); }
+fr_model *fr_model_create(const fr_model_config *c, char *err, size_t errlen)
+{
+    /* Training is bit-identical only with one sgemm summation order: one BLAS thread. OpenBLAS's
+     * count is process-wide (0.3.21 has no per-call setting), so it is set where every trainer (the
+     * daemon, the tests, the benchmarks) passes, rather than left to OPENBLAS_NUM_THREADS=1. */
+    openblas_set_num_threads(1);
+    return create(c, 0, err, errlen);
+}
 
 fr_model *fr_model_create_weights_only(const fr_model_config *c, char *err, size_t errlen)
 {

@@ -18,10 +18,11 @@
  *
  * Ownership: fr_model_create allocates everything; fr_model_free releases it. A model is not
  * thread-safe, not even fr_model_predict (it uses model-owned scratch); callers serialise access.
- * Determinism: the same calls in the same order give bit-identical parameters when OpenBLAS runs
- * one thread on the same machine and library build (sgemm's summation order depends on the thread
- * count and the CPU kernel; the daemon sets one thread). Batching is part of the order: train(512
- * samples) equals train(256) + train(256), but not train(100) + train(412). */
+ * Determinism: the same calls in the same order give bit-identical parameters on the same machine
+ * and library build: sgemm's summation order may change with the thread count and the CPU kernel,
+ * so fr_model_create sets OpenBLAS to one thread (openblas_set_num_threads(1), process-wide; no
+ * environment variable needed). Batching is part of the order:
+ * train(512 samples) equals train(256) + train(256), but not train(100) + train(412). */
 #ifndef FR_MODEL_H
 #define FR_MODEL_H
 

@@ -1,6 +1,8 @@
 /* fr_ckpt: see fr_ckpt.h and docs/checkpoint-format.md. */
 #include "fr_ckpt.h"
 
+#include <errno.h>
+#include <fcntl.h>
 #include <inttypes.h>
 #include <jansson.h>
 #include <math.h>
@@ -8,6 +10,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 #include <xxhash.h>
 
 #include "fr_admit.h"
@@ -23,12 +26,17 @@
 #define KEY_META 'M'
 #define KEY_OFFSET 'O'
 
-enum { ROW_KEY_LEN = 1 + 4 + 8, MARKER_LEN = 8, ROCKSDB_WAL_POINT_IN_TIME = 2 };
+enum { ROW_KEY_LEN = 1 + 4 + 8, MARKER_LEN = 8, ROCKSDB_WAL_TOLERATE_TAIL = 0, COMMIT_RECORD_LEN = 16 };
 static const char MARKER_MAGIC[4] = {'F', 'R', 'C', '1'};
+/* The commit record beside RocksDB's files (see read_commit_record). */
+static const char COMMIT_FILE[] = "FRESHET-COMMITTED";
+static const char COMMIT_MAGIC[4] = {'F', 'R', 'S', '1'};
 static const char CF_JOIN_NAME[] = "join";
 static const char *const STOP = "checkpoint not written; the daemon must stop consuming";
 
 struct fr_ckpt {
+    char *dir;
+    int commit_fd; /* FRESHET-COMMITTED, open for rewriting (read-write handles), else -1 */
     rocksdb_t *db;
     rocksdb_options_t *opts;
     /* The join state's column family: its own options (a skiplist memtable, so the spilled
@@ -67,6 +75,8 @@ static void ckpt_free(fr_ckpt *c)
     if (c->join_opts) rocksdb_options_destroy(c->join_opts);
     if (c->wo) rocksdb_writeoptions_destroy(c->wo);
     if (c->ro) rocksdb_readoptions_destroy(c->ro);
+    if (c->commit_fd >= 0) close(c->commit_fd);
+    free(c->dir);
     free(c);
 }
 
@@ -122,6 +132,113 @@ static int read_marker(fr_ckpt *c, char *err, size_t errlen)
     return rc;
 }
 
+/* 1 when the store holds any key (in either family). A directory with keys but no marker is not
+ * an empty one: it is a damaged checkpoint, and starting afresh would write over it. */
+static int holds_any_key(fr_ckpt *c)
+{
+    rocksdb_column_family_handle_t *cfs[2] = {c->cf_default, c->cf_join};
+    int any = 0;
+    prepare_read(c);
+    for (int i = 0; i < 2 && !any; i++) {
+        if (!cfs[i]) continue;
+        rocksdb_iterator_t *it = rocksdb_create_iterator_cf(c->db, c->ro, cfs[i]);
+        if (!it) return 1; /* cannot tell: treat as not empty, which refuses */
+        rocksdb_iter_seek_to_first(it);
+        any = rocksdb_iter_valid(it);
+        char *rerr = NULL;
+        rocksdb_iter_get_error(it, &rerr);
+        if (rerr) {
+            rocksdb_free(rerr);
+            any = 1;
+        }
+        rocksdb_iter_destroy(it);
+    }
+    return any;
+}
+
+/* ---- the commit record --------------------------------------------------------------------
+ * RocksDB cannot tell a write-ahead log cut short (truncated, deleted, a block lost) from one whose
+ * last write was torn by a crash: both just end early. So every successful commit rewrites a small
+ * file beside RocksDB's, FRESHET-COMMITTED: "FRS1", RocksDB's sequence number after the commit (u64
+ * LE), XXH32 of those 12 bytes (u32 LE). An open refuses a database that recovered to an earlier
+ * sequence number: it lost checkpoints that had been acknowledged. A torn write never trips it: a
+ * commit is acknowledged only after the WAL fsync, and the record is written after that.
+ *
+ * The record is rewritten in place (16 bytes at offset 0 of an allocated block: old or new after a
+ * power cut, never a mix) and not fsynced per commit, which would double the commit's cost. It
+ * reaches the disk after the log it describes (it changes only after the log's fsync), so it is
+ * never ahead of the log; after a power cut it may lag by the commits of the last seconds, which
+ * only weakens the check for those. It is created durably once, at open. */
+
+static int commit_path(const char *dir, char *out, size_t cap)
+{
+    int n = snprintf(out, cap, "%s/%s", dir, COMMIT_FILE);
+    return n < 0 || (size_t)n >= cap ? -1 : 0;
+}
+
+/* 1 and *seq when the record is there, 0 when absent (a new directory, or one written before the
+ * record existed), -1 with a message when it cannot be read or is damaged. */
+static int read_commit_record(const char *dir, uint64_t *seq, char *err, size_t errlen)
+{
+    char path[4096];
+    if (commit_path(dir, path, sizeof path) != 0) {
+        snprintf(err, errlen, "checkpoint: directory path too long");
+        return -1;
+    }
+    int fd = open(path, O_RDONLY | O_CLOEXEC);
+    if (fd < 0) {
+        if (errno == ENOENT) return 0;
+        snprintf(err, errlen, "checkpoint: cannot read %s: %s", path, strerror(errno));
+        return -1;
+    }
+    unsigned char buf[COMMIT_RECORD_LEN + 1];
+    ssize_t n = read(fd, buf, sizeof buf);
+    close(fd);
+    if (n != COMMIT_RECORD_LEN || memcmp(buf, COMMIT_MAGIC, 4) != 0 || fr_get_u32le(buf + 12) != XXH32(buf, 12, 0)) {
+        snprintf(err, errlen,
+                 "checkpoint: %s is damaged (%zd bytes; a valid one has %d, with a matching checksum). It records "
+                 "the last committed checkpoint; without it a lost one cannot be detected. Restore the directory "
+                 "from a backup, or, if the RocksDB files are known to be intact, delete that file to accept them "
+                 "as they are",
+                 path, n, COMMIT_RECORD_LEN);
+        return -1;
+    }
+    *seq = fr_get_u64le(buf + 4);
+    return 1;
+}
+
+static int put_commit_record(fr_ckpt *c, uint64_t seq)
+{
+    unsigned char buf[COMMIT_RECORD_LEN];
+    memcpy(buf, COMMIT_MAGIC, 4);
+    fr_put_u64le(buf + 4, seq);
+    fr_put_u32le(buf + 12, (uint32_t)XXH32(buf, 12, 0));
+    return pwrite(c->commit_fd, buf, sizeof buf, 0) == (ssize_t)sizeof buf ? 0 : -1;
+}
+
+/* Opens the record for rewriting and brings it up to what was recovered, durably: the file and
+ * its directory entry are fsynced once here, so a power cut cannot leave it empty. */
+static int open_commit_record(fr_ckpt *c, uint64_t recovered, char *err, size_t errlen)
+{
+    char path[4096];
+    if (commit_path(c->dir, path, sizeof path) != 0) {
+        snprintf(err, errlen, "checkpoint: directory path too long");
+        return -1;
+    }
+    c->commit_fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0644);
+    int ok = c->commit_fd >= 0 && put_commit_record(c, recovered) == 0 && fsync(c->commit_fd) == 0;
+    if (ok) {
+        int dfd = open(c->dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+        ok = dfd >= 0 && fsync(dfd) == 0;
+        if (dfd >= 0) close(dfd);
+    }
+    if (!ok) {
+        snprintf(err, errlen, "checkpoint: cannot write %s: %s", path, strerror(errno));
+        return -1;
+    }
+    return 0;
+}
+
 static fr_ckpt *ckpt_open(const char *dir, int readonly, char *err, size_t errlen)
 {
     if (!dir || !dir[0]) {
@@ -134,12 +251,35 @@ static fr_ckpt *ckpt_open(const char *dir, int readonly, char *err, size_t errle
         return NULL;
     }
     c->readonly = readonly;
+    c->commit_fd = -1;
+    c->dir = strdup(dir);
     c->opts = rocksdb_options_create();
     c->wo = rocksdb_writeoptions_create();
     c->ro = rocksdb_readoptions_create();
     c->join_opts = rocksdb_options_create();
-    if (!c->opts || !c->wo || !c->ro || !c->join_opts) {
+    if (!c->dir || !c->opts || !c->wo || !c->ro || !c->join_opts) {
         snprintf(err, errlen, "checkpoint: out of memory");
+        ckpt_free(c);
+        return NULL;
+    }
+    /* The recovery mode below tolerates an incomplete last record in every log, not only the
+     * newest: a log that was closed (one family's memtable flushed, the others' rows still in it)
+     * and later cut short would open with a hole in the middle. With this option the MANIFEST
+     * records the size of every closed log and an open with one shorter or missing fails; the live
+     * log is the commit record's (read_commit_record). The C API has no setter for it. */
+    char *oerr = NULL;
+    rocksdb_get_options_from_string(c->join_opts, "track_and_verify_wals_in_manifest=true", c->opts, &oerr);
+    if (oerr) {
+        snprintf(err, errlen, "checkpoint: RocksDB refused track_and_verify_wals_in_manifest: %s", oerr);
+        rocksdb_free(oerr);
+        ckpt_free(c);
+        return NULL;
+    }
+    /* Before RocksDB replays its log: a daemon committing meanwhile (read-only opens) can only make
+     * the log longer than the record says, never shorter. */
+    uint64_t committed = 0;
+    int have_committed = read_commit_record(dir, &committed, err, errlen);
+    if (have_committed < 0) {
         ckpt_free(c);
         return NULL;
     }
@@ -153,15 +293,23 @@ static fr_ckpt *ckpt_open(const char *dir, int readonly, char *err, size_t errle
         rocksdb_options_set_allow_concurrent_memtable_write(c->opts, 0);
         c->unflushed = 1;
     }
-    /* A write that failed half way (disk full) leaves a torn record at the end of the WAL:
-     * recover up to the last complete batch, i.e. the previous checkpoint. */
-    rocksdb_options_set_wal_recovery_mode(c->opts, ROCKSDB_WAL_POINT_IN_TIME);
+    /* WAL recovery: kTolerateCorruptedTailRecords. A write torn by a crash, a kill -9 or a full disk
+     * ends the log with an incomplete record; that batch was never acknowledged (commit returns
+     * after the fsync), so dropping it restarts from the previous checkpoint, as it must. Anything
+     * else (a checksum mismatch anywhere, a damaged record in the middle) refuses the open.
+     * kPointInTimeRecovery (RocksDB's default) would instead stop silently at the first damaged
+     * record and drop every later checkpoint; kAbsoluteConsistency would refuse the torn tail
+     * that every kill -9 during a commit can leave. A log cut short looks like a torn tail to
+     * RocksDB: the MANIFEST's log sizes (above) and the commit record catch that. */
+    rocksdb_options_set_wal_recovery_mode(c->opts, ROCKSDB_WAL_TOLERATE_TAIL);
+    /* Synced writes: a commit returns once the batch is on disk, so an acknowledged checkpoint (and
+     * the offsets it stores) survives a power cut, not only a crash of the process. */
     rocksdb_writeoptions_set_sync(c->wo, 1);
     rocksdb_options_set_create_missing_column_families(c->opts, !readonly);
     /* The join column family keeps RocksDB's default skiplist memtable: entries dropped from the
      * joiner's memory are read back one by one between checkpoints, which a vector memtable would
      * make a linear scan (or a flush per read). */
-    rocksdb_options_set_wal_recovery_mode(c->join_opts, ROCKSDB_WAL_POINT_IN_TIME);
+    rocksdb_options_set_wal_recovery_mode(c->join_opts, ROCKSDB_WAL_TOLERATE_TAIL);
     /* A whole-key bloom filter (10 bits per key, ~1% false positives): ids are hashed, so every
      * level-0 file spans the whole key range, and a point read without filters searches each of
      * them. With it a read of a spilled entry touches about one data block. */
@@ -199,12 +347,35 @@ static fr_ckpt *ckpt_open(const char *dir, int readonly, char *err, size_t errle
         snprintf(err, errlen, "checkpoint: cannot open RocksDB at %s: %s%s", dir, why,
                  strstr(why, "lock") ? " (is another freshet daemon using this directory? a read-only open "
                                        "(fr_ckpt_open_readonly) can read it meanwhile)"
-                                     : "");
+                 : strstr(why, "Corruption")
+                     ? " (the checkpoint is damaged, e.g. its write-ahead log *.log; freshet does not fall back to "
+                       "an older state silently: restore the directory from a backup, or start from an empty "
+                       "checkpoint.dir and replay the input)"
+                     : "");
         rocksdb_free(rerr);
         ckpt_free(c);
         return NULL;
     }
+    uint64_t recovered = rocksdb_get_latest_sequence_number(c->db);
+    if (have_committed && recovered < committed) {
+        snprintf(err, errlen,
+                 "checkpoint: %s lost committed checkpoints: RocksDB recovered up to sequence number %" PRIu64
+                 " but checkpoints up to %" PRIu64 " were committed (its write-ahead log *.log was truncated, deleted "
+                 "or damaged). Refusing to go back in time silently: restore the directory from a backup, or start "
+                 "from an empty checkpoint.dir; to accept the older state deliberately, delete %s/%s",
+                 dir, recovered, committed, dir, COMMIT_FILE);
+        ckpt_free(c);
+        return NULL;
+    }
     int marker = read_marker(c, err, errlen);
+    if (marker == 0 && holds_any_key(c)) {
+        snprintf(err, errlen,
+                 "checkpoint: %s holds data but no marker key \"#\" (damaged, or not written by freshet); "
+                 "refusing to start afresh over it: restore it from a backup or point checkpoint.dir at an empty "
+                 "directory",
+                 dir);
+        marker = -1;
+    }
     if (marker == 1 && !c->cf_join) {
         snprintf(err, errlen, "checkpoint: the directory has no \"join\" column family (written by another "
                               "build?); start from an empty checkpoint directory");
@@ -219,6 +390,7 @@ static fr_ckpt *ckpt_open(const char *dir, int readonly, char *err, size_t errle
             marker = -1;
         }
     }
+    if (marker >= 0 && !readonly && open_commit_record(c, recovered, err, errlen) != 0) marker = -1;
     if (marker < 0) {
         ckpt_free(c);
         return NULL;
@@ -587,6 +759,10 @@ int fr_ckpt_commit(fr_ckpt_batch *b, char *err, size_t errlen)
                                   "space or fix the directory, then restart)",
                      rerr, STOP);
             rocksdb_free(rerr);
+            rc = -1;
+        } else if (put_commit_record(b->c, rocksdb_get_latest_sequence_number(b->c->db)) != 0) {
+            snprintf(err, errlen, "the checkpoint was written but its commit record %s/%s could not be: %s; %s",
+                     b->c->dir, COMMIT_FILE, strerror(errno), STOP);
             rc = -1;
         }
     }

@@ -39,7 +39,12 @@ enum { FR_CKPT_FORMAT_VERSION = 2 };
 typedef struct fr_ckpt fr_ckpt;
 
 /* Opens (creating if missing) the checkpoint directory. NULL with a message on error, e.g. the
- * directory is locked by another daemon or holds a checkpoint of a newer format. */
+ * directory is locked by another daemon or holds a checkpoint of a newer format. Damage is refused,
+ * never papered over by an older state: a write-ahead log with a bad record anywhere, one that ends
+ * before the last acknowledged commit (truncated or deleted: the commit record FRESHET-COMMITTED
+ * beside RocksDB's files says how far it must reach), keys without the marker. An incomplete last
+ * record, a commit torn by a crash that was never acknowledged, is dropped: the directory opens at
+ * the checkpoint before it. */
 fr_ckpt *fr_ckpt_open(const char *dir, char *err, size_t errlen);
 /* Opens an existing checkpoint for reading only (no lock: works while a daemon owns the directory,
  * and sees its state as of the open). Commits to such a handle fail. For `freshet inspect`. */
@@ -80,10 +85,12 @@ typedef struct {
 } fr_ckpt_batch_stats;
 void fr_ckpt_batch_get_stats(const fr_ckpt_batch *b, fr_ckpt_batch_stats *s);
 
-/* Writes the batch atomically and durably (synced WAL). Frees b either way. On failure (a put
- * failed, or RocksDB refused the write: disk full, I/O error, read-only handle) returns -1 with
- * "checkpoint not written; the daemon must stop consuming" and the cause; the previous checkpoint
- * is intact. After a RocksDB write error the handle stays unusable: close and reopen it. */
+/* Writes the batch atomically and durably (synced WAL), then the commit record. Frees b either way.
+ * On failure (a put failed, or RocksDB refused the write: disk full, I/O error, read-only handle)
+ * returns -1 with "checkpoint not written; the daemon must stop consuming" and the cause; the
+ * previous checkpoint is intact. After a RocksDB write error the handle stays unusable: close and
+ * reopen it. (If only the commit record could not be written, the checkpoint is in RocksDB and the
+ * record names an older one, which a restart accepts; the daemon stops all the same.) */
 int fr_ckpt_commit(fr_ckpt_batch *b, char *err, size_t errlen);
 void fr_ckpt_abort(fr_ckpt_batch *b);
 

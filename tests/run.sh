@@ -14,7 +14,6 @@ cmake --build "$build" -j"$(nproc)"
 export ASAN_OPTIONS="${ASAN_OPTIONS:-detect_leaks=1:abort_on_error=1:strict_string_checks=1}"
 export UBSAN_OPTIONS="${UBSAN_OPTIONS:-print_stacktrace=1:halt_on_error=1}"
 export LSAN_OPTIONS="${LSAN_OPTIONS:-suppressions=$root/tests/lsan.supp:print_suppressions=0}"
-export OPENBLAS_NUM_THREADS=1
 
 stack_started=0
 cleanup() { if [[ $stack_started == 1 ]]; then FRESHET_SKIP_INSTALL=1 bash "$root/deploy/stack.sh" down || true; fi; }

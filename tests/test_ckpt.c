@@ -1,4 +1,5 @@
-/* Checkpoint tests: round trip, incremental batches, join deletions, digest, write failure. */
+/* Checkpoint tests: round trip, incremental batches, join deletions, digest, write failure, damage to
+ * the write-ahead log and the marker. */
 #include <dirent.h>
 #include <setjmp.h>
 #include <signal.h>
@@ -700,6 +701,250 @@ static void test_write_failure(void **state)
     tmpdir_remove(d);
 }
 
+/* ---- damage to the write-ahead log ------------------------------------------------------- */
+
+/* The oldest and the newest write-ahead log of a directory (RocksDB names them NNNNNN.log, in
+ * creation order; "LOG" is its info log). n: how many there are. */
+static int wal_paths(const char *d, char *oldest, char *newest, size_t cap)
+{
+    DIR *dir = opendir(d);
+    assert_non_null(dir);
+    struct dirent *e;
+    int n = 0;
+    char lo[256] = "", hi[256] = "";
+    while ((e = readdir(dir)) != NULL) {
+        size_t len = strlen(e->d_name);
+        if (len < 5 || len >= sizeof lo || strcmp(e->d_name + len - 4, ".log") != 0) continue;
+        if (!n || strcmp(e->d_name, lo) < 0) snprintf(lo, sizeof lo, "%s", e->d_name);
+        if (!n || strcmp(e->d_name, hi) > 0) snprintf(hi, sizeof hi, "%s", e->d_name);
+        n++;
+    }
+    closedir(dir);
+    assert_true(n > 0);
+    if (oldest) snprintf(oldest, cap, "%s/%s", d, lo);
+    if (newest) snprintf(newest, cap, "%s/%s", d, hi);
+    return n;
+}
+
+static void wal_path(const char *d, char *out, size_t cap) { assert_int_equal(wal_paths(d, NULL, out, cap), 1); }
+
+static off_t file_size(const char *path)
+{
+    struct stat st;
+    assert_int_equal(stat(path, &st), 0);
+    return st.st_size;
+}
+
+static void patch_file(const char *path, off_t at, const void *bytes, size_t len)
+{
+    FILE *f = fopen(path, "r+b");
+    assert_non_null(f);
+    assert_int_equal(fseeko(f, at, SEEK_SET), 0);
+    assert_int_equal(fwrite(bytes, 1, len, f), len);
+    assert_int_equal(fclose(f), 0);
+}
+
+static void read_file(const char *path, unsigned char *buf, size_t len)
+{
+    FILE *f = fopen(path, "rb");
+    assert_non_null(f);
+    assert_int_equal(fread(buf, 1, len, f), len);
+    fclose(f);
+}
+
+/* The first 4 KiB-aligned block from about `from` on that is not all zeros (blobs hold long runs
+ * of them: zeroing those would change nothing). */
+static off_t nonzero_block(const char *path, off_t from)
+{
+    FILE *f = fopen(path, "rb");
+    assert_non_null(f);
+    unsigned char b[4096];
+    for (off_t at = from - from % 4096;; at += 4096) {
+        assert_int_equal(fseeko(f, at, SEEK_SET), 0);
+        assert_int_equal(fread(b, 1, sizeof b, f), sizeof b);
+        size_t nz = 0;
+        for (size_t i = 0; i < sizeof b; i++) nz += b[i] != 0;
+        if (nz >= 64) {
+            fclose(f);
+            return at;
+        }
+    }
+}
+
+/* Three checkpoints in two write-ahead logs: a read after the first flushes the default family's
+ * memtable, which closes the first log (kept: it still holds the join family's entries). */
+static char *three_checkpoints(void)
+{
+    char *d = tmpdir_make("wal");
+    char err[512], buf[16];
+    fr_model *m = trained_model(200, 6);
+    fr_ckpt *c = fr_ckpt_open(d, err, sizeof err);
+    assert_non_null(c);
+    write_checkpoint(c, m, 10, "counters-1");
+    assert_int_equal(fr_ckpt_get_blob(c, "counters", buf, sizeof buf), 10);
+    train_more(m, 64, 7, 80);
+    write_checkpoint(c, m, 20, "counters-2");
+    train_more(m, 64, 8, 80);
+    write_checkpoint(c, m, 30, "counters-3");
+    fr_ckpt_close(c);
+    fr_model_free(m);
+    return d;
+}
+
+typedef enum {
+    FLIP_MIDDLE,
+    FLIP_LAST_RECORD,
+    ZERO_BLOCK,
+    CUT_HALF,
+    CUT_LAST_BYTES,
+    CUT_ALL,
+    DELETE_LOG,
+    CUT_CLOSED_LOG,
+    DELETE_CLOSED_LOG,
+    BAD_RECORD
+} damage;
+
+/* Every kind of damage is refused, read-write and read-only, with a message that names it; none
+ * of them opens at an older checkpoint (which is what kPointInTimeRecovery did for all of them). */
+static void test_wal_damage_refused(void **state)
+{
+    (void)state;
+    static const struct {
+        damage how;
+        const char *name, *expect;
+    } cases[] = {
+        {FLIP_MIDDLE, "a byte flipped in the middle", "Corruption"},
+        {FLIP_LAST_RECORD, "a byte flipped in the last record", "Corruption"},
+        {ZERO_BLOCK, "a 4 KiB block zeroed", "Corruption"},
+        {CUT_HALF, "cut to half", "lost committed checkpoints"},
+        {CUT_LAST_BYTES, "the last 10 bytes cut", "lost committed checkpoints"},
+        {CUT_ALL, "cut to 0 bytes", "lost committed checkpoints"},
+        {DELETE_LOG, "deleted", "lost committed checkpoints"},
+        {CUT_CLOSED_LOG, "closed log cut short", "Size mismatch"},
+        {DELETE_CLOSED_LOG, "closed log deleted", "Missing WAL"},
+        {BAD_RECORD, "commit record damaged", "FRESHET-COMMITTED is damaged"},
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        char *d = three_checkpoints();
+        char wal[1024], closed[1024], rec[1024], err[1024];
+        assert_int_equal(wal_paths(d, closed, wal, sizeof wal), 2);
+        snprintf(rec, sizeof rec, "%s/FRESHET-COMMITTED", d);
+        off_t size = file_size(wal);
+        assert_true(size > 8192);
+        const unsigned char ff = 0xff, zeros[4096] = {0};
+        switch (cases[i].how) {
+        case FLIP_MIDDLE: patch_file(wal, size / 2, &ff, 1); break;
+        case FLIP_LAST_RECORD: patch_file(wal, size - 40, &ff, 1); break;
+        case ZERO_BLOCK: patch_file(wal, nonzero_block(wal, size / 3), zeros, sizeof zeros); break;
+        case CUT_HALF: assert_int_equal(truncate(wal, size / 2), 0); break;
+        case CUT_LAST_BYTES: assert_int_equal(truncate(wal, size - 10), 0); break;
+        case CUT_ALL: assert_int_equal(truncate(wal, 0), 0); break;
+        case DELETE_LOG: assert_int_equal(unlink(wal), 0); break;
+        case CUT_CLOSED_LOG: assert_int_equal(truncate(closed, file_size(closed) - 10), 0); break;
+        case DELETE_CLOSED_LOG: assert_int_equal(unlink(closed), 0); break;
+        case BAD_RECORD: patch_file(rec, 6, &ff, 1); break;
+        }
+        for (int ro = 1; ro >= 0; ro--) {
+            err[0] = '\0';
+            fr_ckpt *c = ro ? fr_ckpt_open_readonly(d, err, sizeof err) : fr_ckpt_open(d, err, sizeof err);
+            if (c) fail_msg("WAL %s: opened %s", cases[i].name, ro ? "read-only" : "read-write");
+            if (!strstr(err, cases[i].expect))
+                fail_msg("WAL %s: expected \"%s\" in: %s", cases[i].name, cases[i].expect, err);
+        }
+        print_message("  WAL %s: %.160s...\n", cases[i].name, err);
+        tmpdir_remove(d);
+    }
+}
+
+/* A crash in the middle of a commit leaves an incomplete record at the end of the log, and the
+ * commit record still names the previous checkpoint (it is written after the fsync). That is not
+ * damage: the directory opens at the previous checkpoint. The same cut with the commit acknowledged
+ * is a lost checkpoint and refused. */
+static void test_torn_tail_restarts(void **state)
+{
+    (void)state;
+    char *d = tmpdir_make("wal");
+    char err[512], wal[1024], rec[1024];
+    snprintf(rec, sizeof rec, "%s/FRESHET-COMMITTED", d);
+    fr_model *m = trained_model(200, 6);
+    fr_ckpt *c = fr_ckpt_open(d, err, sizeof err);
+    assert_non_null(c);
+    write_checkpoint(c, m, 10, "counters-1");
+    wal_path(d, wal, sizeof wal);
+    off_t acked = file_size(wal);
+    unsigned char record_1[16];
+    read_file(rec, record_1, sizeof record_1);
+    train_more(m, 64, 7, 80);
+    write_checkpoint(c, m, 20, "counters-2");
+    fr_ckpt_close(c);
+    off_t full = file_size(wal);
+    assert_true(full > acked + 64);
+
+    /* acknowledged, then cut: refused */
+    assert_int_equal(truncate(wal, acked + (full - acked) / 2), 0);
+    assert_null(fr_ckpt_open_readonly(d, err, sizeof err));
+    assert_non_null(strstr(err, "lost committed checkpoints"));
+
+    /* torn before it was acknowledged: the previous checkpoint, as after a kill -9 */
+    patch_file(rec, 0, record_1, sizeof record_1);
+    c = fr_ckpt_open(d, err, sizeof err);
+    if (!c) fail_msg("a torn last write must restart cleanly: %s", err);
+    char buf[32];
+    assert_int_equal(fr_ckpt_get_blob(c, "counters", buf, sizeof buf), 10);
+    assert_memory_equal(buf, "counters-1", 10);
+    fr_model *l = fr_ckpt_load_model(c, err, sizeof err);
+    if (!l) fail_msg("load: %s", err);
+    /* and it goes on from there */
+    write_checkpoint(c, m, 30, "counters-3");
+    fr_ckpt_close(c);
+    c = fr_ckpt_open_readonly(d, err, sizeof err);
+    if (!c) fail_msg("reopen: %s", err);
+    assert_int_equal(fr_ckpt_get_blob(c, "counters", buf, sizeof buf), 10);
+    assert_memory_equal(buf, "counters-3", 10);
+    fr_ckpt_close(c);
+    fr_model_free(l);
+    fr_model_free(m);
+    tmpdir_remove(d);
+}
+
+/* Keys without the marker are a damaged checkpoint, not an empty directory: refused, and left as
+ * it was (starting afresh would write a new checkpoint over the old keys). */
+static void test_missing_marker_refused(void **state)
+{
+    (void)state;
+    char *d = tmpdir_make("ckpt");
+    char err[512];
+    fr_model *m = trained_model(200, 4);
+    fr_ckpt *c = fr_ckpt_open(d, err, sizeof err);
+    assert_non_null(c);
+    write_checkpoint(c, m, 77, "counters-A");
+    fr_ckpt_close(c);
+
+    rocksdb_options_t *o = rocksdb_options_create();
+    const char *names[2] = {"default", "join"};
+    const rocksdb_options_t *cfo[2] = {o, o};
+    rocksdb_column_family_handle_t *h[2] = {NULL, NULL};
+    char *rerr = NULL;
+    rocksdb_t *db = rocksdb_open_column_families(o, d, 2, names, cfo, h, &rerr);
+    assert_null(rerr);
+    rocksdb_writeoptions_t *wo = rocksdb_writeoptions_create();
+    rocksdb_delete(db, wo, "#", 1, &rerr);
+    assert_null(rerr);
+    rocksdb_writeoptions_destroy(wo);
+    rocksdb_column_family_handle_destroy(h[0]);
+    rocksdb_column_family_handle_destroy(h[1]);
+    rocksdb_close(db);
+    rocksdb_options_destroy(o);
+
+    assert_null(fr_ckpt_open(d, err, sizeof err));
+    assert_non_null(strstr(err, "holds data but no marker"));
+    assert_null(fr_ckpt_open_readonly(d, err, sizeof err));
+    assert_non_null(strstr(err, "holds data but no marker"));
+    print_message("  expected refusal: %s\n", err);
+    fr_model_free(m);
+    tmpdir_remove(d);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -708,6 +953,8 @@ int main(void)
         cmocka_unit_test(test_incremental),     cmocka_unit_test(test_join_deletes),
         cmocka_unit_test(test_join_family),     cmocka_unit_test(test_format_1_refused),
         cmocka_unit_test(test_digest),          cmocka_unit_test(test_write_failure),
+        cmocka_unit_test(test_wal_damage_refused), cmocka_unit_test(test_torn_tail_restarts),
+        cmocka_unit_test(test_missing_marker_refused),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -1,6 +1,8 @@
 /* The metrics endpoint (fr_http) over a real socket, and the page the pipeline renders for it. */
 #include <arpa/inet.h>
+#include <errno.h>
 #include <netinet/in.h>
+#include <poll.h>
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -9,6 +11,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <sys/time.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -107,6 +110,147 @@ static void test_pages_and_health(void **state)
     fr_http_stop(h);
 }
 
+static double mono_now(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + (double)ts.tv_nsec * 1e-9;
+}
+
+static void sleep_ms(long ms)
+{
+    struct timespec ts = {ms / 1000, (ms % 1000) * 1000 * 1000};
+    nanosleep(&ts, NULL);
+}
+
+/* A client at loopback address `from` (127.0.0.x) that sends a request line and one header, then
+ * stops: the start of a slow request. -1 when the connection fails. */
+static int slow_client(int port, const char *from)
+{
+    int fd = socket(AF_INET, SOCK_STREAM, 0);
+    assert_true(fd >= 0);
+    struct sockaddr_in src = {.sin_family = AF_INET}, dst = {.sin_family = AF_INET, .sin_port = htons((uint16_t)port)};
+    inet_pton(AF_INET, from, &src.sin_addr);
+    inet_pton(AF_INET, "127.0.0.1", &dst.sin_addr);
+    assert_int_equal(bind(fd, (struct sockaddr *)&src, sizeof src), 0);
+    if (connect(fd, (struct sockaddr *)&dst, sizeof dst) != 0) {
+        close(fd);
+        return -1;
+    }
+    const char start[] = "GET /metrics HTTP/1.1\r\nHost: localhost\r\n";
+    if (write(fd, start, sizeof start - 1) != (ssize_t)(sizeof start - 1)) {
+        close(fd);
+        return -1;
+    }
+    return fd;
+}
+
+/* 1 when the server has closed (or reset) the connection: reading finds the end or an error. */
+static int closed_by_server(int fd)
+{
+    struct pollfd p = {.fd = fd, .events = POLLIN};
+    if (poll(&p, 1, 0) <= 0) return 0;
+    char b[256];
+    ssize_t n = recv(fd, b, sizeof b, MSG_DONTWAIT);
+    return n == 0 || (n < 0 && errno != EAGAIN && errno != EWOULDBLOCK);
+}
+
+/* One more byte of an endless header from every client still open: each resets the idle timeout. */
+static void trickle(int *fds, int n)
+{
+    for (int i = 0; i < n; i++)
+        if (fds[i] >= 0 && (closed_by_server(fds[i]) || send(fds[i], "x", 1, MSG_NOSIGNAL) != 1)) {
+            close(fds[i]);
+            fds[i] = -1;
+        }
+}
+
+/* GET path from 127.0.0.1 within timeout_ms; the HTTP status, or 0 when nothing came in time. */
+static int timed_get(int port, const char *path, long timeout_ms)
+{
+    int fd = socket(AF_INET, SOCK_STREAM, 0);
+    assert_true(fd >= 0);
+    struct timeval tv = {timeout_ms / 1000, (timeout_ms % 1000) * 1000};
+    setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
+    setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof tv);
+    struct sockaddr_in a = {.sin_family = AF_INET, .sin_port = htons((uint16_t)port)};
+    inet_pton(AF_INET, "127.0.0.1", &a.sin_addr);
+    int status = 0;
+    char req[128], resp[512];
+    int n = snprintf(req, sizeof req, "GET %s HTTP/1.0\r\nHost: localhost\r\n\r\n", path);
+    if (connect(fd, (struct sockaddr *)&a, sizeof a) == 0 && write(fd, req, (size_t)n) == n) {
+        ssize_t got = read(fd, resp, sizeof resp - 1);
+        if (got > 12) {
+            resp[got] = '\0';
+            sscanf(resp, "HTTP/1.%*d %d", &status);
+        }
+    }
+    close(fd);
+    return status;
+}
+
+/* 40 clients from one address trickle their requests a byte at a time, which resets the idle
+ * timeout: before, they took every connection slot and /healthz went unanswered for as long as
+ * they went on (a liveness probe would have restarted a healthy daemon). Now one address holds at
+ * most a few connections, every request has a deadline whatever it sends, and the probe from
+ * elsewhere answers at once throughout. */
+static void test_slow_clients(void **state)
+{
+    (void)state;
+    char err[256];
+    fr_http *h = fr_http_start("127.0.0.1:0", 60, err, sizeof err);
+    if (!h) fail_msg("start: %s", err);
+    int port = fr_http_port(h);
+    enum { N = 40 };
+    int fds[N];
+    for (int i = 0; i < N; i++) fds[i] = slow_client(port, "127.0.0.2");
+    double started = mono_now(), worst = 0;
+    int probes = 0;
+    while (mono_now() - started < FR_HTTP_REQUEST_SECONDS + 1.5) {
+        trickle(fds, N);
+        double t0 = mono_now();
+        int status = timed_get(port, "/healthz", 1000);
+        double took = mono_now() - t0;
+        if (status != 200) fail_msg("/healthz under 40 slow clients: status %d after %.2f s", status, took);
+        if (took > worst) worst = took;
+        probes++;
+        sleep_ms(250);
+    }
+    print_message("  %d probes of /healthz under 40 slow clients, slowest %.3f s\n", probes, worst);
+    assert_true(worst < 0.5);
+    /* past the deadline every slow request was cut, though each kept sending */
+    trickle(fds, N);
+    int open_left = 0;
+    for (int i = 0; i < N; i++) open_left += fds[i] >= 0 && !closed_by_server(fds[i]);
+    assert_int_equal(open_left, 0);
+    for (int i = 0; i < N; i++)
+        if (fds[i] >= 0) close(fds[i]);
+    /* and the address is served again */
+    assert_int_equal(timed_get(port, "/healthz", 1000), 200);
+    fr_http_stop(h);
+}
+
+/* One address cannot hold more than FR_HTTP_PER_CLIENT connections: the others are closed at once. */
+static void test_connections_per_client(void **state)
+{
+    (void)state;
+    char err[256];
+    fr_http *h = fr_http_start("127.0.0.1:0", 60, err, sizeof err);
+    if (!h) fail_msg("start: %s", err);
+    enum { N = 3 * FR_HTTP_PER_CLIENT };
+    int fds[N];
+    for (int i = 0; i < N; i++) fds[i] = slow_client(fr_http_port(h), "127.0.0.3");
+    sleep_ms(300);
+    int open = 0;
+    for (int i = 0; i < N; i++)
+        if (fds[i] >= 0) {
+            open += !closed_by_server(fds[i]);
+            close(fds[i]);
+        }
+    assert_int_equal(open, FR_HTTP_PER_CLIENT);
+    fr_http_stop(h);
+}
+
 /* The pipeline's page counts what it was fed, names scenarios, and is valid exposition text. */
 static void test_pipeline_page(void **state)
 {
@@ -171,6 +315,8 @@ int main(void)
         cmocka_unit_test(test_listen_refused),
         cmocka_unit_test(test_pages_and_health),
         cmocka_unit_test(test_pipeline_page),
+        cmocka_unit_test(test_slow_clients),
+        cmocka_unit_test(test_connections_per_client),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -1696,9 +1696,24 @@ static void test_config_validation(void **state)
     fr_model_free(m);
 }
 
+/* The model sets OpenBLAS to one thread itself: determinism does not hang on OPENBLAS_NUM_THREADS
+ * (tests/run.sh and the systemd unit no longer set it). */
+static void test_one_blas_thread(void **state)
+{
+    (void)state;
+    openblas_set_num_threads(2);
+    fr_model_config c = small_config();
+    char err[256];
+    fr_model *m = fr_model_create(&c, err, sizeof err);
+    assert_non_null(m);
+    assert_int_equal(openblas_get_num_threads(), 1);
+    fr_model_free(m);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_one_blas_thread),
         cmocka_unit_test(test_grad_ctr_only),
         cmocka_unit_test(test_grad_ctcvr_only),
         cmocka_unit_test(test_grad_cvr_only),
