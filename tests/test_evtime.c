@@ -1,6 +1,8 @@
 /* Tests of the event-time check (fr_evtime): the rule on hand-made partitions (one wild event, a
  * handful, a wild first event, a stream that moved on, a sparse partition, the bound on what is
- * held, the checkpoint format). */
+ * held, the checkpoint format), then the whole pipeline on a generated stream: far-future and
+ * far-past events keep every join of the clean stream, a gap of days and a bursty stream lose
+ * nothing, and a restart with held messages ends bit-identical to a run never stopped. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -12,7 +14,13 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "fr_ckpt.h"
+#include "fr_config.h"
 #include "fr_evtime.h"
+#include "fr_gen.h"
+#include "fr_pipeline.h"
+#include "gen_lines.h"
+#include "tmpdir.h"
 
 #define MIN_MS INT64_C(60000)
 #define HOUR_MS (60 * MIN_MS)
@@ -380,6 +388,405 @@ static void test_blob_of_partitions(void **state)
     fr_evtime_free(b.e);
 }
 
+/* ---- the pipeline ---------------------------------------------------------------------------- */
+
+/* A stream as lines; variants point into the generated buffer or own their line (owned[i]). */
+typedef struct {
+    const char **line;
+    size_t *len;
+    char **owned;
+    size_t n, cap;
+} stream;
+
+static void push(stream *s, const char *line, size_t len, char *owned)
+{
+    if (s->n == s->cap) {
+        s->cap = s->cap ? 2 * s->cap : 1024;
+        s->line = realloc(s->line, s->cap * sizeof *s->line);
+        s->len = realloc(s->len, s->cap * sizeof *s->len);
+        s->owned = realloc(s->owned, s->cap * sizeof *s->owned);
+        assert_true(s->line && s->len && s->owned);
+    }
+    s->line[s->n] = line;
+    s->len[s->n] = len;
+    s->owned[s->n++] = owned;
+}
+
+static void push_str(stream *s, const char *text)
+{
+    char *c = strdup(text);
+    assert_non_null(c);
+    push(s, c, strlen(c), c);
+}
+
+static void stream_free(stream *s)
+{
+    for (size_t i = 0; i < s->n; i++) free(s->owned[i]);
+    free(s->line);
+    free(s->len);
+    free(s->owned);
+}
+
+static int64_t line_ts(const char *l)
+{
+    const char *p = strstr(l, "\"ts\":");
+    assert_non_null(p);
+    return strtoll(p + 5, NULL, 10);
+}
+
+/* The line with its ts moved by shift. */
+static void push_shifted(stream *s, const char *l, int64_t shift)
+{
+    const char *p = strstr(l, "\"ts\":") + 5;
+    char *end;
+    long long ts = strtoll(p, &end, 10);
+    size_t n = strlen(l) + 32;
+    char *c = malloc(n);
+    assert_non_null(c);
+    snprintf(c, n, "%.*s%lld%s", (int)(p - l), l, ts + (long long)shift, end);
+    push(s, c, strlen(c), c);
+}
+
+static lines clean_lines(void)
+{
+    fr_gen_opts o;
+    fr_gen_defaults(&o);
+    o.impressions = 10000;
+    o.days = 7;
+    o.seed = 9;
+    o.n_users = 2000;
+    o.n_ads = 200;
+    return gen_lines(&o, NULL, NULL);
+}
+
+/* The generated stream ends with conversions days after its last impression, a sparse tail the
+ * check holds (it waits for the partition to go on). A replay of a day's log ends like that;
+ * streams compared with the check off drop it, so that both runs end on the same watermark. */
+static size_t dense_end(const lines *L)
+{
+    int64_t last_imp = 0;
+    for (size_t i = 0; i < L->n; i++)
+        if (strstr(L->line[i], "\"type\":\"impression\"")) last_imp = line_ts(L->line[i]);
+    size_t n = L->n;
+    while (n > 0 && line_ts(L->line[n - 1]) > last_imp) n--;
+    return n;
+}
+
+typedef struct {
+    fr_join_counters j;
+    fr_pipeline_counters c;
+    uint64_t held;
+    double auc_ctr, ll_ctr;
+    char digest[33];
+} outcome;
+
+typedef struct {
+    int64_t max_ahead_ms; /* -1: the default */
+    int split_by_type;    /* three sources, as the Kafka topics: impressions, clicks, conversions */
+    size_t stop_at;       /* stop (checkpoint, close) before this line and resume from the checkpoint */
+} run_opts;
+
+static const char *source_of(const run_opts *o, const char *line)
+{
+    if (!o->split_by_type) return "file";
+    if (strstr(line, "\"type\":\"click\"")) return "clicks";
+    if (strstr(line, "\"type\":\"conversion\"")) return "conversions";
+    return "impressions";
+}
+
+static fr_pipeline *open_pipeline(const char *dir, const run_opts *o)
+{
+    fr_config c;
+    fr_config_defaults(&c);
+    snprintf(c.checkpoint_dir, sizeof c.checkpoint_dir, "%s", dir);
+    c.redis_host[0] = '\0';
+    c.checkpoint_every_samples = 1500;
+    c.checkpoint_every_seconds = 0;
+    if (o->max_ahead_ms >= 0) c.evtime.max_ahead_ms = o->max_ahead_ms;
+    char err[512];
+    fr_pipeline *p = fr_pipeline_open(&c, err, sizeof err);
+    if (!p) fail_msg("open: %s", err);
+    return p;
+}
+
+static outcome run_stream(const stream *s, const run_opts *o, uint64_t *held_at_stop)
+{
+    char *dir = tmpdir_make("evtime");
+    char err[512];
+    fr_pipeline *p = open_pipeline(dir, o);
+    const char *names[] = {"file", "impressions", "clicks", "conversions"};
+    for (int k = o->split_by_type ? 1 : 0; k < (o->split_by_type ? 4 : 1); k++)
+        assert_int_equal(fr_pipeline_register_source(p, names[k], NULL), 0);
+    /* offsets count per source, as Kafka's do */
+    int64_t off[4] = {0, 0, 0, 0};
+    for (size_t i = 0; i < s->n; i++) {
+        if (i == o->stop_at) {
+            if (held_at_stop) *held_at_stop = fr_pipeline_held(p);
+            assert_int_equal(fr_pipeline_checkpoint(p, err, sizeof err), 0);
+            fr_pipeline_close(p);
+            p = open_pipeline(dir, o);
+            for (int k = o->split_by_type ? 1 : 0; k < (o->split_by_type ? 4 : 1); k++) {
+                int64_t next = -1;
+                assert_int_equal(fr_pipeline_register_source(p, names[k], &next), 0);
+                assert_int_equal(next, off[k]);
+            }
+        }
+        const char *src = source_of(o, s->line[i]);
+        int k = 0;
+        while (strcmp(names[k], src) != 0) k++;
+        if (fr_pipeline_message(p, src, ++off[k], s->line[i], s->len[i], err, sizeof err) != 0)
+            fail_msg("message %zu: %s", i, err);
+    }
+    for (int k = 0; k < 4; k++) fr_pipeline_source_idle(p, names[k], 1); /* unknown names are ignored */
+    assert_int_equal(fr_pipeline_tick(p), 0);
+    assert_int_equal(fr_pipeline_checkpoint(p, err, sizeof err), 0);
+    outcome r;
+    memset(&r, 0, sizeof r);
+    r.j = *fr_pipeline_join_counters(p);
+    r.c = *fr_pipeline_get_counters(p);
+    r.held = fr_pipeline_held(p);
+    r.auc_ctr = fr_metric_auc(fr_pipeline_metric(p, FR_TASK_CTR, -1));
+    r.ll_ctr = fr_metric_logloss(fr_pipeline_metric(p, FR_TASK_CTR, -1));
+    /* every message is accounted for */
+    uint64_t accepted = 0, rejected = 0;
+    for (int t = 0; t < FR_EV_NTYPES; t++) accepted += r.j.events[t];
+    for (int q = 0; q < FR_REJECT_NREASONS; q++) rejected += r.c.rejected[q];
+    assert_int_equal(r.c.consumed, s->n);
+    assert_int_equal(r.c.consumed, accepted + rejected + r.held);
+    fr_pipeline_close(p);
+    fr_ckpt *ck = fr_ckpt_open_readonly(dir, err, sizeof err);
+    assert_non_null(ck);
+    assert_int_equal(fr_ckpt_digest(ck, r.digest), 0);
+    fr_ckpt_close(ck);
+    tmpdir_remove(dir);
+    return r;
+}
+
+static uint64_t joined(const outcome *o)
+{
+    return o->j.joined[FR_EV_IMPRESSION] + o->j.joined[FR_EV_CLICK] + o->j.joined[FR_EV_CONVERSION];
+}
+
+/* Every join and every sample of the reference: the same labels, trained in the same order. What
+ * got still holds at the end (the last events of a source after a jump, waiting for it to go on)
+ * the reference holds as pending join events. */
+static void assert_same_joins(const char *what, const outcome *got, const outcome *ref)
+{
+    print_message("%-34s joins %" PRIu64 " of %" PRIu64 " (%.2f %%): impressions %" PRIu64 "/%" PRIu64
+                  ", clicks %" PRIu64 "/%" PRIu64 ", conversions %" PRIu64 "/%" PRIu64
+                  "; rejected ts_in_future %" PRIu64 ", ts_too_old %" PRIu64 "; held at the end %" PRIu64 "\n",
+                  what, joined(got), joined(ref), 100.0 * (double)joined(got) / (double)joined(ref),
+                  got->j.joined[0], ref->j.joined[0], got->j.joined[1], ref->j.joined[1], got->j.joined[2],
+                  ref->j.joined[2], got->c.rejected[FR_REJECT_TS_IN_FUTURE], got->c.rejected[FR_REJECT_TS_TOO_OLD],
+                  got->held);
+    assert_true(joined(got) * 100 >= joined(ref) * 99);
+    uint64_t pending = got->held, ref_pending = ref->held;
+    for (int t = 0; t < FR_EV_NTYPES; t++) {
+        assert_int_equal(got->j.joined[t], ref->j.joined[t]);
+        pending += got->j.pending[t];
+        ref_pending += ref->j.pending[t];
+        for (int d = 0; d < FR_DROP_NREASONS; d++) assert_int_equal(got->j.dropped[t][d], ref->j.dropped[t][d]);
+    }
+    assert_int_equal(pending, ref_pending);
+    assert_int_equal(got->c.samples_trained, ref->c.samples_trained);
+    assert_true(got->auc_ctr == ref->auc_ctr && got->ll_ctr == ref->ll_ctr);
+}
+
+static stream copy_of(const lines *L, size_t n)
+{
+    stream s = {0};
+    for (size_t i = 0; i < n; i++) push(&s, L->line[i], L->len[i], NULL);
+    return s;
+}
+
+/* The clean stream with extra lines inserted before line `at[k]` (k < n). */
+static stream with_inserted(const lines *L, const size_t *at, const char *const *extra, size_t n)
+{
+    stream s = {0};
+    for (size_t i = 0, k = 0; i <= L->n; i++) {
+        while (k < n && at[k] == i) push_str(&s, extra[k++]);
+        if (i < L->n) push(&s, L->line[i], L->len[i], NULL);
+    }
+    return s;
+}
+
+static const run_opts defaults = {.max_ahead_ms = -1, .stop_at = SIZE_MAX};
+
+static void test_pipeline_far_future_and_past(void **state)
+{
+    (void)state;
+    lines L = clean_lines();
+    stream clean = copy_of(&L, L.n);
+    outcome ref = run_stream(&clean, &defaults, NULL);
+    assert_int_equal(ref.c.rejected[FR_REJECT_TS_IN_FUTURE], 0);
+    /* Against the clean stream without the check (today's rule before it): the stream's last
+     * conversions, days after everything else, then move the watermark and mature more clicks
+     * at the end; with the check they wait for the stream to go on. */
+    const run_opts off = {.max_ahead_ms = 0, .stop_at = SIZE_MAX};
+    outcome ref_off = run_stream(&clean, &off, NULL);
+    print_message("clean stream: %" PRIu64 " joins with the check, %" PRIu64 " without (%.2f %%)\n", joined(&ref),
+                  joined(&ref_off), 100.0 * (double)joined(&ref) / (double)joined(&ref_off));
+    assert_true(joined(&ref) * 100 >= joined(&ref_off) * 99);
+    const size_t mid = L.n / 2;
+
+    /* one click in the year 2100 in the middle of the stream */
+    const char *one[] = {"{\"type\":\"click\",\"id\":\"wild-1\",\"ts\":4102444800000}"};
+    stream s1 = with_inserted(&L, (size_t[]){mid}, one, 1);
+    outcome o1 = run_stream(&s1, &defaults, NULL);
+    assert_int_equal(o1.c.rejected[FR_REJECT_TS_IN_FUTURE], 1);
+    assert_same_joins("one year-2100 click", &o1, &ref);
+
+    /* five of mixed types, some on one ts (they agree with each other), back to back and spread */
+    const char *five[] = {
+        "{\"type\":\"impression\",\"id\":\"wild-i\",\"ts\":4102444800000,\"scenario\":\"video\",\"features\":{}}",
+        "{\"type\":\"click\",\"id\":\"wild-i\",\"ts\":4102444800000}",
+        "{\"type\":\"conversion\",\"id\":\"wild-i\",\"ts\":4102448400000}",
+        "{\"type\":\"click\",\"id\":\"wild-2\",\"ts\":9999999999999}",
+        "{\"type\":\"impression\",\"id\":\"wild-3\",\"ts\":1800000000000,\"scenario\":\"music\",\"features\":{}}"};
+    stream s5 = with_inserted(&L, (size_t[]){mid, mid, mid, mid + 7, mid + 400}, five, 5);
+    outcome o5 = run_stream(&s5, &defaults, NULL);
+    assert_int_equal(o5.c.rejected[FR_REJECT_TS_IN_FUTURE], 5);
+    assert_same_joins("five far-future events", &o5, &ref);
+
+    /* the very first event is the wild one */
+    stream sf = with_inserted(&L, (size_t[]){0}, one, 1);
+    outcome of = run_stream(&sf, &defaults, NULL);
+    assert_int_equal(of.c.rejected[FR_REJECT_TS_IN_FUTURE], 1);
+    assert_same_joins("a year-2100 click first", &of, &ref);
+
+    /* before any plausible time (1970, 1999): rejected at once with their own reason */
+    const char *past[] = {"{\"type\":\"click\",\"id\":\"old-1\",\"ts\":1000}",
+                          "{\"type\":\"impression\",\"id\":\"old-2\",\"ts\":946684799999,\"scenario\":\"video\","
+                          "\"features\":{}}"};
+    stream sp = with_inserted(&L, (size_t[]){3, mid}, past, 2);
+    outcome op = run_stream(&sp, &defaults, NULL);
+    assert_int_equal(op.c.rejected[FR_REJECT_TS_TOO_OLD], 2);
+    assert_int_equal(op.c.rejected[FR_REJECT_TS_IN_FUTURE], 0);
+    assert_same_joins("two events before 2000", &op, &ref);
+
+    stream_free(&clean);
+    stream_free(&s1);
+    stream_free(&s5);
+    stream_free(&sf);
+    stream_free(&sp);
+    lines_free(&L);
+}
+
+/* Legitimate jumps: the second half two days later (a partition that stopped, a replay of a
+ * later log), and bursts (two hours of traffic, then six quiet hours, over and over). Nothing is
+ * rejected and the joins are those of the same stream with the check off. The same streams split
+ * into three sources like the Kafka topics (conversions come hours apart) lose nothing either. */
+static void test_pipeline_gaps_and_bursts(void **state)
+{
+    (void)state;
+    lines L = clean_lines();
+    const size_t n = dense_end(&L);
+    stream gap = {0}, burst = {0};
+    for (size_t i = 0; i < n; i++) {
+        if (i < n / 2)
+            push(&gap, L.line[i], L.len[i], NULL);
+        else
+            push_shifted(&gap, L.line[i], 2 * DAY_MS);
+        if ((line_ts(L.line[i]) - T0) % (8 * HOUR_MS) < 2 * HOUR_MS) push(&burst, L.line[i], L.len[i], NULL);
+    }
+    const run_opts off = {.max_ahead_ms = 0, .stop_at = SIZE_MAX};
+    const struct {
+        const char *name;
+        const stream *s;
+        int split;
+    } cases[] = {{"2-day gap", &gap, 0}, {"bursts", &burst, 0}, {"2-day gap, 3 sources", &gap, 1},
+                 {"bursts, 3 sources", &burst, 1}};
+    for (size_t k = 0; k < sizeof cases / sizeof cases[0]; k++) {
+        run_opts on = defaults, o_off = off;
+        on.split_by_type = o_off.split_by_type = cases[k].split;
+        outcome ref = run_stream(cases[k].s, &o_off, NULL);
+        outcome got = run_stream(cases[k].s, &on, NULL);
+        assert_int_equal(got.c.rejected[FR_REJECT_TS_IN_FUTURE] + got.c.rejected[FR_REJECT_TS_TOO_OLD], 0);
+        /* one source, ending dense: nothing left waiting */
+        if (!cases[k].split) assert_int_equal(got.held, 0);
+        assert_same_joins(cases[k].name, &got, &ref);
+    }
+    stream_free(&gap);
+    stream_free(&burst);
+    lines_free(&L);
+}
+
+/* Stopped (checkpoint, close) while messages are held, restored, run to the end: the digest of a
+ * run never stopped. Held far-future events and held events of a stream that moved on. */
+static void test_pipeline_restart_with_held(void **state)
+{
+    (void)state;
+    lines L = clean_lines();
+    const size_t mid = L.n / 2;
+    const char *three[] = {"{\"type\":\"click\",\"id\":\"wild-1\",\"ts\":4102444800000}",
+                           "{\"type\":\"click\",\"id\":\"wild-2\",\"ts\":4102444800000}",
+                           "{\"type\":\"conversion\",\"id\":\"wild-3\",\"ts\":5102444800000}"};
+    stream s = with_inserted(&L, (size_t[]){mid, mid + 2, mid + 3}, three, 3);
+    outcome straight = run_stream(&s, &defaults, NULL);
+    run_opts stop = defaults;
+    stop.stop_at = mid + 8;
+    uint64_t held = 0;
+    outcome resumed = run_stream(&s, &stop, &held);
+    print_message("stopped with %" PRIu64 " messages held; digests %s / %s\n", held, resumed.digest, straight.digest);
+    assert_int_equal(held, 3);
+    assert_string_equal(resumed.digest, straight.digest);
+    assert_int_equal(resumed.c.rejected[FR_REJECT_TS_IN_FUTURE], 3);
+
+    /* a jump of two days, stopped while its first events wait */
+    const size_t n = dense_end(&L);
+    stream gap = {0};
+    for (size_t i = 0; i < n; i++) {
+        if (i < n / 2)
+            push(&gap, L.line[i], L.len[i], NULL);
+        else
+            push_shifted(&gap, L.line[i], 2 * DAY_MS);
+    }
+    outcome g_straight = run_stream(&gap, &defaults, NULL);
+    stop.stop_at = n / 2 + 9;
+    outcome g_resumed = run_stream(&gap, &stop, &held);
+    print_message("stopped with %" PRIu64 " messages of a 2-day jump held\n", held);
+    assert_int_equal(held, 9);
+    assert_string_equal(g_resumed.digest, g_straight.digest);
+    stream_free(&s);
+    stream_free(&gap);
+    lines_free(&L);
+}
+
+/* A stored state that does not parse is refused at start with the blob's name, never guessed. */
+static void test_pipeline_refuses_corrupt_state(void **state)
+{
+    (void)state;
+    char *dir = tmpdir_make("evtime-bad");
+    char err[512];
+    fr_pipeline *p = open_pipeline(dir, &defaults);
+    const char *ev[] = {"{\"type\":\"click\",\"id\":\"a\",\"ts\":1764547200000}",
+                        "{\"type\":\"click\",\"id\":\"b\",\"ts\":4102444800000}"};
+    for (int i = 0; i < 2; i++) assert_int_equal(fr_pipeline_message(p, "file", i + 1, ev[i], strlen(ev[i]), err, sizeof err), 0);
+    assert_int_equal(fr_pipeline_held(p), 1); /* the second: it vouched for the first (it is later) */
+    assert_int_equal(fr_pipeline_checkpoint(p, err, sizeof err), 0);
+    fr_pipeline_close(p);
+
+    fr_ckpt *ck = fr_ckpt_open(dir, err, sizeof err);
+    assert_non_null(ck);
+    long n = fr_ckpt_get_blob(ck, "evtime", NULL, 0);
+    assert_true(n > 20);
+    unsigned char *blob = malloc((size_t)n);
+    assert_int_equal(fr_ckpt_get_blob(ck, "evtime", blob, (size_t)n), n);
+    fr_ckpt_batch *b = fr_ckpt_begin(ck);
+    assert_int_equal(fr_ckpt_put_blob(b, "evtime", blob, (size_t)n - 3), 0);
+    assert_int_equal(fr_ckpt_commit(b, err, sizeof err), 0);
+    fr_ckpt_close(ck);
+    fr_config c;
+    fr_config_defaults(&c);
+    snprintf(c.checkpoint_dir, sizeof c.checkpoint_dir, "%s", dir);
+    c.redis_host[0] = '\0';
+    assert_null(fr_pipeline_open(&c, err, sizeof err));
+    print_message("%s\n", err);
+    assert_non_null(strstr(err, "blob \"evtime\", source file) is truncated"));
+    free(blob);
+    tmpdir_remove(dir);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -392,6 +799,10 @@ int main(void)
         cmocka_unit_test(test_held_is_bounded),
         cmocka_unit_test(test_export_import),
         cmocka_unit_test(test_blob_of_partitions),
+        cmocka_unit_test(test_pipeline_far_future_and_past),
+        cmocka_unit_test(test_pipeline_gaps_and_bursts),
+        cmocka_unit_test(test_pipeline_restart_with_held),
+        cmocka_unit_test(test_pipeline_refuses_corrupt_state),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
