@@ -120,6 +120,11 @@ static source *add_source(fr_pipeline *p, const char *name)
     return s;
 }
 
+static int stored_name_cmp(const void *a, const void *b)
+{
+    return strcmp(((const stored_source *)a)->name, ((const stored_source *)b)->name);
+}
+
 /* ---- learning ------------------------------------------------------------------------------ */
 
 /* The delayed-feedback copies carry labels that are not final: metrics never count them. */
@@ -989,6 +994,9 @@ int fr_pipeline_checkpoint(fr_pipeline *p, char *err, size_t errlen)
         snprintf(stored[i].name, sizeof stored[i].name, "%s", p->sources[i].name);
         stored[i].max_ts = p->sources[i].max_ts;
     }
+    /* In name order: the order sources were met depends on which partitions delivered before a
+     * restart's checkpoint, and the digest must not. */
+    qsort(stored, (size_t)p->n_sources, sizeof *stored, stored_name_cmp);
     if (rc == 0) rc = fr_ckpt_put_blob(b, "sources", stored, (size_t)p->n_sources * sizeof *stored);
     if (rc == 0) {
         fr_evtime_named parts[FR_MAX_SOURCES];
