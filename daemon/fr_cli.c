@@ -602,15 +602,30 @@ static int cmd_inspect(const cli_args *a)
         rc = 1;
     }
     fr_pipeline_counters pc;
-    if (fr_ckpt_get_blob(ck, "counters", &pc, sizeof pc) == (long)sizeof pc) {
+    unsigned char cbuf[sizeof pc];
+    long clen = fr_ckpt_get_blob(ck, "counters", cbuf, sizeof cbuf);
+    if (clen >= 0 && fr_pipeline_counters_decode(cbuf, (size_t)clen, &pc) == 0) {
         uint64_t rejected = 0;
         for (int r = 0; r < FR_REJECT_NREASONS; r++) rejected += pc.rejected[r];
         printf("consumed=%" PRIu64 " rejected=%" PRIu64 " samples_trained=%" PRIu64 " samples_buffered=%" PRIu64 "\n",
                pc.consumed, rejected, pc.samples_trained, pc.samples_buffered);
     } else {
-        fprintf(stderr, "freshet inspect: checkpoint: blob \"counters\" missing or not %zu bytes\n", sizeof pc);
+        fprintf(stderr, "freshet inspect: checkpoint: blob \"counters\" missing or of another length\n");
         rc = 1;
     }
+    /* absent in a checkpoint from before the event-time check: nothing held */
+    long elen = fr_ckpt_get_blob(ck, "evtime", NULL, 0);
+    unsigned char *eb = elen > 0 ? malloc((size_t)elen) : NULL;
+    uint64_t held, released;
+    if (eb && fr_ckpt_get_blob(ck, "evtime", eb, (size_t)elen) == elen &&
+        fr_pipeline_evtime_totals(eb, (size_t)elen, &held, &released) == 0) {
+        printf("event_time held=%" PRIu64 " released=%" PRIu64 "\n", held, released);
+    } else if (elen >= 0) {
+        fprintf(stderr, "freshet inspect: checkpoint: blob \"evtime\" (messages held ahead of their partition's "
+                        "time) unreadable\n");
+        rc = 1;
+    }
+    free(eb);
     fr_join_config jc = {0};
     fr_join *j = fr_join_create(&jc);
     size_t cap = j ? fr_join_export_meta(j, NULL, 0) : 0;

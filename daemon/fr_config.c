@@ -229,6 +229,54 @@ static int get_duration(errbuf *e, const json_t *v, const char *path, bool allow
     return 0;
 }
 
+/* Days from 1970-01-01 to the civil date y-m-d (proleptic Gregorian; H. Hinnant's algorithm). */
+static int64_t days_from_civil(int64_t y, int64_t m, int64_t d)
+{
+    y -= m <= 2;
+    const int64_t era = (y >= 0 ? y : y - 399) / 400;
+    const int64_t yoe = y - era * 400;
+    const int64_t doy = (153 * (m + (m > 2 ? -3 : 9)) + 2) / 5 + d - 1;
+    const int64_t doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
+    return era * 146097 + doe - 719468;
+}
+
+int fr_config_parse_instant(const char *s, int64_t *ms)
+{
+    static const int mdays[12] = {31, 29, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31};
+    int y, mo, d, h = 0, mi = 0, sec = 0, used = 0;
+    if (!s || sscanf(s, "%4d-%2d-%2d%n", &y, &mo, &d, &used) != 3 || used != 10)
+        return -1;
+    if (s[10] != '\0') {
+        int tail = 0;
+        if (sscanf(s + 10, "T%2d:%2d:%2dZ%n", &h, &mi, &sec, &tail) != 3 || tail != 10 || s[20] != '\0')
+            return -1;
+    }
+    if (y < 1970 || mo < 1 || mo > 12 || d < 1 || d > mdays[mo - 1] ||
+        (mo == 2 && d == 29 && !(y % 4 == 0 && (y % 100 != 0 || y % 400 == 0))) || h > 23 || mi > 59 || sec > 59)
+        return -1;
+    *ms = ((days_from_civil(y, mo, d) * 24 + h) * 60 + mi) * 60000 + sec * INT64_C(1000);
+    return 0;
+}
+
+/* An instant: a UTC date "YYYY-MM-DD" or "YYYY-MM-DDTHH:MM:SSZ", or integer ms since the epoch. */
+static int get_instant(errbuf *e, const json_t *v, const char *path, int64_t *out)
+{
+    if (json_is_integer(v)) {
+        if (json_integer_value(v) < 0 || json_integer_value(v) > FR_TS_MAX)
+            return fail(e, "\"%s\" is %lld, expected milliseconds since 1970 up to year 9999", path,
+                        (long long)json_integer_value(v));
+        *out = (int64_t)json_integer_value(v);
+        return 0;
+    }
+    if (json_is_string(v) && fr_config_parse_instant(json_string_value(v), out) == 0)
+        return 0;
+    if (json_is_string(v))
+        return fail(e, "\"%s\" is \"%s\", not a UTC date; write e.g. \"2000-01-01\" or \"2000-01-01T00:00:00Z\"",
+                    path, json_string_value(v));
+    return fail(e, "\"%s\" is %s, expected a UTC date like \"2000-01-01\" or integer milliseconds since 1970", path,
+                type_desc(v));
+}
+
 /* Kafka's own rule for topic names, checked here so a typo fails at start, not at subscribe. */
 static int check_topic(errbuf *e, const char *name, const char *path)
 {
@@ -263,6 +311,7 @@ void fr_config_defaults(fr_config *c)
     c->click_window_ms = INT64_C(30) * 60 * 1000;
     c->attribution_window_ms = INT64_C(7) * 24 * 3600 * 1000;
     c->allowed_lateness_ms = 0;
+    fr_evtime_config_defaults(&c->evtime);
     c->join_policy = FR_JOIN_POLICY_ESDFM;
     c->observation_window_ms = INT64_C(15) * 60 * 1000;
     c->real_negative_window_ms = 0;
@@ -487,9 +536,11 @@ static int load_fields(errbuf *e, fr_config *c, const json_t *a)
 
 static int load_join(errbuf *e, fr_config *c, const json_t *o)
 {
-    static const char *const keys[] = {"click_window", "attribution_window",   "allowed_lateness", "policy",
-                                       "observation_window", "real_negative_window", "weight_clip",
-                                       "rn_floor",     "helper_buckets_log2",  "max_cached_entries", NULL};
+    static const char *const keys[] = {"click_window",       "attribution_window",   "allowed_lateness",
+                                       "max_ahead",          "ahead_confirm",        "ahead_reject",
+                                       "min_event_time",     "policy",               "observation_window",
+                                       "real_negative_window", "weight_clip",        "rn_floor",
+                                       "helper_buckets_log2", "max_cached_entries",  NULL};
     if (want_object(e, o, "join") || check_keys(e, o, "join", keys))
         return -1;
     const json_t *v;
@@ -501,6 +552,22 @@ static int load_join(errbuf *e, fr_config *c, const json_t *o)
         return -1;
     if ((v = json_object_get(o, "allowed_lateness")) &&
         get_duration(e, v, "join.allowed_lateness", true, &c->allowed_lateness_ms))
+        return -1;
+    fr_evtime_config *et = &c->evtime;
+    if ((v = json_object_get(o, "max_ahead")) && get_duration(e, v, "join.max_ahead", true, &et->max_ahead_ms))
+        return -1;
+    int n;
+    if ((v = json_object_get(o, "ahead_confirm"))) {
+        if (get_int(e, v, "join.ahead_confirm", 1, FR_EVTIME_MAX_VOTES, &n))
+            return -1;
+        et->confirm = (uint32_t)n;
+    }
+    if ((v = json_object_get(o, "ahead_reject"))) {
+        if (get_int(e, v, "join.ahead_reject", 1, FR_EVTIME_MAX_VOTES, &n))
+            return -1;
+        et->reject = (uint32_t)n;
+    }
+    if ((v = json_object_get(o, "min_event_time")) && get_instant(e, v, "join.min_event_time", &et->min_ts_ms))
         return -1;
     if ((v = json_object_get(o, "policy"))) {
         char name[FR_NAME_MAX];

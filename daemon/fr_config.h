@@ -8,6 +8,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "fr_evtime.h"
 #include "fr_guard.h"
 #include "fr_join.h"
 #include "fr_model.h"
@@ -35,6 +36,7 @@ typedef struct {
     int64_t click_window_ms;         /* default 30 min */
     int64_t attribution_window_ms;   /* default 7 days */
     int64_t allowed_lateness_ms;     /* default 0 */
+    fr_evtime_config evtime;         /* which events may move a partition's event time (fr_evtime.h) */
     /* delayed feedback (docs/delayed-feedback.md) */
     fr_join_policy join_policy;      /* default esdfm */
     int64_t observation_window_ms;   /* w_o, default 15 min */
@@ -77,5 +79,8 @@ int fr_config_load_string(fr_config *c, const char *json, char *err, size_t errl
 /* Parses a duration as the config writes it: "<n><unit>" pairs with units ms, s, m, h, d ("90s",
  * "1h30m"), into milliseconds. Returns 0, or -1 when s is not such a duration or overflows. */
 int fr_config_parse_duration(const char *s, int64_t *ms);
+/* Parses a UTC instant as the config writes it: "YYYY-MM-DD" or "YYYY-MM-DDTHH:MM:SSZ", years
+ * 1970..9999, into milliseconds since the epoch. Returns 0, or -1 when s is not such a date. */
+int fr_config_parse_instant(const char *s, int64_t *ms);
 
 #endif

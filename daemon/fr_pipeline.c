@@ -13,6 +13,7 @@
 
 #include "fr_ckpt.h"
 #include "fr_dfm.h"
+#include "fr_evtime.h"
 #include "fr_hash.h"
 #include "fr_pubq.h"
 
@@ -24,6 +25,7 @@ typedef struct {
     int idle;
     int identity_len;     /* -1: none */
     unsigned char identity[FR_SOURCE_IDENTITY_MAX + 1];
+    fr_evtime *et;        /* which of its events may move its event time (checkpointed as "evtime") */
 } source;
 
 /* What the checkpoint stores per source besides its offset. */
@@ -110,16 +112,24 @@ static source *add_source(fr_pipeline *p, const char *name)
     source *s = find_source(p, name);
     if (s) return s;
     if (p->n_sources == FR_MAX_SOURCES || strlen(name) >= FR_SOURCE_NAME_MAX) return NULL;
+    fr_evtime *et = fr_evtime_create();
+    if (!et) return NULL;
     s = &p->sources[p->n_sources++];
     memset(s, 0, sizeof *s);
     snprintf(s->name, sizeof s->name, "%s", name);
     s->next_offset = -1;
     s->max_ts = INT64_MIN;
     s->identity_len = -1;
+    s->et = et;
     return s;
 }
 
 static void identity_blob_name(const source *s, char *out, size_t cap) { snprintf(out, cap, "identity:%s", s->name); }
+
+static int stored_name_cmp(const void *a, const void *b)
+{
+    return strcmp(((const stored_source *)a)->name, ((const stored_source *)b)->name);
+}
 
 /* ---- learning ------------------------------------------------------------------------------ */
 
@@ -504,6 +514,85 @@ static int restore_sources(fr_pipeline *p, char *err, size_t errlen)
     return 0;
 }
 
+/* The counters blob is the struct's bytes, all uint64. Before the event-time check it had two
+ * reasons fewer (ts_in_future and ts_too_old are the last): that layout still loads. */
+enum { PRE_EVTIME_REASONS = FR_REJECT_TS_IN_FUTURE };
+
+int fr_pipeline_counters_decode(const void *buf, size_t len, fr_pipeline_counters *out)
+{
+    const size_t old = sizeof(uint64_t) * (1 + PRE_EVTIME_REASONS + 2);
+    memset(out, 0, sizeof *out);
+    if (len == sizeof *out) {
+        memcpy(out, buf, len);
+        return 0;
+    }
+    if (len != old) return -1;
+    const unsigned char *b = buf;
+    memcpy(&out->consumed, b, 8);
+    memcpy(out->rejected, b + 8, 8 * PRE_EVTIME_REASONS);
+    memcpy(&out->samples_trained, b + 8 + 8 * PRE_EVTIME_REASONS, 8);
+    memcpy(&out->samples_buffered, b + 16 + 8 * PRE_EVTIME_REASONS, 8);
+    return 0;
+}
+
+static int import_source_evtime(const char *name, const void *state, size_t len, void *ctx)
+{
+    source *s = strlen(name) < FR_SOURCE_NAME_MAX ? add_source(ctx, name) : NULL;
+    return s ? fr_evtime_import(s->et, state, len) : -1;
+}
+
+/* The held messages and the pace of every source. A checkpoint written before the event-time
+ * check has no blob: each source starts from its stored largest event time. */
+static int restore_evtime(fr_pipeline *p, char *err, size_t errlen)
+{
+    long n = fr_ckpt_get_blob(p->ckpt, "evtime", NULL, 0);
+    if (n < 0) {
+        for (int i = 0; i < p->n_sources; i++) fr_evtime_set_time(p->sources[i].et, p->sources[i].max_ts);
+        return 0;
+    }
+    unsigned char *buf = malloc(n ? (size_t)n : 1);
+    char name[FR_SOURCE_NAME_MAX] = "";
+    const char *why = !buf ? "too large for the memory left"
+                      : fr_ckpt_get_blob(p->ckpt, "evtime", buf, (size_t)n) != n
+                          ? "unreadable"
+                          : fr_evtime_walk_all(buf, (size_t)n, import_source_evtime, p, name, sizeof name);
+    free(buf);
+    if (why) {
+        snprintf(err, errlen, "checkpoint: the event-time state (blob \"evtime\"%s%s) is %s", name[0] ? ", source " : "",
+                 name, why);
+        return -1;
+    }
+    return 0;
+}
+
+typedef struct {
+    uint64_t held, released;
+} evtime_totals;
+
+static int add_source_totals(const char *name, const void *state, size_t len, void *ctx)
+{
+    (void)name;
+    evtime_totals *t = ctx;
+    fr_evtime *e = fr_evtime_create();
+    int rc = e ? fr_evtime_import(e, state, len) : -1;
+    if (rc == 0) {
+        t->held += fr_evtime_held(e);
+        t->released += fr_evtime_released(e);
+    }
+    fr_evtime_free(e);
+    return rc;
+}
+
+int fr_pipeline_evtime_totals(const void *blob, size_t len, uint64_t *held, uint64_t *released)
+{
+    evtime_totals t = {0, 0};
+    char name[FR_SOURCE_NAME_MAX];
+    if (fr_evtime_walk_all(blob, len, add_source_totals, &t, name, sizeof name) != NULL) return -1;
+    *held = t.held;
+    *released = t.released;
+    return 0;
+}
+
 static int restore(fr_pipeline *p, char *err, size_t errlen)
 {
     /* The field list first: a reordered field list also changes the model's shape, less clearly. */
@@ -570,6 +659,7 @@ static int restore(fr_pipeline *p, char *err, size_t errlen)
     }
     if (fr_ckpt_foreach_offset(p->ckpt, load_offset, &(offset_load){p, err, errlen}, err, errlen) != 0) return -1;
     if (restore_sources(p, err, errlen) != 0) return -1;
+    if (restore_evtime(p, err, errlen) != 0) return -1;
     for (int i = 0; i < p->n_sources; i++) {
         source *s = &p->sources[i];
         char name[FR_SOURCE_NAME_MAX + 16];
@@ -577,7 +667,9 @@ static int restore(fr_pipeline *p, char *err, size_t errlen)
         long len = fr_ckpt_get_blob(p->ckpt, name, s->identity, sizeof s->identity);
         s->identity_len = len < 0 ? -1 : len > FR_SOURCE_IDENTITY_MAX ? FR_SOURCE_IDENTITY_MAX + 1 : (int)len;
     }
-    if (fr_ckpt_get_blob(p->ckpt, "counters", &p->counters, sizeof p->counters) != (long)sizeof p->counters) {
+    unsigned char cbuf[sizeof p->counters];
+    long clen = fr_ckpt_get_blob(p->ckpt, "counters", cbuf, sizeof cbuf);
+    if (clen < 0 || fr_pipeline_counters_decode(cbuf, (size_t)clen, &p->counters) != 0) {
         snprintf(err, errlen, "checkpoint: blob \"counters\" missing or from another version");
         return -1;
     }
@@ -729,6 +821,7 @@ void fr_pipeline_close(fr_pipeline *p)
     fr_ckpt_close(p->ckpt);
     fr_model_free(p->model);
     fr_join_free(p->join);
+    for (int i = 0; i < p->n_sources; i++) fr_evtime_free(p->sources[i].et);
     fr_dfm_heads_free(p->heads);
     free(p->manifest);
     free(p->metrics);
@@ -792,6 +885,58 @@ void fr_pipeline_source_idle(fr_pipeline *p, const char *name, int idle)
  * input is visible without drowning the log. */
 static int should_log_rejection(uint64_t count) { return count <= 10 || (count & (count - 1)) == 0; }
 
+/* Counts a rejected message, logs it (rate-limited) and hands it to the dead-letter hook. offset
+ * is the message's own. */
+static void reject(fr_pipeline *p, const char *source_name, int64_t offset, const char *buf, size_t len,
+                   fr_reject_reason r, const char *why)
+{
+    uint64_t n = ++p->counters.rejected[r];
+    if (should_log_rejection(n))
+        fprintf(stderr, "freshet: rejected %s (%s, %" PRIu64 " so far) at %s offset %" PRId64 ": %s\n",
+                fr_event_reject_name(r), fr_event_reject_name(r), n, source_name, offset, why);
+    if (p->on_reject) p->on_reject(source_name, offset, buf, len, fr_event_reject_name(r), why, p->on_reject_ctx);
+}
+
+/* An event that may count: into the join, then the watermark moves. */
+static int accept_event(fr_pipeline *p, source *s, const fr_event *ev, char *err, size_t errlen)
+{
+    if (ev->ts > s->max_ts) s->max_ts = ev->ts;
+    if (fr_join_add(p->join, ev, on_sample, p) != 0) {
+        if (fr_join_error(p->join)) return fail_join(p, err, errlen);
+        snprintf(err, errlen, "joiner: out of memory holding event %s; stopping before it is lost", ev->id);
+        return -1;
+    }
+    if (fr_pipeline_tick(p) != 0) return fail_join(p, err, errlen);
+    return 0;
+}
+
+/* The held messages the last fr_evtime_offer decided, in arrival order: a released one is decoded
+ * again (it was valid when held; a config changed by a restart may refuse it now) and joined. */
+static int handle_decided(fr_pipeline *p, source *s, char *err, size_t errlen)
+{
+    const fr_evtime_msg *d;
+    size_t nd = fr_evtime_decided(s->et, &d);
+    for (size_t i = 0; i < nd; i++) {
+        char why[320];
+        if (d[i].verdict == FR_EVTIME_ACCEPT) {
+            fr_event ev;
+            fr_reject_reason r = fr_event_decode(&p->cfg.schema, d[i].bytes, d[i].len, &ev, why, sizeof why);
+            if (r != FR_REJECT_NONE)
+                reject(p, s->name, d[i].offset, d[i].bytes, d[i].len, r, why);
+            else if (accept_event(p, s, &ev, err, errlen) != 0)
+                return -1;
+            continue;
+        }
+        snprintf(why, sizeof why,
+                 "ts %" PRId64 " is %.1f h ahead of the partition's event time %" PRId64 " (bound %.1f h); %" PRIu32
+                 " later events were earlier, %" PRIu32 " agreed (join.max_ahead, join.ahead_reject)",
+                 d[i].ts, (double)(d[i].ts - d[i].partition_ts) / 3.6e6, d[i].partition_ts,
+                 (double)fr_evtime_bound(s->et, &p->cfg.evtime) / 3.6e6, d[i].oppose, d[i].support);
+        reject(p, s->name, d[i].offset, d[i].bytes, d[i].len, FR_REJECT_TS_IN_FUTURE, why);
+    }
+    return 0;
+}
+
 int fr_pipeline_message(fr_pipeline *p, const char *source_name, int64_t next_offset, const char *buf, size_t len,
                         char *err, size_t errlen)
 {
@@ -812,20 +957,23 @@ int fr_pipeline_message(fr_pipeline *p, const char *source_name, int64_t next_of
     char why[320];
     fr_reject_reason r = fr_event_decode(&p->cfg.schema, buf, len, &ev, why, sizeof why);
     if (r != FR_REJECT_NONE) {
-        uint64_t n = ++p->counters.rejected[r];
-        if (should_log_rejection(n))
-            fprintf(stderr, "freshet: rejected %s (%s, %" PRIu64 " so far) at %s offset %" PRId64 ": %s\n",
-                    fr_event_reject_name(r), fr_event_reject_name(r), n, source_name, next_offset - 1, why);
-        if (p->on_reject) p->on_reject(source_name, next_offset - 1, buf, len, fr_event_reject_name(r), why, p->on_reject_ctx);
+        reject(p, source_name, next_offset - 1, buf, len, r, why);
         return fr_pipeline_maybe_checkpoint(p, err, errlen);
     }
-    if (ev.ts > s->max_ts) s->max_ts = ev.ts;
-    if (fr_join_add(p->join, &ev, on_sample, p) != 0) {
-        if (fr_join_error(p->join)) return fail_join(p, err, errlen);
-        snprintf(err, errlen, "joiner: out of memory holding event %s; stopping before it is lost", ev.id);
+    fr_evtime_verdict v;
+    if (fr_evtime_offer(s->et, &p->cfg.evtime, ev.ts, next_offset - 1, buf, len, &v) != 0) {
+        snprintf(err, errlen, "out of memory holding a message of %s ahead of its partition's time; stopping", source_name);
         return -1;
     }
-    if (fr_pipeline_tick(p) != 0) return fail_join(p, err, errlen);
+    /* No checkpoint until this message is done: the decided messages are out of the state. */
+    if (handle_decided(p, s, err, errlen) != 0) return -1;
+    if (v == FR_EVTIME_ACCEPT) {
+        if (accept_event(p, s, &ev, err, errlen) != 0) return -1;
+    } else if (v == FR_EVTIME_TOO_OLD) {
+        snprintf(why, sizeof why, "ts %" PRId64 " is before join.min_event_time (%" PRId64 ")", ev.ts,
+                 p->cfg.evtime.min_ts_ms);
+        reject(p, source_name, next_offset - 1, buf, len, FR_REJECT_TS_TOO_OLD, why);
+    }
     if (p->cfg.max_cached_entries > 0 && fr_join_cached_count(p->join) > (size_t)p->cfg.max_cached_entries) {
         /* Only clean entries can leave memory: checkpoint now so that they all are. */
         p->early_checkpoints++;
@@ -891,7 +1039,18 @@ int fr_pipeline_checkpoint(fr_pipeline *p, char *err, size_t errlen)
         snprintf(stored[i].name, sizeof stored[i].name, "%s", p->sources[i].name);
         stored[i].max_ts = p->sources[i].max_ts;
     }
+    /* In name order: the order sources were met depends on which partitions delivered before a
+     * restart's checkpoint, and the digest must not. */
+    qsort(stored, (size_t)p->n_sources, sizeof *stored, stored_name_cmp);
     if (rc == 0) rc = fr_ckpt_put_blob(b, "sources", stored, (size_t)p->n_sources * sizeof *stored);
+    if (rc == 0) {
+        fr_evtime_named parts[FR_MAX_SOURCES];
+        for (int i = 0; i < p->n_sources; i++) parts[i] = (fr_evtime_named){p->sources[i].name, p->sources[i].et};
+        size_t elen = 0;
+        unsigned char *eb = fr_evtime_export_all(parts, (size_t)p->n_sources, &elen);
+        rc = eb ? fr_ckpt_put_blob(b, "evtime", eb, elen) : -1;
+        free(eb);
+    }
     if (rc == 0) rc = fr_ckpt_put_blob(b, "manifest", p->manifest, strlen(p->manifest));
     if (rc == 0) rc = fr_ckpt_put_blob(b, "counters", &p->counters, sizeof p->counters);
     if (rc == 0) rc = fr_ckpt_put_blob(b, "metrics", p->metrics, metric_count(p) * sizeof(fr_metric));
@@ -968,7 +1127,22 @@ int fr_pipeline_finish_publishing(fr_pipeline *p, double timeout_seconds, char *
     snprintf(msg, msglen, "%s", ps.last_error[0] ? ps.last_error : "the last push did not finish in time");
     return -1;
 }
+
 size_t fr_pipeline_join_cached(const fr_pipeline *p) { return fr_join_cached_count(p->join); }
+
+uint64_t fr_pipeline_held(const fr_pipeline *p)
+{
+    uint64_t n = 0;
+    for (int i = 0; i < p->n_sources; i++) n += fr_evtime_held(p->sources[i].et);
+    return n;
+}
+
+uint64_t fr_pipeline_released(const fr_pipeline *p)
+{
+    uint64_t n = 0;
+    for (int i = 0; i < p->n_sources; i++) n += fr_evtime_released(p->sources[i].et);
+    return n;
+}
 
 uint64_t fr_pipeline_pending(const fr_pipeline *p)
 {
@@ -1010,6 +1184,8 @@ void fr_pipeline_status_line(fr_pipeline *p, FILE *out, const char *extra)
         /* the operator's rollback, until `freshet rollback --release` */
         if (ps.held) fprintf(out, " publish=held@%" PRIu64, ps.held_version);
     }
+    uint64_t held = fr_pipeline_held(p);
+    if (held) fprintf(out, " held=%" PRIu64, held);
     if (extra && extra[0]) fprintf(out, " %s", extra);
     fputc('\n', out);
     fflush(out);
@@ -1042,10 +1218,17 @@ void fr_pipeline_write_metrics(const fr_pipeline *p, FILE *out)
     const fr_pipeline_counters *c = &p->counters;
     metric_one(out, "messages_consumed_total", "counter", "Input messages handed to the pipeline, accepted or not.",
                (double)c->consumed);
-    metric_head(out, "messages_rejected_total", "counter", "Input messages rejected by the decoder, by reason.");
+    metric_head(out, "messages_rejected_total", "counter", "Input messages rejected by the decoder or the event-time check, by reason.");
     for (int r = 1; r < FR_REJECT_NREASONS; r++)
         fprintf(out, "freshet_messages_rejected_total{reason=\"%s\"} %" PRIu64 "\n",
                 fr_event_reject_name((fr_reject_reason)r), c->rejected[r]);
+
+    metric_one(out, "event_time_held_messages", "gauge",
+               "Messages held because they are far ahead of their partition's event time (join.max_ahead).",
+               (double)fr_pipeline_held(p));
+    metric_one(out, "event_time_released_total", "counter",
+               "Held messages released because later events of their partition confirmed their time.",
+               (double)fr_pipeline_released(p));
 
     const fr_join_counters *j = fr_join_get_counters(p->join);
     metric_head(out, "join_events_total", "counter", "Accepted events by type and where they are: joined or dropped.");
@@ -1149,8 +1332,9 @@ void fr_pipeline_report(const fr_pipeline *p, FILE *out)
     const fr_join_counters *j = fr_join_get_counters(p->join);
     uint64_t rejected = 0;
     for (int r = 0; r < FR_REJECT_NREASONS; r++) rejected += p->counters.rejected[r];
-    fprintf(out, "accounting: consumed=%" PRIu64 " rejected=%" PRIu64 " accepted=%" PRIu64 "\n", p->counters.consumed,
-            rejected, p->counters.consumed - rejected);
+    const uint64_t held = fr_pipeline_held(p);
+    fprintf(out, "accounting: consumed=%" PRIu64 " rejected=%" PRIu64 " held=%" PRIu64 " accepted=%" PRIu64 "\n",
+            p->counters.consumed, rejected, held, p->counters.consumed - rejected - held);
     for (int r = 1; r < FR_REJECT_NREASONS; r++)
         if (p->counters.rejected[r])
             fprintf(out, "  rejected.%s=%" PRIu64 "\n", fr_event_reject_name((fr_reject_reason)r), p->counters.rejected[r]);

@@ -13,7 +13,10 @@
  *
  * Watermark: each source's is the largest event time it delivered; the global one is the
  * minimum over sources that are not idle (a source holds the watermark back from the moment
- * it is registered until it delivers or reports idle), minus the allowed lateness.
+ * it is registered until it delivers or reports idle), minus the allowed lateness. Which
+ * events may move a source's time is fr_evtime's call (c->evtime): an event too far ahead of its
+ * source is held until the source's later events confirm it (then joined) or contradict it
+ * (then rejected as ts_in_future, like a decoder rejection: counted, logged, dead-lettered).
  *
  * Ownership: fr_pipeline_open allocates; fr_pipeline_close frees (it does not checkpoint: call
  * fr_pipeline_checkpoint first to keep the work). Not thread-safe. */
@@ -32,7 +35,7 @@ enum { FR_SOURCE_NAME_MAX = 160, FR_MAX_SOURCES = 256, FR_SOURCE_IDENTITY_MAX = 
 
 typedef struct {
     uint64_t consumed;                        /* messages handed to the pipeline */
-    uint64_t rejected[FR_REJECT_NREASONS];    /* by reason; consumed = accepted + rejected */
+    uint64_t rejected[FR_REJECT_NREASONS];    /* by reason; consumed = accepted + rejected + held */
     uint64_t samples_trained;
     uint64_t samples_buffered;                /* emitted, waiting for a full mini-batch */
 } fr_pipeline_counters;
@@ -75,6 +78,15 @@ int fr_pipeline_maybe_checkpoint(fr_pipeline *p, char *err, size_t errlen);
 int fr_pipeline_checkpoint(fr_pipeline *p, char *err, size_t errlen);
 
 const fr_pipeline_counters *fr_pipeline_get_counters(const fr_pipeline *p);
+/* The "counters" blob of a checkpoint, of this version or of the one before the event-time
+ * check (two reasons fewer). 0, or -1 for any other length. */
+int fr_pipeline_counters_decode(const void *buf, size_t len, fr_pipeline_counters *out);
+/* Messages held now because they are far ahead of their source's time (fr_evtime.h), and
+ * messages held and later released, over the life of the checkpoint. */
+uint64_t fr_pipeline_held(const fr_pipeline *p);
+uint64_t fr_pipeline_released(const fr_pipeline *p);
+/* The same totals from a checkpoint's "evtime" blob (for `freshet inspect`); -1 when malformed. */
+int fr_pipeline_evtime_totals(const void *blob, size_t len, uint64_t *held, uint64_t *released);
 const fr_join_counters *fr_pipeline_join_counters(const fr_pipeline *p);
 int64_t fr_pipeline_watermark(const fr_pipeline *p);
 /* Progressive metric of a task for a scenario, or over all scenarios with scenario = -1. */

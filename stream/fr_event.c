@@ -43,6 +43,8 @@ static const char *const REJECT_NAMES[FR_REJECT_NREASONS] = {
     [FR_REJECT_BAD_FEATURE_VALUE] = "bad_feature_value",
     [FR_REJECT_NON_FINITE] = "non_finite",
     [FR_REJECT_BAD_VALUE] = "bad_value",
+    [FR_REJECT_TS_IN_FUTURE] = "ts_in_future",
+    [FR_REJECT_TS_TOO_OLD] = "ts_too_old",
 };
 
 static const char *const TYPE_NAMES[FR_EV_NTYPES] = {"impression", "click", "conversion"};

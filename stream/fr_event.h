@@ -41,6 +41,9 @@ typedef enum {
     FR_REJECT_BAD_FEATURE_VALUE, /* a configured field of the wrong JSON type */
     FR_REJECT_NON_FINITE,        /* a number that is not finite */
     FR_REJECT_BAD_VALUE,         /* conversion value not a number */
+    /* Not from the decoder: the pipeline's event-time check (fr_evtime.h) */
+    FR_REJECT_TS_IN_FUTURE,      /* too far ahead of its partition's event time, and the partition did not follow */
+    FR_REJECT_TS_TOO_OLD,        /* before join.min_event_time */
     FR_REJECT_NREASONS
 } fr_reject_reason;
 

@@ -67,6 +67,10 @@ static void assert_defaults(const fr_config *c)
     assert_int_equal(c->click_window_ms, 30 * 60 * 1000);
     assert_int_equal(c->attribution_window_ms, 7LL * 24 * 3600 * 1000);
     assert_int_equal(c->allowed_lateness_ms, 0);
+    assert_int_equal(c->evtime.max_ahead_ms, 15 * 60 * 1000);
+    assert_int_equal(c->evtime.min_ts_ms, 946684800000LL); /* 2000-01-01 */
+    assert_int_equal(c->evtime.confirm, 16);
+    assert_int_equal(c->evtime.reject, 16);
 
     fr_model_config m;
     fr_model_config_defaults(&m);
@@ -169,6 +173,51 @@ static void test_durations(void **state)
     assert_int_equal(c.click_window_ms, 90000);
     assert_int_equal(c.attribution_window_ms, 7200000);
     assert_int_equal(c.allowed_lateness_ms, 1500);
+}
+
+/* Instants (join.min_event_time): UTC dates, with or without a time, or milliseconds. */
+static void test_instants(void **state)
+{
+    (void)state;
+    static const struct {
+        const char *s;
+        int64_t ms;
+    } good[] = {{"1970-01-01", 0},
+                {"2000-01-01", 946684800000LL},
+                {"2000-02-29", 951782400000LL},
+                {"2025-12-01T00:00:00Z", 1764547200000LL},
+                {"2100-01-01T00:00:01Z", 4102444801000LL},
+                {"9999-12-31T23:59:59Z", 253402300799000LL}};
+    for (size_t i = 0; i < sizeof good / sizeof good[0]; i++) {
+        int64_t ms = -1;
+        if (fr_config_parse_instant(good[i].s, &ms) != 0 || ms != good[i].ms)
+            fail_msg("\"%s\" parsed as %lld, want %lld", good[i].s, (long long)ms, (long long)good[i].ms);
+    }
+    static const char *const bad[] = {"",           "2000",        "2000-1-01",  "2000-01-1",  "1969-12-31",
+                                      "2019-02-29", "1900-02-29",  "2000-13-01", "2000-04-31", "2000-01-01T",
+                                      "2000-01-01T24:00:00Z", "2000-01-01T00:00:00", "2000-01-01 00:00:00Z",
+                                      "2000-01-01T00:00:00+01:00", "2000-01-01x", "yesterday"};
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+        int64_t ms = 0;
+        if (fr_config_parse_instant(bad[i], &ms) != -1)
+            fail_msg("\"%s\" parsed as %lld", bad[i], (long long)ms);
+    }
+
+    fr_config c;
+    char err[256];
+    assert_int_equal(fr_config_load_string(&c,
+                                           "{\"join\":{\"max_ahead\":\"1h\",\"ahead_confirm\":32,\"ahead_reject\":8,"
+                                           "\"min_event_time\":\"2020-02-29T12:30:00Z\"}}",
+                                           err, sizeof err),
+                     0);
+    assert_int_equal(c.evtime.max_ahead_ms, 3600000);
+    assert_int_equal(c.evtime.confirm, 32);
+    assert_int_equal(c.evtime.reject, 8);
+    assert_int_equal(c.evtime.min_ts_ms, 1582979400000LL);
+    assert_int_equal(fr_config_load_string(&c, "{\"join\":{\"max_ahead\":0,\"min_event_time\":0}}", err, sizeof err),
+                     0);
+    assert_int_equal(c.evtime.max_ahead_ms, 0);
+    assert_int_equal(c.evtime.min_ts_ms, 0);
 }
 
 static void test_overrides(void **state)
@@ -359,6 +408,12 @@ static void test_refusals(void **state)
         {"{\"join\":{\"attribution_window\":-5}}", "\"join.attribution_window\" is -5"},
         {"{\"join\":{\"allowed_lateness\":1.5}}", "\"join.allowed_lateness\" is a real number"},
         {"{\"join\":{\"click_window\":\"36600d\"}}", "limited to 100 years"},
+        {"{\"join\":{\"max_ahead\":\"36600d\"}}", "\"join.max_ahead\" is \"36600d\": durations are limited to 100 years"},
+        {"{\"join\":{\"ahead_confirm\":0}}", "\"join.ahead_confirm\" is 0, must be in 1..1024"},
+        {"{\"join\":{\"ahead_reject\":1025}}", "\"join.ahead_reject\" is 1025, must be in 1..1024"},
+        {"{\"join\":{\"min_event_time\":\"2019-02-29\"}}", "\"join.min_event_time\" is \"2019-02-29\", not a UTC date"},
+        {"{\"join\":{\"min_event_time\":-1}}", "\"join.min_event_time\" is -1, expected milliseconds since 1970"},
+        {"{\"join\":{\"min_event_time\":true}}", "\"join.min_event_time\" is a boolean, expected a UTC date"},
         {"[]", "the top level is an array, expected an object"},
         {"{\"model\":{\"emb_dim\":8,}}", "JSON syntax error at line 1 column 23"},
         {"{\n  \"model\": {\n    \"emb_dim\": 8\n  }\n  \"redis\": {}\n}", "line 5 column"},
@@ -582,6 +637,7 @@ int main(void)
         cmocka_unit_test(test_example_file),
         cmocka_unit_test(test_empty_object_is_defaults),
         cmocka_unit_test(test_durations),
+        cmocka_unit_test(test_instants),
         cmocka_unit_test(test_join_policy_keys),
         cmocka_unit_test(test_overrides),
         cmocka_unit_test(test_refusals),

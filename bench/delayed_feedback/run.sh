@@ -41,7 +41,8 @@ for m in $methods; do
 import json, sys
 c = json.load(open(sys.argv[1]))
 c.pop("kafka", None); c.pop("redis", None)
-c["join"].update({"policy": sys.argv[3], "observation_window": sys.argv[5]})
+# max_ahead 0: the sentinel is a deliberate jump of 8 days, which the event-time check would hold
+c["join"].update({"policy": sys.argv[3], "observation_window": sys.argv[5], "max_ahead": 0})
 c["checkpoint"] = {"dir": sys.argv[4], "every_seconds": 0, "every_samples": 0}
 c["status_every_seconds"] = 1000
 json.dump(c, open(sys.argv[2], "w"), indent=1)
