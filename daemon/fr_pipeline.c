@@ -1048,7 +1048,8 @@ int fr_pipeline_checkpoint(fr_pipeline *p, char *err, size_t errlen)
         for (int i = 0; i < p->n_sources; i++) parts[i] = (fr_evtime_named){p->sources[i].name, p->sources[i].et};
         size_t elen = 0;
         unsigned char *eb = fr_evtime_export_all(parts, (size_t)p->n_sources, &elen);
-        rc = eb ? fr_ckpt_put_blob(b, "evtime", eb, elen) : -1;
+        if (!eb) rc = -1, why = "out of memory for the event-time state";
+        else rc = fr_ckpt_put_blob(b, "evtime", eb, elen);
         free(eb);
     }
     if (rc == 0) rc = fr_ckpt_put_blob(b, "manifest", p->manifest, strlen(p->manifest));
