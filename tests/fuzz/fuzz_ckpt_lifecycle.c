@@ -1,4 +1,4 @@
-/* The blob "lifecycle" (fr_ckpt_decode_lifecycle: the model's clock) into the fuzz model with a
+/* The blob "lifecycle" (fr_ckpt_decode_lifecycle: the model's clock), set on the fuzz model with a
  * TTL and admission on every table, which then trains mini-batches at and after that clock (its
  * sweeps and halvings read it). Input: the blob, then optionally 8 bytes of sample time. */
 #include <stdint.h>
@@ -26,7 +26,9 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     for (uint32_t t = 0; t < fr_model_table_count(m); t++)
         FUZZ_CHECK(fr_model_set_row_policy(m, t, &rp, err, sizeof err) == 0);
     size_t blob = size < LIFECYCLE_BYTES ? size : LIFECYCLE_BYTES;
-    if (fr_ckpt_decode_lifecycle(m, data, blob, err, sizeof err) == 0) {
+    int64_t clock;
+    if (fr_ckpt_decode_lifecycle(data, blob, &clock, err, sizeof err) == 0) {
+        FUZZ_CHECK(clock >= 0 && fr_model_set_clock(m, clock) == 0);
         /* samples as the joiner emits them: event times in [0, FR_TS_MAX] */
         uint64_t raw = 0;
         if (size >= LIFECYCLE_BYTES + 8) memcpy(&raw, data + LIFECYCLE_BYTES, 8);

@@ -16,8 +16,10 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     char err[256];
     fr_model *m = fr_model_create(&cfg, err, sizeof err);
     FUZZ_CHECK(m != NULL);
+    /* the seeds' model: version 2, clock 1700000000007 ms */
+    fr_model_set_version(m, 1000);
     uint32_t table;
-    if (fr_ckpt_decode_row(m, data + 1, ROW_KEY_BYTES, data + 1 + ROW_KEY_BYTES, size - 1 - ROW_KEY_BYTES, &table,
+    if (fr_ckpt_decode_row(m, INT64_C(1700000000007), data + 1, ROW_KEY_BYTES, data + 1 + ROW_KEY_BYTES, size - 1 - ROW_KEY_BYTES, &table,
                            err, sizeof err) == 0) {
         FUZZ_CHECK(table < fr_model_table_count(m) && fr_model_row_count(m, table) == 1);
         fr_sample s = {.scenario = 1, .ts = 5000, .has_label = {1, 1, 1}, .weight = {1, 1, 1}, .label = {1, 0, 0}};

@@ -30,12 +30,14 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     fr_join_config jc = {.click_window_ms = 30 * 60 * 1000,
                          .attribution_window_ms = 7LL * 24 * 3600 * 1000,
                          .policy = (fr_join_policy)(data[0] % FR_JOIN_POLICY_ORACLE),
-                         .observation_window_ms = 15 * 60 * 1000};
+                         .observation_window_ms = 15 * 60 * 1000,
+                         .n_scenarios = 4};
     fr_join *j = fr_join_create(&jc);
     if (!j) return 0;
     const char *id = (const char *)data + 2;
     size_t id_len = data[1];
-    if (fr_join_load_entry(j, id, id_len, data + 2 + id_len, size - 2 - id_len) == 0) {
+    char err[512];
+    if (fr_join_load_entry(j, id, id_len, data + 2 + id_len, size - 2 - id_len, err, sizeof err) == 0) {
         FUZZ_CHECK(fr_join_entry_count(j) <= 1);
         FUZZ_CHECK(fr_join_advance(j, INT64_MAX, check_sample, NULL) == 0);
         size_t dirty = 0;
