@@ -468,10 +468,13 @@ int fr_kafka_load(const fr_config *c, FILE *in, fr_kafka_load_stats *st, char *e
         char id[FR_ID_MAX + 2] = "";
         int keyed = classify(line, (size_t)n, &type, id, sizeof id) == 0;
         if (!keyed) st->unparsable++;
+        /* plain variables: librdkafka's RD_KAFKA_V_ macros cast their arguments unparenthesised */
+        const char *key = keyed ? id : NULL;
+        const size_t key_len = keyed ? strlen(id) : 0;
         for (;;) {
             rd_kafka_resp_err_t e = rd_kafka_producev(
                 rk, RD_KAFKA_V_TOPIC(c->topic[type]), RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY),
-                RD_KAFKA_V_KEY(keyed ? id : NULL, keyed ? strlen(id) : 0), RD_KAFKA_V_VALUE(line, (size_t)n),
+                RD_KAFKA_V_KEY(key, key_len), RD_KAFKA_V_VALUE(line, (size_t)n),
                 RD_KAFKA_V_END);
             if (e == RD_KAFKA_RESP_ERR__QUEUE_FULL) {
                 rd_kafka_poll(rk, 50);

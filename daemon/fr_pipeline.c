@@ -28,12 +28,6 @@ typedef struct {
     fr_evtime *et;        /* which of its events may move its event time (checkpointed as "evtime") */
 } source;
 
-/* What the checkpoint stores per source besides its offset. */
-typedef struct {
-    char name[FR_SOURCE_NAME_MAX];
-    int64_t max_ts;
-} stored_source;
-
 struct fr_pipeline {
     fr_config cfg;
     fr_model *model;
@@ -128,7 +122,7 @@ static void identity_blob_name(const source *s, char *out, size_t cap) { snprint
 
 static int stored_name_cmp(const void *a, const void *b)
 {
-    return strcmp(((const stored_source *)a)->name, ((const stored_source *)b)->name);
+    return strcmp(((const fr_stored_source *)a)->name, ((const fr_stored_source *)b)->name);
 }
 
 /* ---- learning ------------------------------------------------------------------------------ */
@@ -443,7 +437,7 @@ out:
 
 /* A sample of the stored mini-batch: what indexes (kind, scenario), sizes (multi_len) and every
  * float the model or the metrics read. 0, or -1 with the reason in why. */
-static int check_sample(const fr_sample *s, int n_scenarios, char *why, size_t whylen)
+int fr_pipeline_check_sample(const fr_sample *s, int n_scenarios, char *why, size_t whylen)
 {
     const char *bad = NULL;
     if (s->kind < 0 || s->kind >= FR_SAMPLE_NKINDS || s->kind == FR_SAMPLE_MATURED)
@@ -479,23 +473,38 @@ static int check_counters(const fr_pipeline_counters *c)
     return rejected <= c->consumed ? 0 : -1;
 }
 
+int fr_pipeline_check_source(const fr_stored_source *s, char *why, size_t whylen)
+{
+    if (!memchr(s->name, '\0', FR_SOURCE_NAME_MAX) || !s->name[0]) {
+        snprintf(why, whylen, "the source name is %s", s->name[0] ? "not terminated" : "empty");
+        return -1;
+    }
+    /* an event time or INT64_MIN (none): the watermark subtracts the allowed lateness from it */
+    if (s->max_ts != INT64_MIN && (s->max_ts < 0 || s->max_ts > FR_TS_MAX)) {
+        snprintf(why, whylen, "source \"%.64s\" has event time %" PRId64 ", outside [0, %" PRId64 "]", s->name,
+                 s->max_ts, FR_TS_MAX);
+        return -1;
+    }
+    return 0;
+}
+
 static int restore_sources(fr_pipeline *p, char *err, size_t errlen)
 {
     /* Sized for one entry more than the limit: a longer blob is told from a full one. */
-    stored_source stored[FR_MAX_SOURCES + 1];
+    fr_stored_source stored[FR_MAX_SOURCES + 1];
     long n = fr_ckpt_get_blob(p->ckpt, "sources", stored, sizeof stored);
     if (n < 0) return 0; /* written by every checkpoint, but an older one may lack it: no watermarks */
-    if (n % (long)sizeof(stored_source) != 0 || n / (long)sizeof(stored_source) > FR_MAX_SOURCES) {
+    if (n % (long)sizeof(fr_stored_source) != 0 || n / (long)sizeof(fr_stored_source) > FR_MAX_SOURCES) {
         snprintf(err, errlen,
                  "checkpoint corrupt: blob \"sources\" has %ld bytes, not a whole number of at most %d entries of %zu",
-                 n, FR_MAX_SOURCES, sizeof(stored_source));
+                 n, FR_MAX_SOURCES, sizeof(fr_stored_source));
         return -1;
     }
-    for (long i = 0; i < n / (long)sizeof(stored_source); i++) {
+    for (long i = 0; i < n / (long)sizeof(fr_stored_source); i++) {
         const char *name = stored[i].name;
-        if (!memchr(name, '\0', FR_SOURCE_NAME_MAX) || !name[0]) {
-            snprintf(err, errlen, "checkpoint corrupt: blob \"sources\", entry %ld: the source name is %s", i,
-                     name[0] ? "not terminated" : "empty");
+        char why[256];
+        if (fr_pipeline_check_source(&stored[i], why, sizeof why) != 0) {
+            snprintf(err, errlen, "checkpoint corrupt: blob \"sources\", entry %ld: %s", i, why);
             return -1;
         }
         source *s = find_source(p, name);
@@ -699,7 +708,7 @@ static int restore(fr_pipeline *p, char *err, size_t errlen)
     }
     p->batch_n = (int)(sbytes / (long)sizeof(fr_sample));
     for (int i = 0; i < p->batch_n; i++) {
-        if (check_sample(&p->batch[i], p->cfg.schema.n_scenarios, why, sizeof why) == 0) continue;
+        if (fr_pipeline_check_sample(&p->batch[i], p->cfg.schema.n_scenarios, why, sizeof why) == 0) continue;
         snprintf(err, errlen, "checkpoint corrupt: blob \"batch\", sample %d: %s", i, why);
         return -1;
     }
@@ -1027,7 +1036,7 @@ int fr_pipeline_checkpoint(fr_pipeline *p, char *err, size_t errlen)
         rc = fr_ckpt_put_join_meta(b, meta, meta_len);
     }
     free(meta);
-    stored_source stored[FR_MAX_SOURCES];
+    fr_stored_source stored[FR_MAX_SOURCES];
     memset(stored, 0, sizeof stored);
     for (int i = 0; rc == 0 && i < p->n_sources; i++) {
         if (p->sources[i].next_offset >= 0) rc = fr_ckpt_put_offset(b, p->sources[i].name, p->sources[i].next_offset);

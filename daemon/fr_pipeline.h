@@ -42,6 +42,18 @@ typedef struct {
 
 typedef struct fr_pipeline fr_pipeline;
 
+/* The pure checks of restoring the pipeline's own blobs (tests/fuzz calls them directly). The blob
+ * "sources" is an array of fr_stored_source (each source's name and the largest event time it
+ * delivered, INT64_MIN: none); "batch" an array of fr_sample. Each returns 0, or -1 with the reason
+ * in why: a name empty or not terminated, an event time outside [0, FR_TS_MAX]; a sample the joiner
+ * cannot emit (kind, scenario in [0, n_scenarios), labels, weights, priors, flags, numerics, multi_len). */
+typedef struct {
+    char name[FR_SOURCE_NAME_MAX];
+    int64_t max_ts;
+} fr_stored_source;
+int fr_pipeline_check_source(const fr_stored_source *s, char *why, size_t whylen);
+int fr_pipeline_check_sample(const fr_sample *s, int n_scenarios, char *why, size_t whylen);
+
 /* Opens the checkpoint in c->checkpoint_dir and restores from it when present; connects the
  * publisher when c->redis_host is set (publish failures are reported, not fatal). */
 fr_pipeline *fr_pipeline_open(const fr_config *c, char *err, size_t errlen);

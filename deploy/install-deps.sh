@@ -6,6 +6,7 @@ set -euo pipefail
 
 PACKAGES=(
   build-essential cmake pkg-config
+  clang libclang-rt-dev   # the second compiler tests/run.sh builds with; libFuzzer + sanitizer runtimes (tests/fuzz/)
   librdkafka-dev librocksdb-dev libopenblas-dev libhiredis-dev libcmocka-dev libjansson-dev libxxhash-dev
   libmicrohttpd-dev
   redis-server redis-tools

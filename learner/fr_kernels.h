@@ -7,12 +7,13 @@
 #include <stddef.h>
 
 /* The dense per-sample loops (ReLU masks, gate mixing, pair products, DFFI) are short vector loops;
- * built for x86-64's baseline SSE2 they run at half the width AVX2 gives. GCC and clang compile the
- * functions marked FR_VEC twice and pick the AVX2 copy at load time where the CPU has it. The
+ * built for x86-64's baseline SSE2 they run at half the width AVX2 gives. GCC compiles the
+ * functions marked FR_VEC twice and picks the AVX2 copy at load time where the CPU has it. The
  * arithmetic is the same in both copies (element-wise operations and sums in a written-out order;
  * "avx2" does not enable FMA, so nothing is contracted), so the results do not depend on the copy.
- * The choice needs the loader's ifunc support, hence glibc only. */
-#if defined(__x86_64__) && defined(__GLIBC__) && (defined(__GNUC__) || defined(__clang__)) && !defined(FR_NO_CLONES)
+ * The choice needs the loader's ifunc support, hence glibc only. Not under clang: its dispatcher
+ * is a local symbol, so an FR_VEC function called from another file does not link (clang 14). */
+#if defined(__x86_64__) && defined(__GLIBC__) && defined(__GNUC__) && !defined(__clang__) && !defined(FR_NO_CLONES)
 #define FR_VEC __attribute__((target_clones("avx2", "default")))
 #else
 #define FR_VEC

@@ -1040,14 +1040,93 @@ static uint64_t clock_stamp(int64_t ms)
     return (uint64_t)(ms / 1000) > UINT32_MAX ? UINT32_MAX : (uint64_t)(ms / 1000);
 }
 
+int fr_ckpt_decode_row(fr_model *m, int64_t clock, const void *key, size_t key_len, const void *val,
+                       size_t val_len, uint32_t *table_out, char *err, size_t errlen)
+{
+    const fr_model_config *cfg = fr_model_get_config(m);
+    const size_t dim = (size_t)cfg->emb_dim, nstate = fr_model_row_state_count(m);
+    const uint32_t ntab = fr_model_table_count(m);
+    /* 8 + 8 dim: Adagrad rows written before the last-update stamp existed (stamp 0; FTRL came later) */
+    size_t full = row_value_len(dim, nstate);
+    if (key_len != ROW_KEY_LEN || ((const unsigned char *)key)[0] != KEY_ROW ||
+        (val_len != full && !(val_len == 8 + 8 * dim && nstate == dim))) {
+        snprintf(err, errlen,
+                 "checkpoint corrupt: row key of %zu bytes / value of %zu bytes, expected %d / %zu (emb_dim %zu, %zu "
+                 "optimizer state floats)",
+                 key_len, val_len, ROW_KEY_LEN, full, dim, nstate);
+        return -1;
+    }
+    const unsigned char *ku = key;
+    uint32_t table = fr_get_u32be(ku + 1);
+    uint64_t k = fr_get_u64be(ku + 5);
+    if (table >= ntab) {
+        snprintf(err, errlen, "checkpoint corrupt: row of table %" PRIu32 " but the model has %" PRIu32 " tables",
+                 table, ntab);
+        return -1;
+    }
+    if (k == 0) {
+        snprintf(err, errlen, "checkpoint corrupt: row of table %" PRIu32 " with key 0 (reserved for \"no value\")",
+                 table);
+        return -1;
+    }
+    const unsigned char *vu = val;
+    uint64_t version = fr_get_u64le(vu);
+    if (version > fr_model_version(m)) {
+        snprintf(err, errlen,
+                 "checkpoint corrupt: row %" PRIu64 " of table %" PRIu32 " has version %" PRIu64
+                 ", after the model's version %" PRIu64,
+                 k, table, version, fr_model_version(m));
+        return -1;
+    }
+    /* loading calls this once per row: the heap only for rows wider than any default model's */
+    float small[768];
+    float *buf = dim + nstate <= sizeof small / sizeof small[0] ? small : malloc((dim + nstate) * sizeof(float));
+    if (!buf) {
+        snprintf(err, errlen, "checkpoint: out of memory");
+        return -1;
+    }
+    fr_f32le_decode(buf, vu + 8, dim + nstate);
+    /* Weights any finite value; Adagrad accumulators and FTRL's n >= 0; FTRL's z any finite value. */
+    const char *what = "weight";
+    size_t at = 0;
+    int nonneg = 0;
+    long bad = first_bad_float(buf, dim, 0);
+    if (bad < 0 && cfg->emb_optimizer == 1) {
+        what = "FTRL z", at = dim, bad = first_bad_float(buf + at, dim, 0);
+        if (bad < 0) what = "FTRL n", at = 2 * dim, nonneg = 1, bad = first_bad_float(buf + at, dim, 1);
+    } else if (bad < 0) {
+        what = "Adagrad accumulator", at = dim, nonneg = 1, bad = first_bad_float(buf + at, nstate, 1);
+    }
+    int rc = -1;
+    if (bad >= 0)
+        snprintf(err, errlen, "checkpoint corrupt: row %" PRIu64 " of table %" PRIu32 ": %s %ld is %g (must be finite%s)",
+                 k, table, what, bad, (double)buf[at + (size_t)bad], nonneg ? " and >= 0" : "");
+    else if (fr_model_put_row(m, table, k, version, buf, buf + dim) != 0)
+        snprintf(err, errlen, "checkpoint: the model refused row %" PRIu64 " of table %" PRIu32 " (out of memory?)", k,
+                 table);
+    else
+        rc = 0;
+    if (buf != small) free(buf);
+    if (rc != 0) return -1;
+    if (val_len == full) {
+        uint32_t stamp = fr_get_u32le(vu + 8 + 4 * (dim + nstate));
+        /* A stamp after the clock would keep the row from its TTL eviction for that long. */
+        if (clock >= 0 && stamp > clock_stamp(clock)) {
+            snprintf(err, errlen,
+                     "checkpoint corrupt: row %" PRIu64 " of table %" PRIu32 " was updated at %" PRIu32
+                     " s, after the model's clock (blob \"lifecycle\", %" PRId64 " ms)",
+                     k, table, stamp, clock);
+            return -1;
+        }
+        fr_model_set_row_updated(m, table, k, stamp);
+    }
+    *table_out = table;
+    return 0;
+}
+
 typedef struct {
     fr_model *m;
-    uint32_t ntab;
-    size_t dim, nstate;
-    int ftrl;              /* row state: FTRL's z (any sign) then n (>= 0); else Adagrad accumulators (>= 0) */
-    uint64_t version;      /* the model's: no row was updated after it */
-    int64_t clock;         /* the lifecycle clock, -1 when the checkpoint has none */
-    float *buf;     /* dim + nstate floats */
+    int64_t clock;  /* the lifecycle clock, -1 when the checkpoint has none */
     size_t *counts; /* rows seen per table */
     char *err;
     size_t errlen;
@@ -1056,73 +1135,8 @@ typedef struct {
 static int load_row_cb(const char *k, size_t kl, const void *v, size_t vl, void *ctx)
 {
     load_ctx *l = ctx;
-    /* 8 + 8 dim: Adagrad rows written before the last-update stamp existed (stamp 0; FTRL came later) */
-    size_t full = row_value_len(l->dim, l->nstate);
-    if (kl != ROW_KEY_LEN || (vl != full && !(vl == 8 + 8 * l->dim && l->nstate == l->dim))) {
-        snprintf(l->err, l->errlen,
-                 "checkpoint corrupt: row key of %zu bytes / value of %zu bytes, expected %d / %zu (emb_dim %zu, %zu "
-                 "optimizer state floats)",
-                 kl, vl, ROW_KEY_LEN, full, l->dim, l->nstate);
-        return -1;
-    }
-    const unsigned char *ku = (const unsigned char *)k;
-    uint32_t table = fr_get_u32be(ku + 1);
-    uint64_t key = fr_get_u64be(ku + 5);
-    if (table >= l->ntab) {
-        snprintf(l->err, l->errlen, "checkpoint corrupt: row of table %" PRIu32 " but the model has %" PRIu32 " tables",
-                 table, l->ntab);
-        return -1;
-    }
-    if (key == 0) {
-        snprintf(l->err, l->errlen,
-                 "checkpoint corrupt: row of table %" PRIu32 " with key 0 (reserved for \"no value\")", table);
-        return -1;
-    }
-    const unsigned char *vu = v;
-    uint64_t version = fr_get_u64le(vu);
-    if (version > l->version) {
-        snprintf(l->err, l->errlen,
-                 "checkpoint corrupt: row %" PRIu64 " of table %" PRIu32 " has version %" PRIu64
-                 ", after the model's version %" PRIu64,
-                 key, table, version, l->version);
-        return -1;
-    }
-    fr_f32le_decode(l->buf, vu + 8, l->dim + l->nstate);
-    /* Weights any finite value; Adagrad accumulators and FTRL's n >= 0; FTRL's z any finite value. */
-    const char *what = "weight";
-    size_t at = 0;
-    int nonneg = 0;
-    long bad = first_bad_float(l->buf, l->dim, 0);
-    if (bad < 0 && l->ftrl) {
-        what = "FTRL z", at = l->dim, bad = first_bad_float(l->buf + at, l->dim, 0);
-        if (bad < 0) what = "FTRL n", at = 2 * l->dim, nonneg = 1, bad = first_bad_float(l->buf + at, l->dim, 1);
-    } else if (bad < 0) {
-        what = "Adagrad accumulator", at = l->dim, nonneg = 1, bad = first_bad_float(l->buf + at, l->nstate, 1);
-    }
-    if (bad >= 0) {
-        snprintf(l->err, l->errlen,
-                 "checkpoint corrupt: row %" PRIu64 " of table %" PRIu32 ": %s %ld is %g (must be finite%s)", key,
-                 table, what, bad, (double)l->buf[at + (size_t)bad], nonneg ? " and >= 0" : "");
-        return -1;
-    }
-    if (fr_model_put_row(l->m, table, key, version, l->buf, l->buf + l->dim) != 0) {
-        snprintf(l->err, l->errlen,
-                 "checkpoint: the model refused row %" PRIu64 " of table %" PRIu32 " (out of memory?)",
-                 key, table);
-        return -1;
-    }
-    if (vl == full) {
-        uint32_t stamp = fr_get_u32le(vu + 8 + 4 * (l->dim + l->nstate));
-        /* A stamp after the clock would keep the row from its TTL eviction for that long. */
-        if (l->clock >= 0 && stamp > clock_stamp(l->clock)) {
-            snprintf(l->err, l->errlen,
-                     "checkpoint corrupt: row %" PRIu64 " of table %" PRIu32 " was updated at %" PRIu32
-                     " s, after the model's clock (blob \"lifecycle\", %" PRId64 " ms)",
-                     key, table, stamp, l->clock);
-            return -1;
-        }
-        fr_model_set_row_updated(l->m, table, key, stamp);
-    }
+    uint32_t table;
+    if (fr_ckpt_decode_row(l->m, l->clock, k, kl, v, vl, &table, l->err, l->errlen) != 0) return -1;
     l->counts[table]++;
     return 0;
 }
@@ -1148,35 +1162,17 @@ static int check_tables(const json_t *tables, const fr_model_config *cfg, char *
     return 0;
 }
 
-fr_model *fr_ckpt_load_model(fr_ckpt *c, char *err, size_t errlen)
+fr_model *fr_ckpt_decode_meta(const void *bytes, size_t len, size_t **rows, char *err, size_t errlen)
 {
-    if (!c) {
-        snprintf(err, errlen, "checkpoint: no handle");
+    *rows = NULL;
+    json_error_t jerr;
+    json_t *meta = json_loadb(bytes, len, 0, &jerr);
+    if (!meta) {
+        snprintf(err, errlen, "checkpoint corrupt: meta JSON unreadable: %s", jerr.text);
         return NULL;
     }
     fr_model *m = NULL;
-    json_t *meta = NULL;
-    char *raw = NULL;
-    float *dense = NULL;
-    load_ctx l = {0};
     int ok = 0;
-    size_t len = 0;
-    int st;
-    const char mk = KEY_META, dk = KEY_DENSE;
-
-    raw = get_raw(c, &mk, 1, &len, &st, err, errlen);
-    if (!raw) {
-        if (st == 0) snprintf(err, errlen, "checkpoint holds no model (no meta key \"M\"): nothing to load");
-        goto done;
-    }
-    json_error_t jerr;
-    meta = json_loadb(raw, len, 0, &jerr);
-    rocksdb_free(raw);
-    raw = NULL;
-    if (!meta) {
-        snprintf(err, errlen, "checkpoint corrupt: meta JSON unreadable: %s", jerr.text);
-        goto done;
-    }
     json_t *fv = json_object_get(meta, "format_version");
     if (!json_is_integer(fv) || json_integer_value(fv) != FR_CKPT_FORMAT_VERSION) {
         snprintf(err, errlen, "checkpoint meta: format_version missing or not %d", FR_CKPT_FORMAT_VERSION);
@@ -1198,6 +1194,8 @@ fr_model *fr_ckpt_load_model(fr_ckpt *c, char *err, size_t errlen)
         snprintf(err, errlen, "checkpoint: the stored model config is refused: %s", cerr);
         goto done;
     }
+    /* rows are checked against it (none was updated after it) */
+    fr_model_set_version(m, version);
     json_t *ed = json_object_get(meta, "emb_dim");
     if (!json_is_integer(ed) || json_integer_value(ed) != cfg.emb_dim) {
         snprintf(err, errlen, "checkpoint meta: emb_dim differs from model_config.emb_dim %d", cfg.emb_dim);
@@ -1217,74 +1215,130 @@ fr_model *fr_ckpt_load_model(fr_ckpt *c, char *err, size_t errlen)
         snprintf(err, errlen, "checkpoint meta: dense count differs from the model's %zu floats", n);
         goto done;
     }
+    *rows = calloc(ntab ? ntab : 1, sizeof **rows);
+    if (!*rows) {
+        snprintf(err, errlen, "checkpoint: out of memory");
+        goto done;
+    }
+    for (uint32_t t = 0; t < ntab; t++) {
+        json_t *r = json_object_get(json_array_get(tables, t), "rows");
+        if (!json_is_integer(r) || json_integer_value(r) < 0) {
+            snprintf(err, errlen, "checkpoint meta: tables[%" PRIu32 "] has no row count", t);
+            goto done;
+        }
+        (*rows)[t] = (size_t)json_integer_value(r);
+    }
+    ok = 1;
+done:
+    json_decref(meta);
+    if (!ok) {
+        free(*rows);
+        *rows = NULL;
+        fr_model_free(m);
+        return NULL;
+    }
+    return m;
+}
+
+int fr_ckpt_decode_dense(fr_model *m, const void *bytes, size_t len, char *err, size_t errlen)
+{
+    size_t n = fr_model_dense_count(m), ns = fr_model_dense_state_count(m);
+    if (len != 4 * (n + ns)) {
+        snprintf(err, errlen, "checkpoint corrupt: dense value of %zu bytes, expected %zu", len, 4 * (n + ns));
+        return -1;
+    }
+    float *dense = malloc(n + ns ? 4 * (n + ns) : 1);
+    if (!dense) {
+        snprintf(err, errlen, "checkpoint: out of memory");
+        return -1;
+    }
+    fr_f32le_decode(dense, bytes, n + ns);
+    /* Adagrad: accumulators >= 0. Adam: first moments any finite value, second moments >= 0. */
+    const int adam = fr_model_get_config(m)->dense_optimizer == 1;
+    long bad = first_bad_float(dense, n, 0);
+    const char *what = "parameter";
+    size_t at = 0;
+    int nonneg = 0;
+    if (bad < 0 && adam) {
+        what = "Adam first moment", at = n, bad = first_bad_float(dense + at, n, 0);
+        if (bad < 0) what = "Adam second moment", at = 2 * n, nonneg = 1, bad = first_bad_float(dense + at, ns - n, 1);
+    } else if (bad < 0) {
+        what = "Adagrad accumulator", at = n, nonneg = 1, bad = first_bad_float(dense + at, ns, 1);
+    }
+    int rc = -1;
+    if (bad >= 0)
+        snprintf(err, errlen, "checkpoint corrupt: dense key \"D\": %s %ld is %g (must be finite%s)", what, bad,
+                 (double)dense[at + (size_t)bad], nonneg ? " and >= 0" : "");
+    else if (fr_model_set_dense(m, dense, dense + n, n) != 0)
+        snprintf(err, errlen, "checkpoint: the model refused %zu dense parameters", n);
+    else
+        rc = 0;
+    free(dense);
+    return rc;
+}
+
+int fr_ckpt_decode_lifecycle(const void *bytes, size_t len, int64_t *clock, char *err, size_t errlen)
+{
+    if (len != 12 || memcmp(bytes, "FRL1", 4) != 0) {
+        snprintf(err, errlen, "checkpoint corrupt: blob \"lifecycle\" is not FRL1 + 8 bytes");
+        return -1;
+    }
+    const int64_t ms = (int64_t)fr_get_u64le((const unsigned char *)bytes + 4);
+    if (ms < 0) {
+        /* the largest event time trained, starting at 0: never below it */
+        snprintf(err, errlen, "checkpoint corrupt: blob \"lifecycle\": clock %" PRId64 " ms is negative", ms);
+        return -1;
+    }
+    *clock = ms;
+    return 0;
+}
+
+fr_model *fr_ckpt_load_model(fr_ckpt *c, char *err, size_t errlen)
+{
+    if (!c) {
+        snprintf(err, errlen, "checkpoint: no handle");
+        return NULL;
+    }
+    fr_model *m = NULL;
+    char *raw = NULL;
+    size_t *rows = NULL;
+    load_ctx l = {0};
+    int ok = 0;
+    size_t len = 0;
+    int st;
+    const char mk = KEY_META, dk = KEY_DENSE;
+
+    raw = get_raw(c, &mk, 1, &len, &st, err, errlen);
+    if (!raw) {
+        if (st == 0) snprintf(err, errlen, "checkpoint holds no model (no meta key \"M\"): nothing to load");
+        goto done;
+    }
+    m = fr_ckpt_decode_meta(raw, len, &rows, err, errlen);
+    rocksdb_free(raw);
+    raw = NULL;
+    if (!m) goto done;
 
     raw = get_raw(c, &dk, 1, &len, &st, err, errlen);
     if (!raw) {
         if (st == 0) snprintf(err, errlen, "checkpoint corrupt: meta present but no dense key \"D\"");
         goto done;
     }
-    size_t ns = fr_model_dense_state_count(m);
-    if (len != 4 * (n + ns)) {
-        snprintf(err, errlen, "checkpoint corrupt: dense value of %zu bytes, expected %zu", len, 4 * (n + ns));
-        goto done;
-    }
-    dense = malloc(n + ns ? 4 * (n + ns) : 1);
-    if (!dense) {
-        snprintf(err, errlen, "checkpoint: out of memory");
-        goto done;
-    }
-    fr_f32le_decode(dense, (const unsigned char *)raw, n + ns);
-    {
-        /* Adagrad: accumulators >= 0. Adam: first moments any finite value, second moments >= 0. */
-        const int adam = cfg.dense_optimizer == 1;
-        long bad = first_bad_float(dense, n, 0);
-        const char *what = "parameter";
-        size_t at = 0;
-        int nonneg = 0;
-        if (bad < 0 && adam) {
-            what = "Adam first moment", at = n, bad = first_bad_float(dense + at, n, 0);
-            if (bad < 0)
-                what = "Adam second moment", at = 2 * n, nonneg = 1, bad = first_bad_float(dense + at, ns - n, 1);
-        } else if (bad < 0) {
-            what = "Adagrad accumulator", at = n, nonneg = 1, bad = first_bad_float(dense + at, ns, 1);
-        }
-        if (bad >= 0) {
-            snprintf(err, errlen, "checkpoint corrupt: dense key \"D\": %s %ld is %g (must be finite%s)", what, bad,
-                     (double)dense[at + (size_t)bad], nonneg ? " and >= 0" : "");
-            goto done;
-        }
-    }
-    if (fr_model_set_dense(m, dense, dense + n, n) != 0) {
-        snprintf(err, errlen, "checkpoint: the model refused %zu dense parameters", n);
-        goto done;
-    }
+    if (fr_ckpt_decode_dense(m, raw, len, err, errlen) != 0) goto done;
 
     /* The clock first: row stamps are checked against it. */
     unsigned char life[12];
     long ll = fr_ckpt_get_blob(c, "lifecycle", life, sizeof life);
-    if (ll >= 0 && (ll != (long)sizeof life || memcmp(life, "FRL1", 4) != 0)) {
-        snprintf(err, errlen, "checkpoint corrupt: blob \"lifecycle\" is not FRL1 + 8 bytes");
+    int64_t clock = -1;
+    if (ll >= 0 && fr_ckpt_decode_lifecycle(life, ll == (long)sizeof life ? sizeof life : 0, &clock, err, errlen) != 0)
         goto done;
-    }
-    int64_t clock = ll == (long)sizeof life ? (int64_t)fr_get_u64le(life + 4) : -1;
-    if (ll == (long)sizeof life && clock < 0) {
-        /* the largest event time trained, starting at 0: never below it */
-        snprintf(err, errlen, "checkpoint corrupt: blob \"lifecycle\": clock %" PRId64 " ms is negative", clock);
-        goto done;
-    }
 
+    const uint32_t ntab = fr_model_table_count(m);
     l.m = m;
-    l.ntab = ntab;
-    l.dim = (size_t)cfg.emb_dim;
-    l.nstate = fr_model_row_state_count(m);
-    l.ftrl = cfg.emb_optimizer == 1;
-    l.version = version;
     l.clock = clock;
-    l.buf = malloc((l.dim + l.nstate) * sizeof(float));
     l.counts = calloc(ntab ? ntab : 1, sizeof *l.counts);
     l.err = err;
     l.errlen = errlen;
-    if (!l.buf || !l.counts) {
+    if (!l.counts) {
         snprintf(err, errlen, "checkpoint: out of memory");
         goto done;
     }
@@ -1295,12 +1349,11 @@ fr_model *fr_ckpt_load_model(fr_ckpt *c, char *err, size_t errlen)
         goto done;
     }
     for (uint32_t t = 0; t < ntab; t++) {
-        json_t *rows = json_object_get(json_array_get(tables, t), "rows");
-        if (!json_is_integer(rows) || (size_t)json_integer_value(rows) != l.counts[t]) {
+        if (rows[t] != l.counts[t]) {
             snprintf(err, errlen,
-                     "checkpoint inconsistent: table %" PRIu32 " has %zu rows stored but the meta counts %lld (a "
+                     "checkpoint inconsistent: table %" PRIu32 " has %zu rows stored but the meta counts %zu (a "
                      "row removed from the model without fr_ckpt_delete_row, or one never marked dirty)",
-                     t, l.counts[t], json_is_integer(rows) ? (long long)json_integer_value(rows) : -1LL);
+                     t, l.counts[t], rows[t]);
             goto done;
         }
     }
@@ -1308,15 +1361,12 @@ fr_model *fr_ckpt_load_model(fr_ckpt *c, char *err, size_t errlen)
         snprintf(err, errlen, "checkpoint: out of memory");
         goto done;
     }
-    fr_model_set_version(m, version);
     fr_model_clear_dirty(m, FR_DIRTY_CHECKPOINT);
     fr_model_clear_dirty(m, FR_DIRTY_PUBLISH);
     ok = 1;
 done:
     if (raw) rocksdb_free(raw);
-    json_decref(meta);
-    free(dense);
-    free(l.buf);
+    free(rows);
     free(l.counts);
     if (!ok) {
         fr_model_free(m);

@@ -120,6 +120,22 @@ long fr_ckpt_get_blob(fr_ckpt *c, const char *name, void *buf, size_t cap);
 int fr_ckpt_foreach_offset(fr_ckpt *c, int (*fn)(const char *source, int64_t next_offset, void *ctx), void *ctx,
                            char *err, size_t errlen);
 
+/* Decoding one stored part, without RocksDB: fr_ckpt_load_model reads the parts and calls these;
+ * tests/fuzz calls them directly. Each returns 0 (or the model), or -1 (NULL) with a message naming
+ * the part. Stored bytes are untrusted: every value is checked (sizes, ranges, finiteness).
+ * fr_ckpt_decode_meta: the meta ("M" value) -> a new model of the stored config and version (free
+ * it with fr_model_free) and in *rows a malloc'ed array of the row count the meta records per table
+ * (fr_model_table_count entries; the caller frees it). */
+fr_model *fr_ckpt_decode_meta(const void *bytes, size_t len, size_t **rows, char *err, size_t errlen);
+/* The dense value ("D": parameters then optimizer state) into m. */
+int fr_ckpt_decode_dense(fr_model *m, const void *bytes, size_t len, char *err, size_t errlen);
+/* The blob "lifecycle" -> the model's clock in ms (>= 0). */
+int fr_ckpt_decode_lifecycle(const void *bytes, size_t len, int64_t *clock, char *err, size_t errlen);
+/* One embedding row ("E" key and value) into m, whose version bounds the row's; clock (-1: none)
+ * bounds its last-update stamp. *table receives its table. */
+int fr_ckpt_decode_row(fr_model *m, int64_t clock, const void *key, size_t key_len, const void *val,
+                       size_t val_len, uint32_t *table, char *err, size_t errlen);
+
 /* Every key and value in key order (for `freshet inspect` and its digest); the join family's
  * entries are given as "J" + id, between the "E" and "K" keys. */
 int fr_ckpt_foreach(fr_ckpt *c, fr_ckpt_kv_fn fn, void *ctx);

@@ -156,10 +156,11 @@ static param_name tensor_of(const json_t *dense, size_t i)
     return p;
 }
 
-/* Parses and checks a manifest of version v against its dense blob; fills cfg and dense. */
-static int check_version(const char *mtext, size_t mlen, const redisReply *blob, uint64_t v, fr_model_config *cfg,
-                         float **dense, size_t *count, char xxh3[17], char *err, size_t errlen)
+int fr_reader_parse_version(const char *mtext, size_t mlen, const void *blob_bytes, size_t blob_len, uint64_t v,
+                            fr_model_config *cfg, float **dense, size_t *count, char *xxh3, char *err, size_t errlen)
 {
+    *dense = NULL;
+    *count = 0;
     json_error_t jerr;
     json_t *o = json_loadb(mtext, mlen, 0, &jerr);
     int rc = -1;
@@ -190,13 +191,13 @@ static int check_version(const char *mtext, size_t mlen, const redisReply *blob,
         snprintf(err, errlen, "reader: manifest lacks dense.count, dense.bytes or dense.xxh3_64");
     } else {
         size_t n = (size_t)json_integer_value(dc);
-        const unsigned char *b = (const unsigned char *)blob->str;
+        const unsigned char *b = blob_bytes;
         char hash[17];
-        snprintf(hash, sizeof hash, "%016" PRIx64, (uint64_t)XXH3_64bits(blob->str, blob->len));
-        if (blob->len != (size_t)json_integer_value(db) || blob->len != FR_REDIS_DENSE_HEADER + 4 * n) {
+        snprintf(hash, sizeof hash, "%016" PRIx64, (uint64_t)XXH3_64bits(blob_bytes, blob_len));
+        if (blob_len != (size_t)json_integer_value(db) || blob_len != FR_REDIS_DENSE_HEADER + 4 * n) {
             snprintf(err, errlen,
                      "reader: dense blob of version %" PRIu64 " has %zu bytes, the manifest says %" JSON_INTEGER_FORMAT,
-                     v, blob->len, json_integer_value(db));
+                     v, blob_len, json_integer_value(db));
         } else if (memcmp(b, "FRD1", 4) != 0 || fr_get_u32le(b + 4) != n || fr_get_u64le(b + 8) != v) {
             snprintf(err, errlen, "reader: dense blob header (magic, count, version) does not match the manifest");
         } else if (strcmp(hash, json_string_value(dh)) != 0) {
@@ -218,7 +219,7 @@ static int check_version(const char *mtext, size_t mlen, const redisReply *blob,
                 *dense = NULL;
             } else {
                 *count = n;
-                memcpy(xxh3, hash, sizeof hash);
+                if (xxh3) memcpy(xxh3, hash, sizeof hash);
                 rc = 0;
             }
         }
@@ -285,7 +286,8 @@ static int load_active(fr_reader *r, char *err, size_t errlen)
         float *dense = NULL;
         size_t count = 0;
         char xxh3[17];
-        int rc = check_version(rep[0]->str, rep[0]->len, rep[1], v, &cfg, &dense, &count, xxh3, err, errlen);
+        int rc = fr_reader_parse_version(rep[0]->str, rep[0]->len, rep[1]->str, rep[1]->len, v, &cfg, &dense, &count,
+                                         xxh3, err, errlen);
         char *mtext = rc == 0 ? strdup(rep[0]->str) : NULL;
         freeReplyObject(rep[0]);
         freeReplyObject(rep[1]);

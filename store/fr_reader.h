@@ -79,4 +79,12 @@ int fr_reader_score(fr_reader *r, const fr_features *f, int32_t scenario, float 
 int fr_reader_score_batch(fr_reader *r, const fr_features *f, const int32_t *scenario, int n,
                           float (*out)[FR_NTASKS], char *err, size_t errlen);
 
+/* The pure half of a load (fr_reader_load_active reads both keys, then calls this; tests/fuzz calls
+ * it directly): checks the manifest text of version v against the dense blob's bytes and fills cfg,
+ * *dense (malloc'ed, count floats; the caller frees it), *count and, unless NULL, xxh3 (17 bytes:
+ * the blob's checksum in hex). 0, or -1 with a message (and *dense NULL) when the manifest or the
+ * blob is malformed, of another format or version, fails its checksum or holds non-finite weights. */
+int fr_reader_parse_version(const char *manifest, size_t manifest_len, const void *blob, size_t blob_len, uint64_t v,
+                            fr_model_config *cfg, float **dense, size_t *count, char *xxh3, char *err, size_t errlen);
+
 #endif

@@ -36,11 +36,15 @@ static int flow_valid(const fr_guard_flow *f)
     return 1;
 }
 
+static int time_ok(int64_t t) { return t == INT64_MIN || t >= 0; }
+
 int fr_guard_check(const fr_guard *g, char *why, size_t whylen)
 {
     const char *bad = NULL;
     if (g->reason < 0 || g->reason >= FR_GUARD_NREASONS || g->pad != 0)
         bad = "reason out of range";
+    else if (!time_ok(g->first_ts) || !time_ok(g->last_ts) || !time_ok(g->paused_since))
+        bad = "a sample time below 0"; /* differenced with sample times (>= 0), it overflows */
     else if ((g->reason != FR_GUARD_RUNNING) != (g->paused_since != INT64_MIN))
         bad = "pause time and reason disagree";
     else if ((g->first_ts == INT64_MIN) != (g->last_ts == INT64_MIN) || g->first_ts > g->last_ts)

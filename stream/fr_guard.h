@@ -65,9 +65,10 @@ typedef enum { FR_GUARD_NO_CHANGE = 0, FR_GUARD_TRIPPED, FR_GUARD_RESUMED } fr_g
  * whether this sample may be used; the caller counts it with fr_guard_hold if not. */
 fr_guard_event fr_guard_observe(fr_guard *g, const fr_guard_config *c, const fr_sample *s, char *msg, size_t msglen);
 int fr_guard_paused(const fr_guard *g);
-/* 0 when g is a state fr_guard_init and fr_guard_observe can produce (reason in range, pause time
- * set exactly while paused, counts finite and >= 0, trips - resumes = 1 while paused, else 0);
- * -1 with the reason in why: for a state read back from a checkpoint. */
+/* 0 when g is a state fr_guard_init and fr_guard_observe can produce (reason in range, times
+ * INT64_MIN ("none") or >= 0, pause time set exactly while paused, counts finite and >= 0,
+ * trips - resumes = 1 while paused, else 0); -1 with the reason in why: for a state read back
+ * from a checkpoint. */
 int fr_guard_check(const fr_guard *g, char *why, size_t whylen);
 void fr_guard_hold(fr_guard *g, const fr_sample *s);
 const char *fr_guard_reason_name(fr_guard_reason r);

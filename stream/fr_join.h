@@ -137,7 +137,7 @@ void fr_join_clear_dirty(fr_join *j);
  * follow from their state and this join's windows. Both return 0, or -1 for a malformed or
  * unknown-version blob or an id already present. Stored bytes are untrusted: an entry is also
  * refused for a state no event sequence produces, a scenario outside [0, n_scenarios), a sample
- * rate outside (0, 1], a float that is not finite, a prior outside [0, 1] (the reason, naming the
+ * rate outside [FLT_MIN, 1], a float that is not finite, a prior outside [0, 1] (the reason, naming the
  * id, in err); a meta whose counts break events = joined + pending + dropped. The meta records the
  * windows and policy but does not enforce them. */
 int fr_join_load_entry(fr_join *j, const char *id, size_t id_len, const void *bytes, size_t len, char *err,

@@ -4,6 +4,7 @@
 
 #include "fr_bytes.h"
 
+#include <float.h>
 #include <math.h>
 #include <stdio.h>
 #include <string.h>
@@ -85,9 +86,10 @@ int fr_join_entry_parse(const void *bytes, size_t len, int n_scenarios, parsed_e
     for (int m = 0; m < FR_MAX_MULTI; m++)
         if (b->f.multi_len[m] > FR_MAX_MULTI_LEN) return -1;
     if (out->flags & F_IMP) {
-        /* A weight of 1/0 or 1/NaN would poison the model silently. */
-        *why = "sample rate outside (0, 1]";
-        if (!(b->sample_rate > 0 && b->sample_rate <= 1)) return -1;
+        /* A weight of 1/0, 1/NaN or 1/subnormal (infinite) would poison the model silently: the
+         * decoder's rule for events (fr_event.c). */
+        *why = "sample rate outside [FLT_MIN, 1]";
+        if (!(b->sample_rate >= FLT_MIN && b->sample_rate <= 1)) return -1;
         /* The scenario indexes the metrics and the model's per-scenario parameters. */
         *why = "scenario outside the configured list";
         if (b->scenario < 0 || (n_scenarios > 0 && b->scenario >= n_scenarios)) return -1;

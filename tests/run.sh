@@ -1,15 +1,20 @@
 #!/usr/bin/env bash
 # The whole test suite, from a fresh machine: installs what is missing, builds with
-# AddressSanitizer + UndefinedBehaviorSanitizer, starts a local Kafka broker and Redis,
-# runs the cmocka unit tests and the integration tests against the real stack, stops the stack.
-# .ci/run calls exactly this.
+# AddressSanitizer + UndefinedBehaviorSanitizer under gcc and, with the fuzz targets, under clang
+# (both -Werror), starts a local Kafka broker and Redis, runs the cmocka unit tests, each fuzz
+# target for FRESHET_FUZZ_SECONDS (default 10; tests/fuzz/README.md), and the integration tests
+# against the real stack, stops the stack. .ci/run calls exactly this.
 set -euo pipefail
 root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 build="${FRESHET_TEST_BUILD_DIR:-$root/build-asan}"
+fuzz_build="${FRESHET_TEST_FUZZ_BUILD_DIR:-$root/build-fuzz}"
 
 bash "$root/deploy/install-deps.sh"
 cmake -S "$root" -B "$build" -DFRESHET_SANITIZE=ON -DCMAKE_BUILD_TYPE=RelWithDebInfo >/dev/null
 cmake --build "$build" -j"$(nproc)"
+cmake -S "$root" -B "$fuzz_build" -DCMAKE_C_COMPILER=clang -DFRESHET_FUZZ=ON \
+  -DCMAKE_BUILD_TYPE=RelWithDebInfo >/dev/null
+cmake --build "$fuzz_build" -j"$(nproc)"
 
 export ASAN_OPTIONS="${ASAN_OPTIONS:-detect_leaks=1:abort_on_error=1:strict_string_checks=1}"
 export UBSAN_OPTIONS="${UBSAN_OPTIONS:-print_stacktrace=1:halt_on_error=1}"
@@ -24,4 +29,5 @@ stack_started=1
 cd "$build"
 # Unit tests in parallel; integration tests one at a time (they share the broker and two cores).
 ctest -L unit -j"$(nproc)" --output-on-failure
+ctest --test-dir "$fuzz_build" -L fuzz -j"$(nproc)" --output-on-failure
 ctest -L integration --output-on-failure

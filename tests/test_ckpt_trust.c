@@ -275,6 +275,17 @@ static void test_sources(void **state)
     blob_put(&r, "sources", many, 300 * len);
     expect_refused(&r, dir, "blob \"sources\"", NULL);
 
+    /* an event time near INT64_MIN: the watermark's lateness subtraction overflowed */
+    r = corrupt_begin(dir);
+    assert_true(len >= sizeof(fr_stored_source) && len % sizeof(fr_stored_source) == 0);
+    fr_stored_source *s = malloc(len);
+    assert_non_null(s);
+    memcpy(s, one, len);
+    s[0].max_ts = INT64_MIN + 1;
+    blob_put(&r, "sources", s, len);
+    free(s);
+    expect_refused(&r, dir, "blob \"sources\"", "event time");
+
     r = corrupt_begin(dir);
     memset(one, 'x', len); /* a name without its NUL */
     blob_put(&r, "sources", one, len);
@@ -392,6 +403,13 @@ static void test_guard(void **state)
     g->trips = 3; /* three pauses, no resume, yet running */
     blob_put(&r, "guard", g, len);
     expect_refused(&r, dir, "blob \"guard\"", "trips");
+
+    /* times near INT64_MIN: the first sample's time minus them overflowed (found by fuzz_guard) */
+    r = corrupt_begin(dir);
+    *g = keep;
+    g->first_ts = g->last_ts = INT64_MIN + 1;
+    blob_put(&r, "guard", g, len);
+    expect_refused(&r, dir, "blob \"guard\"", "below 0");
     free(g);
 }
 

@@ -1165,6 +1165,8 @@ static void test_blobs_are_validated(void **state)
     memcpy(rate, b.bytes + 15, 4);
     memset(b.bytes + 15, 0, 4); /* sample_rate 0 */
     assert_int_equal(fr_join_load_entry(r, "a", 1, b.bytes, b.len, g_err, sizeof g_err), -1);
+    b.bytes[15] = 1; /* sample_rate 1.4e-45 (subnormal): its 1/rate weight is infinite (found by fuzz_join_entry) */
+    assert_int_equal(fr_join_load_entry(r, "a", 1, b.bytes, b.len, g_err, sizeof g_err), -1);
     memcpy(b.bytes + 15, rate, 4);
     assert_int_equal(fr_join_entry_count(r), 0);
     assert_int_equal(fr_join_load_entry(r, "a", 1, b.bytes, b.len, g_err, sizeof g_err), 0);
