@@ -12,14 +12,17 @@
 #define FR_MC_REQUIRED NAN
 
 static const fr_model_field FIELDS[] = {
-#define FR_MC_INT(n, d, l, h, fl, ab) {#n, FR_MC_K_INT, offsetof(fr_model_config, n), d, l, h, fl, ab, NULL, 0, NULL},
-#define FR_MC_REAL(n, d, l, h, fl, ab) {#n, FR_MC_K_REAL, offsetof(fr_model_config, n), d, l, h, fl, ab, NULL, 0, NULL},
-#define FR_MC_CHOICE(n, d, fl, ab, ...)                                                                          \
-    {#n, FR_MC_K_CHOICE, offsetof(fr_model_config, n), d, 0, sizeof((const char *[]){__VA_ARGS__}) / sizeof(char *) - 1, \
-     fl, ab, (const char *const[]){__VA_ARGS__, NULL}, 0, NULL},
-#define FR_MC_SLOT(n, fl, kind, wh) {#n, FR_MC_K_SLOT, offsetof(fr_model_config, n), 0, 0, 0, fl, 0, NULL, kind, wh},
-#define FR_MC_SEED(n, d) {#n, FR_MC_K_SEED, offsetof(fr_model_config, n), d, 0, 0, 0, FR_MC_REQUIRED, NULL, 0, NULL},
+#define FR_MC_FIELD(n, k) .name = #n, .kind = k, .offset = offsetof(fr_model_config, n)
+#define FR_MC_INT(n, d, l, h, fl, ab) {FR_MC_FIELD(n, FR_MC_K_INT), .def = d, .lo = l, .hi = h, .flags = fl, .absent = ab},
+#define FR_MC_REAL(n, d, l, h, fl, ab) {FR_MC_FIELD(n, FR_MC_K_REAL), .def = d, .lo = l, .hi = h, .flags = fl, .absent = ab},
+/* values 0 .. (number of names - 1) */
+#define FR_MC_CHOICE(n, d, fl, ab, ...)                                                                        \
+    {FR_MC_FIELD(n, FR_MC_K_CHOICE), .def = d, .lo = 0, .hi = sizeof((const char *[]){__VA_ARGS__}) / sizeof(char *) - 1, \
+     .flags = fl, .absent = ab, .names = (const char *const[]){__VA_ARGS__, NULL}},
+#define FR_MC_SLOT(n, fl, k, wh) {FR_MC_FIELD(n, FR_MC_K_SLOT), .flags = fl, .field_kind = k, .what = wh},
+#define FR_MC_SEED(n, d) {FR_MC_FIELD(n, FR_MC_K_SEED), .def = d, .absent = FR_MC_REQUIRED},
 #include "fr_model_config.def"
+#undef FR_MC_FIELD
 };
 enum { N_FIELDS = sizeof FIELDS / sizeof FIELDS[0] };
 
