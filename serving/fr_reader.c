@@ -10,7 +10,7 @@
 #include <xxhash.h>
 
 #include "fr_redis_layout.h"
-#include "fr_store_util.h"
+#include "fr_model_json.h"
 
 enum {
     LOAD_ATTEMPTS = 3,

@@ -14,7 +14,7 @@
 #include <xxhash.h>
 
 #include "fr_admit.h"
-#include "fr_store_util.h"
+#include "fr_model_json.h"
 
 /* Key prefixes (one byte each; docs/checkpoint-format.md). */
 #define KEY_MARKER '#'

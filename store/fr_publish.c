@@ -11,7 +11,7 @@
 #include <xxhash.h>
 
 #include "fr_redis_layout.h"
-#include "fr_store_util.h"
+#include "fr_model_json.h"
 
 enum {
     FIELDS_PER_HSET = 64, /* rows per HSET command (one shard hash) */

@@ -10,7 +10,7 @@
 
 #include "fr_bytes.h"
 #include "fr_reader.h"
-#include "fr_store_util.h"
+#include "fr_model_json.h"
 #include "fuzz_util.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)

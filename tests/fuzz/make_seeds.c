@@ -20,7 +20,7 @@
 #include "fr_join.h"
 #include "fr_pipeline.h"
 #include "fr_redis_layout.h"
-#include "fr_store_util.h"
+#include "fr_model_json.h"
 #include "fuzz_util.h"
 
 static char root[4096];

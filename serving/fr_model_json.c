@@ -1,4 +1,4 @@
-#include "fr_store_util.h"
+#include "fr_model_json.h"
 
 #include <errno.h>
 #include <inttypes.h>

@@ -1,10 +1,10 @@
-/* fr_store_util: the model configuration as JSON, shared by the checkpoint (meta key) and the
+/* fr_model_json: the model configuration as JSON, shared by the checkpoint (meta key) and the
  * Redis manifest, and the byte codec (base/fr_bytes.h) for the files of store/. Internal to store/.
  *
  * 64-bit unsigned integers (seed, versions) go into JSON as decimal strings, because JSON readers
  * in many languages lose precision above 2^53. */
-#ifndef FR_STORE_UTIL_H
-#define FR_STORE_UTIL_H
+#ifndef FR_MODEL_JSON_H
+#define FR_MODEL_JSON_H
 
 #include <jansson.h>
 #include <stddef.h>
