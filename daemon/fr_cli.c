@@ -336,7 +336,7 @@ static int cmd_replay(const cli_args *a)
     }
     char err[512];
     fr_oracle *oracle = NULL;
-    if (c.join_policy == FR_JOIN_POLICY_ORACLE) {
+    if (fr_policy_get(c.join_policy)->oracle) {
         if (!(oracle = fr_oracle_scan(&c.schema, a->positional, err, sizeof err))) {
             fprintf(stderr, "freshet replay: %s\n", err);
             fclose(in);
