@@ -10,6 +10,7 @@
 #include <time.h>
 #include <xxhash.h>
 
+#include "fr_publish_test.h"
 #include "fr_redis_layout.h"
 #include "fr_model_json.h"
 
@@ -1041,6 +1042,8 @@ int fr_publish_push_source(fr_publisher *p, const fr_publish_source *src, const 
     fr_sigpipe_restore(&g);
     return rc;
 }
+
+/* ---- test hooks (fr_publish_test.h) ---- */
 
 void fr_publish_test_fail_before_flip(fr_publisher *p, int on) { p->fail_before_flip = on; }
 void fr_publish_test_lease_ms(fr_publisher *p, int ms) { p->lease_ms = ms; }

@@ -121,12 +121,6 @@ int fr_publish_release(const char *host, int port, const char *prefix, uint64_t 
 int fr_publish_held(const char *host, int port, const char *prefix, int *held, uint64_t *version, char *err,
                     size_t errlen);
 
-/* Test hook: while on, every push stops with an error after writing the rows, the dense blob and
- * the manifest, before the flip -- the state a publisher that dies mid-push leaves behind. */
-void fr_publish_test_fail_before_flip(fr_publisher *p, int on);
-/* Test hook: the lease TTL in ms instead of FR_PUBLISH_LEASE_MS. */
-void fr_publish_test_lease_ms(fr_publisher *p, int ms);
-
 /* What the last successful push did (all zero before the first). */
 typedef struct {
     uint64_t version;        /* the version published (or found already published, when unchanged) */

@@ -29,6 +29,7 @@
 
 #include "fr_model.h"
 #include "fr_publish.h"
+#include "fr_publish_test.h"
 #include "fr_pubq.h"
 #include "fr_reader.h"
 #include "freshet_serving.h"
