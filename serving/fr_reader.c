@@ -75,6 +75,7 @@ void fr_reader_close(fr_reader *r)
 }
 
 uint64_t fr_reader_version(const fr_reader *r) { return r->loaded ? r->version : 0; }
+int fr_reader_table_count(const fr_reader *r) { return r->loaded ? r->cfg.n_cat + r->cfg.n_multi : 0; }
 const char *fr_reader_manifest(const fr_reader *r) { return r->loaded ? r->manifest : NULL; }
 const float *fr_reader_dense(const fr_reader *r, size_t *count)
 {

@@ -68,6 +68,8 @@ const char *fr_reader_manifest(const fr_reader *r);
 /* The loaded version's dense parameters (owned by r, valid until the next load; NULL before the
  * first load) and their count. */
 const float *fr_reader_dense(const fr_reader *r, size_t *count);
+/* Embedding tables of the loaded version (n_cat + n_multi; 0 before the first load). */
+int fr_reader_table_count(const fr_reader *r);
 /* Number of rows stored in Redis for a table (HLEN over its partitions), or -1 on error. */
 long fr_reader_row_count(fr_reader *r, uint32_t table);
 /* Scores one impression; fetches its rows from Redis. out = {pCTR, pCVR, pCTCVR}. */

@@ -1,6 +1,6 @@
 /* fr_redis_layout: the Redis layout of docs/redis-layout.md in code -- key names, the row and
  * dense-blob byte formats, and a small blocking hiredis pipeline -- shared by fr_publish (writer)
- * and fr_reader (serving). Internal to store/.
+ * and fr_reader (serving). Internal to serving/ and store/.
  *
  * Keys, for a prefix P (letters, digits, and _ - . : only) and shard count S = 64:
  *   P:active                   string, decimal version V of the active model

@@ -72,6 +72,35 @@ static float *copy_dense(const fr_model *m)
     return d;
 }
 
+/* f and scenario as the public API's impression, key by key through its setters. */
+static void set_impression(freshet_impression *imp, const fr_features *f, int32_t scenario)
+{
+    freshet_impression_clear(imp);
+    assert_int_equal(freshet_impression_set_scenario(imp, scenario), 0);
+    for (int t = 0; t < FR_MAX_CAT; t++) assert_int_equal(freshet_impression_set_key(imp, t, f->cat[t]), 0);
+    for (int t = 0; t < FR_MAX_NUM; t++) assert_int_equal(freshet_impression_set_number(imp, t, f->num[t]), 0);
+    for (int j = 0; j < FR_MAX_MULTI; j++)
+        assert_int_equal(freshet_impression_set_multi(imp, j, f->multi[j], f->multi_len[j]), 0);
+}
+
+/* n impressions for f[i], scenario[i]; freed with free_impressions. */
+static freshet_impression **impressions(const fr_features *f, const int32_t *scenario, int n)
+{
+    freshet_impression **imp = calloc((size_t)n, sizeof *imp);
+    assert_non_null(imp);
+    for (int i = 0; i < n; i++) {
+        assert_non_null(imp[i] = freshet_impression_new());
+        set_impression(imp[i], &f[i], scenario[i]);
+    }
+    return imp;
+}
+
+static void free_impressions(freshet_impression **imp, int n)
+{
+    for (int i = 0; i < n; i++) freshet_impression_free(imp[i]);
+    free(imp);
+}
+
 /* The public API scores 100 impressions as `want` predicts them, to 1e-6; returns the largest
  * difference to `other` (to show the two models do differ). */
 static float serving_agrees(freshet_serving *s, const fr_model *want, const fr_model *other, uint64_t seed)
@@ -87,7 +116,11 @@ static float serving_agrees(freshet_serving *s, const fr_model *want, const fr_m
         fr_model_predict(want, &f, sc, w);
         if (other) fr_model_predict(other, &f, sc, o);
         freshet_scores got;
-        if (freshet_serving_score(s, &f, sc, &got, err, sizeof err) != 0) fail_msg("score: %s", err);
+        freshet_impression *imp = freshet_impression_new();
+        assert_non_null(imp);
+        set_impression(imp, &f, sc);
+        if (freshet_serving_score(s, imp, &got, err, sizeof err) != 0) fail_msg("score: %s", err);
+        freshet_impression_free(imp);
         float g[FR_NTASKS] = {got.pctr, got.pcvr, got.pctcvr};
         for (int t = 0; t < FR_NTASKS; t++) {
             if (fabsf(w[t] - g[t]) > 1e-6f)
@@ -206,11 +239,13 @@ static void test_batch_scoring(void **state)
         sc[i] = i % 2;
     }
     freshet_scores one[N], batch[N];
+    freshet_impression **imp = impressions(f, sc, N);
     long long before = hmget_calls(s->port);
-    for (int i = 0; i < N; i++) assert_int_equal(freshet_serving_score(sv, &f[i], sc[i], &one[i], err, sizeof err), 0);
+    for (int i = 0; i < N; i++) assert_int_equal(freshet_serving_score(sv, imp[i], &one[i], err, sizeof err), 0);
     long long single_calls = hmget_calls(s->port) - before;
     before = hmget_calls(s->port);
-    assert_int_equal(freshet_serving_score_batch(sv, f, sc, N, batch, err, sizeof err), 0);
+    assert_int_equal(freshet_serving_score_batch(sv, (const freshet_impression *const *)imp, N, batch, err, sizeof err),
+                     0);
     long long batch_calls = hmget_calls(s->port) - before;
     assert_memory_equal(one, batch, sizeof one);
     for (int i = 0; i < N; i++) {
@@ -222,14 +257,16 @@ static void test_batch_scoring(void **state)
     assert_true(batch_calls <= 4 * 64);
     assert_true(single_calls > 3 * batch_calls);
     /* sizes 1 and 7 agree too; 0 is nothing to do */
-    assert_int_equal(freshet_serving_score_batch(sv, f + 5, sc + 5, 1, batch, err, sizeof err), 0);
+    const freshet_impression *const *all = (const freshet_impression *const *)imp;
+    assert_int_equal(freshet_serving_score_batch(sv, all + 5, 1, batch, err, sizeof err), 0);
     assert_memory_equal(&one[5], &batch[0], sizeof batch[0]);
-    assert_int_equal(freshet_serving_score_batch(sv, f + 10, sc + 10, 7, batch, err, sizeof err), 0);
+    assert_int_equal(freshet_serving_score_batch(sv, all + 10, 7, batch, err, sizeof err), 0);
     assert_memory_equal(&one[10], &batch[0], 7 * sizeof batch[0]);
-    assert_int_equal(freshet_serving_score_batch(sv, f, sc, 0, batch, err, sizeof err), 0);
-    sc[3] = 9;
-    assert_int_equal(freshet_serving_score_batch(sv, f, sc, N, batch, err, sizeof err), -1);
+    assert_int_equal(freshet_serving_score_batch(sv, all, 0, batch, err, sizeof err), 0);
+    assert_int_equal(freshet_impression_set_scenario(imp[3], 9), 0);
+    assert_int_equal(freshet_serving_score_batch(sv, all, N, batch, err, sizeof err), -1);
     assert_non_null(strstr(err, "impression 3: scenario 9 out of range"));
+    free_impressions(imp, N);
 
     freshet_serving_close(sv);
     fr_publish_close(p);
@@ -548,13 +585,16 @@ static void test_non_finite_values_refused(void **state)
     fr_row_view held;
     do make_features(&seed, fr_model_get_config(m), 60, &f);
     while (fr_model_get_row(m, 1, f.cat[1], &held) != 0); /* a key the trainer has a row for */
+    freshet_impression *fi = freshet_impression_new(), *gi = freshet_impression_new();
+    assert_true(fi && gi);
+    set_impression(fi, &f, 0);
     freshet_scores before, after;
-    assert_int_equal(freshet_serving_score(sv, &f, 0, &before, err, sizeof err), 0);
+    assert_int_equal(freshet_serving_score(sv, fi, &before, err, sizeof err), 0);
 
     /* a row of f turns NaN in Redis: the copy fetched before stays in use */
     const int dim = fr_model_get_config(m)->emb_dim;
     set_row(s->port, "s10", 1, f.cat[1], dim, NAN);
-    assert_int_equal(freshet_serving_score(sv, &f, 0, &after, err, sizeof err), 0);
+    assert_int_equal(freshet_serving_score(sv, fi, &after, err, sizeof err), 0);
     assert_memory_equal(&before, &after, sizeof before);
     freshet_serving_stats st;
     freshet_serving_get_stats(sv, &st);
@@ -564,7 +604,8 @@ static void test_non_finite_values_refused(void **state)
     fr_features g = f;
     g.cat[2] = 0xfeedfacecafeULL;
     set_row(s->port, "s10", 2, g.cat[2], dim, INFINITY);
-    assert_int_equal(freshet_serving_score(sv, &g, 0, &after, err, sizeof err), 0);
+    set_impression(gi, &g, 0);
+    assert_int_equal(freshet_serving_score(sv, gi, &after, err, sizeof err), 0);
     float want[FR_NTASKS];
     fr_model_predict(m, &g, 0, want);
     assert_true(isfinite(after.pctr) && fabsf(after.pctr - want[FR_TASK_CTR]) <= 1e-6f);
@@ -579,7 +620,7 @@ static void test_non_finite_values_refused(void **state)
     assert_int_equal(freshet_serving_version(sv), v1);
     freshet_serving_get_stats(sv, &st);
     assert_int_equal(st.refused_versions, 1);
-    assert_int_equal(freshet_serving_score(sv, &f, 0, &after, err, sizeof err), 0);
+    assert_int_equal(freshet_serving_score(sv, fi, &after, err, sizeof err), 0);
     assert_memory_equal(&before, &after, sizeof before);
 
     /* the writer does not publish a diverged model */
@@ -595,6 +636,8 @@ static void test_non_finite_values_refused(void **state)
     assert_non_null(strstr(err, "NaN or infinite"));
     assert_int_equal(redis_get_u64(s->port, "s10:active"), (long long)(v1 + 100));
     free(d);
+    freshet_impression_free(fi);
+    freshet_impression_free(gi);
     freshet_serving_close(sv);
     fr_publish_close(p);
     fr_model_free(m);
