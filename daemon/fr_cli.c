@@ -16,6 +16,7 @@
 #include "fr_fileid.h"
 #include "fr_gen.h"
 #include "fr_kafka.h"
+#include "fr_manifest.h"
 #include "fr_metrics.h"
 #include "fr_oracle.h"
 #include "fr_pipeline.h"
@@ -716,11 +717,17 @@ static int cmd_pull(const cli_args *a)
             freshet_serving_close(s);
             return 1;
         }
+        /* the checkpoint's model, served as the manifest says (its serve transform) */
         fr_model *local = NULL;
         fr_ckpt *ck = NULL;
+        fr_serve_transform serve = FR_SERVE_IDENTITY;
         if (a->state) {
+            json_t *m = json_loads(freshet_serving_manifest(s), 0, NULL);
             ck = fr_ckpt_open_readonly(a->state, err, sizeof err);
-            local = ck ? fr_ckpt_load_model(ck, err, sizeof err) : NULL;
+            local = ck && fr_manifest_serve_transform(m, &serve, err, sizeof err) == 0
+                        ? fr_ckpt_load_model(ck, err, sizeof err)
+                        : NULL;
+            json_decref(m);
             if (!local) fprintf(stderr, "freshet pull: no local model to compare with: %s\n", err);
         }
         freshet_impression *imp = freshet_impression_new();
@@ -744,13 +751,15 @@ static int cmd_pull(const cli_args *a)
             printf("score %s scenario=%s pctr=%.6f pcvr=%.6f pctcvr=%.6f", freshet_impression_id(imp),
                    freshet_serving_scenario_name(s, freshet_impression_scenario(imp)), out[0], out[1], out[2]);
             if (local) {
-                float ref[FR_NTASKS];
-                fr_model_predict(local, &imp->f, imp->scenario, ref);
+                float raw[FR_NTASKS];
+                double ref[FR_NTASKS];
+                fr_model_predict(local, &imp->f, imp->scenario, raw);
+                fr_serve_apply(serve, raw, ref);
                 for (int t = 0; t < FR_NTASKS; t++) {
-                    double d = out[t] > ref[t] ? out[t] - ref[t] : ref[t] - out[t];
+                    double d = out[t] > (float)ref[t] ? out[t] - (float)ref[t] : (float)ref[t] - out[t];
                     if (d > max_diff) max_diff = d;
                 }
-                printf(" trainer_pctr=%.6f trainer_pcvr=%.6f", ref[FR_TASK_CTR], ref[FR_TASK_CVR]);
+                printf(" trainer_pctr=%.6f trainer_pcvr=%.6f", (float)ref[FR_TASK_CTR], (float)ref[FR_TASK_CVR]);
             }
             putchar('\n');
             scored++;

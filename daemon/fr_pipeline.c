@@ -795,8 +795,9 @@ fr_pipeline *fr_pipeline_open(const fr_config *c, char *err, size_t errlen)
         snprintf(writer, sizeof writer, "%s:%s", host, dir);
         if (strlen(writer) > 256) /* fr_publish's limit */
             snprintf(writer, sizeof writer, "%s:path-xxh3-%016" PRIx64, host, fr_hash_value(0, dir, strlen(dir)));
+        const fr_publish_info info = {.manifest_json = p->manifest, .policy = p->policy};
         p->pub = fr_pubq_open(c->redis_host, c->redis_port, c->redis_prefix, c->redis_keep_versions, writer,
-                              fr_model_get_config(p->model), p->manifest, stderr, err, errlen);
+                              fr_model_get_config(p->model), &info, stderr, err, errlen);
         if (!p->pub) goto fail;
     }
     p->last_ckpt_wall = p->last_status_wall = wall_seconds();

@@ -3,8 +3,9 @@
  * handle or a plain struct declared here.
  *
  * A serving process reads the model Freshet publishes to Redis (layout: docs/redis-layout.md)
- * and scores impressions with the trainer's own forward pass, so serving and training agree to
- * 1e-6 for the same version. Typical use, one handle per serving thread:
+ * and scores impressions with the trainer's own forward pass and the serve transform the model's
+ * manifest names (fnc's calibration q/(1-q), or none), so serving and training agree to 1e-6 for
+ * the same version. Typical use, one handle per serving thread:
  *
  *     freshet_serving *s = freshet_serving_open("127.0.0.1", 6379, "freshet", err, sizeof err);
  *     freshet_serving_load(s, err, sizeof err);                 // the active version
@@ -52,7 +53,7 @@ typedef struct freshet_impression freshet_impression;
 
 typedef struct {
     float pctr;   /* P(click | impression) */
-    float pcvr;   /* P(conversion | click) */
+    float pcvr;   /* P(conversion | click), after the manifest's serve transform */
     float pctcvr; /* P(click and conversion | impression) = pctr * pcvr */
 } freshet_scores;
 
@@ -66,7 +67,7 @@ freshet_serving *freshet_serving_open(const char *host, int port, const char *pr
 void freshet_serving_close(freshet_serving *s);
 
 /* Loads the active version (manifest and dense weights). 0, or -1 (nothing published, version
- * incomplete or failing its checks, Redis unreachable). */
+ * incomplete or failing its checks, a manifest this library cannot serve, Redis unreachable). */
 int freshet_serving_load(freshet_serving *s, char *err, size_t errlen);
 
 /* Follows the change stream P:changes from the last entry seen, waiting up to block_ms

@@ -119,3 +119,20 @@ int fr_manifest_schema(const json_t *manifest, fr_schema *s, char *err, size_t e
     }
     return 0;
 }
+
+int fr_manifest_serve_transform(const json_t *manifest, fr_serve_transform *out, char *err, size_t errlen)
+{
+    const json_t *v = json_object_get(manifest, "serve_transform");
+    if (!v) {
+        *out = FR_SERVE_IDENTITY;
+        return 0;
+    }
+    int t = json_is_string(v) ? fr_serve_transform_from_name(json_string_value(v)) : -1;
+    if (t < 0) {
+        snprintf(err, errlen, "manifest serve_transform \"%s\" is unknown to this reader (it knows identity and odds)",
+                 json_is_string(v) ? json_string_value(v) : "(not a string)");
+        return -1;
+    }
+    *out = (fr_serve_transform)t;
+    return 0;
+}

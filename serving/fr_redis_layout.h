@@ -21,7 +21,11 @@
 #include <stdint.h>
 
 enum {
-    FR_REDIS_FORMAT_VERSION = 1,
+    /* format version 2 = 1 + a serve transform a reader must apply (manifest "serve_transform").
+     * A writer writes 1 when the transform is the identity, so readers of version 1 keep reading
+     * every model they serve right, and 2 otherwise, so they refuse a model they would serve wrong. */
+    FR_REDIS_FORMAT_VERSION = 2,         /* the newest this code reads */
+    FR_REDIS_FORMAT_VERSION_PLAIN = 1,   /* a manifest whose serve transform is the identity */
     FR_REDIS_ROW_SHARDS = 64,     /* hashes per table; part of the format (recorded in the manifest) */
     FR_REDIS_SHARD_SHIFT = 58,    /* 64 - log2(FR_REDIS_ROW_SHARDS) */
     FR_REDIS_ROW_MAGIC = 0x45,    /* 'E' */

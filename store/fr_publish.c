@@ -436,7 +436,8 @@ static unsigned char *dense_blob(const fr_publish_source *src, uint64_t version,
 
 /* The manifest JSON text (malloc'ed), or NULL with a message. */
 static char *manifest_text(const fr_publisher *p, const fr_publish_source *src, uint64_t version,
-                           const unsigned char *blob, size_t blob_len, json_t *daemon, char *err, size_t errlen)
+                           const unsigned char *blob, size_t blob_len, json_t *daemon, const fr_policy *policy,
+                           char *err, size_t errlen)
 {
     const fr_model *m = src->shape;
     const fr_model_config *cfg = fr_model_get_config(m);
@@ -456,6 +457,10 @@ static char *manifest_text(const fr_publisher *p, const fr_publish_source *src, 
         bad |= json_object_set_new(e, "hash_key", json_string(pattern));
     }
     if (!bad) {
+        /* serving must apply the transform: readers of format 1 know none, so only a model that needs
+         * one is written as format 2 (docs/redis-layout.md, "Compatibility") */
+        fr_serve_transform serve = policy ? policy->serve : FR_SERVE_IDENTITY;
+        int format = serve == FR_SERVE_IDENTITY ? FR_REDIS_FORMAT_VERSION_PLAIN : FR_REDIS_FORMAT_VERSION;
         char hash[17];
         snprintf(hash, sizeof hash, "%016" PRIx64, (uint64_t)XXH3_64bits(blob, blob_len));
         fr_redis_key_dense(key, p->prefix, version);
@@ -463,13 +468,15 @@ static char *manifest_text(const fr_publisher *p, const fr_publish_source *src, 
         bad |= json_object_set_new(dense, "bytes", json_integer((json_int_t)blob_len));
         bad |= json_object_set_new(dense, "xxh3_64", json_string(hash));
         bad |= json_object_set_new(o, "format", json_string("freshet-redis"));
-        bad |= json_object_set_new(o, "format_version", json_integer(FR_REDIS_FORMAT_VERSION));
+        bad |= json_object_set_new(o, "format_version", json_integer(format));
         bad |= json_object_set_new(o, "prefix", json_string(p->prefix));
         bad |= json_object_set_new(o, "version", fr_json_u64(version));
         bad |= json_object_set_new(o, "model_version", fr_json_u64(src->version));
         bad |= json_object_set_new(o, "row_shards", json_integer(FR_REDIS_ROW_SHARDS));
         bad |= json_object_set_new(o, "row_shard_fn", json_string(FR_REDIS_SHARD_FN));
         bad |= json_object_set_new(o, "row_format", json_integer(FR_REDIS_ROW_F32LE));
+        bad |= json_object_set_new(o, "serve_transform", json_string(fr_serve_transform_name(serve)));
+        if (policy) bad |= json_object_set_new(o, "join_policy", json_string(policy->name));
         bad |= json_object_set(o, "daemon", daemon ? daemon : json_null());
     }
     if (!bad) out = json_dumps(o, JSON_COMPACT | JSON_SORT_KEYS);
@@ -899,7 +906,7 @@ static int push(fr_publisher *p, const fr_publish_source *src, const fr_publish_
     stage = "writing the dense blob and manifest";
     fr_put_u64le(blob + 8, v);
     snprintf(hash, sizeof hash, "%016" PRIx64, (uint64_t)XXH3_64bits(blob, blob_len));
-    manifest = manifest_text(p, src, v, blob, blob_len, daemon, why, sizeof why);
+    manifest = manifest_text(p, src, v, blob, blob_len, daemon, info ? info->policy : NULL, why, sizeof why);
     if (!manifest) goto fail;
     char dkey[FR_REDIS_KEY_MAX], mkey[FR_REDIS_KEY_MAX];
     fr_redis_key_dense(dkey, p->prefix, v);

@@ -44,12 +44,16 @@
 #include <stdint.h>
 
 #include "fr_model.h"
+#include "fr_policy.h"
 
 typedef struct fr_publisher fr_publisher;
 
 /* Describes the model to serving: written into the manifest of each version. */
 typedef struct {
     const char *manifest_json;   /* the daemon's description of fields and scenarios, as JSON text (may be NULL) */
+    /* the delayed-feedback policy the model was trained under (may be NULL: a plain model): the
+     * manifest records its name and its serve transform, which every reader applies */
+    const fr_policy *policy;
 } fr_publish_info;
 
 /* The prefix rule (1..64 characters of [A-Za-z0-9_.:-]: braces would change the Redis Cluster hash

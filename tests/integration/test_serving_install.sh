@@ -2,8 +2,8 @@
 # What a serving team does: `cmake --install` into a prefix, compile and link a small C program
 # (tests/integration/serving_client.c) against the installed header and library through pkg-config
 # (shared, then the static archive), and run it against a private redis-server loaded with a model
-# the trainer published: it prints exactly what `freshet score` prints, and `freshet pull` finds the
-# served scores equal to the checkpoint's model. The
+# the trainer published under join.policy fnc: it prints exactly what `freshet score` prints, and
+# `freshet pull` finds the served scores equal to the checkpoint's model served the same way. The
 # installed header compiles on its own, and the library links neither RocksDB, librdkafka nor
 # libmicrohttpd and exports only the freshet_* API. Needs redis-server and a C compiler, not Kafka.
 source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
@@ -53,7 +53,7 @@ cc -std=c11 -Wall -Wextra -Werror "${san[@]}" "$FRESHET_SOURCE_DIR/tests/integra
 ldd "$fr_work/client-static" | grep -q libfreshet_serving && fr_fail "the static client loads the shared library"
 fr_pass "a C program builds against the installed library (pkg-config), shared and static"
 
-# a private redis-server with a published model
+# a private redis-server with a model trained under fnc (the policy whose serving is calibrated)
 port=$(( 30000 + RANDOM % 20000 ))
 while (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null; do port=$(( 30000 + RANDOM % 20000 )); done
 redis-server --port "$port" --bind 127.0.0.1 --save '' --appendonly no --daemonize yes \
@@ -64,11 +64,13 @@ for _ in $(seq 50); do [[ "$(redis-cli -p "$port" ping 2>/dev/null)" == PONG ]] 
 "$FRESHET_BIN" gen --out "$fr_work/events.jsonl" --impressions 20000 --days 3 --seed 17 2>/dev/null
 cat >"$fr_work/config.json" <<JSON
 {"checkpoint": {"dir": "$fr_work/state", "every_seconds": 0, "every_samples": 5000},
- "redis": {"host": "127.0.0.1", "port": $port, "prefix": "inst", "keep_versions": 2}
-}
+ "redis": {"host": "127.0.0.1", "port": $port, "prefix": "inst", "keep_versions": 2},
+ "join": {"policy": "fnc"}}
 JSON
 "$FRESHET_BIN" replay "$fr_work/events.jsonl" -c "$fr_work/config.json" >/dev/null 2>"$fr_work/replay.log" ||
   { cat "$fr_work/replay.log"; fr_fail "replay failed"; }
+redis-cli -p "$port" get "inst:{v$(redis-cli -p "$port" get inst:active)}:manifest" | grep -q '"serve_transform":"odds"' ||
+  fr_fail "the manifest of an fnc model does not name its serve transform"
 
 "$fr_work/client" 127.0.0.1 "$port" inst 400 <"$fr_work/events.jsonl" >"$fr_work/client.txt" ||
   fr_fail "serving_client failed"
@@ -87,4 +89,4 @@ fr_pass "serving_client (installed library, shared and static) prints what fresh
   >"$fr_work/pull.txt" || fr_fail "freshet pull failed"
 diff_line=$(grep '^max |redis - trainer|' "$fr_work/pull.txt") || fr_fail "freshet pull compared nothing"
 awk -v d="${diff_line##*: }" 'BEGIN { exit !(d <= 1e-6) }' || fr_fail "pull: $diff_line"
-fr_pass "freshet pull: $diff_line"
+fr_pass "freshet pull: $diff_line (the checkpoint's model served with the manifest's transform)"
