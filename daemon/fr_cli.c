@@ -16,11 +16,12 @@
 #include "fr_fileid.h"
 #include "fr_gen.h"
 #include "fr_kafka.h"
+#include "fr_manifest.h"
 #include "fr_metrics.h"
 #include "fr_oracle.h"
 #include "fr_pipeline.h"
 #include "fr_publish.h"
-#include "fr_reader.h"
+#include "fr_serving_int.h"
 #include "fr_verify.h"
 #include "freshet_serving.h"
 
@@ -336,7 +337,7 @@ static int cmd_replay(const cli_args *a)
     }
     char err[512];
     fr_oracle *oracle = NULL;
-    if (c.join_policy == FR_JOIN_POLICY_ORACLE) {
+    if (fr_policy_get(c.join_policy)->oracle) {
         if (!(oracle = fr_oracle_scan(&c.schema, a->positional, err, sizeof err))) {
             fprintf(stderr, "freshet replay: %s\n", err);
             fclose(in);
@@ -660,28 +661,51 @@ static int cmd_inspect(const cli_args *a)
     return rc;
 }
 
-/* ---- pull --------------------------------------------------------------------------------- */
+/* ---- pull and score: through the public serving library, as a serving team scores ---------- */
+
+/* Opens the serving library on the configured Redis and loads the active version; NULL after
+ * saying why on stderr. */
+static freshet_serving *open_serving(const char *cmd, const fr_config *c)
+{
+    if (!c->redis_host[0]) {
+        fprintf(stderr, "freshet %s: no Redis configured (redis.host is empty)\n", cmd);
+        return NULL;
+    }
+    char err[512];
+    freshet_serving *s = freshet_serving_open(c->redis_host, c->redis_port, c->redis_prefix, err, sizeof err);
+    if (!s || freshet_serving_load(s, err, sizeof err) != 0) {
+        fprintf(stderr, "freshet %s: %s\n", cmd, err);
+        freshet_serving_close(s);
+        return NULL;
+    }
+    return s;
+}
+
+/* One EVENTS.md line scored through the library: 1 with the scores of an impression, 0 when the
+ * line is not a scorable impression (why says so), -1 when scoring failed (err). */
+static int score_json(freshet_serving *s, freshet_impression *imp, const char *line, size_t len, freshet_scores *out,
+                      char *why, size_t whylen, char *err, size_t errlen)
+{
+    int d = freshet_serving_decode(s, line, len, imp, why, whylen);
+    if (d != 0) {
+        if (d > 0) snprintf(why, whylen, "not an impression");
+        return 0;
+    }
+    return freshet_serving_score(s, imp, out, err, errlen) == 0 ? 1 : -1;
+}
 
 static int cmd_pull(const cli_args *a)
 {
     fr_config c;
     if (load_config(a, &c) != 0) return 2;
-    if (!c.redis_host[0]) {
-        fprintf(stderr, "freshet pull: no Redis configured (redis.host is empty)\n");
-        return 2;
-    }
+    freshet_serving *s = open_serving("pull", &c);
+    if (!s) return c.redis_host[0] ? 1 : 2;
     char err[512];
-    fr_reader *r = fr_reader_open(c.redis_host, c.redis_port, c.redis_prefix, err, sizeof err);
-    if (!r || fr_reader_load_active(r, err, sizeof err) != 0) {
-        fprintf(stderr, "freshet pull: %s\n", err);
-        fr_reader_close(r);
-        return 1;
-    }
     printf("redis %s:%d prefix %s: active version %" PRIu64 "\n", c.redis_host, c.redis_port, c.redis_prefix,
-           fr_reader_version(r));
+           freshet_serving_version(s));
     long total = 0;
-    for (uint32_t t = 0; t < (uint32_t)(c.model.n_cat + c.model.n_multi); t++) {
-        long rows = fr_reader_row_count(r, t);
+    for (int t = 0; t < freshet_serving_table_count(s); t++) {
+        long rows = freshet_serving_row_count(s, t, err, sizeof err);
         if (rows > 0) total += rows;
     }
     printf("rows in redis: %ld\n", total);
@@ -690,171 +714,103 @@ static int cmd_pull(const cli_args *a)
         FILE *in = fopen(a->events, "r");
         if (!in) {
             fprintf(stderr, "freshet pull: cannot read %s: %s\n", a->events, strerror(errno));
-            fr_reader_close(r);
+            freshet_serving_close(s);
             return 1;
         }
+        /* the checkpoint's model, served as the manifest says (its serve transform) */
         fr_model *local = NULL;
         fr_ckpt *ck = NULL;
+        fr_serve_transform serve = FR_SERVE_IDENTITY;
         if (a->state) {
+            json_t *m = json_loads(freshet_serving_manifest(s), 0, NULL);
             ck = fr_ckpt_open_readonly(a->state, err, sizeof err);
-            local = ck ? fr_ckpt_load_model(ck, err, sizeof err) : NULL;
+            local = ck && fr_manifest_serve_transform(m, &serve, err, sizeof err) == 0
+                        ? fr_ckpt_load_model(ck, err, sizeof err)
+                        : NULL;
+            json_decref(m);
             if (!local) fprintf(stderr, "freshet pull: no local model to compare with: %s\n", err);
         }
+        freshet_impression *imp = freshet_impression_new();
         char *line = NULL;
         size_t cap = 0;
         ssize_t n;
         long long scored = 0;
         double max_diff = 0;
         const long long limit = a->limit > 0 ? a->limit : 10;
-        while (scored < limit && (n = getline(&line, &cap, in)) > 0) {
-            fr_event ev;
-            char why[256];
-            if (fr_event_decode(&c.schema, line, (size_t)n - (line[n - 1] == '\n'), &ev, why, sizeof why) !=
-                    FR_REJECT_NONE ||
-                ev.type != FR_EV_IMPRESSION)
-                continue;
-            float out[FR_NTASKS];
-            if (fr_reader_score(r, &ev.features, ev.scenario, out, err, sizeof err) != 0) {
+        while (imp && scored < limit && (n = getline(&line, &cap, in)) > 0) {
+            freshet_scores got;
+            char why[320];
+            int k = score_json(s, imp, line, (size_t)n - (line[n - 1] == '\n'), &got, why, sizeof why, err, sizeof err);
+            if (k == 0) continue;
+            if (k < 0) {
                 fprintf(stderr, "freshet pull: %s\n", err);
                 rc = 1;
                 break;
             }
-            printf("score %s scenario=%s pctr=%.6f pcvr=%.6f pctcvr=%.6f", ev.id, c.schema.scenarios[ev.scenario], out[0], out[1],
-                   out[2]);
+            const float out[FR_NTASKS] = {got.pctr, got.pcvr, got.pctcvr};
+            printf("score %s scenario=%s pctr=%.6f pcvr=%.6f pctcvr=%.6f", freshet_impression_id(imp),
+                   freshet_serving_scenario_name(s, freshet_impression_scenario(imp)), out[0], out[1], out[2]);
             if (local) {
-                float ref[FR_NTASKS];
-                fr_model_predict(local, &ev.features, ev.scenario, ref);
+                float raw[FR_NTASKS];
+                double ref[FR_NTASKS];
+                fr_model_predict(local, &imp->f, imp->scenario, raw);
+                fr_serve_apply(serve, raw, ref);
                 for (int t = 0; t < FR_NTASKS; t++) {
-                    double d = out[t] > ref[t] ? out[t] - ref[t] : ref[t] - out[t];
+                    double d = out[t] > (float)ref[t] ? out[t] - (float)ref[t] : (float)ref[t] - out[t];
                     if (d > max_diff) max_diff = d;
                 }
-                printf(" trainer_pctr=%.6f", ref[0]);
+                printf(" trainer_pctr=%.6f trainer_pcvr=%.6f", (float)ref[FR_TASK_CTR], (float)ref[FR_TASK_CVR]);
             }
             putchar('\n');
             scored++;
         }
+        if (!imp) {
+            fprintf(stderr, "freshet pull: out of memory\n");
+            rc = 1;
+        }
         if (local) printf("max |redis - trainer| over %lld impressions: %.3g\n", scored, max_diff);
+        freshet_impression_free(imp);
         free(line);
         fclose(in);
         fr_model_free(local);
         fr_ckpt_close(ck);
     }
-    fr_reader_close(r);
+    freshet_serving_close(s);
     return rc;
 }
 
-/* ---- score and rollback ------------------------------------------------------------------- */
-
-/* The decoder configuration of a published model: its field list and scenarios, from the manifest's
- * "daemon" member (what fr_pipeline_manifest_json wrote), checked against the model's sizes. The
- * JSON decoding lives here, in daemon/, next to the one implementation of the event contract and
- * key format (fr_event.c, fr_config.c); store/ stays independent of them. */
-static int decode_config_from_manifest(const char *manifest, fr_config *c, char *err, size_t errlen)
+/* Scores one input line through the library when it is an impression: 1 scored (printed when print
+ * is set), 0 not an impression (an impression that does not decode is reported once, with its line
+ * number, when report is set), -1 the reader failed (err). */
+static int score_line(freshet_serving *s, freshet_impression *imp, const char *line, size_t lineno, int print,
+                      int report, char *err, size_t errlen)
 {
-    json_error_t jerr;
-    json_t *root = json_loads(manifest, 0, &jerr);
-    json_t *d = json_object_get(root, "daemon");
-    json_t *fields = json_object_get(d, "fields"), *scen = json_object_get(d, "scenarios");
-    json_t *mc = json_object_get(root, "model_config");
-    int rc = -1;
-    if (!json_is_array(fields) || !json_is_array(scen) || !json_is_object(mc)) {
-        snprintf(err, errlen, "the manifest has no daemon.fields / daemon.scenarios: cannot decode JSON for it");
-        goto out;
-    }
-    json_t *conf = json_object(), *cf = json_array();
-    size_t i;
-    json_t *f;
-    int other = 0;
-    json_array_foreach(scen, i, f) other |= json_is_string(f) && !strcmp(json_string_value(f), FR_OTHER_SCENARIO);
-    json_array_foreach(fields, i, f)
-    {
-        json_t *o = json_pack("{s:O, s:O}", "name", json_object_get(f, "name"), "kind", json_object_get(f, "kind"));
-        if (json_object_get(f, "transform")) json_object_set(o, "transform", json_object_get(f, "transform"));
-        if (json_object_get(f, "max_len")) json_object_set(o, "max_len", json_object_get(f, "max_len"));
-        json_array_append_new(cf, o);
-    }
-    json_object_set_new(conf, "fields", cf);
-    json_object_set(conf, "scenarios", scen);
-    json_object_set_new(conf, "allow_new_scenarios", json_boolean(other));
-    char *text = json_dumps(conf, JSON_COMPACT);
-    json_decref(conf);
-    fr_config_defaults(c);
-    char cerr[384];
-    if (!text || fr_config_load_string(c, text, cerr, sizeof cerr) != 0) {
-        snprintf(err, errlen, "the manifest's field list is not a valid configuration: %s", text ? cerr : "out of memory");
-        free(text);
-        goto out;
-    }
-    free(text);
-    json_array_foreach(fields, i, f)
-    {
-        if ((int)i >= c->schema.n_fields ||
-            json_integer_value(json_object_get(f, "slot")) != c->schema.fields[i].slot) {
-            snprintf(err, errlen, "the manifest's field %zu lands in another slot here than in the trainer", i);
-            goto out;
-        }
-    }
-    if (json_integer_value(json_object_get(mc, "n_cat")) != c->schema.n_cat ||
-        json_integer_value(json_object_get(mc, "n_num")) != c->schema.n_num ||
-        json_integer_value(json_object_get(mc, "n_multi")) != c->schema.n_multi ||
-        json_integer_value(json_object_get(mc, "n_scenarios")) != c->schema.n_scenarios) {
-        snprintf(err, errlen, "the manifest's field list does not match its model_config sizes");
-        goto out;
-    }
-    rc = 0;
-out:
-    json_decref(root);
-    return rc;
-}
-
-/* Decodes one input line with the version's field list and scores it when it is an impression:
- * 1 scored (printed when print is set), 0 not an impression (an impression that does not decode is
- * reported once, with its line number, when report is set), -1 the reader failed (err). */
-static int score_line(freshet_serving *s, const fr_config *dc, const char *line, size_t lineno, int print, int report,
-                      char *err, size_t errlen)
-{
-    fr_event ev;
-    char why[256] = "not an impression";
-    if (fr_event_decode(&dc->schema, line, strlen(line), &ev, why, sizeof why) != FR_REJECT_NONE ||
-        ev.type != FR_EV_IMPRESSION) {
-        if (report && strstr(line, "\"impression\""))
-            fprintf(stderr, "freshet score: line %zu not scored: %s\n", lineno, why);
-        return 0;
-    }
     freshet_scores sc;
-    if (freshet_serving_score(s, &ev.features, ev.scenario, &sc, err, errlen) != 0) return -1;
-    if (print)
-        printf("score %s scenario=%s pctr=%.9g pcvr=%.9g pctcvr=%.9g\n", ev.id, dc->schema.scenarios[ev.scenario],
-               sc.pctr, sc.pcvr, sc.pctcvr);
-    return 1;
+    char why[320] = "not an impression";
+    int k = score_json(s, imp, line, strlen(line), &sc, why, sizeof why, err, errlen);
+    if (k == 0 && report && strstr(line, "\"impression\""))
+        fprintf(stderr, "freshet score: line %zu not scored: %s\n", lineno, why);
+    if (k == 1 && print)
+        printf("score %s scenario=%s pctr=%.9g pcvr=%.9g pctcvr=%.9g\n", freshet_impression_id(imp),
+               freshet_serving_scenario_name(s, freshet_impression_scenario(imp)), sc.pctr, sc.pcvr, sc.pctcvr);
+    return k;
 }
 
 static int cmd_score(const cli_args *a)
 {
     fr_config c;
     if (load_config(a, &c) != 0) return 2;
-    if (!c.redis_host[0]) {
-        fprintf(stderr, "freshet score: no Redis configured (redis.host is empty)\n");
-        return 2;
-    }
+    freshet_serving *s = open_serving("score", &c);
+    if (!s) return c.redis_host[0] ? 1 : 2;
     char err[512];
-    freshet_serving *s = freshet_serving_open(c.redis_host, c.redis_port, c.redis_prefix, err, sizeof err);
-    if (!s || freshet_serving_load(s, err, sizeof err) != 0) {
-        fprintf(stderr, "freshet score: %s\n", err);
-        freshet_serving_close(s);
-        return 1;
-    }
-    fr_config dc;
-    if (decode_config_from_manifest(freshet_serving_manifest(s), &dc, err, sizeof err) != 0) {
-        fprintf(stderr, "freshet score: %s\n", err);
-        freshet_serving_close(s);
-        return 1;
-    }
     printf("version %" PRIu64 "\n", freshet_serving_version(s));
     const char *path = a->events ? a->events : "-";
     FILE *in = strcmp(path, "-") == 0 ? stdin : fopen(path, "r");
-    if (!in) {
-        fprintf(stderr, "freshet score: cannot read %s: %s\n", path, strerror(errno));
+    freshet_impression *imp = freshet_impression_new();
+    if (!in || !imp) {
+        fprintf(stderr, "freshet score: cannot read %s: %s\n", path, !imp ? "out of memory" : strerror(errno));
+        if (in && in != stdin) fclose(in);
+        freshet_impression_free(imp);
         freshet_serving_close(s);
         return 1;
     }
@@ -873,7 +829,7 @@ static int cmd_score(const cli_args *a)
     while ((a->limit < 0 || scored < a->limit) && (n = getline(&line, &cap, in)) > 0) {
         lineno++;
         line[n - (line[n - 1] == '\n')] = '\0';
-        int r = score_line(s, &dc, line, lineno, 1, 1, err, sizeof err);
+        int r = score_line(s, imp, line, lineno, 1, 1, err, sizeof err);
         if (r < 0 && !follow) {
             fprintf(stderr, "freshet score: %s\n", err);
             rc = 1;
@@ -919,14 +875,15 @@ static int cmd_score(const cli_args *a)
             reloads++;
             print = 1;
             printf("version %" PRIu64 "\n", freshet_serving_version(s));
-            if (decode_config_from_manifest(freshet_serving_manifest(s), &dc, err, sizeof err) != 0) {
-                fprintf(stderr, "freshet score: version %" PRIu64 ": %s\n", freshet_serving_version(s), err);
+            if (!freshet_serving_scenario_name(s, 0)) {
+                fprintf(stderr, "freshet score: version %" PRIu64 ": its manifest has no field list to decode JSON with\n",
+                        freshet_serving_version(s));
                 rc = 1;
                 break;
             }
         }
         for (size_t i = 0; i < nlines; i++) {
-            if (score_line(s, &dc, lines[i], 0, print, 0, err, sizeof err) >= 0) continue;
+            if (score_line(s, imp, lines[i], 0, print, 0, err, sizeof err) >= 0) continue;
             if (errors++ < 5) fprintf(stderr, "freshet score: %s\n", err);
             break;
         }
@@ -939,9 +896,12 @@ static int cmd_score(const cli_args *a)
                a->follow, rounds, reloads, errors, freshet_serving_version(s));
     for (size_t i = 0; i < nlines; i++) free(lines[i]);
     free(lines);
+    freshet_impression_free(imp);
     freshet_serving_close(s);
     return rc;
 }
+
+/* ---- rollback ------------------------------------------------------------------------------ */
 
 static int cmd_rollback(const cli_args *a)
 {

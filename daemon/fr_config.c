@@ -14,8 +14,9 @@
 #include <stdio.h>
 #include <string.h>
 
+#include "fr_event.h"
 #include "fr_hash.h"
-#include "fr_join.h"
+#include "fr_policy.h"
 #include "fr_publish.h"
 
 enum { PATH_MAX_LEN = 160 };
@@ -312,7 +313,7 @@ void fr_config_defaults(fr_config *c)
     c->attribution_window_ms = INT64_C(7) * 24 * 3600 * 1000;
     c->allowed_lateness_ms = 0;
     fr_evtime_config_defaults(&c->evtime);
-    c->join_policy = FR_JOIN_POLICY_ESDFM;
+    c->join_policy = FR_POLICY_ESDFM;
     c->observation_window_ms = INT64_C(15) * 60 * 1000;
     c->real_negative_window_ms = 0;
     c->weight_clip = 5.0;
@@ -573,11 +574,15 @@ static int load_join(errbuf *e, fr_config *c, const json_t *o)
         char name[FR_NAME_MAX];
         if (get_string(e, v, "join.policy", name, sizeof name, false))
             return -1;
-        int pol = fr_join_policy_from_name(name);
-        if (pol < 0)
-            return fail(e, "\"join.policy\" is \"%s\", expected wait, vanilla, fnw, fnc, esdfm, defuse, defer or oracle",
-                        name);
-        c->join_policy = pol;
+        int pol = fr_policy_from_name(name);
+        if (pol < 0) {
+            char names[160] = "";
+            for (int i = 0; i < FR_NPOLICIES; i++)
+                snprintf(names + strlen(names), sizeof names - strlen(names), "%s%s",
+                         i == 0 ? "" : i == FR_NPOLICIES - 1 ? " or " : ", ", fr_policy_name((fr_policy_id)i));
+            return fail(e, "\"join.policy\" is \"%s\", expected %s", name, names);
+        }
+        c->join_policy = (fr_policy_id)pol;
     }
     if ((v = json_object_get(o, "observation_window")) &&
         get_duration(e, v, "join.observation_window", true, &c->observation_window_ms))

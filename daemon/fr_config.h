@@ -10,8 +10,8 @@
 
 #include "fr_evtime.h"
 #include "fr_guard.h"
-#include "fr_join.h"
 #include "fr_model.h"
+#include "fr_policy.h"
 #include "fr_sample.h"
 #include "fr_schema.h"
 
@@ -38,7 +38,7 @@ typedef struct {
     int64_t allowed_lateness_ms;     /* default 0 */
     fr_evtime_config evtime;         /* which events may move a partition's event time (fr_evtime.h) */
     /* delayed feedback (docs/delayed-feedback.md) */
-    fr_join_policy join_policy;      /* default esdfm */
+    fr_policy_id join_policy;        /* default esdfm (fr_policy.h) */
     int64_t observation_window_ms;   /* w_o, default 15 min */
     int64_t real_negative_window_ms; /* w_rn (defer), default 0 = the attribution window */
     double weight_clip;              /* each delayed-feedback weight clipped to [0, this], default 5 */

@@ -32,8 +32,8 @@ struct fr_pipeline {
     fr_config cfg;
     fr_model *model;
     fr_join *join;
-    fr_dfm_heads *heads;   /* helper heads f_dp, f_rn (esdfm, defuse, defer), else NULL */
-    fr_dfm_method dfm;     /* the policy's weights */
+    const fr_policy *policy; /* join.policy: the copies' weights, the helper heads, what serving returns */
+    fr_dfm_heads *heads;   /* helper heads f_dp, f_rn when the policy uses them, else NULL */
     fr_dfm_limits dfm_limits;
     fr_ckpt *ckpt;
     fr_pubq *pub;          /* the publisher thread (NULL: not publishing) */
@@ -130,27 +130,15 @@ static int stored_name_cmp(const void *a, const void *b)
 /* The delayed-feedback copies carry labels that are not final: metrics never count them. */
 static int kind_is_copy(int kind) { return kind >= FR_SAMPLE_FAKE_NEG && kind <= FR_SAMPLE_ORACLE; }
 
-/* What the policy serves for pred (FNC calibrates pCVR as q / (1 - q); pCTCVR follows). */
-static void served(const fr_pipeline *p, const float in[FR_NTASKS], double out[FR_NTASKS])
-{
-    out[FR_TASK_CTR] = in[FR_TASK_CTR];
-    out[FR_TASK_CVR] = in[FR_TASK_CVR];
-    out[FR_TASK_CTCVR] = in[FR_TASK_CTCVR];
-    if (p->cfg.join_policy == FR_JOIN_POLICY_FNC) {
-        out[FR_TASK_CVR] = fr_dfm_serve(1, in[FR_TASK_CVR]);
-        out[FR_TASK_CTCVR] = in[FR_TASK_CTR] * out[FR_TASK_CVR];
-    }
-}
-
 static void add_metrics(fr_pipeline *p, const fr_sample *s, const float pred_now[FR_NTASKS])
 {
     double pred[FR_NTASKS];
     /* A CVR or CTCVR label that arrives after other samples of the same impression trained the
      * model is judged by the prediction made before them (see fr_sample.prior), in every policy,
      * so the methods are compared on the same footing: scored before anything of the click trains. */
-    served(p, s->has_prior ? s->prior : pred_now, pred);
+    fr_serve_apply(p->policy->serve, s->has_prior ? s->prior : pred_now, pred);
     double now[FR_NTASKS];
-    served(p, pred_now, now);
+    fr_serve_apply(p->policy->serve, pred_now, now);
     for (int t = 0; t < FR_NTASKS; t++) {
         if (!s->has_label[t]) continue;
         /* Metrics weigh by the importance weight, so upstream sampling does not skew them. */
@@ -212,7 +200,7 @@ static void on_sample(const fr_sample *s, void *ctx)
          * they are stored with the batch, so a restart never recomputes them. */
         double f_dp = 0, f_rn = 1;
         if (p->heads) fr_dfm_heads_predict(p->heads, &s->f, &f_dp, &f_rn);
-        fr_dfm_apply(&p->batch[p->batch_n], fr_dfm_weights(p->dfm, s->kind, s->label[FR_TASK_CVR] > 0.5f,
+        fr_dfm_apply(&p->batch[p->batch_n], fr_dfm_weights(p->policy->dfm, s->kind, s->label[FR_TASK_CVR] > 0.5f,
                                                            now[FR_TASK_CVR], f_dp, f_rn, &p->dfm_limits));
     }
     p->batch_n++;
@@ -752,26 +740,25 @@ fr_pipeline *fr_pipeline_open(const fr_config *c, char *err, size_t errlen)
     p->metrics = calloc(metric_count(p), sizeof *p->metrics);
     fr_join_config jc = {.click_window_ms = c->click_window_ms,
                          .attribution_window_ms = c->attribution_window_ms,
-                         .policy = (fr_join_policy)c->join_policy,
+                         .policy = (fr_policy_id)c->join_policy,
                          .observation_window_ms = c->observation_window_ms,
                          .real_negative_window_ms = c->real_negative_window_ms,
                          .oracle = c->oracle,
                          .oracle_ctx = c->oracle_ctx,
                          .n_scenarios = c->schema.n_scenarios};
-    if (c->join_policy == FR_JOIN_POLICY_ORACLE && !c->oracle) {
-        snprintf(err, errlen, "join.policy \"oracle\" needs the future: it works only in `freshet replay`");
+    p->policy = fr_policy_get(c->join_policy);
+    if (!p->policy) {
+        snprintf(err, errlen, "join.policy: unknown policy id %d", (int)c->join_policy);
         free(p->batch), free(p->preds), free(p->metrics), free(p);
         return NULL;
     }
-    switch (c->join_policy) {
-    case FR_JOIN_POLICY_FNW: p->dfm = FR_DFM_FNW; break;
-    case FR_JOIN_POLICY_ESDFM: p->dfm = FR_DFM_ESDFM; break;
-    case FR_JOIN_POLICY_DEFUSE: p->dfm = FR_DFM_DEFUSE; break;
-    case FR_JOIN_POLICY_DEFER: p->dfm = FR_DFM_DEFER; break;
-    default: p->dfm = FR_DFM_PLAIN; break;
+    if (p->policy->oracle && !c->oracle) {
+        snprintf(err, errlen, "join.policy \"%s\" needs the future: it works only in `freshet replay`", p->policy->name);
+        free(p->batch), free(p->preds), free(p->metrics), free(p);
+        return NULL;
     }
     p->dfm_limits = (fr_dfm_limits){.clip = c->weight_clip, .rn_floor = c->rn_floor};
-    if (p->dfm == FR_DFM_ESDFM || p->dfm == FR_DFM_DEFUSE || p->dfm == FR_DFM_DEFER) {
+    if (p->policy->helper_heads) {
         p->heads = fr_dfm_heads_create(c->helper_buckets_log2, c->schema.n_cat, 0.05f);
         if (!p->heads) {
             snprintf(err, errlen, "out of memory (helper heads)");
@@ -808,8 +795,9 @@ fr_pipeline *fr_pipeline_open(const fr_config *c, char *err, size_t errlen)
         snprintf(writer, sizeof writer, "%s:%s", host, dir);
         if (strlen(writer) > 256) /* fr_publish's limit */
             snprintf(writer, sizeof writer, "%s:path-xxh3-%016" PRIx64, host, fr_hash_value(0, dir, strlen(dir)));
+        const fr_publish_info info = {.manifest_json = p->manifest, .policy = p->policy};
         p->pub = fr_pubq_open(c->redis_host, c->redis_port, c->redis_prefix, c->redis_keep_versions, writer,
-                              fr_model_get_config(p->model), p->manifest, stderr, err, errlen);
+                              fr_model_get_config(p->model), &info, stderr, err, errlen);
         if (!p->pub) goto fail;
     }
     p->last_ckpt_wall = p->last_status_wall = wall_seconds();
@@ -1360,7 +1348,7 @@ void fr_pipeline_report(const fr_pipeline *p, FILE *out)
             j->emitted[FR_SAMPLE_ATTRIBUTION]);
     for (int k = FR_SAMPLE_FAKE_NEG; k < FR_SAMPLE_NKINDS; k++)
         if (j->emitted[k]) fprintf(out, " %s=%" PRIu64, fr_sample_kind_name(k), j->emitted[k]);
-    fprintf(out, " (policy %s)\n", fr_join_policy_name((fr_join_policy)p->cfg.join_policy));
+    fprintf(out, " (policy %s)\n", fr_policy_name((fr_policy_id)p->cfg.join_policy));
     /* Only what the input decides: the report of a run restarted N times equals the unbroken one's
      * (what is in memory and the early checkpoints are in the status line). */
     const fr_guard *g = &p->guard;

@@ -14,7 +14,7 @@
 #include <xxhash.h>
 
 #include "fr_admit.h"
-#include "fr_store_util.h"
+#include "fr_model_json.h"
 
 /* Key prefixes (one byte each; docs/checkpoint-format.md). */
 #define KEY_MARKER '#'
@@ -598,48 +598,19 @@ int fr_ckpt_load_admission(fr_ckpt *c, fr_model *m, char *err, size_t errlen)
     return rc;
 }
 
-/* The meta JSON; a new string to free(), or NULL. Deterministic: sorted keys, no wall time. */
+/* The meta JSON; a new string to free(), or NULL. Deterministic: sorted keys, no wall time. The
+ * model's description is the one the Redis manifest shares (fr_model_describe_json); the meta adds
+ * the format and the model version. */
 static char *meta_json(const fr_model *m)
 {
-    const fr_model_config *cfg = fr_model_get_config(m);
-    json_t *o = json_object();
-    json_t *tables = json_array();
-    json_t *tensors = json_array();
-    json_t *dense = json_object();
-    json_t *config = fr_config_to_json(cfg);
+    json_t *o = fr_model_describe_json(m, NULL);
     char *out = NULL;
-    if (!o || !tables || !tensors || !dense || !config) goto done;
-    uint32_t ntab = fr_model_table_count(m);
-    int bad = 0;
-    for (uint32_t t = 0; t < ntab; t++) {
-        json_t *e = json_pack("{s:I, s:s, s:i, s:I}", "id", (json_int_t)t, "kind",
-                              (int)t < cfg->n_cat ? "categorical" : "multi", "dim", cfg->emb_dim, "rows",
-                              (json_int_t)fr_model_row_count(m, t));
-        bad |= !e || json_array_append_new(tables, e);
-    }
-    int nt = fr_model_dense_tensor_count(m);
-    for (int i = 0; i < nt; i++) {
-        fr_tensor_info ti = fr_model_dense_tensor(m, i);
-        json_t *e = json_pack("{s:s, s:i, s:i, s:I}", "name", ti.name ? ti.name : "", "rows", ti.rows, "cols",
-                              ti.cols, "offset", (json_int_t)ti.offset);
-        bad |= !e || json_array_append_new(tensors, e);
-    }
-    bad |= json_object_set_new(dense, "count", json_integer((json_int_t)fr_model_dense_count(m)));
-    bad |= json_object_set(dense, "tensors", tensors);
-    bad |= json_object_set_new(o, "format", json_string("freshet-checkpoint"));
+    if (!o) return NULL;
+    int bad = json_object_set_new(o, "format", json_string("freshet-checkpoint"));
     bad |= json_object_set_new(o, "format_version", json_integer(FR_CKPT_FORMAT_VERSION));
-    bad |= json_object_set(o, "model_config", config);
     bad |= json_object_set_new(o, "model_version", fr_json_u64(fr_model_version(m)));
-    bad |= json_object_set_new(o, "emb_dim", json_integer(cfg->emb_dim));
-    bad |= json_object_set(o, "tables", tables);
-    bad |= json_object_set(o, "dense", dense);
     if (!bad) out = json_dumps(o, JSON_COMPACT | JSON_SORT_KEYS);
-done:
     json_decref(o);
-    json_decref(tables);
-    json_decref(tensors);
-    json_decref(dense);
-    json_decref(config);
     return out;
 }
 

@@ -10,8 +10,9 @@
 #include <time.h>
 #include <xxhash.h>
 
+#include "fr_publish_test.h"
 #include "fr_redis_layout.h"
-#include "fr_store_util.h"
+#include "fr_model_json.h"
 
 enum {
     FIELDS_PER_HSET = 64, /* rows per HSET command (one shard hash) */
@@ -435,61 +436,52 @@ static unsigned char *dense_blob(const fr_publish_source *src, uint64_t version,
 
 /* The manifest JSON text (malloc'ed), or NULL with a message. */
 static char *manifest_text(const fr_publisher *p, const fr_publish_source *src, uint64_t version,
-                           const unsigned char *blob, size_t blob_len, json_t *daemon, char *err, size_t errlen)
+                           const unsigned char *blob, size_t blob_len, json_t *daemon, const fr_policy *policy,
+                           char *err, size_t errlen)
 {
     const fr_model *m = src->shape;
     const fr_model_config *cfg = fr_model_get_config(m);
-    json_t *o = json_object(), *tables = json_array(), *tensors = json_array(), *dense = json_object();
-    json_t *config = fr_config_to_json(cfg);
+    /* the description the checkpoint's meta shares; the manifest adds where things are in Redis */
+    json_t *o = fr_model_describe_json(m, src->row_counts);
+    json_t *tables = json_object_get(o, "tables"), *dense = json_object_get(o, "dense");
     char *out = NULL;
-    int bad = !o || !tables || !tensors || !dense || !config;
+    int bad = !o || !json_is_array(tables) || !json_is_object(dense);
     char key[FR_REDIS_KEY_MAX], pattern[FR_REDIS_KEY_MAX + 8];
-    uint32_t ntab = fr_model_table_count(m);
-    for (uint32_t t = 0; !bad && t < ntab; t++) {
+    size_t t;
+    json_t *e;
+    json_array_foreach(bad ? NULL : tables, t, e)
+    {
         int cat = (int)t < cfg->n_cat;
-        snprintf(pattern, sizeof pattern, "%s:emb:{t%" PRIu32 "s<shard>}", p->prefix, t);
-        json_t *e = json_pack("{s:I, s:s, s:i, s:i, s:I, s:s}", "id", (json_int_t)t, "kind",
-                              cat ? "categorical" : "multi", "slot", cat ? (int)t : (int)t - cfg->n_cat, "dim",
-                              cfg->emb_dim, "rows", (json_int_t)src->row_counts[t], "hash_key", pattern);
-        bad |= !e || json_array_append_new(tables, e);
-    }
-    int nt = fr_model_dense_tensor_count(m);
-    for (int i = 0; !bad && i < nt; i++) {
-        fr_tensor_info ti = fr_model_dense_tensor(m, i);
-        json_t *e = json_pack("{s:s, s:i, s:i, s:I}", "name", ti.name ? ti.name : "", "rows", ti.rows, "cols",
-                              ti.cols, "offset", (json_int_t)ti.offset);
-        bad |= !e || json_array_append_new(tensors, e);
+        snprintf(pattern, sizeof pattern, "%s:emb:{t%zus<shard>}", p->prefix, t);
+        bad |= json_object_set_new(e, "slot", json_integer(cat ? (int)t : (int)t - cfg->n_cat));
+        bad |= json_object_set_new(e, "hash_key", json_string(pattern));
     }
     if (!bad) {
+        /* serving must apply the transform: readers of format 1 know none, so only a model that needs
+         * one is written as format 2 (docs/redis-layout.md, "Compatibility") */
+        fr_serve_transform serve = policy ? policy->serve : FR_SERVE_IDENTITY;
+        int format = serve == FR_SERVE_IDENTITY ? FR_REDIS_FORMAT_VERSION_PLAIN : FR_REDIS_FORMAT_VERSION;
         char hash[17];
         snprintf(hash, sizeof hash, "%016" PRIx64, (uint64_t)XXH3_64bits(blob, blob_len));
         fr_redis_key_dense(key, p->prefix, version);
         bad |= json_object_set_new(dense, "key", json_string(key));
-        bad |= json_object_set_new(dense, "count", json_integer((json_int_t)fr_model_dense_count(m)));
         bad |= json_object_set_new(dense, "bytes", json_integer((json_int_t)blob_len));
         bad |= json_object_set_new(dense, "xxh3_64", json_string(hash));
-        bad |= json_object_set(dense, "tensors", tensors);
         bad |= json_object_set_new(o, "format", json_string("freshet-redis"));
-        bad |= json_object_set_new(o, "format_version", json_integer(FR_REDIS_FORMAT_VERSION));
+        bad |= json_object_set_new(o, "format_version", json_integer(format));
         bad |= json_object_set_new(o, "prefix", json_string(p->prefix));
         bad |= json_object_set_new(o, "version", fr_json_u64(version));
         bad |= json_object_set_new(o, "model_version", fr_json_u64(src->version));
-        bad |= json_object_set(o, "model_config", config);
-        bad |= json_object_set_new(o, "emb_dim", json_integer(cfg->emb_dim));
         bad |= json_object_set_new(o, "row_shards", json_integer(FR_REDIS_ROW_SHARDS));
         bad |= json_object_set_new(o, "row_shard_fn", json_string(FR_REDIS_SHARD_FN));
         bad |= json_object_set_new(o, "row_format", json_integer(FR_REDIS_ROW_F32LE));
-        bad |= json_object_set(o, "tables", tables);
-        bad |= json_object_set(o, "dense", dense);
+        bad |= json_object_set_new(o, "serve_transform", json_string(fr_serve_transform_name(serve)));
+        if (policy) bad |= json_object_set_new(o, "join_policy", json_string(policy->name));
         bad |= json_object_set(o, "daemon", daemon ? daemon : json_null());
     }
     if (!bad) out = json_dumps(o, JSON_COMPACT | JSON_SORT_KEYS);
     if (!out) snprintf(err, errlen, "out of memory building the manifest");
     json_decref(o);
-    json_decref(tables);
-    json_decref(tensors);
-    json_decref(dense);
-    json_decref(config);
     return out;
 }
 
@@ -914,7 +906,7 @@ static int push(fr_publisher *p, const fr_publish_source *src, const fr_publish_
     stage = "writing the dense blob and manifest";
     fr_put_u64le(blob + 8, v);
     snprintf(hash, sizeof hash, "%016" PRIx64, (uint64_t)XXH3_64bits(blob, blob_len));
-    manifest = manifest_text(p, src, v, blob, blob_len, daemon, why, sizeof why);
+    manifest = manifest_text(p, src, v, blob, blob_len, daemon, info ? info->policy : NULL, why, sizeof why);
     if (!manifest) goto fail;
     char dkey[FR_REDIS_KEY_MAX], mkey[FR_REDIS_KEY_MAX];
     fr_redis_key_dense(dkey, p->prefix, v);
@@ -1041,6 +1033,8 @@ int fr_publish_push_source(fr_publisher *p, const fr_publish_source *src, const 
     fr_sigpipe_restore(&g);
     return rc;
 }
+
+/* ---- test hooks (fr_publish_test.h) ---- */
 
 void fr_publish_test_fail_before_flip(fr_publisher *p, int on) { p->fail_before_flip = on; }
 void fr_publish_test_lease_ms(fr_publisher *p, int ms) { p->lease_ms = ms; }

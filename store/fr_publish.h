@@ -44,12 +44,16 @@
 #include <stdint.h>
 
 #include "fr_model.h"
+#include "fr_policy.h"
 
 typedef struct fr_publisher fr_publisher;
 
 /* Describes the model to serving: written into the manifest of each version. */
 typedef struct {
     const char *manifest_json;   /* the daemon's description of fields and scenarios, as JSON text (may be NULL) */
+    /* the delayed-feedback policy the model was trained under (may be NULL: a plain model): the
+     * manifest records its name and its serve transform, which every reader applies */
+    const fr_policy *policy;
 } fr_publish_info;
 
 /* The prefix rule (1..64 characters of [A-Za-z0-9_.:-]: braces would change the Redis Cluster hash
@@ -120,12 +124,6 @@ int fr_publish_release(const char *host, int port, const char *prefix, uint64_t 
 /* Whether a rollback holds the prefix, and at which version. 0, or -1 with a message. */
 int fr_publish_held(const char *host, int port, const char *prefix, int *held, uint64_t *version, char *err,
                     size_t errlen);
-
-/* Test hook: while on, every push stops with an error after writing the rows, the dense blob and
- * the manifest, before the flip -- the state a publisher that dies mid-push leaves behind. */
-void fr_publish_test_fail_before_flip(fr_publisher *p, int on);
-/* Test hook: the lease TTL in ms instead of FR_PUBLISH_LEASE_MS. */
-void fr_publish_test_lease_ms(fr_publisher *p, int ms);
 
 /* What the last successful push did (all zero before the first). */
 typedef struct {

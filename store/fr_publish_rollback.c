@@ -8,7 +8,7 @@
 #include <string.h>
 
 #include "fr_redis_layout.h"
-#include "fr_store_util.h"
+#include "fr_model_json.h"
 
 /* ---- rollback ------------------------------------------------------------------------------- */
 

@@ -142,6 +142,7 @@ struct fr_pubq {
     char *writer; /* NULL: no lease */
     int keep;
     char *manifest;
+    const fr_policy *policy; /* static table row (fr_policy.h), or NULL */
     FILE *log;
     fr_model *shape; /* the configuration's layout; no rows */
     size_t dense_count;
@@ -252,7 +253,7 @@ static int push_work(fr_pubq *q, uint64_t *version, char *err, size_t errlen)
                              .foreach_deleted = work_foreach_deleted,
                              .has_row = q->work.complete ? work_has_row : NULL,
                              .ctx = &q->work};
-    fr_publish_info info = {.manifest_json = q->manifest};
+    fr_publish_info info = {.manifest_json = q->manifest, .policy = q->policy};
     return fr_publish_push_source(q->pub, &src, &info, version, err, errlen);
 }
 
@@ -364,8 +365,9 @@ static void *worker(void *arg)
 }
 
 fr_pubq *fr_pubq_open(const char *host, int port, const char *prefix, int keep_versions, const char *writer_id,
-                      const fr_model_config *cfg, const char *manifest_json, FILE *log, char *err, size_t errlen)
+                      const fr_model_config *cfg, const fr_publish_info *info, FILE *log, char *err, size_t errlen)
 {
+    const char *manifest_json = info ? info->manifest_json : NULL;
     if (!host || !host[0] || keep_versions < 1) {
         snprintf(err, errlen, "publish: no redis host, or keep_versions < 1");
         return NULL;
@@ -385,6 +387,7 @@ fr_pubq *fr_pubq_open(const char *host, int port, const char *prefix, int keep_v
     q->prefix = strdup(prefix);
     q->writer = writer_id ? strdup(writer_id) : NULL;
     q->manifest = manifest_json ? strdup(manifest_json) : NULL;
+    q->policy = info ? info->policy : NULL;
     q->shape = fr_model_create_weights_only(cfg, err, errlen);
     if (!q->shape) goto fail;
     q->dense_count = fr_model_dense_count(q->shape);

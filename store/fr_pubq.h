@@ -34,15 +34,17 @@
 #include <stdio.h>
 
 #include "fr_model.h"
+#include "fr_publish.h"
 
 typedef struct fr_pubq fr_pubq;
 
 /* Starts the publisher thread; connects to Redis lazily (never fails because Redis is down).
- * manifest_json: the daemon's description (copied; may be NULL). log: where failures and
+ * info: what every push writes into the manifest (the daemon's description, copied, and the
+ * policy, a static table row; info and its members may be NULL). log: where failures and
  * recoveries are reported (NULL: silent). writer_id: the publisher's lease on the prefix (fr_publish.h;
  * NULL: none). NULL with a message on a bad prefix (fr_publish.h's rule) or out of memory. */
 fr_pubq *fr_pubq_open(const char *host, int port, const char *prefix, int keep_versions, const char *writer_id,
-                      const fr_model_config *cfg, const char *manifest_json, FILE *log, char *err, size_t errlen);
+                      const fr_model_config *cfg, const fr_publish_info *info, FILE *log, char *err, size_t errlen);
 /* Tries to push what is pending (waits up to timeout_seconds), stops the thread and frees. What
  * could not be pushed is not lost: it is in the checkpoint, and the next process pushes every row. */
 void fr_pubq_close(fr_pubq *q, double timeout_seconds);

@@ -10,7 +10,7 @@
 
 #include "fr_reader.h"
 #include "fr_redis_layout.h"
-#include "fr_store_util.h"
+#include "fr_model_json.h"
 
 static void note(fr_verify_report *rep, const char *fmt, ...)
 {

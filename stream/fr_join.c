@@ -6,8 +6,8 @@
  * ordered by (deadline, id bytes, kind): that total order is what makes emission independent of
  * arrival order, hash layout and restarts. Timers are never stored: policy_deadline() derives
  * each one from the entry's state, and sync_timers() reconciles the heap with it after every
- * change, so a restored entry gets exactly the timers the original had. A new policy is a new
- * case in policy_deadline()/fire() (and possibly an emit in the event handlers), not a rewrite.
+ * change, so a restored entry gets exactly the timers the original had. A new policy is a row of
+ * fr_policy.c; a new kind of copy is a case in policy_deadline()/fire(), not a rewrite.
  *
  * Semantics decisions where EVENTS.md leaves room (the "wait" policy):
  *  - An impression is accepted until its click window has closed under the watermark
@@ -198,28 +198,12 @@ static int heap_reserve(fr_join *j, size_t need)
 
 /* ---- policy: which timers an entry needs ---- */
 
-static int pol_early(fr_join_policy p)
-{
-    return p == FR_JOIN_POLICY_FNW || p == FR_JOIN_POLICY_FNC || p == FR_JOIN_POLICY_ORACLE;
-}
-static int pol_window(fr_join_policy p)
-{
-    return p == FR_JOIN_POLICY_VANILLA || p == FR_JOIN_POLICY_ESDFM || p == FR_JOIN_POLICY_DEFUSE ||
-           p == FR_JOIN_POLICY_DEFER;
-}
-static int pol_dp(fr_join_policy p)
-{
-    return p == FR_JOIN_POLICY_FNW || p == FR_JOIN_POLICY_FNC || p == FR_JOIN_POLICY_ESDFM ||
-           p == FR_JOIN_POLICY_DEFUSE || p == FR_JOIN_POLICY_DEFER;
-}
-
 /* The most timers one entry holds at once under the policy: wait 1 (orphan, click window or
- * attribution); CLICK_WINDOW or ATTRIBUTION, plus EARLY or OBS_WINDOW or DELAYED_POS (each of
- * the latter waits for the one before), plus REAL_NEG beside DELAYED_POS in defer. */
-static size_t policy_max_timers(fr_join_policy p)
+ * attribution); CLICK_WINDOW or ATTRIBUTION, plus the first copy (at the click or the observation
+ * window) or DELAYED_POS (which waits for it), plus REAL_NEG beside DELAYED_POS. */
+static size_t policy_max_timers(const fr_policy *p)
 {
-    if (p == FR_JOIN_POLICY_WAIT) return 1;
-    return p == FR_JOIN_POLICY_DEFER ? 3 : 2;
+    return 1 + (p->copies != 0) + ((p->copies & FR_COPY_REAL_NEG) != 0);
 }
 
 static int clicked_imp(uint16_t fl) { return (fl & (F_IMP | F_CLICKED)) == (F_IMP | F_CLICKED); }
@@ -227,7 +211,7 @@ static int clicked_imp(uint16_t fl) { return (fl & (F_IMP | F_CLICKED)) == (F_IM
 /* The first copy's ts: a delayed positive never precedes it. */
 static int64_t first_copy_ts(const fr_join *j, const fr_join_entry *e)
 {
-    return pol_early(j->cfg.policy) ? e->click_ts : sat_add(e->click_ts, j->cfg.observation_window_ms);
+    return (j->pol->copies & FR_COPY_AT_CLICK) ? e->click_ts : sat_add(e->click_ts, j->cfg.observation_window_ms);
 }
 
 /* 1 with *deadline when the entry's state needs the timer of this kind. */
@@ -250,23 +234,23 @@ static int policy_deadline(const fr_join *j, const fr_join_entry *e, timer_kind 
         *deadline = sat_add(e->imp_ts, j->cfg.click_window_ms);
         return 1;
     case TIMER_EARLY:
-        if (!pol_early(j->cfg.policy) || !clicked_imp(fl) || (fl & F_EARLY_DONE)) return 0;
+        if (!(j->pol->copies & FR_COPY_AT_CLICK) || !clicked_imp(fl) || (fl & F_EARLY_DONE)) return 0;
         *deadline = e->click_ts;
         return 1;
     case TIMER_OBS_WINDOW:
-        if (!pol_window(j->cfg.policy) || !clicked_imp(fl) || (fl & F_WINDOW_DONE)) return 0;
+        if (!(j->pol->copies & FR_COPY_AT_WINDOW) || !clicked_imp(fl) || (fl & F_WINDOW_DONE)) return 0;
         *deadline = sat_add(e->click_ts, j->cfg.observation_window_ms);
         return 1;
     case TIMER_DELAYED_POS: {
-        if (!pol_dp(j->cfg.policy) || !clicked_imp(fl) || !(fl & F_CONVERTED) || (fl & F_DP_DONE)) return 0;
+        if (!(j->pol->copies & FR_COPY_DELAYED_POS) || !clicked_imp(fl) || !(fl & F_CONVERTED) || (fl & F_DP_DONE)) return 0;
         const int first_negative_out =
-            pol_early(j->cfg.policy) ? (fl & F_EARLY_DONE) != 0 : (fl & (F_WINDOW_DONE | F_WINDOW_POS)) == F_WINDOW_DONE;
+            (j->pol->copies & FR_COPY_AT_CLICK) ? (fl & F_EARLY_DONE) != 0 : (fl & (F_WINDOW_DONE | F_WINDOW_POS)) == F_WINDOW_DONE;
         if (!first_negative_out) return 0;
         *deadline = max64(e->conv_ts, first_copy_ts(j, e));
         return 1;
     }
     case TIMER_REAL_NEG: {
-        if (j->cfg.policy != FR_JOIN_POLICY_DEFER || !clicked_imp(fl) || !(fl & F_WINDOW_DONE) || (fl & F_RN_DONE))
+        if (!(j->pol->copies & FR_COPY_REAL_NEG) || !clicked_imp(fl) || !(fl & F_WINDOW_DONE) || (fl & F_RN_DONE))
             return 0;
         const int64_t rn = sat_add(e->click_ts, j->cfg.real_negative_window_ms);
         if ((fl & F_CONVERTED) && e->conv_ts <= rn) return 0;
@@ -363,7 +347,7 @@ static void entry_free(fr_join *j, fr_join_entry *e)
 static fr_join_entry *entry_create(fr_join *j, fr_join_entry *rec, const char *id, size_t len, uint64_t h,
                                    int stub_only)
 {
-    if (heap_reserve(j, (j->live + 1) * policy_max_timers(j->cfg.policy)) != 0) return NULL;
+    if (heap_reserve(j, (j->live + 1) * policy_max_timers(j->pol)) != 0) return NULL;
     entry_body *body = NULL;
     if (!stub_only && !(rec && rec->body)) {
         body = calloc(1, sizeof *body);
@@ -516,7 +500,7 @@ static void fire(fr_join *j, fr_join_entry *e, timer_kind k, int64_t deadline, f
     case TIMER_EARLY: {
         int label = 0;
         fr_sample_kind kind = FR_SAMPLE_FAKE_NEG;
-        if (j->cfg.policy == FR_JOIN_POLICY_ORACLE) {
+        if (j->pol->oracle) {
             /* The lookahead stands in for the future: the label the ATTRIBUTION sample will have,
              * under the same window rule as on_conversion. */
             int64_t ts = 0;
@@ -544,7 +528,7 @@ static void fire(fr_join *j, fr_join_entry *e, timer_kind k, int64_t deadline, f
         return;
     case TIMER_ATTRIBUTION: {
         const int converted = (e->flags & F_CONVERTED) != 0;
-        const int wait = j->cfg.policy == FR_JOIN_POLICY_WAIT;
+        const int wait = j->pol->final_trains;
         fr_sample s = make_sample(e, wait ? FR_SAMPLE_ATTRIBUTION : FR_SAMPLE_MATURED, deadline);
         s.has_label[FR_TASK_CVR] = s.has_label[FR_TASK_CTCVR] = 1;
         s.label[FR_TASK_CVR] = s.label[FR_TASK_CTCVR] = converted ? 1.0f : 0.0f;
@@ -690,14 +674,16 @@ static int load_body(fr_join *j, fr_join_entry *e);
 fr_join *fr_join_create(const fr_join_config *c)
 {
     if (!c || c->click_window_ms < 0 || c->attribution_window_ms < 0) return NULL;
-    if ((unsigned)c->policy >= FR_JOIN_NPOLICIES) return NULL;
+    const fr_policy *pol = fr_policy_get(c->policy);
+    if (!pol) return NULL;
     if (c->observation_window_ms < 0 || c->observation_window_ms > c->attribution_window_ms) return NULL;
     const int64_t rn = c->real_negative_window_ms ? c->real_negative_window_ms : c->attribution_window_ms;
     if (rn < c->observation_window_ms || rn > c->attribution_window_ms) return NULL;
-    if (c->policy == FR_JOIN_POLICY_ORACLE && !c->oracle) return NULL;
+    if (pol->oracle && !c->oracle) return NULL;
     fr_join *j = calloc(1, sizeof *j);
     if (!j) return NULL;
     j->cfg = *c;
+    j->pol = pol;
     j->cfg.real_negative_window_ms = rn;
     j->watermark = INT64_MIN;
     j->cap = 64;
@@ -770,21 +756,6 @@ int fr_join_advance(fr_join *j, int64_t watermark, fr_join_emit_fn emit, void *c
 int64_t fr_join_watermark(const fr_join *j) { return j->watermark; }
 
 const fr_join_counters *fr_join_get_counters(const fr_join *j) { return &j->n; }
-
-static const char *const POLICY_NAMES[FR_JOIN_NPOLICIES] = {"wait",  "vanilla", "fnw",   "fnc",
-                                                              "esdfm", "defuse",  "defer", "oracle"};
-
-const char *fr_join_policy_name(fr_join_policy p)
-{
-    return (unsigned)p < FR_JOIN_NPOLICIES ? POLICY_NAMES[p] : "unknown";
-}
-
-int fr_join_policy_from_name(const char *name)
-{
-    for (int i = 0; i < FR_JOIN_NPOLICIES; i++)
-        if (name && strcmp(name, POLICY_NAMES[i]) == 0) return i;
-    return -1;
-}
 
 const char *fr_sample_kind_name(int kind)
 {
@@ -907,7 +878,7 @@ int fr_join_load_entry(fr_join *j, const char *id, size_t id_len, const void *by
     }
     if (!any) {
         snprintf(err, errlen, "join entry \"%.*s\": a state join.policy \"%s\" never leaves (flags 0x%x)", idl, id,
-                 fr_join_policy_name(j->cfg.policy), (unsigned)pe.flags);
+                 fr_policy_name(j->cfg.policy), (unsigned)pe.flags);
         return -1;
     }
 

@@ -5,7 +5,7 @@
  * FR_SAMPLE_CLICK_WINDOW sample (CTR label; if not clicked also CTCVR = 0); when the
  * attribution window of a clicked impression closes (click ts + attribution window), emit a
  * FR_SAMPLE_ATTRIBUTION sample (CVR and CTCVR labels). Weights are 1/sample_rate. The
- * delayed-feedback policies add copies of each click (fr_join_policy below).
+ * delayed-feedback policies add copies of each click (fr_policy.h).
  *
  * A click or conversion that arrives before its impression is held until the latest moment an
  * impression it could match would still be accepted (its ts + click window); then it is dropped
@@ -35,30 +35,12 @@
 #include <stdint.h>
 
 #include "fr_event.h"
+#include "fr_policy.h"
 #include "fr_sample.h"
 
-/* Which samples the join emits and when (docs/delayed-feedback.md). 0 is the default so a
- * zero-initialised config keeps working. Every policy emits the CLICK_WINDOW (CTR) sample at
- * imp.ts + click_window. For a counted click at t_c, converting at t_v (if it does):
- *   wait     ATTRIBUTION at max(t_c + W_a, imp.ts + click_window), final label (trains)
- *   vanilla  WINDOW at t_c + w_o, label 1{t_v <= t_c + w_o}
- *   fnw, fnc FAKE_NEG at t_c (label 0); DELAYED_POS at t_v
- *   esdfm, defuse  WINDOW at t_c + w_o; DELAYED_POS at max(t_v, t_c + w_o) if the WINDOW copy was 0
- *   defer    as esdfm, plus REAL_NEG at t_c + w_rn if not converted by then
- *   oracle   ORACLE at t_c with the eventual label, from the lookahead function (replay only)
- * and every policy but wait emits MATURED (final labels, never trained) where wait emits
- * ATTRIBUTION. fnw/fnc, esdfm/defuse differ only in the trainer's weights (learner/fr_dfm.h). */
-typedef enum {
-    FR_JOIN_POLICY_WAIT = 0,
-    FR_JOIN_POLICY_VANILLA,
-    FR_JOIN_POLICY_FNW,
-    FR_JOIN_POLICY_FNC,
-    FR_JOIN_POLICY_ESDFM,
-    FR_JOIN_POLICY_DEFUSE,
-    FR_JOIN_POLICY_DEFER,
-    FR_JOIN_POLICY_ORACLE,
-    FR_JOIN_NPOLICIES
-} fr_join_policy;
+/* Which samples the join emits and when is the policy's (fr_policy.h: its copies, whether the
+ * attribution sample trains, the oracle's lookahead); docs/delayed-feedback.md explains them. Every
+ * policy emits the CLICK_WINDOW (CTR) sample at imp.ts + click_window. */
 
 /* Oracle lookahead: 1 with the ts of the impression's first conversion in the input (in arrival
  * order, as the join would dedup it), 0 when the input holds none. Must be a pure function of the
@@ -68,7 +50,7 @@ typedef int (*fr_join_oracle_fn)(void *ctx, const char *id, size_t id_len, int64
 typedef struct {
     int64_t click_window_ms;          /* >= 0 */
     int64_t attribution_window_ms;    /* >= 0 */
-    fr_join_policy policy;
+    fr_policy_id policy;              /* 0 = wait */
     int64_t observation_window_ms;    /* w_o, in [0, attribution_window]: vanilla, esdfm, defuse, defer */
     int64_t real_negative_window_ms;  /* w_rn, in [w_o, attribution_window] (defer); 0 = attribution window */
     fr_join_oracle_fn oracle;         /* required by the oracle policy */
@@ -76,9 +58,6 @@ typedef struct {
     int n_scenarios;                  /* > 0: a stored entry's scenario must be below it (0: not checked) */
 } fr_join_config;
 
-/* Name <-> policy ("wait", "vanilla", ...); -1 for an unknown name. */
-const char *fr_join_policy_name(fr_join_policy p);
-int fr_join_policy_from_name(const char *name);
 const char *fr_sample_kind_name(int kind);
 
 typedef enum {

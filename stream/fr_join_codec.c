@@ -142,7 +142,7 @@ size_t fr_join_export_meta(const fr_join *j, void *buf, size_t cap)
 int fr_join_check_meta(const fr_join *j, const void *buf, size_t len, char *err, size_t errlen)
 {
     const uint8_t *p = buf;
-    if (!buf || len < META_HEADER || p[0] != META_FORMAT_VERSION || p[1] >= FR_JOIN_NPOLICIES) {
+    if (!buf || len < META_HEADER || p[0] != META_FORMAT_VERSION || p[1] >= FR_NPOLICIES) {
         snprintf(err, errlen, "checkpoint: join counters missing or unreadable");
         return -1;
     }
@@ -151,8 +151,8 @@ int fr_join_check_meta(const fr_join *j, const void *buf, size_t len, char *err,
                  "checkpoint was written with join.policy \"%s\" but the configuration says \"%s\": the pending "
                  "clicks' copies were planned for the old policy; restore join.policy \"%s\" or use a new "
                  "checkpoint.dir",
-                 fr_join_policy_name((fr_join_policy)p[1]), fr_join_policy_name(j->cfg.policy),
-                 fr_join_policy_name((fr_join_policy)p[1]));
+                 fr_policy_name((fr_policy_id)p[1]), fr_policy_name(j->cfg.policy),
+                 fr_policy_name((fr_policy_id)p[1]));
         return -1;
     }
     return 0;
@@ -164,7 +164,7 @@ int fr_join_import_meta(fr_join *j, const void *buf, size_t len)
     const uint8_t *p = buf;
     /* Policy and windows are recorded but not enforced: `freshet inspect` reads the counters with a
      * default join, and refusing a changed window is the pipeline's call, not the blob's. */
-    if (p[0] != META_FORMAT_VERSION || p[1] >= FR_JOIN_NPOLICIES) return -1;
+    if (p[0] != META_FORMAT_VERSION || p[1] >= FR_NPOLICIES) return -1;
     const size_t ntypes = p[2], nreasons = p[3], nkinds = p[4];
     if (ntypes != FR_EV_NTYPES || nreasons > FR_DROP_NREASONS || nkinds > FR_SAMPLE_NKINDS) return -1;
     if (len != meta_size(ntypes, nreasons, nkinds)) return -1;

@@ -85,6 +85,7 @@ typedef struct {
 
 struct fr_join {
     fr_join_config cfg;
+    const fr_policy *pol;   /* fr_policy_get(cfg.policy) */
     int64_t watermark;
     fr_join_counters n;
 

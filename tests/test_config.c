@@ -563,7 +563,7 @@ static void test_join_policy_keys(void **state)
     fr_config c;
     char err[512];
     fr_config_defaults(&c);
-    assert_int_equal(c.join_policy, FR_JOIN_POLICY_ESDFM);
+    assert_int_equal(c.join_policy, FR_POLICY_ESDFM);
     assert_int_equal(c.observation_window_ms, 15 * 60 * 1000);
     assert_int_equal(fr_config_load_string(&c,
                                            "{\"join\":{\"policy\":\"defer\",\"observation_window\":\"30m\","
@@ -571,7 +571,7 @@ static void test_join_policy_keys(void **state)
                                            "\"helper_buckets_log2\":12}}",
                                            err, sizeof err),
                      0);
-    assert_int_equal(c.join_policy, FR_JOIN_POLICY_DEFER);
+    assert_int_equal(c.join_policy, FR_POLICY_DEFER);
     assert_int_equal(c.observation_window_ms, 30 * 60 * 1000);
     assert_int_equal(c.real_negative_window_ms, 86400000);
     assert_true(c.weight_clip == 3 && c.rn_floor == 0.05 && c.helper_buckets_log2 == 12);

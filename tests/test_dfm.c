@@ -23,6 +23,7 @@
 
 #include "fr_dfm.h"
 #include "fr_join.h"
+#include "fr_policy.h"
 
 enum { NX = 4, NCLICK = 160000, CW = 10, WO = 50, WA = 1000, STEP = 2 };
 static const int64_t DELAY[3] = {5, 300, 2000};
@@ -128,7 +129,7 @@ typedef struct {
 
 /* Runs NCLICK clicked impressions (round-robin over x, common random numbers across methods)
  * through a joiner with the policy, training with the method. Returns the averaged estimates. */
-static void simulate(fr_join_policy policy, fr_dfm_method method, int fnc, heads_mode heads, double est[NX],
+static void simulate(fr_policy_id policy, fr_dfm_method method, int fnc, heads_mode heads, double est[NX],
                      double *prog_loss)
 {
     sim m;
@@ -136,7 +137,7 @@ static void simulate(fr_join_policy policy, fr_dfm_method method, int fnc, heads
     m.method = method;
     m.fnc = fnc;
     m.heads = heads;
-    m.trained_per_x_limit = (long)NCLICK / NX * (policy == FR_JOIN_POLICY_DEFER ? 2 : 1);
+    m.trained_per_x_limit = (long)NCLICK / NX * (policy == FR_POLICY_DEFER ? 2 : 1);
     fr_join_config jc = {.click_window_ms = CW, .attribution_window_ms = WA, .policy = policy,
                          .observation_window_ms = WO, .real_negative_window_ms = 0};
     int64_t *conv_ts = calloc(NCLICK, sizeof *conv_ts);
@@ -225,7 +226,7 @@ static double t_window_dp(int x) { return p_star(x) / (1 + p_dp(x)); }
 static double t_fake_neg(int x) { return p_star(x) / (1 + p_star(x)); }
 static double t_wrong_rn(int x) { return p_star(x) / (p_star(x) + 0.5 * (1 - p_ip(x))); }
 
-static void expect_fixed_point(const char *name, fr_join_policy pol, fr_dfm_method m, int fnc, heads_mode h,
+static void expect_fixed_point(const char *name, fr_policy_id pol, fr_dfm_method m, int fnc, heads_mode h,
                                target_fn target)
 {
     double est[NX];
@@ -234,6 +235,15 @@ static void expect_fixed_point(const char *name, fr_join_policy pol, fr_dfm_meth
         printf("  %-28s x%d estimate %.4f derived %.4f (p* %.4f)\n", name, x, est[x], target(x), p_star(x));
         assert_true(fabs(est[x] - target(x)) < 0.01);
     }
+}
+
+/* The policy as its row in the table (fr_policy.c) trains and serves it: its weights, and its
+ * serve transform on the estimate. */
+static void expect_policy_fixed_point(const char *name, fr_policy_id id, heads_mode h, target_fn target)
+{
+    const fr_policy *pol = fr_policy_get(id);
+    assert_non_null(pol);
+    expect_fixed_point(name, id, pol->dfm, pol->serve == FR_SERVE_ODDS, h, target);
 }
 
 /* ---- weights by hand ---- */
@@ -336,23 +346,24 @@ static void test_heads_blob_roundtrip(void **state)
 static void test_fixed_points_biased(void **state)
 {
     (void)state;
-    expect_fixed_point("vanilla: p_ip", FR_JOIN_POLICY_VANILLA, FR_DFM_PLAIN, 0, HEADS_LEARNED, t_ip);
-    expect_fixed_point("window+dp plain: p/(1+p_dp)", FR_JOIN_POLICY_ESDFM, FR_DFM_PLAIN, 0, HEADS_LEARNED, t_window_dp);
-    expect_fixed_point("fake neg plain: p/(1+p)", FR_JOIN_POLICY_FNC, FR_DFM_PLAIN, 0, HEADS_LEARNED, t_fake_neg);
-    expect_fixed_point("esdfm wrong f_rn=0.5", FR_JOIN_POLICY_ESDFM, FR_DFM_ESDFM, 0, HEADS_WRONG_RN, t_wrong_rn);
+    expect_fixed_point("vanilla: p_ip", FR_POLICY_VANILLA, FR_DFM_PLAIN, 0, HEADS_LEARNED, t_ip);
+    expect_fixed_point("window+dp plain: p/(1+p_dp)", FR_POLICY_ESDFM, FR_DFM_PLAIN, 0, HEADS_LEARNED, t_window_dp);
+    expect_fixed_point("fake neg plain: p/(1+p)", FR_POLICY_FNC, FR_DFM_PLAIN, 0, HEADS_LEARNED, t_fake_neg);
+    expect_fixed_point("esdfm wrong f_rn=0.5", FR_POLICY_ESDFM, FR_DFM_ESDFM, 0, HEADS_WRONG_RN, t_wrong_rn);
 }
 
 static void test_fixed_points_unbiased(void **state)
 {
     (void)state;
-    expect_fixed_point("wait", FR_JOIN_POLICY_WAIT, FR_DFM_PLAIN, 0, HEADS_LEARNED, t_star);
-    expect_fixed_point("oracle", FR_JOIN_POLICY_ORACLE, FR_DFM_PLAIN, 0, HEADS_LEARNED, t_star);
-    expect_fixed_point("fnc q/(1-q)", FR_JOIN_POLICY_FNC, FR_DFM_PLAIN, 1, HEADS_LEARNED, t_star);
-    expect_fixed_point("fnw", FR_JOIN_POLICY_FNW, FR_DFM_FNW, 0, HEADS_LEARNED, t_star);
-    expect_fixed_point("esdfm learned heads", FR_JOIN_POLICY_ESDFM, FR_DFM_ESDFM, 0, HEADS_LEARNED, t_star);
-    expect_fixed_point("esdfm f_dp=0 (only f_rn matters)", FR_JOIN_POLICY_ESDFM, FR_DFM_ESDFM, 0, HEADS_ZERO_DP, t_star);
-    expect_fixed_point("defuse learned heads", FR_JOIN_POLICY_DEFUSE, FR_DFM_DEFUSE, 0, HEADS_LEARNED, t_star);
-    expect_fixed_point("defer learned f_dp", FR_JOIN_POLICY_DEFER, FR_DFM_DEFER, 0, HEADS_LEARNED, t_star);
+    /* every policy but vanilla (biased by design: p_ip above), as its row trains and serves it */
+    expect_policy_fixed_point("wait", FR_POLICY_WAIT, HEADS_LEARNED, t_star);
+    expect_policy_fixed_point("oracle", FR_POLICY_ORACLE, HEADS_LEARNED, t_star);
+    expect_policy_fixed_point("fnc q/(1-q)", FR_POLICY_FNC, HEADS_LEARNED, t_star);
+    expect_policy_fixed_point("fnw", FR_POLICY_FNW, HEADS_LEARNED, t_star);
+    expect_policy_fixed_point("esdfm learned heads", FR_POLICY_ESDFM, HEADS_LEARNED, t_star);
+    expect_policy_fixed_point("esdfm f_dp=0 (only f_rn matters)", FR_POLICY_ESDFM, HEADS_ZERO_DP, t_star);
+    expect_policy_fixed_point("defuse learned heads", FR_POLICY_DEFUSE, HEADS_LEARNED, t_star);
+    expect_policy_fixed_point("defer learned f_dp", FR_POLICY_DEFER, HEADS_LEARNED, t_star);
 }
 
 /* Leakage: scored before anything of the click trains, no method beats the Oracle's progressive
@@ -361,25 +372,59 @@ static void test_no_method_beats_oracle(void **state)
 {
     (void)state;
     double est[NX], oracle, l;
-    simulate(FR_JOIN_POLICY_ORACLE, FR_DFM_PLAIN, 0, HEADS_LEARNED, est, &oracle);
-    const struct {
-        fr_join_policy p;
-        fr_dfm_method m;
-        int fnc;
-    } all[] = {{FR_JOIN_POLICY_WAIT, FR_DFM_PLAIN, 0},  {FR_JOIN_POLICY_VANILLA, FR_DFM_PLAIN, 0},
-               {FR_JOIN_POLICY_FNW, FR_DFM_FNW, 0},     {FR_JOIN_POLICY_FNC, FR_DFM_PLAIN, 1},
-               {FR_JOIN_POLICY_ESDFM, FR_DFM_ESDFM, 0}, {FR_JOIN_POLICY_DEFUSE, FR_DFM_DEFUSE, 0},
-               {FR_JOIN_POLICY_DEFER, FR_DFM_DEFER, 0}};
-    for (size_t i = 0; i < sizeof all / sizeof all[0]; i++) {
-        simulate(all[i].p, all[i].m, all[i].fnc, HEADS_LEARNED, est, &l);
-        printf("  progressive log loss %-8s %.5f (oracle %.5f)\n", fr_join_policy_name(all[i].p), l, oracle);
+    simulate(FR_POLICY_ORACLE, FR_DFM_PLAIN, 0, HEADS_LEARNED, est, &oracle);
+    for (int id = 0; id < FR_NPOLICIES; id++) {
+        const fr_policy *pol = fr_policy_get((fr_policy_id)id);
+        if (pol->oracle) continue;
+        simulate(pol->id, pol->dfm, pol->serve == FR_SERVE_ODDS, HEADS_LEARNED, est, &l);
+        printf("  progressive log loss %-8s %.5f (oracle %.5f)\n", pol->name, l, oracle);
         assert_true(l >= oracle - 5e-4);
     }
+}
+
+/* ---- the policy table ---- */
+
+/* Names round-trip; the serve transforms by hand: identity passes the outputs through unchanged,
+ * odds gives q / (1 - q) clipped into [1e-6, 1 - 1e-6] and pCTCVR = pCTR x pCVR; only fnc serves odds;
+ * the policies whose weights read f_dp or f_rn train the helper heads. */
+static void test_policy_table(void **state)
+{
+    (void)state;
+    for (int id = 0; id < FR_NPOLICIES; id++) {
+        const fr_policy *pol = fr_policy_get((fr_policy_id)id);
+        assert_non_null(pol);
+        assert_int_equal(pol->id, id);
+        assert_int_equal(fr_policy_from_name(fr_policy_name((fr_policy_id)id)), id);
+        assert_int_equal(pol->serve, id == FR_POLICY_FNC ? FR_SERVE_ODDS : FR_SERVE_IDENTITY);
+        assert_int_equal(pol->helper_heads, pol->dfm == FR_DFM_ESDFM || pol->dfm == FR_DFM_DEFUSE || pol->dfm == FR_DFM_DEFER);
+    }
+    assert_null(fr_policy_get(FR_NPOLICIES));
+    assert_string_equal(fr_policy_name(FR_NPOLICIES), "unknown");
+    assert_int_equal(fr_policy_from_name("defuse2"), -1);
+    assert_int_equal(fr_policy_from_name(NULL), -1);
+    assert_int_equal(fr_serve_transform_from_name("odds"), FR_SERVE_ODDS);
+    assert_int_equal(fr_serve_transform_from_name("identity"), FR_SERVE_IDENTITY);
+    assert_int_equal(fr_serve_transform_from_name("q/(1-q)"), -1);
+
+    const float in[FR_NTASKS] = {0.25f, 0.2f, 0.05f};
+    double out[FR_NTASKS];
+    fr_serve_apply(FR_SERVE_IDENTITY, in, out);
+    for (int t = 0; t < FR_NTASKS; t++) assert_true(out[t] == (double)in[t]);
+    fr_serve_apply(FR_SERVE_ODDS, in, out);
+    assert_true(out[FR_TASK_CTR] == (double)in[FR_TASK_CTR]);
+    assert_true(fabs(out[FR_TASK_CVR] - 0.25) < 1e-7);
+    assert_true(out[FR_TASK_CTCVR] == (double)in[FR_TASK_CTR] * out[FR_TASK_CVR]);
+    const float high[FR_NTASKS] = {0.5f, 0.6f, 0.3f}, zero[FR_NTASKS] = {0.5f, 0.0f, 0.0f};
+    fr_serve_apply(FR_SERVE_ODDS, high, out);
+    assert_true(out[FR_TASK_CVR] == 1 - 1e-6);
+    fr_serve_apply(FR_SERVE_ODDS, zero, out);
+    assert_true(out[FR_TASK_CVR] == 1e-6);
 }
 
 int main(void)
 {
     const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_policy_table),
         cmocka_unit_test(test_weights_by_hand),
         cmocka_unit_test(test_heads_blob_roundtrip),
         cmocka_unit_test(test_fixed_points_biased),

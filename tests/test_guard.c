@@ -449,7 +449,7 @@ static void test_pipeline_pauses_and_restarts_bit_identical(void **state)
 
     /* Restoring under another join.policy is refused by name. */
     fr_config cw = cb;
-    cw.join_policy = FR_JOIN_POLICY_WAIT;
+    cw.join_policy = FR_POLICY_WAIT;
     char err[512];
     assert_null(fr_pipeline_open(&cw, err, sizeof err));
     assert_non_null(strstr(err, "join.policy \"esdfm\""));

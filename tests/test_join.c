@@ -42,7 +42,7 @@ static void collect(const fr_sample *s, void *ctx)
 /* The config every new join (and every restore) gets; the delayed-feedback tests switch policy. */
 /* Refusal messages of fr_join_load_entry. */
 static char g_err[512];
-static fr_join_config g_cfg = {.click_window_ms = CW, .attribution_window_ms = AW, .policy = FR_JOIN_POLICY_WAIT};
+static fr_join_config g_cfg = {.click_window_ms = CW, .attribution_window_ms = AW, .policy = FR_POLICY_WAIT};
 
 static fr_join *new_join(void)
 {
@@ -610,7 +610,7 @@ static void test_bad_input_and_config(void **state)
     (void)state;
     fr_join_config bad = {.click_window_ms = -1, .attribution_window_ms = 10};
     assert_null(fr_join_create(&bad));
-    bad = (fr_join_config){.click_window_ms = 1, .attribution_window_ms = 10, .policy = FR_JOIN_NPOLICIES};
+    bad = (fr_join_config){.click_window_ms = 1, .attribution_window_ms = 10, .policy = FR_NPOLICIES};
     assert_null(fr_join_create(&bad));
     harness h;
     h_init(&h);
@@ -1296,7 +1296,7 @@ static int hash_oracle(void *ctx, const char *id, size_t id_len, int64_t *conv_t
     return (int)(h & 1);
 }
 
-static void use_policy(fr_join_policy p, fr_join_oracle_fn oracle)
+static void use_policy(fr_policy_id p, fr_join_oracle_fn oracle)
 {
     g_cfg = (fr_join_config){.click_window_ms = CW,
                              .attribution_window_ms = AW,
@@ -1305,7 +1305,7 @@ static void use_policy(fr_join_policy p, fr_join_oracle_fn oracle)
                              .real_negative_window_ms = WRN,
                              .oracle = oracle};
 }
-static void reset_policy(void) { use_policy(FR_JOIN_POLICY_WAIT, NULL); }
+static void reset_policy(void) { use_policy(FR_POLICY_WAIT, NULL); }
 
 static void fixture_log(script *sc)
 {
@@ -1375,7 +1375,7 @@ static void expect_sample(const fr_sample *s, const want *w)
         {"b", FR_SAMPLE_WINDOW, 1023, 0, 0}, {"c", FR_SAMPLE_WINDOW, 1024, 0, 0},                        \
         {"e", FR_SAMPLE_WINDOW, 1025, 0, 0}
 
-static void run_fixture(fr_join_policy p, const want *w, size_t n)
+static void run_fixture(fr_policy_id p, const want *w, size_t n)
 {
     use_policy(p, fixture_oracle);
     script sc = {0};
@@ -1383,7 +1383,7 @@ static void run_fixture(fr_join_policy p, const want *w, size_t n)
     harness h;
     h_init(&h);
     for (size_t i = 0; i < sc.n; i++) run_step(h.j, &sc.s[i], &h.out);
-    if (h.out.n != n) fprintf(stderr, "policy %s: %zu samples, want %zu\n", fr_join_policy_name(p), h.out.n, n);
+    if (h.out.n != n) fprintf(stderr, "policy %s: %zu samples, want %zu\n", fr_policy_name(p), h.out.n, n);
     assert_int_equal(h.out.n, n);
     for (size_t i = 0; i < n; i++) expect_sample(&h.out.s[i], &w[i]);
     /* The accounting does not depend on the policy. */
@@ -1411,14 +1411,14 @@ static void test_policy_wait_fixture(void **state)
                       {"b", FR_SAMPLE_ATTRIBUTION, 1103, 1, 0},
                       {"c", FR_SAMPLE_ATTRIBUTION, 1104, 0, 0},
                       {"e", FR_SAMPLE_ATTRIBUTION, 1105, 1, 0}};
-    run_fixture(FR_JOIN_POLICY_WAIT, w, sizeof w / sizeof w[0]);
+    run_fixture(FR_POLICY_WAIT, w, sizeof w / sizeof w[0]);
 }
 
 static void test_policy_vanilla_fixture(void **state)
 {
     (void)state;
     const want w[] = {CTR6, WINDOW5, MATURED5(1)};
-    run_fixture(FR_JOIN_POLICY_VANILLA, w, sizeof w / sizeof w[0]);
+    run_fixture(FR_POLICY_VANILLA, w, sizeof w / sizeof w[0]);
 }
 
 static void test_policy_fake_negative_fixture(void **state)
@@ -1441,8 +1441,8 @@ static void test_policy_fake_negative_fixture(void **state)
                       {"b", FR_SAMPLE_DELAYED_POS, 1050, 1, 0},
                       {"e", FR_SAMPLE_DELAYED_POS, 1090, 1, 0},
                       MATURED5(1)};
-    run_fixture(FR_JOIN_POLICY_FNW, w, sizeof w / sizeof w[0]);
-    run_fixture(FR_JOIN_POLICY_FNC, w, sizeof w / sizeof w[0]);
+    run_fixture(FR_POLICY_FNW, w, sizeof w / sizeof w[0]);
+    run_fixture(FR_POLICY_FNC, w, sizeof w / sizeof w[0]);
 }
 
 static void test_policy_esdfm_fixture(void **state)
@@ -1451,8 +1451,8 @@ static void test_policy_esdfm_fixture(void **state)
     /* Window copy at t_c + w_o; a duplicate only for conversions after it (b, e), not for a. */
     const want w[] = {CTR6, WINDOW5, {"b", FR_SAMPLE_DELAYED_POS, 1050, 1, 0}, {"e", FR_SAMPLE_DELAYED_POS, 1090, 1, 0},
                       MATURED5(1)};
-    run_fixture(FR_JOIN_POLICY_ESDFM, w, sizeof w / sizeof w[0]);
-    run_fixture(FR_JOIN_POLICY_DEFUSE, w, sizeof w / sizeof w[0]);
+    run_fixture(FR_POLICY_ESDFM, w, sizeof w / sizeof w[0]);
+    run_fixture(FR_POLICY_DEFUSE, w, sizeof w / sizeof w[0]);
 }
 
 static void test_policy_defer_fixture(void **state)
@@ -1468,7 +1468,7 @@ static void test_policy_defer_fixture(void **state)
                       {"e", FR_SAMPLE_REAL_NEG, 1065, 0, 0},
                       {"e", FR_SAMPLE_DELAYED_POS, 1090, 1, 0},
                       MATURED5(1)};
-    run_fixture(FR_JOIN_POLICY_DEFER, w, sizeof w / sizeof w[0]);
+    run_fixture(FR_POLICY_DEFER, w, sizeof w / sizeof w[0]);
 }
 
 static void test_policy_oracle_fixture(void **state)
@@ -1479,7 +1479,7 @@ static void test_policy_oracle_fixture(void **state)
                       {"b", FR_SAMPLE_ORACLE, 1003, 1, 0}, {"c", FR_SAMPLE_ORACLE, 1004, 0, 0},
                       {"e", FR_SAMPLE_ORACLE, 1005, 1, 0}, CTR6,
                       MATURED5(1)};
-    run_fixture(FR_JOIN_POLICY_ORACLE, w, sizeof w / sizeof w[0]);
+    run_fixture(FR_POLICY_ORACLE, w, sizeof w / sizeof w[0]);
 }
 
 /* A conversion that arrives after the window copy went out but whose ts is inside the window
@@ -1487,7 +1487,7 @@ static void test_policy_oracle_fixture(void **state)
 static void test_policy_late_conversion_inside_window(void **state)
 {
     (void)state;
-    use_policy(FR_JOIN_POLICY_ESDFM, NULL);
+    use_policy(FR_POLICY_ESDFM, NULL);
     harness h;
     h_init(&h);
     imp(&h, "a", 1000);
@@ -1508,8 +1508,8 @@ static void test_policy_late_conversion_inside_window(void **state)
 static void test_policy_random_logs_restart(void **state)
 {
     (void)state;
-    for (int p = 1; p < FR_JOIN_NPOLICIES; p++) {
-        use_policy((fr_join_policy)p, hash_oracle);
+    for (int p = 1; p < FR_NPOLICIES; p++) {
+        use_policy((fr_policy_id)p, hash_oracle);
         script sc = {0};
         random_script(&sc, 0x51ed2701u + (uint64_t)p, 120);
         check_restarts(&sc, 23);
@@ -1534,7 +1534,7 @@ static void test_policy_random_logs_restart(void **state)
 static void test_policy_config_validation(void **state)
 {
     (void)state;
-    fr_join_config c = {.click_window_ms = CW, .attribution_window_ms = AW, .policy = FR_JOIN_POLICY_DEFER,
+    fr_join_config c = {.click_window_ms = CW, .attribution_window_ms = AW, .policy = FR_POLICY_DEFER,
                         .observation_window_ms = WO, .real_negative_window_ms = WRN};
     fr_join *j = fr_join_create(&c);
     assert_non_null(j);
@@ -1549,11 +1549,11 @@ static void test_policy_config_validation(void **state)
     bad.real_negative_window_ms = AW + 1;
     assert_null(fr_join_create(&bad));
     bad = c;
-    bad.policy = FR_JOIN_POLICY_ORACLE; /* no lookahead */
+    bad.policy = FR_POLICY_ORACLE; /* no lookahead */
     assert_null(fr_join_create(&bad));
-    for (int p = 0; p < FR_JOIN_NPOLICIES; p++)
-        assert_int_equal(fr_join_policy_from_name(fr_join_policy_name((fr_join_policy)p)), p);
-    assert_int_equal(fr_join_policy_from_name("defuse2"), -1);
+    for (int p = 0; p < FR_NPOLICIES; p++)
+        assert_int_equal(fr_policy_from_name(fr_policy_name((fr_policy_id)p)), p);
+    assert_int_equal(fr_policy_from_name("defuse2"), -1);
 }
 
 /* The restart tests again with spilling: after every checkpoint the joins keep at most 0 or 2
@@ -1659,7 +1659,7 @@ static void test_meta_policy_check(void **state)
     fr_join_export_meta(j, meta, n);
     char err[512];
     assert_int_equal(fr_join_check_meta(j, meta, n, err, sizeof err), 0);
-    use_policy(FR_JOIN_POLICY_ESDFM, NULL);
+    use_policy(FR_POLICY_ESDFM, NULL);
     fr_join *k = new_join();
     assert_int_equal(fr_join_check_meta(k, meta, n, err, sizeof err), -1);
     assert_non_null(strstr(err, "join.policy \"wait\""));

@@ -15,7 +15,7 @@
 #include <string.h>
 
 #include "fr_model.h"
-#include "fr_store_util.h"
+#include "fr_model_json.h"
 
 #ifndef FR_TEST_SOURCE_DIR
 #error "FR_TEST_SOURCE_DIR must name the source tree (CMake sets it)"

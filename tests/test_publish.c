@@ -25,6 +25,7 @@
 
 #include "fr_model.h"
 #include "fr_publish.h"
+#include "fr_publish_test.h"
 #include "fr_reader.h"
 #include "fr_verify.h"
 

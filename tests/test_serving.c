@@ -27,15 +27,22 @@
 #include <jansson.h>
 #include <xxhash.h>
 
+#include "fr_config.h"
+#include "fr_event.h"
+#include "fr_gen.h"
 #include "fr_model.h"
+#include "fr_pipeline.h"
 #include "fr_publish.h"
+#include "fr_publish_test.h"
 #include "fr_pubq.h"
 #include "fr_reader.h"
 #include "freshet_serving.h"
 
 #include "count_rows.h"
 #include "fr_testkit.h"
+#include "gen_lines.h"
 #include "redis_server.h"
+#include "tmpdir.h"
 
 /* ---- helpers for these tests ------------------------------------------------------------------ */
 
@@ -71,6 +78,35 @@ static float *copy_dense(const fr_model *m)
     return d;
 }
 
+/* f and scenario as the public API's impression, key by key through its setters. */
+static void set_impression(freshet_impression *imp, const fr_features *f, int32_t scenario)
+{
+    freshet_impression_clear(imp);
+    assert_int_equal(freshet_impression_set_scenario(imp, scenario), 0);
+    for (int t = 0; t < FR_MAX_CAT; t++) assert_int_equal(freshet_impression_set_key(imp, t, f->cat[t]), 0);
+    for (int t = 0; t < FR_MAX_NUM; t++) assert_int_equal(freshet_impression_set_number(imp, t, f->num[t]), 0);
+    for (int j = 0; j < FR_MAX_MULTI; j++)
+        assert_int_equal(freshet_impression_set_multi(imp, j, f->multi[j], f->multi_len[j]), 0);
+}
+
+/* n impressions for f[i], scenario[i]; freed with free_impressions. */
+static freshet_impression **impressions(const fr_features *f, const int32_t *scenario, int n)
+{
+    freshet_impression **imp = calloc((size_t)n, sizeof *imp);
+    assert_non_null(imp);
+    for (int i = 0; i < n; i++) {
+        assert_non_null(imp[i] = freshet_impression_new());
+        set_impression(imp[i], &f[i], scenario[i]);
+    }
+    return imp;
+}
+
+static void free_impressions(freshet_impression **imp, int n)
+{
+    for (int i = 0; i < n; i++) freshet_impression_free(imp[i]);
+    free(imp);
+}
+
 /* The public API scores 100 impressions as `want` predicts them, to 1e-6; returns the largest
  * difference to `other` (to show the two models do differ). */
 static float serving_agrees(freshet_serving *s, const fr_model *want, const fr_model *other, uint64_t seed)
@@ -86,7 +122,11 @@ static float serving_agrees(freshet_serving *s, const fr_model *want, const fr_m
         fr_model_predict(want, &f, sc, w);
         if (other) fr_model_predict(other, &f, sc, o);
         freshet_scores got;
-        if (freshet_serving_score(s, &f, sc, &got, err, sizeof err) != 0) fail_msg("score: %s", err);
+        freshet_impression *imp = freshet_impression_new();
+        assert_non_null(imp);
+        set_impression(imp, &f, sc);
+        if (freshet_serving_score(s, imp, &got, err, sizeof err) != 0) fail_msg("score: %s", err);
+        freshet_impression_free(imp);
         float g[FR_NTASKS] = {got.pctr, got.pcvr, got.pctcvr};
         for (int t = 0; t < FR_NTASKS; t++) {
             if (fabsf(w[t] - g[t]) > 1e-6f)
@@ -205,11 +245,13 @@ static void test_batch_scoring(void **state)
         sc[i] = i % 2;
     }
     freshet_scores one[N], batch[N];
+    freshet_impression **imp = impressions(f, sc, N);
     long long before = hmget_calls(s->port);
-    for (int i = 0; i < N; i++) assert_int_equal(freshet_serving_score(sv, &f[i], sc[i], &one[i], err, sizeof err), 0);
+    for (int i = 0; i < N; i++) assert_int_equal(freshet_serving_score(sv, imp[i], &one[i], err, sizeof err), 0);
     long long single_calls = hmget_calls(s->port) - before;
     before = hmget_calls(s->port);
-    assert_int_equal(freshet_serving_score_batch(sv, f, sc, N, batch, err, sizeof err), 0);
+    assert_int_equal(freshet_serving_score_batch(sv, (const freshet_impression *const *)imp, N, batch, err, sizeof err),
+                     0);
     long long batch_calls = hmget_calls(s->port) - before;
     assert_memory_equal(one, batch, sizeof one);
     for (int i = 0; i < N; i++) {
@@ -221,14 +263,16 @@ static void test_batch_scoring(void **state)
     assert_true(batch_calls <= 4 * 64);
     assert_true(single_calls > 3 * batch_calls);
     /* sizes 1 and 7 agree too; 0 is nothing to do */
-    assert_int_equal(freshet_serving_score_batch(sv, f + 5, sc + 5, 1, batch, err, sizeof err), 0);
+    const freshet_impression *const *all = (const freshet_impression *const *)imp;
+    assert_int_equal(freshet_serving_score_batch(sv, all + 5, 1, batch, err, sizeof err), 0);
     assert_memory_equal(&one[5], &batch[0], sizeof batch[0]);
-    assert_int_equal(freshet_serving_score_batch(sv, f + 10, sc + 10, 7, batch, err, sizeof err), 0);
+    assert_int_equal(freshet_serving_score_batch(sv, all + 10, 7, batch, err, sizeof err), 0);
     assert_memory_equal(&one[10], &batch[0], 7 * sizeof batch[0]);
-    assert_int_equal(freshet_serving_score_batch(sv, f, sc, 0, batch, err, sizeof err), 0);
-    sc[3] = 9;
-    assert_int_equal(freshet_serving_score_batch(sv, f, sc, N, batch, err, sizeof err), -1);
+    assert_int_equal(freshet_serving_score_batch(sv, all, 0, batch, err, sizeof err), 0);
+    assert_int_equal(freshet_impression_set_scenario(imp[3], 9), 0);
+    assert_int_equal(freshet_serving_score_batch(sv, all, N, batch, err, sizeof err), -1);
     assert_non_null(strstr(err, "impression 3: scenario 9 out of range"));
+    free_impressions(imp, N);
 
     freshet_serving_close(sv);
     fr_publish_close(p);
@@ -547,13 +591,16 @@ static void test_non_finite_values_refused(void **state)
     fr_row_view held;
     do make_features(&seed, fr_model_get_config(m), 60, &f);
     while (fr_model_get_row(m, 1, f.cat[1], &held) != 0); /* a key the trainer has a row for */
+    freshet_impression *fi = freshet_impression_new(), *gi = freshet_impression_new();
+    assert_true(fi && gi);
+    set_impression(fi, &f, 0);
     freshet_scores before, after;
-    assert_int_equal(freshet_serving_score(sv, &f, 0, &before, err, sizeof err), 0);
+    assert_int_equal(freshet_serving_score(sv, fi, &before, err, sizeof err), 0);
 
     /* a row of f turns NaN in Redis: the copy fetched before stays in use */
     const int dim = fr_model_get_config(m)->emb_dim;
     set_row(s->port, "s10", 1, f.cat[1], dim, NAN);
-    assert_int_equal(freshet_serving_score(sv, &f, 0, &after, err, sizeof err), 0);
+    assert_int_equal(freshet_serving_score(sv, fi, &after, err, sizeof err), 0);
     assert_memory_equal(&before, &after, sizeof before);
     freshet_serving_stats st;
     freshet_serving_get_stats(sv, &st);
@@ -563,7 +610,8 @@ static void test_non_finite_values_refused(void **state)
     fr_features g = f;
     g.cat[2] = 0xfeedfacecafeULL;
     set_row(s->port, "s10", 2, g.cat[2], dim, INFINITY);
-    assert_int_equal(freshet_serving_score(sv, &g, 0, &after, err, sizeof err), 0);
+    set_impression(gi, &g, 0);
+    assert_int_equal(freshet_serving_score(sv, gi, &after, err, sizeof err), 0);
     float want[FR_NTASKS];
     fr_model_predict(m, &g, 0, want);
     assert_true(isfinite(after.pctr) && fabsf(after.pctr - want[FR_TASK_CTR]) <= 1e-6f);
@@ -578,7 +626,7 @@ static void test_non_finite_values_refused(void **state)
     assert_int_equal(freshet_serving_version(sv), v1);
     freshet_serving_get_stats(sv, &st);
     assert_int_equal(st.refused_versions, 1);
-    assert_int_equal(freshet_serving_score(sv, &f, 0, &after, err, sizeof err), 0);
+    assert_int_equal(freshet_serving_score(sv, fi, &after, err, sizeof err), 0);
     assert_memory_equal(&before, &after, sizeof before);
 
     /* the writer does not publish a diverged model */
@@ -594,6 +642,8 @@ static void test_non_finite_values_refused(void **state)
     assert_non_null(strstr(err, "NaN or infinite"));
     assert_int_equal(redis_get_u64(s->port, "s10:active"), (long long)(v1 + 100));
     free(d);
+    freshet_impression_free(fi);
+    freshet_impression_free(gi);
     freshet_serving_close(sv);
     fr_publish_close(p);
     fr_model_free(m);
@@ -609,7 +659,8 @@ static double seconds_now(void)
 static fr_pubq *open_queue(int port, const char *prefix, const fr_model *m)
 {
     char err[512];
-    fr_pubq *q = fr_pubq_open("127.0.0.1", port, prefix, 3, NULL, fr_model_get_config(m), DAEMON_MANIFEST, NULL, err,
+    const fr_publish_info info = {.manifest_json = DAEMON_MANIFEST};
+    fr_pubq *q = fr_pubq_open("127.0.0.1", port, prefix, 3, NULL, fr_model_get_config(m), &info, NULL, err,
                               sizeof err);
     if (!q) fail_msg("pubq: %s", err);
     return q;
@@ -771,6 +822,185 @@ static void test_queue_never_flips_partial_rows(void **state)
     fr_model_free(m);
 }
 
+/* The daemon's pipeline trains under join.policy `policy` on a generated stream and publishes to
+ * prefix; returns it open, once Redis serves the model it holds (the publisher runs on its own
+ * thread). Closed by the caller. */
+static fr_pipeline *train_and_publish(int port, const char *prefix, fr_policy_id policy, const char *dir,
+                                      const lines *L)
+{
+    char err[512];
+    fr_config c;
+    fr_config_defaults(&c);
+    snprintf(c.checkpoint_dir, sizeof c.checkpoint_dir, "%s", dir);
+    snprintf(c.redis_host, sizeof c.redis_host, "127.0.0.1");
+    snprintf(c.redis_prefix, sizeof c.redis_prefix, "%s", prefix);
+    c.redis_port = port;
+    c.join_policy = policy;
+    c.checkpoint_every_seconds = 0;
+    c.checkpoint_every_samples = 1 << 30;
+    fr_pipeline *p = fr_pipeline_open(&c, err, sizeof err);
+    if (!p) fail_msg("pipeline: %s", err);
+    int64_t next = 0;
+    assert_int_equal(fr_pipeline_register_source(p, "file", &next), 0);
+    for (size_t i = 0; i < L->n; i++)
+        if (fr_pipeline_message(p, "file", (int64_t)i + 1, L->line[i], L->len[i], err, sizeof err) != 0)
+            fail_msg("message %zu: %s", i, err);
+    fr_pipeline_source_idle(p, "file", 1);
+    assert_int_equal(fr_pipeline_tick(p), 0);
+    if (fr_pipeline_checkpoint(p, err, sizeof err) != 0) fail_msg("checkpoint: %s", err);
+    char akey[96];
+    snprintf(akey, sizeof akey, "%s:active", prefix);
+    double t0 = seconds_now();
+    while (redis_get_u64(port, akey) != (long long)fr_model_version(fr_pipeline_model(p))) {
+        if (seconds_now() - t0 > 30) fail_msg("the pipeline did not publish version %llu within 30 s",
+                                              (unsigned long long)fr_model_version(fr_pipeline_model(p)));
+        struct timespec ts = {0, 50 * 1000 * 1000};
+        nanosleep(&ts, NULL);
+    }
+    return p;
+}
+
+/* fnc trains on fake negatives, so the model's CVR output q estimates p / (1 + p), and what the
+ * policy serves is q / (1 - q) (docs/delayed-feedback.md): the trainer's progressive metrics score
+ * that. A model trained with fnc, published, scored through the public library from EVENTS.md JSON
+ * gives the trainer's calibrated pCVR -- clip(q / (1 - q), 1e-6, 1 - 1e-6), pCTCVR = pCTR x that --
+ * and the manifest says so (serve_transform "odds", format 2, so version-1 readers refuse it). The
+ * same stream under esdfm serves the raw outputs and stays format 1. */
+static void test_fnc_serves_the_calibrated_cvr(void **state)
+{
+    redis_srv *s = need_redis(state);
+    char err[512];
+    fr_gen_opts o;
+    fr_gen_defaults(&o);
+    o.impressions = 6000;
+    o.days = 2;
+    o.seed = 11;
+    o.n_users = 2000;
+    o.n_ads = 200;
+    lines L = gen_lines(&o, NULL, NULL);
+    const fr_policy_id policies[2] = {FR_POLICY_FNC, FR_POLICY_ESDFM};
+    for (int k = 0; k < 2; k++) {
+        const int fnc = policies[k] == FR_POLICY_FNC;
+        const char *prefix = fnc ? "fnc1" : "esdfm1";
+        char *dir = tmpdir_make("serving-fnc");
+        fr_pipeline *p = train_and_publish(s->port, prefix, policies[k], dir, &L);
+        const fr_model *m = fr_pipeline_model(p);
+        const fr_config *c = fr_pipeline_config(p);
+
+        freshet_serving *sv = freshet_serving_open("127.0.0.1", s->port, prefix, err, sizeof err);
+        if (!sv || freshet_serving_load(sv, err, sizeof err) != 0) fail_msg("serving: %s", err);
+        assert_int_equal(freshet_serving_version(sv), fr_model_version(m));
+        const char *manifest = freshet_serving_manifest(sv);
+        assert_non_null(strstr(manifest, fnc ? "\"serve_transform\":\"odds\"" : "\"serve_transform\":\"identity\""));
+        assert_non_null(strstr(manifest, fnc ? "\"join_policy\":\"fnc\"" : "\"join_policy\":\"esdfm\""));
+        assert_non_null(strstr(manifest, fnc ? "\"format_version\":2" : "\"format_version\":1"));
+
+        freshet_impression *imp = freshet_impression_new();
+        assert_non_null(imp);
+        int scored = 0, calibrated = 0;
+        for (size_t i = 0; i < L.n && scored < 300; i++) {
+            fr_event ev;
+            if (fr_event_decode(&c->schema, L.line[i], L.len[i], &ev, NULL, 0) != FR_REJECT_NONE ||
+                ev.type != FR_EV_IMPRESSION)
+                continue;
+            /* the trainer: its own decoder and config, its model, its policy's calibration */
+            float raw[FR_NTASKS];
+            fr_model_predict(m, &ev.features, ev.scenario, raw);
+            float want[FR_NTASKS] = {raw[FR_TASK_CTR], raw[FR_TASK_CVR], raw[FR_TASK_CTCVR]};
+            if (fnc) {
+                double q = raw[FR_TASK_CVR], cvr = q < 1 ? q / (1 - q) : 1;
+                cvr = cvr < 1e-6 ? 1e-6 : cvr > 1 - 1e-6 ? 1 - 1e-6 : cvr;
+                want[FR_TASK_CVR] = (float)cvr;
+                want[FR_TASK_CTCVR] = (float)(raw[FR_TASK_CTR] * cvr);
+            }
+            /* serving: the public library from the JSON line */
+            assert_int_equal(freshet_serving_decode(sv, L.line[i], L.len[i], imp, err, sizeof err), 0);
+            assert_string_equal(freshet_impression_id(imp), ev.id);
+            freshet_scores got;
+            if (freshet_serving_score(sv, imp, &got, err, sizeof err) != 0) fail_msg("score: %s", err);
+            const float g[FR_NTASKS] = {got.pctr, got.pcvr, got.pctcvr};
+            for (int t = 0; t < FR_NTASKS; t++)
+                if (fabsf(g[t] - want[t]) > 1e-6f)
+                    fail_msg("%s, impression %s task %d: serving %.9g, the trainer serves %.9g (raw %.9g)",
+                             fr_policy_name(policies[k]), ev.id, t, g[t], want[t], raw[t]);
+            calibrated += fabsf(want[FR_TASK_CVR] - raw[FR_TASK_CVR]) > 1e-4f;
+            scored++;
+        }
+        assert_int_equal(scored, 300);
+        if (fnc) assert_true(calibrated > 250); /* the transform is not a rounding: raw q differs */
+        freshet_impression_free(imp);
+        freshet_serving_close(sv);
+        fr_pipeline_close(p);
+        tmpdir_remove(dir);
+    }
+    lines_free(&L);
+}
+
+/* Replaces the first `from` in the manifest of `version` under prefix with `to`. */
+static void edit_manifest(int port, const char *prefix, uint64_t version, const char *from, const char *to)
+{
+    char key[128];
+    snprintf(key, sizeof key, "%s:{v%llu}:manifest", prefix, (unsigned long long)version);
+    redisContext *c = redisConnect("127.0.0.1", port);
+    assert_non_null(c);
+    redisReply *r = redisCommand(c, "GET %s", key);
+    assert_int_equal(r->type, REDIS_REPLY_STRING);
+    char *at = strstr(r->str, from);
+    assert_non_null(at);
+    size_t head = (size_t)(at - r->str), n = head + strlen(to) + strlen(at + strlen(from));
+    char *text = malloc(n + 1);
+    assert_non_null(text);
+    snprintf(text, n + 1, "%.*s%s%s", (int)head, r->str, to, at + strlen(from));
+    freeReplyObject(r);
+    r = redisCommand(c, "SET %s %s", key, text);
+    assert_int_equal(r->type, REDIS_REPLY_STATUS);
+    freeReplyObject(r);
+    free(text);
+    redisFree(c);
+}
+
+/* A manifest whose serve transform this reader cannot apply is refused by name, and the version
+ * loaded before stays in use: an unknown transform, a format 2 manifest without one, a format
+ * from the future. */
+static void test_unknown_serve_transform_is_refused(void **state)
+{
+    redis_srv *s = need_redis(state);
+    char err[512];
+    fr_model *m = new_model();
+    train(m, 200, 81, 60);
+    fr_publisher *p = fr_publish_open("127.0.0.1", s->port, "st1", 3, NULL, err, sizeof err);
+    assert_non_null(p);
+    uint64_t v1 = push_ok(p, m);
+    freshet_serving *sv = freshet_serving_open("127.0.0.1", s->port, "st1", err, sizeof err);
+    assert_non_null(sv);
+    assert_int_equal(freshet_serving_load(sv, err, sizeof err), 0);
+    assert_non_null(strstr(freshet_serving_manifest(sv), "\"format_version\":1"));
+    assert_non_null(strstr(freshet_serving_manifest(sv), "\"serve_transform\":\"identity\""));
+    train(m, 48, 82, 60);
+    uint64_t v2 = push_ok(p, m);
+
+    edit_manifest(s->port, "st1", v2, "\"serve_transform\":\"identity\"", "\"serve_transform\":\"cube\"");
+    assert_int_equal(freshet_serving_follow(sv, 1000, err, sizeof err), -1);
+    assert_non_null(strstr(err, "serve_transform \"cube\" is unknown"));
+    assert_int_equal(freshet_serving_version(sv), v1);
+    edit_manifest(s->port, "st1", v2, "\"serve_transform\":\"cube\",", "");
+    edit_manifest(s->port, "st1", v2, "\"format_version\":1", "\"format_version\":2");
+    assert_int_equal(freshet_serving_load(sv, err, sizeof err), -1);
+    assert_non_null(strstr(err, "lacks serve_transform"));
+    edit_manifest(s->port, "st1", v2, "\"format_version\":2", "\"format_version\":3");
+    assert_int_equal(freshet_serving_load(sv, err, sizeof err), -1);
+    assert_non_null(strstr(err, "format_version is not 1 to 2"));
+    assert_int_equal(freshet_serving_version(sv), v1);
+    /* the manifest as written again: loads */
+    edit_manifest(s->port, "st1", v2, "\"format_version\":3", "\"format_version\":1");
+    assert_int_equal(freshet_serving_load(sv, err, sizeof err), 0);
+    assert_int_equal(freshet_serving_version(sv), v2);
+
+    freshet_serving_close(sv);
+    fr_publish_close(p);
+    fr_model_free(m);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -784,6 +1014,8 @@ int main(void)
         cmocka_unit_test(test_queue_survives_redis_outage),
         cmocka_unit_test(test_queue_never_flips_partial_rows),
         cmocka_unit_test(test_queue_held_by_rollback),
+        cmocka_unit_test(test_fnc_serves_the_calibrated_cvr),
+        cmocka_unit_test(test_unknown_serve_transform_is_refused),
     };
     return cmocka_run_group_tests(tests, group_setup, group_teardown);
 }

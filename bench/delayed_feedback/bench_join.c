@@ -118,7 +118,7 @@ int main(int argc, char **argv)
     spill_ctx sp = {.max_cached = argc > 2 ? (size_t)atol(argv[2]) : 0};
     const char *dir = argc > 3 ? argv[3] : "/tmp/freshet-bench-join-ckpt";
     fr_join_config c = {.click_window_ms = 30 * 60000LL, .attribution_window_ms = 7 * 86400000LL,
-                        .policy = FR_JOIN_POLICY_ESDFM, .observation_window_ms = 15 * 60000LL};
+                        .policy = FR_POLICY_ESDFM, .observation_window_ms = 15 * 60000LL};
     fr_join *j = fr_join_create(&c);
     if (!j) return 1;
     long rss0 = rss_kb();

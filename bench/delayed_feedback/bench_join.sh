@@ -12,7 +12,8 @@ cmake --build "$build" -j2 --target fr_store fr_stream >/dev/null
 # shellcheck disable=SC2046
 cc -std=c17 -O2 -Wall -Wextra -Werror -D_POSIX_C_SOURCE=200809L -I"$root/stream" -I"$root/learner" -I"$root/store" \
     "$root/bench/delayed_feedback/bench_join.c" -o "$out" \
-    "$build/libfr_stream.a" "$build/libfr_store.a" "$build/libfr_learner.a" \
+    "$build/libfr_stream.a" "$build/libfr_store.a" "$build/libfr_serving.a" "$build/libfr_stream.a" \
+    "$build/libfr_learner.a" \
     $(pkg-config --libs rocksdb jansson openblas libxxhash) -lpthread -lm
 rm -rf "$ckpt"
 "$out" "${1:-10000000}" "${2:-0}" "$ckpt"

@@ -16,7 +16,8 @@ cmake --build "$build" -j2 --target freshet fr_daemon >/dev/null
 # shellcheck disable=SC2046
 cc -O2 -std=c17 -Wall -Wextra -Werror -D_POSIX_C_SOURCE=200809L -I"$root/store" -I"$root/learner" -I"$root/daemon" \
   -I"$root/stream" "$root/bench/models/bench_models.c" -o "$build/bench_models" "$build/libfr_daemon.a" \
-  "$build/libfr_stream.a" "$build/libfr_sim.a" "$build/libfr_store.a" \
+  "$build/libfr_stream.a" "$build/libfr_sim.a" "$build/libfr_store.a" "$build/libfr_serving.a" \
+  "$build/libfr_stream.a" \
   "$build/libfr_learner.a" $(pkg-config --libs rocksdb hiredis jansson openblas libxxhash rdkafka) -lpthread -lm
 export OPENBLAS_NUM_THREADS=1
 fr="$build/freshet"

@@ -90,10 +90,10 @@ int main(int argc, char **argv)
 
     fr_join_config jc = {.click_window_ms = cfg.click_window_ms,
                          .attribution_window_ms = cfg.attribution_window_ms,
-                         .policy = (fr_join_policy)cfg.join_policy,
+                         .policy = (fr_policy_id)cfg.join_policy,
                          .observation_window_ms = cfg.observation_window_ms,
                          .real_negative_window_ms = cfg.real_negative_window_ms};
-    if (jc.policy == FR_JOIN_POLICY_ORACLE) jc.policy = FR_JOIN_POLICY_WAIT; /* needs the future: not here */
+    if (jc.policy == FR_POLICY_ORACLE) jc.policy = FR_POLICY_WAIT; /* needs the future: not here */
     fr_join *j = fr_join_create(&jc);
     sample_sink sink = {0};
     int64_t wm = INT64_MIN;
@@ -133,7 +133,7 @@ int main(int argc, char **argv)
     double t_learn = now_s() - t0;
 
     printf("input: %" PRIu64 " lines (%" PRIu64 " rejected), %.1f MB, policy %s\n", lines, bad, (double)size / 1e6,
-           fr_join_policy_name(jc.policy));
+           fr_policy_name(jc.policy));
     printf("%-16s %12s %12s\n", "stage", "seconds", "per second");
     printf("%-16s %12.2f %12.0f events\n", "decode", t_decode, (double)lines / t_decode);
     printf("%-16s %12.2f %12.0f events\n", "decode + join", t_join, (double)lines / t_join);

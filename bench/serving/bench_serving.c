@@ -44,6 +44,16 @@ static void features(uint64_t user, uint64_t ad, fr_features *f)
     for (int k = 0; k < 5; k++) f->multi[0][k] = mix((user * 5 + (uint64_t)k) % ADS + (1ULL << 40)) | 1;
 }
 
+/* f as the public API's impression, key by key (as a client that hashes its own values). */
+static void to_impression(const fr_features *f, int32_t scenario, freshet_impression *imp)
+{
+    freshet_impression_clear(imp);
+    freshet_impression_set_scenario(imp, scenario);
+    for (int t = 0; t < FR_MAX_CAT; t++) freshet_impression_set_key(imp, t, f->cat[t]);
+    for (int t = 0; t < FR_MAX_NUM; t++) freshet_impression_set_number(imp, t, f->num[t]);
+    for (int j = 0; j < FR_MAX_MULTI; j++) freshet_impression_set_multi(imp, j, f->multi[j], f->multi_len[j]);
+}
+
 static int cmp_double(const void *a, const void *b)
 {
     double x = *(const double *)a, y = *(const double *)b;
@@ -86,8 +96,9 @@ int main(int argc, char **argv)
     freshet_serving *sv = freshet_serving_open(host, port, "freshet-servebench", err, sizeof err);
     if (!sv || freshet_serving_load(sv, err, sizeof err) != 0) return fprintf(stderr, "serving: %s\n", err), 1;
     const int sizes[] = {1, 10, 100, 500};
-    fr_features *f = calloc(500, sizeof *f);
-    int32_t *sc = calloc(500, sizeof *sc);
+    fr_features f;
+    freshet_impression *imp[500];
+    for (int i = 0; i < 500; i++) imp[i] = freshet_impression_new();
     freshet_scores *out = calloc(500, sizeof *out);
     double *lat = calloc(REQUESTS, sizeof *lat);
     printf("%-10s %-8s %12s %12s %12s %16s %16s\n", "mode", "batch", "p50 ms", "p99 ms", "requests/s", "impressions/s",
@@ -101,15 +112,15 @@ int main(int argc, char **argv)
             for (int q = 0; q < REQUESTS; q++) {
                 uint64_t user = mix((uint64_t)q * 31 + (uint64_t)n) % USERS;
                 for (int i = 0; i < n; i++) {
-                    features(user, mix(user + (uint64_t)i * 977) % ADS, &f[i]);
-                    sc[i] = (int32_t)(user % 4);
+                    features(user, mix(user + (uint64_t)i * 977) % ADS, &f);
+                    to_impression(&f, (int32_t)(user % 4), imp[i]);
                 }
                 double a = now();
                 int rc = 0;
                 if (pass == 0)
-                    for (int i = 0; i < n && rc == 0; i++) rc = freshet_serving_score(sv, &f[i], sc[i], &out[i], err, sizeof err);
+                    for (int i = 0; i < n && rc == 0; i++) rc = freshet_serving_score(sv, imp[i], &out[i], err, sizeof err);
                 else
-                    rc = freshet_serving_score_batch(sv, f, sc, n, out, err, sizeof err);
+                    rc = freshet_serving_score_batch(sv, (const freshet_impression *const *)imp, n, out, err, sizeof err);
                 if (rc != 0) return fprintf(stderr, "score: %s\n", err), 1;
                 lat[q] = now() - a;
             }
@@ -125,7 +136,8 @@ int main(int argc, char **argv)
                    lat[REQUESTS * 99 / 100] * 1e3, REQUESTS / total, REQUESTS * (double)n / total, obo);
         }
     }
-    free(f), free(sc), free(out), free(lat);
+    for (int i = 0; i < 500; i++) freshet_impression_free(imp[i]);
+    free(out), free(lat);
     freshet_serving_close(sv);
     fr_publish_close(p);
     fr_model_free(m);

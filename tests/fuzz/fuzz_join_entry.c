@@ -29,7 +29,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     if (size < 2 || (size_t)data[1] + 2 > size) return 0;
     fr_join_config jc = {.click_window_ms = 30 * 60 * 1000,
                          .attribution_window_ms = 7LL * 24 * 3600 * 1000,
-                         .policy = (fr_join_policy)(data[0] % FR_JOIN_POLICY_ORACLE),
+                         .policy = (fr_policy_id)(data[0] % FR_POLICY_ORACLE),
                          .observation_window_ms = 15 * 60 * 1000,
                          .n_scenarios = 4};
     fr_join *j = fr_join_create(&jc);

@@ -10,7 +10,7 @@
 
 #include "fr_bytes.h"
 #include "fr_reader.h"
-#include "fr_store_util.h"
+#include "fr_model_json.h"
 #include "fuzz_util.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
@@ -30,8 +30,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     float *dense = NULL;
     size_t count = 0;
     char err[256];
-    if (fr_reader_parse_version(manifest, strlen(manifest), data, size, 7, &cfg, &dense, &count, NULL, err, sizeof err) ==
-        0) {
+    if (fr_reader_parse_version(manifest, strlen(manifest), data, size, 7, &cfg, NULL, &dense, &count, NULL, err,
+                                sizeof err) == 0) {
         fr_model *m = fr_model_create_weights_only(&cfg, err, sizeof err);
         FUZZ_CHECK(m != NULL);
         if (fr_model_set_dense(m, dense, NULL, count) == 0) {

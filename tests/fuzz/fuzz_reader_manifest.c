@@ -17,11 +17,13 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     float *dense = NULL;
     size_t count = 0;
     char err[256];
-    if (fr_reader_parse_version((const char *)data, mlen, sep + 1, size - mlen - 1, 7, &cfg, &dense, &count, NULL, err,
-                                sizeof err) != 0) {
+    fr_serve_transform serve = FR_SERVE_NTRANSFORMS;
+    if (fr_reader_parse_version((const char *)data, mlen, sep + 1, size - mlen - 1, 7, &cfg, &serve, &dense, &count,
+                                NULL, err, sizeof err) != 0) {
         FUZZ_CHECK(err[0] != '\0' && dense == NULL);
         return 0;
     }
+    FUZZ_CHECK(serve == FR_SERVE_IDENTITY || serve == FR_SERVE_ODDS);
     fr_model *m = fr_model_create_weights_only(&cfg, err, sizeof err);
     if (m && fr_model_set_dense(m, dense, NULL, count) == 0) {
         fr_features f;

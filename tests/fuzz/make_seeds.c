@@ -20,7 +20,7 @@
 #include "fr_join.h"
 #include "fr_pipeline.h"
 #include "fr_redis_layout.h"
-#include "fr_store_util.h"
+#include "fr_model_json.h"
 #include "fuzz_util.h"
 
 static char root[4096];
@@ -113,10 +113,10 @@ static int write_entry(const char *id, size_t id_len, const void *bytes, size_t 
 
 static void join_parts(void)
 {
-    for (int policy = 0; policy < FR_JOIN_POLICY_ORACLE; policy++) {
+    for (int policy = 0; policy < FR_POLICY_ORACLE; policy++) {
         fr_join_config jc = {.click_window_ms = 30 * 60 * 1000,
                              .attribution_window_ms = 7LL * 24 * 3600 * 1000,
-                             .policy = (fr_join_policy)policy,
+                             .policy = (fr_policy_id)policy,
                              .observation_window_ms = 15 * 60 * 1000};
         fr_join *j = fr_join_create(&jc);
         if (!j) die("fr_join_create");

@@ -1,6 +1,6 @@
 /* fr_redis_layout: the Redis layout of docs/redis-layout.md in code -- key names, the row and
  * dense-blob byte formats, and a small blocking hiredis pipeline -- shared by fr_publish (writer)
- * and fr_reader (serving). Internal to store/.
+ * and fr_reader (serving). Internal to serving/ and store/.
  *
  * Keys, for a prefix P (letters, digits, and _ - . : only) and shard count S = 64:
  *   P:active                   string, decimal version V of the active model
@@ -21,7 +21,11 @@
 #include <stdint.h>
 
 enum {
-    FR_REDIS_FORMAT_VERSION = 1,
+    /* format version 2 = 1 + a serve transform a reader must apply (manifest "serve_transform").
+     * A writer writes 1 when the transform is the identity, so readers of version 1 keep reading
+     * every model they serve right, and 2 otherwise, so they refuse a model they would serve wrong. */
+    FR_REDIS_FORMAT_VERSION = 2,         /* the newest this code reads */
+    FR_REDIS_FORMAT_VERSION_PLAIN = 1,   /* a manifest whose serve transform is the identity */
     FR_REDIS_ROW_SHARDS = 64,     /* hashes per table; part of the format (recorded in the manifest) */
     FR_REDIS_SHARD_SHIFT = 58,    /* 64 - log2(FR_REDIS_ROW_SHARDS) */
     FR_REDIS_ROW_MAGIC = 0x45,    /* 'E' */

@@ -9,8 +9,9 @@
 #include <string.h>
 #include <xxhash.h>
 
+#include "fr_manifest.h"
+#include "fr_model_json.h"
 #include "fr_redis_layout.h"
-#include "fr_store_util.h"
 
 enum {
     LOAD_ATTEMPTS = 3,
@@ -28,6 +29,7 @@ struct fr_reader {
     uint64_t version;
     char *manifest;
     fr_model_config cfg;
+    fr_serve_transform serve; /* what scoring returns from the model's outputs (the manifest's) */
     float *dense;
     size_t dense_count;
     fr_model *m;     /* dense of `version` plus the rows fetched since the last reset */
@@ -75,6 +77,7 @@ void fr_reader_close(fr_reader *r)
 }
 
 uint64_t fr_reader_version(const fr_reader *r) { return r->loaded ? r->version : 0; }
+int fr_reader_table_count(const fr_reader *r) { return r->loaded ? r->cfg.n_cat + r->cfg.n_multi : 0; }
 const char *fr_reader_manifest(const fr_reader *r) { return r->loaded ? r->manifest : NULL; }
 const float *fr_reader_dense(const fr_reader *r, size_t *count)
 {
@@ -157,7 +160,8 @@ static param_name tensor_of(const json_t *dense, size_t i)
 }
 
 int fr_reader_parse_version(const char *mtext, size_t mlen, const void *blob_bytes, size_t blob_len, uint64_t v,
-                            fr_model_config *cfg, float **dense, size_t *count, char *xxh3, char *err, size_t errlen)
+                            fr_model_config *cfg, fr_serve_transform *serve, float **dense, size_t *count, char *xxh3,
+                            char *err, size_t errlen)
 {
     *dense = NULL;
     *count = 0;
@@ -169,15 +173,23 @@ int fr_reader_parse_version(const char *mtext, size_t mlen, const void *blob_byt
         return -1;
     }
     uint64_t mv;
+    fr_serve_transform transform = FR_SERVE_IDENTITY;
     json_t *fv = json_object_get(o, "format_version");
     json_t *shards = json_object_get(o, "row_shards"), *rowf = json_object_get(o, "row_format");
     json_t *sfn = json_object_get(o, "row_shard_fn");
     json_t *d = json_object_get(o, "dense");
     json_t *dc = json_object_get(d, "count"), *db = json_object_get(d, "bytes"), *dh = json_object_get(d, "xxh3_64");
     char cerr[200];
-    if (!json_is_integer(fv) || json_integer_value(fv) != FR_REDIS_FORMAT_VERSION) {
-        snprintf(err, errlen, "reader: manifest format_version is not %d: this reader is too old or the key is foreign",
-                 FR_REDIS_FORMAT_VERSION);
+    if (!json_is_integer(fv) || json_integer_value(fv) < FR_REDIS_FORMAT_VERSION_PLAIN ||
+        json_integer_value(fv) > FR_REDIS_FORMAT_VERSION) {
+        snprintf(err, errlen,
+                 "reader: manifest format_version is not %d to %d: this reader is too old or the key is foreign",
+                 FR_REDIS_FORMAT_VERSION_PLAIN, FR_REDIS_FORMAT_VERSION);
+    } else if (json_integer_value(fv) > FR_REDIS_FORMAT_VERSION_PLAIN && !json_object_get(o, "serve_transform")) {
+        snprintf(err, errlen, "reader: manifest of format_version %" JSON_INTEGER_FORMAT " lacks serve_transform",
+                 json_integer_value(fv));
+    } else if (fr_manifest_serve_transform(o, &transform, cerr, sizeof cerr) != 0) {
+        snprintf(err, errlen, "reader: %s", cerr);
     } else if (fr_json_get_u64(o, "version", &mv) != 0 || mv != v) {
         snprintf(err, errlen, "reader: manifest under version %" PRIu64 " names another version", v);
     } else if (!json_is_integer(shards) || json_integer_value(shards) != FR_REDIS_ROW_SHARDS ||
@@ -219,6 +231,7 @@ int fr_reader_parse_version(const char *mtext, size_t mlen, const void *blob_byt
                 *dense = NULL;
             } else {
                 *count = n;
+                if (serve) *serve = transform;
                 if (xxh3) memcpy(xxh3, hash, sizeof hash);
                 rc = 0;
             }
@@ -283,11 +296,12 @@ static int load_active(fr_reader *r, char *err, size_t errlen)
             continue;
         }
         fr_model_config cfg;
+        fr_serve_transform serve = FR_SERVE_IDENTITY;
         float *dense = NULL;
         size_t count = 0;
         char xxh3[17];
-        int rc = fr_reader_parse_version(rep[0]->str, rep[0]->len, rep[1]->str, rep[1]->len, v, &cfg, &dense, &count,
-                                         xxh3, err, errlen);
+        int rc = fr_reader_parse_version(rep[0]->str, rep[0]->len, rep[1]->str, rep[1]->len, v, &cfg, &serve, &dense,
+                                         &count, xxh3, err, errlen);
         char *mtext = rc == 0 ? strdup(rep[0]->str) : NULL;
         freeReplyObject(rep[0]);
         freeReplyObject(rep[1]);
@@ -315,6 +329,7 @@ static int load_active(fr_reader *r, char *err, size_t errlen)
         r->manifest = mtext;
         r->cfg = cfg;
         if (r->loaded && r->version == v && strcmp(r->xxh3, xxh3) != 0) r->st.republished++;
+        r->serve = serve;
         r->version = v;
         r->loaded = 1;
         memcpy(r->xxh3, xxh3, sizeof xxh3);
@@ -568,7 +583,13 @@ static int score(fr_reader *r, const fr_features *f, const int32_t *scenario, in
     }
     free(mem);
     if (rc != 0) return -1;
-    for (int i = 0; i < n; i++) fr_model_predict(r->m, &f[i], scenario[i], out[i]);
+    for (int i = 0; i < n; i++) {
+        float raw[FR_NTASKS];
+        double served[FR_NTASKS];
+        fr_model_predict(r->m, &f[i], scenario[i], raw);
+        fr_serve_apply(r->serve, raw, served);
+        for (int t = 0; t < FR_NTASKS; t++) out[i][t] = (float)served[t];
+    }
     return 0;
 }
 

@@ -1,4 +1,4 @@
-#include "fr_store_util.h"
+#include "fr_model_json.h"
 
 #include <errno.h>
 #include <inttypes.h>
@@ -107,4 +107,44 @@ int fr_config_from_json(const json_t *o, fr_model_config *c, char *err, size_t e
             fr_model_field_set(c, f, v);
         }
     return 0;
+}
+
+json_t *fr_model_describe_json(const fr_model *m, const size_t *row_counts)
+{
+    const fr_model_config *cfg = fr_model_get_config(m);
+    json_t *o = json_object(), *tables = json_array(), *tensors = json_array(), *dense = json_object();
+    json_t *config = fr_config_to_json(cfg);
+    int bad = !o || !tables || !tensors || !dense || !config;
+    uint32_t ntab = fr_model_table_count(m);
+    for (uint32_t t = 0; !bad && t < ntab; t++) {
+        size_t rows = row_counts ? row_counts[t] : fr_model_row_count(m, t);
+        json_t *e = json_pack("{s:I, s:s, s:i, s:I}", "id", (json_int_t)t, "kind",
+                              (int)t < cfg->n_cat ? "categorical" : "multi", "dim", cfg->emb_dim, "rows",
+                              (json_int_t)rows);
+        bad |= !e || json_array_append_new(tables, e);
+    }
+    int nt = fr_model_dense_tensor_count(m);
+    for (int i = 0; !bad && i < nt; i++) {
+        fr_tensor_info ti = fr_model_dense_tensor(m, i);
+        json_t *e = json_pack("{s:s, s:i, s:i, s:I}", "name", ti.name ? ti.name : "", "rows", ti.rows, "cols",
+                              ti.cols, "offset", (json_int_t)ti.offset);
+        bad |= !e || json_array_append_new(tensors, e);
+    }
+    if (!bad) {
+        bad |= json_object_set_new(dense, "count", json_integer((json_int_t)fr_model_dense_count(m)));
+        bad |= json_object_set(dense, "tensors", tensors);
+        bad |= json_object_set(o, "model_config", config);
+        bad |= json_object_set_new(o, "emb_dim", json_integer(cfg->emb_dim));
+        bad |= json_object_set(o, "tables", tables);
+        bad |= json_object_set(o, "dense", dense);
+    }
+    json_decref(tables);
+    json_decref(tensors);
+    json_decref(dense);
+    json_decref(config);
+    if (bad) {
+        json_decref(o);
+        return NULL;
+    }
+    return o;
 }

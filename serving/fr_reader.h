@@ -1,7 +1,8 @@
 /* fr_reader: the serving side. Reads the active version from Redis (manifest, dense blob),
  * fetches embedding rows on demand, and scores with the trainer's own forward pass
- * (fr_model_predict), so serving and training agree exactly. The layout and the rules it follows
- * are in docs/redis-layout.md ("What a reader must do").
+ * (fr_model_predict) followed by the manifest's serve transform (fr_serve_apply: fnc's q/(1-q),
+ * or none), so serving returns what the trainer's policy serves. The layout and the rules it
+ * follows are in docs/redis-layout.md ("What a reader must do").
  *
  * Consistency: the dense parameters always come from one complete, checksummed blob of the loaded
  * version. Rows are fetched from Redis for every impression (one pipelined HMGET per shard hash
@@ -28,6 +29,7 @@
 #include <stdint.h>
 
 #include "fr_model.h"
+#include "fr_policy.h"
 #include "fr_sample.h"
 
 typedef struct fr_reader fr_reader;
@@ -68,9 +70,12 @@ const char *fr_reader_manifest(const fr_reader *r);
 /* The loaded version's dense parameters (owned by r, valid until the next load; NULL before the
  * first load) and their count. */
 const float *fr_reader_dense(const fr_reader *r, size_t *count);
+/* Embedding tables of the loaded version (n_cat + n_multi; 0 before the first load). */
+int fr_reader_table_count(const fr_reader *r);
 /* Number of rows stored in Redis for a table (HLEN over its partitions), or -1 on error. */
 long fr_reader_row_count(fr_reader *r, uint32_t table);
-/* Scores one impression; fetches its rows from Redis. out = {pCTR, pCVR, pCTCVR}. */
+/* Scores one impression; fetches its rows from Redis. out = {pCTR, pCVR, pCTCVR}, after the serve
+ * transform (the raw model outputs when it is the identity). */
 int fr_reader_score(fr_reader *r, const fr_features *f, int32_t scenario, float out[FR_NTASKS], char *err,
                     size_t errlen);
 /* Scores n impressions (the candidate ads of one request) with one round trip: every distinct row
@@ -81,10 +86,12 @@ int fr_reader_score_batch(fr_reader *r, const fr_features *f, const int32_t *sce
 
 /* The pure half of a load (fr_reader_load_active reads both keys, then calls this; tests/fuzz calls
  * it directly): checks the manifest text of version v against the dense blob's bytes and fills cfg,
- * *dense (malloc'ed, count floats; the caller frees it), *count and, unless NULL, xxh3 (17 bytes:
- * the blob's checksum in hex). 0, or -1 with a message (and *dense NULL) when the manifest or the
- * blob is malformed, of another format or version, fails its checksum or holds non-finite weights. */
+ * *dense (malloc'ed, count floats; the caller frees it), *count and, unless NULL, *serve (the serve
+ * transform) and xxh3 (17 bytes: the blob's checksum in hex). 0, or -1 with a message (and *dense
+ * NULL) when the manifest or the blob is malformed, of another format or version, names a serve
+ * transform this reader does not know, fails its checksum or holds non-finite weights. */
 int fr_reader_parse_version(const char *manifest, size_t manifest_len, const void *blob, size_t blob_len, uint64_t v,
-                            fr_model_config *cfg, float **dense, size_t *count, char *xxh3, char *err, size_t errlen);
+                            fr_model_config *cfg, fr_serve_transform *serve, float **dense, size_t *count, char *xxh3,
+                            char *err, size_t errlen);
 
 #endif

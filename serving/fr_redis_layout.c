@@ -10,7 +10,7 @@
 #include <sys/time.h>
 #include <time.h>
 
-#include "fr_store_util.h"
+#include "fr_model_json.h"
 
 int fr_redis_check_prefix(const char *prefix, char *err, size_t errlen)
 {
