@@ -694,6 +694,19 @@ static int score_json(freshet_serving *s, freshet_impression *imp, const char *l
     return freshet_serving_score(s, imp, out, err, errlen) == 0 ? 1 : -1;
 }
 
+/* What the reader refused while scoring (NaN or infinite rows, versions that failed their checks): a
+ * serving team's first question when a score looks wrong, so it is said on stderr, never silently. */
+static void report_refused(const char *cmd, const freshet_serving *s)
+{
+    freshet_serving_stats st;
+    freshet_serving_get_stats(s, &st);
+    if (st.refused_rows || st.refused_versions)
+        fprintf(stderr,
+                "freshet %s: refused %" PRIu64 " row values with NaN or infinite weights (scored as the key's earlier "
+                "copy, or as an unseen key) and %" PRIu64 " versions that failed their checks\n",
+                cmd, st.refused_rows, st.refused_versions);
+}
+
 static int cmd_pull(const cli_args *a)
 {
     fr_config c;
@@ -775,6 +788,7 @@ static int cmd_pull(const cli_args *a)
         fr_model_free(local);
         fr_ckpt_close(ck);
     }
+    report_refused("pull", s);
     freshet_serving_close(s);
     return rc;
 }
@@ -897,6 +911,7 @@ static int cmd_score(const cli_args *a)
     for (size_t i = 0; i < nlines; i++) free(lines[i]);
     free(lines);
     freshet_impression_free(imp);
+    report_refused("score", s);
     freshet_serving_close(s);
     return rc;
 }
