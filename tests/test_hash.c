@@ -35,6 +35,32 @@ static void test_frozen_values(void **state)
     assert_true(fr_hash_uniform(1, 3) == -0x1.0b4d8p-4f);
 }
 
+/* The worked examples of docs/redis-layout.md ("Feature keys"), which readers in other languages check
+ * their implementation against: the keys, the shard and the little-endian field bytes. */
+static void test_documented_examples(void **state)
+{
+    (void)state;
+    static const struct {
+        const char *field, *value;
+        size_t len;
+        uint64_t seed, key;
+        unsigned shard;
+    } ex[] = {
+        {"user_id", "u12", 3, 0xad0012cfd853b051ULL, 0xcb871a23d2e9d329ULL, 4},
+        {"hour", "0", 1, 0x38446fc5add1262fULL, 0x9ebdceb3e641ebaaULL, 4},
+        {"scenario", "browser", 7, 0x43903afb8e838a17ULL, 0x1cb93a923560dcfbULL, 18},
+        {"user_age", "\xff" "missing", 8, 0xd48736052d5110d9ULL, 0xdbec6c01ecfe54e8ULL, 40},
+    };
+    for (size_t i = 0; i < sizeof ex / sizeof *ex; i++) {
+        assert_int_equal(fr_hash_field(ex[i].field), ex[i].seed);
+        uint64_t key = fr_hash_value(ex[i].seed, ex[i].value, ex[i].len);
+        assert_int_equal(key, ex[i].key);
+        assert_int_equal((key * 0x9E3779B97F4A7C15ULL) >> 58, ex[i].shard);
+    }
+    const unsigned char user_id_u12_field[8] = {0x29, 0xd3, 0xe9, 0xd2, 0x23, 0x1a, 0x87, 0xcb};
+    for (int b = 0; b < 8; b++) assert_int_equal((ex[0].key >> (8 * b)) & 0xff, user_id_u12_field[b]);
+}
+
 static void test_fields_separate_values(void **state)
 {
     (void)state;
@@ -82,6 +108,7 @@ int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_frozen_values),
+        cmocka_unit_test(test_documented_examples),
         cmocka_unit_test(test_fields_separate_values),
         cmocka_unit_test(test_never_zero),
         cmocka_unit_test(test_uniform),
