@@ -10,6 +10,8 @@ build="${FRESHET_TEST_BUILD_DIR:-$root/build-asan}"
 fuzz_build="${FRESHET_TEST_FUZZ_BUILD_DIR:-$root/build-fuzz}"
 
 bash "$root/deploy/install-deps.sh"
+# the Python serving package's tests (tests/integration/test_python_serving.sh) install it with pip and run pytest
+python3 -c 'import pytest, wheel' 2>/dev/null || python3 -m pip install --quiet pytest wheel
 cmake -S "$root" -B "$build" -DFRESHET_SANITIZE=ON -DCMAKE_BUILD_TYPE=RelWithDebInfo >/dev/null
 cmake --build "$build" -j"$(nproc)"
 cmake -S "$root" -B "$fuzz_build" -DCMAKE_C_COMPILER=clang -DFRESHET_FUZZ=ON \
