@@ -10,6 +10,7 @@ PACKAGES=(
   librdkafka-dev librocksdb-dev libopenblas-dev libhiredis-dev libcmocka-dev libjansson-dev libxxhash-dev
   libmicrohttpd-dev
   redis-server redis-tools
+  prometheus              # promtool: tests check the alerting rules and the /metrics exposition (deploy/prometheus/)
 )
 JAVA_PACKAGE=openjdk-17-jre-headless   # Kafka 4.x brokers need Java 17+
 MAVEN_PACKAGE=maven

@@ -52,6 +52,22 @@ done
 health=$(scrape "$port" /healthz 2>/dev/null || true)
 grep -q '^ok' <<<"$health" || fr_fail "/healthz while consuming: $health"
 fr_pass "/metrics served $n consumed messages with per-partition lag; /healthz ok"
+# the exposition passes Prometheus's own linter, and every metric the shipped alerts and dashboard use exists
+printf '%s\n' "$page" | tr -d '\r' | sed '1,/^$/d' >"$fr_work/metrics.txt" # without the HTTP head
+if command -v promtool >/dev/null; then
+  promtool check metrics <"$fr_work/metrics.txt" >"$fr_work/promtool.txt" 2>&1 ||
+    { cat "$fr_work/promtool.txt"; fr_fail "promtool check metrics found problems in /metrics"; }
+fi
+python3 - "$fr_work/metrics.txt" "$FRESHET_SOURCE_DIR/deploy" <<'NAMES' || fr_fail "the alerts or the dashboard use metrics /metrics does not serve"
+import json, re, sys
+served = {l.split()[2] for l in open(sys.argv[1]) if l.startswith("# TYPE ")}
+exprs = re.findall(r"expr: (.*)", open(sys.argv[2] + "/prometheus/freshet-alerts.yml").read())
+exprs += [t["expr"] for p in json.load(open(sys.argv[2] + "/grafana/freshet-dashboard.json"))["panels"] for t in p.get("targets", [])]
+used = {m for e in exprs for m in re.findall(r"\bfreshet_[a-z_]+", e)}
+missing = sorted(used - served)
+print(f"alerts and dashboard use {len(used)} metrics; /metrics serves {len(served)}; missing: {missing}")
+sys.exit(1 if missing or len(used) < 15 else 0)
+NAMES
 wait "$daemon" || { cat "$fr_work/daemon.log"; fr_fail "daemon exited non-zero"; }
 cat "$fr_work/report.txt"
 "$FRESHET_BIN" truth "$fr_work/truth.tsv" >"$fr_work/truth.txt"
