@@ -1,0 +1,87 @@
+/* fr_pipeline_int.h: the pipeline's private state, shared by the files of the pipeline only
+ * (daemon/fr_pipeline.c: the loop, restore and checkpoint; daemon/fr_report.c: the status line,
+ * the reports and the Prometheus text). Nothing outside them includes it: everything else goes
+ * through fr_pipeline.h. */
+#ifndef FR_PIPELINE_INT_H
+#define FR_PIPELINE_INT_H
+
+#include <time.h>
+
+#include "fr_ckpt.h"
+#include "fr_dfm.h"
+#include "fr_evtime.h"
+#include "fr_pipeline.h"
+#include "fr_pubq.h"
+
+typedef struct {
+    char name[FR_SOURCE_NAME_MAX];
+    int64_t next_offset;  /* -1: never read */
+    int64_t max_ts;       /* INT64_MIN: delivered nothing yet */
+    int registered;       /* only registered sources hold the watermark */
+    int idle;
+    int identity_len;     /* -1: none */
+    unsigned char identity[FR_SOURCE_IDENTITY_MAX + 1];
+    fr_evtime *et;        /* which of its events may move its event time (checkpointed as "evtime") */
+} source;
+
+struct fr_pipeline {
+    fr_config cfg;
+    fr_model *model;
+    fr_join *join;
+    const fr_policy *policy; /* join.policy: the copies' weights, the helper heads, what serving returns */
+    fr_dfm_heads *heads;   /* helper heads f_dp, f_rn when the policy uses them, else NULL */
+    fr_dfm_limits dfm_limits;
+    fr_ckpt *ckpt;
+    fr_pubq *pub;          /* the publisher thread (NULL: not publishing) */
+    fr_pipeline_reject_fn on_reject; /* the dead-letter copy (fr_kafka), or NULL */
+    void *on_reject_ctx;
+    char *manifest;
+
+    source sources[FR_MAX_SOURCES];
+    int n_sources;
+
+    fr_sample *batch;      /* emitted samples waiting for a full mini-batch */
+    int batch_n;
+    int batch_cap;
+    float (*preds)[FR_NTASKS];
+
+    fr_metric *metrics;    /* [task][scenario], scenario n_scenarios = all */
+    fr_pipeline_counters counters;
+
+    fr_guard guard;        /* label-collapse guard state (checkpointed as the blob "guard") */
+    uint64_t early_checkpoints; /* checkpoints taken because the join held too many entries */
+    uint64_t publishes_withheld; /* checkpoints not followed by a publish: the guard was paused */
+    int publish_finished;        /* fr_pipeline_finish_publishing waited already: closing does not wait again */
+    int failed;            /* a spilled join entry could not be read back: stop consuming */
+    char failure[320];
+
+    uint64_t checkpoints;       /* written by this process */
+    double last_ckpt_seconds;   /* how long the last one took (assemble + commit), wall time */
+    double last_ckpt_wall;
+    uint64_t samples_at_last_ckpt;
+    uint64_t consumed_at_last_ckpt;
+    double last_status_wall;
+    uint64_t last_status_consumed;
+    uint64_t last_status_samples;
+};
+
+static inline double wall_seconds(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + ts.tv_nsec * 1e-9;
+}
+
+static inline fr_metric *metric_at(const fr_pipeline *p, int task, int scenario)
+{
+    int s = scenario < 0 ? p->cfg.schema.n_scenarios : scenario;
+    return &p->metrics[task * (p->cfg.schema.n_scenarios + 1) + s];
+}
+
+static inline const char *task_name(int t)
+{
+    static const char *const names[FR_NTASKS] = {"ctr", "cvr", "ctcvr"};
+    return names[t];
+}
+
+#endif
