@@ -1,7 +1,6 @@
 /* fr_cli_state: the commands that read or change stored state -- `freshet inspect` (a checkpoint),
  * `freshet verify` (Redis against the checkpoint) and `freshet rollback` (the active version). */
 #include <inttypes.h>
-#include <jansson.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -10,6 +9,7 @@
 #include "fr_ckpt.h"
 #include "fr_cli_int.h"
 #include "fr_join.h"
+#include "fr_manifest.h"
 #include "fr_pipeline.h"
 #include "fr_publish.h"
 #include "fr_verify.h"
@@ -21,26 +21,6 @@ static int print_offset(const char *source, int64_t next_offset, void *ctx)
     (void)ctx;
     printf("offset %s next=%" PRId64 "\n", source, next_offset);
     return 0;
-}
-
-/* Table names in table order: categorical slots (slot 0 = scenario), then multi-valued slots. */
-static void table_names(const char *manifest, int n_cat, int n_multi, char names[][FR_NAME_MAX])
-{
-    for (int t = 0; t < n_cat + n_multi; t++) snprintf(names[t], FR_NAME_MAX, "table%d", t);
-    if (n_cat > 0) snprintf(names[0], FR_NAME_MAX, "scenario");
-    json_t *root = manifest ? json_loads(manifest, 0, NULL) : NULL;
-    size_t i;
-    json_t *f;
-    json_array_foreach(json_object_get(root, "fields"), i, f)
-    {
-        const char *kind = json_string_value(json_object_get(f, "kind"));
-        const char *name = json_string_value(json_object_get(f, "name"));
-        int slot = (int)json_integer_value(json_object_get(f, "slot"));
-        if (!kind || !name) continue;
-        int t = !strcmp(kind, "categorical") ? slot : !strcmp(kind, "multi") ? n_cat + slot : -1;
-        if (t >= 0 && t < n_cat + n_multi) snprintf(names[t], FR_NAME_MAX, "%s", name);
-    }
-    json_decref(root);
 }
 
 static int count_zero_weights(const fr_row_view *r, void *ctx)
@@ -79,7 +59,7 @@ int fr_cli_cmd_inspect(const fr_cli_args *a)
     long ml = fr_ckpt_get_blob(ck, "manifest", manifest, sizeof manifest - 1);
     if (ml >= 0 && ml < (long)sizeof manifest) manifest[ml] = '\0';
     char names[FR_MAX_CAT + FR_MAX_MULTI][FR_NAME_MAX];
-    table_names(ml >= 0 && ml < (long)sizeof manifest ? manifest : NULL, mc->n_cat, mc->n_multi, names);
+    fr_manifest_table_names(ml >= 0 && ml < (long)sizeof manifest ? manifest : NULL, mc->n_cat, mc->n_multi, names);
     printf("checkpoint %s\n", a->positional);
     char arch[512];
     fr_model_describe(mc, arch, sizeof arch);

@@ -15,6 +15,7 @@
 #include "fr_dfm.h"
 #include "fr_evtime.h"
 #include "fr_hash.h"
+#include "fr_manifest.h"
 #include "fr_pubq.h"
 
 /* Names of fr_field_kind and fr_num_transform in the manifest. */
@@ -696,7 +697,7 @@ fr_pipeline *fr_pipeline_open(const fr_config *c, char *err, size_t errlen)
         }
     }
     p->join = fr_join_create(&jc);
-    p->manifest = fr_pipeline_manifest_json(c);
+    p->manifest = fr_manifest_daemon_json(&c->schema);
     if (!p->batch || !p->preds || !p->metrics || !p->join || !p->manifest) {
         snprintf(err, errlen, "out of memory");
         goto fail;
@@ -1077,25 +1078,4 @@ uint64_t fr_pipeline_pending(const fr_pipeline *p)
     uint64_t n = 0;
     for (int t = 0; t < FR_EV_NTYPES; t++) n += j->pending[t];
     return n;
-}
-
-char *fr_pipeline_manifest_json(const fr_config *c)
-{
-    json_t *root = json_object(), *fields = json_array(), *scen = json_array();
-    for (int i = 0; i < c->schema.n_scenarios; i++) json_array_append_new(scen, json_string(c->schema.scenarios[i]));
-    for (int i = 0; i < c->schema.n_fields; i++) {
-        const fr_field *f = &c->schema.fields[i];
-        json_t *o = json_pack("{s:s, s:s, s:i}", "name", f->name, "kind", FIELD_KINDS[f->kind], "slot", f->slot);
-        if (f->kind == FR_FIELD_NUMERIC) json_object_set_new(o, "transform", json_string(TRANSFORMS[f->transform]));
-        if (f->kind == FR_FIELD_MULTI) json_object_set_new(o, "max_len", json_integer(f->max_len));
-        json_array_append_new(fields, o);
-    }
-    json_object_set_new(root, "scenarios", scen);
-    json_object_set_new(root, "scenario_field", json_string("scenario"));
-    json_object_set_new(root, "fields", fields);
-    json_object_set_new(root, "hash", json_string("xxh3_64(value bytes, seed = xxh3_64(field name, seed 0x46524553484554)); 0 maps to 1"));
-    json_object_set_new(root, "missing_categorical", json_string("see conf/README.md"));
-    char *text = json_dumps(root, JSON_COMPACT | JSON_SORT_KEYS);
-    json_decref(root);
-    return text;
 }

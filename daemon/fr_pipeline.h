@@ -136,8 +136,4 @@ void fr_pipeline_row_report(const fr_pipeline *p, FILE *out);
  * pipeline's thread. */
 void fr_pipeline_write_metrics(const fr_pipeline *p, FILE *out);
 
-/* The manifest that describes the input contract to serving (fields, scenarios), as JSON text.
- * Caller frees with free(). */
-char *fr_pipeline_manifest_json(const fr_config *c);
-
 #endif

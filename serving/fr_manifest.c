@@ -6,11 +6,14 @@
 
 #include "fr_sample.h"
 
+/* Names of fr_field_kind and fr_num_transform in the manifest. */
+static const char *const KINDS[] = {"categorical", "numeric", "multi"};
+static const char *const TRANSFORMS[] = {"identity", "log1p"};
+
 static int field_kind(const char *name, fr_field_kind *k)
 {
-    static const char *const kinds[] = {"categorical", "numeric", "multi"};
     for (int i = 0; i < 3; i++)
-        if (strcmp(name, kinds[i]) == 0) {
+        if (strcmp(name, KINDS[i]) == 0) {
             *k = (fr_field_kind)i;
             return 0;
         }
@@ -135,4 +138,44 @@ int fr_manifest_serve_transform(const json_t *manifest, fr_serve_transform *out,
     }
     *out = (fr_serve_transform)t;
     return 0;
+}
+
+char *fr_manifest_daemon_json(const fr_schema *s)
+{
+    json_t *root = json_object(), *fields = json_array(), *scen = json_array();
+    for (int i = 0; i < s->n_scenarios; i++) json_array_append_new(scen, json_string(s->scenarios[i]));
+    for (int i = 0; i < s->n_fields; i++) {
+        const fr_field *f = &s->fields[i];
+        json_t *o = json_pack("{s:s, s:s, s:i}", "name", f->name, "kind", KINDS[f->kind], "slot", f->slot);
+        if (f->kind == FR_FIELD_NUMERIC) json_object_set_new(o, "transform", json_string(TRANSFORMS[f->transform]));
+        if (f->kind == FR_FIELD_MULTI) json_object_set_new(o, "max_len", json_integer(f->max_len));
+        json_array_append_new(fields, o);
+    }
+    json_object_set_new(root, "scenarios", scen);
+    json_object_set_new(root, "scenario_field", json_string("scenario"));
+    json_object_set_new(root, "fields", fields);
+    json_object_set_new(root, "hash", json_string("xxh3_64(value bytes, seed = xxh3_64(field name, seed 0x46524553484554)); 0 maps to 1"));
+    json_object_set_new(root, "missing_categorical", json_string("see conf/README.md"));
+    char *text = json_dumps(root, JSON_COMPACT | JSON_SORT_KEYS);
+    json_decref(root);
+    return text;
+}
+
+void fr_manifest_table_names(const char *daemon, int n_cat, int n_multi, char names[][FR_NAME_MAX])
+{
+    for (int t = 0; t < n_cat + n_multi; t++) snprintf(names[t], FR_NAME_MAX, "table%d", t);
+    if (n_cat > 0) snprintf(names[0], FR_NAME_MAX, "scenario");
+    json_t *root = daemon ? json_loads(daemon, 0, NULL) : NULL;
+    size_t i;
+    json_t *f;
+    json_array_foreach(json_object_get(root, "fields"), i, f)
+    {
+        const char *kind = json_string_value(json_object_get(f, "kind"));
+        const char *name = json_string_value(json_object_get(f, "name"));
+        int slot = (int)json_integer_value(json_object_get(f, "slot"));
+        if (!kind || !name) continue;
+        int t = !strcmp(kind, "categorical") ? slot : !strcmp(kind, "multi") ? n_cat + slot : -1;
+        if (t >= 0 && t < n_cat + n_multi) snprintf(names[t], FR_NAME_MAX, "%s", name);
+    }
+    json_decref(root);
 }
