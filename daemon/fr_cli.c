@@ -12,38 +12,87 @@
 
 #include "fr_cli_int.h"
 
-static const char USAGE[] =
-    "usage: freshet COMMAND [options]\n"
-    "\n"
-    "  gen --out FILE [--truth FILE] [--impressions N] [--seed S] [--days D] [--users N] [--ads N]\n"
-    "      [--duplicates RATE] [--reorder-ms MS]   write a synthetic event stream (EVENTS.md JSON Lines)\n"
-    "      [--delay-short-share S] [--delay-short-mean SEC] [--delay-long-mean SEC] [--obs-window SEC]\n"
-    "                                             conversion delay mixture; w_o of the truth's p_ip / p_dp\n"
-    "  load FILE [-c CONFIG] [--brokers H:P]        produce a JSON Lines file into the Kafka topics\n"
-    "  replay FILE [-c CONFIG] [--state DIR] [--no-publish]\n"
-    "                                               learn from a file, no broker (resumes where it stopped)\n"
-    "  run -c CONFIG [--state DIR] [--brokers H:P] [--redis H:P] [--no-publish] [--exit-when-idle SECONDS]\n"
-    "                                               the daemon: consume Kafka, learn, checkpoint, publish\n"
-    "  inspect DIR                                  summarise a checkpoint and print its digest\n"
-    "  pull [-c CONFIG] [--redis H:P] [--events FILE] [--limit N] [--state DIR]\n"
-    "                                               read the active model back from Redis and score with it\n"
-    "                                               (the first N impressions of FILE, default 10)\n"
-    "  score [-c CONFIG] [--redis H:P] [--events FILE] [--limit N] [--follow SECONDS]\n"
-    "                                               score EVENTS.md impressions (default: stdin; every one, or\n"
-    "                                               the first N) with the active version; --follow: keep\n"
-    "                                               following pushes and rollbacks, scoring them again under\n"
-    "                                               each new version\n"
-    "  rollback [-c CONFIG] [--redis H:P] [--to VERSION | --release]\n"
-    "                                               make an earlier retained version active (default: the previous)\n"
-    "                                               and hold it there until --release hands back to the daemon\n"
-    "  verify [-c CONFIG] [--redis H:P] [--state DIR]\n"
-    "                                               compare what Redis serves with the checkpoint, row by row and\n"
-    "                                               the active dense blob; exit 0 only when they are equal\n"
-    "  truth TRUTH.tsv [-c CONFIG]                  AUC and log loss of the generator's true probabilities\n"
-    "\n"
-    "freshetd -c CONFIG is `freshet run -c CONFIG`. SIGINT/SIGTERM: finish the message, checkpoint, exit 0.\n"
-    "replay and run exit 3 when their work is checkpointed but could not be published (Redis unreachable, another\n"
-    "daemon's lease on the prefix, a rollback's hold); 1 on other errors, 2 on bad usage or configuration.\n";
+/* The commands: name, synopsis (continuation lines after '\n'), what it does in one line, the
+ * handler, and whether SIGINT/SIGTERM stop it gracefully (finish the message, checkpoint, exit 0)
+ * instead of ending it at once. The usage is printed from this table. */
+typedef struct {
+    const char *name;
+    const char *synopsis;
+    const char *help;
+    int (*run)(const fr_cli_args *a);
+    int graceful_stop;
+} fr_cli_command;
+
+static const fr_cli_command COMMANDS[] = {
+    {"gen",
+     "--out FILE [--truth FILE] [--impressions N] [--seed S] [--days D] [--users N] [--ads N]\n"
+     "[--duplicates RATE] [--reorder-ms MS] [--delay-short-share S] [--delay-short-mean SEC]\n"
+     "[--delay-long-mean SEC] [--obs-window SEC]",
+     "write a synthetic event stream (EVENTS.md JSON Lines) and its truth; the --delay-* options and "
+     "--obs-window set the conversion delay mixture and w_o of the truth's p_ip / p_dp",
+     fr_cli_cmd_gen, 0},
+    {"load", "FILE [-c CONFIG] [--brokers H:P]", "produce a JSON Lines file into the Kafka topics", fr_cli_cmd_load, 0},
+    {"replay", "FILE [-c CONFIG] [--state DIR] [--no-publish]",
+     "learn from a file, no broker (resumes where it stopped)", fr_cli_cmd_replay, 1},
+    {"run", "-c CONFIG [--state DIR] [--brokers H:P] [--redis H:P] [--no-publish] [--exit-when-idle SECONDS]",
+     "the daemon: consume Kafka, learn, checkpoint, publish", fr_cli_cmd_run, 1},
+    {"inspect", "DIR", "summarise a checkpoint and print its digest", fr_cli_cmd_inspect, 0},
+    {"pull", "[-c CONFIG] [--redis H:P] [--events FILE] [--limit N] [--state DIR]",
+     "read the active model back from Redis and score with it (the first N impressions of FILE, default 10)",
+     fr_cli_cmd_pull, 0},
+    {"score", "[-c CONFIG] [--redis H:P] [--events FILE] [--limit N] [--follow SECONDS]",
+     "score EVENTS.md impressions (default: stdin; every one, or the first N) with the active version; "
+     "--follow: keep following pushes and rollbacks, scoring them again under each new version",
+     fr_cli_cmd_score, 0},
+    {"rollback", "[-c CONFIG] [--redis H:P] [--to VERSION | --release]",
+     "make an earlier retained version active (default: the previous) and hold it there until --release hands "
+     "back to the daemon",
+     fr_cli_cmd_rollback, 0},
+    {"verify", "[-c CONFIG] [--redis H:P] [--state DIR]",
+     "compare what Redis serves with the checkpoint, row by row and the active dense blob; exit 0 only when they "
+     "are equal",
+     fr_cli_cmd_verify, 0},
+    {"truth", "TRUTH.tsv [-c CONFIG]", "AUC and log loss of the generator's true probabilities", fr_cli_cmd_truth, 0},
+};
+enum { N_COMMANDS = sizeof COMMANDS / sizeof COMMANDS[0] };
+
+static const fr_cli_command *find_command(const char *name)
+{
+    for (int i = 0; i < N_COMMANDS; i++)
+        if (strcmp(COMMANDS[i].name, name) == 0) return &COMMANDS[i];
+    return NULL;
+}
+
+const char *fr_cli_command_name(int i) { return i >= 0 && i < N_COMMANDS ? COMMANDS[i].name : NULL; }
+
+static void usage(FILE *out)
+{
+    fputs("usage: freshet COMMAND [options]\n\n", out);
+    for (int i = 0; i < N_COMMANDS; i++) {
+        const fr_cli_command *c = &COMMANDS[i];
+        fprintf(out, "  %s ", c->name);
+        for (const char *s = c->synopsis; *s; s++) {
+            fputc(*s, out);
+            if (*s == '\n') fputs("      ", out);
+        }
+        /* the help wrapped at word boundaries to 110 columns */
+        int col = 110;
+        for (const char *w = c->help; *w;) {
+            size_t n = strcspn(w, " ");
+            if (col + 1 + (int)n > 110) fputs("\n     ", out), col = 5;
+            fprintf(out, " %.*s", (int)n, w);
+            col += 1 + (int)n;
+            w += n + (w[n] == ' ');
+        }
+        fputc('\n', out);
+    }
+    fputs("\n"
+          "freshetd -c CONFIG is `freshet run -c CONFIG`. SIGINT/SIGTERM: finish the message, checkpoint, exit 0.\n"
+          "replay and run exit 3 when their work is checkpointed but could not be published (Redis unreachable, "
+          "another\n"
+          "daemon's lease on the prefix, a rollback's hold); 1 on other errors, 2 on bad usage or configuration.\n",
+          out);
+}
 
 static int parse_number(const char *flag, const char *text, double *out)
 {
@@ -69,7 +118,8 @@ static int parse_args(int argc, char **argv, fr_cli_args *a)
         double num;
 #define FR_NEEDS_VALUE                                                        \
     if (!v) {                                                                 \
-        fprintf(stderr, "freshet: %s needs a value\n%s", f, USAGE);           \
+        fprintf(stderr, "freshet: %s needs a value\n", f);                   \
+        usage(stderr);                                                        \
         return -1;                                                            \
     }                                                                         \
     i++;
@@ -117,12 +167,14 @@ static int parse_args(int argc, char **argv, fr_cli_args *a)
             a->limit = (long long)num;
         }
         else if (f[0] == '-' && f[1]) {
-            fprintf(stderr, "freshet: unknown option %s\n%s", f, USAGE);
+            fprintf(stderr, "freshet: unknown option %s\n", f);
+            usage(stderr);
             return -1;
         } else if (!a->positional) {
             a->positional = f;
         } else {
-            fprintf(stderr, "freshet: unexpected argument %s\n%s", f, USAGE);
+            fprintf(stderr, "freshet: unexpected argument %s\n", f);
+            usage(stderr);
             return -1;
         }
 #undef FR_NEEDS_VALUE
@@ -199,31 +251,25 @@ double fr_cli_now(void)
 int fr_cli_main(int argc, char **argv)
 {
     if (argc < 2 || !strcmp(argv[1], "-h") || !strcmp(argv[1], "--help") || !strcmp(argv[1], "help")) {
-        fputs(USAGE, argc < 2 ? stderr : stdout);
+        usage(argc < 2 ? stderr : stdout);
         return argc < 2 ? 2 : 0;
+    }
+    const fr_cli_command *cmd = find_command(argv[1]);
+    if (!cmd) {
+        fprintf(stderr, "freshet: unknown command \"%s\"\n", argv[1]);
+        usage(stderr);
+        return 2;
     }
     fr_cli_args a;
     if (parse_args(argc - 2, argv + 2, &a) != 0) return 2;
-    const char *cmd = argv[1];
-    if (strcmp(cmd, "replay") != 0 && strcmp(cmd, "run") != 0) {
+    if (!cmd->graceful_stop) {
         /* No graceful stop here: SIGINT and SIGTERM end these commands at once, as usual (main.c
          * blocked them in every thread; unblocked on this one, the default action applies). */
         sigset_t stop;
         stop_signal_set(&stop);
         sigprocmask(SIG_UNBLOCK, &stop, NULL);
     }
-    if (!strcmp(cmd, "gen")) return fr_cli_cmd_gen(&a);
-    if (!strcmp(cmd, "load")) return fr_cli_cmd_load(&a);
-    if (!strcmp(cmd, "replay")) return fr_cli_cmd_replay(&a);
-    if (!strcmp(cmd, "run")) return fr_cli_cmd_run(&a);
-    if (!strcmp(cmd, "inspect")) return fr_cli_cmd_inspect(&a);
-    if (!strcmp(cmd, "pull")) return fr_cli_cmd_pull(&a);
-    if (!strcmp(cmd, "truth")) return fr_cli_cmd_truth(&a);
-    if (!strcmp(cmd, "score")) return fr_cli_cmd_score(&a);
-    if (!strcmp(cmd, "rollback")) return fr_cli_cmd_rollback(&a);
-    if (!strcmp(cmd, "verify")) return fr_cli_cmd_verify(&a);
-    fprintf(stderr, "freshet: unknown command \"%s\"\n%s", cmd, USAGE);
-    return 2;
+    return cmd->run(&a);
 }
 
 int fr_cli_daemon_main(int argc, char **argv)

@@ -42,6 +42,42 @@ static void test_rollback_to_negative(void **state)
     tmpdir_remove(dir);
 }
 
+/* The usage is the command table: `freshet --help` lists every command the dispatch knows (and the
+ * ones users know by name), each with a line of help; an unknown command is refused with the usage
+ * before its options are read. */
+static void test_usage_lists_the_table(void **state)
+{
+    (void)state;
+    char *dir = tmpdir_make("cli");
+    char scratch[300];
+    snprintf(scratch, sizeof scratch, "%s/out", dir);
+    char *const help[] = {"freshet", "--help", NULL};
+    assert_int_equal(run_cli(help, scratch, g_out, sizeof g_out), 0);
+    static const char *const known[] = {"gen", "load", "replay", "run", "inspect", "pull", "score", "rollback",
+                                        "verify", "truth"};
+    int n = 0;
+    for (const char *name; (name = fr_cli_command_name(n)); n++) {
+        char want[64];
+        snprintf(want, sizeof want, "  %s ", name);
+        if (count_lines(g_out, want) != 1) fail_msg("usage does not list %s once:\n%s", name, g_out);
+        /* the help line under it */
+        const char *at = strstr(g_out, want), *next = strchr(at, '\n');
+        assert_true(next && !strncmp(next + 1, "      ", 6));
+    }
+    assert_int_equal(n, (int)(sizeof known / sizeof known[0]));
+    for (size_t i = 0; i < sizeof known / sizeof known[0]; i++) {
+        int found = 0;
+        for (int k = 0; k < n; k++) found |= !strcmp(fr_cli_command_name(k), known[i]);
+        if (!found) fail_msg("the command table lost %s", known[i]);
+    }
+    char *const bogus[] = {"freshet", "bogus", "--no-such-option", NULL};
+    assert_int_equal(run_cli(bogus, scratch, g_out, sizeof g_out), 2);
+    assert_non_null(strstr(g_out, "freshet: unknown command \"bogus\""));
+    assert_null(strstr(g_out, "unknown option"));
+    assert_int_equal(count_lines(g_out, "  replay "), 1);
+    tmpdir_remove(dir);
+}
+
 /* Publishes a model trained on a small stream to the private Redis; writes the events file the
  * tests score: four clicks and conversions first, then the stream with one impression that does
  * not decode. Returns the impressions that decode. */
@@ -133,6 +169,7 @@ static void test_score_limit_and_follow(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_usage_lists_the_table),
         cmocka_unit_test(test_rollback_to_negative),
         cmocka_unit_test(test_score_limit_and_follow),
     };
