@@ -211,6 +211,7 @@ int fr_cli_load_config(const fr_cli_args *a, fr_config *c)
         return -1;
     }
     if (a->no_publish) c->redis_host[0] = '\0';
+    c->log = fr_log_stderr();
     return 0;
 }
 

@@ -10,6 +10,7 @@
 
 #include "fr_evtime.h"
 #include "fr_guard.h"
+#include "fr_log.h"
 #include "fr_model.h"
 #include "fr_policy.h"
 #include "fr_sample.h"
@@ -49,6 +50,9 @@ typedef struct {
     /* Not from JSON: the oracle policy's lookahead, set by `freshet replay` (fr_join.h). */
     int (*oracle)(void *ctx, const char *id, size_t id_len, int64_t *conv_ts);
     void *oracle_ctx;
+    /* Not from JSON: where the pipeline and its publisher send their messages (rejections, the
+     * guard, publish failures; fr_log.h). Zeroed by fr_config_defaults: silent; the CLI sets stderr. */
+    fr_log log;
 
     /* learner */
     fr_model_config model;

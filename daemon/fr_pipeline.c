@@ -97,7 +97,7 @@ static void on_sample(const fr_sample *s, void *ctx)
     if (p->cfg.guard.enabled) {
         char msg[512];
         if (fr_guard_observe(&p->guard, &p->cfg.guard, s, msg, sizeof msg) != FR_GUARD_NO_CHANGE)
-            fprintf(stderr, "freshet: %s\n", msg);
+            fr_logf(&p->cfg.log, FR_LOG_WARN, "%s", msg);
         if (fr_guard_paused(&p->guard)) {
             /* Dropped, counted: labels joined while a stream is stalled are wrong (a CTR sample
              * emitted while clicks do not arrive says "not clicked"), and the join has already
@@ -543,7 +543,7 @@ static int restore(fr_pipeline *p, char *err, size_t errlen)
         fr_model_free(m);
         return -1;
     }
-    if (changed[0]) fprintf(stderr, "freshet: restored with changed training settings: %s\n", changed);
+    if (changed[0]) fr_logf(&p->cfg.log, FR_LOG_INFO, "restored with changed training settings: %s", changed);
     fr_model_free(p->model);
     p->model = m;
     if (apply_row_policies(m, &p->cfg, err, errlen) != 0 || fr_ckpt_load_admission(p->ckpt, m, err, errlen) != 0)
@@ -727,7 +727,7 @@ fr_pipeline *fr_pipeline_open(const fr_config *c, char *err, size_t errlen)
             snprintf(writer, sizeof writer, "%s:path-xxh3-%016" PRIx64, host, fr_hash_value(0, dir, strlen(dir)));
         const fr_publish_info info = {.manifest_json = p->manifest, .policy = p->policy};
         p->pub = fr_pubq_open(c->redis_host, c->redis_port, c->redis_prefix, c->redis_keep_versions, writer,
-                              fr_model_get_config(p->model), &info, stderr, err, errlen);
+                              fr_model_get_config(p->model), &info, &p->cfg.log, err, errlen);
         if (!p->pub) goto fail;
     }
     p->last_ckpt_wall = p->last_status_wall = wall_seconds();
@@ -819,7 +819,7 @@ static void reject(fr_pipeline *p, const char *source_name, int64_t offset, cons
 {
     uint64_t n = ++p->counters.rejected[r];
     if (should_log_rejection(n))
-        fprintf(stderr, "freshet: rejected %s (%s, %" PRIu64 " so far) at %s offset %" PRId64 ": %s\n",
+        fr_logf(&p->cfg.log, FR_LOG_WARN, "rejected %s (%s, %" PRIu64 " so far) at %s offset %" PRId64 ": %s",
                 fr_event_reject_name(r), fr_event_reject_name(r), n, source_name, offset, why);
     if (p->on_reject) p->on_reject(source_name, offset, buf, len, fr_event_reject_name(r), why, p->on_reject_ctx);
 }
@@ -926,7 +926,7 @@ static void publish(fr_pipeline *p)
         return;
     }
     char err[512];
-    if (fr_pubq_submit(p->pub, p->model, err, sizeof err) != 0) fprintf(stderr, "freshet: %s\n", err);
+    if (fr_pubq_submit(p->pub, p->model, err, sizeof err) != 0) fr_logf(&p->cfg.log, FR_LOG_ERROR, "%s", err);
 }
 
 int fr_pipeline_checkpoint(fr_pipeline *p, char *err, size_t errlen)

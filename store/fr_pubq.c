@@ -4,6 +4,7 @@
 #include <errno.h>
 #include <inttypes.h>
 #include <pthread.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
@@ -143,7 +144,7 @@ struct fr_pubq {
     int keep;
     char *manifest;
     const fr_policy *policy; /* static table row (fr_policy.h), or NULL */
-    FILE *log;
+    fr_log log;
     fr_model *shape; /* the configuration's layout; no rows */
     size_t dense_count;
     uint32_t ntab;
@@ -325,8 +326,8 @@ static void *worker(void *arg)
                 q->st.last_rows = rows;
             }
             if (full) q->wants_full = 0;
-            if ((q->last_failed || q->st.held) && q->log)
-                fprintf(q->log, "freshet: publishing again (version %" PRIu64 ", %zu rows%s, %.2f s)\n", v, rows,
+            if (q->last_failed || q->st.held)
+                fr_logf(&q->log, FR_LOG_INFO, "publishing again (version %" PRIu64 ", %zu rows%s, %.2f s)", v, rows,
                         full ? ", every row" : "", mono_now() - t0);
             q->last_failed = 0;
             q->st.held = 0;
@@ -334,7 +335,7 @@ static void *worker(void *arg)
         } else if (rc == FR_PUBLISH_HELD) {
             /* the operator's decision: keep everything, look again in a second; no reconnect was involved */
             merge_back(q);
-            if (!q->st.held && q->log) fprintf(q->log, "freshet: publishing held: %s\n", err);
+            if (!q->st.held) fr_logf(&q->log, FR_LOG_WARN, "publishing held: %s", err);
             q->st.held = 1;
             q->st.held_version = held;
             snprintf(q->st.last_error, sizeof q->st.last_error, "%s", err);
@@ -346,7 +347,7 @@ static void *worker(void *arg)
             if (rc != FR_PUBLISH_NEED_FULL) {
                 q->st.failures++;
                 snprintf(q->st.last_error, sizeof q->st.last_error, "%s", err);
-                if (!q->last_failed && q->log) fprintf(q->log, "freshet: publish failed, will retry: %s\n", err);
+                if (!q->last_failed) fr_logf(&q->log, FR_LOG_ERROR, "publish failed, will retry: %s", err);
                 q->last_failed = 1;
             }
         }
@@ -365,7 +366,7 @@ static void *worker(void *arg)
 }
 
 fr_pubq *fr_pubq_open(const char *host, int port, const char *prefix, int keep_versions, const char *writer_id,
-                      const fr_model_config *cfg, const fr_publish_info *info, FILE *log, char *err, size_t errlen)
+                      const fr_model_config *cfg, const fr_publish_info *info, const fr_log *log, char *err, size_t errlen)
 {
     const char *manifest_json = info ? info->manifest_json : NULL;
     if (!host || !host[0] || keep_versions < 1) {
@@ -381,7 +382,7 @@ fr_pubq *fr_pubq_open(const char *host, int port, const char *prefix, int keep_v
     }
     q->port = port;
     q->keep = keep_versions;
-    q->log = log;
+    if (log) q->log = *log;
     q->wants_full = 1; /* the first push of a process writes every row */
     q->host = strdup(host);
     q->prefix = strdup(prefix);

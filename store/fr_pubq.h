@@ -31,8 +31,7 @@
 
 #include <stddef.h>
 #include <stdint.h>
-#include <stdio.h>
-
+#include "fr_log.h"
 #include "fr_model.h"
 #include "fr_publish.h"
 
@@ -41,10 +40,10 @@ typedef struct fr_pubq fr_pubq;
 /* Starts the publisher thread; connects to Redis lazily (never fails because Redis is down).
  * info: what every push writes into the manifest (the daemon's description, copied, and the
  * policy, a static table row; info and its members may be NULL). log: where failures and
- * recoveries are reported (NULL: silent). writer_id: the publisher's lease on the prefix (fr_publish.h;
+ * recoveries are reported, from the publisher thread (copied; NULL or a NULL fn: silent; fr_log.h). writer_id: the publisher's lease on the prefix (fr_publish.h;
  * NULL: none). NULL with a message on a bad prefix (fr_publish.h's rule) or out of memory. */
 fr_pubq *fr_pubq_open(const char *host, int port, const char *prefix, int keep_versions, const char *writer_id,
-                      const fr_model_config *cfg, const fr_publish_info *info, FILE *log, char *err, size_t errlen);
+                      const fr_model_config *cfg, const fr_publish_info *info, const fr_log *log, char *err, size_t errlen);
 /* Tries to push what is pending (waits up to timeout_seconds), stops the thread and frees. What
  * could not be pushed is not lost: it is in the checkpoint, and the next process pushes every row. */
 void fr_pubq_close(fr_pubq *q, double timeout_seconds);

@@ -1,14 +1,17 @@
 /* The whole pipeline publishing to a private redis-server: a run that could not publish says so
  * (another daemon's lease, a rollback's hold), a run with nothing new publishes nothing and leaves
  * a rollback in force, the hold shows on the status line and the metrics page, and after each run
- * Redis serves exactly the checkpoint (fr_verify). Skipped when redis-server is not installed. */
+ * Redis serves exactly the checkpoint (fr_verify); the pipeline's and the publisher's messages go
+ * to the program's logger, never straight to stderr. Skipped when redis-server is not installed. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
 #include <cmocka.h>
 
+#include <fcntl.h>
 #include <hiredis/hiredis.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -22,6 +25,7 @@
 #include "gen_lines.h"
 #include "redis_server.h"
 #include "tmpdir.h"
+#include <unistd.h>
 
 static lines make_stream(void)
 {
@@ -191,11 +195,93 @@ static void test_rollback_survives_runs(void **state)
     tmpdir_remove(dir);
 }
 
+/* What a logger collected: the publisher calls it from its own thread. */
+typedef struct {
+    pthread_mutex_t mu;
+    char text[8192];
+    int n, levels[3];
+} collected;
+
+static void collect(void *ctx, fr_log_level level, const char *msg)
+{
+    collected *c = ctx;
+    pthread_mutex_lock(&c->mu);
+    size_t used = strlen(c->text);
+    snprintf(c->text + used, sizeof c->text - used, "%s\n", msg);
+    c->n++;
+    c->levels[level]++;
+    pthread_mutex_unlock(&c->mu);
+}
+
+/* One run that has something to say: two messages rejected, a publisher that cannot reach Redis.
+ * Returns how many bytes the process wrote on stderr meanwhile. */
+static long run_with_messages(const char *dir, const fr_log *log)
+{
+    lines L = make_stream();
+    fr_config c = publishing_config(dir, 1, "logs"); /* port 1: nothing answers */
+    c.log = *log;
+    char errpath[300], err[512];
+    snprintf(errpath, sizeof errpath, "%s.stderr", dir);
+    fflush(stderr);
+    int saved = dup(2), fd = open(errpath, O_WRONLY | O_CREAT | O_TRUNC, 0644);
+    assert_true(saved >= 0 && fd >= 0);
+    dup2(fd, 2);
+    fr_pipeline *p = fr_pipeline_open(&c, err, sizeof err);
+    int ok = p != NULL;
+    if (p) {
+        fr_pipeline_register_source(p, "file", NULL);
+        const char *bad[] = {"not json", "{\"type\":\"impression\"}"};
+        for (size_t i = 0; i < 2000 && ok; i++)
+            ok = fr_pipeline_message(p, "file", (int64_t)i + 1, L.line[i], L.len[i], err, sizeof err) == 0;
+        for (int i = 0; i < 2 && ok; i++)
+            ok = fr_pipeline_message(p, "file", 2001 + i, bad[i], strlen(bad[i]), err, sizeof err) == 0;
+        ok = ok && fr_pipeline_checkpoint(p, err, sizeof err) == 0;
+        char msg[640];
+        ok = ok && fr_pipeline_finish_publishing(p, 5, msg, sizeof msg) == -1;
+        fr_pipeline_close(p);
+    }
+    fflush(stderr);
+    dup2(saved, 2);
+    close(saved);
+    off_t written = lseek(fd, 0, SEEK_END);
+    close(fd);
+    unlink(errpath);
+    lines_free(&L);
+    if (!ok) fail_msg("run: %s", err);
+    return (long)written;
+}
+
+/* The pipeline and its publisher write nothing on stderr themselves: their messages go to the
+ * logger the program gave them (fr_log.h), none by default. */
+static void test_messages_go_to_the_logger(void **state)
+{
+    (void)state;
+    char *dir = tmpdir_make("pplog");
+    char sub[300];
+    collected got = {.mu = PTHREAD_MUTEX_INITIALIZER};
+    const fr_log log = {collect, &got};
+    snprintf(sub, sizeof sub, "%s/a", dir);
+    assert_int_equal(run_with_messages(sub, &log), 0);
+    static const char *const want[] = {"rejected malformed_json (malformed_json, 1 so far) at file offset 2000: ",
+                                       "rejected bad_id (bad_id, 1 so far) at file offset 2001: ",
+                                       "publish failed, will retry: "};
+    for (size_t i = 0; i < sizeof want / sizeof want[0]; i++)
+        if (!strstr(got.text, want[i])) fail_msg("the logger did not get \"%s\":\n%s", want[i], got.text);
+    assert_null(strstr(got.text, "freshet: ")); /* the program's sink adds its name */
+    assert_true(got.levels[FR_LOG_WARN] >= 2 && got.levels[FR_LOG_ERROR] >= 1);
+
+    /* no logger: silent */
+    snprintf(sub, sizeof sub, "%s/b", dir);
+    assert_int_equal(run_with_messages(sub, &(fr_log){0}), 0);
+    tmpdir_remove(dir);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_lease_blocks_publishing),
         cmocka_unit_test(test_rollback_survives_runs),
+        cmocka_unit_test(test_messages_go_to_the_logger),
     };
     return cmocka_run_group_tests(tests, group_setup, group_teardown);
 }

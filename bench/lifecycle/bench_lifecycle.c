@@ -245,7 +245,8 @@ static void bench_fresh(const char *host, int port, const char *dir, double rate
         if (fr_model_set_row_policy(m, t, &p, err, sizeof err) != 0) die("policy", err); /* stamps, as the daemon */
     }
     const fr_model_config *c = fr_model_get_config(m);
-    fr_pubq *q = fr_pubq_open(host, port, "freshet-lcbench", 2, NULL, c, NULL, stderr, err, sizeof err);
+    fr_pubq *q = fr_pubq_open(host, port, "freshet-lcbench", 2, NULL, c, NULL, &(fr_log){fr_log_stderr_fn, NULL}, err,
+                              sizeof err);
     if (!q) die("pubq", err);
     size_t n = (size_t)(rate * seconds);
     int bs = c->batch_size;
