@@ -14,7 +14,7 @@ rate="${FRESHET_BENCH_RATE:-20000}" seconds="${FRESHET_BENCH_SECONDS:-20}"
 cmake -S "$root" -B "$build" -DCMAKE_BUILD_TYPE=Release -DFRESHET_SANITIZE=OFF >/dev/null
 cmake --build "$build" -j2 --target fr_store >/dev/null
 # shellcheck disable=SC2046
-cc -O2 -std=c17 -Wall -Wextra -Werror -D_POSIX_C_SOURCE=200809L -I"$root/store" -I"$root/stream" -I"$root/learner" \
+cc -O2 -std=c17 -Wall -Wextra -Werror -D_POSIX_C_SOURCE=200809L -I"$root/base" -I"$root/store" -I"$root/stream" -I"$root/learner" \
   -I"$root/include" "$root/bench/lifecycle/bench_lifecycle.c" -o "$build/bench_lifecycle" "$build/libfr_store.a" \
   "$build/libfr_serving.a" "$build/libfr_stream.a" "$build/libfr_learner.a" \
   $(pkg-config --libs rocksdb hiredis jansson openblas libxxhash) -lpthread -lm

@@ -14,7 +14,7 @@ trap 'rm -rf "$work"' EXIT
 cmake -S "$root" -B "$build" -DCMAKE_BUILD_TYPE=Release -DFRESHET_SANITIZE=OFF >/dev/null
 cmake --build "$build" -j2 --target freshet fr_daemon >/dev/null
 # shellcheck disable=SC2046
-cc -O2 -std=c17 -Wall -Wextra -Werror -D_POSIX_C_SOURCE=200809L -I"$root/store" -I"$root/learner" -I"$root/daemon" \
+cc -O2 -std=c17 -Wall -Wextra -Werror -D_POSIX_C_SOURCE=200809L -I"$root/base" -I"$root/store" -I"$root/learner" -I"$root/daemon" \
   -I"$root/stream" "$root/bench/models/bench_models.c" -o "$build/bench_models" "$build/libfr_daemon.a" \
   "$build/libfr_stream.a" "$build/libfr_sim.a" "$build/libfr_store.a" "$build/libfr_serving.a" \
   "$build/libfr_stream.a" \

@@ -11,7 +11,7 @@ build="${FRESHET_BENCH_BUILD_DIR:-/tmp/freshet-bench-build}"
 cmake -S "$root" -B "$build" -DCMAKE_BUILD_TYPE=Release -DFRESHET_SANITIZE=OFF >/dev/null
 cmake --build "$build" -j2 --target fr_store >/dev/null
 # shellcheck disable=SC2046
-cc -O2 -std=c17 -Wall -Wextra -Werror -D_POSIX_C_SOURCE=200809L -I"$root/store" -I"$root/stream" -I"$root/learner" \
+cc -O2 -std=c17 -Wall -Wextra -Werror -D_POSIX_C_SOURCE=200809L -I"$root/base" -I"$root/store" -I"$root/stream" -I"$root/learner" \
   -I"$root/include" "$root/bench/serving/bench_serving.c" -o "$build/bench_serving" "$build/libfr_store.a" \
   "$build/libfr_serving.a" "$build/libfr_stream.a" "$build/libfr_learner.a" \
   $(pkg-config --libs rocksdb hiredis jansson openblas libxxhash) -lpthread -lm
