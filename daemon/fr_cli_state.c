@@ -6,6 +6,7 @@
 #include <string.h>
 
 #include "fr_admit.h"
+#include "fr_bytes.h"
 #include "fr_ckpt.h"
 #include "fr_cli_int.h"
 #include "fr_join.h"
@@ -86,7 +87,7 @@ int fr_cli_cmd_inspect(const fr_cli_args *a)
         unsigned char w[4];
         snprintf(bname, sizeof bname, "admit.%" PRIu32, t);
         if (fr_ckpt_get_blob(ck, bname, w, sizeof w) == 4) {
-            uint32_t wl = (uint32_t)w[0] | (uint32_t)w[1] << 8 | (uint32_t)w[2] << 16 | (uint32_t)w[3] << 24;
+            uint32_t wl = fr_get_u32le(w);
             if (wl >= 1 && wl < 40) admit_bytes += (uint64_t)FR_ADMIT_DEPTH << (wl - 1);
             printf("admission %-12s counters=4x2^%" PRIu32 "\n", names[t], wl);
         }
