@@ -1,0 +1,115 @@
+/* fr_pipeline_int: the pipeline's state, shared by the loop (fr_pipeline.c) and the saved parts
+ * (fr_parts.c: the one table of what a checkpoint holds, written and restored from it). Private to
+ * daemon/; the public contract is fr_pipeline.h. */
+#ifndef FR_PIPELINE_INT_H
+#define FR_PIPELINE_INT_H
+
+#include <stdint.h>
+#include <stdio.h>
+#include <string.h>
+
+#include "fr_ckpt.h"
+#include "fr_dfm.h"
+#include "fr_evtime.h"
+#include "fr_pipeline.h"
+#include "fr_policy.h"
+#include "fr_pubq.h"
+
+typedef struct {
+    char name[FR_SOURCE_NAME_MAX];
+    int64_t next_offset;  /* -1: never read */
+    int64_t max_ts;       /* INT64_MIN: delivered nothing yet */
+    int registered;       /* only registered sources hold the watermark */
+    int idle;
+    int identity_len;     /* -1: none */
+    unsigned char identity[FR_SOURCE_IDENTITY_MAX + 1];
+    fr_evtime *et;        /* which of its events may move its event time (checkpointed as "evtime") */
+} source;
+
+struct fr_pipeline {
+    fr_config cfg;
+    fr_model *model;
+    fr_join *join;
+    const fr_policy *policy; /* join.policy: the copies' weights, the helper heads, what serving returns */
+    fr_dfm_heads *heads;   /* helper heads f_dp, f_rn when the policy uses them, else NULL */
+    fr_dfm_limits dfm_limits;
+    fr_ckpt *ckpt;
+    fr_pubq *pub;          /* the publisher thread (NULL: not publishing) */
+    fr_pipeline_reject_fn on_reject; /* the dead-letter copy (fr_kafka), or NULL */
+    void *on_reject_ctx;
+    char *manifest;
+
+    source sources[FR_MAX_SOURCES];
+    int n_sources;
+
+    fr_sample *batch;      /* emitted samples waiting for a full mini-batch */
+    int batch_n;
+    int batch_cap;
+    float (*preds)[FR_NTASKS];
+
+    fr_metric *metrics;    /* [task][scenario], scenario n_scenarios = all */
+    fr_pipeline_counters counters;
+
+    fr_guard guard;        /* label-collapse guard state (checkpointed as the blob "guard") */
+    uint64_t early_checkpoints; /* checkpoints taken because the join held too many entries */
+    uint64_t publishes_withheld; /* checkpoints not followed by a publish: the guard was paused */
+    int publish_finished;        /* fr_pipeline_finish_publishing waited already: closing does not wait again */
+    int failed;            /* a spilled join entry could not be read back: stop consuming */
+    char failure[320];
+
+    uint64_t checkpoints;       /* written by this process */
+    double last_ckpt_seconds;   /* how long the last one took (assemble + commit), wall time */
+    double last_ckpt_wall;
+    uint64_t samples_at_last_ckpt;
+    uint64_t consumed_at_last_ckpt;
+    double last_status_wall;
+    uint64_t last_status_consumed;
+    uint64_t last_status_samples;
+};
+
+static inline const char *task_name(int t)
+{
+    static const char *const names[FR_NTASKS] = {"ctr", "cvr", "ctcvr"};
+    return names[t];
+}
+
+static inline size_t metric_count(const fr_pipeline *p) { return (size_t)FR_NTASKS * (size_t)(p->cfg.schema.n_scenarios + 1); }
+
+static inline source *find_source(fr_pipeline *p, const char *name)
+{
+    for (int i = 0; i < p->n_sources; i++)
+        if (strcmp(p->sources[i].name, name) == 0) return &p->sources[i];
+    return NULL;
+}
+
+static inline source *add_source(fr_pipeline *p, const char *name)
+{
+    source *s = find_source(p, name);
+    if (s) return s;
+    if (p->n_sources == FR_MAX_SOURCES || strlen(name) >= FR_SOURCE_NAME_MAX) return NULL;
+    fr_evtime *et = fr_evtime_create();
+    if (!et) return NULL;
+    s = &p->sources[p->n_sources++];
+    memset(s, 0, sizeof *s);
+    snprintf(s->name, sizeof s->name, "%s", name);
+    s->next_offset = -1;
+    s->max_ts = INT64_MIN;
+    s->identity_len = -1;
+    s->et = et;
+    return s;
+}
+
+static inline void identity_blob_name(const source *s, char *out, size_t cap) { snprintf(out, cap, "identity:%s", s->name); }
+
+/* Admission and TTL of every embedded field (fr_pipeline.c). */
+int fr_pipeline_apply_row_policies(fr_model *m, const fr_config *c, char *err, size_t errlen);
+/* The field list and scenarios of a checkpoint's blob "manifest" against the configuration's
+ * (fr_pipeline.c): 0, or -1 with the refusal, by key, in err. */
+int fr_pipeline_check_schema(const fr_schema *sch, const char *text, size_t len, char *err, size_t errlen);
+
+/* fr_parts.c: every saved part into the batch (0, or -1: why says the cause when it is not a failed
+ * put, whose reason the batch keeps), and every part back from p->ckpt into a freshly opened p. */
+int fr_parts_save(fr_pipeline *p, fr_ckpt_batch *b, const char **why);
+int fr_parts_restore(fr_pipeline *p, char *err, size_t errlen);
+
+#endif
