@@ -81,7 +81,17 @@ static int read_marker(fr_ckpt *c, char *err, size_t errlen)
         rc = -1;
     } else {
         uint32_t ver = fr_get_u32le((const unsigned char *)v + 4);
-        if (ver != FR_CKPT_FORMAT_VERSION) {
+        if (ver == 2) {
+            /* Not migrated: its counters, metrics, mini-batch, guard and sources are the writing
+             * host's structs, which no later build can read for sure. */
+            snprintf(err, errlen,
+                     "checkpoint: %s holds format version 2 (counters, metrics, batch, guard and sources stored as "
+                     "raw structs of the host that wrote them); this build reads version %d and does not migrate "
+                     "it: replay the input log into a new checkpoint.dir (freshet replay FILE --state NEW_DIR), or "
+                     "keep running the build that wrote it",
+                     c->dir, FR_CKPT_FORMAT_VERSION);
+            rc = -1;
+        } else if (ver != FR_CKPT_FORMAT_VERSION) {
             snprintf(err, errlen,
                      "checkpoint: format version %" PRIu32 " but this build reads version %d; use a matching "
                      "freshet build or start from an empty checkpoint directory",
