@@ -515,6 +515,19 @@ static void test_parts_truncated_or_missing(void **state)
             free(blob);
         }
     }
+    /* an event-time source name with a NUL inside: once restored as another source ("f"), whose next
+     * checkpoint no restore read (found by fuzz_evtime) */
+    {
+        char dir[256];
+        raw_db r = corrupt_begin(dir);
+        size_t len;
+        unsigned char *blob = blob_get(&r, "evtime", &len);
+        assert_true(len > 11 && memcmp(blob + 7, "file", 4) == 0); /* version u8, count u32, name length u16 */
+        blob[8] = '\0';
+        blob_put(&r, "evtime", blob, len);
+        expect_refused(&r, dir, "blob \"evtime\"", "corrupt");
+        free(blob);
+    }
     /* bins listed out of order */
     char dir[256];
     raw_db r = corrupt_begin(dir);
