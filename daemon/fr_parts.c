@@ -188,8 +188,8 @@ int fr_pipeline_batch_decode(const void *buf, size_t len, fr_sample *out, int ca
     }
     if (fr_sample_limits_check(lim, why, whylen) != 0) return -1;
     if (n >= (uint32_t)cap) {
-        snprintf(why, whylen, "it holds %" PRIu32 " samples, a full mini-batch is %d (written with another batch size?)",
-                 n, cap);
+        snprintf(why, whylen,
+                 "it holds %" PRIu32 " samples, a full mini-batch is %d (written with another batch size?)", n, cap);
         return -1;
     }
     for (uint32_t i = 0; i < n; i++) {
@@ -262,18 +262,22 @@ static size_t metrics_encode(const fr_pipeline *p, void *buf, size_t cap)
     if (!buf || cap < need) return need;
     unsigned char *at = buf;
     fr_put_u32le(at, (uint32_t)metric_count(p));
-    at += 4;
-    for (size_t i = 0; i < metric_count(p); i++) at += fr_metric_encode(&p->metrics[i], at, need - (size_t)(at - (unsigned char *)buf));
+    size_t off = 4;
+    for (size_t i = 0; i < metric_count(p); i++) off += fr_metric_encode(&p->metrics[i], at + off, need - off);
     return need;
 }
 
 static int metrics_decode(fr_pipeline *p, const void *buf, size_t len, char *err, size_t errlen)
 {
     const unsigned char *at = buf;
-    if (len < 4 || fr_get_u32le(at) != metric_count(p)) {
-        snprintf(err, errlen, "checkpoint: blob \"metrics\" holds %s%" PRIu32 " metrics, the configuration has %zu (3 "
+    if (len < 4) {
+        snprintf(err, errlen, "checkpoint corrupt: blob \"metrics\" has %zu bytes, too few for its count", len);
+        return -1;
+    }
+    if (fr_get_u32le(at) != metric_count(p)) {
+        snprintf(err, errlen, "checkpoint: blob \"metrics\" holds %" PRIu32 " metrics, the configuration has %zu (3 "
                  "tasks x (scenarios + 1)): written with another scenario list",
-                 len < 4 ? "no count of " : "", len < 4 ? 0 : fr_get_u32le(at), metric_count(p));
+                 fr_get_u32le(at), metric_count(p));
         return -1;
     }
     size_t off = 4;
@@ -285,10 +289,10 @@ static int metrics_decode(fr_pipeline *p, const void *buf, size_t len, char *err
             continue;
         }
         const int s = (int)i % per_task;
-        snprintf(err, errlen, "checkpoint corrupt: blob \"metrics\": task %s, scenario %s %s", task_name((int)i / per_task),
-                 s < p->cfg.schema.n_scenarios ? p->cfg.schema.scenarios[s] : "all",
+        snprintf(err, errlen, "checkpoint corrupt: blob \"metrics\": task %s, scenario %s %s",
+                 task_name((int)i / per_task), s < p->cfg.schema.n_scenarios ? p->cfg.schema.scenarios[s] : "all",
                  used == -2 ? "holds a sum that is negative or not finite"
-                            : "is cut short or lists its bins out of order");
+                            : "is cut short or lists a bin out of range, out of order or empty");
         return -1;
     }
     if (off != len) {
@@ -579,8 +583,8 @@ static int sources_load(fr_pipeline *p, char *err, size_t errlen)
     const char *bad = fr_evtime_walk_all(buf, len, import_source_evtime, p, name, sizeof name);
     free(buf);
     if (bad) {
-        snprintf(err, errlen, "checkpoint: the event-time state (blob \"evtime\"%s%s) is %s", name[0] ? ", source " : "",
-                 name, bad);
+        snprintf(err, errlen, "checkpoint: the event-time state (blob \"evtime\"%s%s) is %s",
+                 name[0] ? ", source " : "", name, bad);
         return -1;
     }
     for (int i = 0; i < p->n_sources; i++) {
@@ -637,19 +641,22 @@ static const part PARTS[] = {
     {.name = "dfm_heads", .encode = heads_encode, .decode = heads_decode, .present = has_heads},
 };
 
-int fr_parts_save(fr_pipeline *p, fr_ckpt_batch *b, const char **why)
+int fr_parts_save(fr_pipeline *p, fr_ckpt_batch *b, char *why, size_t whylen)
 {
+    why[0] = '\0';
     for (size_t i = 0; i < sizeof PARTS / sizeof PARTS[0]; i++) {
         const part *pt = &PARTS[i];
         if (pt->present && !pt->present(p)) continue;
         if (pt->save) {
-            if (pt->save(p, b, why) != 0) return -1;
-            continue;
+            const char *cause = NULL;
+            if (pt->save(p, b, &cause) == 0) continue;
+            if (cause) snprintf(why, whylen, "%s", cause);
+            return -1;
         }
         size_t n = pt->encode(p, NULL, 0);
         unsigned char *buf = malloc(n ? n : 1);
         if (!buf) {
-            *why = "out of memory encoding a part";
+            snprintf(why, whylen, "out of memory encoding blob \"%s\" (%zu bytes)", pt->name, n);
             return -1;
         }
         pt->encode(p, buf, n);

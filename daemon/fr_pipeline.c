@@ -568,11 +568,11 @@ int fr_pipeline_checkpoint(fr_pipeline *p, char *err, size_t errlen)
         snprintf(err, errlen, "checkpoint not written: out of memory starting its write batch");
         return -1;
     }
-    const char *why = NULL; /* a failure of this function's own; a failed put leaves its reason in the batch */
-    int rc = fr_parts_save(p, b, &why);
+    char cause[256]; /* a part's own failure; a failed put leaves its reason in the batch */
+    int rc = fr_parts_save(p, b, cause, sizeof cause);
     if (rc != 0) {
         /* The cause, not the step: "out of memory building a key" tells the operator what to fix. */
-        if (!why) why = fr_ckpt_batch_error(b);
+        const char *why = cause[0] ? cause : fr_ckpt_batch_error(b);
         snprintf(err, errlen, "checkpoint not written (the previous one is intact): %s",
                  why ? why : "a put into the write batch failed");
         fr_ckpt_abort(b);

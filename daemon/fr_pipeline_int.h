@@ -107,9 +107,9 @@ int fr_pipeline_apply_row_policies(fr_model *m, const fr_config *c, char *err, s
  * (fr_pipeline.c): 0, or -1 with the refusal, by key, in err. */
 int fr_pipeline_check_schema(const fr_schema *sch, const char *text, size_t len, char *err, size_t errlen);
 
-/* fr_parts.c: every saved part into the batch (0, or -1: why says the cause when it is not a failed
+/* fr_parts.c: every saved part into the batch (0, or -1: why holds the cause, or is "" for a failed
  * put, whose reason the batch keeps), and every part back from p->ckpt into a freshly opened p. */
-int fr_parts_save(fr_pipeline *p, fr_ckpt_batch *b, const char **why);
+int fr_parts_save(fr_pipeline *p, fr_ckpt_batch *b, char *why, size_t whylen);
 int fr_parts_restore(fr_pipeline *p, char *err, size_t errlen);
 
 #endif
