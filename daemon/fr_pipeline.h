@@ -42,17 +42,29 @@ typedef struct {
 
 typedef struct fr_pipeline fr_pipeline;
 
-/* The pure checks of restoring the pipeline's own blobs (tests/fuzz calls them directly). The blob
- * "sources" is an array of fr_stored_source (each source's name and the largest event time it
- * delivered, INT64_MIN: none); "batch" an array of fr_sample. Each returns 0, or -1 with the reason
- * in why: a name empty or not terminated, an event time outside [0, FR_TS_MAX]; a sample the joiner
- * cannot emit (kind, scenario in [0, n_scenarios), labels, weights, priors, flags, numerics, multi_len). */
+/* The pipeline's own checkpoint records (daemon/fr_parts.c; docs/checkpoint-format.md), pure
+ * functions over bytes (tests/fuzz calls them directly). Stored bytes are untrusted: every decoder
+ * checks bounds and values.
+ * fr_stored_source: one entry of the blob "sources" (a source's name and the largest event time it
+ * delivered, INT64_MIN: none). check_source: 0, or -1 with the reason in why (a name empty or not
+ * terminated, an event time outside [0, FR_TS_MAX]). check_sample: 0 when s is a sample the joiner
+ * can emit into a batch (kind, scenario in [0, n_scenarios), labels, weights, priors, flags,
+ * numerics, multi_len), else -1 with the reason.
+ * sources_encode: the blob for n entries in ascending name order (its size; written only when cap
+ * is enough, NULL, 0 sizes it); sources_decode: the entries (at most FR_MAX_SOURCES) or -1 with the
+ * reason. batch_decode: the samples of a blob "batch" into out (fewer than cap, each accepted by
+ * check_sample) or -1 with the reason. */
 typedef struct {
     char name[FR_SOURCE_NAME_MAX];
     int64_t max_ts;
 } fr_stored_source;
 int fr_pipeline_check_source(const fr_stored_source *s, char *why, size_t whylen);
 int fr_pipeline_check_sample(const fr_sample *s, int n_scenarios, char *why, size_t whylen);
+size_t fr_pipeline_sources_encode(const fr_stored_source *s, size_t n, void *buf, size_t cap);
+long fr_pipeline_sources_decode(const void *buf, size_t len, fr_stored_source out[FR_MAX_SOURCES], char *why,
+                                size_t whylen);
+int fr_pipeline_batch_decode(const void *buf, size_t len, fr_sample *out, int cap, int n_scenarios, char *why,
+                             size_t whylen);
 
 /* Opens the checkpoint in c->checkpoint_dir and restores from it when present; connects the
  * publisher when c->redis_host is set (publish failures are reported, not fatal). */
@@ -90,8 +102,11 @@ int fr_pipeline_maybe_checkpoint(fr_pipeline *p, char *err, size_t errlen);
 int fr_pipeline_checkpoint(fr_pipeline *p, char *err, size_t errlen);
 
 const fr_pipeline_counters *fr_pipeline_get_counters(const fr_pipeline *p);
-/* The "counters" blob of a checkpoint, of this version or of the one before the event-time
- * check (two reasons fewer). 0, or -1 for any other length. */
+/* The "counters" blob of a checkpoint: encode gives its size (written only when cap is enough);
+ * decode: 0, -1 when it is not a counters record, -2 when its counts are impossible (a reason 0
+ * count, more rejected than consumed). A record of fewer reasons (an older build's) reads with the
+ * new ones at 0. */
+size_t fr_pipeline_counters_encode(const fr_pipeline_counters *c, void *buf, size_t cap);
 int fr_pipeline_counters_decode(const void *buf, size_t len, fr_pipeline_counters *out);
 /* Messages held now because they are far ahead of their source's time (fr_evtime.h), and
  * messages held and later released, over the life of the checkpoint. */

@@ -1,16 +1,20 @@
 /* fr_pipeline_int.h: the pipeline's private state, shared by the files of the pipeline only
- * (daemon/fr_pipeline.c: the loop, restore and checkpoint; daemon/fr_report.c: the status line,
- * the reports and the Prometheus text). Nothing outside them includes it: everything else goes
- * through fr_pipeline.h. */
+ * (daemon/fr_pipeline.c: the loop; daemon/fr_parts.c: the one table of what a checkpoint holds,
+ * written and restored from it; daemon/fr_report.c: the status line, the reports and the
+ * Prometheus text). Nothing outside them includes it: everything else goes through fr_pipeline.h. */
 #ifndef FR_PIPELINE_INT_H
 #define FR_PIPELINE_INT_H
 
+#include <stdint.h>
+#include <stdio.h>
+#include <string.h>
 #include <time.h>
 
 #include "fr_ckpt.h"
 #include "fr_dfm.h"
 #include "fr_evtime.h"
 #include "fr_pipeline.h"
+#include "fr_policy.h"
 #include "fr_pubq.h"
 
 typedef struct {
@@ -83,5 +87,44 @@ static inline const char *task_name(int t)
     static const char *const names[FR_NTASKS] = {"ctr", "cvr", "ctcvr"};
     return names[t];
 }
+
+static inline size_t metric_count(const fr_pipeline *p) { return (size_t)FR_NTASKS * (size_t)(p->cfg.schema.n_scenarios + 1); }
+
+static inline source *find_source(fr_pipeline *p, const char *name)
+{
+    for (int i = 0; i < p->n_sources; i++)
+        if (strcmp(p->sources[i].name, name) == 0) return &p->sources[i];
+    return NULL;
+}
+
+static inline source *add_source(fr_pipeline *p, const char *name)
+{
+    source *s = find_source(p, name);
+    if (s) return s;
+    if (p->n_sources == FR_MAX_SOURCES || strlen(name) >= FR_SOURCE_NAME_MAX) return NULL;
+    fr_evtime *et = fr_evtime_create();
+    if (!et) return NULL;
+    s = &p->sources[p->n_sources++];
+    memset(s, 0, sizeof *s);
+    snprintf(s->name, sizeof s->name, "%s", name);
+    s->next_offset = -1;
+    s->max_ts = INT64_MIN;
+    s->identity_len = -1;
+    s->et = et;
+    return s;
+}
+
+static inline void identity_blob_name(const source *s, char *out, size_t cap) { snprintf(out, cap, "identity:%s", s->name); }
+
+/* Admission and TTL of every embedded field (fr_pipeline.c). */
+int fr_pipeline_apply_row_policies(fr_model *m, const fr_config *c, char *err, size_t errlen);
+/* The field list and scenarios of a checkpoint's blob "manifest" against the configuration's
+ * (fr_pipeline.c): 0, or -1 with the refusal, by key, in err. */
+int fr_pipeline_check_schema(const fr_schema *sch, const char *text, size_t len, char *err, size_t errlen);
+
+/* fr_parts.c: every saved part into the batch (0, or -1: why holds the cause, or is "" for a failed
+ * put, whose reason the batch keeps), and every part back from p->ckpt into a freshly opened p. */
+int fr_parts_save(fr_pipeline *p, fr_ckpt_batch *b, char *why, size_t whylen);
+int fr_parts_restore(fr_pipeline *p, char *err, size_t errlen);
 
 #endif

@@ -3,6 +3,8 @@
 #include <math.h>
 #include <string.h>
 
+#include "fr_bytes.h"
+
 void fr_metric_reset(fr_metric *m) { memset(m, 0, sizeof *m); }
 
 /* Bins are uniform in logit space over [-FR_METRIC_LOGIT_RANGE, +FR_METRIC_LOGIT_RANGE]: ad
@@ -43,6 +45,64 @@ int fr_metric_check(const fr_metric *m)
     for (size_t i = 0; i < sizeof sums / sizeof sums[0]; i++)
         if (!(isfinite(sums[i]) && sums[i] >= 0)) return -1;
     return 0;
+}
+
+/* A bin is stored when either count has any bit set (-0.0 included): restoring gives back the very
+ * bits, so a restarted run's metrics stay those of the unbroken one. */
+static int bin_used(const fr_metric *m, int b)
+{
+    uint64_t p, n;
+    memcpy(&p, &m->pos[b], 8);
+    memcpy(&n, &m->neg[b], 8);
+    return (p | n) != 0;
+}
+
+enum { METRIC_HEAD = 8 + 4 * 8 + 2, METRIC_BIN = 2 + 8 + 8 };
+
+size_t fr_metric_encode(const fr_metric *m, void *buf, size_t cap)
+{
+    size_t nb = 0;
+    for (int b = 0; b < FR_METRIC_BINS; b++) nb += (size_t)bin_used(m, b);
+    const size_t need = METRIC_HEAD + nb * METRIC_BIN;
+    if (!buf || cap < need) return need;
+    fr_bytes_out o = fr_bytes_out_init(buf, need);
+    fr_out_u64le(&o, m->count);
+    fr_out_f64le(&o, m->weight);
+    fr_out_f64le(&o, m->loss);
+    fr_out_f64le(&o, m->label_sum);
+    fr_out_f64le(&o, m->pred_sum);
+    fr_out_u16le(&o, (uint16_t)nb);
+    for (int b = 0; b < FR_METRIC_BINS; b++) {
+        if (!bin_used(m, b)) continue;
+        fr_out_u16le(&o, (uint16_t)b);
+        fr_out_f64le(&o, m->pos[b]);
+        fr_out_f64le(&o, m->neg[b]);
+    }
+    return need;
+}
+
+long fr_metric_decode(fr_metric *m, const void *buf, size_t len)
+{
+    fr_metric_reset(m);
+    fr_bytes_in r = fr_bytes_in_init(buf, len);
+    m->count = fr_in_u64le(&r);
+    m->weight = fr_in_f64le(&r);
+    m->loss = fr_in_f64le(&r);
+    m->label_sum = fr_in_f64le(&r);
+    m->pred_sum = fr_in_f64le(&r);
+    const unsigned nb = fr_in_u16le(&r);
+    if (r.overrun || nb > FR_METRIC_BINS || (size_t)nb * METRIC_BIN > r.left) return -1;
+    int last = -1;
+    for (unsigned i = 0; i < nb; i++) {
+        const int b = fr_in_u16le(&r);
+        if (b <= last || b >= FR_METRIC_BINS) return -1;
+        m->pos[b] = fr_in_f64le(&r);
+        m->neg[b] = fr_in_f64le(&r);
+        if (!r.overrun && !bin_used(m, b)) return -1; /* the encoder lists only used bins: one record per metric */
+        last = b;
+    }
+    if (r.overrun) return -1;
+    return fr_metric_check(m) == 0 ? (long)(len - r.left) : -2;
 }
 
 void fr_metric_merge(fr_metric *into, const fr_metric *from)

@@ -6,6 +6,7 @@
 #ifndef FR_METRICS_H
 #define FR_METRICS_H
 
+#include <stddef.h>
 #include <stdint.h>
 
 enum { FR_METRIC_BINS = 4096, FR_METRIC_LOGIT_RANGE = 16 };
@@ -26,6 +27,15 @@ void fr_metric_add(fr_metric *m, double pred, double label, double weight);
 /* 0 when m can be a metric fr_metric_add built (every sum finite and >= 0), else -1: for a metric
  * read back from storage. */
 int fr_metric_check(const fr_metric *m);
+/* The stored record of a metric (checkpoint format 3, little-endian; docs/checkpoint-format.md):
+ *   count u64, weight f64, loss f64, label_sum f64, pred_sum f64, nbins u16,
+ *   then nbins times: bin u16 (strictly ascending, < FR_METRIC_BINS), pos f64, neg f64
+ * listing only the bins that hold anything, so an idle metric takes 42 bytes, not 64 KiB.
+ * encode: the record's size; writes it only when cap is enough (call with NULL, 0 to size it).
+ * decode: the bytes the record took from buf, -1 when it is malformed (cut short, a bin out of
+ * range, out of order or holding nothing), -2 when it decodes to a metric fr_metric_check refuses. */
+size_t fr_metric_encode(const fr_metric *m, void *buf, size_t cap);
+long fr_metric_decode(fr_metric *m, const void *buf, size_t len);
 void fr_metric_merge(fr_metric *into, const fr_metric *from);
 /* 0.5 when there is no positive or no negative yet. */
 double fr_metric_auc(const fr_metric *m);

@@ -1,4 +1,5 @@
-/* fr_ckpt: see fr_ckpt.h and docs/checkpoint-format.md. */
+/* fr_ckpt: the RocksDB engine (open, lock, marker, commit record, batches, scans, digest); the
+ * model's records are fr_ckpt_model.c. See fr_ckpt.h and docs/checkpoint-format.md. */
 #include "fr_ckpt.h"
 
 #include <errno.h>
@@ -13,55 +14,15 @@
 #include <unistd.h>
 #include <xxhash.h>
 
-#include "fr_admit.h"
-#include "fr_model_json.h"
+#include "fr_bytes.h"
+#include "fr_ckpt_int.h"
 
-/* Key prefixes (one byte each; docs/checkpoint-format.md). */
-#define KEY_MARKER '#'
-#define KEY_BLOB 'C'
-#define KEY_DENSE 'D'
-#define KEY_ROW 'E'
-#define KEY_JOIN 'J'
-#define KEY_JOIN_META 'K'
-#define KEY_META 'M'
-#define KEY_OFFSET 'O'
-
-enum { ROW_KEY_LEN = 1 + 4 + 8, MARKER_LEN = 8, ROCKSDB_WAL_TOLERATE_TAIL = 0, COMMIT_RECORD_LEN = 16 };
 static const char MARKER_MAGIC[4] = {'F', 'R', 'C', '1'};
 /* The commit record beside RocksDB's files (see read_commit_record). */
 static const char COMMIT_FILE[] = "FRESHET-COMMITTED";
 static const char COMMIT_MAGIC[4] = {'F', 'R', 'S', '1'};
 static const char CF_JOIN_NAME[] = "join";
 static const char *const STOP = "checkpoint not written; the daemon must stop consuming";
-
-struct fr_ckpt {
-    char *dir;
-    int commit_fd; /* FRESHET-COMMITTED, open for rewriting (read-write handles), else -1 */
-    rocksdb_t *db;
-    rocksdb_options_t *opts;
-    /* The join state's column family: its own options (a skiplist memtable, so the spilled
-     * entries fr_ckpt_get_join_entry reads back are found without flushing); NULL only while
-     * opening a directory of an older format, which read_marker then refuses. */
-    rocksdb_options_t *join_opts;
-    rocksdb_column_family_handle_t *cf_default, *cf_join;
-    rocksdb_writeoptions_t *wo;
-    rocksdb_readoptions_t *ro;
-    int readonly;
-    int unflushed; /* the memtable may hold writes: flush before reading (see prepare_read) */
-};
-
-struct fr_ckpt_batch {
-    fr_ckpt *c;
-    rocksdb_writebatch_t *wb;
-    fr_ckpt_batch_stats st;
-    int failed;
-    char failure[256];
-    /* scratch buffers reused across puts, owned by the batch */
-    unsigned char *key;
-    size_t key_cap;
-    unsigned char *val;
-    size_t val_cap;
-};
 
 /* ---- open / close ------------------------------------------------------------------------- */
 
@@ -120,7 +81,17 @@ static int read_marker(fr_ckpt *c, char *err, size_t errlen)
         rc = -1;
     } else {
         uint32_t ver = fr_get_u32le((const unsigned char *)v + 4);
-        if (ver != FR_CKPT_FORMAT_VERSION) {
+        if (ver == 2) {
+            /* Not migrated: its counters, metrics, mini-batch, guard and sources are the writing
+             * host's structs, which no later build can read for sure. */
+            snprintf(err, errlen,
+                     "checkpoint: %s holds format version 2 (counters, metrics, batch, guard and sources stored as "
+                     "raw structs of the host that wrote them); this build reads version %d and does not migrate "
+                     "it: replay the input log into a new checkpoint.dir (freshet replay FILE --state NEW_DIR), or "
+                     "keep running the build that wrote it",
+                     c->dir, FR_CKPT_FORMAT_VERSION);
+            rc = -1;
+        } else if (ver != FR_CKPT_FORMAT_VERSION) {
             snprintf(err, errlen,
                      "checkpoint: format version %" PRIu32 " but this build reads version %d; use a matching "
                      "freshet build or start from an empty checkpoint directory",
@@ -409,14 +380,14 @@ int fr_ckpt_exists(fr_ckpt *c)
 
 /* ---- batches ------------------------------------------------------------------------------ */
 
-static int batch_fail(fr_ckpt_batch *b, const char *msg)
+int ckpt_batch_fail(fr_ckpt_batch *b, const char *msg)
 {
     if (!b->failed) snprintf(b->failure, sizeof b->failure, "%s", msg);
     b->failed = 1;
     return -1;
 }
 
-static int grow(unsigned char **buf, size_t *cap, size_t need)
+int ckpt_grow(unsigned char **buf, size_t *cap, size_t need)
 {
     if (need <= *cap) return 0;
     size_t n = *cap ? *cap : 64;
@@ -431,19 +402,19 @@ static int grow(unsigned char **buf, size_t *cap, size_t need)
 /* Builds prefix + bytes in b->key. */
 static int make_key(fr_ckpt_batch *b, char prefix, const void *bytes, size_t len)
 {
-    if (grow(&b->key, &b->key_cap, len + 1) != 0) return batch_fail(b, "out of memory building a key");
+    if (ckpt_grow(&b->key, &b->key_cap, len + 1) != 0) return ckpt_batch_fail(b, "out of memory building a key");
     b->key[0] = (unsigned char)prefix;
     if (len) memcpy(b->key + 1, bytes, len);
     return 0;
 }
 
-static void batch_put(fr_ckpt_batch *b, const void *k, size_t klen, const void *v, size_t vlen)
+void ckpt_batch_put(fr_ckpt_batch *b, const void *k, size_t klen, const void *v, size_t vlen)
 {
     rocksdb_writebatch_put(b->wb, k, klen, v, vlen);
     b->st.entries++;
 }
 
-static void batch_delete(fr_ckpt_batch *b, const void *k, size_t klen)
+void ckpt_batch_delete(fr_ckpt_batch *b, const void *k, size_t klen)
 {
     rocksdb_writebatch_delete(b->wb, k, klen);
     b->st.entries++;
@@ -464,7 +435,7 @@ fr_ckpt_batch *fr_ckpt_begin(fr_ckpt *c)
     memcpy(marker, MARKER_MAGIC, 4);
     fr_put_u32le(marker + 4, FR_CKPT_FORMAT_VERSION);
     const char k = KEY_MARKER;
-    batch_put(b, &k, 1, marker, sizeof marker);
+    ckpt_batch_put(b, &k, 1, marker, sizeof marker);
     return b;
 }
 
@@ -487,190 +458,11 @@ void fr_ckpt_batch_get_stats(const fr_ckpt_batch *b, fr_ckpt_batch_stats *s)
     s->bytes = size;
 }
 
-static void row_key(unsigned char k[ROW_KEY_LEN], uint32_t table, uint64_t key)
-{
-    k[0] = KEY_ROW;
-    fr_put_u32be(k + 1, table);
-    fr_put_u64be(k + 5, key);
-}
-
-typedef struct {
-    fr_ckpt_batch *b;
-    int dim, nstate;
-    uint32_t ntab;
-} row_ctx;
-
-/* A row value: version u64, dim weights, nstate optimizer state floats, last-update stamp u32. */
-static size_t row_value_len(size_t dim, size_t nstate) { return 12 + 4 * (dim + nstate); }
-
-static int put_row_cb(const fr_row_view *r, void *ctx)
-{
-    row_ctx *rc = ctx;
-    fr_ckpt_batch *b = rc->b;
-    if (r->dim != rc->dim || r->nstate != rc->nstate || r->table >= rc->ntab) {
-        char msg[200];
-        snprintf(msg, sizeof msg,
-                 "row of table %" PRIu32 " has dim %d and %d state floats, expected table < %" PRIu32
-                 ", dim %d and %d state floats",
-                 r->table, r->dim, r->nstate, rc->ntab, rc->dim, rc->nstate);
-        return batch_fail(b, msg);
-    }
-    unsigned char k[ROW_KEY_LEN];
-    row_key(k, r->table, r->key);
-    unsigned char *v = b->val;
-    size_t dim = (size_t)r->dim, ns = (size_t)r->nstate;
-    fr_put_u64le(v, r->version);
-    fr_f32le_encode(v + 8, r->weights, dim);
-    fr_f32le_encode(v + 8 + 4 * dim, r->accum, ns);
-    fr_put_u32le(v + 8 + 4 * (dim + ns), r->updated);
-    batch_put(b, k, sizeof k, v, row_value_len(dim, ns));
-    b->st.rows++;
-    return 0;
-}
-
-static int delete_row_cb(uint32_t table, uint64_t key, void *ctx) { return fr_ckpt_delete_row(ctx, table, key); }
-
-/* The model's clock (blob "lifecycle": "FRL1", clock i64 LE) and the admission filters' changed
- * chunks (blob "admit.T": width_log2 u32 LE; blobs "admit.T.C": chunk C, FR_ADMIT_CHUNK_BYTES). */
-static int put_lifecycle(fr_ckpt_batch *b, const fr_model *m)
-{
-    unsigned char life[12] = {'F', 'R', 'L', '1'};
-    fr_put_u64le(life + 4, (uint64_t)fr_model_clock(m));
-    if (fr_ckpt_put_blob(b, "lifecycle", life, sizeof life) != 0) return -1;
-    for (uint32_t t = 0; t < fr_model_table_count(m); t++) {
-        fr_admit *a = fr_model_admit(m, t);
-        if (!a) continue;
-        char name[48];
-        unsigned char w[4];
-        fr_put_u32le(w, fr_admit_width_log2(a));
-        snprintf(name, sizeof name, "admit.%" PRIu32, t);
-        if (fr_ckpt_put_blob(b, name, w, sizeof w) != 0) return -1;
-        const uint32_t *dirty;
-        size_t nd = fr_admit_dirty(a, &dirty);
-        for (size_t i = 0; i < nd; i++) {
-            snprintf(name, sizeof name, "admit.%" PRIu32 ".%" PRIu32, t, dirty[i]);
-            if (fr_ckpt_put_blob(b, name, fr_admit_chunk(a, dirty[i]), FR_ADMIT_CHUNK_BYTES) != 0) return -1;
-        }
-    }
-    return 0;
-}
-
-int fr_ckpt_load_admission(fr_ckpt *c, fr_model *m, char *err, size_t errlen)
-{
-    unsigned char *buf = malloc(FR_ADMIT_CHUNK_BYTES);
-    if (!buf) {
-        snprintf(err, errlen, "checkpoint: out of memory");
-        return -1;
-    }
-    int rc = 0;
-    for (uint32_t t = 0; t < fr_model_table_count(m) && rc == 0; t++) {
-        fr_admit *a = fr_model_admit(m, t);
-        char name[48];
-        unsigned char w[4];
-        snprintf(name, sizeof name, "admit.%" PRIu32, t);
-        long len = fr_ckpt_get_blob(c, name, w, sizeof w);
-        if (!a) {
-            /* a filter dropped from the config: its counts are simply forgotten */
-            continue;
-        }
-        if (len < 0) continue; /* a filter new in the config starts empty */
-        if (len != 4 || fr_get_u32le(w) != fr_admit_width_log2(a)) {
-            snprintf(err, errlen,
-                     "checkpoint: table %" PRIu32 "'s admission filter was stored with admit_width_log2 %" PRIu32
-                     " but the config asks for %u; restore the old value or start from an empty checkpoint.dir",
-                     t, len == 4 ? fr_get_u32le(w) : 0, fr_admit_width_log2(a));
-            rc = -1;
-            break;
-        }
-        for (size_t i = 0; i < fr_admit_chunks(a); i++) {
-            snprintf(name, sizeof name, "admit.%" PRIu32 ".%zu", t, i);
-            long n = fr_ckpt_get_blob(c, name, buf, FR_ADMIT_CHUNK_BYTES);
-            if (n < 0) continue; /* never changed: zeros */
-            if (n != FR_ADMIT_CHUNK_BYTES || fr_admit_set_chunk(a, i, buf, (size_t)n) != 0) {
-                snprintf(err, errlen, "checkpoint corrupt: blob %s has %ld bytes, expected %d", name, n,
-                         FR_ADMIT_CHUNK_BYTES);
-                rc = -1;
-                break;
-            }
-        }
-    }
-    free(buf);
-    return rc;
-}
-
-/* The meta JSON; a new string to free(), or NULL. Deterministic: sorted keys, no wall time. The
- * model's description is the one the Redis manifest shares (fr_model_describe_json); the meta adds
- * the format and the model version. */
-static char *meta_json(const fr_model *m)
-{
-    json_t *o = fr_model_describe_json(m, NULL);
-    char *out = NULL;
-    if (!o) return NULL;
-    int bad = json_object_set_new(o, "format", json_string("freshet-checkpoint"));
-    bad |= json_object_set_new(o, "format_version", json_integer(FR_CKPT_FORMAT_VERSION));
-    bad |= json_object_set_new(o, "model_version", fr_json_u64(fr_model_version(m)));
-    if (!bad) out = json_dumps(o, JSON_COMPACT | JSON_SORT_KEYS);
-    json_decref(o);
-    return out;
-}
-
-int fr_ckpt_put_model(fr_ckpt_batch *b, const fr_model *m)
-{
-    if (!b || !m) return -1;
-    if (b->failed) return -1;
-    const fr_model_config *cfg = fr_model_get_config(m);
-    if (cfg->emb_dim <= 0) return batch_fail(b, "model has emb_dim <= 0");
-    size_t dim = (size_t)cfg->emb_dim, nstate = fr_model_row_state_count(m);
-    if (grow(&b->val, &b->val_cap, row_value_len(dim, nstate)) != 0) return batch_fail(b, "out of memory");
-
-    /* deletions before the rows: a key evicted and admitted again since the last checkpoint is
-     * deleted, then written (the later operation of a batch wins) */
-    if (fr_model_foreach_deleted(m, FR_DIRTY_CHECKPOINT, delete_row_cb, b) != 0)
-        return batch_fail(b, "deleting the evicted rows failed");
-    if (put_lifecycle(b, m) != 0) return -1;
-
-    row_ctx rc = {.b = b, .dim = cfg->emb_dim, .nstate = (int)nstate, .ntab = fr_model_table_count(m)};
-    if (fr_model_foreach_row(m, FR_DIRTY_CHECKPOINT, put_row_cb, &rc) != 0)
-        return batch_fail(b, "writing the embedding rows failed");
-
-    size_t n = fr_model_dense_count(m), ns = fr_model_dense_state_count(m);
-    unsigned char *dense = malloc(n + ns ? 4 * (n + ns) : 1);
-    if (!dense) return batch_fail(b, "out of memory for the dense parameters");
-    const float *params = fr_model_dense_params(m);
-    const float *accum = fr_model_dense_accum(m);
-    if (n && (!params || !accum)) {
-        free(dense);
-        return batch_fail(b, "the model exposes no dense parameters or accumulators");
-    }
-    fr_f32le_encode(dense, params, n);
-    fr_f32le_encode(dense + 4 * n, accum, ns);
-    const char dk = KEY_DENSE;
-    batch_put(b, &dk, 1, dense, 4 * (n + ns));
-    free(dense);
-
-    char *meta = meta_json(m);
-    if (!meta) return batch_fail(b, "out of memory encoding the meta JSON");
-    const char mk = KEY_META;
-    batch_put(b, &mk, 1, meta, strlen(meta));
-    free(meta);
-    return 0;
-}
-
-int fr_ckpt_delete_row(fr_ckpt_batch *b, uint32_t table, uint64_t key)
-{
-    if (!b || b->failed) return -1;
-    unsigned char k[ROW_KEY_LEN];
-    row_key(k, table, key);
-    batch_delete(b, k, sizeof k);
-    b->st.row_deletes++;
-    return 0;
-}
-
 int fr_ckpt_put_join_entry(fr_ckpt_batch *b, const char *id, size_t id_len, const void *bytes, size_t len)
 {
     if (!b || b->failed) return -1;
-    if (id_len == 0) return batch_fail(b, "join entry with an empty id");
-    if (!b->c->cf_join) return batch_fail(b, "the checkpoint has no join column family (read-only open)");
+    if (id_len == 0) return ckpt_batch_fail(b, "join entry with an empty id");
+    if (!b->c->cf_join) return ckpt_batch_fail(b, "the checkpoint has no join column family (read-only open)");
     /* The key is the id itself: the daemon reads spilled entries back by id. */
     if (len == 0) {
         rocksdb_writebatch_delete_cf(b->wb, b->c->cf_join, id, id_len);
@@ -687,27 +479,27 @@ int fr_ckpt_put_join_meta(fr_ckpt_batch *b, const void *bytes, size_t len)
 {
     if (!b || b->failed) return -1;
     const char k = KEY_JOIN_META;
-    batch_put(b, &k, 1, len ? bytes : "", len);
+    ckpt_batch_put(b, &k, 1, len ? bytes : "", len);
     return 0;
 }
 
 int fr_ckpt_put_offset(fr_ckpt_batch *b, const char *source, int64_t next_offset)
 {
     if (!b || b->failed) return -1;
-    if (!source || !source[0]) return batch_fail(b, "offset for a source with an empty name");
+    if (!source || !source[0]) return ckpt_batch_fail(b, "offset for a source with an empty name");
     if (make_key(b, KEY_OFFSET, source, strlen(source)) != 0) return -1;
     unsigned char v[8];
     fr_put_u64le(v, (uint64_t)next_offset);
-    batch_put(b, b->key, strlen(source) + 1, v, sizeof v);
+    ckpt_batch_put(b, b->key, strlen(source) + 1, v, sizeof v);
     return 0;
 }
 
 int fr_ckpt_put_blob(fr_ckpt_batch *b, const char *name, const void *bytes, size_t len)
 {
     if (!b || b->failed) return -1;
-    if (!name || !name[0]) return batch_fail(b, "blob with an empty name");
+    if (!name || !name[0]) return ckpt_batch_fail(b, "blob with an empty name");
     if (make_key(b, KEY_BLOB, name, strlen(name)) != 0) return -1;
-    batch_put(b, b->key, strlen(name) + 1, len ? bytes : "", len);
+    ckpt_batch_put(b, b->key, strlen(name) + 1, len ? bytes : "", len);
     return 0;
 }
 
@@ -776,7 +568,7 @@ static int scan_cf(fr_ckpt *c, rocksdb_column_family_handle_t *cf, const char *p
     return rc;
 }
 
-static int scan(fr_ckpt *c, const char *prefix, size_t prefix_len, fr_ckpt_kv_fn fn, void *ctx)
+int ckpt_scan(fr_ckpt *c, const char *prefix, size_t prefix_len, fr_ckpt_kv_fn fn, void *ctx)
 {
     return scan_cf(c, c->cf_default, prefix, prefix_len, fn, ctx);
 }
@@ -793,7 +585,7 @@ typedef struct {
 static int join_as_j_cb(const char *k, size_t kl, const void *v, size_t vl, void *ctx)
 {
     join_as_j_ctx *a = ctx;
-    if (grow(&a->key, &a->cap, kl + 1) != 0) return -1;
+    if (ckpt_grow(&a->key, &a->cap, kl + 1) != 0) return -1;
     a->key[0] = KEY_JOIN;
     memcpy(a->key + 1, k, kl);
     return a->fn((const char *)a->key, kl + 1, v, vl, a->ctx);
@@ -830,7 +622,7 @@ int fr_ckpt_foreach(fr_ckpt *c, fr_ckpt_kv_fn fn, void *ctx)
 {
     if (!c || !fn) return -1;
     merged_ctx m = {c, fn, ctx, 0};
-    int rc = scan(c, NULL, 0, merged_cb, &m);
+    int rc = ckpt_scan(c, NULL, 0, merged_cb, &m);
     if (rc == 0 && !m.join_done) rc = scan_join_as_j(&m);
     return rc;
 }
@@ -898,7 +690,7 @@ int fr_ckpt_foreach_offset(fr_ckpt *c, int (*fn)(const char *source, int64_t nex
     offset_ctx o = {fn, ctx, err, errlen, 0};
     err[0] = '\0';
     const char p = KEY_OFFSET;
-    int rc = scan(c, &p, 1, offset_cb, &o);
+    int rc = ckpt_scan(c, &p, 1, offset_cb, &o);
     if (rc != 0 && !o.fn_failed && !err[0])
         snprintf(err, errlen, "checkpoint: reading the offsets (keys \"O\") failed (RocksDB read error)");
     return rc;
@@ -906,7 +698,7 @@ int fr_ckpt_foreach_offset(fr_ckpt *c, int (*fn)(const char *source, int64_t nex
 
 /* Gets a value; returns its malloc'ed copy (rocksdb_free) or NULL when absent or on error
  * (*status = 0 absent, -1 error). */
-static char *get_raw(fr_ckpt *c, const char *k, size_t kl, size_t *len, int *status, char *err, size_t errlen)
+char *ckpt_get_raw(fr_ckpt *c, const char *k, size_t kl, size_t *len, int *status, char *err, size_t errlen)
 {
     char *rerr = NULL;
     prepare_read(c);
@@ -925,7 +717,7 @@ static long get_copy(fr_ckpt *c, const char *k, size_t kl, void *buf, size_t cap
 {
     size_t len = 0;
     int st;
-    char *v = get_raw(c, k, kl, &len, &st, NULL, 0);
+    char *v = ckpt_get_raw(c, k, kl, &len, &st, NULL, 0);
     if (!v) return -1;
     if (buf && cap) memcpy(buf, v, len < cap ? len : cap);
     rocksdb_free(v);
@@ -989,359 +781,4 @@ int fr_ckpt_digest(fr_ckpt *c, char hex[33])
     }
     XXH3_freeState(d.st);
     return rc;
-}
-
-/* ---- loading the model -------------------------------------------------------------------- */
-
-/* Every stored value is untrusted input (a flipped bit, a torn or hand-edited directory): a NaN or
- * an infinity spreads through the model at its first step and is then published, and an optimizer
- * accumulator below zero makes the next step the square root of a negative number. Index of the
- * first float that is not finite (or, with nonneg, below zero), or -1 when all are fine. */
-static long first_bad_float(const float *v, size_t n, int nonneg)
-{
-    for (size_t i = 0; i < n; i++)
-        if (!isfinite(v[i]) || (nonneg && v[i] < 0)) return (long)i;
-    return -1;
-}
-
-/* The seconds a row stamp holds for a clock in ms (learner/fr_model.c stamps rows the same way). */
-static uint64_t clock_stamp(int64_t ms)
-{
-    if (ms <= 0) return 0;
-    return (uint64_t)(ms / 1000) > UINT32_MAX ? UINT32_MAX : (uint64_t)(ms / 1000);
-}
-
-int fr_ckpt_decode_row(fr_model *m, int64_t clock, const void *key, size_t key_len, const void *val,
-                       size_t val_len, uint32_t *table_out, char *err, size_t errlen)
-{
-    const fr_model_config *cfg = fr_model_get_config(m);
-    const size_t dim = (size_t)cfg->emb_dim, nstate = fr_model_row_state_count(m);
-    const uint32_t ntab = fr_model_table_count(m);
-    /* 8 + 8 dim: Adagrad rows written before the last-update stamp existed (stamp 0; FTRL came later) */
-    size_t full = row_value_len(dim, nstate);
-    if (key_len != ROW_KEY_LEN || ((const unsigned char *)key)[0] != KEY_ROW ||
-        (val_len != full && !(val_len == 8 + 8 * dim && nstate == dim))) {
-        snprintf(err, errlen,
-                 "checkpoint corrupt: row key of %zu bytes / value of %zu bytes, expected %d / %zu (emb_dim %zu, %zu "
-                 "optimizer state floats)",
-                 key_len, val_len, ROW_KEY_LEN, full, dim, nstate);
-        return -1;
-    }
-    const unsigned char *ku = key;
-    uint32_t table = fr_get_u32be(ku + 1);
-    uint64_t k = fr_get_u64be(ku + 5);
-    if (table >= ntab) {
-        snprintf(err, errlen, "checkpoint corrupt: row of table %" PRIu32 " but the model has %" PRIu32 " tables",
-                 table, ntab);
-        return -1;
-    }
-    if (k == 0) {
-        snprintf(err, errlen, "checkpoint corrupt: row of table %" PRIu32 " with key 0 (reserved for \"no value\")",
-                 table);
-        return -1;
-    }
-    const unsigned char *vu = val;
-    uint64_t version = fr_get_u64le(vu);
-    if (version > fr_model_version(m)) {
-        snprintf(err, errlen,
-                 "checkpoint corrupt: row %" PRIu64 " of table %" PRIu32 " has version %" PRIu64
-                 ", after the model's version %" PRIu64,
-                 k, table, version, fr_model_version(m));
-        return -1;
-    }
-    /* loading calls this once per row: the heap only for rows wider than any default model's */
-    float small[768];
-    float *buf = dim + nstate <= sizeof small / sizeof small[0] ? small : malloc((dim + nstate) * sizeof(float));
-    if (!buf) {
-        snprintf(err, errlen, "checkpoint: out of memory");
-        return -1;
-    }
-    fr_f32le_decode(buf, vu + 8, dim + nstate);
-    /* Weights any finite value; Adagrad accumulators and FTRL's n >= 0; FTRL's z any finite value. */
-    const char *what = "weight";
-    size_t at = 0;
-    int nonneg = 0;
-    long bad = first_bad_float(buf, dim, 0);
-    if (bad < 0 && cfg->emb_optimizer == 1) {
-        what = "FTRL z", at = dim, bad = first_bad_float(buf + at, dim, 0);
-        if (bad < 0) what = "FTRL n", at = 2 * dim, nonneg = 1, bad = first_bad_float(buf + at, dim, 1);
-    } else if (bad < 0) {
-        what = "Adagrad accumulator", at = dim, nonneg = 1, bad = first_bad_float(buf + at, nstate, 1);
-    }
-    int rc = -1;
-    if (bad >= 0)
-        snprintf(err, errlen, "checkpoint corrupt: row %" PRIu64 " of table %" PRIu32 ": %s %ld is %g (must be finite%s)",
-                 k, table, what, bad, (double)buf[at + (size_t)bad], nonneg ? " and >= 0" : "");
-    else if (fr_model_put_row(m, table, k, version, buf, buf + dim) != 0)
-        snprintf(err, errlen, "checkpoint: the model refused row %" PRIu64 " of table %" PRIu32 " (out of memory?)", k,
-                 table);
-    else
-        rc = 0;
-    if (buf != small) free(buf);
-    if (rc != 0) return -1;
-    if (val_len == full) {
-        uint32_t stamp = fr_get_u32le(vu + 8 + 4 * (dim + nstate));
-        /* A stamp after the clock would keep the row from its TTL eviction for that long. */
-        if (clock >= 0 && stamp > clock_stamp(clock)) {
-            snprintf(err, errlen,
-                     "checkpoint corrupt: row %" PRIu64 " of table %" PRIu32 " was updated at %" PRIu32
-                     " s, after the model's clock (blob \"lifecycle\", %" PRId64 " ms)",
-                     k, table, stamp, clock);
-            return -1;
-        }
-        fr_model_set_row_updated(m, table, k, stamp);
-    }
-    *table_out = table;
-    return 0;
-}
-
-typedef struct {
-    fr_model *m;
-    int64_t clock;  /* the lifecycle clock, -1 when the checkpoint has none */
-    size_t *counts; /* rows seen per table */
-    char *err;
-    size_t errlen;
-} load_ctx;
-
-static int load_row_cb(const char *k, size_t kl, const void *v, size_t vl, void *ctx)
-{
-    load_ctx *l = ctx;
-    uint32_t table;
-    if (fr_ckpt_decode_row(l->m, l->clock, k, kl, v, vl, &table, l->err, l->errlen) != 0) return -1;
-    l->counts[table]++;
-    return 0;
-}
-
-/* The meta's per-table entries must describe the model its config builds: id t, the kind of slot
- * t (categorical slots first, then multi-valued ones) and emb_dim. */
-static int check_tables(const json_t *tables, const fr_model_config *cfg, char *err, size_t errlen)
-{
-    for (size_t t = 0; t < json_array_size(tables); t++) {
-        const json_t *e = json_array_get(tables, t);
-        const json_t *id = json_object_get(e, "id"), *dim = json_object_get(e, "dim");
-        const char *kind = json_string_value(json_object_get(e, "kind"));
-        const char *want = (int)t < cfg->n_cat ? "categorical" : "multi";
-        if (!json_is_integer(id) || json_integer_value(id) != (json_int_t)t || !json_is_integer(dim) ||
-            json_integer_value(dim) != cfg->emb_dim || !kind || strcmp(kind, want) != 0) {
-            snprintf(err, errlen,
-                     "checkpoint meta: tables[%zu] is not {\"id\": %zu, \"kind\": \"%s\", \"dim\": %d} (the model "
-                     "its model_config builds)",
-                     t, t, want, cfg->emb_dim);
-            return -1;
-        }
-    }
-    return 0;
-}
-
-fr_model *fr_ckpt_decode_meta(const void *bytes, size_t len, size_t **rows, char *err, size_t errlen)
-{
-    *rows = NULL;
-    json_error_t jerr;
-    json_t *meta = json_loadb(bytes, len, 0, &jerr);
-    if (!meta) {
-        snprintf(err, errlen, "checkpoint corrupt: meta JSON unreadable: %s", jerr.text);
-        return NULL;
-    }
-    fr_model *m = NULL;
-    int ok = 0;
-    json_t *fv = json_object_get(meta, "format_version");
-    if (!json_is_integer(fv) || json_integer_value(fv) != FR_CKPT_FORMAT_VERSION) {
-        snprintf(err, errlen, "checkpoint meta: format_version missing or not %d", FR_CKPT_FORMAT_VERSION);
-        goto done;
-    }
-    fr_model_config cfg;
-    char cerr[200];
-    if (fr_config_from_json(json_object_get(meta, "model_config"), &cfg, cerr, sizeof cerr) != 0) {
-        snprintf(err, errlen, "checkpoint meta: %s", cerr);
-        goto done;
-    }
-    uint64_t version;
-    if (fr_json_get_u64(meta, "model_version", &version) != 0) {
-        snprintf(err, errlen, "checkpoint meta: model_version missing");
-        goto done;
-    }
-    m = fr_model_create(&cfg, cerr, sizeof cerr);
-    if (!m) {
-        snprintf(err, errlen, "checkpoint: the stored model config is refused: %s", cerr);
-        goto done;
-    }
-    /* rows are checked against it (none was updated after it) */
-    fr_model_set_version(m, version);
-    json_t *ed = json_object_get(meta, "emb_dim");
-    if (!json_is_integer(ed) || json_integer_value(ed) != cfg.emb_dim) {
-        snprintf(err, errlen, "checkpoint meta: emb_dim differs from model_config.emb_dim %d", cfg.emb_dim);
-        goto done;
-    }
-    json_t *tables = json_object_get(meta, "tables");
-    uint32_t ntab = fr_model_table_count(m);
-    if (!json_is_array(tables) || json_array_size(tables) != ntab) {
-        snprintf(err, errlen, "checkpoint meta: %zu tables stored but the model built from its config has %" PRIu32,
-                 json_array_size(tables), ntab);
-        goto done;
-    }
-    if (check_tables(tables, &cfg, err, errlen) != 0) goto done;
-    size_t n = fr_model_dense_count(m);
-    json_t *dcount = json_object_get(json_object_get(meta, "dense"), "count");
-    if (!json_is_integer(dcount) || (size_t)json_integer_value(dcount) != n) {
-        snprintf(err, errlen, "checkpoint meta: dense count differs from the model's %zu floats", n);
-        goto done;
-    }
-    *rows = calloc(ntab ? ntab : 1, sizeof **rows);
-    if (!*rows) {
-        snprintf(err, errlen, "checkpoint: out of memory");
-        goto done;
-    }
-    for (uint32_t t = 0; t < ntab; t++) {
-        json_t *r = json_object_get(json_array_get(tables, t), "rows");
-        if (!json_is_integer(r) || json_integer_value(r) < 0) {
-            snprintf(err, errlen, "checkpoint meta: tables[%" PRIu32 "] has no row count", t);
-            goto done;
-        }
-        (*rows)[t] = (size_t)json_integer_value(r);
-    }
-    ok = 1;
-done:
-    json_decref(meta);
-    if (!ok) {
-        free(*rows);
-        *rows = NULL;
-        fr_model_free(m);
-        return NULL;
-    }
-    return m;
-}
-
-int fr_ckpt_decode_dense(fr_model *m, const void *bytes, size_t len, char *err, size_t errlen)
-{
-    size_t n = fr_model_dense_count(m), ns = fr_model_dense_state_count(m);
-    if (len != 4 * (n + ns)) {
-        snprintf(err, errlen, "checkpoint corrupt: dense value of %zu bytes, expected %zu", len, 4 * (n + ns));
-        return -1;
-    }
-    float *dense = malloc(n + ns ? 4 * (n + ns) : 1);
-    if (!dense) {
-        snprintf(err, errlen, "checkpoint: out of memory");
-        return -1;
-    }
-    fr_f32le_decode(dense, bytes, n + ns);
-    /* Adagrad: accumulators >= 0. Adam: first moments any finite value, second moments >= 0. */
-    const int adam = fr_model_get_config(m)->dense_optimizer == 1;
-    long bad = first_bad_float(dense, n, 0);
-    const char *what = "parameter";
-    size_t at = 0;
-    int nonneg = 0;
-    if (bad < 0 && adam) {
-        what = "Adam first moment", at = n, bad = first_bad_float(dense + at, n, 0);
-        if (bad < 0) what = "Adam second moment", at = 2 * n, nonneg = 1, bad = first_bad_float(dense + at, ns - n, 1);
-    } else if (bad < 0) {
-        what = "Adagrad accumulator", at = n, nonneg = 1, bad = first_bad_float(dense + at, ns, 1);
-    }
-    int rc = -1;
-    if (bad >= 0)
-        snprintf(err, errlen, "checkpoint corrupt: dense key \"D\": %s %ld is %g (must be finite%s)", what, bad,
-                 (double)dense[at + (size_t)bad], nonneg ? " and >= 0" : "");
-    else if (fr_model_set_dense(m, dense, dense + n, n) != 0)
-        snprintf(err, errlen, "checkpoint: the model refused %zu dense parameters", n);
-    else
-        rc = 0;
-    free(dense);
-    return rc;
-}
-
-int fr_ckpt_decode_lifecycle(const void *bytes, size_t len, int64_t *clock, char *err, size_t errlen)
-{
-    if (len != 12 || memcmp(bytes, "FRL1", 4) != 0) {
-        snprintf(err, errlen, "checkpoint corrupt: blob \"lifecycle\" is not FRL1 + 8 bytes");
-        return -1;
-    }
-    const int64_t ms = (int64_t)fr_get_u64le((const unsigned char *)bytes + 4);
-    if (ms < 0) {
-        /* the largest event time trained, starting at 0: never below it */
-        snprintf(err, errlen, "checkpoint corrupt: blob \"lifecycle\": clock %" PRId64 " ms is negative", ms);
-        return -1;
-    }
-    *clock = ms;
-    return 0;
-}
-
-fr_model *fr_ckpt_load_model(fr_ckpt *c, char *err, size_t errlen)
-{
-    if (!c) {
-        snprintf(err, errlen, "checkpoint: no handle");
-        return NULL;
-    }
-    fr_model *m = NULL;
-    char *raw = NULL;
-    size_t *rows = NULL;
-    load_ctx l = {0};
-    int ok = 0;
-    size_t len = 0;
-    int st;
-    const char mk = KEY_META, dk = KEY_DENSE;
-
-    raw = get_raw(c, &mk, 1, &len, &st, err, errlen);
-    if (!raw) {
-        if (st == 0) snprintf(err, errlen, "checkpoint holds no model (no meta key \"M\"): nothing to load");
-        goto done;
-    }
-    m = fr_ckpt_decode_meta(raw, len, &rows, err, errlen);
-    rocksdb_free(raw);
-    raw = NULL;
-    if (!m) goto done;
-
-    raw = get_raw(c, &dk, 1, &len, &st, err, errlen);
-    if (!raw) {
-        if (st == 0) snprintf(err, errlen, "checkpoint corrupt: meta present but no dense key \"D\"");
-        goto done;
-    }
-    if (fr_ckpt_decode_dense(m, raw, len, err, errlen) != 0) goto done;
-
-    /* The clock first: row stamps are checked against it. */
-    unsigned char life[12];
-    long ll = fr_ckpt_get_blob(c, "lifecycle", life, sizeof life);
-    int64_t clock = -1;
-    if (ll >= 0 && fr_ckpt_decode_lifecycle(life, ll == (long)sizeof life ? sizeof life : 0, &clock, err, errlen) != 0)
-        goto done;
-
-    const uint32_t ntab = fr_model_table_count(m);
-    l.m = m;
-    l.clock = clock;
-    l.counts = calloc(ntab ? ntab : 1, sizeof *l.counts);
-    l.err = err;
-    l.errlen = errlen;
-    if (!l.counts) {
-        snprintf(err, errlen, "checkpoint: out of memory");
-        goto done;
-    }
-    const char rp = KEY_ROW;
-    err[0] = '\0';
-    if (scan(c, &rp, 1, load_row_cb, &l) != 0) {
-        if (!err[0]) snprintf(err, errlen, "checkpoint: reading the embedding rows failed (RocksDB read error)");
-        goto done;
-    }
-    for (uint32_t t = 0; t < ntab; t++) {
-        if (rows[t] != l.counts[t]) {
-            snprintf(err, errlen,
-                     "checkpoint inconsistent: table %" PRIu32 " has %zu rows stored but the meta counts %zu (a "
-                     "row removed from the model without fr_ckpt_delete_row, or one never marked dirty)",
-                     t, l.counts[t], rows[t]);
-            goto done;
-        }
-    }
-    if (clock >= 0 && fr_model_set_clock(m, clock) != 0) {
-        snprintf(err, errlen, "checkpoint: out of memory");
-        goto done;
-    }
-    fr_model_clear_dirty(m, FR_DIRTY_CHECKPOINT);
-    fr_model_clear_dirty(m, FR_DIRTY_PUBLISH);
-    ok = 1;
-done:
-    if (raw) rocksdb_free(raw);
-    free(rows);
-    free(l.counts);
-    if (!ok) {
-        fr_model_free(m);
-        return NULL;
-    }
-    return m;
 }

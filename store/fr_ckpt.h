@@ -33,8 +33,11 @@
 
 #include "fr_model.h"
 
-/* Version of the layout above; stored in the marker and the meta. Bumped on incompatible change. */
-enum { FR_CKPT_FORMAT_VERSION = 2 };
+/* Version of the layout above; stored in the marker and the meta. Bumped on incompatible change.
+ * 3: every part encoded field by field (base/fr_bytes.h), no host-layout struct stored. A version-2
+ * directory is refused by name (not migrated): its counters, metrics, batch, guard and sources are
+ * this host's structs; replay the input into a new checkpoint.dir. */
+enum { FR_CKPT_FORMAT_VERSION = 3 };
 
 typedef struct fr_ckpt fr_ckpt;
 

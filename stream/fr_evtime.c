@@ -361,7 +361,9 @@ const char *fr_evtime_walk_all(const void *blob, size_t len, fr_evtime_part_fn f
     for (uint32_t k = 0; !why && k < count; k++) {
         const size_t nl = fr_in_u16le(&r);
         const unsigned char *p = nl == 0 || nl > NAME_MAX_LEN ? NULL : fr_in_take(&r, nl);
-        if (!p) {
+        /* A NUL inside would cut the name short: another source (or none, "") would get the state,
+         * and the next checkpoint would write what no restore reads (found by fuzz_evtime). */
+        if (!p || memchr(p, '\0', nl)) {
             why = r.overrun ? "truncated" : "corrupt";
             break;
         }

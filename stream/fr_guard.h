@@ -10,7 +10,7 @@
  *
  * Deterministic: it reads only the samples' event times and labels, never the wall clock, so a
  * replay pauses and resumes at the same samples. Its whole state is fr_guard (a plain struct,
- * zero padding, checkpointed as a blob), so restarts continue it bit for bit.
+ * checkpointed field by field as the blob "guard"), so restarts continue it bit for bit.
  * While paused, the long-term rates are frozen: they keep the level the stream had before the
  * collapse, which recovery is measured against. Cold start: nothing trips until the long EWMA has
  * seen long_half_life of event time and min_impressions (resp. min_clicks) samples; and never
@@ -70,6 +70,13 @@ int fr_guard_paused(const fr_guard *g);
  * trips - resumes = 1 while paused, else 0); -1 with the reason in why: for a state read back
  * from a checkpoint. */
 int fr_guard_check(const fr_guard *g, char *why, size_t whylen);
+/* The stored record (blob "guard", fr_guard_codec.c), little-endian, explicit widths:
+ *   first_ts, last_ts, paused_since i64; reason u8; ctr, cvr: den_s, num_s, den_l, num_l f64;
+ *   trips, resumes u64; nkinds u8; held u64 x nkinds
+ * encode: the record's size; written only when cap is enough (NULL, 0 sizes it). decode: 0, or -1
+ * with the reason in why (the record's length, or what fr_guard_check refuses); g is then fresh. */
+size_t fr_guard_encode(const fr_guard *g, void *buf, size_t cap);
+int fr_guard_decode(fr_guard *g, const void *buf, size_t len, char *why, size_t whylen);
 void fr_guard_hold(fr_guard *g, const fr_sample *s);
 const char *fr_guard_reason_name(fr_guard_reason r);
 /* Short and long rates of a flow (NaN while its window holds less than one decayed event). */

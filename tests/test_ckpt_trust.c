@@ -19,10 +19,12 @@
 #include <string.h>
 #include <sys/stat.h>
 
+#include "fr_bytes.h"
 #include "fr_ckpt.h"
 #include "fr_config.h"
 #include "fr_gen.h"
 #include "fr_pipeline.h"
+#include "fr_sample_codec.h"
 #include "gen_lines.h"
 #include "run_cli.h"
 #include "tmpdir.h"
@@ -265,31 +267,40 @@ static void test_sources(void **state)
     raw_db r = corrupt_begin(dir);
     size_t len;
     unsigned char *one = blob_get(&r, "sources", &len);
-    assert_true(len > 0);
+    fr_stored_source s[300];
+    char why[256];
+    assert_int_equal(fr_pipeline_sources_decode(one, len, s, why, sizeof why), 1);
     /* 300 entries (the limit is 256): once read past a stack array */
-    unsigned char *many = malloc(300 * len);
-    for (int i = 0; i < 300; i++) {
-        memcpy(many + (size_t)i * len, one, len);
-        snprintf((char *)many + (size_t)i * len, 16, "s%d", i);
+    for (int i = 1; i < 300; i++) {
+        s[i] = s[0];
+        snprintf(s[i].name, sizeof s[i].name, "s%03d", i);
     }
-    blob_put(&r, "sources", many, 300 * len);
-    expect_refused(&r, dir, "blob \"sources\"", NULL);
+    size_t n = fr_pipeline_sources_encode(s, 300, NULL, 0);
+    unsigned char *many = malloc(n);
+    fr_pipeline_sources_encode(s, 300, many, n);
+    blob_put(&r, "sources", many, n);
+    expect_refused(&r, dir, "blob \"sources\"", "limit 256");
 
     /* an event time near INT64_MIN: the watermark's lateness subtraction overflowed */
     r = corrupt_begin(dir);
-    assert_true(len >= sizeof(fr_stored_source) && len % sizeof(fr_stored_source) == 0);
-    fr_stored_source *s = malloc(len);
-    assert_non_null(s);
-    memcpy(s, one, len);
-    s[0].max_ts = INT64_MIN + 1;
-    blob_put(&r, "sources", s, len);
-    free(s);
+    fr_stored_source bad = s[0];
+    bad.max_ts = INT64_MIN + 1;
+    unsigned char b1[256];
+    blob_put(&r, "sources", b1, fr_pipeline_sources_encode(&bad, 1, b1, sizeof b1));
     expect_refused(&r, dir, "blob \"sources\"", "event time");
 
+    /* a NUL inside a name (a stored name has its length, never a terminator) */
     r = corrupt_begin(dir);
-    memset(one, 'x', len); /* a name without its NUL */
-    blob_put(&r, "sources", one, len);
-    expect_refused(&r, dir, "blob \"sources\"", "not terminated");
+    memcpy(b1, one, len);
+    b1[4] = '\0'; /* n u16, name length u8, then the name "file" */
+    blob_put(&r, "sources", b1, len);
+    expect_refused(&r, dir, "blob \"sources\"", "NUL");
+
+    /* the same source twice */
+    r = corrupt_begin(dir);
+    s[1] = s[0];
+    blob_put(&r, "sources", b1, fr_pipeline_sources_encode(s, 2, b1, sizeof b1));
+    expect_refused(&r, dir, "blob \"sources\"", "twice");
     free(many);
     free(one);
 }
@@ -314,18 +325,53 @@ static void test_counters(void **state)
     char dir[256];
     raw_db r = corrupt_begin(dir);
     size_t len;
-    fr_pipeline_counters *c = (fr_pipeline_counters *)blob_get(&r, "counters", &len);
-    assert_int_equal(len, sizeof *c);
-    c->rejected[1] = c->consumed + 1;
-    blob_put(&r, "counters", c, len);
+    unsigned char *blob = blob_get(&r, "counters", &len);
+    fr_pipeline_counters c;
+    assert_int_equal(fr_pipeline_counters_decode(blob, len, &c), 0);
+    assert_int_equal(len, fr_pipeline_counters_encode(&c, NULL, 0));
+    c.rejected[1] = c.consumed + 1;
+    fr_pipeline_counters_encode(&c, blob, len);
+    blob_put(&r, "counters", blob, len);
     expect_refused(&r, dir, "blob \"counters\"", NULL);
 
     r = corrupt_begin(dir);
-    c->rejected[1] = 0;
-    c->samples_buffered += 1;
-    blob_put(&r, "counters", c, len);
+    c.rejected[1] = 0;
+    c.samples_buffered += 1;
+    fr_pipeline_counters_encode(&c, blob, len);
+    blob_put(&r, "counters", blob, len);
     expect_refused(&r, dir, "blob \"counters\"", "blob \"batch\"");
-    free(c);
+    free(blob);
+}
+
+/* The stored metrics, decoded (three tasks, four scenarios and "all"), and written back. */
+static fr_metric *metrics_get(raw_db *r, size_t *n)
+{
+    size_t len;
+    unsigned char *blob = blob_get(r, "metrics", &len);
+    assert_true(len >= 4);
+    *n = fr_get_u32le(blob);
+    fr_metric *m = calloc(*n, sizeof *m);
+    size_t off = 4;
+    for (size_t i = 0; i < *n; i++) {
+        long used = fr_metric_decode(&m[i], blob + off, len - off);
+        assert_true(used > 0);
+        off += (size_t)used;
+    }
+    assert_int_equal(off, len);
+    free(blob);
+    return m;
+}
+
+static void metrics_put(raw_db *r, const fr_metric *m, size_t n)
+{
+    size_t len = 4;
+    for (size_t i = 0; i < n; i++) len += fr_metric_encode(&m[i], NULL, 0);
+    unsigned char *blob = malloc(len);
+    fr_put_u32le(blob, (uint32_t)n);
+    size_t off = 4;
+    for (size_t i = 0; i < n; i++) off += fr_metric_encode(&m[i], blob + off, len - off);
+    blob_put(r, "metrics", blob, len);
+    free(blob);
 }
 
 static void test_metrics(void **state)
@@ -333,19 +379,38 @@ static void test_metrics(void **state)
     (void)state;
     char dir[256];
     raw_db r = corrupt_begin(dir);
-    size_t len;
-    fr_metric *m = (fr_metric *)blob_get(&r, "metrics", &len);
-    assert_int_equal(len, 3 * 5 * sizeof *m); /* three tasks, four scenarios and "all" */
+    size_t n;
+    fr_metric *m = metrics_get(&r, &n);
+    assert_int_equal(n, 3 * 5); /* three tasks, four scenarios and "all" */
     m[7].pos[100] = NAN;
-    blob_put(&r, "metrics", m, len);
+    metrics_put(&r, m, n);
     expect_refused(&r, dir, "blob \"metrics\"", "cvr");
 
     r = corrupt_begin(dir);
     m[7].pos[100] = 0;
     m[2].weight = -1;
-    blob_put(&r, "metrics", m, len);
+    metrics_put(&r, m, n);
     expect_refused(&r, dir, "blob \"metrics\"", "ctr");
+
+    /* one metric fewer: written with another scenario list */
+    r = corrupt_begin(dir);
+    m[2].weight = 0;
+    metrics_put(&r, m, n - 1);
+    expect_refused(&r, dir, "blob \"metrics\"", "scenario list");
     free(m);
+}
+
+static void batch_put(raw_db *r, const fr_sample *s, int n)
+{
+    size_t len = FR_SAMPLE_LIMITS_BYTES + 4;
+    for (int i = 0; i < n; i++) len += fr_sample_encode(&s[i], NULL, 0);
+    unsigned char *blob = malloc(len);
+    fr_sample_limits_encode(blob);
+    fr_put_u32le(blob + FR_SAMPLE_LIMITS_BYTES, (uint32_t)n);
+    size_t off = FR_SAMPLE_LIMITS_BYTES + 4;
+    for (int i = 0; i < n; i++) off += fr_sample_encode(&s[i], blob + off, len - off);
+    blob_put(r, "batch", blob, len);
+    free(blob);
 }
 
 static void test_batch(void **state)
@@ -354,13 +419,17 @@ static void test_batch(void **state)
     size_t len;
     char dir[256];
     raw_db r = corrupt_begin(dir);
-    fr_sample *s = (fr_sample *)blob_get(&r, "batch", &len);
-    assert_true(len >= sizeof *s && len % sizeof *s == 0);
+    unsigned char *blob = blob_get(&r, "batch", &len);
+    enum { CAP = 1 << 14 };
+    fr_sample *s = calloc(CAP, sizeof *s);
+    char why[256];
+    const int n = fr_pipeline_batch_decode(blob, len, s, CAP, 4, why, sizeof why);
+    if (n < 1) fail_msg("the pristine batch: %s", why);
     const fr_sample keep = s[0];
     /* scenario 1000: once written out of bounds in the metrics */
     s[0].scenario = 1000;
-    blob_put(&r, "batch", s, len);
-    expect_refused(&r, dir, "blob \"batch\", sample 0", "scenario");
+    batch_put(&r, s, n);
+    expect_refused(&r, dir, "blob \"batch\"", "sample 0: its scenario");
 
     static const char *const what[] = {"kind", "weight", "label", "numeric feature", "multi_len"};
     for (size_t i = 0; i < sizeof what / sizeof what[0]; i++) {
@@ -373,9 +442,16 @@ static void test_batch(void **state)
         default: s[0].f.multi_len[1] = 200; break;
         }
         r = corrupt_begin(dir);
-        blob_put(&r, "batch", s, len);
-        expect_refused(&r, dir, "blob \"batch\", sample 0", what[i]);
+        batch_put(&r, s, n);
+        expect_refused(&r, dir, "blob \"batch\"", what[i]);
     }
+
+    /* a build with other limits: refused by name, never misread */
+    r = corrupt_begin(dir);
+    blob[1] ^= 1; /* FR_MAX_CAT */
+    blob_put(&r, "batch", blob, len);
+    expect_refused(&r, dir, "blob \"batch\"", "other sample limits");
+    free(blob);
     free(s);
 }
 
@@ -385,32 +461,109 @@ static void test_guard(void **state)
     size_t len;
     char dir[256];
     raw_db r = corrupt_begin(dir);
-    fr_guard *g = (fr_guard *)blob_get(&r, "guard", &len);
-    assert_int_equal(len, sizeof *g);
-    const fr_guard keep = *g;
-    g->reason = 7;
-    blob_put(&r, "guard", g, len);
+    unsigned char *blob = blob_get(&r, "guard", &len);
+    fr_guard g;
+    char why[256];
+    if (fr_guard_decode(&g, blob, len, why, sizeof why) != 0) fail_msg("the pristine guard: %s", why);
+    const fr_guard keep = g;
+    g.reason = 7;
+    blob_put(&r, "guard", blob, fr_guard_encode(&g, blob, len));
     expect_refused(&r, dir, "blob \"guard\"", "reason");
 
     r = corrupt_begin(dir);
-    *g = keep;
-    g->cvr.den_l = NAN;
-    blob_put(&r, "guard", g, len);
+    g = keep;
+    g.cvr.den_l = NAN;
+    blob_put(&r, "guard", blob, fr_guard_encode(&g, blob, len));
     expect_refused(&r, dir, "blob \"guard\"", "finite");
 
     r = corrupt_begin(dir);
-    *g = keep;
-    g->trips = 3; /* three pauses, no resume, yet running */
-    blob_put(&r, "guard", g, len);
+    g = keep;
+    g.trips = 3; /* three pauses, no resume, yet running */
+    blob_put(&r, "guard", blob, fr_guard_encode(&g, blob, len));
     expect_refused(&r, dir, "blob \"guard\"", "trips");
 
     /* times near INT64_MIN: the first sample's time minus them overflowed (found by fuzz_guard) */
     r = corrupt_begin(dir);
-    *g = keep;
-    g->first_ts = g->last_ts = INT64_MIN + 1;
-    blob_put(&r, "guard", g, len);
+    g = keep;
+    g.first_ts = g.last_ts = INT64_MIN + 1;
+    blob_put(&r, "guard", blob, fr_guard_encode(&g, blob, len));
     expect_refused(&r, dir, "blob \"guard\"", "below 0");
-    free(g);
+    free(blob);
+}
+
+/* Every part of format 3 cut short by a byte, or by half, or missing: refused, naming the part. */
+static void test_parts_truncated_or_missing(void **state)
+{
+    (void)state;
+    static const char *const parts[] = {"guard", "counters", "metrics", "batch", "sources", "evtime", "manifest"};
+    for (size_t i = 0; i < sizeof parts / sizeof parts[0]; i++) {
+        for (int cut = 0; cut < 3; cut++) {
+            char dir[256], want[64];
+            raw_db r = corrupt_begin(dir);
+            size_t len;
+            unsigned char *blob = blob_get(&r, parts[i], &len);
+            snprintf(want, sizeof want, "blob \"%s\"", parts[i]);
+            if (cut == 2) {
+                char k[64];
+                snprintf(k, sizeof k, "C%s", parts[i]);
+                raw_delete(&r, 0, k, strlen(k));
+                expect_refused(&r, dir, want, "missing");
+            } else {
+                blob_put(&r, parts[i], blob, cut == 0 ? len - 1 : len / 2);
+                expect_refused(&r, dir, want, NULL);
+            }
+            free(blob);
+        }
+    }
+    /* an event-time source name with a NUL inside: once restored as another source ("f"), whose next
+     * checkpoint no restore read (found by fuzz_evtime) */
+    {
+        char dir[256];
+        raw_db r = corrupt_begin(dir);
+        size_t len;
+        unsigned char *blob = blob_get(&r, "evtime", &len);
+        assert_true(len > 11 && memcmp(blob + 7, "file", 4) == 0); /* version u8, count u32, name length u16 */
+        blob[8] = '\0';
+        blob_put(&r, "evtime", blob, len);
+        expect_refused(&r, dir, "blob \"evtime\"", "corrupt");
+        free(blob);
+    }
+    /* bins listed out of order */
+    char dir[256];
+    raw_db r = corrupt_begin(dir);
+    size_t n;
+    fr_metric *m = metrics_get(&r, &n);
+    size_t len;
+    unsigned char *blob = blob_get(&r, "metrics", &len);
+    /* the first metric holding two bins: swap their indexes */
+    size_t off = 4;
+    int done = 0;
+    for (size_t i = 0; i < n && !done; i++) {
+        unsigned nb = (unsigned)blob[off + 40] | (unsigned)blob[off + 41] << 8;
+        if (nb >= 2) {
+            unsigned char *b0 = blob + off + 42, *b1 = b0 + 18, t0 = b0[0], t1 = b0[1];
+            b0[0] = b1[0], b0[1] = b1[1], b1[0] = t0, b1[1] = t1;
+            done = 1;
+        }
+        off += fr_metric_encode(&m[i], NULL, 0);
+    }
+    assert_true(done);
+    blob_put(&r, "metrics", blob, len);
+    expect_refused(&r, dir, "blob \"metrics\"", "out of order");
+    free(blob);
+    free(m);
+}
+
+/* A directory of format version 2 (parts stored as the writing host's structs) is refused by name,
+ * saying what to do; nothing in it is read as version 3. */
+static void test_version2_refused(void **state)
+{
+    (void)state;
+    char dir[256];
+    raw_db r = corrupt_begin(dir);
+    const unsigned char v2[8] = {'F', 'R', 'C', '1', 2, 0, 0, 0};
+    raw_put(&r, 0, "#", 1, v2, sizeof v2);
+    expect_refused(&r, dir, "format version 2", "replay the input log into a new checkpoint.dir");
 }
 
 static void test_dfm_heads(void **state)
@@ -694,6 +847,8 @@ int main(void)
         cmocka_unit_test(test_batch),
         cmocka_unit_test(test_guard),
         cmocka_unit_test(test_dfm_heads),
+        cmocka_unit_test(test_parts_truncated_or_missing),
+        cmocka_unit_test(test_version2_refused),
         cmocka_unit_test(test_lifecycle_manifest_admission),
         cmocka_unit_test(test_join_entries),
         cmocka_unit_test(test_join_counters),

@@ -1,6 +1,7 @@
-/* The pipeline's blob "batch" (samples, each accepted by fr_pipeline_check_sample as restoring
- * does) under the default configuration; what it accepts keeps the check's promises, and the model
- * trains on it. */
+/* The pipeline's blob "batch" (the sample limits, a count and sample records, decoded by
+ * fr_pipeline_batch_decode as restoring does, each sample accepted by fr_pipeline_check_sample)
+ * under the default configuration; what it accepts keeps the check's promises, and the model trains
+ * on it. */
 #include <math.h>
 #include <stdint.h>
 #include <stdlib.h>
@@ -17,14 +18,14 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     fuzz_model_config(&c->model); /* the seeds' batch size and a small model */
     c->model.n_cat = c->schema.n_cat, c->model.n_num = c->schema.n_num, c->model.n_multi = c->schema.n_multi;
     c->model.n_scenarios = c->schema.n_scenarios;
-    const int n = (int)(size / sizeof(fr_sample));
-    fr_sample *batch = n > 0 && size % sizeof(fr_sample) == 0 && n < c->model.batch_size ? malloc(size) : NULL;
+    fr_sample *batch = malloc((size_t)c->model.batch_size * sizeof *batch);
+    char why[256];
+    const int n = batch ? fr_pipeline_batch_decode(data, size, batch, c->model.batch_size, c->schema.n_scenarios, why,
+                                                   sizeof why)
+                        : -1;
     if (batch) {
-        memcpy(batch, data, size);
-        char why[256];
-        int ok = 1;
-        for (int i = 0; i < n && ok; i++)
-            ok = fr_pipeline_check_sample(&batch[i], c->schema.n_scenarios, why, sizeof why) == 0;
+        FUZZ_CHECK(n >= 0 || why[0] != '\0');
+        const int ok = n > 0;
         if (ok) {
             for (int i = 0; i < n; i++) {
                 FUZZ_CHECK(batch[i].scenario >= 0 && batch[i].scenario < c->schema.n_scenarios);

@@ -17,9 +17,11 @@
 #include "fr_bytes.h"
 #include "fr_ckpt.h"
 #include "fr_dfm.h"
+#include "fr_evtime.h"
 #include "fr_join.h"
 #include "fr_pipeline.h"
 #include "fr_redis_layout.h"
+#include "fr_sample_codec.h"
 #include "fr_model_json.h"
 #include "fuzz_util.h"
 
@@ -272,15 +274,28 @@ static void checkpoint_parts(const char *scratch)
     }
 }
 
+/* A blob through its encoder into the corpus: encode(NULL, 0) sizes it. */
+#define SEED_ENCODED(target, name, call_with_buf_cap)                                                               \
+    do {                                                                                                           \
+        void *buf_ = NULL;                                                                                         \
+        size_t cap_ = 0;                                                                                           \
+        size_t n_ = call_with_buf_cap;                                                                             \
+        buf_ = malloc(n_ ? n_ : 1), cap_ = n_;                                                                     \
+        if (!buf_) die("malloc");                                                                                  \
+        if ((call_with_buf_cap) != n_) die(name);                                                                  \
+        seed(target, name, buf_, n_);                                                                              \
+        free(buf_);                                                                                                \
+    } while (0)
+
 static void pipeline_parts(void)
 {
     fr_stored_source src[2];
     memset(src, 0, sizeof src);
-    snprintf(src[0].name, sizeof src[0].name, "impressions-0");
-    src[0].max_ts = 1700000000000;
-    snprintf(src[1].name, sizeof src[1].name, "clicks-3");
-    src[1].max_ts = INT64_MIN;
-    seed("pipeline_sources", "two", src, sizeof src);
+    snprintf(src[0].name, sizeof src[0].name, "clicks-3");
+    src[0].max_ts = INT64_MIN;
+    snprintf(src[1].name, sizeof src[1].name, "impressions-0");
+    src[1].max_ts = 1700000000000;
+    SEED_ENCODED("pipeline_sources", "two", fr_pipeline_sources_encode(src, 2, buf_, cap_));
 
     fr_sample s[3];
     memset(s, 0, sizeof s);
@@ -293,11 +308,18 @@ static void pipeline_parts(void)
         s[i].weight[FR_TASK_CTR] = 2;
         s[i].label[FR_TASK_CTR] = (float)(i & 1);
     }
-    seed("pipeline_batch", "three", s, sizeof s);
+    /* the batch blob: the limits, a count, the records */
+    unsigned char batch[8192];
+    fr_sample_limits_encode(batch);
+    fr_put_u32le(batch + FR_SAMPLE_LIMITS_BYTES, 3);
+    size_t off = FR_SAMPLE_LIMITS_BYTES + 4;
+    for (int i = 0; i < 3; i++) off += fr_sample_encode(&s[i], batch + off, sizeof batch - off);
+    if (off > sizeof batch) die("batch");
+    seed("pipeline_batch", "three", batch, off);
 
     fr_guard g;
     fr_guard_init(&g);
-    seed("guard", "fresh", &g, sizeof g);
+    SEED_ENCODED("guard", "fresh", fr_guard_encode(&g, buf_, cap_));
     fr_guard_config c;
     fr_guard_config_defaults(&c);
     c.min_impressions = 10;
@@ -305,13 +327,47 @@ static void pipeline_parts(void)
     c.long_half_life_ms = 600 * 1000;
     char msg[512];
     int64_t ts = 1700000000000;
+    fr_metric m;
+    fr_metric_reset(&m);
     for (int i = 0; i < 4000 && !fr_guard_paused(&g); i++, ts += 1000) {
         fr_sample x = {.ts = ts, .kind = FR_SAMPLE_CLICK_WINDOW};
         x.label[FR_TASK_CTR] = (float)(i < 2000 && i % 5 == 0);
         fr_guard_observe(&g, &c, &x, msg, sizeof msg);
+        fr_metric_add(&m, 0.01 + 0.2 * (i % 7) / 7.0, x.label[FR_TASK_CTR], 1 + (i & 1));
     }
     if (!fr_guard_paused(&g)) die("the guard did not trip");
-    seed("guard", "paused", &g, sizeof g);
+    SEED_ENCODED("guard", "paused", fr_guard_encode(&g, buf_, cap_));
+
+    fr_pipeline_counters pc;
+    memset(&pc, 0, sizeof pc);
+    pc.consumed = 1000, pc.rejected[1] = 3, pc.rejected[FR_REJECT_NREASONS - 1] = 2;
+    pc.samples_trained = 900, pc.samples_buffered = 17;
+    SEED_ENCODED("counters", "some", fr_pipeline_counters_encode(&pc, buf_, cap_));
+
+    /* two metrics one after the other, as in the blob (after its count): a used one and an empty one */
+    unsigned char mb[2 * (64 + FR_METRIC_BINS * 18)];
+    size_t mn = fr_metric_encode(&m, mb, sizeof mb);
+    fr_metric_reset(&m);
+    mn += fr_metric_encode(&m, mb + mn, sizeof mb - mn);
+    seed("metrics", "used-and-empty", mb, mn);
+
+    /* two sources' event-time state, one holding a message ahead of its time */
+    fr_evtime_config ec;
+    fr_evtime_config_defaults(&ec);
+    fr_evtime *e1 = fr_evtime_create(), *e2 = fr_evtime_create();
+    if (!e1 || !e2) die("evtime");
+    fr_evtime_verdict v;
+    for (int i = 0; i < 50; i++) fr_evtime_offer(e1, &ec, 1700000000000 + 1000 * i, i, "{}", 2, &v);
+    fr_evtime_offer(e1, &ec, 1700000000000 + INT64_C(400) * 86400 * 1000, 50, "{\"ahead\":1}", 11, &v);
+    fr_evtime_offer(e2, &ec, 1700000000000, 0, "{}", 2, &v);
+    fr_evtime_named parts[2] = {{"impressions-0", e1}, {"clicks-0", e2}};
+    size_t elen = 0;
+    unsigned char *eb = fr_evtime_export_all(parts, 2, &elen);
+    if (!eb) die("evtime export");
+    seed("evtime", "two", eb, elen);
+    free(eb);
+    fr_evtime_free(e1);
+    fr_evtime_free(e2);
 }
 
 int main(int argc, char **argv)
