@@ -98,7 +98,7 @@ for i in $(seq 1 12); do
   kill -9 "$pid" 2>/dev/null || true
   wait "$pid" 2>/dev/null || true
   state=$("$FRESHET_BIN" inspect "$fr_work/state-k" 2>/dev/null || true)
-  n=$(fr_field consumed /dev/stdin <<<"$state")
+  n=$(fr_field consumed /dev/stdin <<<"$state" || true) # none before the first checkpoint
   h=$(sed -n 's/^event_time held=\([0-9]*\).*/\1/p' <<<"$state")
   [[ -n "$n" && -n "$h" && "$n" -lt "$total" && "$h" -gt 0 ]] && held_seen=$((held_seen + 1))
 done
