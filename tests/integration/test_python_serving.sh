@@ -8,7 +8,9 @@ source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 command -v redis-server >/dev/null || { echo "SKIP: redis-server not found" >&2; exit 77; }
 python3 -c 'import pytest' 2>/dev/null || fr_fail "pytest is missing: tests/run.sh installs it (python3 -m pip install pytest)"
 
-python3 -m pip install --quiet --no-deps --no-build-isolation --target "$fr_work/site" "$FRESHET_SOURCE_DIR/python" \
+# from a copy: setuptools writes build/ and *.egg-info next to the sources it builds
+cp -r "$FRESHET_SOURCE_DIR/python" "$fr_work/python-src"
+python3 -m pip install --quiet --no-deps --no-build-isolation --target "$fr_work/site" "$fr_work/python-src" \
   >"$fr_work/pip.log" 2>&1 || { cat "$fr_work/pip.log"; fr_fail "pip could not install python/"; }
 export FRESHET_SERVING_LIB="$FRESHET_BUILD_DIR/libfreshet_serving.so"
 [[ -e "$FRESHET_SERVING_LIB" ]] || fr_fail "no $FRESHET_SERVING_LIB in the build"
