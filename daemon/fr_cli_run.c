@@ -7,6 +7,7 @@
 #include <string.h>
 
 #include "fr_cli_int.h"
+#include "fr_progress.h"
 #include "fr_fileid.h"
 #include "fr_http.h"
 #include "fr_kafka.h"
@@ -133,8 +134,11 @@ int fr_cli_cmd_replay(const fr_cli_args *a)
     int rc = 0, stopped = 0;
     uint64_t lines = 0;
     double last_status = fr_cli_now();
+    fr_progress progress;
+    fr_progress_start(&progress, stderr, 0, in, a->positional, offset > 0 ? offset : 0, last_status);
+    int64_t next = offset > 0 ? offset : 0;
     while ((n = getline(&line, &cap, in)) > 0) {
-        int64_t next = (int64_t)ftello(in);
+        next = (int64_t)ftello(in);
         size_t len = (size_t)n;
         if (line[len - 1] == '\n') len--;
         if (len == 0) continue;
@@ -155,11 +159,15 @@ int fr_cli_cmd_replay(const fr_cli_args *a)
             }
             double now = fr_cli_now();
             if (c.status_every_seconds > 0 && now - last_status >= c.status_every_seconds) {
+                fr_progress_break(&progress);
                 fr_pipeline_status_line(p, stderr, NULL);
                 last_status = now;
             }
+            fr_progress_update(&progress, next, lines, fr_pipeline_watermark(p), now, 0);
         }
     }
+    fr_progress_update(&progress, next, lines, fr_pipeline_watermark(p), fr_cli_now(), 1);
+    fr_progress_break(&progress);
     free(line);
     fclose(in);
     if (rc == 0) {
