@@ -7,6 +7,7 @@
 #include <string.h>
 
 #include "fr_cli_int.h"
+#include "fr_input.h"
 #include "fr_progress.h"
 #include "fr_fileid.h"
 #include "fr_http.h"
@@ -25,13 +26,13 @@ int fr_cli_cmd_load(const fr_cli_args *a)
         fprintf(stderr, "freshet load: which file?\n");
         return 2;
     }
-    FILE *in = strcmp(a->positional, "-") == 0 ? stdin : fopen(a->positional, "r");
+    char err[512];
+    FILE *in = strcmp(a->positional, "-") == 0 ? stdin : fr_input_open(a->positional, NULL, err, sizeof err);
     if (!in) {
-        fprintf(stderr, "freshet load: cannot read %s: %s\n", a->positional, strerror(errno));
+        fprintf(stderr, "freshet load: %s\n", err);
         return 1;
     }
     fr_kafka_load_stats st;
-    char err[512];
     double t0 = fr_cli_now();
     int rc = fr_kafka_load(&c, in, &st, err, sizeof err);
     if (in != stdin) fclose(in);
@@ -70,15 +71,22 @@ int fr_cli_cmd_replay(const fr_cli_args *a)
     }
     sigset_t stop;
     fr_cli_block_stop_signals(&stop);
-    FILE *in = fopen(a->positional, "r");
+    char err[512];
+    fr_input_kind kind;
+    FILE *in = fr_input_open(a->positional, &kind, err, sizeof err);
     if (!in) {
-        fprintf(stderr, "freshet replay: cannot read %s: %s\n", a->positional, strerror(errno));
+        fprintf(stderr, "freshet replay: %s\n", err);
         return 1;
     }
-    char err[512];
     fr_oracle *oracle = NULL;
     if (fr_policy_get(c.join_policy)->oracle) {
-        if (!(oracle = fr_oracle_scan(&c.schema, a->positional, err, sizeof err))) {
+        oracle = fr_oracle_scan(&c.schema, in, a->positional, err, sizeof err);
+        if (oracle && fseeko(in, 0, SEEK_SET) != 0) {
+            snprintf(err, sizeof err, "cannot read %s again after the oracle's lookahead", a->positional);
+            fr_oracle_free(oracle);
+            oracle = NULL;
+        }
+        if (!oracle) {
             fprintf(stderr, "freshet replay: %s\n", err);
             fclose(in);
             return 1;
@@ -131,11 +139,13 @@ int fr_cli_cmd_replay(const fr_cli_args *a)
     char *line = NULL;
     size_t cap = 0;
     ssize_t n;
-    int rc = 0, stopped = 0;
+    int rc = 0, stopped = 0, read_failed = 0;
     uint64_t lines = 0;
     double last_status = fr_cli_now();
     fr_progress progress;
-    fr_progress_start(&progress, stderr, 0, in, a->positional, offset > 0 ? offset : 0, last_status);
+    /* a compressed file's size and last line are not known without reading it all */
+    fr_progress_start(&progress, stderr, 0, kind == FR_INPUT_PLAIN ? in : NULL, a->positional, offset > 0 ? offset : 0,
+                      last_status);
     int64_t next = offset > 0 ? offset : 0;
     while ((n = getline(&line, &cap, in)) > 0) {
         next = (int64_t)ftello(in);
@@ -168,6 +178,13 @@ int fr_cli_cmd_replay(const fr_cli_args *a)
     }
     fr_progress_update(&progress, next, lines, fr_pipeline_watermark(p), fr_cli_now(), 1);
     fr_progress_break(&progress);
+    if (rc == 0 && !stopped && ferror(in)) {
+        /* a read error or a corrupt compressed file is not the end of the input: keep what was read
+         * (checkpointed below) and say where it stopped */
+        fprintf(stderr, "freshet replay: cannot read %s (%s) after byte %" PRId64 ": %s; what came before is checkpointed\n",
+                a->positional, fr_input_kind_name(kind), next, strerror(errno));
+        stopped = read_failed = 1;
+    }
     free(line);
     fclose(in);
     if (rc == 0) {
@@ -182,6 +199,7 @@ int fr_cli_cmd_replay(const fr_cli_args *a)
             fr_pipeline_report(p, stdout);
             fr_pipeline_row_report(p, stderr);
             rc = finish_publishing(p, "replay");
+            if (read_failed) rc = 1;
         }
     }
     fr_pipeline_close(p);

@@ -18,18 +18,26 @@ static const char MAGIC[4] = {'F', 'R', 'F', '1'};
 static const char AND_THEN[] = "; a replay never resumes a file at an offset that belongs to other content: to learn "
                                "it as a new file give it another path, to start over replay into a fresh --state";
 
-/* XXH3-64 of the len (<= FR_FILEID_BLOCK) bytes at off; last: their last byte. -1 when the file
- * has fewer (or cannot be read). */
-static int hash_range(int fd, int64_t off, uint32_t len, uint64_t *out, unsigned char *last)
+/* Reads up to len (<= FR_FILEID_BLOCK) bytes at off through the stream (plain or decompressing,
+ * fr_input.h: offsets are the content's), and puts the stream back where it was. The count read,
+ * or -1 when the stream cannot seek or read. */
+static long read_at(FILE *in, int64_t off, uint32_t len, unsigned char *buf)
+{
+    off_t was = ftello(in);
+    if (was < 0 || fseeko(in, (off_t)off, SEEK_SET) != 0) return -1;
+    size_t got = fread(buf, 1, len, in);
+    int failed = ferror(in);
+    clearerr(in);
+    if (fseeko(in, was, SEEK_SET) != 0 || failed) return -1;
+    return (long)got;
+}
+
+/* XXH3-64 of the len bytes at off; last: their last byte. -1 when the content has fewer (or
+ * cannot be read). */
+static int hash_range(FILE *in, int64_t off, uint32_t len, uint64_t *out, unsigned char *last)
 {
     unsigned char buf[FR_FILEID_BLOCK] = {0};
-    size_t got = 0;
-    while (got < len) {
-        ssize_t n = pread(fd, buf + got, len - got, (off_t)(off + (int64_t)got));
-        if (n < 0 && errno == EINTR) continue;
-        if (n <= 0) return -1;
-        got += (size_t)n;
-    }
+    if (read_at(in, off, len, buf) != (long)len) return -1;
     *out = XXH3_64bits(buf, len);
     if (last) *last = len ? buf[len - 1] : 0;
     return 0;
@@ -44,8 +52,7 @@ static const char *base_name(const char *path)
 int fr_fileid_of(FILE *in, const char *path, char *name, size_t name_cap, fr_fileid *id, char *err, size_t errlen)
 {
     struct stat st;
-    int fd = fileno(in);
-    if (fstat(fd, &st) != 0 || !S_ISREG(st.st_mode)) {
+    if (stat(path, &st) != 0 || !S_ISREG(st.st_mode)) {
         snprintf(err, errlen,
                  "%s is not a regular file (a pipe or a device?): a replay resumes where it stopped, which needs a "
                  "file it can identify and seek; write the stream to a file first",
@@ -63,11 +70,15 @@ int fr_fileid_of(FILE *in, const char *path, char *name, size_t name_cap, fr_fil
     int room = (int)name_cap - (int)strlen("file:@") - 16 - 1;
     snprintf(name, name_cap, "file:%.*s@%016" PRIx64, room > 0 ? room : 0, base_name(real), id->path_hash);
     free(real);
-    id->head_len = st.st_size < FR_FILEID_BLOCK ? (uint32_t)st.st_size : FR_FILEID_BLOCK;
-    if (hash_range(fd, 0, id->head_len, &id->head_hash, NULL) != 0) {
-        snprintf(err, errlen, "cannot read the first %" PRIu32 " bytes of %s", id->head_len, path);
+    /* the content's first bytes (a compressed file's uncompressed ones) */
+    unsigned char head[FR_FILEID_BLOCK];
+    long got = read_at(in, 0, FR_FILEID_BLOCK, head);
+    if (got < 0) {
+        snprintf(err, errlen, "cannot read the first bytes of %s", path);
         return -1;
     }
+    id->head_len = (uint32_t)got;
+    id->head_hash = XXH3_64bits(head, (size_t)got);
     return 0;
 }
 
@@ -126,13 +137,11 @@ int fr_fileid_check_resume(FILE *in, const char *path, fr_fileid *now, const voi
                  path, stored_len, offset, AND_THEN);
         return -1;
     }
+    /* a plain file's size tells a truncation at once; a compressed one shows it when its content ends
+     * before the offset (the line before it cannot be read) */
     struct stat st;
     int fd = fileno(in);
-    if (fstat(fd, &st) != 0) {
-        snprintf(err, errlen, "cannot stat %s: %s", path, strerror(errno));
-        return -1;
-    }
-    if ((int64_t)st.st_size < offset) {
+    if (fd >= 0 && fstat(fd, &st) == 0 && (int64_t)st.st_size < offset) {
         snprintf(err, errlen,
                  "%s is %" PRId64 " bytes, shorter than the %" PRId64 " bytes already replayed from it: truncated or "
                  "replaced since%s",
@@ -141,20 +150,21 @@ int fr_fileid_check_resume(FILE *in, const char *path, fr_fileid *now, const voi
     }
     uint64_t h;
     unsigned char last = 0;
-    if (hash_range(fd, 0, was.head_len, &h, NULL) != 0 || h != was.head_hash) {
+    if (hash_range(in, 0, was.head_len, &h, NULL) != 0 || h != was.head_hash) {
         snprintf(err, errlen, "%s changed since it was replayed: its first %" PRIu32 " bytes differ (rewritten or "
                               "replaced)%s",
                  path, was.head_len, AND_THEN);
         return -1;
     }
-    if (hash_range(fd, offset - (int64_t)was.tail_len, was.tail_len, &h, &last) != 0 || h != was.tail_hash) {
+    if (hash_range(in, offset - (int64_t)was.tail_len, was.tail_len, &h, &last) != 0 || h != was.tail_hash) {
         snprintf(err, errlen,
                  "%s changed since it was replayed: the line before byte %" PRId64 ", where the replay stopped, "
                  "differs (rewritten or replaced)%s",
                  path, offset, AND_THEN);
         return -1;
     }
-    if ((int64_t)st.st_size > offset && last != '\n') {
+    unsigned char after;
+    if (last != '\n' && read_at(in, offset, 1, &after) == 1) {
         snprintf(err, errlen,
                  "%s has grown since it was replayed, but the last line read then had no newline: it may have been "
                  "completed since, and resuming at byte %" PRId64 " would cut it in two%s",

@@ -8,7 +8,7 @@ PACKAGES=(
   build-essential cmake pkg-config
   clang libclang-rt-dev   # the second compiler tests/run.sh builds with; libFuzzer + sanitizer runtimes (tests/fuzz/)
   librdkafka-dev librocksdb-dev libopenblas-dev libhiredis-dev libcmocka-dev libjansson-dev libxxhash-dev
-  libmicrohttpd-dev
+  libmicrohttpd-dev zlib1g-dev libzstd-dev zstd   # replay reads gzip- and zstd-compressed logs (zstd: the tests compress one)
   redis-server redis-tools
   prometheus              # promtool: tests check the alerting rules and the /metrics exposition (deploy/prometheus/)
 )

@@ -48,17 +48,11 @@ int fr_oracle_lookup(void *ctx, const char *id, size_t id_len, int64_t *conv_ts)
     return 1;
 }
 
-fr_oracle *fr_oracle_scan(const fr_schema *s, const char *path, char *err, size_t errlen)
+fr_oracle *fr_oracle_scan(const fr_schema *s, FILE *in, const char *path, char *err, size_t errlen)
 {
     fr_oracle *t = calloc(1, sizeof *t);
     if (!t) {
         snprintf(err, errlen, "out of memory for the oracle's lookahead");
-        return NULL;
-    }
-    FILE *in = fopen(path, "r");
-    if (!in) {
-        snprintf(err, errlen, "cannot read %s for the oracle's lookahead: %s", path, strerror(errno));
-        free(t);
         return NULL;
     }
     char *line = NULL, why[320];
@@ -88,7 +82,11 @@ fr_oracle *fr_oracle_scan(const fr_schema *s, const char *path, char *err, size_
         o->order = order++;
     }
     free(line);
-    fclose(in);
+    if (!oom && ferror(in)) {
+        snprintf(err, errlen, "cannot read %s for the oracle's lookahead: %s", path, strerror(errno));
+        fr_oracle_free(t);
+        return NULL;
+    }
     if (oom) {
         /* a truncated table would silently turn conversions into negatives */
         snprintf(err, errlen, "out of memory for the oracle's lookahead after %zu conversions of %s", t->n, path);

@@ -9,15 +9,17 @@
 
 #include <stddef.h>
 #include <stdint.h>
+#include <stdio.h>
 
 #include "fr_schema.h"
 
 typedef struct fr_oracle fr_oracle;
 
-/* Decodes path with schema s and keeps the conversions; lines the decoder rejects are skipped.
- * Deterministic, so a resumed replay builds the same table. NULL with a message when the file
- * cannot be read or memory runs out. */
-fr_oracle *fr_oracle_scan(const fr_schema *s, const char *path, char *err, size_t errlen);
+/* Decodes the lines of in (from its start; name is for messages) with schema s and keeps the
+ * conversions; lines the decoder rejects are skipped. The caller opens and closes in (plain or
+ * decompressing, daemon/fr_input.h). Deterministic, so a resumed replay builds the same table. NULL
+ * with a message when the input cannot be read or memory runs out. */
+fr_oracle *fr_oracle_scan(const fr_schema *s, FILE *in, const char *name, char *err, size_t errlen);
 void fr_oracle_free(fr_oracle *o);
 /* Conversions in the table (duplicates included). */
 size_t fr_oracle_count(const fr_oracle *o);

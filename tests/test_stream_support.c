@@ -39,7 +39,10 @@ static void test_oracle_first_conversion_in_file_order(void **state)
     fr_schema s;
     fr_schema_defaults(&s);
     char err[256];
-    fr_oracle *o = fr_oracle_scan(&s, path, err, sizeof err);
+    FILE *in = fopen(path, "r");
+    assert_non_null(in);
+    fr_oracle *o = fr_oracle_scan(&s, in, path, err, sizeof err);
+    fclose(in);
     if (!o) fail_msg("scan: %s", err);
     assert_int_equal(fr_oracle_count(o), 3);
     int64_t ts = -1;
@@ -55,14 +58,19 @@ static void test_oracle_first_conversion_in_file_order(void **state)
     tmpdir_remove(dir);
 }
 
-static void test_oracle_missing_file(void **state)
+/* A read error is a refusal that names the input, never a lookahead cut short (conversions the
+ * table lacks would train as negatives). */
+static void test_oracle_read_error(void **state)
 {
     (void)state;
     fr_schema s;
     fr_schema_defaults(&s);
     char err[256] = "";
-    assert_null(fr_oracle_scan(&s, "/nonexistent/freshet-oracle.jsonl", err, sizeof err));
-    assert_non_null(strstr(err, "/nonexistent/freshet-oracle.jsonl"));
+    FILE *wo = fopen("/dev/null", "w"); /* opened for writing only: every read fails */
+    assert_non_null(wo);
+    assert_null(fr_oracle_scan(&s, wo, "day1.jsonl", err, sizeof err));
+    assert_non_null(strstr(err, "cannot read day1.jsonl"));
+    fclose(wo);
 }
 
 /* ---- fr_bytes ---- */
@@ -131,7 +139,7 @@ int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_oracle_first_conversion_in_file_order),
-        cmocka_unit_test(test_oracle_missing_file),
+        cmocka_unit_test(test_oracle_read_error),
         cmocka_unit_test(test_bytes_round_trip),
         cmocka_unit_test(test_bytes_overrun_is_sticky),
     };
