@@ -104,7 +104,7 @@ void fr_pipeline_write_metrics(const fr_pipeline *p, FILE *out)
         fprintf(out, "freshet_samples_emitted_total{kind=\"%s\"} %" PRIu64 "\n", fr_sample_kind_name(k), j->emitted[k]);
     metric_one(out, "samples_trained_total", "counter", "Samples trained on.", (double)c->samples_trained);
     int64_t wm = fr_join_watermark(p->join);
-    metric_one(out, "watermark_seconds", "gauge", "Event-time watermark (Unix seconds): how far the join has got.",
+    metric_one(out, "watermark_timestamp_seconds", "gauge", "Event-time watermark (Unix seconds): how far the join has got.",
                wm == INT64_MIN ? 0.0 : (double)wm / 1000.0);
 
     metric_head(out, "progressive_auc", "gauge",
@@ -128,11 +128,11 @@ void fr_pipeline_write_metrics(const fr_pipeline *p, FILE *out)
     metric_one(out, "embedding_rows", "gauge", "Embedding rows held.", (double)rs.rows);
     metric_one(out, "embedding_memory_bytes", "gauge", "Memory held for embedding rows (arena, index, dirty lists).",
                (double)rs.row_bytes);
-    metric_head(out, "embedding_rows_total", "counter",
+    metric_head(out, "embedding_row_events_total", "counter",
                 "Keys given a row, refused by admission, or evicted, by this process.");
-    fprintf(out, "freshet_embedding_rows_total{event=\"admitted\"} %" PRIu64 "\n", rs.admitted);
-    fprintf(out, "freshet_embedding_rows_total{event=\"not_admitted\"} %" PRIu64 "\n", rs.not_admitted);
-    fprintf(out, "freshet_embedding_rows_total{event=\"evicted\"} %" PRIu64 "\n", rs.evicted);
+    fprintf(out, "freshet_embedding_row_events_total{event=\"admitted\"} %" PRIu64 "\n", rs.admitted);
+    fprintf(out, "freshet_embedding_row_events_total{event=\"not_admitted\"} %" PRIu64 "\n", rs.not_admitted);
+    fprintf(out, "freshet_embedding_row_events_total{event=\"evicted\"} %" PRIu64 "\n", rs.evicted);
 
     metric_one(out, "checkpoints_total", "counter", "Checkpoints written by this process.", (double)p->checkpoints);
     metric_one(out, "checkpoint_duration_seconds", "gauge", "Wall time the last checkpoint took.",

@@ -289,7 +289,7 @@ static void test_pipeline_page(void **state)
     assert_non_null(strstr(page, "\nfreshet_progressive_auc{task=\"ctr\",scenario=\"third_party\"} "));
     assert_non_null(strstr(page, "\nfreshet_progressive_logloss{task=\"cvr\",scenario=\"all\"} "));
     assert_non_null(strstr(page, "\nfreshet_checkpoints_total 1\n"));
-    assert_non_null(strstr(page, "\nfreshet_watermark_seconds "));
+    assert_non_null(strstr(page, "\nfreshet_watermark_timestamp_seconds "));
     /* every sample line belongs to a declared family: "# TYPE freshet_<name> ..." precedes it */
     char *save = NULL, *copy = strdup(page);
     const char *family = "";
