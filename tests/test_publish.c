@@ -32,6 +32,7 @@
 #include "count_rows.h"
 #include "fr_testkit.h"
 #include "redis_server.h"
+#include "row_hash.h"
 
 /* ---- tests ---------------------------------------------------------------------------------- */
 
@@ -56,7 +57,10 @@ static void test_push_and_serve(void **state)
     if (fr_reader_load_active(r, err, sizeof err) != 0) fail_msg("load: %s", err);
     assert_int_equal(fr_reader_version(r), v1);
     assert_non_null(strstr(fr_reader_manifest(r), "\"scenarios\":[\"feed\",\"search\"]"));
-    assert_non_null(strstr(fr_reader_manifest(r), "\"row_shards\":64"));
+    /* format 3: each table names its shard count, a power of two sized to its rows */
+    assert_non_null(strstr(fr_reader_manifest(r), "\"row_shard_fn\":\"" FR_REDIS_SHARD_FN_TOP "\""));
+    assert_non_null(strstr(fr_reader_manifest(r), "\"format_version\":3"));
+    assert_non_null(strstr(fr_reader_manifest(r), "\"shards\":"));
     assert_row_counts(r, m);
     assert_reader_agrees(r, m, 11);
 
@@ -254,11 +258,10 @@ static void test_deleted_row_reads_zero(void **state)
     assert_int_equal(fr_reader_score(r, &f, 0, a, err, sizeof err), 0);
 
     /* delete the row of cat[1] from its shard hash */
-    char key[128];
-    /* shard = top 6 bits of key * 0x9E3779B97F4A7C15 (docs/redis-layout.md) */
-    snprintf(key, sizeof key, "t4:emb:{t1s%llu}", (unsigned long long)((f.cat[1] * 0x9E3779B97F4A7C15ULL) >> 58));
+    char key[FR_REDIS_KEY_MAX];
+    /* shard = top log2(shards) bits of key * 0x9E3779B97F4A7C15 (docs/redis-layout.md) */
     unsigned char field[8];
-    for (int i = 0; i < 8; i++) field[i] = (unsigned char)(f.cat[1] >> (8 * i));
+    row_hash_key(key, s->port, "t4", 1, f.cat[1], -1, field);
     redisContext *c = redisConnect("127.0.0.1", s->port);
     redisReply *rep = redisCommand(c, "HDEL %s %b", key, field, sizeof field);
     assert_int_equal(rep->integer, 1);
@@ -390,10 +393,10 @@ static void redis_do(int port, const char *fmt, ...)
 }
 
 /* The row hash of (table, key) and the key as its 8-byte field. */
-static void row_key(char *hkey, size_t cap, const char *prefix, uint32_t table, uint64_t key, unsigned char field[8])
+static void row_key(char *hkey, size_t cap, int port, const char *prefix, uint32_t table, uint64_t key, unsigned char field[8])
 {
-    snprintf(hkey, cap, "%s:emb:{t%us%llu}", prefix, table, (unsigned long long)((key * 0x9E3779B97F4A7C15ULL) >> 58));
-    for (int i = 0; i < 8; i++) field[i] = (unsigned char)(key >> (8 * i));
+    assert_true(cap >= FR_REDIS_KEY_MAX);
+    row_hash_key(hkey, port, prefix, table, key, -1, field);
 }
 
 static fr_verify_report verify(int port, const char *prefix, const fr_model *m)
@@ -431,10 +434,10 @@ static void test_verify(void **state)
 
     fr_row_view row;
     assert_int_equal(fr_model_foreach_row(m, 0, first_row_cb, &row), 1);
-    char hkey[128];
+    char hkey[FR_REDIS_KEY_MAX];
     unsigned char field[8];
     /* a row missing */
-    row_key(hkey, sizeof hkey, "t7", row.table, row.key, field);
+    row_key(hkey, sizeof hkey, s->port, "t7", row.table, row.key, field);
     redis_do(s->port, "HDEL %s %b", hkey, field, sizeof field);
     rep = verify(s->port, "t7", m);
     assert_false(fr_verify_ok(&rep));
@@ -446,7 +449,7 @@ static void test_verify(void **state)
     assert_int_equal(rep.different, 1);
     assert_int_equal(rep.missing + rep.extra, 0);
     /* rows the model does not hold: in a table it has, in one it does not */
-    row_key(hkey, sizeof hkey, "t7", 0, 0xabcdef12345ULL, field);
+    row_key(hkey, sizeof hkey, s->port, "t7", 0, 0xabcdef12345ULL, field);
     redis_do(s->port, "HSET %s %b %s", hkey, field, sizeof field, "stale");
     redis_do(s->port, "HSET t7:emb:{t9s3} a b c d");
     rep = verify(s->port, "t7", m);
