@@ -130,7 +130,7 @@ int fr_publish_check_prefix(const char *prefix, char *err, size_t errlen)
 void fr_publish_last_stats(const fr_publisher *p, fr_publish_stats *s) { *s = p->last; }
 uint64_t fr_publish_held_version(const fr_publisher *p) { return p->held; }
 
-void fr_publish_set_log(fr_publisher *p, FILE *log) { p->log = log; }
+void fr_publish_set_log(fr_publisher *p, const fr_log *log) { p->log = log ? *log : (fr_log){NULL, NULL}; }
 const char *fr_publish_redis_note(const fr_publisher *p) { return p->note; }
 
 /* Once per publisher: do Redis' hash settings keep our row hashes in the compact listpack encoding
@@ -176,7 +176,7 @@ static void check_hash_settings(fr_publisher *p, size_t row_len)
                      vname, row_len);
     }
     if (r) freeReplyObject(r);
-    if (p->note[0] && p->log) fprintf(p->log, "freshet: warning: %s\n", p->note);
+    if (p->note[0]) fr_logf(&p->log, FR_LOG_WARN, "%s", p->note);
 }
 
 /* ---- dense blob and manifest ---------------------------------------------------------------- */

@@ -44,6 +44,8 @@
 #include <stdint.h>
 #include <stdio.h>
 
+#include "fr_log.h"
+
 #include "fr_model.h"
 #include "fr_policy.h"
 
@@ -127,8 +129,8 @@ int fr_publish_held(const char *host, int port, const char *prefix, int *held, u
                     size_t errlen);
 
 /* Where the publisher says, once, that Redis' hash settings would take row hashes out of the compact
- * listpack encoding (checked at its first push; NULL: nowhere). */
-void fr_publish_set_log(fr_publisher *p, FILE *log);
+ * listpack encoding (checked at its first push; a warning; NULL or unset: nowhere). Copied. */
+void fr_publish_set_log(fr_publisher *p, const fr_log *log);
 /* That finding ("" when the settings are right or not checked yet); valid until the next push. */
 const char *fr_publish_redis_note(const fr_publisher *p);
 

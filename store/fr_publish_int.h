@@ -33,7 +33,7 @@ struct fr_publisher {
     fr_publish_stats last;
     char last_xxh3[17]; /* dense checksum of last.version ("": none) */
     uint64_t held;      /* the version a rollback held the prefix at when the last push read it (0: none) */
-    FILE *log;          /* fr_publish_set_log: where the check of Redis' hash settings is said, once */
+    fr_log log;         /* fr_publish_set_log: where the check of Redis' hash settings is said, once */
     int checked;        /* that check ran */
     char note[512];     /* its finding ("": Redis keeps our row hashes compact) */
 };
