@@ -30,6 +30,7 @@ struct fr_reader {
     char *manifest;
     fr_model_config cfg;
     fr_serve_transform serve; /* what scoring returns from the model's outputs (the manifest's) */
+    uint8_t layout[FR_MAX_CAT + FR_MAX_MULTI]; /* per table: the shard count its row hashes use (fr_redis_layout.h) */
     float *dense;
     size_t dense_count;
     fr_model *m;     /* dense of `version` plus the rows fetched since the last reset */
@@ -175,8 +176,8 @@ int fr_reader_parse_version(const char *mtext, size_t mlen, const void *blob_byt
     uint64_t mv;
     fr_serve_transform transform = FR_SERVE_IDENTITY;
     json_t *fv = json_object_get(o, "format_version");
-    json_t *shards = json_object_get(o, "row_shards"), *rowf = json_object_get(o, "row_format");
-    json_t *sfn = json_object_get(o, "row_shard_fn");
+    json_t *rowf = json_object_get(o, "row_format");
+    uint8_t layout[FR_MAX_CAT + FR_MAX_MULTI];
     json_t *d = json_object_get(o, "dense");
     json_t *dc = json_object_get(d, "count"), *db = json_object_get(d, "bytes"), *dh = json_object_get(d, "xxh3_64");
     char cerr[200];
@@ -192,13 +193,12 @@ int fr_reader_parse_version(const char *mtext, size_t mlen, const void *blob_byt
         snprintf(err, errlen, "reader: %s", cerr);
     } else if (fr_json_get_u64(o, "version", &mv) != 0 || mv != v) {
         snprintf(err, errlen, "reader: manifest under version %" PRIu64 " names another version", v);
-    } else if (!json_is_integer(shards) || json_integer_value(shards) != FR_REDIS_ROW_SHARDS ||
-               !json_is_integer(rowf) || json_integer_value(rowf) != FR_REDIS_ROW_F32LE || !json_is_string(sfn) ||
-               strcmp(json_string_value(sfn), FR_REDIS_SHARD_FN) != 0) {
-        snprintf(err, errlen, "reader: manifest row_shards/row_shard_fn/row_format differ from this reader's %d/%s/%d",
-                 FR_REDIS_ROW_SHARDS, FR_REDIS_SHARD_FN, FR_REDIS_ROW_F32LE);
+    } else if (!json_is_integer(rowf) || json_integer_value(rowf) != FR_REDIS_ROW_F32LE) {
+        snprintf(err, errlen, "reader: manifest row_format differs from this reader's %d", FR_REDIS_ROW_F32LE);
     } else if (fr_config_from_json(json_object_get(o, "model_config"), cfg, cerr, sizeof cerr) != 0) {
         snprintf(err, errlen, "reader: manifest %s", cerr);
+    } else if (fr_redis_manifest_layouts(o, (uint32_t)(cfg->n_cat + cfg->n_multi), layout, cerr, sizeof cerr) != 0) {
+        snprintf(err, errlen, "reader: %s", cerr);
     } else if (!json_is_integer(dc) || !json_is_integer(db) || !json_is_string(dh)) {
         snprintf(err, errlen, "reader: manifest lacks dense.count, dense.bytes or dense.xxh3_64");
     } else {
@@ -303,6 +303,16 @@ static int load_active(fr_reader *r, char *err, size_t errlen)
         int rc = fr_reader_parse_version(rep[0]->str, rep[0]->len, rep[1]->str, rep[1]->len, v, &cfg, &serve, &dense,
                                          &count, xxh3, err, errlen);
         char *mtext = rc == 0 ? strdup(rep[0]->str) : NULL;
+        /* the shard count of each table (fr_reader_parse_version checked them) */
+        uint8_t layout[FR_MAX_CAT + FR_MAX_MULTI];
+        json_t *mo = mtext ? json_loads(mtext, 0, NULL) : NULL;
+        char lerr[200];
+        if (mtext && (!mo || fr_redis_manifest_layouts(mo, (uint32_t)(cfg.n_cat + cfg.n_multi), layout, lerr,
+                                                       sizeof lerr) != 0)) {
+            free(mtext);
+            mtext = NULL;
+        }
+        json_decref(mo);
         freeReplyObject(rep[0]);
         freeReplyObject(rep[1]);
         if (rc != 0) {
@@ -328,6 +338,7 @@ static int load_active(fr_reader *r, char *err, size_t errlen)
         r->dense_count = count;
         r->manifest = mtext;
         r->cfg = cfg;
+        memcpy(r->layout, layout, sizeof layout);
         if (r->loaded && r->version == v && strcmp(r->xxh3, xxh3) != 0) r->st.republished++;
         r->serve = serve;
         r->version = v;
@@ -344,31 +355,37 @@ static long row_count(fr_reader *r, uint32_t table)
 {
     char err[512];
     if (ensure_connection(r, err, sizeof err) != 0) return -1;
-    char keys[FR_REDIS_ROW_SHARDS][FR_REDIS_KEY_MAX];
-    const char *argv[FR_REDIS_ROW_SHARDS][2];
-    size_t lens[FR_REDIS_ROW_SHARDS][2];
-    const char **argvs[FR_REDIS_ROW_SHARDS];
-    const size_t *lenss[FR_REDIS_ROW_SHARDS];
-    int argcs[FR_REDIS_ROW_SHARDS];
-    redisReply *rep[FR_REDIS_ROW_SHARDS];
-    for (int s = 0; s < FR_REDIS_ROW_SHARDS; s++) {
-        fr_redis_key_rows(keys[s], r->prefix, table, (uint32_t)s);
-        argv[s][0] = "HLEN";
-        argv[s][1] = keys[s];
-        lens[s][0] = 4;
-        lens[s][1] = strlen(keys[s]);
-        argvs[s] = argv[s];
-        lenss[s] = lens[s];
-        argcs[s] = 2;
-    }
-    if (roundtrip(r, FR_REDIS_ROW_SHARDS, argvs, lenss, argcs, rep, err, sizeof err) != 0) return -1;
+    enum { TRIP = 256 };
+    char keys[TRIP][FR_REDIS_KEY_MAX];
+    const char *argv[TRIP][2];
+    size_t lens[TRIP][2];
+    const char **argvs[TRIP];
+    const size_t *lenss[TRIP];
+    int argcs[TRIP];
+    redisReply *rep[TRIP];
+    int lay = r->layout[table];
+    uint32_t shards = fr_redis_layout_shards(lay);
     long total = 0;
-    for (int s = 0; s < FR_REDIS_ROW_SHARDS; s++) {
-        if (rep[s]->type == REDIS_REPLY_INTEGER && total >= 0)
-            total += (long)rep[s]->integer;
-        else
-            total = -1; /* an error reply (e.g. the key holds another type) */
-        freeReplyObject(rep[s]);
+    for (uint32_t s0 = 0; s0 < shards && total >= 0; s0 += TRIP) {
+        int n = shards - s0 < TRIP ? (int)(shards - s0) : TRIP;
+        for (int i = 0; i < n; i++) {
+            fr_redis_key_rows(keys[i], r->prefix, table, lay, s0 + (uint32_t)i);
+            argv[i][0] = "HLEN";
+            argv[i][1] = keys[i];
+            lens[i][0] = 4;
+            lens[i][1] = strlen(keys[i]);
+            argvs[i] = argv[i];
+            lenss[i] = lens[i];
+            argcs[i] = 2;
+        }
+        if (roundtrip(r, n, argvs, lenss, argcs, rep, err, sizeof err) != 0) return -1;
+        for (int i = 0; i < n; i++) {
+            if (rep[i]->type == REDIS_REPLY_INTEGER && total >= 0)
+                total += (long)rep[i]->integer;
+            else
+                total = -1; /* an error reply (e.g. the key holds another type) */
+            freeReplyObject(rep[i]);
+        }
     }
     return total;
 }
@@ -392,17 +409,18 @@ static int cmp_row_ref(const void *a, const void *b)
 }
 
 /* Every row of the batch, each once, sorted so that one shard hash's rows are adjacent. */
-static size_t batch_rows(const fr_model_config *cfg, const fr_features *f, int n, row_ref *out)
+static size_t batch_rows(const fr_model_config *cfg, const uint8_t *layout, const fr_features *f, int n, row_ref *out)
 {
     size_t nk = 0;
     for (int i = 0; i < n; i++) {
         for (int t = 0; t < cfg->n_cat && t < FR_MAX_CAT; t++)
-            if (f[i].cat[t]) out[nk++] = (row_ref){(uint32_t)t, fr_redis_shard(f[i].cat[t]), f[i].cat[t]};
+            if (f[i].cat[t]) out[nk++] = (row_ref){(uint32_t)t, fr_redis_shard_of(f[i].cat[t], layout[t]), f[i].cat[t]};
         for (int j = 0; j < cfg->n_multi && j < FR_MAX_MULTI; j++) {
             int len = f[i].multi_len[j] < FR_MAX_MULTI_LEN ? f[i].multi_len[j] : FR_MAX_MULTI_LEN;
+            uint32_t t = (uint32_t)(cfg->n_cat + j);
             for (int k = 0; k < len; k++)
                 if (f[i].multi[j][k])
-                    out[nk++] = (row_ref){(uint32_t)(cfg->n_cat + j), fr_redis_shard(f[i].multi[j][k]), f[i].multi[j][k]};
+                    out[nk++] = (row_ref){t, fr_redis_shard_of(f[i].multi[j][k], layout[t]), f[i].multi[j][k]};
         }
     }
     qsort(out, nk, sizeof *out, cmp_row_ref);
@@ -487,14 +505,13 @@ static int score(fr_reader *r, const fr_features *f, const int32_t *scenario, in
         for (int j = 0; j < cfg->n_multi && j < FR_MAX_MULTI; j++)
             refs += f[i].multi_len[j] < FR_MAX_MULTI_LEN ? f[i].multi_len[j] : FR_MAX_MULTI_LEN;
     }
-    size_t shard_hashes = (size_t)(cfg->n_cat + cfg->n_multi) * FR_REDIS_ROW_SHARDS;
     batch_mem b;
-    void *mem = batch_alloc(&b, refs, refs < shard_hashes ? refs : shard_hashes, dim);
+    void *mem = batch_alloc(&b, refs, refs, dim); /* at most one shard hash per row */
     if (!mem) {
         snprintf(err, errlen, "reader: out of memory for a batch of %d impressions", n);
         return -1;
     }
-    size_t nk = batch_rows(cfg, f, n, b.rows);
+    size_t nk = batch_rows(cfg, r->layout, f, n, b.rows);
 
     /* one HMGET per shard hash, all pipelined: one round trip for the whole batch */
     int ng = 0;
@@ -502,7 +519,7 @@ static int score(fr_reader *r, const fr_features *f, const int32_t *scenario, in
     for (size_t k = 0; k < nk; k++) {
         if (k > 0 && b.rows[k].table == b.rows[k - 1].table && b.rows[k].shard == b.rows[k - 1].shard) continue;
         b.group_start[ng] = (int)k;
-        fr_redis_key_rows(b.hkeys[ng], r->prefix, b.rows[k].table, b.rows[k].shard);
+        fr_redis_key_rows(b.hkeys[ng], r->prefix, b.rows[k].table, r->layout[b.rows[k].table], b.rows[k].shard);
         b.argvs[ng] = b.args + na;
         b.lenss[ng] = b.lens + na;
         b.args[na] = "HMGET", b.lens[na++] = 5;
@@ -717,6 +734,7 @@ int fr_reader_load_active(fr_reader *r, char *err, size_t errlen)
 
 long fr_reader_row_count(fr_reader *r, uint32_t table)
 {
+    if (!r->loaded || table >= (uint32_t)(r->cfg.n_cat + r->cfg.n_multi)) return -1; /* the layout is the version's */
     fr_sigpipe_guard g;
     fr_sigpipe_block(&g);
     long rc = row_count(r, table);

@@ -72,7 +72,8 @@ const char *fr_reader_manifest(const fr_reader *r);
 const float *fr_reader_dense(const fr_reader *r, size_t *count);
 /* Embedding tables of the loaded version (n_cat + n_multi; 0 before the first load). */
 int fr_reader_table_count(const fr_reader *r);
-/* Number of rows stored in Redis for a table (HLEN over its partitions), or -1 on error. */
+/* Number of rows stored in Redis for a table of the loaded version (HLEN over its shard hashes), or -1
+ * on error or when no version is loaded. */
 long fr_reader_row_count(fr_reader *r, uint32_t table);
 /* Scores one impression; fetches its rows from Redis. out = {pCTR, pCVR, pCTCVR}, after the serve
  * transform (the raw model outputs when it is the identity). */

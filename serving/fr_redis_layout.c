@@ -49,25 +49,168 @@ void fr_redis_key_dense(char *buf, const char *prefix, uint64_t version)
 {
     snprintf(buf, FR_REDIS_KEY_MAX, "%s:{v%" PRIu64 "}:dense", prefix, version);
 }
-void fr_redis_key_rows(char *buf, const char *prefix, uint32_t table, uint32_t shard)
+void fr_redis_key_rows(char *buf, const char *prefix, uint32_t table, int layout, uint32_t shard)
 {
-    snprintf(buf, FR_REDIS_KEY_MAX, "%s:emb:{t%" PRIu32 "s%" PRIu32 "}", prefix, table, shard);
+    if (layout == FR_REDIS_LAYOUT_LEGACY)
+        snprintf(buf, FR_REDIS_KEY_MAX, "%s:emb:{t%" PRIu32 "s%" PRIu32 "}", prefix, table, shard);
+    else
+        snprintf(buf, FR_REDIS_KEY_MAX, "%s:emb:{t%" PRIu32 "n%" PRIu32 "s%" PRIu32 "}", prefix, table,
+                 fr_redis_layout_shards(layout), shard);
 }
 
-int fr_redis_parse_rows_key(const char *prefix, const char *key, size_t len, uint32_t *table, uint32_t *shard)
+/* Reads up to 10 decimal digits at *p (< end): 0 with the number, -1 when there is none. */
+static int read_decimal(const char **p, const char *end, uint64_t *out)
+{
+    uint64_t v = 0;
+    int nd = 0;
+    for (; *p < end && **p >= '0' && **p <= '9' && nd < 10; (*p)++, nd++) v = v * 10 + (uint64_t)(**p - '0');
+    *out = v;
+    return nd ? 0 : -1;
+}
+
+int fr_redis_parse_rows_key(const char *prefix, const char *key, size_t len, uint32_t *table, int *layout,
+                            uint32_t *shard)
 {
     size_t pl = strlen(prefix);
     if (len <= pl + 7 || memcmp(key, prefix, pl) != 0 || memcmp(key + pl, ":emb:{t", 7) != 0) return -1;
     const char *p = key + pl + 7, *end = key + len;
-    uint64_t t = 0, s = 0;
-    int nd = 0;
-    for (; p < end && *p >= '0' && *p <= '9' && nd < 10; p++, nd++) t = t * 10 + (uint64_t)(*p - '0');
-    if (!nd || p >= end || *p++ != 's') return -1;
-    for (nd = 0; p < end && *p >= '0' && *p <= '9' && nd < 10; p++, nd++) s = s * 10 + (uint64_t)(*p - '0');
-    if (!nd || p + 1 != end || *p != '}' || t > UINT32_MAX || s >= FR_REDIS_ROW_SHARDS) return -1;
+    uint64_t t, n = 0, s;
+    int lay = FR_REDIS_LAYOUT_LEGACY;
+    if (read_decimal(&p, end, &t) != 0 || p >= end) return -1;
+    if (*p == 'n') {
+        p++;
+        if (read_decimal(&p, end, &n) != 0 || n == 0 || (n & (n - 1)) != 0 ||
+            n > ((uint64_t)1 << FR_REDIS_SHARD_BITS_MAX))
+            return -1;
+        for (lay = 0; ((uint64_t)1 << lay) != n; lay++) {
+        }
+    }
+    if (p >= end || *p++ != 's' || read_decimal(&p, end, &s) != 0) return -1;
+    if (p + 1 != end || *p != '}' || t > UINT32_MAX || s >= fr_redis_layout_shards(lay)) return -1;
     *table = (uint32_t)t;
+    *layout = lay;
     *shard = (uint32_t)s;
     return 0;
+}
+
+int fr_redis_layout_for_rows(size_t rows)
+{
+    int b = 0;
+    while (b < FR_REDIS_SHARD_BITS_MAX && rows > ((size_t)FR_REDIS_ROWS_PER_HASH << b)) b++;
+    return b;
+}
+
+int fr_redis_manifest_layouts(const json_t *o, uint32_t ntab, uint8_t *layouts, char *err, size_t errlen)
+{
+    const json_t *fv = json_object_get(o, "format_version"), *fn = json_object_get(o, "row_shard_fn");
+    json_int_t format = json_is_integer(fv) ? json_integer_value(fv) : 0;
+    if (format < FR_REDIS_FORMAT_VERSION_PLAIN || format > FR_REDIS_FORMAT_VERSION) {
+        snprintf(err, errlen, "manifest format_version is not %d to %d", FR_REDIS_FORMAT_VERSION_PLAIN,
+                 FR_REDIS_FORMAT_VERSION);
+        return -1;
+    }
+    if (format < 3) {
+        const json_t *shards = json_object_get(o, "row_shards");
+        if (!json_is_integer(shards) || json_integer_value(shards) != FR_REDIS_ROW_SHARDS || !json_is_string(fn) ||
+            strcmp(json_string_value(fn), FR_REDIS_SHARD_FN) != 0) {
+            snprintf(err, errlen, "manifest row_shards/row_shard_fn differ from format %d's %d/%s", (int)format,
+                     FR_REDIS_ROW_SHARDS, FR_REDIS_SHARD_FN);
+            return -1;
+        }
+        memset(layouts, FR_REDIS_LAYOUT_LEGACY, ntab);
+        return 0;
+    }
+    const json_t *tables = json_object_get(o, "tables");
+    if (!json_is_string(fn) || strcmp(json_string_value(fn), FR_REDIS_SHARD_FN_TOP) != 0) {
+        snprintf(err, errlen, "manifest row_shard_fn is not %s", FR_REDIS_SHARD_FN_TOP);
+        return -1;
+    }
+    if (!json_is_array(tables) || json_array_size(tables) < ntab) {
+        snprintf(err, errlen, "manifest tables[] lists %zu tables, the model has %" PRIu32, json_array_size(tables),
+                 ntab);
+        return -1;
+    }
+    for (uint32_t t = 0; t < ntab; t++) {
+        const json_t *n = json_object_get(json_array_get(tables, t), "shards");
+        json_int_t v = json_is_integer(n) ? json_integer_value(n) : 0;
+        if (v < 1 || v > ((json_int_t)1 << FR_REDIS_SHARD_BITS_MAX) || (v & (v - 1)) != 0) {
+            snprintf(err, errlen, "manifest tables[%" PRIu32 "].shards is not a power of two from 1 to %ld", t,
+                     1L << FR_REDIS_SHARD_BITS_MAX);
+            return -1;
+        }
+        int b = 0;
+        while (((json_int_t)1 << b) != v) b++;
+        layouts[t] = (uint8_t)b;
+    }
+    return 0;
+}
+
+int fr_redis_retained_layouts(redisContext *c, const char *prefix, uint32_t ntab, uint32_t *live, uint8_t *newest,
+                              int *broken, char *err, size_t errlen)
+{
+    *broken = 0;
+    memset(live, 0, ntab * sizeof *live);
+    memset(newest, FR_REDIS_LAYOUT_NONE, ntab);
+    char vkey[FR_REDIS_KEY_MAX];
+    fr_redis_key_versions(vkey, prefix);
+    const char *za[4] = {"ZRANGE", vkey, "0", "-1"};
+    size_t zl[4] = {6, strlen(vkey), 1, 2};
+    redisReply *z = fr_redis_command(c, 4, za, zl, broken, err, errlen);
+    if (!z) return -1;
+    size_t n = z->type == REDIS_REPLY_ARRAY ? z->elements : 0;
+    int rc = 0;
+    if (n) {
+        char (*keys)[FR_REDIS_KEY_MAX] = malloc(n * sizeof *keys);
+        const char **args = malloc(2 * n * sizeof *args);
+        const char ***argvs = malloc(n * sizeof *argvs);
+        size_t *lens = malloc(2 * n * sizeof *lens);
+        const size_t **lenss = malloc(n * sizeof *lenss);
+        int *argcs = malloc(n * sizeof *argcs);
+        uint64_t *vs = malloc(n * sizeof *vs);
+        redisReply **rep = calloc(n, sizeof *rep);
+        uint8_t *lay = malloc(ntab ? ntab : 1);
+        size_t m = 0;
+        if (!keys || !args || !argvs || !lens || !lenss || !argcs || !vs || !rep || !lay) {
+            snprintf(err, errlen, "out of memory reading the retained versions");
+            rc = -1;
+        }
+        for (size_t i = 0; rc == 0 && i < n; i++) {
+            const redisReply *e = z->element[i];
+            if (e->type != REDIS_REPLY_STRING || fr_parse_u64(e->str, e->len, &vs[m]) != 0) continue;
+            fr_redis_key_manifest(keys[m], prefix, vs[m]);
+            args[2 * m] = "GET", lens[2 * m] = 3;
+            args[2 * m + 1] = keys[m], lens[2 * m + 1] = strlen(keys[m]);
+            argvs[m] = args + 2 * m, lenss[m] = lens + 2 * m, argcs[m] = 2;
+            m++;
+        }
+        if (rc == 0 && m && fr_redis_batch(c, (int)m, argvs, lenss, argcs, rep, err, errlen) != 0) {
+            *broken = 1;
+            rc = -1;
+        }
+        uint64_t top = 0;
+        int have_top = 0;
+        for (size_t i = 0; rc == 0 && i < m; i++) {
+            json_t *o = rep[i]->type == REDIS_REPLY_STRING ? json_loadb(rep[i]->str, rep[i]->len, 0, NULL) : NULL;
+            char lerr[200];
+            if (o && fr_redis_manifest_layouts(o, ntab, lay, lerr, sizeof lerr) == 0) {
+                for (uint32_t t = 0; t < ntab; t++) live[t] |= (uint32_t)1 << lay[t];
+                if (!have_top || vs[i] > top) {
+                    memcpy(newest, lay, ntab);
+                    top = vs[i];
+                    have_top = 1;
+                }
+            } else if (!have_top || vs[i] > top) {
+                memset(newest, FR_REDIS_LAYOUT_NONE, ntab); /* the newest version is unreadable */
+                top = vs[i];
+                have_top = 1;
+            }
+            json_decref(o);
+        }
+        for (size_t i = 0; rep && i < m; i++) freeReplyObject(rep[i]);
+        free(keys), free(args), free(argvs), free(lens), free(lenss), free(argcs), free(vs), free(rep), free(lay);
+    }
+    freeReplyObject(z);
+    return rc;
 }
 
 void fr_redis_row_field(unsigned char out[8], uint64_t key) { fr_put_u64le(out, key); }

@@ -10,29 +10,10 @@
 #include <time.h>
 #include <xxhash.h>
 
+#include "fr_publish_int.h"
 #include "fr_publish_test.h"
 #include "fr_redis_layout.h"
 #include "fr_model_json.h"
-
-enum {
-    FIELDS_PER_HSET = 64, /* rows per HSET command (one shard hash) */
-    ROW_WINDOW = 32,      /* HSET commands in flight before their replies are read */
-};
-
-struct fr_publisher {
-    char *host;
-    int port;
-    char prefix[FR_REDIS_PREFIX_MAX + 1];
-    int keep;
-    redisContext *c; /* NULL while disconnected */
-    int need_full;
-    int fail_before_flip; /* test hook: fr_publish_test_fail_before_flip */
-    char *writer;         /* NULL: no lease */
-    int lease_ms;
-    fr_publish_stats last;
-    char last_xxh3[17]; /* dense checksum of last.version ("": none) */
-    uint64_t held;      /* the version a rollback held the prefix at when the last push read it (0: none) */
-};
 
 static double now_seconds(void)
 {
@@ -41,7 +22,7 @@ static double now_seconds(void)
     return (double)ts.tv_sec + (double)ts.tv_nsec * 1e-9;
 }
 
-static void disconnect(fr_publisher *p)
+void fr_publish_disconnect(fr_publisher *p)
 {
     if (p->c) redisFree(p->c);
     p->c = NULL;
@@ -149,273 +130,53 @@ int fr_publish_check_prefix(const char *prefix, char *err, size_t errlen)
 void fr_publish_last_stats(const fr_publisher *p, fr_publish_stats *s) { *s = p->last; }
 uint64_t fr_publish_held_version(const fr_publisher *p) { return p->held; }
 
-/* ---- rows --------------------------------------------------------------------------------- */
+void fr_publish_set_log(fr_publisher *p, const fr_log *log) { p->log = log ? *log : (fr_log){NULL, NULL}; }
+const char *fr_publish_redis_note(const fr_publisher *p) { return p->note; }
 
-typedef struct {
-    unsigned char *buf; /* FIELDS_PER_HSET x (8-byte field, row value), allocated on first use */
-    int n;
-    int ndel;           /* deletion pass: fields in buf (8 bytes each) */
-} bucket;
-
-typedef struct {
-    fr_publisher *p;
-    fr_pipe pipe;
-    int dim;
-    uint32_t ntab;
-    size_t row_len;  /* encoded row value */
-    bucket *buckets; /* ntab x FR_REDIS_ROW_SHARDS */
-    const char **argv;
-    size_t *lens;
-    size_t rows;
-    char err[256];
-} rows_ctx;
-
-/* Sends the bucket's pending writes (HSET field value ...) or, with del, its pending deletions
- * (HDEL field ...: 8-byte fields packed back to back) as one command on its shard hash. */
-static int flush_bucket(rows_ctx *r, uint32_t table, uint32_t shard, int del)
+/* Once per publisher: do Redis' hash settings keep our row hashes in the compact listpack encoding
+ * (~1.3x the payload per row instead of ~2x)? A managed Redis may refuse CONFIG: then say so and go
+ * on with the defaults assumed. */
+static void check_hash_settings(fr_publisher *p, size_t row_len)
 {
-    bucket *b = &r->buckets[(size_t)table * FR_REDIS_ROW_SHARDS + shard];
-    int *n = del ? &b->ndel : &b->n;
-    if (*n == 0) return 0;
-    char key[FR_REDIS_KEY_MAX];
-    fr_redis_key_rows(key, r->p->prefix, table, shard);
-    r->argv[0] = del ? "HDEL" : "HSET";
-    r->lens[0] = 4;
-    r->argv[1] = key;
-    r->lens[1] = strlen(key);
-    size_t value_len = del ? 0 : r->row_len;
-    int argc = 2;
-    for (int i = 0; i < *n; i++) {
-        const unsigned char *e = b->buf + (size_t)i * (8 + value_len);
-        r->argv[argc] = (const char *)e;
-        r->lens[argc++] = 8;
-        if (value_len) {
-            r->argv[argc] = (const char *)e + 8;
-            r->lens[argc++] = value_len;
-        }
-    }
-    *n = 0; /* hiredis copies the arguments into its output buffer */
-    return fr_pipe_append(&r->pipe, argc, r->argv, r->lens);
-}
-
-static int push_row_cb(const fr_row_view *row, void *ctx)
-{
-    rows_ctx *r = ctx;
-    if (row->dim != r->dim || row->table >= r->ntab) {
-        snprintf(r->err, sizeof r->err, "row of table %" PRIu32 " with dim %d (expected < %" PRIu32 " tables, dim %d)",
-                 row->table, row->dim, r->ntab, r->dim);
-        return -1;
-    }
-    uint32_t shard = fr_redis_shard(row->key);
-    bucket *b = &r->buckets[(size_t)row->table * FR_REDIS_ROW_SHARDS + shard];
-    size_t stride = 8 + r->row_len;
-    if (!b->buf && !(b->buf = malloc(FIELDS_PER_HSET * stride))) {
-        snprintf(r->err, sizeof r->err, "out of memory");
-        return -1;
-    }
-    unsigned char *e = b->buf + (size_t)b->n * stride;
-    fr_redis_row_field(e, row->key);
-    fr_redis_row_encode(e + 8, row->dim, row->version, row->weights);
-    b->n++;
-    r->rows++;
-    if (b->n == FIELDS_PER_HSET && flush_bucket(r, row->table, shard, 0) != 0) return -1;
-    return 0;
-}
-
-static int push_delete_cb(uint32_t table, uint64_t key, void *ctx)
-{
-    rows_ctx *r = ctx;
-    if (table >= r->ntab) {
-        snprintf(r->err, sizeof r->err, "deleted row of table %" PRIu32 " (expected < %" PRIu32 ")", table, r->ntab);
-        return -1;
-    }
-    uint32_t shard = fr_redis_shard(key);
-    bucket *b = &r->buckets[(size_t)table * FR_REDIS_ROW_SHARDS + shard];
-    if (!b->buf && !(b->buf = malloc(FIELDS_PER_HSET * (8 + r->row_len)))) {
-        snprintf(r->err, sizeof r->err, "out of memory");
-        return -1;
-    }
-    fr_redis_row_field(b->buf + (size_t)b->ndel * 8, key);
-    b->ndel++;
-    if (b->ndel == FIELDS_PER_HSET && flush_bucket(r, table, shard, 1) != 0) return -1;
-    return 0;
-}
-
-/* Reports a failed round trip like a pipelined failure, so a lost connection is dropped and re-made. */
-static int batch_failed(rows_ctx *r, const char *msg)
-{
-    r->pipe.failed = 1;
-    r->pipe.broken = 1;
-    snprintf(r->pipe.err, sizeof r->pipe.err, "%s", msg);
-    return -1;
-}
-
-/* Full pushes only: HDELs every field of our row hashes whose row the source does not hold -- rows
- * deleted (evicted) by an earlier process whose deletion was checkpointed but never pushed (a crash
- * between the checkpoint and the push), rows of a run that was restored from an earlier
- * checkpoint, rows of another model that published under this prefix before. Per table, the
- * fields of its 64 hashes are read in one round trip (HKEYS, on a drained connection: with
- * replies outstanding they would be read in their place); the deletions follow on the pipe. */
-static int delete_strays(rows_ctx *r, const fr_publish_source *src)
-{
-    char keys[FR_REDIS_ROW_SHARDS][FR_REDIS_KEY_MAX];
-    const char *argv[FR_REDIS_ROW_SHARDS][2];
-    size_t lens[FR_REDIS_ROW_SHARDS][2];
-    const char **argvs[FR_REDIS_ROW_SHARDS];
-    const size_t *lenss[FR_REDIS_ROW_SHARDS];
-    int argcs[FR_REDIS_ROW_SHARDS];
-    redisReply *rep[FR_REDIS_ROW_SHARDS];
-    for (uint32_t t = 0; t < r->ntab; t++) {
-        if (fr_pipe_drain(&r->pipe) != 0) return -1;
-        for (uint32_t s = 0; s < FR_REDIS_ROW_SHARDS; s++) {
-            fr_redis_key_rows(keys[s], r->p->prefix, t, s);
-            argv[s][0] = "HKEYS", lens[s][0] = 5;
-            argv[s][1] = keys[s], lens[s][1] = strlen(keys[s]);
-            argvs[s] = argv[s], lenss[s] = lens[s], argcs[s] = 2;
-        }
-        char berr[256];
-        if (fr_redis_batch(r->p->c, FR_REDIS_ROW_SHARDS, argvs, lenss, argcs, rep, berr, sizeof berr) != 0)
-            return batch_failed(r, berr);
-        int rc = 0;
-        for (uint32_t s = 0; s < FR_REDIS_ROW_SHARDS; s++) {
-            if (rc == 0 && rep[s]->type == REDIS_REPLY_ERROR) {
-                snprintf(r->err, sizeof r->err, "HKEYS %s: %s", keys[s], rep[s]->str);
-                rc = -1;
+    p->checked = 1;
+    const char *a[3] = {"CONFIG", "GET", "hash-max-*"};
+    size_t l[3] = {6, 3, 10};
+    redisReply *r = redisCommandArgv(p->c, 3, a, l);
+    long long entries = -1, value = -1;
+    const char *ename = "hash-max-listpack-entries", *vname = "hash-max-listpack-value";
+    if (!r || r->type != REDIS_REPLY_ARRAY) {
+        snprintf(p->note, sizeof p->note, "cannot read redis %s:%d's hash settings (CONFIG GET %s); assuming "
+                 "defaults: row hashes stay compact when hash-max-listpack-entries >= %d and hash-max-listpack-value "
+                 ">= %zu (hash-max-ziplist-* before Redis 7)", p->host, p->port,
+                 r && r->type == REDIS_REPLY_ERROR ? r->str : "no reply", FR_REDIS_HASH_ENTRIES_NEEDED, row_len);
+    } else {
+        for (size_t i = 0; i + 1 < r->elements; i += 2) {
+            const redisReply *k = r->element[i], *v = r->element[i + 1];
+            if (k->type != REDIS_REPLY_STRING || v->type != REDIS_REPLY_STRING) continue;
+            int lp = strstr(k->str, "listpack") != NULL; /* Redis 7 lists both names; older ones ziplist only */
+            if (strstr(k->str, "-entries") && (entries < 0 || lp)) {
+                entries = atoll(v->str);
+                ename = lp ? "hash-max-listpack-entries" : "hash-max-ziplist-entries";
+            } else if (strstr(k->str, "-value") && (value < 0 || lp)) {
+                value = atoll(v->str);
+                vname = lp ? "hash-max-listpack-value" : "hash-max-ziplist-value";
             }
-            for (size_t i = 0; rc == 0 && rep[s]->type == REDIS_REPLY_ARRAY && i < rep[s]->elements; i++) {
-                const redisReply *f = rep[s]->element[i];
-                if (f->type != REDIS_REPLY_STRING) continue;
-                if (f->len != 8) {
-                    /* not a row field (written by hand?): nothing a reader could use, remove it */
-                    const char *a[3] = {"HDEL", keys[s], f->str};
-                    size_t l[3] = {4, strlen(keys[s]), f->len};
-                    rc = fr_pipe_append(&r->pipe, 3, a, l);
-                    continue;
-                }
-                uint64_t k = fr_get_u64le((const unsigned char *)f->str);
-                if (fr_redis_shard(k) != s || !src->has_row(src->ctx, t, k)) {
-                    if (fr_redis_shard(k) == s) {
-                        rc = push_delete_cb(t, k, r);
-                    } else { /* a key in the wrong shard hash: no reader looks for it there */
-                        const char *a[3] = {"HDEL", keys[s], f->str};
-                        size_t l[3] = {4, strlen(keys[s]), 8};
-                        rc = fr_pipe_append(&r->pipe, 3, a, l);
-                    }
-                }
-            }
-            freeReplyObject(rep[s]);
-            if (rc == 0) rc = flush_bucket(r, t, s, 1);
         }
-        if (rc != 0) return -1;
+        size_t n = 0;
+        if (entries >= 0 && entries < FR_REDIS_HASH_ENTRIES_NEEDED)
+            n += (size_t)snprintf(p->note + n, sizeof p->note - n, "redis %s:%d has %s %lld: row hashes of up to %d "
+                                  "rows leave the compact encoding (about 2x the memory); raise it to %d (CONFIG SET %s "
+                                  "%d, and in redis.conf). ", p->host, p->port, ename, entries,
+                                  FR_REDIS_HASH_ENTRIES_NEEDED, FR_REDIS_HASH_ENTRIES_NEEDED, ename,
+                                  FR_REDIS_HASH_ENTRIES_NEEDED);
+        if (value >= 0 && (size_t)value < row_len && n < sizeof p->note)
+            snprintf(p->note + n, sizeof p->note - n, "redis %s:%d has %s %lld but a row value is %zu bytes "
+                     "(12 + 4 x emb_dim): every row hash leaves the compact encoding (about 2x the memory); raise it "
+                     "to %zu (CONFIG SET %s %zu, and in redis.conf)", p->host, p->port, vname, value, row_len, row_len,
+                     vname, row_len);
     }
-    return 0;
-}
-
-/* Full pushes only: deletes the row hashes of tables this model does not have (a model with
- * fewer fields published under this prefix before). One SCAN over the prefix's row keys, then
- * HLEN (to count the rows) and UNLINK of each such hash. Adds the rows removed to *removed. */
-static int delete_foreign_tables(rows_ctx *r, size_t *removed)
-{
-    char pattern[FR_REDIS_KEY_MAX + 8], cursor[32] = "0", berr[256];
-    snprintf(pattern, sizeof pattern, "%s:emb:*", r->p->prefix);
-    do {
-        const char *a[6] = {"SCAN", cursor, "MATCH", pattern, "COUNT", "1000"};
-        size_t l[6] = {4, strlen(cursor), 5, strlen(pattern), 5, 4};
-        int broken;
-        redisReply *rep = fr_redis_command(r->p->c, 6, a, l, &broken, berr, sizeof berr);
-        if (!rep) return broken ? batch_failed(r, berr) : (snprintf(r->err, sizeof r->err, "%s", berr), -1);
-        if (rep->type != REDIS_REPLY_ARRAY || rep->elements != 2 || rep->element[0]->type != REDIS_REPLY_STRING ||
-            rep->element[1]->type != REDIS_REPLY_ARRAY || rep->element[0]->len >= sizeof cursor) {
-            freeReplyObject(rep);
-            snprintf(r->err, sizeof r->err, "SCAN %s: unexpected reply", pattern);
-            return -1;
-        }
-        snprintf(cursor, sizeof cursor, "%s", rep->element[0]->str);
-        int rc = 0;
-        for (size_t i = 0; rc == 0 && i < rep->element[1]->elements; i++) {
-            const redisReply *k = rep->element[1]->element[i];
-            uint32_t t, s;
-            if (k->type != REDIS_REPLY_STRING || fr_redis_parse_rows_key(r->p->prefix, k->str, k->len, &t, &s) != 0 ||
-                t < r->ntab)
-                continue;
-            const char *ha[2] = {"HLEN", k->str}, *ua[2] = {"UNLINK", k->str};
-            size_t hl[2] = {4, k->len}, ul[2] = {6, k->len};
-            const char **argvs[2] = {ha, ua};
-            const size_t *lenss[2] = {hl, ul};
-            int argcs[2] = {2, 2};
-            redisReply *out[2];
-            if (fr_redis_batch(r->p->c, 2, argvs, lenss, argcs, out, berr, sizeof berr) != 0) {
-                rc = batch_failed(r, berr);
-                break;
-            }
-            if (out[0]->type == REDIS_REPLY_INTEGER && out[1]->type == REDIS_REPLY_INTEGER && out[1]->integer == 1)
-                *removed += (size_t)out[0]->integer;
-            freeReplyObject(out[0]);
-            freeReplyObject(out[1]);
-        }
-        freeReplyObject(rep);
-        if (rc != 0) return -1;
-    } while (strcmp(cursor, "0") != 0);
-    return 0;
-}
-
-/* Writes the rows (all, or the changed ones) and deletes the deleted ones. *deleted counts the
- * fields Redis removed (HDEL's replies), not the deletions sent. 0, or -1 with a message. */
-static int push_rows(fr_publisher *p, const fr_publish_source *src, int full, size_t *rows, size_t *deleted, char *err,
-                     size_t errlen)
-{
-    rows_ctx r;
-    memset(&r, 0, sizeof r);
-    r.p = p;
-    r.dim = fr_model_get_config(src->shape)->emb_dim;
-    r.ntab = fr_model_table_count(src->shape);
-    r.row_len = FR_REDIS_ROW_HEADER + 4 * (size_t)r.dim;
-    fr_pipe_init(&r.pipe, p->c, ROW_WINDOW);
-    r.buckets = calloc((size_t)r.ntab * FR_REDIS_ROW_SHARDS + 1, sizeof *r.buckets);
-    r.argv = malloc((2 + 2 * FIELDS_PER_HSET) * sizeof *r.argv);
-    r.lens = malloc((2 + 2 * FIELDS_PER_HSET) * sizeof *r.lens);
-    int rc = -1;
-    size_t removed = 0;
-    if (!r.buckets || !r.argv || !r.lens) {
-        snprintf(err, errlen, "out of memory");
-        goto done;
-    }
-    /* deletions first, all sent before any row: a key deleted and created again since the last
-     * push ends up with its new row (Redis runs one connection's commands in order) */
-    int frc = src->foreach_deleted ? src->foreach_deleted(src->ctx, push_delete_cb, &r) : 0;
-    for (uint32_t t = 0; frc == 0 && t < r.ntab; t++)
-        for (uint32_t s = 0; frc == 0 && s < FR_REDIS_ROW_SHARDS; s++) frc = flush_bucket(&r, t, s, 1);
-    /* their replies, counted apart from the HSETs' */
-    if (frc == 0 && fr_pipe_drain(&r.pipe) == 0) removed = (size_t)r.pipe.integers;
-    if (frc == 0) frc = src->foreach_row(src->ctx, full, push_row_cb, &r);
-    for (uint32_t t = 0; frc == 0 && t < r.ntab; t++)
-        for (uint32_t s = 0; frc == 0 && s < FR_REDIS_ROW_SHARDS; s++) frc = flush_bucket(&r, t, s, 0);
-    if (frc == 0 && full && src->has_row && fr_pipe_drain(&r.pipe) == 0) { /* HKEYS must see the rows just written */
-        long long before = r.pipe.integers;
-        frc = delete_strays(&r, src);
-        if (frc == 0 && fr_pipe_drain(&r.pipe) == 0) removed += (size_t)(r.pipe.integers - before);
-        if (frc == 0 && !r.pipe.failed) frc = delete_foreign_tables(&r, &removed);
-    }
-    fr_pipe_drain(&r.pipe);
-    if (r.pipe.failed) {
-        snprintf(err, errlen, "%s", r.pipe.err);
-        if (r.pipe.broken) disconnect(p);
-        goto done;
-    }
-    if (frc != 0) {
-        snprintf(err, errlen, "%s", r.err[0] ? r.err : "reading the model's rows failed");
-        goto done;
-    }
-    *rows = r.rows;
-    *deleted = removed;
-    rc = 0;
-done:
-    if (r.buckets)
-        for (size_t i = 0; i < (size_t)r.ntab * FR_REDIS_ROW_SHARDS; i++) free(r.buckets[i].buf);
-    free(r.buckets);
-    free(r.argv);
-    free(r.lens);
-    return rc;
+    if (r) freeReplyObject(r);
+    if (p->note[0]) fr_logf(&p->log, FR_LOG_WARN, "%s", p->note);
 }
 
 /* ---- dense blob and manifest ---------------------------------------------------------------- */
@@ -436,8 +197,8 @@ static unsigned char *dense_blob(const fr_publish_source *src, uint64_t version,
 
 /* The manifest JSON text (malloc'ed), or NULL with a message. */
 static char *manifest_text(const fr_publisher *p, const fr_publish_source *src, uint64_t version,
-                           const unsigned char *blob, size_t blob_len, json_t *daemon, const fr_policy *policy,
-                           char *err, size_t errlen)
+                           const uint8_t *layouts, const unsigned char *blob, size_t blob_len, json_t *daemon,
+                           const fr_policy *policy, char *err, size_t errlen)
 {
     const fr_model *m = src->shape;
     const fr_model_config *cfg = fr_model_get_config(m);
@@ -452,15 +213,17 @@ static char *manifest_text(const fr_publisher *p, const fr_publish_source *src, 
     json_array_foreach(bad ? NULL : tables, t, e)
     {
         int cat = (int)t < cfg->n_cat;
-        snprintf(pattern, sizeof pattern, "%s:emb:{t%zus<shard>}", p->prefix, t);
+        uint32_t shards = fr_redis_layout_shards(layouts[t]);
+        snprintf(pattern, sizeof pattern, "%s:emb:{t%zun%" PRIu32 "s<shard>}", p->prefix, t, shards);
         bad |= json_object_set_new(e, "slot", json_integer(cat ? (int)t : (int)t - cfg->n_cat));
         bad |= json_object_set_new(e, "hash_key", json_string(pattern));
+        bad |= json_object_set_new(e, "shards", json_integer(shards));
     }
     if (!bad) {
-        /* serving must apply the transform: readers of format 1 know none, so only a model that needs
-         * one is written as format 2 (docs/redis-layout.md, "Compatibility") */
+        /* format 3 for every model: its row hash keys are not those a reader of formats 1 and 2 reads
+         * (docs/redis-layout.md, "Compatibility") */
         fr_serve_transform serve = policy ? policy->serve : FR_SERVE_IDENTITY;
-        int format = serve == FR_SERVE_IDENTITY ? FR_REDIS_FORMAT_VERSION_PLAIN : FR_REDIS_FORMAT_VERSION;
+        int format = FR_REDIS_FORMAT_VERSION;
         char hash[17];
         snprintf(hash, sizeof hash, "%016" PRIx64, (uint64_t)XXH3_64bits(blob, blob_len));
         fr_redis_key_dense(key, p->prefix, version);
@@ -472,8 +235,7 @@ static char *manifest_text(const fr_publisher *p, const fr_publish_source *src, 
         bad |= json_object_set_new(o, "prefix", json_string(p->prefix));
         bad |= json_object_set_new(o, "version", fr_json_u64(version));
         bad |= json_object_set_new(o, "model_version", fr_json_u64(src->version));
-        bad |= json_object_set_new(o, "row_shards", json_integer(FR_REDIS_ROW_SHARDS));
-        bad |= json_object_set_new(o, "row_shard_fn", json_string(FR_REDIS_SHARD_FN));
+        bad |= json_object_set_new(o, "row_shard_fn", json_string(FR_REDIS_SHARD_FN_TOP));
         bad |= json_object_set_new(o, "row_format", json_integer(FR_REDIS_ROW_F32LE));
         bad |= json_object_set_new(o, "serve_transform", json_string(fr_serve_transform_name(serve)));
         if (policy) bad |= json_object_set_new(o, "join_policy", json_string(policy->name));
@@ -493,6 +255,58 @@ static int cmp_u64_desc(const void *a, const void *b)
     return x < y ? 1 : x > y ? -1 : 0;
 }
 
+/* UNLINKs the row hashes of the layouts in live[t] that no retained version uses any more
+ * (a table moved to more shards, once the last version that read the old count is retired). */
+static int unlink_dropped_layouts(fr_publisher *p, uint32_t ntab, const uint32_t *live, char *err, size_t errlen)
+{
+    uint32_t *now = calloc(ntab ? ntab : 1, sizeof *now);
+    uint8_t *newest = malloc(ntab ? ntab : 1);
+    int rc = -1, broken = 0;
+    if (!now || !newest) {
+        snprintf(err, errlen, "out of memory");
+        goto done;
+    }
+    if (fr_redis_retained_layouts(p->c, p->prefix, ntab, now, newest, &broken, err, errlen) != 0) goto done;
+    fr_pipe pipe;
+    fr_pipe_init(&pipe, p->c, 16);
+    char (*keys)[FR_REDIS_KEY_MAX] = malloc(HASHES_PER_TRIP * sizeof *keys);
+    const char **argv = malloc((1 + HASHES_PER_TRIP) * sizeof *argv);
+    size_t *lens = malloc((1 + HASHES_PER_TRIP) * sizeof *lens);
+    if (!keys || !argv || !lens) {
+        free(keys), free(argv), free(lens);
+        snprintf(err, errlen, "out of memory");
+        goto done;
+    }
+    for (uint32_t t = 0; t < ntab && !pipe.failed; t++)
+        for (int lay = 0; lay < LAYOUTS && !pipe.failed; lay++) {
+            if (!(live[t] >> lay & 1) || (now[t] >> lay & 1)) continue;
+            uint32_t n = fr_redis_layout_shards(lay);
+            for (uint32_t s0 = 0; s0 < n && !pipe.failed; s0 += HASHES_PER_TRIP) {
+                int argc = 1;
+                argv[0] = "UNLINK", lens[0] = 6;
+                for (uint32_t s = s0; s < n && s < s0 + HASHES_PER_TRIP; s++, argc++) {
+                    fr_redis_key_rows(keys[argc - 1], p->prefix, t, lay, s);
+                    argv[argc] = keys[argc - 1], lens[argc] = strlen(keys[argc - 1]);
+                }
+                fr_pipe_append(&pipe, argc, argv, lens); /* hiredis copies the keys */
+            }
+        }
+    fr_pipe_drain(&pipe);
+    free(keys), free(argv), free(lens);
+    if (pipe.failed) {
+        snprintf(err, errlen, "%s", pipe.err);
+        broken = pipe.broken;
+        goto done;
+    }
+    rc = 0;
+done:
+    if (broken) fr_publish_disconnect(p);
+    else if (rc != 0) p->need_full = 1; /* the next push's SCAN removes what is left */
+    free(now);
+    free(newest);
+    return rc;
+}
+
 /* Deletes the manifest and dense blob of every retained version beyond the keep_versions
  * highest ones <= version, and of any version > version (left by a run that was restored from an
  * earlier checkpoint). 0 with *retired, or -1 with a message. */
@@ -505,7 +319,7 @@ static int retire_versions(fr_publisher *p, uint64_t version, size_t *retired, c
     int broken;
     redisReply *r = fr_redis_command(p->c, 4, argv, lens, &broken, err, errlen);
     if (!r) {
-        if (broken) disconnect(p);
+        if (broken) fr_publish_disconnect(p);
         return -1;
     }
     size_t n = r->type == REDIS_REPLY_ARRAY ? r->elements : 0;
@@ -547,7 +361,7 @@ static int retire_versions(fr_publisher *p, uint64_t version, size_t *retired, c
     fr_pipe_drain(&pipe);
     if (pipe.failed) {
         snprintf(err, errlen, "%s", pipe.err);
-        if (pipe.broken) disconnect(p);
+        if (pipe.broken) fr_publish_disconnect(p);
         return -1;
     }
     *retired = gone;
@@ -577,7 +391,7 @@ static int ensure_connection(fr_publisher *p, char *err, size_t errlen)
             return 0;
         }
         if (!broken) return -1;
-        disconnect(p); /* a stale connection (Redis restarted): reconnect once */
+        fr_publish_disconnect(p); /* a stale connection (Redis restarted): reconnect once */
     }
     return -1;
 }
@@ -612,7 +426,7 @@ static int read_state(fr_publisher *p, prefix_state *st, char *err, size_t errle
     int argcs[4] = {2, 2, 2, 4};
     redisReply *r[4];
     if (fr_redis_batch(p->c, 4, argvs, lenss, argcs, r, err, errlen) != 0) {
-        disconnect(p);
+        fr_publish_disconnect(p);
         return -1;
     }
     memset(st, 0, sizeof *st);
@@ -649,7 +463,7 @@ static int version_content(fr_publisher *p, uint64_t v, uint64_t *model_version,
     int broken;
     redisReply *r = fr_redis_command(p->c, 2, a, l, &broken, err, sizeof err);
     if (!r) {
-        if (broken) disconnect(p);
+        if (broken) fr_publish_disconnect(p);
         return -1;
     }
     json_t *o = r->type == REDIS_REPLY_STRING ? json_loadb(r->str, r->len, 0, NULL) : NULL;
@@ -700,7 +514,7 @@ static int flip(fr_publisher *p, uint64_t v, uint64_t *held_version, char *err, 
     int broken;
     redisReply *r = fr_redis_command(p->c, 7, a, l, &broken, err, errlen);
     if (!r) {
-        if (broken) disconnect(p);
+        if (broken) fr_publish_disconnect(p);
         return -1;
     }
     int rc = 0;
@@ -765,7 +579,7 @@ static int announce(fr_publisher *p, uint64_t v, size_t rows, size_t dense_bytes
     int broken;
     redisReply *r = fr_redis_command(p->c, 22, a, l, &broken, err, errlen);
     if (!r) {
-        if (broken) disconnect(p);
+        if (broken) fr_publish_disconnect(p);
         return -1;
     }
     freeReplyObject(r);
@@ -790,6 +604,9 @@ static int push(fr_publisher *p, const fr_publish_source *src, const fr_publish_
     size_t rows = 0, blob_len = 0, retired = 0, deleted = 0;
     int full = 0;
     prefix_state st;
+    uint32_t ntab = fr_model_table_count(src->shape), *live = NULL;
+    uint8_t *newest = NULL, *current = NULL, *from = NULL;
+    size_t moved = 0, unsourced = 0;
 
     if (info && info->manifest_json) {
         json_error_t jerr;
@@ -800,8 +617,10 @@ static int push(fr_publisher *p, const fr_publish_source *src, const fr_publish_
             return -1;
         }
     }
-    if (!(blob = dense_blob(src, 0, &blob_len))) {
-        snprintf(why, sizeof why, "out of memory for the dense blob");
+    live = calloc(ntab ? ntab : 1, sizeof *live);
+    newest = malloc(ntab ? ntab : 1), current = malloc(ntab ? ntab : 1), from = malloc(ntab ? ntab : 1);
+    if (!live || !newest || !current || !from || !(blob = dense_blob(src, 0, &blob_len))) {
+        snprintf(why, sizeof why, "out of memory");
         goto fail;
     }
     if (ensure_connection(p, why, sizeof why) != 0) goto fail;
@@ -810,9 +629,35 @@ static int push(fr_publisher *p, const fr_publish_source *src, const fr_publish_
     stage = "reading the prefix's versions";
     if (read_state(p, &st, why, sizeof why) != 0) goto fail;
     p->held = st.held ? (st.hold ? st.hold : 1) : 0;
+    stage = "reading the shard counts of the retained versions";
+    {
+        int broken;
+        if (fr_redis_retained_layouts(p->c, p->prefix, ntab, live, newest, &broken, why, sizeof why) != 0) {
+            if (broken) fr_publish_disconnect(p);
+            goto fail;
+        }
+    }
+    if (!p->checked) check_hash_settings(p, FR_REDIS_ROW_HEADER + 4 * (size_t)fr_model_get_config(src->shape)->emb_dim);
+    /* Each table keeps the shard count of the newest version until its rows outgrow it (more than
+     * FR_REDIS_ROWS_PER_HASH per hash on average); then it moves to the count its rows need, in a
+     * push that writes every row to the new hashes before the flip. Counts never shrink, so a table
+     * near a threshold does not move back and forth. */
+    for (uint32_t t = 0; t < ntab; t++) {
+        int need = fr_redis_layout_for_rows(src->row_counts ? src->row_counts[t] : 0);
+        int have = newest[t];
+        current[t] = (uint8_t)(have == FR_REDIS_LAYOUT_NONE || have == FR_REDIS_LAYOUT_LEGACY || have < need ? need : have);
+        from[t] = FR_REDIS_LAYOUT_NONE;
+        if (!(live[t] >> current[t] & 1)) {
+            moved++;
+            /* the new hashes are filled from the newest version's (kept current, so complete): a move
+             * needs no snapshot of every row from the learner */
+            if (have != FR_REDIS_LAYOUT_NONE && (live[t] >> have & 1)) from[t] = (uint8_t)have;
+            else unsourced++;
+        }
+    }
     full = p->need_full;
     stage = "checking the parameters";
-    if (check_finite(src, full, why, sizeof why) != 0) goto fail;
+    if (check_finite(src, full || moved, why, sizeof why) != 0) goto fail;
 
     /* Nothing new: the newest version ever made active holds this very state (model version and
      * dense checksum) and no push began after it (P:seq). Publishing it again would only burn a
@@ -836,8 +681,13 @@ static int push(fr_publisher *p, const fr_publish_source *src, const fr_publish_
     if (unchanged) {
         v = st.top;
         if (full) {
+            /* the layouts stay those of the published versions: nothing moves without a new version */
+            for (uint32_t t = 0; t < ntab; t++) {
+                if (newest[t] != FR_REDIS_LAYOUT_NONE) current[t] = newest[t];
+                live[t] |= (uint32_t)1 << current[t];
+            }
             stage = "rewriting the rows of the published state";
-            if (push_rows(p, src, 1, &rows, &deleted, why, sizeof why) != 0) goto fail;
+            if (fr_publish_rows(p, src, live, current, NULL, 1, &rows, &deleted, why, sizeof why) != 0) goto fail;
             stage = "announcing on the change stream";
             if (deleted && announce(p, v, rows, blob_len, 1, 0, deleted, src->version, hash, why, sizeof why) != 0)
                 goto fail;
@@ -863,10 +713,12 @@ static int push(fr_publisher *p, const fr_publish_source *src, const fr_publish_
         rc = FR_PUBLISH_HELD;
         goto done;
     }
+    full |= unsourced > 0;
     if (full && !src->complete) {
         /* Redis may hold none of our rows: flipping with only the changed ones would serve zeros */
-        snprintf(err, errlen, "publish of version %" PRIu64 ": redis %s:%d needs every row (first push, reconnect or "
-                 "lost data) but the snapshot holds only the changed ones; nothing written", v, p->host, p->port);
+        snprintf(err, errlen, "publish of version %" PRIu64 ": redis %s:%d needs every row (%s) but the snapshot "
+                 "holds only the changed ones; nothing written", v, p->host, p->port,
+                 unsourced ? "a table moves to new shard hashes" : "first push, reconnect or lost data");
         rc = FR_PUBLISH_NEED_FULL;
         goto done;
     }
@@ -895,18 +747,19 @@ static int push(fr_publisher *p, const fr_publish_source *src, const fr_publish_
         fr_pipe_append(&pipe, 3, a, l);
         if (fr_pipe_drain(&pipe) != 0) {
             snprintf(why, sizeof why, "%s", pipe.err);
-            if (pipe.broken) disconnect(p);
+            if (pipe.broken) fr_publish_disconnect(p);
             goto fail;
         }
     }
 
-    stage = "writing rows";
-    if (push_rows(p, src, full, &rows, &deleted, why, sizeof why) != 0) goto fail;
+    stage = moved ? "writing rows (moving tables to more shard hashes)" : "writing rows";
+    for (uint32_t t = 0; t < ntab; t++) live[t] |= (uint32_t)1 << current[t];
+    if (fr_publish_rows(p, src, live, current, full ? NULL : from, full, &rows, &deleted, why, sizeof why) != 0) goto fail;
 
     stage = "writing the dense blob and manifest";
     fr_put_u64le(blob + 8, v);
     snprintf(hash, sizeof hash, "%016" PRIx64, (uint64_t)XXH3_64bits(blob, blob_len));
-    manifest = manifest_text(p, src, v, blob, blob_len, daemon, info ? info->policy : NULL, why, sizeof why);
+    manifest = manifest_text(p, src, v, current, blob, blob_len, daemon, info ? info->policy : NULL, why, sizeof why);
     if (!manifest) goto fail;
     char dkey[FR_REDIS_KEY_MAX], mkey[FR_REDIS_KEY_MAX];
     fr_redis_key_dense(dkey, p->prefix, v);
@@ -923,7 +776,7 @@ static int push(fr_publisher *p, const fr_publish_source *src, const fr_publish_
         fr_pipe_drain(&pipe);
         if (pipe.failed) {
             snprintf(why, sizeof why, "%s", pipe.err);
-            if (pipe.broken) disconnect(p);
+            if (pipe.broken) fr_publish_disconnect(p);
             goto fail;
         }
     }
@@ -950,6 +803,8 @@ static int push(fr_publisher *p, const fr_publish_source *src, const fr_publish_
 
     stage = "retiring old versions";
     if (retire_versions(p, v, &retired, why, sizeof why) != 0) goto fail;
+    stage = "removing the row hashes of shard counts no retained version uses";
+    if (unlink_dropped_layouts(p, ntab, live, why, sizeof why) != 0) goto fail;
 
     stage = "announcing on the change stream";
     if (announce(p, v, rows, blob_len, full, retired, deleted, src->version, hash, why, sizeof why) != 0) goto fail;
@@ -962,6 +817,7 @@ static int push(fr_publisher *p, const fr_publish_source *src, const fr_publish_
                                  .full = full,
                                  .retired_versions = retired,
                                  .deleted = deleted,
+                                 .resharded = moved,
                                  .seconds = now_seconds() - t0};
     memcpy(p->last_xxh3, hash, sizeof hash);
     if (version) *version = v;
@@ -976,6 +832,10 @@ done:
     json_decref(daemon);
     free(blob);
     free(manifest);
+    free(live);
+    free(newest);
+    free(current);
+    free(from);
     return rc;
 }
 

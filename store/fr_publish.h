@@ -42,6 +42,9 @@
 
 #include <stddef.h>
 #include <stdint.h>
+#include <stdio.h>
+
+#include "fr_log.h"
 
 #include "fr_model.h"
 #include "fr_policy.h"
@@ -125,6 +128,12 @@ int fr_publish_release(const char *host, int port, const char *prefix, uint64_t 
 int fr_publish_held(const char *host, int port, const char *prefix, int *held, uint64_t *version, char *err,
                     size_t errlen);
 
+/* Where the publisher says, once, that Redis' hash settings would take row hashes out of the compact
+ * listpack encoding (checked at its first push; a warning; NULL or unset: nowhere). Copied. */
+void fr_publish_set_log(fr_publisher *p, const fr_log *log);
+/* That finding ("" when the settings are right or not checked yet); valid until the next push. */
+const char *fr_publish_redis_note(const fr_publisher *p);
+
 /* What the last successful push did (all zero before the first). */
 typedef struct {
     uint64_t version;        /* the version published (or found already published, when unchanged) */
@@ -135,6 +144,7 @@ typedef struct {
     int full;                /* 1 when every row was written */
     size_t retired_versions; /* old versions deleted */
     size_t deleted;          /* rows removed from Redis (HDEL's replies; UNLINKed hashes' rows) */
+    size_t resharded;        /* tables this push moved to more shard hashes (docs/redis-layout.md, "Shards") */
     double seconds;          /* wall time of the push */
 } fr_publish_stats;
 void fr_publish_last_stats(const fr_publisher *p, fr_publish_stats *s);

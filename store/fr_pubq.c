@@ -244,6 +244,7 @@ static int push_work(fr_pubq *q, uint64_t *version, char *err, size_t errlen)
     if (!q->pub) {
         q->pub = fr_publish_open(q->host, q->port, q->prefix, q->keep, q->writer, err, errlen);
         if (!q->pub) return -1;
+        fr_publish_set_log(q->pub, &q->log);
     }
     fr_publish_source src = {.shape = q->shape,
                              .dense = q->work.dense,

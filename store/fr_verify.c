@@ -28,14 +28,18 @@ typedef struct {
 } keyvec;
 
 typedef struct {
-    keyvec *v;
+    keyvec *v;       /* per (table, shard) of one layout: v[base[t] + shard] */
+    const size_t *base;
+    const uint32_t *live;
+    int layout;
     int oom;
 } collect_ctx;
 
 static int collect(const fr_row_view *row, void *ctx)
 {
     collect_ctx *c = ctx;
-    keyvec *k = &c->v[(size_t)row->table * FR_REDIS_ROW_SHARDS + fr_redis_shard(row->key)];
+    if (!(c->live[row->table] >> c->layout & 1)) return 0;
+    keyvec *k = &c->v[c->base[row->table] + fr_redis_shard_of(row->key, c->layout)];
     if (k->n == k->cap) {
         size_t nc = k->cap ? 2 * k->cap : 64;
         uint64_t *nk = realloc(k->keys, nc * sizeof *nk);
@@ -65,8 +69,8 @@ typedef struct {
 static int cmp_field(const void *a, const void *b) { return cmp_u64(&((const field_ref *)a)->key, &((const field_ref *)b)->key); }
 
 /* One hash of a table the model has, field by field against the model. */
-static int compare_hash(redisContext *c, const char *hkey, uint32_t t, uint32_t s, keyvec *kv, const fr_model *m,
-                        fr_verify_report *rep, char *err, size_t errlen)
+static int compare_hash(redisContext *c, const char *hkey, uint32_t t, int lay, uint32_t s, keyvec *kv,
+                        const fr_model *m, fr_verify_report *rep, char *err, size_t errlen)
 {
     const char *a[2] = {"HGETALL", hkey};
     size_t l[2] = {7, strlen(hkey)};
@@ -94,7 +98,7 @@ static int compare_hash(redisContext *c, const char *hkey, uint32_t t, uint32_t 
         const redisReply *name = r->element[2 * i];
         uint64_t k;
         if (name->type != REDIS_REPLY_STRING || name->len != 8 ||
-            fr_redis_shard(k = fr_get_u64le((const unsigned char *)name->str)) != s) {
+            fr_redis_shard_of(k = fr_get_u64le((const unsigned char *)name->str), lay) != s) {
             rep->extra++;
             note(rep, "extra: %s holds a field of %zu bytes that is no row of this hash", hkey,
                  name->type == REDIS_REPLY_STRING ? name->len : 0);
@@ -153,9 +157,10 @@ static int compare_hash(redisContext *c, const char *hkey, uint32_t t, uint32_t 
     return 0;
 }
 
-/* Hashes of tables the model does not have: every field is extra. */
-static int foreign_tables(redisContext *c, const char *prefix, uint32_t ntab, fr_verify_report *rep, char *err,
-                          size_t errlen)
+/* Hashes no retained version reads (tables the model does not have, shard counts no retained version
+ * uses): every field is extra. */
+static int foreign_tables(redisContext *c, const char *prefix, uint32_t ntab, const uint32_t *live,
+                          fr_verify_report *rep, char *err, size_t errlen)
 {
     char pattern[FR_REDIS_KEY_MAX + 8], cursor[32] = "0";
     snprintf(pattern, sizeof pattern, "%s:emb:*", prefix);
@@ -175,8 +180,9 @@ static int foreign_tables(redisContext *c, const char *prefix, uint32_t ntab, fr
         for (size_t i = 0; i < r->element[1]->elements; i++) {
             const redisReply *k = r->element[1]->element[i];
             uint32_t t, s;
-            if (k->type != REDIS_REPLY_STRING || fr_redis_parse_rows_key(prefix, k->str, k->len, &t, &s) != 0 ||
-                t < ntab)
+            int lay;
+            if (k->type != REDIS_REPLY_STRING || fr_redis_parse_rows_key(prefix, k->str, k->len, &t, &lay, &s) != 0 ||
+                (t < ntab && (live[t] >> lay & 1)))
                 continue;
             const char *ha[2] = {"HLEN", k->str};
             size_t hl[2] = {4, k->len};
@@ -188,8 +194,12 @@ static int foreign_tables(redisContext *c, const char *prefix, uint32_t ntab, fr
             if (h->type == REDIS_REPLY_INTEGER && h->integer > 0) {
                 rep->redis_rows += (uint64_t)h->integer;
                 rep->extra += (uint64_t)h->integer;
-                note(rep, "extra: %s holds %lld rows of table %" PRIu32 ", the checkpoint has %" PRIu32 " tables", k->str,
-                     h->integer, t, ntab);
+                if (t >= ntab)
+                    note(rep, "extra: %s holds %lld rows of table %" PRIu32 ", the checkpoint has %" PRIu32 " tables",
+                         k->str, h->integer, t, ntab);
+                else
+                    note(rep, "extra: %s holds %lld rows under %" PRIu32 " shards, a count no retained version reads",
+                         k->str, h->integer, fr_redis_layout_shards(lay));
             }
             freeReplyObject(h);
         }
@@ -198,34 +208,66 @@ static int foreign_tables(redisContext *c, const char *prefix, uint32_t ntab, fr
     return 0;
 }
 
+/* Every row hash a retained version reads -- each table under each shard count a retained version
+ * gives it (two while a table moves to more shards, until the last version of the old count is
+ * retired) -- against the model, then the hashes nothing reads. */
 static int compare_rows(redisContext *c, const char *prefix, const fr_model *m, fr_verify_report *rep, char *err,
                         size_t errlen)
 {
     uint32_t ntab = fr_model_table_count(m);
-    size_t nv = (size_t)ntab * FR_REDIS_ROW_SHARDS;
-    keyvec *v = calloc(nv ? nv : 1, sizeof *v);
-    if (!v) {
+    uint32_t *live = calloc(ntab ? ntab : 1, sizeof *live), all = 0;
+    uint8_t *newest = malloc(ntab ? ntab : 1);
+    size_t *base = calloc(ntab ? ntab : 1, sizeof *base);
+    int rc = 0, broken;
+    if (!live || !newest || !base) {
         snprintf(err, errlen, "out of memory");
-        return -1;
-    }
-    collect_ctx cc = {v, 0};
-    fr_model_foreach_row(m, 0, collect, &cc);
-    int rc = 0;
-    if (cc.oom) {
-        snprintf(err, errlen, "out of memory listing the checkpoint's rows");
         rc = -1;
     }
+    if (rc == 0) rc = fr_redis_retained_layouts(c, prefix, ntab, live, newest, &broken, err, errlen);
     for (uint32_t t = 0; rc == 0 && t < ntab; t++) {
-        rep->model_rows += fr_model_row_count(m, t);
-        for (uint32_t s = 0; rc == 0 && s < FR_REDIS_ROW_SHARDS; s++) {
-            char hkey[FR_REDIS_KEY_MAX];
-            fr_redis_key_rows(hkey, prefix, t, s);
-            rc = compare_hash(c, hkey, t, s, &v[(size_t)t * FR_REDIS_ROW_SHARDS + s], m, rep, err, errlen);
+        size_t n = fr_model_row_count(m, t);
+        rep->model_rows += n;
+        all |= live[t];
+        if (!live[t] && n) {
+            rep->missing += n;
+            note(rep, "missing: the %zu rows of table %" PRIu32 ": no retained version has a readable manifest", n, t);
         }
     }
-    if (rc == 0) rc = foreign_tables(c, prefix, ntab, rep, err, errlen);
-    for (size_t i = 0; i < nv; i++) free(v[i].keys);
-    free(v);
+    for (int lay = 0; rc == 0 && lay < 32; lay++) {
+        if (!(all >> lay & 1)) continue;
+        uint32_t shards = fr_redis_layout_shards(lay);
+        size_t nv = 0;
+        for (uint32_t t = 0; t < ntab; t++) {
+            base[t] = nv;
+            if (live[t] >> lay & 1) nv += shards;
+        }
+        keyvec *v = calloc(nv ? nv : 1, sizeof *v);
+        if (!v) {
+            snprintf(err, errlen, "out of memory");
+            rc = -1;
+            break;
+        }
+        collect_ctx cc = {v, base, live, lay, 0};
+        fr_model_foreach_row(m, 0, collect, &cc);
+        if (cc.oom) {
+            snprintf(err, errlen, "out of memory listing the checkpoint's rows");
+            rc = -1;
+        }
+        for (uint32_t t = 0; rc == 0 && t < ntab; t++) {
+            if (!(live[t] >> lay & 1)) continue;
+            for (uint32_t s = 0; rc == 0 && s < shards; s++) {
+                char hkey[FR_REDIS_KEY_MAX];
+                fr_redis_key_rows(hkey, prefix, t, lay, s);
+                rc = compare_hash(c, hkey, t, lay, s, &v[base[t] + s], m, rep, err, errlen);
+            }
+        }
+        for (size_t i = 0; i < nv; i++) free(v[i].keys);
+        free(v);
+    }
+    if (rc == 0) rc = foreign_tables(c, prefix, ntab, live, rep, err, errlen);
+    free(live);
+    free(newest);
+    free(base);
     return rc;
 }
 

@@ -35,6 +35,7 @@
 #include "fr_reader.h"
 
 #include "redis_server.h"
+#include "row_hash.h"
 #include "tmpdir.h"
 #include "count_rows.h"
 
@@ -589,11 +590,9 @@ static void test_eviction_extreme_ttl(void **state)
 
 static long long hexists(int port, const char *prefix, uint32_t table, uint64_t key)
 {
-    char hkey[128];
-    snprintf(hkey, sizeof hkey, "%s:emb:{t%us%llu}", prefix, table,
-             (unsigned long long)((key * 0x9E3779B97F4A7C15ULL) >> 58));
+    char hkey[FR_REDIS_KEY_MAX];
     unsigned char field[8];
-    for (int i = 0; i < 8; i++) field[i] = (unsigned char)(key >> (8 * i));
+    row_hash_key(hkey, port, prefix, table, key, 0 /* nothing published yet: a small table's one hash */, field);
     redisContext *c = redisConnect("127.0.0.1", port);
     assert_non_null(c);
     redisReply *rep = redisCommand(c, "HEXISTS %s %b", hkey, field, sizeof field);
@@ -734,11 +733,10 @@ static void test_full_push_removes_strays(void **state)
         const char *prefix = via_thread ? "lc4" : "lc3";
         /* the stray: a row field of table 1 for a key the model does not hold */
         const uint64_t STRAY = 4040404;
-        char hkey[128];
-        snprintf(hkey, sizeof hkey, "%s:emb:{t1s%llu}", prefix,
-                 (unsigned long long)((STRAY * 0x9E3779B97F4A7C15ULL) >> 58));
+        char hkey[FR_REDIS_KEY_MAX];
         unsigned char field[8];
-        for (int i = 0; i < 8; i++) field[i] = (unsigned char)(STRAY >> (8 * i));
+        /* nothing is published yet: the shard count the first push gives table 1 */
+        row_hash_key(hkey, s->port, prefix, 1, STRAY, fr_redis_layout_for_rows(fr_model_row_count(m, 1)), field);
         redisContext *c = redisConnect("127.0.0.1", s->port);
         redisReply *rep = redisCommand(c, "HSET %s %b %s", hkey, field, sizeof field, "stale");
         freeReplyObject(rep);

@@ -32,6 +32,7 @@
 #include "count_rows.h"
 #include "fr_testkit.h"
 #include "redis_server.h"
+#include "row_hash.h"
 
 /* ---- tests ---------------------------------------------------------------------------------- */
 
@@ -56,7 +57,10 @@ static void test_push_and_serve(void **state)
     if (fr_reader_load_active(r, err, sizeof err) != 0) fail_msg("load: %s", err);
     assert_int_equal(fr_reader_version(r), v1);
     assert_non_null(strstr(fr_reader_manifest(r), "\"scenarios\":[\"feed\",\"search\"]"));
-    assert_non_null(strstr(fr_reader_manifest(r), "\"row_shards\":64"));
+    /* format 3: each table names its shard count, a power of two sized to its rows */
+    assert_non_null(strstr(fr_reader_manifest(r), "\"row_shard_fn\":\"" FR_REDIS_SHARD_FN_TOP "\""));
+    assert_non_null(strstr(fr_reader_manifest(r), "\"format_version\":3"));
+    assert_non_null(strstr(fr_reader_manifest(r), "\"shards\":"));
     assert_row_counts(r, m);
     assert_reader_agrees(r, m, 11);
 
@@ -254,11 +258,10 @@ static void test_deleted_row_reads_zero(void **state)
     assert_int_equal(fr_reader_score(r, &f, 0, a, err, sizeof err), 0);
 
     /* delete the row of cat[1] from its shard hash */
-    char key[128];
-    /* shard = top 6 bits of key * 0x9E3779B97F4A7C15 (docs/redis-layout.md) */
-    snprintf(key, sizeof key, "t4:emb:{t1s%llu}", (unsigned long long)((f.cat[1] * 0x9E3779B97F4A7C15ULL) >> 58));
+    char key[FR_REDIS_KEY_MAX];
+    /* shard = top log2(shards) bits of key * 0x9E3779B97F4A7C15 (docs/redis-layout.md) */
     unsigned char field[8];
-    for (int i = 0; i < 8; i++) field[i] = (unsigned char)(f.cat[1] >> (8 * i));
+    row_hash_key(key, s->port, "t4", 1, f.cat[1], -1, field);
     redisContext *c = redisConnect("127.0.0.1", s->port);
     redisReply *rep = redisCommand(c, "HDEL %s %b", key, field, sizeof field);
     assert_int_equal(rep->integer, 1);
@@ -390,10 +393,10 @@ static void redis_do(int port, const char *fmt, ...)
 }
 
 /* The row hash of (table, key) and the key as its 8-byte field. */
-static void row_key(char *hkey, size_t cap, const char *prefix, uint32_t table, uint64_t key, unsigned char field[8])
+static void row_key(char *hkey, size_t cap, int port, const char *prefix, uint32_t table, uint64_t key, unsigned char field[8])
 {
-    snprintf(hkey, cap, "%s:emb:{t%us%llu}", prefix, table, (unsigned long long)((key * 0x9E3779B97F4A7C15ULL) >> 58));
-    for (int i = 0; i < 8; i++) field[i] = (unsigned char)(key >> (8 * i));
+    assert_true(cap >= FR_REDIS_KEY_MAX);
+    row_hash_key(hkey, port, prefix, table, key, -1, field);
 }
 
 static fr_verify_report verify(int port, const char *prefix, const fr_model *m)
@@ -431,10 +434,10 @@ static void test_verify(void **state)
 
     fr_row_view row;
     assert_int_equal(fr_model_foreach_row(m, 0, first_row_cb, &row), 1);
-    char hkey[128];
+    char hkey[FR_REDIS_KEY_MAX];
     unsigned char field[8];
     /* a row missing */
-    row_key(hkey, sizeof hkey, "t7", row.table, row.key, field);
+    row_key(hkey, sizeof hkey, s->port, "t7", row.table, row.key, field);
     redis_do(s->port, "HDEL %s %b", hkey, field, sizeof field);
     rep = verify(s->port, "t7", m);
     assert_false(fr_verify_ok(&rep));
@@ -446,7 +449,7 @@ static void test_verify(void **state)
     assert_int_equal(rep.different, 1);
     assert_int_equal(rep.missing + rep.extra, 0);
     /* rows the model does not hold: in a table it has, in one it does not */
-    row_key(hkey, sizeof hkey, "t7", 0, 0xabcdef12345ULL, field);
+    row_key(hkey, sizeof hkey, s->port, "t7", 0, 0xabcdef12345ULL, field);
     redis_do(s->port, "HSET %s %b %s", hkey, field, sizeof field, "stale");
     redis_do(s->port, "HSET t7:emb:{t9s3} a b c d");
     rep = verify(s->port, "t7", m);
@@ -563,6 +566,280 @@ static void test_full_push_leaves_exactly_the_model(void **state)
     fr_model_free(restored);
 }
 
+/* ---- shard counts sized to the tables (format 3) --------------------------------------------- */
+
+/* Every row hash of the prefix: how many, how many in the compact encoding (listpack; ziplist before
+ * Redis 7), the largest HLEN, and how many hold table `table` under `shards` hashes. */
+typedef struct {
+    long hashes, compact, largest; /* every row hash of the prefix */
+    long of_count, of_count_compact, of_count_largest; /* those of `table` under `shards` hashes */
+} hash_census;
+
+static hash_census census(int port, const char *prefix, uint32_t table, uint32_t shards)
+{
+    hash_census h = {0, 0, 0, 0, 0, 0};
+    redisContext *c = redisConnect("127.0.0.1", port);
+    assert_non_null(c);
+    char cursor[32] = "0", mine[64];
+    snprintf(mine, sizeof mine, "%s:emb:{t%un%us", prefix, table, shards);
+    do {
+        redisReply *r = redisCommand(c, "SCAN %s MATCH %s:emb:* COUNT 1000", cursor, prefix);
+        assert_int_equal(r->type, REDIS_REPLY_ARRAY);
+        snprintf(cursor, sizeof cursor, "%s", r->element[0]->str);
+        for (size_t i = 0; i < r->element[1]->elements; i++) {
+            const char *k = r->element[1]->element[i]->str;
+            redisReply *e = redisCommand(c, "OBJECT ENCODING %s", k), *l = redisCommand(c, "HLEN %s", k);
+            int compact = strcmp(e->str, "listpack") == 0 || strcmp(e->str, "ziplist") == 0;
+            h.hashes++;
+            h.compact += compact;
+            if (l->integer > h.largest) h.largest = l->integer;
+            if (strncmp(k, mine, strlen(mine)) == 0) {
+                h.of_count++;
+                h.of_count_compact += compact;
+                if (l->integer > h.of_count_largest) h.of_count_largest = l->integer;
+            }
+            freeReplyObject(e);
+            freeReplyObject(l);
+        }
+        freeReplyObject(r);
+    } while (strcmp(cursor, "0") != 0);
+    redisFree(c);
+    return h;
+}
+
+/* tables[t].shards of the active version's manifest. */
+static uint32_t active_shards(int port, const char *prefix, uint32_t table)
+{
+    int lay = active_layout(port, prefix, table);
+    assert_true(lay >= 0);
+    return fr_redis_layout_shards(lay);
+}
+
+static int copy_row_cb(const fr_row_view *row, void *ctx)
+{
+    return fr_model_put_row(ctx, row->table, row->key, row->version, row->weights, NULL);
+}
+
+/* The reader scores, bit for bit, what the trainer's current rows with the dense parameters `dense`
+ * give: a rollback restores a version's dense weights, rows stay at their latest values. */
+static void assert_reader_scores(fr_reader *r, const fr_model *m, const float *dense, size_t count, uint64_t seed)
+{
+    char err[512];
+    fr_model *w = fr_model_create_weights_only(fr_model_get_config(m), err, sizeof err);
+    assert_non_null(w);
+    assert_int_equal(fr_model_set_dense(w, dense, NULL, count), 0);
+    assert_int_equal(fr_model_foreach_row(m, 0, copy_row_cb, w), 0);
+    uint64_t s = seed;
+    for (int i = 0; i < 200; i++) {
+        fr_features f;
+        /* keys of the trained vocabulary, so nearly every row is read */
+        make_features(&s, fr_model_get_config(m), i % 2 ? 50 : 20000, &f);
+        float want[FR_NTASKS], got[FR_NTASKS];
+        fr_model_predict(w, &f, i % 2, want);
+        if (fr_reader_score(r, &f, i % 2, got, err, sizeof err) != 0) fail_msg("score: %s", err);
+        if (memcmp(want, got, sizeof want) != 0)
+            fail_msg("impression %d: reader %.9g %.9g, trainer %.9g %.9g", i, got[0], got[1], want[0], want[1]);
+    }
+    fr_model_free(w);
+}
+
+/* A table that outgrows its shard count moves to more hashes in the push before the flip: every
+ * hash stays in the compact encoding under the smallest default limit (128 entries), the reader
+ * scores the same rows through either count, a rollback to the version of the old count serves the
+ * latest rows (both counts are kept current while it is retained), freshet verify passes at each
+ * step, and the old hashes go once no retained version reads them. */
+static void test_reshard_keeps_hashes_compact(void **state)
+{
+    redis_srv *s = need_redis(state);
+    char err[512];
+    redis_do(s->port, "CONFIG SET hash-max-listpack-entries 128"); /* Redis < 7's default, the smallest */
+    fr_model *m = new_model();
+    train(m, 400, 1, 50);
+    fr_publisher *p = fr_publish_open("127.0.0.1", s->port, "rs1", 2, NULL, err, sizeof err);
+    assert_non_null(p);
+    uint64_t v1 = push_ok(p, m);
+    assert_int_equal(active_shards(s->port, "rs1", 1), 1); /* 50 rows: one hash */
+    fr_reader *r = fr_reader_open("127.0.0.1", s->port, "rs1", err, sizeof err);
+    assert_non_null(r);
+    if (fr_reader_load_active(r, err, sizeof err) != 0) fail_msg("load: %s", err);
+    size_t count;
+    const float *d = fr_reader_dense(r, &count);
+    float *dense1 = malloc(count * sizeof *dense1);
+    memcpy(dense1, d, count * sizeof *dense1);
+    assert_reader_scores(r, m, dense1, count, 3);
+    assert_true(fr_verify_ok((fr_verify_report[]){verify(s->port, "rs1", m)}));
+
+    /* table 1 grows to ~20 000 rows: past 128 x 64, where 64 fixed hashes leave the listpack encoding */
+    train(m, 20000, 2, 20000);
+    size_t rows1 = fr_model_row_count(m, 1);
+    assert_true(rows1 > 128 * 64);
+    uint64_t v2 = push_ok(p, m);
+    fr_publish_stats st;
+    fr_publish_last_stats(p, &st);
+    assert_true(st.resharded >= 1);
+    assert_int_equal(st.full, 0); /* the new hashes were filled from the old ones, not by a full push */
+    uint32_t n2 = active_shards(s->port, "rs1", 1);
+    assert_int_equal(n2, (uint32_t)1 << fr_redis_layout_for_rows(rows1));
+    hash_census h = census(s->port, "rs1", 1, n2);
+    /* the new hashes are compact; the old one (v1 is retained, so it is kept current) is not, until v1 goes */
+    assert_int_equal(h.of_count, n2);
+    assert_int_equal(h.of_count_compact, n2);
+    assert_true(h.of_count_largest < 128);
+    assert_int_equal(census(s->port, "rs1", 1, 1).of_count, 1); /* v1 is retained: its hash stays */
+    fr_verify_report rep = verify(s->port, "rs1", m);
+    assert_true(fr_verify_ok(&rep));
+    if (fr_reader_load_active(r, err, sizeof err) != 0) fail_msg("load: %s", err);
+    assert_int_equal(fr_reader_version(r), v2);
+    d = fr_reader_dense(r, &count);
+    assert_memory_equal(d, fr_model_dense_params(m), count * sizeof *d);
+    assert_reader_scores(r, m, d, count, 4);
+    assert_row_counts(r, m);
+
+    /* more rows while both counts are live: written to both */
+    train(m, 200, 5, 20000);
+    uint64_t v3 = push_ok(p, m);
+    assert_true(fr_verify_ok((fr_verify_report[]){verify(s->port, "rs1", m)}));
+    /* v1 is retired now (keep 2): its hash is gone */
+    assert_int_equal(census(s->port, "rs1", 1, 1).of_count, 0);
+
+    assert_true(v3 > v2 && v2 > v1);
+    h = census(s->port, "rs1", 1, n2);
+    assert_int_equal(h.compact, h.hashes); /* every row hash of the prefix */
+    assert_true(h.largest < 128);
+    free(dense1);
+    fr_reader_close(r);
+    fr_publish_close(p);
+    fr_model_free(m);
+    redis_do(s->port, "CONFIG SET hash-max-listpack-entries 512");
+}
+
+/* A rollback to a retained version of the old shard count: its hashes were kept current, so the
+ * reader serves the latest rows through them, scoring what the trainer's rows give with that
+ * version's dense weights; freshet verify passes in the rolled-back state. */
+static void test_rollback_across_a_reshard(void **state)
+{
+    redis_srv *s = need_redis(state);
+    char err[512];
+    fr_model *m = new_model();
+    train(m, 400, 1, 50);
+    fr_publisher *p = fr_publish_open("127.0.0.1", s->port, "rs2", 3, NULL, err, sizeof err);
+    assert_non_null(p);
+    uint64_t v1 = push_ok(p, m);
+    size_t count = fr_model_dense_count(m);
+    float *dense1 = malloc(count * sizeof *dense1);
+    memcpy(dense1, fr_model_dense_params(m), count * sizeof *dense1);
+    train(m, 6000, 2, 20000); /* table 1 moves */
+    uint64_t v2 = push_ok(p, m);
+    fr_publish_stats st;
+    fr_publish_last_stats(p, &st);
+    assert_true(st.resharded >= 1);
+    train(m, 300, 3, 20000); /* rows change after the move: written under both counts */
+    uint64_t v3 = push_ok(p, m);
+    assert_true(v3 > v2);
+
+    uint64_t from, now;
+    assert_int_equal(fr_publish_rollback("127.0.0.1", s->port, "rs2", v1, &from, &now, err, sizeof err), 0);
+    assert_int_equal(now, v1);
+    fr_reader *r = fr_reader_open("127.0.0.1", s->port, "rs2", err, sizeof err);
+    assert_non_null(r);
+    if (fr_reader_load_active(r, err, sizeof err) != 0) fail_msg("load: %s", err);
+    assert_int_equal(fr_reader_version(r), v1);
+    assert_int_equal(active_shards(s->port, "rs2", 1), 1);
+    assert_reader_scores(r, m, dense1, count, 6);
+    assert_row_counts(r, m);
+    /* rows as freshet verify sees them: all of them under both counts (the dense weights are v1's) */
+    fr_verify_report rep = verify(s->port, "rs2", m);
+    assert_int_equal(rep.missing + rep.extra + rep.different, 0);
+    assert_true(rep.equal >= rep.model_rows + fr_model_row_count(m, 1)); /* table 1 counted under both */
+
+    /* released: the next push publishes at the new count, and the old hash goes once v1 is retired */
+    uint64_t held;
+    assert_int_equal(fr_publish_release("127.0.0.1", s->port, "rs2", &held, err, sizeof err), 0);
+    for (int i = 0; i < 3; i++) {
+        train(m, 50, 10 + (uint64_t)i, 20000);
+        push_ok(p, m);
+    }
+    uint32_t n = active_shards(s->port, "rs2", 1);
+    assert_true(n > 1);
+    assert_int_equal(census(s->port, "rs2", 1, 1).of_count, 0);
+    if (fr_reader_load_active(r, err, sizeof err) != 0) fail_msg("load: %s", err);
+    assert_reader_scores(r, m, fr_model_dense_params(m), count, 7);
+    assert_true(fr_verify_ok((fr_verify_report[]){verify(s->port, "rs2", m)}));
+    free(dense1);
+    fr_reader_close(r);
+    fr_publish_close(p);
+    fr_model_free(m);
+}
+
+/* A daemon killed while it moved a table (rows written to the new hashes, no flip) restarts from its
+ * last checkpoint, which may not need the move: its first push (full) removes the hashes no retained
+ * version reads, and freshet verify passes. */
+static void test_reshard_interrupted(void **state)
+{
+    redis_srv *s = need_redis(state);
+    char err[512];
+    fr_model *m = new_model(), *ckpt = new_model();
+    train(m, 400, 1, 50);
+    train(ckpt, 400, 1, 50); /* the checkpoint: the same state, deterministically */
+    fr_publisher *p = fr_publish_open("127.0.0.1", s->port, "rs3", 2, NULL, err, sizeof err);
+    assert_non_null(p);
+    push_ok(p, m);
+    train(m, 6000, 2, 20000);
+    fr_publish_test_fail_before_flip(p, 1);
+    uint64_t v;
+    assert_int_equal(fr_publish_push(p, m, NULL, &v, err, sizeof err), -1);
+    fr_publish_close(p);
+    uint32_t moved_to = (uint32_t)1 << fr_redis_layout_for_rows(fr_model_row_count(m, 1));
+    assert_true(census(s->port, "rs3", 1, moved_to).of_count > 0); /* the dead push's hashes */
+    assert_false(fr_verify_ok((fr_verify_report[]){verify(s->port, "rs3", ckpt)}));
+
+    p = fr_publish_open("127.0.0.1", s->port, "rs3", 2, NULL, err, sizeof err);
+    assert_non_null(p);
+    if (fr_publish_push(p, ckpt, NULL, &v, err, sizeof err) != 0) fail_msg("push: %s", err);
+    assert_int_equal(census(s->port, "rs3", 1, moved_to).of_count, 0);
+    assert_true(fr_verify_ok((fr_verify_report[]){verify(s->port, "rs3", ckpt)}));
+    /* and the same move, completed by the next process */
+    fr_publish_close(p);
+    p = fr_publish_open("127.0.0.1", s->port, "rs3", 2, NULL, err, sizeof err);
+    assert_non_null(p);
+    if (fr_publish_push(p, m, NULL, &v, err, sizeof err) != 0) fail_msg("push: %s", err);
+    assert_int_equal(census(s->port, "rs3", 1, moved_to).of_count, (long)moved_to);
+    assert_true(fr_verify_ok((fr_verify_report[]){verify(s->port, "rs3", m)}));
+    fr_publish_close(p);
+    fr_model_free(m);
+    fr_model_free(ckpt);
+}
+
+/* The publisher reads Redis' hash settings once and says which one to raise when row hashes would
+ * leave the compact encoding: too few entries, or a row value (12 + 4 x emb_dim bytes) above the
+ * value limit. */
+static void test_hash_settings_checked(void **state)
+{
+    redis_srv *s = need_redis(state);
+    char err[512];
+    fr_model *m = new_model();
+    train(m, 100, 1, 50);
+    redis_do(s->port, "CONFIG SET hash-max-listpack-value 16"); /* emb_dim 4: rows of 28 bytes */
+    redis_do(s->port, "CONFIG SET hash-max-listpack-entries 64");
+    fr_publisher *p = fr_publish_open("127.0.0.1", s->port, "hs1", 2, NULL, err, sizeof err);
+    assert_non_null(p);
+    assert_string_equal(fr_publish_redis_note(p), "");
+    push_ok(p, m);
+    const char *note = fr_publish_redis_note(p);
+    print_message("  note: %s\n", note);
+    assert_non_null(strstr(note, "hash-max-listpack-value 16 but a row value is 28 bytes"));
+    assert_non_null(strstr(note, "CONFIG SET hash-max-listpack-value 28"));
+    assert_non_null(strstr(note, "hash-max-listpack-entries 64"));
+    fr_publish_close(p);
+    redis_do(s->port, "CONFIG SET hash-max-listpack-value 64");
+    redis_do(s->port, "CONFIG SET hash-max-listpack-entries 512");
+    p = fr_publish_open("127.0.0.1", s->port, "hs1", 2, NULL, err, sizeof err);
+    push_ok(p, m);
+    assert_string_equal(fr_publish_redis_note(p), "");
+    fr_publish_close(p);
+    fr_model_free(m);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -574,6 +851,10 @@ int main(void)
         cmocka_unit_test(test_password),
         cmocka_unit_test(test_verify),
         cmocka_unit_test(test_full_push_leaves_exactly_the_model),
+        cmocka_unit_test(test_reshard_keeps_hashes_compact),
+        cmocka_unit_test(test_rollback_across_a_reshard),
+        cmocka_unit_test(test_reshard_interrupted),
+        cmocka_unit_test(test_hash_settings_checked),
     };
     return cmocka_run_group_tests(tests, group_setup, group_teardown);
 }

@@ -42,6 +42,7 @@
 #include "fr_testkit.h"
 #include "gen_lines.h"
 #include "redis_server.h"
+#include "row_hash.h"
 #include "tmpdir.h"
 
 /* ---- helpers for these tests ------------------------------------------------------------------ */
@@ -525,10 +526,9 @@ static void test_reader_notices_a_republished_number(void **state)
 /* A row value as the layout encodes it (docs/redis-layout.md), with every weight w. */
 static void set_row(int port, const char *prefix, uint32_t table, uint64_t key, int dim, float w)
 {
-    char hkey[128];
-    snprintf(hkey, sizeof hkey, "%s:emb:{t%us%llu}", prefix, table, (unsigned long long)((key * 0x9E3779B97F4A7C15ULL) >> 58));
+    char hkey[FR_REDIS_KEY_MAX];
     unsigned char field[8], value[12 + 4 * 64];
-    for (int i = 0; i < 8; i++) field[i] = (unsigned char)(key >> (8 * i));
+    row_hash_key(hkey, port, prefix, table, key, -1, field);
     value[0] = 0x45, value[1] = 1, value[2] = (unsigned char)dim, value[3] = 0;
     for (int i = 0; i < 8; i++) value[4 + i] = (unsigned char)(i == 0 ? 1 : 0);
     for (int j = 0; j < dim; j++) memcpy(value + 12 + 4 * j, &w, 4); /* the test host is little-endian */
@@ -893,7 +893,7 @@ static void test_fnc_serves_the_calibrated_cvr(void **state)
         const char *manifest = freshet_serving_manifest(sv);
         assert_non_null(strstr(manifest, fnc ? "\"serve_transform\":\"odds\"" : "\"serve_transform\":\"identity\""));
         assert_non_null(strstr(manifest, fnc ? "\"join_policy\":\"fnc\"" : "\"join_policy\":\"esdfm\""));
-        assert_non_null(strstr(manifest, fnc ? "\"format_version\":2" : "\"format_version\":1"));
+        assert_non_null(strstr(manifest, "\"format_version\":3")); /* per-table shard counts, either transform */
 
         freshet_impression *imp = freshet_impression_new();
         assert_non_null(imp);
@@ -974,7 +974,7 @@ static void test_unknown_serve_transform_is_refused(void **state)
     freshet_serving *sv = freshet_serving_open("127.0.0.1", s->port, "st1", err, sizeof err);
     assert_non_null(sv);
     assert_int_equal(freshet_serving_load(sv, err, sizeof err), 0);
-    assert_non_null(strstr(freshet_serving_manifest(sv), "\"format_version\":1"));
+    assert_non_null(strstr(freshet_serving_manifest(sv), "\"format_version\":3"));
     assert_non_null(strstr(freshet_serving_manifest(sv), "\"serve_transform\":\"identity\""));
     train(m, 48, 82, 60);
     uint64_t v2 = push_ok(p, m);
@@ -984,15 +984,14 @@ static void test_unknown_serve_transform_is_refused(void **state)
     assert_non_null(strstr(err, "serve_transform \"cube\" is unknown"));
     assert_int_equal(freshet_serving_version(sv), v1);
     edit_manifest(s->port, "st1", v2, "\"serve_transform\":\"cube\",", "");
-    edit_manifest(s->port, "st1", v2, "\"format_version\":1", "\"format_version\":2");
     assert_int_equal(freshet_serving_load(sv, err, sizeof err), -1);
     assert_non_null(strstr(err, "lacks serve_transform"));
-    edit_manifest(s->port, "st1", v2, "\"format_version\":2", "\"format_version\":3");
+    edit_manifest(s->port, "st1", v2, "\"format_version\":3", "\"format_version\":4");
     assert_int_equal(freshet_serving_load(sv, err, sizeof err), -1);
-    assert_non_null(strstr(err, "format_version is not 1 to 2"));
+    assert_non_null(strstr(err, "format_version is not 1 to 3"));
     assert_int_equal(freshet_serving_version(sv), v1);
     /* the manifest as written again: loads */
-    edit_manifest(s->port, "st1", v2, "\"format_version\":3", "\"format_version\":1");
+    edit_manifest(s->port, "st1", v2, "\"format_version\":4", "\"format_version\":3,\"serve_transform\":\"identity\"");
     assert_int_equal(freshet_serving_load(sv, err, sizeof err), 0);
     assert_int_equal(freshet_serving_version(sv), v2);
 

@@ -109,7 +109,7 @@ def test_nan_rows_are_refused_and_counted(trainer, redis, freshet_bin, tmp_path)
     nan = "local a = redis.call('HGETALL', KEYS[1]); local nan = string.char(0, 0, 192, 127) " \
           "for i = 1, #a, 2 do local v = a[i + 1] " \
           "redis.call('HSET', KEYS[1], a[i], string.sub(v, 1, 12) .. string.rep(nan, (#v - 12) / 4)) end return #a / 2"
-    for key in redis.cli("--scan", "--pattern", "pynan:emb:{t0s*").split():
+    for key in redis.cli("--scan", "--pattern", "pynan:emb:{t0n*").split():
         redis.cli("EVAL", nan, "1", key)
     with Serving("127.0.0.1", redis.port, "pynan") as model:
         model.load()

@@ -259,7 +259,7 @@ static void checkpoint_parts(const char *scratch)
             char hash[17];
             snprintf(hash, sizeof hash, "%016" PRIx64, (uint64_t)XXH3_64bits(blob, blen));
             json_t *o = json_pack("{s:i, s:s, s:i, s:i, s:s, s:o, s:{s:I, s:I, s:s}}", "format_version",
-                                  FR_REDIS_FORMAT_VERSION, "version", "7", "row_shards", FR_REDIS_ROW_SHARDS,
+                                  FR_REDIS_FORMAT_VERSION_PLAIN, "version", "7", "row_shards", FR_REDIS_ROW_SHARDS,
                                   "row_format", FR_REDIS_ROW_F32LE, "row_shard_fn", FR_REDIS_SHARD_FN, "model_config",
                                   fr_config_to_json(cfg), "dense", "count", (json_int_t)n, "bytes", (json_int_t)blen,
                                   "xxh3_64", hash);

@@ -118,7 +118,7 @@ while read -r key; do
       redis.call('HSET', KEYS[1], a[i], string.sub(v, 1, 12) .. string.rep(nan, (#v - 12) / 4)) end
     return #a / 2" 1 "$key")
   nan_rows=$((nan_rows + n))
-done < <("${R[@]}" --scan --pattern "$prefix:emb:{t0s*")
+done < <("${R[@]}" --scan --pattern "$prefix:emb:{t0n*")
 [[ $nan_rows -gt 0 ]] || fr_fail "no rows of table 0 to tamper with"
 if "$FRESHET_BIN" verify -c "$fr_work/config.json" >"$fr_work/verify-nan.txt" 2>&1; then
   fr_fail "verify passed with $nan_rows NaN rows in Redis"

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Redis serves exactly the trainer's last checkpoint (`freshet verify`: every row, both directions, and the
 # active dense blob) after each way the two used to drift apart: a new model on a prefix used before, a restart
-# from an older checkpoint, evictions checkpointed but never pushed, and SIGKILLs during replays with evictions.
+# from an older checkpoint, evictions checkpointed but never pushed, SIGKILLs during replays with evictions, and
+# SIGKILLs while tables move to more shard hashes (which leaves every row hash compact).
 # And a run that was asked to publish and could not says so and exits 3 (another daemon's lease, Redis
 # unreachable); a prefix the publisher would refuse is refused when the configuration loads (exit 2).
 # Replays only, against a redis-server of the test's own: no broker needed.
@@ -77,7 +78,38 @@ replay "$fr_work/a.jsonl" "$fr_work/kill.json"
 (( kills >= 3 )) || fr_fail "only $kills of 6 kills landed during a replay; make the stream longer"
 fr_verify "$kills SIGKILLs during replays with evictions" "$fr_work/kill.json"
 
-# 5. Asked to publish and could not: say so, exit 3 (the work is checkpointed).
+# 5. SIGKILLs while tables move to more shard hashes (docs/redis-layout.md, "Shards"): a checkpoint and a push every
+#    300 samples grow the user table through counts 1, 2, 4, ... under the smallest hash-max-listpack-entries default
+#    (128), so kills land before, during and after moves. After a run to the end Redis serves exactly the checkpoint,
+#    the tables moved, and every row hash is in the compact encoding.
+redis-cli -p "$fr_redis_port" config set hash-max-listpack-entries 128 >/dev/null
+cfg "$fr_work/move.json" "$fr_work/move" move
+sed -i 's/"every_samples": 2000/"every_samples": 300/' "$fr_work/move.json"
+kills=0
+for round in 1 2 3 4 5 6; do
+  "$FRESHET_BIN" replay "$fr_work/a.jsonl" -c "$fr_work/move.json" >/dev/null 2>>"$fr_work/move.log" &
+  pid=$!
+  sleep "0.$((2 + RANDOM % 7))"
+  if kill -0 "$pid" 2>/dev/null; then kill -9 "$pid"; kills=$((kills + 1)); fi
+  wait "$pid" 2>/dev/null || true
+done
+replay "$fr_work/a.jsonl" "$fr_work/move.json"
+(( kills >= 3 )) || fr_fail "only $kills of 6 kills landed during a replay; make the stream longer"
+fr_verify "$kills SIGKILLs while tables move to more shard hashes" "$fr_work/move.json"
+active=$(redis-cli -p "$fr_redis_port" get move:active)
+shards=$(redis-cli -p "$fr_redis_port" get "move:{v$active}:manifest" |
+  python3 -c 'import json, sys; print(max(t["shards"] for t in json.load(sys.stdin)["tables"]))')
+(( shards >= 16 )) || fr_fail "the largest table has $shards shard hashes: it never moved"
+loose=0 hashes=0
+while read -r key; do
+  hashes=$((hashes + 1))
+  [[ $(redis-cli -p "$fr_redis_port" object encoding "$key") == listpack ]] || loose=$((loose + 1))
+done < <(redis-cli -p "$fr_redis_port" --scan --pattern 'move:emb:*')
+(( loose == 0 )) || fr_fail "$loose of $hashes row hashes left the compact encoding"
+fr_pass "the largest table moved to $shards shard hashes; all $hashes row hashes are compact (listpack)"
+redis-cli -p "$fr_redis_port" config set hash-max-listpack-entries 512 >/dev/null
+
+# 6. Asked to publish and could not: say so, exit 3 (the work is checkpointed).
 cfg "$fr_work/lease.json" "$fr_work/lease" leased
 redis-cli -p "$fr_redis_port" set leased:writer "other-host:/srv/other" px 60000 >/dev/null
 set +e
