@@ -374,7 +374,7 @@ fr_ckpt *fr_ckpt_open_readonly(const char *dir, char *err, size_t errlen) { retu
 
 int fr_ckpt_exists(fr_ckpt *c)
 {
-    char err[256];
+    char err[512];
     return c && read_marker(c, err, sizeof err) == 1;
 }
 
