@@ -17,6 +17,9 @@ cmake --build "$build" -j"$(nproc)"
 cmake -S "$root" -B "$fuzz_build" -DCMAKE_C_COMPILER=clang -DFRESHET_FUZZ=ON \
   -DCMAKE_BUILD_TYPE=RelWithDebInfo >/dev/null
 cmake --build "$fuzz_build" -j"$(nproc)"
+# the binaries as deploy/demo.sh builds them: Release optimises differently, and -Werror sees other warnings there
+cmake -S "$root" -B "$root/build" -DCMAKE_BUILD_TYPE=Release >/dev/null
+cmake --build "$root/build" -j"$(nproc)" --target freshet freshetd
 
 export ASAN_OPTIONS="${ASAN_OPTIONS:-detect_leaks=1:abort_on_error=1:strict_string_checks=1}"
 export UBSAN_OPTIONS="${UBSAN_OPTIONS:-print_stacktrace=1:halt_on_error=1}"
