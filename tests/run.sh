@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # The whole test suite, from a fresh machine: installs what is missing, builds with
 # AddressSanitizer + UndefinedBehaviorSanitizer under gcc and, with the fuzz targets, under clang
-# (both -Werror), starts a local Kafka broker and Redis, runs the cmocka unit tests, each fuzz
+# (both -Werror) and, in Release, the binaries deploy/demo.sh runs; starts a local Kafka broker and
+# Redis, runs the cmocka unit tests, each fuzz
 # target for FRESHET_FUZZ_SECONDS (default 10; tests/fuzz/README.md), and the integration tests
 # against the real stack, stops the stack. .ci/run calls exactly this.
 set -euo pipefail
