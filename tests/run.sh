@@ -3,7 +3,7 @@
 # AddressSanitizer + UndefinedBehaviorSanitizer under gcc and, with the fuzz targets, under clang
 # (both -Werror) and, in Release, the binaries deploy/demo.sh runs; starts a local Kafka broker and
 # Redis, runs the cmocka unit tests, each fuzz
-# target for FRESHET_FUZZ_SECONDS (default 10; tests/fuzz/README.md), and the integration tests
+# target for FRESHET_FUZZ_SECONDS (default 6; tests/fuzz/README.md), and the integration tests
 # against the real stack, stops the stack. .ci/run calls exactly this.
 set -euo pipefail
 root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
