@@ -100,3 +100,17 @@ fr_verify() {
   fi
   fr_pass "$1: verify: $(grep '^rows:' "$out")"
 }
+
+# fr_metrics_port LOG PID: the port a daemon started with "metrics": {"listen": "127.0.0.1:0"} serves /metrics
+# on, read from its log (waits up to 10 s); fails the test, stopping PID, when it never says.
+fr_metrics_port() {
+  local port=""
+  for _ in $(seq 1 100); do
+    port=$(sed -n 's|.*metrics on http://127.0.0.1:\([0-9]*\)/metrics.*|\1|p' "$1")
+    [[ -n "$port" ]] && { echo "$port"; return 0; }
+    sleep 0.1
+  done
+  kill "$2" 2>/dev/null || true
+  cat "$1" >&2
+  fr_fail "the daemon did not start its metrics endpoint"
+}

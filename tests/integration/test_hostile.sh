@@ -43,13 +43,7 @@ sed -i 's/"status_every_seconds": 2/"status_every_seconds": 2, "metrics": {"list
 "$FRESHET_BIN" run -c "$fr_work/config.json" --exit-when-idle 6 >"$fr_work/report.txt" 2>"$fr_work/daemon.log" &
 daemon=$!
 fr_cleanup_hooks+=("kill $daemon 2>/dev/null")
-port=""
-for _ in $(seq 1 100); do
-  port=$(sed -n 's|.*metrics on http://127.0.0.1:\([0-9]*\)/metrics.*|\1|p' "$fr_work/daemon.log")
-  [[ -n "$port" ]] && break
-  sleep 0.1
-done
-[[ -n "$port" ]] || { cat "$fr_work/daemon.log"; fr_fail "the daemon did not start its metrics endpoint"; }
+port=$(fr_metrics_port "$fr_work/daemon.log" "$daemon")
 
 # 40 slow clients from 10 addresses, each trickling a request a byte every 0.3 s for 8 s
 python3 - "$port" 8 >"$fr_work/slow.txt" 2>&1 <<'PY' &

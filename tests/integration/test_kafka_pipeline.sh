@@ -31,13 +31,7 @@ daemon=$!
 scrape() { # PORT PATH: the HTTP response, through bash's /dev/tcp (no client needed)
   exec 3<>"/dev/tcp/127.0.0.1/$1" && printf 'GET %s HTTP/1.0\r\n\r\n' "$2" >&3 && cat <&3; exec 3<&-
 }
-port=""
-for _ in $(seq 1 100); do
-  port=$(sed -n 's|.*metrics on http://127.0.0.1:\([0-9]*\)/metrics.*|\1|p' "$fr_work/daemon.log")
-  [[ -n "$port" ]] && break
-  sleep 0.1
-done
-[[ -n "$port" ]] || { kill "$daemon"; cat "$fr_work/daemon.log"; fr_fail "the daemon did not start its metrics endpoint"; }
+port=$(fr_metrics_port "$fr_work/daemon.log" "$daemon")
 seen=0
 for _ in $(seq 1 100); do
   page=$(scrape "$port" /metrics 2>/dev/null || true)
