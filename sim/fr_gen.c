@@ -11,18 +11,13 @@
  * Independent PRNG streams (world, impressions, jitter, duplicates) keep the world and the
  * event content unchanged when only the jitter or the duplicate rate changes. */
 #include "fr_gen.h"
+#include "fr_gen_int.h"
 
 #include <inttypes.h>
 #include <math.h>
 #include <stdarg.h>
 #include <stdlib.h>
 #include <string.h>
-
-#ifdef __clang__
-/* Fused multiply-add would change rounding and so the bytes written; GCC in ISO mode (-std=c17)
- * already does not contract, clang does unless told. */
-#pragma STDC FP_CONTRACT OFF
-#endif
 
 enum { N_SCEN = 4, N_CAT = 20, N_AGE = 6, N_DEV = 3, RECENT_MAX = 8 };
 enum { SCEN_THIRD_PARTY = 3, DEV_PC = 2 };
@@ -89,117 +84,6 @@ static const double LATE_CLICK_SHARE = 0.005;
  * instead of 13% (a bot, not a user) while keeping the 1.1 tail. */
 static const double ZIPF_S = 1.1, USER_Q = 20.0, AD_Q = 5.0, ADV_Q = 3.0;
 static const double COLD_USER_S = 0.7;  /* third_party reaches mostly users rarely seen elsewhere */
-
-/* ---------------------------------------------------------------- portable arithmetic */
-
-/* libm's exp/log differ in the last bit between implementations, which would flip a Bernoulli
- * draw or a printed digit now and then; these use only correctly rounded IEEE operations plus
- * the exact frexp/ldexp/floor, so every machine computes the same bits. */
-static const double LN2_HI = 6.93147180369123816490e-01; /* 32 significant bits: k*LN2_HI is exact */
-static const double LN2_LO = 1.90821492927058770002e-10;
-
-static double px_exp(double x)
-{
-    if (x > 709.0)
-        x = 709.0;
-    if (x < -740.0)
-        return 0.0;
-    double k = floor(x * 1.4426950408889634 + 0.5);
-    double r = (x - k * LN2_HI) - k * LN2_LO; /* |r| <= 0.35: Taylor to r^14 is below 1 ulp */
-    static const double inv_fact[15] = {1.0,
-                                        1.0,
-                                        1.0 / 2,
-                                        1.0 / 6,
-                                        1.0 / 24,
-                                        1.0 / 120,
-                                        1.0 / 720,
-                                        1.0 / 5040,
-                                        1.0 / 40320,
-                                        1.0 / 362880,
-                                        1.0 / 3628800,
-                                        1.0 / 39916800,
-                                        1.0 / 479001600,
-                                        1.0 / 6227020800.0,
-                                        1.0 / 87178291200.0};
-    double p = inv_fact[14];
-    for (int i = 13; i >= 0; i--)
-        p = p * r + inv_fact[i];
-    return ldexp(p, (int)k);
-}
-
-static double px_log(double x) /* x > 0, finite */
-{
-    int e;
-    double m = frexp(x, &e);
-    if (m < 0.70710678118654752) {
-        m *= 2.0;
-        e -= 1;
-    }
-    double s = (m - 1.0) / (m + 1.0), s2 = s * s; /* |s| <= 0.172: the odd series to s^25 suffices */
-    double t = 1.0 / 25;
-    for (int i = 23; i >= 1; i -= 2)
-        t = t * s2 + 1.0 / i;
-    return (double)e * LN2_HI + (2.0 * s * t + (double)e * LN2_LO);
-}
-
-static double sigmoid(double z) { return 1.0 / (1.0 + px_exp(-z)); }
-
-/* ---------------------------------------------------------------- PRNG: xoshiro256** */
-
-typedef struct {
-    uint64_t s[4];
-} rng_t;
-
-static uint64_t splitmix64(uint64_t *x)
-{
-    uint64_t z = (*x += 0x9E3779B97F4A7C15ull);
-    z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ull;
-    z = (z ^ (z >> 27)) * 0x94D049BB133111EBull;
-    return z ^ (z >> 31);
-}
-
-/* The splitmix64 finaliser is a bijection, so distinct counters give distinct ids. */
-static uint64_t mix64(uint64_t z)
-{
-    z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ull;
-    z = (z ^ (z >> 27)) * 0x94D049BB133111EBull;
-    return z ^ (z >> 31);
-}
-
-static void rng_seed(rng_t *r, uint64_t seed, uint64_t stream)
-{
-    uint64_t x = seed ^ (stream * 0xD1B54A32D192ED03ull);
-    for (int i = 0; i < 4; i++)
-        r->s[i] = splitmix64(&x);
-}
-
-static uint64_t rotl(uint64_t x, int k) { return (x << k) | (x >> (64 - k)); }
-
-static uint64_t rng_next(rng_t *r)
-{
-    uint64_t *s = r->s;
-    uint64_t out = rotl(s[1] * 5, 7) * 9, t = s[1] << 17;
-    s[2] ^= s[0];
-    s[3] ^= s[1];
-    s[1] ^= s[2];
-    s[0] ^= s[3];
-    s[2] ^= t;
-    s[3] = rotl(s[3], 45);
-    return out;
-}
-
-static double rng_u01(rng_t *r) { return (double)(rng_next(r) >> 11) * 0x1.0p-53; } /* [0, 1) */
-
-static double rng_exp1(rng_t *r) { return -px_log(1.0 - rng_u01(r)); }
-
-static double rng_normal(rng_t *r) /* Marsaglia polar: needs log and sqrt only, both portable here */
-{
-    for (;;) {
-        double a = 2.0 * rng_u01(r) - 1.0, b = 2.0 * rng_u01(r) - 1.0, s = a * a + b * b;
-        if (s > 0.0 && s < 1.0)
-            return a * sqrt(-2.0 * px_log(s) / s);
-    }
-}
 
 /* ---------------------------------------------------------------- discrete distributions */
 
