@@ -27,9 +27,11 @@ static const fr_cli_command COMMANDS[] = {
     {"gen",
      "--out FILE [--truth FILE] [--impressions N] [--seed S] [--days D] [--users N] [--ads N]\n"
      "[--duplicates RATE] [--reorder-ms MS] [--delay-short-share S] [--delay-short-mean SEC]\n"
-     "[--delay-long-mean SEC] [--obs-window SEC]",
+     "[--delay-long-mean SEC] [--obs-window SEC] [--realistic | --conditions LIST] [--partitions N]",
      "write a synthetic event stream (EVENTS.md JSON Lines) and its truth; the --delay-* options and "
-     "--obs-window set the conversion delay mixture and w_o of the truth's p_ip / p_dp",
+     "--obs-window set the conversion delay mixture and w_o of the truth's p_ip / p_dp; --realistic adds the "
+     "conditions of real logs (all, or some of weekly, gap, bursts, lulls, sessions, ad_churn, skew with "
+     "--conditions; sim/fr_gen.h)",
      fr_cli_cmd_gen, 0},
     {"load", "FILE [-c CONFIG] [--brokers H:P]", "produce a JSON Lines file into the Kafka topics", fr_cli_cmd_load, 0},
     {"replay", "FILE [-c CONFIG] [--state DIR] [--no-publish]",
@@ -141,6 +143,9 @@ static int parse_args(int argc, char **argv, fr_cli_args *a)
         else if (!strcmp(f, "--delay-short-mean")) { FR_NEEDS_VALUE if (parse_number(f, v, &a->delay_short_mean)) return -1; }
         else if (!strcmp(f, "--delay-long-mean")) { FR_NEEDS_VALUE if (parse_number(f, v, &a->delay_long_mean)) return -1; }
         else if (!strcmp(f, "--obs-window")) { FR_NEEDS_VALUE if (parse_number(f, v, &a->obs_window)) return -1; }
+        else if (!strcmp(f, "--realistic")) { a->conditions = "realistic"; }
+        else if (!strcmp(f, "--conditions")) { FR_NEEDS_VALUE a->conditions = v; }
+        else if (!strcmp(f, "--partitions")) { FR_NEEDS_VALUE if (parse_number(f, v, &num)) return -1; a->partitions = (long long)num; }
         else if (!strcmp(f, "--reorder-ms")) { FR_NEEDS_VALUE if (parse_number(f, v, &a->reorder_ms)) return -1; }
         else if (!strcmp(f, "--users")) { FR_NEEDS_VALUE if (parse_number(f, v, &num)) return -1; a->users = (long long)num; }
         else if (!strcmp(f, "--ads")) { FR_NEEDS_VALUE if (parse_number(f, v, &num)) return -1; a->ads = (long long)num; }

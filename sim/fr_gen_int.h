@@ -7,10 +7,25 @@
 #include <math.h>
 #include <stdint.h>
 
+#include "fr_gen.h"
+
 #ifdef __clang__
 /* Fused multiply-add would change rounding and so the bytes written; GCC in ISO mode (-std=c17)
  * already does not contract, clang does unless told. */
 #pragma STDC FP_CONTRACT OFF
+/* ---------------------------------------------------------------- the plan (fr_gen_plan.c) */
+
+/* Impression traffic at t relative to the stationary world's (the weekly cycle, bursts, lulls). */
+double fr_gen_plan_traffic(const fr_gen_plan *p, unsigned conditions, int64_t t);
+/* 1 where no impression happens: the gap and the click window before it. */
+int fr_gen_plan_no_impressions(const fr_gen_plan *p, int64_t t);
+/* 1 inside the gap, where no event of any type is written. */
+int fr_gen_plan_in_gap(const fr_gen_plan *p, int64_t t);
+/* The first time after t where the traffic changes other than at a clock hour (INT64_MAX: none). */
+int64_t fr_gen_plan_next_edge(const fr_gen_plan *p, int64_t t);
+/* How late events of the partition with event time t arrive (SKEW), in ms. */
+int64_t fr_gen_plan_lag(const fr_gen_plan *p, int partition, int64_t t);
+
 #endif
 
 /* ---------------------------------------------------------------- portable arithmetic */
@@ -123,5 +138,18 @@ static inline double rng_normal(rng_t *r) /* Marsaglia polar: needs log and sqrt
             return a * sqrt(-2.0 * px_log(s) / s);
     }
 }
+
+/* ---------------------------------------------------------------- the plan (fr_gen_plan.c) */
+
+/* Impression traffic at t relative to the stationary world's (the weekly cycle, bursts, lulls). */
+double fr_gen_plan_traffic(const fr_gen_plan *p, unsigned conditions, int64_t t);
+/* 1 where no impression happens: the gap and the click window before it. */
+int fr_gen_plan_no_impressions(const fr_gen_plan *p, int64_t t);
+/* 1 inside the gap, where no event of any type is written. */
+int fr_gen_plan_in_gap(const fr_gen_plan *p, int64_t t);
+/* The first time after t where the traffic changes other than at a clock hour (INT64_MAX: none). */
+int64_t fr_gen_plan_next_edge(const fr_gen_plan *p, int64_t t);
+/* How late events of the partition with event time t arrive (SKEW), in ms. */
+int64_t fr_gen_plan_lag(const fr_gen_plan *p, int partition, int64_t t);
 
 #endif
