@@ -34,8 +34,10 @@ static const fr_cli_command COMMANDS[] = {
      "--conditions; sim/fr_gen.h)",
      fr_cli_cmd_gen, 0},
     {"load", "FILE [-c CONFIG] [--brokers H:P]", "produce a JSON Lines file into the Kafka topics", fr_cli_cmd_load, 0},
-    {"replay", "FILE [-c CONFIG] [--state DIR] [--no-publish]",
-     "learn from a file, no broker (resumes where it stopped)", fr_cli_cmd_replay, 1},
+    {"replay", "FILE [-c CONFIG] [--state DIR] [--no-publish] [--drain]",
+     "learn from a file, no broker (resumes where it stopped); --drain: at its end close every window and train "
+     "everything",
+     fr_cli_cmd_replay, 1},
     {"run", "-c CONFIG [--state DIR] [--brokers H:P] [--redis H:P] [--no-publish] [--exit-when-idle SECONDS]",
      "the daemon: consume Kafka, learn, checkpoint, publish", fr_cli_cmd_run, 1},
     {"inspect", "DIR", "summarise a checkpoint and print its digest", fr_cli_cmd_inspect, 0},
@@ -133,6 +135,7 @@ static int parse_args(int argc, char **argv, fr_cli_args *a)
         else if (!strcmp(f, "--truth")) { FR_NEEDS_VALUE a->truth = v; }
         else if (!strcmp(f, "--events")) { FR_NEEDS_VALUE a->events = v; }
         else if (!strcmp(f, "--no-publish")) { a->no_publish = 1; }
+        else if (!strcmp(f, "--drain")) { a->drain = 1; }
         else if (!strcmp(f, "--release")) { a->release = 1; }
         else if (!strcmp(f, "--exit-when-idle")) { FR_NEEDS_VALUE if (parse_number(f, v, &a->exit_when_idle)) return -1; }
         else if (!strcmp(f, "--impressions")) { FR_NEEDS_VALUE if (parse_number(f, v, &num)) return -1; a->impressions = (long long)num; a->have_impressions = 1; }

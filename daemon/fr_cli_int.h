@@ -19,6 +19,7 @@ typedef struct {
     const char *events;
     const char *positional;
     int no_publish;
+    int drain;              /* replay --drain */
     double exit_when_idle;
     long long impressions;
     long long seed;

@@ -229,4 +229,18 @@ void fr_pipeline_report(const fr_pipeline *p, FILE *out)
                     m->count, fr_metric_auc(m), fr_metric_logloss(m), fr_metric_calibration(m));
         }
     }
+    /* What the metrics cover: a sample is scored once its label is final, so impressions inside their
+     * click window and clicks inside their attribution window are not in them yet (replay --drain
+     * closes those windows at the end of input). */
+    const uint64_t matured = j->emitted[FR_SAMPLE_ATTRIBUTION] + j->emitted[FR_SAMPLE_MATURED];
+    const uint64_t open_attr = j->joined[FR_EV_CLICK] > matured ? j->joined[FR_EV_CLICK] - matured : 0;
+    fprintf(out,
+            "coverage: ctr scored %" PRIu64 " impressions, %" PRIu64 " pending (click window open); cvr scored %" PRIu64
+            " clicks, %" PRIu64 " pending (%" PRIu64 " in their click window, %" PRIu64
+            " in their attribution window); ctcvr scored %" PRIu64 " impressions, %" PRIu64
+            " pending; %" PRIu64 " samples not trained yet (the next mini-batch)\n",
+            metric_at(p, FR_TASK_CTR, -1)->count, j->pending[FR_EV_IMPRESSION], metric_at(p, FR_TASK_CVR, -1)->count,
+            j->pending[FR_EV_CLICK] + open_attr, j->pending[FR_EV_CLICK], open_attr,
+            metric_at(p, FR_TASK_CTCVR, -1)->count, j->pending[FR_EV_IMPRESSION] + open_attr,
+            p->counters.samples_buffered);
 }
