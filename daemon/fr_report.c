@@ -31,6 +31,10 @@ void fr_pipeline_status_line(fr_pipeline *p, FILE *out, const char *extra)
     if (fr_guard_paused(&p->guard))
         fprintf(out, " guard=paused(%s since ts %" PRId64 ")", fr_guard_reason_name((fr_guard_reason)p->guard.reason),
                 p->guard.paused_since);
+    if (p->heads) {
+        const uint64_t hn = fr_dfm_heads_trained(p->heads);
+        fprintf(out, " heads=%s(%" PRIu64 " matured)", hn < FR_DFM_HEADS_WARM_SAMPLES ? "cold" : "warm", hn);
+    }
     if (p->pub) {
         fr_pubq_stats ps;
         fr_pubq_get_stats(p->pub, &ps);
@@ -103,6 +107,15 @@ void fr_pipeline_write_metrics(const fr_pipeline *p, FILE *out)
     for (int k = 0; k < FR_SAMPLE_NKINDS; k++)
         fprintf(out, "freshet_samples_emitted_total{kind=\"%s\"} %" PRIu64 "\n", fr_sample_kind_name(k), j->emitted[k]);
     metric_one(out, "samples_trained_total", "counter", "Samples trained on.", (double)c->samples_trained);
+    if (p->heads) {
+        const uint64_t hn = fr_dfm_heads_trained(p->heads);
+        metric_one(out, "dfm_heads_trained_samples_total", "counter",
+                   "Matured samples the helper heads f_dp and f_rn learned from (checkpointed).", (double)hn);
+        metric_one(out, "dfm_heads_cold", "gauge",
+                   "1 while the helper heads have learned from fewer than 1000 matured samples: the copies' weights "
+                   "are still near Vanilla's.",
+                   hn < FR_DFM_HEADS_WARM_SAMPLES ? 1.0 : 0.0);
+    }
     int64_t wm = fr_join_watermark(p->join);
     metric_one(out, "watermark_timestamp_seconds", "gauge", "Event-time watermark (Unix seconds): how far the join has got.",
                wm == INT64_MIN ? 0.0 : (double)wm / 1000.0);

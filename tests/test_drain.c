@@ -14,6 +14,7 @@
 #include <string.h>
 
 #include "fr_config.h"
+#include "fr_dfm.h"
 #include "fr_gen.h"
 #include "fr_join.h"
 #include "fr_pipeline.h"
@@ -58,6 +59,8 @@ typedef struct {
     uint64_t scored[FR_NTASKS];
     size_t entries;
     char report[16384];
+    char status[4096];
+    char metrics[65536];
 } drained;
 
 static void run(const char *dir, const lines *L, int policy, int drain, drained *r)
@@ -86,6 +89,14 @@ static void run(const char *dir, const lines *L, int policy, int drain, drained 
     FILE *f = fmemopen(r->report, sizeof r->report, "w");
     assert_non_null(f);
     fr_pipeline_report(p, f);
+    fclose(f);
+    f = fmemopen(r->status, sizeof r->status, "w");
+    assert_non_null(f);
+    fr_pipeline_status_line(p, f, NULL);
+    fclose(f);
+    f = fmemopen(r->metrics, sizeof r->metrics, "w");
+    assert_non_null(f);
+    fr_pipeline_write_metrics(p, f);
     fclose(f);
     fr_pipeline_close(p);
 }
@@ -168,6 +179,20 @@ static void check_policy(int policy, const char *name)
                          dr->join.dropped[FR_EV_CONVERSION][FR_DROP_ORPHAN] -
                          dr->join.dropped[FR_EV_CONVERSION][FR_DROP_OUTSIDE_WINDOW] -
                          dr->join.dropped[FR_EV_CONVERSION][FR_DROP_LATE]);
+    /* The helper heads learn from matured clicks only: none without draining, the drained ones after;
+     * fewer than FR_DFM_HEADS_WARM_SAMPLES either way, so both say cold. wait has none. */
+    if (policy == FR_POLICY_ESDFM) {
+        char want[64];
+        assert_non_null(strstr(plain->status, " heads=cold(0 matured)"));
+        snprintf(want, sizeof want, " heads=cold(%" PRIu64 " matured)", dr->join.emitted[FR_SAMPLE_MATURED]);
+        if (!strstr(dr->status, want)) fail_msg("no \"%s\" in %s", want, dr->status);
+        assert_true(dr->join.emitted[FR_SAMPLE_MATURED] > 0 && dr->join.emitted[FR_SAMPLE_MATURED] < FR_DFM_HEADS_WARM_SAMPLES);
+        assert_non_null(strstr(plain->metrics, "\nfreshet_dfm_heads_cold 1\n"));
+        assert_non_null(strstr(plain->metrics, "\nfreshet_dfm_heads_trained_samples_total 0\n"));
+    } else {
+        assert_null(strstr(plain->status, " heads="));
+        assert_null(strstr(plain->metrics, "freshet_dfm_heads_cold"));
+    }
     free(plain);
     free(dr);
     lines_free(&L);
