@@ -27,13 +27,17 @@ static const fr_cli_command COMMANDS[] = {
     {"gen",
      "--out FILE [--truth FILE] [--impressions N] [--seed S] [--days D] [--users N] [--ads N]\n"
      "[--duplicates RATE] [--reorder-ms MS] [--delay-short-share S] [--delay-short-mean SEC]\n"
-     "[--delay-long-mean SEC] [--obs-window SEC]",
+     "[--delay-long-mean SEC] [--obs-window SEC] [--realistic | --conditions LIST] [--partitions N]",
      "write a synthetic event stream (EVENTS.md JSON Lines) and its truth; the --delay-* options and "
-     "--obs-window set the conversion delay mixture and w_o of the truth's p_ip / p_dp",
+     "--obs-window set the conversion delay mixture and w_o of the truth's p_ip / p_dp; --realistic adds the "
+     "conditions of real logs (all, or some of weekly, gap, bursts, lulls, sessions, ad_churn, skew with "
+     "--conditions; sim/fr_gen.h)",
      fr_cli_cmd_gen, 0},
     {"load", "FILE [-c CONFIG] [--brokers H:P]", "produce a JSON Lines file into the Kafka topics", fr_cli_cmd_load, 0},
-    {"replay", "FILE [-c CONFIG] [--state DIR] [--no-publish]",
-     "learn from a file, no broker (resumes where it stopped)", fr_cli_cmd_replay, 1},
+    {"replay", "FILE [-c CONFIG] [--state DIR] [--no-publish] [--drain]",
+     "learn from a file, no broker (resumes where it stopped); --drain: at its end close every window and train "
+     "everything",
+     fr_cli_cmd_replay, 1},
     {"run", "-c CONFIG [--state DIR] [--brokers H:P] [--redis H:P] [--no-publish] [--exit-when-idle SECONDS]",
      "the daemon: consume Kafka, learn, checkpoint, publish", fr_cli_cmd_run, 1},
     {"inspect", "DIR", "summarise a checkpoint and print its digest", fr_cli_cmd_inspect, 0},
@@ -131,6 +135,7 @@ static int parse_args(int argc, char **argv, fr_cli_args *a)
         else if (!strcmp(f, "--truth")) { FR_NEEDS_VALUE a->truth = v; }
         else if (!strcmp(f, "--events")) { FR_NEEDS_VALUE a->events = v; }
         else if (!strcmp(f, "--no-publish")) { a->no_publish = 1; }
+        else if (!strcmp(f, "--drain")) { a->drain = 1; }
         else if (!strcmp(f, "--release")) { a->release = 1; }
         else if (!strcmp(f, "--exit-when-idle")) { FR_NEEDS_VALUE if (parse_number(f, v, &a->exit_when_idle)) return -1; }
         else if (!strcmp(f, "--impressions")) { FR_NEEDS_VALUE if (parse_number(f, v, &num)) return -1; a->impressions = (long long)num; a->have_impressions = 1; }
@@ -141,6 +146,9 @@ static int parse_args(int argc, char **argv, fr_cli_args *a)
         else if (!strcmp(f, "--delay-short-mean")) { FR_NEEDS_VALUE if (parse_number(f, v, &a->delay_short_mean)) return -1; }
         else if (!strcmp(f, "--delay-long-mean")) { FR_NEEDS_VALUE if (parse_number(f, v, &a->delay_long_mean)) return -1; }
         else if (!strcmp(f, "--obs-window")) { FR_NEEDS_VALUE if (parse_number(f, v, &a->obs_window)) return -1; }
+        else if (!strcmp(f, "--realistic")) { a->conditions = "realistic"; }
+        else if (!strcmp(f, "--conditions")) { FR_NEEDS_VALUE a->conditions = v; }
+        else if (!strcmp(f, "--partitions")) { FR_NEEDS_VALUE if (parse_number(f, v, &num)) return -1; a->partitions = (long long)num; }
         else if (!strcmp(f, "--reorder-ms")) { FR_NEEDS_VALUE if (parse_number(f, v, &a->reorder_ms)) return -1; }
         else if (!strcmp(f, "--users")) { FR_NEEDS_VALUE if (parse_number(f, v, &num)) return -1; a->users = (long long)num; }
         else if (!strcmp(f, "--ads")) { FR_NEEDS_VALUE if (parse_number(f, v, &num)) return -1; a->ads = (long long)num; }

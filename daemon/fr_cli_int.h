@@ -19,6 +19,7 @@ typedef struct {
     const char *events;
     const char *positional;
     int no_publish;
+    int drain;              /* replay --drain */
     double exit_when_idle;
     long long impressions;
     long long seed;
@@ -32,6 +33,8 @@ typedef struct {
     double follow;          /* score --follow seconds */
     int have_impressions, have_seed, have_days;
     double delay_short_share, delay_short_mean, delay_long_mean, obs_window; /* gen; < 0 = default */
+    const char *conditions; /* gen: a list for fr_gen_conditions_parse, or NULL */
+    long long partitions;   /* gen; 0 = default */
 } fr_cli_args;
 
 /* Config file first, then command-line overrides. 0, or -1 after saying why on stderr. */

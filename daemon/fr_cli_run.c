@@ -192,7 +192,10 @@ int fr_cli_cmd_replay(const fr_cli_args *a)
             fr_pipeline_source_idle(p, source, 1);
             fr_pipeline_tick(p);
         }
-        if (fr_pipeline_checkpoint(p, err, sizeof err) != 0) {
+        if (!stopped && a->drain && fr_pipeline_drain(p, err, sizeof err) != 0) {
+            fprintf(stderr, "freshet replay: --drain: %s\n", err);
+            rc = 1;
+        } else if (fr_pipeline_checkpoint(p, err, sizeof err) != 0) {
             fprintf(stderr, "freshet replay: %s\n", err);
             rc = 1;
         } else {

@@ -31,6 +31,12 @@ int fr_cli_cmd_gen(const fr_cli_args *a)
     if (a->delay_short_mean >= 0) o.delay_short_mean_s = a->delay_short_mean;
     if (a->delay_long_mean >= 0) o.delay_long_mean_s = a->delay_long_mean;
     if (a->obs_window >= 0) o.obs_window_s = a->obs_window;
+    char err[512];
+    if (a->conditions && fr_gen_conditions_parse(a->conditions, &o.conditions, err, sizeof err) != 0) {
+        fprintf(stderr, "freshet gen: --conditions: %s\n", err);
+        return 2;
+    }
+    if (a->partitions != 0) o.partitions = a->partitions < 1 || a->partitions > 256 ? -1 : (int)a->partitions;
     FILE *ev = fopen(a->out, "w");
     FILE *tr = a->truth ? fopen(a->truth, "w") : NULL;
     if (!ev || (a->truth && !tr)) {
@@ -39,7 +45,6 @@ int fr_cli_cmd_gen(const fr_cli_args *a)
         if (tr) fclose(tr);
         return 1;
     }
-    char err[512];
     double t0 = fr_cli_now();
     int rc = fr_gen_run(&o, ev, tr, err, sizeof err);
     if (fclose(ev) != 0 && rc == 0) snprintf(err, sizeof err, "writing %s: %s", a->out, strerror(errno)), rc = -1;
@@ -50,6 +55,23 @@ int fr_cli_cmd_gen(const fr_cli_args *a)
     }
     fprintf(stderr, "freshet gen: %lld impressions in %.1f s -> %s\n", (long long)o.impressions, fr_cli_now() - t0,
             a->out);
+    fr_gen_plan plan;
+    if (o.conditions && fr_gen_plan_make(&o, &plan, err, sizeof err) == 0) {
+        if (plan.gap_to > plan.gap_from)
+            fprintf(stderr, "freshet gen: no event in [%" PRId64 ", %" PRId64 ")\n", plan.gap_from, plan.gap_to);
+        for (int i = 0; i < plan.n_spans; i++)
+            fprintf(stderr, "freshet gen: impressions x%g in [%" PRId64 ", %" PRId64 ")\n", plan.span[i].factor,
+                    plan.span[i].from, plan.span[i].to);
+        for (int i = 0; i < plan.n_lags; i++)
+            fprintf(stderr, "freshet gen: partition %d of %d up to %.1f h late in [%" PRId64 ", %" PRId64 ")\n",
+                    plan.lag[i].partition, o.partitions, (double)plan.lag[i].peak_ms / 3.6e6, plan.lag[i].from,
+                    plan.lag[i].to);
+        if (o.conditions & FR_GEN_SKEW)
+            fprintf(stderr,
+                    "freshet gen: partitions arrive out of step by up to %" PRId64 " ms: replay the file with "
+                    "join.allowed_lateness of at least that, or load it into %d partitions\n",
+                    plan.max_lag_ms, o.partitions);
+    }
     return 0;
 }
 

@@ -139,6 +139,20 @@ int fr_pipeline_tick(fr_pipeline *p)
     return 0;
 }
 
+int fr_pipeline_drain(fr_pipeline *p, char *err, size_t errlen)
+{
+    if (p->failed) return fail_join(p, err, errlen);
+    /* An entry arms its next timer when one fires (the attribution window after the observation
+     * window), so this takes a few rounds. */
+    for (int64_t last; (last = fr_join_last_deadline(p->join)) != INT64_MIN && last < INT64_MAX;) {
+        const int64_t jw = fr_join_watermark(p->join);
+        if (last < jw && jw == INT64_MAX) break;
+        if (fr_join_advance(p->join, last < jw ? jw + 1 : last + 1, on_sample, p) != 0) return fail_join(p, err, errlen);
+    }
+    train_batch(p);
+    return 0;
+}
+
 /* ---- opening and restoring ---------------------------------------------------------------- */
 
 static long read_join_entry(void *ctx, const char *id, size_t id_len, void *buf, size_t cap)

@@ -96,6 +96,13 @@ void fr_pipeline_set_reject_hook(fr_pipeline *p, fr_pipeline_reject_fn fn, void 
 /* Re-evaluates the watermark (after idleness changes). -1 when the join could not read a spilled
  * entry back: the pipeline then refuses every further message and checkpoint (stop consuming). */
 int fr_pipeline_tick(fr_pipeline *p);
+/* End of input (freshet replay --drain): the input holds every label it will ever have, so every
+ * window closes now. The join fires every timer (all CTR, CVR and CTCVR labels become final and
+ * are scored; the guard sees those samples as any others), and the last partial mini-batch
+ * trains. The join's watermark ends past the last window: events older than it are late in a
+ * later run on this state. 0, or -1 with the reason in err (the join could not read a spilled
+ * entry back). */
+int fr_pipeline_drain(fr_pipeline *p, char *err, size_t errlen);
 /* Checkpoints when c->checkpoint_every_samples or _seconds is due; publishes after it. */
 int fr_pipeline_maybe_checkpoint(fr_pipeline *p, char *err, size_t errlen);
 /* Checkpoints now (and publishes when configured). */

@@ -31,6 +31,10 @@ void fr_pipeline_status_line(fr_pipeline *p, FILE *out, const char *extra)
     if (fr_guard_paused(&p->guard))
         fprintf(out, " guard=paused(%s since ts %" PRId64 ")", fr_guard_reason_name((fr_guard_reason)p->guard.reason),
                 p->guard.paused_since);
+    if (p->heads) {
+        const uint64_t hn = fr_dfm_heads_trained(p->heads);
+        fprintf(out, " heads=%s(%" PRIu64 " matured)", hn < FR_DFM_HEADS_WARM_SAMPLES ? "cold" : "warm", hn);
+    }
     if (p->pub) {
         fr_pubq_stats ps;
         fr_pubq_get_stats(p->pub, &ps);
@@ -103,6 +107,15 @@ void fr_pipeline_write_metrics(const fr_pipeline *p, FILE *out)
     for (int k = 0; k < FR_SAMPLE_NKINDS; k++)
         fprintf(out, "freshet_samples_emitted_total{kind=\"%s\"} %" PRIu64 "\n", fr_sample_kind_name(k), j->emitted[k]);
     metric_one(out, "samples_trained_total", "counter", "Samples trained on.", (double)c->samples_trained);
+    if (p->heads) {
+        const uint64_t hn = fr_dfm_heads_trained(p->heads);
+        metric_one(out, "dfm_heads_trained_samples_total", "counter",
+                   "Matured samples the helper heads f_dp and f_rn learned from (checkpointed).", (double)hn);
+        metric_one(out, "dfm_heads_cold", "gauge",
+                   "1 while the helper heads have learned from fewer than 1000 matured samples: the copies' weights "
+                   "are still near Vanilla's.",
+                   hn < FR_DFM_HEADS_WARM_SAMPLES ? 1.0 : 0.0);
+    }
     int64_t wm = fr_join_watermark(p->join);
     metric_one(out, "watermark_timestamp_seconds", "gauge", "Event-time watermark (Unix seconds): how far the join has got.",
                wm == INT64_MIN ? 0.0 : (double)wm / 1000.0);
@@ -229,4 +242,18 @@ void fr_pipeline_report(const fr_pipeline *p, FILE *out)
                     m->count, fr_metric_auc(m), fr_metric_logloss(m), fr_metric_calibration(m));
         }
     }
+    /* What the metrics cover: a sample is scored once its label is final, so impressions inside their
+     * click window and clicks inside their attribution window are not in them yet (replay --drain
+     * closes those windows at the end of input). */
+    const uint64_t matured = j->emitted[FR_SAMPLE_ATTRIBUTION] + j->emitted[FR_SAMPLE_MATURED];
+    const uint64_t open_attr = j->joined[FR_EV_CLICK] > matured ? j->joined[FR_EV_CLICK] - matured : 0;
+    fprintf(out,
+            "coverage: ctr scored %" PRIu64 " impressions, %" PRIu64 " pending (click window open); cvr scored %" PRIu64
+            " clicks, %" PRIu64 " pending (%" PRIu64 " in their click window, %" PRIu64
+            " in their attribution window); ctcvr scored %" PRIu64 " impressions, %" PRIu64
+            " pending; %" PRIu64 " samples not trained yet (the next mini-batch)\n",
+            metric_at(p, FR_TASK_CTR, -1)->count, j->pending[FR_EV_IMPRESSION], metric_at(p, FR_TASK_CVR, -1)->count,
+            j->pending[FR_EV_CLICK] + open_attr, j->pending[FR_EV_CLICK], open_attr,
+            metric_at(p, FR_TASK_CTCVR, -1)->count, j->pending[FR_EV_IMPRESSION] + open_attr,
+            p->counters.samples_buffered);
 }

@@ -69,6 +69,10 @@ void fr_dfm_heads_predict(const fr_dfm_heads *h, const fr_features *f, double *f
 /* Ignores anything but a FR_SAMPLE_MATURED sample. */
 void fr_dfm_heads_train(fr_dfm_heads *h, const fr_sample *matured);
 uint64_t fr_dfm_heads_trained(const fr_dfm_heads *h);
+/* Matured samples before the heads count as warm. They learn only from labels W_a old, so on a
+ * stream not much longer than the attribution window they stay near the cold-start prior (the
+ * copies' weights then are Vanilla's), and the status line and /metrics say so. */
+enum { FR_DFM_HEADS_WARM_SAMPLES = 1000 };
 /* Serialisation (checkpoint blob), little-endian. export writes only when cap is large enough and
  * returns the size needed; import returns 0, -1 for a blob of another shape or version, or -2 for
  * one holding a weight that is not finite or an accumulator that is not finite and >= 0 (the heads

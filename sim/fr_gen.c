@@ -11,18 +11,13 @@
  * Independent PRNG streams (world, impressions, jitter, duplicates) keep the world and the
  * event content unchanged when only the jitter or the duplicate rate changes. */
 #include "fr_gen.h"
+#include "fr_gen_int.h"
 
 #include <inttypes.h>
 #include <math.h>
 #include <stdarg.h>
 #include <stdlib.h>
 #include <string.h>
-
-#ifdef __clang__
-/* Fused multiply-add would change rounding and so the bytes written; GCC in ISO mode (-std=c17)
- * already does not contract, clang does unless told. */
-#pragma STDC FP_CONTRACT OFF
-#endif
 
 enum { N_SCEN = 4, N_CAT = 20, N_AGE = 6, N_DEV = 3, RECENT_MAX = 8 };
 enum { SCEN_THIRD_PARTY = 3, DEV_PC = 2 };
@@ -89,117 +84,6 @@ static const double LATE_CLICK_SHARE = 0.005;
  * instead of 13% (a bot, not a user) while keeping the 1.1 tail. */
 static const double ZIPF_S = 1.1, USER_Q = 20.0, AD_Q = 5.0, ADV_Q = 3.0;
 static const double COLD_USER_S = 0.7;  /* third_party reaches mostly users rarely seen elsewhere */
-
-/* ---------------------------------------------------------------- portable arithmetic */
-
-/* libm's exp/log differ in the last bit between implementations, which would flip a Bernoulli
- * draw or a printed digit now and then; these use only correctly rounded IEEE operations plus
- * the exact frexp/ldexp/floor, so every machine computes the same bits. */
-static const double LN2_HI = 6.93147180369123816490e-01; /* 32 significant bits: k*LN2_HI is exact */
-static const double LN2_LO = 1.90821492927058770002e-10;
-
-static double px_exp(double x)
-{
-    if (x > 709.0)
-        x = 709.0;
-    if (x < -740.0)
-        return 0.0;
-    double k = floor(x * 1.4426950408889634 + 0.5);
-    double r = (x - k * LN2_HI) - k * LN2_LO; /* |r| <= 0.35: Taylor to r^14 is below 1 ulp */
-    static const double inv_fact[15] = {1.0,
-                                        1.0,
-                                        1.0 / 2,
-                                        1.0 / 6,
-                                        1.0 / 24,
-                                        1.0 / 120,
-                                        1.0 / 720,
-                                        1.0 / 5040,
-                                        1.0 / 40320,
-                                        1.0 / 362880,
-                                        1.0 / 3628800,
-                                        1.0 / 39916800,
-                                        1.0 / 479001600,
-                                        1.0 / 6227020800.0,
-                                        1.0 / 87178291200.0};
-    double p = inv_fact[14];
-    for (int i = 13; i >= 0; i--)
-        p = p * r + inv_fact[i];
-    return ldexp(p, (int)k);
-}
-
-static double px_log(double x) /* x > 0, finite */
-{
-    int e;
-    double m = frexp(x, &e);
-    if (m < 0.70710678118654752) {
-        m *= 2.0;
-        e -= 1;
-    }
-    double s = (m - 1.0) / (m + 1.0), s2 = s * s; /* |s| <= 0.172: the odd series to s^25 suffices */
-    double t = 1.0 / 25;
-    for (int i = 23; i >= 1; i -= 2)
-        t = t * s2 + 1.0 / i;
-    return (double)e * LN2_HI + (2.0 * s * t + (double)e * LN2_LO);
-}
-
-static double sigmoid(double z) { return 1.0 / (1.0 + px_exp(-z)); }
-
-/* ---------------------------------------------------------------- PRNG: xoshiro256** */
-
-typedef struct {
-    uint64_t s[4];
-} rng_t;
-
-static uint64_t splitmix64(uint64_t *x)
-{
-    uint64_t z = (*x += 0x9E3779B97F4A7C15ull);
-    z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ull;
-    z = (z ^ (z >> 27)) * 0x94D049BB133111EBull;
-    return z ^ (z >> 31);
-}
-
-/* The splitmix64 finaliser is a bijection, so distinct counters give distinct ids. */
-static uint64_t mix64(uint64_t z)
-{
-    z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ull;
-    z = (z ^ (z >> 27)) * 0x94D049BB133111EBull;
-    return z ^ (z >> 31);
-}
-
-static void rng_seed(rng_t *r, uint64_t seed, uint64_t stream)
-{
-    uint64_t x = seed ^ (stream * 0xD1B54A32D192ED03ull);
-    for (int i = 0; i < 4; i++)
-        r->s[i] = splitmix64(&x);
-}
-
-static uint64_t rotl(uint64_t x, int k) { return (x << k) | (x >> (64 - k)); }
-
-static uint64_t rng_next(rng_t *r)
-{
-    uint64_t *s = r->s;
-    uint64_t out = rotl(s[1] * 5, 7) * 9, t = s[1] << 17;
-    s[2] ^= s[0];
-    s[3] ^= s[1];
-    s[1] ^= s[2];
-    s[0] ^= s[3];
-    s[2] ^= t;
-    s[3] = rotl(s[3], 45);
-    return out;
-}
-
-static double rng_u01(rng_t *r) { return (double)(rng_next(r) >> 11) * 0x1.0p-53; } /* [0, 1) */
-
-static double rng_exp1(rng_t *r) { return -px_log(1.0 - rng_u01(r)); }
-
-static double rng_normal(rng_t *r) /* Marsaglia polar: needs log and sqrt only, both portable here */
-{
-    for (;;) {
-        double a = 2.0 * rng_u01(r) - 1.0, b = 2.0 * rng_u01(r) - 1.0, s = a * a + b * b;
-        if (s > 0.0 && s < 1.0)
-            return a * sqrt(-2.0 * px_log(s) / s);
-    }
-}
 
 /* ---------------------------------------------------------------- discrete distributions */
 
@@ -552,6 +436,13 @@ typedef struct {
     heap_t pending, reorder;
     uint64_t seq_pending, seq_reorder;
     char line[1024];
+    /* the conditions of real logs (fr_gen.h); unused when o->conditions is 0 */
+    fr_gen_plan plan;
+    rng_t r_sess, r_ads;          /* their own streams: the other draws stay where they were */
+    int32_t sess_user, sess_left; /* the open session and the impressions it still has */
+    int64_t *ad_from, *ad_to;     /* AD_CHURN: each ad is shown in [from, to) */
+    int32_t *evergreen;           /* ads live all along, the fallback when redraws keep hitting dead ads */
+    int n_evergreen;
 } run_t;
 
 static void set_err(char *err, size_t errlen, const char *fmt, ...)
@@ -601,15 +492,24 @@ static void write_event(run_t *r, const gen_ev *e)
         fwrite(p, 1, (size_t)n, r->events);
 }
 
-/* Takes events in nondecreasing ts. With jitter, an event can be released once its arrival is at
- * or before the current ts: every later event has ts, hence arrival, at least that, and a larger seq. */
+/* Takes events in nondecreasing ts. With jitter or skew, an event can be released once its arrival
+ * is at or before the current ts: every later event has ts, hence arrival, at least that, and a
+ * larger seq. */
 static int emit(run_t *r, gen_ev *e)
 {
-    if (r->o->reorder_ms <= 0.0) {
+    const int skew = (r->o->conditions & FR_GEN_SKEW) != 0;
+    if (r->o->reorder_ms <= 0.0 && !skew) {
         write_event(r, e);
         return 0;
     }
-    e->key = e->ts + (int64_t)floor(rng_u01(&r->r_jitter) * r->o->reorder_ms);
+    e->key = e->ts;
+    if (skew) {
+        char id[24];
+        int n = snprintf(id, sizeof id, "i-%016" PRIx64, imp_id(r, e->imp));
+        e->key += fr_gen_plan_lag(&r->plan, fr_gen_partition(id, (size_t)n, r->o->partitions), e->ts);
+    }
+    if (r->o->reorder_ms > 0.0)
+        e->key += (int64_t)floor(rng_u01(&r->r_jitter) * r->o->reorder_ms);
     e->seq = r->seq_reorder++;
     if (heap_push(&r->reorder, e) != 0)
         return -1;
@@ -669,6 +569,78 @@ typedef struct {
     double cum0, density;
 } slot_t;
 
+/* ---------------------------------------------------------------- conditions of real logs */
+
+static const double SESSION_SHARE = 0.3;  /* of the traffic while a session is open */
+static const double SESSION_ALPHA = 1.2;  /* Pareto tail of session lengths: heavy, finite mean */
+static const int32_t SESSION_MAX = 2000;
+static const double EVERGREEN_SHARE = 0.15;
+
+/* SESSIONS: the open session takes SESSION_SHARE of the impressions until it has had its length;
+ * the first user drawn after it opens the next one. drawn: the user the stationary world drew. */
+static int session_user(run_t *r, int drawn)
+{
+    if (r->sess_left > 0 && rng_u01(&r->r_sess) < SESSION_SHARE) {
+        r->sess_left--;
+        return r->sess_user;
+    }
+    if (r->sess_left == 0) {
+        double len = px_exp(-px_log(1.0 - rng_u01(&r->r_sess)) / SESSION_ALPHA); /* Pareto, x_m = 1 */
+        r->sess_user = drawn;
+        r->sess_left = len >= (double)SESSION_MAX ? SESSION_MAX - 1 : (int32_t)len - 1;
+    }
+    return drawn;
+}
+
+static int pick_ad(const world_t *w, int targeted, int fav, rng_t *g)
+{
+    if (targeted) {
+        int lo = w->cat_start[fav], n = w->cat_start[fav + 1] - lo;
+        return w->cat_ads[lo + cdf_pick(w->cat_ad_cdf + lo, n, rng_u01(g))];
+    }
+    return cdf_pick(w->ad_cdf, w->n_ads, rng_u01(g));
+}
+
+static int ad_live(const run_t *r, int a, int64_t ts) { return ts >= r->ad_from[a] && ts < r->ad_to[a]; }
+
+/* AD_CHURN: a life for every ad from its own stream (15): most run for 15-60 % of the run at a
+ * uniform place overlapping it, the evergreen ones all along (ad 0 among them, so there is one). */
+static int ads_lives(run_t *r, int64_t start, int64_t end)
+{
+    const int n = r->w.n_ads;
+    r->ad_from = malloc((size_t)n * sizeof *r->ad_from);
+    r->ad_to = malloc((size_t)n * sizeof *r->ad_to);
+    r->evergreen = malloc((size_t)n * sizeof *r->evergreen);
+    if (!r->ad_from || !r->ad_to || !r->evergreen)
+        return -1;
+    rng_t g;
+    rng_seed(&g, r->o->seed, 15);
+    const double span = (double)(end - start);
+    for (int a = 0; a < n; a++) {
+        double u = rng_u01(&g), len = span * (0.15 + 0.45 * rng_u01(&g)), at = rng_u01(&g);
+        if (a == 0 || u < EVERGREEN_SHARE) {
+            r->ad_from[a] = INT64_MIN;
+            r->ad_to[a] = INT64_MAX;
+            r->evergreen[r->n_evergreen++] = a;
+            continue;
+        }
+        r->ad_from[a] = start - (int64_t)len + (int64_t)(at * (span + len));
+        r->ad_to[a] = r->ad_from[a] + (int64_t)len;
+    }
+    return 0;
+}
+
+/* Probability that a conversion of a click at c is censored by the gap, among delays below x ms. */
+static double gap_delay_mass(const run_t *r, int64_t c, double x)
+{
+    double lo = (double)(r->plan.gap_from - c), hi = (double)(r->plan.gap_to - c);
+    if (lo < 0)
+        lo = 0;
+    if (hi > x)
+        hi = x;
+    return hi > lo ? delay_cdf(r->o, hi) - delay_cdf(r->o, lo) : 0.0;
+}
+
 /* One impression: features, probabilities, outcomes, truth line; pushes its click and conversion. */
 static int gen_impression(run_t *r, uint64_t k, int64_t ts, double p_cvr_7d_factor, double p_ip_factor)
 {
@@ -683,15 +655,21 @@ static int gen_impression(run_t *r, uint64_t k, int64_t ts, double p_cvr_7d_fact
     int s = pick_weighted(g, w->scen_cdf, N_SCEN);
     e.scen = (uint8_t)s;
     int u = cdf_pick(s == SCEN_THIRD_PARTY ? w->cold_user_cdf : w->user_cdf, w->n_users, rng_u01(g));
+    if (r->o->conditions & FR_GEN_SESSIONS)
+        u = session_user(r, u);
     e.user = u;
     e.dev = (w->u_has_pc[u] && rng_u01(g) < PC_PROB[s]) ? DEV_PC : w->u_os[u];
     int fav = w->u_fav[u];
-    int a;
-    if (rng_u01(g) < TARGETED_SHARE && w->cat_start[fav + 1] > w->cat_start[fav]) {
-        int lo = w->cat_start[fav], n = w->cat_start[fav + 1] - lo;
-        a = w->cat_ads[lo + cdf_pick(w->cat_ad_cdf + lo, n, rng_u01(g))];
-    } else {
-        a = cdf_pick(w->ad_cdf, w->n_ads, rng_u01(g));
+    const int targeted = rng_u01(g) < TARGETED_SHARE && w->cat_start[fav + 1] > w->cat_start[fav];
+    int a = pick_ad(w, targeted, fav, g);
+    if ((r->o->conditions & FR_GEN_AD_CHURN) && !ad_live(r, a, ts)) {
+        /* Redrawn the same way from the churn's own stream; the fallback is rarely needed. */
+        int tries = 0;
+        do
+            a = pick_ad(w, targeted, fav, &r->r_ads);
+        while (!ad_live(r, a, ts) && ++tries < 32);
+        if (!ad_live(r, a, ts))
+            a = r->evergreen[(int)(rng_u01(&r->r_ads) * r->n_evergreen)];
     }
     e.ad = a;
     e.has_sr = rng_u01(g) < 0.5;
@@ -738,6 +716,8 @@ static int gen_impression(run_t *r, uint64_t k, int64_t ts, double p_cvr_7d_fact
     } else if (uc < p_ctr / (1.0 - LATE_CLICK_SHARE)) {
         click_ts = ts + CLICK_WINDOW_MS + 1000 + (int64_t)(3600000.0 * rng_exp1(g));
     }
+    /* Only a late click can fall in the gap (impressions stop a click window before it): lost. */
+    const int click_lost = click_ts >= 0 && fr_gen_plan_in_gap(&r->plan, click_ts);
     if (click_ts >= 0) {
         gen_ev ce;
         memset(&ce, 0, sizeof ce);
@@ -746,7 +726,7 @@ static int gen_impression(run_t *r, uint64_t k, int64_t ts, double p_cvr_7d_fact
         ce.ts = click_ts;
         ce.user = u;
         ce.ad = a;
-        if (push_pending(r, &ce) != 0)
+        if (!click_lost && push_pending(r, &ce) != 0)
             return -1;
         if (rng_u01(g) < p_cvr) {
             double mean_ms =
@@ -757,16 +737,29 @@ static int gen_impression(run_t *r, uint64_t k, int64_t ts, double p_cvr_7d_fact
             if (d == ATTR_WINDOW_MS) /* nothing sits exactly on the boundary */
                 d++;
             conv_ts = click_ts + d;
-            converted = clicked && d < ATTR_WINDOW_MS;
+            const int conv_lost = click_lost || fr_gen_plan_in_gap(&r->plan, conv_ts);
+            converted = clicked && d < ATTR_WINDOW_MS && !conv_lost;
             /* Order value: the ad's price times a small quantity. */
             int64_t qty = 1 + (int64_t)(0.6 * rng_exp1(g));
             gen_ev ve = ce;
             ve.type = EV_CONV;
             ve.ts = conv_ts;
             ve.value_cents = w->a_price_cents[a] * qty;
-            if (push_pending(r, &ve) != 0)
+            if (conv_lost)
+                conv_ts = -1;
+            else if (push_pending(r, &ve) != 0)
                 return -1;
         }
+    }
+    if (click_lost)
+        click_ts = -1;
+    if (r->plan.gap_to > r->plan.gap_from) {
+        /* The gap censors conversions whose delay would land in it: exclude that delay mass. */
+        const int64_t c = clicked ? click_ts : ts;
+        p_cvr_7d_factor -= gap_delay_mass(r, c, (double)ATTR_WINDOW_MS);
+        p_ip_factor -= gap_delay_mass(r, c, r->o->obs_window_s * 1000.0 < (double)ATTR_WINDOW_MS
+                                                ? r->o->obs_window_s * 1000.0
+                                                : (double)ATTR_WINDOW_MS);
     }
     if (r->truth)
         fprintf(r->truth,
@@ -800,6 +793,10 @@ static int check_opts(const fr_gen_opts *o, char *err, size_t errlen)
         return set_err(err, errlen, "duplicate_rate must be in [0, 1)"), -1;
     if (!(o->reorder_ms >= 0.0 && o->reorder_ms <= 1e12))
         return set_err(err, errlen, "reorder_ms must be in [0, 1e12]"), -1;
+    if (o->conditions & ~(unsigned)FR_GEN_REALISTIC)
+        return set_err(err, errlen, "conditions: unknown bits 0x%x", o->conditions & ~(unsigned)FR_GEN_REALISTIC), -1;
+    if (o->partitions < 1 || o->partitions > 256)
+        return set_err(err, errlen, "partitions must be in [1, 256]"), -1;
     return 0;
 }
 
@@ -818,6 +815,8 @@ void fr_gen_defaults(fr_gen_opts *o)
     o->obs_window_s = 900.0;
     o->duplicate_rate = 0.0;
     o->reorder_ms = 0.0;
+    o->conditions = 0;
+    o->partitions = 4;
 }
 
 int fr_gen_run(const fr_gen_opts *o, FILE *events, FILE *truth, char *err, size_t errlen)
@@ -842,32 +841,51 @@ int fr_gen_run(const fr_gen_opts *o, FILE *events, FILE *truth, char *err, size_
     rng_seed(&r->r_dup, o->seed, 12);
     uint64_t x = o->seed ^ 0x5851F42D4C957F2Dull;
     r->id_key = splitmix64(&x);
+    rng_seed(&r->r_sess, o->seed, 13);
+    rng_seed(&r->r_ads, o->seed, 14);
+    slot_t *slots = NULL;
+    int rc = -1;
+    if (fr_gen_plan_make(o, &r->plan, err, errlen) != 0)
+        goto done;
 
-    /* Clock-hour slots over [start, end), each with its diurnal density. */
+    /* Slots over [start, end) between clock hours and the plan's edges, each with its density
+     * (the diurnal one times the conditions'); none where the gap allows no impression. */
     int64_t start = o->start_ts_ms, end = start + (int64_t)floor(o->days * 86400000.0 + 0.5);
     if (end <= start)
         end = start + 1;
-    size_t nslots = (size_t)((end - start) / HOUR_MS + 2);
-    slot_t *slots = malloc(nslots * sizeof *slots);
-    int rc = -1;
+    if ((o->conditions & FR_GEN_AD_CHURN) && ads_lives(r, start, end) != 0) {
+        set_err(err, errlen, "out of memory");
+        goto done;
+    }
+    size_t nslots = (size_t)((end - start) / HOUR_MS + 2) + 2 * (size_t)r->plan.n_spans + 2;
+    slots = malloc(nslots * sizeof *slots);
     if (!slots) {
         set_err(err, errlen, "out of memory");
         goto done;
     }
     size_t ns = 0;
     double cum = 0.0;
-    for (int64_t t = start; t < end; ns++) {
-        int64_t next = (t / HOUR_MS + 1) * HOUR_MS;
+    for (int64_t t = start; t < end;) {
+        int64_t next = (t / HOUR_MS + 1) * HOUR_MS, edge = fr_gen_plan_next_edge(&r->plan, t);
+        if (edge < next)
+            next = edge;
         if (next > end)
             next = end;
-        slots[ns].t0 = t;
-        slots[ns].len = next - t;
-        slots[ns].cum0 = cum;
-        slots[ns].density = DIURNAL[(t / HOUR_MS) % 24];
-        cum += slots[ns].density * (double)slots[ns].len;
+        if (!fr_gen_plan_no_impressions(&r->plan, t)) {
+            slots[ns].t0 = t;
+            slots[ns].len = next - t;
+            slots[ns].cum0 = cum;
+            slots[ns].density = DIURNAL[(t / HOUR_MS) % 24] * fr_gen_plan_traffic(&r->plan, o->conditions, t);
+            cum += slots[ns].density * (double)slots[ns].len;
+            ns++;
+        }
         t = next;
     }
 
+    if (ns == 0) { /* the plan never leaves the whole run without traffic; refuse rather than read nothing */
+        set_err(err, errlen, "no time left for impressions");
+        goto done;
+    }
     if (truth)
         fprintf(truth, "id\tts\tscenario\tp_ctr\tp_cvr\tclicked\tconverted\tp_cvr_7d\tclick_ts\tconv_ts\tp_star\tp_ip\tp_dp\n");
     double g7 = delay_cdf(o, (double)ATTR_WINDOW_MS);
@@ -915,6 +933,9 @@ int fr_gen_run(const fr_gen_opts *o, FILE *events, FILE *truth, char *err, size_
     rc = 0;
 done:
     free(slots);
+    free(r->ad_from);
+    free(r->ad_to);
+    free(r->evergreen);
     free(r->pending.v);
     free(r->reorder.v);
     world_free(&r->w);

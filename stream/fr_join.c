@@ -755,6 +755,14 @@ int fr_join_advance(fr_join *j, int64_t watermark, fr_join_emit_fn emit, void *c
 
 int64_t fr_join_watermark(const fr_join *j) { return j->watermark; }
 
+int64_t fr_join_last_deadline(const fr_join *j)
+{
+    int64_t last = INT64_MIN;
+    for (size_t i = 0; i < j->heap_len; i++)
+        if (j->heap[i].deadline > last) last = j->heap[i].deadline;
+    return last;
+}
+
 const fr_join_counters *fr_join_get_counters(const fr_join *j) { return &j->n; }
 
 const char *fr_sample_kind_name(int kind)

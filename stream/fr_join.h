@@ -98,6 +98,9 @@ int fr_join_add(fr_join *j, const fr_event *ev, fr_join_emit_fn emit, void *ctx)
  * Also -1 from fr_join_add when an event's spilled entry could not be read back. */
 int fr_join_advance(fr_join *j, int64_t watermark, fr_join_emit_fn emit, void *ctx);
 int64_t fr_join_watermark(const fr_join *j);
+/* The latest deadline of an armed timer (a window still open); INT64_MIN when none is. Advancing
+ * past it closes every window the join holds (freshet replay --drain). */
+int64_t fr_join_last_deadline(const fr_join *j);
 /* Only inside the emit callback: attaches the caller's predictions to the impression whose sample
  * is being emitted; its later samples carry them in fr_sample.prior. Persisted with the entry. */
 void fr_join_set_prior(fr_join *j, const float prior[FR_NTASKS]);

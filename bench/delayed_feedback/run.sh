@@ -61,7 +61,7 @@ for m in methods:
     r = {}
     for line in open(f"{work}/{m}.out"):
         f = line.split()
-        if len(f) == 6 and f[0] in ("cvr", "ctcvr") and f[1] == "all":
+        if len(f) == 6 and f[0] in ("ctr", "cvr", "ctcvr") and f[1] == "all":
             r[f[0]] = (int(f[2]), float(f[3]), float(f[4]), float(f[5]))
     rows[m] = r
 times = dict(l.split() for l in open(f"{work}/times"))
@@ -69,11 +69,11 @@ def gap(m, t):
     if "vanilla" not in rows or "oracle" not in rows: return float("nan")
     v, o = rows["vanilla"][t][2], rows["oracle"][t][2]
     return (v - rows[m][t][2]) / (v - o) if v != o else float("nan")
-print("| method | CVR AUC | CVR log loss | CVR calib | CTCVR AUC | CTCVR log loss | gap closed (CVR LL) | gap closed (CTCVR LL) | replay s |")
-print("|---|---|---|---|---|---|---|---|---|")
+print("| method | CTR AUC | CVR AUC | CVR log loss | CVR calib | CTCVR AUC | CTCVR log loss | gap closed (CVR LL) | gap closed (CTCVR LL) | replay s |")
+print("|---|---|---|---|---|---|---|---|---|---|")
 for m in methods:
     c, t = rows[m]["cvr"], rows[m]["ctcvr"]
-    print(f"| {m} | {c[1]:.4f} | {c[2]:.4f} | {c[3]:.3f} | {t[1]:.4f} | {t[2]:.5f} | {100*gap(m,'cvr'):.0f}% | {100*gap(m,'ctcvr'):.0f}% | {float(times[m]):.0f} |")
+    print(f"| {m} | {rows[m]['ctr'][1]:.4f} | {c[1]:.4f} | {c[2]:.4f} | {c[3]:.3f} | {t[1]:.4f} | {t[2]:.5f} | {100*gap(m,'cvr'):.0f}% | {100*gap(m,'ctcvr'):.0f}% | {float(times[m]):.0f} |")
 print(f"\nclicks scored (CVR): {rows[methods[0]]['cvr'][0]}; work dir {work}")
 PY
 echo "truth (Bayes limit, generator's probabilities):"; cat "$work/truth.txt"
