@@ -102,6 +102,12 @@ int fr_redis_layout_for_rows(size_t rows)
 
 int fr_redis_manifest_layouts(const json_t *o, uint32_t ntab, uint8_t *layouts, char *err, size_t errlen)
 {
+    /* ntab may come from a manifest's own model_config: stored data, bounded before it sizes a write */
+    if (ntab > FR_REDIS_MAX_TABLES) {
+        snprintf(err, errlen, "manifest describes %" PRIu32 " tables, more than any model has (%d)", ntab,
+                 FR_REDIS_MAX_TABLES);
+        return -1;
+    }
     const json_t *fv = json_object_get(o, "format_version"), *fn = json_object_get(o, "row_shard_fn");
     json_int_t format = json_is_integer(fv) ? json_integer_value(fv) : 0;
     if (format < FR_REDIS_FORMAT_VERSION_PLAIN || format > FR_REDIS_FORMAT_VERSION) {

@@ -22,6 +22,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "fr_sample.h" /* FR_MAX_CAT, FR_MAX_MULTI */
+
 enum {
     /* format version 2 = 1 + a serve transform a reader must apply (manifest "serve_transform").
      * Format 3 = 2 + a shard count per table (manifest "tables[].shards"), named in the row hash
@@ -90,9 +92,13 @@ static inline uint32_t fr_redis_shard_of(uint64_t key, int layout)
 /* The layout a table of `rows` rows gets: the fewest shards with rows <= FR_REDIS_ROWS_PER_HASH x shards. */
 int fr_redis_layout_for_rows(size_t rows);
 
-/* The layout of each of the first ntab tables of a manifest (a parsed manifest object): the legacy
- * layout for formats 1 and 2 (checking row_shards and row_shard_fn), tables[t].shards for format 3.
- * 0, or -1 with a message naming the member. */
+/* The most embedding tables a model has (categorical slots and multi-valued fields). */
+#define FR_REDIS_MAX_TABLES (FR_MAX_CAT + FR_MAX_MULTI)
+
+/* The layout of each of the first ntab tables of a manifest (a parsed manifest object) into
+ * layouts (room for FR_REDIS_MAX_TABLES): the legacy layout for formats 1 and 2 (checking
+ * row_shards and row_shard_fn), tables[t].shards for format 3. 0, or -1 with a message naming the
+ * member (or ntab above FR_REDIS_MAX_TABLES). */
 int fr_redis_manifest_layouts(const json_t *manifest, uint32_t ntab, uint8_t *layouts, char *err,
                               size_t errlen);
 
