@@ -147,16 +147,26 @@ int fr_publish_rollback(const char *host, int port, const char *prefix, uint64_t
     return rc;
 }
 
-int fr_publish_release(const char *host, int port, const char *prefix, uint64_t *held, char *err, size_t errlen)
+/* A connection for reading or lifting P:hold (its key into hkey); NULL with a message prefixed by what. */
+static redisContext *connect_for_hold(const char *host, int port, const char *prefix, const char *what,
+                                      char hkey[FR_REDIS_KEY_MAX], char *err, size_t errlen)
 {
-    if (fr_redis_check_prefix(prefix, err, errlen) != 0) return -1;
-    char cerr[256], hkey[FR_REDIS_KEY_MAX];
+    if (fr_redis_check_prefix(prefix, err, errlen) != 0) return NULL;
+    char cerr[256];
     redisContext *c = fr_redis_connect(host, port, cerr, sizeof cerr);
     if (!c) {
-        snprintf(err, errlen, "release: %s", cerr);
-        return -1;
+        snprintf(err, errlen, "%s%s", what, cerr);
+        return NULL;
     }
     fr_redis_key_hold(hkey, prefix);
+    return c;
+}
+
+int fr_publish_release(const char *host, int port, const char *prefix, uint64_t *held, char *err, size_t errlen)
+{
+    char hkey[FR_REDIS_KEY_MAX];
+    redisContext *c = connect_for_hold(host, port, prefix, "release: ", hkey, err, errlen);
+    if (!c) return -1;
     fr_sigpipe_guard g;
     fr_sigpipe_block(&g);
     int rc = -1;
@@ -180,14 +190,9 @@ int fr_publish_release(const char *host, int port, const char *prefix, uint64_t 
 int fr_publish_held(const char *host, int port, const char *prefix, int *held, uint64_t *version, char *err,
                     size_t errlen)
 {
-    if (fr_redis_check_prefix(prefix, err, errlen) != 0) return -1;
-    char cerr[256], hkey[FR_REDIS_KEY_MAX];
-    redisContext *c = fr_redis_connect(host, port, cerr, sizeof cerr);
-    if (!c) {
-        snprintf(err, errlen, "%s", cerr);
-        return -1;
-    }
-    fr_redis_key_hold(hkey, prefix);
+    char hkey[FR_REDIS_KEY_MAX];
+    redisContext *c = connect_for_hold(host, port, prefix, "", hkey, err, errlen);
+    if (!c) return -1;
     fr_sigpipe_guard g;
     fr_sigpipe_block(&g);
     redisReply *r = cmd(c, 2, (const char *[]){"GET", hkey}, err, errlen);
