@@ -167,6 +167,56 @@ static int batch_failed(rows_ctx *r, const char *msg)
     return -1;
 }
 
+/* One round trip of a read command (HKEYS, HGETALL) over up to HASHES_PER_TRIP consecutive shard
+ * hashes of a table's layout, on a drained connection: the hashes' keys and the replies (the caller
+ * frees each reply). Owned by the function that walks the shards; shard_trip_free releases it. */
+typedef struct {
+    char (*keys)[FR_REDIS_KEY_MAX];
+    const char *(*argv)[2];
+    size_t (*lens)[2];
+    const char ***argvs;
+    const size_t **lenss;
+    int *argcs;
+    redisReply **rep;
+} shard_trip;
+
+static void shard_trip_free(shard_trip *x)
+{
+    free(x->keys), free(x->argv), free(x->lens), free(x->argvs), free(x->lenss), free(x->argcs), free(x->rep);
+}
+
+static int shard_trip_init(rows_ctx *r, shard_trip *x)
+{
+    x->keys = malloc(HASHES_PER_TRIP * sizeof *x->keys);
+    x->argv = malloc(HASHES_PER_TRIP * sizeof *x->argv);
+    x->lens = malloc(HASHES_PER_TRIP * sizeof *x->lens);
+    x->argvs = malloc(HASHES_PER_TRIP * sizeof *x->argvs);
+    x->lenss = malloc(HASHES_PER_TRIP * sizeof *x->lenss);
+    x->argcs = malloc(HASHES_PER_TRIP * sizeof *x->argcs);
+    x->rep = malloc(HASHES_PER_TRIP * sizeof *x->rep);
+    if (x->keys && x->argv && x->lens && x->argvs && x->lenss && x->argcs && x->rep) return 0;
+    shard_trip_free(x);
+    memset(x, 0, sizeof *x); /* the caller frees it once more, whatever happened */
+    snprintf(r->err, sizeof r->err, "out of memory");
+    return -1;
+}
+
+/* Drains the pipeline, then sends cmd to the n hashes of table t, layout lay, from shard s0. */
+static int shard_trip_send(rows_ctx *r, shard_trip *x, const char *cmd, uint32_t t, int lay, uint32_t s0, int n)
+{
+    if (fr_pipe_drain(&r->pipe) != 0) return -1;
+    for (int i = 0; i < n; i++) {
+        fr_redis_key_rows(x->keys[i], r->p->prefix, t, lay, s0 + (uint32_t)i);
+        x->argv[i][0] = cmd, x->lens[i][0] = strlen(cmd);
+        x->argv[i][1] = x->keys[i], x->lens[i][1] = strlen(x->keys[i]);
+        x->argvs[i] = x->argv[i], x->lenss[i] = x->lens[i], x->argcs[i] = 2;
+    }
+    char berr[256];
+    if (fr_redis_batch(r->p->c, n, x->argvs, x->lenss, x->argcs, x->rep, berr, sizeof berr) != 0)
+        return batch_failed(r, berr);
+    return 0;
+}
+
 /* Full pushes only: HDELs every field of our row hashes whose row the source does not hold -- rows
  * deleted (evicted) by an earlier process whose deletion was checkpointed but never pushed (a crash
  * between the checkpoint and the push), rows of a run that was restored from an earlier
@@ -177,40 +227,18 @@ static int batch_failed(rows_ctx *r, const char *msg)
  * (another live layout holds copies of the same rows). */
 static int delete_strays(rows_ctx *r, const fr_publish_source *src, size_t *removed)
 {
-    char (*keys)[FR_REDIS_KEY_MAX] = malloc(HASHES_PER_TRIP * sizeof *keys);
-    const char *(*argv)[2] = malloc(HASHES_PER_TRIP * sizeof *argv);
-    size_t (*lens)[2] = malloc(HASHES_PER_TRIP * sizeof *lens);
-    const char ***argvs = malloc(HASHES_PER_TRIP * sizeof *argvs);
-    const size_t **lenss = malloc(HASHES_PER_TRIP * sizeof *lenss);
-    int *argcs = malloc(HASHES_PER_TRIP * sizeof *argcs);
-    redisReply **rep = malloc(HASHES_PER_TRIP * sizeof *rep);
-    int rc = 0;
-    if (!keys || !argv || !lens || !argvs || !lenss || !argcs || !rep) {
-        snprintf(r->err, sizeof r->err, "out of memory");
-        rc = -1;
-    }
+    shard_trip x;
+    int rc = shard_trip_init(r, &x);
     for (uint32_t t = 0; rc == 0 && t < r->ntab; t++) {
         for (int lay = 0; rc == 0 && lay < LAYOUTS; lay++) {
             if (!(r->live[t] >> lay & 1)) continue;
             uint32_t nshards = fr_redis_layout_shards(lay);
             for (uint32_t s0 = 0; rc == 0 && s0 < nshards; s0 += HASHES_PER_TRIP) {
                 int n = nshards - s0 < HASHES_PER_TRIP ? (int)(nshards - s0) : HASHES_PER_TRIP;
-                if (fr_pipe_drain(&r->pipe) != 0) {
-                    rc = -1;
-                    break;
-                }
+                if ((rc = shard_trip_send(r, &x, "HKEYS", t, lay, s0, n)) != 0) break;
                 long long before = r->pipe.integers;
-                for (int i = 0; i < n; i++) {
-                    fr_redis_key_rows(keys[i], r->p->prefix, t, lay, s0 + (uint32_t)i);
-                    argv[i][0] = "HKEYS", lens[i][0] = 5;
-                    argv[i][1] = keys[i], lens[i][1] = strlen(keys[i]);
-                    argvs[i] = argv[i], lenss[i] = lens[i], argcs[i] = 2;
-                }
-                char berr[256];
-                if (fr_redis_batch(r->p->c, n, argvs, lenss, argcs, rep, berr, sizeof berr) != 0) {
-                    rc = batch_failed(r, berr);
-                    break;
-                }
+                char (*keys)[FR_REDIS_KEY_MAX] = x.keys;
+                redisReply **rep = x.rep;
                 for (int i = 0; i < n; i++) {
                     uint32_t s = s0 + (uint32_t)i;
                     if (rc == 0 && rep[i]->type == REDIS_REPLY_ERROR) {
@@ -239,7 +267,7 @@ static int delete_strays(rows_ctx *r, const fr_publish_source *src, size_t *remo
             }
         }
     }
-    free(keys), free(argv), free(lens), free(argvs), free(lenss), free(argcs), free(rep);
+    shard_trip_free(&x);
     return rc;
 }
 
@@ -300,37 +328,15 @@ static int delete_foreign_tables(rows_ctx *r, size_t *removed)
  * (HGETALL, HASHES_PER_TRIP hashes per round trip on a drained connection). */
 static int copy_layout(rows_ctx *r, uint32_t t, int src, int dst)
 {
-    char (*keys)[FR_REDIS_KEY_MAX] = malloc(HASHES_PER_TRIP * sizeof *keys);
-    const char *(*argv)[2] = malloc(HASHES_PER_TRIP * sizeof *argv);
-    size_t (*lens)[2] = malloc(HASHES_PER_TRIP * sizeof *lens);
-    const char ***argvs = malloc(HASHES_PER_TRIP * sizeof *argvs);
-    const size_t **lenss = malloc(HASHES_PER_TRIP * sizeof *lenss);
-    int *argcs = malloc(HASHES_PER_TRIP * sizeof *argcs);
-    redisReply **rep = malloc(HASHES_PER_TRIP * sizeof *rep);
-    int rc = 0;
-    if (!keys || !argv || !lens || !argvs || !lenss || !argcs || !rep) {
-        snprintf(r->err, sizeof r->err, "out of memory");
-        rc = -1;
-    }
+    shard_trip x;
+    int rc = shard_trip_init(r, &x);
     uint32_t nshards = fr_redis_layout_shards(src);
     size_t stride = 8 + r->row_len;
     for (uint32_t s0 = 0; rc == 0 && s0 < nshards; s0 += HASHES_PER_TRIP) {
         int n = nshards - s0 < HASHES_PER_TRIP ? (int)(nshards - s0) : HASHES_PER_TRIP;
-        if (fr_pipe_drain(&r->pipe) != 0) {
-            rc = -1;
-            break;
-        }
-        for (int i = 0; i < n; i++) {
-            fr_redis_key_rows(keys[i], r->p->prefix, t, src, s0 + (uint32_t)i);
-            argv[i][0] = "HGETALL", lens[i][0] = 7;
-            argv[i][1] = keys[i], lens[i][1] = strlen(keys[i]);
-            argvs[i] = argv[i], lenss[i] = lens[i], argcs[i] = 2;
-        }
-        char berr[256];
-        if (fr_redis_batch(r->p->c, n, argvs, lenss, argcs, rep, berr, sizeof berr) != 0) {
-            rc = batch_failed(r, berr);
-            break;
-        }
+        if ((rc = shard_trip_send(r, &x, "HGETALL", t, src, s0, n)) != 0) break;
+        char (*keys)[FR_REDIS_KEY_MAX] = x.keys;
+        redisReply **rep = x.rep;
         for (int i = 0; i < n; i++) {
             if (rc == 0 && (rep[i]->type != REDIS_REPLY_ARRAY || rep[i]->elements % 2)) {
                 snprintf(r->err, sizeof r->err, "HGETALL %s: not a hash", keys[i]);
@@ -356,7 +362,7 @@ static int copy_layout(rows_ctx *r, uint32_t t, int src, int dst)
         /* the HSETs queued above go out before the next HGETALL round trip (fr_pipe_drain) */
         if (rc == 0) rc = flush_all(r, 0, 1);
     }
-    free(keys), free(argv), free(lens), free(argvs), free(lenss), free(argcs), free(rep);
+    shard_trip_free(&x);
     return rc;
 }
 
