@@ -195,7 +195,9 @@ class TorchMMoE:
     """MMoE (4 experts, a gate per task) with ESMM's pCTCVR = pCTR x pCVR, hashed embeddings."""
 
     def __init__(self, dims, buckets=1 << 20, dim=8, experts=4, lr=0.05, seed=1):
+        import warnings
         import torch
+        warnings.filterwarnings("ignore", message="Sparse invariant checks")
         torch.manual_seed(seed)
         torch.set_num_threads(1)
         n_cat, n_num, n_multi, _ = dims
