@@ -9,6 +9,7 @@ PACKAGES=(
   clang libclang-rt-dev   # the second compiler tests/run.sh builds with; libFuzzer + sanitizer runtimes (tests/fuzz/)
   librdkafka-dev librocksdb-dev libopenblas-dev libhiredis-dev libcmocka-dev libjansson-dev libxxhash-dev
   libmicrohttpd-dev zlib1g-dev libzstd-dev zstd   # replay reads gzip- and zstd-compressed logs (zstd: the tests compress one)
+  libprotobuf-c-dev protobuf-c-compiler   # Protobuf events (proto/freshet_event.proto, docs/protobuf-events.md): the runtime and protoc-c
   redis-server redis-tools
   prometheus              # promtool: tests check the alerting rules and the /metrics exposition (deploy/prometheus/)
 )
