@@ -33,7 +33,10 @@ static const fr_cli_command COMMANDS[] = {
      "conditions of real logs (all, or some of weekly, gap, bursts, lulls, sessions, ad_churn, skew with "
      "--conditions; sim/fr_gen.h)",
      fr_cli_cmd_gen, 0},
-    {"load", "FILE [-c CONFIG] [--brokers H:P]", "produce a JSON Lines file into the Kafka topics", fr_cli_cmd_load, 0},
+    {"load", "FILE [-c CONFIG] [--brokers H:P] [--format json|protobuf] [--schema-id N]",
+     "produce a JSON Lines file into the Kafka topics, each line in its topic's format (--format: every topic's); "
+     "--schema-id: Protobuf in the Confluent framing",
+     fr_cli_cmd_load, 0},
     {"replay", "FILE [-c CONFIG] [--state DIR] [--no-publish] [--drain]",
      "learn from a file, no broker (resumes where it stopped); --drain: at its end close every window and train "
      "everything",
@@ -115,6 +118,7 @@ static int parse_args(int argc, char **argv, fr_cli_args *a)
 {
     memset(a, 0, sizeof *a);
     a->limit = -1; /* not given: score all (pull: 10) */
+    a->schema_id = -1;
     a->delay_short_share = a->delay_short_mean = a->delay_long_mean = a->obs_window = -1;
     for (int i = 0; i < argc; i++) {
         const char *f = argv[i];
@@ -148,6 +152,16 @@ static int parse_args(int argc, char **argv, fr_cli_args *a)
         else if (!strcmp(f, "--obs-window")) { FR_NEEDS_VALUE if (parse_number(f, v, &a->obs_window)) return -1; }
         else if (!strcmp(f, "--realistic")) { a->conditions = "realistic"; }
         else if (!strcmp(f, "--conditions")) { FR_NEEDS_VALUE a->conditions = v; }
+        else if (!strcmp(f, "--format")) { FR_NEEDS_VALUE a->format = v; }
+        else if (!strcmp(f, "--schema-id")) {
+            FR_NEEDS_VALUE
+            if (parse_number(f, v, &num)) return -1;
+            if (!(num >= 0 && num <= 2147483647.0) || num != (double)(long long)num) {
+                fprintf(stderr, "freshet: --schema-id expects a schema registry id in 0..2147483647, got \"%s\"\n", v);
+                return -1;
+            }
+            a->schema_id = (long long)num;
+        }
         else if (!strcmp(f, "--partitions")) { FR_NEEDS_VALUE if (parse_number(f, v, &num)) return -1; a->partitions = (long long)num; }
         else if (!strcmp(f, "--reorder-ms")) { FR_NEEDS_VALUE if (parse_number(f, v, &a->reorder_ms)) return -1; }
         else if (!strcmp(f, "--users")) { FR_NEEDS_VALUE if (parse_number(f, v, &num)) return -1; a->users = (long long)num; }

@@ -35,6 +35,8 @@ typedef struct {
     double delay_short_share, delay_short_mean, delay_long_mean, obs_window; /* gen; < 0 = default */
     const char *conditions; /* gen: a list for fr_gen_conditions_parse, or NULL */
     long long partitions;   /* gen; 0 = default */
+    const char *format;     /* load --format: every topic's format instead of the configuration's */
+    long long schema_id;    /* load --schema-id: Confluent framing; -1 = bare */
 } fr_cli_args;
 
 /* Config file first, then command-line overrides. 0, or -1 after saying why on stderr. */

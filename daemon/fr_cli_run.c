@@ -32,6 +32,15 @@ int fr_cli_cmd_load(const fr_cli_args *a)
         fprintf(stderr, "freshet load: %s\n", err);
         return 1;
     }
+    if (a->format) {
+        fr_event_format f;
+        if (fr_event_format_parse(a->format, &f) != 0) {
+            fprintf(stderr, "freshet load: --format is \"%s\"; use json or protobuf\n", a->format);
+            return 2;
+        }
+        for (int t = 0; t < 3; t++) c.topic_format[t] = f;
+    }
+    c.load_schema_id = a->schema_id;
     fr_kafka_load_stats st;
     double t0 = fr_cli_now();
     int rc = fr_kafka_load(&c, in, &st, err, sizeof err);
@@ -40,6 +49,8 @@ int fr_cli_cmd_load(const fr_cli_args *a)
     fprintf(stderr,
             "freshet load: %" PRIu64 " lines, %" PRIu64 " acknowledged, %" PRIu64 " unparsable (sent unkeyed), %.1f s, %.0f msg/s\n",
             st.lines, st.produced, st.unparsable, dt, dt > 0 ? (double)st.produced / dt : 0);
+    if (st.unconvertible)
+        fprintf(stderr, "freshet load: %" PRIu64 " lines not sent: Protobuf cannot express them\n", st.unconvertible);
     if (rc != 0) {
         fprintf(stderr, "freshet load: %s\n", err);
         return 1;

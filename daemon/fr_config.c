@@ -308,6 +308,7 @@ void fr_config_defaults(fr_config *c)
     snprintf(c->topic[1], sizeof c->topic[1], "clicks");
     snprintf(c->topic[2], sizeof c->topic[2], "conversions");
     fr_schema_defaults(&c->schema);
+    c->load_schema_id = -1;
 
     c->click_window_ms = INT64_C(30) * 60 * 1000;
     c->attribution_window_ms = INT64_C(7) * 24 * 3600 * 1000;
@@ -338,6 +339,40 @@ void fr_config_defaults(fr_config *c)
 }
 
 /* ---- sections ------------------------------------------------------------------------------ */
+
+/* kafka.topics.<key>: a topic name, or {"name": ..., "format": "json" | "protobuf"}. */
+static int load_topic(errbuf *e, fr_config *c, int t, const json_t *tv, const char *key)
+{
+    char p[PATH_MAX_LEN], q[PATH_MAX_LEN];
+    join_path(p, "kafka.topics", key);
+    if (json_is_object(tv)) {
+        static const char *const okeys[] = {"name", "format", NULL};
+        if (check_keys(e, tv, p, okeys))
+            return -1;
+        const json_t *f = json_object_get(tv, "format");
+        if (f) {
+            char name[16];
+            join_path(q, p, "format");
+            if (get_string(e, f, q, name, sizeof name, false) ||
+                fr_event_format_parse(name, &c->topic_format[t]) != 0)
+                return fail(e, "\"%s\" must be \"json\" or \"protobuf\"", q);
+        }
+        tv = json_object_get(tv, "name");
+        if (!tv)
+            return 0;
+        join_path(q, p, "name");
+        memcpy(p, q, sizeof p);
+    }
+    return get_string(e, tv, p, c->topic[t], sizeof c->topic[t], false) || check_topic(e, c->topic[t], p);
+}
+
+fr_event_format fr_config_topic_format(const fr_config *c, const char *topic)
+{
+    for (int t = 0; t < 3; t++)
+        if (strcmp(c->topic[t], topic) == 0)
+            return c->topic_format[t];
+    return FR_FORMAT_JSON;
+}
 
 static int load_kafka(errbuf *e, fr_config *c, const json_t *o)
 {
@@ -391,13 +426,18 @@ static int load_kafka(errbuf *e, fr_config *c, const json_t *o)
             return -1;
         for (int t = 0; t < 3; t++) {
             const json_t *tv = json_object_get(v, tkeys[t]);
-            if (!tv)
-                continue;
-            char p[PATH_MAX_LEN];
-            join_path(p, "kafka.topics", tkeys[t]);
-            if (get_string(e, tv, p, c->topic[t], sizeof c->topic[t], false) || check_topic(e, c->topic[t], p))
+            if (tv && load_topic(e, c, t, tv, tkeys[t]))
                 return -1;
         }
+        /* one topic, one format: a mixed topic's messages cannot say which decoder they need */
+        for (int t = 1; t < 3; t++)
+            for (int u = 0; u < t; u++)
+                if (strcmp(c->topic[t], c->topic[u]) == 0 && c->topic_format[t] != c->topic_format[u])
+                    return fail(e,
+                                "\"kafka.topics.%s\" is topic \"%s\" in format \"%s\", and \"kafka.topics.%s\" is "
+                                "the same topic in format \"%s\"; one topic has one format",
+                                tkeys[t], c->topic[t], fr_event_format_name(c->topic_format[t]), tkeys[u],
+                                fr_event_format_name(c->topic_format[u]));
     }
     return 0;
 }

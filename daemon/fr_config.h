@@ -8,6 +8,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "fr_event_pb.h"
 #include "fr_evtime.h"
 #include "fr_guard.h"
 #include "fr_log.h"
@@ -23,6 +24,7 @@ typedef struct {
     char brokers[FR_PATH_MAX];
     char group_id[FR_NAME_MAX];
     char topic[3][FR_NAME_MAX];      /* impressions, clicks, conversions (may be equal: mixed topic) */
+    fr_event_format topic_format[3]; /* what each topic carries; default JSON; a mixed topic has one */
     char dead_letter_topic[FR_NAME_MAX]; /* rejected messages are copied here; "" (default) = off */
     /* extra librdkafka properties (security.protocol, sasl.*, ssl.*, client.id, ...) for every
      * client (consumer, dead-letter producer, loader), applied after Freshet's own; a value
@@ -50,6 +52,9 @@ typedef struct {
     /* Not from JSON: the oracle policy's lookahead, set by `freshet replay` (fr_join.h). */
     int (*oracle)(void *ctx, const char *id, size_t id_len, int64_t *conv_ts);
     void *oracle_ctx;
+    /* Not from JSON: `freshet load --schema-id`: Protobuf messages framed for Confluent with this
+     * schema id; -1 (the default) = bare */
+    int64_t load_schema_id;
     /* Not from JSON: where the pipeline and its publisher send their messages (rejections, the
      * guard, publish failures; fr_log.h). Zeroed by fr_config_defaults: silent; the CLI sets stderr. */
     fr_log log;
@@ -80,6 +85,8 @@ void fr_config_defaults(fr_config *c);
 int fr_config_load(fr_config *c, const char *path, char *err, size_t errlen);
 /* Same, from a JSON text (for tests and embedded defaults). */
 int fr_config_load_string(fr_config *c, const char *json, char *err, size_t errlen);
+/* The format of topic's messages (one of the configured topics; JSON for any other name). */
+fr_event_format fr_config_topic_format(const fr_config *c, const char *topic);
 /* Parses a duration as the config writes it: "<n><unit>" pairs with units ms, s, m, h, d ("90s",
  * "1h30m"), into milliseconds. Returns 0, or -1 when s is not such a duration or overflows. */
 int fr_config_parse_duration(const char *s, int64_t *ms);

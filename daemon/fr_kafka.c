@@ -56,6 +56,7 @@ static void source_name(char *out, size_t cap, const char *topic, int32_t partit
 
 typedef struct {
     fr_pipeline *p;
+    const fr_config *cfg;                        /* each topic's format */
     rd_kafka_topic_partition_list_t *assigned;  /* owned; NULL when nothing is assigned */
     int *at_eof;                                 /* per entry of assigned */
     char err[512];
@@ -81,6 +82,8 @@ static void on_rebalance(rd_kafka_t *rk, rd_kafka_resp_err_t why, rd_kafka_topic
             if (fr_pipeline_register_source(cx->p, name, &next) != 0) {
                 snprintf(cx->err, sizeof cx->err, "too many partitions assigned (limit %d)", FR_MAX_SOURCES);
                 cx->failed = 1;
+            } else {
+                fr_pipeline_set_source_format(cx->p, name, fr_config_topic_format(cx->cfg, parts->elems[i].topic));
             }
             parts->elems[i].offset = next >= 0 ? next : RD_KAFKA_OFFSET_BEGINNING;
         }
@@ -265,7 +268,7 @@ static void commit_informational(rd_kafka_t *rk) { rd_kafka_commit(rk, NULL, 1);
 
 int fr_kafka_run(fr_pipeline *p, const fr_config *c, const fr_kafka_run_opts *o, char *err, size_t errlen)
 {
-    consumer_ctx cx = {.p = p};
+    consumer_ctx cx = {.p = p, .cfg = c};
     dead_letter dl;
     if (dead_letter_open(&dl, c, err, errlen) != 0) return -1;
     if (dl.rk) fr_pipeline_set_reject_hook(p, dead_letter_copy, &dl);
@@ -471,10 +474,23 @@ int fr_kafka_load(const fr_config *c, FILE *in, fr_kafka_load_stats *st, char *e
         /* plain variables: librdkafka's RD_KAFKA_V_ macros cast their arguments unparenthesised */
         const char *key = keyed ? id : NULL;
         const size_t key_len = keyed ? strlen(id) : 0;
+        char *value = line;
+        size_t value_len = (size_t)n;
+        uint8_t *pb = NULL;
+        if (c->topic_format[type] == FR_FORMAT_PROTOBUF) {
+            char why[256];
+            if (fr_event_pb_from_json(line, (size_t)n, c->load_schema_id, &pb, &value_len, why, sizeof why) != 0) {
+                if (st->unconvertible++ < 10)
+                    fprintf(stderr, "freshet load: line %" PRIu64 " not sent, Protobuf cannot express it: %s\n",
+                            st->lines, why);
+                continue;
+            }
+            value = (char *)pb;
+        }
         for (;;) {
             rd_kafka_resp_err_t e = rd_kafka_producev(
                 rk, RD_KAFKA_V_TOPIC(c->topic[type]), RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY),
-                RD_KAFKA_V_KEY(key, key_len), RD_KAFKA_V_VALUE(line, (size_t)n),
+                RD_KAFKA_V_KEY(key, key_len), RD_KAFKA_V_VALUE(value, value_len),
                 RD_KAFKA_V_END);
             if (e == RD_KAFKA_RESP_ERR__QUEUE_FULL) {
                 rd_kafka_poll(rk, 50);
@@ -486,6 +502,7 @@ int fr_kafka_load(const fr_config *c, FILE *in, fr_kafka_load_stats *st, char *e
             }
             break;
         }
+        free(pb);
         if (rc) break;
         rd_kafka_poll(rk, 0);
     }

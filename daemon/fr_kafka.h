@@ -33,9 +33,12 @@ typedef struct {
     uint64_t produced;        /* acknowledged by the broker */
     uint64_t failed;          /* delivery failed */
     uint64_t unparsable;      /* lines without a readable type/id: sent to the impressions topic unkeyed */
+    uint64_t unconvertible;   /* lines for a Protobuf topic that Protobuf cannot express: not sent */
 } fr_kafka_load_stats;
 
-/* Produces every line of in. Returns 0 when all were acknowledged. */
+/* Produces every line of in, in its topic's format (c->topic_format: a Protobuf topic gets the
+ * line's fr_event_pb_from_json, Confluent-framed when c->load_schema_id >= 0). Returns 0 when all
+ * were acknowledged. */
 int fr_kafka_load(const fr_config *c, FILE *in, fr_kafka_load_stats *st, char *err, size_t errlen);
 
 #endif

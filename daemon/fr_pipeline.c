@@ -437,6 +437,14 @@ int fr_pipeline_register_source(fr_pipeline *p, const char *name, int64_t *next_
     return 0;
 }
 
+int fr_pipeline_set_source_format(fr_pipeline *p, const char *name, fr_event_format format)
+{
+    source *s = find_source(p, name);
+    if (!s) return -1;
+    s->format = format;
+    return 0;
+}
+
 void fr_pipeline_source_idle(fr_pipeline *p, const char *name, int idle)
 {
     source *s = find_source(p, name);
@@ -482,7 +490,7 @@ static int handle_decided(fr_pipeline *p, source *s, char *err, size_t errlen)
         char why[320];
         if (d[i].verdict == FR_EVTIME_ACCEPT) {
             fr_event ev;
-            fr_reject_reason r = fr_event_decode(&p->cfg.schema, d[i].bytes, d[i].len, &ev, why, sizeof why);
+            fr_reject_reason r = fr_event_decode_as(&p->cfg.schema, s->format, d[i].bytes, d[i].len, &ev, why, sizeof why);
             if (r != FR_REJECT_NONE)
                 reject(p, s->name, d[i].offset, d[i].bytes, d[i].len, r, why);
             else if (accept_event(p, s, &ev, err, errlen) != 0)
@@ -517,7 +525,7 @@ int fr_pipeline_message(fr_pipeline *p, const char *source_name, int64_t next_of
 
     fr_event ev;
     char why[320];
-    fr_reject_reason r = fr_event_decode(&p->cfg.schema, buf, len, &ev, why, sizeof why);
+    fr_reject_reason r = fr_event_decode_as(&p->cfg.schema, s->format, buf, len, &ev, why, sizeof why);
     if (r != FR_REJECT_NONE) {
         reject(p, source_name, next_offset - 1, buf, len, r, why);
         return fr_pipeline_maybe_checkpoint(p, err, errlen);

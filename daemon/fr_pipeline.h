@@ -28,6 +28,7 @@
 
 #include "fr_config.h"
 #include "fr_event.h"
+#include "fr_event_pb.h"
 #include "fr_join.h"
 #include "fr_metrics.h"
 
@@ -82,6 +83,8 @@ int64_t fr_pipeline_source_offset(const fr_pipeline *p, const char *name);
  * blob longer than the maximum reads as FR_SOURCE_IDENTITY_MAX + 1 bytes, which no decoder takes. */
 int fr_pipeline_set_source_identity(fr_pipeline *p, const char *name, const void *bytes, size_t len);
 long fr_pipeline_source_identity(const fr_pipeline *p, const char *name, void *buf, size_t cap);
+/* How a declared source's messages are encoded (default JSON): 0, or -1 for an undeclared source. */
+int fr_pipeline_set_source_format(fr_pipeline *p, const char *name, fr_event_format format);
 /* Idle sources (at the end of their data) do not hold the watermark back. */
 void fr_pipeline_source_idle(fr_pipeline *p, const char *name, int idle);
 /* One message; next_offset is where the source resumes after it. Returns -1 only on a fatal

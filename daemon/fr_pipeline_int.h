@@ -26,6 +26,7 @@ typedef struct {
     int identity_len;     /* -1: none */
     unsigned char identity[FR_SOURCE_IDENTITY_MAX + 1];
     fr_evtime *et;        /* which of its events may move its event time (checkpointed as "evtime") */
+    fr_event_format format; /* how its messages are encoded (its topic's; JSON by default); not checkpointed */
 } source;
 
 struct fr_pipeline {
