@@ -17,6 +17,7 @@
 #include "fr_bytes.h"
 #include "fr_ckpt.h"
 #include "fr_dfm.h"
+#include "fr_event_pb.h"
 #include "fr_evtime.h"
 #include "fr_join.h"
 #include "fr_pipeline.h"
@@ -65,6 +66,14 @@ static void events_and_config(void)
         char name[16];
         snprintf(name, sizeof name, "%zu", i);
         seed("event", name, ev[i], strlen(ev[i]));
+        /* the same events in Protobuf: bare, and (the odd ones) in the Confluent framing */
+        uint8_t *pb;
+        size_t pblen;
+        char why[256];
+        if (fr_event_pb_from_json(ev[i], strlen(ev[i]), i % 2 ? (int64_t)i : -1, &pb, &pblen, why, sizeof why) != 0)
+            die(why);
+        seed("event_pb", name, pb, pblen);
+        free(pb);
     }
     char path[8192];
     snprintf(path, sizeof path, "%s/conf/freshet.example.json", root);
