@@ -1,5 +1,8 @@
 /* Throughput of each pipeline stage on one JSON Lines file, without Kafka, RocksDB or Redis:
  *   decode          fr_event_decode on every line
+ *   decode protobuf fr_event_decode_pb on every line translated to Protobuf beforehand (Confluent
+ *                   framing, as a topic with "format": "protobuf" carries it; the translation is
+ *                   not timed)
  *   decode + join   the same, fed to the joiner (watermark = largest event time so far, one source)
  *   learn           fr_model_train on the samples the join emitted, in mini-batches (one thread)
  * The file is read into memory first so disk speed does not count. Usage:
@@ -12,6 +15,7 @@
 
 #include "fr_config.h"
 #include "fr_event.h"
+#include "fr_event_pb.h"
 #include "fr_join.h"
 #include "fr_model.h"
 
@@ -88,6 +92,45 @@ int main(int argc, char **argv)
     }
     double t_decode = now_s() - t0;
 
+    /* the same lines as Protobuf messages, one buffer, offsets in pb_off */
+    size_t *pb_off = malloc(((size_t)lines + 1) * sizeof *pb_off), pb_cap = (size_t)size + 1, pb_len = 0;
+    uint8_t *pb_buf = malloc(pb_cap);
+    uint64_t pb_n = 0, pb_bad = 0;
+    if (!pb_off || !pb_buf) {
+        fprintf(stderr, "out of memory\n");
+        return 1;
+    }
+    for (char *p = buf, *e; *p; p = e + 1) {
+        e = strchr(p, '\n');
+        if (!e) e = buf + size;
+        uint8_t *m;
+        size_t n;
+        if (fr_event_pb_from_json(p, (size_t)(e - p), 1, &m, &n, why, sizeof why) == 0) {
+            if (pb_len + n > pb_cap) {
+                pb_cap = 2 * (pb_len + n);
+                uint8_t *nb = realloc(pb_buf, pb_cap);
+                if (!nb) {
+                    fprintf(stderr, "out of memory\n");
+                    return 1;
+                }
+                pb_buf = nb;
+            }
+            memcpy(pb_buf + pb_len, m, n);
+            pb_off[pb_n++] = pb_len;
+            pb_len += n;
+            free(m);
+        }
+        if (e == buf + size) break;
+    }
+    pb_off[pb_n] = pb_len;
+    t0 = now_s();
+    for (uint64_t i = 0; i < pb_n; i++)
+        pb_bad += fr_event_decode_pb(&cfg.schema, (const char *)pb_buf + pb_off[i], pb_off[i + 1] - pb_off[i], &ev, NULL,
+                                     why, sizeof why) != FR_REJECT_NONE;
+    double t_decode_pb = now_s() - t0;
+    free(pb_buf);
+    free(pb_off);
+
     fr_join_config jc = {.click_window_ms = cfg.click_window_ms,
                          .attribution_window_ms = cfg.attribution_window_ms,
                          .policy = (fr_policy_id)cfg.join_policy,
@@ -136,6 +179,8 @@ int main(int argc, char **argv)
            fr_policy_name(jc.policy));
     printf("%-16s %12s %12s\n", "stage", "seconds", "per second");
     printf("%-16s %12.2f %12.0f events\n", "decode", t_decode, (double)lines / t_decode);
+    printf("%-16s %12.2f %12.0f events (%" PRIu64 " messages, %" PRIu64 " rejected, %.1f MB)\n", "decode protobuf",
+           t_decode_pb, (double)pb_n / t_decode_pb, pb_n, pb_bad, (double)pb_len / 1e6);
     printf("%-16s %12.2f %12.0f events\n", "decode + join", t_join, (double)lines / t_join);
     printf("%-16s %12.2f %12.0f samples (%zu samples, batch %d)\n", "learn", t_learn, (double)trained / t_learn,
            trained, bs);

@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Events/s through decode and decode + join, samples/s through the learner, on a generated stream
+# Events/s through decode (JSON and Protobuf) and decode + join, samples/s through the learner, on a generated stream
 # (default 1,000,000 impressions, the demo's world). Usage: bench/pipeline/run.sh [IMPRESSIONS] [CONFIG]
 set -euo pipefail
 root=$(cd "$(dirname "$0")/../.." && pwd)
