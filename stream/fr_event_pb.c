@@ -162,35 +162,26 @@ static int name_cmp(const void *a, const void *b)
     return c ? c : (x->len > y->len) - (x->len < y->len);
 }
 
-/* Whether two features share a name: pairwise for the usual few, sorted copies beyond. */
-static int duplicate_name(pb_feature *const *fs, size_t n, const ProtobufCBinaryData **dup)
+/* Whether two features share a name: pairwise for the usual few, else by sorting the message's own
+ * list (its order means nothing once names are known to be unique). */
+static const ProtobufCBinaryData *duplicate_name(pb_feature **fs, size_t n)
 {
     if (n <= 32) {
         for (size_t i = 1; i < n; i++)
             for (size_t j = 0; j < i; j++)
-                if (name_cmp(&fs[i], &fs[j]) == 0) {
-                    *dup = &fs[i]->name;
-                    return 1;
-                }
-        return 0;
+                if (name_cmp(&fs[i], &fs[j]) == 0)
+                    return &fs[i]->name;
+        return NULL;
     }
-    pb_feature **sorted = malloc(n * sizeof *sorted);
-    if (!sorted)
-        return -1;
-    memcpy(sorted, fs, n * sizeof *sorted);
-    qsort(sorted, n, sizeof *sorted, name_cmp);
-    int found = 0;
-    for (size_t i = 1; i < n && !found; i++)
-        if (name_cmp(&sorted[i], &sorted[i - 1]) == 0) {
-            *dup = &sorted[i]->name;
-            found = 1;
-        }
-    free(sorted);
-    return found;
+    qsort(fs, n, sizeof *fs, name_cmp);
+    for (size_t i = 1; i < n; i++)
+        if (name_cmp(&fs[i], &fs[i - 1]) == 0)
+            return &fs[i]->name;
+    return NULL;
 }
 
 /* What JSON's parser refuses before any key is read: invalid UTF-8 in any string, a key twice. */
-static fr_reject_reason check_syntax(fr_evctx *d, const pb_event *m)
+static fr_reject_reason check_syntax(fr_evctx *d, pb_event *m)
 {
     const char *bad = NULL;
     if (m->has_id && !utf8_valid(m->id.data, m->id.len))
@@ -202,7 +193,7 @@ static fr_reject_reason check_syntax(fr_evctx *d, const pb_event *m)
     if (!m->features)
         return FR_REJECT_NONE;
     size_t n = m->features->n_feature;
-    pb_feature *const *fs = m->features->feature;
+    const pb_feature *const *fs = (const pb_feature *const *)m->features->feature;
     for (size_t i = 0; i < n; i++) {
         const pb_feature *f = fs[i];
         if (!f->has_name)
@@ -217,12 +208,8 @@ static fr_reject_reason check_syntax(fr_evctx *d, const pb_event *m)
             return fr_ev_reject(d, FR_REJECT_MALFORMED_JSON, "malformed Protobuf: features[%zu] is not valid UTF-8",
                                 i);
     }
-    const ProtobufCBinaryData *dup = NULL;
-    int r = duplicate_name(fs, n, &dup);
-    if (r < 0)
-        return fr_ev_reject(d, FR_REJECT_MALFORMED_JSON, "malformed Protobuf: out of memory checking %zu features",
-                            n);
-    if (r > 0) {
+    const ProtobufCBinaryData *dup = duplicate_name(m->features->feature, n);
+    if (dup) {
         char s[80];
         fr_ev_sanitize(s, sizeof s, (const char *)dup->data, dup->len, 64);
         return fr_ev_reject(d, FR_REJECT_MALFORMED_JSON, "malformed Protobuf: feature \"%s\" is given twice", s);
