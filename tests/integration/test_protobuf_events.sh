@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
-# The same generated stream, with the same bad events, loaded as JSON into one set of topics and as
-# Protobuf in the Confluent framing into another: two daemons end with identical reports (every
-# count, reason and metric) and bit-identical checkpoints. JSON text on a Protobuf topic is then
-# rejected as malformed, counted, and the daemon carries on.
+# The same generated stream, with the same bad events, loaded as JSON and then (the topics created
+# again) as Protobuf in the Confluent framing: two daemons end with identical reports (every count,
+# reason and metric) and bit-identical checkpoints. JSON text on a Protobuf topic is then rejected
+# as malformed, counted, and the daemon carries on.
 source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 fr_stack_up
 
