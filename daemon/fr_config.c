@@ -814,7 +814,7 @@ static int load_history(errbuf *e, fr_config *c, const json_t *o)
         return -1;
     if (c->history_bucket_ms > FR_HISTORY_MAX_WIDTH_MS)
         return fail(e, "\"history.bucket\" is %lld ms, longer than 366 days", (long long)c->history_bucket_ms);
-    if ((v = json_object_get(o, "keep")) && get_int(e, v, "history.keep", 1, 1000000, &c->history_keep))
+    if ((v = json_object_get(o, "keep")) && get_int(e, v, "history.keep", 1, FR_HISTORY_MAX_KEEP, &c->history_keep))
         return -1;
     return 0;
 }

@@ -26,7 +26,8 @@ enum { STAT_BYTES = 8 + 5 * 8, RECORD_HEAD = 1 + 8 + 8 + 8 + 2, STATE_HEAD = 1 +
 
 fr_history *fr_history_create(uint32_t n, int64_t width_ms, uint32_t keep)
 {
-    if (n < 1 || n > FR_HISTORY_MAX_METRICS || width_ms < 1 || width_ms > FR_HISTORY_MAX_WIDTH_MS || keep < 1)
+    if (n < 1 || n > FR_HISTORY_MAX_METRICS || width_ms < 1 || width_ms > FR_HISTORY_MAX_WIDTH_MS || keep < 1 ||
+        keep > FR_HISTORY_MAX_KEEP)
         return NULL;
     fr_history *h = calloc(1, sizeof *h);
     if (!h) return NULL;
@@ -200,9 +201,9 @@ int fr_history_decode_state(fr_history *h, const void *buf, size_t len, char *wh
                  (long long)FR_HISTORY_MAX_WIDTH_MS);
         return -1;
     }
-    if (first > seq) {
-        snprintf(why, whylen, "%llu records deleted of %llu closed", (unsigned long long)first,
-                 (unsigned long long)seq);
+    if (first > seq || seq - first > FR_HISTORY_MAX_KEEP) {
+        snprintf(why, whylen, "%llu records deleted of %llu closed (at most %d are kept)", (unsigned long long)first,
+                 (unsigned long long)seq, FR_HISTORY_MAX_KEEP);
         return -1;
     }
     if (start != INT64_MIN && !bucket_ok(start, width)) {

@@ -29,7 +29,7 @@
 #include "fr_metrics.h"
 
 /* 3 tasks x (16 scenarios + "all") = 51 fit. */
-enum { FR_HISTORY_MAX_METRICS = 64, FR_HISTORY_VERSION = 1 };
+enum { FR_HISTORY_MAX_METRICS = 64, FR_HISTORY_VERSION = 1, FR_HISTORY_MAX_KEEP = 1000000 };
 #define FR_HISTORY_MAX_WIDTH_MS INT64_C(31622400000) /* 366 days */
 #define FR_HISTORY_MAX_TS INT64_C(253402300799999)   /* 9999-12-31, as event times */
 
@@ -51,7 +51,7 @@ typedef struct {
 typedef struct fr_history fr_history;
 
 /* n metrics (1..FR_HISTORY_MAX_METRICS), buckets of width_ms (1..FR_HISTORY_MAX_WIDTH_MS), the
- * newest keep (>= 1) records retained. NULL when out of memory or an argument is out of range. */
+ * newest keep (1..FR_HISTORY_MAX_KEEP) records retained. NULL when out of memory or an argument is out of range. */
 fr_history *fr_history_create(uint32_t n, int64_t width_ms, uint32_t keep);
 void fr_history_free(fr_history *h);
 
@@ -86,7 +86,9 @@ size_t fr_history_encode_state(const fr_history *h, void *buf, size_t cap);
 /* The checkpoint that fr_history_save_records and fr_history_encode_state went into is committed. */
 void fr_history_committed(fr_history *h);
 /* Restores the state blob into h (created with the same n): 0, or -1 with the reason in why (h
- * unchanged). The open bucket keeps its stored width; h's width applies from the next bucket. */
+ * unchanged): cut short or too long, another version, a width out of range, more than
+ * FR_HISTORY_MAX_KEEP records retained (the next checkpoint would delete them one by one), an open
+ * bucket not a multiple of its width, another n, a malformed metric, samples with no bucket open. The open bucket keeps its stored width; h's width applies from the next bucket. */
 int fr_history_decode_state(fr_history *h, const void *buf, size_t len, char *why, size_t whylen);
 
 /* A record (little-endian): version u8 (1), seq u64, start_ms i64, width_ms i64, n u16, then n
