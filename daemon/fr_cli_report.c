@@ -50,9 +50,9 @@ typedef struct {
     int n_problems;
 } report;
 
-static void problem(report *r, const char *fmt, const char *what)
+static void problem(report *r, const char *what)
 {
-    if (r->n_problems < 4) snprintf(r->problems[r->n_problems++], sizeof r->problems[0], fmt, what);
+    if (r->n_problems < 4) snprintf(r->problems[r->n_problems++], sizeof r->problems[0], "%s", what);
 }
 
 /* ---- reading the checkpoint ---------------------------------------------------------------- */
@@ -148,7 +148,7 @@ static void read_join(fr_ckpt *ck, report *r)
         r->watermark = fr_join_watermark(j);
         r->have_join = 1;
     } else {
-        problem(r, "%s", "the join's counters (key \"K\") are missing or unreadable");
+        problem(r, "the join's counters (key \"K\") are missing or unreadable");
     }
     free(meta);
     fr_join_free(j);
@@ -396,9 +396,7 @@ static void section_summary(FILE *o, const report *r)
 {
     char a[64], b[64], wm[64];
     size_t np = point_count(r);
-    int64_t end = 0;
     fr_history_stat x, y;
-    if (np) point(r, 0, 0, &end, &x, &y);
     int64_t first = np ? (r->n_recs ? r->recs[0].start_ms : fr_history_open_start(r->history)) : INT64_MIN;
     int64_t last = INT64_MIN;
     if (np) point(r, np - 1, 0, &last, &x, &y);
@@ -409,7 +407,8 @@ static void section_summary(FILE *o, const report *r)
     fprintf(o, "<tr><th class=\"l\">history</th><td class=\"l\">%zu buckets (%zu closed%s) from %s to %s</td></tr>\n",
             np, r->n_recs, np > r->n_recs ? ", the last still open" : "", a, b);
     fprintf(o, "<tr><th class=\"l\">bucket width</th><td class=\"l\">%.0f s of event time</td></tr>\n",
-            (double)(r->n_recs ? r->recs[r->n_recs - 1].width_ms : fr_history_open_width(r->history)) / 1000.0);
+            (double)(np > r->n_recs || !r->n_recs ? fr_history_open_width(r->history) : r->recs[r->n_recs - 1].width_ms) /
+                1000.0);
     fprintf(o, "<tr><th class=\"l\">watermark</th><td class=\"l\">%s</td></tr>\n", wm);
     fputs("</table>\n", o);
     for (int i = 0; i < r->n_problems; i++) {
@@ -611,7 +610,7 @@ static int read_report(const char *dir, report *r, char *err, size_t errlen)
         /* a manifest that does not say the scenarios the metrics were kept for: name them by position */
         r->n_scenarios = (int)(r->n / FR_NTASKS) - 1;
         for (int s = 0; s < r->n_scenarios; s++) snprintf(r->names[s], FR_NAME_MAX, "scenario %d", s);
-        problem(r, "%s", "the blob \"manifest\" does not list the scenarios of the metrics: named by position");
+        problem(r, "the blob \"manifest\" does not list the scenarios of the metrics: named by position");
     }
     snprintf(r->names[r->n_scenarios], FR_NAME_MAX, "all");
     r->history = fr_history_create(r->n, 3600000, 1);
@@ -635,7 +634,7 @@ static int read_report(const char *dir, report *r, char *err, size_t errlen)
     unsigned char *cb = read_blob(ck, "counters", &clen);
     r->have_counters = cb && fr_pipeline_counters_decode(cb, clen, &r->counters) == 0;
     free(cb);
-    if (!r->have_counters) problem(r, "%s", "the blob \"counters\" is missing or unreadable");
+    if (!r->have_counters) problem(r, "the blob \"counters\" is missing or unreadable");
     read_join(ck, r);
     rc = 0;
 out:
