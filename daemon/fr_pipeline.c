@@ -39,12 +39,10 @@ static void add_metrics(fr_pipeline *p, const fr_sample *s, const float pred_now
         /* Metrics weigh by the importance weight, so upstream sampling does not skew them. */
         double w = s->weight[t] > 0 ? s->weight[t] : 1.0;
         double x = s->has_prior && t != FR_TASK_CTR ? pred[t] : now[t];
-        fr_metric_add(metric_at(p, t, s->scenario), x, s->label[t], w);
-        fr_metric_add(metric_at(p, t, -1), x, s->label[t], w);
-        if (bucket) {
-            fr_metric_add(&bucket[metric_index(p, t, s->scenario)], x, s->label[t], w);
-            fr_metric_add(&bucket[metric_index(p, t, -1)], x, s->label[t], w);
-        }
+        fr_metric *to[4] = {metric_at(p, t, s->scenario), metric_at(p, t, -1),
+                            bucket ? &bucket[metric_index(p, t, s->scenario)] : NULL,
+                            bucket ? &bucket[metric_index(p, t, -1)] : NULL};
+        fr_metric_add_n(to, bucket ? 4 : 2, x, s->label[t], w);
     }
 }
 

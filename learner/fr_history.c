@@ -62,7 +62,7 @@ void fr_history_free(fr_history *h)
 
 void fr_history_stat_of(const fr_metric *m, fr_history_stat *out)
 {
-    double auc = fr_metric_auc(m);
+    double auc = m->count ? fr_metric_auc(m) : 0.5; /* 4096 bins: most scenarios' buckets of CVR are empty */
     *out = (fr_history_stat){.count = m->count, .weight = m->weight, .loss = m->loss, .label_sum = m->label_sum,
                              .pred_sum = m->pred_sum, .auc = auc >= 0 && auc <= 1 ? auc : 0.5};
 }
