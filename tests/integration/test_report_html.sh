@@ -61,6 +61,10 @@ for task in ctr cvr ctcvr; do
 done
 buckets=$(grep -o '[0-9]* buckets ([0-9]* closed' "$html" | head -n 1)
 [[ $buckets =~ ^([0-9]+)\ buckets ]] && ((BASH_REMATCH[1] > 200)) || fr_fail "12 days in 1 h buckets, yet: $buckets"
+kept=$(fr_field kept "$fr_work/inspect.txt")
+grep -q "^history closed=$kept kept=$kept open=yes bucket_ms=3600000$" "$fr_work/inspect.txt" ||
+  fr_fail "inspect's history line: $(grep '^history' "$fr_work/inspect.txt")"
+[[ $buckets == "$((kept + 1)) buckets ($kept closed" ]] || fr_fail "the page's buckets ($buckets) are not inspect's ($kept kept and the open one)"
 
 # a screenshot of the page as a browser draws it
 command -v chromium >/dev/null || { echo "SKIP: chromium not found (deploy/install-deps.sh installs it)" >&2; exit 77; }
@@ -109,6 +113,8 @@ PY
 cfg kept ', "history": {"keep": 5, "bucket": "6h"}'
 "$FRESHET_BIN" replay "$fr_work/events.jsonl" -c "$fr_work/kept.json" >/dev/null 2>&1 || fr_fail "replay with history.keep failed"
 "$FRESHET_BIN" report "$fr_work/kept" --out "$fr_work/kept.html" >/dev/null 2>&1 || fr_fail "report of the kept state failed"
+"$FRESHET_BIN" inspect "$fr_work/kept" | grep -Eq '^history closed=(4[0-9]) kept=5 open=yes bucket_ms=21600000$' ||
+  fr_fail "inspect does not say 5 of about 48 buckets kept: $("$FRESHET_BIN" inspect "$fr_work/kept" | grep '^history')"
 grep -q '6 buckets (5 closed, the last still open)' "$fr_work/kept.html" ||
   fr_fail "history.keep 5 should keep 5 closed buckets: $(grep -o '[0-9]* buckets ([^)]*)' "$fr_work/kept.html")"
 grep -q '21600 s of event time' "$fr_work/kept.html" || fr_fail "history.bucket 6h not shown as 21600 s"
