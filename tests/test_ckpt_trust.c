@@ -864,6 +864,19 @@ static void test_inspect_exit_status(void **state)
     raw_close(&r);
     assert_int_equal(run_inspect(dir, out, sizeof out), 1);
     assert_non_null(strstr(out, "blob \"counters\""));
+
+    /* a bucket of the metrics' history cut short: inspect (and freshet report) name it */
+    assert_int_equal(run_inspect(g_pristine, out, sizeof out), 0);
+    assert_non_null(strstr(out, "\nhistory closed="));
+    r = corrupt_begin(dir);
+    size_t kl;
+    char *k = raw_first_key(&r, 0, "Chistory.", 9, &kl);
+    raw_put(&r, 0, k, kl, "\x01", 1);
+    raw_close(&r);
+    assert_int_equal(run_inspect(dir, out, sizeof out), 1);
+    assert_non_null(strstr(out, "blob \"history.0000"));
+    assert_non_null(strstr(out, "cut short"));
+    free(k);
 }
 
 int main(void)
