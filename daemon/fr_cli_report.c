@@ -228,13 +228,13 @@ static int write_task_data(const report *r, int t, const char *path, int has[MAX
             double vt[3], vb[3];
             values(&tot, vt);
             values(&b, vb);
-            for (int k = 0; k < 3; k++) {
-                fprintf(f, isnan(vt[k]) ? " NaN" : " %.9g", vt[k]);
-                has[s][k] |= !isnan(vt[k]);
-            }
-            for (int k = 0; k < 3; k++) {
-                fprintf(f, isnan(vb[k]) ? " NaN" : " %.9g", vb[k]);
-                had[s][k] |= !isnan(vb[k]);
+            for (int k = 0; k < 6; k++) {
+                const double v = k < 3 ? vt[k] : vb[k - 3];
+                if (isnan(v))
+                    fputs(" NaN", f); /* gnuplot leaves the point out */
+                else
+                    fprintf(f, " %.9g", v);
+                (k < 3 ? has[s] : had[s])[k % 3] |= !isnan(v);
             }
         }
         fputc('\n', f);
