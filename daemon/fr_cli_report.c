@@ -46,6 +46,7 @@ typedef struct {
     fr_join_counters join;
     int64_t watermark;
     int have_join;
+    int have_history; /* 0: a checkpoint written before the history existed */
     char problems[4][400]; /* parts that could not be read: said on the page and on stderr */
     int n_problems;
 } report;
@@ -453,7 +454,10 @@ static void section_plots(FILE *o, const report *r, const char *tmp, const char 
         return;
     }
     if (!point_count(r)) {
-        fputs("<p class=\"note\">No sample has been scored yet: nothing to draw.</p>\n", o);
+        fputs(r->have_history ? "<p class=\"note\">No sample has been scored yet: nothing to draw.</p>\n"
+                              : "<p class=\"note\">This checkpoint holds no history: it was written by a build "
+                                "before it. The daemon keeps one from its next start on.</p>\n",
+              o);
         return;
     }
     fputs("<p>Lines: the progressive value at the end of each bucket (every sample so far), per scenario; grey points:"
@@ -618,7 +622,9 @@ static int read_report(const char *dir, report *r, char *err, size_t errlen)
         snprintf(err, errlen, "out of memory");
         goto out;
     }
-    if (fr_ckpt_load_history(ck, r->history, err, errlen) < 0) goto out;
+    int loaded = fr_ckpt_load_history(ck, r->history, err, errlen);
+    if (loaded < 0) goto out;
+    r->have_history = loaded == 1;
     int hr = fr_ckpt_foreach_history(ck, keep_record, r, err, errlen);
     if (hr == 1) {
         snprintf(err, errlen, "checkpoint corrupt: a bucket of the metrics' history holds another count of metrics "
