@@ -44,6 +44,10 @@ static const fr_cli_command COMMANDS[] = {
     {"run", "-c CONFIG [--state DIR] [--brokers H:P] [--redis H:P] [--no-publish] [--exit-when-idle SECONDS]",
      "the daemon: consume Kafka, learn, checkpoint, publish", fr_cli_cmd_run, 1},
     {"inspect", "DIR", "summarise a checkpoint and print its digest", fr_cli_cmd_inspect, 0},
+    {"report", "DIR [--out FILE.html]",
+     "write one self-contained HTML page of a checkpoint (default report.html): the progressive AUC, log loss and "
+     "calibration over event time per task and scenario (plots drawn by gnuplot), the join's accounting",
+     fr_cli_cmd_report, 0},
     {"pull", "[-c CONFIG] [--redis H:P] [--events FILE] [--limit N] [--state DIR]",
      "read the active model back from Redis and score with it (the first N impressions of FILE, default 10)",
      fr_cli_cmd_pull, 0},

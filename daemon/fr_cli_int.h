@@ -56,6 +56,8 @@ int fr_cli_cmd_run(const fr_cli_args *a);
 int fr_cli_cmd_inspect(const fr_cli_args *a);
 int fr_cli_cmd_verify(const fr_cli_args *a);
 int fr_cli_cmd_rollback(const fr_cli_args *a);
+/* fr_cli_report.c: a checkpoint as an HTML page (report) */
+int fr_cli_cmd_report(const fr_cli_args *a);
 /* fr_cli_serve.c: scoring with what Redis serves (pull, score) */
 int fr_cli_cmd_pull(const fr_cli_args *a);
 int fr_cli_cmd_score(const fr_cli_args *a);

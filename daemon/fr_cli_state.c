@@ -8,6 +8,7 @@
 #include "fr_admit.h"
 #include "fr_bytes.h"
 #include "fr_ckpt.h"
+#include "fr_ckpt_history.h"
 #include "fr_cli_int.h"
 #include "fr_join.h"
 #include "fr_manifest.h"
@@ -30,6 +31,33 @@ static int count_zero_weights(const fr_row_view *r, void *ctx)
     c[0] += (uint64_t)r->dim;
     for (int i = 0; i < r->dim; i++) c[1] += r->weights[i] == 0.0f;
     return 0;
+}
+
+static int count_record(const fr_history_record *r, void *ctx)
+{
+    (void)r;
+    ++*(size_t *)ctx;
+    return 0;
+}
+
+/* The metrics' history (what `freshet report` draws): buckets closed, kept, the open one. Absent in
+ * a checkpoint from before it: nothing printed. 0, or -1 after naming the part that is unreadable. */
+static int print_history(fr_ckpt *ck)
+{
+    unsigned char n[4];
+    if (fr_ckpt_get_blob(ck, "history", NULL, 0) < 0 || fr_ckpt_get_blob(ck, "metrics", n, sizeof n) < 4) return 0;
+    fr_history *h = fr_history_create(fr_get_u32le(n), 3600000, 1);
+    char err[512] = "the blob \"metrics\" counts no metrics";
+    size_t kept = 0;
+    int ok = h && fr_ckpt_load_history(ck, h, err, sizeof err) == 1 &&
+             fr_ckpt_foreach_history(ck, count_record, &kept, err, sizeof err) == 0;
+    if (ok)
+        printf("history closed=%" PRIu64 " kept=%zu open=%s bucket_ms=%" PRId64 "\n", fr_history_closed(h), kept,
+               fr_history_open_start(h) == INT64_MIN ? "no" : "yes", fr_history_open_width(h));
+    else
+        fprintf(stderr, "freshet inspect: %s\n", err);
+    fr_history_free(h);
+    return ok ? 0 : -1;
 }
 
 int fr_cli_cmd_inspect(const fr_cli_args *a)
@@ -131,6 +159,7 @@ int fr_cli_cmd_inspect(const fr_cli_args *a)
         rc = 1;
     }
     free(eb);
+    if (print_history(ck) != 0) rc = 1;
     fr_join_config jc = {0};
     fr_join *j = fr_join_create(&jc);
     size_t cap = j ? fr_join_export_meta(j, NULL, 0) : 0;

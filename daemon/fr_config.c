@@ -16,6 +16,7 @@
 
 #include "fr_event.h"
 #include "fr_hash.h"
+#include "fr_history.h"
 #include "fr_policy.h"
 #include "fr_publish.h"
 
@@ -328,6 +329,8 @@ void fr_config_defaults(fr_config *c)
     snprintf(c->checkpoint_dir, sizeof c->checkpoint_dir, "freshet-state");
     c->checkpoint_every_seconds = 10;
     c->checkpoint_every_samples = 200000;
+    c->history_bucket_ms = 3600000;
+    c->history_keep = 10000;
 
     snprintf(c->redis_host, sizeof c->redis_host, "127.0.0.1");
     c->redis_port = 16379;
@@ -841,6 +844,21 @@ static int load_checkpoint(errbuf *e, fr_config *c, const json_t *o)
     return 0;
 }
 
+static int load_history(errbuf *e, fr_config *c, const json_t *o)
+{
+    static const char *const keys[] = {"bucket", "keep", NULL};
+    if (want_object(e, o, "history") || check_keys(e, o, "history", keys))
+        return -1;
+    const json_t *v;
+    if ((v = json_object_get(o, "bucket")) && get_duration(e, v, "history.bucket", false, &c->history_bucket_ms))
+        return -1;
+    if (c->history_bucket_ms > FR_HISTORY_MAX_WIDTH_MS)
+        return fail(e, "\"history.bucket\" is %lld ms, longer than 366 days", (long long)c->history_bucket_ms);
+    if ((v = json_object_get(o, "keep")) && get_int(e, v, "history.keep", 1, FR_HISTORY_MAX_KEEP, &c->history_keep))
+        return -1;
+    return 0;
+}
+
 static int load_redis(errbuf *e, fr_config *c, const json_t *o)
 {
     static const char *const keys[] = {"host", "port", "prefix", "keep_versions", NULL};
@@ -879,7 +897,8 @@ static int load_metrics(errbuf *e, fr_config *c, const json_t *o)
 static int load_root(errbuf *e, fr_config *c, const json_t *root)
 {
     static const char *const keys[] = {"kafka", "scenarios", "allow_new_scenarios", "fields", "join", "model",
-                                       "checkpoint", "redis", "status_every_seconds", "guard", "metrics", NULL};
+                                       "checkpoint", "redis", "status_every_seconds", "guard", "metrics",
+                                       "history", NULL};
     if (!json_is_object(root))
         return fail(e, "the top level is %s, expected an object", type_desc(root));
     if (check_keys(e, root, "", keys))
@@ -905,6 +924,8 @@ static int load_root(errbuf *e, fr_config *c, const json_t *root)
     if ((v = json_object_get(root, "redis")) && load_redis(e, c, v))
         return -1;
     if ((v = json_object_get(root, "metrics")) && load_metrics(e, c, v))
+        return -1;
+    if ((v = json_object_get(root, "history")) && load_history(e, c, v))
         return -1;
     if ((v = json_object_get(root, "status_every_seconds")) &&
         get_number(e, v, "status_every_seconds", 0, true, 1e9, &c->status_every_seconds))

@@ -66,6 +66,9 @@ typedef struct {
     char checkpoint_dir[FR_PATH_MAX];
     double checkpoint_every_seconds; /* wall clock: how much work a crash may repeat */
     int64_t checkpoint_every_samples;
+    /* the progressive metrics over event time (learner/fr_history.h), kept in the checkpoint */
+    int64_t history_bucket_ms;       /* event time per bucket, default 1 h */
+    int history_keep;                /* newest buckets kept, default 10 000 */
 
     /* publish; redis_host empty = do not publish */
     char redis_host[FR_NAME_MAX];

@@ -18,6 +18,7 @@
 #include <string.h>
 
 #include "fr_bytes.h"
+#include "fr_ckpt_history.h"
 #include "fr_sample_codec.h"
 
 /* A part stored as one blob goes through encode (its size when cap is short: called with NULL, 0
@@ -625,6 +626,25 @@ int fr_pipeline_evtime_totals(const void *blob, size_t len, uint64_t *held, uint
     return 0;
 }
 
+/* The metrics over event time (store/fr_ckpt_history.c): the buckets closed since the last
+ * checkpoint, the deletions of those retention drops, the open bucket. A checkpoint from before the
+ * history holds none of it: the history then starts at the restore. After "metrics", whose layout
+ * the open bucket shares. */
+static int history_save(fr_pipeline *p, fr_ckpt_batch *b, const char **why)
+{
+    (void)why;
+    return fr_ckpt_put_history(b, p->history);
+}
+
+static int history_load(fr_pipeline *p, char *err, size_t errlen)
+{
+    int rc = fr_ckpt_load_history(p->ckpt, p->history, err, errlen);
+    if (rc == 0)
+        fr_logf(&p->cfg.log, FR_LOG_INFO, "the checkpoint holds no history of the metrics (written before it "
+                                          "existed): `freshet report` shows them from this run on");
+    return rc < 0 ? -1 : 0;
+}
+
 /* ---- the table ---------------------------------------------------------------------------------- */
 
 /* In the order restoring needs: the manifest before the model (a reordered field list also changes
@@ -637,6 +657,7 @@ static const part PARTS[] = {
     {.name = "sources", .save = sources_save, .load = sources_load},
     {.name = "counters", .encode = counters_encode, .decode = counters_decode},
     {.name = "metrics", .encode = metrics_encode, .decode = metrics_decode},
+    {.name = "history", .save = history_save, .load = history_load},
     {.name = "batch", .encode = batch_encode, .decode = batch_decode},
     {.name = "dfm_heads", .encode = heads_encode, .decode = heads_decode, .present = has_heads},
 };

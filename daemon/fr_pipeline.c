@@ -32,13 +32,17 @@ static void add_metrics(fr_pipeline *p, const fr_sample *s, const float pred_now
     fr_serve_apply(p->policy->serve, s->has_prior ? s->prior : pred_now, pred);
     double now[FR_NTASKS];
     fr_serve_apply(p->policy->serve, pred_now, now);
+    /* NULL only when out of memory: the sample then misses from the history alone */
+    fr_metric *bucket = fr_history_advance(p->history, s->ts, p->metrics);
     for (int t = 0; t < FR_NTASKS; t++) {
         if (!s->has_label[t]) continue;
         /* Metrics weigh by the importance weight, so upstream sampling does not skew them. */
         double w = s->weight[t] > 0 ? s->weight[t] : 1.0;
         double x = s->has_prior && t != FR_TASK_CTR ? pred[t] : now[t];
-        fr_metric_add(metric_at(p, t, s->scenario), x, s->label[t], w);
-        fr_metric_add(metric_at(p, t, -1), x, s->label[t], w);
+        fr_metric *to[4] = {metric_at(p, t, s->scenario), metric_at(p, t, -1),
+                            bucket ? &bucket[metric_index(p, t, s->scenario)] : NULL,
+                            bucket ? &bucket[metric_index(p, t, -1)] : NULL};
+        fr_metric_add_n(to, bucket ? 4 : 2, x, s->label[t], w);
     }
 }
 
@@ -331,9 +335,10 @@ fr_pipeline *fr_pipeline_open(const fr_config *c, char *err, size_t errlen)
             return NULL;
         }
     }
+    p->history = fr_history_create((uint32_t)metric_count(p), c->history_bucket_ms, (uint32_t)c->history_keep);
     p->join = fr_join_create(&jc);
     p->manifest = fr_manifest_daemon_json(&c->schema);
-    if (!p->batch || !p->preds || !p->metrics || !p->join || !p->manifest) {
+    if (!p->batch || !p->preds || !p->metrics || !p->history || !p->join || !p->manifest) {
         snprintf(err, errlen, "out of memory");
         goto fail;
     }
@@ -387,6 +392,7 @@ void fr_pipeline_close(fr_pipeline *p)
     fr_dfm_heads_free(p->heads);
     free(p->manifest);
     free(p->metrics);
+    fr_history_free(p->history);
     free(p->preds);
     free(p->batch);
     free(p);
@@ -593,6 +599,7 @@ int fr_pipeline_checkpoint(fr_pipeline *p, char *err, size_t errlen)
     p->last_ckpt_seconds = wall_seconds() - started;
     fr_model_clear_dirty(p->model, FR_DIRTY_CHECKPOINT);
     fr_join_clear_dirty(p->join);
+    fr_history_committed(p->history);
     /* Half the bound, so the next early checkpoint is some way off. */
     if (p->cfg.max_cached_entries > 0) fr_join_spill(p->join, (size_t)p->cfg.max_cached_entries / 2);
     p->last_ckpt_wall = wall_seconds();

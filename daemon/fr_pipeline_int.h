@@ -13,6 +13,7 @@
 #include "fr_ckpt.h"
 #include "fr_dfm.h"
 #include "fr_evtime.h"
+#include "fr_history.h"
 #include "fr_pipeline.h"
 #include "fr_policy.h"
 #include "fr_pubq.h"
@@ -51,6 +52,7 @@ struct fr_pipeline {
     float (*preds)[FR_NTASKS];
 
     fr_metric *metrics;    /* [task][scenario], scenario n_scenarios = all */
+    fr_history *history;   /* the metrics over event time (checkpointed as blobs "history*") */
     fr_pipeline_counters counters;
 
     fr_guard guard;        /* label-collapse guard state (checkpointed as the blob "guard") */
@@ -77,10 +79,16 @@ static inline double wall_seconds(void)
     return (double)ts.tv_sec + ts.tv_nsec * 1e-9;
 }
 
-static inline fr_metric *metric_at(const fr_pipeline *p, int task, int scenario)
+/* The index of a metric in p->metrics (and in the history's open bucket); scenario -1 = all. */
+static inline int metric_index(const fr_pipeline *p, int task, int scenario)
 {
     int s = scenario < 0 ? p->cfg.schema.n_scenarios : scenario;
-    return &p->metrics[task * (p->cfg.schema.n_scenarios + 1) + s];
+    return task * (p->cfg.schema.n_scenarios + 1) + s;
+}
+
+static inline fr_metric *metric_at(const fr_pipeline *p, int task, int scenario)
+{
+    return &p->metrics[metric_index(p, task, scenario)];
 }
 
 static inline const char *task_name(int t)

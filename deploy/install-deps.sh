@@ -12,6 +12,8 @@ PACKAGES=(
   libprotobuf-c-dev protobuf-c-compiler   # Protobuf events (proto/freshet_event.proto, docs/protobuf-events.md): the runtime and protoc-c
   redis-server redis-tools
   prometheus              # promtool: tests check the alerting rules and the /metrics exposition (deploy/prometheus/)
+  gnuplot-nox             # freshet report draws its plots with it (SVG inlined into the HTML page)
+  chromium fonts-dejavu-core   # the report test opens the page in headless chromium and keeps a screenshot
 )
 JAVA_PACKAGE=openjdk-17-jre-headless   # Kafka 4.x brokers need Java 17+
 MAVEN_PACKAGE=maven

@@ -22,19 +22,25 @@ static int bin_of(double p)
     return (int)x;
 }
 
-void fr_metric_add(fr_metric *m, double pred, double label, double weight)
+void fr_metric_add_n(fr_metric *const *ms, int n, double pred, double label, double weight)
 {
     const double eps = 1e-7;
     double p = pred < eps ? eps : (pred > 1 - eps ? 1 - eps : pred);
-    int b = bin_of(pred);
-    m->pos[b] += weight * label;
-    m->neg[b] += weight * (1 - label);
-    m->weight += weight;
-    m->loss += -weight * (label * log(p) + (1 - label) * log(1 - p));
-    m->label_sum += weight * label;
-    m->pred_sum += weight * pred;
-    m->count++;
+    const int b = bin_of(pred);
+    const double loss = -weight * (label * log(p) + (1 - label) * log(1 - p));
+    for (int i = 0; i < n; i++) {
+        fr_metric *m = ms[i];
+        m->pos[b] += weight * label;
+        m->neg[b] += weight * (1 - label);
+        m->weight += weight;
+        m->loss += loss;
+        m->label_sum += weight * label;
+        m->pred_sum += weight * pred;
+        m->count++;
+    }
 }
+
+void fr_metric_add(fr_metric *m, double pred, double label, double weight) { fr_metric_add_n(&m, 1, pred, label, weight); }
 
 int fr_metric_check(const fr_metric *m)
 {

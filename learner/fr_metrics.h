@@ -24,6 +24,9 @@ typedef struct {
 void fr_metric_reset(fr_metric *m);
 /* label is 0 or 1 (values in between are counted as positives by weight*label). */
 void fr_metric_add(fr_metric *m, double pred, double label, double weight);
+/* fr_metric_add on each of n metrics, bit for bit, with the logarithms computed once (a sample
+ * counts in its scenario's metric, in "all", and in their history's open bucket). */
+void fr_metric_add_n(fr_metric *const *ms, int n, double pred, double label, double weight);
 /* 0 when m can be a metric fr_metric_add built (every sum finite and >= 0), else -1: for a metric
  * read back from storage. */
 int fr_metric_check(const fr_metric *m);

@@ -503,6 +503,15 @@ int fr_ckpt_put_blob(fr_ckpt_batch *b, const char *name, const void *bytes, size
     return 0;
 }
 
+int fr_ckpt_delete_blob(fr_ckpt_batch *b, const char *name)
+{
+    if (!b || b->failed) return -1;
+    if (!name || !name[0]) return ckpt_batch_fail(b, "blob with an empty name");
+    if (make_key(b, KEY_BLOB, name, strlen(name)) != 0) return -1;
+    ckpt_batch_delete(b, b->key, strlen(name) + 1);
+    return 0;
+}
+
 int fr_ckpt_commit(fr_ckpt_batch *b, char *err, size_t errlen)
 {
     if (!b) {
@@ -740,6 +749,30 @@ long fr_ckpt_get_blob(fr_ckpt *c, const char *name, void *buf, size_t cap)
     k[0] = KEY_BLOB;
     memcpy(k + 1, name, n);
     long rc = get_copy(c, k, n + 1, buf, cap);
+    free(k);
+    return rc;
+}
+
+typedef struct {
+    fr_ckpt_kv_fn fn;
+    void *ctx;
+} blob_ctx;
+
+static int blob_cb(const char *k, size_t kl, const void *v, size_t vl, void *ctx)
+{
+    blob_ctx *b = ctx;
+    return b->fn(k + 1, kl - 1, v, vl, b->ctx);
+}
+
+int fr_ckpt_foreach_blob(fr_ckpt *c, const char *prefix, fr_ckpt_kv_fn fn, void *ctx)
+{
+    if (!c || !prefix || !fn) return -1;
+    size_t n = strlen(prefix);
+    char *k = malloc(n + 1);
+    if (!k) return -1;
+    k[0] = KEY_BLOB;
+    memcpy(k + 1, prefix, n);
+    int rc = ckpt_scan(c, k, n + 1, blob_cb, &(blob_ctx){fn, ctx});
     free(k);
     return rc;
 }

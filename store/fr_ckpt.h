@@ -72,6 +72,8 @@ int fr_ckpt_put_join_meta(fr_ckpt_batch *b, const void *bytes, size_t len);
 int fr_ckpt_put_offset(fr_ckpt_batch *b, const char *source, int64_t next_offset);
 /* Stores bytes under name (len 0 stores an empty blob: fr_ckpt_get_blob then returns 0, not -1). */
 int fr_ckpt_put_blob(fr_ckpt_batch *b, const char *name, const void *bytes, size_t len);
+/* Removes a blob; nothing happens when it is absent. */
+int fr_ckpt_delete_blob(fr_ckpt_batch *b, const char *name);
 
 /* Why a put into b failed (the first failure: "out of memory building a key", ...), or NULL while
  * none has. Valid until b is committed or aborted. */
@@ -117,6 +119,9 @@ long fr_ckpt_get_join_entry(fr_ckpt *c, const char *id, size_t id_len, void *buf
 /* Returns the blob length (copying at most cap bytes), or -1 when absent. */
 long fr_ckpt_get_join_meta(fr_ckpt *c, void *buf, size_t cap);
 long fr_ckpt_get_blob(fr_ckpt *c, const char *name, void *buf, size_t cap);
+/* fn gets every blob whose name starts with prefix, in name order: the name (without a NUL) and the
+ * value. Stops on, and returns, fn's non-zero value; -1 on a read error. */
+int fr_ckpt_foreach_blob(fr_ckpt *c, const char *prefix, fr_ckpt_kv_fn fn, void *ctx);
 /* fn gets every source's stored next offset. A value that is not 8 bytes or a key without a source
  * name is refused: -1 with a message naming the key in err (also on a read error). fn's own
  * non-zero value is returned as it is (err untouched: fn reports its reason itself). */

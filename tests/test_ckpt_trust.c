@@ -400,6 +400,35 @@ static void test_metrics(void **state)
     free(m);
 }
 
+/* The history's open bucket (blob "history"): refused by name when malformed; absent (a checkpoint
+ * from before the history) it is not an error, the history starts at the restore. */
+static void test_history(void **state)
+{
+    (void)state;
+    char dir[256];
+    raw_db r = corrupt_begin(dir);
+    size_t len;
+    unsigned char *blob = blob_get(&r, "history", &len);
+    assert_true(len > 34);
+    blob_put(&r, "history", blob, len - 1);
+    expect_refused(&r, dir, "blob \"history\"", NULL);
+
+    r = corrupt_begin(dir);
+    fr_put_u16le(blob + 33, 9); /* n: another scenario list */
+    blob_put(&r, "history", blob, len);
+    expect_refused(&r, dir, "blob \"history\"", "metrics");
+
+    r = corrupt_begin(dir);
+    raw_delete(&r, 0, "Chistory", 8);
+    raw_close(&r);
+    fr_config c = config_for(dir);
+    char err[512];
+    fr_pipeline *p = fr_pipeline_open(&c, err, sizeof err);
+    if (!p) fail_msg("a checkpoint without the history is refused: %s", err);
+    fr_pipeline_close(p);
+    free(blob);
+}
+
 static void batch_put(raw_db *r, const fr_sample *s, int n)
 {
     size_t len = FR_SAMPLE_LIMITS_BYTES + 4;
@@ -835,6 +864,19 @@ static void test_inspect_exit_status(void **state)
     raw_close(&r);
     assert_int_equal(run_inspect(dir, out, sizeof out), 1);
     assert_non_null(strstr(out, "blob \"counters\""));
+
+    /* a bucket of the metrics' history cut short: inspect (and freshet report) name it */
+    assert_int_equal(run_inspect(g_pristine, out, sizeof out), 0);
+    assert_non_null(strstr(out, "\nhistory closed="));
+    r = corrupt_begin(dir);
+    size_t kl;
+    char *k = raw_first_key(&r, 0, "Chistory.", 9, &kl);
+    raw_put(&r, 0, k, kl, "\x01", 1);
+    raw_close(&r);
+    assert_int_equal(run_inspect(dir, out, sizeof out), 1);
+    assert_non_null(strstr(out, "blob \"history.0000"));
+    assert_non_null(strstr(out, "cut short"));
+    free(k);
 }
 
 int main(void)
@@ -844,6 +886,7 @@ int main(void)
         cmocka_unit_test(test_offsets),
         cmocka_unit_test(test_counters),
         cmocka_unit_test(test_metrics),
+        cmocka_unit_test(test_history),
         cmocka_unit_test(test_batch),
         cmocka_unit_test(test_guard),
         cmocka_unit_test(test_dfm_heads),

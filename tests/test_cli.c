@@ -53,7 +53,7 @@ static void test_usage_lists_the_table(void **state)
     snprintf(scratch, sizeof scratch, "%s/out", dir);
     char *const help[] = {"freshet", "--help", NULL};
     assert_int_equal(run_cli(help, scratch, g_out, sizeof g_out), 0);
-    static const char *const known[] = {"gen", "load", "replay", "run", "inspect", "pull", "score", "rollback",
+    static const char *const known[] = {"gen", "load", "replay", "run", "inspect", "report", "pull", "score", "rollback",
                                         "verify", "truth"};
     int n = 0;
     for (const char *name; (name = fr_cli_command_name(n)); n++) {

@@ -95,6 +95,8 @@ static void assert_defaults(const fr_config *c)
     assert_string_equal(c->checkpoint_dir, "freshet-state");
     assert_true(c->checkpoint_every_seconds == 10.0);
     assert_int_equal(c->checkpoint_every_samples, 200000);
+    assert_int_equal(c->history_bucket_ms, 3600000);
+    assert_int_equal(c->history_keep, 10000);
     assert_string_equal(c->redis_host, "127.0.0.1");
     assert_int_equal(c->redis_port, 16379);
     assert_string_equal(c->redis_prefix, "freshet");
@@ -302,6 +304,11 @@ static void test_refusals(void **state)
         {"{\"fields\":[{\"name\":\"a\",\"kind\":\"numeric\",\"transfrom\":\"log1p\"}]}",
          "unknown key \"fields[0].transfrom\""},
         {"{\"redis_host\":\"x\"}", "unknown key \"redis_host\""},
+        {"{\"history\":{\"buckets\":\"1h\"}}", "unknown key \"history.buckets\""},
+        {"{\"history\":{\"bucket\":0}}", "\"history.bucket\""},
+        {"{\"history\":{\"bucket\":\"400d\"}}", "\"history.bucket\" is 34560000000 ms, longer than 366 days"},
+        {"{\"history\":{\"keep\":0}}", "\"history.keep\" is 0"},
+        {"{\"history\":{\"keep\":1000001}}", "\"history.keep\" is 1000001"},
         {"{\"model\":{\"n_cat\":3}}", "unknown key \"model.n_cat\""},
         {"{\"kafka\":{\"max_message_bytes\":\"64k\"}}", "\"kafka.max_message_bytes\" is a string, expected an integer"},
         {"{\"kafka\":{\"max_message_bytes\":0}}", "\"kafka.max_message_bytes\" is 0"},

@@ -122,6 +122,28 @@ static void test_auc_resolves_small_probabilities(void **state)
     free(m);
 }
 
+/* fr_metric_add_n is fr_metric_add on each metric, bit for bit (the pipeline's metrics and their
+ * history go through it; a replay's metrics must not change). */
+static void test_add_n_is_add(void **state)
+{
+    (void)state;
+    fr_metric *one = new_metric(), *a = new_metric(), *b = new_metric();
+    uint64_t x = 99;
+    for (int i = 0; i < 5000; i++) {
+        x = x * 6364136223846793005ULL + 1442695040888963407ULL;
+        double p = (double)(x >> 11) / 9007199254740992.0, w = 0.25 + (double)(x % 7), y = (x >> 5) % 5 == 0;
+        if (i % 100 == 0) p = i % 200 ? 0.0 : 1.0;
+        fr_metric_add(one, p, y, w);
+        fr_metric *both[2] = {a, b};
+        fr_metric_add_n(both, 2, p, y, w);
+    }
+    assert_memory_equal(one, a, sizeof *one);
+    assert_memory_equal(one, b, sizeof *one);
+    free(one);
+    free(a);
+    free(b);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -130,6 +152,7 @@ int main(void)
         cmocka_unit_test(test_auc_hand),
         cmocka_unit_test(test_logloss_hand),
         cmocka_unit_test(test_merge),
+        cmocka_unit_test(test_add_n_is_add),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -19,6 +19,7 @@
 #include "fr_dfm.h"
 #include "fr_event_pb.h"
 #include "fr_evtime.h"
+#include "fr_history.h"
 #include "fr_join.h"
 #include "fr_pipeline.h"
 #include "fr_redis_layout.h"
@@ -379,6 +380,42 @@ static void pipeline_parts(void)
     fr_evtime_free(e2);
 }
 
+static int first_record(void *ctx, uint64_t seq, const void *bytes, size_t len)
+{
+    if (seq == 0) seed2("history", "record", "\x00", 1, bytes, len);
+    (void)ctx;
+    return 0;
+}
+
+static int no_drop(void *ctx, uint64_t seq)
+{
+    (void)ctx, (void)seq;
+    return 0;
+}
+
+/* the metrics' history of 6 metrics (two scenarios): a closed bucket's record, and the state with
+ * the next bucket open */
+static void history_parts(void)
+{
+    fr_history *h = fr_history_create(6, 3600000, 100);
+    fr_metric *run = calloc(6, sizeof *run);
+    if (!h || !run) die("history");
+    for (int i = 0; i < 40; i++) {
+        fr_metric *open = fr_history_advance(h, 1700000000000 + 180000 * i, run);
+        if (!open) die("history");
+        const double p = 0.02 + 0.01 * (i % 9), y = i % 4 == 0;
+        fr_metric_add(&run[i % 2], p, y, 1), fr_metric_add(&open[i % 2], p, y, 1);
+        fr_metric_add(&run[2], p, y, 1), fr_metric_add(&open[2], p, y, 1);
+    }
+    if (fr_history_save_records(h, no_drop, first_record, NULL) != 0) die("history");
+    unsigned char buf[65536];
+    size_t n = fr_history_encode_state(h, buf, sizeof buf);
+    if (n > sizeof buf) die("history state");
+    seed2("history", "state", "\x01", 1, buf, n);
+    free(run);
+    fr_history_free(h);
+}
+
 int main(int argc, char **argv)
 {
     if (argc != 2) {
@@ -393,6 +430,7 @@ int main(int argc, char **argv)
     heads_and_admission();
     checkpoint_parts(scratch);
     pipeline_parts();
+    history_parts();
     char cmd[256];
     snprintf(cmd, sizeof cmd, "rm -rf '%s'", scratch);
     return system(cmd) == 0 ? 0 : 1;
