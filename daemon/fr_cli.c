@@ -33,13 +33,18 @@ static const fr_cli_command COMMANDS[] = {
      "conditions of real logs (all, or some of weekly, gap, bursts, lulls, sessions, ad_churn, skew with "
      "--conditions; sim/fr_gen.h)",
      fr_cli_cmd_gen, 0},
-    {"load", "FILE [-c CONFIG] [--brokers H:P] [--format json|protobuf] [--schema-id N]",
+    {"load", "FILE [-c CONFIG] [--brokers H:P] [--format json|protobuf] [--schema-id N] [--event-time]",
      "produce a JSON Lines file into the Kafka topics, each line in its topic's format (--format: every topic's); "
-     "--schema-id: Protobuf in the Confluent framing",
+     "--schema-id: Protobuf in the Confluent framing; --event-time: each message's Kafka timestamp is its event's "
+     "ts (else the clock's; the broker's time retention judges by it)",
      fr_cli_cmd_load, 0},
-    {"replay", "FILE [-c CONFIG] [--state DIR] [--no-publish] [--drain]",
+    {"replay",
+     "FILE [-c CONFIG] [--state DIR] [--no-publish] [--drain]\n"
+     "--kafka --from TIME [--to TIME] [-c CONFIG] [--brokers H:P] [--state DIR] [--no-publish] [--drain]",
      "learn from a file, no broker (resumes where it stopped); --drain: at its end close every window and train "
-     "everything",
+     "everything. --kafka: a backfill from the configured topics of the messages whose Kafka timestamp is in "
+     "[--from, --to) (default --to: the end when it starts), read once per state; TIME: ms since 1970, 2025-12-01 "
+     "or 2025-12-01T06:00:00Z",
      fr_cli_cmd_replay, 1},
     {"run", "-c CONFIG [--state DIR] [--brokers H:P] [--redis H:P] [--no-publish] [--exit-when-idle SECONDS]",
      "the daemon: consume Kafka, learn, checkpoint, publish", fr_cli_cmd_run, 1},
@@ -170,17 +175,10 @@ static int parse_args(int argc, char **argv, fr_cli_args *a)
         else if (!strcmp(f, "--reorder-ms")) { FR_NEEDS_VALUE if (parse_number(f, v, &a->reorder_ms)) return -1; }
         else if (!strcmp(f, "--users")) { FR_NEEDS_VALUE if (parse_number(f, v, &num)) return -1; a->users = (long long)num; }
         else if (!strcmp(f, "--ads")) { FR_NEEDS_VALUE if (parse_number(f, v, &num)) return -1; a->ads = (long long)num; }
-        else if (!strcmp(f, "--to")) {
-            FR_NEEDS_VALUE
-            char *end = (char *)v;
-            errno = 0;
-            /* digits only: strtoull would skip blanks and take "-3" as 2^64 - 3 */
-            a->to = v[0] >= '0' && v[0] <= '9' ? strtoull(v, &end, 10) : 0;
-            if (errno || a->to == 0 || *end) {
-                fprintf(stderr, "freshet: --to expects a version number (> 0), got \"%s\"\n", v);
-                return -1;
-            }
-        }
+        else if (!strcmp(f, "--to")) { FR_NEEDS_VALUE a->to = v; } /* rollback: a version; replay --kafka: a time */
+        else if (!strcmp(f, "--from")) { FR_NEEDS_VALUE a->from = v; }
+        else if (!strcmp(f, "--kafka")) { a->kafka = 1; }
+        else if (!strcmp(f, "--event-time")) { a->event_time = 1; }
         else if (!strcmp(f, "--follow")) { FR_NEEDS_VALUE if (parse_number(f, v, &a->follow)) return -1; }
         else if (!strcmp(f, "--limit")) {
             FR_NEEDS_VALUE

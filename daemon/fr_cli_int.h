@@ -8,6 +8,7 @@
 #include <signal.h>
 
 #include "fr_config.h"
+#include "fr_pipeline.h"
 
 typedef struct {
     const char *config;
@@ -28,7 +29,10 @@ typedef struct {
     double reorder_ms;
     long long limit;        /* --limit: impressions to score, >= 1; -1 when not given */
     long long users, ads;
-    unsigned long long to;  /* rollback --to; 0 = the previous version */
+    const char *to;         /* --to as given: rollback's version, replay --kafka's end time; NULL: not given */
+    const char *from;       /* replay --kafka --from TIME */
+    int kafka;              /* replay --kafka */
+    int event_time;         /* load --event-time */
     int release;            /* rollback --release */
     double follow;          /* score --follow seconds */
     int have_impressions, have_seed, have_days;
@@ -51,6 +55,11 @@ double fr_cli_now(void);
 /* fr_cli_run.c: the learner (load, replay, run) */
 int fr_cli_cmd_load(const fr_cli_args *a);
 int fr_cli_cmd_replay(const fr_cli_args *a);
+/* fr_cli_backfill.c: replay --kafka, a backfill from the topics (fr_backfill.h) */
+int fr_cli_cmd_replay_kafka(const fr_cli_args *a);
+/* After a run's last checkpoint: 0 when published (or not asked to); else says why on stderr and
+ * returns 3 (the work is in the checkpoint, the next run publishes it). */
+int fr_cli_finish_publishing(fr_pipeline *p, const char *cmd);
 int fr_cli_cmd_run(const fr_cli_args *a);
 /* fr_cli_state.c: the state of a checkpoint and of a Redis prefix (inspect, verify, rollback) */
 int fr_cli_cmd_inspect(const fr_cli_args *a);

@@ -41,6 +41,7 @@ int fr_cli_cmd_load(const fr_cli_args *a)
         for (int t = 0; t < 3; t++) c.topic_format[t] = f;
     }
     c.load_schema_id = a->schema_id;
+    c.load_event_time = a->event_time;
     fr_kafka_load_stats st;
     double t0 = fr_cli_now();
     int rc = fr_kafka_load(&c, in, &st, err, sizeof err);
@@ -61,8 +62,8 @@ int fr_cli_cmd_load(const fr_cli_args *a)
 /* ---- replay ------------------------------------------------------------------------------- */
 
 /* A run asked to publish must say so when it could not, and exit non-zero (3: the work is in the
- * checkpoint, the next run publishes it). */
-static int finish_publishing(fr_pipeline *p, const char *cmd)
+ * checkpoint, the next run publishes it). Also replay --kafka's (fr_cli_backfill.c). */
+int fr_cli_finish_publishing(fr_pipeline *p, const char *cmd)
 {
     char msg[640];
     int rc = fr_pipeline_finish_publishing(p, 5.0, msg, sizeof msg);
@@ -74,6 +75,7 @@ static int finish_publishing(fr_pipeline *p, const char *cmd)
 
 int fr_cli_cmd_replay(const fr_cli_args *a)
 {
+    if (a->kafka || a->from || a->to) return fr_cli_cmd_replay_kafka(a);
     fr_config c;
     if (fr_cli_load_config(a, &c) != 0) return 2;
     if (!a->positional) {
@@ -212,7 +214,7 @@ int fr_cli_cmd_replay(const fr_cli_args *a)
         } else {
             fr_pipeline_report(p, stdout);
             fr_pipeline_row_report(p, stderr);
-            rc = finish_publishing(p, "replay");
+            rc = fr_cli_finish_publishing(p, "replay");
             if (read_failed) rc = 1;
         }
     }
@@ -264,7 +266,7 @@ int fr_cli_cmd_run(const fr_cli_args *a)
     else {
         fr_pipeline_report(p, stdout);
         fr_pipeline_row_report(p, stderr);
-        exit_code = finish_publishing(p, "run");
+        exit_code = fr_cli_finish_publishing(p, "run");
     }
     fr_pipeline_close(p);
     return exit_code;

@@ -1,5 +1,6 @@
 /* fr_cli_state: the commands that read or change stored state -- `freshet inspect` (a checkpoint),
  * `freshet verify` (Redis against the checkpoint) and `freshet rollback` (the active version). */
+#include <errno.h>
 #include <inttypes.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -198,6 +199,17 @@ int fr_cli_cmd_inspect(const fr_cli_args *a)
 
 int fr_cli_cmd_rollback(const fr_cli_args *a)
 {
+    /* digits only: strtoull would skip blanks and take "-3" as 2^64 - 3 */
+    unsigned long long to = 0;
+    if (a->to) {
+        char *end = (char *)a->to;
+        errno = 0;
+        to = a->to[0] >= '0' && a->to[0] <= '9' ? strtoull(a->to, &end, 10) : 0;
+        if (errno || to == 0 || *end) {
+            fprintf(stderr, "freshet: --to expects a version number (> 0), got \"%s\"\n", a->to);
+            return 2;
+        }
+    }
     fr_config c;
     if (fr_cli_load_config(a, &c) != 0) return 2;
     if (!c.redis_host[0]) {
@@ -225,7 +237,7 @@ int fr_cli_cmd_rollback(const fr_cli_args *a)
         return 0;
     }
     uint64_t from = 0, now = 0;
-    if (fr_publish_rollback(c.redis_host, c.redis_port, c.redis_prefix, (uint64_t)a->to, &from, &now, err,
+    if (fr_publish_rollback(c.redis_host, c.redis_port, c.redis_prefix, (uint64_t)to, &from, &now, err,
                             sizeof err) != 0) {
         fprintf(stderr, "freshet rollback: %s\n", err);
         return 1;

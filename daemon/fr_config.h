@@ -55,6 +55,13 @@ typedef struct {
     /* Not from JSON: `freshet load --schema-id`: Protobuf messages framed for Confluent with this
      * schema id; -1 (the default) = bare */
     int64_t load_schema_id;
+    /* Not from JSON: `freshet load --event-time`: each message's Kafka timestamp (CreateTime) is its
+     * event's "ts", as a producer at that moment would have set it, so `freshet replay --kafka --from
+     * --to` selects a loaded historical file by time; lines without a readable ts get the clock's.
+     * 0 (the default): every message gets the clock of the load. The broker's time retention
+     * (retention.ms) judges segments by these timestamps: old events loaded so are deleted at its
+     * next retention check. */
+    int load_event_time;
     /* Not from JSON: where the pipeline and its publisher send their messages (rejections, the
      * guard, publish failures; fr_log.h). Zeroed by fr_config_defaults: silent; the CLI sets stderr. */
     fr_log log;

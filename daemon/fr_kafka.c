@@ -1,4 +1,5 @@
 #include "fr_kafka.h"
+#include "fr_kafka_int.h"
 
 #include <inttypes.h>
 #include <jansson.h>
@@ -50,6 +51,20 @@ static int set_user_conf(rd_kafka_conf_t *conf, const fr_config *c, char *err, s
 static void source_name(char *out, size_t cap, const char *topic, int32_t partition)
 {
     snprintf(out, cap, "kafka:%s:%" PRId32, topic, partition);
+}
+
+/* The same three for fr_backfill.c (fr_kafka_int.h). */
+int fr_kafka_conf_set(rd_kafka_conf_t *conf, const char *key, const char *value, char *err, size_t errlen)
+{
+    return set_conf(conf, key, value, err, errlen);
+}
+int fr_kafka_conf_user(rd_kafka_conf_t *conf, const fr_config *c, char *err, size_t errlen)
+{
+    return set_user_conf(conf, c, err, errlen);
+}
+void fr_kafka_source_name(char *out, size_t cap, const char *topic, int32_t partition)
+{
+    source_name(out, cap, topic, partition);
 }
 
 /* ---- consumer ---------------------------------------------------------------------------- */
@@ -421,11 +436,13 @@ static void on_delivery(rd_kafka_t *rk, const rd_kafka_message_t *m, void *opaqu
 
 /* Reads type and id without judging the rest: validation is the daemon's job, and a line the
  * loader cannot classify still goes to Kafka so the daemon counts its rejection. */
-static int classify(const char *line, size_t len, int *type, char *id, size_t idcap)
+static int classify(const char *line, size_t len, int *type, char *id, size_t idcap, int64_t *ts)
 {
     json_error_t jerr;
     json_t *o = json_loadb(line, len, 0, &jerr);
     if (!o) return -1;
+    const json_t *t_ms = json_object_get(o, "ts");
+    if (json_is_integer(t_ms) && json_integer_value(t_ms) > 0) *ts = (int64_t)json_integer_value(t_ms);
     const char *t = json_string_value(json_object_get(o, "type"));
     const char *i = json_string_value(json_object_get(o, "id"));
     int ok = t && i && strlen(i) < idcap;
@@ -469,8 +486,10 @@ int fr_kafka_load(const fr_config *c, FILE *in, fr_kafka_load_stats *st, char *e
         st->lines++;
         int type = 0;
         char id[FR_ID_MAX + 2] = "";
-        int keyed = classify(line, (size_t)n, &type, id, sizeof id) == 0;
+        int64_t ts = 0; /* librdkafka: 0 = the producer's clock now */
+        int keyed = classify(line, (size_t)n, &type, id, sizeof id, &ts) == 0;
         if (!keyed) st->unparsable++;
+        if (!c->load_event_time) ts = 0;
         /* plain variables: librdkafka's RD_KAFKA_V_ macros cast their arguments unparenthesised */
         const char *key = keyed ? id : NULL;
         const size_t key_len = keyed ? strlen(id) : 0;
@@ -490,7 +509,7 @@ int fr_kafka_load(const fr_config *c, FILE *in, fr_kafka_load_stats *st, char *e
         for (;;) {
             rd_kafka_resp_err_t e = rd_kafka_producev(
                 rk, RD_KAFKA_V_TOPIC(c->topic[type]), RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY),
-                RD_KAFKA_V_KEY(key, key_len), RD_KAFKA_V_VALUE(value, value_len),
+                RD_KAFKA_V_KEY(key, key_len), RD_KAFKA_V_VALUE(value, value_len), RD_KAFKA_V_TIMESTAMP(ts),
                 RD_KAFKA_V_END);
             if (e == RD_KAFKA_RESP_ERR__QUEUE_FULL) {
                 rd_kafka_poll(rk, 50);

@@ -37,8 +37,8 @@ typedef struct {
 } fr_kafka_load_stats;
 
 /* Produces every line of in, in its topic's format (c->topic_format: a Protobuf topic gets the
- * line's fr_event_pb_from_json, Confluent-framed when c->load_schema_id >= 0). Returns 0 when all
- * were acknowledged. */
+ * line's fr_event_pb_from_json, Confluent-framed when c->load_schema_id >= 0), stamped with its
+ * event's ts when c->load_event_time. Returns 0 when all were acknowledged. */
 int fr_kafka_load(const fr_config *c, FILE *in, fr_kafka_load_stats *st, char *err, size_t errlen);
 
 #endif

@@ -451,6 +451,14 @@ int fr_pipeline_set_source_format(fr_pipeline *p, const char *name, fr_event_for
     return 0;
 }
 
+int fr_pipeline_source_advance(fr_pipeline *p, const char *name, int64_t next_offset)
+{
+    source *s = find_source(p, name);
+    if (!s || !s->registered) return -1;
+    if (next_offset > s->next_offset) s->next_offset = next_offset;
+    return 0;
+}
+
 void fr_pipeline_source_idle(fr_pipeline *p, const char *name, int idle)
 {
     source *s = find_source(p, name);

@@ -85,6 +85,9 @@ int fr_pipeline_set_source_identity(fr_pipeline *p, const char *name, const void
 long fr_pipeline_source_identity(const fr_pipeline *p, const char *name, void *buf, size_t cap);
 /* How a declared source's messages are encoded (default JSON): 0, or -1 for an undeclared source. */
 int fr_pipeline_set_source_format(fr_pipeline *p, const char *name, fr_event_format format);
+/* Moves a declared source's next offset forward (never back) without a message: a Kafka backfill's
+ * partition whose range ends in offsets that hold none. 0, or -1 for an undeclared source. */
+int fr_pipeline_source_advance(fr_pipeline *p, const char *name, int64_t next_offset);
 /* Idle sources (at the end of their data) do not hold the watermark back. */
 void fr_pipeline_source_idle(fr_pipeline *p, const char *name, int idle);
 /* One message; next_offset is where the source resumes after it. Returns -1 only on a fatal
