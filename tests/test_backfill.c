@@ -156,7 +156,7 @@ static uint64_t load(const fixture *f, int64_t impressions)
     fr_gen_opts o;
     fr_gen_defaults(&o);
     o.impressions = impressions;
-    o.seed = 9;
+    o.seed = 9 + (uint64_t)impressions;
     o.days = 1;
     o.n_users = 300;
     o.n_ads = 50;
@@ -257,7 +257,8 @@ static void test_reads_exactly_the_ranges_once(void **state)
     assert_true(last_quarter > 0 && last_quarter < lines - in_range);
     assert_int_equal(st.read, last_quarter);
     assert_int_equal(consumed, in_range + last_quarter);
-    assert_int_equal(st.partitions[FR_BACKFILL_RESUME] + st.partitions[FR_BACKFILL_EMPTY], plan.n);
+    assert_true(st.partitions[FR_BACKFILL_RESUME] > 0);
+    assert_int_equal(st.partitions[FR_BACKFILL_DONE], 0);
     fr_backfill_plan_free(&plan);
 
     /* no consumer group offsets were committed: the daemon's group is not disturbed */
@@ -302,6 +303,28 @@ static void test_nothing_to_read_ends(void **state)
     fr_backfill_plan_free(&plan);
 }
 
+/* Without --to the ranges end at the high watermarks of the plan: messages produced after it are
+ * left to the next run, which reads exactly them. */
+static void test_does_not_follow_new_messages(void **state)
+{
+    fixture *f = *state;
+    uint64_t first = load(f, 600);
+    fr_backfill_plan plan;
+    plan_fractions(f, &plan, 0, 1, 0);
+    uint64_t second = load(f, 400);
+    uint64_t consumed;
+    int64_t off[6];
+    fr_backfill_stats st = backfill(f, &plan, &consumed, off);
+    assert_int_equal(st.read, first);
+    assert_int_equal(consumed, first);
+    fr_backfill_plan_free(&plan);
+    plan_fractions(f, &plan, 0, 1, 0);
+    st = backfill(f, &plan, &consumed, off);
+    assert_int_equal(st.read, second);
+    assert_int_equal(consumed, first + second);
+    fr_backfill_plan_free(&plan);
+}
+
 /* from after to, a missing topic: refused with the reason before anything is read. */
 static void test_plan_refusals(void **state)
 {
@@ -327,6 +350,7 @@ int main(void)
         cmocka_unit_test(test_times),
         cmocka_unit_test_setup_teardown(test_reads_exactly_the_ranges_once, setup, teardown),
         cmocka_unit_test_setup_teardown(test_nothing_to_read_ends, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_does_not_follow_new_messages, setup, teardown),
         cmocka_unit_test_setup_teardown(test_plan_refusals, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
