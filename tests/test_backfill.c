@@ -16,6 +16,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include "fr_backfill.h"
 #include "fr_config.h"
@@ -325,6 +326,73 @@ static void test_does_not_follow_new_messages(void **state)
     fr_backfill_plan_free(&plan);
 }
 
+/* `freshet load --event-time`: every message's Kafka timestamp is its event's ts (a line without one
+ * gets the clock's); without it, every message gets the clock's. */
+static void test_load_sets_event_timestamps(void **state)
+{
+    fixture *f = *state;
+    for (int t = 1; t < 3; t++) snprintf(f->cfg.topic[t], sizeof f->cfg.topic[t], "%s", f->cfg.topic[0]);
+    static const char lines[] = "{\"type\":\"impression\",\"id\":\"a\",\"ts\":1764547200123}\n"
+                                "{\"type\":\"click\",\"id\":\"a\",\"ts\":1764547260000}\n"
+                                "{\"type\":\"click\",\"id\":\"b\"}\n"
+                                "not json\n";
+    const int64_t want[] = {1764547200123LL, 1764547260000LL, 0, 0}; /* 0: the clock's */
+    for (int event_time = 1; event_time >= 0; event_time--) {
+        FILE *in = fmemopen((void *)lines, sizeof lines - 1, "r");
+        assert_non_null(in);
+        fr_kafka_load_opts lo = {.event_timestamps = event_time};
+        fr_kafka_load_stats st;
+        char err[512];
+        assert_int_equal(fr_kafka_load(&f->cfg, in, &lo, &st, err, sizeof err), 0);
+        fclose(in);
+    }
+    /* read both loads back: 8 messages over the topic's 2 partitions, matched by value and load */
+    rd_kafka_conf_t *conf = rd_kafka_conf_new();
+    char err[256];
+    assert_int_equal(rd_kafka_conf_set(conf, "bootstrap.servers", f->cfg.brokers, err, sizeof err), RD_KAFKA_CONF_OK);
+    assert_int_equal(rd_kafka_conf_set(conf, "group.id", "ts-reader", err, sizeof err), RD_KAFKA_CONF_OK);
+    rd_kafka_t *rk = rd_kafka_new(RD_KAFKA_CONSUMER, conf, err, sizeof err);
+    assert_non_null(rk);
+    rd_kafka_poll_set_consumer(rk);
+    rd_kafka_topic_partition_list_t *l = rd_kafka_topic_partition_list_new(2);
+    for (int32_t part = 0; part < 2; part++)
+        rd_kafka_topic_partition_list_add(l, f->cfg.topic[0], part)->offset = RD_KAFKA_OFFSET_BEGINNING;
+    assert_int_equal(rd_kafka_assign(rk, l), 0);
+    rd_kafka_topic_partition_list_destroy(l);
+    int seen[4][2] = {{0}}, n = 0;
+    const int64_t now = (int64_t)time(NULL) * 1000;
+    for (int idle = 0; idle < 50 && n < 8;) {
+        rd_kafka_message_t *m = rd_kafka_consumer_poll(rk, 100);
+        if (!m) {
+            idle++;
+            continue;
+        }
+        if (!m->err) {
+            int k = 0;
+            for (const char *line = lines; k < 4; k++) {
+                size_t len = strcspn(line, "\n");
+                if (len == m->len && memcmp(line, m->payload, len) == 0) break;
+                line += len + 1;
+            }
+            assert_true(k < 4);
+            int64_t ts = rd_kafka_message_timestamp(m, NULL);
+            /* the first load of each line carried the event's ts where there was one */
+            int event_time = want[k] && ts == want[k];
+            if (!event_time && (ts < now - 600000 || ts > now + 600000)) fail_msg("line %d: timestamp %lld", k, (long long)ts);
+            seen[k][event_time]++;
+            n++;
+        }
+        rd_kafka_message_destroy(m);
+    }
+    rd_kafka_consumer_close(rk);
+    rd_kafka_destroy(rk);
+    assert_int_equal(n, 8);
+    for (int k = 0; k < 4; k++) {
+        assert_int_equal(seen[k][1], want[k] ? 1 : 0);
+        assert_int_equal(seen[k][0], want[k] ? 1 : 2);
+    }
+}
+
 /* from after to, a missing topic: refused with the reason before anything is read. */
 static void test_plan_refusals(void **state)
 {
@@ -351,6 +419,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_reads_exactly_the_ranges_once, setup, teardown),
         cmocka_unit_test_setup_teardown(test_nothing_to_read_ends, setup, teardown),
         cmocka_unit_test_setup_teardown(test_does_not_follow_new_messages, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_load_sets_event_timestamps, setup, teardown),
         cmocka_unit_test_setup_teardown(test_plan_refusals, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
