@@ -343,7 +343,7 @@ static int prepare(reader *rd, const fr_backfill_opts *o, fr_backfill_stats *st,
                     "freshet replay: %s: the state is at offset %" PRId64 ", at or past this range's end %" PRId64
                     ": nothing to read (never twice)\n",
                     r->name, stored, r->end);
-        else if (k == FR_BACKFILL_READ && stored >= 0 && stored < r->start)
+        else if ((k == FR_BACKFILL_READ || k == FR_BACKFILL_EMPTY) && stored >= 0 && stored < r->start)
             fprintf(o->log,
                     "freshet replay: %s: the state is at offset %" PRId64 " and the range starts at %" PRId64
                     ": offsets %" PRId64 "..%" PRId64 " (before --from) are skipped\n",
