@@ -6,6 +6,7 @@
 #include <time.h>
 
 #include "fr_kafka_int.h"
+#include "fr_progress.h"
 
 /* ---- times -------------------------------------------------------------------------------- */
 
@@ -358,6 +359,8 @@ int fr_backfill_run(fr_pipeline *p, const fr_config *c, const fr_backfill_plan *
     memset(st, 0, sizeof *st);
     reader rd = {.p = p, .plan = plan, .r = calloc((size_t)(plan->n ? plan->n : 1), sizeof *rd.r)};
     rd_kafka_topic_partition_list_t *assign = rd_kafka_topic_partition_list_new(plan->n ? plan->n : 1);
+    fr_progress pg;
+    memset(&pg, 0, sizeof pg); /* quiet until the ranges are known */
     int rc = 0;
     if (!rd.r) {
         snprintf(err, errlen, "out of memory for the backfill's ranges");
@@ -388,9 +391,12 @@ int fr_backfill_run(fr_pipeline *p, const fr_config *c, const fr_backfill_plan *
         goto out;
     }
     double last_status = now_seconds();
+    /* on a terminal: messages read of those in the ranges, redrawn in place (fr_progress.h) */
+    fr_progress_start_messages(&pg, o->log, 0, (int64_t)st->to_read, last_status);
     uint64_t logged_errors = 0;
     while (rd.remaining > 0) {
         if (stop_requested(o->stop_signals)) {
+            fr_progress_break(&pg);
             if (o->log) fprintf(o->log, "freshet replay: stop requested: checkpointing and exiting\n");
             rc = FR_BACKFILL_STOPPED;
             break;
@@ -414,7 +420,10 @@ int fr_backfill_run(fr_pipeline *p, const fr_config *c, const fr_backfill_plan *
                     rc = FR_BACKFILL_UNREADABLE;
                     break;
                 }
-                if (o->log && logged_errors++ < 10) fprintf(o->log, "freshet replay: kafka: %s\n", rd_kafka_message_errstr(m));
+                if (o->log && logged_errors++ < 10) {
+                    fr_progress_break(&pg);
+                    fprintf(o->log, "freshet replay: kafka: %s\n", rd_kafka_message_errstr(m));
+                }
             } else if (r && r->active) {
                 if (m->offset >= r->end) {
                     failed = finish(&rd, i) != 0; /* the range's last offsets held no message */
@@ -441,12 +450,16 @@ int fr_backfill_run(fr_pipeline *p, const fr_config *c, const fr_backfill_plan *
         }
         double now = now_seconds();
         if (o->log && c->status_every_seconds > 0 && now - last_status >= c->status_every_seconds) {
+            fr_progress_break(&pg);
             char extra[96];
             snprintf(extra, sizeof extra, "backfill=%" PRIu64 "/%" PRIu64, st->read, st->to_read);
             fr_pipeline_status_line(p, o->log, extra);
             last_status = now;
         }
+        fr_progress_update(&pg, (int64_t)st->read, st->read, fr_pipeline_watermark(p), now, 0);
     }
+    if (rc >= 0) fr_progress_update(&pg, (int64_t)st->read, st->read, fr_pipeline_watermark(p), now_seconds(), 1);
+    fr_progress_break(&pg);
 out:
     if (rd.rk) {
         rd_kafka_consumer_close(rd.rk);

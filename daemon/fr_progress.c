@@ -58,6 +58,13 @@ static int64_t last_line_ts(FILE *in, int64_t size)
     return ts;
 }
 
+void fr_progress_start_messages(fr_progress *pg, FILE *out, int force_tty, int64_t total, double now)
+{
+    fr_progress_start(pg, out, force_tty, NULL, NULL, 0, now);
+    pg->total_bytes = total;
+    pg->messages = 1;
+}
+
 void fr_progress_start(fr_progress *pg, FILE *out, int force_tty, FILE *in, const char *path, int64_t start_bytes,
                        double now)
 {
@@ -98,6 +105,12 @@ void fr_progress_format(const fr_progress *pg, char *buf, size_t cap, int64_t by
     if (pg->total_bytes > 0) {
         double left = (double)(pg->total_bytes - bytes_done);
         if (rate > 0) duration(eta, sizeof eta, left / rate);
+    }
+    if (pg->messages) {
+        n += (size_t)snprintf(buf + n, cap - n, "%5.1f%% %" PRId64 "/%" PRId64 " messages",
+                              pg->total_bytes > 0 ? 100.0 * (double)bytes_done / (double)pg->total_bytes : 100.0,
+                              bytes_done, pg->total_bytes);
+    } else if (pg->total_bytes > 0) {
         n += (size_t)snprintf(buf + n, cap - n, "%5.1f%% %.1f/%.1f MB", 100.0 * (double)bytes_done / (double)pg->total_bytes,
                               (double)bytes_done / 1e6, (double)pg->total_bytes / 1e6);
     } else {

@@ -14,6 +14,7 @@
 typedef struct {
     FILE *out;            /* NULL: quiet (not a terminal) */
     int64_t total_bytes;  /* the file's size; <= 0 unknown (a pipe) */
+    int messages;         /* bytes are messages (a Kafka backfill: fr_progress_start_messages) */
     int64_t start_bytes;  /* where this run began (a resume) */
     int64_t first_ts, last_ts; /* event time of the file's first and last lines, ms; INT64_MIN unknown */
     double start_wall, last_draw;
@@ -25,6 +26,9 @@ typedef struct {
  * and last lines without moving `in`'s position. */
 void fr_progress_start(fr_progress *pg, FILE *out, int force_tty, FILE *in, const char *path, int64_t start_bytes,
                        double now);
+/* The same for a count of messages instead of a file's bytes (a backfill from Kafka: total, the
+ * messages in its ranges); "bytes" below are then messages. Event time has no known span. */
+void fr_progress_start_messages(fr_progress *pg, FILE *out, int force_tty, int64_t total, double now);
 /* Redraws when a quarter second has passed since the last draw (or always, when force). */
 void fr_progress_update(fr_progress *pg, int64_t bytes_done, uint64_t events, int64_t event_time_ms, double now,
                         int force);

@@ -98,12 +98,34 @@ static void test_quiet_elsewhere(void **state)
     unlink(path);
 }
 
+/* A Kafka backfill counts messages of those in its ranges, not megabytes; quiet off a terminal too. */
+static void test_messages(void **state)
+{
+    (void)state;
+    FILE *out = tmpfile();
+    fr_progress pg;
+    fr_progress_start_messages(&pg, out, 1, 4000, 100.0);
+    char buf[256];
+    fr_progress_format(&pg, buf, sizeof buf, 1000, 1000, 1764547200000LL, 110.0);
+    assert_non_null(strstr(buf, " 25.0% 1000/4000 messages  100 events/s  ETA 0:30  event time 2025-12-01 00:00 UTC"));
+    assert_null(strstr(buf, "MB"));
+    assert_null(strstr(buf, "days)"));
+    fclose(out);
+    out = tmpfile();
+    fr_progress_start_messages(&pg, out, 0, 4000, 100.0);
+    fr_progress_update(&pg, 10, 10, 1764547200000LL, 105.0, 1);
+    fr_progress_break(&pg);
+    assert_int_equal(ftell(out), 0);
+    fclose(out);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_line_ts),
         cmocka_unit_test(test_format_on_a_terminal),
         cmocka_unit_test(test_quiet_elsewhere),
+        cmocka_unit_test(test_messages),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
