@@ -27,8 +27,8 @@ static void format_time(int64_t ms, char *out, size_t cap)
 
 int fr_backfill_parse_time(const char *flag, const char *text, int64_t *ms, char *err, size_t errlen)
 {
-    static const char FORMS[] = "milliseconds since 1970, or a UTC date or date-time such as 2025-12-01 or "
-                                "2025-12-01T06:00:00Z";
+    static const char FORMS[] = "milliseconds since 1970, or a UTC date or date-time such as 2025-12-01, "
+                                "2025-12-01T06:00:00Z or 2025-12-01T06:00:00.250Z";
     const size_t n = strlen(text);
     if (n > 0 && strspn(text, "0123456789") == n) {
         unsigned long long v = n <= 16 ? strtoull(text, NULL, 10) : ~0ULL;
@@ -50,9 +50,23 @@ int fr_backfill_parse_time(const char *flag, const char *text, int64_t *ms, char
         return 0;
     }
     if (fr_config_parse_instant(text, ms) == 0) return 0;
+    /* RFC 3339 with milliseconds, "2025-12-01T06:00:00.250Z": Kafka's timestamps are milliseconds */
+    const size_t digits = n >= 22 ? n - 21 : 0;
+    if (digits >= 1 && digits <= 3 && text[19] == '.' && text[n - 1] == 'Z' &&
+        strspn(text + 20, "0123456789") == digits) {
+        char whole[24];
+        snprintf(whole, sizeof whole, "%.19sZ", text);
+        int64_t frac = 0;
+        for (size_t i = 0; i < 3; i++) frac = frac * 10 + (i < digits ? text[20 + i] - '0' : 0);
+        if (fr_config_parse_instant(whole, ms) == 0) {
+            *ms += frac;
+            return 0;
+        }
+    }
     const char *t = strchr(text, 'T');
     const char *why = "not a time";
-    if (t && strchr(t, '.')) why = "fractions of a second are not taken (give a whole second, or milliseconds since 1970)";
+    if (n > 24 && text[19] == '.' && strspn(text + 20, "0123456789") > 3)
+        why = "Kafka's timestamps are milliseconds: give at most 3 digits after the point";
     else if (t && (strchr(t, '+') || strchr(t, '-'))) why = "an offset from UTC: write the time in UTC with Z";
     else if (t && text[n - 1] != 'Z') why = "a date-time needs its zone: add Z (UTC)";
     else if (n > 10 && (text[10] == ' ' || text[10] == 't')) why = "separate the date and the time with T";

@@ -32,8 +32,9 @@
 
 /* A time of --from / --to: integer milliseconds since 1970 (0: everything Kafka retains), or a UTC
  * date or date-time as the configuration writes instants ("2025-12-01", "2025-12-01T06:00:00Z";
- * fr_config_parse_instant). 0, or -1 with a message naming flag and saying what to write instead
- * (a time without a zone, an offset, fractions of a second, a count of seconds). */
+ * fr_config_parse_instant), also with milliseconds ("2025-12-01T06:00:00.250Z", RFC 3339). 0, or
+ * -1 with a message naming flag and saying what to write instead (a time without a zone, an offset,
+ * more than 3 digits of fractions, a count of seconds). */
 int fr_backfill_parse_time(const char *flag, const char *text, int64_t *ms, char *err, size_t errlen);
 
 /* What Kafka says of one partition when the backfill is planned. */

@@ -79,6 +79,9 @@ static void test_times(void **state)
                 {"1764547200000", 1764547200000LL},
                 {"2025-12-01", 1764547200000LL},
                 {"2025-12-01T06:30:15Z", 1764570615000LL},
+                {"2025-12-01T06:30:15.250Z", 1764570615250LL},
+                {"2025-12-01T06:30:15.5Z", 1764570615500LL},
+                {"2025-12-01T06:30:15.07Z", 1764570615070LL},
                 {"253402300799999", 253402300799999LL}};
     char err[512];
     for (size_t i = 0; i < sizeof good / sizeof good[0]; i++) {
@@ -91,7 +94,11 @@ static void test_times(void **state)
     } bad[] = {{"1764547200", "looks like seconds (2025-12-01T00:00:00Z), but TIME is in milliseconds: write 1764547200000"},
                {"2025-12-01T06:00:00", "needs its zone: add Z"},
                {"2025-12-01T06:00:00+01:00", "an offset from UTC"},
-               {"2025-12-01T06:00:00.250Z", "fractions of a second"},
+               {"2025-12-01T06:00:00.2500Z", "milliseconds: give at most 3 digits after the point"},
+               {"2025-12-01T06:00:00.Z", "not a time"},
+               {"2025-12-01T06:00:00.25", "needs its zone"},
+               {"2025-12-01T06:00:00.2x5Z", "not a time"},
+               {"2025-13-01T06:00:00.250Z", "not a time"},
                {"2025-12-01 06:00:00Z", "separate the date and the time with T"},
                {"253402300800000", "after the year 9999"},
                {"99999999999999999999", "after the year 9999"},
