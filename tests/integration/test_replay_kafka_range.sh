@@ -1,13 +1,13 @@
 #!/usr/bin/env bash
-# `freshet replay --kafka --from --to` on the real broker: a stream loaded with `freshet load --event-time`
-# (each message's Kafka timestamp is its event's ts) is backfilled by time. A middle day reads exactly the
-# events of that day (counted from the file by the same rule: from <= ts < to), the same backfill again
-# reads and trains nothing, the next day adds exactly its events; a backfill of everything stopped with
-# SIGTERM and run again ends with the digest of one never stopped, which is the digest of the daemon
-# (`freshet run`) consuming the same topics. A file replay of the same events consumes and accounts the
-# same events, but its checkpoint cannot have the same digest: it stores one source (the file, by name
-# and byte offset) where the backfill stores twelve partitions' offsets, and the join's event time is
-# per source.
+# `freshet replay --kafka --from --to` on the real broker: bad times and options are refused with exit 2 and
+# what to write instead. A stream loaded with `freshet load --event-time` (each message's Kafka timestamp is its
+# event's ts) is backfilled by time. A middle day reads exactly the events of that day (counted from the file by
+# the same rule: from <= ts < to), the same backfill again reads and trains nothing, the next day adds exactly
+# its events; a backfill of everything stopped with SIGTERM and run again ends with the digest of one never
+# stopped, --drain leaves nothing pending, and the backfill of everything has the digest of the daemon (`freshet
+# run`) consuming the same topics. A file replay of the same events consumes and accounts the same events, but
+# its checkpoint cannot have the same digest: it stores one source (the file, by name and byte offset) where the
+# backfill stores twelve partitions' offsets, and the join's event time is per source.
 source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 fr_stack_up
 
@@ -26,7 +26,7 @@ for t in impressions clicks conversions; do
   bash "$FRESHET_SOURCE_DIR/deploy/kafka.sh" tool org.apache.kafka.tools.TopicCommand --bootstrap-server "$FRESHET_KAFKA" \
     --create --topic "$prefix-$t" --partitions 4 --replication-factor 1 --config retention.ms=-1 >/dev/null
 done
-for s in range whole stopped daemon file; do
+for s in range whole stopped daemon file drain; do
   fr_config "$fr_work/$s.json" "$prefix" "$fr_work/state-$s"
   sed -i 's/"every_samples": 3000/"every_samples": 500/' "$fr_work/$s.json"
 done
@@ -42,6 +42,23 @@ backfill() { # STATE LOG ARGS...: a backfill; prints what it read
     { cat "$fr_work/$log.log"; fr_fail "backfill $* on $s failed"; }
   sed -n 's/.*kafka backfill done: read=\([0-9]*\) of.*/\1/p' "$fr_work/$log.log"
 }
+
+# Refused before anything is read, exit 2, with what to write instead.
+refused() { # MESSAGE ARGS...
+  local says=$1 rc=0
+  shift
+  "$FRESHET_BIN" replay -c "$fr_work/range.json" "$@" >/dev/null 2>"$fr_work/refused.log" || rc=$?
+  [[ $rc == 2 ]] && grep -qF -- "$says" "$fr_work/refused.log" ||
+    fr_fail "replay $*: exit $rc, $(cat "$fr_work/refused.log"); expected exit 2 saying \"$says\""
+}
+refused "this looks like seconds (2025-12-01T00:00:00Z), but TIME is in milliseconds: write 1764547200000" --kafka --from 1764547200
+refused "an offset from UTC" --kafka --from 2025-12-01T06:00:00+01:00
+refused "--from 2025-12-03 is not before --to 2025-12-02" --kafka --from 2025-12-03 --to 2025-12-02
+refused "--kafka needs --from TIME" --kafka --to 2025-12-02
+refused "add --kafka" --from 2025-12-02
+refused "give a FILE or --kafka" --kafka --from 0 "$fr_work/e.jsonl"
+[[ ! -e "$fr_work/state-range" ]] || fr_fail "a refused backfill created the state"
+fr_pass "bad times and options: exit 2 with what to write instead, nothing read"
 
 # A middle day, by date: 2025-12-02T00:00:00Z = 1764633600000 ms.
 day2=$(in_range 1764633600000 1764720000000)
@@ -91,6 +108,15 @@ read=$(backfill stopped stop2 --from 0)
 [[ -n "$(digest whole)" && "$(digest stopped)" == "$(digest whole)" ]] ||
   fr_fail "stopped and resumed: digest $(digest stopped), never stopped $(digest whole)"
 fr_pass "--from 0 stopped with SIGTERM at $first events and run again (read $read): digest $(digest whole), as never stopped"
+
+# --drain: at the end of the backfill every window closes and everything trains, as for a file.
+read=$(backfill drain drain --from 2025-12-01T00:00:00.000Z --drain)
+[[ $read == "$lines" ]] || fr_fail "--drain: read $read of $lines"
+fr_accounting_ok "$fr_work/drain.txt" || fr_fail "--drain: the accounting does not balance"
+awk '$2 ~ /^events=/ && !/ pending=0( |$)/ { bad = 1; print } END { exit bad }' "$fr_work/drain.txt" ||
+  fr_fail "--drain left events pending"
+grep -q ' buffered=0 ' "$fr_work/drain.txt" || fr_fail "--drain left samples untrained: $(grep '^samples' "$fr_work/drain.txt")"
+fr_pass "--drain: every event joined or dropped, nothing pending, every sample trained"
 
 "$FRESHET_BIN" run -c "$fr_work/daemon.json" --exit-when-idle 3 >"$fr_work/daemon.txt" 2>"$fr_work/daemon.log" ||
   { cat "$fr_work/daemon.log"; fr_fail "the daemon failed"; }
