@@ -333,6 +333,33 @@ static void test_does_not_follow_new_messages(void **state)
     fr_backfill_plan_free(&plan);
 }
 
+/* A range that is no longer in the log (here: beyond its end, as after the log was truncated since
+ * the plan; retention deleting its start answers the same) stops the backfill with the partition
+ * named, rather than jumping elsewhere in the log. */
+static void test_unreadable_range_stops(void **state)
+{
+    fixture *f = *state;
+    load(f, 300);
+    fr_backfill_plan plan;
+    plan_fractions(f, &plan, 0, 1, 0);
+    fr_backfill_marks *m = &plan.part[plan.n - 1].marks;
+    m->at_from = m->high + 50;
+    m->high += 100;
+    char err[512];
+    fr_pipeline *p = fr_pipeline_open(&f->cfg, err, sizeof err);
+    assert_non_null(p);
+    fr_backfill_opts o = {0};
+    fr_backfill_stats st;
+    assert_int_equal(fr_backfill_run(p, &f->cfg, &plan, &o, &st, err, sizeof err), FR_BACKFILL_UNREADABLE);
+    char want[200];
+    snprintf(want, sizeof want, "kafka: kafka:%s:%d cannot be read in its range [%lld, %lld)", plan.part[plan.n - 1].topic,
+             (int)plan.part[plan.n - 1].partition, (long long)m->at_from, (long long)m->high);
+    if (!strstr(err, want)) fail_msg("\"%s\" does not say \"%s\"", err, want);
+    assert_int_equal(fr_pipeline_checkpoint(p, err, sizeof err), 0);
+    fr_pipeline_close(p);
+    fr_backfill_plan_free(&plan);
+}
+
 /* `freshet load --event-time`: every message's Kafka timestamp is its event's ts (a line without one
  * gets the clock's); without it, every message gets the clock's. */
 static void test_load_sets_event_timestamps(void **state)
@@ -427,6 +454,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_nothing_to_read_ends, setup, teardown),
         cmocka_unit_test_setup_teardown(test_does_not_follow_new_messages, setup, teardown),
         cmocka_unit_test_setup_teardown(test_load_sets_event_timestamps, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_unreadable_range_stops, setup, teardown),
         cmocka_unit_test_setup_teardown(test_plan_refusals, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
