@@ -174,7 +174,7 @@ static uint64_t load(const fixture *f, int64_t impressions)
     assert_int_equal(fr_gen_run(&o, tmp, NULL, err, sizeof err), 0);
     rewind(tmp);
     fr_kafka_load_stats st;
-    assert_int_equal(fr_kafka_load(&f->cfg, tmp, NULL, &st, err, sizeof err), 0);
+    assert_int_equal(fr_kafka_load(&f->cfg, tmp, &st, err, sizeof err), 0);
     fclose(tmp);
     assert_int_equal(st.produced, st.lines);
     return st.lines;
@@ -374,10 +374,10 @@ static void test_load_sets_event_timestamps(void **state)
     for (int event_time = 1; event_time >= 0; event_time--) {
         FILE *in = fmemopen((void *)lines, sizeof lines - 1, "r");
         assert_non_null(in);
-        fr_kafka_load_opts lo = {.event_timestamps = event_time};
+        f->cfg.load_event_time = event_time;
         fr_kafka_load_stats st;
         char err[512];
-        assert_int_equal(fr_kafka_load(&f->cfg, in, &lo, &st, err, sizeof err), 0);
+        assert_int_equal(fr_kafka_load(&f->cfg, in, &st, err, sizeof err), 0);
         fclose(in);
     }
     /* read both loads back: 8 messages over the topic's 2 partitions, matched by value and load */
