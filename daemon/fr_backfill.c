@@ -323,9 +323,9 @@ static double now_seconds(void)
     return (double)ts.tv_sec + ts.tv_nsec * 1e-9;
 }
 
-/* Registers every partition (so the watermark waits for all), works out each range against the
- * state, and says what is skipped. The assignment of the ranges left to read into *assign. */
-static int prepare(reader *rd, const fr_backfill_opts *o, fr_backfill_stats *st,
+/* Registers every partition (so the watermark waits for all) in its topic's format, works out each
+ * range against the state, and says what is skipped. The assignment of the ranges left to read into *assign. */
+static int prepare(reader *rd, const fr_config *c, const fr_backfill_opts *o, fr_backfill_stats *st,
                    rd_kafka_topic_partition_list_t *assign, char *err, size_t errlen)
 {
     const fr_backfill_plan *plan = rd->plan;
@@ -338,6 +338,7 @@ static int prepare(reader *rd, const fr_backfill_opts *o, fr_backfill_stats *st,
             snprintf(err, errlen, "too many sources in one state (limit %d)", FR_MAX_SOURCES);
             return -1;
         }
+        fr_pipeline_set_source_format(rd->p, r->name, fr_config_topic_format(c, bp->topic));
         fr_backfill_kind k = fr_backfill_range(&bp->marks, plan->to_ms >= 0, stored, &r->start, &r->end);
         st->partitions[k]++;
         if (k == FR_BACKFILL_READ || k == FR_BACKFILL_RESUME) {
@@ -381,7 +382,7 @@ int fr_backfill_run(fr_pipeline *p, const fr_config *c, const fr_backfill_plan *
         rc = -1;
         goto out;
     }
-    if ((rc = prepare(&rd, o, st, assign, err, errlen)) != 0) goto out;
+    if ((rc = prepare(&rd, c, o, st, assign, err, errlen)) != 0) goto out;
     if (o->log)
         fprintf(o->log,
                 "freshet replay: kafka backfill: %d partitions: %d to read, %d resumed, %d with nothing in the range, "

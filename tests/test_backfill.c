@@ -360,6 +360,30 @@ static void test_unreadable_range_stops(void **state)
     fr_backfill_plan_free(&plan);
 }
 
+/* A Protobuf topic is read as Protobuf (kafka.topics.*.format), as the daemon reads it. */
+static void test_protobuf_topics(void **state)
+{
+    fixture *f = *state;
+    for (int t = 0; t < 3; t++) f->cfg.topic_format[t] = FR_FORMAT_PROTOBUF;
+    uint64_t lines = load(f, 300);
+    fr_backfill_plan plan;
+    plan_fractions(f, &plan, 0, 1, 0);
+    char err[512];
+    fr_pipeline *p = fr_pipeline_open(&f->cfg, err, sizeof err);
+    assert_non_null(p);
+    fr_backfill_opts o = {0};
+    fr_backfill_stats st;
+    assert_int_equal(fr_backfill_run(p, &f->cfg, &plan, &o, &st, err, sizeof err), 0);
+    const uint64_t consumed = fr_pipeline_get_counters(p)->consumed;
+    const fr_join_counters *j = fr_pipeline_join_counters(p);
+    uint64_t accepted = 0;
+    for (int t = 0; t < FR_EV_NTYPES; t++) accepted += j->events[t];
+    assert_int_equal(consumed, lines);
+    assert_int_equal(accepted + fr_pipeline_held(p), lines);
+    fr_pipeline_close(p);
+    fr_backfill_plan_free(&plan);
+}
+
 /* `freshet load --event-time`: every message's Kafka timestamp is its event's ts (a line without one
  * gets the clock's); without it, every message gets the clock's. */
 static void test_load_sets_event_timestamps(void **state)
@@ -455,6 +479,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_does_not_follow_new_messages, setup, teardown),
         cmocka_unit_test_setup_teardown(test_load_sets_event_timestamps, setup, teardown),
         cmocka_unit_test_setup_teardown(test_unreadable_range_stops, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_protobuf_topics, setup, teardown),
         cmocka_unit_test_setup_teardown(test_plan_refusals, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
