@@ -133,6 +133,7 @@ static int64_t minus_lateness(const fr_pipeline *p, int64_t ts)
  * of the largest event time each delivered into g, minus the allowed lateness. */
 static void refresh_group(fr_pipeline *p, int g)
 {
+    if (!p->gw) return; /* still opening */
     int64_t lo = INT64_MAX;
     int holding = 0;
     for (int i = 0; i < p->n_sources; i++) {
@@ -144,6 +145,12 @@ static void refresh_group(fr_pipeline *p, int g)
     }
     p->gholding[g] = holding;
     p->gw[g] = holding ? minus_lateness(p, lo) : INT64_MIN;
+}
+
+/* After a source was declared, bound, or went idle or back: every group it may hold. */
+static void refresh_groups(fr_pipeline *p)
+{
+    for (int g = 0; g < p->cfg.partitions; g++) refresh_group(p, g);
 }
 
 /* Moves every group to its watermark (an idle group, one no source holds, follows the frontier),
@@ -165,12 +172,13 @@ static int advance_groups(fr_pipeline *p)
             if (p->sources[i].registered && p->sources[i].max_ts > hi) hi = p->sources[i].max_ts;
         frontier = minus_lateness(p, hi);
     }
-    if (frontier == INT64_MIN) return 0;
+    /* A held group moves with its own sources even while another holds the frontier back: its
+     * lateness decisions must depend on its own input only. */
     for (int g = 0; g < n; g++) {
         const int64_t w = p->gholding[g] ? p->gw[g] : frontier;
         if (w != INT64_MIN && fr_groups_advance(p->groups, g, w) != 0) return -1;
     }
-    fr_groups_release(p->groups, frontier, on_sample, p);
+    if (frontier != INT64_MIN) fr_groups_release(p->groups, frontier, on_sample, p);
     return p->failed ? -1 : 0;
 }
 
@@ -185,7 +193,7 @@ static int fail_join(fr_pipeline *p, char *err, size_t errlen)
 int fr_pipeline_tick(fr_pipeline *p)
 {
     if (p->failed) return -1;
-    for (int g = 0; g < p->cfg.partitions; g++) refresh_group(p, g);
+    refresh_groups(p);
     if (advance_groups(p) != 0) return fail_join(p, NULL, 0);
     return 0;
 }
@@ -502,6 +510,7 @@ int fr_pipeline_register_source(fr_pipeline *p, const char *name, int64_t *next_
     s->registered = 1;
     s->idle = 0;
     if (next_offset) *next_offset = s->next_offset;
+    refresh_groups(p);
     return 0;
 }
 
@@ -518,13 +527,16 @@ int fr_pipeline_bind_source(fr_pipeline *p, const char *name, int32_t partition)
     source *s = find_source(p, name);
     if (!s || partition < 0) return -1;
     s->group = (int)(partition % p->cfg.partitions);
+    refresh_groups(p);
     return 0;
 }
 
 void fr_pipeline_source_idle(fr_pipeline *p, const char *name, int idle)
 {
     source *s = find_source(p, name);
-    if (s) s->idle = idle;
+    if (!s || s->idle == idle) return;
+    s->idle = idle;
+    refresh_groups(p);
 }
 
 /* Logs the first rejections of each reason and then every power of two, so a flood of bad
@@ -603,7 +615,10 @@ int fr_pipeline_message(fr_pipeline *p, const char *source_name, int64_t next_of
         s = find_source(p, source_name);
     }
     s->next_offset = next_offset;
-    s->idle = 0;
+    if (s->idle) {
+        s->idle = 0;
+        refresh_groups(p);
+    }
     p->counters.consumed++;
 
     fr_event ev;
