@@ -159,7 +159,7 @@ void fr_join_set_store(fr_join *j, const fr_join_store *store);
 /* Right after fr_join_clear_dirty (a committed checkpoint): drops the bodies of clean entries
  * until at most keep remain in memory. Returns how many were dropped; 0 without a store. */
 size_t fr_join_spill(fr_join *j, size_t keep);
-/* Entries whose bodies are in memory (328 bytes each; a stub is about 85 bytes + the id). */
+/* Entries whose bodies are in memory (312 bytes each; a stub is about 85 bytes + the id). */
 size_t fr_join_cached_count(const fr_join *j);
 /* The last read-back failure, for the caller's message; NULL when none happened. */
 const char *fr_join_error(const fr_join *j);
