@@ -243,7 +243,9 @@ int fr_priors_load(fr_priors *m, const char *id, size_t id_len, const void *byte
     float p[FR_NTASKS];
     char w[160];
     if (id_len == 0 || id_len > FR_ID_MAX) {
-        snprintf(why, whylen, "prior \"P%.40s\": an impression id of %zu bytes (1 to %d)", id, id_len, FR_ID_MAX);
+        /* the id is not terminated: print at most its own bytes */
+        snprintf(why, whylen, "prior \"P%.*s\": an impression id of %zu bytes (1 to %d)", (int)(id_len > 40 ? 40 : id_len),
+                 id, id_len, FR_ID_MAX);
         return -1;
     }
     if (fr_priors_decode(bytes, len, p, w, sizeof w) != 0) {
