@@ -195,7 +195,9 @@ int fr_cli_cmd_inspect(const fr_cli_args *a)
         printf("samples emitted click_window=%" PRIu64 " attribution=%" PRIu64 "\n",
                jcnt->emitted[FR_SAMPLE_CLICK_WINDOW], jcnt->emitted[FR_SAMPLE_ATTRIBUTION]);
     } else {
-        fprintf(stderr, "freshet inspect: checkpoint: join counters (%s%d) %s\n", g == 0 ? "key \"K\", group " : "blob join_meta:", g,
+        char what[48];
+        snprintf(what, sizeof what, g == 0 ? "key \"K\"" : "blob \"join_meta:%d\"", g);
+        fprintf(stderr, "freshet inspect: checkpoint: join counters (%s) %s\n", what,
                 !j || (cap && !meta) ? "not read: out of memory"
                 : len < 0            ? "missing"
                                      : "unreadable, or their counts break events = joined + pending + dropped");
