@@ -426,6 +426,35 @@ static void test_kill_and_restart_equals_unbroken(void **state)
     input_free(&in);
 }
 
+/* A Kafka partition holds back only its own group: with partition 1 idle, group 1 follows the
+ * frontier and the samples of partition 0 are learnt as they come (an unbound source would hold
+ * every group back, waiting for events of group 1 it never carries). */
+static void test_a_bound_partition_holds_only_its_group(void **state)
+{
+    (void)state;
+    input in = make_input(1500, 0);
+    char *dir = tmpdir_make("groups-bind");
+    fr_pipeline *p = open_pipeline(dir, 2);
+    assert_int_equal(fr_pipeline_register_source(p, "k:0", NULL), 0);
+    assert_int_equal(fr_pipeline_bind_source(p, "k:0", 0), 0);
+    assert_int_equal(fr_pipeline_register_source(p, "k:1", NULL), 0);
+    assert_int_equal(fr_pipeline_bind_source(p, "k:1", 1), 0);
+    fr_pipeline_source_idle(p, "k:1", 1);
+    char err[512];
+    int64_t off = 0;
+    for (size_t i = 0; i < in.L.n; i++) {
+        char id[300];
+        id_of(in.L.line[i], id, sizeof id);
+        if (fr_groups_partition(id, strlen(id), 2) != 0) continue;
+        if (fr_pipeline_message(p, "k:0", ++off, in.L.line[i], in.L.len[i], err, sizeof err) != 0)
+            fail_msg("message: %s", err);
+    }
+    assert_true(fr_pipeline_get_counters(p)->samples_trained > 256);
+    fr_pipeline_close(p);
+    tmpdir_remove(dir);
+    input_free(&in);
+}
+
 /* ---- the prior map ---- */
 
 typedef struct {
@@ -625,6 +654,7 @@ int main(void)
         cmocka_unit_test(test_prior_map_round_trip_and_refusals),
         cmocka_unit_test(test_merge_waits_and_its_record),
         cmocka_unit_test(test_restore_refuses_another_partition_count),
+        cmocka_unit_test(test_a_bound_partition_holds_only_its_group),
         cmocka_unit_test(test_one_group_or_four_learn_the_same),
         cmocka_unit_test(test_kill_and_restart_equals_unbroken),
         cmocka_unit_test(test_interleavings_give_one_digest),
