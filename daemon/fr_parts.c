@@ -869,6 +869,14 @@ int fr_parts_save(fr_pipeline *p, fr_ckpt_batch *b, char *why, size_t whylen)
 
 int fr_parts_restore(fr_pipeline *p, char *err, size_t errlen)
 {
+    /* Before partition groups the join entries held the learner's prior (entry format 1) and there
+     * was one watermark: not migrated, refused by name rather than as a missing blob. */
+    if (fr_ckpt_get_blob(p->ckpt, "partitions", NULL, 0) < 0) {
+        snprintf(err, errlen, "checkpoint was written before partition groups (no blob \"partitions\"; its join "
+                              "entries hold the learner's prior): replay the input log into a new checkpoint.dir, or "
+                              "keep running the build that wrote it");
+        return -1;
+    }
     for (size_t i = 0; i < sizeof PARTS / sizeof PARTS[0]; i++) {
         const part *pt = &PARTS[i];
         if (pt->present && !pt->present(p)) continue;
