@@ -339,6 +339,8 @@ static int prepare(reader *rd, const fr_config *c, const fr_backfill_opts *o, fr
             return -1;
         }
         fr_pipeline_set_source_format(rd->p, r->name, fr_config_topic_format(c, bp->topic));
+        /* as the daemon does (fr_kafka.c): a partition holds back only its own join group */
+        fr_pipeline_bind_source(rd->p, r->name, bp->partition);
         fr_backfill_kind k = fr_backfill_range(&bp->marks, plan->to_ms >= 0, stored, &r->start, &r->end);
         st->partitions[k]++;
         if (k == FR_BACKFILL_READ || k == FR_BACKFILL_RESUME) {

@@ -161,20 +161,44 @@ int fr_cli_cmd_inspect(const fr_cli_args *a)
     }
     free(eb);
     if (print_history(ck) != 0) rc = 1;
+    /* The join's partition groups (blob "partitions"; absent: one group): group 0's counters are key
+     * "K", group g's blob "join_meta:g"; the line sums them, the watermark is the smallest. */
+    unsigned char pb[64];
+    long pl = fr_ckpt_get_blob(ck, "partitions", pb, sizeof pb);
+    int groups = pl >= 3 && pl <= (long)sizeof pb ? pb[1] | pb[2] << 8 : 1;
+    if (pl >= 4 && pl <= (long)sizeof pb && 4 + (long)pb[3] == pl)
+        printf("partitions=%d function=%.*s\n", groups, (int)pb[3], (const char *)pb + 4);
     fr_join_config jc = {0};
     fr_join *j = fr_join_create(&jc);
     size_t cap = j ? fr_join_export_meta(j, NULL, 0) : 0;
     char *meta = cap ? malloc(cap) : NULL;
-    long len = meta ? fr_ckpt_get_join_meta(ck, meta, cap) : -1;
-    if (len >= 0 && (size_t)len <= cap && fr_join_import_meta(j, meta, (size_t)len) == 0) {
-        const fr_join_counters *jcnt = fr_join_get_counters(j);
+    fr_join_counters sum;
+    memset(&sum, 0, sizeof sum);
+    int64_t wm = INT64_MAX;
+    long len = -1;
+    int g = 0;
+    for (; g < groups; g++) {
+        char name[32];
+        snprintf(name, sizeof name, "join_meta:%d", g);
+        fr_join_free(j);
+        j = fr_join_create(&jc);
+        len = !meta || !j ? -1 : g == 0 ? fr_ckpt_get_join_meta(ck, meta, cap) : fr_ckpt_get_blob(ck, name, meta, cap);
+        if (len < 0 || (size_t)len > cap || fr_join_import_meta(j, meta, (size_t)len) != 0) break;
+        const uint64_t *c = (const uint64_t *)fr_join_get_counters(j);
+        for (size_t k = 0; k < sizeof sum / sizeof(uint64_t); k++) ((uint64_t *)&sum)[k] += c[k];
+        if (fr_join_watermark(j) < wm) wm = fr_join_watermark(j);
+    }
+    if (g == groups) {
+        const fr_join_counters *jcnt = &sum;
         printf("watermark=%" PRId64 " pending impressions=%" PRIu64 " clicks=%" PRIu64 " conversions=%" PRIu64 "\n",
-               fr_join_watermark(j), jcnt->pending[FR_EV_IMPRESSION], jcnt->pending[FR_EV_CLICK],
+               wm, jcnt->pending[FR_EV_IMPRESSION], jcnt->pending[FR_EV_CLICK],
                jcnt->pending[FR_EV_CONVERSION]);
         printf("samples emitted click_window=%" PRIu64 " attribution=%" PRIu64 "\n",
                jcnt->emitted[FR_SAMPLE_CLICK_WINDOW], jcnt->emitted[FR_SAMPLE_ATTRIBUTION]);
     } else {
-        fprintf(stderr, "freshet inspect: checkpoint: join counters (key \"K\") %s\n",
+        char what[48];
+        snprintf(what, sizeof what, g == 0 ? "key \"K\"" : "blob \"join_meta:%d\"", g);
+        fprintf(stderr, "freshet inspect: checkpoint: join counters (%s) %s\n", what,
                 !j || (cap && !meta) ? "not read: out of memory"
                 : len < 0            ? "missing"
                                      : "unreadable, or their counts break events = joined + pending + dropped");

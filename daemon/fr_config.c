@@ -322,6 +322,7 @@ void fr_config_defaults(fr_config *c)
     c->rn_floor = 0.01;
     c->helper_buckets_log2 = 16;
     c->max_cached_entries = 1000000;
+    c->partitions = 1;
     fr_guard_config_defaults(&c->guard);
 
     fr_model_config_defaults(&c->model);
@@ -584,7 +585,7 @@ static int load_join(errbuf *e, fr_config *c, const json_t *o)
                                        "max_ahead",          "ahead_confirm",        "ahead_reject",
                                        "min_event_time",     "policy",               "observation_window",
                                        "real_negative_window", "weight_clip",        "rn_floor",
-                                       "helper_buckets_log2", "max_cached_entries",  NULL};
+                                       "helper_buckets_log2", "max_cached_entries",  "partitions", NULL};
     if (want_object(e, o, "join") || check_keys(e, o, "join", keys))
         return -1;
     const json_t *v;
@@ -642,6 +643,8 @@ static int load_join(errbuf *e, fr_config *c, const json_t *o)
         return -1;
     if ((v = json_object_get(o, "max_cached_entries")) &&
         get_int64(e, v, "join.max_cached_entries", 0, INT64_C(1) << 40, &c->max_cached_entries))
+        return -1;
+    if ((v = json_object_get(o, "partitions")) && get_int(e, v, "join.partitions", 1, 256, &c->partitions))
         return -1;
     if (c->max_cached_entries == 1)
         return fail(e, "\"join.max_cached_entries\" is 1: use 0 (no spilling) or at least 2 (a checkpoint keeps half)");

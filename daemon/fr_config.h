@@ -48,6 +48,7 @@ typedef struct {
     double rn_floor;                 /* f_rn floored at this, default 0.01 */
     int helper_buckets_log2;         /* hashed buckets of the helper heads f_dp, f_rn, default 16 */
     int64_t max_cached_entries;      /* join entries kept whole in memory; 0 = all (no spilling) */
+    int partitions;                  /* join.partitions: join groups, the input's partition count (default 1) */
     fr_guard_config guard;           /* the label-collapse guard (fr_guard.h) */
     /* Not from JSON: the oracle policy's lookahead, set by `freshet replay` (fr_join.h). */
     int (*oracle)(void *ctx, const char *id, size_t id_len, int64_t *conv_ts);

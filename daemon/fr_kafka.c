@@ -100,6 +100,8 @@ static void on_rebalance(rd_kafka_t *rk, rd_kafka_resp_err_t why, rd_kafka_topic
             } else {
                 fr_pipeline_set_source_format(cx->p, name, fr_config_topic_format(cx->cfg, parts->elems[i].topic));
             }
+            /* partition p holds back join group p mod join.partitions only */
+            fr_pipeline_bind_source(cx->p, name, parts->elems[i].partition);
             parts->elems[i].offset = next >= 0 ? next : RD_KAFKA_OFFSET_BEGINNING;
         }
         forget_assignment(cx);

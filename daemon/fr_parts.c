@@ -1,5 +1,6 @@
 /* fr_parts: the one table of what a pipeline checkpoint holds -- manifest, model, join, guard,
- * sources, counters, metrics, the pending mini-batch, the helper heads -- each with how it is
+ * partition groups, merge buffer, priors, sources, counters, metrics, the pending mini-batch, the
+ * helper heads -- each with how it is
  * written into a write batch and how it is read back, in the order restoring needs. Checkpoint and
  * restore both walk PARTS, so a part is never written without being read, or the other way round.
  *
@@ -387,27 +388,36 @@ static int put_join_entry(const char *id, size_t id_len, const void *bytes, size
     return fr_ckpt_put_join_entry(ctx, id, id_len, bytes, len);
 }
 
-/* The join's counters (key "K") and its changed entries (family "join"): stream/fr_join_codec.c. */
+/* Group 0's join counters and watermark are key "K" (as before groups), group g's blob
+ * "join_meta:g"; the entries of every group share family "join" (an id belongs to one group). */
+static void group_meta_name(int g, char *out, size_t cap) { snprintf(out, cap, "join_meta:%d", g); }
+
 static int join_save(fr_pipeline *p, fr_ckpt_batch *b, const char **why)
 {
-    if (fr_join_foreach_dirty(p->join, put_join_entry, b) != 0) {
-        *why = "a join entry changed since the last checkpoint has no state in memory";
-        return -1;
+    for (int g = 0; g < p->cfg.partitions; g++) {
+        fr_join *j = fr_groups_join(p->groups, g);
+        if (fr_join_foreach_dirty(j, put_join_entry, b) != 0) {
+            *why = "a join entry changed since the last checkpoint has no state in memory";
+            return -1;
+        }
+        size_t meta_len = fr_join_export_meta(j, NULL, 0);
+        char *meta = malloc(meta_len ? meta_len : 1);
+        if (!meta) {
+            *why = "out of memory for the join counters";
+            return -1;
+        }
+        fr_join_export_meta(j, meta, meta_len);
+        char name[32];
+        group_meta_name(g, name, sizeof name);
+        int rc = g == 0 ? fr_ckpt_put_join_meta(b, meta, meta_len) : fr_ckpt_put_blob(b, name, meta, meta_len);
+        free(meta);
+        if (rc != 0) return rc;
     }
-    size_t meta_len = fr_join_export_meta(p->join, NULL, 0);
-    char *meta = malloc(meta_len ? meta_len : 1);
-    if (!meta) {
-        *why = "out of memory for the join counters";
-        return -1;
-    }
-    fr_join_export_meta(p->join, meta, meta_len);
-    int rc = fr_ckpt_put_join_meta(b, meta, meta_len);
-    free(meta);
-    return rc;
+    return 0;
 }
 
 typedef struct {
-    fr_join *join;
+    fr_groups *groups;
     char *err;
     size_t errlen;
 } join_loader;
@@ -415,7 +425,8 @@ typedef struct {
 static int load_join_entry(const char *key, size_t key_len, const void *val, size_t val_len, void *ctx)
 {
     join_loader *l = ctx;
-    return fr_join_load_entry(l->join, key, key_len, val, val_len, l->err, l->errlen);
+    const int g = fr_groups_partition(key, key_len, fr_groups_count(l->groups));
+    return fr_join_load_entry(fr_groups_join(l->groups, g), key, key_len, val, val_len, l->err, l->errlen);
 }
 
 typedef struct {
@@ -448,34 +459,198 @@ static int load_offset(const char *name, int64_t next_offset, void *ctx)
 
 static int join_load(fr_pipeline *p, char *err, size_t errlen)
 {
-    size_t meta_cap = fr_join_export_meta(p->join, NULL, 0);
-    char *meta = malloc(meta_cap);
-    long meta_len = meta ? fr_ckpt_get_join_meta(p->ckpt, meta, meta_cap) : -1;
-    /* The policy first: entries of another policy would be refused one by one, less clearly. */
-    int bad_meta = 0;
-    if (meta_len < 0 || (size_t)meta_len > meta_cap) {
-        snprintf(err, errlen, "checkpoint corrupt: join counters (key \"K\") missing or of another size");
-        bad_meta = 1;
-    } else if (fr_join_check_meta(p->join, meta, (size_t)meta_len, err, errlen) != 0) {
-        bad_meta = 1;
-    } else if (fr_join_import_meta(p->join, meta, (size_t)meta_len) != 0) {
-        snprintf(err, errlen, "checkpoint corrupt: join counters (key \"K\") unreadable, or their counts break "
-                              "events = joined + pending + dropped");
-        bad_meta = 1;
+    for (int g = 0; g < p->cfg.partitions; g++) {
+        fr_join *j = fr_groups_join(p->groups, g);
+        size_t meta_cap = fr_join_export_meta(j, NULL, 0);
+        char *meta = malloc(meta_cap);
+        char name[32];
+        group_meta_name(g, name, sizeof name);
+        long meta_len = !meta ? -1 : g == 0 ? fr_ckpt_get_join_meta(p->ckpt, meta, meta_cap)
+                                            : fr_ckpt_get_blob(p->ckpt, name, meta, meta_cap);
+        /* The policy first: entries of another policy would be refused one by one, less clearly. */
+        int bad_meta = 0;
+        if (meta_len < 0 || (size_t)meta_len > meta_cap) {
+            snprintf(err, errlen, "checkpoint corrupt: join counters (%s) of group %d missing or of another size",
+                     g == 0 ? "key \"K\"" : name, g);
+            bad_meta = 1;
+        } else if (fr_join_check_meta(j, meta, (size_t)meta_len, err, errlen) != 0) {
+            bad_meta = 1;
+        } else if (fr_join_import_meta(j, meta, (size_t)meta_len) != 0) {
+            snprintf(err, errlen, "checkpoint corrupt: join counters (%s) of group %d unreadable, or their counts "
+                                  "break events = joined + pending + dropped", g == 0 ? "key \"K\"" : name, g);
+            bad_meta = 1;
+        }
+        free(meta);
+        if (bad_meta) return -1;
     }
-    free(meta);
-    if (bad_meta) return -1;
     char why[400];
     why[0] = '\0';
-    if (fr_ckpt_foreach_join_entry(p->ckpt, load_join_entry, &(join_loader){p->join, why, sizeof why}) != 0) {
+    if (fr_ckpt_foreach_join_entry(p->ckpt, load_join_entry, &(join_loader){p->groups, why, sizeof why}) != 0) {
         snprintf(err, errlen, "checkpoint corrupt: %s", why[0] ? why : "the join entries could not be read");
         return -1;
     }
-    if (fr_join_check_pending(p->join, why, sizeof why) != 0) {
-        snprintf(err, errlen, "checkpoint corrupt: %s", why);
+    for (int g = 0; g < p->cfg.partitions; g++)
+        if (fr_join_check_pending(fr_groups_join(p->groups, g), why, sizeof why) != 0) {
+            snprintf(err, errlen, "checkpoint corrupt: join group %d: %s", g, why);
+            return -1;
+        }
+    return 0;
+}
+
+/* ---- partition groups: the partition function, the groups' event times, the merge buffer --------- */
+
+/* Blob "partitions": u8 version (1), u16 partition count, u8 name length, the partition function's
+ * name ("murmur2"). A restore under another count or function would put ids in other groups than
+ * their stored entries and watermarks: refused, naming both. */
+static const char PARTITION_FN[] = "murmur2";
+
+static size_t partitions_encode(const fr_pipeline *p, void *buf, size_t cap)
+{
+    const size_t need = 1 + 2 + 1 + strlen(PARTITION_FN);
+    if (!buf || cap < need) return need;
+    fr_bytes_out o = fr_bytes_out_init(buf, need);
+    fr_out_u8(&o, 1);
+    fr_out_u16le(&o, (uint16_t)p->cfg.partitions);
+    fr_out_u8(&o, (uint8_t)strlen(PARTITION_FN));
+    unsigned char *at = fr_out_take(&o, strlen(PARTITION_FN));
+    if (at) memcpy(at, PARTITION_FN, strlen(PARTITION_FN));
+    return need;
+}
+
+static int partitions_decode(fr_pipeline *p, const void *buf, size_t len, char *err, size_t errlen)
+{
+    fr_bytes_in r = fr_bytes_in_init(buf, len);
+    const unsigned v = fr_in_u8(&r), n = fr_in_u16le(&r), nl = fr_in_u8(&r);
+    const unsigned char *name = fr_in_take(&r, nl);
+    if (r.overrun || r.left || v != 1 || n < 1 || n > FR_GROUPS_MAX) {
+        snprintf(err, errlen, "checkpoint corrupt: blob \"partitions\" is not the record this build writes");
+        return -1;
+    }
+    if (n != (unsigned)p->cfg.partitions || nl != strlen(PARTITION_FN) || memcmp(name, PARTITION_FN, nl) != 0) {
+        snprintf(err, errlen,
+                 "checkpoint was written with %u partitions (function \"%.*s\"), the configuration has "
+                 "join.partitions %d (function \"%s\"): the join's groups would not match its stored state; restore "
+                 "the old join.partitions or start a new checkpoint.dir",
+                 n, (int)nl, (const char *)name, p->cfg.partitions, PARTITION_FN);
         return -1;
     }
     return 0;
+}
+
+/* Blob "lanes": u16 n, then per source in ascending name order: name length u8, the name,
+ * partitions x i64 the largest event time it delivered into each group (INT64_MIN: none). */
+static size_t lanes_encode(const fr_pipeline *p, void *buf, size_t cap)
+{
+    const int n = p->n_sources, P = p->cfg.partitions;
+    size_t need = 2;
+    for (int i = 0; i < n; i++) need += 1 + strlen(p->sources[i].name) + 8 * (size_t)P;
+    if (!buf || cap < need) return need;
+    const source *order[FR_MAX_SOURCES];
+    for (int i = 0; i < n; i++) order[i] = &p->sources[i];
+    for (int i = 1; i < n; i++) /* few sources: insertion sort by name */
+        for (int k = i; k > 0 && strcmp(order[k - 1]->name, order[k]->name) > 0; k--) {
+            const source *t = order[k];
+            order[k] = order[k - 1];
+            order[k - 1] = t;
+        }
+    fr_bytes_out o = fr_bytes_out_init(buf, need);
+    fr_out_u16le(&o, (uint16_t)n);
+    for (int i = 0; i < n; i++) {
+        const size_t nl = strlen(order[i]->name);
+        fr_out_u8(&o, (uint8_t)nl);
+        unsigned char *at = fr_out_take(&o, nl);
+        if (at) memcpy(at, order[i]->name, nl);
+        for (int g = 0; g < P; g++) fr_out_u64le(&o, (uint64_t)order[i]->gmax[g]);
+    }
+    return need;
+}
+
+/* After "sources": each lane's time is at most its source's. */
+static int lanes_decode(fr_pipeline *p, const void *buf, size_t len, char *err, size_t errlen)
+{
+    fr_bytes_in r = fr_bytes_in_init(buf, len);
+    const unsigned n = fr_in_u16le(&r);
+    for (unsigned i = 0; i < n && !r.overrun; i++) {
+        const unsigned nl = fr_in_u8(&r);
+        const unsigned char *name = fr_in_take(&r, nl);
+        char nm[FR_SOURCE_NAME_MAX];
+        if (r.overrun || !name || nl >= FR_SOURCE_NAME_MAX) break;
+        memcpy(nm, name, nl);
+        nm[nl] = '\0';
+        source *s = find_source(p, nm);
+        for (int g = 0; g < p->cfg.partitions; g++) {
+            const int64_t t = fr_in_i64le(&r);
+            if (r.overrun) break;
+            if (!s || (t != INT64_MIN && (t < 0 || t > s->max_ts))) {
+                snprintf(err, errlen, "checkpoint corrupt: blob \"lanes\": source \"%.64s\" %s", nm,
+                         s ? "has a group event time outside [0, its own]" : "is not in blob \"sources\"");
+                return -1;
+            }
+            s->gmax[g] = t;
+        }
+    }
+    if (r.overrun || r.left) {
+        snprintf(err, errlen, "checkpoint corrupt: blob \"lanes\" is %s", r.overrun ? "cut short" : "too long");
+        return -1;
+    }
+    return 0;
+}
+
+static size_t merge_encode(const fr_pipeline *p, void *buf, size_t cap)
+{
+    return fr_groups_export_buffer(p->groups, buf, cap);
+}
+
+/* A buffered sample: what the batch check asks, MATURED included (it never enters a batch, but it
+ * goes through the merge like any other). */
+static int check_merged(const fr_sample *s, char *why, size_t whylen, void *ctx)
+{
+    const fr_pipeline *p = ctx;
+    fr_sample t = *s;
+    if (t.kind == FR_SAMPLE_MATURED) t.kind = FR_SAMPLE_ATTRIBUTION;
+    return fr_pipeline_check_sample(&t, p->cfg.schema.n_scenarios, why, whylen);
+}
+
+/* After the join: a buffered key must be below its group's restored watermark. */
+static int merge_decode(fr_pipeline *p, const void *buf, size_t len, char *err, size_t errlen)
+{
+    char why[400];
+    if (fr_groups_import_buffer(p->groups, buf, len, check_merged, p, why, sizeof why) == 0) return 0;
+    snprintf(err, errlen, "checkpoint corrupt: blob \"merge\" (samples waiting for the other groups), %s", why);
+    return -1;
+}
+
+/* The learner's priors (keys "P" + id, daemon/fr_priors.h). */
+static int put_prior(const char *id, size_t id_len, const void *bytes, size_t len, void *ctx)
+{
+    return fr_ckpt_put_prior(ctx, id, id_len, bytes, len);
+}
+
+static int priors_save(fr_pipeline *p, fr_ckpt_batch *b, const char **why)
+{
+    (void)why;
+    return fr_priors_foreach_dirty(p->priors, put_prior, b);
+}
+
+typedef struct {
+    fr_priors *m;
+    char *why;
+    size_t whylen;
+} prior_loader;
+
+static int load_prior(const char *key, size_t key_len, const void *val, size_t val_len, void *ctx)
+{
+    prior_loader *l = ctx;
+    return fr_priors_load(l->m, key, key_len, val, val_len, l->why, l->whylen);
+}
+
+static int priors_load(fr_pipeline *p, char *err, size_t errlen)
+{
+    char why[400];
+    why[0] = '\0';
+    if (fr_ckpt_foreach_prior(p->ckpt, load_prior, &(prior_loader){p->priors, why, sizeof why}) == 0) return 0;
+    snprintf(err, errlen, "checkpoint corrupt: %s", why[0] ? why : "the priors (keys \"P\") could not be read");
+    return -1;
 }
 
 static int stored_name_cmp(const void *a, const void *b)
@@ -651,10 +826,14 @@ static int history_load(fr_pipeline *p, char *err, size_t errlen)
  * the model's shape, less clearly), the counters before the batch they count. */
 static const part PARTS[] = {
     {.name = "manifest", .encode = manifest_encode, .decode = manifest_decode},
+    {.name = "partitions", .encode = partitions_encode, .decode = partitions_decode},
     {.name = "model", .save = model_save, .load = model_load},
     {.name = "join", .save = join_save, .load = join_load},
+    {.name = "merge", .encode = merge_encode, .decode = merge_decode},
+    {.name = "priors", .save = priors_save, .load = priors_load},
     {.name = "guard", .encode = guard_encode, .decode = guard_decode},
     {.name = "sources", .save = sources_save, .load = sources_load},
+    {.name = "lanes", .encode = lanes_encode, .decode = lanes_decode},
     {.name = "counters", .encode = counters_encode, .decode = counters_decode},
     {.name = "metrics", .encode = metrics_encode, .decode = metrics_decode},
     {.name = "history", .save = history_save, .load = history_load},
@@ -690,6 +869,14 @@ int fr_parts_save(fr_pipeline *p, fr_ckpt_batch *b, char *why, size_t whylen)
 
 int fr_parts_restore(fr_pipeline *p, char *err, size_t errlen)
 {
+    /* Before partition groups the join entries held the learner's prior (entry format 1) and there
+     * was one watermark: not migrated, refused by name rather than as a missing blob. */
+    if (fr_ckpt_get_blob(p->ckpt, "partitions", NULL, 0) < 0) {
+        snprintf(err, errlen, "checkpoint was written before partition groups (no blob \"partitions\"; its join "
+                              "entries hold the learner's prior): replay the input log into a new checkpoint.dir, or "
+                              "keep running the build that wrote it");
+        return -1;
+    }
     for (size_t i = 0; i < sizeof PARTS / sizeof PARTS[0]; i++) {
         const part *pt = &PARTS[i];
         if (pt->present && !pt->present(p)) continue;

@@ -57,9 +57,15 @@ static void train_batch(fr_pipeline *p)
     p->counters.samples_buffered = 0;
 }
 
-static void on_sample(const fr_sample *s, void *ctx)
+static void fail_with(fr_pipeline *p, const char *why)
 {
-    fr_pipeline *p = ctx;
+    if (p->failed) return;
+    p->failed = 1;
+    snprintf(p->failure, sizeof p->failure, "%s; stopping before anything is lost (the last checkpoint is intact)", why);
+}
+
+static void learn_sample(fr_pipeline *p, const fr_sample *s, const fr_groups_origin *o)
+{
     float now[FR_NTASKS];
     if (p->cfg.guard.enabled) {
         char msg[512];
@@ -87,7 +93,7 @@ static void on_sample(const fr_sample *s, void *ctx)
          * labels must be scored with what it predicts now. Parameters change only at batch
          * boundaries, so this is the prediction the batch itself would record. */
         fr_model_predict(p->model, &s->f, s->scenario, now);
-        fr_join_set_prior(p->join, now);
+        if (fr_priors_set(p->priors, o->id, o->id_len, now) != 0) fail_with(p, "out of memory keeping a prior");
     } else if (copy) {
         fr_model_predict(p->model, &s->f, s->scenario, now);
     }
@@ -106,30 +112,80 @@ static void on_sample(const fr_sample *s, void *ctx)
     if (p->batch_n == p->batch_cap) train_batch(p);
 }
 
-static int64_t compute_watermark(const fr_pipeline *p)
+/* A sample of the merged sequence: the learner's prior of its impression rides along (the join
+ * never holds it), and leaves the map with the impression's last sample. */
+static void on_sample(const fr_sample *s, const fr_groups_origin *o, void *ctx)
 {
-    int64_t lo = INT64_MAX, hi = INT64_MIN;
+    fr_pipeline *p = ctx;
+    fr_sample sp = *s;
+    if (fr_priors_get(p->priors, o->id, o->id_len, sp.prior)) sp.has_prior = 1;
+    learn_sample(p, &sp, o);
+    if (o->final) fr_priors_delete(p->priors, o->id, o->id_len);
+}
+
+static int64_t minus_lateness(const fr_pipeline *p, int64_t ts)
+{
+    return ts == INT64_MIN ? INT64_MIN : ts - p->cfg.allowed_lateness_ms;
+}
+
+/* Group g's watermark: the minimum over the registered sources that hold it and are not idle (a
+ * source holds the group of its partition, a replay file every group: its events are split by id)
+ * of the largest event time each delivered into g, minus the allowed lateness. */
+static void refresh_group(fr_pipeline *p, int g)
+{
+    if (!p->gw) return; /* still opening */
+    int64_t lo = INT64_MAX;
     int holding = 0;
     for (int i = 0; i < p->n_sources; i++) {
         const source *s = &p->sources[i];
-        if (!s->registered) continue;
-        if (s->max_ts > hi) hi = s->max_ts;
-        if (s->idle) continue;
+        if (!s->registered || s->idle || (s->group >= 0 && s->group != g)) continue;
         holding = 1;
-        if (s->max_ts < lo) lo = s->max_ts;
+        const int64_t t = s->group >= 0 ? s->max_ts : s->gmax[g];
+        if (t < lo) lo = t;
     }
-    int64_t wm = holding ? lo : hi;
-    if (wm == INT64_MIN) return INT64_MIN;
-    return wm - p->cfg.allowed_lateness_ms;
+    p->gholding[g] = holding;
+    p->gw[g] = holding ? minus_lateness(p, lo) : INT64_MIN;
+}
+
+/* After a source was declared, bound, or went idle or back: every group it may hold. */
+static void refresh_groups(fr_pipeline *p)
+{
+    for (int g = 0; g < p->cfg.partitions; g++) refresh_group(p, g);
+}
+
+/* Moves every group to its watermark (an idle group, one no source holds, follows the frontier),
+ * then hands the learner every merged sample below the frontier: the minimum over the groups that
+ * are held, or, when none is (every source idle), the largest event time any source delivered. */
+static int advance_groups(fr_pipeline *p)
+{
+    const int n = p->cfg.partitions;
+    int64_t frontier = INT64_MAX;
+    int any = 0;
+    for (int g = 0; g < n; g++)
+        if (p->gholding[g]) {
+            any = 1;
+            if (p->gw[g] < frontier) frontier = p->gw[g];
+        }
+    if (!any) {
+        int64_t hi = INT64_MIN;
+        for (int i = 0; i < p->n_sources; i++)
+            if (p->sources[i].registered && p->sources[i].max_ts > hi) hi = p->sources[i].max_ts;
+        frontier = minus_lateness(p, hi);
+    }
+    /* A held group moves with its own sources even while another holds the frontier back: its
+     * lateness decisions must depend on its own input only. */
+    for (int g = 0; g < n; g++) {
+        const int64_t w = p->gholding[g] ? p->gw[g] : frontier;
+        if (w != INT64_MIN && fr_groups_advance(p->groups, g, w) != 0) return -1;
+    }
+    if (frontier != INT64_MIN) fr_groups_release(p->groups, frontier, on_sample, p);
+    return p->failed ? -1 : 0;
 }
 
 static int fail_join(fr_pipeline *p, char *err, size_t errlen)
 {
-    if (!p->failed) {
-        p->failed = 1;
-        snprintf(p->failure, sizeof p->failure, "%s; stopping before anything is lost (the last checkpoint is intact)",
-                 fr_join_error(p->join));
-    }
+    const char *why = fr_groups_error(p->groups);
+    fail_with(p, why ? why : "the join failed");
     if (err) snprintf(err, errlen, "%s", p->failure);
     return -1;
 }
@@ -137,9 +193,8 @@ static int fail_join(fr_pipeline *p, char *err, size_t errlen)
 int fr_pipeline_tick(fr_pipeline *p)
 {
     if (p->failed) return -1;
-    int64_t wm = compute_watermark(p);
-    if (wm != INT64_MIN && wm > fr_join_watermark(p->join) && fr_join_advance(p->join, wm, on_sample, p) != 0)
-        return fail_join(p, NULL, 0);
+    refresh_groups(p);
+    if (advance_groups(p) != 0) return fail_join(p, NULL, 0);
     return 0;
 }
 
@@ -148,11 +203,16 @@ int fr_pipeline_drain(fr_pipeline *p, char *err, size_t errlen)
     if (p->failed) return fail_join(p, err, errlen);
     /* An entry arms its next timer when one fires (the attribution window after the observation
      * window), so this takes a few rounds. */
-    for (int64_t last; (last = fr_join_last_deadline(p->join)) != INT64_MIN && last < INT64_MAX;) {
-        const int64_t jw = fr_join_watermark(p->join);
-        if (last < jw && jw == INT64_MAX) break;
-        if (fr_join_advance(p->join, last < jw ? jw + 1 : last + 1, on_sample, p) != 0) return fail_join(p, err, errlen);
+    for (int g = 0; g < p->cfg.partitions; g++) {
+        fr_join *j = fr_groups_join(p->groups, g);
+        for (int64_t last; (last = fr_join_last_deadline(j)) != INT64_MIN && last < INT64_MAX;) {
+            const int64_t jw = fr_join_watermark(j);
+            if (last < jw && jw == INT64_MAX) break;
+            if (fr_groups_advance(p->groups, g, last < jw ? jw + 1 : last + 1) != 0) return fail_join(p, err, errlen);
+        }
     }
+    fr_groups_release(p->groups, INT64_MAX, on_sample, p);
+    if (p->failed) return fail_join(p, err, errlen);
     train_batch(p);
     return 0;
 }
@@ -336,9 +396,13 @@ fr_pipeline *fr_pipeline_open(const fr_config *c, char *err, size_t errlen)
         }
     }
     p->history = fr_history_create((uint32_t)metric_count(p), c->history_bucket_ms, (uint32_t)c->history_keep);
-    p->join = fr_join_create(&jc);
+    p->groups = fr_groups_create(&jc, c->partitions);
+    p->priors = fr_priors_create();
+    p->gw = calloc((size_t)c->partitions, sizeof *p->gw);
+    p->gholding = calloc((size_t)c->partitions, sizeof *p->gholding);
     p->manifest = fr_manifest_daemon_json(&c->schema);
-    if (!p->batch || !p->preds || !p->metrics || !p->history || !p->join || !p->manifest) {
+    if (!p->batch || !p->preds || !p->metrics || !p->history || !p->groups || !p->priors || !p->gw || !p->gholding ||
+        !p->manifest) {
         snprintf(err, errlen, "out of memory");
         goto fail;
     }
@@ -350,7 +414,7 @@ fr_pipeline *fr_pipeline_open(const fr_config *c, char *err, size_t errlen)
     if (c->max_cached_entries > 0) {
         /* Before restoring: restored entries then stay on disk until needed. */
         const fr_join_store st = {read_join_entry, p->ckpt};
-        fr_join_set_store(p->join, &st);
+        for (int g = 0; g < c->partitions; g++) fr_join_set_store(fr_groups_join(p->groups, g), &st);
     }
     if (fr_ckpt_exists(p->ckpt) && fr_parts_restore(p, err, errlen) != 0) goto fail;
     /* Disabling the guard is also how an operator ends a pause at once: forget its state. */
@@ -387,8 +451,14 @@ void fr_pipeline_close(fr_pipeline *p)
     fr_pubq_close(p->pub, p->publish_finished ? 0 : 5.0); /* a last push of what is pending, if Redis answers */
     fr_ckpt_close(p->ckpt);
     fr_model_free(p->model);
-    fr_join_free(p->join);
-    for (int i = 0; i < p->n_sources; i++) fr_evtime_free(p->sources[i].et);
+    fr_groups_free(p->groups);
+    fr_priors_free(p->priors);
+    free(p->gw);
+    free(p->gholding);
+    for (int i = 0; i < p->n_sources; i++) {
+        fr_evtime_free(p->sources[i].et);
+        free(p->sources[i].gmax);
+    }
     fr_dfm_heads_free(p->heads);
     free(p->manifest);
     free(p->metrics);
@@ -440,6 +510,7 @@ int fr_pipeline_register_source(fr_pipeline *p, const char *name, int64_t *next_
     s->registered = 1;
     s->idle = 0;
     if (next_offset) *next_offset = s->next_offset;
+    refresh_groups(p);
     return 0;
 }
 
@@ -459,10 +530,21 @@ int fr_pipeline_source_advance(fr_pipeline *p, const char *name, int64_t next_of
     return 0;
 }
 
+int fr_pipeline_bind_source(fr_pipeline *p, const char *name, int32_t partition)
+{
+    source *s = find_source(p, name);
+    if (!s || partition < 0) return -1;
+    s->group = (int)(partition % p->cfg.partitions);
+    refresh_groups(p);
+    return 0;
+}
+
 void fr_pipeline_source_idle(fr_pipeline *p, const char *name, int idle)
 {
     source *s = find_source(p, name);
-    if (s) s->idle = idle;
+    if (!s || s->idle == idle) return;
+    s->idle = idle;
+    refresh_groups(p);
 }
 
 /* Logs the first rejections of each reason and then every power of two, so a flood of bad
@@ -484,13 +566,20 @@ static void reject(fr_pipeline *p, const char *source_name, int64_t offset, cons
 /* An event that may count: into the join, then the watermark moves. */
 static int accept_event(fr_pipeline *p, source *s, const fr_event *ev, char *err, size_t errlen)
 {
+    /* The group is the partition the producer's partitioner gives the id (fr_groups.h), whatever
+     * the source: a replay file is split the way `freshet load` would write it to Kafka. */
+    const int g = fr_groups_partition(ev->id, ev->id_len, p->cfg.partitions);
     if (ev->ts > s->max_ts) s->max_ts = ev->ts;
-    if (fr_join_add(p->join, ev, on_sample, p) != 0) {
-        if (fr_join_error(p->join)) return fail_join(p, err, errlen);
+    if (ev->ts > s->gmax[g]) s->gmax[g] = ev->ts;
+    if (fr_groups_add(p->groups, g, ev) != 0) {
+        if (fr_groups_error(p->groups)) return fail_join(p, err, errlen);
         snprintf(err, errlen, "joiner: out of memory holding event %s; stopping before it is lost", ev->id);
         return -1;
     }
-    if (fr_pipeline_tick(p) != 0) return fail_join(p, err, errlen);
+    /* Only the event's group (or, for a bound source, its partition's) can have moved. */
+    refresh_group(p, g);
+    if (s->group >= 0 && s->group != g) refresh_group(p, s->group);
+    if (advance_groups(p) != 0) return fail_join(p, err, errlen);
     return 0;
 }
 
@@ -534,7 +623,10 @@ int fr_pipeline_message(fr_pipeline *p, const char *source_name, int64_t next_of
         s = find_source(p, source_name);
     }
     s->next_offset = next_offset;
-    s->idle = 0;
+    if (s->idle) {
+        s->idle = 0;
+        refresh_groups(p);
+    }
     p->counters.consumed++;
 
     fr_event ev;
@@ -558,7 +650,7 @@ int fr_pipeline_message(fr_pipeline *p, const char *source_name, int64_t next_of
                  p->cfg.evtime.min_ts_ms);
         reject(p, source_name, next_offset - 1, buf, len, FR_REJECT_TS_TOO_OLD, why);
     }
-    if (p->cfg.max_cached_entries > 0 && fr_join_cached_count(p->join) > (size_t)p->cfg.max_cached_entries) {
+    if (p->cfg.max_cached_entries > 0 && fr_groups_cached_count(p->groups) > (size_t)p->cfg.max_cached_entries) {
         /* Only clean entries can leave memory: checkpoint now so that they all are. */
         p->early_checkpoints++;
         return fr_pipeline_checkpoint(p, err, errlen);
@@ -606,10 +698,15 @@ int fr_pipeline_checkpoint(fr_pipeline *p, char *err, size_t errlen)
     p->checkpoints++;
     p->last_ckpt_seconds = wall_seconds() - started;
     fr_model_clear_dirty(p->model, FR_DIRTY_CHECKPOINT);
-    fr_join_clear_dirty(p->join);
     fr_history_committed(p->history);
-    /* Half the bound, so the next early checkpoint is some way off. */
-    if (p->cfg.max_cached_entries > 0) fr_join_spill(p->join, (size_t)p->cfg.max_cached_entries / 2);
+    fr_priors_clear_dirty(p->priors);
+    for (int g = 0; g < p->cfg.partitions; g++) {
+        fr_join *j = fr_groups_join(p->groups, g);
+        fr_join_clear_dirty(j);
+        /* Half the bound, so the next early checkpoint is some way off. */
+        if (p->cfg.max_cached_entries > 0)
+            fr_join_spill(j, (size_t)p->cfg.max_cached_entries / 2 / (size_t)p->cfg.partitions + 1);
+    }
     p->last_ckpt_wall = wall_seconds();
     p->samples_at_last_ckpt = p->counters.samples_trained;
     p->consumed_at_last_ckpt = p->counters.consumed;
@@ -635,8 +732,11 @@ int fr_pipeline_maybe_checkpoint(fr_pipeline *p, char *err, size_t errlen)
 /* ---- reporting ---------------------------------------------------------------------------- */
 
 const fr_pipeline_counters *fr_pipeline_get_counters(const fr_pipeline *p) { return &p->counters; }
-const fr_join_counters *fr_pipeline_join_counters(const fr_pipeline *p) { return fr_join_get_counters(p->join); }
-int64_t fr_pipeline_watermark(const fr_pipeline *p) { return fr_join_watermark(p->join); }
+const fr_join_counters *fr_pipeline_join_counters(const fr_pipeline *p) { return fr_groups_counters(p->groups); }
+int64_t fr_pipeline_watermark(const fr_pipeline *p) { return fr_groups_watermark(p->groups); }
+size_t fr_pipeline_join_entries(const fr_pipeline *p) { return fr_groups_entry_count(p->groups); }
+size_t fr_pipeline_priors(const fr_pipeline *p) { return fr_priors_count(p->priors); }
+size_t fr_pipeline_merge_buffered(const fr_pipeline *p) { return fr_groups_buffered(p->groups); }
 const fr_metric *fr_pipeline_metric(const fr_pipeline *p, fr_task task, int scenario) { return metric_at(p, task, scenario); }
 const fr_model *fr_pipeline_model(const fr_pipeline *p) { return p->model; }
 const fr_config *fr_pipeline_config(const fr_pipeline *p) { return &p->cfg; }
@@ -660,7 +760,7 @@ int fr_pipeline_finish_publishing(fr_pipeline *p, double timeout_seconds, char *
     return -1;
 }
 
-size_t fr_pipeline_join_cached(const fr_pipeline *p) { return fr_join_cached_count(p->join); }
+size_t fr_pipeline_join_cached(const fr_pipeline *p) { return fr_groups_cached_count(p->groups); }
 
 uint64_t fr_pipeline_held(const fr_pipeline *p)
 {
@@ -678,7 +778,7 @@ uint64_t fr_pipeline_released(const fr_pipeline *p)
 
 uint64_t fr_pipeline_pending(const fr_pipeline *p)
 {
-    const fr_join_counters *j = fr_join_get_counters(p->join);
+    const fr_join_counters *j = fr_groups_counters(p->groups);
     uint64_t n = 0;
     for (int t = 0; t < FR_EV_NTYPES; t++) n += j->pending[t];
     return n;

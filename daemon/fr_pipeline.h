@@ -88,6 +88,10 @@ int fr_pipeline_set_source_format(fr_pipeline *p, const char *name, fr_event_for
 /* Moves a declared source's next offset forward (never back) without a message: a Kafka backfill's
  * partition whose range ends in offsets that hold none. 0, or -1 for an undeclared source. */
 int fr_pipeline_source_advance(fr_pipeline *p, const char *name, int64_t next_offset);
+/* A Kafka partition: the source holds back only join group partition mod join.partitions (the
+ * others are none of its business). Unbound sources (a replay file) hold every group: their events
+ * are split by id. 0, or -1 for an undeclared source. */
+int fr_pipeline_bind_source(fr_pipeline *p, const char *name, int32_t partition);
 /* Idle sources (at the end of their data) do not hold the watermark back. */
 void fr_pipeline_source_idle(fr_pipeline *p, const char *name, int idle);
 /* One message; next_offset is where the source resumes after it. Returns -1 only on a fatal
@@ -148,6 +152,11 @@ enum { FR_PIPELINE_PUBLISH_HELD = 1 };
 int fr_pipeline_finish_publishing(fr_pipeline *p, double timeout_seconds, char *msg, size_t msglen);
 /* Join entries whose features are in memory (the rest is spilled; join.max_cached_entries). */
 size_t fr_pipeline_join_cached(const fr_pipeline *p);
+/* Live join entries over all groups; priors the learner keeps; samples emitted by a group and
+ * waiting in the merge for the other groups' watermarks. */
+size_t fr_pipeline_join_entries(const fr_pipeline *p);
+size_t fr_pipeline_priors(const fr_pipeline *p);
+size_t fr_pipeline_merge_buffered(const fr_pipeline *p);
 
 /* One status line: events/s and samples/s since the previous call, watermark, AUC per task. */
 void fr_pipeline_status_line(fr_pipeline *p, FILE *out, const char *extra);

@@ -7,6 +7,7 @@
 
 #include <stdint.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <time.h>
 
@@ -14,8 +15,10 @@
 #include "fr_dfm.h"
 #include "fr_evtime.h"
 #include "fr_history.h"
+#include "fr_groups.h"
 #include "fr_pipeline.h"
 #include "fr_policy.h"
+#include "fr_priors.h"
 #include "fr_pubq.h"
 
 typedef struct {
@@ -28,12 +31,17 @@ typedef struct {
     unsigned char identity[FR_SOURCE_IDENTITY_MAX + 1];
     fr_evtime *et;        /* which of its events may move its event time (checkpointed as "evtime") */
     fr_event_format format; /* how its messages are encoded (its topic's; JSON by default); not checkpointed */
+    int group;            /* the join group it holds back (a bound Kafka partition), -1: every group */
+    int64_t *gmax;        /* per group, the largest event time it delivered (blob "lanes") */
 } source;
 
 struct fr_pipeline {
     fr_config cfg;
     fr_model *model;
-    fr_join *join;
+    fr_groups *groups;     /* the join, one fr_join per partition group, and the merge of their samples */
+    fr_priors *priors;     /* the learner's prior per pending clicked impression (keys "P") */
+    int64_t *gw;           /* per group: the watermark its sources allow, INT64_MIN: none yet */
+    int *gholding;         /* per group: 1 when a registered source that is not idle holds it */
     const fr_policy *policy; /* join.policy: the copies' weights, the helper heads, what serving returns */
     fr_dfm_heads *heads;   /* helper heads f_dp, f_rn when the policy uses them, else NULL */
     fr_dfm_limits dfm_limits;
@@ -112,9 +120,17 @@ static inline source *add_source(fr_pipeline *p, const char *name)
     if (s) return s;
     if (p->n_sources == FR_MAX_SOURCES || strlen(name) >= FR_SOURCE_NAME_MAX) return NULL;
     fr_evtime *et = fr_evtime_create();
-    if (!et) return NULL;
+    int64_t *gmax = malloc((size_t)p->cfg.partitions * sizeof *gmax);
+    if (!et || !gmax) {
+        fr_evtime_free(et);
+        free(gmax);
+        return NULL;
+    }
+    for (int g = 0; g < p->cfg.partitions; g++) gmax[g] = INT64_MIN;
     s = &p->sources[p->n_sources++];
     memset(s, 0, sizeof *s);
+    s->gmax = gmax;
+    s->group = -1;
     snprintf(s->name, sizeof s->name, "%s", name);
     s->next_offset = -1;
     s->max_ts = INT64_MIN;

@@ -19,15 +19,15 @@ void fr_pipeline_status_line(fr_pipeline *p, FILE *out, const char *extra)
     fprintf(out, "status: consumed=%" PRIu64 " rejected=%" PRIu64 " pending=%" PRIu64 " samples=%" PRIu64
                  " events/s=%.0f samples/s=%.0f watermark=%" PRId64,
             p->counters.consumed, rejected, fr_pipeline_pending(p), p->counters.samples_trained, ev_rate, sm_rate,
-            fr_join_watermark(p->join));
+            fr_pipeline_watermark(p));
     for (int t = 0; t < FR_NTASKS; t++) fprintf(out, " auc_%s=%.4f", task_name(t), fr_metric_auc(metric_at(p, t, -1)));
     fr_row_stats rs;
     fr_model_row_stats(p->model, &rs);
     fprintf(out, " rows=%" PRIu64 " B/row=%.1f evicted=%" PRIu64, rs.rows,
             rs.rows ? (double)rs.row_bytes / (double)rs.rows : 0.0, rs.evicted);
     if (p->cfg.max_cached_entries > 0)
-        fprintf(out, " join_cached=%zu/%zu early_ckpts=%" PRIu64, fr_join_cached_count(p->join),
-                fr_join_entry_count(p->join), p->early_checkpoints);
+        fprintf(out, " join_cached=%zu/%zu early_ckpts=%" PRIu64, fr_pipeline_join_cached(p),
+                fr_pipeline_join_entries(p), p->early_checkpoints);
     if (fr_guard_paused(&p->guard))
         fprintf(out, " guard=paused(%s since ts %" PRId64 ")", fr_guard_reason_name((fr_guard_reason)p->guard.reason),
                 p->guard.paused_since);
@@ -87,7 +87,7 @@ void fr_pipeline_write_metrics(const fr_pipeline *p, FILE *out)
                "Held messages released because later events of their partition confirmed their time.",
                (double)fr_pipeline_released(p));
 
-    const fr_join_counters *j = fr_join_get_counters(p->join);
+    const fr_join_counters *j = fr_pipeline_join_counters(p);
     metric_head(out, "join_events_total", "counter", "Accepted events by type and where they are: joined or dropped.");
     for (int t = 0; t < FR_EV_NTYPES; t++) {
         const char *type = fr_event_type_name((fr_event_type)t);
@@ -102,7 +102,7 @@ void fr_pipeline_write_metrics(const fr_pipeline *p, FILE *out)
                 j->pending[t]);
     metric_one(out, "join_cached_entries", "gauge",
                "Join entries whose bodies are in memory (join.max_cached_entries).",
-               (double)fr_join_cached_count(p->join));
+               (double)fr_pipeline_join_cached(p));
     metric_head(out, "samples_emitted_total", "counter", "Samples the join emitted, by kind.");
     for (int k = 0; k < FR_SAMPLE_NKINDS; k++)
         fprintf(out, "freshet_samples_emitted_total{kind=\"%s\"} %" PRIu64 "\n", fr_sample_kind_name(k), j->emitted[k]);
@@ -116,7 +116,7 @@ void fr_pipeline_write_metrics(const fr_pipeline *p, FILE *out)
                    "are still near Vanilla's.",
                    hn < FR_DFM_HEADS_WARM_SAMPLES ? 1.0 : 0.0);
     }
-    int64_t wm = fr_join_watermark(p->join);
+    int64_t wm = fr_pipeline_watermark(p);
     metric_one(out, "watermark_timestamp_seconds", "gauge", "Event-time watermark (Unix seconds): how far the join has got.",
                wm == INT64_MIN ? 0.0 : (double)wm / 1000.0);
 
@@ -195,7 +195,7 @@ void fr_pipeline_row_report(const fr_pipeline *p, FILE *out)
 
 void fr_pipeline_report(const fr_pipeline *p, FILE *out)
 {
-    const fr_join_counters *j = fr_join_get_counters(p->join);
+    const fr_join_counters *j = fr_pipeline_join_counters(p);
     uint64_t rejected = 0;
     for (int r = 0; r < FR_REJECT_NREASONS; r++) rejected += p->counters.rejected[r];
     const uint64_t held = fr_pipeline_held(p);

@@ -494,6 +494,18 @@ int fr_ckpt_put_offset(fr_ckpt_batch *b, const char *source, int64_t next_offset
     return 0;
 }
 
+int fr_ckpt_put_prior(fr_ckpt_batch *b, const char *id, size_t id_len, const void *bytes, size_t len)
+{
+    if (!b || b->failed) return -1;
+    if (id_len == 0) return ckpt_batch_fail(b, "prior with an empty impression id");
+    if (make_key(b, KEY_PRIOR, id, id_len) != 0) return -1;
+    if (len == 0)
+        ckpt_batch_delete(b, b->key, id_len + 1);
+    else
+        ckpt_batch_put(b, b->key, id_len + 1, bytes, len);
+    return 0;
+}
+
 int fr_ckpt_put_blob(fr_ckpt_batch *b, const char *name, const void *bytes, size_t len)
 {
     if (!b || b->failed) return -1;
@@ -641,6 +653,24 @@ int fr_ckpt_foreach_join_entry(fr_ckpt *c, fr_ckpt_kv_fn fn, void *ctx)
     if (!c || !fn) return -1;
     if (!c->cf_join) return 0;
     return scan_cf(c, c->cf_join, NULL, 0, fn, ctx);
+}
+
+typedef struct {
+    fr_ckpt_kv_fn fn;
+    void *ctx;
+} strip_ctx;
+
+static int strip_prefix_cb(const char *k, size_t kl, const void *v, size_t vl, void *ctx)
+{
+    const strip_ctx *s = ctx;
+    return s->fn(k + 1, kl - 1, v, vl, s->ctx);
+}
+
+int fr_ckpt_foreach_prior(fr_ckpt *c, fr_ckpt_kv_fn fn, void *ctx)
+{
+    if (!c || !fn) return -1;
+    const char p = KEY_PRIOR;
+    return ckpt_scan(c, &p, 1, strip_prefix_cb, &(strip_ctx){fn, ctx});
 }
 
 long fr_ckpt_get_join_entry(fr_ckpt *c, const char *id, size_t id_len, void *buf, size_t cap)

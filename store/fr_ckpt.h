@@ -70,6 +70,8 @@ int fr_ckpt_delete_row(fr_ckpt_batch *b, uint32_t table, uint64_t key);
 int fr_ckpt_put_join_entry(fr_ckpt_batch *b, const char *id, size_t id_len, const void *bytes, size_t len);
 int fr_ckpt_put_join_meta(fr_ckpt_batch *b, const void *bytes, size_t len);
 int fr_ckpt_put_offset(fr_ckpt_batch *b, const char *source, int64_t next_offset);
+/* The learner's prior of a pending impression (key "P" + id, daemon/fr_priors.h); len 0 deletes it. */
+int fr_ckpt_put_prior(fr_ckpt_batch *b, const char *id, size_t id_len, const void *bytes, size_t len);
 /* Stores bytes under name (len 0 stores an empty blob: fr_ckpt_get_blob then returns 0, not -1). */
 int fr_ckpt_put_blob(fr_ckpt_batch *b, const char *name, const void *bytes, size_t len);
 /* Removes a blob; nothing happens when it is absent. */
@@ -116,6 +118,8 @@ int fr_ckpt_foreach_join_entry(fr_ckpt *c, fr_ckpt_kv_fn fn, void *ctx);
  * its length (copying at most cap bytes), -1 when absent, -2 on a read error. Sees every commit
  * of this handle at once (no flush needed). */
 long fr_ckpt_get_join_entry(fr_ckpt *c, const char *id, size_t id_len, void *buf, size_t cap);
+/* fn gets the id (the key without its "P") and the stored record of every prior, in id order. */
+int fr_ckpt_foreach_prior(fr_ckpt *c, fr_ckpt_kv_fn fn, void *ctx);
 /* Returns the blob length (copying at most cap bytes), or -1 when absent. */
 long fr_ckpt_get_join_meta(fr_ckpt *c, void *buf, size_t cap);
 long fr_ckpt_get_blob(fr_ckpt *c, const char *name, void *buf, size_t cap);

@@ -18,6 +18,7 @@
 #define KEY_JOIN_META 'K'
 #define KEY_META 'M'
 #define KEY_OFFSET 'O'
+#define KEY_PRIOR 'P'
 
 enum { ROW_KEY_LEN = 1 + 4 + 8, MARKER_LEN = 8, ROCKSDB_WAL_TOLERATE_TAIL = 0, COMMIT_RECORD_LEN = 16 };
 

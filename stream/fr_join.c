@@ -418,33 +418,25 @@ static fr_sample make_sample(const fr_join_entry *e, fr_sample_kind kind, int64_
     s.scenario = e->body->scenario;
     s.kind = (int32_t)kind;
     s.ts = ts;
-    if (e->flags & F_PRIOR) {
-        s.has_prior = 1;
-        memcpy(s.prior, e->body->prior, sizeof s.prior);
-    }
     return s;
 }
 
-static void emit_sample(fr_join *j, fr_join_entry *e, const fr_sample *s, fr_join_emit_fn emit, void *ctx)
+/* s->ts is the timer's deadline; final: the entry is deleted right after (its last sample). */
+static void emit_sample(fr_join *j, fr_join_entry *e, const fr_sample *s, timer_kind k, int final,
+                        fr_join_emit_fn emit, void *ctx)
 {
     j->n.emitted[s->kind]++;
-    j->emitting = e;
+    j->origin = (fr_join_origin){.id = e->id, .id_len = e->id_len, .deadline = s->ts, .order = (int)k,
+                                 .final = final};
     if (emit) emit(s, ctx);
-    j->emitting = NULL;
+    j->origin = (fr_join_origin){0};
 }
 
-void fr_join_set_prior(fr_join *j, const float prior[FR_NTASKS])
-{
-    fr_join_entry *e = j->emitting;
-    if (!e) return;
-    memcpy(e->body->prior, prior, sizeof e->body->prior);
-    e->flags |= F_PRIOR;
-    mark_dirty(j, e);
-}
+const fr_join_origin *fr_join_emitting(const fr_join *j) { return j->origin.id ? &j->origin : NULL; }
 
 /* A delayed-feedback copy of a clicked impression: CVR and CTCVR carry the label known at ts.
  * The caller has set the flag that marks the copy out; the entry lives on. */
-static void emit_copy(fr_join *j, fr_join_entry *e, fr_sample_kind kind, int64_t ts, int label,
+static void emit_copy(fr_join *j, fr_join_entry *e, timer_kind k, fr_sample_kind kind, int64_t ts, int label,
                       fr_join_emit_fn emit, void *ctx)
 {
     fr_sample s = make_sample(e, kind, ts);
@@ -457,7 +449,7 @@ static void emit_copy(fr_join *j, fr_join_entry *e, fr_sample_kind kind, int64_t
     if (kind == FR_SAMPLE_DELAYED_POS)
         s.in_window = (uint8_t)(e->conv_ts <= sat_add(e->click_ts, j->cfg.observation_window_ms));
     mark_dirty(j, e);
-    emit_sample(j, e, &s, emit, ctx);
+    emit_sample(j, e, &s, k, 0, emit, ctx);
     sync_timers(j, e);
 }
 
@@ -486,7 +478,7 @@ static void fire(fr_join *j, fr_join_entry *e, timer_kind k, int64_t deadline, f
         }
         pending_to_joined(j, FR_EV_IMPRESSION);
         if (clicked) pending_to_joined(j, FR_EV_CLICK);
-        emit_sample(j, e, &s, emit, ctx);
+        emit_sample(j, e, &s, k, !clicked, emit, ctx);
         if (!clicked) {
             if (e->flags & F_CONV_HELD) pending_to_drop(j, FR_EV_CONVERSION, FR_DROP_NOT_CLICKED);
             entry_delete(j, e);
@@ -509,22 +501,22 @@ static void fire(fr_join *j, fr_join_entry *e, timer_kind k, int64_t deadline, f
                     ts <= sat_add(e->click_ts, j->cfg.attribution_window_ms);
         }
         e->flags |= F_EARLY_DONE;
-        emit_copy(j, e, kind, deadline, label, emit, ctx);
+        emit_copy(j, e, k, kind, deadline, label, emit, ctx);
         return;
     }
     case TIMER_OBS_WINDOW: {
         const int pos = (e->flags & F_CONVERTED) && e->conv_ts <= deadline;
         e->flags |= F_WINDOW_DONE | (pos ? F_WINDOW_POS : 0);
-        emit_copy(j, e, FR_SAMPLE_WINDOW, deadline, pos, emit, ctx);
+        emit_copy(j, e, k, FR_SAMPLE_WINDOW, deadline, pos, emit, ctx);
         return;
     }
     case TIMER_DELAYED_POS:
         e->flags |= F_DP_DONE;
-        emit_copy(j, e, FR_SAMPLE_DELAYED_POS, deadline, 1, emit, ctx);
+        emit_copy(j, e, k, FR_SAMPLE_DELAYED_POS, deadline, 1, emit, ctx);
         return;
     case TIMER_REAL_NEG:
         e->flags |= F_RN_DONE;
-        emit_copy(j, e, FR_SAMPLE_REAL_NEG, deadline, 0, emit, ctx);
+        emit_copy(j, e, k, FR_SAMPLE_REAL_NEG, deadline, 0, emit, ctx);
         return;
     case TIMER_ATTRIBUTION: {
         const int converted = (e->flags & F_CONVERTED) != 0;
@@ -536,7 +528,7 @@ static void fire(fr_join *j, fr_join_entry *e, timer_kind k, int64_t deadline, f
         if (!wait)
             s.in_window = (uint8_t)(converted && e->conv_ts <= sat_add(e->click_ts, j->cfg.observation_window_ms));
         if (converted) pending_to_joined(j, FR_EV_CONVERSION);
-        emit_sample(j, e, &s, emit, ctx);
+        emit_sample(j, e, &s, k, 1, emit, ctx);
         entry_delete(j, e);
         return;
     }

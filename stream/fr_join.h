@@ -22,8 +22,8 @@
  * reads the wall clock, so replaying a log reproduces it exactly.
  *
  * Bounded memory (optional, fr_join_set_store): the checkpoint stays the only writer of the
- * stored state. An entry equal to what the last checkpoint wrote may drop its features and
- * priors from memory (fr_join_spill); a stub (id, flags, timestamps, timers) stays, so dedup,
+ * stored state. An entry equal to what the last checkpoint wrote may drop its features
+ * from memory (fr_join_spill); a stub (id, flags, timestamps, timers) stays, so dedup,
  * timers and "is this id known" never ask the store. The rest is read back through the store
  * when the entry's timer fires or an event for its id arrives. Emission is the same byte for
  * byte with or without spilling.
@@ -101,9 +101,21 @@ int64_t fr_join_watermark(const fr_join *j);
 /* The latest deadline of an armed timer (a window still open); INT64_MIN when none is. Advancing
  * past it closes every window the join holds (freshet replay --drain). */
 int64_t fr_join_last_deadline(const fr_join *j);
-/* Only inside the emit callback: attaches the caller's predictions to the impression whose sample
- * is being emitted; its later samples carry them in fr_sample.prior. Persisted with the entry. */
-void fr_join_set_prior(fr_join *j, const float prior[FR_NTASKS]);
+/* Where the sample in the emit callback comes from: its impression id (valid during the callback
+ * only), its timer's deadline (= fr_sample.ts), the timer kind (order: the tie-break after
+ * (deadline, id); 0..6) and final = 1 when it is the impression's last sample (the join forgets the
+ * id after it). The join never reads anything back from its caller: what the learner keeps per
+ * impression (its prior) it keeps itself, keyed by id, and drops at the final sample.
+ * fr_join_emitting: the origin, only inside the emit callback (NULL elsewhere). */
+typedef struct {
+    const char *id;
+    size_t id_len;
+    int64_t deadline;
+    int order;
+    int final;
+} fr_join_origin;
+enum { FR_JOIN_ORDER_KINDS = 7 };
+const fr_join_origin *fr_join_emitting(const fr_join *j);
 
 const fr_join_counters *fr_join_get_counters(const fr_join *j);
 const char *fr_join_drop_name(fr_drop_reason r);
@@ -119,7 +131,7 @@ void fr_join_clear_dirty(fr_join *j);
  * follow from their state and this join's windows. Both return 0, or -1 for a malformed or
  * unknown-version blob or an id already present. Stored bytes are untrusted: an entry is also
  * refused for a state no event sequence produces, a scenario outside [0, n_scenarios), a sample
- * rate outside [FLT_MIN, 1], a float that is not finite, a prior outside [0, 1] (the reason, naming the
+ * rate outside [FLT_MIN, 1], a float that is not finite, an entry of format 1 (the reason, naming the
  * id, in err); a meta whose counts break events = joined + pending + dropped. The meta records the
  * windows and policy but does not enforce them. */
 int fr_join_load_entry(fr_join *j, const char *id, size_t id_len, const void *bytes, size_t len, char *err,
@@ -147,7 +159,7 @@ void fr_join_set_store(fr_join *j, const fr_join_store *store);
 /* Right after fr_join_clear_dirty (a committed checkpoint): drops the bodies of clean entries
  * until at most keep remain in memory. Returns how many were dropped; 0 without a store. */
 size_t fr_join_spill(fr_join *j, size_t keep);
-/* Entries whose bodies are in memory (328 bytes each; a stub is about 85 bytes + the id). */
+/* Entries whose bodies are in memory (312 bytes each; a stub is about 85 bytes + the id). */
 size_t fr_join_cached_count(const fr_join *j);
 /* The last read-back failure, for the caller's message; NULL when none happened. */
 const char *fr_join_error(const fr_join *j);

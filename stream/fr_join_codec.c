@@ -26,7 +26,6 @@ void fr_join_entry_serialise(const fr_join_entry *e, uint8_t out[ENTRY_BYTES])
     for (int m = 0; m < FR_MAX_MULTI; m++)
         for (int i = 0; i < FR_MAX_MULTI_LEN; i++) fr_out_u64le(&o, b->f.multi[m][i]);
     for (int m = 0; m < FR_MAX_MULTI; m++) fr_out_u8(&o, b->f.multi_len[m]);
-    for (int t = 0; t < FR_NTASKS; t++) fr_out_f32le(&o, b->prior[t]);
 }
 
 /* The flag combinations the event handlers can produce; anything else is a corrupt blob. */
@@ -41,7 +40,7 @@ static int flags_valid(uint16_t fl)
     if ((fl & F_CONV_HELD) && (fl & (F_CONVERTED | F_CLICKED))) return 0;
     if ((fl & (F_CONVERTED | F_CONV_HELD)) && !(fl & F_CONV_SEEN)) return 0;
     if ((fl & F_CTR_EMITTED) && !(fl & F_IMP)) return 0;
-    if ((fl & F_PRIOR) && !(fl & F_IMP)) return 0;
+    if (fl & F_PRIOR) return 0; /* format 1's; never written by format 2 */
     if ((fl & (F_EARLY_DONE | F_WINDOW_DONE | F_DP_DONE | F_RN_DONE)) && !(fl & F_CLICKED)) return 0;
     if ((fl & F_WINDOW_POS) && !((fl & F_WINDOW_DONE) && (fl & F_CONVERTED))) return 0;
     if ((fl & F_DP_DONE) && !(fl & F_CONVERTED)) return 0;
@@ -60,6 +59,9 @@ static int all_finite(const float *v, size_t n)
 int fr_join_entry_parse(const void *bytes, size_t len, int n_scenarios, parsed_entry *out, const char **why)
 {
     *why = "not an entry of this version";
+    if (bytes && len > 0 && ((const uint8_t *)bytes)[0] == 1)
+        *why = "an entry of format 1 (it held the learner's prior, which this build keeps outside the join): "
+               "restore with the build that wrote it, or start a new checkpoint.dir";
     if (!bytes || len != ENTRY_BYTES) return -1;
     fr_bytes_in r = fr_bytes_in_init(bytes, len);
     if (fr_in_u8(&r) != ENTRY_FORMAT_VERSION) return -1;
@@ -79,7 +81,6 @@ int fr_join_entry_parse(const void *bytes, size_t len, int n_scenarios, parsed_e
     for (int m = 0; m < FR_MAX_MULTI; m++)
         for (int i = 0; i < FR_MAX_MULTI_LEN; i++) b->f.multi[m][i] = fr_in_u64le(&r);
     for (int m = 0; m < FR_MAX_MULTI; m++) b->f.multi_len[m] = fr_in_u8(&r);
-    for (int t = 0; t < FR_NTASKS; t++) b->prior[t] = fr_in_f32le(&r);
     *why = "not an entry of this version";
     if (r.overrun || r.left != 0) return -1;
     *why = "a multi-valued field longer than its slots";
@@ -96,9 +97,6 @@ int fr_join_entry_parse(const void *bytes, size_t len, int n_scenarios, parsed_e
         *why = "a numeric feature that is not finite";
         if (!all_finite(b->f.num, FR_MAX_NUM)) return -1;
     }
-    *why = "a prior prediction outside [0, 1]";
-    for (int t = 0; t < FR_NTASKS && (out->flags & F_PRIOR); t++)
-        if (!(b->prior[t] >= 0 && b->prior[t] <= 1)) return -1;
     *why = "a conversion value that is not finite";
     if (!isfinite(b->conv_value)) return -1;
     *why = NULL;

@@ -8,7 +8,8 @@
 
 #include "fr_join.h"
 
-enum { ENTRY_FORMAT_VERSION = 1, META_FORMAT_VERSION = 1 };
+/* Entry format 2: format 1 also held the learner's prior (now the pipeline's, daemon/fr_priors.h). */
+enum { ENTRY_FORMAT_VERSION = 2, META_FORMAT_VERSION = 1 };
 
 /* Timer kinds. The order is the tie-break for equal (deadline, id): a click's delayed-feedback
  * copies come before its CTR sample at the same instant, and all of them before its final one. */
@@ -33,7 +34,7 @@ enum {
     F_CONVERTED = 1u << 5,    /* counted conversion: conv_ts, conv_value */
     F_CONV_HELD = 1u << 6,    /* conversion waiting for its click or impression: conv_ts, conv_value */
     F_CTR_EMITTED = 1u << 7,  /* the CLICK_WINDOW sample is out */
-    F_PRIOR = 1u << 8,        /* prior holds the caller's predictions (fr_join_set_prior) */
+    F_PRIOR = 1u << 8,        /* format 1 only (a prior in the entry): refused in format 2 */
     F_EARLY_DONE = 1u << 9,   /* the FAKE_NEG / ORACLE copy is out */
     F_WINDOW_DONE = 1u << 10, /* the WINDOW copy is out */
     F_WINDOW_POS = 1u << 11,  /* ... and it was an in-window positive */
@@ -51,7 +52,6 @@ typedef struct {
     double conv_value;
     float sample_rate;
     int32_t scenario;
-    float prior[FR_NTASKS];
     fr_features f;
 } entry_body;
 
@@ -98,7 +98,7 @@ struct fr_join {
     size_t heap_len, heap_cap;
 
     fr_join_entry *dirty_head, *dirty_tail;
-    fr_join_entry *emitting; /* the entry whose sample is in the emit callback, for fr_join_set_prior */
+    fr_join_origin origin;   /* the sample in the emit callback: fr_join_emitting */
 
     fr_join_store store;     /* store.get NULL: never spill */
     size_t cached;           /* entry bodies in memory */
@@ -107,14 +107,14 @@ struct fr_join {
 };
 
 /* ---- persistence ----
- * Entry format v1, little-endian, fixed 345 bytes:
+ * Entry format v2, little-endian, fixed 333 bytes:
  *   u8 version, u16 flags, i64 imp_ts, i32 scenario, f32 sample_rate, i64 click_ts,
- *   i64 conv_ts, f64 conv_value, u64 cat[16], f32 num[8], u64 multi[2][8], u8 multi_len[2], f32 prior[3]
+ *   i64 conv_ts, f64 conv_value, u64 cat[16], f32 num[8], u64 multi[2][8], u8 multi_len[2]
  * Timers are not stored: they follow from the state (policy_deadline). */
 
 enum {
     ENTRY_BYTES = 1 + 2 + 8 + 4 + 4 + 8 + 8 + 8 + 8 * FR_MAX_CAT + 4 * FR_MAX_NUM +
-                  8 * FR_MAX_MULTI * FR_MAX_MULTI_LEN + FR_MAX_MULTI + 4 * FR_NTASKS
+                  8 * FR_MAX_MULTI * FR_MAX_MULTI_LEN + FR_MAX_MULTI
 };
 
 /* A stored entry, decoded: the stub fields and the body. */
@@ -129,7 +129,7 @@ void fr_join_entry_serialise(const fr_join_entry *e, uint8_t out[ENTRY_BYTES]);
 /* Decodes a stored entry: 0, or -1 with the reason in *why when it is malformed (wrong size or
  * version, impossible flags, a multi length or sample rate out of range) or holds a value no event
  * produces (a scenario outside [0, n_scenarios) when n_scenarios > 0, a float that is not finite,
- * a prior outside [0, 1]). */
+ * or a format-1 entry, which held the learner's prior). */
 int fr_join_entry_parse(const void *bytes, size_t len, int n_scenarios, parsed_entry *out, const char **why);
 
 #endif

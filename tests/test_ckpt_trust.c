@@ -654,7 +654,7 @@ static void test_join_entries(void **state)
         for (rocksdb_iter_seek_to_first(it); rocksdb_iter_valid(it) && !id; rocksdb_iter_next(it)) {
             const char *k = rocksdb_iter_key(it, &kl);
             const unsigned char *val = (const unsigned char *)rocksdb_iter_value(it, &vl);
-            if (vl != 345 || !(val[1] & 1)) continue;
+            if (vl != 333 || !(val[1] & 1)) continue;
             id = malloc(kl);
             memcpy(id, k, kl);
             v = malloc(vl);

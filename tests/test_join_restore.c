@@ -514,16 +514,19 @@ static void test_blobs_are_validated(void **state)
     imp(&h, "a", 1000);
     one_blob b = {0};
     assert_int_equal(fr_join_foreach_dirty(h.j, grab, &b), 0);
-    assert_int_equal(b.len, 345);
-    assert_int_equal(b.bytes[0], 1); /* format version */
+    assert_int_equal(b.len, 333);
+    assert_int_equal(b.bytes[0], 2); /* format version */
 
     fr_join *r = new_join();
     assert_int_equal(fr_join_load_entry(r, "a", 1, b.bytes, b.len - 1, g_err, sizeof g_err), -1);
     assert_int_equal(fr_join_load_entry(r, "a", 0, b.bytes, b.len, g_err, sizeof g_err), -1);
     assert_int_equal(fr_join_load_entry(r, "a", 1, NULL, 0, g_err, sizeof g_err), -1);
-    b.bytes[0] = 2;
+    b.bytes[0] = 3;
     assert_int_equal(fr_join_load_entry(r, "a", 1, b.bytes, b.len, g_err, sizeof g_err), -1);
-    b.bytes[0] = 1;
+    b.bytes[0] = 1; /* format 1 held the learner's prior: refused by name */
+    assert_int_equal(fr_join_load_entry(r, "a", 1, b.bytes, b.len, g_err, sizeof g_err), -1);
+    assert_non_null(strstr(g_err, "format 1"));
+    b.bytes[0] = 2;
     uint8_t fl = b.bytes[1];
     b.bytes[1] = 0; /* no state at all */
     assert_int_equal(fr_join_load_entry(r, "a", 1, b.bytes, b.len, g_err, sizeof g_err), -1);
@@ -570,21 +573,24 @@ static void test_blobs_are_validated(void **state)
 }
 
 
-/* The predictions a caller attaches while a clicked impression's CTR sample is emitted reach its
- * attribution sample, also across a checkpoint and restore. */
+/* The join tells its caller where each sample comes from (the learner keys its prior by the id and
+ * drops it at the final sample), also after a checkpoint and restore; outside the callback, nothing. */
 typedef struct {
     fr_join *j;
     sink out;
-} prior_ctx;
+    fr_join_origin o[4];
+    char ids[4][8];
+} origin_ctx;
 
-static void attach_prior(const fr_sample *s, void *ctx)
+static void record_origin(const fr_sample *s, void *ctx)
 {
-    prior_ctx *c = ctx;
+    origin_ctx *c = ctx;
     collect(s, &c->out);
-    if (s->kind == FR_SAMPLE_CLICK_WINDOW) {
-        const float p[FR_NTASKS] = {0.25f, 0.5f, 0.125f};
-        fr_join_set_prior(c->j, p);
-    }
+    const fr_join_origin *o = fr_join_emitting(c->j);
+    assert_non_null(o);
+    assert_true(c->out.n <= 4);
+    c->o[c->out.n - 1] = *o;
+    snprintf(c->ids[c->out.n - 1], sizeof c->ids[0], "%s", o->id);
 }
 
 static int copy_entry(const char *id, size_t id_len, const void *bytes, size_t len, void *ctx)
@@ -593,40 +599,42 @@ static int copy_entry(const char *id, size_t id_len, const void *bytes, size_t l
     return fr_join_load_entry(ctx, id, id_len, bytes, len, g_err, sizeof g_err);
 }
 
-static void test_prior_reaches_the_attribution_sample(void **state)
+static void test_origin_of_each_sample(void **state)
 {
     (void)state;
-    prior_ctx c = {.j = new_join()};
+    origin_ctx c = {.j = new_join()};
     fr_event ev = imp_ev("p", 1000, 0, 1.0f);
-    assert_int_equal(fr_join_add(c.j, &ev, attach_prior, &c), 0);
+    assert_int_equal(fr_join_add(c.j, &ev, record_origin, &c), 0);
     ev = make_event(FR_EV_CLICK, "p", 1005);
-    assert_int_equal(fr_join_add(c.j, &ev, attach_prior, &c), 0);
-    fr_join_advance(c.j, 1000 + CW + 1, attach_prior, &c);
+    assert_int_equal(fr_join_add(c.j, &ev, record_origin, &c), 0);
+    fr_join_advance(c.j, 1000 + CW + 1, record_origin, &c);
     assert_int_equal(c.out.n, 1);
-    assert_int_equal(c.out.s[0].has_prior, 0); /* the first sample is what the prior is taken from */
+    assert_null(fr_join_emitting(c.j));
+    assert_string_equal(c.ids[0], "p");
+    assert_int_equal(c.o[0].deadline, 1000 + CW);
+    assert_int_equal(c.o[0].final, 0); /* clicked: the attribution sample follows */
+    assert_int_equal(c.out.s[0].has_prior, 0); /* the join never carries a prior */
 
     /* Restore into a fresh join from the dirty entries and the meta, as a restart would. */
-    fr_join *r = new_join();
-    assert_int_equal(fr_join_foreach_dirty(c.j, copy_entry, r), 0);
+    origin_ctx r = {.j = new_join()};
+    assert_int_equal(fr_join_foreach_dirty(c.j, copy_entry, r.j), 0);
     size_t need = fr_join_export_meta(c.j, NULL, 0);
     unsigned char *meta = malloc(need);
     assert_non_null(meta);
     fr_join_export_meta(c.j, meta, need);
-    assert_int_equal(fr_join_import_meta(r, meta, need), 0);
+    assert_int_equal(fr_join_import_meta(r.j, meta, need), 0);
     free(meta);
 
-    sink restored = {0};
-    fr_join_advance(r, 1005 + AW + 1, collect, &restored);
-    fr_join_advance(c.j, 1005 + AW + 1, collect, &c.out);
-    assert_int_equal(restored.n, 1);
-    assert_int_equal(c.out.n, 2);
-    assert_int_equal(restored.s[0].kind, FR_SAMPLE_ATTRIBUTION);
-    assert_int_equal(restored.s[0].has_prior, 1);
-    assert_true(restored.s[0].prior[FR_TASK_CTCVR] == 0.125f);
-    assert_memory_equal(&restored.s[0], &c.out.s[1], sizeof(fr_sample));
-    free(restored.s);
+    fr_join_advance(r.j, 1005 + AW + 1, record_origin, &r);
+    assert_int_equal(r.out.n, 1);
+    assert_int_equal(r.out.s[0].kind, FR_SAMPLE_ATTRIBUTION);
+    assert_int_equal(r.out.s[0].has_prior, 0);
+    assert_string_equal(r.ids[0], "p");
+    assert_int_equal(r.o[0].deadline, 1005 + AW);
+    assert_int_equal(r.o[0].final, 1);
+    free(r.out.s);
     free(c.out.s);
-    fr_join_free(r);
+    fr_join_free(r.j);
     fr_join_free(c.j);
 }
 
@@ -1047,7 +1055,7 @@ static void test_meta_policy_check(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_prior_reaches_the_attribution_sample),
+        cmocka_unit_test(test_origin_of_each_sample),
         cmocka_unit_test(test_restore_mid_stream),
         cmocka_unit_test(test_restore_random_logs),
         cmocka_unit_test(test_dirty_set_is_exact),

@@ -147,6 +147,28 @@ static void test_consume_resume_and_continue(void **state)
     assert_true(c3.samples_trained + c3.samples_buffered >= c2.samples_trained + c2.samples_buffered + 900);
 }
 
+/* join.partitions 2 on topics of 2 partitions (partition p bound to group p): every message is
+ * consumed once, nothing is late, every impression's click window closes once the partitions are
+ * idle, and a restart resumes from the groups' checkpoint with nothing new to do. */
+static void test_partition_groups_consume_and_resume(void **state)
+{
+    fixture *f = *state;
+    f->cfg.partitions = 2;
+    uint64_t lines = load(f, 2000, 3, 1764547200000LL, 0);
+    fr_pipeline_counters c1 = run_once(f);
+    assert_int_equal(c1.consumed, lines);
+    char err[512];
+    fr_pipeline *p = fr_pipeline_open(&f->cfg, err, sizeof err);
+    assert_non_null(p);
+    const fr_join_counters j = *fr_pipeline_join_counters(p);
+    fr_pipeline_close(p);
+    assert_int_equal(j.emitted[FR_SAMPLE_CLICK_WINDOW], 2000);
+    for (int t = 0; t < FR_EV_NTYPES; t++) assert_int_equal(j.dropped[t][FR_DROP_LATE], 0);
+    fr_pipeline_counters c2 = run_once(f);
+    assert_int_equal(c2.consumed, lines);
+    assert_int_equal(c2.samples_trained, c1.samples_trained);
+}
+
 /* Reads every message of one topic from the start: (value, reason header) pairs. */
 typedef struct {
     char value[256];
@@ -303,6 +325,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_rejected_messages_reach_the_dead_letter_topic, setup, teardown),
         cmocka_unit_test_setup_teardown(test_far_future_event_is_dead_lettered, setup, teardown),
         cmocka_unit_test_setup_teardown(test_user_properties, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_partition_groups_consume_and_resume, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -19,9 +19,11 @@
 #include "fr_dfm.h"
 #include "fr_event_pb.h"
 #include "fr_evtime.h"
+#include "fr_groups.h"
 #include "fr_history.h"
 #include "fr_join.h"
 #include "fr_pipeline.h"
+#include "fr_priors.h"
 #include "fr_redis_layout.h"
 #include "fr_sample_codec.h"
 #include "fr_model_json.h"
@@ -148,6 +150,48 @@ static void join_parts(void)
         seed2("join_meta", name, &p, 1, meta, n);
         fr_join_free(j);
     }
+}
+
+static int write_prior(const char *id, size_t id_len, const void *bytes, size_t len, void *ctx)
+{
+    (void)ctx;
+    unsigned char prefix[1 + 256];
+    prefix[0] = (unsigned char)id_len;
+    memcpy(prefix + 1, id, id_len);
+    seed2("prior", id, prefix, 1 + id_len, bytes, len);
+    return 0;
+}
+
+/* A prior record, and a merge buffer holding the CTR samples of two groups' impressions. */
+static void groups_parts(void)
+{
+    fr_priors *m = fr_priors_create();
+    if (!m) die("fr_priors_create");
+    const float pr[FR_NTASKS] = {0.25f, 0.5f, 0.125f};
+    fr_priors_set(m, "imp-a", 5, pr);
+    fr_priors_foreach_dirty(m, write_prior, NULL);
+    fr_priors_free(m);
+
+    fr_join_config jc = {.click_window_ms = 30 * 60 * 1000, .attribution_window_ms = 7LL * 24 * 3600 * 1000};
+    fr_groups *g = fr_groups_create(&jc, 2);
+    if (!g) die("fr_groups_create");
+    const int64_t t0 = 1700000000000, wm = t0 + 3600 * 1000;
+    static const char *const ids[] = {"imp-a", "imp-b", "imp-c", "imp-d"};
+    for (int i = 0; i < 4; i++) {
+        fr_event ev = event(FR_EV_IMPRESSION, ids[i], t0 + i, i % 2);
+        fr_groups_add(g, fr_groups_partition(ids[i], strlen(ids[i]), 2), &ev);
+    }
+    for (int i = 0; i < 2; i++) fr_groups_advance(g, i, wm);
+    unsigned char prefix[16];
+    fr_put_u64le(prefix, (uint64_t)wm);
+    fr_put_u64le(prefix + 8, (uint64_t)wm);
+    size_t n = fr_groups_export_buffer(g, NULL, 0);
+    unsigned char *buf = malloc(n);
+    if (!buf) die("out of memory");
+    fr_groups_export_buffer(g, buf, n);
+    seed2("merge", "four", prefix, sizeof prefix, buf, n);
+    free(buf);
+    fr_groups_free(g);
 }
 
 static void heads_and_admission(void)
@@ -427,6 +471,7 @@ int main(int argc, char **argv)
     if (!mkdtemp(scratch)) die("mkdtemp");
     events_and_config();
     join_parts();
+    groups_parts();
     heads_and_admission();
     checkpoint_parts(scratch);
     pipeline_parts();

@@ -24,15 +24,30 @@ enum { CW = 10, AW = 100 };
 typedef struct {
     fr_sample *s;
     size_t n, cap;
-    fr_join *j; /* set: attach a prior (a function of the sample) to each CTR sample, as the daemon does */
+    fr_join *j; /* set: check each sample's origin (fr_join_emitting), as the merge reads it */
 } sink;
+
+/* A stable per-id tag in the features, so a sample says which impression it came from. */
+static inline uint64_t tag_of(const char *id)
+{
+    uint64_t h = 0xcbf29ce484222325ull;
+    for (const char *p = id; *p; p++) h = (h ^ (unsigned char)*p) * 0x100000001b3ull;
+    return h | 1;
+}
 
 static inline void collect(const fr_sample *s, void *ctx)
 {
     sink *k = ctx;
-    if (k->j && s->kind == FR_SAMPLE_CLICK_WINDOW) {
-        const float p[FR_NTASKS] = {(float)(s->ts % 7) / 8.0f, 0.5f, (float)(s->ts % 3) / 4.0f};
-        fr_join_set_prior(k->j, p);
+    if (k->j) {
+        /* The origin names the sample's impression and deadline; final marks its last sample. */
+        const fr_join_origin *o = fr_join_emitting(k->j);
+        assert_non_null(o);
+        assert_int_equal(o->deadline, s->ts);
+        assert_int_equal(o->id_len, strlen(o->id));
+        if (s->f.cat[1]) assert_true(s->f.cat[1] == tag_of(o->id));
+        const int last = s->kind == FR_SAMPLE_ATTRIBUTION || s->kind == FR_SAMPLE_MATURED ||
+                         (s->kind == FR_SAMPLE_CLICK_WINDOW && s->label[FR_TASK_CTR] == 0);
+        assert_int_equal(o->final, last);
     }
     if (k->n == k->cap) {
         k->cap = k->cap ? 2 * k->cap : 64;
@@ -60,14 +75,6 @@ static inline void check_invariant(const fr_join *j)
         for (int r = 0; r < FR_DROP_NREASONS; r++) dropped += n->dropped[t][r];
         assert_int_equal(n->events[t], n->joined[t] + n->pending[t] + dropped);
     }
-}
-
-/* A stable per-id tag in the features, so a sample says which impression it came from. */
-static inline uint64_t tag_of(const char *id)
-{
-    uint64_t h = 0xcbf29ce484222325ull;
-    for (const char *p = id; *p; p++) h = (h ^ (unsigned char)*p) * 0x100000001b3ull;
-    return h | 1;
 }
 
 static inline fr_features features_of(const char *id, int32_t scenario)
