@@ -39,12 +39,13 @@ static const fr_cli_command COMMANDS[] = {
      "ts (else the clock's; the broker's time retention judges by it)",
      fr_cli_cmd_load, 0},
     {"replay",
-     "FILE [-c CONFIG] [--state DIR] [--no-publish] [--drain]\n"
+     "FILE [-c CONFIG] [--state DIR] [--no-publish] [--drain] [--samples-out FILE]\n"
      "--kafka --from TIME [--to TIME] [-c CONFIG] [--brokers H:P] [--state DIR] [--no-publish] [--drain]",
      "learn from a file, no broker (resumes where it stopped); --drain: at its end close every window and train "
      "everything. --kafka: a backfill from the configured topics of the messages whose Kafka timestamp is in "
      "[--from, --to) (default --to: the end when it starts), read once per state; TIME: ms since 1970, 2025-12-01 "
-     "or 2025-12-01T06:00:00Z",
+     "or 2025-12-01T06:00:00Z. --samples-out: record every sample trained or scored, with its score "
+     "(docs/samples-record.md; bench/peers)",
      fr_cli_cmd_replay, 1},
     {"run", "-c CONFIG [--state DIR] [--brokers H:P] [--redis H:P] [--no-publish] [--exit-when-idle SECONDS]",
      "the daemon: consume Kafka, learn, checkpoint, publish", fr_cli_cmd_run, 1},
@@ -149,6 +150,7 @@ static int parse_args(int argc, char **argv, fr_cli_args *a)
         else if (!strcmp(f, "--events")) { FR_NEEDS_VALUE a->events = v; }
         else if (!strcmp(f, "--no-publish")) { a->no_publish = 1; }
         else if (!strcmp(f, "--drain")) { a->drain = 1; }
+        else if (!strcmp(f, "--samples-out")) { FR_NEEDS_VALUE a->samples_out = v; }
         else if (!strcmp(f, "--release")) { a->release = 1; }
         else if (!strcmp(f, "--exit-when-idle")) { FR_NEEDS_VALUE if (parse_number(f, v, &a->exit_when_idle)) return -1; }
         else if (!strcmp(f, "--impressions")) { FR_NEEDS_VALUE if (parse_number(f, v, &num)) return -1; a->impressions = (long long)num; a->have_impressions = 1; }

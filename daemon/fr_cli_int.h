@@ -21,6 +21,7 @@ typedef struct {
     const char *positional;
     int no_publish;
     int drain;              /* replay --drain */
+    const char *samples_out; /* replay --samples-out FILE */
     double exit_when_idle;
     long long impressions;
     long long seed;

@@ -7,6 +7,7 @@
 #include <string.h>
 
 #include "fr_cli_int.h"
+#include "fr_sampleout.h"
 #include "fr_input.h"
 #include "fr_progress.h"
 #include "fr_fileid.h"
@@ -75,6 +76,10 @@ int fr_cli_finish_publishing(fr_pipeline *p, const char *cmd)
 
 int fr_cli_cmd_replay(const fr_cli_args *a)
 {
+    if ((a->kafka || a->from || a->to) && a->samples_out) {
+        fprintf(stderr, "freshet replay: --samples-out records a file's replay only; leave it out with --kafka\n");
+        return 2;
+    }
     if (a->kafka || a->from || a->to) return fr_cli_cmd_replay_kafka(a);
     fr_config c;
     if (fr_cli_load_config(a, &c) != 0) return 2;
@@ -109,6 +114,20 @@ int fr_cli_cmd_replay(const fr_cli_args *a)
         fprintf(stderr, "freshet replay: oracle policy: %zu conversions looked ahead\n", fr_oracle_count(oracle));
     }
     fr_pipeline *p = fr_pipeline_open(&c, err, sizeof err);
+    fr_sampleout *samples_out = NULL;
+    if (p && a->samples_out) {
+        samples_out = fr_sampleout_open(a->samples_out, c.schema.n_cat, c.schema.n_num, c.schema.n_multi, err, sizeof err);
+        if (samples_out && fr_pipeline_set_samples_out(p, samples_out) != 0) {
+            char ignored[64];
+            fr_sampleout_close(samples_out, ignored, sizeof ignored);
+            samples_out = NULL;
+            snprintf(err, sizeof err, "out of memory for --samples-out");
+        }
+        if (!samples_out) {
+            fr_pipeline_close(p);
+            p = NULL;
+        }
+    }
     if (!p) {
         fprintf(stderr, "freshet replay: %s\n", err);
         fclose(in);
@@ -142,6 +161,7 @@ int fr_cli_cmd_replay(const fr_cli_args *a)
     if (refused) {
         fprintf(stderr, "freshet replay: %s\n", err);
         fr_pipeline_close(p);
+        fr_sampleout_close(samples_out, err, sizeof err);
         fclose(in);
         fr_oracle_free(oracle);
         return 1;
@@ -219,6 +239,10 @@ int fr_cli_cmd_replay(const fr_cli_args *a)
         }
     }
     fr_pipeline_close(p);
+    if (fr_sampleout_close(samples_out, err, sizeof err) != 0) {
+        fprintf(stderr, "freshet replay: %s\n", err);
+        rc = 1;
+    }
     fr_oracle_free(oracle);
     return rc;
 }

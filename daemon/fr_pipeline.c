@@ -23,7 +23,8 @@ static const char *const TRANSFORMS[] = {"identity", "log1p"};
 /* The delayed-feedback copies carry labels that are not final: metrics never count them. */
 static int kind_is_copy(int kind) { return kind >= FR_SAMPLE_FAKE_NEG && kind <= FR_SAMPLE_ORACLE; }
 
-static void add_metrics(fr_pipeline *p, const fr_sample *s, const float pred_now[FR_NTASKS])
+/* used (may be NULL) receives the score each labelled task was judged by, 0 for the others. */
+static void add_metrics(fr_pipeline *p, const fr_sample *s, const float pred_now[FR_NTASKS], double used[FR_NTASKS])
 {
     double pred[FR_NTASKS];
     /* A CVR or CTCVR label that arrives after other samples of the same impression trained the
@@ -35,10 +36,12 @@ static void add_metrics(fr_pipeline *p, const fr_sample *s, const float pred_now
     /* NULL only when out of memory: the sample then misses from the history alone */
     fr_metric *bucket = fr_history_advance(p->history, s->ts, p->metrics);
     for (int t = 0; t < FR_NTASKS; t++) {
+        if (used) used[t] = 0;
         if (!s->has_label[t]) continue;
         /* Metrics weigh by the importance weight, so upstream sampling does not skew them. */
         double w = s->weight[t] > 0 ? s->weight[t] : 1.0;
         double x = s->has_prior && t != FR_TASK_CTR ? pred[t] : now[t];
+        if (used) used[t] = x;
         fr_metric *to[4] = {metric_at(p, t, s->scenario), metric_at(p, t, -1),
                             bucket ? &bucket[metric_index(p, t, s->scenario)] : NULL,
                             bucket ? &bucket[metric_index(p, t, -1)] : NULL};
@@ -46,12 +49,29 @@ static void add_metrics(fr_pipeline *p, const fr_sample *s, const float pred_now
     }
 }
 
+/* The first sample of an impression that will have later labels (a click's): the learner keeps
+ * what it predicts now as the impression's prior. */
+static int takes_prior(const fr_sample *s)
+{
+    return !s->has_prior &&
+           (kind_is_copy(s->kind) || (s->kind == FR_SAMPLE_CLICK_WINDOW && s->label[FR_TASK_CTR] > 0));
+}
+
 static void train_batch(fr_pipeline *p)
 {
     if (p->batch_n == 0) return;
     fr_model_train(p->model, p->batch, p->batch_n, p->preds);
-    for (int i = 0; i < p->batch_n; i++)
-        if (!kind_is_copy(p->batch[i].kind)) add_metrics(p, &p->batch[i], p->preds[i]);
+    for (int i = 0; i < p->batch_n; i++) {
+        const fr_sample *s = &p->batch[i];
+        double used[FR_NTASKS] = {0};
+        if (!kind_is_copy(s->kind)) add_metrics(p, s, p->preds[i], used);
+        if (p->samples_out) {
+            int flags = (kind_is_copy(s->kind) ? 0 : FR_SAMPLEOUT_SCORED) | (s->has_prior ? FR_SAMPLEOUT_USES_PRIOR : 0) |
+                        (takes_prior(s) ? FR_SAMPLEOUT_TAKES_PRIOR : 0);
+            fr_sampleout_write(p->samples_out, FR_SAMPLEOUT_TRAIN, flags, p->batches_trained, p->batch_key[i], used, s);
+        }
+    }
+    p->batches_trained++;
     p->counters.samples_trained += (uint64_t)p->batch_n;
     p->batch_n = 0;
     p->counters.samples_buffered = 0;
@@ -83,12 +103,17 @@ static void learn_sample(fr_pipeline *p, const fr_sample *s, const fr_groups_ori
         /* Final labels of a clicked impression (non-wait policies): scored with the prior, then
          * the helper heads learn from them. Never trains the model, never enters a batch. */
         if (!s->has_prior) fr_model_predict(p->model, &s->f, s->scenario, now);
-        add_metrics(p, s, s->has_prior ? s->prior : now);
+        double used[FR_NTASKS];
+        add_metrics(p, s, s->has_prior ? s->prior : now, used);
+        if (p->samples_out)
+            fr_sampleout_write(p->samples_out, FR_SAMPLEOUT_SCORE,
+                               FR_SAMPLEOUT_SCORED | (s->has_prior ? FR_SAMPLEOUT_USES_PRIOR : 0), p->batches_trained,
+                               fr_hash_value(0, o->id, o->id_len), used, s);
         if (p->heads) fr_dfm_heads_train(p->heads, s);
         return;
     }
     const int copy = kind_is_copy(s->kind);
-    if (!s->has_prior && (copy || (s->kind == FR_SAMPLE_CLICK_WINDOW && s->label[FR_TASK_CTR] > 0))) {
+    if (takes_prior(s)) {
         /* The model has not yet trained on anything of this impression; its later CVR and CTCVR
          * labels must be scored with what it predicts now. Parameters change only at batch
          * boundaries, so this is the prediction the batch itself would record. */
@@ -98,6 +123,7 @@ static void learn_sample(fr_pipeline *p, const fr_sample *s, const fr_groups_ori
         fr_model_predict(p->model, &s->f, s->scenario, now);
     }
     p->batch[p->batch_n] = *s;
+    if (p->batch_key) p->batch_key[p->batch_n] = fr_hash_value(0, o->id, o->id_len);
     if (copy) {
         /* Weights from stop-gradient values taken now, before the batch that holds the copy trains;
          * they are stored with the batch, so a restart never recomputes them. */
@@ -464,11 +490,19 @@ void fr_pipeline_close(fr_pipeline *p)
     free(p->metrics);
     fr_history_free(p->history);
     free(p->preds);
+    free(p->batch_key);
     free(p->batch);
     free(p);
 }
 
 /* ---- input -------------------------------------------------------------------------------- */
+
+int fr_pipeline_set_samples_out(fr_pipeline *p, fr_sampleout *o)
+{
+    if (o && !p->batch_key && !(p->batch_key = calloc((size_t)p->batch_cap, sizeof *p->batch_key))) return -1;
+    p->samples_out = o;
+    return 0;
+}
 
 void fr_pipeline_set_reject_hook(fr_pipeline *p, fr_pipeline_reject_fn fn, void *ctx)
 {

@@ -103,6 +103,11 @@ int fr_pipeline_message(fr_pipeline *p, const char *source, int64_t next_offset,
 typedef void (*fr_pipeline_reject_fn)(const char *source, int64_t offset, const char *buf, size_t len,
                                       const char *reason, const char *detail, void *ctx);
 void fr_pipeline_set_reject_hook(fr_pipeline *p, fr_pipeline_reject_fn fn, void *ctx);
+/* replay --samples-out: every sample trained or scored from now on is appended to o (borrowed: it
+ * must outlive p, or be detached with NULL), with the score the progressive metrics used. Samples of
+ * a mini-batch restored from the checkpoint carry key 0. 0, or -1 when out of memory. */
+struct fr_sampleout;
+int fr_pipeline_set_samples_out(fr_pipeline *p, struct fr_sampleout *o);
 /* Re-evaluates the watermark (after idleness changes). -1 when the join could not read a spilled
  * entry back: the pipeline then refuses every further message and checkpoint (stop consuming). */
 int fr_pipeline_tick(fr_pipeline *p);

@@ -15,6 +15,7 @@
 #include "fr_dfm.h"
 #include "fr_evtime.h"
 #include "fr_history.h"
+#include "fr_sampleout.h"
 #include "fr_groups.h"
 #include "fr_pipeline.h"
 #include "fr_policy.h"
@@ -58,6 +59,9 @@ struct fr_pipeline {
     int batch_n;
     int batch_cap;
     float (*preds)[FR_NTASKS];
+    uint64_t batches_trained; /* in this process (the samples record's step) */
+    fr_sampleout *samples_out; /* replay --samples-out (borrowed), or NULL */
+    uint64_t *batch_key;   /* with samples_out: each batch slot's impression key */
 
     fr_metric *metrics;    /* [task][scenario], scenario n_scenarios = all */
     fr_history *history;   /* the metrics over event time (checkpointed as blobs "history*") */
