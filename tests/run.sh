@@ -33,7 +33,8 @@ FRESHET_SKIP_INSTALL=1 bash "$root/deploy/stack.sh" up
 stack_started=1
 
 cd "$build"
-# Unit tests in parallel; integration tests one at a time (they share the broker and two cores).
+# Unit tests in parallel; integration tests in parallel too, except that those using the shared broker and
+# Redis take turns (RESOURCE_LOCK shared_stack, CMakeLists.txt).
 ctest -L unit -j"$(nproc)" --output-on-failure
 ctest --test-dir "$fuzz_build" -L fuzz -j"$(nproc)" --output-on-failure
-ctest -L integration --output-on-failure
+ctest -L integration -j"$(nproc)" --output-on-failure

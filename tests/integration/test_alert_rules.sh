@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# freshet-test: no-shared-stack (runs beside the tests that use the suite's Kafka + Redis)
 # The shipped Prometheus alerting rules (deploy/prometheus/) are valid and do what they say: promtool's unit
 # tests raise each alert on the series that should raise it and keep it silent on a healthy look-alike (a
 # burst, a short outage, a backlog being worked off). The Grafana dashboard is valid JSON whose panels all

@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# freshet-test: no-shared-stack (runs beside the tests that use the suite's Kafka + Redis)
 # A RocksDB write error mid-run (the WAL append fails with EFBIG under RLIMIT_FSIZE, exactly as a full
 # disk fails it; SIGXFSZ is ignored so the write returns the error instead of killing the process):
 # consumption stops with a clear message and a non-zero exit, the last good checkpoint is intact, and

@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# freshet-test: no-shared-stack (runs beside the tests that use the suite's Kafka + Redis)
 # Damage to a real checkpoint directory's write-ahead log is refused with a message that names it,
 # by `freshet inspect` and by the daemon's path (`freshet replay`), and never opens as an older
 # checkpoint; a kill -9 at random moments (which can tear the last write) always restarts cleanly

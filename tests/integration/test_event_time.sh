@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# freshet-test: no-shared-stack (runs beside the tests that use the suite's Kafka + Redis)
 # Hostile event times through `freshet replay`: a year-2100 click in the middle of a stream, five
 # far-future events of mixed types, a far-future first event and events before 2000 keep every
 # join of the clean stream and are counted as ts_in_future / ts_too_old; the stream with its

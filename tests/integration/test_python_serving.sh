@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# freshet-test: no-shared-stack (runs beside the tests that use the suite's Kafka + Redis)
 # The Python serving package (python/) as a user installs it: pip-installed from the repository into a
 # scratch directory, loading the libfreshet_serving this build made, and its pytest suite against a private
 # redis-server and models the real trainer publishes (parity with `freshet score`, batches, refusals,

@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# freshet-test: no-shared-stack (runs beside the tests that use the suite's Kafka + Redis)
 # Replay is deterministic: two replays of one file give equal checkpoint digests, a replay that
 # spills the join to RocksDB gives the same, and a replay killed with SIGKILL at 20 random moments
 # and restarted gives the same digest, bit for bit.

@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# freshet-test: no-shared-stack (runs beside the tests that use the suite's Kafka + Redis)
 # `freshet replay` reads gzip- and zstd-compressed logs (found by their magic bytes) as it reads the plain
 # one: the same report and the same checkpoint (offsets count uncompressed bytes), the oracle policy's
 # lookahead included; a compressed replay killed with SIGKILL resumes to the result of one never killed; a

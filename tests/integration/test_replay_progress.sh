@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# freshet-test: no-shared-stack (runs beside the tests that use the suite's Kafka + Redis)
 # `freshet replay` on a terminal (a pseudo-terminal from script(1)) redraws one progress line in place (bytes
 # done, events/s, ETA, event time between the file's first and last events); with its output in a file it
 # writes no carriage return, and the report is the same either way. No broker or Redis needed.

@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# freshet-test: no-shared-stack (runs beside the tests that use the suite's Kafka + Redis)
 # Which file a replay resumes: daily files with one base name backfill one state, each from its start
 # (before, day 2 resumed at day 1's byte offset and most of it was skipped); a log that grew resumes
 # where it stopped and ends bit-identical to one replay of the whole file; a truncated or rewritten

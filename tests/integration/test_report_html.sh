@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# freshet-test: no-shared-stack (runs beside the tests that use the suite's Kafka + Redis)
 # `freshet report DIR` after a replay: one self-contained HTML page whose numbers are the checkpoint's
 # (the counters and join accounting `freshet inspect` prints, the progressive metrics the replay
 # printed), with a gnuplot SVG per task, opened in headless chromium for a screenshot that must show

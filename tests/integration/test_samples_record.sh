@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# freshet-test: no-shared-stack (runs beside the tests that use the suite's Kafka + Redis)
 # `freshet replay --samples-out` (what bench/peers replays through other learners) records every
 # sample Freshet trains or scores, in its order, with the score its progressive metrics used: the
 # record's scored samples, recomputed, give the report's counts and log loss per task; every trained
