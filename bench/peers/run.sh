@@ -7,7 +7,7 @@
 #
 #   bash bench/peers/run.sh [IMPRESSIONS] [DAYS]        (defaults 300000 and 7)
 # Env: PEERS_SEED (7), PEERS_CONFIG (conf/freshet.example.json), PEERS_GEN_ARGS (extra `freshet gen`
-# options, e.g. "--realistic"), PEERS_WORK (a directory to keep; default a temporary one),
+# options, e.g. "--realistic"), PEERS_WORK (a directory to keep; default a temporary one), PEERS_VENV,
 # FRESHET_BENCH_BUILD_DIR (build-bench).
 set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
@@ -21,15 +21,14 @@ else work=$(mktemp -d "${TMPDIR:-/tmp}/freshet-peers.XXXXXX"); trap 'rm -rf "$wo
 cmake -S "$root" -B "$build" -DCMAKE_BUILD_TYPE=Release >/dev/null
 cmake --build "$build" -j"$(nproc)" --target freshet >/dev/null
 
-# The peers live in a virtual environment of the build dir, not in the user's Python. PyPI's torch
-# wheel pulls CUDA toolkits (gigabytes) as dependencies; this bench runs on the CPU, so torch comes
-# without them and with the pure-Python dependencies it imports.
-venv=$build/peers-venv
+# The peers live in a virtual environment of the build dir (PEERS_VENV to use another), not in the
+# user's Python. PyPI has only the CUDA build of torch: it imports only with its CUDA libraries
+# (about 5 GB, downloaded once), even to run on the CPU as here.
+venv=${PEERS_VENV:-$build/peers-venv}
 if ! "$venv/bin/python" -c 'import torch, vowpalwabbit, numpy' 2>/dev/null; then
     python3 -m venv "$venv"
     "$venv/bin/pip" install -q --upgrade pip
-    "$venv/bin/pip" install -q numpy vowpalwabbit filelock typing-extensions sympy networkx jinja2 fsspec
-    "$venv/bin/pip" install -q --no-deps torch
+    "$venv/bin/pip" install -q numpy vowpalwabbit torch
 fi
 py=$venv/bin/python
 
