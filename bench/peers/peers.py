@@ -225,7 +225,7 @@ class TorchMMoE:
             e = self.emb(ids) * mask[..., None]
             parts.append((e.sum(2) / mask.sum(2, keepdim=True).clamp(min=1)).flatten(1))
         if n_num:
-            parts.append(torch.from_numpy(np.ascontiguousarray(r["num"], dtype=np.float32)))
+            parts.append(torch.tensor(np.array(r["num"], dtype=np.float32)))
         x = torch.cat(parts, 1)
         ex = torch.stack([e(x) for e in self.experts], 1)
         outs = []
@@ -242,8 +242,8 @@ class TorchMMoE:
     def train(self, r):
         torch = self.torch
         p = self.forward(r).clamp(1e-7, 1 - 1e-7)
-        y = torch.from_numpy(np.ascontiguousarray(r["label"], dtype=np.float32))
-        w = torch.from_numpy(np.ascontiguousarray(r["weight"], dtype=np.float32))
+        y = torch.tensor(np.array(r["label"], dtype=np.float32))
+        w = torch.tensor(np.array(r["weight"], dtype=np.float32))
         loss = -(w * (y * torch.log(p) + (1 - y) * torch.log(1 - p))).sum()
         self.opt_sparse.zero_grad(), self.opt_dense.zero_grad()
         loss.backward()

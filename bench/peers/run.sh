@@ -34,7 +34,7 @@ py=$venv/bin/python
 
 "$build/freshet" gen --out "$work/ev.jsonl" --truth "$work/truth.tsv" --impressions "$n" --days "$days" \
     --seed "${PEERS_SEED:-7}" ${PEERS_GEN_ARGS:-} >/dev/null 2>&1
-python3 - "${PEERS_CONFIG:-$root/conf/freshet.example.json}" "$work/freshet.json" "$work/state" <<'PY'
+python3 - "${PEERS_CONFIG:-$root/conf/freshet.example.json}" "$work/config.json" "$work/state" <<'PY'
 import json, sys
 c = json.load(open(sys.argv[1]))
 c.pop("kafka", None); c.pop("redis", None)
@@ -45,10 +45,10 @@ PY
 rm -rf "$work/state"
 # --drain: every window closes at the end of the file, so every click's final label is scored
 /usr/bin/time -f '%e %M' -o "$work/freshet.time" \
-    "$build/freshet" replay "$work/ev.jsonl" -c "$work/freshet.json" --no-publish --drain \
+    "$build/freshet" replay "$work/ev.jsonl" -c "$work/config.json" --no-publish --drain \
     --samples-out "$work/samples.bin" > "$work/replay.txt" 2>&1
 read -r fr_sec fr_kb < "$work/freshet.time"
-"$build/freshet" truth "$work/truth.tsv" -c "$work/freshet.json" > "$work/truth.txt" 2>&1 || true
+"$build/freshet" truth "$work/truth.tsv" -c "$work/config.json" > "$work/truth.txt" 2>&1 || true
 
 for peer in freshet vw torch; do
     /usr/bin/time -f '%e %M' -o "$work/$peer.time" "$py" "$here/peers.py" "$work/samples.bin" --peer "$peer" \

@@ -92,16 +92,21 @@ cfg "$fr_work/u.json" "$fr_work/state-u" "" 50
 "$FRESHET_BIN" replay "$fr_work/many.jsonl" -c "$fr_work/u.json" >"$fr_work/u.txt" 2>/dev/null
 total=$(grep -c . "$fr_work/many.jsonl")
 held_seen=0
-for i in $(seq 1 12); do
+kills=0
+# At least 12 kills, and more (up to 40) until one lands while wild events are held: where the kills
+# land depends on the machine's load. A sequence that reached the end starts again from no state.
+while [[ $kills -lt 12 || ( $held_seen -lt 1 && $kills -lt 40 ) ]]; do
   "$FRESHET_BIN" replay "$fr_work/many.jsonl" -c "$fr_work/k.json" >/dev/null 2>>"$fr_work/k.log" &
   pid=$!
   sleep "0.$((RANDOM % 8 + 2))"
   kill -9 "$pid" 2>/dev/null || true
   wait "$pid" 2>/dev/null || true
+  kills=$((kills + 1))
   state=$("$FRESHET_BIN" inspect "$fr_work/state-k" 2>/dev/null || true)
   n=$(fr_field consumed /dev/stdin <<<"$state" || true) # none before the first checkpoint
   h=$(sed -n 's/^event_time held=\([0-9]*\).*/\1/p' <<<"$state")
   [[ -n "$n" && -n "$h" && "$n" -lt "$total" && "$h" -gt 0 ]] && held_seen=$((held_seen + 1))
+  if [[ -n "$n" && "$n" -ge "$total" && $held_seen -lt 1 ]]; then rm -rf "$fr_work/state-k"; fi
 done
 "$FRESHET_BIN" replay "$fr_work/many.jsonl" -c "$fr_work/k.json" >"$fr_work/k.txt" 2>>"$fr_work/k.log"
 [[ $held_seen -ge 1 ]] || fr_fail "no kill left a mid-stream checkpoint with held messages; checkpoint more often"
@@ -109,4 +114,4 @@ du=$("$FRESHET_BIN" inspect "$fr_work/state-u" | awk '/^digest/ { print $2 }')
 dk=$("$FRESHET_BIN" inspect "$fr_work/state-k" | awk '/^digest/ { print $2 }')
 [[ -n "$du" && "$du" == "$dk" ]] || fr_fail "killed replay ends with digest $dk, uninterrupted $du"
 diff "$fr_work/u.txt" "$fr_work/k.txt" || fr_fail "reports differ after kills"
-fr_pass "killed 12 times ($held_seen times resumed with held messages): digest $du, as never killed"
+fr_pass "killed $kills times ($held_seen times resumed with held messages): digest $du, as never killed"
